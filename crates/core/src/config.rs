@@ -1,0 +1,443 @@
+//! The `watchfloor.toml` config file: instances of integrations and their parameters.
+//!
+//! ```toml
+//! [[instances]]
+//! name = "fes"
+//! integration = "covalence-managed-security"
+//! [instances.params]
+//! api_key = { env = "FES_API_KEY" }   # or an inline string, or { file = "key.txt" }
+//! ```
+//!
+//! Parameters are checked against the integration's [`ParamDef`]s: unknown names, missing required
+//! ones and wrong types are errors that name the file, the line and the key. Secrets are resolved
+//! here and held as [`Secret`]s, so they never reach Debug output.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use crate::definition::{IntegrationDef, ParamDef, ParamType};
+use crate::secret::Secret;
+
+/// A config file that could not be used. The message names the file, the line and the key.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {}, line {line}{}: {message}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        key: Option<String>,
+        message: String,
+    },
+}
+
+/// A loaded config file.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub path: PathBuf,
+    pub instances: Vec<InstanceConfig>,
+}
+
+/// One configured instance of an integration.
+#[derive(Debug, Clone)]
+pub struct InstanceConfig {
+    pub name: String,
+    pub integration: String,
+    params: BTreeMap<String, ParamValue>,
+}
+
+/// A resolved parameter value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ParamValue {
+    Text(String),
+    Secret(Secret),
+    Bool(bool),
+    Duration(Duration),
+    Integer(i64),
+}
+
+impl InstanceConfig {
+    /// An instance built in code (tests, the demo); values are not checked.
+    pub fn new(
+        name: &str,
+        integration: &str,
+        params: impl IntoIterator<Item = (String, ParamValue)>,
+    ) -> Self {
+        InstanceConfig {
+            name: name.to_string(),
+            integration: integration.to_string(),
+            params: params.into_iter().collect(),
+        }
+    }
+
+    /// A text, url or path parameter.
+    pub fn text(&self, name: &str) -> Option<&str> {
+        match self.params.get(name) {
+            Some(ParamValue::Text(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn secret(&self, name: &str) -> Option<&Secret> {
+        match self.params.get(name) {
+            Some(ParamValue::Secret(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn bool(&self, name: &str) -> Option<bool> {
+        match self.params.get(name) {
+            Some(ParamValue::Bool(b)) => Some(*b),
+            _ => None,
+        }
+    }
+
+    pub fn duration(&self, name: &str) -> Option<Duration> {
+        match self.params.get(name) {
+            Some(ParamValue::Duration(d)) => Some(*d),
+            _ => None,
+        }
+    }
+
+    pub fn integer(&self, name: &str) -> Option<i64> {
+        match self.params.get(name) {
+            Some(ParamValue::Integer(i)) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    #[serde(default)]
+    instances: Vec<Spanned<RawInstance>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawInstance {
+    name: Spanned<String>,
+    integration: Spanned<String>,
+    #[serde(default)]
+    params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+}
+
+impl Config {
+    /// Reads and checks a config file. `{ env = ".." }` secrets come from the process environment.
+    pub fn load(path: &Path, integrations: &[&IntegrationDef]) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(path, &text, integrations, &|var| std::env::var(var).ok())
+    }
+
+    /// Checks config text; `env` looks up environment variables.
+    pub fn parse(
+        path: &Path,
+        text: &str,
+        integrations: &[&IntegrationDef],
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> Result<Self, ConfigError> {
+        let err = |span: std::ops::Range<usize>, key: Option<String>, message: String| {
+            ConfigError::Invalid {
+                path: path.to_path_buf(),
+                line: line_of(text, span.start),
+                key,
+                message,
+            }
+        };
+        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+            err(
+                e.span().unwrap_or(0..0),
+                None,
+                e.message().trim_end().to_string(),
+            )
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        let mut instances: Vec<InstanceConfig> = Vec::new();
+        for (i, inst) in raw.instances.iter().enumerate() {
+            let inst = inst.get_ref();
+            let name = inst.name.get_ref();
+            if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+                return Err(err(
+                    inst.name.span(),
+                    Some(format!("instances[{i}].name")),
+                    format!("instance name `{name}` must be non-empty and have no spaces"),
+                ));
+            }
+            if instances.iter().any(|existing| existing.name == *name) {
+                return Err(err(
+                    inst.name.span(),
+                    Some(format!("instances[{i}].name")),
+                    format!("instance name `{name}` is used twice; names must be unique"),
+                ));
+            }
+            let integration = inst.integration.get_ref();
+            let Some(def) = integrations.iter().find(|d| d.id == *integration) else {
+                let known: Vec<&str> = integrations.iter().map(|d| d.id.as_str()).collect();
+                return Err(err(
+                    inst.integration.span(),
+                    Some(format!("instances[{i}].integration")),
+                    format!(
+                        "unknown integration `{integration}`; known integrations: {}",
+                        known.join(", ")
+                    ),
+                ));
+            };
+            let mut params = BTreeMap::new();
+            for (key, value) in &inst.params {
+                let key_path = format!("instances[{i}].params.{}", key.get_ref());
+                let Some(pdef) = def.param(key.get_ref()) else {
+                    let names = def.params.iter().map(|p| p.name.as_str());
+                    let hint = match crate::suggest::closest(key.get_ref(), names).first() {
+                        Some(s) => format!("; did you mean `{s}`?"),
+                        None => String::new(),
+                    };
+                    let valid: Vec<&str> = def.params.iter().map(|p| p.name.as_str()).collect();
+                    return Err(err(
+                        key.span(),
+                        Some(key_path),
+                        format!(
+                            "unknown parameter for {}{hint} (valid parameters: {})",
+                            def.id,
+                            valid.join(", ")
+                        ),
+                    ));
+                };
+                let resolved = resolve(pdef, value.get_ref(), base_dir, env)
+                    .map_err(|message| err(value.span(), Some(key_path), message))?;
+                params.insert(pdef.name.clone(), resolved);
+            }
+            for pdef in &def.params {
+                if params.contains_key(&pdef.name) {
+                    continue;
+                }
+                match &pdef.default {
+                    Some(default) => {
+                        let value = resolve(pdef, default, base_dir, env).map_err(|message| {
+                            err(
+                                inst.name.span(),
+                                Some(format!("instances[{i}].params.{}", pdef.name)),
+                                message,
+                            )
+                        })?;
+                        params.insert(pdef.name.clone(), value);
+                    }
+                    None if pdef.required => {
+                        return Err(err(
+                            inst.name.span(),
+                            Some(format!("instances[{i}].params.{}", pdef.name)),
+                            format!(
+                                "instance `{name}` is missing required parameter `{}` ({})",
+                                pdef.name, pdef.description
+                            ),
+                        ));
+                    }
+                    None => {}
+                }
+            }
+            instances.push(InstanceConfig {
+                name: name.clone(),
+                integration: integration.clone(),
+                params,
+            });
+        }
+        Ok(Config {
+            path: path.to_path_buf(),
+            instances,
+        })
+    }
+
+    pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
+        self.instances.iter().find(|i| i.name == name)
+    }
+}
+
+fn line_of(text: &str, offset: usize) -> usize {
+    text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+fn resolve(
+    pdef: &ParamDef,
+    value: &toml::Value,
+    base_dir: &Path,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<ParamValue, String> {
+    use toml::Value as V;
+    let expected = |what: &str| format!("expected {what}, found {}", value.type_str());
+    Ok(match (pdef.kind, value) {
+        (ParamType::Secret, V::String(s)) if s.is_empty() => {
+            return Err("the secret is empty".into());
+        }
+        (ParamType::Secret, V::String(s)) => ParamValue::Secret(Secret::new(s.clone())),
+        (ParamType::Secret, V::Table(t)) => {
+            let source = match (t.get("env"), t.get("file"), t.len()) {
+                (Some(V::String(var)), None, 1) => {
+                    env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))?
+                }
+                (None, Some(V::String(file)), 1) => {
+                    let full = base_dir.join(file);
+                    std::fs::read_to_string(&full)
+                        .map_err(|e| format!("cannot read secret file {}: {e}", full.display()))?
+                        .trim_end_matches(['\r', '\n'])
+                        .to_string()
+                }
+                _ => {
+                    return Err(
+                        "a secret is a string, { env = \"VAR\" } or { file = \"path\" }".into(),
+                    );
+                }
+            };
+            if source.is_empty() {
+                return Err("the secret is empty".into());
+            }
+            ParamValue::Secret(Secret::new(source))
+        }
+        (ParamType::Secret, _) => {
+            return Err("a secret is a string, { env = \"VAR\" } or { file = \"path\" }".into());
+        }
+        (ParamType::String, V::String(s)) => ParamValue::Text(s.clone()),
+        (ParamType::Url, V::String(s)) => {
+            if !(s.starts_with("http://") || s.starts_with("https://")) {
+                return Err(format!("`{s}` is not an http:// or https:// URL"));
+            }
+            ParamValue::Text(s.trim_end_matches('/').to_string())
+        }
+        (ParamType::Path, V::String(s)) => {
+            ParamValue::Text(base_dir.join(s).to_string_lossy().into_owned())
+        }
+        (ParamType::Bool, V::Boolean(b)) => ParamValue::Bool(*b),
+        (ParamType::Duration, V::String(s)) => ParamValue::Duration(
+            humantime::parse_duration(s)
+                .map_err(|e| format!("`{s}` is not a duration such as \"30s\": {e}"))?,
+        ),
+        (ParamType::Duration, V::Integer(n)) if *n >= 0 => {
+            ParamValue::Duration(Duration::from_secs(*n as u64))
+        }
+        (ParamType::Integer, V::Integer(n)) => ParamValue::Integer(*n),
+        (ParamType::String | ParamType::Url | ParamType::Path, _) => {
+            return Err(expected("a string"));
+        }
+        (ParamType::Bool, _) => return Err(expected("true or false")),
+        (ParamType::Duration, _) => return Err(expected("a duration such as \"30s\"")),
+        (ParamType::Integer, _) => return Err(expected("an integer")),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DEF: &str = r#"
+id = "demo-int"
+display = "Demo"
+description = "d"
+commands = []
+[[params]]
+name = "portal_url"
+type = "url"
+default = "https://portal.example/v1"
+description = "Portal URL"
+[[params]]
+name = "api_key"
+type = "secret"
+required = true
+description = "API key"
+[[params]]
+name = "timeout"
+type = "duration"
+default = "30s"
+description = "Timeout"
+[[params]]
+name = "insecure"
+type = "bool"
+default = false
+description = "Skip TLS checks"
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        let def = IntegrationDef::from_toml(DEF).unwrap();
+        let env = |var: &str| (var == "FES_KEY").then(|| "canary-from-env".to_string());
+        Config::parse(Path::new("/etc/wf/watchfloor.toml"), text, &[&def], &env)
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn loads_instances_with_defaults_and_secrets() {
+        let config = parse(
+            "[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n[instances.params]\napi_key = { env = \"FES_KEY\" }\ntimeout = \"5s\"\n",
+        )
+        .unwrap();
+        let fes = config.instance("fes").unwrap();
+        assert_eq!(fes.text("portal_url"), Some("https://portal.example/v1"));
+        assert_eq!(fes.secret("api_key").unwrap().expose(), "canary-from-env");
+        assert_eq!(fes.duration("timeout"), Some(Duration::from_secs(5)));
+        assert_eq!(fes.bool("insecure"), Some(false));
+        let debug = format!("{config:?}");
+        assert!(
+            !debug.contains("canary"),
+            "secret leaked into Debug: {debug}"
+        );
+    }
+
+    #[test]
+    fn errors_name_file_line_and_key() {
+        let check = |text: &str, expected: &str| {
+            assert_eq!(parse(text).unwrap_err(), expected, "config: {text}")
+        };
+        let head =
+            "[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n[instances.params]\n";
+        check(
+            &format!("{head}api_key = \"k\"\napi_kye = \"x\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.api_kye`: unknown parameter for demo-int; did you mean `api_key`? (valid parameters: portal_url, api_key, timeout, insecure)",
+        );
+        check(
+            &format!("{head}api_key = {{ env = \"NOPE\" }}\n"),
+            "config file /etc/wf/watchfloor.toml, line 5, key `instances[0].params.api_key`: environment variable `NOPE` is not set",
+        );
+        check(
+            &format!("{head}api_key = \"k\"\ntimeout = \"soon\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.timeout`: `soon` is not a duration such as \"30s\": expected number at 0",
+        );
+        check(
+            &format!("{head}api_key = \"k\"\nportal_url = \"ftp://x\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.portal_url`: `ftp://x` is not an http:// or https:// URL",
+        );
+        check(
+            &format!("{head}api_key = \"k\"\ninsecure = \"yes\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.insecure`: expected true or false, found string",
+        );
+        check(
+            head,
+            "config file /etc/wf/watchfloor.toml, line 2, key `instances[0].params.api_key`: instance `fes` is missing required parameter `api_key` (API key)",
+        );
+        check(
+            "[[instances]]\nname = \"fes\"\nintegration = \"nope\"\n",
+            "config file /etc/wf/watchfloor.toml, line 3, key `instances[0].integration`: unknown integration `nope`; known integrations: demo-int",
+        );
+        check(
+            "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
+            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`",
+        );
+        check(
+            "[[instances]\n",
+            "config file /etc/wf/watchfloor.toml, line 1: unclosed array table, expected `]`",
+        );
+        check(
+            &format!(
+                "{head}api_key = \"k\"\n[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n"
+            ),
+            "config file /etc/wf/watchfloor.toml, line 7, key `instances[1].name`: instance name `fes` is used twice; names must be unique",
+        );
+    }
+}

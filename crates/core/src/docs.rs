@@ -1,0 +1,154 @@
+//! Command help and integration docs, generated from the definitions so they cannot drift.
+
+use std::fmt::Write;
+
+use crate::definition::{ArgType, CommandDef, IntegrationDef};
+
+/// Plain-text help for one command, as `watchfloor commands NAME` prints it.
+pub fn command_help(integration: &IntegrationDef, cmd: &CommandDef) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "!{} ({})\n\n{}\n",
+        cmd.name, integration.display, cmd.description
+    );
+    if cmd.args.is_empty() {
+        out.push_str("Arguments: none\n");
+    } else {
+        out.push_str("Arguments:\n");
+        for arg in &cmd.args {
+            let _ = writeln!(out, "  {}{}", arg.name, arg_facts(arg));
+            for line in arg.description.lines() {
+                let _ = writeln!(out, "      {line}");
+            }
+        }
+    }
+    if !cmd.outputs.is_empty() {
+        let _ = writeln!(out, "\nContext outputs ({}):", context_key_hint(cmd));
+        for o in &cmd.outputs {
+            let _ = writeln!(out, "  {} ({}): {}", o.path, o.kind, o.description);
+        }
+    }
+    if let Some(example) = &cmd.example {
+        let _ = writeln!(out, "\nExample:\n  {example}");
+    }
+    out
+}
+
+fn arg_facts(arg: &crate::definition::ArgDef) -> String {
+    let mut facts = Vec::new();
+    facts.push(if arg.required {
+        "required".to_string()
+    } else {
+        "optional".to_string()
+    });
+    match arg.kind {
+        ArgType::Boolean => facts.push("boolean".into()),
+        ArgType::Number => facts.push("number".into()),
+        ArgType::String => {}
+    }
+    if arg.array {
+        facts.push("comma-separated list".into());
+    }
+    if let Some(d) = &arg.default {
+        facts.push(format!("default {d}"));
+    }
+    if !arg.allowed.is_empty() {
+        facts.push(format!("one of: {}", arg.allowed.join(", ")));
+    }
+    format!(" [{}]", facts.join("; "))
+}
+
+fn context_key_hint(cmd: &CommandDef) -> String {
+    match (&cmd.outputs_prefix, cmd.key_field.is_empty()) {
+        (Some(p), false) => format!("{p}, keyed by {}", cmd.key_field.join(" + ")),
+        (Some(p), true) => p.clone(),
+        (None, _) => "none".into(),
+    }
+}
+
+fn md_cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br/>")
+}
+
+/// The markdown reference page of an integration: parameters, commands, arguments, outputs and
+/// the reference bugs it fixes.
+pub fn integration_markdown(def: &IntegrationDef) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "# {}\n\n<!-- Generated from crates/integrations/src/*/integration.toml by `watchfloor docs`. Do not edit. -->\n\n{}\n",
+        def.display, def.description
+    );
+    let _ = writeln!(out, "Integration id: `{}`\n\n## Parameters\n", def.id);
+    out.push_str("| **Name** | **Type** | **Required** | **Default** | **Description** |\n| --- | --- | --- | --- | --- |\n");
+    for p in &def.params {
+        let default = p
+            .default
+            .as_ref()
+            .map(|d| format!("`{d}`"))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "| {} | {} | {} | {} | {} |",
+            p.name,
+            p.kind.as_str(),
+            p.required,
+            default,
+            md_cell(&p.description)
+        );
+    }
+    out.push_str("\n## Commands\n");
+    for cmd in &def.commands {
+        let _ = writeln!(
+            out,
+            "\n### {}\n\n{}\n\n#### Input\n",
+            cmd.name, cmd.description
+        );
+        if cmd.args.is_empty() {
+            out.push_str("There are no input arguments for this command.\n");
+        } else {
+            out.push_str("| **Argument Name** | **Description** | **Required** | **Default** | **Allowed values** |\n| --- | --- | --- | --- | --- |\n");
+            for a in &cmd.args {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} |",
+                    a.name,
+                    md_cell(&a.description),
+                    if a.required { "Required" } else { "Optional" },
+                    a.default.as_deref().unwrap_or(""),
+                    a.allowed.join(", ")
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "\n#### Context Output\n\nContext key: `{}`\n",
+            context_key_hint(cmd)
+        );
+        if cmd.outputs.is_empty() {
+            out.push_str("There is no context output for this command.\n");
+        } else {
+            out.push_str("| **Path** | **Type** | **Description** |\n| --- | --- | --- |\n");
+            for o in &cmd.outputs {
+                let _ = writeln!(
+                    out,
+                    "| {} | {} | {} |",
+                    o.path,
+                    o.kind,
+                    md_cell(&o.description)
+                );
+            }
+        }
+        if let Some(example) = &cmd.example {
+            let _ = writeln!(out, "\n#### Command Example\n\n```\n{example}\n```");
+        }
+    }
+    if !def.fixes.is_empty() {
+        out.push_str("\n## Fixed bugs of the reference integration\n\n");
+        for fix in &def.fixes {
+            let _ = writeln!(out, "- {fix}");
+        }
+    }
+    out
+}

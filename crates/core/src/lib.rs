@@ -1,0 +1,29 @@
+//! watchfloor-core: the product's model, with no HTTP and no SQL.
+//!
+//! - [`definition`]: integrations, parameters, commands, arguments and outputs, declared as data.
+//! - [`cmdline`]: the XSOAR command line (`!name a=b c="x y" using=inst`).
+//! - [`args`]: binding a parsed command line to a command definition, with XSOAR's argument rules.
+//! - [`table`]: XSOAR's `tableToMarkdown`.
+//! - [`entry`]: result entries (readable markdown, context outputs, raw response).
+//! - [`context`]: a context store that merges entries the way XSOAR does.
+//! - [`secret`] and [`config`]: instance configuration with redacted secrets.
+//! - [`docs`]: command help and integration docs generated from the definitions.
+
+pub mod args;
+pub mod cmdline;
+pub mod config;
+pub mod context;
+pub mod definition;
+pub mod docs;
+pub mod entry;
+pub mod secret;
+pub mod suggest;
+pub mod table;
+
+pub use args::{Args, UsageError};
+pub use cmdline::CommandLine;
+pub use config::{Config, ConfigError, InstanceConfig, ParamValue};
+pub use context::ContextStore;
+pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};
+pub use entry::{Entry, Outputs};
+pub use secret::Secret;

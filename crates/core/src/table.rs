@@ -1,0 +1,397 @@
+//! XSOAR's `tableToMarkdown`, rule for rule (see the XSOAR conventions notes).
+//!
+//! Headers come from the first row's keys, sorted, unless given. `remove_null` drops columns that
+//! are empty (`""`, null, `[]`, `{}`) in every row. Cells format dicts as `k: v` lines and lists as
+//! `,`-joined Python `str()` items; line breaks become `<br/>`, and `|` and backticks are escaped.
+//! Provider data reaches these cells, so escaping here is what keeps a hostile title from
+//! breaking the table.
+
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+/// The line break used inside cells. The seed documentation shows `<br/>`, and golden tests
+/// reproduce it byte for byte; XSOAR's code writes the equivalent `<br>`.
+pub const CELL_BREAK: &str = "<br/>";
+
+/// How header names are shown.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HeaderTransform {
+    /// Keys as they are, escaped like cells.
+    #[default]
+    None,
+    /// XSOAR's `string_to_table_header`: `email_aro_details` -> `Email Aro Details`.
+    Title,
+}
+
+/// Options of [`table_to_markdown`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct TableOptions<'a> {
+    pub headers: Option<&'a [String]>,
+    pub header_transform: HeaderTransform,
+    pub remove_null: bool,
+}
+
+/// Renders `t` (an object or a list of rows) as a markdown table titled `name`.
+pub fn table_to_markdown(name: &str, t: &Value, opts: &TableOptions<'_>) -> String {
+    let mut out = String::new();
+    if !name.is_empty() {
+        out.push_str("### ");
+        out.push_str(name);
+        out.push('\n');
+    }
+    if is_empty_value(t) {
+        out.push_str("**No entries.**\n");
+        return out;
+    }
+    let mut headers: Option<Vec<String>> = opts.headers.map(<[String]>::to_vec);
+    let mut t = t;
+    if headers.is_none()
+        && let Value::Object(o) = t
+        && o.len() == 1
+    {
+        let (k, v) = o.iter().next().expect("one key");
+        headers = Some(vec![k.clone()]);
+        t = v;
+    }
+    let rows: Vec<Value> = match t {
+        Value::Array(a) => a.clone(),
+        other => vec![other.clone()],
+    };
+    let rows: Vec<Map<String, Value>> = rows
+        .into_iter()
+        .map(|row| match row {
+            Value::Object(o) => o,
+            scalar => {
+                let header = headers
+                    .as_ref()
+                    .and_then(|h| h.first().cloned())
+                    .unwrap_or_else(|| "Value".to_string());
+                headers.get_or_insert_with(|| vec![header.clone()]);
+                Map::from_iter([(header, scalar)])
+            }
+        })
+        .collect();
+    let mut headers = headers.unwrap_or_else(|| {
+        let mut keys: Vec<String> = rows
+            .first()
+            .map(|r| r.keys().cloned().collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    });
+    if opts.remove_null {
+        headers.retain(|h| {
+            rows.iter().any(|r| {
+                r.get(h)
+                    .is_some_and(|v| !is_empty_value(v) && *v != Value::String(String::new()))
+            })
+        });
+    }
+    if headers.is_empty() {
+        out.push_str("**No entries.**\n");
+        return out;
+    }
+    let shown: Vec<String> = headers
+        .iter()
+        .map(|h| match opts.header_transform {
+            HeaderTransform::Title => string_to_table_header(h),
+            HeaderTransform::None => escape(h),
+        })
+        .collect();
+    out.push('|');
+    out.push_str(&shown.join("|"));
+    out.push_str("|\n|");
+    out.push_str(&vec!["---"; headers.len()].join("|"));
+    out.push_str("|\n");
+    for row in &rows {
+        let cells: Vec<String> = headers
+            .iter()
+            .map(|h| escape(&format_cell(row.get(h).unwrap_or(&Value::Null))))
+            .collect();
+        out.push_str("| ");
+        out.push_str(&cells.join(" | "));
+        out.push_str(" |\n");
+    }
+    out
+}
+
+/// XSOAR's `string_to_table_header`: `_` becomes a space and each word is capitalised with the
+/// rest lower-cased (`ID` -> `Id`).
+pub fn string_to_table_header(s: &str) -> String {
+    s.replace('_', " ")
+        .split_whitespace()
+        .map(|w| {
+            let mut chars = w.chars();
+            match chars.next() {
+                Some(first) => first
+                    .to_uppercase()
+                    .chain(chars.flat_map(char::to_lowercase))
+                    .collect(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<String>>()
+        .join(" ")
+}
+
+fn is_empty_value(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
+    }
+}
+
+/// Escapes a cell: line breaks become [`CELL_BREAK`], `|` and backticks get a backslash.
+pub fn escape(s: &str) -> String {
+    s.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', CELL_BREAK)
+        .replace('|', "\\|")
+        .replace('`', "\\`")
+}
+
+fn format_cell(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        Value::Object(o) => o
+            .iter()
+            .map(|(k, v)| format!("{k}: {}", flat(v)))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Value::Array(a) => list_cell(a),
+        scalar => scalar.to_string(),
+    }
+}
+
+fn list_cell(items: &[Value]) -> String {
+    items.iter().map(python_str).collect::<Vec<_>>().join(",\n")
+}
+
+fn flat(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Array(a) => list_cell(a),
+        other => python_json(other),
+    }
+}
+
+/// Python's `str()`: strings bare, everything else as `repr()`.
+fn python_str(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => python_repr(other),
+    }
+}
+
+fn python_repr(v: &Value) -> String {
+    match v {
+        Value::Null => "None".to_string(),
+        Value::Bool(true) => "True".to_string(),
+        Value::Bool(false) => "False".to_string(),
+        Value::Number(n) => n.to_string(),
+        Value::String(s) => {
+            let quote = if s.contains('\'') && !s.contains('"') {
+                '"'
+            } else {
+                '\''
+            };
+            let mut out = String::from(quote);
+            for c in s.chars() {
+                match c {
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if c == quote => {
+                        out.push('\\');
+                        out.push(c);
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push(quote);
+            out
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_repr).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_repr(&Value::String(k.clone())),
+                    python_repr(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+/// Python's `json.dumps` with its default separators and `ensure_ascii`.
+fn python_json(v: &Value) -> String {
+    match v {
+        Value::String(s) => {
+            let mut out = String::from('"');
+            for c in s.chars() {
+                match c {
+                    '"' => out.push_str("\\\""),
+                    '\\' => out.push_str("\\\\"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\t' => out.push_str("\\t"),
+                    c if (c as u32) < 0x20 || (c as u32) > 0x7e => {
+                        let mut buf = [0u16; 2];
+                        for unit in c.encode_utf16(&mut buf) {
+                            out.push_str(&format!("\\u{unit:04x}"));
+                        }
+                    }
+                    c => out.push(c),
+                }
+            }
+            out.push('"');
+            out
+        }
+        Value::Array(a) => format!(
+            "[{}]",
+            a.iter().map(python_json).collect::<Vec<_>>().join(", ")
+        ),
+        Value::Object(o) => format!(
+            "{{{}}}",
+            o.iter()
+                .map(|(k, v)| format!(
+                    "{}: {}",
+                    python_json(&Value::String(k.clone())),
+                    python_json(v)
+                ))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+        scalar => scalar.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn check(name: &str, t: Value, opts: TableOptions<'_>, expected: &str) {
+        assert_eq!(table_to_markdown(name, &t, &opts), expected, "table: {t}");
+    }
+
+    #[test]
+    fn renders_like_table_to_markdown() {
+        let plain = TableOptions::default();
+        check(
+            "T",
+            json!([{"a": "x", "b": {"k": "v", "n": null}}]),
+            plain,
+            "### T\n|a|b|\n|---|---|\n| x | k: v<br/>n: null |\n",
+        );
+        check("T", json!([]), plain, "### T\n**No entries.**\n");
+        check("", json!(null), plain, "**No entries.**\n");
+        check("", json!({"a": 1}), plain, "|a|\n|---|\n| 1 |\n");
+        check(
+            "L",
+            json!([{"nics": ["eth0", "eth1"]}]),
+            plain,
+            "### L\n|nics|\n|---|\n| eth0,<br/>eth1 |\n",
+        );
+        check(
+            "S",
+            json!([{"steps": [{"ID": "x", "completed": true}, null]}]),
+            plain,
+            "### S\n|steps|\n|---|\n| {'ID': 'x', 'completed': True},<br/>None |\n",
+        );
+        check(
+            "N",
+            json!([{"b": false, "n": 0.5, "i": 42}]),
+            plain,
+            "### N\n|b|i|n|\n|---|---|---|\n| false | 42 | 0.5 |\n",
+        );
+        check(
+            "D",
+            json!([{"o": {"deep": {"a": 1}, "l": ["x"], "u": "é"}}]),
+            plain,
+            "### D\n|o|\n|---|\n| deep: {\"a\": 1}<br/>l: x<br/>u: é |\n",
+        );
+        // Headers come from the first row only; missing cells are empty.
+        check(
+            "",
+            json!([{"b": 1}, {"a": 2, "b": 3}]),
+            plain,
+            "|b|\n|---|\n| 1 |\n| 3 |\n",
+        );
+    }
+
+    #[test]
+    fn escapes_attacker_controlled_cells() {
+        check(
+            "",
+            json!([{"title": "a|b `rm -rf` <script>\r\nline2"}]),
+            TableOptions::default(),
+            "|title|\n|---|\n| a\\|b \\`rm -rf\\` <script><br/>line2 |\n",
+        );
+        check(
+            "",
+            json!([{"a|b": 1}]),
+            TableOptions::default(),
+            "|a\\|b|\n|---|\n| 1 |\n",
+        );
+    }
+
+    #[test]
+    fn remove_null_and_header_transform() {
+        let headers = vec!["b".to_string(), "a".to_string()];
+        let opts = TableOptions {
+            headers: Some(&headers),
+            header_transform: HeaderTransform::Title,
+            remove_null: true,
+        };
+        check(
+            "",
+            json!([{"a": "", "b": 0, "c": 1}, {"a": null}]),
+            opts,
+            "|B|\n|---|\n| 0 |\n|  |\n",
+        );
+        let opts = TableOptions {
+            remove_null: true,
+            ..TableOptions::default()
+        };
+        check(
+            "E",
+            json!([{"a": [], "b": {}}]),
+            opts,
+            "### E\n**No entries.**\n",
+        );
+        check(
+            "",
+            json!(["x", "y"]),
+            TableOptions {
+                headers: Some(&headers),
+                ..TableOptions::default()
+            },
+            "|b|a|\n|---|---|\n| x |  |\n| y |  |\n",
+        );
+    }
+
+    #[test]
+    fn string_to_table_header_matches_python() {
+        for (input, expected) in [
+            ("ID", "Id"),
+            ("email_aro_details", "Email Aro Details"),
+            ("acknowledgedStatus", "Acknowledgedstatus"),
+            ("org_name", "Org Name"),
+            ("  a__b ", "A B"),
+        ] {
+            assert_eq!(string_to_table_header(input), expected);
+        }
+    }
+}
