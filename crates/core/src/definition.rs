@@ -184,11 +184,21 @@ impl CommandDef {
     /// rendering the readable table from the definition. This is the one path every command takes
     /// from definition to entry.
     pub fn entry(&self, outputs: Value, raw: Value) -> Entry {
-        let empty = is_empty(&outputs);
-        let readable = match (&self.empty_message, empty) {
+        let readable = self.readable(&outputs);
+        self.entry_with_readable(readable, outputs, raw)
+    }
+
+    /// The readable output for `shown`: the table from the definition, or the empty message.
+    pub fn readable(&self, shown: &Value) -> String {
+        match (&self.empty_message, is_empty(shown)) {
             (Some(message), true) => message.clone(),
-            _ => table_to_markdown(&self.table.title, &outputs, &self.table_options()),
-        };
+            _ => table_to_markdown(&self.table.title, shown, &self.table_options()),
+        }
+    }
+
+    /// Like [`CommandDef::entry`], with readable output the command made itself.
+    pub fn entry_with_readable(&self, readable: String, outputs: Value, raw: Value) -> Entry {
+        let empty = is_empty(&outputs);
         let outputs = match (&self.outputs_prefix, empty) {
             (Some(prefix), false) => Some(Outputs {
                 prefix: prefix.clone(),

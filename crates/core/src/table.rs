@@ -3,8 +3,9 @@
 //! Headers come from the first row's keys, sorted, unless given. `remove_null` drops columns that
 //! are empty (`""`, null, `[]`, `{}`) in every row. Cells format dicts as `k: v` lines and lists as
 //! `,`-joined Python `str()` items; line breaks become `<br/>`, and `|` and backticks are escaped.
-//! Provider data reaches these cells, so escaping here is what keeps a hostile title from
-//! breaking the table.
+//! Provider data reaches these cells, so cells and headers also escape HTML (`&`, `<`, `>`) and
+//! link brackets: a hostile title can neither break the table nor inject markup. XSOAR itself
+//! escapes only `|` and backticks.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -95,7 +96,7 @@ pub fn table_to_markdown(name: &str, t: &Value, opts: &TableOptions<'_>) -> Stri
     let shown: Vec<String> = headers
         .iter()
         .map(|h| match opts.header_transform {
-            HeaderTransform::Title => string_to_table_header(h),
+            HeaderTransform::Title => escape(&string_to_table_header(h)),
             HeaderTransform::None => escape(h),
         })
         .collect();
@@ -144,9 +145,16 @@ fn is_empty_value(v: &Value) -> bool {
     }
 }
 
-/// Escapes a cell: line breaks become [`CELL_BREAK`], `|` and backticks get a backslash.
+/// Escapes a cell: `&`, `<` and `>` become HTML entities and `[`/`]` get a backslash, so provider
+/// text cannot inject HTML or links; line breaks become [`CELL_BREAK`]; `|` and backticks get a
+/// backslash, as in XSOAR.
 pub fn escape(s: &str) -> String {
-    s.replace("\r\n", "\n")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('[', "\\[")
+        .replace(']', "\\]")
+        .replace("\r\n", "\n")
         .replace('\r', "\n")
         .replace('\n', CELL_BREAK)
         .replace('|', "\\|")
@@ -335,15 +343,15 @@ mod tests {
     fn escapes_attacker_controlled_cells() {
         check(
             "",
-            json!([{"title": "a|b `rm -rf` <script>\r\nline2"}]),
+            json!([{"title": "a|b `rm -rf` <script>\r\nline2 [x](http://evil) &amp;"}]),
             TableOptions::default(),
-            "|title|\n|---|\n| a\\|b \\`rm -rf\\` <script><br/>line2 |\n",
+            "|title|\n|---|\n| a\\|b \\`rm -rf\\` &lt;script&gt;<br/>line2 \\[x\\](http://evil) &amp;amp; |\n",
         );
         check(
             "",
-            json!([{"a|b": 1}]),
+            json!([{"a|b<i>": 1}]),
             TableOptions::default(),
-            "|a\\|b|\n|---|\n| 1 |\n",
+            "|a\\|b&lt;i&gt;|\n|---|\n| 1 |\n",
         );
     }
 

@@ -1,1 +1,63 @@
-//! placeholder
+//! watchfloor-integrations: one folder per provider (definition, config, client, commands,
+//! tests), the shared [`http`] client, and the [`Runner`] that takes a command line to an entry.
+//!
+//! Integrations never touch storage: they turn arguments into provider requests and provider
+//! responses into [`Entry`]s.
+
+pub mod covalence_managed_security;
+pub mod http;
+pub mod runner;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use watchfloor_core::{Args, CommandDef, Entry, InstanceConfig, IntegrationDef};
+
+pub use runner::{RunError, Runner};
+
+/// A boxed future, so instances can sit behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Why a command failed at the provider or in the integration.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Http(#[from] http::HttpError),
+    /// An argument the provider data rules out, e.g. an unknown organization name.
+    #[error("{0}")]
+    Invalid(String),
+    /// The provider answered, but not with what the API promises.
+    #[error("{0}")]
+    Provider(String),
+    /// The instance lacks a setting this command needs.
+    #[error("{0}")]
+    NotConfigured(String),
+}
+
+/// An integration: its definition, and how to make an instance from config.
+pub trait Integration: Send + Sync {
+    fn definition(&self) -> &IntegrationDef;
+    fn connect(&self, config: &InstanceConfig) -> Result<Box<dyn Instance>, CommandError>;
+}
+
+/// A configured, connected instance. It owns its HTTP connection pools.
+pub trait Instance: Send + Sync {
+    /// Runs a command whose arguments were already bound to `command`.
+    fn execute<'a>(
+        &'a self,
+        command: &'a CommandDef,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<Entry, CommandError>>;
+}
+
+/// All built-in integrations.
+pub fn builtin() -> Vec<Box<dyn Integration>> {
+    vec![Box::new(
+        covalence_managed_security::CovalenceManagedSecurity,
+    )]
+}
+
+/// Definitions of all built-in integrations.
+pub fn definitions() -> Vec<&'static IntegrationDef> {
+    vec![covalence_managed_security::definition()]
+}

@@ -1,1 +1,12 @@
-//! placeholder
+//! watchfloor-simulators: faithful provider API servers for tests, the demo and benchmarks.
+//!
+//! Each simulator is a library that binds loopback on any port (port 0 in tests), seeds
+//! deterministic data, checks authentication, pages like the real API, really changes state,
+//! and injects faults on demand ([`faults`]). `watchfloor simulate` runs them in the foreground.
+
+pub mod faults;
+pub mod fes;
+pub mod rng;
+
+pub use faults::{FaultSpec, Faults};
+pub use fes::{FesOptions, FesSimulator};

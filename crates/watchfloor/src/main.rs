@@ -1,1 +1,321 @@
-fn main() {}
+//! The `watchfloor` command-line program: thin glue over the core, integrations and simulators.
+//!
+//! Exit codes: 0 ok, 1 provider or command failure, 2 usage or configuration error.
+
+mod simulate;
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, anyhow};
+use clap::{Parser, Subcommand, ValueEnum};
+use watchfloor_core::{Config, docs};
+use watchfloor_integrations::{RunError, Runner};
+
+#[derive(Parser)]
+#[command(
+    name = "watchfloor",
+    version,
+    about = "MSSP alerts as incidents, and every provider command, without XSOAR"
+)]
+struct Cli {
+    /// Config file. Default: $WATCHFLOOR_CONFIG, then ./watchfloor.toml.
+    #[arg(long, global = true, env = "WATCHFLOOR_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List integrations and their commands, or show one command's arguments and outputs.
+    Commands {
+        /// A command name, e.g. cov-mgsec-get-aro.
+        name: Option<String>,
+        /// Print the definitions as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run an XSOAR-style command, e.g. '!cov-mgsec-get-aro query="resolution=Unresolved"'.
+    Run {
+        /// The instance to run on (same as using=NAME in the command line).
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// md: readable markdown; json: the whole entry; context: the entry context.
+        #[arg(long, value_enum, default_value_t = Output::Md)]
+        output: Output,
+        /// The command line.
+        line: String,
+    },
+    /// Manage configured instances.
+    Instances {
+        #[command(subcommand)]
+        action: InstancesAction,
+    },
+    /// Run the provider simulators in the foreground and write DIR/watchfloor.toml for them.
+    Simulate(simulate::SimulateArgs),
+    /// Start the simulators with a config in ./watchfloor-demo/ and print commands to try.
+    Demo {
+        /// Where to write the demo config.
+        #[arg(long, default_value = "watchfloor-demo")]
+        dir: PathBuf,
+    },
+    /// Write the integration reference docs (one markdown file per integration) into DIR.
+    Docs {
+        #[arg(default_value = "docs/integrations")]
+        dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum InstancesAction {
+    /// Run test-module on every instance, or on NAME, and print ok or the reason.
+    Test { name: Option<String> },
+    /// List configured instances.
+    List,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum Output {
+    Md,
+    Json,
+    Context,
+}
+
+/// A failure and its exit code.
+enum Failure {
+    Usage(anyhow::Error),
+    Command(anyhow::Error),
+}
+
+impl From<RunError> for Failure {
+    fn from(e: RunError) -> Self {
+        if e.is_usage() {
+            Failure::Usage(e.into())
+        } else {
+            Failure::Command(e.into())
+        }
+    }
+}
+
+fn usage(e: impl Into<anyhow::Error>) -> Failure {
+    Failure::Usage(e.into())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WATCHFLOOR_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(dispatch(cli)) {
+        Ok(code) => code,
+        Err(Failure::Usage(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Command(e)) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
+        Command::Commands { name, json } => list_commands(name.as_deref(), json),
+        Command::Run {
+            instance,
+            output,
+            line,
+        } => {
+            let runner = load_runner(cli.config.as_deref())?;
+            let entry = runner.run(&line, instance.as_deref()).await?;
+            let text = match output {
+                Output::Md => entry.readable,
+                Output::Json => pretty(&entry.to_json()),
+                Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Instances { action } => {
+            let runner = load_runner(cli.config.as_deref())?;
+            match action {
+                InstancesAction::List => {
+                    for name in runner.instance_names() {
+                        println!("{name}");
+                    }
+                    Ok(ExitCode::SUCCESS)
+                }
+                InstancesAction::Test { name } => test_instances(&runner, name.as_deref()).await,
+            }
+        }
+        Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
+        Command::Demo { dir } => simulate::demo(&dir).await.map_err(Failure::Command),
+        Command::Docs { dir } => {
+            std::fs::create_dir_all(&dir)
+                .with_context(|| format!("cannot create {}", dir.display()))
+                .map_err(usage)?;
+            for def in watchfloor_integrations::definitions() {
+                let path = dir.join(format!("{}.md", def.id));
+                std::fs::write(&path, docs::integration_markdown(def))
+                    .with_context(|| format!("cannot write {}", path.display()))
+                    .map_err(Failure::Command)?;
+                println!("wrote {}", path.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn pretty(v: &serde_json::Value) -> String {
+    serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("cannot render JSON: {e}"))
+}
+
+fn list_commands(name: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
+    let defs = watchfloor_integrations::definitions();
+    if let Some(name) = name {
+        let name = name.trim_start_matches('!');
+        let found = defs.iter().find_map(|d| d.command(name).map(|c| (d, c)));
+        let Some((def, cmd)) = found else {
+            let all = defs
+                .iter()
+                .flat_map(|d| d.commands.iter().map(|c| c.name.as_str()));
+            return Err(usage(watchfloor_core::UsageError::UnknownCommand {
+                name: name.to_string(),
+                suggestions: watchfloor_core::suggest::closest(name, all),
+            }));
+        };
+        if json {
+            println!("{}", pretty(&definition_json(def, Some(cmd))));
+        } else {
+            print!("{}", docs::command_help(def, cmd));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    if json {
+        let all: Vec<serde_json::Value> = defs.iter().map(|d| definition_json(d, None)).collect();
+        println!("{}", pretty(&serde_json::Value::Array(all)));
+        return Ok(ExitCode::SUCCESS);
+    }
+    for def in defs {
+        println!("{} ({})", def.display, def.id);
+        for cmd in &def.commands {
+            println!(
+                "  !{:<45} {}",
+                cmd.name,
+                cmd.description.lines().next().unwrap_or_default()
+            );
+        }
+    }
+    println!("\nRun `watchfloor commands NAME` for a command's arguments and outputs.");
+    Ok(ExitCode::SUCCESS)
+}
+
+fn definition_json(
+    def: &watchfloor_core::IntegrationDef,
+    only: Option<&watchfloor_core::CommandDef>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let commands: Vec<serde_json::Value> = def
+        .commands
+        .iter()
+        .filter(|c| only.is_none_or(|o| o.name == c.name))
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "description": c.description,
+                "arguments": c.args.iter().map(|a| json!({
+                    "name": a.name, "description": a.description, "required": a.required,
+                    "default": a.default, "allowed": a.allowed, "array": a.array,
+                    "type": format!("{:?}", a.kind).to_lowercase(),
+                })).collect::<Vec<_>>(),
+                "outputs_prefix": c.outputs_prefix,
+                "key_field": c.key_field,
+                "outputs": c.outputs.iter().map(|o| json!({"path": o.path, "type": o.kind, "description": o.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"id": def.id, "display": def.display, "commands": commands})
+}
+
+/// Finds and loads the config: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.
+fn load_runner(config: Option<&Path>) -> Result<Runner, Failure> {
+    let path = match config {
+        Some(p) => p.to_path_buf(),
+        None => {
+            let local = PathBuf::from("watchfloor.toml");
+            if !local.exists() {
+                return Err(usage(anyhow!(
+                    "no config file: pass --config PATH, set WATCHFLOOR_CONFIG, or create ./watchfloor.toml \
+                     (`watchfloor simulate --dir DIR` writes one for the simulators)"
+                )));
+            }
+            local
+        }
+    };
+    let defs = watchfloor_integrations::definitions();
+    let config = Config::load(&path, &defs).map_err(usage)?;
+    Ok(Runner::new(watchfloor_integrations::builtin(), &config)?)
+}
+
+async fn test_instances(runner: &Runner, only: Option<&str>) -> Result<ExitCode, Failure> {
+    let names: Vec<String> = match only {
+        Some(name) if !runner.instance_names().contains(&name) => {
+            return Err(usage(anyhow!(
+                "no instance named `{name}`; configured instances: {}",
+                runner.instance_names().join(", ")
+            )));
+        }
+        Some(name) => vec![name.to_string()],
+        None => runner
+            .instance_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    if names.is_empty() {
+        return Err(usage(anyhow!("the config file has no instances")));
+    }
+    let mut failed = false;
+    for name in names {
+        match runner.run("!test-module", Some(&name)).await {
+            Ok(_) => println!("{name}: ok"),
+            Err(RunError::Command { error, .. }) => {
+                failed = true;
+                println!("{name}: failed: {error}");
+            }
+            Err(other) => return Err(other.into()),
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}

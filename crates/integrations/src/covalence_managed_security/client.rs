@@ -1,0 +1,221 @@
+//! HTTP clients of the FES Portal and the Broker. The provider id is looked up once per
+//! instance; ARO and escalation-list paging stops on an empty page or `has_next = false`.
+
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+
+use super::config::Settings;
+use crate::CommandError;
+use crate::http::HttpClient;
+
+const PAGE_SIZE: &str = "500";
+
+/// The FES Portal API.
+pub struct Portal {
+    http: HttpClient,
+    provider_id: OnceCell<String>,
+}
+
+impl Portal {
+    pub fn new(settings: &Settings) -> Result<Self, CommandError> {
+        Ok(Portal {
+            http: HttpClient::new(
+                "FES Portal",
+                &settings.portal_url,
+                Some(&settings.api_key),
+                &settings.http,
+            )?,
+            provider_id: OnceCell::new(),
+        })
+    }
+
+    /// `GET /my_providers`, uncached: the first provider's id.
+    pub async fn fetch_provider_id(&self) -> Result<String, CommandError> {
+        let providers = self.http.get_json("/my_providers", &[]).await?;
+        providers
+            .as_array()
+            .and_then(|p| p.first())
+            .and_then(|p| p["ID"].as_str())
+            .map(str::to_string)
+            .ok_or_else(|| {
+                CommandError::Provider(
+                    "the API key's account is not part of any provider (GET /my_providers returned no provider)".into(),
+                )
+            })
+    }
+
+    /// The provider id, looked up on first use and kept for the life of the instance.
+    pub async fn provider_id(&self) -> Result<&str, CommandError> {
+        self.provider_id
+            .get_or_try_init(|| self.fetch_provider_id())
+            .await
+            .map(String::as_str)
+    }
+
+    pub async fn organizations(&self) -> Result<Vec<Value>, CommandError> {
+        let path = format!(
+            "/my_providers/{}/organizations",
+            segment(self.provider_id().await?)
+        );
+        let orgs = self.http.get_json(&path, &[]).await?;
+        into_list(orgs, &path)
+    }
+
+    /// All AROs matching `filters`, newest first, across every page.
+    pub async fn aros(&self, filters: &[(String, String)]) -> Result<Vec<Value>, CommandError> {
+        let path = format!("/providers/{}/aros", segment(self.provider_id().await?));
+        self.paged(&path, filters).await
+    }
+
+    /// One ARO by id.
+    pub async fn aro(&self, id: &str) -> Result<Value, CommandError> {
+        let found = self.aros(&[("id".into(), id.into())]).await?;
+        found
+            .into_iter()
+            .next()
+            .ok_or_else(|| CommandError::Invalid(format!("no ARO with id `{id}`")))
+    }
+
+    /// `GET /organizations/{id}`: details with contacts and profile.
+    pub async fn organization(&self, id: &str) -> Result<Value, CommandError> {
+        Ok(self
+            .http
+            .get_json(&format!("/organizations/{}", segment(id)), &[])
+            .await?)
+    }
+
+    pub async fn escalation_lists(&self, org_id: &str) -> Result<Vec<Value>, CommandError> {
+        self.paged(
+            "/escalation_contact_lists",
+            &[("organization_id".into(), org_id.into())],
+        )
+        .await
+    }
+
+    pub async fn transition(&self, aro_id: &str, body: &Value) -> Result<Value, CommandError> {
+        Ok(self
+            .http
+            .post_json(&format!("/aros/{}/transition", segment(aro_id)), body)
+            .await?)
+    }
+
+    pub async fn comment(
+        &self,
+        aro_id: &str,
+        text: &str,
+        sensitive: bool,
+    ) -> Result<Value, CommandError> {
+        let body = json!({"aro_id": aro_id, "sensitive": sensitive, "text": text});
+        Ok(self.http.post_json("/aro_comments", &body).await?)
+    }
+
+    async fn paged(
+        &self,
+        path: &str,
+        filters: &[(String, String)],
+    ) -> Result<Vec<Value>, CommandError> {
+        let mut items = Vec::new();
+        let mut page: u64 = 1;
+        loop {
+            let page_text = page.to_string();
+            let mut query: Vec<(&str, &str)> = filters
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect();
+            query.push(("limit", PAGE_SIZE));
+            if page > 1 {
+                query.push(("page", &page_text));
+            }
+            let envelope = self.http.get_json(path, &query).await?;
+            let Some(batch) = envelope["items"].as_array() else {
+                return Err(CommandError::Provider(format!(
+                    "unexpected response from FES Portal GET {path}: no `items` list in the page"
+                )));
+            };
+            let batch_len = batch.len();
+            items.extend(batch.iter().cloned());
+            let has_next = match envelope["has_next"].as_bool() {
+                Some(b) => b,
+                None => envelope["total"]
+                    .as_u64()
+                    .is_some_and(|t| (items.len() as u64) < t),
+            };
+            if batch_len == 0 || !has_next {
+                return Ok(items);
+            }
+            page += 1;
+        }
+    }
+}
+
+/// The Broker API.
+pub struct Broker {
+    http: HttpClient,
+}
+
+impl Broker {
+    pub fn new(settings: &Settings, url: &str) -> Result<Self, CommandError> {
+        Ok(Broker {
+            http: HttpClient::new("FES Broker", url, Some(&settings.api_key), &settings.http)?,
+        })
+    }
+
+    pub async fn ping(&self) -> Result<String, CommandError> {
+        Ok(self.http.get_text("/ping").await?)
+    }
+
+    pub async fn organizations(&self) -> Result<Vec<Value>, CommandError> {
+        let orgs = self.http.get_json("/organizations", &[]).await?;
+        into_list(orgs, "/organizations")
+    }
+
+    /// POSTs an action; `kind` is `endpoint/host`, `endpoint/aro` or `cloud/aro`.
+    pub async fn action(
+        &self,
+        kind: &str,
+        action: &str,
+        body: &Value,
+    ) -> Result<Value, CommandError> {
+        Ok(self
+            .http
+            .post_json(&format!("/{kind}/{}", segment(action)), body)
+            .await?)
+    }
+}
+
+fn into_list(v: Value, path: &str) -> Result<Vec<Value>, CommandError> {
+    match v {
+        Value::Array(a) => Ok(a),
+        other => Err(CommandError::Provider(format!(
+            "unexpected response from GET {path}: expected a list, got {}",
+            kind_of(&other)
+        ))),
+    }
+}
+
+fn kind_of(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// Percent-encodes one path segment, so ids cannot change the path (`../`, `?`, `/`).
+pub fn segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~'
+                if !(s == "." || s == "..") =>
+            {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}

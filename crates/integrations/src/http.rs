@@ -1,0 +1,365 @@
+//! The HTTP client every integration uses: one connection pool per instance, timeouts, TLS
+//! verification on by default (optional CA file), and retries of 429 and 5xx with capped
+//! exponential backoff that honours Retry-After.
+//!
+//! Retry policy: GET requests retry 429, 5xx, timeouts and connection failures. Other methods
+//! retry only 429, 503 and connection failures, where the provider did not act on the request,
+//! so a retried POST never writes twice.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::{Method, StatusCode};
+use serde_json::Value;
+use watchfloor_core::Secret;
+
+/// An HTTP failure, naming the service, the endpoint and what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum HttpError {
+    #[error(
+        "{service} {method} {endpoint} returned HTTP 401 Unauthorized: {body}; check the instance's API key"
+    )]
+    Unauthorized {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        body: String,
+    },
+    #[error("{service} {method} {endpoint} returned HTTP {status}: {body}")]
+    Status {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        status: StatusCode,
+        body: String,
+    },
+    #[error(
+        "{service} {method} {endpoint} is still rate limited after {attempts} attempts (Retry-After {retry_after:?}); try again later"
+    )]
+    RateLimited {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    },
+    #[error("malformed JSON from {service} {method} {endpoint}: {message}")]
+    Decode {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        message: String,
+    },
+    #[error("cannot reach {service} for {method} {endpoint}: {message}")]
+    Transport {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        message: String,
+    },
+    #[error("cannot set up the {service} client: {message}")]
+    Setup {
+        service: &'static str,
+        message: String,
+    },
+}
+
+/// Client settings of one instance.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    /// Whole-request timeout.
+    pub timeout: Duration,
+    /// Trust only the certificates in this PEM file (a private CA).
+    pub ca_file: Option<PathBuf>,
+    /// Skip TLS certificate verification. Off by default.
+    pub insecure: bool,
+    pub retry: RetryPolicy,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            timeout: Duration::from_secs(30),
+            ca_file: None,
+            insecure: false,
+            retry: RetryPolicy::default(),
+        }
+    }
+}
+
+/// How often and how long to retry.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Attempts in all, the first included.
+    pub max_attempts: u32,
+    /// First backoff; doubles each retry.
+    pub base_delay: Duration,
+    /// Longest backoff between two attempts.
+    pub max_delay: Duration,
+    /// A Retry-After longer than this is not waited for: the request fails with a clear error.
+    pub max_retry_after: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 4,
+            base_delay: Duration::from_millis(250),
+            max_delay: Duration::from_secs(5),
+            max_retry_after: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A client for one service of one instance; clone it freely, the pool is shared.
+#[derive(Clone)]
+pub struct HttpClient {
+    client: reqwest::Client,
+    service: &'static str,
+    base: String,
+    auth: Option<HeaderValue>,
+    retry: RetryPolicy,
+}
+
+impl std::fmt::Debug for HttpClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpClient")
+            .field("service", &self.service)
+            .field("base", &self.base)
+            .field("auth", &self.auth.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
+/// The body of a successful response.
+pub struct Body {
+    pub text: String,
+}
+
+impl HttpClient {
+    /// A client for `base` (no trailing slash). With `bearer`, every request carries
+    /// `Authorization: Bearer <key>`, marked sensitive so it never appears in logs.
+    pub fn new(
+        service: &'static str,
+        base: &str,
+        bearer: Option<&Secret>,
+        opts: &HttpOptions,
+    ) -> Result<Self, HttpError> {
+        let setup = |message: String| HttpError::Setup { service, message };
+        let mut builder = reqwest::Client::builder()
+            .timeout(opts.timeout)
+            .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
+            .user_agent(concat!("watchfloor/", env!("CARGO_PKG_VERSION")));
+        if let Some(path) = &opts.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| setup(format!("cannot read ca_file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                setup(format!(
+                    "ca_file {} is not a PEM certificate bundle: {e}",
+                    path.display()
+                ))
+            })?;
+            if certs.is_empty() {
+                return Err(setup(format!(
+                    "ca_file {} holds no certificates",
+                    path.display()
+                )));
+            }
+            builder = builder.tls_certs_only(certs);
+        }
+        if opts.insecure {
+            builder = builder.tls_danger_accept_invalid_certs(true);
+        }
+        let client = builder.build().map_err(|e| setup(error_chain(&e)))?;
+        let auth = match bearer {
+            Some(key) => {
+                let mut value = HeaderValue::from_str(&format!("Bearer {}", key.expose()))
+                    .map_err(|_| {
+                        setup(
+                            "the API key contains characters that cannot be sent in a header"
+                                .into(),
+                        )
+                    })?;
+                value.set_sensitive(true);
+                Some(value)
+            }
+            None => None,
+        };
+        Ok(HttpClient {
+            client,
+            service,
+            base: base.trim_end_matches('/').to_string(),
+            auth,
+            retry: opts.retry.clone(),
+        })
+    }
+
+    /// GET `path` with query pairs; parses the JSON body.
+    pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, HttpError> {
+        let body = self.send(Method::GET, path, query, None).await?;
+        self.decode(Method::GET, path, &body)
+    }
+
+    /// POST a JSON body to `path`; parses the JSON response.
+    pub async fn post_json(&self, path: &str, json: &Value) -> Result<Value, HttpError> {
+        let body = self.send(Method::POST, path, &[], Some(json)).await?;
+        self.decode(Method::POST, path, &body)
+    }
+
+    /// GET `path` and return the body as text.
+    pub async fn get_text(&self, path: &str) -> Result<String, HttpError> {
+        Ok(self.send(Method::GET, path, &[], None).await?.text)
+    }
+
+    fn decode(&self, method: Method, path: &str, body: &Body) -> Result<Value, HttpError> {
+        serde_json::from_str(&body.text).map_err(|e| HttpError::Decode {
+            service: self.service,
+            method,
+            endpoint: path.to_string(),
+            message: e.to_string(),
+        })
+    }
+
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        query: &[(&str, &str)],
+        json: Option<&Value>,
+    ) -> Result<Body, HttpError> {
+        let url = format!("{}{path}", self.base);
+        let endpoint = path.to_string();
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let mut req = self.client.request(method.clone(), &url).query(query);
+            if let Some(auth) = &self.auth {
+                req = req.header(AUTHORIZATION, auth.clone());
+            }
+            if let Some(json) = json {
+                req = req.json(json);
+            }
+            let transport = |e: reqwest::Error| HttpError::Transport {
+                service: self.service,
+                method: method.clone(),
+                endpoint: endpoint.clone(),
+                message: error_chain(&e),
+            };
+            let (retryable, wait, failure) = match req.send().await {
+                Err(e) => {
+                    let retryable = e.is_connect() || (method == Method::GET && e.is_timeout());
+                    (retryable, None, transport(e))
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                    let text = resp.text().await.map_err(transport)?;
+                    if status.is_success() {
+                        return Ok(Body { text });
+                    }
+                    let retryable = status == StatusCode::TOO_MANY_REQUESTS
+                        || status == StatusCode::SERVICE_UNAVAILABLE
+                        || (method == Method::GET && status.is_server_error());
+                    let failure =
+                        self.status_error(&method, &endpoint, status, text, attempt, retry_after);
+                    if retry_after.is_some_and(|r| r > self.retry.max_retry_after) {
+                        return Err(failure);
+                    }
+                    (retryable, retry_after, failure)
+                }
+            };
+            if !retryable || attempt >= self.retry.max_attempts {
+                return Err(failure);
+            }
+            let backoff = self
+                .retry
+                .base_delay
+                .saturating_mul(1 << (attempt - 1).min(16))
+                .min(self.retry.max_delay);
+            let delay = wait.unwrap_or(backoff);
+            tracing::warn!(service = self.service, %method, endpoint = %endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "retrying request");
+            tokio::time::sleep(delay).await;
+        }
+    }
+
+    fn status_error(
+        &self,
+        method: &Method,
+        endpoint: &str,
+        status: StatusCode,
+        body: String,
+        attempts: u32,
+        retry_after: Option<Duration>,
+    ) -> HttpError {
+        let (service, method, endpoint) = (self.service, method.clone(), endpoint.to_string());
+        let body = server_message(&body);
+        match status {
+            StatusCode::UNAUTHORIZED => HttpError::Unauthorized {
+                service,
+                method,
+                endpoint,
+                body,
+            },
+            StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited {
+                service,
+                method,
+                endpoint,
+                attempts,
+                retry_after,
+            },
+            _ => HttpError::Status {
+                service,
+                method,
+                endpoint,
+                status,
+                body,
+            },
+        }
+    }
+}
+
+/// The server's own error text: the `error`/`message`/`detail` field of a JSON body, or the body.
+fn server_message(body: &str) -> String {
+    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|v| {
+        ["error", "message", "detail"]
+            .iter()
+            .find_map(|k| v.get(k).and_then(Value::as_str).map(str::to_string))
+    });
+    let text = from_json.unwrap_or_else(|| body.trim().to_string());
+    let text = if text.is_empty() {
+        "(empty body)".to_string()
+    } else {
+        text
+    };
+    // Keep errors readable when a server answers with a whole HTML page.
+    match text.char_indices().nth(500) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text,
+    }
+}
+
+/// Retry-After as delta-seconds (HTTP dates are treated as absent).
+fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
+    value?
+        .to_str()
+        .ok()?
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(Duration::from_secs)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

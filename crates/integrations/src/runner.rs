@@ -1,0 +1,184 @@
+//! From a command line to an entry: parse, find the command, pick the instance, bind the
+//! arguments, execute. The CLI, and later the HTTP API, share this one path.
+
+use std::collections::BTreeMap;
+
+use watchfloor_core::{Args, CommandDef, CommandLine, Config, Entry, IntegrationDef, UsageError};
+
+use crate::{CommandError, Instance, Integration};
+
+/// Why a command line did not produce an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Usage(#[from] UsageError),
+    #[error("{0}")]
+    Instance(String),
+    #[error("instance `{instance}`: {error}")]
+    Command {
+        instance: String,
+        error: CommandError,
+    },
+}
+
+impl RunError {
+    /// Usage and configuration mistakes, as opposed to provider or command failures.
+    pub fn is_usage(&self) -> bool {
+        !matches!(self, RunError::Command { .. })
+    }
+}
+
+/// Configured instances of the built-in integrations, ready to run commands.
+pub struct Runner {
+    integrations: Vec<Box<dyn Integration>>,
+    instances: BTreeMap<String, (usize, Box<dyn Instance>)>,
+}
+
+impl Runner {
+    /// Connects every instance of `config`. Connecting makes no network call.
+    pub fn new(integrations: Vec<Box<dyn Integration>>, config: &Config) -> Result<Self, RunError> {
+        let mut instances = BTreeMap::new();
+        for inst in &config.instances {
+            let Some(index) = integrations
+                .iter()
+                .position(|i| i.definition().id == inst.integration)
+            else {
+                return Err(RunError::Instance(format!(
+                    "instance `{}` uses unknown integration `{}`",
+                    inst.name, inst.integration
+                )));
+            };
+            let connected =
+                integrations[index]
+                    .connect(inst)
+                    .map_err(|error| RunError::Command {
+                        instance: inst.name.clone(),
+                        error,
+                    })?;
+            instances.insert(inst.name.clone(), (index, connected));
+        }
+        Ok(Runner {
+            integrations,
+            instances,
+        })
+    }
+
+    pub fn definitions(&self) -> Vec<&IntegrationDef> {
+        self.integrations.iter().map(|i| i.definition()).collect()
+    }
+
+    /// Names of configured instances, sorted.
+    pub fn instance_names(&self) -> Vec<&str> {
+        self.instances.keys().map(String::as_str).collect()
+    }
+
+    /// Finds a command by name in any integration, or suggests the closest names.
+    pub fn find_command(&self, name: &str) -> Result<Vec<(usize, &CommandDef)>, UsageError> {
+        let found: Vec<(usize, &CommandDef)> = self
+            .integrations
+            .iter()
+            .enumerate()
+            .filter_map(|(i, integ)| integ.definition().command(name).map(|c| (i, c)))
+            .collect();
+        if found.is_empty() {
+            let all = self
+                .integrations
+                .iter()
+                .flat_map(|i| i.definition().commands.iter().map(|c| c.name.as_str()));
+            return Err(UsageError::UnknownCommand {
+                name: name.to_string(),
+                suggestions: watchfloor_core::suggest::closest(name, all),
+            });
+        }
+        Ok(found)
+    }
+
+    /// Runs `line` (`!command args…`) on `instance`, or on the `using=` instance, or on the one
+    /// configured instance that has the command.
+    pub async fn run(&self, line: &str, instance: Option<&str>) -> Result<Entry, RunError> {
+        let parsed = CommandLine::parse(line)?;
+        let found = self.find_command(&parsed.name)?;
+        let chosen = match (instance, parsed.using.as_deref()) {
+            (Some(a), Some(b)) if a != b => {
+                return Err(RunError::Instance(format!(
+                    "--instance `{a}` and using=`{b}` disagree; give one"
+                )));
+            }
+            (Some(name), _) | (None, Some(name)) => Some(name),
+            (None, None) => None,
+        };
+        let (name, (index, connected)) = self.pick_instance(&parsed.name, &found, chosen)?;
+        let def = found
+            .iter()
+            .find(|(i, _)| i == index)
+            .map(|(_, c)| *c)
+            .expect("picked among found");
+        let args = Args::bind(def, &parsed)?;
+        let span = tracing::info_span!("command", command = %def.name, instance = %name);
+        let _guard = span.enter();
+        connected
+            .execute(def, &args)
+            .await
+            .map_err(|error| RunError::Command {
+                instance: name.to_string(),
+                error,
+            })
+    }
+
+    fn pick_instance<'a>(
+        &'a self,
+        command: &str,
+        found: &[(usize, &CommandDef)],
+        chosen: Option<&str>,
+    ) -> Result<(&'a str, &'a (usize, Box<dyn Instance>)), RunError> {
+        let has_command = |index: &usize| found.iter().any(|(i, _)| i == index);
+        if let Some(name) = chosen {
+            let Some((key, entry)) = self.instances.get_key_value(name) else {
+                return Err(RunError::Instance(format!(
+                    "no instance named `{name}`; configured instances: {}",
+                    list_or_none(&self.instance_names())
+                )));
+            };
+            if !has_command(&entry.0) {
+                let integration = &self.integrations[entry.0].definition().id;
+                return Err(RunError::Instance(format!(
+                    "instance `{name}` ({integration}) has no command `{command}`"
+                )));
+            }
+            return Ok((key, entry));
+        }
+        let candidates: Vec<(&String, &(usize, Box<dyn Instance>))> = self
+            .instances
+            .iter()
+            .filter(|(_, (i, _))| has_command(i))
+            .collect();
+        match candidates.as_slice() {
+            [(name, entry)] => Ok((name.as_str(), entry)),
+            [] => {
+                let ids: Vec<&str> = found
+                    .iter()
+                    .map(|(i, _)| self.integrations[*i].definition().id.as_str())
+                    .collect();
+                Err(RunError::Instance(format!(
+                    "no instance is configured for `{command}`; add an instance of {} to the config file",
+                    ids.join(" or ")
+                )))
+            }
+            many => {
+                let names: Vec<&str> = many.iter().map(|(n, _)| n.as_str()).collect();
+                Err(RunError::Instance(format!(
+                    "several instances can run `{command}` ({}); pick one with --instance NAME or using=NAME",
+                    names.join(", ")
+                )))
+            }
+        }
+    }
+}
+
+fn list_or_none(names: &[&str]) -> String {
+    if names.is_empty() {
+        "none".to_string()
+    } else {
+        names.join(", ")
+    }
+}

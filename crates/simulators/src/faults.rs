@@ -1,0 +1,134 @@
+//! Fault injection shared by the simulators: latency, 429 with Retry-After, 5xx and malformed
+//! JSON, switched on through [`Faults`] or the `/_sim/faults` control endpoint. Also counts
+//! requests per path, so tests can assert how often a client called an endpoint.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use serde::{Deserialize, Serialize};
+
+/// Which faults to inject. Counts apply to the next N provider requests (control endpoints
+/// under `/_sim` are never faulted); a large N keeps a fault on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FaultSpec {
+    /// Added to every provider request.
+    pub latency_ms: u64,
+    /// The next N requests get 429 Too Many Requests.
+    pub rate_limit: u32,
+    /// Sent as Retry-After with each 429.
+    pub retry_after_secs: u64,
+    /// The next N requests get 503 Service Unavailable.
+    pub server_errors: u32,
+    /// The next N successful responses have their JSON body cut short.
+    pub malformed: u32,
+}
+
+/// Live fault switches and request counters of one simulator.
+#[derive(Debug, Clone, Default)]
+pub struct Faults {
+    inner: Arc<Mutex<FaultsInner>>,
+}
+
+#[derive(Debug, Default)]
+struct FaultsInner {
+    spec: FaultSpec,
+    requests: BTreeMap<String, usize>,
+}
+
+/// What to do to one request.
+enum Action {
+    Pass { malformed: bool },
+    RateLimit(u64),
+    ServerError,
+}
+
+impl Faults {
+    pub fn set(&self, spec: FaultSpec) {
+        self.lock().spec = spec;
+    }
+
+    pub fn get(&self) -> FaultSpec {
+        self.lock().spec.clone()
+    }
+
+    /// How many provider requests reached `path` (method-less, query excluded).
+    pub fn requests(&self, path: &str) -> usize {
+        self.lock().requests.get(path).copied().unwrap_or(0)
+    }
+
+    pub fn request_counts(&self) -> BTreeMap<String, usize> {
+        self.lock().requests.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, FaultsInner> {
+        // A poisoned lock only means a handler panicked mid-update of plain counters.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn decide(&self, path: &str) -> (Duration, Action) {
+        let mut inner = self.lock();
+        *inner.requests.entry(path.to_string()).or_default() += 1;
+        let spec = &mut inner.spec;
+        let latency = Duration::from_millis(spec.latency_ms);
+        let action = if spec.rate_limit > 0 {
+            spec.rate_limit -= 1;
+            Action::RateLimit(spec.retry_after_secs)
+        } else if spec.server_errors > 0 {
+            spec.server_errors -= 1;
+            Action::ServerError
+        } else {
+            let malformed = spec.malformed > 0;
+            if malformed {
+                spec.malformed -= 1;
+            }
+            Action::Pass { malformed }
+        };
+        (latency, action)
+    }
+}
+
+/// Middleware that applies the fault switches to every request outside `/_sim`.
+pub async fn layer(State(faults): State<Faults>, req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_string();
+    if path.starts_with("/_sim") {
+        return next.run(req).await;
+    }
+    let (latency, action) = faults.decide(&path);
+    if !latency.is_zero() {
+        tokio::time::sleep(latency).await;
+    }
+    match action {
+        Action::RateLimit(after) => {
+            let mut resp = (
+                StatusCode::TOO_MANY_REQUESTS,
+                "{\"error\": \"rate limit exceeded, slow down\"}",
+            )
+                .into_response();
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(after));
+            resp
+        }
+        Action::ServerError => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{\"error\": \"service temporarily unavailable\"}",
+        )
+            .into_response(),
+        Action::Pass { malformed } => {
+            let resp = next.run(req).await;
+            if malformed && resp.status().is_success() {
+                let (mut parts, _) = resp.into_parts();
+                parts.headers.remove(header::CONTENT_LENGTH);
+                Response::from_parts(parts, Body::from("{\"items\": [{\"ID\": "))
+            } else {
+                resp
+            }
+        }
+    }
+}

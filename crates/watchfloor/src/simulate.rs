@@ -1,0 +1,164 @@
+//! `watchfloor simulate` and `watchfloor demo`: run the simulators in the foreground and write a
+//! config file that points at them.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+
+/// Options of `watchfloor simulate`.
+#[derive(Args, Debug)]
+pub struct SimulateArgs {
+    /// Directory for watchfloor.toml and the simulator's API key file.
+    #[arg(long)]
+    pub dir: PathBuf,
+    /// Seed of the generated data; the same seed gives the same data.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Number of organizations.
+    #[arg(long, default_value_t = 3)]
+    pub orgs: usize,
+    /// AROs per organization.
+    #[arg(long, default_value_t = 4)]
+    pub aros_per_org: usize,
+    /// Latency added to every provider request, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    pub latency_ms: u64,
+    /// Answer the next N requests with 429 Too Many Requests.
+    #[arg(long, default_value_t = 0)]
+    pub rate_limit: u32,
+    /// Retry-After sent with each 429, in seconds.
+    #[arg(long, default_value_t = 1)]
+    pub retry_after_secs: u64,
+    /// Answer the next N requests with 503.
+    #[arg(long, default_value_t = 0)]
+    pub server_errors: u32,
+    /// Cut the JSON body of the next N responses short.
+    #[arg(long, default_value_t = 0)]
+    pub malformed: u32,
+}
+
+/// Starts the simulators and writes `dir/watchfloor.toml`; returns the running simulator.
+async fn start(args: &SimulateArgs) -> anyhow::Result<(FesSimulator, PathBuf)> {
+    if args.orgs == 0 {
+        anyhow::bail!("--orgs must be at least 1");
+    }
+    let fes = FesSimulator::start(FesOptions {
+        seed: args.seed,
+        orgs: args.orgs,
+        aros_per_org: args.aros_per_org,
+        faults: FaultSpec {
+            latency_ms: args.latency_ms,
+            rate_limit: args.rate_limit,
+            retry_after_secs: args.retry_after_secs,
+            server_errors: args.server_errors,
+            malformed: args.malformed,
+        },
+        ..FesOptions::default()
+    })
+    .await
+    .context("cannot start the FES simulator on loopback")?;
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("cannot create {}", args.dir.display()))?;
+    let key_file = args.dir.join("fes-api-key");
+    std::fs::write(&key_file, &fes.api_key)
+        .with_context(|| format!("cannot write {}", key_file.display()))?;
+    let config = args.dir.join("watchfloor.toml");
+    let text = format!(
+        "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n\
+         [[instances]]\n\
+         name = \"fes\"\n\
+         integration = \"covalence-managed-security\"\n\
+         [instances.params]\n\
+         portal_url = \"{}\"\n\
+         broker_url = \"{}\"\n\
+         api_key = {{ file = \"fes-api-key\" }}\n\
+         timeout = \"10s\"\n",
+        fes.portal_url, fes.broker_url
+    );
+    std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
+    Ok((fes, config))
+}
+
+pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
+    let (fes, config) = start(&args).await?;
+    println!("FES Portal simulator: {}", fes.portal_url);
+    println!("FES Broker simulator: {}", fes.broker_url);
+    println!("config: {}", config.display());
+    println!(
+        "faults: POST {}/_sim/faults with {{\"rate_limit\": 2, \"retry_after_secs\": 1}} and the like",
+        fes.broker_url
+    );
+    println!("Press Ctrl-C to stop.");
+    wait_for_ctrl_c(fes).await
+}
+
+pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
+    let args = SimulateArgs {
+        dir: dir.to_path_buf(),
+        seed: 1,
+        orgs: 3,
+        aros_per_org: 4,
+        latency_ms: 0,
+        rate_limit: 0,
+        retry_after_secs: 1,
+        server_errors: 0,
+        malformed: 0,
+    };
+    let (fes, config) = start(&args).await?;
+    let runner = {
+        let defs = watchfloor_integrations::definitions();
+        let cfg = watchfloor_core::Config::load(&config, &defs)?;
+        watchfloor_integrations::Runner::new(watchfloor_integrations::builtin(), &cfg)?
+    };
+    let entry = runner.run("!cov-mgsec-list-org", None).await?;
+    let org_id = fes
+        .orgs()
+        .first()
+        .and_then(|o| o["ID"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let aro_id = fes
+        .aros()
+        .first()
+        .and_then(|a| a["ID"].as_str().map(str::to_string))
+        .unwrap_or_default();
+    let me = std::env::args()
+        .next()
+        .unwrap_or_else(|| "watchfloor".into());
+    let cfg = config.display();
+    println!("watchfloor demo: simulators are running and {cfg} points at them.\n");
+    println!(
+        "$ {me} --config {cfg} run '!cov-mgsec-list-org'\n{}",
+        entry.readable
+    );
+    println!("Try these in another terminal:");
+    for line in [
+        "!cov-mgsec-get-aro query=\"resolution=Unresolved\"".to_string(),
+        "!cov-mgsec-get-aro query=\"org=Globex&type=Action\" details=true".to_string(),
+        format!(
+            "!cov-mgsec-transition-aro aro_id={aro_id} resolution=Resolved comment=\"Host reimaged\""
+        ),
+        format!("!cov-mgsec-comment-aro aro_id={aro_id} comment=\"Called the site lead\""),
+        format!("!cov-mgsec-list-escalation-contacts org_id={org_id}"),
+        format!("!cov-mgsec-list-key-contacts org_id={org_id}"),
+        "!cov-mgsec-broker-ping".to_string(),
+        format!("!cov-mgsec-broker-endpoint-action-by-aro action_type=ISOLATE aro_id={aro_id}"),
+    ] {
+        println!("  {me} --config {cfg} run '{line}'");
+    }
+    println!("  {me} --config {cfg} run --output json '!cov-mgsec-list-org'");
+    println!("  {me} --config {cfg} instances test");
+    println!("  {me} commands cov-mgsec-get-aro\n");
+    println!("Press Ctrl-C to stop.");
+    wait_for_ctrl_c(fes).await
+}
+
+async fn wait_for_ctrl_c(fes: FesSimulator) -> anyhow::Result<std::process::ExitCode> {
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    drop(fes);
+    println!("stopped");
+    Ok(std::process::ExitCode::SUCCESS)
+}
