@@ -178,7 +178,7 @@ fn check_value(arg: &crate::definition::ArgDef, value: &str) -> Result<String, U
         }
         ArgType::String => value.to_string(),
     };
-    if !arg.allowed.is_empty() && !arg.allowed.iter().any(|a| *a == value) {
+    if !arg.allowed.is_empty() && !arg.allowed.contains(&value) {
         return Err(UsageError::NotAllowed {
             arg: arg.name.clone(),
             value,

@@ -31,7 +31,13 @@ impl RunError {
 /// Configured instances of the built-in integrations, ready to run commands.
 pub struct Runner {
     integrations: Vec<Box<dyn Integration>>,
-    instances: BTreeMap<String, (usize, Box<dyn Instance>)>,
+    instances: BTreeMap<String, Connected>,
+}
+
+/// A connected instance and the index of its integration.
+struct Connected {
+    integration: usize,
+    instance: Box<dyn Instance>,
 }
 
 impl Runner {
@@ -55,7 +61,13 @@ impl Runner {
                         instance: inst.name.clone(),
                         error,
                     })?;
-            instances.insert(inst.name.clone(), (index, connected));
+            instances.insert(
+                inst.name.clone(),
+                Connected {
+                    integration: index,
+                    instance: connected,
+                },
+            );
         }
         Ok(Runner {
             integrations,
@@ -107,16 +119,17 @@ impl Runner {
             (Some(name), _) | (None, Some(name)) => Some(name),
             (None, None) => None,
         };
-        let (name, (index, connected)) = self.pick_instance(&parsed.name, &found, chosen)?;
+        let (name, connected) = self.pick_instance(&parsed.name, &found, chosen)?;
         let def = found
             .iter()
-            .find(|(i, _)| i == index)
+            .find(|(i, _)| *i == connected.integration)
             .map(|(_, c)| *c)
             .expect("picked among found");
         let args = Args::bind(def, &parsed)?;
         let span = tracing::info_span!("command", command = %def.name, instance = %name);
         let _guard = span.enter();
         connected
+            .instance
             .execute(def, &args)
             .await
             .map_err(|error| RunError::Command {
@@ -130,7 +143,7 @@ impl Runner {
         command: &str,
         found: &[(usize, &CommandDef)],
         chosen: Option<&str>,
-    ) -> Result<(&'a str, &'a (usize, Box<dyn Instance>)), RunError> {
+    ) -> Result<(&'a str, &'a Connected), RunError> {
         let has_command = |index: &usize| found.iter().any(|(i, _)| i == index);
         if let Some(name) = chosen {
             let Some((key, entry)) = self.instances.get_key_value(name) else {
@@ -139,18 +152,18 @@ impl Runner {
                     list_or_none(&self.instance_names())
                 )));
             };
-            if !has_command(&entry.0) {
-                let integration = &self.integrations[entry.0].definition().id;
+            if !has_command(&entry.integration) {
+                let integration = &self.integrations[entry.integration].definition().id;
                 return Err(RunError::Instance(format!(
                     "instance `{name}` ({integration}) has no command `{command}`"
                 )));
             }
             return Ok((key, entry));
         }
-        let candidates: Vec<(&String, &(usize, Box<dyn Instance>))> = self
+        let candidates: Vec<(&String, &Connected)> = self
             .instances
             .iter()
-            .filter(|(_, (i, _))| has_command(i))
+            .filter(|(_, c)| has_command(&c.integration))
             .collect();
         match candidates.as_slice() {
             [(name, entry)] => Ok((name.as_str(), entry)),

@@ -417,9 +417,20 @@ impl FesState {
     }
 }
 
-fn error(status: StatusCode, message: impl Into<String>) -> Response {
-    (status, Json(json!({"error": message.into()}))).into_response()
+/// An error answer: the status and the message the portal puts in `{"error": ...}`.
+struct ApiError(StatusCode, String);
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (self.0, Json(json!({"error": self.1}))).into_response()
+    }
 }
+
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError(status, message.into())
+}
+
+type ApiResult = Result<Response, ApiError>;
 
 async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let expected = format!("Bearer {}", lock(&app.state).api_key);
@@ -428,7 +439,7 @@ async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> R
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok());
     if given != Some(expected.as_str()) {
-        return error(StatusCode::UNAUTHORIZED, "Invalid or missing API key");
+        return error(StatusCode::UNAUTHORIZED, "Invalid or missing API key").into_response();
     }
     next.run(req).await
 }
@@ -497,23 +508,23 @@ struct NewAro {
     title: String,
 }
 
-async fn add_aro(State(app): State<AppState>, Json(new): Json<NewAro>) -> Response {
+async fn add_aro(State(app): State<AppState>, Json(new): Json<NewAro>) -> ApiResult {
     let mut s = lock(&app.state);
     if new.org_index >= s.orgs.len() {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!("org_index {} out of range", new.org_index),
-        );
+        ));
     }
     let now = Utc::now().naive_utc();
-    Json(s.new_aro(new.org_index, &new.title, now)).into_response()
+    Ok(Json(s.new_aro(new.org_index, &new.title, now)).into_response())
 }
 
 async fn my_providers(State(app): State<AppState>) -> Json<Value> {
     Json(json!([lock(&app.state).provider]))
 }
 
-fn check_provider(s: &FesState, pid: &str) -> Result<(), Response> {
+fn check_provider(s: &FesState, pid: &str) -> Result<(), ApiError> {
     if s.provider["ID"] == pid {
         Ok(())
     } else {
@@ -524,22 +535,20 @@ fn check_provider(s: &FesState, pid: &str) -> Result<(), Response> {
     }
 }
 
-async fn provider_orgs(State(app): State<AppState>, Path(pid): Path<String>) -> Response {
+async fn provider_orgs(State(app): State<AppState>, Path(pid): Path<String>) -> ApiResult {
     let s = lock(&app.state);
-    if let Err(e) = check_provider(&s, &pid) {
-        return e;
-    }
+    check_provider(&s, &pid)?;
     let orgs: Vec<Value> = s
         .orgs
         .iter()
         .map(|o| json!({"ID": o["ID"], "email": o["email"], "email_aro_details": o["email_aro_details"], "name": o["name"]}))
         .collect();
-    Json(json!(orgs)).into_response()
+    Ok(Json(json!(orgs)).into_response())
 }
 
 /// Pages `items` with `limit` (default 25, at most 500) and `page` (from 1).
-fn page_envelope(items: Vec<Value>, params: &Map<String, Value>) -> Result<Value, Response> {
-    let number = |key: &str, default: usize| -> Result<usize, Response> {
+fn page_envelope(items: Vec<Value>, params: &Map<String, Value>) -> Result<Value, ApiError> {
+    let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match params.get(key).and_then(Value::as_str) {
             None => Ok(default),
             Some(v) => v.parse::<usize>().ok().filter(|n| *n > 0).ok_or_else(|| {
@@ -565,7 +574,7 @@ fn page_envelope(items: Vec<Value>, params: &Map<String, Value>) -> Result<Value
     }))
 }
 
-fn parse_time(params: &Map<String, Value>, key: &str) -> Result<Option<NaiveDateTime>, Response> {
+fn parse_time(params: &Map<String, Value>, key: &str) -> Result<Option<NaiveDateTime>, ApiError> {
     match params.get(key).and_then(Value::as_str) {
         None => Ok(None),
         Some(v) => NaiveDateTime::parse_from_str(v, TIME_FORMAT)
@@ -583,15 +592,10 @@ async fn list_aros(
     State(app): State<AppState>,
     Path(pid): Path<String>,
     Query(params): Query<Map<String, Value>>,
-) -> Response {
+) -> ApiResult {
     let s = lock(&app.state);
-    if let Err(e) = check_provider(&s, &pid) {
-        return e;
-    }
-    let (since, until) = match (parse_time(&params, "since"), parse_time(&params, "until")) {
-        (Ok(a), Ok(b)) => (a, b),
-        (Err(e), _) | (_, Err(e)) => return e,
-    };
+    check_provider(&s, &pid)?;
+    let (since, until) = (parse_time(&params, "since")?, parse_time(&params, "until")?);
     for (key, allowed) in [
         ("resolution", &RESOLUTIONS[..]),
         ("status", &STATUSES[..]),
@@ -600,13 +604,13 @@ async fn list_aros(
         if let Some(v) = params.get(key).and_then(Value::as_str)
             && !allowed.contains(&v)
         {
-            return error(
+            return Err(error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "Invalid {key} {v:?}: expected one of {}",
                     allowed.join(", ")
                 ),
-            );
+            ));
         }
     }
     let field_matches =
@@ -637,10 +641,7 @@ async fn list_aros(
         .map(public_aro)
         .collect();
     sort_newest_first(&mut aros);
-    match page_envelope(aros, &params) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e,
-    }
+    Ok(Json(page_envelope(aros, &params)?).into_response())
 }
 
 /// An ARO as the portal shows it (without the simulator's own `data`).
@@ -652,21 +653,21 @@ fn public_aro(aro: &Value) -> Value {
     aro
 }
 
-async fn org_detail(State(app): State<AppState>, Path(id): Path<String>) -> Response {
+async fn org_detail(State(app): State<AppState>, Path(id): Path<String>) -> ApiResult {
     let s = lock(&app.state);
     match s.org(&id) {
-        Some(org) => Json(org.clone()).into_response(),
-        None => error(
+        Some(org) => Ok(Json(org.clone()).into_response()),
+        None => Err(error(
             StatusCode::NOT_FOUND,
             format!("Organization {id} not found"),
-        ),
+        )),
     }
 }
 
 async fn escalation_lists(
     State(app): State<AppState>,
     Query(params): Query<Map<String, Value>>,
-) -> Response {
+) -> ApiResult {
     let s = lock(&app.state);
     let org = params.get("organization_id").and_then(Value::as_str);
     let lists: Vec<Value> = s
@@ -675,10 +676,7 @@ async fn escalation_lists(
         .filter(|l| org.is_none_or(|o| l["organization_id"] == o))
         .cloned()
         .collect();
-    match page_envelope(lists, &params) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e,
-    }
+    Ok(Json(page_envelope(lists, &params)?).into_response())
 }
 
 fn now() -> String {
@@ -710,42 +708,42 @@ async fn transition(
     State(app): State<AppState>,
     Path(id): Path<String>,
     body: Option<Json<Value>>,
-) -> Response {
+) -> ApiResult {
     let Some(Json(body)) = body else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "Request body must be a JSON object",
-        );
+        ));
     };
     let resolution = body["resolution"].as_str().unwrap_or_default();
     if !RESOLUTIONS.contains(&resolution) {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!(
                 "Invalid resolution {:?}: expected one of {}",
                 body["resolution"],
                 RESOLUTIONS.join(", ")
             ),
-        );
+        ));
     }
     let status = body["status"].as_str().unwrap_or("Open");
     if !STATUSES.contains(&status) {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             format!("Invalid status {status:?}"),
-        );
+        ));
     }
     let comment = &body["comment"];
     if !comment.is_null() && (!comment["text"].is_string() || !comment["sensitive"].is_boolean()) {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "comment must be {\"text\": string, \"sensitive\": boolean}",
-        );
+        ));
     }
     let mut s = lock(&app.state);
     let time = now();
     let Some(aro) = s.aro_mut(&id) else {
-        return error(StatusCode::NOT_FOUND, format!("ARO {id} not found"));
+        return Err(error(StatusCode::NOT_FOUND, format!("ARO {id} not found")));
     };
     aro["resolution"] = json!(resolution);
     aro["status"] = json!(status);
@@ -775,40 +773,46 @@ async fn transition(
             if closed { json!(time) } else { Value::Null },
         );
     }
-    Json(out).into_response()
+    Ok(Json(out).into_response())
 }
 
-async fn add_comment(State(app): State<AppState>, body: Option<Json<Value>>) -> Response {
+async fn add_comment(State(app): State<AppState>, body: Option<Json<Value>>) -> ApiResult {
     let Some(Json(body)) = body else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "Request body must be a JSON object",
-        );
+        ));
     };
     let (Some(aro_id), Some(text), Some(sensitive)) = (
         body["aro_id"].as_str(),
         body["text"].as_str(),
         body["sensitive"].as_bool(),
     ) else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "expected {\"aro_id\": string, \"text\": string, \"sensitive\": boolean}",
-        );
+        ));
     };
     if text.trim().is_empty() {
-        return error(StatusCode::BAD_REQUEST, "Comment text must not be empty");
+        return Err(error(
+            StatusCode::BAD_REQUEST,
+            "Comment text must not be empty",
+        ));
     }
     let mut s = lock(&app.state);
     let Some(aro) = s.aros.iter().find(|a| a["ID"] == aro_id).cloned() else {
-        return error(StatusCode::NOT_FOUND, format!("ARO {aro_id} not found"));
+        return Err(error(
+            StatusCode::NOT_FOUND,
+            format!("ARO {aro_id} not found"),
+        ));
     };
-    Json(make_comment(&mut s, &aro, text, sensitive)).into_response()
+    Ok(Json(make_comment(&mut s, &aro, text, sensitive)).into_response())
 }
 
 async fn list_comments(
     State(app): State<AppState>,
     Query(params): Query<Map<String, Value>>,
-) -> Response {
+) -> ApiResult {
     let s = lock(&app.state);
     let aro = params.get("aro_id").and_then(Value::as_str);
     let comments: Vec<Value> = s
@@ -817,10 +821,7 @@ async fn list_comments(
         .filter(|c| aro.is_none_or(|a| c["aro_id"] == a))
         .cloned()
         .collect();
-    match page_envelope(comments, &params) {
-        Ok(v) => Json(v).into_response(),
-        Err(e) => e,
-    }
+    Ok(Json(page_envelope(comments, &params)?).into_response())
 }
 
 async fn broker_orgs(State(app): State<AppState>) -> Json<Value> {
@@ -833,7 +834,7 @@ async fn broker_orgs(State(app): State<AppState>) -> Json<Value> {
     ))
 }
 
-fn check_action(action: &str, allowed: &[&str]) -> Result<(), Response> {
+fn check_action(action: &str, allowed: &[&str]) -> Result<(), ApiError> {
     if allowed.contains(&action) {
         Ok(())
     } else {
@@ -862,29 +863,27 @@ async fn endpoint_by_host(
     State(app): State<AppState>,
     Path(action): Path<String>,
     body: Option<Json<Value>>,
-) -> Response {
-    if let Err(e) = check_action(&action, &ENDPOINT_ACTIONS) {
-        return e;
-    }
+) -> ApiResult {
+    check_action(&action, &ENDPOINT_ACTIONS)?;
     let body = body.map(|b| b.0).unwrap_or_default();
     let (Some(org_id), Some(host)) = (body["org_id"].as_str(), body["host_identifier"].as_str())
     else {
-        return error(
+        return Err(error(
             StatusCode::BAD_REQUEST,
             "expected {\"org_id\": string, \"host_identifier\": string}",
-        );
+        ));
     };
     let mut s = lock(&app.state);
     let Some(org) = s.org(org_id).cloned() else {
-        return error(
+        return Err(error(
             StatusCode::NOT_FOUND,
             format!("Organization {org_id} not found"),
-        );
+        ));
     };
-    Json(host_task(&mut s, &org, host)).into_response()
+    Ok(Json(host_task(&mut s, &org, host)).into_response())
 }
 
-fn aro_for_action(s: &FesState, body: &Value) -> Result<Value, Response> {
+fn aro_for_action(s: &FesState, body: &Value) -> Result<Value, ApiError> {
     let Some(aro_id) = body["aro_id"].as_str() else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -902,42 +901,32 @@ async fn endpoint_by_aro(
     State(app): State<AppState>,
     Path(action): Path<String>,
     body: Option<Json<Value>>,
-) -> Response {
-    if let Err(e) = check_action(&action, &ENDPOINT_ACTIONS) {
-        return e;
-    }
+) -> ApiResult {
+    check_action(&action, &ENDPOINT_ACTIONS)?;
     let body = body.map(|b| b.0).unwrap_or_default();
     let mut s = lock(&app.state);
-    let aro = match aro_for_action(&s, &body) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
+    let aro = aro_for_action(&s, &body)?;
     let org = s
         .org(aro["organization"]["ID"].as_str().unwrap_or_default())
         .cloned()
         .unwrap_or_default();
     let host = aro["data"]["host"].as_str().unwrap_or_default().to_string();
-    Json(host_task(&mut s, &org, &host)).into_response()
+    Ok(Json(host_task(&mut s, &org, &host)).into_response())
 }
 
 async fn cloud_by_aro(
     State(app): State<AppState>,
     Path(action): Path<String>,
     body: Option<Json<Value>>,
-) -> Response {
-    if let Err(e) = check_action(&action, &CLOUD_ACTIONS) {
-        return e;
-    }
+) -> ApiResult {
+    check_action(&action, &CLOUD_ACTIONS)?;
     let body = body.map(|b| b.0).unwrap_or_default();
     let mut s = lock(&app.state);
-    let aro = match aro_for_action(&s, &body) {
-        Ok(a) => a,
-        Err(e) => return e,
-    };
+    let aro = aro_for_action(&s, &body)?;
     let created = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
-    Json(json!({
+    Ok(Json(json!({
         "action_id": s.rng.uuid(), "action_type": action, "action_params": {"user": aro["data"]["user"]},
         "created_time": created, "status": "QUEUED", "result": "PENDING",
     }))
-    .into_response()
+    .into_response())
 }
