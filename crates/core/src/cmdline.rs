@@ -105,7 +105,10 @@ fn tokenize(input: &str) -> Result<Vec<Token>, UsageError> {
 mod tests {
     use super::*;
 
-    fn check(input: &str, expected: Result<(&str, &[(&str, &str)], Option<&str>), &str>) {
+    /// Expected parse: command name, arguments, and the `using=` instance.
+    type Parsed<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+
+    fn check(input: &str, expected: Result<Parsed<'_>, &str>) {
         let got = CommandLine::parse(input).map_err(|e| e.to_string());
         let expected = expected
             .map(|(name, args, using)| CommandLine {
