@@ -117,9 +117,13 @@ impl FesSimulator {
             state: state.clone(),
             faults: faults.clone(),
         };
-        let portal_router = Router::new().nest("/v1", portal_routes(app.clone()));
-        let portal_router = control_routes(app.clone()).merge(portal_router);
-        let broker_router = control_routes(app.clone()).merge(broker_routes(app));
+        let faults_layer = middleware::from_fn_with_state(faults.clone(), faults::layer);
+        let portal_router = control_routes(app.clone())
+            .nest("/v1", portal_routes(app.clone()))
+            .layer(faults_layer.clone());
+        let broker_router = control_routes(app.clone())
+            .merge(broker_routes(app))
+            .layer(faults_layer);
         let tasks = vec![
             tokio::spawn(async move {
                 let _ = axum::serve(portal, portal_router).await;
@@ -464,10 +468,6 @@ fn portal_routes(app: AppState) -> Router {
         .route("/aros/{id}/transition", post(transition))
         .route("/aro_comments", post(add_comment).get(list_comments))
         .route_layer(middleware::from_fn_with_state(app.clone(), require_key))
-        .layer(middleware::from_fn_with_state(
-            app.faults.clone(),
-            faults::layer,
-        ))
         .with_state(app)
 }
 
@@ -481,10 +481,6 @@ fn broker_routes(app: AppState) -> Router {
     Router::new()
         .route("/ping", get(|| async { "pong" }))
         .merge(authed)
-        .layer(middleware::from_fn_with_state(
-            app.faults.clone(),
-            faults::layer,
-        ))
         .with_state(app)
 }
 

@@ -1,1 +1,718 @@
+//! Tests of Covalence Managed Security against the FES simulator on port 0: every command,
+//! state changes, faults, and the error text users see.
 
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use watchfloor_core::{Config, ContextStore, Entry};
+use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+
+use crate::{RunError, Runner};
+
+struct App {
+    sim: FesSimulator,
+    runner: Runner,
+}
+
+impl App {
+    async fn run(&self, line: &str) -> Entry {
+        match self.runner.run(line, None).await {
+            Ok(entry) => entry,
+            Err(e) => panic!("{line} failed: {e}"),
+        }
+    }
+
+    async fn fail(&self, line: &str) -> String {
+        match self.runner.run(line, None).await {
+            Ok(entry) => panic!("{line} should fail, got {}", entry.readable),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    /// The ids of all AROs the simulator holds with this resolution, newest first.
+    fn aro_ids(&self, resolution: &str) -> Vec<String> {
+        self.sim
+            .aros()
+            .iter()
+            .filter(|a| a["resolution"] == resolution)
+            .map(|a| a["ID"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    fn org_id(&self, index: usize) -> String {
+        self.sim.orgs()[index]["ID"].as_str().unwrap().to_string()
+    }
+}
+
+fn runner_for(params: &str) -> Result<Runner, String> {
+    let text = format!(
+        "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n[instances.params]\n{params}"
+    );
+    let config = Config::parse(
+        Path::new("test.toml"),
+        &text,
+        &[super::definition()],
+        &|_| None,
+    )
+    .map_err(|e| e.to_string())?;
+    Runner::new(crate::builtin(), &config).map_err(|e| e.to_string())
+}
+
+async fn spawn_with(opts: FesOptions) -> App {
+    let sim = FesSimulator::start(opts).await.expect("simulator starts");
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\nbroker_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"5s\"\n",
+        sim.portal_url, sim.broker_url, sim.api_key
+    ))
+    .unwrap();
+    App { sim, runner }
+}
+
+async fn spawn() -> App {
+    spawn_with(FesOptions::default()).await
+}
+
+fn context(entry: &Entry) -> Value {
+    Value::Object(entry.entry_context())
+}
+
+/// The seed's documented context examples render to its documented tables, byte for byte.
+#[test]
+fn golden_tables_match_the_seed_documentation() {
+    let def = super::definition();
+    let check = |command: &str, outputs: Value, expected: &str| {
+        let entry = def.command(command).unwrap().entry(outputs, Value::Null);
+        assert_eq!(entry.readable, expected, "{command}");
+    };
+    check(
+        "cov-mgsec-list-org",
+        json!([
+            {"ID": "9d4297ea-089e-42bd-884d-51744e31a471", "email": "foo@bar.com", "email_aro_details": false, "name": "Acme"},
+            {"ID": "e0e04c8b-d50c-4379-bfd6-5e0f2b1037cd", "email": "foo@bar.com", "email_aro_details": false, "name": "Capsule Corp"}
+        ]),
+        "### Organizations\n\
+         |Id|Email|Email Aro Details|Name|\n\
+         |---|---|---|---|\n\
+         | 9d4297ea-089e-42bd-884d-51744e31a471 | foo@bar.com | false | Acme |\n\
+         | e0e04c8b-d50c-4379-bfd6-5e0f2b1037cd | foo@bar.com | false | Capsule Corp |\n",
+    );
+    check(
+        "cov-mgsec-get-aro",
+        json!([
+            {"organization": {"ID": "9d4297ea-089e-42bd-884d-51744e31a471", "email": "foo@bar.com", "name": "Acme"},
+             "resolution": "Unresolved", "severity": "Critical", "status": "Open", "title": "test2", "type": "Action"},
+            {"organization": {"ID": "e0e04c8b-d50c-4379-bfd6-5e0f2b1037cd", "email": "foo@bar.com", "name": "Capsule Corp"},
+             "resolution": "Unresolved", "severity": "High", "status": "Open", "title": "Vulnerable Software Detected", "type": "Recommendation"}
+        ]),
+        "### AROs\n\
+         |Organization|Resolution|Severity|Status|Title|Type|\n\
+         |---|---|---|---|---|---|\n\
+         | ID: 9d4297ea-089e-42bd-884d-51744e31a471<br/>email: foo@bar.com<br/>name: Acme | Unresolved | Critical | Open | test2 | Action |\n\
+         | ID: e0e04c8b-d50c-4379-bfd6-5e0f2b1037cd<br/>email: foo@bar.com<br/>name: Capsule Corp | Unresolved | High | Open | Vulnerable Software Detected | Recommendation |\n",
+    );
+}
+
+#[tokio::test]
+async fn list_org_lists_every_organization() {
+    let app = spawn().await;
+    let entry = app.run("!cov-mgsec-list-org").await;
+    for org in app.sim.orgs() {
+        assert!(
+            entry.readable.contains(org["name"].as_str().unwrap()),
+            "{}",
+            entry.readable
+        );
+    }
+    let orgs = &context(&entry)["FESPortal.Org(val.ID && val.ID == obj.ID)"];
+    assert_eq!(orgs.as_array().unwrap().len(), 3);
+    assert_eq!(orgs[1]["name"], "Globex");
+    assert_eq!(orgs[1]["email_aro_details"], true);
+}
+
+#[tokio::test]
+async fn get_aro_pages_through_everything_newest_first() {
+    // 3 orgs x 400 AROs: the unresolved ones span two pages of 500.
+    let app = spawn_with(FesOptions {
+        aros_per_org: 400,
+        ..FesOptions::default()
+    })
+    .await;
+    let entry = app
+        .run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#)
+        .await;
+    let aros = context(&entry)["FESPortal.ARO(val.ID && val.ID == obj.ID)"].clone();
+    let got: Vec<&str> = aros
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ID"].as_str().unwrap())
+        .collect();
+    let expected = app.aro_ids("Unresolved");
+    assert!(
+        expected.len() > 500,
+        "the test needs several pages, has {}",
+        expected.len()
+    );
+    assert_eq!(got, expected);
+    let keys: Vec<&String> = aros[0].as_object().unwrap().keys().collect();
+    assert_eq!(
+        keys,
+        [
+            "ID",
+            "organization",
+            "resolution",
+            "severity",
+            "status",
+            "title",
+            "type"
+        ]
+    );
+    assert_eq!(
+        entry.raw.as_array().unwrap().len(),
+        expected.len(),
+        "raw keeps the whole AROs"
+    );
+    assert!(entry.raw[0]["steps"].is_array());
+}
+
+#[tokio::test]
+async fn get_aro_filters_by_type_org_and_id_and_honours_details() {
+    let app = spawn().await;
+    let entry = app
+        .run(r#"!cov-mgsec-get-aro query="org=globex&type=Action" details=true"#)
+        .await;
+    let aros = context(&entry)["FESPortal.ARO(val.ID && val.ID == obj.ID)"].clone();
+    let expected: Vec<Value> = app
+        .sim
+        .aros()
+        .into_iter()
+        .filter(|a| a["organization"]["name"] == "Globex" && a["type"] == "Action")
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(aros.as_array().unwrap().len(), expected.len());
+    assert!(
+        aros[0]["steps"].is_array(),
+        "details=true keeps every field"
+    );
+    let one = expected[0]["ID"].as_str().unwrap();
+    let entry = app.run(&format!("!cov-mgsec-get-aro query=id={one}")).await;
+    assert_eq!(
+        context(&entry)["FESPortal.ARO(val.ID && val.ID == obj.ID)"][0]["ID"],
+        one
+    );
+    let none = app
+        .run(r#"!cov-mgsec-get-aro query="since=2030-01-01 00:00:00""#)
+        .await;
+    assert_eq!(none.readable, "No AROs found");
+    assert_eq!(none.entry_context().len(), 0);
+}
+
+#[tokio::test]
+async fn get_aro_rejects_bad_queries_with_the_reason() {
+    let app = spawn().await;
+    for (query, expected) in [
+        (
+            "colour=red",
+            "instance `fes`: unknown query key `colour`; use id, status, resolution, type, org, organization_id, since, until",
+        ),
+        (
+            "org=nowhere",
+            "instance `fes`: unknown organization named `nowhere`; known organizations: Acme, Globex, Initech",
+        ),
+        (
+            "org=e",
+            "instance `fes`: organization name `e` matches several organizations (Acme, Globex, Initech); give the full name or organization_id",
+        ),
+        (
+            "resolution=",
+            "instance `fes`: query key `resolution` has no value; write `resolution=value`",
+        ),
+        (
+            "since=yesterday",
+            "instance `fes`: FES Portal GET /providers/",
+        ),
+        (
+            "resolution=Fixed",
+            "Invalid resolution \"Fixed\": expected one of Unresolved, Help Requested, Resolved, Dismissed",
+        ),
+    ] {
+        let err = app
+            .fail(&format!("!cov-mgsec-get-aro query=\"{query}\""))
+            .await;
+        assert!(err.contains(expected), "{query}: {err}");
+    }
+}
+
+#[tokio::test]
+async fn transition_changes_the_aro_and_a_later_get_aro_shows_it() {
+    let app = spawn().await;
+    let id = app.aro_ids("Unresolved")[0].clone();
+    let entry = app
+        .run(&format!(r#"!cov-mgsec-transition-aro aro_id={id} resolution=Resolved comment="Host reimaged" is_comment_sensitive=yes"#))
+        .await;
+    let ctx = context(&entry);
+    let aro = &ctx["FESPortal.ARO(val.ID && val.ID == obj.ID)"];
+    assert_eq!(
+        (
+            aro["ID"].as_str(),
+            aro["resolution"].as_str(),
+            aro["status"].as_str()
+        ),
+        (Some(id.as_str()), Some("Resolved"), Some("Closed"))
+    );
+    assert!(
+        entry.readable.starts_with("### ARO\n"),
+        "{}",
+        entry.readable
+    );
+    let comments = app.sim.comments(&id);
+    assert_eq!(comments.len(), 1);
+    assert_eq!(
+        (&comments[0]["text"], &comments[0]["sensitive"]),
+        (&json!("Host reimaged"), &json!(true))
+    );
+
+    let later = app.run(&format!("!cov-mgsec-get-aro query=id={id}")).await;
+    assert_eq!(
+        context(&later)["FESPortal.ARO(val.ID && val.ID == obj.ID)"][0]["resolution"],
+        "Resolved"
+    );
+    let unresolved = app
+        .run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#)
+        .await;
+    assert!(!unresolved.readable.contains(&id));
+
+    let missing = app
+        .fail("!cov-mgsec-transition-aro aro_id=nope resolution=Resolved")
+        .await;
+    assert_eq!(
+        missing,
+        "instance `fes`: FES Portal POST /aros/nope/transition returned HTTP 404 Not Found: ARO nope not found"
+    );
+}
+
+#[tokio::test]
+async fn comment_is_stored_and_the_context_gets_the_aro() {
+    let app = spawn().await;
+    let id = app.aro_ids("Unresolved")[1].clone();
+    let entry = app
+        .run(&format!(
+            r#"!cov-mgsec-comment-aro aro_id={id} comment="Called <b>the</b> site lead""#
+        ))
+        .await;
+    assert!(
+        entry
+            .readable
+            .contains("Called &lt;b&gt;the&lt;/b&gt; site lead"),
+        "{}",
+        entry.readable
+    );
+    assert_eq!(
+        context(&entry)["FESPortal.ARO(val.ID && val.ID == obj.ID)"]["ID"],
+        id.as_str()
+    );
+    let stored = app.sim.comments(&id);
+    assert_eq!((stored.len(), &stored[0]["sensitive"]), (1, &json!(false)));
+    assert_eq!(entry.raw["id"], stored[0]["id"]);
+}
+
+#[tokio::test]
+async fn escalation_contacts_come_by_priority() {
+    let app = spawn().await;
+    let org = app.org_id(1);
+    let entry = app
+        .run(&format!("!cov-mgsec-list-escalation-contacts org_id={org}"))
+        .await;
+    assert!(
+        entry.readable.starts_with(
+            "### Escalation Contacts\n|Priority|First Name|Last Name|Job Title|Phone Number|Secondary Phone|Email|Notes|\n"
+        ),
+        "{}",
+        entry.readable
+    );
+    let rows = context(&entry)["FESPortal.EscalationContact(val.id && val.id == obj.id)"].clone();
+    let priorities: Vec<u64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["priority"].as_u64().unwrap())
+        .collect();
+    assert_eq!(priorities, [1, 2, 3]);
+    assert!(
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["organization_id"] == org.as_str())
+    );
+    let none = app
+        .run("!cov-mgsec-list-escalation-contacts org_id=unknown")
+        .await;
+    assert_eq!(none.readable, "No escalation contacts found.");
+}
+
+#[tokio::test]
+async fn key_contacts_keep_key_types_only() {
+    let app = spawn().await;
+    let entry = app
+        .run(&format!(
+            "!cov-mgsec-list-key-contacts org_id={}",
+            app.org_id(0)
+        ))
+        .await;
+    let rows = context(&entry)["FESPortal.KeyContact(val.organization_id && val.organization_id == obj.organization_id && val.type && val.type == obj.type)"].clone();
+    let types: Vec<&str> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "Administrative",
+            "Technical - Primary",
+            "Technical - Secondary"
+        ]
+    );
+    assert!(
+        rows[1]["email"].as_str().unwrap().contains('@'),
+        "user contacts fill in from `user`"
+    );
+    assert!(
+        entry
+            .readable
+            .starts_with("### Key Contacts\n|First Name|Last Name|Phone Number|Email|Type|\n")
+    );
+    // The third organization has only a billing contact.
+    let none = app
+        .run(&format!(
+            "!cov-mgsec-list-key-contacts org_id={}",
+            app.org_id(2)
+        ))
+        .await;
+    assert_eq!(none.readable, "No key contacts found.");
+    let missing = app
+        .fail("!cov-mgsec-list-key-contacts org_id=unknown")
+        .await;
+    assert_eq!(
+        missing,
+        "instance `fes`: FES Portal GET /organizations/unknown returned HTTP 404 Not Found: Organization unknown not found"
+    );
+}
+
+#[tokio::test]
+async fn language_shows_the_default_locale() {
+    let app = spawn().await;
+    let org = app.org_id(1);
+    let entry = app
+        .run(&format!("!cov-mgsec-list-language org_id={org}"))
+        .await;
+    assert_eq!(
+        entry.readable,
+        "### Default Organization Language\n|Default Language|\n|---|\n| fr-CA |\n"
+    );
+    assert_eq!(
+        context(&entry),
+        json!({"FESPortal.OrgLanguage(val.organization_id && val.organization_id == obj.organization_id)": {"organization_id": org, "default_language": "fr-CA"}})
+    );
+}
+
+#[tokio::test]
+async fn broker_commands_ping_list_and_act() {
+    let app = spawn().await;
+    let ping = app.run("!cov-mgsec-broker-ping").await;
+    assert_eq!(
+        (ping.readable.as_str(), context(&ping)),
+        ("## Success", json!({"FESBroker.APIStatus": "pong"}))
+    );
+
+    let orgs = app.run("!cov-mgsec-broker-list-org").await;
+    assert!(
+        orgs.readable
+            .starts_with("### Organizations\n|ID|client_id|name|\n"),
+        "{}",
+        orgs.readable
+    );
+    assert_eq!(
+        context(&orgs)["FESBroker.Org(val.ID && val.ID == obj.ID)"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let org = app.org_id(0);
+    let by_host = app.run(&format!("!cov-mgsec-broker-endpoint-action-by-host action_type=ISOLATE org_id={org} host_identifier=WS-0192")).await;
+    let action =
+        &context(&by_host)["FESBroker.Action(val.agent_uuid && val.agent_uuid == obj.agent_uuid)"];
+    assert_eq!(action["host_identifier"], "WS-0192");
+    assert!(by_host.readable.starts_with(
+        "### Command Result - Success\n|agent_uuid|covalence_appliance|host_identifier|task_id|\n"
+    ));
+
+    let aro = app.sim.aros()[0].clone();
+    let by_aro = app
+        .run(&format!(
+            "!cov-mgsec-broker-endpoint-action-by-aro action_type=DEFENDER_QUICK_SCAN aro_id={}",
+            aro["ID"].as_str().unwrap()
+        ))
+        .await;
+    let action2 =
+        &context(&by_aro)["FESBroker.Action(val.agent_uuid && val.agent_uuid == obj.agent_uuid)"];
+    assert_eq!(
+        action2["task_id"].as_u64(),
+        action["task_id"].as_u64().map(|t| t + 1),
+        "each action is a new task"
+    );
+
+    let cloud = app
+        .run(&format!(
+            "!cov-mgsec-broker-cloud-action-by-aro action_type=REVOKE_SESSIONS aro_id={}",
+            aro["ID"].as_str().unwrap()
+        ))
+        .await;
+    let c = &context(&cloud)["FESBroker.Action(val.action_id && val.action_id == obj.action_id)"];
+    assert_eq!(
+        (c["action_type"].as_str(), c["status"].as_str()),
+        (Some("revoke_sessions"), Some("QUEUED"))
+    );
+    assert!(cloud.readable.starts_with("### Command Result\n"));
+
+    let bad = app
+        .fail("!cov-mgsec-broker-cloud-action-by-aro action_type=ISOLATE aro_id=x")
+        .await;
+    assert_eq!(
+        bad,
+        "invalid value `ISOLATE` for argument `action_type`: allowed values are DISABLE_USER, ENABLE_USER, REVOKE_SESSIONS"
+    );
+    let unknown = app
+        .fail("!cov-mgsec-broker-endpoint-action-by-aro action_type=ISOLATE aro_id=nope")
+        .await;
+    assert_eq!(
+        unknown,
+        "instance `fes`: FES Broker POST /endpoint/aro/isolate returned HTTP 404 Not Found: ARO nope not found"
+    );
+}
+
+#[tokio::test]
+async fn broker_commands_need_a_broker_url_but_not_the_portal() {
+    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    // The portal points at a closed port; the Broker still works.
+    let runner = runner_for(&format!(
+        "portal_url = \"http://127.0.0.1:9/v1\"\nbroker_url = \"{}\"\napi_key = \"{}\"\n",
+        sim.broker_url, sim.api_key
+    ))
+    .unwrap();
+    let orgs = runner
+        .run("!cov-mgsec-broker-list-org", None)
+        .await
+        .unwrap();
+    assert!(orgs.readable.contains("Acme"));
+
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\n",
+        sim.portal_url, sim.api_key
+    ))
+    .unwrap();
+    let err = runner
+        .run("!cov-mgsec-broker-ping", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "instance `fes`: no broker_url is configured; set broker_url in the instance's params to use Broker commands"
+    );
+}
+
+#[tokio::test]
+async fn test_module_reports_ok_or_the_reason() {
+    let app = spawn().await;
+    assert_eq!(app.run("!test-module").await.readable, "ok");
+
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\nbroker_url = \"http://127.0.0.1:9\"\napi_key = \"canary-wrong-key-3141\"\n",
+        app.sim.portal_url
+    ))
+    .unwrap();
+    let err = runner.run("!test-module", None).await.unwrap_err();
+    let text = err.to_string();
+    assert!(matches!(err, RunError::Command { .. }));
+    assert!(text.starts_with("instance `fes`: portal: FES Portal GET /my_providers returned HTTP 401 Unauthorized: Invalid or missing API key; check the instance's API key; broker: cannot reach FES Broker for GET /ping"), "{text}");
+    assert!(!text.contains("canary"), "the key leaked: {text}");
+}
+
+#[tokio::test]
+async fn wrong_api_key_names_the_instance_and_the_401() {
+    let app = spawn().await;
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"canary-wrong-key-2718\"\n",
+        app.sim.portal_url
+    ))
+    .unwrap();
+    let err = runner
+        .run("!cov-mgsec-list-org", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "instance `fes`: FES Portal GET /my_providers returned HTTP 401 Unauthorized: Invalid or missing API key; check the instance's API key"
+    );
+}
+
+#[tokio::test]
+async fn malformed_json_names_the_endpoint() {
+    let app = spawn_with(FesOptions {
+        faults: FaultSpec {
+            malformed: 1,
+            ..FaultSpec::default()
+        },
+        ..FesOptions::default()
+    })
+    .await;
+    let err = app.fail("!cov-mgsec-list-org").await;
+    assert!(
+        err.starts_with(
+            "instance `fes`: malformed JSON from FES Portal GET /my_providers: EOF while parsing"
+        ),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn rate_limits_are_retried_after_retry_after() {
+    let app = spawn_with(FesOptions {
+        faults: FaultSpec {
+            rate_limit: 2,
+            retry_after_secs: 1,
+            ..FaultSpec::default()
+        },
+        ..FesOptions::default()
+    })
+    .await;
+    let started = Instant::now();
+    let entry = app.run("!cov-mgsec-list-org").await;
+    assert!(entry.readable.contains("Acme"));
+    assert!(
+        started.elapsed() >= Duration::from_secs(2),
+        "waited {:?}",
+        started.elapsed()
+    );
+    assert_eq!(app.sim.faults.requests("/v1/my_providers"), 3);
+}
+
+#[tokio::test]
+async fn server_errors_are_retried_then_reported_with_the_server_text() {
+    let app = spawn_with(FesOptions {
+        faults: FaultSpec {
+            server_errors: 2,
+            ..FaultSpec::default()
+        },
+        ..FesOptions::default()
+    })
+    .await;
+    assert!(
+        app.run("!cov-mgsec-list-org")
+            .await
+            .readable
+            .contains("Acme")
+    );
+    app.sim.faults.set(FaultSpec {
+        server_errors: 100,
+        ..FaultSpec::default()
+    });
+    let err = app
+        .fail(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#)
+        .await;
+    assert!(
+        err.ends_with("returned HTTP 503 Service Unavailable: service temporarily unavailable"),
+        "{err}"
+    );
+    let counts = app.sim.faults.request_counts();
+    let aro_calls: usize = counts
+        .iter()
+        .filter(|(p, _)| p.ends_with("/aros"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(aro_calls, 4, "four attempts in all: {counts:?}");
+}
+
+#[tokio::test]
+async fn a_rate_limited_comment_is_retried_and_stored_once() {
+    let app = spawn().await;
+    let id = app.aro_ids("Unresolved")[0].clone();
+    app.run("!cov-mgsec-list-org").await; // looks up the provider id first
+    app.sim.faults.set(FaultSpec {
+        rate_limit: 1,
+        retry_after_secs: 0,
+        ..FaultSpec::default()
+    });
+    app.run(&format!("!cov-mgsec-comment-aro aro_id={id} comment=once"))
+        .await;
+    assert_eq!(
+        app.sim.faults.requests("/v1/aro_comments"),
+        2,
+        "the 429 was retried"
+    );
+    assert_eq!(
+        app.sim.comments(&id).len(),
+        1,
+        "and the comment stored once"
+    );
+}
+
+#[tokio::test]
+async fn provider_id_is_looked_up_once_per_instance() {
+    let app = spawn().await;
+    app.run("!cov-mgsec-list-org").await;
+    app.run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#)
+        .await;
+    app.run(r#"!cov-mgsec-get-aro query="org=Acme""#).await;
+    assert_eq!(app.sim.faults.requests("/v1/my_providers"), 1);
+}
+
+#[tokio::test]
+async fn context_merges_by_key_across_runs() {
+    let app = spawn().await;
+    let mut store = ContextStore::new();
+    let line = r#"!cov-mgsec-get-aro query="resolution=Unresolved""#;
+    store.merge(&app.run(line).await.entry_context());
+    store.merge(&app.run(line).await.entry_context());
+    let id = app.aro_ids("Unresolved")[0].clone();
+    store.merge(
+        &app.run(&format!(
+            "!cov-mgsec-transition-aro aro_id={id} resolution=Dismissed"
+        ))
+        .await
+        .entry_context(),
+    );
+    let aros = store
+        .get("FESPortal.ARO")
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone();
+    assert_eq!(
+        aros.len(),
+        app.aro_ids("Unresolved").len() + 1,
+        "no duplicates; the transitioned one stays"
+    );
+    let dismissed = aros.iter().find(|a| a["ID"] == id.as_str()).unwrap();
+    assert_eq!(dismissed["resolution"], "Dismissed");
+}
+
+#[test]
+fn integration_docs_are_generated_from_the_definition() {
+    let def = super::definition();
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../docs/integrations")
+        .join(format!("{}.md", def.id));
+    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+    assert!(
+        on_disk == watchfloor_core::docs::integration_markdown(def),
+        "{} is out of date: run `cargo run -p watchfloor -- docs` and commit it",
+        path.display()
+    );
+}
