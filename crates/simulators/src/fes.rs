@@ -665,14 +665,18 @@ async fn escalation_lists(
     Query(params): Query<Map<String, Value>>,
 ) -> ApiResult {
     let s = lock(&app.state);
-    let org = params.get("organization_id").and_then(Value::as_str);
-    let lists: Vec<Value> = s
-        .escalation_lists
+    filtered_page(&s.escalation_lists, &params, "organization_id")
+}
+
+/// The items whose `field` equals the query parameter of the same name (all if absent), paged.
+fn filtered_page(items: &[Value], params: &Map<String, Value>, field: &str) -> ApiResult {
+    let wanted = params.get(field).and_then(Value::as_str);
+    let matching: Vec<Value> = items
         .iter()
-        .filter(|l| org.is_none_or(|o| l["organization_id"] == o))
+        .filter(|item| wanted.is_none_or(|w| item[field] == w))
         .cloned()
         .collect();
-    Ok(Json(page_envelope(lists, &params)?).into_response())
+    Ok(Json(page_envelope(matching, params)?).into_response())
 }
 
 fn now() -> String {
@@ -810,14 +814,7 @@ async fn list_comments(
     Query(params): Query<Map<String, Value>>,
 ) -> ApiResult {
     let s = lock(&app.state);
-    let aro = params.get("aro_id").and_then(Value::as_str);
-    let comments: Vec<Value> = s
-        .comments
-        .iter()
-        .filter(|c| aro.is_none_or(|a| c["aro_id"] == a))
-        .cloned()
-        .collect();
-    Ok(Json(page_envelope(comments, &params)?).into_response())
+    filtered_page(&s.comments, &params, "aro_id")
 }
 
 async fn broker_orgs(State(app): State<AppState>) -> Json<Value> {

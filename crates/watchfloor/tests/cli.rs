@@ -1,0 +1,311 @@
+//! The `watchfloor` binary as users run it: commands against a simulator on port 0, output
+//! formats, exit codes (0 ok, 1 provider failure, 2 usage or config error) and error text.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use watchfloor_simulators::{FesOptions, FesSimulator};
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn watchfloor(dir: &Path, args: &[&str]) -> Out {
+    let out = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("WATCHFLOOR_CONFIG")
+        .env("WATCHFLOOR_LOG", "debug")
+        .output()
+        .expect("watchfloor runs");
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+struct Env {
+    sim: FesSimulator,
+    dir: tempfile::TempDir,
+    config: PathBuf,
+}
+
+impl Env {
+    async fn new() -> Self {
+        let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("watchfloor.toml");
+        std::fs::write(dir.path().join("key"), format!("{}\n", sim.api_key)).unwrap();
+        std::fs::write(
+            &config,
+            format!(
+                "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n[instances.params]\n\
+                 portal_url = \"{}\"\nbroker_url = \"{}\"\napi_key = {{ file = \"key\" }}\n",
+                sim.portal_url, sim.broker_url
+            ),
+        )
+        .unwrap();
+        Env { sim, dir, config }
+    }
+
+    fn run(&self, args: &[&str]) -> Out {
+        let mut all = vec!["--config", self.config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        watchfloor(self.dir.path(), &all)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_prints_markdown_json_and_context() {
+    let env = Env::new().await;
+    let md = env.run(&["run", "!cov-mgsec-list-org"]);
+    assert_eq!(md.code, 0, "{}", md.stderr);
+    assert!(
+        md.stdout.starts_with(
+            "### Organizations\n|Id|Email|Email Aro Details|Name|\n|---|---|---|---|\n"
+        ),
+        "{}",
+        md.stdout
+    );
+
+    let json = env.run(&["run", "--output", "json", "!cov-mgsec-list-org"]);
+    let entry: Value = serde_json::from_str(&json.stdout).unwrap();
+    assert_eq!(
+        entry["HumanReadable"].as_str().unwrap().trim_end(),
+        md.stdout.trim_end()
+    );
+    assert_eq!(entry["Contents"].as_array().unwrap().len(), 3);
+    assert!(entry["EntryContext"]["FESPortal.Org(val.ID && val.ID == obj.ID)"].is_array());
+
+    let context = env.run(&["run", "--output", "context", "!cov-mgsec-broker-ping"]);
+    assert_eq!(
+        serde_json::from_str::<Value>(&context.stdout).unwrap(),
+        serde_json::json!({"FESBroker.APIStatus": "pong"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_transition_from_the_cli_shows_in_a_later_get_aro() {
+    let env = Env::new().await;
+    let id = env
+        .sim
+        .aros()
+        .iter()
+        .find(|a| a["resolution"] == "Unresolved")
+        .unwrap()["ID"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let t = env.run(&[
+        "run",
+        &format!("!cov-mgsec-transition-aro aro_id={id} resolution=\"Help Requested\" using=fes"),
+    ]);
+    assert_eq!(t.code, 0, "{}", t.stderr);
+    let later = env.run(&[
+        "run",
+        "--output",
+        "context",
+        &format!("!cov-mgsec-get-aro query=\"id={id}\""),
+    ]);
+    let ctx: Value = serde_json::from_str(&later.stdout).unwrap();
+    assert_eq!(
+        ctx["FESPortal.ARO(val.ID && val.ID == obj.ID)"][0]["resolution"],
+        "Help Requested"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_and_say_what_is_wrong() {
+    let env = Env::new().await;
+    for (line, expected) in [
+        (
+            "!cov-mgsec-get-ar",
+            "error: unknown command `cov-mgsec-get-ar`; did you mean `cov-mgsec-get-aro`?",
+        ),
+        (
+            "!cov-mgsec-get-aro",
+            "error: missing required argument `query` for `cov-mgsec-get-aro`",
+        ),
+        (
+            "!cov-mgsec-get-aro query=x details=maybe",
+            "error: argument `details` does not contain a valid boolean-like value: `maybe`",
+        ),
+        (
+            "!cov-mgsec-list-org using=prod",
+            "error: no instance named `prod`; configured instances: fes",
+        ),
+        (
+            "!cov-mgsec-get-aro query=\"open",
+            "error: unterminated \" quote in `query=open`",
+        ),
+    ] {
+        let out = env.run(&["run", line]);
+        assert_eq!(out.code, 2, "{line}: {}", out.stderr);
+        assert!(out.stderr.contains(expected), "{line}: {}", out.stderr);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn provider_failures_exit_1_and_never_show_the_key() {
+    let env = Env::new().await;
+    std::fs::write(env.dir.path().join("key"), "canary-9b1f-wrong-key").unwrap();
+    let out = env.run(&["run", "!cov-mgsec-list-org"]);
+    assert_eq!(out.code, 1);
+    assert!(
+        out.stderr.contains("error: instance `fes`: FES Portal GET /my_providers returned HTTP 401 Unauthorized: Invalid or missing API key"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        !out.stderr.contains("canary") && !out.stdout.contains("canary"),
+        "key leaked with debug logging: {}",
+        out.stderr
+    );
+
+    let test = env.run(&["instances", "test"]);
+    assert_eq!(test.code, 1);
+    assert!(
+        test.stdout
+            .starts_with("fes: failed: portal: FES Portal GET /my_providers returned HTTP 401"),
+        "{}",
+        test.stdout
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_test_says_ok() {
+    let env = Env::new().await;
+    let out = env.run(&["instances", "test"]);
+    assert_eq!(
+        (out.code, out.stdout.as_str()),
+        (0, "fes: ok\n"),
+        "{}",
+        out.stderr
+    );
+    let missing = env.run(&["instances", "test", "nope"]);
+    assert_eq!(missing.code, 2);
+    assert!(
+        missing
+            .stderr
+            .contains("no instance named `nope`; configured instances: fes")
+    );
+}
+
+#[test]
+fn config_errors_exit_2_and_name_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = watchfloor(dir.path(), &["run", "!cov-mgsec-list-org"]);
+    assert_eq!(none.code, 2);
+    assert!(none.stderr.contains(
+        "no config file: pass --config PATH, set WATCHFLOOR_CONFIG, or create ./watchfloor.toml"
+    ));
+
+    std::fs::write(
+        dir.path().join("watchfloor.toml"),
+        "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n[instances.params]\napi_key = \"canary-77\"\ntimeout = 30.5\n",
+    )
+    .unwrap();
+    let bad = watchfloor(dir.path(), &["run", "!cov-mgsec-list-org"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("config file watchfloor.toml, line 6, key `instances[0].params.timeout`: expected a duration such as \"30s\", found float"),
+        "{}",
+        bad.stderr
+    );
+    assert!(!bad.stderr.contains("canary"));
+}
+
+#[test]
+fn commands_are_listed_and_explained_from_the_definitions() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = watchfloor(dir.path(), &["commands"]);
+    assert_eq!(list.code, 0);
+    for name in [
+        "!cov-mgsec-get-aro",
+        "!cov-mgsec-broker-cloud-action-by-aro",
+        "!test-module",
+    ] {
+        assert!(
+            list.stdout.contains(name),
+            "{name} missing from\n{}",
+            list.stdout
+        );
+    }
+    let help = watchfloor(dir.path(), &["commands", "cov-mgsec-transition-aro"]);
+    assert!(
+        help.stdout.contains(
+            "  resolution [required; one of: Unresolved, Help Requested, Resolved, Dismissed]"
+        ),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout
+            .contains("Context outputs (FESPortal.ARO, keyed by ID):")
+    );
+
+    let json = watchfloor(dir.path(), &["commands", "--json"]);
+    let defs: Value = serde_json::from_str(&json.stdout).unwrap();
+    let get_aro = defs[0]["commands"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "cov-mgsec-get-aro")
+        .unwrap();
+    assert_eq!(get_aro["outputs_prefix"], "FESPortal.ARO");
+    assert_eq!(get_aro["arguments"][1]["default"], "false");
+
+    let unknown = watchfloor(dir.path(), &["commands", "cov-mgsec-list-orgs"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("did you mean"),
+        "{}",
+        unknown.stderr
+    );
+}
+
+#[test]
+fn simulate_writes_a_config_that_works_as_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let sim_dir = dir.path().join("sim");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "simulate",
+            "--dir",
+            sim_dir.to_str().unwrap(),
+            "--orgs",
+            "2",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let config = sim_dir.join("watchfloor.toml");
+    let started = Instant::now();
+    while !config.exists() && started.elapsed() < Duration::from_secs(20) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    let out = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "!cov-mgsec-list-org",
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.contains("| Acme |") && out.stdout.contains("| Globex |"),
+        "{}",
+        out.stdout
+    );
+}
