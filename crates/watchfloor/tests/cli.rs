@@ -120,6 +120,64 @@ async fn a_transition_from_the_cli_shows_in_a_later_get_aro() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_command_runs_from_the_cli() {
+    let env = Env::new().await;
+    let org = env.sim.orgs()[0]["ID"].as_str().unwrap().to_string();
+    let aro = env.sim.aros()[0]["ID"].as_str().unwrap().to_string();
+    for (line, title) in [
+        (
+            "!cov-mgsec-get-aro query=\"resolution=Unresolved\"".to_string(),
+            "### AROs",
+        ),
+        ("!cov-mgsec-list-org".to_string(), "### Organizations"),
+        (
+            format!("!cov-mgsec-transition-aro aro_id={aro} resolution=Unresolved"),
+            "### ARO",
+        ),
+        (
+            format!("!cov-mgsec-comment-aro aro_id={aro} comment=hello"),
+            "### ARO",
+        ),
+        (
+            format!("!cov-mgsec-list-escalation-contacts org_id={org}"),
+            "### Escalation Contacts",
+        ),
+        (
+            format!("!cov-mgsec-list-key-contacts org_id={org}"),
+            "### Key Contacts",
+        ),
+        (
+            format!("!cov-mgsec-list-language org_id={org}"),
+            "### Default Organization Language",
+        ),
+        ("!cov-mgsec-broker-ping".to_string(), "## Success"),
+        (
+            "!cov-mgsec-broker-list-org".to_string(),
+            "### Organizations",
+        ),
+        (
+            format!(
+                "!cov-mgsec-broker-endpoint-action-by-host action_type=SHUTDOWN org_id={org} host_identifier=WS-1"
+            ),
+            "### Command Result - Success",
+        ),
+        (
+            format!("!cov-mgsec-broker-endpoint-action-by-aro action_type=UNISOLATE aro_id={aro}"),
+            "### Command Result - Success",
+        ),
+        (
+            format!("!cov-mgsec-broker-cloud-action-by-aro action_type=ENABLE_USER aro_id={aro}"),
+            "### Command Result",
+        ),
+        ("!test-module".to_string(), "ok"),
+    ] {
+        let out = env.run(&["run", &line]);
+        assert_eq!(out.code, 0, "{line}: {}", out.stderr);
+        assert!(out.stdout.starts_with(title), "{line}: {}", out.stdout);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn usage_errors_exit_2_and_say_what_is_wrong() {
     let env = Env::new().await;
     for (line, expected) in [

@@ -716,3 +716,59 @@ fn integration_docs_are_generated_from_the_definition() {
         path.display()
     );
 }
+
+#[tokio::test]
+async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
+    let dir = std::env::temp_dir().join(format!("wf-ca-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca = dir.join("ca.pem");
+    std::fs::write(&ca, "not a certificate").unwrap();
+    let err = runner_for(&format!(
+        "api_key = \"k\"\nca_file = \"{}\"\n",
+        ca.display()
+    ))
+    .err()
+    .unwrap();
+    assert_eq!(
+        err,
+        format!(
+            "instance `fes`: cannot set up the FES Portal client: ca_file {} holds no certificates",
+            ca.display()
+        )
+    );
+    let missing = runner_for("api_key = \"k\"\nca_file = \"/nonexistent/ca.pem\"\n")
+        .err()
+        .unwrap();
+    assert!(missing.starts_with("instance `fes`: cannot set up the FES Portal client: cannot read ca_file /nonexistent/ca.pem:"), "{missing}");
+}
+
+#[tokio::test]
+async fn a_slow_provider_times_out_with_a_clear_error() {
+    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\nbroker_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"200ms\"\n",
+        sim.portal_url, sim.broker_url, sim.api_key
+    ))
+    .unwrap();
+    sim.faults.set(FaultSpec {
+        latency_ms: 1000,
+        ..FaultSpec::default()
+    });
+    let started = Instant::now();
+    // A POST is not retried after a timeout: the provider may have acted on it.
+    let err = runner
+        .run("!cov-mgsec-broker-endpoint-action-by-host action_type=RESTART org_id=x host_identifier=h", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.starts_with("instance `fes`: cannot reach FES Broker for POST /endpoint/host/restart:"),
+        "{err}"
+    );
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "took {:?}",
+        started.elapsed()
+    );
+}
