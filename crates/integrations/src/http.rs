@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
+use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, COOKIE, HeaderValue, RETRY_AFTER, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use watchfloor_core::Secret;
@@ -119,7 +119,39 @@ pub struct HttpClient {
     service: &'static str,
     base: String,
     auth: Option<HeaderValue>,
+    auth_hint: &'static str,
     retry: RetryPolicy,
+}
+
+/// The body of a request.
+#[derive(Debug, Clone, Copy)]
+pub enum Payload<'a> {
+    Empty,
+    Json(&'a Value),
+    /// `application/x-www-form-urlencoded` pairs.
+    Form(&'a [(&'a str, &'a str)]),
+}
+
+/// One request: method, path under the base URL, query pairs, body, and a `Cookie` header.
+#[derive(Debug, Clone, Copy)]
+pub struct Call<'a> {
+    pub method: &'a Method,
+    pub path: &'a str,
+    pub query: &'a [(&'a str, &'a str)],
+    pub payload: Payload<'a>,
+    pub cookie: Option<&'a HeaderValue>,
+}
+
+impl<'a> Call<'a> {
+    pub fn get(path: &'a str, query: &'a [(&'a str, &'a str)]) -> Self {
+        Call {
+            method: &Method::GET,
+            path,
+            query,
+            payload: Payload::Empty,
+            cookie: None,
+        }
+    }
 }
 
 impl std::fmt::Debug for HttpClient {
@@ -132,9 +164,10 @@ impl std::fmt::Debug for HttpClient {
     }
 }
 
-/// The body of a successful response.
+/// A successful response: its body and the `name=value` part of each Set-Cookie header.
 pub struct Body {
     pub text: String,
+    pub set_cookies: Vec<String>,
 }
 
 impl HttpClient {
@@ -191,43 +224,66 @@ impl HttpClient {
             service,
             base: base.trim_end_matches('/').to_string(),
             auth,
+            auth_hint: "check the instance's API key",
             retry: opts.retry.clone(),
         })
     }
 
+    /// What a 401 error tells the user to check.
+    pub fn with_auth_hint(mut self, hint: &'static str) -> Self {
+        self.auth_hint = hint;
+        self
+    }
+
+    /// The same connection pool and settings for another base URL of the same service.
+    pub fn with_base(&self, base: &str) -> Self {
+        HttpClient {
+            base: base.trim_end_matches('/').to_string(),
+            ..self.clone()
+        }
+    }
+
     /// GET `path` with query pairs; parses the JSON body.
     pub async fn get_json(&self, path: &str, query: &[(&str, &str)]) -> Result<Value, HttpError> {
-        let body = self.send(Method::GET, path, query, None).await?;
-        self.decode(Method::GET, path, &body)
+        self.call_json(Call::get(path, query)).await
     }
 
     /// POST a JSON body to `path`; parses the JSON response.
     pub async fn post_json(&self, path: &str, json: &Value) -> Result<Value, HttpError> {
-        let body = self.send(Method::POST, path, &[], Some(json)).await?;
-        self.decode(Method::POST, path, &body)
+        self.call_json(Call {
+            method: &Method::POST,
+            payload: Payload::Json(json),
+            ..Call::get(path, &[])
+        })
+        .await
     }
 
     /// GET `path` and return the body as text.
     pub async fn get_text(&self, path: &str) -> Result<String, HttpError> {
-        Ok(self.send(Method::GET, path, &[], None).await?.text)
+        Ok(self.call(Call::get(path, &[])).await?.text)
     }
 
-    fn decode(&self, method: Method, path: &str, body: &Body) -> Result<Value, HttpError> {
+    /// Sends `call` and parses the JSON response.
+    pub async fn call_json(&self, call: Call<'_>) -> Result<Value, HttpError> {
+        let body = self.call(call).await?;
         serde_json::from_str(&body.text).map_err(|e| HttpError::Decode {
             service: self.service,
-            method,
-            endpoint: path.to_string(),
+            method: call.method.clone(),
+            endpoint: call.path.to_string(),
             message: e.to_string(),
         })
     }
 
-    async fn send(
-        &self,
-        method: Method,
-        path: &str,
-        query: &[(&str, &str)],
-        json: Option<&Value>,
-    ) -> Result<Body, HttpError> {
+    /// Sends `call`, retrying as the policy allows; any non-2xx answer is an error.
+    pub async fn call(&self, call: Call<'_>) -> Result<Body, HttpError> {
+        let Call {
+            method,
+            path,
+            query,
+            payload,
+            cookie,
+        } = call;
+        let method = method.clone();
         let url = format!("{}{path}", self.base);
         let endpoint = path.to_string();
         let mut attempt = 0;
@@ -237,8 +293,20 @@ impl HttpClient {
             if let Some(auth) = &self.auth {
                 req = req.header(AUTHORIZATION, auth.clone());
             }
-            if let Some(json) = json {
-                req = req.json(json);
+            if let Some(cookie) = cookie {
+                req = req.header(COOKIE, cookie.clone());
+            }
+            match payload {
+                Payload::Empty => {}
+                Payload::Json(json) => req = req.json(json),
+                Payload::Form(pairs) => {
+                    let body = form_urlencoded::Serializer::new(String::new())
+                        .extend_pairs(pairs)
+                        .finish();
+                    req = req
+                        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+                        .body(body);
+                }
             }
             let transport = |e: reqwest::Error| HttpError::Transport {
                 service: self.service,
@@ -254,9 +322,17 @@ impl HttpClient {
                 Ok(resp) => {
                     let status = resp.status();
                     let retry_after = parse_retry_after(resp.headers().get(RETRY_AFTER));
+                    let set_cookies = resp
+                        .headers()
+                        .get_all(SET_COOKIE)
+                        .iter()
+                        .filter_map(|v| v.to_str().ok())
+                        .filter_map(|v| v.split(';').next())
+                        .map(|v| v.trim().to_string())
+                        .collect();
                     let text = resp.text().await.map_err(transport)?;
                     if status.is_success() {
-                        return Ok(Body { text });
+                        return Ok(Body { text, set_cookies });
                     }
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::SERVICE_UNAVAILABLE

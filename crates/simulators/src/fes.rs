@@ -20,6 +20,7 @@ use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
+use crate::api::{ApiError, ApiResult};
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
 
@@ -421,20 +422,13 @@ impl FesState {
     }
 }
 
-/// An error answer: the status and the message the portal puts in `{"error": ...}`.
-struct ApiError(StatusCode, String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status,
+        field: "error",
+        message: message.into(),
     }
 }
-
-fn error(status: StatusCode, message: impl Into<String>) -> ApiError {
-    ApiError(status, message.into())
-}
-
-type ApiResult = Result<Response, ApiError>;
 
 async fn require_key(State(app): State<AppState>, req: Request, next: Next) -> Response {
     let expected = format!("Bearer {}", lock(&app.state).api_key);

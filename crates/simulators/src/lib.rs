@@ -4,9 +4,15 @@
 //! deterministic data, checks authentication, pages like the real API, really changes state,
 //! and injects faults on demand ([`faults`]). `watchfloor simulate` runs them in the foreground.
 
+#![recursion_limit = "256"]
+
+pub mod api;
+pub mod covalence;
 pub mod faults;
 pub mod fes;
 pub mod rng;
+pub mod tls;
 
+pub use covalence::{CovalenceOptions, CovalenceSimulator};
 pub use faults::{FaultSpec, Faults};
 pub use fes::{FesOptions, FesSimulator};
