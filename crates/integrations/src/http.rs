@@ -17,14 +17,14 @@ use watchfloor_core::Secret;
 /// An HTTP failure, naming the service, the endpoint and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
-    #[error(
-        "{service} {method} {endpoint} returned HTTP 401 Unauthorized: {body}; check the instance's API key"
-    )]
+    #[error("{service} {method} {endpoint} returned HTTP 401 Unauthorized: {body}; {hint}")]
     Unauthorized {
         service: &'static str,
         method: Method,
         endpoint: String,
         body: String,
+        /// What to check, e.g. the API key.
+        hint: &'static str,
     },
     #[error("{service} {method} {endpoint} returned HTTP {status}: {body}")]
     Status {
@@ -376,6 +376,7 @@ impl HttpClient {
                 method,
                 endpoint,
                 body,
+                hint: self.auth_hint,
             },
             StatusCode::TOO_MANY_REQUESTS => HttpError::RateLimited {
                 service,
@@ -436,6 +437,22 @@ fn error_chain(e: &dyn std::error::Error) -> String {
             out.push_str(&text);
         }
         source = s.source();
+    }
+    out
+}
+
+/// Percent-encodes one path segment, so ids cannot change the path (`../`, `?`, `/`).
+pub fn path_segment(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~'
+                if !(s == "." || s == "..") =>
+            {
+                out.push(b as char)
+            }
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
     }
     out
 }

@@ -5,6 +5,7 @@
 //! responses into [`Entry`]s.
 
 pub mod covalence_managed_security;
+pub mod covalence_security_providers;
 pub mod http;
 pub mod runner;
 
@@ -32,6 +33,12 @@ pub enum CommandError {
     /// The instance lacks a setting this command needs.
     #[error("{0}")]
     NotConfigured(String),
+    /// A failure at one place of several, e.g. one appliance of an organization.
+    #[error("{place}: {source}")]
+    At {
+        place: String,
+        source: Box<CommandError>,
+    },
 }
 
 /// An integration: its definition, and how to make an instance from config.
@@ -52,12 +59,52 @@ pub trait Instance: Send + Sync {
 
 /// All built-in integrations.
 pub fn builtin() -> Vec<Box<dyn Integration>> {
-    vec![Box::new(
-        covalence_managed_security::CovalenceManagedSecurity,
-    )]
+    vec![
+        Box::new(covalence_managed_security::CovalenceManagedSecurity),
+        Box::new(covalence_security_providers::CovalenceSecurityProviders),
+    ]
 }
 
 /// Definitions of all built-in integrations.
 pub fn definitions() -> Vec<&'static IntegrationDef> {
-    vec![covalence_managed_security::definition()]
+    vec![
+        covalence_managed_security::definition(),
+        covalence_security_providers::definition(),
+    ]
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    /// docs/integrations/*.md are generated from the definitions; this fails when they drift.
+    #[test]
+    fn integration_docs_are_generated_from_the_definitions() {
+        for def in super::definitions() {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../docs/integrations")
+                .join(format!("{}.md", def.id));
+            let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
+            assert!(
+                on_disk == watchfloor_core::docs::integration_markdown(def),
+                "{} is out of date: run `cargo run -p watchfloor -- docs` and commit it",
+                path.display()
+            );
+        }
+    }
+
+    /// Every integration's command names are unique across integrations, except test-module.
+    #[test]
+    fn command_names_do_not_collide() {
+        let mut seen = std::collections::BTreeSet::new();
+        for def in super::definitions() {
+            for cmd in def.commands.iter().filter(|c| c.name != "test-module") {
+                assert!(
+                    seen.insert(cmd.name.clone()),
+                    "{} is defined twice",
+                    cmd.name
+                );
+            }
+        }
+    }
 }

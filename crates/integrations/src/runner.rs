@@ -17,7 +17,7 @@ pub enum RunError {
     #[error("instance `{instance}`: {error}")]
     Command {
         instance: String,
-        error: CommandError,
+        error: Box<CommandError>,
     },
 }
 
@@ -59,7 +59,7 @@ impl Runner {
                     .connect(inst)
                     .map_err(|error| RunError::Command {
                         instance: inst.name.clone(),
-                        error,
+                        error: Box::new(error),
                     })?;
             instances.insert(
                 inst.name.clone(),
@@ -134,7 +134,7 @@ impl Runner {
             .await
             .map_err(|error| RunError::Command {
                 instance: name.to_string(),
-                error,
+                error: Box::new(error),
             })
     }
 

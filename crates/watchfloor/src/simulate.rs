@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use clap::Args;
-use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+use watchfloor_simulators::{
+    CovalenceOptions, CovalenceSimulator, FaultSpec, FesOptions, FesSimulator,
+};
 
 /// Options of `watchfloor simulate`.
 #[derive(Args, Debug)]
@@ -39,32 +41,50 @@ pub struct SimulateArgs {
     pub malformed: u32,
 }
 
-/// Starts the simulators and writes `dir/watchfloor.toml`; returns the running simulator.
-async fn start(args: &SimulateArgs) -> anyhow::Result<(FesSimulator, PathBuf)> {
+/// The running simulators.
+struct Simulators {
+    fes: FesSimulator,
+    covalence: CovalenceSimulator,
+}
+
+/// Starts the simulators and writes `dir/watchfloor.toml`; returns them and the config path.
+async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
     if args.orgs == 0 {
         anyhow::bail!("--orgs must be at least 1");
     }
+    let faults = FaultSpec {
+        latency_ms: args.latency_ms,
+        rate_limit: args.rate_limit,
+        retry_after_secs: args.retry_after_secs,
+        server_errors: args.server_errors,
+        malformed: args.malformed,
+    };
     let fes = FesSimulator::start(FesOptions {
         seed: args.seed,
         orgs: args.orgs,
         aros_per_org: args.aros_per_org,
-        faults: FaultSpec {
-            latency_ms: args.latency_ms,
-            rate_limit: args.rate_limit,
-            retry_after_secs: args.retry_after_secs,
-            server_errors: args.server_errors,
-            malformed: args.malformed,
-        },
+        faults: faults.clone(),
         ..FesOptions::default()
     })
     .await
     .context("cannot start the FES simulator on loopback")?;
+    let covalence = CovalenceSimulator::start(CovalenceOptions {
+        seed: args.seed,
+        faults,
+        ..CovalenceOptions::default()
+    })
+    .await
+    .context("cannot start the Covalence simulator on loopback")?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
-    let key_file = args.dir.join("fes-api-key");
-    std::fs::write(&key_file, &fes.api_key)
-        .with_context(|| format!("cannot write {}", key_file.display()))?;
-    let config = args.dir.join("watchfloor.toml");
+    let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
+        let path = args.dir.join(name);
+        std::fs::write(&path, text).with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(path)
+    };
+    write("fes-api-key", &fes.api_key)?;
+    write("covalence-password", &covalence.password)?;
+    write("covalence-ca.pem", &covalence.ca_pem)?;
     let text = format!(
         "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n\
          [[instances]]\n\
@@ -74,24 +94,54 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(FesSimulator, PathBuf)> {
          portal_url = \"{}\"\n\
          broker_url = \"{}\"\n\
          api_key = {{ file = \"fes-api-key\" }}\n\
-         timeout = \"10s\"\n",
-        fes.portal_url, fes.broker_url
+         timeout = \"10s\"\n\
+         \n\
+         [[instances]]\n\
+         name = \"covalence-direct\"\n\
+         integration = \"covalence-security-providers\"\n\
+         [instances.params]\n\
+         host = \"{}\"\n\
+         username = \"{}\"\n\
+         password = {{ file = \"covalence-password\" }}\n\
+         ca_file = \"covalence-ca.pem\"\n\
+         \n\
+         [[instances]]\n\
+         name = \"covalence-broker\"\n\
+         integration = \"covalence-security-providers\"\n\
+         [instances.params]\n\
+         host = \"{}\"\n\
+         broker = true\n\
+         username = \"{}\"\n\
+         password = {{ file = \"covalence-password\" }}\n\
+         ca_file = \"covalence-ca.pem\"\n",
+        fes.portal_url,
+        fes.broker_url,
+        covalence.direct_url,
+        covalence.username,
+        covalence.broker_url,
+        covalence.username
     );
-    std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
-    Ok((fes, config))
+    let config = write("watchfloor.toml", &text)?;
+    Ok((Simulators { fes, covalence }, config))
 }
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
-    let (fes, config) = start(&args).await?;
+    let (sims, config) = start(&args).await?;
+    let fes = &sims.fes;
     println!("FES Portal simulator: {}", fes.portal_url);
     println!("FES Broker simulator: {}", fes.broker_url);
+    println!(
+        "Covalence appliance simulator: {}",
+        sims.covalence.direct_url
+    );
+    println!("Covalence broker simulator: {}", sims.covalence.broker_url);
     println!("config: {}", config.display());
     println!(
         "faults: POST {}/_sim/faults with {{\"rate_limit\": 2, \"retry_after_secs\": 1}} and the like",
         fes.broker_url
     );
     println!("Press Ctrl-C to stop.");
-    wait_for_ctrl_c(fes).await
+    wait_for_ctrl_c(sims).await
 }
 
 pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
@@ -106,7 +156,8 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         server_errors: 0,
         malformed: 0,
     };
-    let (fes, config) = start(&args).await?;
+    let (sims, config) = start(&args).await?;
+    let fes = &sims.fes;
     let runner = {
         let defs = watchfloor_integrations::definitions();
         let cfg = watchfloor_core::Config::load(&config, &defs)?;
@@ -144,6 +195,11 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         format!("!cov-mgsec-list-key-contacts org_id={org_id}"),
         "!cov-mgsec-broker-ping".to_string(),
         format!("!cov-mgsec-broker-endpoint-action-by-aro action_type=ISOLATE aro_id={aro_id}"),
+        "!cov-secpr-list-alerts max_count=5 using=covalence-direct".to_string(),
+        "!cov-secpr-list-organizations using=covalence-broker".to_string(),
+        "!cov-secpr-list-sensors target_org=Initech using=covalence-broker".to_string(),
+        "!cov-secpr-set-internal-networks cidr=10.99.0.0/16 notes=Lab using=covalence-direct"
+            .to_string(),
     ] {
         println!("  {me} --config {cfg} run '{line}'");
     }
@@ -151,14 +207,14 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     println!("  {me} --config {cfg} instances test");
     println!("  {me} commands cov-mgsec-get-aro\n");
     println!("Press Ctrl-C to stop.");
-    wait_for_ctrl_c(fes).await
+    wait_for_ctrl_c(sims).await
 }
 
-async fn wait_for_ctrl_c(fes: FesSimulator) -> anyhow::Result<std::process::ExitCode> {
+async fn wait_for_ctrl_c(sims: Simulators) -> anyhow::Result<std::process::ExitCode> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot listen for Ctrl-C")?;
-    drop(fes);
+    drop(sims);
     println!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
 }

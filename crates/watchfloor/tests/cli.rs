@@ -367,3 +367,149 @@ fn simulate_writes_a_config_that_works_as_is() {
         out.stdout
     );
 }
+
+/// The Covalence simulator with a direct and a broker instance in a config file.
+async fn covalence_env() -> (
+    watchfloor_simulators::CovalenceSimulator,
+    tempfile::TempDir,
+    PathBuf,
+) {
+    let sim = watchfloor_simulators::CovalenceSimulator::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    let instance = |name: &str, host: &str, broker: bool| {
+        format!(
+            "[[instances]]\nname = \"{name}\"\nintegration = \"covalence-security-providers\"\n[instances.params]\n\
+             host = \"{host}\"\nbroker = {broker}\nusername = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
+            sim.username, sim.password
+        )
+    };
+    let config = dir.path().join("watchfloor.toml");
+    let text =
+        instance("direct", &sim.direct_url, false) + &instance("broker", &sim.broker_url, true);
+    std::fs::write(&config, text).unwrap();
+    (sim, dir, config)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
+    let (sim, dir, config) = covalence_env().await;
+    let direct_sensor = sim.collection("2019-004-DA", "sensors")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let broker_sensor = sim.collection("2019-004-AA", "sensors")[0]["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let direct_uuid = sim.collection("2019-004-DA", "agents")[0]["agentUuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let broker_uuid = sim.collection("2019-004-AA", "agents")[0]["agentUuid"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (instance, org, sensor, uuid) in [
+        ("direct", "", &direct_sensor, &direct_uuid),
+        ("broker", " target_org=Globex", &broker_sensor, &broker_uuid),
+    ] {
+        for (line, title) in [
+            (
+                "!cov-secpr-list-alerts max_count=3".to_string(),
+                "### Alerts",
+            ),
+            ("!cov-secpr-list-sensors".to_string(), "### Sensors"),
+            (
+                format!("!cov-secpr-get-sensor sensor_id={sensor}"),
+                "### Sensor",
+            ),
+            (
+                "!cov-secpr-connections-summary-ip".to_string(),
+                "### Connections",
+            ),
+            (
+                "!cov-secpr-connections-summary-port source_ip=none".to_string(),
+                "No connections found",
+            ),
+            (
+                "!cov-secpr-list-dns-resolutions domain_name=evil.example".to_string(),
+                "### DNS Resolutions",
+            ),
+            (
+                "!cov-secpr-set-internal-networks cidr=10.77.0.0/16 notes=cli".to_string(),
+                "Internal network set as 10.77.0.0/16",
+            ),
+            (
+                "!cov-secpr-list-internal-networks".to_string(),
+                "### Internal Networks",
+            ),
+            (
+                "!cov-secpr-list-endpoint-agents".to_string(),
+                "### Endpoint Agents",
+            ),
+            (
+                "!cov-secpr-find-endpoint-agents-by-user user=bwayne".to_string(),
+                "### Endpoint Agents",
+            ),
+            (
+                format!("!cov-secpr-find-endpoint-agents-by-uuid uuid={uuid}"),
+                "### Endpoint Agents",
+            ),
+            (
+                "!cov-secpr-search-endpoint-process name=chrome.exe".to_string(),
+                "### Endpoint Process",
+            ),
+            (
+                "!cov-secpr-search-endpoint-installed-software name=7-Zip".to_string(),
+                "### Endpoint Software",
+            ),
+            ("!test-module".to_string(), "ok"),
+        ] {
+            let scope = if line == "!test-module" { "" } else { org };
+            let full = format!("{line}{scope} using={instance}");
+            let out = watchfloor(
+                dir.path(),
+                &["--config", config.to_str().unwrap(), "run", &full],
+            );
+            assert_eq!(out.code, 0, "{full}: {}", out.stderr);
+            assert!(out.stdout.starts_with(title), "{full}: {}", out.stdout);
+        }
+    }
+    let orgs = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "!cov-secpr-list-organizations using=broker",
+        ],
+    );
+    assert!(
+        orgs.stdout
+            .starts_with("### Organizations\n|Appliance Ids|Org Name|\n"),
+        "{}",
+        orgs.stdout
+    );
+    assert!(
+        orgs.stdout.contains("Soylent &amp; Sons &lt;Foods&gt;"),
+        "{}",
+        orgs.stdout
+    );
+    let list = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "run",
+            "!cov-secpr-list-internal-networks using=direct",
+        ],
+    );
+    assert!(
+        list.stdout.contains("10.77.0.0/16"),
+        "the PUT network shows in the next list: {}",
+        list.stdout
+    );
+}

@@ -6,7 +6,7 @@ use tokio::sync::OnceCell;
 
 use super::config::Settings;
 use crate::CommandError;
-use crate::http::HttpClient;
+use crate::http::{HttpClient, path_segment as segment};
 
 const PAGE_SIZE: &str = "500";
 
@@ -202,20 +202,4 @@ fn kind_of(v: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-/// Percent-encodes one path segment, so ids cannot change the path (`../`, `?`, `/`).
-pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~'
-                if !(s == "." || s == "..") =>
-            {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }

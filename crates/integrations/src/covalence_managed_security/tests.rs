@@ -703,20 +703,6 @@ async fn context_merges_by_key_across_runs() {
     assert_eq!(dismissed["resolution"], "Dismissed");
 }
 
-#[test]
-fn integration_docs_are_generated_from_the_definition() {
-    let def = super::definition();
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../docs/integrations")
-        .join(format!("{}.md", def.id));
-    let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-    assert!(
-        on_disk == watchfloor_core::docs::integration_markdown(def),
-        "{} is out of date: run `cargo run -p watchfloor -- docs` and commit it",
-        path.display()
-    );
-}
-
 #[tokio::test]
 async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
     let dir = std::env::temp_dir().join(format!("wf-ca-{}", std::process::id()));
