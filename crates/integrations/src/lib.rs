@@ -41,6 +41,21 @@ pub enum CommandError {
     },
 }
 
+impl CommandError {
+    /// A command the definition lists but the integration does not handle: a bug, said plainly.
+    pub fn not_implemented(command: &str) -> Self {
+        CommandError::Invalid(format!(
+            "command `{command}` is not implemented by this integration"
+        ))
+    }
+}
+
+/// A required argument. Binding already checked it, so absence is reported, not assumed away.
+pub(crate) fn required<'a>(args: &'a Args, name: &str) -> Result<&'a str, CommandError> {
+    args.str(name)
+        .ok_or_else(|| CommandError::Invalid(format!("missing argument `{name}`")))
+}
+
 /// An integration: its definition, and how to make an instance from config.
 pub trait Integration: Send + Sync {
     fn definition(&self) -> &IntegrationDef;

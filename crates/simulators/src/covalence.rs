@@ -21,11 +21,11 @@ use axum::{Json, Router};
 use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::api::ApiError;
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
+use crate::server::Servers;
 use crate::tls::SimCa;
 
 const SERVICES: &str = "/CovalenceWebUI/services";
@@ -83,15 +83,8 @@ pub struct CovalenceSimulator {
     pub password: String,
     pub faults: Faults,
     state: Shared,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for CovalenceSimulator {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    /// Held so the servers stop when the simulator is dropped.
+    _servers: Servers,
 }
 
 type Shared = Arc<Mutex<CovState>>;
@@ -150,14 +143,9 @@ impl CovalenceSimulator {
         );
         let direct_listener = ca.listener(direct);
         let broker_listener = ca.listener(broker);
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = axum::serve(direct_listener, direct_app).await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(broker_listener, broker_app).await;
-            }),
-        ];
+        let mut servers = Servers::default();
+        servers.spawn(direct_listener, direct_app);
+        servers.spawn(broker_listener, broker_app);
         Ok(CovalenceSimulator {
             direct_url,
             broker_url,
@@ -166,7 +154,7 @@ impl CovalenceSimulator {
             password: opts.password,
             faults,
             state,
-            tasks,
+            _servers: servers,
         })
     }
 

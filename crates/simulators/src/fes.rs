@@ -18,11 +18,11 @@ use chrono::{NaiveDateTime, TimeDelta, Utc};
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 use crate::api::{ApiError, ApiResult};
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
+use crate::server::Servers;
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 const RESOLUTIONS: [&str; 4] = ["Unresolved", "Help Requested", "Resolved", "Dismissed"];
@@ -68,15 +68,8 @@ pub struct FesSimulator {
     pub api_key: String,
     pub faults: Faults,
     state: Shared,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Drop for FesSimulator {
-    fn drop(&mut self) {
-        for t in &self.tasks {
-            t.abort();
-        }
-    }
+    /// Held so the servers stop when the simulator is dropped.
+    _servers: Servers,
 }
 
 type Shared = Arc<Mutex<FesState>>;
@@ -125,21 +118,16 @@ impl FesSimulator {
         let broker_router = control_routes(app.clone())
             .merge(broker_routes(app))
             .layer(faults_layer);
-        let tasks = vec![
-            tokio::spawn(async move {
-                let _ = axum::serve(portal, portal_router).await;
-            }),
-            tokio::spawn(async move {
-                let _ = axum::serve(broker, broker_router).await;
-            }),
-        ];
+        let mut servers = Servers::default();
+        servers.spawn(portal, portal_router);
+        servers.spawn(broker, broker_router);
         FesSimulator {
             portal_url,
             broker_url,
             api_key: opts.api_key,
             faults,
             state,
-            tasks,
+            _servers: servers,
         }
     }
 
@@ -170,13 +158,6 @@ impl FesSimulator {
         let mut s = lock(&self.state);
         let now = Utc::now().naive_utc();
         s.new_aro(org_index, title, now)
-    }
-
-    /// Blocks until the servers stop (they run until the process ends).
-    pub async fn wait(mut self) {
-        for t in std::mem::take(&mut self.tasks) {
-            let _ = t.await;
-        }
     }
 }
 

@@ -11,6 +11,7 @@ pub mod covalence;
 pub mod faults;
 pub mod fes;
 pub mod rng;
+pub mod server;
 pub mod tls;
 
 pub use covalence::{CovalenceOptions, CovalenceSimulator};

@@ -85,44 +85,52 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
     write("fes-api-key", &fes.api_key)?;
     write("covalence-password", &covalence.password)?;
     write("covalence-ca.pem", &covalence.ca_pem)?;
-    let text = format!(
-        "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n\
-         [[instances]]\n\
-         name = \"fes\"\n\
-         integration = \"covalence-managed-security\"\n\
-         [instances.params]\n\
-         portal_url = \"{}\"\n\
-         broker_url = \"{}\"\n\
-         api_key = {{ file = \"fes-api-key\" }}\n\
-         timeout = \"10s\"\n\
-         \n\
-         [[instances]]\n\
-         name = \"covalence-direct\"\n\
-         integration = \"covalence-security-providers\"\n\
-         [instances.params]\n\
-         host = \"{}\"\n\
-         username = \"{}\"\n\
-         password = {{ file = \"covalence-password\" }}\n\
-         ca_file = \"covalence-ca.pem\"\n\
-         \n\
-         [[instances]]\n\
-         name = \"covalence-broker\"\n\
-         integration = \"covalence-security-providers\"\n\
-         [instances.params]\n\
-         host = \"{}\"\n\
-         broker = true\n\
-         username = \"{}\"\n\
-         password = {{ file = \"covalence-password\" }}\n\
-         ca_file = \"covalence-ca.pem\"\n",
-        fes.portal_url,
-        fes.broker_url,
-        covalence.direct_url,
-        covalence.username,
-        covalence.broker_url,
-        covalence.username
-    );
+    let secret_file = |name: &str| format!("{{ file = \"{name}\" }}");
+    let covalence_params = |host: &str, broker: bool| {
+        vec![
+            ("host", quoted(host)),
+            ("broker", broker.to_string()),
+            ("username", quoted(&covalence.username)),
+            ("password", secret_file("covalence-password")),
+            ("ca_file", quoted("covalence-ca.pem")),
+        ]
+    };
+    let text = [
+        "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n".to_string(),
+        instance_toml(
+            "fes",
+            "covalence-managed-security",
+            &[
+                ("portal_url", quoted(&fes.portal_url)),
+                ("broker_url", quoted(&fes.broker_url)),
+                ("api_key", secret_file("fes-api-key")),
+                ("timeout", quoted("10s")),
+            ],
+        ),
+        instance_toml("covalence-direct", "covalence-security-providers", &covalence_params(&covalence.direct_url, false)),
+        instance_toml("covalence-broker", "covalence-security-providers", &covalence_params(&covalence.broker_url, true)),
+    ]
+    .join("\n");
     let config = write("watchfloor.toml", &text)?;
     Ok((Simulators { fes, covalence }, config))
+}
+
+/// A TOML string literal.
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// One `[[instances]]` block; `params` values are TOML already.
+fn instance_toml(name: &str, integration: &str, params: &[(&str, String)]) -> String {
+    let mut out = format!(
+        "[[instances]]\nname = {}\nintegration = {}\n[instances.params]\n",
+        quoted(name),
+        quoted(integration)
+    );
+    for (key, value) in params {
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out
 }
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {

@@ -6,7 +6,7 @@ use watchfloor_core::{Args, CommandDef, Entry};
 
 use super::client::{Broker, Portal};
 use super::config::Settings;
-use crate::{BoxFuture, CommandError, Instance};
+use crate::{BoxFuture, CommandError, Instance, required as arg};
 
 /// Keys an ARO keeps when `details=false`. `ID` stays so context entries merge by key.
 const ARO_SUMMARY: [&str; 7] = [
@@ -104,11 +104,7 @@ impl Instance for FesInstance {
                     self.test_module().await?;
                     return Ok(Entry::text("ok", json!("ok")));
                 }
-                other => {
-                    return Err(CommandError::Invalid(format!(
-                        "command `{other}` is not implemented by this integration"
-                    )));
-                }
+                other => return Err(CommandError::not_implemented(other)),
             };
             Ok(match out.readable {
                 Some(readable) => command.entry_with_readable(readable, out.context, out.raw),
@@ -116,11 +112,6 @@ impl Instance for FesInstance {
             })
         })
     }
-}
-
-fn arg<'a>(args: &'a Args, name: &str) -> Result<&'a str, CommandError> {
-    args.str(name)
-        .ok_or_else(|| CommandError::Invalid(format!("missing argument `{name}`")))
 }
 
 /// The ARO as shown for `details`: whole, or reduced to its summary keys (those present).

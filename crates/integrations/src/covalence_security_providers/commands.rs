@@ -9,7 +9,7 @@ use watchfloor_core::{Args, CommandDef, Entry};
 use super::client::Covalence;
 use super::config::Settings;
 use crate::http::{Payload, path_segment};
-use crate::{BoxFuture, CommandError, Instance};
+use crate::{BoxFuture, CommandError, Instance, required as arg};
 
 /// A command that lists records from one endpoint.
 struct ListSpec {
@@ -230,20 +230,11 @@ impl Instance for CovalenceInstance {
                     self.test_module().await?;
                     return Ok(Entry::text("ok", json!("ok")));
                 }
-                other => {
-                    return Err(CommandError::Invalid(format!(
-                        "command `{other}` is not implemented by this integration"
-                    )));
-                }
+                other => return Err(CommandError::not_implemented(other)),
             };
             Ok(command.entry(json!(rows), json!(rows)))
         })
     }
-}
-
-fn arg<'a>(args: &'a Args, name: &str) -> Result<&'a str, CommandError> {
-    args.str(name)
-        .ok_or_else(|| CommandError::Invalid(format!("missing argument `{name}`")))
 }
 
 fn whole_number(args: &Args, name: &str) -> Result<Option<u64>, CommandError> {
