@@ -74,6 +74,9 @@ pub struct HttpOptions {
     pub ca_file: Option<PathBuf>,
     /// Skip TLS certificate verification. Off by default.
     pub insecure: bool,
+    /// A client certificate for mutual TLS: PEM of the PKCS#8 key and the certificate chain,
+    /// held in memory only.
+    pub identity: Option<Secret>,
     pub retry: RetryPolicy,
 }
 
@@ -83,6 +86,7 @@ impl Default for HttpOptions {
             timeout: Duration::from_secs(30),
             ca_file: None,
             insecure: false,
+            identity: None,
             retry: RetryPolicy::default(),
         }
     }
@@ -120,6 +124,7 @@ pub struct HttpClient {
     base: String,
     auth: Option<HeaderValue>,
     auth_hint: &'static str,
+    error_reader: fn(&str) -> Option<String>,
     retry: RetryPolicy,
 }
 
@@ -130,6 +135,11 @@ pub enum Payload<'a> {
     Json(&'a Value),
     /// `application/x-www-form-urlencoded` pairs.
     Form(&'a [(&'a str, &'a str)]),
+    /// A body of the given content type, e.g. a SOAP envelope.
+    Raw {
+        content_type: &'a str,
+        body: &'a str,
+    },
 }
 
 /// One request: method, path under the base URL, query pairs, body, and a `Cookie` header.
@@ -201,6 +211,15 @@ impl HttpClient {
             }
             builder = builder.tls_certs_only(certs);
         }
+        if let Some(pem) = &opts.identity {
+            let identity = reqwest::Identity::from_pem(pem.expose().as_bytes()).map_err(|e| {
+                setup(format!(
+                    "the client certificate cannot be used: {}",
+                    error_chain(&e)
+                ))
+            })?;
+            builder = builder.identity(identity);
+        }
         if opts.insecure {
             builder = builder.tls_danger_accept_invalid_certs(true);
         }
@@ -225,6 +244,7 @@ impl HttpClient {
             base: base.trim_end_matches('/').to_string(),
             auth,
             auth_hint: "check the instance's API key",
+            error_reader: json_error_message,
             retry: opts.retry.clone(),
         })
     }
@@ -232,6 +252,13 @@ impl HttpClient {
     /// What a 401 error tells the user to check.
     pub fn with_auth_hint(mut self, hint: &'static str) -> Self {
         self.auth_hint = hint;
+        self
+    }
+
+    /// How to find the server's message in an error body, e.g. a SOAP Fault's reason. The
+    /// default reads JSON `error`, `message` or `detail`; the body itself is the fallback.
+    pub fn with_error_reader(mut self, reader: fn(&str) -> Option<String>) -> Self {
+        self.error_reader = reader;
         self
     }
 
@@ -307,6 +334,11 @@ impl HttpClient {
                         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
                         .body(body);
                 }
+                Payload::Raw { content_type, body } => {
+                    req = req
+                        .header(CONTENT_TYPE, content_type)
+                        .body(body.to_string());
+                }
             }
             let transport = |e: reqwest::Error| HttpError::Transport {
                 service: self.service,
@@ -369,7 +401,7 @@ impl HttpClient {
         retry_after: Option<Duration>,
     ) -> HttpError {
         let (service, method, endpoint) = (self.service, method.clone(), endpoint.to_string());
-        let body = server_message(&body);
+        let body = server_message(&body, self.error_reader);
         match status {
             StatusCode::UNAUTHORIZED => HttpError::Unauthorized {
                 service,
@@ -396,14 +428,17 @@ impl HttpClient {
     }
 }
 
-/// The server's own error text: the `error`/`message`/`detail` field of a JSON body, or the body.
-fn server_message(body: &str) -> String {
-    let from_json = serde_json::from_str::<Value>(body).ok().and_then(|v| {
-        ["error", "message", "detail"]
-            .iter()
-            .find_map(|k| v.get(k).and_then(Value::as_str).map(str::to_string))
-    });
-    let text = from_json.unwrap_or_else(|| body.trim().to_string());
+/// The `error`, `message` or `detail` field of a JSON error body.
+fn json_error_message(body: &str) -> Option<String> {
+    let v = serde_json::from_str::<Value>(body).ok()?;
+    ["error", "message", "detail"]
+        .iter()
+        .find_map(|k| v.get(k).and_then(Value::as_str).map(str::to_string))
+}
+
+/// The server's own error text, as `reader` finds it, or the body.
+fn server_message(body: &str, reader: fn(&str) -> Option<String>) -> String {
+    let text = reader(body).unwrap_or_else(|| body.trim().to_string());
     let text = if text.is_empty() {
         "(empty body)".to_string()
     } else {

@@ -34,14 +34,16 @@ pub struct Runner {
     instances: BTreeMap<String, Connected>,
 }
 
-/// A connected instance and the index of its integration.
+/// A connected instance and the index of its integration. An instance that could not be set
+/// up keeps its error, reported when it is used, so it does not stop the others.
 struct Connected {
     integration: usize,
-    instance: Box<dyn Instance>,
+    instance: Result<Box<dyn Instance>, String>,
 }
 
 impl Runner {
-    /// Connects every instance of `config`. Connecting makes no network call.
+    /// Connects every instance of `config`. Connecting makes no network call; an instance that
+    /// cannot be set up reports why when a command runs on it.
     pub fn new(integrations: Vec<Box<dyn Integration>>, config: &Config) -> Result<Self, RunError> {
         let mut instances = BTreeMap::new();
         for inst in &config.instances {
@@ -54,13 +56,10 @@ impl Runner {
                     inst.name, inst.integration
                 )));
             };
-            let connected =
-                integrations[index]
-                    .connect(inst)
-                    .map_err(|error| RunError::Command {
-                        instance: inst.name.clone(),
-                        error: Box::new(error),
-                    })?;
+            let connected = integrations[index].connect(inst).map_err(|e| e.to_string());
+            if let Err(error) = &connected {
+                tracing::warn!(instance = %inst.name, %error, "instance cannot be set up");
+            }
             instances.insert(
                 inst.name.clone(),
                 Connected {
@@ -128,8 +127,11 @@ impl Runner {
         let args = Args::bind(def, &parsed)?;
         let span = tracing::info_span!("command", command = %def.name, instance = %name);
         let _guard = span.enter();
-        connected
-            .instance
+        let instance = connected.instance.as_ref().map_err(|e| RunError::Command {
+            instance: name.to_string(),
+            error: Box::new(CommandError::NotConfigured(e.clone())),
+        })?;
+        instance
             .execute(def, &args)
             .await
             .map_err(|error| RunError::Command {

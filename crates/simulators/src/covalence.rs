@@ -141,8 +141,8 @@ impl CovalenceSimulator {
             },
             &faults,
         );
-        let direct_listener = ca.listener(direct);
-        let broker_listener = ca.listener(broker);
+        let direct_listener = ca.listener(direct).map_err(std::io::Error::other)?;
+        let broker_listener = ca.listener(broker).map_err(std::io::Error::other)?;
         let mut servers = Servers::default();
         servers.spawn(direct_listener, direct_app);
         servers.spawn(broker_listener, broker_app);

@@ -12,8 +12,10 @@ pub mod faults;
 pub mod fes;
 pub mod rng;
 pub mod server;
+pub mod symantec;
 pub mod tls;
 
 pub use covalence::{CovalenceOptions, CovalenceSimulator};
 pub use faults::{FaultSpec, Faults};
 pub use fes::{FesOptions, FesSimulator};
+pub use symantec::{SymantecOptions, SymantecSimulator};

@@ -709,12 +709,19 @@ async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
     std::fs::create_dir_all(&dir).unwrap();
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
-    let err = runner_for(&format!(
+    let run = async |params: &str| {
+        runner_for(params)
+            .unwrap()
+            .run("!cov-mgsec-list-org", None)
+            .await
+            .unwrap_err()
+            .to_string()
+    };
+    let err = run(&format!(
         "api_key = \"k\"\nca_file = \"{}\"\n",
         ca.display()
     ))
-    .err()
-    .unwrap();
+    .await;
     assert_eq!(
         err,
         format!(
@@ -722,10 +729,11 @@ async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
             ca.display()
         )
     );
-    let missing = runner_for("api_key = \"k\"\nca_file = \"/nonexistent/ca.pem\"\n")
-        .err()
-        .unwrap();
-    assert!(missing.starts_with("instance `fes`: cannot set up the FES Portal client: cannot read ca_file /nonexistent/ca.pem:"), "{missing}");
+    let missing = run("api_key = \"k\"\nca_file = \"/nonexistent/ca.pem\"\n").await;
+    assert!(
+        missing.starts_with("instance `fes`: cannot set up the FES Portal client: cannot read ca_file /nonexistent/ca.pem:"),
+        "{missing}"
+    );
 }
 
 #[tokio::test]
