@@ -441,19 +441,42 @@ fn envelope(op: &str, result: &str) -> Response {
 }
 
 /// A SOAP 1.2 Fault, sent with HTTP 500 as ASMX services do.
-fn fault(code: &str, reason: &str) -> Response {
-    let body = format!(
-        "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"{SOAP_NS}\"><soap:Body><soap:Fault>\
-         <soap:Code><soap:Value>soap:{code}</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">{}</soap:Text></soap:Reason>\
-         </soap:Fault></soap:Body></soap:Envelope>",
-        escape(reason)
-    );
-    (
-        StatusCode::INTERNAL_SERVER_ERROR,
-        [(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")],
-        body,
-    )
-        .into_response()
+struct Fault {
+    code: &'static str,
+    reason: String,
+}
+
+impl IntoResponse for Fault {
+    fn into_response(self) -> Response {
+        let body = format!(
+            "<?xml version=\"1.0\" encoding=\"utf-8\"?><soap:Envelope xmlns:soap=\"{SOAP_NS}\"><soap:Body><soap:Fault>\
+             <soap:Code><soap:Value>soap:{}</soap:Value></soap:Code><soap:Reason><soap:Text xml:lang=\"en\">{}</soap:Text></soap:Reason>\
+             </soap:Fault></soap:Body></soap:Envelope>",
+            self.code,
+            escape(&self.reason)
+        );
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "application/soap+xml; charset=utf-8")],
+            body,
+        )
+            .into_response()
+    }
+}
+
+fn fault(code: &'static str, reason: &str) -> Response {
+    Fault {
+        code,
+        reason: reason.to_string(),
+    }
+    .into_response()
+}
+
+fn sender_fault(reason: String) -> Fault {
+    Fault {
+        code: "Sender",
+        reason,
+    }
 }
 
 type AppState = (Shared, Faults);
@@ -498,29 +521,25 @@ async fn soap(State((state, _)): State<AppState>, headers: HeaderMap, body: Byte
         "IncidentGetList" => get_list(&s, op),
         "IncidentQuery" | "IncidentWorkflowQuery" => match find_incident(&s, op) {
             Ok(i) => envelope(&op.name, &incident_xml(i, s.stray_entities)),
-            Err(f) => f,
+            Err(f) => f.into_response(),
         },
         "UpdateIncidentWorkflow" => update(&mut s, op),
         other => fault("Sender", &format!("Unknown operation {other}")),
     }
 }
 
-fn number(op: &Element) -> Result<u64, Response> {
+fn number(op: &Element) -> Result<u64, Fault> {
     let raw = op.child_text("IncidentNumber").unwrap_or_default();
-    raw.parse().map_err(|_| {
-        fault(
-            "Sender",
-            &format!("IncidentNumber must be a number, got {raw:?}"),
-        )
-    })
+    raw.parse()
+        .map_err(|_| sender_fault(format!("IncidentNumber must be a number, got {raw:?}")))
 }
 
-fn find_incident<'a>(s: &'a SwsState, op: &Element) -> Result<&'a Incident, Response> {
+fn find_incident<'a>(s: &'a SwsState, op: &Element) -> Result<&'a Incident, Fault> {
     let n = number(op)?;
     s.incidents
         .iter()
         .find(|i| i.number == n)
-        .ok_or_else(|| fault("Sender", &format!("Incident {n} was not found")))
+        .ok_or_else(|| sender_fault(format!("Incident {n} was not found")))
 }
 
 fn parse_start(raw: &str) -> Option<NaiveDateTime> {
@@ -584,7 +603,7 @@ fn get_list(s: &SwsState, op: &Element) -> Response {
 fn update(s: &mut SwsState, op: &Element) -> Response {
     let n = match number(op) {
         Ok(n) => n,
-        Err(f) => return f,
+        Err(f) => return f.into_response(),
     };
     let field = |name: &str| op.child_text(name).unwrap_or_default().to_string();
     let (status, resolution, severity) = (field("Status"), field("Resolution"), field("Severity"));
