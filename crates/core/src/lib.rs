@@ -19,6 +19,7 @@ pub mod entry;
 pub mod secret;
 pub mod suggest;
 pub mod table;
+pub mod time;
 pub mod xml;
 
 pub use args::{Args, UsageError};

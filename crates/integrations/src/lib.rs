@@ -8,6 +8,7 @@ pub mod covalence_managed_security;
 pub mod covalence_security_providers;
 pub mod http;
 pub mod runner;
+pub mod symantec_mss;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -77,6 +78,7 @@ pub fn builtin() -> Vec<Box<dyn Integration>> {
     vec![
         Box::new(covalence_managed_security::CovalenceManagedSecurity),
         Box::new(covalence_security_providers::CovalenceSecurityProviders),
+        Box::new(symantec_mss::SymantecMss),
     ]
 }
 
@@ -85,6 +87,7 @@ pub fn definitions() -> Vec<&'static IntegrationDef> {
     vec![
         covalence_managed_security::definition(),
         covalence_security_providers::definition(),
+        symantec_mss::definition(),
     ]
 }
 

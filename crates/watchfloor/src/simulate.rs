@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use base64::Engine;
 use clap::Args;
 use watchfloor_simulators::{
-    CovalenceOptions, CovalenceSimulator, FaultSpec, FesOptions, FesSimulator,
+    CovalenceOptions, CovalenceSimulator, FaultSpec, FesOptions, FesSimulator, SymantecOptions,
+    SymantecSimulator,
 };
 
 /// Options of `watchfloor simulate`.
@@ -39,12 +41,16 @@ pub struct SimulateArgs {
     /// Cut the JSON body of the next N responses short.
     #[arg(long, default_value_t = 0)]
     pub malformed: u32,
+    /// Make the Symantec MSS simulator send stray `&nbsp;`-style entities.
+    #[arg(long)]
+    pub stray_entities: bool,
 }
 
 /// The running simulators.
 struct Simulators {
     fes: FesSimulator,
     covalence: CovalenceSimulator,
+    symantec: SymantecSimulator,
 }
 
 /// Starts the simulators and writes `dir/watchfloor.toml`; returns them and the config path.
@@ -70,11 +76,19 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
     .context("cannot start the FES simulator on loopback")?;
     let covalence = CovalenceSimulator::start(CovalenceOptions {
         seed: args.seed,
-        faults,
+        faults: faults.clone(),
         ..CovalenceOptions::default()
     })
     .await
     .context("cannot start the Covalence simulator on loopback")?;
+    let symantec = SymantecSimulator::start(SymantecOptions {
+        seed: args.seed,
+        stray_entities: args.stray_entities,
+        faults: faults.clone(),
+        ..SymantecOptions::default()
+    })
+    .await
+    .context("cannot start the Symantec MSS simulator on loopback")?;
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("cannot create {}", args.dir.display()))?;
     let write = |name: &str, text: &str| -> anyhow::Result<PathBuf> {
@@ -85,6 +99,15 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
     write("fes-api-key", &fes.api_key)?;
     write("covalence-password", &covalence.password)?;
     write("covalence-ca.pem", &covalence.ca_pem)?;
+    write("symantec-ca.pem", &symantec.ca_pem)?;
+    write("symantec-passphrase", &symantec.passphrase)?;
+    let p12 = args.dir.join("symantec-client.p12");
+    std::fs::write(&p12, &symantec.client_p12)
+        .with_context(|| format!("cannot write {}", p12.display()))?;
+    write(
+        "symantec-client.p12.b64",
+        &base64::engine::general_purpose::STANDARD.encode(&symantec.client_p12),
+    )?;
     let secret_file = |name: &str| format!("{{ file = \"{name}\" }}");
     let covalence_params = |host: &str, broker: bool| {
         vec![
@@ -109,10 +132,28 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         ),
         instance_toml("covalence-direct", "covalence-security-providers", &covalence_params(&covalence.direct_url, false)),
         instance_toml("covalence-broker", "covalence-security-providers", &covalence_params(&covalence.broker_url, true)),
+        instance_toml(
+            "symantec",
+            "symantec-mss",
+            &[
+                ("server", quoted(&symantec.url)),
+                ("certificate_file", quoted("symantec-client.p12")),
+                ("passphrase", secret_file("symantec-passphrase")),
+                ("ca_file", quoted("symantec-ca.pem")),
+                ("severities", quoted("Emergency,Critical,Warning")),
+            ],
+        ),
     ]
     .join("\n");
     let config = write("watchfloor.toml", &text)?;
-    Ok((Simulators { fes, covalence }, config))
+    Ok((
+        Simulators {
+            fes,
+            covalence,
+            symantec,
+        },
+        config,
+    ))
 }
 
 /// A TOML string literal.
@@ -143,6 +184,7 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCo
         sims.covalence.direct_url
     );
     println!("Covalence broker simulator: {}", sims.covalence.broker_url);
+    println!("Symantec MSS simulator (mutual TLS): {}", sims.symantec.url);
     println!("config: {}", config.display());
     println!(
         "faults: POST {}/_sim/faults with {{\"rate_limit\": 2, \"retry_after_secs\": 1}} and the like",
@@ -163,6 +205,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         retry_after_secs: 1,
         server_errors: 0,
         malformed: 0,
+        stray_entities: false,
     };
     let (sims, config) = start(&args).await?;
     let fes = &sims.fes;

@@ -513,3 +513,69 @@ async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
         list.stdout
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symantec_commands_run_from_the_cli_over_mutual_tls() {
+    let sim = watchfloor_simulators::SymantecSimulator::start(Default::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
+    std::fs::write(dir.path().join("pass"), &sim.passphrase).unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[[instances]]\nname = \"symantec\"\nintegration = \"symantec-mss\"\n[instances.params]\nserver = \"{}\"\n\
+             certificate_file = \"client.p12\"\npassphrase = {{ file = \"pass\" }}\nca_file = \"ca.pem\"\n",
+            sim.url
+        ),
+    )
+    .unwrap();
+    let run = |line: &str| {
+        watchfloor(
+            dir.path(),
+            &["--config", config.to_str().unwrap(), "run", line],
+        )
+    };
+    for (line, start) in [
+        (
+            "!symantec-mss-incidents-list time=2024-05-01 severities=Warning",
+            "### Incidents\n|IncidentNumber|",
+        ),
+        (
+            "!symantec-mss-get-incident number=7781201",
+            "### Incident query\n",
+        ),
+        (
+            "!symantec-mss-update-incident number=7781201 status=Closed resolution=Resolved",
+            "|Update status|\n|---|\n| Updated successfully |",
+        ),
+        ("!test-module", "ok"),
+    ] {
+        let out = run(line);
+        assert_eq!(out.code, 0, "{line}: {}", out.stderr);
+        assert!(out.stdout.starts_with(start), "{line}: {}", out.stdout);
+    }
+    let closed = run("!symantec-mss-get-incident number=7781201");
+    assert!(
+        closed.stdout.contains("| 7781201 | 2024-05-02T08:23:"),
+        "{}",
+        closed.stdout
+    );
+    assert!(
+        closed.stdout.contains(" | Closed | "),
+        "the update shows in a later query: {}",
+        closed.stdout
+    );
+    let fault = run("!symantec-mss-get-incident number=42");
+    assert_eq!(fault.code, 1);
+    assert!(
+        fault
+            .stderr
+            .contains("SOAP fault soap:Sender: Incident 42 was not found"),
+        "{}",
+        fault.stderr
+    );
+}

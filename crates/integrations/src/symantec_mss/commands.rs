@@ -1,0 +1,276 @@
+//! The commands of Symantec MSS: list incidents, get one, update its workflow, test-module.
+
+use chrono::{TimeDelta, Utc};
+use serde_json::{Map, Value, json};
+use watchfloor_core::time::parse_time;
+use watchfloor_core::xml::Element;
+use watchfloor_core::{Args, CommandDef, Entry};
+
+use super::client::Sws;
+use super::config::Settings;
+use crate::{BoxFuture, CommandError, Instance, required as arg};
+
+const SIGNATURE_FIELDS: [&str; 5] = [
+    "SourceIPString",
+    "SignatureName",
+    "VendorSignature",
+    "NumberBlocked",
+    "NumberNotBlocked",
+];
+const COMMENT_FIELDS: [&str; 3] = ["CommentedTimeStampGMT", "Comment", "CommentedBy"];
+const ATTACHMENT_FIELDS: [&str; 5] = [
+    "AttachmentNumber",
+    "AttachmentName",
+    "UploadDateGMT",
+    "UploadBy",
+    "Comment",
+];
+
+/// A connected instance.
+pub struct SymantecInstance {
+    sws: Sws,
+    /// The instance's `severities`, which test-module (and fetching) query with.
+    severities: Vec<String>,
+}
+
+impl Instance for SymantecInstance {
+    fn execute<'a>(
+        &'a self,
+        command: &'a CommandDef,
+        args: &'a Args,
+    ) -> BoxFuture<'a, Result<Entry, CommandError>> {
+        Box::pin(async move {
+            match command.name.as_str() {
+                "symantec-mss-incidents-list" => self.list(command, args).await,
+                "symantec-mss-get-incident" => self.get(command, args).await,
+                "symantec-mss-update-incident" => self.update(command, args).await,
+                "test-module" => {
+                    self.sws
+                        .incidents(Utc::now(), &self.severities, None, Some(1))
+                        .await?;
+                    Ok(Entry::text("ok", json!("ok")))
+                }
+                other => Err(CommandError::not_implemented(other)),
+            }
+        })
+    }
+}
+
+/// The fields of each `item` child of `parent` under `el`, as a list of objects.
+fn records(el: &Element, parent: &str, item: &str, fields: &[&str]) -> Vec<Value> {
+    el.child(parent)
+        .map(|p| {
+            p.children_named(item)
+                .map(|c| {
+                    Value::Object(
+                        fields
+                            .iter()
+                            .map(|f| (f.to_string(), text_value(c.child_text(f))))
+                            .collect(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn text_value(t: Option<&str>) -> Value {
+    t.map(|t| json!(t)).unwrap_or(Value::Null)
+}
+
+fn text(el: &Element, name: &str) -> Value {
+    json!(el.child_text(name).unwrap_or_default())
+}
+
+impl SymantecInstance {
+    pub fn new(settings: &Settings) -> Result<Self, CommandError> {
+        Ok(SymantecInstance {
+            sws: Sws::new(settings)?,
+            severities: settings.severities.clone(),
+        })
+    }
+
+    async fn list(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
+        let now = Utc::now();
+        let start = match args.str("time") {
+            Some(t) => parse_time(t, now).map_err(CommandError::Invalid)?,
+            None => now - TimeDelta::hours(24),
+        };
+        let max = match args.str("max") {
+            None => None,
+            Some(m) => Some(
+                m.parse::<u32>()
+                    .ok()
+                    .filter(|n| (1..=500).contains(n))
+                    .ok_or_else(|| {
+                        CommandError::Invalid(format!(
+                            "argument `max` must be a whole number from 1 to 500, got `{m}`"
+                        ))
+                    })?,
+            ),
+        };
+        let severities: Vec<String> = args
+            .list("severities")
+            .into_iter()
+            .map(str::to_string)
+            .collect();
+        let incidents = self
+            .sws
+            .incidents(start, &severities, args.str("sourceIp"), max)
+            .await?;
+        Ok(command.entry(json!(incidents), json!(incidents)))
+    }
+
+    async fn get(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
+        let inc = self.sws.incident(arg(args, "number")?).await?;
+        let workflow = inc.child("WorkFlowDetail").cloned().unwrap_or_default();
+        let signatures = records(&inc, "SignatureList", "Signature", &SIGNATURE_FIELDS);
+        let comments = records(&inc, "IncidentComments", "IncidentComment", &COMMENT_FIELDS);
+        let attachments = records(
+            &inc,
+            "IncidentAttachmentItems",
+            "IncidentAttachmentItem",
+            &ATTACHMENT_FIELDS,
+        );
+        let related: Vec<Value> = inc
+            .child("RelatedIncidents")
+            .map(|r| {
+                r.children_named("IncidentNumber")
+                    .map(|n| json!(n.text()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let context = json!({
+            "IncidentNumber": text(&inc, "IncidentNumber"),
+            "NumberOfAnalyzedSignatures": text(&inc, "NumberOfAnalyzedSignatures"),
+            "SignatureList": {"Signature": signatures},
+            "TimeCreated": text(&inc, "TimeCreated"),
+            "Classification": text(&inc, "Classification"),
+            "Description": text(&inc, "Description"),
+            "AnalystAssessment": text(&inc, "AnalystAssessment"),
+            "CountryCode": text(&inc, "CountryCode"),
+            "CountryName": text(&inc, "CountryName"),
+            "RelatedTickets": text(&inc, "RelatedTickets"),
+            "WorkFlowDetail": {
+                "Status": text(&workflow, "Status"),
+                "Resolution": text(&workflow, "Resolution"),
+                "AssignedPerson": text(&workflow, "AssignedPerson"),
+                "AssignedOrganization": text(&workflow, "AssignedOrganization"),
+            },
+            "RelatedIncidents": {"IncidentNumber": related},
+            "IncidentComments": {"IncidentComment": comments},
+            "IncidentAttachmentItems": {"IncidentAttachmentItem": attachments},
+        });
+        let comment_lines: Vec<Value> = comments
+            .iter()
+            .map(|c| {
+                json!(format!(
+                    "{} ({}): {}",
+                    c["CommentedBy"].as_str().unwrap_or("?"),
+                    c["CommentedTimeStampGMT"].as_str().unwrap_or("?"),
+                    c["Comment"].as_str().unwrap_or("")
+                ))
+            })
+            .collect();
+        let row: Map<String, Value> = [
+            ("Incident Number", context["IncidentNumber"].clone()),
+            ("Time Created", context["TimeCreated"].clone()),
+            ("Status", context["WorkFlowDetail"]["Status"].clone()),
+            ("Classification", context["Classification"].clone()),
+            (
+                "Assigned Person",
+                context["WorkFlowDetail"]["AssignedPerson"].clone(),
+            ),
+            ("Description", context["Description"].clone()),
+            ("Analyst Assessment", context["AnalystAssessment"].clone()),
+            (
+                "Number of Analyzed Signatures",
+                context["NumberOfAnalyzedSignatures"].clone(),
+            ),
+            ("Signatures", json!(signatures)),
+            ("Related Incidents", json!(related)),
+            ("Comment", json!(comment_lines)),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect();
+        let readable = command.readable(&json!([row]));
+        Ok(command.entry_with_readable(readable, context, inc.to_json()))
+    }
+
+    /// Updates the workflow; values left out come from the current workflow, which is queried
+    /// only when one is needed.
+    async fn update(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
+        let number = arg(args, "number")?;
+        let (org_arg, person_arg) = (args.str("assignOrganization"), args.str("assignPerson"));
+        if org_arg.is_some() && person_arg.is_some() {
+            return Err(CommandError::Invalid(
+                "give assignOrganization or assignPerson, not both: an incident is assigned to one"
+                    .into(),
+            ));
+        }
+        let (mut status, mut resolution, mut severity) = (
+            args.str("status").map(str::to_string),
+            args.str("resolution").map(str::to_string),
+            args.str("severity").map(str::to_string),
+        );
+        let (mut org, mut person) = (org_arg.map(str::to_string), person_arg.map(str::to_string));
+        let needs_workflow = status.is_none()
+            || resolution.is_none()
+            || severity.is_none()
+            || (org.is_none() && person.is_none());
+        if needs_workflow {
+            let inc = self.sws.incident(number).await?;
+            let workflow = inc.child("WorkFlowDetail").cloned().unwrap_or_default();
+            let current = |el: &Element, name: &str| el.child_text(name).map(str::to_string);
+            status = status.or_else(|| current(&workflow, "Status"));
+            resolution = resolution.or_else(|| current(&workflow, "Resolution"));
+            severity = severity.or_else(|| current(&inc, "Severity"));
+            if org.is_none() && person.is_none() {
+                org = current(&workflow, "AssignedOrganization");
+                person = if org.is_none() {
+                    current(&workflow, "AssignedPerson")
+                } else {
+                    None
+                };
+            }
+        }
+        let missing = |value: &Option<String>, name: &str| {
+            value.clone().ok_or_else(|| {
+                CommandError::Invalid(format!(
+                    "incident {number} has no current {name}; give {name}=…"
+                ))
+            })
+        };
+        let (status, resolution, severity) = (
+            missing(&status, "status")?,
+            missing(&resolution, "resolution")?,
+            missing(&severity, "severity")?,
+        );
+        let confirmed = self
+            .sws
+            .update(&[
+                ("IncidentNumber", Some(number)),
+                ("Status", Some(&status)),
+                ("Resolution", Some(&resolution)),
+                ("Reference", args.str("reference")),
+                ("Severity", Some(&severity)),
+                // The WSDL's spelling.
+                ("AssignedToOrganiztion", org.as_deref()),
+                ("AssignedToPerson", person.as_deref()),
+                ("Comments", args.str("comments")),
+            ])
+            .await?;
+        if !confirmed {
+            return Err(CommandError::Provider(format!(
+                "Symantec MSS did not confirm the update of incident {number}"
+            )));
+        }
+        let message = "Updated successfully";
+        Ok(command.entry_with_readable(
+            command.readable(&json!([{"Update status": message}])),
+            Value::Null,
+            json!(message),
+        ))
+    }
+}

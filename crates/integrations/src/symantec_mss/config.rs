@@ -1,0 +1,89 @@
+//! Instance settings of Symantec MSS: the server, the client certificate (decoded once, kept in
+//! memory), the fetch severities and HTTP options.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use watchfloor_core::InstanceConfig;
+
+use super::certificate;
+use crate::CommandError;
+use crate::http::HttpOptions;
+
+/// The severities SWS knows, most severe first.
+pub const SEVERITIES: [&str; 4] = ["Emergency", "Critical", "Warning", "Informational"];
+
+/// What one instance needs to reach SWS.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: String,
+    /// Severities to fetch, checked.
+    pub severities: Vec<String>,
+    pub http: HttpOptions,
+}
+
+impl Settings {
+    pub fn from_config(config: &InstanceConfig) -> Result<Self, CommandError> {
+        let bad = |m: String| CommandError::NotConfigured(m);
+        let der = match (
+            config.secret("certificate"),
+            config.text("certificate_file"),
+        ) {
+            (Some(b64), None) => certificate::from_base64(b64).map_err(bad)?,
+            (None, Some(path)) => std::fs::read(path)
+                .map_err(|e| bad(format!("cannot read certificate_file {path}: {e}")))?,
+            (Some(_), Some(_)) => {
+                return Err(bad("give certificate or certificate_file, not both".into()));
+            }
+            (None, None) => return Err(bad(
+                "no client certificate: set certificate (base64 of the .p12) or certificate_file"
+                    .into(),
+            )),
+        };
+        let passphrase = config
+            .secret("passphrase")
+            .map(|s| s.expose().to_string())
+            .unwrap_or_default();
+        let identity = certificate::identity_pem(&der, &passphrase).map_err(bad)?;
+        Ok(Settings {
+            server: config
+                .text("server")
+                .unwrap_or("https://api.monitoredsecurity.com")
+                .to_string(),
+            severities: parse_severities(config.text("severities").unwrap_or("Emergency,Critical"))
+                .map_err(bad)?,
+            http: HttpOptions {
+                timeout: config
+                    .duration("timeout")
+                    .unwrap_or(Duration::from_secs(30)),
+                ca_file: config.text("ca_file").map(PathBuf::from),
+                identity: Some(identity),
+                ..HttpOptions::default()
+            },
+        })
+    }
+}
+
+/// Checks a comma-separated severity list; spaces around values are ignored.
+pub fn parse_severities(text: &str) -> Result<Vec<String>, String> {
+    let values: Vec<String> = text
+        .split(',')
+        .map(|v| v.trim().to_string())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if values.is_empty() {
+        return Err(format!(
+            "severities is empty; use some of {}",
+            SEVERITIES.join(", ")
+        ));
+    }
+    for v in &values {
+        if !SEVERITIES.contains(&v.as_str()) {
+            return Err(format!(
+                "severities: `{v}` is not one of {}",
+                SEVERITIES.join(", ")
+            ));
+        }
+    }
+    Ok(values)
+}
