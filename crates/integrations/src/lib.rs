@@ -71,7 +71,13 @@ pub trait Instance: Send + Sync {
         command: &'a CommandDef,
         args: &'a Args,
     ) -> BoxFuture<'a, Result<Entry, CommandError>>;
+
+    /// test-module: checks that the instance can reach and use its provider.
+    fn test(&self) -> BoxFuture<'_, Result<(), CommandError>>;
 }
+
+/// The name of the command every integration has, which runs [`Instance::test`].
+pub const TEST_MODULE: &str = "test-module";
 
 /// All built-in integrations.
 pub fn builtin() -> Vec<Box<dyn Integration>> {
@@ -89,6 +95,35 @@ pub fn definitions() -> Vec<&'static IntegrationDef> {
         covalence_security_providers::definition(),
         symantec_mss::definition(),
     ]
+}
+
+/// Helpers the integrations' tests share.
+#[cfg(test)]
+pub(crate) mod test_support {
+    use std::path::PathBuf;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir, removed on drop.
+    pub struct TempDir(pub PathBuf);
+
+    impl TempDir {
+        pub fn new(prefix: &str) -> Self {
+            static N: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "{prefix}-{}-{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&dir).expect("temp dir can be made");
+            TempDir(dir)
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
 }
 
 #[cfg(test)]

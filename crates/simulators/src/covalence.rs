@@ -22,6 +22,7 @@ use chrono::{DateTime, NaiveDateTime};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
+use crate::FIELD_EFFECT_SEVERITIES;
 use crate::api::ApiError;
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
@@ -235,14 +236,6 @@ const DOMAINS: [&str; 5] = [
     "cdn.example.net",
 ];
 const VENDORS: [&str; 3] = ["Dell Inc.", "LENOVO", "HP"];
-const SEVERITIES: [&str; 6] = [
-    "Informational",
-    "Warning",
-    "Low",
-    "Medium",
-    "High",
-    "Critical",
-];
 
 fn seed_appliance(rng: &mut Rng, index: usize, alerts: usize) -> HashMap<&'static str, Vec<Value>> {
     let net = 10 + index;
@@ -256,7 +249,7 @@ fn seed_appliance(rng: &mut Rng, index: usize, alerts: usize) -> HashMap<&'stati
             let host = format!("HOST-{}", rng.below(90) + 10);
             json!({
                 "id": rng.uuid(), "sensorId": null, "type": ALERT_TYPES[n % 3], "organizationId": null,
-                "subType": SUB_TYPES[n % 3], "severity": *rng.pick(&SEVERITIES),
+                "subType": SUB_TYPES[n % 3], "severity": *rng.pick(&FIELD_EFFECT_SEVERITIES),
                 "facility": null, "priority": null, "createdTime": created, "lastAlertedTime": created,
                 "title": format!("{} alert", ALERT_TYPES[n % 3]), "notes": null,
                 "alertHash": format!("{:016x}", rng.next_u64()), "assignee": null,

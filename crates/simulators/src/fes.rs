@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 use tokio::net::TcpListener;
 
+use crate::FIELD_EFFECT_SEVERITIES;
 use crate::api::{ApiError, ApiResult};
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
@@ -206,14 +207,6 @@ const TITLES: [&str; 8] = [
     "New administrator account created",
     "Suspicious login | <img src=x onerror=alert(1)> `whoami`",
 ];
-const SEVERITIES: [&str; 6] = [
-    "Informational",
-    "Warning",
-    "Low",
-    "Medium",
-    "High",
-    "Critical",
-];
 const TYPES: [&str; 3] = ["Action", "Recommendation", "Observation"];
 const FIRST_NAMES: [&str; 6] = ["Dana", "Sam", "Alex", "Jordan", "Riley", "Morgan"];
 const LAST_NAMES: [&str; 6] = ["Scully", "Tremblay", "Nguyen", "Okafor", "Schmidt", "Ito"];
@@ -356,7 +349,7 @@ impl FesState {
         self.next_serial += 1;
         let host = format!("WS-{:04}", self.rng.below(10_000));
         let user = *self.rng.pick(&["jdoe", "asmith", "bwayne", "lskywalker"]);
-        let severity = *self.rng.pick(&SEVERITIES);
+        let severity = *self.rng.pick(&FIELD_EFFECT_SEVERITIES);
         let kind = *self.rng.pick(&TYPES);
         let id = self.rng.uuid();
         let details = format!("{title} on {host} (user: {user}).");

@@ -15,6 +15,16 @@ pub mod server;
 pub mod symantec;
 pub mod tls;
 
+/// The severity scale of Field Effect's products (FES Portal AROs and Covalence alerts).
+pub const FIELD_EFFECT_SEVERITIES: [&str; 6] = [
+    "Informational",
+    "Warning",
+    "Low",
+    "Medium",
+    "High",
+    "Critical",
+];
+
 pub use covalence::{CovalenceOptions, CovalenceSimulator};
 pub use faults::{FaultSpec, Faults};
 pub use fes::{FesOptions, FesSimulator};

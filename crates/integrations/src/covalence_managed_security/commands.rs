@@ -100,10 +100,6 @@ impl Instance for FesInstance {
                     self.broker_action("cloud/aro", args, json!({"aro_id": arg(args, "aro_id")?}))
                         .await?
                 }
-                "test-module" => {
-                    self.test_module().await?;
-                    return Ok(Entry::text("ok", json!("ok")));
-                }
                 other => return Err(CommandError::not_implemented(other)),
             };
             Ok(match out.readable {
@@ -111,6 +107,10 @@ impl Instance for FesInstance {
                 None => command.entry(out.context, out.raw),
             })
         })
+    }
+
+    fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
+        Box::pin(self.test_module())
     }
 }
 

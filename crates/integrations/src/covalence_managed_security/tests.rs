@@ -705,9 +705,8 @@ async fn context_merges_by_key_across_runs() {
 
 #[tokio::test]
 async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
-    let dir = std::env::temp_dir().join(format!("wf-ca-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca = dir.join("ca.pem");
+    let dir = crate::test_support::TempDir::new("wf-ca");
+    let ca = dir.0.join("ca.pem");
     std::fs::write(&ca, "not a certificate").unwrap();
     let run = async |params: &str| {
         runner_for(params)

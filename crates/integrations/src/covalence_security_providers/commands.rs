@@ -226,14 +226,14 @@ impl Instance for CovalenceInstance {
                 }
                 "cov-secpr-set-internal-networks" => return self.set_network(command, args).await,
                 "cov-secpr-list-organizations" => self.organizations().await?,
-                "test-module" => {
-                    self.test_module().await?;
-                    return Ok(Entry::text("ok", json!("ok")));
-                }
                 other => return Err(CommandError::not_implemented(other)),
             };
             Ok(command.entry(json!(rows), json!(rows)))
         })
+    }
+
+    fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
+        Box::pin(self.test_module())
     }
 }
 

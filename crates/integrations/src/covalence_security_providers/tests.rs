@@ -1,13 +1,14 @@
 //! Tests of Covalence for Security Providers against the HTTPS simulator on port 0, in direct
 //! and broker mode: every command, sessions, state, faults and errors.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::{Value, json};
 use watchfloor_core::{Config, Entry};
 use watchfloor_simulators::{CovalenceOptions, CovalenceSimulator, FaultSpec};
 
 use crate::Runner;
+use crate::test_support::TempDir;
 
 const DIRECT: &str = "2019-004-DA";
 const SERVICES: &str = "/CovalenceWebUI/services";
@@ -18,25 +19,8 @@ struct App {
     _dir: TempDir,
 }
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir() -> TempDir {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wf-cov-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+    TempDir::new("wf-cov")
 }
 
 fn runner(instances: &str) -> Result<Runner, String> {

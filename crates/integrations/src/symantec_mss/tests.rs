@@ -1,7 +1,7 @@
 //! Tests of Symantec MSS against the SWS simulator over mutual TLS: every command, certificates
 //! made by the `openssl` CLI (legacy and modern), SOAP faults, and workflow updates.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use base64::Engine;
@@ -10,31 +10,15 @@ use watchfloor_core::{Config, Entry};
 use watchfloor_simulators::{SymantecOptions, SymantecSimulator};
 
 use crate::Runner;
+use crate::test_support::TempDir;
 
 const LIST_KEY: &str =
     "Symantec MSS.Incidents list(val.IncidentNumber && val.IncidentNumber == obj.IncidentNumber)";
 const QUERY_KEY: &str =
     "Symantec MSS.Incident query(val.IncidentNumber && val.IncidentNumber == obj.IncidentNumber)";
 
-/// A directory removed on drop.
-struct TempDir(PathBuf);
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 fn temp_dir() -> TempDir {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    static N: AtomicUsize = AtomicUsize::new(0);
-    let dir = std::env::temp_dir().join(format!(
-        "wf-sws-{}-{}",
-        std::process::id(),
-        N.fetch_add(1, Ordering::Relaxed)
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    TempDir(dir)
+    TempDir::new("wf-sws")
 }
 
 struct App {
