@@ -10,6 +10,41 @@ use super::client::Sws;
 use super::config::Settings;
 use crate::{BoxFuture, CommandError, Instance, required as arg};
 
+/// Summary fields that hold times.
+const SUMMARY_TIMES: [&str; 5] = [
+    "TimeCreated",
+    "LatestKeyEvent",
+    "FirstSeenInLast30Days",
+    "FirstSeenGlobally",
+    "UpdateTimestampGMT",
+];
+
+/// A timestamp as explicit UTC (`…Z`): SWS writes UTC without an offset, and an offset, if any,
+/// is converted. Text that is not a timestamp is kept as it is.
+pub fn utc_timestamp(raw: &str) -> String {
+    let parsed = chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        });
+    match parsed {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => raw.to_string(),
+    }
+}
+
+fn utc_fields(mut record: Value, fields: &[&str]) -> Value {
+    for f in fields {
+        if let Some(Value::String(t)) = record.get_mut(*f) {
+            *t = utc_timestamp(t);
+        }
+    }
+    record
+}
+
 const SIGNATURE_FIELDS: [&str; 5] = [
     "SourceIPString",
     "SignatureName",
@@ -118,24 +153,36 @@ impl SymantecInstance {
             .into_iter()
             .map(str::to_string)
             .collect();
-        let incidents = self
+        let raw = self
             .sws
             .incidents(start, &severities, args.str("sourceIp"), max)
             .await?;
-        Ok(command.entry(json!(incidents), json!(incidents)))
+        let incidents: Vec<Value> = raw
+            .iter()
+            .cloned()
+            .map(|i| utc_fields(i, &SUMMARY_TIMES))
+            .collect();
+        Ok(command.entry(json!(incidents), json!(raw)))
     }
 
     async fn get(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
         let inc = self.sws.incident(arg(args, "number")?).await?;
         let workflow = inc.child("WorkFlowDetail").cloned().unwrap_or_default();
         let signatures = records(&inc, "SignatureList", "Signature", &SIGNATURE_FIELDS);
-        let comments = records(&inc, "IncidentComments", "IncidentComment", &COMMENT_FIELDS);
-        let attachments = records(
+        let comments: Vec<Value> =
+            records(&inc, "IncidentComments", "IncidentComment", &COMMENT_FIELDS)
+                .into_iter()
+                .map(|c| utc_fields(c, &["CommentedTimeStampGMT"]))
+                .collect();
+        let attachments: Vec<Value> = records(
             &inc,
             "IncidentAttachmentItems",
             "IncidentAttachmentItem",
             &ATTACHMENT_FIELDS,
-        );
+        )
+        .into_iter()
+        .map(|a| utc_fields(a, &["UploadDateGMT"]))
+        .collect();
         let related: Vec<Value> = inc
             .child("RelatedIncidents")
             .map(|r| {
@@ -148,7 +195,7 @@ impl SymantecInstance {
             "IncidentNumber": text(&inc, "IncidentNumber"),
             "NumberOfAnalyzedSignatures": text(&inc, "NumberOfAnalyzedSignatures"),
             "SignatureList": {"Signature": signatures},
-            "TimeCreated": text(&inc, "TimeCreated"),
+            "TimeCreated": utc_timestamp(inc.child_text("TimeCreated").unwrap_or_default()),
             "Classification": text(&inc, "Classification"),
             "Description": text(&inc, "Description"),
             "AnalystAssessment": text(&inc, "AnalystAssessment"),
@@ -276,5 +323,27 @@ impl SymantecInstance {
             Value::Null,
             json!(message),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::utc_timestamp;
+
+    #[test]
+    fn timestamps_are_written_as_utc() {
+        for (raw, expected) in [
+            ("2024-05-02T13:55:12.120", "2024-05-02T13:55:12.120Z"),
+            ("2024-05-02T13:55:12", "2024-05-02T13:55:12.000Z"),
+            (
+                "2017-12-20T10:04:35.4355923+00:00",
+                "2017-12-20T10:04:35.435Z",
+            ),
+            ("2024-05-02T15:55:12.120+02:00", "2024-05-02T13:55:12.120Z"),
+            ("", ""),
+            ("not a time", "not a time"),
+        ] {
+            assert_eq!(utc_timestamp(raw), expected, "{raw}");
+        }
     }
 }
