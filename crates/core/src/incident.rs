@@ -1,0 +1,180 @@
+//! Incidents: what a fetch produces ([`NewIncident`]) and what the store keeps ([`Incident`]),
+//! with XSOAR's severity scale and the incident lifecycle.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// XSOAR's severity scale: 0 unknown, 0.5 informational, 1 low, 2 medium, 3 high, 4 critical.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Severity {
+    #[default]
+    Unknown,
+    Informational,
+    Low,
+    Medium,
+    High,
+    Critical,
+}
+
+impl Severity {
+    pub const ALL: [Severity; 6] = [
+        Severity::Unknown,
+        Severity::Informational,
+        Severity::Low,
+        Severity::Medium,
+        Severity::High,
+        Severity::Critical,
+    ];
+
+    /// The number on XSOAR's scale.
+    pub fn value(self) -> f64 {
+        match self {
+            Severity::Unknown => 0.0,
+            Severity::Informational => 0.5,
+            Severity::Low => 1.0,
+            Severity::Medium => 2.0,
+            Severity::High => 3.0,
+            Severity::Critical => 4.0,
+        }
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Unknown => "Unknown",
+            Severity::Informational => "Informational",
+            Severity::Low => "Low",
+            Severity::Medium => "Medium",
+            Severity::High => "High",
+            Severity::Critical => "Critical",
+        }
+    }
+
+    pub fn from_value(v: f64) -> Option<Severity> {
+        Severity::ALL.into_iter().find(|s| s.value() == v)
+    }
+
+    /// A label (any case) or a number on the scale.
+    pub fn parse(s: &str) -> Result<Severity, String> {
+        let s = s.trim();
+        Severity::ALL
+            .into_iter()
+            .find(|sev| sev.label().eq_ignore_ascii_case(s))
+            .or_else(|| s.parse::<f64>().ok().and_then(Severity::from_value))
+            .ok_or_else(|| format!("`{s}` is not a severity: use Unknown, Informational, Low, Medium, High, Critical or 0, 0.5, 1, 2, 3, 4"))
+    }
+}
+
+impl Serialize for Severity {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(self.value())
+    }
+}
+
+impl<'de> Deserialize<'de> for Severity {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = f64::deserialize(d)?;
+        Severity::from_value(v)
+            .ok_or_else(|| serde::de::Error::custom(format!("{v} is not on the severity scale")))
+    }
+}
+
+/// Where an incident is in its lifecycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    #[default]
+    Pending,
+    Active,
+    Closed,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Pending => "pending",
+            Status::Active => "active",
+            Status::Closed => "closed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Status, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "pending" => Ok(Status::Pending),
+            "active" => Ok(Status::Active),
+            "closed" => Ok(Status::Closed),
+            other => Err(format!(
+                "`{other}` is not a status: use pending, active or closed"
+            )),
+        }
+    }
+}
+
+/// A label, as XSOAR's `{"type": .., "value": ..}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Label {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+/// An incident as an integration's fetch makes it from a provider alert.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NewIncident {
+    /// The provider's id: ARO ID, alert id or IncidentNumber. Unique per instance.
+    pub external_id: String,
+    pub name: String,
+    pub occurred: DateTime<Utc>,
+    pub severity: Severity,
+    pub organization: Option<String>,
+    pub details: String,
+    pub labels: Vec<Label>,
+    /// The provider's alert, unchanged.
+    pub raw: Value,
+}
+
+/// A stored incident.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Incident {
+    pub id: i64,
+    pub instance: String,
+    pub integration: String,
+    pub external_id: String,
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub occurred: DateTime<Utc>,
+    pub created: DateTime<Utc>,
+    pub modified: DateTime<Utc>,
+    pub severity: Severity,
+    pub severity_label: &'static str,
+    pub status: Status,
+    pub organization: Option<String>,
+    pub owner: Option<String>,
+    pub details: String,
+    pub labels: Vec<Label>,
+    pub raw: Value,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severities_follow_xsoar() {
+        for (input, expected) in [
+            ("critical", Severity::Critical),
+            ("0.5", Severity::Informational),
+            ("Unknown", Severity::Unknown),
+            ("2", Severity::Medium),
+        ] {
+            assert_eq!(Severity::parse(input), Ok(expected));
+        }
+        assert!(Severity::parse("urgent").is_err());
+        assert_eq!(
+            serde_json::to_string(&Severity::Informational).unwrap(),
+            "0.5"
+        );
+        assert!(Severity::Critical > Severity::High && Severity::Informational > Severity::Unknown);
+    }
+}
