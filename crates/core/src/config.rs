@@ -20,6 +20,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use crate::definition::{IntegrationDef, ParamDef, ParamType};
+use crate::fetch::FetchSettings;
 use crate::secret::Secret;
 
 /// A config file that could not be used. The message names the file, the line and the key.
@@ -52,6 +53,8 @@ pub struct InstanceConfig {
     pub name: String,
     pub integration: String,
     params: BTreeMap<String, ParamValue>,
+    /// How it fetches incidents; `enabled` is false unless `fetch = true`.
+    pub fetch: FetchSettings,
 }
 
 /// A resolved parameter value.
@@ -75,6 +78,7 @@ impl InstanceConfig {
             name: name.to_string(),
             integration: integration.to_string(),
             params: params.into_iter().collect(),
+            fetch: default_fetch(None),
         }
     }
 
@@ -129,6 +133,12 @@ struct RawInstance {
     integration: Spanned<String>,
     #[serde(default)]
     params: BTreeMap<Spanned<String>, Spanned<toml::Value>>,
+    fetch: Option<Spanned<bool>>,
+    fetch_interval: Option<Spanned<String>>,
+    first_fetch: Option<Spanned<String>>,
+    fetch_limit: Option<Spanned<i64>>,
+    look_back: Option<Spanned<String>>,
+    incident_type: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -246,10 +256,13 @@ impl Config {
                     None => {}
                 }
             }
+            let fetch = fetch_settings(inst, def, i)
+                .map_err(|(span, key, message)| err(span, Some(key), message))?;
             instances.push(InstanceConfig {
                 name: name.clone(),
                 integration: integration.clone(),
                 params,
+                fetch,
             });
         }
         Ok(Config {
@@ -261,6 +274,87 @@ impl Config {
     pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
         self.instances.iter().find(|i| i.name == name)
     }
+}
+
+fn default_fetch(def: Option<&crate::definition::FetchDef>) -> FetchSettings {
+    FetchSettings {
+        enabled: false,
+        interval: Duration::from_secs(60),
+        first_fetch: def
+            .map(|d| d.first_fetch.clone())
+            .unwrap_or_else(|| "1 day".into()),
+        limit: def.map(|d| d.limit).unwrap_or(200),
+        look_back: Duration::from_secs(600),
+        incident_type: def.map(|d| d.incident_type.clone()).unwrap_or_default(),
+    }
+}
+
+type FetchError = (std::ops::Range<usize>, String, String);
+
+/// The instance's fetch settings: its own keys over the integration's defaults.
+fn fetch_settings(
+    inst: &RawInstance,
+    def: &IntegrationDef,
+    i: usize,
+) -> Result<FetchSettings, FetchError> {
+    let mut settings = default_fetch(def.fetch.as_ref());
+    let key = |k: &str| format!("instances[{i}].{k}");
+    let duration = |v: &Spanned<String>, k: &str| -> Result<Duration, FetchError> {
+        humantime::parse_duration(v.get_ref()).map_err(|e| {
+            (
+                v.span(),
+                key(k),
+                format!("`{}` is not a duration such as \"1m\": {e}", v.get_ref()),
+            )
+        })
+    };
+    if let Some(f) = &inst.fetch {
+        if *f.get_ref() && def.fetch.is_none() {
+            return Err((
+                f.span(),
+                key("fetch"),
+                format!("integration {} does not fetch incidents", def.id),
+            ));
+        }
+        settings.enabled = *f.get_ref();
+    }
+    if let Some(v) = &inst.fetch_interval {
+        settings.interval = duration(v, "fetch_interval")?;
+        if settings.interval < Duration::from_secs(1) {
+            return Err((
+                v.span(),
+                key("fetch_interval"),
+                "fetch_interval must be at least 1s".into(),
+            ));
+        }
+    }
+    if let Some(v) = &inst.look_back {
+        settings.look_back = duration(v, "look_back")?;
+    }
+    if let Some(v) = &inst.first_fetch {
+        crate::time::parse_time(v.get_ref(), chrono::Utc::now())
+            .map_err(|e| (v.span(), key("first_fetch"), e))?;
+        settings.first_fetch = v.get_ref().clone();
+    }
+    if let Some(v) = &inst.fetch_limit {
+        let max = def
+            .fetch
+            .as_ref()
+            .and_then(|f| f.max_limit)
+            .unwrap_or(10_000);
+        if *v.get_ref() < 1 || *v.get_ref() as usize > max {
+            return Err((
+                v.span(),
+                key("fetch_limit"),
+                format!("fetch_limit must be from 1 to {max}"),
+            ));
+        }
+        settings.limit = *v.get_ref() as usize;
+    }
+    if let Some(v) = &inst.incident_type {
+        settings.incident_type = v.get_ref().clone();
+    }
+    Ok(settings)
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -391,6 +485,53 @@ description = "Skip TLS checks"
     }
 
     #[test]
+    fn fetch_settings_and_their_errors() {
+        let head = "[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n";
+        let tail = "[instances.params]\napi_key = \"k\"\n";
+        let ok = parse(&format!("{head}fetch = false\nfetch_interval = \"30s\"\nfetch_limit = 50\nlook_back = \"5m\"\nfirst_fetch = \"3 days\"\n{tail}")).unwrap();
+        let f = &ok.instances[0].fetch;
+        assert_eq!(
+            (
+                f.enabled,
+                f.interval,
+                f.limit,
+                f.look_back,
+                f.first_fetch.as_str()
+            ),
+            (
+                false,
+                Duration::from_secs(30),
+                50,
+                Duration::from_secs(300),
+                "3 days"
+            )
+        );
+        let check = |extra: &str, expected: &str| {
+            assert_eq!(
+                parse(&format!("{head}{extra}{tail}")).unwrap_err(),
+                expected,
+                "{extra}"
+            )
+        };
+        check(
+            "fetch = true\n",
+            "config file /etc/wf/watchfloor.toml, line 4, key `instances[0].fetch`: integration demo-int does not fetch incidents",
+        );
+        check(
+            "first_fetch = \"soonish\"\n",
+            "config file /etc/wf/watchfloor.toml, line 4, key `instances[0].first_fetch`: `soonish` is not a time: use e.g. \"3 days\", \"12 hours ago\" or 2024-05-01T00:00:00Z",
+        );
+        check(
+            "fetch_limit = 0\n",
+            "config file /etc/wf/watchfloor.toml, line 4, key `instances[0].fetch_limit`: fetch_limit must be from 1 to 10000",
+        );
+        check(
+            "fetch_interval = \"0s\"\n",
+            "config file /etc/wf/watchfloor.toml, line 4, key `instances[0].fetch_interval`: fetch_interval must be at least 1s",
+        );
+    }
+
+    #[test]
     fn errors_name_file_line_and_key() {
         let check = |text: &str, expected: &str| {
             assert_eq!(parse(text).unwrap_err(), expected, "config: {text}")
@@ -427,7 +568,7 @@ description = "Skip TLS checks"
         );
         check(
             "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
-            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`",
+            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`",
         );
         check(
             "[[instances]\n",

@@ -25,6 +25,27 @@ pub struct IntegrationDef {
     /// Bugs of the reference integration that this one fixes, listed in its docs.
     #[serde(default)]
     pub fixes: Vec<String>,
+    /// Fetch defaults; absent when the integration does not fetch incidents.
+    pub fetch: Option<FetchDef>,
+}
+
+/// An integration's fetch defaults.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FetchDef {
+    /// How far back the first fetch looks, e.g. `1 day`.
+    pub first_fetch: String,
+    pub incident_type: String,
+    #[serde(default = "default_fetch_limit")]
+    pub limit: usize,
+    /// The most one fetch may ask for, if the provider caps it.
+    pub max_limit: Option<usize>,
+    /// What fetching brings in, for the docs.
+    pub description: String,
+}
+
+fn default_fetch_limit() -> usize {
+    200
 }
 
 impl IntegrationDef {

@@ -98,6 +98,20 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
             md_cell(&p.description)
         );
     }
+    if let Some(fetch) = &def.fetch {
+        let _ = writeln!(
+            out,
+            "\n## Fetching incidents\n\n{}\n\nDefaults: `first_fetch = \"{}\"`, `fetch_limit = {}`{}, `incident_type = \"{}\"`.",
+            fetch.description,
+            fetch.first_fetch,
+            fetch.limit,
+            fetch
+                .max_limit
+                .map(|m| format!(" (at most {m})"))
+                .unwrap_or_default(),
+            fetch.incident_type
+        );
+    }
     out.push_str("\n## Commands\n");
     for cmd in &def.commands {
         let _ = writeln!(
