@@ -1,1 +1,124 @@
-//! placeholder
+//! watchfloor-storage: incidents, their war-room entries, fetch cursors and instance health,
+//! behind the [`Store`] trait. [`SqliteStore`] is the default backend; a PostgreSQL one can
+//! implement the same trait.
+//!
+//! The one write that matters most, [`Store::commit_fetch`], stores a fetch's incidents and its
+//! new cursor in one transaction, and drops incidents already stored for the instance
+//! (unique on instance and external id). So a crash between fetching and committing repeats
+//! the fetch, and never loses or duplicates an incident.
+
+mod sqlite;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::Value;
+use watchfloor_core::{Incident, NewIncident, Severity, Status};
+
+pub use sqlite::SqliteStore;
+
+/// The default database URL.
+pub const DEFAULT_URL: &str = "sqlite://./watchfloor-data/watchfloor.db";
+
+/// A boxed future, so stores can sit behind `dyn`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A storage failure.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open the database {url}: {message}")]
+    Open { url: String, message: String },
+    #[error("database migration {version} failed: {message}")]
+    Migration { version: i64, message: String },
+    #[error("database error: {0}")]
+    Database(String),
+    #[error("stored data is damaged: {0}")]
+    Corrupt(String),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Database(e.to_string())
+    }
+}
+
+/// Which instance a fetch's incidents belong to, and how they are typed.
+#[derive(Debug, Clone)]
+pub struct FetchTarget<'a> {
+    pub instance: &'a str,
+    pub integration: &'a str,
+    pub incident_type: &'a str,
+    /// The cursor's scope: "" for the instance, or an organization in broker mode.
+    pub scope: &'a str,
+}
+
+/// Filters of [`Store::incidents`].
+#[derive(Debug, Clone, Default)]
+pub struct IncidentFilter {
+    pub status: Option<Status>,
+    pub severity: Option<Severity>,
+    pub organization: Option<String>,
+    pub instance: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<usize>,
+}
+
+/// An instance's health record.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Health {
+    pub instance: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: i64,
+    pub incidents_last_cycle: i64,
+    pub last_cycle_at: Option<DateTime<Utc>>,
+}
+
+/// Where incidents live.
+pub trait Store: Send + Sync {
+    /// Stores a fetch's incidents and the scope's new cursor in one transaction; incidents the
+    /// instance already has are dropped. Returns how many were new.
+    fn commit_fetch<'a>(
+        &'a self,
+        target: FetchTarget<'a>,
+        incidents: &'a [NewIncident],
+        cursor: &'a Value,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// The scope's cursor, if a fetch has committed one.
+    fn cursor<'a>(
+        &'a self,
+        instance: &'a str,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
+
+    /// Records a fetch cycle that succeeded, with the incidents it added.
+    fn record_success<'a>(
+        &'a self,
+        instance: &'a str,
+        new_incidents: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Records a fetch cycle that failed, and why.
+    fn record_failure<'a>(
+        &'a self,
+        instance: &'a str,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>>;
+
+    /// Incidents, newest occurrence first.
+    fn incidents<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>>;
+
+    fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>>;
+
+    /// How many incidents an instance has.
+    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
+}

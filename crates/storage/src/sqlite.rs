@@ -1,0 +1,473 @@
+//! The SQLite store: one file, WAL journal, versioned migrations applied on open.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite};
+use watchfloor_core::{Incident, Label, NewIncident, Severity, Status};
+
+use crate::{BoxFuture, FetchTarget, Health, IncidentFilter, Store, StoreError};
+
+/// Migrations, in order. Each runs once, in its own transaction.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+
+/// Timestamps are stored as fixed-width UTC text, so they sort as they compare.
+fn ts(t: DateTime<Utc>) -> String {
+    t.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
+}
+
+fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    s.as_deref().map(parse_ts).transpose()
+}
+
+/// A SQLite database.
+#[derive(Clone)]
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `url`, e.g. `sqlite://./data/wf.db`, and
+    /// applies pending migrations.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let open_err = |message: String| StoreError::Open {
+            url: url.to_string(),
+            message,
+        };
+        if !url.starts_with("sqlite:") {
+            return Err(open_err(
+                "only sqlite: URLs are supported, e.g. sqlite://./watchfloor-data/watchfloor.db"
+                    .into(),
+            ));
+        }
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|e| open_err(e.to_string()))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        if let Some(dir) = options
+            .get_filename()
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(dir)
+                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+        }
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|e| open_err(e.to_string()))?;
+        let store = SqliteStore { pool };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+            .execute(&self.pool)
+            .await?;
+        for (version, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            let done: Option<i64> =
+                sqlx::query_scalar("SELECT version FROM schema_version WHERE version = ?")
+                    .bind(version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if done.is_some() {
+                continue;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| StoreError::Migration {
+                    version: *version,
+                    message: e.to_string(),
+                })?;
+            sqlx::query("INSERT INTO schema_version (version, applied) VALUES (?, ?)")
+                .bind(version)
+                .bind(ts(Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+}
+
+fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
+    let severity: f64 = row.try_get("severity")?;
+    let status: String = row.try_get("status")?;
+    let labels: String = row.try_get("labels")?;
+    let raw: String = row.try_get("raw_json")?;
+    let severity = Severity::from_value(severity)
+        .ok_or_else(|| StoreError::Corrupt(format!("severity {severity}")))?;
+    Ok(Incident {
+        id: row.try_get("id")?,
+        instance: row.try_get("instance")?,
+        integration: row.try_get("integration")?,
+        external_id: row.try_get("external_id")?,
+        name: row.try_get("name")?,
+        kind: row.try_get("type")?,
+        occurred: parse_ts(&row.try_get::<String, _>("occurred")?)?,
+        created: parse_ts(&row.try_get::<String, _>("created")?)?,
+        modified: parse_ts(&row.try_get::<String, _>("modified")?)?,
+        severity,
+        severity_label: severity.label(),
+        status: Status::parse(&status).map_err(StoreError::Corrupt)?,
+        organization: row.try_get("organization")?,
+        owner: row.try_get("owner")?,
+        details: row.try_get("details")?,
+        labels: serde_json::from_str::<Vec<Label>>(&labels)
+            .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?,
+        raw: serde_json::from_str(&raw)
+            .map_err(|e| StoreError::Corrupt(format!("raw JSON: {e}")))?,
+    })
+}
+
+impl Store for SqliteStore {
+    fn commit_fetch<'a>(
+        &'a self,
+        target: FetchTarget<'a>,
+        incidents: &'a [NewIncident],
+        cursor: &'a Value,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            let mut tx = self.pool.begin().await?;
+            let mut added = 0;
+            for inc in incidents {
+                let labels = serde_json::to_string(&inc.labels)
+                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                let result = sqlx::query(
+                    "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
+                     severity, status, organization, details, labels, raw_json) \
+                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) \
+                     ON CONFLICT (instance, external_id) DO NOTHING",
+                )
+                .bind(target.instance)
+                .bind(target.integration)
+                .bind(&inc.external_id)
+                .bind(&inc.name)
+                .bind(target.incident_type)
+                .bind(ts(inc.occurred))
+                .bind(&now)
+                .bind(&now)
+                .bind(inc.severity.value())
+                .bind(&inc.organization)
+                .bind(&inc.details)
+                .bind(labels)
+                .bind(inc.raw.to_string())
+                .execute(&mut *tx)
+                .await?;
+                added += result.rows_affected() as usize;
+            }
+            sqlx::query(
+                "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES (?, ?, ?, ?) \
+                 ON CONFLICT (instance, scope) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
+            )
+            .bind(target.instance)
+            .bind(target.scope)
+            .bind(cursor.to_string())
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(added)
+        })
+    }
+
+    fn cursor<'a>(
+        &'a self,
+        instance: &'a str,
+        scope: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Value>, StoreError>> {
+        Box::pin(async move {
+            let text: Option<String> = sqlx::query_scalar(
+                "SELECT cursor FROM fetch_cursors WHERE instance = ? AND scope = ?",
+            )
+            .bind(instance)
+            .bind(scope)
+            .fetch_optional(&self.pool)
+            .await?;
+            text.map(|t| {
+                serde_json::from_str(&t)
+                    .map_err(|e| StoreError::Corrupt(format!("cursor of {instance}: {e}")))
+            })
+            .transpose()
+        })
+    }
+
+    fn record_success<'a>(
+        &'a self,
+        instance: &'a str,
+        new_incidents: usize,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            sqlx::query(
+                "INSERT INTO instance_health (instance, last_success, consecutive_failures, incidents_last_cycle, last_cycle_at) \
+                 VALUES (?, ?, 0, ?, ?) ON CONFLICT (instance) DO UPDATE SET last_success = excluded.last_success, \
+                 consecutive_failures = 0, incidents_last_cycle = excluded.incidents_last_cycle, last_cycle_at = excluded.last_cycle_at",
+            )
+            .bind(instance)
+            .bind(&now)
+            .bind(new_incidents as i64)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn record_failure<'a>(
+        &'a self,
+        instance: &'a str,
+        error: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            sqlx::query(
+                "INSERT INTO instance_health (instance, last_error, last_error_at, consecutive_failures, incidents_last_cycle, last_cycle_at) \
+                 VALUES (?, ?, ?, 1, 0, ?) ON CONFLICT (instance) DO UPDATE SET last_error = excluded.last_error, \
+                 last_error_at = excluded.last_error_at, consecutive_failures = instance_health.consecutive_failures + 1, \
+                 incidents_last_cycle = 0, last_cycle_at = excluded.last_cycle_at",
+            )
+            .bind(instance)
+            .bind(error)
+            .bind(&now)
+            .bind(&now)
+            .execute(&self.pool)
+            .await?;
+            Ok(())
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM instance_health ORDER BY instance")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Health {
+                        instance: r.try_get("instance")?,
+                        last_success: parse_opt_ts(r.try_get("last_success")?)?,
+                        last_error: r.try_get("last_error")?,
+                        last_error_at: parse_opt_ts(r.try_get("last_error_at")?)?,
+                        consecutive_failures: r.try_get("consecutive_failures")?,
+                        incidents_last_cycle: r.try_get("incidents_last_cycle")?,
+                        last_cycle_at: parse_opt_ts(r.try_get("last_cycle_at")?)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn incidents<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>> {
+        Box::pin(async move {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT * FROM incidents WHERE 1 = 1");
+            if let Some(s) = filter.status {
+                q.push(" AND status = ").push_bind(s.as_str());
+            }
+            if let Some(s) = filter.severity {
+                q.push(" AND severity = ").push_bind(s.value());
+            }
+            if let Some(o) = &filter.organization {
+                q.push(" AND organization = ").push_bind(o.clone());
+            }
+            if let Some(i) = &filter.instance {
+                q.push(" AND instance = ").push_bind(i.clone());
+            }
+            if let Some(t) = filter.since {
+                q.push(" AND occurred >= ").push_bind(ts(t));
+            }
+            q.push(" ORDER BY occurred DESC, id DESC");
+            if let Some(n) = filter.limit {
+                q.push(" LIMIT ").push_bind(n as i64);
+            }
+            let rows = q.build().fetch_all(&self.pool).await?;
+            rows.iter().map(incident_from_row).collect()
+        })
+    }
+
+    fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(incident_from_row).transpose()
+        })
+    }
+
+    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE instance = ?")
+                .bind(instance)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n as usize)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn incident(id: &str, minute: u32, severity: Severity) -> NewIncident {
+        NewIncident {
+            external_id: id.to_string(),
+            name: format!("alert {id}"),
+            occurred: DateTime::parse_from_rfc3339(&format!("2024-05-01T08:{minute:02}:00Z"))
+                .unwrap()
+                .with_timezone(&Utc),
+            severity,
+            organization: Some(if minute % 2 == 0 { "Acme" } else { "Globex" }.to_string()),
+            details: "d".into(),
+            labels: vec![Label {
+                kind: "org".into(),
+                value: "Acme".into(),
+            }],
+            raw: json!({"id": id}),
+        }
+    }
+
+    async fn store() -> (SqliteStore, tempfile::TempDir) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/nested/wf.db", dir.path().display());
+        (SqliteStore::open(&url).await.unwrap(), dir)
+    }
+
+    fn target(scope: &str) -> FetchTarget<'_> {
+        FetchTarget {
+            instance: "fes",
+            integration: "covalence-managed-security",
+            incident_type: "Covalence ARO",
+            scope,
+        }
+    }
+
+    #[tokio::test]
+    async fn incidents_and_cursor_commit_together_and_duplicates_are_dropped() {
+        let (s, _dir) = store().await;
+        let batch = [
+            incident("a", 1, Severity::High),
+            incident("b", 2, Severity::Low),
+        ];
+        assert_eq!(
+            s.commit_fetch(target(""), &batch, &json!({"n": 1}))
+                .await
+                .unwrap(),
+            2
+        );
+        let again = [
+            incident("b", 2, Severity::Low),
+            incident("c", 3, Severity::Critical),
+        ];
+        assert_eq!(
+            s.commit_fetch(target(""), &again, &json!({"n": 2}))
+                .await
+                .unwrap(),
+            1
+        );
+        assert_eq!(s.count("fes").await.unwrap(), 3);
+        assert_eq!(s.cursor("fes", "").await.unwrap(), Some(json!({"n": 2})));
+        assert_eq!(s.cursor("fes", "Acme").await.unwrap(), None);
+
+        let all = s.incidents(&IncidentFilter::default()).await.unwrap();
+        let ids: Vec<&str> = all.iter().map(|i| i.external_id.as_str()).collect();
+        assert_eq!(ids, ["c", "b", "a"], "newest first");
+        assert_eq!(
+            (all[0].kind.as_str(), all[0].status, all[0].severity_label),
+            ("Covalence ARO", Status::Pending, "Critical")
+        );
+        let acme = s
+            .incidents(&IncidentFilter {
+                organization: Some("Acme".into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(acme.len(), 1);
+        let high = s
+            .incidents(&IncidentFilter {
+                severity: Some(Severity::High),
+                limit: Some(5),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(high[0].external_id, "a");
+        let one = s.incident(high[0].id).await.unwrap().unwrap();
+        assert_eq!((one.raw.clone(), one.labels.len()), (json!({"id": "a"}), 1));
+        assert!(s.incident(999).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn health_counts_failures_until_a_success() {
+        let (s, _dir) = store().await;
+        s.record_failure("fes", "malformed JSON from FES Portal GET /my_providers")
+            .await
+            .unwrap();
+        s.record_failure("fes", "again").await.unwrap();
+        let h = &s.health().await.unwrap()[0];
+        assert_eq!(
+            (
+                h.consecutive_failures,
+                h.last_error.as_deref(),
+                h.last_success
+            ),
+            (2, Some("again"), None)
+        );
+        s.record_success("fes", 7).await.unwrap();
+        let h = &s.health().await.unwrap()[0];
+        assert_eq!((h.consecutive_failures, h.incidents_last_cycle), (0, 7));
+        assert!(
+            h.last_success.is_some() && h.last_error.is_some(),
+            "the last error stays visible"
+        );
+    }
+
+    #[tokio::test]
+    async fn reopening_keeps_data_and_does_not_rerun_migrations() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/wf.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+            .await
+            .unwrap();
+        drop(s);
+        let s = SqliteStore::open(&url).await.unwrap();
+        assert_eq!(s.count("fes").await.unwrap(), 1);
+        let bad = SqliteStore::open("postgres://nope")
+            .await
+            .err()
+            .unwrap()
+            .to_string();
+        assert_eq!(
+            bad,
+            "cannot open the database postgres://nope: only sqlite: URLs are supported, e.g. sqlite://./watchfloor-data/watchfloor.db"
+        );
+    }
+}
