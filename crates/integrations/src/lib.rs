@@ -6,6 +6,7 @@
 
 pub mod covalence_managed_security;
 pub mod covalence_security_providers;
+pub mod fetch;
 pub mod http;
 pub mod runner;
 pub mod symantec_mss;
@@ -74,6 +75,27 @@ pub trait Instance: Send + Sync {
 
     /// test-module: checks that the instance can reach and use its provider.
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>>;
+
+    /// The cursor scopes of a fetch: one per organization in broker mode, else just "".
+    fn fetch_scopes(&self) -> BoxFuture<'_, Result<Vec<String>, CommandError>> {
+        Box::pin(async { Ok(vec![String::new()]) })
+    }
+
+    /// One pure fetch step for a scope: from the stored cursor to incidents and the next cursor.
+    /// The engine stores both in one transaction.
+    fn fetch<'a>(
+        &'a self,
+        scope: &'a str,
+        cursor: Option<&'a serde_json::Value>,
+        settings: &'a watchfloor_core::FetchSettings,
+    ) -> BoxFuture<'a, Result<fetch::FetchBatch, CommandError>> {
+        let _ = (scope, cursor, settings);
+        Box::pin(async {
+            Err(CommandError::NotConfigured(
+                "this integration does not fetch incidents".into(),
+            ))
+        })
+    }
 }
 
 /// The name of the command every integration has, which runs [`Instance::test`].

@@ -28,6 +28,8 @@ pub struct FaultSpec {
     pub server_errors: u32,
     /// The next N successful responses have their JSON body cut short.
     pub malformed: u32,
+    /// This percentage of requests, at random, get 429 (with Retry-After) or 503.
+    pub random_failure_percent: u8,
 }
 
 /// Live fault switches and request counters of one simulator.
@@ -40,6 +42,8 @@ pub struct Faults {
 struct FaultsInner {
     spec: FaultSpec,
     requests: BTreeMap<String, usize>,
+    /// Draws for `random_failure_percent`: deterministic, so runs repeat.
+    rng_state: u64,
 }
 
 /// What to do to one request.
@@ -75,9 +79,17 @@ impl Faults {
     fn decide(&self, path: &str) -> (Duration, Action) {
         let mut inner = self.lock();
         *inner.requests.entry(path.to_string()).or_default() += 1;
+        let latency = Duration::from_millis(inner.spec.latency_ms);
+        inner.rng_state = inner.rng_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let draw = crate::rng::Rng::new(inner.rng_state).next_u64();
         let spec = &mut inner.spec;
-        let latency = Duration::from_millis(spec.latency_ms);
-        let action = if spec.rate_limit > 0 {
+        let random = spec.random_failure_percent > 0
+            && (draw % 100) < u64::from(spec.random_failure_percent);
+        let action = if random && draw % 2 == 0 {
+            Action::RateLimit(spec.retry_after_secs)
+        } else if random {
+            Action::ServerError
+        } else if spec.rate_limit > 0 {
             spec.rate_limit -= 1;
             Action::RateLimit(spec.retry_after_secs)
         } else if spec.server_errors > 0 {

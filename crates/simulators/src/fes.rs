@@ -48,6 +48,11 @@ pub struct FesOptions {
     /// The API key the simulator accepts.
     pub api_key: String,
     pub faults: FaultSpec,
+    /// New AROs become visible this long after their creation time, as when the portal
+    /// indexes them late.
+    pub late_arrival: std::time::Duration,
+    /// Add a new unresolved ARO this often.
+    pub generate_every: Option<std::time::Duration>,
 }
 
 impl Default for FesOptions {
@@ -58,6 +63,8 @@ impl Default for FesOptions {
             aros_per_org: 4,
             api_key: "sim-fes-api-key".to_string(),
             faults: FaultSpec::default(),
+            late_arrival: std::time::Duration::ZERO,
+            generate_every: None,
         }
     }
 }
@@ -85,6 +92,7 @@ struct FesState {
     rng: Rng,
     next_serial: u64,
     next_task: u64,
+    late_arrival: TimeDelta,
 }
 
 #[derive(Clone)]
@@ -122,6 +130,20 @@ impl FesSimulator {
         let mut servers = Servers::default();
         servers.spawn(portal, portal_router);
         servers.spawn(broker, broker_router);
+        if let Some(every) = opts.generate_every {
+            let state = state.clone();
+            servers.spawn_task(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                for n in 0usize.. {
+                    tick.tick().await;
+                    let mut s = lock(&state);
+                    let orgs = s.orgs.len().max(1);
+                    let title = format!("Generated alert {n}");
+                    s.new_aro(n % orgs, &title, Utc::now().naive_utc());
+                }
+            });
+        }
         FesSimulator {
             portal_url,
             broker_url,
@@ -132,7 +154,7 @@ impl FesSimulator {
         }
     }
 
-    /// All AROs as the portal stores them, newest first.
+    /// Every ARO ever created, visible yet or not, newest first: the ground truth.
     pub fn aros(&self) -> Vec<Value> {
         let mut aros = lock(&self.state).aros.clone();
         sort_newest_first(&mut aros);
@@ -321,6 +343,7 @@ impl FesState {
             rng,
             next_serial: 1,
             next_task: 3800,
+            late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
         };
         let base = NaiveDateTime::parse_from_str("2024-05-01 08:00:00", TIME_FORMAT)
             .expect("valid base time");
@@ -380,8 +403,10 @@ impl FesState {
             "title": title,
             "triage_id": null,
             "type": kind,
-            // Not part of the portal's ARO: where broker actions find the host and user.
-            "data": {"host": host, "user": format!("{user}@{}", org["email"].as_str().unwrap_or("").trim_start_matches("soc@"))},
+            // Not part of the portal's ARO: where broker actions find the host and user, and
+            // when the portal starts showing the ARO.
+            "data": {"host": host, "user": format!("{user}@{}", org["email"].as_str().unwrap_or("").trim_start_matches("soc@")),
+                     "visible_at": ts(created + self.late_arrival)},
         });
         self.aros.push(aro.clone());
         aro
@@ -560,6 +585,7 @@ async fn list_aros(
     let s = lock(&app.state);
     check_provider(&s, &pid)?;
     let (since, until) = (parse_time(&params, "since")?, parse_time(&params, "until")?);
+    let now_text = &now();
     for (key, allowed) in [
         ("resolution", &RESOLUTIONS[..]),
         ("status", &STATUSES[..]),
@@ -594,6 +620,11 @@ async fn list_aros(
                 && field_matches(a, "type", &a["type"])
                 && field_matches(a, "id", &a["ID"])
                 && field_matches(a, "organization_id", &a["organization"]["ID"])
+        })
+        .filter(|a| {
+            a["data"]["visible_at"]
+                .as_str()
+                .is_none_or(|v| v <= now_text.as_str())
         })
         .filter(|a| {
             let created = a["creation_time"]

@@ -21,6 +21,13 @@ impl Servers {
     }
 }
 
+impl Servers {
+    /// Runs a background task (a data generator, say) until dropped.
+    pub fn spawn_task(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
+        self.0.push(tokio::spawn(task));
+    }
+}
+
 impl Drop for Servers {
     fn drop(&mut self) {
         for task in &self.0 {

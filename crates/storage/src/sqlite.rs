@@ -343,7 +343,14 @@ mod tests {
                 .unwrap()
                 .with_timezone(&Utc),
             severity,
-            organization: Some(if minute.is_multiple_of(2) { "Acme" } else { "Globex" }.to_string()),
+            organization: Some(
+                if minute.is_multiple_of(2) {
+                    "Acme"
+                } else {
+                    "Globex"
+                }
+                .to_string(),
+            ),
             details: "d".into(),
             labels: vec![Label {
                 kind: "org".into(),

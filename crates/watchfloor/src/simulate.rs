@@ -41,6 +41,15 @@ pub struct SimulateArgs {
     /// Cut the JSON body of the next N responses short.
     #[arg(long, default_value_t = 0)]
     pub malformed: u32,
+    /// Fail this percentage of requests at random with 429 or 503.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub failure_percent: u8,
+    /// New FES AROs become visible this many seconds after their creation time.
+    #[arg(long, default_value_t = 0)]
+    pub late_arrival_secs: u64,
+    /// Add a new FES ARO every this many seconds (0: never).
+    #[arg(long, default_value_t = 0)]
+    pub generate_every_secs: u64,
     /// Make the Symantec MSS simulator send stray `&nbsp;`-style entities.
     #[arg(long)]
     pub stray_entities: bool,
@@ -64,12 +73,16 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         retry_after_secs: args.retry_after_secs,
         server_errors: args.server_errors,
         malformed: args.malformed,
+        random_failure_percent: args.failure_percent,
     };
     let fes = FesSimulator::start(FesOptions {
         seed: args.seed,
         orgs: args.orgs,
         aros_per_org: args.aros_per_org,
         faults: faults.clone(),
+        late_arrival: std::time::Duration::from_secs(args.late_arrival_secs),
+        generate_every: (args.generate_every_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.generate_every_secs)),
         ..FesOptions::default()
     })
     .await
@@ -205,6 +218,9 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         retry_after_secs: 1,
         server_errors: 0,
         malformed: 0,
+        failure_percent: 0,
+        late_arrival_secs: 0,
+        generate_every_secs: 30,
         stray_entities: false,
     };
     let (sims, config) = start(&args).await?;

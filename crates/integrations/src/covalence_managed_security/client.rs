@@ -76,6 +76,14 @@ impl Portal {
             .ok_or_else(|| CommandError::Invalid(format!("no ARO with id `{id}`")))
     }
 
+    /// `GET /my_organizations/{id}`: details with the active response profile.
+    pub async fn my_organization(&self, id: &str) -> Result<Value, CommandError> {
+        Ok(self
+            .http
+            .get_json(&format!("/my_organizations/{}", segment(id)), &[])
+            .await?)
+    }
+
     /// `GET /organizations/{id}`: details with contacts and profile.
     pub async fn organization(&self, id: &str) -> Result<Value, CommandError> {
         Ok(self

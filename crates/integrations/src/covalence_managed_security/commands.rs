@@ -112,6 +112,15 @@ impl Instance for FesInstance {
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(self.test_module())
     }
+
+    fn fetch<'a>(
+        &'a self,
+        _scope: &'a str,
+        cursor: Option<&'a Value>,
+        settings: &'a watchfloor_core::FetchSettings,
+    ) -> BoxFuture<'a, Result<crate::fetch::FetchBatch, CommandError>> {
+        Box::pin(super::fetch::fetch(&self.portal, cursor, settings))
+    }
 }
 
 /// The ARO as shown for `details`: whole, or reduced to its summary keys (those present).

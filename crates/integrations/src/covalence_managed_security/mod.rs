@@ -9,6 +9,7 @@
 mod client;
 mod commands;
 mod config;
+mod fetch;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,64 @@
+//! The shared part of every integration's fetch step: read the cursor, read the window from the
+//! provider, choose what to emit with [`WindowCursor::advance`], and hand back the next cursor.
+//! Integrations supply only "read alerts created in this window" and "make an incident".
+
+use std::future::Future;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+use watchfloor_core::fetch::{Dated, WindowCursor};
+use watchfloor_core::time::parse_time;
+use watchfloor_core::{FetchSettings, NewIncident, Severity};
+
+use crate::CommandError;
+
+/// One fetch step's result: incidents, the cursor to commit with them, and whether the limit
+/// left more for another step right away.
+#[derive(Debug, Clone)]
+pub struct FetchBatch {
+    pub incidents: Vec<NewIncident>,
+    pub cursor: Value,
+    pub more: bool,
+}
+
+/// Reads the window `[from, until]` with `read` and picks what to emit. Returns the chosen
+/// alerts (oldest first), the next cursor, and whether more are waiting.
+pub async fn windowed<T, F, Fut>(
+    cursor: Option<&Value>,
+    settings: &FetchSettings,
+    read: F,
+) -> Result<(Vec<T>, Value, bool), CommandError>
+where
+    F: FnOnce(DateTime<Utc>, DateTime<Utc>) -> Fut,
+    Fut: Future<Output = Result<Vec<Dated<T>>, CommandError>>,
+{
+    let cursor: WindowCursor = match cursor {
+        Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
+            CommandError::Provider(format!(
+                "the stored fetch cursor is unreadable ({e}); reset it to fetch again"
+            ))
+        })?,
+        None => WindowCursor::default(),
+    };
+    // Providers filter by whole seconds.
+    let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
+    let first = parse_time(&settings.first_fetch, now).map_err(CommandError::NotConfigured)?;
+    let (from, until) = cursor.window(now, first, settings.look_back);
+    let read = read(from, until).await?;
+    let (take, next, more) = cursor.advance(read, until, settings.look_back, settings.limit);
+    let next = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
+    Ok((take.into_iter().map(|d| d.item).collect(), next, more))
+}
+
+/// The Field Effect severity words on XSOAR's scale, as the reference maps them; an unknown
+/// word is Unknown.
+pub fn field_effect_severity(word: Option<&str>) -> Severity {
+    match word.unwrap_or_default() {
+        "Informational" => Severity::Informational,
+        "Warning" | "Low" => Severity::Low,
+        "Medium" => Severity::Medium,
+        "High" => Severity::High,
+        "Critical" => Severity::Critical,
+        _ => Severity::Unknown,
+    }
+}
