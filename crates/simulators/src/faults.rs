@@ -85,7 +85,7 @@ impl Faults {
         let spec = &mut inner.spec;
         let random = spec.random_failure_percent > 0
             && (draw % 100) < u64::from(spec.random_failure_percent);
-        let action = if random && draw % 2 == 0 {
+        let action = if random && draw.is_multiple_of(2) {
             Action::RateLimit(spec.retry_after_secs)
         } else if random {
             Action::ServerError
