@@ -16,7 +16,7 @@ use std::pin::Pin;
 
 use watchfloor_core::{Args, CommandDef, Entry, InstanceConfig, IntegrationDef};
 
-pub use runner::{RunError, Runner};
+pub use runner::{InstanceRef, RunError, Runner};
 
 /// A boxed future, so instances can sit behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

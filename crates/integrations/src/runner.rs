@@ -39,6 +39,15 @@ pub struct Runner {
 struct Connected {
     integration: usize,
     instance: Result<Box<dyn Instance>, String>,
+    fetch: watchfloor_core::FetchSettings,
+}
+
+/// A configured instance, for the fetch engine.
+pub struct InstanceRef<'a> {
+    pub name: &'a str,
+    pub integration: &'a str,
+    pub instance: &'a dyn Instance,
+    pub fetch: &'a watchfloor_core::FetchSettings,
 }
 
 impl Runner {
@@ -65,6 +74,7 @@ impl Runner {
                 Connected {
                     integration: index,
                     instance: connected,
+                    fetch: inst.fetch.clone(),
                 },
             );
         }
@@ -76,6 +86,38 @@ impl Runner {
 
     pub fn definitions(&self) -> Vec<&IntegrationDef> {
         self.integrations.iter().map(|i| i.definition()).collect()
+    }
+
+    /// A configured instance by name, or why it cannot be used.
+    pub fn instance(&self, name: &str) -> Result<InstanceRef<'_>, RunError> {
+        let Some((key, connected)) = self.instances.get_key_value(name) else {
+            return Err(RunError::Instance(format!(
+                "no instance named `{name}`; configured instances: {}",
+                list_or_none(&self.instance_names())
+            )));
+        };
+        let instance = connected
+            .instance
+            .as_deref()
+            .map_err(|e| RunError::Command {
+                instance: name.to_string(),
+                error: Box::new(CommandError::NotConfigured(e.clone())),
+            })?;
+        Ok(InstanceRef {
+            name: key,
+            integration: &self.integrations[connected.integration].definition().id,
+            instance,
+            fetch: &connected.fetch,
+        })
+    }
+
+    /// Names of instances with `fetch = true`, sorted.
+    pub fn fetching_instances(&self) -> Vec<&str> {
+        self.instances
+            .iter()
+            .filter(|(_, c)| c.fetch.enabled)
+            .map(|(n, _)| n.as_str())
+            .collect()
     }
 
     /// Names of configured instances, sorted.

@@ -44,6 +44,8 @@ struct FaultsInner {
     requests: BTreeMap<String, usize>,
     /// Draws for `random_failure_percent`: deterministic, so runs repeat.
     rng_state: u64,
+    /// Requests answered with an injected 429 or 503.
+    injected: usize,
 }
 
 /// What to do to one request.
@@ -65,6 +67,11 @@ impl Faults {
     /// How many provider requests reached `path` (method-less, query excluded).
     pub fn requests(&self, path: &str) -> usize {
         self.lock().requests.get(path).copied().unwrap_or(0)
+    }
+
+    /// How many requests got an injected 429 or 503.
+    pub fn injected(&self) -> usize {
+        self.lock().injected
     }
 
     pub fn request_counts(&self) -> BTreeMap<String, usize> {
@@ -102,6 +109,9 @@ impl Faults {
             }
             Action::Pass { malformed }
         };
+        if !matches!(action, Action::Pass { .. }) {
+            inner.injected += 1;
+        }
         (latency, action)
     }
 }

@@ -1,0 +1,247 @@
+//! watchfloor-engine: fetching incidents exactly once.
+//!
+//! A **cycle** fetches every cursor scope of an instance (every organization in broker mode,
+//! a few at a time). Each **step** asks the integration for one batch
+//! ([`Instance::fetch`](watchfloor_integrations::Instance::fetch)) and stores the batch and its
+//! new cursor in one transaction ([`Store::commit_fetch`]); a cycle repeats steps while the
+//! fetch limit leaves more. A failed step leaves its cursor as it was and is recorded in the
+//! instance's health; the next cycle retries it. The **scheduler** ([`Engine::serve`]) runs each
+//! instance on its own interval, backs off after failures, and on shutdown finishes the step
+//! in flight before it stops.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use futures_util::future::join_all;
+use tokio::sync::{Semaphore, watch};
+use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
+use watchfloor_storage::{FetchTarget, Store, StoreError};
+
+/// Cursor scopes of one instance fetched at the same time.
+const SCOPE_CONCURRENCY: usize = 8;
+/// Steps one cycle takes at most before it yields to the next cycle.
+const MAX_STEPS_PER_CYCLE: usize = 10_000;
+/// The longest wait after repeated failures.
+const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+
+/// Why a cycle failed.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error(transparent)]
+    Run(#[from] RunError),
+    #[error("instance `{instance}`: storing incidents failed: {error}")]
+    Store { instance: String, error: StoreError },
+    #[error("instance `{instance}`{}: fetch failed: {error}", scope_label(scope))]
+    Fetch {
+        instance: String,
+        scope: String,
+        error: CommandError,
+    },
+}
+
+fn scope_label(scope: &str) -> String {
+    if scope.is_empty() {
+        String::new()
+    } else {
+        format!(", organization `{scope}`")
+    }
+}
+
+/// How far one cycle goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Steps {
+    /// One step per scope.
+    One,
+    /// Steps until the fetch limit no longer cuts a window short.
+    UntilCaughtUp,
+}
+
+/// What a cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub new_incidents: usize,
+    pub steps: usize,
+}
+
+/// The fetch engine over configured instances and a store.
+pub struct Engine {
+    runner: Arc<Runner>,
+    store: Arc<dyn Store>,
+}
+
+impl Engine {
+    pub fn new(runner: Arc<Runner>, store: Arc<dyn Store>) -> Self {
+        Engine { runner, store }
+    }
+
+    /// Runs one cycle of `instance` and records its outcome in the instance's health.
+    /// `progress` hears the running count of new incidents; `stop` ends the cycle after the
+    /// step in flight.
+    pub async fn cycle(
+        &self,
+        instance: &str,
+        steps: Steps,
+        progress: &(dyn Fn(usize) + Sync),
+        stop: &watch::Receiver<bool>,
+    ) -> Result<CycleReport, EngineError> {
+        let result = self.cycle_inner(instance, steps, progress, stop).await;
+        let recorded = match &result {
+            Ok(report) => {
+                self.store
+                    .record_success(instance, report.new_incidents)
+                    .await
+            }
+            Err(e) => self.store.record_failure(instance, &e.to_string()).await,
+        };
+        if let Err(error) = recorded {
+            tracing::error!(instance, %error, "cannot record instance health");
+        }
+        result
+    }
+
+    async fn cycle_inner(
+        &self,
+        name: &str,
+        steps: Steps,
+        progress: &(dyn Fn(usize) + Sync),
+        stop: &watch::Receiver<bool>,
+    ) -> Result<CycleReport, EngineError> {
+        let inst = self.runner.instance(name)?;
+        let scopes = inst
+            .instance
+            .fetch_scopes()
+            .await
+            .map_err(|error| EngineError::Fetch {
+                instance: name.to_string(),
+                scope: String::new(),
+                error,
+            })?;
+        let total = AtomicUsize::new(0);
+        let bound = Semaphore::new(SCOPE_CONCURRENCY);
+        let scope_runs = scopes
+            .iter()
+            .map(|scope| self.fetch_scope(&inst, scope, steps, &total, &bound, progress, stop));
+        let mut report = CycleReport {
+            new_incidents: 0,
+            steps: 0,
+        };
+        for r in join_all(scope_runs).await {
+            report.steps += r?;
+        }
+        report.new_incidents = total.into_inner();
+        Ok(report)
+    }
+
+    /// Steps through one scope; returns the number of steps.
+    #[allow(clippy::too_many_arguments)]
+    async fn fetch_scope(
+        &self,
+        inst: &InstanceRef<'_>,
+        scope: &str,
+        steps: Steps,
+        total: &AtomicUsize,
+        bound: &Semaphore,
+        progress: &(dyn Fn(usize) + Sync),
+        stop: &watch::Receiver<bool>,
+    ) -> Result<usize, EngineError> {
+        let _permit = bound.acquire().await;
+        let store_err = |error| EngineError::Store {
+            instance: inst.name.to_string(),
+            error,
+        };
+        let mut taken = 0;
+        loop {
+            let cursor = self
+                .store
+                .cursor(inst.name, scope)
+                .await
+                .map_err(store_err)?;
+            let batch = inst
+                .instance
+                .fetch(scope, cursor.as_ref(), inst.fetch)
+                .await
+                .map_err(|error| EngineError::Fetch {
+                    instance: inst.name.to_string(),
+                    scope: scope.to_string(),
+                    error,
+                })?;
+            let target = FetchTarget {
+                instance: inst.name,
+                integration: inst.integration,
+                incident_type: &inst.fetch.incident_type,
+                scope,
+            };
+            let added = self
+                .store
+                .commit_fetch(target, &batch.incidents, &batch.cursor)
+                .await
+                .map_err(store_err)?;
+            taken += 1;
+            progress(total.fetch_add(added, Ordering::Relaxed) + added);
+            tracing::debug!(
+                instance = inst.name,
+                scope,
+                fetched = batch.incidents.len(),
+                added,
+                more = batch.more,
+                "fetch step committed"
+            );
+            if !batch.more || steps == Steps::One || *stop.borrow() || taken >= MAX_STEPS_PER_CYCLE
+            {
+                return Ok(taken);
+            }
+        }
+    }
+
+    /// Runs every instance with `fetch = true` on its interval until `stop` turns true, at most
+    /// `concurrency` cycles at a time. After a failure the wait doubles, up to 15 minutes.
+    pub async fn serve(self: Arc<Self>, concurrency: usize, stop: watch::Receiver<bool>) {
+        let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+        let names: Vec<String> = self
+            .runner
+            .fetching_instances()
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if names.is_empty() {
+            tracing::warn!("no instance has fetch = true; nothing to schedule");
+        }
+        let tasks: Vec<_> = names
+            .into_iter()
+            .map(|name| {
+                let (engine, permits, mut stop) = (self.clone(), permits.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let interval = engine.runner.instance(&name).map(|i| i.fetch.interval).unwrap_or(Duration::from_secs(60));
+                    let mut failures: u32 = 0;
+                    while !*stop.borrow() {
+                        let outcome = {
+                            let _permit = permits.acquire().await;
+                            engine.cycle(&name, Steps::UntilCaughtUp, &|_| {}, &stop).await
+                        };
+                        let wait = match outcome {
+                            Ok(report) => {
+                                failures = 0;
+                                tracing::info!(instance = %name, new = report.new_incidents, steps = report.steps, "fetch cycle done");
+                                interval
+                            }
+                            Err(error) => {
+                                failures += 1;
+                                tracing::warn!(instance = %name, %error, failures, "fetch cycle failed");
+                                interval.saturating_mul(1 << (failures - 1).min(10)).min(MAX_BACKOFF.max(interval))
+                            }
+                        };
+                        tokio::select! {
+                            _ = tokio::time::sleep(wait) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks {
+            let _ = t.await;
+        }
+    }
+}

@@ -1,0 +1,324 @@
+//! The engine against the FES simulator: every unresolved ARO in the ground truth becomes
+//! exactly one incident, whatever the limit, late arrivals, faults and malformed responses.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::watch;
+use watchfloor_core::Config;
+use watchfloor_engine::{Engine, Steps};
+use watchfloor_integrations::Runner;
+use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
+
+struct Setup {
+    sim: FesSimulator,
+    engine: Engine,
+    store: Arc<SqliteStore>,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(opts: FesOptions, fetch: &str) -> Setup {
+    let sim = FesSimulator::start(opts).await.unwrap();
+    let text = format!(
+        "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\nfetch = true\n\
+         first_fetch = \"2024-04-01T00:00:00Z\"\n{fetch}[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"5s\"\n",
+        sim.portal_url, sim.api_key
+    );
+    let config = Config::parse(
+        Path::new("t.toml"),
+        &text,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .unwrap();
+    let runner = Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).unwrap());
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let engine = Engine::new(runner, store.clone());
+    Setup {
+        sim,
+        engine,
+        store,
+        _dir: dir,
+    }
+}
+
+fn no_stop() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
+impl Setup {
+    async fn cycle(&self, steps: Steps) -> Result<usize, String> {
+        self.engine
+            .cycle("fes", steps, &|_| {}, &no_stop())
+            .await
+            .map(|r| r.new_incidents)
+            .map_err(|e| e.to_string())
+    }
+
+    async fn stored(&self) -> Vec<String> {
+        let all = self
+            .store
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap();
+        all.into_iter().map(|i| i.external_id).collect()
+    }
+
+    /// Ground truth: unresolved AROs the portal shows.
+    fn expected(&self) -> BTreeSet<String> {
+        let now = chrono::Utc::now().format("%Y-%m-%d %H:%M:%S").to_string();
+        self.sim
+            .aros()
+            .iter()
+            .filter(|a| {
+                a["resolution"] == "Unresolved"
+                    && a["data"]["visible_at"]
+                        .as_str()
+                        .is_some_and(|v| v <= now.as_str())
+            })
+            .map(|a| a["ID"].as_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Asserts that the store holds each expected ARO exactly once.
+    async fn assert_exactly_once(&self) {
+        let stored = self.stored().await;
+        let unique: BTreeSet<String> = stored.iter().cloned().collect();
+        assert_eq!(unique.len(), stored.len(), "duplicates in {stored:?}");
+        assert_eq!(unique, self.expected());
+    }
+}
+
+#[tokio::test]
+async fn every_unresolved_aro_becomes_exactly_one_incident() {
+    let s = setup(
+        FesOptions {
+            orgs: 4,
+            aros_per_org: 30,
+            ..FesOptions::default()
+        },
+        "",
+    )
+    .await;
+    let added = s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    assert_eq!(added, s.expected().len());
+    s.assert_exactly_once().await;
+    assert_eq!(
+        s.cycle(Steps::UntilCaughtUp).await.unwrap(),
+        0,
+        "a second cycle adds nothing"
+    );
+
+    let one = s
+        .store
+        .incidents(&IncidentFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    let aro = s
+        .sim
+        .aros()
+        .into_iter()
+        .find(|a| a["ID"] == one.external_id.as_str())
+        .unwrap();
+    assert_eq!(
+        one.name,
+        format!(
+            "[{}] [{}] {}",
+            aro["organization"]["name"].as_str().unwrap(),
+            aro["type"].as_str().unwrap(),
+            aro["title"].as_str().unwrap()
+        )
+    );
+    assert_eq!(
+        (one.kind.as_str(), one.integration.as_str()),
+        ("Covalence ARO", "covalence-managed-security")
+    );
+    assert!(
+        one.details
+            .contains("\n\nMitigation Steps\n- Investigate activity on"),
+        "{}",
+        one.details
+    );
+    assert!(
+        one.details
+            .contains("\nActive Response Profile\n- Response policy: "),
+        "{}",
+        one.details
+    );
+    let lookups: usize = s
+        .sim
+        .faults
+        .request_counts()
+        .iter()
+        .filter(|(p, _)| p.starts_with("/v1/my_organizations/"))
+        .map(|(_, n)| n)
+        .sum();
+    assert!(
+        lookups <= 4 * 2,
+        "one profile lookup per organization per fetch, not per ARO: {lookups}"
+    );
+    let health = &s.store.health().await.unwrap()[0];
+    assert_eq!(
+        (health.consecutive_failures, health.incidents_last_cycle),
+        (0, 0)
+    );
+}
+
+#[tokio::test]
+async fn a_fetch_limit_smaller_than_the_window_fetches_everything_over_cycles() {
+    let s = setup(
+        FesOptions {
+            aros_per_org: 10,
+            ..FesOptions::default()
+        },
+        "fetch_limit = 3\n",
+    )
+    .await;
+    let expected = s.expected().len();
+    assert!(expected > 6);
+    let mut cycles = 0;
+    while s.stored().await.len() < expected && cycles < 100 {
+        let added = s.cycle(Steps::One).await.unwrap();
+        assert!(added <= 3, "the limit holds");
+        cycles += 1;
+    }
+    assert_eq!(cycles, expected.div_ceil(3));
+    s.assert_exactly_once().await;
+}
+
+#[tokio::test]
+async fn late_arrivals_are_still_fetched() {
+    let s = setup(
+        FesOptions {
+            late_arrival: Duration::from_secs(2),
+            ..FesOptions::default()
+        },
+        "look_back = \"1m\"\n",
+    )
+    .await;
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    let late: Vec<String> = (0..3)
+        .map(|n| {
+            s.sim.add_aro(n, &format!("late {n}"))["ID"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(
+        s.cycle(Steps::UntilCaughtUp).await.unwrap(),
+        0,
+        "not visible yet"
+    );
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(s.cycle(Steps::UntilCaughtUp).await.unwrap(), 3);
+    let stored = s.stored().await;
+    assert!(late.iter().all(|id| stored.contains(id)));
+    s.assert_exactly_once().await;
+}
+
+#[tokio::test]
+async fn thirty_percent_failures_converge_to_the_same_incidents() {
+    let faults = FaultSpec {
+        random_failure_percent: 30,
+        retry_after_secs: 0,
+        ..FaultSpec::default()
+    };
+    let s = setup(
+        FesOptions {
+            aros_per_org: 40,
+            faults,
+            ..FesOptions::default()
+        },
+        "fetch_limit = 10\n",
+    )
+    .await;
+    let expected = s.expected().len();
+    let (mut failed, mut cycles) = (0, 0);
+    while s.stored().await.len() < expected && cycles < 200 {
+        if s.cycle(Steps::One).await.is_err() {
+            failed += 1;
+        }
+        cycles += 1;
+    }
+    s.assert_exactly_once().await;
+    let requests: usize = s.sim.faults.request_counts().values().sum();
+    let injected = s.sim.faults.injected();
+    assert!(
+        injected * 100 >= requests * 20,
+        "about 30% of {requests} requests failed: {injected}"
+    );
+    eprintln!("{cycles} cycles, {failed} failed; {injected} of {requests} requests failed");
+}
+
+#[tokio::test]
+async fn a_malformed_response_is_recorded_in_health_and_loses_nothing() {
+    let s = setup(FesOptions::default(), "").await;
+    s.sim.faults.set(FaultSpec {
+        malformed: 1,
+        ..FaultSpec::default()
+    });
+    let err = s.cycle(Steps::UntilCaughtUp).await.unwrap_err();
+    assert!(
+        err.starts_with(
+            "instance `fes`: fetch failed: malformed JSON from FES Portal GET /my_providers"
+        ),
+        "{err}"
+    );
+    let health = &s.store.health().await.unwrap()[0];
+    assert_eq!(
+        (health.consecutive_failures, health.last_error.as_deref()),
+        (1, Some(err.as_str()))
+    );
+    assert_eq!(
+        s.store.cursor("fes", "").await.unwrap(),
+        None::<Value>,
+        "the cursor did not move"
+    );
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    s.assert_exactly_once().await;
+    assert_eq!(s.store.health().await.unwrap()[0].consecutive_failures, 0);
+}
+
+#[tokio::test]
+async fn the_scheduler_fetches_on_its_interval_and_stops_when_told() {
+    let s = setup(
+        FesOptions {
+            generate_every: Some(Duration::from_millis(150)),
+            ..FesOptions::default()
+        },
+        "fetch_interval = \"1s\"\n",
+    )
+    .await;
+    let engine = Arc::new(s.engine);
+    let (tx, rx) = watch::channel(false);
+    let serving = tokio::spawn(engine.clone().serve(2, rx));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    tx.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(5), serving)
+        .await
+        .expect("stops promptly")
+        .unwrap();
+    let stored = s.store.incidents(&IncidentFilter::default()).await.unwrap();
+    let generated = stored
+        .iter()
+        .filter(|i| i.name.contains("Generated alert"))
+        .count();
+    assert!(
+        generated >= 5,
+        "cycles ran on the interval and picked up new AROs: {generated}"
+    );
+}
