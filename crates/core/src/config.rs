@@ -45,6 +45,8 @@ pub enum ConfigError {
 pub struct Config {
     pub path: PathBuf,
     pub instances: Vec<InstanceConfig>,
+    /// `[storage] url`, the database, if the file sets one.
+    pub storage_url: Option<String>,
 }
 
 /// One configured instance of an integration.
@@ -124,6 +126,13 @@ impl InstanceConfig {
 struct RawConfig {
     #[serde(default)]
     instances: Vec<Spanned<RawInstance>>,
+    storage: Option<RawStorage>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawStorage {
+    url: String,
 }
 
 #[derive(Deserialize)]
@@ -268,6 +277,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             instances,
+            storage_url: raw.storage.map(|s| s.url),
         })
     }
 

@@ -67,7 +67,10 @@ impl Severity {
 
 impl Serialize for Severity {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_f64(self.value())
+        match *self {
+            Severity::Informational => s.serialize_f64(0.5),
+            whole => s.serialize_u8(whole.value() as u8),
+        }
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! Exit codes: 0 ok, 1 provider or command failure, 2 usage or configuration error.
 
+mod incidents;
 mod simulate;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
@@ -22,6 +24,9 @@ struct Cli {
     /// Config file. Default: $WATCHFLOOR_CONFIG, then ./watchfloor.toml.
     #[arg(long, global = true, env = "WATCHFLOOR_CONFIG", value_name = "PATH")]
     config: Option<PathBuf>,
+    /// Database URL. Default: the config's [storage] url, then sqlite://./watchfloor-data/watchfloor.db.
+    #[arg(long, global = true, env = "WATCHFLOOR_DB", value_name = "URL")]
+    db: Option<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -60,6 +65,25 @@ enum Command {
         #[arg(long, default_value = "watchfloor-demo")]
         dir: PathBuf,
     },
+    /// Run the fetch scheduler: every instance with fetch = true, on its interval.
+    Serve {
+        /// Fetch cycles running at the same time.
+        #[arg(long, default_value_t = 4)]
+        concurrency: usize,
+    },
+    /// Fetch incidents now, for one instance or every instance with fetch = true.
+    Fetch {
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        /// One fetch step per scope, rather than until caught up.
+        #[arg(long)]
+        once: bool,
+    },
+    /// List and show stored incidents.
+    Incidents {
+        #[command(subcommand)]
+        action: IncidentsAction,
+    },
     /// Write the integration reference docs (one markdown file per integration) into DIR.
     Docs {
         #[arg(default_value = "docs/integrations")]
@@ -68,11 +92,56 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum IncidentsAction {
+    /// Incidents, newest first.
+    List {
+        /// pending, active or closed.
+        #[arg(long)]
+        status: Option<String>,
+        /// A severity label or number: Unknown, Informational, Low, Medium, High, Critical.
+        #[arg(long)]
+        severity: Option<String>,
+        /// Organization name, exactly.
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        instance: Option<String>,
+        /// Occurred at or after: e.g. "3 days" or 2024-05-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+    },
+    /// One incident.
+    Show {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = ShowOutput::Md)]
+        output: ShowOutput,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ListOutput {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ShowOutput {
+    Md,
+    Json,
+}
+
+#[derive(Subcommand)]
 enum InstancesAction {
     /// Run test-module on every instance, or on NAME, and print ok or the reason.
     Test { name: Option<String> },
     /// List configured instances.
     List,
+    /// Fetch health of every instance: last success, last error, consecutive failures.
+    Health,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -153,7 +222,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             output,
             line,
         } => {
-            let runner = load_runner(cli.config.as_deref())?;
+            let (runner, _) = load_runner(cli.config.as_deref())?;
             let entry = runner.run(&line, instance.as_deref()).await?;
             let text = match output {
                 Output::Md => entry.readable,
@@ -164,8 +233,20 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { action } => {
-            let runner = load_runner(cli.config.as_deref())?;
+            if let InstancesAction::Health = action {
+                let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
+                println!(
+                    "{}",
+                    incidents::health(&*store)
+                        .await
+                        .map_err(Failure::Command)?
+                        .trim_end()
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            let (runner, _) = load_runner(cli.config.as_deref())?;
             match action {
+                InstancesAction::Health => unreachable!("handled above"),
                 InstancesAction::List => {
                     for name in runner.instance_names() {
                         println!("{name}");
@@ -174,6 +255,59 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 }
                 InstancesAction::Test { name } => test_instances(&runner, name.as_deref()).await,
             }
+        }
+        Command::Serve { concurrency } => {
+            let (runner, url) = load_runner(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
+                .await
+                .map_err(usage)?;
+            incidents::serve(Arc::new(runner), store, concurrency)
+                .await
+                .map_err(usage)
+        }
+        Command::Fetch { instance, once } => {
+            let (runner, url) = load_runner(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
+                .await
+                .map_err(usage)?;
+            incidents::fetch(Arc::new(runner), store, instance.as_deref(), once)
+                .await
+                .map_err(usage)
+        }
+        Command::Incidents { action } => {
+            let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
+            let text = match action {
+                IncidentsAction::List {
+                    status,
+                    severity,
+                    org,
+                    instance,
+                    since,
+                    limit,
+                    output,
+                } => {
+                    let args = incidents::ListArgs {
+                        status: status.as_deref(),
+                        severity: severity.as_deref(),
+                        org: org.as_deref(),
+                        instance: instance.as_deref(),
+                        since: since.as_deref(),
+                        limit,
+                        json: output == ListOutput::Json,
+                    };
+                    let filter = incidents::filter(&args).map_err(|e| usage(anyhow!(e)))?;
+                    incidents::list(&*store, &filter, args.json)
+                        .await
+                        .map_err(Failure::Command)?
+                }
+                IncidentsAction::Show { id, output } => {
+                    incidents::show(&*store, id, output == ShowOutput::Json)
+                        .await
+                        .map_err(usage)?
+                }
+            };
+            println!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
         Command::Demo { dir } => simulate::demo(&dir).await.map_err(Failure::Command),
@@ -264,24 +398,44 @@ fn definition_json(
     json!({"id": def.id, "display": def.display, "commands": commands})
 }
 
-/// Finds and loads the config: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.
-fn load_runner(config: Option<&Path>) -> Result<Runner, Failure> {
-    let path = match config {
-        Some(p) => p.to_path_buf(),
-        None => {
-            let local = PathBuf::from("watchfloor.toml");
-            if !local.exists() {
-                return Err(usage(anyhow!(
-                    "no config file: pass --config PATH, set WATCHFLOOR_CONFIG, or create ./watchfloor.toml \
-                     (`watchfloor simulate --dir DIR` writes one for the simulators)"
-                )));
-            }
-            local
+/// The store for commands that need no instances: `--db`, else the config's `[storage] url` if
+/// a config file is found, else the default.
+async fn store_for(
+    db: Option<&str>,
+    config: Option<&Path>,
+) -> Result<Arc<watchfloor_storage::SqliteStore>, Failure> {
+    let from_config = match (db, config_path(config)) {
+        (None, Ok(path)) => {
+            Config::load(&path, &watchfloor_integrations::definitions())
+                .map_err(usage)?
+                .storage_url
         }
+        _ => None,
     };
+    incidents::open_store(db.or(from_config.as_deref()))
+        .await
+        .map_err(usage)
+}
+
+/// The config file: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.
+fn config_path(config: Option<&Path>) -> Result<PathBuf, Failure> {
+    match config {
+        Some(p) => Ok(p.to_path_buf()),
+        None if Path::new("watchfloor.toml").exists() => Ok(PathBuf::from("watchfloor.toml")),
+        None => Err(usage(anyhow!(
+            "no config file: pass --config PATH, set WATCHFLOOR_CONFIG, or create ./watchfloor.toml \
+             (`watchfloor simulate --dir DIR` writes one for the simulators)"
+        ))),
+    }
+}
+
+/// Loads the config and connects its instances; also returns its `[storage] url`.
+fn load_runner(config: Option<&Path>) -> Result<(Runner, Option<String>), Failure> {
+    let path = config_path(config)?;
     let defs = watchfloor_integrations::definitions();
     let config = Config::load(&path, &defs).map_err(usage)?;
-    Ok(Runner::new(watchfloor_integrations::builtin(), &config)?)
+    let runner = Runner::new(watchfloor_integrations::builtin(), &config)?;
+    Ok((runner, config.storage_url))
 }
 
 async fn test_instances(runner: &Runner, only: Option<&str>) -> Result<ExitCode, Failure> {

@@ -132,10 +132,20 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         ]
     };
     let text = [
-        "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n".to_string(),
+        format!(
+            "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n\
+             [storage]\nurl = {}\n",
+            quoted(&format!("sqlite://{}", args.dir.join("watchfloor.db").display()))
+        ),
         instance_toml(
             "fes",
             "covalence-managed-security",
+            &[
+                ("fetch", "true".into()),
+                ("fetch_interval", quoted("30s")),
+                // The simulator's seeded AROs are from May 2024.
+                ("first_fetch", quoted("2024-04-01T00:00:00Z")),
+            ],
             &[
                 ("portal_url", quoted(&fes.portal_url)),
                 ("broker_url", quoted(&fes.broker_url)),
@@ -143,11 +153,12 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
                 ("timeout", quoted("10s")),
             ],
         ),
-        instance_toml("covalence-direct", "covalence-security-providers", &covalence_params(&covalence.direct_url, false)),
-        instance_toml("covalence-broker", "covalence-security-providers", &covalence_params(&covalence.broker_url, true)),
+        instance_toml("covalence-direct", "covalence-security-providers", &[], &covalence_params(&covalence.direct_url, false)),
+        instance_toml("covalence-broker", "covalence-security-providers", &[], &covalence_params(&covalence.broker_url, true)),
         instance_toml(
             "symantec",
             "symantec-mss",
+            &[],
             &[
                 ("server", quoted(&symantec.url)),
                 ("certificate_file", quoted("symantec-client.p12")),
@@ -174,13 +185,22 @@ fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-/// One `[[instances]]` block; `params` values are TOML already.
-fn instance_toml(name: &str, integration: &str, params: &[(&str, String)]) -> String {
+/// One `[[instances]]` block with instance `settings` and `params`; values are TOML already.
+fn instance_toml(
+    name: &str,
+    integration: &str,
+    settings: &[(&str, String)],
+    params: &[(&str, String)],
+) -> String {
     let mut out = format!(
-        "[[instances]]\nname = {}\nintegration = {}\n[instances.params]\n",
+        "[[instances]]\nname = {}\nintegration = {}\n",
         quoted(name),
         quoted(integration)
     );
+    for (key, value) in settings {
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    out.push_str("[instances.params]\n");
     for (key, value) in params {
         out.push_str(&format!("{key} = {value}\n"));
     }

@@ -579,3 +579,111 @@ async fn symantec_commands_run_from_the_cli_over_mutual_tls() {
         fault.stderr
     );
 }
+
+/// A fetch killed with SIGKILL at 25 points, then restarted, leaves each unresolved ARO exactly
+/// once: no duplicates and no gaps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
+    let sim = FesSimulator::start(FesOptions {
+        orgs: 5,
+        aros_per_org: 240,
+        faults: watchfloor_simulators::FaultSpec {
+            latency_ms: 3,
+            ..Default::default()
+        },
+        ..FesOptions::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://{}/wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+             fetch = true\nfetch_limit = 15\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            dir.path().display(),
+            sim.portal_url,
+            sim.api_key
+        ),
+    )
+    .unwrap();
+    let count = || {
+        let list = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "incidents",
+                "list",
+                "--limit",
+                "10000",
+                "--output",
+                "json",
+            ],
+        );
+        serde_json::from_str::<Vec<Value>>(&list.stdout)
+            .map(|v| v.len())
+            .unwrap_or(0)
+    };
+    let total = sim
+        .aros()
+        .iter()
+        .filter(|a| a["resolution"] == "Unresolved")
+        .count();
+    let mut interrupted = 0;
+    let mut rng = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..25 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+            .args(["--config", config.to_str().unwrap(), "fetch"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(30 + rng % 250));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        if count() < total {
+            interrupted += 1;
+        }
+    }
+    assert!(
+        interrupted >= 20,
+        "only {interrupted} of 25 kills landed mid-fetch"
+    );
+    let last = watchfloor(dir.path(), &["--config", config.to_str().unwrap(), "fetch"]);
+    assert_eq!(last.code, 0, "{}", last.stderr);
+    let list = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "incidents",
+            "list",
+            "--limit",
+            "10000",
+            "--output",
+            "json",
+        ],
+    );
+    let stored: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
+    let ids: Vec<&str> = stored
+        .iter()
+        .map(|i| i["external_id"].as_str().unwrap())
+        .collect();
+    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "no duplicates");
+    let truth: std::collections::BTreeSet<String> = sim
+        .aros()
+        .iter()
+        .filter(|a| a["resolution"] == "Unresolved")
+        .map(|a| a["ID"].as_str().unwrap().to_string())
+        .collect();
+    let unique: std::collections::BTreeSet<String> =
+        unique.into_iter().map(str::to_string).collect();
+    assert_eq!(unique, truth, "no gaps");
+    assert!(truth.len() > 300);
+}
