@@ -21,6 +21,23 @@ pub struct FetchBatch {
     pub more: bool,
 }
 
+/// What a provider returned for a window.
+pub struct Read<T> {
+    pub alerts: Vec<Dated<T>>,
+    /// The provider capped the answer, so the window is complete only up to the newest alert
+    /// returned.
+    pub capped: bool,
+}
+
+impl<T> From<Vec<Dated<T>>> for Read<T> {
+    fn from(alerts: Vec<Dated<T>>) -> Self {
+        Read {
+            alerts,
+            capped: false,
+        }
+    }
+}
+
 /// Reads the window `[from, until]` with `read` and picks what to emit. Returns the chosen
 /// alerts (oldest first), the next cursor, and whether more are waiting.
 pub async fn windowed<T, F, Fut>(
@@ -30,7 +47,7 @@ pub async fn windowed<T, F, Fut>(
 ) -> Result<(Vec<T>, Value, bool), CommandError>
 where
     F: FnOnce(DateTime<Utc>, DateTime<Utc>) -> Fut,
-    Fut: Future<Output = Result<Vec<Dated<T>>, CommandError>>,
+    Fut: Future<Output = Result<Read<T>, CommandError>>,
 {
     let cursor: WindowCursor = match cursor {
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
@@ -44,8 +61,13 @@ where
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
     let first = parse_time(&settings.first_fetch, now).map_err(CommandError::NotConfigured)?;
     let (from, until) = cursor.window(now, first, settings.look_back);
-    let read = read(from, until).await?;
-    let (take, next, more) = cursor.advance(read, until, settings.look_back, settings.limit);
+    let Read { alerts, capped } = read(from, until).await?;
+    let (until, capped) = match alerts.iter().map(|a| a.created).max() {
+        Some(newest) if capped => (newest.min(until), true),
+        _ => (until, false),
+    };
+    let (take, next, more) = cursor.advance(alerts, until, settings.look_back, settings.limit);
+    let more = more || capped;
     let next = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
     Ok((take.into_iter().map(|d| d.item).collect(), next, more))
 }

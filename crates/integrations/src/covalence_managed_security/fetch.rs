@@ -10,7 +10,7 @@ use watchfloor_core::{FetchSettings, Label, NewIncident};
 
 use super::client::Portal;
 use crate::CommandError;
-use crate::fetch::{FetchBatch, field_effect_severity, windowed};
+use crate::fetch::{FetchBatch, Read, field_effect_severity, windowed};
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
@@ -57,7 +57,8 @@ pub async fn fetch(
                         item: aro,
                     })
                 })
-                .collect()
+                .collect::<Result<Vec<_>, CommandError>>()
+                .map(Read::from)
         },
     )
     .await?;

@@ -235,6 +235,19 @@ impl Instance for CovalenceInstance {
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(self.test_module())
     }
+
+    fn fetch_scopes(&self) -> BoxFuture<'_, Result<Vec<String>, CommandError>> {
+        Box::pin(super::fetch::scopes(&self.client))
+    }
+
+    fn fetch<'a>(
+        &'a self,
+        scope: &'a str,
+        cursor: Option<&'a serde_json::Value>,
+        settings: &'a watchfloor_core::FetchSettings,
+    ) -> BoxFuture<'a, Result<crate::fetch::FetchBatch, CommandError>> {
+        Box::pin(super::fetch::fetch(&self.client, scope, cursor, settings))
+    }
 }
 
 fn whole_number(args: &Args, name: &str) -> Result<Option<u64>, CommandError> {

@@ -10,6 +10,7 @@
 mod client;
 mod commands;
 mod config;
+mod fetch;
 #[cfg(test)]
 mod tests;
 

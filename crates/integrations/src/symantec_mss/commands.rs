@@ -93,6 +93,20 @@ impl Instance for SymantecInstance {
             Ok(())
         })
     }
+
+    fn fetch<'a>(
+        &'a self,
+        _scope: &'a str,
+        cursor: Option<&'a serde_json::Value>,
+        settings: &'a watchfloor_core::FetchSettings,
+    ) -> BoxFuture<'a, Result<crate::fetch::FetchBatch, CommandError>> {
+        Box::pin(super::fetch::fetch(
+            &self.sws,
+            &self.severities,
+            cursor,
+            settings,
+        ))
+    }
 }
 
 /// The fields of each `item` child of `parent` under `el`, as a list of objects.

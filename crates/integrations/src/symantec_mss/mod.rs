@@ -10,6 +10,7 @@ mod certificate;
 mod client;
 mod commands;
 mod config;
+mod fetch;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,174 @@
+//! The engine against the Covalence and Symantec MSS simulators: each alert exactly once, one
+//! cursor per organization in broker mode, and Symantec's 500-per-call cap.
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+use watchfloor_core::Config;
+use watchfloor_engine::{Engine, Steps};
+use watchfloor_integrations::Runner;
+use watchfloor_simulators::{
+    CovalenceOptions, CovalenceSimulator, SymantecOptions, SymantecSimulator,
+};
+use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
+
+async fn engine(config: &str, dir: &tempfile::TempDir) -> (Engine, Arc<SqliteStore>) {
+    let config = Config::parse(
+        &dir.path().join("watchfloor.toml"),
+        config,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .unwrap();
+    let runner = Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).unwrap());
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    (Engine::new(runner, store.clone()), store)
+}
+
+async fn ids(store: &SqliteStore, instance: &str) -> Vec<String> {
+    let filter = IncidentFilter {
+        instance: Some(instance.into()),
+        ..Default::default()
+    };
+    store
+        .incidents(&filter)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.external_id)
+        .collect()
+}
+
+fn set(ids: &[String]) -> BTreeSet<String> {
+    let s: BTreeSet<String> = ids.iter().cloned().collect();
+    assert_eq!(s.len(), ids.len(), "duplicates");
+    s
+}
+
+#[tokio::test]
+async fn covalence_alerts_once_each_with_a_cursor_per_broker_organization() {
+    let sim = CovalenceSimulator::start(CovalenceOptions {
+        alerts_per_appliance: 30,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    let instance = |name: &str, host: &str, broker: bool| {
+        format!(
+            "[[instances]]\nname = \"{name}\"\nintegration = \"covalence-security-providers\"\nfetch = true\nfetch_limit = 7\n\
+             first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{host}\"\nbroker = {broker}\n\
+             username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
+            sim.username, sim.password
+        )
+    };
+    let config =
+        instance("direct", &sim.direct_url, false) + &instance("broker", &sim.broker_url, true);
+    let (engine, store) = engine(&config, &dir).await;
+    let stop = watch::channel(false).1;
+    for name in ["direct", "broker"] {
+        let report = engine
+            .cycle(name, Steps::UntilCaughtUp, &|_| {}, &stop)
+            .await
+            .unwrap();
+        assert!(
+            report.steps > 3,
+            "{name}: the limit of 7 took several steps: {report:?}"
+        );
+    }
+    let truth = |ids: &[&str]| -> BTreeSet<String> {
+        ids.iter()
+            .flat_map(|id| sim.collection(id, "alerts"))
+            .map(|a| a["id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    assert_eq!(set(&ids(&store, "direct").await), truth(&["2019-004-DA"]));
+    assert_eq!(
+        set(&ids(&store, "broker").await),
+        truth(&["2019-004-AA", "2019-004-AB", "2019-004-AC", "2019-004-AD"])
+    );
+    for org in ["Globex", "Initech", "Soylent & Sons <Foods>"] {
+        assert!(
+            store.cursor("broker", org).await.unwrap().is_some(),
+            "{org} has its own cursor"
+        );
+    }
+    let initech = store
+        .incidents(&IncidentFilter {
+            organization: Some("Initech".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(initech.len(), 60, "both Initech appliances");
+    assert!(
+        initech[0].name.starts_with("[Initech] ["),
+        "{}",
+        initech[0].name
+    );
+    let again = engine
+        .cycle("broker", Steps::UntilCaughtUp, &|_| {}, &stop)
+        .await
+        .unwrap();
+    assert_eq!(again.new_incidents, 0);
+}
+
+#[tokio::test]
+async fn symantec_incidents_once_each_across_the_500_cap() {
+    let sim = SymantecSimulator::start(SymantecOptions {
+        incidents: 1130,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
+    let config = format!(
+        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n\
+         severities = \"Emergency,Critical,Warning\"\n",
+        sim.url, sim.passphrase
+    );
+    let (engine, store) = engine(&config, &dir).await;
+    let report = engine
+        .cycle(
+            "mss",
+            Steps::UntilCaughtUp,
+            &|_| {},
+            &watch::channel(false).1,
+        )
+        .await
+        .unwrap();
+    let truth: BTreeSet<String> = watchfloor_simulators::symantec::summary_json(&sim)
+        .iter()
+        .filter(|i| i["Severity"] != "Informational")
+        .map(|i| i["IncidentNumber"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        truth.len() > 500 && report.steps >= 2,
+        "{} incidents, {report:?}",
+        truth.len()
+    );
+    assert_eq!(set(&ids(&store, "mss").await), truth);
+    let one = store
+        .incidents(&IncidentFilter {
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .remove(0);
+    assert!(
+        one.name.starts_with("Incident: 7") && one.name.ends_with(')'),
+        "{}",
+        one.name
+    );
+    assert_eq!(one.kind, "Symantec MSS Incident");
+}
