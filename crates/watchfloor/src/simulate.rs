@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use base64::Engine;
 use clap::Args;
@@ -122,6 +124,14 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         &base64::engine::general_purpose::STANDARD.encode(&symantec.client_p12),
     )?;
     let secret_file = |name: &str| format!("{{ file = \"{name}\" }}");
+    // The simulators' seeded alerts are from May 2024.
+    let fetching = |interval: &str| {
+        vec![
+            ("fetch", "true".to_string()),
+            ("fetch_interval", quoted(interval)),
+            ("first_fetch", quoted("2024-04-01T00:00:00Z")),
+        ]
+    };
     let covalence_params = |host: &str, broker: bool| {
         vec![
             ("host", quoted(host)),
@@ -140,12 +150,7 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         instance_toml(
             "fes",
             "covalence-managed-security",
-            &[
-                ("fetch", "true".into()),
-                ("fetch_interval", quoted("30s")),
-                // The simulator's seeded AROs are from May 2024.
-                ("first_fetch", quoted("2024-04-01T00:00:00Z")),
-            ],
+            &fetching("30s"),
             &[
                 ("portal_url", quoted(&fes.portal_url)),
                 ("broker_url", quoted(&fes.broker_url)),
@@ -153,12 +158,12 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
                 ("timeout", quoted("10s")),
             ],
         ),
-        instance_toml("covalence-direct", "covalence-security-providers", &[], &covalence_params(&covalence.direct_url, false)),
-        instance_toml("covalence-broker", "covalence-security-providers", &[], &covalence_params(&covalence.broker_url, true)),
+        instance_toml("covalence-direct", "covalence-security-providers", &fetching("1m"), &covalence_params(&covalence.direct_url, false)),
+        instance_toml("covalence-broker", "covalence-security-providers", &fetching("1m"), &covalence_params(&covalence.broker_url, true)),
         instance_toml(
             "symantec",
             "symantec-mss",
-            &[],
+            &fetching("1m"),
             &[
                 ("server", quoted(&symantec.url)),
                 ("certificate_file", quoted("symantec-client.p12")),
@@ -245,12 +250,37 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     };
     let (sims, config) = start(&args).await?;
     let fes = &sims.fes;
-    let runner = {
+    let (runner, storage_url) = {
         let defs = watchfloor_integrations::definitions();
         let cfg = watchfloor_core::Config::load(&config, &defs)?;
-        watchfloor_integrations::Runner::new(watchfloor_integrations::builtin(), &cfg)?
+        (
+            Arc::new(watchfloor_integrations::Runner::new(
+                watchfloor_integrations::builtin(),
+                &cfg,
+            )?),
+            cfg.storage_url,
+        )
     };
     let entry = runner.run("!cov-mgsec-list-org", None).await?;
+    let store = crate::incidents::open_store(storage_url.as_deref()).await?;
+    let engine = Arc::new(watchfloor_engine::Engine::new(runner.clone(), store));
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let mut fetched = Vec::new();
+    for name in runner.fetching_instances() {
+        match engine
+            .cycle(
+                name,
+                watchfloor_engine::Steps::UntilCaughtUp,
+                &|_| {},
+                &stop,
+            )
+            .await
+        {
+            Ok(r) => fetched.push(format!("{name}: {} incidents", r.new_incidents)),
+            Err(e) => fetched.push(format!("{name}: {e}")),
+        }
+    }
+    let scheduler = tokio::spawn(engine.clone().serve(4, stop));
     let org_id = fes
         .orgs()
         .first()
@@ -270,6 +300,11 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         "$ {me} --config {cfg} run '!cov-mgsec-list-org'\n{}",
         entry.readable
     );
+    println!(
+        "Fetched into {}: {}. The scheduler keeps fetching (FES every 30s, with a new ARO every 30s).\n",
+        dir.join("watchfloor.db").display(),
+        fetched.join("; ")
+    );
     println!("Try these in another terminal:");
     for line in [
         "!cov-mgsec-get-aro query=\"resolution=Unresolved\"".to_string(),
@@ -287,14 +322,29 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         "!cov-secpr-list-sensors target_org=Initech using=covalence-broker".to_string(),
         "!cov-secpr-set-internal-networks cidr=10.99.0.0/16 notes=Lab using=covalence-direct"
             .to_string(),
+        "!symantec-mss-incidents-list time=2024-05-01 severities=Critical,Emergency".to_string(),
+        "!symantec-mss-get-incident number=7781203".to_string(),
+        "!symantec-mss-update-incident number=7781203 status=Closed resolution=Resolved comments=Handled"
+            .to_string(),
     ] {
         println!("  {me} --config {cfg} run '{line}'");
     }
     println!("  {me} --config {cfg} run --output json '!cov-mgsec-list-org'");
     println!("  {me} --config {cfg} instances test");
+    println!("  {me} --config {cfg} incidents list --severity critical");
+    println!("  {me} --config {cfg} incidents show 1");
+    println!("  {me} --config {cfg} instances health");
     println!("  {me} commands cov-mgsec-get-aro\n");
     println!("Press Ctrl-C to stop.");
-    wait_for_ctrl_c(sims).await
+    tokio::signal::ctrl_c()
+        .await
+        .context("cannot listen for Ctrl-C")?;
+    // Stop fetching before the simulators go away.
+    let _ = stop_tx.send(true);
+    let _ = scheduler.await;
+    drop(sims);
+    println!("stopped");
+    Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn wait_for_ctrl_c(sims: Simulators) -> anyhow::Result<std::process::ExitCode> {
