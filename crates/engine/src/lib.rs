@@ -19,8 +19,8 @@ use tokio::sync::{Semaphore, watch};
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
 
-/// Cursor scopes of one instance fetched at the same time.
-const SCOPE_CONCURRENCY: usize = 8;
+/// Cursor scopes of one instance fetched at the same time, by default.
+pub const SCOPE_CONCURRENCY: usize = 8;
 /// Steps one cycle takes at most before it yields to the next cycle.
 const MAX_STEPS_PER_CYCLE: usize = 10_000;
 /// The longest wait after repeated failures.
@@ -69,11 +69,22 @@ pub struct CycleReport {
 pub struct Engine {
     runner: Arc<Runner>,
     store: Arc<dyn Store>,
+    scope_concurrency: usize,
 }
 
 impl Engine {
     pub fn new(runner: Arc<Runner>, store: Arc<dyn Store>) -> Self {
-        Engine { runner, store }
+        Engine {
+            runner,
+            store,
+            scope_concurrency: SCOPE_CONCURRENCY,
+        }
+    }
+
+    /// How many scopes (broker organizations) of one instance are fetched at the same time.
+    pub fn with_scope_concurrency(mut self, n: usize) -> Self {
+        self.scope_concurrency = n.max(1);
+        self
     }
 
     /// Runs one cycle of `instance` and records its outcome in the instance's health.
@@ -119,7 +130,7 @@ impl Engine {
                 error,
             })?;
         let total = AtomicUsize::new(0);
-        let bound = Semaphore::new(SCOPE_CONCURRENCY);
+        let bound = Semaphore::new(self.scope_concurrency);
         let scope_runs = scopes
             .iter()
             .map(|scope| self.fetch_scope(&inst, scope, steps, &total, &bound, progress, stop));

@@ -47,6 +47,9 @@ pub struct CovalenceOptions {
     /// Sessions older than this get 401; `None` keeps them until [`CovalenceSimulator::expire_sessions`].
     pub session_ttl: Option<Duration>,
     pub faults: FaultSpec,
+    /// Organizations behind the broker: the first three are Globex, Initech (two appliances)
+    /// and Soylent & Sons <Foods>; more are `Org NNN` with one appliance each.
+    pub broker_orgs: usize,
 }
 
 impl Default for CovalenceOptions {
@@ -58,6 +61,7 @@ impl Default for CovalenceOptions {
             password: "sim-covalence-password".into(),
             session_ttl: None,
             faults: FaultSpec::default(),
+            broker_orgs: 3,
         }
     }
 }
@@ -197,12 +201,16 @@ impl CovalenceSimulator {
 impl CovState {
     fn seeded(opts: &CovalenceOptions) -> Self {
         let mut rng = Rng::new(opts.seed ^ 0xc0fa_1e4c_e000);
+        let extra =
+            (4..=opts.broker_orgs).map(|n| (format!("2019-005-{n:03}"), format!("Org {n:03}")));
         let appliances = APPLIANCES
             .iter()
+            .map(|(id, org)| (id.to_string(), org.to_string()))
+            .chain(extra)
             .enumerate()
             .map(|(i, (cov_id, org))| Appliance {
-                cov_id: cov_id.to_string(),
-                org: org.to_string(),
+                cov_id,
+                org,
                 logins: 0,
                 collections: seed_appliance(&mut rng, i, opts.alerts_per_appliance),
             })
