@@ -687,3 +687,69 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
     assert_eq!(unique, truth, "no gaps");
     assert!(truth.len() > 300);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_fetches_and_stops_cleanly_on_sigterm() {
+    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://{}/wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+             fetch = true\nfetch_interval = \"1s\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            dir.path().display(),
+            sim.portal_url,
+            sim.api_key
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let term = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(term.success());
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("stopped\n"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let health = watchfloor(
+        dir.path(),
+        &["--config", config.to_str().unwrap(), "instances", "health"],
+    );
+    assert!(health.stdout.contains("| fes | 20"), "{}", health.stdout);
+    let list = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "incidents",
+            "list",
+            "--output",
+            "json",
+        ],
+    );
+    let stored: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
+    assert_eq!(
+        stored.len(),
+        sim.aros()
+            .iter()
+            .filter(|a| a["resolution"] == "Unresolved")
+            .count()
+    );
+}
