@@ -172,3 +172,62 @@ async fn symantec_incidents_once_each_across_the_500_cap() {
     );
     assert_eq!(one.kind, "Symantec MSS Incident");
 }
+
+#[tokio::test]
+async fn late_covalence_alerts_and_symantec_incidents_are_still_fetched() {
+    let late = std::time::Duration::from_secs(2);
+    let cov = CovalenceSimulator::start(CovalenceOptions {
+        late_arrival: late,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sws = SymantecSimulator::start(SymantecOptions {
+        late_arrival: late,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cov-ca.pem"), &cov.ca_pem).unwrap();
+    std::fs::write(dir.path().join("sws-ca.pem"), &sws.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sws.client_p12).unwrap();
+    let config = format!(
+        "[[instances]]\nname = \"cov\"\nintegration = \"covalence-security-providers\"\nfetch = true\nlook_back = \"1m\"\n\
+         first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\nca_file = \"cov-ca.pem\"\n\
+         [[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nlook_back = \"1m\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"sws-ca.pem\"\n",
+        cov.direct_url, cov.username, cov.password, sws.url, sws.passphrase
+    );
+    let (engine, store) = engine(&config, &dir).await;
+    let stop = watch::channel(false).1;
+    let cycle = async |name: &str| {
+        engine
+            .cycle(name, Steps::UntilCaughtUp, &|_| {}, &stop)
+            .await
+            .unwrap()
+            .new_incidents
+    };
+    cycle("cov").await;
+    cycle("mss").await;
+    let new_alerts: Vec<String> = (0..2)
+        .map(|n| {
+            cov.add_alert("2019-004-DA", &format!("late {n}"))["id"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    let new_incident = sws.add_incident("Emergency", "Late incident").to_string();
+    assert_eq!(
+        (cycle("cov").await, cycle("mss").await),
+        (0, 0),
+        "not visible yet"
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(2600)).await;
+    assert_eq!((cycle("cov").await, cycle("mss").await), (2, 1));
+    let cov_ids = ids(&store, "cov").await;
+    assert!(new_alerts.iter().all(|id| cov_ids.contains(id)));
+    assert!(ids(&store, "mss").await.contains(&new_incident));
+    set(&cov_ids);
+}

@@ -50,6 +50,10 @@ pub struct CovalenceOptions {
     /// Organizations behind the broker: the first three are Globex, Initech (two appliances)
     /// and Soylent & Sons <Foods>; more are `Org NNN` with one appliance each.
     pub broker_orgs: usize,
+    /// New alerts become visible this long after their creation time.
+    pub late_arrival: Duration,
+    /// Add a new alert, to each appliance in turn, this often.
+    pub generate_every: Option<Duration>,
 }
 
 impl Default for CovalenceOptions {
@@ -62,6 +66,8 @@ impl Default for CovalenceOptions {
             session_ttl: None,
             faults: FaultSpec::default(),
             broker_orgs: 3,
+            late_arrival: Duration::ZERO,
+            generate_every: None,
         }
     }
 }
@@ -109,6 +115,9 @@ struct CovState {
     /// Session token -> (appliance index, created).
     sessions: HashMap<String, (usize, Instant)>,
     rng: Rng,
+    /// Alert id -> when it becomes visible (epoch seconds), for alerts added late.
+    visible_at: HashMap<String, i64>,
+    late_arrival: i64,
 }
 
 #[derive(Clone)]
@@ -151,6 +160,17 @@ impl CovalenceSimulator {
         let mut servers = Servers::default();
         servers.spawn(direct_listener, direct_app);
         servers.spawn(broker_listener, broker_app);
+        if let Some(every) = opts.generate_every {
+            let state = state.clone();
+            servers.spawn_task(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.tick().await;
+                for n in 0usize.. {
+                    tick.tick().await;
+                    lock(&state).add_alert(n, &format!("Generated alert {n}"));
+                }
+            });
+        }
         Ok(CovalenceSimulator {
             direct_url,
             broker_url,
@@ -188,6 +208,17 @@ impl CovalenceSimulator {
             .unwrap_or_default()
     }
 
+    /// Adds an alert created now to the appliance `cov_id`; returns it.
+    pub fn add_alert(&self, cov_id: &str, title: &str) -> Value {
+        let mut s = lock(&self.state);
+        let index = s
+            .appliances
+            .iter()
+            .position(|a| a.cov_id == cov_id)
+            .unwrap_or(0);
+        s.add_alert(index, title)
+    }
+
     /// Appliance ids and organizations: the direct appliance first, then the broker's.
     pub fn appliances(&self) -> Vec<(String, String)> {
         lock(&self.state)
@@ -222,7 +253,28 @@ impl CovState {
             appliances,
             sessions: HashMap::new(),
             rng,
+            visible_at: HashMap::new(),
+            late_arrival: opts.late_arrival.as_secs() as i64,
         }
+    }
+
+    /// Adds an alert created now to appliance `index`; it shows after the late-arrival delay.
+    fn add_alert(&mut self, index: usize, title: &str) -> Value {
+        let index = index % self.appliances.len().max(1);
+        let now = chrono::Utc::now().timestamp();
+        let mut alert = seed_appliance(&mut self.rng, index, 1)
+            .remove("alerts")
+            .and_then(|mut a| a.pop())
+            .unwrap_or_default();
+        alert["createdTime"] = json!(now);
+        alert["lastAlertedTime"] = json!(now);
+        alert["analystTitle"] = json!(title);
+        let id = alert["id"].as_str().unwrap_or_default().to_string();
+        self.visible_at.insert(id, now + self.late_arrival);
+        if let Some(list) = self.appliances[index].collections.get_mut("alerts") {
+            list.push(alert.clone());
+        }
+        alert
     }
 }
 
@@ -751,15 +803,28 @@ async fn alerts(
         (Ok(a), Ok(b)) => (a, b),
         (Err(e), _) | (_, Err(e)) => return e.into_response(),
     };
-    let result = with_collection(&app, &headers, "alerts", |items| {
-        select(items, &params, &[("alertType", "type")], |a| {
-            let t = a["createdTime"].as_i64().unwrap_or(0);
-            min.is_none_or(|m| t >= m) && max.is_none_or(|m| t <= m)
-        })
+    let s = lock(&app.state);
+    let index = match appliance_for(&app, &s, &headers) {
+        Ok(i) => i,
+        Err(e) => return e.into_response(),
+    };
+    let now = chrono::Utc::now().timestamp();
+    let items = s.appliances[index]
+        .collections
+        .get("alerts")
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let selected = select(items, &params, &[("alertType", "type")], |a| {
+        let t = a["createdTime"].as_i64().unwrap_or(0);
+        let visible = a["id"]
+            .as_str()
+            .and_then(|id| s.visible_at.get(id))
+            .is_none_or(|v| *v <= now);
+        visible && min.is_none_or(|m| t >= m) && max.is_none_or(|m| t <= m)
     });
-    match result {
-        Ok(Ok(items)) => Json(items).into_response(),
-        Ok(Err(e)) | Err(e) => e.into_response(),
+    match selected {
+        Ok(items) => Json(items).into_response(),
+        Err(e) => e.into_response(),
     }
 }
 

@@ -44,6 +44,10 @@ pub struct SymantecOptions {
     /// Passphrase of the client `.p12` the simulator issues.
     pub passphrase: String,
     pub faults: FaultSpec,
+    /// New incidents become visible this long after their creation time.
+    pub late_arrival: std::time::Duration,
+    /// Add a new incident this often.
+    pub generate_every: Option<std::time::Duration>,
 }
 
 impl Default for SymantecOptions {
@@ -54,6 +58,8 @@ impl Default for SymantecOptions {
             stray_entities: false,
             passphrase: "sim-p12-passphrase".into(),
             faults: FaultSpec::default(),
+            late_arrival: std::time::Duration::ZERO,
+            generate_every: None,
         }
     }
 }
@@ -82,6 +88,7 @@ type Shared = Arc<Mutex<SwsState>>;
 struct Incident {
     number: u64,
     created: NaiveDateTime,
+    visible_at: NaiveDateTime,
     updated: NaiveDateTime,
     severity: String,
     category: String,
@@ -105,6 +112,31 @@ struct Incident {
 struct SwsState {
     incidents: Vec<Incident>,
     stray_entities: bool,
+    late_arrival: TimeDelta,
+}
+
+impl SwsState {
+    /// Adds an incident created now, visible after the late-arrival delay; returns its number.
+    fn add_incident(&mut self, severity: &str, classification: &str) -> u64 {
+        let mut inc = match self.incidents.last() {
+            Some(last) => last.clone(),
+            None => seed(&SymantecOptions {
+                incidents: 1,
+                ..Default::default()
+            })
+            .remove(0),
+        };
+        inc.number += 1;
+        inc.created = Utc::now().naive_utc();
+        inc.visible_at = inc.created + self.late_arrival;
+        inc.updated = inc.created;
+        inc.severity = severity.to_string();
+        inc.classification = classification.to_string();
+        inc.comments.clear();
+        let number = inc.number;
+        self.incidents.push(inc);
+        number
+    }
 }
 
 fn lock(state: &Shared) -> std::sync::MutexGuard<'_, SwsState> {
@@ -127,6 +159,7 @@ impl SymantecSimulator {
         let state = Arc::new(Mutex::new(SwsState {
             incidents: seed(&opts),
             stray_entities: opts.stray_entities,
+            late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
         }));
         let router = Router::new()
             .route("/SWS/incidents.asmx", post(soap))
@@ -179,22 +212,7 @@ impl SymantecSimulator {
 
     /// Adds a new incident created now; returns its number.
     pub fn add_incident(&self, severity: &str, classification: &str) -> u64 {
-        let mut s = lock(&self.state);
-        let mut inc = s.incidents.last().cloned().unwrap_or_else(|| {
-            seed(&SymantecOptions {
-                incidents: 1,
-                ..Default::default()
-            })[0]
-                .clone()
-        });
-        inc.number += 1;
-        inc.created = Utc::now().naive_utc();
-        inc.updated = inc.created;
-        inc.severity = severity.to_string();
-        inc.classification = classification.to_string();
-        inc.comments.clear();
-        s.incidents.push(inc);
-        s.incidents.last().map(|i| i.number).unwrap_or_default()
+        lock(&self.state).add_incident(severity, classification)
     }
 }
 
@@ -260,6 +278,7 @@ fn seed(opts: &SymantecOptions) -> Vec<Incident> {
             Incident {
                 number: 7_781_200 + n as u64,
                 created,
+                visible_at: created,
                 updated: created + TimeDelta::minutes(1),
                 severity: SEVERITIES[n % 4].to_string(),
                 category: category.to_string(),
@@ -588,9 +607,11 @@ fn get_list(s: &SwsState, op: &Element) -> Response {
         }
     };
     let source = op.child_text("SourceIP");
+    let now = Utc::now().naive_utc();
     let summaries: String = s
         .incidents
         .iter()
+        .filter(|i| i.visible_at <= now)
         .filter(|i| start.is_none_or(|t| i.created >= t))
         .filter(|i| severities.is_empty() || severities.contains(&i.severity.as_str()))
         .filter(|i| source.is_none_or(|ip| i.source_ip == ip))
