@@ -162,13 +162,8 @@ impl CovalenceSimulator {
         servers.spawn(broker_listener, broker_app);
         if let Some(every) = opts.generate_every {
             let state = state.clone();
-            servers.spawn_task(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                for n in 0usize.. {
-                    tick.tick().await;
-                    lock(&state).add_alert(n, &format!("Generated alert {n}"));
-                }
+            servers.every(every, move |n| {
+                lock(&state).add_alert(n, &format!("Generated alert {n}"));
             });
         }
         Ok(CovalenceSimulator {

@@ -132,16 +132,14 @@ impl FesSimulator {
         servers.spawn(broker, broker_router);
         if let Some(every) = opts.generate_every {
             let state = state.clone();
-            servers.spawn_task(async move {
-                let mut tick = tokio::time::interval(every);
-                tick.tick().await;
-                for n in 0usize.. {
-                    tick.tick().await;
-                    let mut s = lock(&state);
-                    let orgs = s.orgs.len().max(1);
-                    let title = format!("Generated alert {n}");
-                    s.new_aro(n % orgs, &title, Utc::now().naive_utc());
-                }
+            servers.every(every, move |n| {
+                let mut s = lock(&state);
+                let orgs = s.orgs.len().max(1);
+                s.new_aro(
+                    n % orgs,
+                    &format!("Generated alert {n}"),
+                    Utc::now().naive_utc(),
+                );
             });
         }
         FesSimulator {

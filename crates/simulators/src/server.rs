@@ -22,9 +22,21 @@ impl Servers {
 }
 
 impl Servers {
-    /// Runs a background task (a data generator, say) until dropped.
-    pub fn spawn_task(&mut self, task: impl std::future::Future<Output = ()> + Send + 'static) {
-        self.0.push(tokio::spawn(task));
+    /// Calls `tick` with 0, 1, 2, … once every `period`, the first after one period, until
+    /// dropped: how simulators generate new alerts.
+    pub fn every(
+        &mut self,
+        period: std::time::Duration,
+        mut tick: impl FnMut(usize) + Send + 'static,
+    ) {
+        self.0.push(tokio::spawn(async move {
+            let mut interval = tokio::time::interval(period);
+            interval.tick().await;
+            for n in 0usize.. {
+                interval.tick().await;
+                tick(n);
+            }
+        }));
     }
 }
 

@@ -174,6 +174,12 @@ impl SymantecSimulator {
             ca.mutual_listener(tcp).map_err(std::io::Error::other)?,
             router,
         );
+        if let Some(every) = opts.generate_every {
+            let state = state.clone();
+            servers.every(every, move |n| {
+                lock(&state).add_incident(SEVERITIES[n % 3], "Generated incident");
+            });
+        }
         Ok(SymantecSimulator {
             url,
             ca_pem: ca.ca_pem.clone(),

@@ -271,3 +271,43 @@ async fn faults_switch_on_and_off() {
     );
     assert_eq!(c.sim.faults.requests("/v1/my_providers"), 3);
 }
+
+#[tokio::test]
+async fn every_simulator_can_generate_alerts_steadily() {
+    use std::time::Duration;
+    use watchfloor_simulators::{
+        CovalenceOptions, CovalenceSimulator, SymantecOptions, SymantecSimulator,
+    };
+    let every = Some(Duration::from_millis(100));
+    let fes = FesSimulator::start(FesOptions {
+        generate_every: every,
+        ..FesOptions::default()
+    })
+    .await
+    .unwrap();
+    let cov = CovalenceSimulator::start(CovalenceOptions {
+        generate_every: every,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sws = SymantecSimulator::start(SymantecOptions {
+        generate_every: every,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let cov_total = || {
+        cov.appliances()
+            .iter()
+            .map(|(id, _)| cov.collection(id, "alerts").len())
+            .sum::<usize>()
+    };
+    let before = (fes.aros().len(), cov_total(), sws.incident_numbers().len());
+    tokio::time::sleep(Duration::from_millis(550)).await;
+    let after = (fes.aros().len(), cov_total(), sws.incident_numbers().len());
+    assert!(
+        after.0 >= before.0 + 3 && after.1 >= before.1 + 3 && after.2 >= before.2 + 3,
+        "{before:?} -> {after:?}"
+    );
+}

@@ -46,10 +46,10 @@ pub struct SimulateArgs {
     /// Fail this percentage of requests at random with 429 or 503.
     #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failure_percent: u8,
-    /// New FES AROs become visible this many seconds after their creation time.
+    /// New alerts (every simulator) become visible this many seconds after their creation time.
     #[arg(long, default_value_t = 0)]
     pub late_arrival_secs: u64,
-    /// Add a new FES ARO every this many seconds (0: never).
+    /// Add a new alert to every simulator every this many seconds (0: never).
     #[arg(long, default_value_t = 0)]
     pub generate_every_secs: u64,
     /// Make the Symantec MSS simulator send stray `&nbsp;`-style entities.
@@ -92,6 +92,9 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
     let covalence = CovalenceSimulator::start(CovalenceOptions {
         seed: args.seed,
         faults: faults.clone(),
+        late_arrival: std::time::Duration::from_secs(args.late_arrival_secs),
+        generate_every: (args.generate_every_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.generate_every_secs)),
         ..CovalenceOptions::default()
     })
     .await
@@ -100,6 +103,9 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         seed: args.seed,
         stray_entities: args.stray_entities,
         faults: faults.clone(),
+        late_arrival: std::time::Duration::from_secs(args.late_arrival_secs),
+        generate_every: (args.generate_every_secs > 0)
+            .then(|| std::time::Duration::from_secs(args.generate_every_secs)),
         ..SymantecOptions::default()
     })
     .await
@@ -301,7 +307,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         entry.readable
     );
     println!(
-        "Fetched into {}: {}. The scheduler keeps fetching (FES every 30s, with a new ARO every 30s).\n",
+        "Fetched into {}: {}. The scheduler keeps fetching, and every simulator adds an alert every 30s.\n",
         dir.join("watchfloor.db").display(),
         fetched.join("; ")
     );
