@@ -232,30 +232,25 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             println!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Instances { action } => {
-            if let InstancesAction::Health = action {
+        Command::Instances { action } => match action {
+            InstancesAction::Health => {
                 let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
-                println!(
-                    "{}",
-                    incidents::health(&*store)
-                        .await
-                        .map_err(Failure::Command)?
-                        .trim_end()
-                );
-                return Ok(ExitCode::SUCCESS);
+                let table = incidents::health(&*store).await.map_err(Failure::Command)?;
+                println!("{}", table.trim_end());
+                Ok(ExitCode::SUCCESS)
             }
-            let (runner, _) = load_runner(cli.config.as_deref())?;
-            match action {
-                InstancesAction::Health => unreachable!("handled above"),
-                InstancesAction::List => {
-                    for name in runner.instance_names() {
-                        println!("{name}");
-                    }
-                    Ok(ExitCode::SUCCESS)
+            InstancesAction::List => {
+                let (runner, _) = load_runner(cli.config.as_deref())?;
+                for name in runner.instance_names() {
+                    println!("{name}");
                 }
-                InstancesAction::Test { name } => test_instances(&runner, name.as_deref()).await,
+                Ok(ExitCode::SUCCESS)
             }
-        }
+            InstancesAction::Test { name } => {
+                let (runner, _) = load_runner(cli.config.as_deref())?;
+                test_instances(&runner, name.as_deref()).await
+            }
+        },
         Command::Serve { concurrency } => {
             let (runner, url) = load_runner(cli.config.as_deref())?;
             let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))

@@ -217,7 +217,8 @@ impl Covalence {
             .map(|(k, v)| (k.as_str(), v.as_str()))
             .collect();
         let slot = self.session_slot(app);
-        for attempt in 0..2 {
+        let mut renewed = false;
+        loop {
             let cookie = {
                 let mut session = slot.lock().await;
                 match session.as_ref() {
@@ -237,17 +238,17 @@ impl Covalence {
                 cookie: Some(&cookie),
             };
             match self.services.call_json(call).await {
-                Err(HttpError::Unauthorized { .. }) if attempt == 0 => {
+                Err(HttpError::Unauthorized { .. }) if !renewed => {
                     let mut session = slot.lock().await;
                     if session.as_ref() == Some(&cookie) {
                         *session = None;
                     }
+                    renewed = true;
                     tracing::info!(appliance = %app.describe(), "session expired; logging in again");
                 }
                 other => return other.map_err(Into::into),
             }
         }
-        unreachable!("the second attempt returns")
     }
 
     fn session_slot(&self, app: &Appliance) -> Session {
