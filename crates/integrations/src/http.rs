@@ -451,15 +451,17 @@ fn server_message(body: &str, reader: fn(&str) -> Option<String>) -> String {
     }
 }
 
-/// Retry-After as delta-seconds (HTTP dates are treated as absent).
+/// Retry-After as delta-seconds, or as an HTTP date (the wait until then; none if past).
 fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
-    value?
-        .to_str()
-        .ok()?
-        .trim()
-        .parse::<u64>()
+    let text = value?.to_str().ok()?.trim();
+    if let Ok(secs) = text.parse::<u64>() {
+        return Some(Duration::from_secs(secs));
+    }
+    let at = chrono::DateTime::parse_from_rfc2822(text).ok()?;
+    (at.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
         .ok()
-        .map(Duration::from_secs)
+        .or(Some(Duration::ZERO))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
@@ -490,4 +492,38 @@ pub fn path_segment(s: &str) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn retry_after_reads_seconds_and_http_dates() {
+        let header = |v: &str| HeaderValue::from_str(v).unwrap();
+        assert_eq!(
+            parse_retry_after(Some(&header("7"))),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            parse_retry_after(Some(&header("Wed, 21 Oct 2015 07:28:00 GMT"))),
+            Some(Duration::ZERO),
+            "a past date: retry now"
+        );
+        let soon = (chrono::Utc::now() + chrono::TimeDelta::seconds(30)).to_rfc2822();
+        let wait = parse_retry_after(Some(&header(&soon))).unwrap();
+        assert!(
+            wait > Duration::from_secs(25) && wait <= Duration::from_secs(30),
+            "{wait:?}"
+        );
+        assert_eq!(parse_retry_after(Some(&header("soon"))), None);
+        assert_eq!(parse_retry_after(None), None);
+    }
+
+    #[test]
+    fn path_segments_cannot_change_the_path() {
+        assert_eq!(path_segment("a1-B_2.c~"), "a1-B_2.c~");
+        assert_eq!(path_segment("../admin?x=1"), "..%2Fadmin%3Fx%3D1");
+        assert_eq!(path_segment(".."), "%2E%2E");
+    }
 }
