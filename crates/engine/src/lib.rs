@@ -199,7 +199,13 @@ impl Engine {
                 more = batch.more,
                 "fetch step committed"
             );
-            if !batch.more || steps == Steps::One || *stop.borrow() || taken >= MAX_STEPS_PER_CYCLE
+            // A step that brought nothing new cannot make progress by repeating now.
+            let stalled = batch.incidents.is_empty();
+            if !batch.more
+                || stalled
+                || steps == Steps::One
+                || *stop.borrow()
+                || taken >= MAX_STEPS_PER_CYCLE
             {
                 return Ok(taken);
             }
