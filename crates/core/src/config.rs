@@ -148,6 +148,7 @@ struct RawInstance {
     fetch_limit: Option<Spanned<i64>>,
     look_back: Option<Spanned<String>>,
     incident_type: Option<Spanned<String>>,
+    fetch_concurrency: Option<Spanned<i64>>,
 }
 
 impl Config {
@@ -277,7 +278,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             instances,
-            storage_url: raw.storage.map(|s| s.url),
+            storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
         })
     }
 
@@ -296,6 +297,7 @@ fn default_fetch(def: Option<&crate::definition::FetchDef>) -> FetchSettings {
         limit: def.map(|d| d.limit).unwrap_or(200),
         look_back: Duration::from_secs(600),
         incident_type: def.map(|d| d.incident_type.clone()).unwrap_or_default(),
+        concurrency: crate::fetch::DEFAULT_CONCURRENCY,
     }
 }
 
@@ -361,10 +363,42 @@ fn fetch_settings(
         }
         settings.limit = *v.get_ref() as usize;
     }
+    if let Some(v) = &inst.fetch_concurrency {
+        if !(1..=64).contains(v.get_ref()) {
+            return Err((
+                v.span(),
+                key("fetch_concurrency"),
+                "fetch_concurrency must be from 1 to 64".into(),
+            ));
+        }
+        settings.concurrency = *v.get_ref() as usize;
+    }
     if let Some(v) = &inst.incident_type {
         settings.incident_type = v.get_ref().clone();
     }
     Ok(settings)
+}
+
+/// A `sqlite:` URL with a relative path is taken relative to the config file's directory, so
+/// the same config works from any working directory.
+fn storage_url(url: &str, base_dir: &Path) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    let (path, query) = rest
+        .split_once('?')
+        .map_or((rest, None), |(p, q)| (p, Some(q)));
+    if path.is_empty() || path.starts_with(':') || Path::new(path).is_absolute() {
+        return url.to_string();
+    }
+    let full = base_dir.join(path.strip_prefix("./").unwrap_or(path));
+    match query {
+        Some(q) => format!("sqlite://{}?{q}", full.display()),
+        None => format!("sqlite://{}", full.display()),
+    }
 }
 
 fn line_of(text: &str, offset: usize) -> usize {
@@ -495,6 +529,25 @@ description = "Skip TLS checks"
     }
 
     #[test]
+    fn relative_storage_paths_follow_the_config_file() {
+        let base = Path::new("/etc/wf");
+        for (url, expected) in [
+            ("sqlite://./data/wf.db", "sqlite:///etc/wf/data/wf.db"),
+            ("sqlite://wf.db?mode=rwc", "sqlite:///etc/wf/wf.db?mode=rwc"),
+            ("sqlite:///var/lib/wf.db", "sqlite:///var/lib/wf.db"),
+            ("sqlite::memory:", "sqlite::memory:"),
+            ("postgres://db/wf", "postgres://db/wf"),
+        ] {
+            assert_eq!(storage_url(url, base), expected, "{url}");
+        }
+        let config = parse("[storage]\nurl = \"sqlite://wf.db\"\n").unwrap();
+        assert_eq!(
+            config.storage_url.as_deref(),
+            Some("sqlite:///etc/wf/wf.db")
+        );
+    }
+
+    #[test]
     fn fetch_settings_and_their_errors() {
         let head = "[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n";
         let tail = "[instances.params]\napi_key = \"k\"\n";
@@ -578,7 +631,7 @@ description = "Skip TLS checks"
         );
         check(
             "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
-            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`",
+            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`",
         );
         check(
             "[[instances]\n",

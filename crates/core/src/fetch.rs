@@ -14,6 +14,9 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+/// Cursor scopes (broker organizations) fetched at the same time, unless `fetch_concurrency` says.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+
 /// How an instance fetches: from the config file, with the integration's defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FetchSettings {
@@ -25,6 +28,8 @@ pub struct FetchSettings {
     pub limit: usize,
     pub look_back: Duration,
     pub incident_type: String,
+    /// Cursor scopes (broker organizations) fetched at the same time.
+    pub concurrency: usize,
 }
 
 /// Where a time-windowed fetch stands.

@@ -19,8 +19,8 @@ use tokio::sync::{Semaphore, watch};
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
 
-/// Cursor scopes of one instance fetched at the same time, by default.
-pub const SCOPE_CONCURRENCY: usize = 8;
+/// Cursor scopes of one instance fetched at the same time, by default (`fetch_concurrency`).
+pub const SCOPE_CONCURRENCY: usize = watchfloor_core::fetch::DEFAULT_CONCURRENCY;
 /// Steps one cycle takes at most before it yields to the next cycle.
 const MAX_STEPS_PER_CYCLE: usize = 10_000;
 /// The longest wait after repeated failures.
@@ -69,7 +69,8 @@ pub struct CycleReport {
 pub struct Engine {
     runner: Arc<Runner>,
     store: Arc<dyn Store>,
-    scope_concurrency: usize,
+    /// Overrides each instance's `fetch_concurrency` when set (benchmarks compare settings).
+    scope_concurrency: Option<usize>,
 }
 
 impl Engine {
@@ -77,13 +78,14 @@ impl Engine {
         Engine {
             runner,
             store,
-            scope_concurrency: SCOPE_CONCURRENCY,
+            scope_concurrency: None,
         }
     }
 
-    /// How many scopes (broker organizations) of one instance are fetched at the same time.
+    /// How many scopes (broker organizations) of one instance are fetched at the same time,
+    /// whatever the instances' `fetch_concurrency` says.
     pub fn with_scope_concurrency(mut self, n: usize) -> Self {
-        self.scope_concurrency = n.max(1);
+        self.scope_concurrency = Some(n.max(1));
         self
     }
 
@@ -130,7 +132,11 @@ impl Engine {
                 error,
             })?;
         let total = AtomicUsize::new(0);
-        let bound = Semaphore::new(self.scope_concurrency);
+        let bound = Semaphore::new(
+            self.scope_concurrency
+                .unwrap_or(inst.fetch.concurrency)
+                .max(1),
+        );
         let scope_runs = scopes
             .iter()
             .map(|scope| self.fetch_scope(&inst, scope, steps, &total, &bound, progress, stop));

@@ -151,7 +151,8 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Simulators, PathBuf)> {
         format!(
             "# Written by `watchfloor simulate`: instances of the simulators running on this machine.\n\
              [storage]\nurl = {}\n",
-            quoted(&format!("sqlite://{}", args.dir.join("watchfloor.db").display()))
+            // Relative to this file's directory.
+            quoted("sqlite://watchfloor.db")
         ),
         instance_toml(
             "fes",
