@@ -236,6 +236,52 @@ async fn provider_failures_exit_1_and_never_show_the_key() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fetch_says_what_to_configure() {
+    let env = Env::new().await;
+    let db = format!("sqlite://{}/wf.db", env.dir.path().display());
+    let none = env.run(&["--db", &db, "fetch"]);
+    assert_eq!(none.code, 2);
+    assert!(
+        none.stderr.contains(
+            "no instance has fetch = true; set it in the config, or name one with --instance"
+        ),
+        "{}",
+        none.stderr
+    );
+    let named = env.run(&["--db", &db, "fetch", "--instance", "fes", "--once"]);
+    assert_eq!(named.code, 0, "{}", named.stderr);
+    assert!(
+        named
+            .stdout
+            .starts_with("fes: 0 new incidents in 1 fetch steps"),
+        "the default first fetch (1 day) finds none of the 2024 AROs: {}",
+        named.stdout
+    );
+    let unknown = env.run(&["--db", &db, "fetch", "--instance", "nope"]);
+    assert_eq!(unknown.code, 2);
+    assert!(
+        unknown.stderr.contains("no instance named `nope`"),
+        "{}",
+        unknown.stderr
+    );
+    let show = env.run(&["--db", &db, "incidents", "show", "42"]);
+    assert_eq!(show.code, 2);
+    assert!(
+        show.stderr
+            .contains("no incident with id 42; `watchfloor incidents list` shows the ids"),
+        "{}",
+        show.stderr
+    );
+    let bad = env.run(&["--db", &db, "incidents", "list", "--severity", "urgent"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`urgent` is not a severity"),
+        "{}",
+        bad.stderr
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn instances_test_says_ok() {
     let env = Env::new().await;
     let out = env.run(&["instances", "test"]);

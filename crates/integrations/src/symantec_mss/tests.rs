@@ -435,3 +435,24 @@ async fn loads_pkcs12_files_made_by_openssl_legacy_and_modern() {
         "ok"
     );
 }
+
+#[tokio::test]
+async fn a_malformed_soap_response_is_a_clear_error() {
+    let app = spawn().await;
+    app.run("!test-module").await;
+    app.sim.faults.set(watchfloor_simulators::FaultSpec {
+        malformed: 1,
+        ..Default::default()
+    });
+    let err = app.fail("!symantec-mss-get-incident number=7781200").await;
+    assert!(
+        err.starts_with("instance `mss`: unreadable SOAP response from Symantec MSS IncidentWorkflowQuery: malformed XML at byte"),
+        "{err}"
+    );
+    assert!(
+        app.run("!symantec-mss-get-incident number=7781200")
+            .await
+            .readable
+            .starts_with("### Incident query")
+    );
+}
