@@ -95,8 +95,11 @@ pub async fn fetch(
         }
         match result {
             Ok(r) => println!(
-                "{name}: {} new incidents in {} fetch steps",
-                r.new_incidents, r.steps
+                "{name}: {} new {} in {} fetch {}",
+                r.new_incidents,
+                plural(r.new_incidents, "incident", "incidents"),
+                r.steps,
+                plural(r.steps, "step", "steps")
             ),
             Err(e) => {
                 failed = true;
@@ -112,6 +115,10 @@ pub async fn fetch(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
+    if n == 1 { one } else { many }
 }
 
 /// `watchfloor serve`: the scheduler, until Ctrl-C or SIGTERM.

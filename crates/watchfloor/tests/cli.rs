@@ -253,7 +253,7 @@ async fn fetch_says_what_to_configure() {
     assert!(
         named
             .stdout
-            .starts_with("fes: 0 new incidents in 1 fetch steps"),
+            .starts_with("fes: 0 new incidents in 1 fetch step\n"),
         "the default first fetch (1 day) finds none of the 2024 AROs: {}",
         named.stdout
     );
