@@ -29,6 +29,40 @@ fn watchfloor(dir: &Path, args: &[&str]) -> Out {
     }
 }
 
+/// Writes a config in `dir` with a database and one fetching FES instance for `sim`.
+fn fes_fetch_config(dir: &Path, sim: &FesSimulator, settings: &str) -> PathBuf {
+    let config = dir.join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+             fetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n{settings}[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            sim.portal_url, sim.api_key
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The stored incidents, as `incidents list --output json` prints them.
+fn stored(dir: &Path, config: &Path) -> Vec<Value> {
+    let list = watchfloor(
+        dir,
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "incidents",
+            "list",
+            "--limit",
+            "100000",
+            "--output",
+            "json",
+        ],
+    );
+    serde_json::from_str(&list.stdout)
+        .unwrap_or_else(|e| panic!("incidents list: {e}: {}", list.stderr))
+}
+
 struct Env {
     sim: FesSimulator,
     dir: tempfile::TempDir,
@@ -642,41 +676,13 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("watchfloor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nurl = \"sqlite://{}/wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
-             fetch = true\nfetch_limit = 15\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
-            dir.path().display(),
-            sim.portal_url,
-            sim.api_key
-        ),
-    )
-    .unwrap();
-    let count = || {
-        let list = watchfloor(
-            dir.path(),
-            &[
-                "--config",
-                config.to_str().unwrap(),
-                "incidents",
-                "list",
-                "--limit",
-                "10000",
-                "--output",
-                "json",
-            ],
-        );
-        serde_json::from_str::<Vec<Value>>(&list.stdout)
-            .map(|v| v.len())
-            .unwrap_or(0)
-    };
-    let total = sim
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_limit = 15\n");
+    let truth: std::collections::BTreeSet<String> = sim
         .aros()
         .iter()
         .filter(|a| a["resolution"] == "Unresolved")
-        .count();
+        .map(|a| a["ID"].as_str().unwrap().to_string())
+        .collect();
     let mut interrupted = 0;
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     for _ in 0..25 {
@@ -692,7 +698,7 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
         std::thread::sleep(Duration::from_millis(30 + rng % 250));
         child.kill().unwrap(); // SIGKILL
         let _ = child.wait();
-        if count() < total {
+        if stored(dir.path(), &config).len() < truth.len() {
             interrupted += 1;
         }
     }
@@ -702,34 +708,12 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
     );
     let last = watchfloor(dir.path(), &["--config", config.to_str().unwrap(), "fetch"]);
     assert_eq!(last.code, 0, "{}", last.stderr);
-    let list = watchfloor(
-        dir.path(),
-        &[
-            "--config",
-            config.to_str().unwrap(),
-            "incidents",
-            "list",
-            "--limit",
-            "10000",
-            "--output",
-            "json",
-        ],
-    );
-    let stored: Vec<Value> = serde_json::from_str(&list.stdout).unwrap();
-    let ids: Vec<&str> = stored
+    let ids: Vec<String> = stored(dir.path(), &config)
         .iter()
-        .map(|i| i["external_id"].as_str().unwrap())
+        .map(|i| i["external_id"].as_str().unwrap().to_string())
         .collect();
-    let unique: std::collections::BTreeSet<&str> = ids.iter().copied().collect();
+    let unique: std::collections::BTreeSet<String> = ids.iter().cloned().collect();
     assert_eq!(unique.len(), ids.len(), "no duplicates");
-    let truth: std::collections::BTreeSet<String> = sim
-        .aros()
-        .iter()
-        .filter(|a| a["resolution"] == "Unresolved")
-        .map(|a| a["ID"].as_str().unwrap().to_string())
-        .collect();
-    let unique: std::collections::BTreeSet<String> =
-        unique.into_iter().map(str::to_string).collect();
     assert_eq!(unique, truth, "no gaps");
     assert!(truth.len() > 300);
 }
@@ -738,18 +722,7 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
 async fn serve_fetches_and_stops_cleanly_on_sigterm() {
     let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("watchfloor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nurl = \"sqlite://{}/wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
-             fetch = true\nfetch_interval = \"1s\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
-            dir.path().display(),
-            sim.portal_url,
-            sim.api_key
-        ),
-    )
-    .unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
     let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
         .args(["--config", config.to_str().unwrap(), "serve"])
         .stdout(Stdio::piped())
