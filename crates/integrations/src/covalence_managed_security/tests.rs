@@ -244,6 +244,7 @@ async fn get_aro_rejects_bad_queries_with_the_reason() {
     }
 }
 
+/// Also pins reference bug 1: the transition result goes under `FESPortal.ARO`, not `FESPortal.Org`.
 #[tokio::test]
 async fn transition_changes_the_aro_and_a_later_get_aro_shows_it() {
     let app = spawn().await;
@@ -603,6 +604,7 @@ async fn rate_limits_are_retried_after_retry_after() {
     assert_eq!(app.sim.faults.requests("/v1/my_providers"), 3);
 }
 
+/// Regression, reference bug 3: errors said `HTTP response: None` and lost the server's text.
 #[tokio::test]
 async fn server_errors_are_retried_then_reported_with_the_server_text() {
     let app = spawn_with(FesOptions {
@@ -663,6 +665,7 @@ async fn a_rate_limited_comment_is_retried_and_stored_once() {
     );
 }
 
+/// Regression, reference bug 5: `/my_providers` was called for every command, several times.
 #[tokio::test]
 async fn provider_id_is_looked_up_once_per_instance() {
     let app = spawn().await;
@@ -764,4 +767,29 @@ async fn a_slow_provider_times_out_with_a_clear_error() {
         "took {:?}",
         started.elapsed()
     );
+}
+
+/// Regression, reference bug 7: the ARO paging loop ran forever when a page came back empty
+/// while `total` promised more. A portal that does that now ends the paging.
+#[tokio::test]
+async fn an_empty_page_ends_aro_paging() {
+    use axum::{Json, Router, routing::get};
+    let portal = Router::new()
+        .route("/v1/my_providers", get(|| async { Json(json!([{"ID": "p1", "name": "P"}])) }))
+        .route(
+            "/v1/providers/p1/aros",
+            get(|| async { Json(json!({"items": [], "page": 1, "pages": 9, "per_page": 500, "total": 4000, "has_next": true})) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, portal).await });
+    let runner = runner_for(&format!("portal_url = \"{url}\"\napi_key = \"k\"\n")).unwrap();
+    let entry = tokio::time::timeout(
+        Duration::from_secs(5),
+        runner.run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#, None),
+    )
+    .await
+    .expect("paging ends")
+    .unwrap();
+    assert_eq!(entry.readable, "No AROs found");
 }

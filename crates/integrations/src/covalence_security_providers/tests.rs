@@ -336,6 +336,7 @@ async fn broker_mode_needs_a_known_target_org() {
     );
 }
 
+/// Regression, reference quirk 5: set-internal-networks replaced every network with one.
 #[tokio::test]
 async fn a_network_set_shows_in_the_next_list_without_wiping_the_others() {
     let app = spawn().await;
@@ -416,6 +417,7 @@ async fn a_network_set_shows_in_the_next_list_without_wiping_the_others() {
     }
 }
 
+/// Regression, reference quirk 7: `clients_only=false` turned the filter on.
 #[tokio::test]
 async fn boolean_filters_mean_what_they_say() {
     let app = spawn().await;
@@ -444,6 +446,7 @@ async fn boolean_filters_mean_what_they_say() {
     );
 }
 
+/// Regression, reference quirk 16: user input went into advancedFilter unescaped.
 #[tokio::test]
 async fn user_input_cannot_change_the_advanced_filter() {
     let app = spawn().await;

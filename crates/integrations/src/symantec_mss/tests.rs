@@ -139,6 +139,8 @@ async fn lists_incidents_with_filters() {
     );
 }
 
+/// Regression, reference quirks 8 and 9: more than one comment crashed the command, and
+/// comments were escaped twice.
 #[tokio::test]
 async fn an_incident_with_several_comments_signatures_and_attachments() {
     let app = spawn().await;
