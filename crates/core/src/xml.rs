@@ -50,8 +50,7 @@ pub fn parse(xml: &str) -> Result<Element, XmlError> {
             .read_event()
             .map_err(|e| syntax(&reader, e.to_string()))?;
         match event {
-            Event::Start(e) | Event::Empty(e) if root.is_some() && stack.is_empty() => {
-                let _ = e;
+            Event::Start(_) | Event::Empty(_) if root.is_some() && stack.is_empty() => {
                 return Err(syntax(&reader, "content after the root element".into()));
             }
             Event::Start(e) => {

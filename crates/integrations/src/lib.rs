@@ -85,11 +85,10 @@ pub trait Instance: Send + Sync {
     /// The engine stores both in one transaction.
     fn fetch<'a>(
         &'a self,
-        scope: &'a str,
-        cursor: Option<&'a serde_json::Value>,
-        settings: &'a watchfloor_core::FetchSettings,
+        _scope: &'a str,
+        _cursor: Option<&'a serde_json::Value>,
+        _settings: &'a watchfloor_core::FetchSettings,
     ) -> BoxFuture<'a, Result<fetch::FetchBatch, CommandError>> {
-        let _ = (scope, cursor, settings);
         Box::pin(async {
             Err(CommandError::NotConfigured(
                 "this integration does not fetch incidents".into(),
