@@ -35,6 +35,39 @@ pub fn command_help(integration: &IntegrationDef, cmd: &CommandDef) -> String {
     out
 }
 
+/// A command in a few lines: name, description, arguments (`*` when required) and the context
+/// it writes, as `watchfloor commands` lists them.
+pub fn command_summary(cmd: &CommandDef) -> String {
+    let mut out = format!(
+        "  !{}\n      {}\n",
+        cmd.name,
+        cmd.description.lines().next().unwrap_or_default()
+    );
+    if !cmd.args.is_empty() {
+        let args: Vec<String> = cmd
+            .args
+            .iter()
+            .map(|a| {
+                if a.required {
+                    format!("{}*", a.name)
+                } else {
+                    a.name.clone()
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "      arguments: {}", args.join(" "));
+    }
+    if cmd.outputs_prefix.is_some() {
+        let _ = writeln!(
+            out,
+            "      outputs: {} ({} paths)",
+            context_key_hint(cmd),
+            cmd.outputs.len()
+        );
+    }
+    out
+}
+
 fn arg_facts(arg: &crate::definition::ArgDef) -> String {
     let mut facts = Vec::new();
     facts.push(if arg.required {

@@ -94,7 +94,7 @@ pub async fn fetch(
             eprint!("\r\x1b[K");
         }
         match result {
-            Ok(r) => println!(
+            Ok(r) => say!(
                 "{name}: {} new {} in {} fetch {}",
                 r.new_incidents,
                 plural(r.new_incidents, "incident", "incidents"),
@@ -103,7 +103,7 @@ pub async fn fetch(
             ),
             Err(e) => {
                 failed = true;
-                println!("{name}: failed: {e}");
+                say!("{name}: failed: {e}");
             }
         }
         if *stop.borrow() {
@@ -135,13 +135,13 @@ pub async fn serve(
     if names.is_empty() {
         return Err(anyhow!("no instance has fetch = true; nothing to serve"));
     }
-    println!(
+    say!(
         "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
         names.join(", ")
     );
     let engine = Arc::new(Engine::new(runner, store));
     engine.serve(concurrency, stop_on_signals()).await;
-    println!("stopped");
+    say!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -2,6 +2,8 @@
 //!
 //! Exit codes: 0 ok, 1 provider or command failure, 2 usage or configuration error.
 
+#[macro_use]
+mod output;
 mod incidents;
 mod simulate;
 
@@ -229,20 +231,20 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 Output::Json => pretty(&entry.to_json()),
                 Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
             };
-            println!("{}", text.trim_end());
+            say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { action } => match action {
             InstancesAction::Health => {
                 let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
                 let table = incidents::health(&*store).await.map_err(Failure::Command)?;
-                println!("{}", table.trim_end());
+                say!("{}", table.trim_end());
                 Ok(ExitCode::SUCCESS)
             }
             InstancesAction::List => {
                 let (runner, _) = load_runner(cli.config.as_deref())?;
                 for name in runner.instance_names() {
-                    println!("{name}");
+                    say!("{name}");
                 }
                 Ok(ExitCode::SUCCESS)
             }
@@ -301,7 +303,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                         .map_err(usage)?
                 }
             };
-            println!("{}", text.trim_end());
+            say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
@@ -315,7 +317,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 std::fs::write(&path, docs::integration_markdown(def))
                     .with_context(|| format!("cannot write {}", path.display()))
                     .map_err(Failure::Command)?;
-                println!("wrote {}", path.display());
+                say!("wrote {}", path.display());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -341,28 +343,27 @@ fn list_commands(name: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
             }));
         };
         if json {
-            println!("{}", pretty(&definition_json(def, Some(cmd))));
+            say!("{}", pretty(&definition_json(def, Some(cmd))));
         } else {
-            print!("{}", docs::command_help(def, cmd));
+            say_raw!("{}", docs::command_help(def, cmd));
         }
         return Ok(ExitCode::SUCCESS);
     }
     if json {
         let all: Vec<serde_json::Value> = defs.iter().map(|d| definition_json(d, None)).collect();
-        println!("{}", pretty(&serde_json::Value::Array(all)));
+        say!("{}", pretty(&serde_json::Value::Array(all)));
         return Ok(ExitCode::SUCCESS);
     }
     for def in defs {
-        println!("{} ({})", def.display, def.id);
+        say!("{} ({})\n", def.display, def.id);
         for cmd in &def.commands {
-            println!(
-                "  !{:<45} {}",
-                cmd.name,
-                cmd.description.lines().next().unwrap_or_default()
-            );
+            say_raw!("{}", docs::command_summary(cmd));
         }
+        say!();
     }
-    println!("\nRun `watchfloor commands NAME` for a command's arguments and outputs.");
+    say!(
+        "* marks a required argument. Run `watchfloor commands NAME` for each argument's meaning."
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -454,10 +455,10 @@ async fn test_instances(runner: &Runner, only: Option<&str>) -> Result<ExitCode,
     let mut failed = false;
     for name in names {
         match runner.run("!test-module", Some(&name)).await {
-            Ok(_) => println!("{name}: ok"),
+            Ok(_) => say!("{name}: ok"),
             Err(RunError::Command { error, .. }) => {
                 failed = true;
-                println!("{name}: failed: {error}");
+                say!("{name}: failed: {error}");
             }
             Err(other) => return Err(other.into()),
         }

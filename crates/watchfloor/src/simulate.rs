@@ -222,20 +222,20 @@ fn instance_toml(
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {
     let (sims, config) = start(&args).await?;
     let fes = &sims.fes;
-    println!("FES Portal simulator: {}", fes.portal_url);
-    println!("FES Broker simulator: {}", fes.broker_url);
-    println!(
+    say!("FES Portal simulator: {}", fes.portal_url);
+    say!("FES Broker simulator: {}", fes.broker_url);
+    say!(
         "Covalence appliance simulator: {}",
         sims.covalence.direct_url
     );
-    println!("Covalence broker simulator: {}", sims.covalence.broker_url);
-    println!("Symantec MSS simulator (mutual TLS): {}", sims.symantec.url);
-    println!("config: {}", config.display());
-    println!(
+    say!("Covalence broker simulator: {}", sims.covalence.broker_url);
+    say!("Symantec MSS simulator (mutual TLS): {}", sims.symantec.url);
+    say!("config: {}", config.display());
+    say!(
         "faults: POST {}/_sim/faults with {{\"rate_limit\": 2, \"retry_after_secs\": 1}} and the like",
         fes.broker_url
     );
-    println!("Press Ctrl-C to stop.");
+    say!("Press Ctrl-C to stop.");
     wait_for_ctrl_c(sims).await
 }
 
@@ -302,17 +302,17 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         .next()
         .unwrap_or_else(|| "watchfloor".into());
     let cfg = config.display();
-    println!("watchfloor demo: simulators are running and {cfg} points at them.\n");
-    println!(
+    say!("watchfloor demo: simulators are running and {cfg} points at them.\n");
+    say!(
         "$ {me} --config {cfg} run '!cov-mgsec-list-org'\n{}",
         entry.readable
     );
-    println!(
+    say!(
         "Fetched into {}: {}. The scheduler keeps fetching, and every simulator adds an alert every 30s.\n",
         dir.join("watchfloor.db").display(),
         fetched.join("; ")
     );
-    println!("Try these in another terminal:");
+    say!("Try these in another terminal:");
     for line in [
         "!cov-mgsec-get-aro query=\"resolution=Unresolved\"".to_string(),
         "!cov-mgsec-get-aro query=\"org=Globex&type=Action\" details=true".to_string(),
@@ -334,15 +334,15 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         "!symantec-mss-update-incident number=7781203 status=Closed resolution=Resolved comments=Handled"
             .to_string(),
     ] {
-        println!("  {me} --config {cfg} run '{line}'");
+        say!("  {me} --config {cfg} run '{line}'");
     }
-    println!("  {me} --config {cfg} run --output json '!cov-mgsec-list-org'");
-    println!("  {me} --config {cfg} instances test");
-    println!("  {me} --config {cfg} incidents list --severity critical");
-    println!("  {me} --config {cfg} incidents show 1");
-    println!("  {me} --config {cfg} instances health");
-    println!("  {me} commands cov-mgsec-get-aro\n");
-    println!("Press Ctrl-C to stop.");
+    say!("  {me} --config {cfg} run --output json '!cov-mgsec-list-org'");
+    say!("  {me} --config {cfg} instances test");
+    say!("  {me} --config {cfg} incidents list --severity critical");
+    say!("  {me} --config {cfg} incidents show 1");
+    say!("  {me} --config {cfg} instances health");
+    say!("  {me} commands cov-mgsec-get-aro\n");
+    say!("Press Ctrl-C to stop.");
     tokio::signal::ctrl_c()
         .await
         .context("cannot listen for Ctrl-C")?;
@@ -350,7 +350,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     let _ = stop_tx.send(true);
     let _ = scheduler.await;
     drop(sims);
-    println!("stopped");
+    say!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
 }
 
@@ -359,6 +359,6 @@ async fn wait_for_ctrl_c(sims: Simulators) -> anyhow::Result<std::process::ExitC
         .await
         .context("cannot listen for Ctrl-C")?;
     drop(sims);
-    println!("stopped");
+    say!("stopped");
     Ok(std::process::ExitCode::SUCCESS)
 }

@@ -772,3 +772,19 @@ async fn serve_fetches_and_stops_cleanly_on_sigterm() {
             .count()
     );
 }
+
+/// Regression: `watchfloor commands | head` panicked when the reader closed the pipe.
+#[test]
+fn a_closed_pipe_ends_output_quietly() {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .arg("commands")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take()); // the reader goes away before the output is written
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}
