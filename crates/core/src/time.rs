@@ -39,7 +39,7 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
         [count, unit] | [count, unit, "ago"] => (*count, *unit),
         _ => return Err(invalid()),
     };
-    let count: i64 = count.parse().map_err(|_| invalid())?;
+    let count: i64 = count.parse().ok().filter(|n| *n >= 0).ok_or_else(invalid)?;
     let unit = unit.to_ascii_lowercase();
     let seconds = match unit.trim_end_matches('s') {
         "second" | "sec" => 1,
