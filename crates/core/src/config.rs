@@ -26,10 +26,10 @@ use crate::secret::Secret;
 /// A config file that could not be used. The message names the file, the line and the key.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("cannot read config file {}: {source}", path.display())]
+    #[error("cannot read config file {}: {error}", path.display())]
     Read {
         path: PathBuf,
-        source: std::io::Error,
+        error: std::io::Error,
     },
     #[error("config file {}, line {line}{}: {message}", path.display(), key.as_ref().map(|k| format!(", key `{k}`")).unwrap_or_default())]
     Invalid {
@@ -154,9 +154,9 @@ struct RawInstance {
 impl Config {
     /// Reads and checks a config file. `{ env = ".." }` secrets come from the process environment.
     pub fn load(path: &Path, integrations: &[&IntegrationDef]) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
-            source,
+            error,
         })?;
         Self::parse(path, &text, integrations, &|var| std::env::var(var).ok())
     }

@@ -12,10 +12,25 @@ pub fn from_base64(text: &Secret) -> Result<Vec<u8>, String> {
         .chars()
         .filter(|c| !c.is_whitespace())
         .collect();
+    // The decoder's own messages quote the offending character: a piece of the secret.
     base64::engine::general_purpose::STANDARD
         .decode(compact)
         .map_err(|e| {
-            format!("the certificate is not valid base64 ({e}); give the base64 of the .p12 file")
+            let problem = match e {
+                base64::DecodeError::InvalidByte(at, _) => {
+                    format!("an invalid character at position {at}")
+                }
+                base64::DecodeError::InvalidLastSymbol(at, _) => {
+                    format!("an invalid last character at position {at}")
+                }
+                base64::DecodeError::InvalidLength(n) => {
+                    format!("a length of {n}, which base64 cannot have")
+                }
+                base64::DecodeError::InvalidPadding => "invalid padding".to_string(),
+            };
+            format!(
+                "the certificate is not valid base64 ({problem}); give the base64 of the .p12 file"
+            )
         })
 }
 
@@ -51,4 +66,20 @@ fn pem_block(label: &str, der: &[u8]) -> String {
     }
     out.push_str(&format!("-----END {label}-----\n"));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_errors_do_not_quote_the_secret() {
+        let err = from_base64(&Secret::new("QUJD!ZEVG")).unwrap_err();
+        assert_eq!(
+            err,
+            "the certificate is not valid base64 (an invalid character at position 4); give the base64 of the .p12 file"
+        );
+        assert!(!err.contains('!') && !err.contains("33"));
+        assert_eq!(from_base64(&Secret::new("QUJD\nREVG")).unwrap(), b"ABCDEF");
+    }
 }
