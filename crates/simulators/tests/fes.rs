@@ -29,6 +29,22 @@ impl Client {
         (status, resp.json().await.unwrap_or(Value::Null))
     }
 
+    /// POSTs JSON with the API key; returns the status and the body as text.
+    async fn post(&self, url: &str, body: Value) -> (u16, String) {
+        let resp = self
+            .http
+            .post(url)
+            .bearer_auth(&self.sim.api_key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        (
+            resp.status().as_u16(),
+            resp.text().await.unwrap_or_default(),
+        )
+    }
+
     async fn provider(&self) -> String {
         let (_, providers) = self
             .get(&format!("{}/my_providers", self.sim.portal_url))
@@ -185,15 +201,10 @@ async fn transitions_change_state_and_unknown_aros_are_404() {
     let c = Client::new(FesOptions::default()).await;
     let id = c.sim.aros()[0]["ID"].as_str().unwrap().to_string();
     let url = format!("{}/aros/{id}/transition", c.sim.portal_url);
-    let resp = c
-        .http
-        .post(&url)
-        .bearer_auth(&c.sim.api_key)
-        .json(&json!({"status": "Closed", "resolution": "Dismissed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 200);
+    let (status, _) = c
+        .post(&url, json!({"status": "Closed", "resolution": "Dismissed"}))
+        .await;
+    assert_eq!(status, 200);
     let aro = c
         .sim
         .aros()
@@ -204,24 +215,16 @@ async fn transitions_change_state_and_unknown_aros_are_404() {
         (&aro["resolution"], &aro["status"]),
         (&json!("Dismissed"), &json!("Closed"))
     );
-    let missing = c
-        .http
-        .post(format!("{}/aros/nope/transition", c.sim.portal_url))
-        .bearer_auth(&c.sim.api_key)
-        .json(&json!({"resolution": "Resolved"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(missing.status(), 404);
-    let bad = c
-        .http
-        .post(&url)
-        .bearer_auth(&c.sim.api_key)
-        .json(&json!({"resolution": "Fixed"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(bad.status(), 400);
+    let (missing, _) = c
+        .post(
+            &format!("{}/aros/nope/transition", c.sim.portal_url),
+            json!({"resolution": "Resolved"}),
+        )
+        .await;
+    assert_eq!(missing, 404);
+    let (bad, body) = c.post(&url, json!({"resolution": "Fixed"})).await;
+    assert_eq!(bad, 400);
+    assert!(body.contains("Invalid resolution"), "{body}");
 }
 
 #[tokio::test]
