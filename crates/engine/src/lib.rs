@@ -12,10 +12,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+
+use chrono::{DateTime, Utc};
 
 use futures_util::future::join_all;
 use tokio::sync::{Semaphore, watch};
+use watchfloor_core::time::parse_time;
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
 
@@ -65,6 +69,54 @@ pub struct CycleReport {
     pub steps: usize,
 }
 
+/// How far a cycle has come.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Progress {
+    pub new_incidents: usize,
+    /// The share, 0 to 1, of the time from `first_fetch` to now that the cursors cover,
+    /// averaged over the scopes; `None` when the cursors do not say.
+    pub covered: Option<f64>,
+}
+
+/// What the scopes of one cycle share.
+struct CycleState<'a> {
+    steps: Steps,
+    total: AtomicUsize,
+    /// Per scope: the share of the window its cursor covers.
+    covered: Mutex<Vec<f64>>,
+    first_start: Option<DateTime<Utc>>,
+    bound: Semaphore,
+    progress: &'a (dyn Fn(&Progress) + Sync),
+    stop: &'a watch::Receiver<bool>,
+}
+
+impl CycleState<'_> {
+    /// Records a committed step of scope `index` and says how far the cycle has come.
+    fn step_done(&self, index: usize, added: usize, cursor: &serde_json::Value) -> Progress {
+        let new_incidents = self.total.fetch_add(added, Ordering::Relaxed) + added;
+        let high_water = cursor["high_water"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
+        let covered = match (self.first_start, high_water) {
+            (Some(start), Some(high)) => {
+                let span = (Utc::now() - start).num_seconds().max(1) as f64;
+                let share = ((high.with_timezone(&Utc) - start).num_seconds() as f64 / span)
+                    .clamp(0.0, 1.0);
+                let mut all = self.covered.lock().unwrap_or_else(|p| p.into_inner());
+                if let Some(slot) = all.get_mut(index) {
+                    *slot = share;
+                }
+                Some(all.iter().sum::<f64>() / all.len().max(1) as f64)
+            }
+            _ => None,
+        };
+        Progress {
+            new_incidents,
+            covered,
+        }
+    }
+}
+
 /// The fetch engine over configured instances and a store.
 pub struct Engine {
     runner: Arc<Runner>,
@@ -90,13 +142,13 @@ impl Engine {
     }
 
     /// Runs one cycle of `instance` and records its outcome in the instance's health.
-    /// `progress` hears the running count of new incidents; `stop` ends the cycle after the
-    /// step in flight.
+    /// `progress` hears after each step how far the cycle has come; `stop` ends the cycle after
+    /// the step in flight.
     pub async fn cycle(
         &self,
         instance: &str,
         steps: Steps,
-        progress: &(dyn Fn(usize) + Sync),
+        progress: &(dyn Fn(&Progress) + Sync),
         stop: &watch::Receiver<bool>,
     ) -> Result<CycleReport, EngineError> {
         let result = self.cycle_inner(instance, steps, progress, stop).await;
@@ -118,7 +170,7 @@ impl Engine {
         &self,
         name: &str,
         steps: Steps,
-        progress: &(dyn Fn(usize) + Sync),
+        progress: &(dyn Fn(&Progress) + Sync),
         stop: &watch::Receiver<bool>,
     ) -> Result<CycleReport, EngineError> {
         let inst = self.runner.instance(name)?;
@@ -131,15 +183,26 @@ impl Engine {
                 scope: String::new(),
                 error,
             })?;
-        let total = AtomicUsize::new(0);
-        let bound = Semaphore::new(
-            self.scope_concurrency
-                .unwrap_or(inst.fetch.concurrency)
-                .max(1),
-        );
+        let now = Utc::now();
+        let cycle = CycleState {
+            steps,
+            total: AtomicUsize::new(0),
+            covered: Mutex::new(vec![0.0; scopes.len()]),
+            first_start: parse_time(&inst.fetch.first_fetch, now)
+                .ok()
+                .filter(|t| *t < now),
+            bound: Semaphore::new(
+                self.scope_concurrency
+                    .unwrap_or(inst.fetch.concurrency)
+                    .max(1),
+            ),
+            progress,
+            stop,
+        };
         let scope_runs = scopes
             .iter()
-            .map(|scope| self.fetch_scope(&inst, scope, steps, &total, &bound, progress, stop));
+            .enumerate()
+            .map(|(i, scope)| self.fetch_scope(&inst, i, scope, &cycle));
         let mut report = CycleReport {
             new_incidents: 0,
             steps: 0,
@@ -147,23 +210,19 @@ impl Engine {
         for r in join_all(scope_runs).await {
             report.steps += r?;
         }
-        report.new_incidents = total.into_inner();
+        report.new_incidents = cycle.total.into_inner();
         Ok(report)
     }
 
-    /// Steps through one scope; returns the number of steps.
-    #[allow(clippy::too_many_arguments)]
+    /// Steps through one scope (the `index`th of the cycle); returns the number of steps.
     async fn fetch_scope(
         &self,
         inst: &InstanceRef<'_>,
+        index: usize,
         scope: &str,
-        steps: Steps,
-        total: &AtomicUsize,
-        bound: &Semaphore,
-        progress: &(dyn Fn(usize) + Sync),
-        stop: &watch::Receiver<bool>,
+        cycle: &CycleState<'_>,
     ) -> Result<usize, EngineError> {
-        let _permit = bound.acquire().await;
+        let _permit = cycle.bound.acquire().await;
         let store_err = |error| EngineError::Store {
             instance: inst.name.to_string(),
             error,
@@ -196,7 +255,7 @@ impl Engine {
                 .await
                 .map_err(store_err)?;
             taken += 1;
-            progress(total.fetch_add(added, Ordering::Relaxed) + added);
+            (cycle.progress)(&cycle.step_done(index, added, &batch.cursor));
             tracing::debug!(
                 instance = inst.name,
                 scope,
@@ -209,8 +268,8 @@ impl Engine {
             let stalled = batch.incidents.is_empty();
             if !batch.more
                 || stalled
-                || steps == Steps::One
-                || *stop.borrow()
+                || cycle.steps == Steps::One
+                || *cycle.stop.borrow()
                 || taken >= MAX_STEPS_PER_CYCLE
             {
                 return Ok(taken);

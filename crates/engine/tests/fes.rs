@@ -200,6 +200,41 @@ async fn a_fetch_limit_smaller_than_the_window_fetches_everything_over_cycles() 
 }
 
 #[tokio::test]
+async fn progress_shows_a_backfill_covering_its_window() {
+    let s = setup(
+        FesOptions {
+            aros_per_org: 20,
+            ..FesOptions::default()
+        },
+        "fetch_limit = 4\n",
+    )
+    .await;
+    let seen = std::sync::Mutex::new(Vec::new());
+    let record = |p: &watchfloor_engine::Progress| {
+        seen.lock()
+            .unwrap()
+            .push((p.new_incidents, p.covered.unwrap()))
+    };
+    let report = s
+        .engine
+        .cycle("fes", Steps::UntilCaughtUp, &record, &no_stop())
+        .await
+        .unwrap();
+    let seen = seen.into_inner().unwrap();
+    assert_eq!(seen.len(), report.steps);
+    assert!(
+        seen.windows(2)
+            .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+        "counts and coverage only grow: {seen:?}"
+    );
+    assert!(
+        seen[0].1 < 0.5,
+        "the first steps cover little of the window since April 2024: {seen:?}"
+    );
+    assert_eq!(seen.last().unwrap(), &(report.new_incidents, 1.0));
+}
+
+#[tokio::test]
 async fn late_arrivals_are_still_fetched() {
     let s = setup(
         FesOptions {

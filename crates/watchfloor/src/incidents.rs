@@ -11,7 +11,7 @@ use tokio::sync::watch;
 use watchfloor_core::table::{TableOptions, escape, table_to_markdown};
 use watchfloor_core::time::parse_time;
 use watchfloor_core::{Incident, Severity, Status};
-use watchfloor_engine::{Engine, Steps};
+use watchfloor_engine::{Engine, Progress, Steps};
 use watchfloor_integrations::Runner;
 use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
 
@@ -83,9 +83,13 @@ pub async fn fetch(
     let mut failed = false;
     for name in names {
         let live = std::io::stderr().is_terminal();
-        let progress = |n: usize| {
+        let progress = |p: &Progress| {
             if live {
-                eprint!("\r{name}: {n} new incidents…");
+                eprint!(
+                    "\r{name}: {}{} new incidents…",
+                    bar(p.covered),
+                    p.new_incidents
+                );
                 let _ = std::io::stderr().flush();
             }
         };
@@ -115,6 +119,23 @@ pub async fn fetch(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// `[#######-------]  48% ` for the share of the fetch window covered.
+fn bar(covered: Option<f64>) -> String {
+    const WIDTH: usize = 24;
+    match covered {
+        Some(c) => {
+            let filled = ((c * WIDTH as f64).round() as usize).min(WIDTH);
+            format!(
+                "[{}{}] {:>3.0}% ",
+                "#".repeat(filled),
+                "-".repeat(WIDTH - filled),
+                c * 100.0
+            )
+        }
+        None => String::new(),
+    }
 }
 
 fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
