@@ -53,6 +53,16 @@ pub enum UsageError {
     NotNumber { arg: String, value: String },
 }
 
+impl UsageError {
+    /// An unknown command, with the closest of the `known` names as suggestions.
+    pub fn unknown_command<'a>(name: &str, known: impl IntoIterator<Item = &'a str>) -> Self {
+        UsageError::UnknownCommand {
+            name: name.to_string(),
+            suggestions: crate::suggest::closest(name, known),
+        }
+    }
+}
+
 fn did_you_mean(suggestions: &[String]) -> String {
     match suggestions {
         [] => String::new(),

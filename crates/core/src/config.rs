@@ -282,6 +282,27 @@ impl Config {
         })
     }
 
+    /// Only the `[storage] url` of a config file, for commands that need the database but no
+    /// instance: instances are not checked and no secret is read.
+    pub fn load_storage_url(path: &Path) -> Result<Option<String>, ConfigError> {
+        #[derive(Deserialize)]
+        struct StorageOnly {
+            storage: Option<RawStorage>,
+        }
+        let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
+            path: path.to_path_buf(),
+            error,
+        })?;
+        let raw: StorageOnly = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+            path: path.to_path_buf(),
+            line: line_of(&text, e.span().map(|s| s.start).unwrap_or(0)),
+            key: None,
+            message: e.message().trim_end().to_string(),
+        })?;
+        let base_dir = path.parent().unwrap_or(Path::new("."));
+        Ok(raw.storage.map(|s| storage_url(&s.url, base_dir)))
+    }
+
     pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
         self.instances.iter().find(|i| i.name == name)
     }

@@ -145,13 +145,19 @@ fn is_empty_value(v: &Value) -> bool {
     }
 }
 
+/// Escapes `&`, `<` and `>` as HTML entities, so text shows as text wherever markdown is
+/// rendered as HTML.
+pub fn escape_html(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
 /// Escapes a cell: `&`, `<` and `>` become HTML entities and `[`/`]` get a backslash, so provider
 /// text cannot inject HTML or links; line breaks become [`CELL_BREAK`]; `|` and backticks get a
 /// backslash, as in XSOAR.
 pub fn escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
+    escape_html(s)
         .replace('[', "\\[")
         .replace(']', "\\]")
         .replace("\r\n", "\n")

@@ -91,10 +91,7 @@ impl Runner {
     /// A configured instance by name, or why it cannot be used.
     pub fn instance(&self, name: &str) -> Result<InstanceRef<'_>, RunError> {
         let Some((key, connected)) = self.instances.get_key_value(name) else {
-            return Err(RunError::Instance(format!(
-                "no instance named `{name}`; configured instances: {}",
-                list_or_none(&self.instance_names())
-            )));
+            return Err(self.unknown_instance(name));
         };
         let instance = connected
             .instance
@@ -109,6 +106,13 @@ impl Runner {
             instance,
             fetch: &connected.fetch,
         })
+    }
+
+    fn unknown_instance(&self, name: &str) -> RunError {
+        RunError::Instance(format!(
+            "no instance named `{name}`; configured instances: {}",
+            list_or_none(&self.instance_names())
+        ))
     }
 
     /// Names of instances with `fetch = true`, sorted.
@@ -138,10 +142,7 @@ impl Runner {
                 .integrations
                 .iter()
                 .flat_map(|i| i.definition().commands.iter().map(|c| c.name.as_str()));
-            return Err(UsageError::UnknownCommand {
-                name: name.to_string(),
-                suggestions: watchfloor_core::suggest::closest(name, all),
-            });
+            return Err(UsageError::unknown_command(name, all));
         }
         Ok(found)
     }
@@ -195,10 +196,7 @@ impl Runner {
         let has_command = |index: &usize| found.iter().any(|(i, _)| i == index);
         if let Some(name) = chosen {
             let Some((key, entry)) = self.instances.get_key_value(name) else {
-                return Err(RunError::Instance(format!(
-                    "no instance named `{name}`; configured instances: {}",
-                    list_or_none(&self.instance_names())
-                )));
+                return Err(self.unknown_instance(name));
             };
             if !has_command(&entry.integration) {
                 let integration = &self.integrations[entry.integration].definition().id;

@@ -23,6 +23,8 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 
 use crate::FIELD_EFFECT_SEVERITIES;
+use watchfloor_core::xml::escape;
+
 use crate::api::ApiError;
 use crate::faults::{self, FaultSpec, Faults};
 use crate::rng::Rng;
@@ -571,20 +573,13 @@ async fn index(State((app, _)): State<AppState>) -> Html<String> {
             format!(
                 "<p><a href=\"/index/{}\">{}</a>\n",
                 a.cov_id,
-                html_escape(&a.org)
+                escape(&a.org)
             )
         })
         .collect();
     Html(format!(
         "<html><head><title>Select Covalence</title></head><body><h1>Select Covalence</h1>\n{links}</body></html>"
     ))
-}
-
-fn html_escape(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }
 
 async fn select_appliance(
@@ -595,7 +590,7 @@ async fn select_appliance(
     if !s.appliances.iter().skip(1).any(|a| a.cov_id == cov_id) {
         return (
             StatusCode::NOT_FOUND,
-            Html(format!("<p>Unknown Covalence {}</p>", html_escape(&cov_id))),
+            Html(format!("<p>Unknown Covalence {}</p>", escape(&cov_id))),
         )
             .into_response();
     }

@@ -873,7 +873,9 @@ async fn endpoint_by_host(
     Ok(Json(host_task(&mut s, &org, host)).into_response())
 }
 
-fn aro_for_action(s: &FesState, body: &Value) -> Result<Value, ApiError> {
+/// The ARO a Broker action names in its body `{"aro_id": ...}`.
+fn aro_for_action(s: &FesState, body: Option<Json<Value>>) -> Result<Value, ApiError> {
+    let body = body.map(|b| b.0).unwrap_or_default();
     let Some(aro_id) = body["aro_id"].as_str() else {
         return Err(error(
             StatusCode::BAD_REQUEST,
@@ -893,9 +895,8 @@ async fn endpoint_by_aro(
     body: Option<Json<Value>>,
 ) -> ApiResult {
     check_action(&action, &ENDPOINT_ACTIONS)?;
-    let body = body.map(|b| b.0).unwrap_or_default();
     let mut s = lock(&app.state);
-    let aro = aro_for_action(&s, &body)?;
+    let aro = aro_for_action(&s, body)?;
     let org = s
         .org(aro["organization"]["ID"].as_str().unwrap_or_default())
         .cloned()
@@ -910,9 +911,8 @@ async fn cloud_by_aro(
     body: Option<Json<Value>>,
 ) -> ApiResult {
     check_action(&action, &CLOUD_ACTIONS)?;
-    let body = body.map(|b| b.0).unwrap_or_default();
     let mut s = lock(&app.state);
-    let aro = aro_for_action(&s, &body)?;
+    let aro = aro_for_action(&s, body)?;
     let created = Utc::now().format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string();
     Ok(Json(json!({
         "action_id": s.rng.uuid(), "action_type": action, "action_params": {"user": aro["data"]["user"]},

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 use tokio::sync::watch;
-use watchfloor_core::table::{TableOptions, escape, table_to_markdown};
+use watchfloor_core::table::{TableOptions, escape, escape_html, table_to_markdown};
 use watchfloor_core::time::parse_time;
 use watchfloor_core::{Incident, Severity, Status};
 use watchfloor_engine::{Engine, Progress, Steps};
@@ -286,12 +286,10 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
         },
     );
     if !incident.details.is_empty() {
-        let details = incident
-            .details
-            .replace('&', "&amp;")
-            .replace('<', "&lt;")
-            .replace('>', "&gt;");
-        out.push_str(&format!("\n#### Details\n{details}\n"));
+        out.push_str(&format!(
+            "\n#### Details\n{}\n",
+            escape_html(&incident.details)
+        ));
     }
     Ok(out)
 }

@@ -10,8 +10,15 @@ use super::certificate;
 use crate::CommandError;
 use crate::http::HttpOptions;
 
-/// The severities SWS knows, most severe first.
-pub const SEVERITIES: [&str; 4] = ["Emergency", "Critical", "Warning", "Informational"];
+/// The severities SWS knows, most severe first: the allowed values of the definition's
+/// `severities` argument, so the parameter and the argument accept the same words.
+fn known_severities() -> &'static [String] {
+    super::definition()
+        .command("symantec-mss-incidents-list")
+        .and_then(|c| c.arg("severities"))
+        .map(|a| a.allowed.as_slice())
+        .unwrap_or_default()
+}
 
 /// What one instance needs to reach SWS.
 #[derive(Debug, Clone)]
@@ -71,19 +78,18 @@ pub fn parse_severities(text: &str) -> Result<Vec<String>, String> {
         .map(|v| v.trim().to_string())
         .filter(|v| !v.is_empty())
         .collect();
+    let known = known_severities();
     if values.is_empty() {
         return Err(format!(
             "severities is empty; use some of {}",
-            SEVERITIES.join(", ")
+            known.join(", ")
         ));
     }
-    for v in &values {
-        if !SEVERITIES.contains(&v.as_str()) {
-            return Err(format!(
-                "severities: `{v}` is not one of {}",
-                SEVERITIES.join(", ")
-            ));
-        }
+    if let Some(v) = values.iter().find(|v| !known.contains(v)) {
+        return Err(format!(
+            "severities: `{v}` is not one of {}",
+            known.join(", ")
+        ));
     }
     Ok(values)
 }
