@@ -3,7 +3,10 @@
 use std::collections::BTreeMap;
 
 use crate::cmdline::CommandLine;
+use chrono::{DateTime, Utc};
+
 use crate::definition::{ArgType, CommandDef};
+use crate::time::TimeSpec;
 
 /// A command line or argument the user got wrong. Each message names the problem.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -51,6 +54,14 @@ pub enum UsageError {
     NotBoolean { arg: String, value: String },
     #[error("argument `{arg}` is not a number: `{value}`")]
     NotNumber { arg: String, value: String },
+    #[error("argument `{arg}` must be a whole number{range}, got `{value}`")]
+    OutOfRange {
+        arg: String,
+        value: String,
+        range: String,
+    },
+    #[error("argument `{arg}`: {message}")]
+    NotTime { arg: String, message: String },
 }
 
 impl UsageError {
@@ -78,10 +89,27 @@ fn did_you_mean(suggestions: &[String]) -> String {
 }
 
 /// Validated arguments of one command run: defaults applied, booleans normalised to
-/// `true`/`false`, numbers and allowed values checked.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+/// `true`/`false`, numbers, times and allowed values checked, and each value parsed once into
+/// its type.
+#[derive(Debug, Clone, Default)]
 pub struct Args {
-    values: BTreeMap<String, String>,
+    values: BTreeMap<String, Bound>,
+}
+
+/// One bound argument: its normalised text, and its value as its type says.
+#[derive(Debug, Clone)]
+struct Bound {
+    text: String,
+    value: Typed,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Typed {
+    /// A string or a list; the text is the value.
+    Text,
+    Bool(bool),
+    Integer(i64),
+    Time(DateTime<Utc>),
 }
 
 impl Args {
@@ -89,7 +117,7 @@ impl Args {
     /// required arguments, allowed values, booleans (XSOAR's `argToBoolean`) and numbers.
     /// An empty value counts as absent.
     pub fn bind(def: &CommandDef, line: &CommandLine) -> Result<Self, UsageError> {
-        let mut values = BTreeMap::new();
+        let mut given = BTreeMap::new();
         for (name, value) in &line.args {
             let Some(arg) = def.arg(name) else {
                 let names: Vec<&str> = def.args.iter().map(|a| a.name.as_str()).collect();
@@ -105,11 +133,13 @@ impl Args {
                 });
             };
             if !value.is_empty() {
-                values.insert(arg.name.clone(), value.clone());
+                given.insert(arg.name.clone(), value.clone());
             }
         }
+        let now = Utc::now();
+        let mut values = BTreeMap::new();
         for arg in &def.args {
-            let value = match (values.remove(&arg.name), &arg.default) {
+            let value = match (given.remove(&arg.name), &arg.default) {
                 (Some(v), _) => v,
                 (None, Some(default)) => default.clone(),
                 (None, None) if arg.required => {
@@ -120,38 +150,51 @@ impl Args {
                 }
                 (None, None) => continue,
             };
-            let items: Vec<&str> = if arg.array {
-                value.split(',').map(str::trim).collect()
+            let bound = if arg.array {
+                let mut normalised = Vec::new();
+                for item in value.split(',').map(str::trim) {
+                    normalised.push(check_value(arg, item, now)?.text);
+                }
+                Bound {
+                    text: normalised.join(","),
+                    value: Typed::Text,
+                }
             } else {
-                vec![value.as_str()]
+                check_value(arg, &value, now)?
             };
-            let mut normalised = Vec::with_capacity(items.len());
-            for item in items {
-                normalised.push(check_value(arg, item)?);
-            }
-            values.insert(arg.name.clone(), normalised.join(","));
+            values.insert(arg.name.clone(), bound);
         }
         Ok(Args { values })
     }
 
-    /// Arguments from name/value pairs, unchecked; for callers that build arguments in code.
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Args {
-            values: pairs
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect(),
-        }
-    }
-
-    /// The value of a string argument, if given or defaulted.
+    /// The value of an argument as text, if given or defaulted.
     pub fn str(&self, name: &str) -> Option<&str> {
-        self.values.get(name).map(String::as_str)
+        self.values.get(name).map(|b| b.text.as_str())
     }
 
     /// The value of a boolean argument; absent means false.
     pub fn bool(&self, name: &str) -> bool {
-        self.str(name).and_then(parse_bool).unwrap_or(false)
+        matches!(self.typed(name), Some(Typed::Bool(true)))
+    }
+
+    /// The value of a `number` argument, checked against its range at binding.
+    pub fn integer(&self, name: &str) -> Option<i64> {
+        match self.typed(name) {
+            Some(Typed::Integer(n)) => Some(n),
+            _ => None,
+        }
+    }
+
+    /// The value of a `time` argument; relative times were counted back from binding.
+    pub fn time(&self, name: &str) -> Option<DateTime<Utc>> {
+        match self.typed(name) {
+            Some(Typed::Time(t)) => Some(t),
+            _ => None,
+        }
+    }
+
+    fn typed(&self, name: &str) -> Option<Typed> {
+        self.values.get(name).map(|b| b.value)
     }
 
     /// The items of an array argument; absent means empty.
@@ -162,14 +205,20 @@ impl Args {
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.values.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.values
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.text.as_str()))
     }
 }
 
-fn check_value(arg: &crate::definition::ArgDef, value: &str) -> Result<String, UsageError> {
-    let value = match arg.kind {
+fn check_value(
+    arg: &crate::definition::ArgDef,
+    value: &str,
+    now: DateTime<Utc>,
+) -> Result<Bound, UsageError> {
+    let (text, typed) = match arg.kind {
         ArgType::Boolean => match parse_bool(value) {
-            Some(b) => b.to_string(),
+            Some(b) => (b.to_string(), Typed::Bool(b)),
             None => {
                 return Err(UsageError::NotBoolean {
                     arg: arg.name.clone(),
@@ -178,24 +227,51 @@ fn check_value(arg: &crate::definition::ArgDef, value: &str) -> Result<String, U
             }
         },
         ArgType::Number => {
-            if value.parse::<f64>().map(f64::is_finite) != Ok(true) {
-                return Err(UsageError::NotNumber {
-                    arg: arg.name.clone(),
-                    value: value.to_string(),
-                });
-            }
-            value.to_string()
+            let n = parse_whole(arg, value)?;
+            (value.to_string(), Typed::Integer(n))
         }
-        ArgType::String => value.to_string(),
+        ArgType::Time => {
+            let t = TimeSpec::parse(value).map_err(|message| UsageError::NotTime {
+                arg: arg.name.clone(),
+                message,
+            })?;
+            (value.to_string(), Typed::Time(t.at(now)))
+        }
+        ArgType::String => (value.to_string(), Typed::Text),
     };
-    if !arg.allowed.is_empty() && !arg.allowed.contains(&value) {
+    if !arg.allowed.is_empty() && !arg.allowed.contains(&text) {
         return Err(UsageError::NotAllowed {
             arg: arg.name.clone(),
-            value,
+            value: text,
             allowed: arg.allowed.join(", "),
         });
     }
-    Ok(value)
+    Ok(Bound { text, value: typed })
+}
+
+/// A `number` argument: a whole number within the definition's `min` and `max`.
+fn parse_whole(arg: &crate::definition::ArgDef, value: &str) -> Result<i64, UsageError> {
+    let out_of_range = || UsageError::OutOfRange {
+        arg: arg.name.clone(),
+        value: value.to_string(),
+        range: match (arg.min, arg.max) {
+            (Some(min), Some(max)) => format!(" from {min} to {max}"),
+            (Some(min), None) => format!(" of at least {min}"),
+            (None, Some(max)) => format!(" of at most {max}"),
+            (None, None) => String::new(),
+        },
+    };
+    match value.trim().parse::<i64>() {
+        Ok(n) if arg.min.is_some_and(|min| n < min) || arg.max.is_some_and(|max| n > max) => {
+            Err(out_of_range())
+        }
+        Ok(n) => Ok(n),
+        Err(_) if value.trim().parse::<f64>().is_ok_and(f64::is_finite) => Err(out_of_range()),
+        Err(_) => Err(UsageError::NotNumber {
+            arg: arg.name.clone(),
+            value: value.to_string(),
+        }),
+    }
 }
 
 /// XSOAR's `argToBoolean`: true/false/yes/no in any case.
@@ -237,6 +313,12 @@ default = "false"
 name = "limit"
 description = "d"
 type = "number"
+min = 1
+max = 500
+[[commands.args]]
+name = "since"
+description = "d"
+type = "time"
 [[commands.args]]
 name = "kinds"
 description = "d"
@@ -248,11 +330,42 @@ allowed = ["a", "b"]
         let def = IntegrationDef::from_toml(DEF).unwrap();
         let got = CommandLine::parse(line)
             .and_then(|l| Args::bind(&def.commands[0], &l))
+            .map(|args| {
+                args.iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect::<BTreeMap<_, _>>()
+            })
             .map_err(|e| e.to_string());
         let expected = expected
-            .map(|pairs| Args::from_pairs(pairs.iter().copied()))
+            .map(|pairs| {
+                pairs
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect()
+            })
             .map_err(str::to_string);
         assert_eq!(got, expected, "line: {line}");
+    }
+
+    #[test]
+    fn typed_values_are_parsed_once_at_binding() {
+        let def = IntegrationDef::from_toml(DEF).unwrap();
+        let line = CommandLine::parse(
+            "!t-transition aro_id=1 resolution=Resolved limit=42 since=2024-05-01T00:00:00Z",
+        )
+        .unwrap();
+        let args = Args::bind(&def.commands[0], &line).unwrap();
+        assert_eq!(args.integer("limit"), Some(42));
+        assert_eq!(
+            args.time("since").map(|t| t.to_rfc3339()),
+            Some("2024-05-01T00:00:00+00:00".to_string())
+        );
+        assert!(!args.bool("sensitive"));
+        assert_eq!(
+            args.integer("aro_id"),
+            None,
+            "a string argument has no number"
+        );
     }
 
     #[test]
@@ -307,6 +420,35 @@ allowed = ["a", "b"]
             "!t-transition aro_id=1 resolution=Resolved limit=ten",
             Err("argument `limit` is not a number: `ten`"),
         );
+        for (limit, error) in [
+            (
+                "0",
+                "argument `limit` must be a whole number from 1 to 500, got `0`",
+            ),
+            (
+                "501",
+                "argument `limit` must be a whole number from 1 to 500, got `501`",
+            ),
+            (
+                "-1",
+                "argument `limit` must be a whole number from 1 to 500, got `-1`",
+            ),
+            (
+                "2.5",
+                "argument `limit` must be a whole number from 1 to 500, got `2.5`",
+            ),
+        ] {
+            check(
+                &format!("!t-transition aro_id=1 resolution=Resolved limit={limit}"),
+                Err(error),
+            );
+        }
+        check(
+            "!t-transition aro_id=1 resolution=Resolved since=yesterday",
+            Err(
+                "argument `since`: `yesterday` is not a time: use e.g. \"3 days\", \"12 hours ago\" or 2024-05-01T00:00:00Z",
+            ),
+        );
         check(
             "!t-transition aro_id=1 resolution=Resolved kinds=a,c",
             Err("invalid value `c` for argument `kinds`: allowed values are a, b"),
@@ -314,7 +456,7 @@ allowed = ["a", "b"]
         check(
             "!t-transition aro=1 resolution=Resolved",
             Err(
-                "unknown argument `aro` for `t-transition`; did you mean `aro_id`? (valid arguments: aro_id, resolution, sensitive, limit, kinds)",
+                "unknown argument `aro` for `t-transition`; did you mean `aro_id`? (valid arguments: aro_id, resolution, sensitive, limit, since, kinds)",
             ),
         );
     }

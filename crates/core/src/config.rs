@@ -69,55 +69,79 @@ pub enum ParamValue {
     Integer(i64),
 }
 
+/// A parameter the code asked for that the instance does not have. Config loading applies
+/// the definition's defaults and refuses missing required parameters, so this names a mismatch
+/// between an integration's code and its definition.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("parameter `{0}` is not set, or not of the type the definition gives it")]
+pub struct MissingParam(pub String);
+
+/// A Rust type a [`ParamValue`] can be read as.
+pub trait FromParam<'a>: Sized {
+    fn from_param(value: &'a ParamValue) -> Option<Self>;
+}
+
+impl<'a> FromParam<'a> for &'a str {
+    fn from_param(value: &'a ParamValue) -> Option<Self> {
+        match value {
+            ParamValue::Text(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> FromParam<'a> for &'a Secret {
+    fn from_param(value: &'a ParamValue) -> Option<Self> {
+        match value {
+            ParamValue::Secret(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl FromParam<'_> for bool {
+    fn from_param(value: &ParamValue) -> Option<Self> {
+        match value {
+            ParamValue::Bool(b) => Some(*b),
+            _ => None,
+        }
+    }
+}
+
+impl FromParam<'_> for Duration {
+    fn from_param(value: &ParamValue) -> Option<Self> {
+        match value {
+            ParamValue::Duration(d) => Some(*d),
+            _ => None,
+        }
+    }
+}
+
+impl FromParam<'_> for i64 {
+    fn from_param(value: &ParamValue) -> Option<Self> {
+        match value {
+            ParamValue::Integer(i) => Some(*i),
+            _ => None,
+        }
+    }
+}
+
 impl InstanceConfig {
-    /// An instance built in code (tests, the demo); values are not checked.
-    pub fn new(
-        name: &str,
-        integration: &str,
-        params: impl IntoIterator<Item = (String, ParamValue)>,
-    ) -> Self {
-        InstanceConfig {
-            name: name.to_string(),
-            integration: integration.to_string(),
-            params: params.into_iter().collect(),
-            fetch: default_fetch(None),
-        }
+    /// A parameter that is required or has a default in the definition, so config loading
+    /// guarantees it.
+    pub fn get<'a, T: FromParam<'a>>(&'a self, name: &str) -> Result<T, MissingParam> {
+        self.optional(name)
+            .ok_or_else(|| MissingParam(name.to_string()))
     }
 
-    /// A text, url or path parameter.
-    pub fn text(&self, name: &str) -> Option<&str> {
-        match self.params.get(name) {
-            Some(ParamValue::Text(s)) => Some(s),
-            _ => None,
-        }
+    /// An optional parameter without a default.
+    pub fn optional<'a, T: FromParam<'a>>(&'a self, name: &str) -> Option<T> {
+        self.params.get(name).and_then(T::from_param)
     }
 
-    pub fn secret(&self, name: &str) -> Option<&Secret> {
-        match self.params.get(name) {
-            Some(ParamValue::Secret(s)) => Some(s),
-            _ => None,
-        }
-    }
-
-    pub fn bool(&self, name: &str) -> Option<bool> {
-        match self.params.get(name) {
-            Some(ParamValue::Bool(b)) => Some(*b),
-            _ => None,
-        }
-    }
-
-    pub fn duration(&self, name: &str) -> Option<Duration> {
-        match self.params.get(name) {
-            Some(ParamValue::Duration(d)) => Some(*d),
-            _ => None,
-        }
-    }
-
-    pub fn integer(&self, name: &str) -> Option<i64> {
-        match self.params.get(name) {
-            Some(ParamValue::Integer(i)) => Some(*i),
-            _ => None,
-        }
+    /// Whether the instance sets (or defaults) a parameter.
+    pub fn has(&self, name: &str) -> bool {
+        self.params.contains_key(name)
     }
 }
 
@@ -313,8 +337,8 @@ fn default_fetch(def: Option<&crate::definition::FetchDef>) -> FetchSettings {
         enabled: false,
         interval: Duration::from_secs(60),
         first_fetch: def
-            .map(|d| d.first_fetch.clone())
-            .unwrap_or_else(|| "1 day".into()),
+            .map(|d| d.first_fetch)
+            .unwrap_or(crate::time::TimeSpec::Ago(chrono::TimeDelta::days(1))),
         limit: def.map(|d| d.limit).unwrap_or(200),
         look_back: Duration::from_secs(600),
         incident_type: def.map(|d| d.incident_type.clone()).unwrap_or_default(),
@@ -365,9 +389,8 @@ fn fetch_settings(
         settings.look_back = duration(v, "look_back")?;
     }
     if let Some(v) = &inst.first_fetch {
-        crate::time::parse_time(v.get_ref(), chrono::Utc::now())
+        settings.first_fetch = crate::time::TimeSpec::parse(v.get_ref())
             .map_err(|e| (v.span(), key("first_fetch"), e))?;
-        settings.first_fetch = v.get_ref().clone();
     }
     if let Some(v) = &inst.fetch_limit {
         let max = def
@@ -538,10 +561,17 @@ description = "Skip TLS checks"
         )
         .unwrap();
         let fes = config.instance("fes").unwrap();
-        assert_eq!(fes.text("portal_url"), Some("https://portal.example/v1"));
-        assert_eq!(fes.secret("api_key").unwrap().expose(), "canary-from-env");
-        assert_eq!(fes.duration("timeout"), Some(Duration::from_secs(5)));
-        assert_eq!(fes.bool("insecure"), Some(false));
+        assert_eq!(fes.get("portal_url"), Ok("https://portal.example/v1"));
+        assert_eq!(
+            fes.get::<&Secret>("api_key").unwrap().expose(),
+            "canary-from-env"
+        );
+        assert_eq!(fes.get("timeout"), Ok(Duration::from_secs(5)));
+        assert_eq!(fes.get("insecure"), Ok(false));
+        assert_eq!(
+            fes.get::<&str>("nonexistent").unwrap_err().to_string(),
+            "parameter `nonexistent` is not set, or not of the type the definition gives it"
+        );
         let debug = format!("{config:?}");
         assert!(
             !debug.contains("canary"),
@@ -580,7 +610,7 @@ description = "Skip TLS checks"
                 f.interval,
                 f.limit,
                 f.look_back,
-                f.first_fetch.as_str()
+                f.first_fetch.to_string().as_str()
             ),
             (
                 false,

@@ -34,7 +34,7 @@ pub struct IntegrationDef {
 #[serde(deny_unknown_fields)]
 pub struct FetchDef {
     /// How far back the first fetch looks, e.g. `1 day`.
-    pub first_fetch: String,
+    pub first_fetch: crate::time::TimeSpec,
     pub incident_type: String,
     #[serde(default = "default_fetch_limit")]
     pub limit: usize,
@@ -155,7 +155,10 @@ pub enum ArgType {
     #[default]
     String,
     Boolean,
+    /// A whole number, within `min` and `max` when the definition gives them.
     Number,
+    /// A time as [`crate::time::TimeSpec`] reads it: `3 days`, RFC 3339, a date, epoch seconds.
+    Time,
 }
 
 /// A command argument.
@@ -175,6 +178,9 @@ pub struct ArgDef {
     pub array: bool,
     #[serde(default, rename = "type")]
     pub kind: ArgType,
+    /// The smallest and largest values a `number` argument accepts.
+    pub min: Option<i64>,
+    pub max: Option<i64>,
 }
 
 /// A context output path.

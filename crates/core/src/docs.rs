@@ -77,7 +77,13 @@ fn arg_facts(arg: &crate::definition::ArgDef) -> String {
     });
     match arg.kind {
         ArgType::Boolean => facts.push("boolean".into()),
-        ArgType::Number => facts.push("number".into()),
+        ArgType::Number => facts.push(match (arg.min, arg.max) {
+            (Some(min), Some(max)) => format!("number, {min} to {max}"),
+            (Some(min), None) => format!("number, at least {min}"),
+            (None, Some(max)) => format!("number, at most {max}"),
+            (None, None) => "number".into(),
+        }),
+        ArgType::Time => facts.push("time".into()),
         ArgType::String => {}
     }
     if arg.array {

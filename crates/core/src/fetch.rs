@@ -14,6 +14,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
+use crate::time::TimeSpec;
+
 /// Cursor scopes (broker organizations) fetched at the same time, unless `fetch_concurrency` says.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 
@@ -23,7 +25,7 @@ pub struct FetchSettings {
     pub enabled: bool,
     pub interval: Duration,
     /// How far back the first fetch looks, e.g. `1 day`.
-    pub first_fetch: String,
+    pub first_fetch: TimeSpec,
     /// Most incidents per fetch (per organization in broker mode).
     pub limit: usize,
     pub look_back: Duration,

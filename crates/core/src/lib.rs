@@ -26,7 +26,7 @@ pub mod xml;
 
 pub use args::{Args, UsageError};
 pub use cmdline::CommandLine;
-pub use config::{Config, ConfigError, InstanceConfig, ParamValue};
+pub use config::{Config, ConfigError, FromParam, InstanceConfig, MissingParam, ParamValue};
 pub use context::ContextStore;
 pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};
 pub use entry::{Entry, Outputs};

@@ -19,7 +19,6 @@ use chrono::{DateTime, Utc};
 
 use futures_util::future::join_all;
 use tokio::sync::{Semaphore, watch};
-use watchfloor_core::time::parse_time;
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
 
@@ -92,16 +91,17 @@ struct CycleState<'a> {
 
 impl CycleState<'_> {
     /// Records a committed step of scope `index` and says how far the cycle has come.
-    fn step_done(&self, index: usize, added: usize, cursor: &serde_json::Value) -> Progress {
+    fn step_done(
+        &self,
+        index: usize,
+        added: usize,
+        covered_until: Option<DateTime<Utc>>,
+    ) -> Progress {
         let new_incidents = self.total.fetch_add(added, Ordering::Relaxed) + added;
-        let high_water = cursor["high_water"]
-            .as_str()
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok());
-        let covered = match (self.first_start, high_water) {
+        let covered = match (self.first_start, covered_until) {
             (Some(start), Some(high)) => {
                 let span = (Utc::now() - start).num_seconds().max(1) as f64;
-                let share = ((high.with_timezone(&Utc) - start).num_seconds() as f64 / span)
-                    .clamp(0.0, 1.0);
+                let share = ((high - start).num_seconds() as f64 / span).clamp(0.0, 1.0);
                 let mut all = self.covered.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(slot) = all.get_mut(index) {
                     *slot = share;
@@ -188,9 +188,7 @@ impl Engine {
             steps,
             total: AtomicUsize::new(0),
             covered: Mutex::new(vec![0.0; scopes.len()]),
-            first_start: parse_time(&inst.fetch.first_fetch, now)
-                .ok()
-                .filter(|t| *t < now),
+            first_start: Some(inst.fetch.first_fetch.at(now)).filter(|t| *t < now),
             bound: Semaphore::new(
                 self.scope_concurrency
                     .unwrap_or(inst.fetch.concurrency)
@@ -255,7 +253,7 @@ impl Engine {
                 .await
                 .map_err(store_err)?;
             taken += 1;
-            (cycle.progress)(&cycle.step_done(index, added, &batch.cursor));
+            (cycle.progress)(&cycle.step_done(index, added, batch.covered_until));
             tracing::debug!(
                 instance = inst.name,
                 scope,

@@ -7,7 +7,6 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, WindowCursor};
-use watchfloor_core::time::parse_time;
 use watchfloor_core::{FetchSettings, NewIncident, Severity};
 
 use crate::CommandError;
@@ -17,8 +16,32 @@ use crate::CommandError;
 #[derive(Debug, Clone)]
 pub struct FetchBatch {
     pub incidents: Vec<NewIncident>,
+    /// Opaque to everyone but the integration that made it.
     pub cursor: Value,
     pub more: bool,
+    /// Everything created before this time has been read, if the integration can say; the
+    /// engine shows it as progress.
+    pub covered_until: Option<DateTime<Utc>>,
+}
+
+/// Where a windowed read leaves the fetch: everything of a [`FetchBatch`] but its incidents.
+#[derive(Debug, Clone)]
+pub struct Next {
+    cursor: Value,
+    more: bool,
+    covered_until: DateTime<Utc>,
+}
+
+impl Next {
+    /// The batch of `incidents` made from the items [`windowed`] chose.
+    pub fn batch(self, incidents: Vec<NewIncident>) -> FetchBatch {
+        FetchBatch {
+            incidents,
+            cursor: self.cursor,
+            more: self.more,
+            covered_until: Some(self.covered_until),
+        }
+    }
 }
 
 /// What a provider returned for a window.
@@ -39,12 +62,12 @@ impl<T> From<Vec<Dated<T>>> for Read<T> {
 }
 
 /// Reads the window `[from, until]` with `read` and picks what to emit. Returns the chosen
-/// alerts (oldest first), the next cursor, and whether more are waiting.
+/// alerts (oldest first) and where the fetch goes [`Next`].
 pub async fn windowed<T, F, Fut>(
     cursor: Option<&Value>,
     settings: &FetchSettings,
     read: F,
-) -> Result<(Vec<T>, Value, bool), CommandError>
+) -> Result<(Vec<T>, Next), CommandError>
 where
     F: FnOnce(DateTime<Utc>, DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<Read<T>, CommandError>>,
@@ -59,7 +82,7 @@ where
     };
     // Providers filter by whole seconds.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
-    let first = parse_time(&settings.first_fetch, now).map_err(CommandError::NotConfigured)?;
+    let first = settings.first_fetch.at(now);
     let (from, until) = cursor.window(now, first, settings.look_back);
     let Read { alerts, capped } = read(from, until).await?;
     let (until, capped) = match alerts.iter().map(|a| a.created).max() {
@@ -68,8 +91,16 @@ where
     };
     let (take, next, more) = cursor.advance(alerts, until, settings.look_back, settings.limit);
     let more = more || capped;
-    let next = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
-    Ok((take.into_iter().map(|d| d.item).collect(), next, more))
+    let covered_until = next.high_water.unwrap_or(until);
+    let cursor = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
+    Ok((
+        take.into_iter().map(|d| d.item).collect(),
+        Next {
+            cursor,
+            more,
+            covered_until,
+        },
+    ))
 }
 
 /// The Field Effect severity words on XSOAR's scale, as the reference maps them; an unknown

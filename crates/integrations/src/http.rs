@@ -80,6 +80,29 @@ pub struct HttpOptions {
     pub retry: RetryPolicy,
 }
 
+impl HttpOptions {
+    /// The HTTP parameters integrations share: `timeout`, `ca_file`, and `insecure` (or its
+    /// inverse `verify_ssl`, as XSOAR names it in some packs), as the definition gives them.
+    pub fn from_config(
+        config: &watchfloor_core::InstanceConfig,
+    ) -> Result<Self, watchfloor_core::MissingParam> {
+        let insecure = match (
+            config.optional::<bool>("insecure"),
+            config.optional::<bool>("verify_ssl"),
+        ) {
+            (Some(insecure), _) => insecure,
+            (None, Some(verify)) => !verify,
+            (None, None) => false,
+        };
+        Ok(HttpOptions {
+            timeout: config.get("timeout")?,
+            ca_file: config.optional::<&str>("ca_file").map(PathBuf::from),
+            insecure,
+            ..HttpOptions::default()
+        })
+    }
+}
+
 impl Default for HttpOptions {
     fn default() -> Self {
         HttpOptions {

@@ -13,6 +13,7 @@ pub mod symantec_mss;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::LazyLock;
 
 use watchfloor_core::{Args, CommandDef, Entry, InstanceConfig, IntegrationDef};
 
@@ -43,6 +44,12 @@ pub enum CommandError {
     },
 }
 
+impl From<watchfloor_core::MissingParam> for CommandError {
+    fn from(e: watchfloor_core::MissingParam) -> Self {
+        CommandError::NotConfigured(e.to_string())
+    }
+}
+
 impl CommandError {
     /// A command the definition lists but the integration does not handle: a bug, said plainly.
     pub fn not_implemented(command: &str) -> Self {
@@ -58,10 +65,38 @@ pub(crate) fn required<'a>(args: &'a Args, name: &str) -> Result<&'a str, Comman
         .ok_or_else(|| CommandError::Invalid(format!("missing argument `{name}`")))
 }
 
-/// An integration: its definition, and how to make an instance from config.
-pub trait Integration: Send + Sync {
-    fn definition(&self) -> &IntegrationDef;
-    fn connect(&self, config: &InstanceConfig) -> Result<Box<dyn Instance>, CommandError>;
+/// How an instance of an integration is made from its checked config.
+pub type Connect = fn(&InstanceConfig) -> Result<Box<dyn Instance>, CommandError>;
+
+/// An integration: its definition (parsed from its `integration.toml` on first use) and how to
+/// connect an instance. Each provider folder declares one as `INTEGRATION`.
+pub struct Integration {
+    definition: LazyLock<IntegrationDef>,
+    connect: Connect,
+}
+
+impl Integration {
+    pub const fn new(definition: fn() -> IntegrationDef, connect: Connect) -> Self {
+        Integration {
+            definition: LazyLock::new(definition),
+            connect,
+        }
+    }
+
+    /// Parses a built-in definition. Each integration's unit tests parse theirs, so an invalid
+    /// one fails CI, never a user.
+    pub fn parse(toml: &str) -> IntegrationDef {
+        IntegrationDef::from_toml(toml)
+            .unwrap_or_else(|e| panic!("a built-in integration definition is invalid: {e}"))
+    }
+
+    pub fn definition(&self) -> &IntegrationDef {
+        &self.definition
+    }
+
+    pub fn connect(&self, config: &InstanceConfig) -> Result<Box<dyn Instance>, CommandError> {
+        (self.connect)(config)
+    }
 }
 
 /// A configured, connected instance. It owns its HTTP connection pools.
@@ -100,22 +135,21 @@ pub trait Instance: Send + Sync {
 /// The name of the command every integration has, which runs [`Instance::test`].
 pub const TEST_MODULE: &str = "test-module";
 
+/// The registry: every built-in integration, one line each.
+static BUILTIN: [&Integration; 3] = [
+    &covalence_managed_security::INTEGRATION,
+    &covalence_security_providers::INTEGRATION,
+    &symantec_mss::INTEGRATION,
+];
+
 /// All built-in integrations.
-pub fn builtin() -> Vec<Box<dyn Integration>> {
-    vec![
-        Box::new(covalence_managed_security::CovalenceManagedSecurity),
-        Box::new(covalence_security_providers::CovalenceSecurityProviders),
-        Box::new(symantec_mss::SymantecMss),
-    ]
+pub fn builtin() -> &'static [&'static Integration] {
+    &BUILTIN
 }
 
 /// Definitions of all built-in integrations.
 pub fn definitions() -> Vec<&'static IntegrationDef> {
-    vec![
-        covalence_managed_security::definition(),
-        covalence_security_providers::definition(),
-        symantec_mss::definition(),
-    ]
+    BUILTIN.iter().map(|i| i.definition()).collect()
 }
 
 /// Helpers the integrations' tests share.

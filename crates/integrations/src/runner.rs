@@ -30,7 +30,7 @@ impl RunError {
 
 /// Configured instances of the built-in integrations, ready to run commands.
 pub struct Runner {
-    integrations: Vec<Box<dyn Integration>>,
+    integrations: &'static [&'static Integration],
     instances: BTreeMap<String, Connected>,
 }
 
@@ -53,7 +53,10 @@ pub struct InstanceRef<'a> {
 impl Runner {
     /// Connects every instance of `config`. Connecting makes no network call; an instance that
     /// cannot be set up reports why when a command runs on it.
-    pub fn new(integrations: Vec<Box<dyn Integration>>, config: &Config) -> Result<Self, RunError> {
+    pub fn new(
+        integrations: &'static [&'static Integration],
+        config: &Config,
+    ) -> Result<Self, RunError> {
         let mut instances = BTreeMap::new();
         for inst in &config.instances {
             let Some(index) = integrations

@@ -38,7 +38,7 @@ const KEY_CONTACT_TYPES: [&str; 5] = [
 ];
 
 /// A connected instance: one portal client and, if configured, one Broker client.
-pub struct FesInstance {
+pub struct CovalenceManagedSecurityInstance {
     portal: Portal,
     broker: Option<Broker>,
 }
@@ -61,7 +61,7 @@ impl Output {
     }
 }
 
-impl Instance for FesInstance {
+impl Instance for CovalenceManagedSecurityInstance {
     fn execute<'a>(
         &'a self,
         command: &'a CommandDef,
@@ -135,9 +135,9 @@ fn shape_aro(aro: &Value, details: bool) -> Value {
     Value::Object(summary)
 }
 
-impl FesInstance {
+impl CovalenceManagedSecurityInstance {
     pub fn new(settings: &Settings) -> Result<Self, CommandError> {
-        Ok(FesInstance {
+        Ok(CovalenceManagedSecurityInstance {
             portal: Portal::new(settings)?,
             broker: settings
                 .broker_url

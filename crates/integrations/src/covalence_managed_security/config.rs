@@ -1,8 +1,5 @@
 //! Instance settings of Covalence Managed Security, read from a checked [`InstanceConfig`].
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use watchfloor_core::{InstanceConfig, Secret};
 
 use crate::CommandError;
@@ -19,26 +16,11 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(config: &InstanceConfig) -> Result<Self, CommandError> {
-        let missing =
-            |name: &str| CommandError::NotConfigured(format!("parameter `{name}` is not set"));
         Ok(Settings {
-            portal_url: config
-                .text("portal_url")
-                .ok_or_else(|| missing("portal_url"))?
-                .to_string(),
-            api_key: config
-                .secret("api_key")
-                .ok_or_else(|| missing("api_key"))?
-                .clone(),
-            broker_url: config.text("broker_url").map(str::to_string),
-            http: HttpOptions {
-                timeout: config
-                    .duration("timeout")
-                    .unwrap_or(Duration::from_secs(30)),
-                ca_file: config.text("ca_file").map(PathBuf::from),
-                insecure: config.bool("insecure").unwrap_or(false),
-                ..HttpOptions::default()
-            },
+            portal_url: config.get::<&str>("portal_url")?.to_string(),
+            api_key: config.get::<&Secret>("api_key")?.clone(),
+            broker_url: config.optional::<&str>("broker_url").map(str::to_string),
+            http: HttpOptions::from_config(config)?,
         })
     }
 }

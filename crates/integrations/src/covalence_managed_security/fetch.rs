@@ -32,7 +32,7 @@ pub async fn fetch(
     cursor: Option<&Value>,
     settings: &FetchSettings,
 ) -> Result<FetchBatch, CommandError> {
-    let (aros, cursor, more) = windowed(
+    let (aros, next) = windowed(
         cursor,
         settings,
         async |from: DateTime<Utc>, until: DateTime<Utc>| {
@@ -73,11 +73,7 @@ pub async fn fetch(
         .iter()
         .map(|aro| incident(aro, &profiles))
         .collect::<Result<_, _>>()?;
-    Ok(FetchBatch {
-        incidents,
-        cursor,
-        more,
-    })
+    Ok(next.batch(incidents))
 }
 
 /// An ARO as an incident: name `[org] [type] title`, details with mitigation steps and the

@@ -13,33 +13,20 @@ mod fetch;
 #[cfg(test)]
 mod tests;
 
-use std::sync::LazyLock;
+use crate::Integration;
 
-use watchfloor_core::{InstanceConfig, IntegrationDef};
-
-use crate::{CommandError, Instance, Integration};
-
-static DEFINITION: LazyLock<IntegrationDef> = LazyLock::new(|| {
-    IntegrationDef::from_toml(include_str!("integration.toml")).unwrap_or_else(|e| {
-        panic!("built-in covalence-managed-security definition is invalid: {e}")
-    })
-});
+/// The integration: its definition and how an instance connects.
+pub static INTEGRATION: Integration = Integration::new(
+    || Integration::parse(include_str!("integration.toml")),
+    |config| {
+        let settings = config::Settings::from_config(config)?;
+        Ok(Box::new(commands::CovalenceManagedSecurityInstance::new(
+            &settings,
+        )?))
+    },
+);
 
 /// The integration's definition.
-pub fn definition() -> &'static IntegrationDef {
-    &DEFINITION
-}
-
-/// The Covalence Managed Security integration.
-pub struct CovalenceManagedSecurity;
-
-impl Integration for CovalenceManagedSecurity {
-    fn definition(&self) -> &IntegrationDef {
-        definition()
-    }
-
-    fn connect(&self, config: &InstanceConfig) -> Result<Box<dyn Instance>, CommandError> {
-        let settings = config::Settings::from_config(config)?;
-        Ok(Box::new(commands::FesInstance::new(&settings)?))
-    }
+pub fn definition() -> &'static watchfloor_core::IntegrationDef {
+    INTEGRATION.definition()
 }

@@ -188,11 +188,11 @@ const AGENTS_PATH: &str = "/rest/v2/endpoint/agent/agents";
 const NETWORKS_PATH: &str = "/rest/v1/internal_networks";
 
 /// A connected instance.
-pub struct CovalenceInstance {
+pub struct CovalenceSecurityProvidersInstance {
     client: Covalence,
 }
 
-impl Instance for CovalenceInstance {
+impl Instance for CovalenceSecurityProvidersInstance {
     fn execute<'a>(
         &'a self,
         command: &'a CommandDef,
@@ -250,18 +250,6 @@ impl Instance for CovalenceInstance {
     }
 }
 
-fn whole_number(args: &Args, name: &str) -> Result<Option<u64>, CommandError> {
-    args.str(name)
-        .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                CommandError::Invalid(format!(
-                    "argument `{name}` must be a whole number, got `{v}`"
-                ))
-            })
-        })
-        .transpose()
-}
-
 /// Keeps `summary` fields (all when empty) and the broker tags, and drops `drop` fields.
 fn shape(rows: Vec<Value>, summary: &[&str], drop: &[&str]) -> Vec<Value> {
     rows.into_iter()
@@ -285,9 +273,9 @@ fn filter_value(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
-impl CovalenceInstance {
+impl CovalenceSecurityProvidersInstance {
     pub fn new(settings: &Settings) -> Result<Self, CommandError> {
-        Ok(CovalenceInstance {
+        Ok(CovalenceSecurityProvidersInstance {
             client: Covalence::new(settings)?,
         })
     }
@@ -306,8 +294,9 @@ impl CovalenceInstance {
         );
         let (max, start) = match spec.paged {
             true => (
-                whole_number(args, "max_count")?,
-                whole_number(args, "initial_index")?.unwrap_or(0),
+                args.integer("max_count").map(|n| n.unsigned_abs()),
+                args.integer("initial_index")
+                    .map_or(0, |n| n.unsigned_abs()),
             ),
             false => (None, 0),
         };

@@ -1,8 +1,5 @@
 //! Instance settings of Covalence for Security Providers, and the base URLs built from `host`.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
 use watchfloor_core::{InstanceConfig, Secret};
 
 use crate::CommandError;
@@ -23,30 +20,14 @@ pub struct Settings {
 
 impl Settings {
     pub fn from_config(config: &InstanceConfig) -> Result<Self, CommandError> {
-        let missing =
-            |name: &str| CommandError::NotConfigured(format!("parameter `{name}` is not set"));
-        let host = config.text("host").ok_or_else(|| missing("host"))?;
-        let (services_url, root_url) = build_urls(host)?;
+        let (services_url, root_url) = build_urls(config.get("host")?)?;
         Ok(Settings {
             services_url,
             root_url,
-            broker: config.bool("broker").unwrap_or(false),
-            username: config
-                .text("username")
-                .ok_or_else(|| missing("username"))?
-                .to_string(),
-            password: config
-                .secret("password")
-                .ok_or_else(|| missing("password"))?
-                .clone(),
-            http: HttpOptions {
-                timeout: config
-                    .duration("timeout")
-                    .unwrap_or(Duration::from_secs(15)),
-                ca_file: config.text("ca_file").map(PathBuf::from),
-                insecure: !config.bool("verify_ssl").unwrap_or(true),
-                ..HttpOptions::default()
-            },
+            broker: config.get("broker")?,
+            username: config.get::<&str>("username")?.to_string(),
+            password: config.get::<&Secret>("password")?.clone(),
+            http: HttpOptions::from_config(config)?,
         })
     }
 }

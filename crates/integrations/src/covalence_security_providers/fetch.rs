@@ -40,7 +40,7 @@ pub async fn fetch(
     settings: &FetchSettings,
 ) -> Result<FetchBatch, CommandError> {
     let org = (!scope.is_empty()).then_some(scope);
-    let (alerts, cursor, more) = windowed(
+    let (alerts, next) = windowed(
         cursor,
         settings,
         async |from: DateTime<Utc>, until: DateTime<Utc>| {
@@ -82,11 +82,7 @@ pub async fn fetch(
         },
     )
     .await?;
-    Ok(FetchBatch {
-        incidents: alerts.iter().map(|a| incident(a, org)).collect(),
-        cursor,
-        more,
-    })
+    Ok(next.batch(alerts.iter().map(|a| incident(a, org)).collect()))
 }
 
 /// Python's `str()` of a JSON value, as the reference's name formatting shows it.

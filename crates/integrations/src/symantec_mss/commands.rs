@@ -2,7 +2,6 @@
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Map, Value, json};
-use watchfloor_core::time::parse_time;
 use watchfloor_core::xml::Element;
 use watchfloor_core::{Args, CommandDef, Entry};
 
@@ -62,13 +61,13 @@ const ATTACHMENT_FIELDS: [&str; 5] = [
 ];
 
 /// A connected instance.
-pub struct SymantecInstance {
+pub struct SymantecMssInstance {
     sws: Sws,
     /// The instance's `severities`, which test-module (and fetching) query with.
     severities: Vec<String>,
 }
 
-impl Instance for SymantecInstance {
+impl Instance for SymantecMssInstance {
     fn execute<'a>(
         &'a self,
         command: &'a CommandDef,
@@ -135,33 +134,20 @@ fn text(el: &Element, name: &str) -> Value {
     json!(el.child_text(name).unwrap_or_default())
 }
 
-impl SymantecInstance {
+impl SymantecMssInstance {
     pub fn new(settings: &Settings) -> Result<Self, CommandError> {
-        Ok(SymantecInstance {
+        Ok(SymantecMssInstance {
             sws: Sws::new(settings)?,
             severities: settings.severities.clone(),
         })
     }
 
     async fn list(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
-        let now = Utc::now();
-        let start = match args.str("time") {
-            Some(t) => parse_time(t, now).map_err(CommandError::Invalid)?,
-            None => now - TimeDelta::hours(24),
-        };
-        let max = match args.str("max") {
-            None => None,
-            Some(m) => Some(
-                m.parse::<u32>()
-                    .ok()
-                    .filter(|n| (1..=500).contains(n))
-                    .ok_or_else(|| {
-                        CommandError::Invalid(format!(
-                            "argument `max` must be a whole number from 1 to 500, got `{m}`"
-                        ))
-                    })?,
-            ),
-        };
+        let start = args
+            .time("time")
+            .unwrap_or_else(|| Utc::now() - TimeDelta::hours(24));
+        // The definition bounds `max` to 1..=500.
+        let max = args.integer("max").map(|m| m.clamp(1, 500) as u32);
         let severities: Vec<String> = args
             .list("severities")
             .into_iter()

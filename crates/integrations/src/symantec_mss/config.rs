@@ -1,10 +1,7 @@
 //! Instance settings of Symantec MSS: the server, the client certificate (decoded once, kept in
 //! memory), the fetch severities and HTTP options.
 
-use std::path::PathBuf;
-use std::time::Duration;
-
-use watchfloor_core::InstanceConfig;
+use watchfloor_core::{InstanceConfig, Secret};
 
 use super::certificate;
 use crate::CommandError;
@@ -33,8 +30,8 @@ impl Settings {
     pub fn from_config(config: &InstanceConfig) -> Result<Self, CommandError> {
         let bad = |m: String| CommandError::NotConfigured(m);
         let der = match (
-            config.secret("certificate"),
-            config.text("certificate_file"),
+            config.optional::<&Secret>("certificate"),
+            config.optional::<&str>("certificate_file"),
         ) {
             (Some(b64), None) => certificate::from_base64(b64).map_err(bad)?,
             (None, Some(path)) => std::fs::read(path)
@@ -48,24 +45,16 @@ impl Settings {
             )),
         };
         let passphrase = config
-            .secret("passphrase")
+            .optional::<&Secret>("passphrase")
             .map(|s| s.expose().to_string())
             .unwrap_or_default();
         let identity = certificate::identity_pem(&der, &passphrase).map_err(bad)?;
         Ok(Settings {
-            server: config
-                .text("server")
-                .unwrap_or("https://api.monitoredsecurity.com")
-                .to_string(),
-            severities: parse_severities(config.text("severities").unwrap_or("Emergency,Critical"))
-                .map_err(bad)?,
+            server: config.get::<&str>("server")?.to_string(),
+            severities: parse_severities(config.get("severities")?).map_err(bad)?,
             http: HttpOptions {
-                timeout: config
-                    .duration("timeout")
-                    .unwrap_or(Duration::from_secs(30)),
-                ca_file: config.text("ca_file").map(PathBuf::from),
                 identity: Some(identity),
-                ..HttpOptions::default()
+                ..HttpOptions::from_config(config)?
             },
         })
     }

@@ -34,7 +34,7 @@ pub async fn fetch(
     cursor: Option<&Value>,
     settings: &FetchSettings,
 ) -> Result<FetchBatch, CommandError> {
-    let (summaries, cursor, more) = windowed(
+    let (summaries, next) = windowed(
         cursor,
         settings,
         async |from: DateTime<Utc>, until: DateTime<Utc>| {
@@ -67,11 +67,7 @@ pub async fn fetch(
     )
     .await?;
     let incidents = summaries.iter().map(incident).collect::<Result<_, _>>()?;
-    Ok(FetchBatch {
-        incidents,
-        cursor,
-        more,
-    })
+    Ok(next.batch(incidents))
 }
 
 /// Emergency 4, Critical 3, Warning 2, Informational 0.5.

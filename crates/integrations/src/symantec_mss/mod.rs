@@ -14,32 +14,18 @@ mod fetch;
 #[cfg(test)]
 mod tests;
 
-use std::sync::LazyLock;
+use crate::Integration;
 
-use watchfloor_core::{InstanceConfig, IntegrationDef};
-
-use crate::{CommandError, Instance, Integration};
-
-static DEFINITION: LazyLock<IntegrationDef> = LazyLock::new(|| {
-    IntegrationDef::from_toml(include_str!("integration.toml"))
-        .unwrap_or_else(|e| panic!("built-in symantec-mss definition is invalid: {e}"))
-});
+/// The integration: its definition and how an instance connects.
+pub static INTEGRATION: Integration = Integration::new(
+    || Integration::parse(include_str!("integration.toml")),
+    |config| {
+        let settings = config::Settings::from_config(config)?;
+        Ok(Box::new(commands::SymantecMssInstance::new(&settings)?))
+    },
+);
 
 /// The integration's definition.
-pub fn definition() -> &'static IntegrationDef {
-    &DEFINITION
-}
-
-/// The Symantec MSS integration.
-pub struct SymantecMss;
-
-impl Integration for SymantecMss {
-    fn definition(&self) -> &IntegrationDef {
-        definition()
-    }
-
-    fn connect(&self, config: &InstanceConfig) -> Result<Box<dyn Instance>, CommandError> {
-        let settings = config::Settings::from_config(config)?;
-        Ok(Box::new(commands::SymantecInstance::new(&settings)?))
-    }
+pub fn definition() -> &'static watchfloor_core::IntegrationDef {
+    INTEGRATION.definition()
 }

@@ -135,7 +135,7 @@ async fn lists_incidents_with_filters() {
     );
     assert_eq!(
         app.fail("!symantec-mss-incidents-list max=0").await,
-        "instance `mss`: argument `max` must be a whole number from 1 to 500, got `0`"
+        "argument `max` must be a whole number from 1 to 500, got `0`"
     );
 }
 
