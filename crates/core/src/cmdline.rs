@@ -4,7 +4,7 @@
 //! (`a="x y"`). A backslash makes the next character literal, inside or outside quotes, so
 //! `a="say \"hi\""` gives `say "hi"`. `using=<instance>` picks the instance and is not an argument.
 
-use crate::args::UsageError;
+use crate::usage::UsageError;
 
 /// A command line split into its command name, its arguments in order, and the chosen instance.
 #[derive(Debug, Clone, PartialEq, Eq)]

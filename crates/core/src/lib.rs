@@ -22,9 +22,10 @@ pub mod secret;
 pub mod suggest;
 pub mod table;
 pub mod time;
+pub mod usage;
 pub mod xml;
 
-pub use args::{Args, UsageError};
+pub use args::Args;
 pub use cmdline::CommandLine;
 pub use config::{Config, ConfigError, FromParam, InstanceConfig, MissingParam, ParamValue};
 pub use context::ContextStore;
@@ -33,3 +34,4 @@ pub use entry::{Entry, Outputs};
 pub use fetch::{FetchSettings, WindowCursor};
 pub use incident::{Incident, Label, NewIncident, Severity, Status};
 pub use secret::Secret;
+pub use usage::UsageError;

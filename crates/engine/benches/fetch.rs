@@ -17,7 +17,10 @@ use tokio::sync::watch;
 use watchfloor_core::{Config, Label, NewIncident, Severity};
 use watchfloor_engine::{Engine, SCOPE_CONCURRENCY, Steps};
 use watchfloor_integrations::Runner;
-use watchfloor_simulators::{CovalenceOptions, CovalenceSimulator, FaultSpec};
+use watchfloor_simulators::{
+    CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSetup,
+    CovalenceSecurityProvidersSimulator, FaultSpec,
+};
 use watchfloor_storage::{FetchTarget, SqliteStore, Store};
 
 fn incidents(n: usize, prefix: &str) -> Vec<NewIncident> {
@@ -78,7 +81,7 @@ async fn ingest_bench() -> String {
 }
 
 async fn cycle_time(
-    sim: &CovalenceSimulator,
+    sim: &CovalenceSecurityProvidersSimulator,
     dir: &tempfile::TempDir,
     concurrency: usize,
 ) -> (Duration, usize) {
@@ -124,10 +127,13 @@ async fn broker_bench() -> String {
         latency_ms: 20,
         ..FaultSpec::default()
     };
-    let sim = CovalenceSimulator::start(CovalenceOptions {
-        broker_orgs: 200,
-        alerts_per_appliance: 5,
+    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
         faults,
+        setup: CovalenceSecurityProvidersSetup {
+            broker_orgs: 200,
+            alerts_per_appliance: 5,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await

@@ -6,13 +6,16 @@
 
 #![recursion_limit = "256"]
 
+use std::time::Duration;
+
 pub mod api;
-pub mod covalence;
+pub mod covalence_managed_security;
+pub mod covalence_security_providers;
 pub mod faults;
-pub mod fes;
 pub mod rng;
+pub mod scenario;
 pub mod server;
-pub mod symantec;
+pub mod symantec_mss;
 pub mod tls;
 
 /// The severity scale of Field Effect's products (FES Portal AROs and Covalence alerts).
@@ -25,7 +28,45 @@ pub const FIELD_EFFECT_SEVERITIES: [&str; 6] = [
     "Critical",
 ];
 
-pub use covalence::{CovalenceOptions, CovalenceSimulator};
+pub use covalence_managed_security::{
+    CovalenceManagedSecuritySetup, CovalenceManagedSecuritySimulator,
+};
+pub use covalence_security_providers::{
+    CovalenceSecurityProvidersSetup, CovalenceSecurityProvidersSimulator,
+};
 pub use faults::{FaultSpec, Faults};
-pub use fes::{FesOptions, FesSimulator};
-pub use symantec::{SymantecOptions, SymantecSimulator};
+pub use scenario::{Running, SIMULATORS, Scenario, SimInstance};
+pub use symantec_mss::{SymantecMssSetup, SymantecMssSimulator};
+
+/// Options every simulator takes, around its own setup `S` (sizes, credentials, quirks).
+#[derive(Debug, Clone)]
+pub struct SimOptions<S> {
+    /// Seed of the generated data: the same seed gives the same data.
+    pub seed: u64,
+    pub faults: FaultSpec,
+    /// New alerts become visible this long after their creation time, as when a provider
+    /// indexes them late.
+    pub late_arrival: Duration,
+    /// Add a new alert this often.
+    pub generate_every: Option<Duration>,
+    pub setup: S,
+}
+
+impl<S: Default> Default for SimOptions<S> {
+    fn default() -> Self {
+        SimOptions {
+            seed: 1,
+            faults: FaultSpec::default(),
+            late_arrival: Duration::ZERO,
+            generate_every: None,
+            setup: S::default(),
+        }
+    }
+}
+
+/// Options of the FES Portal and Broker simulator.
+pub type CovalenceManagedSecurityOptions = SimOptions<CovalenceManagedSecuritySetup>;
+/// Options of the Covalence appliance and broker simulator.
+pub type CovalenceSecurityProvidersOptions = SimOptions<CovalenceSecurityProvidersSetup>;
+/// Options of the SWS simulator.
+pub type SymantecMssOptions = SimOptions<SymantecMssSetup>;

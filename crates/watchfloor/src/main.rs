@@ -4,7 +4,9 @@
 
 #[macro_use]
 mod output;
+mod fetch;
 mod incidents;
+#[cfg(feature = "simulators")]
 mod simulate;
 
 use std::path::{Path, PathBuf};
@@ -37,13 +39,13 @@ struct Cli {
 enum Command {
     /// List integrations and their commands, or show one command's arguments and outputs.
     Commands {
-        /// A command name, e.g. cov-mgsec-get-aro.
+        /// A command name, as `watchfloor commands` lists them.
         name: Option<String>,
         /// Print the definitions as JSON.
         #[arg(long)]
         json: bool,
     },
-    /// Run an XSOAR-style command, e.g. '!cov-mgsec-get-aro query="resolution=Unresolved"'.
+    /// Run an XSOAR-style command line: '!command arg=value arg2="quoted value"'.
     Run {
         /// The instance to run on (same as using=NAME in the command line).
         #[arg(long, value_name = "NAME")]
@@ -60,8 +62,10 @@ enum Command {
         action: InstancesAction,
     },
     /// Run the provider simulators in the foreground and write DIR/watchfloor.toml for them.
+    #[cfg(feature = "simulators")]
     Simulate(simulate::SimulateArgs),
     /// Start the simulators with a config in ./watchfloor-demo/ and print commands to try.
+    #[cfg(feature = "simulators")]
     Demo {
         /// Where to write the demo config.
         #[arg(long, default_value = "watchfloor-demo")]
@@ -259,7 +263,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
                 .await
                 .map_err(usage)?;
-            incidents::serve(Arc::new(runner), store, concurrency)
+            fetch::serve(Arc::new(runner), store, concurrency)
                 .await
                 .map_err(usage)
         }
@@ -268,7 +272,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
                 .await
                 .map_err(usage)?;
-            incidents::fetch(Arc::new(runner), store, instance.as_deref(), once)
+            fetch::fetch(Arc::new(runner), store, instance.as_deref(), once)
                 .await
                 .map_err(usage)
         }
@@ -307,7 +311,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
+        #[cfg(feature = "simulators")]
         Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
+        #[cfg(feature = "simulators")]
         Command::Demo { dir } => simulate::demo(&dir).await.map_err(Failure::Command),
         Command::Docs { dir } => {
             std::fs::create_dir_all(&dir)

@@ -6,7 +6,10 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use watchfloor_simulators::{FesOptions, FesSimulator};
+use watchfloor_simulators::{
+    CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
+    CovalenceManagedSecuritySimulator,
+};
 
 struct Out {
     code: i32,
@@ -30,7 +33,11 @@ fn watchfloor(dir: &Path, args: &[&str]) -> Out {
 }
 
 /// Writes a config in `dir` with a database and one fetching FES instance for `sim`.
-fn fes_fetch_config(dir: &Path, sim: &FesSimulator, settings: &str) -> PathBuf {
+fn fes_fetch_config(
+    dir: &Path,
+    sim: &CovalenceManagedSecuritySimulator,
+    settings: &str,
+) -> PathBuf {
     let config = dir.join("watchfloor.toml");
     std::fs::write(
         &config,
@@ -64,14 +71,17 @@ fn stored(dir: &Path, config: &Path) -> Vec<Value> {
 }
 
 struct Env {
-    sim: FesSimulator,
+    sim: CovalenceManagedSecuritySimulator,
     dir: tempfile::TempDir,
     config: PathBuf,
 }
 
 impl Env {
     async fn new() -> Self {
-        let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+        let sim =
+            CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+                .await
+                .unwrap();
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("watchfloor.toml");
         std::fs::write(dir.path().join("key"), format!("{}\n", sim.api_key)).unwrap();
@@ -450,11 +460,11 @@ fn simulate_writes_a_config_that_works_as_is() {
 
 /// The Covalence simulator with a direct and a broker instance in a config file.
 async fn covalence_env() -> (
-    watchfloor_simulators::CovalenceSimulator,
+    watchfloor_simulators::CovalenceSecurityProvidersSimulator,
     tempfile::TempDir,
     PathBuf,
 ) {
-    let sim = watchfloor_simulators::CovalenceSimulator::start(Default::default())
+    let sim = watchfloor_simulators::CovalenceSecurityProvidersSimulator::start(Default::default())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -596,7 +606,7 @@ async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn symantec_commands_run_from_the_cli_over_mutual_tls() {
-    let sim = watchfloor_simulators::SymantecSimulator::start(Default::default())
+    let sim = watchfloor_simulators::SymantecMssSimulator::start(Default::default())
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
@@ -664,14 +674,17 @@ async fn symantec_commands_run_from_the_cli_over_mutual_tls() {
 /// once: no duplicates and no gaps.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
-    let sim = FesSimulator::start(FesOptions {
-        orgs: 5,
-        aros_per_org: 240,
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         faults: watchfloor_simulators::FaultSpec {
             latency_ms: 3,
             ..Default::default()
         },
-        ..FesOptions::default()
+        setup: CovalenceManagedSecuritySetup {
+            orgs: 5,
+            aros_per_org: 240,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -720,7 +733,9 @@ async fn repeated_kills_during_fetch_leave_no_duplicates_and_no_gaps() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serve_fetches_and_stops_cleanly_on_sigterm() {
-    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
     let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))

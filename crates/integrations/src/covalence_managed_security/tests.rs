@@ -6,12 +6,15 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use watchfloor_core::{Config, ContextStore, Entry};
-use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+use watchfloor_simulators::{
+    CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
+    CovalenceManagedSecuritySimulator, FaultSpec,
+};
 
 use crate::{RunError, Runner};
 
 struct App {
-    sim: FesSimulator,
+    sim: CovalenceManagedSecuritySimulator,
     runner: Runner,
 }
 
@@ -59,8 +62,10 @@ fn runner_for(params: &str) -> Result<Runner, String> {
     Runner::new(crate::builtin(), &config).map_err(|e| e.to_string())
 }
 
-async fn spawn_with(opts: FesOptions) -> App {
-    let sim = FesSimulator::start(opts).await.expect("simulator starts");
+async fn spawn_with(opts: CovalenceManagedSecurityOptions) -> App {
+    let sim = CovalenceManagedSecuritySimulator::start(opts)
+        .await
+        .expect("simulator starts");
     let runner = runner_for(&format!(
         "portal_url = \"{}\"\nbroker_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"5s\"\n",
         sim.portal_url, sim.broker_url, sim.api_key
@@ -70,7 +75,7 @@ async fn spawn_with(opts: FesOptions) -> App {
 }
 
 async fn spawn() -> App {
-    spawn_with(FesOptions::default()).await
+    spawn_with(CovalenceManagedSecurityOptions::default()).await
 }
 
 fn context(entry: &Entry) -> Value {
@@ -133,9 +138,12 @@ async fn list_org_lists_every_organization() {
 #[tokio::test]
 async fn get_aro_pages_through_everything_newest_first() {
     // 3 orgs x 400 AROs: the unresolved ones span two pages of 500.
-    let app = spawn_with(FesOptions {
-        aros_per_org: 400,
-        ..FesOptions::default()
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        setup: CovalenceManagedSecuritySetup {
+            aros_per_org: 400,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await;
     let entry = app
@@ -498,7 +506,9 @@ async fn broker_commands_ping_list_and_act() {
 
 #[tokio::test]
 async fn broker_commands_need_a_broker_url_but_not_the_portal() {
-    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
     // The portal points at a closed port; the Broker still works.
     let runner = runner_for(&format!(
         "portal_url = \"http://127.0.0.1:9/v1\"\nbroker_url = \"{}\"\napi_key = \"{}\"\n",
@@ -565,12 +575,12 @@ async fn wrong_api_key_names_the_instance_and_the_401() {
 
 #[tokio::test]
 async fn malformed_json_names_the_endpoint() {
-    let app = spawn_with(FesOptions {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
         faults: FaultSpec {
             malformed: 1,
             ..FaultSpec::default()
         },
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await;
     let err = app.fail("!cov-mgsec-list-org").await;
@@ -584,13 +594,13 @@ async fn malformed_json_names_the_endpoint() {
 
 #[tokio::test]
 async fn rate_limits_are_retried_after_retry_after() {
-    let app = spawn_with(FesOptions {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
         faults: FaultSpec {
             rate_limit: 2,
             retry_after_secs: 1,
             ..FaultSpec::default()
         },
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await;
     let started = Instant::now();
@@ -607,12 +617,12 @@ async fn rate_limits_are_retried_after_retry_after() {
 /// Regression, reference bug 3: errors said `HTTP response: None` and lost the server's text.
 #[tokio::test]
 async fn server_errors_are_retried_then_reported_with_the_server_text() {
-    let app = spawn_with(FesOptions {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
         faults: FaultSpec {
             server_errors: 2,
             ..FaultSpec::default()
         },
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await;
     assert!(
@@ -740,7 +750,9 @@ async fn a_ca_file_that_is_not_pem_is_a_clear_error() {
 
 #[tokio::test]
 async fn a_slow_provider_times_out_with_a_clear_error() {
-    let sim = FesSimulator::start(FesOptions::default()).await.unwrap();
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
     let runner = runner_for(&format!(
         "portal_url = \"{}\"\nbroker_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"200ms\"\n",
         sim.portal_url, sim.broker_url, sim.api_key

@@ -5,7 +5,10 @@ use std::path::Path;
 
 use serde_json::{Value, json};
 use watchfloor_core::{Config, Entry};
-use watchfloor_simulators::{CovalenceOptions, CovalenceSimulator, FaultSpec};
+use watchfloor_simulators::{
+    CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSetup,
+    CovalenceSecurityProvidersSimulator, FaultSpec,
+};
 
 use crate::Runner;
 use crate::test_support::TempDir;
@@ -14,7 +17,7 @@ const DIRECT: &str = "2019-004-DA";
 const SERVICES: &str = "/CovalenceWebUI/services";
 
 struct App {
-    sim: CovalenceSimulator,
+    sim: CovalenceSecurityProvidersSimulator,
     runner: Runner,
     _dir: TempDir,
 }
@@ -41,8 +44,8 @@ fn instance(name: &str, host: &str, broker: bool, password: &str, extra: &str) -
     )
 }
 
-async fn spawn_with(opts: CovalenceOptions) -> App {
-    let sim = CovalenceSimulator::start(opts)
+async fn spawn_with(opts: CovalenceSecurityProvidersOptions) -> App {
+    let sim = CovalenceSecurityProvidersSimulator::start(opts)
         .await
         .expect("simulator starts");
     let dir = temp_dir();
@@ -59,7 +62,7 @@ async fn spawn_with(opts: CovalenceOptions) -> App {
 }
 
 async fn spawn() -> App {
-    spawn_with(CovalenceOptions::default()).await
+    spawn_with(CovalenceSecurityProvidersOptions::default()).await
 }
 
 impl App {
@@ -474,9 +477,12 @@ async fn user_input_cannot_change_the_advanced_filter() {
 
 #[tokio::test]
 async fn max_count_above_a_page_pages_with_initial_index() {
-    let app = spawn_with(CovalenceOptions {
-        alerts_per_appliance: 800,
-        ..CovalenceOptions::default()
+    let app = spawn_with(CovalenceSecurityProvidersOptions {
+        setup: CovalenceSecurityProvidersSetup {
+            alerts_per_appliance: 800,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await;
     let entry = app
@@ -515,9 +521,12 @@ async fn an_expired_session_is_renewed_transparently() {
     app.sim.expire_sessions();
     app.run("direct", "!cov-secpr-list-sensors").await;
     assert_eq!(app.sim.logins(DIRECT), 2);
-    let short = spawn_with(CovalenceOptions {
-        session_ttl: Some(std::time::Duration::from_millis(200)),
-        ..CovalenceOptions::default()
+    let short = spawn_with(CovalenceSecurityProvidersOptions {
+        setup: CovalenceSecurityProvidersSetup {
+            session_ttl: Some(std::time::Duration::from_millis(200)),
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await;
     short

@@ -142,6 +142,23 @@ impl Sws {
     }
 }
 
+/// A timestamp as explicit UTC (`…Z`): SWS writes UTC without an offset, and an offset, if any,
+/// is converted. Text that is not a timestamp is kept as it is.
+pub fn utc_timestamp(raw: &str) -> String {
+    let parsed = chrono::DateTime::parse_from_rfc3339(raw)
+        .map(|t| t.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
+                .ok()
+                .map(|t| t.and_utc())
+        });
+    match parsed {
+        Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
+        None => raw.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,5 +195,22 @@ mod tests {
             Some("SOAP fault soap:Sender: Incident 1 was not found")
         );
         assert_eq!(fault_message("<html>oops</html>"), None);
+    }
+
+    #[test]
+    fn timestamps_are_written_as_utc() {
+        for (raw, expected) in [
+            ("2024-05-02T13:55:12.120", "2024-05-02T13:55:12.120Z"),
+            ("2024-05-02T13:55:12", "2024-05-02T13:55:12.000Z"),
+            (
+                "2017-12-20T10:04:35.4355923+00:00",
+                "2017-12-20T10:04:35.435Z",
+            ),
+            ("2024-05-02T15:55:12.120+02:00", "2024-05-02T13:55:12.120Z"),
+            ("", ""),
+            ("not a time", "not a time"),
+        ] {
+            assert_eq!(utc_timestamp(raw), expected, "{raw}");
+        }
     }
 }

@@ -7,8 +7,7 @@ use serde_json::Value;
 use watchfloor_core::fetch::Dated;
 use watchfloor_core::{FetchSettings, Label, NewIncident, Severity};
 
-use super::client::Sws;
-use super::commands::utc_timestamp;
+use super::client::{Sws, utc_timestamp};
 use crate::CommandError;
 use crate::fetch::{FetchBatch, Read, windowed};
 

@@ -7,7 +7,7 @@ use std::process::Command;
 use base64::Engine;
 use serde_json::{Value, json};
 use watchfloor_core::{Config, Entry};
-use watchfloor_simulators::{SymantecOptions, SymantecSimulator};
+use watchfloor_simulators::{SymantecMssOptions, SymantecMssSetup, SymantecMssSimulator};
 
 use crate::Runner;
 use crate::test_support::TempDir;
@@ -22,7 +22,7 @@ fn temp_dir() -> TempDir {
 }
 
 struct App {
-    sim: SymantecSimulator,
+    sim: SymantecMssSimulator,
     dir: TempDir,
     runner: Runner,
 }
@@ -66,8 +66,8 @@ impl App {
     }
 }
 
-async fn spawn_with(opts: SymantecOptions) -> App {
-    let sim = SymantecSimulator::start(opts).await.unwrap();
+async fn spawn_with(opts: SymantecMssOptions) -> App {
+    let sim = SymantecMssSimulator::start(opts).await.unwrap();
     let dir = temp_dir();
     std::fs::write(dir.0.join("ca.pem"), &sim.ca_pem).unwrap();
     std::fs::write(dir.0.join("client.p12"), &sim.client_p12).unwrap();
@@ -86,7 +86,7 @@ async fn spawn_with(opts: SymantecOptions) -> App {
 }
 
 async fn spawn() -> App {
-    spawn_with(SymantecOptions::default()).await
+    spawn_with(SymantecMssOptions::default()).await
 }
 
 fn ctx(entry: &Entry, key: &str) -> Value {
@@ -265,9 +265,12 @@ async fn a_soap_fault_becomes_a_readable_error() {
 
 #[tokio::test]
 async fn stray_entities_are_dropped_and_the_incident_still_reads() {
-    let app = spawn_with(SymantecOptions {
-        stray_entities: true,
-        ..SymantecOptions::default()
+    let app = spawn_with(SymantecMssOptions {
+        setup: SymantecMssSetup {
+            stray_entities: true,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await;
     let entry = app.run("!symantec-mss-get-incident number=7781200").await;

@@ -9,7 +9,9 @@ use watchfloor_core::Config;
 use watchfloor_engine::{Engine, Steps};
 use watchfloor_integrations::Runner;
 use watchfloor_simulators::{
-    CovalenceOptions, CovalenceSimulator, SymantecOptions, SymantecSimulator,
+    CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSetup,
+    CovalenceSecurityProvidersSimulator, SymantecMssOptions, SymantecMssSetup,
+    SymantecMssSimulator,
 };
 use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
 
@@ -52,8 +54,11 @@ fn set(ids: &[String]) -> BTreeSet<String> {
 
 #[tokio::test]
 async fn covalence_alerts_once_each_with_a_cursor_per_broker_organization() {
-    let sim = CovalenceSimulator::start(CovalenceOptions {
-        alerts_per_appliance: 30,
+    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
+        setup: CovalenceSecurityProvidersSetup {
+            alerts_per_appliance: 30,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await
@@ -121,8 +126,11 @@ async fn covalence_alerts_once_each_with_a_cursor_per_broker_organization() {
 
 #[tokio::test]
 async fn symantec_incidents_once_each_across_the_500_cap() {
-    let sim = SymantecSimulator::start(SymantecOptions {
-        incidents: 1130,
+    let sim = SymantecMssSimulator::start(SymantecMssOptions {
+        setup: SymantecMssSetup {
+            incidents: 1130,
+            ..Default::default()
+        },
         ..Default::default()
     })
     .await
@@ -146,7 +154,8 @@ async fn symantec_incidents_once_each_across_the_500_cap() {
         )
         .await
         .unwrap();
-    let truth: BTreeSet<String> = watchfloor_simulators::symantec::summary_json(&sim)
+    let truth: BTreeSet<String> = sim
+        .summaries()
         .iter()
         .filter(|i| i["Severity"] != "Informational")
         .map(|i| i["IncidentNumber"].as_str().unwrap().to_string())
@@ -176,13 +185,13 @@ async fn symantec_incidents_once_each_across_the_500_cap() {
 #[tokio::test]
 async fn late_covalence_alerts_and_symantec_incidents_are_still_fetched() {
     let late = std::time::Duration::from_secs(2);
-    let cov = CovalenceSimulator::start(CovalenceOptions {
+    let cov = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
         late_arrival: late,
         ..Default::default()
     })
     .await
     .unwrap();
-    let sws = SymantecSimulator::start(SymantecOptions {
+    let sws = SymantecMssSimulator::start(SymantecMssOptions {
         late_arrival: late,
         ..Default::default()
     })

@@ -11,18 +11,23 @@ use tokio::sync::watch;
 use watchfloor_core::Config;
 use watchfloor_engine::{Engine, Steps};
 use watchfloor_integrations::Runner;
-use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+use watchfloor_simulators::{
+    CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
+    CovalenceManagedSecuritySimulator, FaultSpec,
+};
 use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
 
 struct Setup {
-    sim: FesSimulator,
+    sim: CovalenceManagedSecuritySimulator,
     engine: Engine,
     store: Arc<SqliteStore>,
     _dir: tempfile::TempDir,
 }
 
-async fn setup(opts: FesOptions, fetch: &str) -> Setup {
-    let sim = FesSimulator::start(opts).await.unwrap();
+async fn setup(opts: CovalenceManagedSecurityOptions, fetch: &str) -> Setup {
+    let sim = CovalenceManagedSecuritySimulator::start(opts)
+        .await
+        .unwrap();
     let text = format!(
         "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\nfetch = true\n\
          first_fetch = \"2024-04-01T00:00:00Z\"\n{fetch}[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"5s\"\n",
@@ -101,10 +106,13 @@ impl Setup {
 #[tokio::test]
 async fn every_unresolved_aro_becomes_exactly_one_incident() {
     let s = setup(
-        FesOptions {
-            orgs: 4,
-            aros_per_org: 30,
-            ..FesOptions::default()
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                orgs: 4,
+                aros_per_org: 30,
+                ..Default::default()
+            },
+            ..Default::default()
         },
         "",
     )
@@ -180,9 +188,12 @@ async fn every_unresolved_aro_becomes_exactly_one_incident() {
 #[tokio::test]
 async fn a_fetch_limit_smaller_than_the_window_fetches_everything_over_cycles() {
     let s = setup(
-        FesOptions {
-            aros_per_org: 10,
-            ..FesOptions::default()
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                aros_per_org: 10,
+                ..Default::default()
+            },
+            ..Default::default()
         },
         "fetch_limit = 3\n",
     )
@@ -202,9 +213,12 @@ async fn a_fetch_limit_smaller_than_the_window_fetches_everything_over_cycles() 
 #[tokio::test]
 async fn progress_shows_a_backfill_covering_its_window() {
     let s = setup(
-        FesOptions {
-            aros_per_org: 20,
-            ..FesOptions::default()
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                aros_per_org: 20,
+                ..Default::default()
+            },
+            ..Default::default()
         },
         "fetch_limit = 4\n",
     )
@@ -237,9 +251,9 @@ async fn progress_shows_a_backfill_covering_its_window() {
 #[tokio::test]
 async fn late_arrivals_are_still_fetched() {
     let s = setup(
-        FesOptions {
+        CovalenceManagedSecurityOptions {
             late_arrival: Duration::from_secs(2),
-            ..FesOptions::default()
+            ..Default::default()
         },
         "look_back = \"1m\"\n",
     )
@@ -273,10 +287,13 @@ async fn thirty_percent_failures_converge_to_the_same_incidents() {
         ..FaultSpec::default()
     };
     let s = setup(
-        FesOptions {
-            aros_per_org: 40,
+        CovalenceManagedSecurityOptions {
             faults,
-            ..FesOptions::default()
+            setup: CovalenceManagedSecuritySetup {
+                aros_per_org: 40,
+                ..Default::default()
+            },
+            ..Default::default()
         },
         "fetch_limit = 10\n",
     )
@@ -301,7 +318,7 @@ async fn thirty_percent_failures_converge_to_the_same_incidents() {
 
 #[tokio::test]
 async fn a_malformed_response_is_recorded_in_health_and_loses_nothing() {
-    let s = setup(FesOptions::default(), "").await;
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
     s.sim.faults.set(FaultSpec {
         malformed: 1,
         ..FaultSpec::default()
@@ -331,9 +348,9 @@ async fn a_malformed_response_is_recorded_in_health_and_loses_nothing() {
 #[tokio::test]
 async fn the_scheduler_fetches_on_its_interval_and_stops_when_told() {
     let s = setup(
-        FesOptions {
+        CovalenceManagedSecurityOptions {
             generate_every: Some(Duration::from_millis(150)),
-            ..FesOptions::default()
+            ..Default::default()
         },
         "fetch_interval = \"1s\"\n",
     )

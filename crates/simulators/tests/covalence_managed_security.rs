@@ -2,18 +2,23 @@
 //! filters, state changes and faults, as a client sees them over HTTP.
 
 use serde_json::{Value, json};
-use watchfloor_simulators::{FaultSpec, FesOptions, FesSimulator};
+use watchfloor_simulators::{
+    CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
+    CovalenceManagedSecuritySimulator, FaultSpec,
+};
 
 struct Client {
     http: reqwest::Client,
-    sim: FesSimulator,
+    sim: CovalenceManagedSecuritySimulator,
 }
 
 impl Client {
-    async fn new(opts: FesOptions) -> Self {
+    async fn new(opts: CovalenceManagedSecurityOptions) -> Self {
         Client {
             http: reqwest::Client::new(),
-            sim: FesSimulator::start(opts).await.unwrap(),
+            sim: CovalenceManagedSecuritySimulator::start(opts)
+                .await
+                .unwrap(),
         }
     }
 
@@ -64,31 +69,34 @@ impl Client {
 
 #[tokio::test]
 async fn same_seed_gives_the_same_data() {
-    let a = FesSimulator::start(FesOptions {
+    let a = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         seed: 42,
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await
     .unwrap();
-    let b = FesSimulator::start(FesOptions {
+    let b = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         seed: 42,
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await
     .unwrap();
-    let c = FesSimulator::start(FesOptions {
+    let c = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         seed: 43,
-        ..FesOptions::default()
+        ..Default::default()
     })
     .await
     .unwrap();
     assert_eq!(a.aros(), b.aros());
     assert_eq!(a.orgs(), b.orgs());
     assert_ne!(a.aros(), c.aros());
-    let sized = FesSimulator::start(FesOptions {
-        orgs: 12,
-        aros_per_org: 5,
-        ..FesOptions::default()
+    let sized = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
+        setup: CovalenceManagedSecuritySetup {
+            orgs: 12,
+            aros_per_org: 5,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await
     .unwrap();
@@ -102,7 +110,7 @@ async fn same_seed_gives_the_same_data() {
 
 #[tokio::test]
 async fn portal_needs_the_bearer_key_and_the_broker_ping_does_not() {
-    let c = Client::new(FesOptions::default()).await;
+    let c = Client::new(CovalenceManagedSecurityOptions::default()).await;
     let resp = c
         .http
         .get(format!("{}/my_providers", c.sim.portal_url))
@@ -133,9 +141,12 @@ async fn portal_needs_the_bearer_key_and_the_broker_ping_does_not() {
 
 #[tokio::test]
 async fn aros_page_newest_first_and_filter() {
-    let c = Client::new(FesOptions {
-        aros_per_org: 5,
-        ..FesOptions::default()
+    let c = Client::new(CovalenceManagedSecurityOptions {
+        setup: CovalenceManagedSecuritySetup {
+            aros_per_org: 5,
+            ..Default::default()
+        },
+        ..Default::default()
     })
     .await;
     let (status, page) = c.aros("limit=4&page=2").await;
@@ -198,7 +209,7 @@ async fn aros_page_newest_first_and_filter() {
 
 #[tokio::test]
 async fn transitions_change_state_and_unknown_aros_are_404() {
-    let c = Client::new(FesOptions::default()).await;
+    let c = Client::new(CovalenceManagedSecurityOptions::default()).await;
     let id = c.sim.aros()[0]["ID"].as_str().unwrap().to_string();
     let url = format!("{}/aros/{id}/transition", c.sim.portal_url);
     let (status, _) = c
@@ -229,7 +240,7 @@ async fn transitions_change_state_and_unknown_aros_are_404() {
 
 #[tokio::test]
 async fn faults_switch_on_and_off() {
-    let c = Client::new(FesOptions::default()).await;
+    let c = Client::new(CovalenceManagedSecurityOptions::default()).await;
     let set = c
         .http
         .post(format!("{}/_sim/faults", c.sim.broker_url))
@@ -279,22 +290,23 @@ async fn faults_switch_on_and_off() {
 async fn every_simulator_can_generate_alerts_steadily() {
     use std::time::Duration;
     use watchfloor_simulators::{
-        CovalenceOptions, CovalenceSimulator, SymantecOptions, SymantecSimulator,
+        CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSimulator, SymantecMssOptions,
+        SymantecMssSimulator,
     };
     let every = Some(Duration::from_millis(100));
-    let fes = FesSimulator::start(FesOptions {
-        generate_every: every,
-        ..FesOptions::default()
-    })
-    .await
-    .unwrap();
-    let cov = CovalenceSimulator::start(CovalenceOptions {
+    let fes = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         generate_every: every,
         ..Default::default()
     })
     .await
     .unwrap();
-    let sws = SymantecSimulator::start(SymantecOptions {
+    let cov = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
+        generate_every: every,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let sws = SymantecMssSimulator::start(SymantecMssOptions {
         generate_every: every,
         ..Default::default()
     })
