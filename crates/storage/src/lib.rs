@@ -36,11 +36,21 @@ pub enum StoreError {
     Database(String),
     #[error("stored data is damaged: {0}")]
     Corrupt(String),
+    #[error(
+        "the database has schema version {found}, newer than this watchfloor knows ({known}); upgrade watchfloor, or use another database"
+    )]
+    NewerSchema { found: i64, known: i64 },
 }
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        StoreError::Database(e.to_string())
+        match e.as_database_error().and_then(|d| d.code()).as_deref() {
+            // SQLITE_BUSY after the busy timeout.
+            Some("5") => StoreError::Database(
+                "the database is locked: another process has been writing to it for too long; try again".into(),
+            ),
+            _ => StoreError::Database(e.to_string()),
+        }
     }
 }
 

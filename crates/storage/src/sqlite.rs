@@ -32,6 +32,55 @@ fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> 
     s.as_deref().map(parse_ts).transpose()
 }
 
+/// How long a writer waits for another process's write to finish before it gives up.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(30);
+
+fn open_error(url: &str, message: String) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// The options every connection shares, from a `sqlite:` URL that names a file.
+fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .ok_or_else(|| {
+            open_error(
+                url,
+                "only sqlite: URLs are supported, e.g. sqlite://./watchfloor-data/watchfloor.db"
+                    .into(),
+            )
+        })?;
+    let path = path.split('?').next().unwrap_or_default();
+    if path.is_empty() || path.starts_with(':') {
+        return Err(open_error(
+            url,
+            "the URL names no database file: use sqlite://PATH, e.g. sqlite://./watchfloor-data/watchfloor.db".into(),
+        ));
+    }
+    Ok(SqliteConnectOptions::from_str(url)
+        .map_err(|e| open_error(url, e.to_string()))?
+        .busy_timeout(BUSY_TIMEOUT)
+        .foreign_keys(true))
+}
+
+/// Says plainly when another process holds the database past the busy timeout.
+fn busy_hint(url: &str, e: StoreError) -> StoreError {
+    match e.to_string() {
+        m if m.contains("database is locked") => open_error(
+            url,
+            format!(
+                "another process has held the database for more than {}s; wait for it to finish, or stop it",
+                BUSY_TIMEOUT.as_secs()
+            ),
+        ),
+        _ => e,
+    }
+}
+
 /// A SQLite database.
 #[derive(Clone)]
 pub struct SqliteStore {
@@ -42,47 +91,88 @@ impl SqliteStore {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://./data/wf.db`, and
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self, StoreError> {
-        let open_err = |message: String| StoreError::Open {
-            url: url.to_string(),
-            message,
-        };
-        if !url.starts_with("sqlite:") {
-            return Err(open_err(
-                "only sqlite: URLs are supported, e.g. sqlite://./watchfloor-data/watchfloor.db"
-                    .into(),
-            ));
-        }
-        let options = SqliteConnectOptions::from_str(url)
-            .map_err(|e| open_err(e.to_string()))?
+        let options = connect_options(url)?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .synchronous(SqliteSynchronous::Normal);
         if let Some(dir) = options
             .get_filename()
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
         {
             std::fs::create_dir_all(dir)
-                .map_err(|e| open_err(format!("cannot create {}: {e}", dir.display())))?;
+                .map_err(|e| open_error(url, format!("cannot create {}: {e}", dir.display())))?;
         }
+        let store = SqliteStore::connect(url, options).await?;
+        store.migrate().await.map_err(|e| busy_hint(url, e))?;
+        store.check_version(url).await?;
+        Ok(store)
+    }
+
+    /// Opens an existing database for reading only: nothing is created or migrated, so a
+    /// mistyped path is an error, not a new empty database.
+    pub async fn open_read_only(url: &str) -> Result<Self, StoreError> {
+        let options = connect_options(url)?.read_only(true);
+        let path = options.get_filename().to_path_buf();
+        if !path.is_file() {
+            return Err(open_error(
+                url,
+                format!(
+                    "there is no database at {}; nothing has been fetched there yet (run `watchfloor fetch`), or check --db and the config's [storage] url",
+                    path.display()
+                ),
+            ));
+        }
+        let store = SqliteStore::connect(url, options).await?;
+        store.check_version(url).await?;
+        Ok(store)
+    }
+
+    async fn connect(url: &str, options: SqliteConnectOptions) -> Result<Self, StoreError> {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| open_err(e.to_string()))?;
-        let store = SqliteStore { pool };
-        store.migrate().await?;
-        Ok(store)
+            .map_err(|e| busy_hint(url, open_error(url, e.to_string())))?;
+        Ok(SqliteStore { pool })
+    }
+
+    /// Refuses a database written by a newer watchfloor, or one that is not watchfloor's.
+    async fn check_version(&self, url: &str) -> Result<(), StoreError> {
+        let known = MIGRATIONS.last().map_or(0, |(v, _)| *v);
+        let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
+            .fetch_one(&self.pool)
+            .await
+            .map_err(|_| {
+                open_error(
+                    url,
+                    "it is not a watchfloor database (it has no schema_version table)".into(),
+                )
+            })?;
+        match version.unwrap_or(0) {
+            v if v > known => Err(StoreError::NewerSchema { found: v, known }),
+            v if v < known => Err(open_error(
+                url,
+                format!(
+                    "its schema version {v} is older than this watchfloor's ({known}); run `watchfloor fetch` once to upgrade it"
+                ),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// A write transaction that takes the write lock at once, so a second process waits its
+    /// turn (up to the busy timeout) instead of failing when it upgrades a read lock.
+    async fn write(&self) -> Result<sqlx::Transaction<'static, Sqlite>, StoreError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
-            .execute(&self.pool)
-            .await?;
         for (version, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write().await?;
+            sqlx::query("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)")
+                .execute(&mut *tx)
+                .await?;
             let done: Option<i64> =
                 sqlx::query_scalar("SELECT version FROM schema_version WHERE version = ?")
                     .bind(version)
@@ -148,7 +238,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
             let now = ts(Utc::now());
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.write().await?;
             let mut added = 0;
             for inc in incidents {
                 let labels = serde_json::to_string(&inc.labels)
@@ -476,5 +566,94 @@ mod tests {
             bad,
             "cannot open the database postgres://nope: only sqlite: URLs are supported, e.g. sqlite://./watchfloor-data/watchfloor.db"
         );
+    }
+
+    /// Regression (hardening 2): two processes on one database failed with "database is
+    /// locked" at migration or commit. Writers now wait their turn.
+    #[tokio::test]
+    async fn two_writers_on_one_new_database_wait_their_turn() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/shared.db", dir.path().display());
+        let writer = |name: &'static str| {
+            let url = url.clone();
+            async move {
+                let s = SqliteStore::open(&url).await?;
+                for batch in 0..40 {
+                    let incidents: Vec<NewIncident> = (0..25)
+                        .map(|n| incident(&format!("{name}-{batch}-{n}"), n % 60, Severity::Low))
+                        .collect();
+                    let target = FetchTarget {
+                        instance: name,
+                        ..target("")
+                    };
+                    s.commit_fetch(target, &incidents, &json!({ "batch": batch }))
+                        .await?;
+                    s.record_success(name, incidents.len()).await?;
+                }
+                Ok::<_, StoreError>(s)
+            }
+        };
+        let writers = ["one", "two", "three", "four"].map(|name| tokio::spawn(writer(name)));
+        let mut stores = Vec::new();
+        for (name, w) in ["one", "two", "three", "four"].iter().zip(writers) {
+            let store = w
+                .await
+                .unwrap()
+                .unwrap_or_else(|e| panic!("writer {name}: {e}"));
+            stores.push((name, store));
+        }
+        for (name, store) in stores {
+            assert_eq!(store.count(name).await.unwrap(), 1000, "{name}");
+        }
+    }
+
+    /// Regression (hardening 10): a database from a newer watchfloor was accepted and written.
+    #[tokio::test]
+    async fn a_newer_schema_is_refused_naming_both_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/wf.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        sqlx::query("INSERT INTO schema_version (version, applied) VALUES (99, 'later')")
+            .execute(&s.pool)
+            .await
+            .unwrap();
+        drop(s);
+        for opened in [
+            SqliteStore::open(&url).await,
+            SqliteStore::open_read_only(&url).await,
+        ] {
+            assert_eq!(
+                opened.err().unwrap().to_string(),
+                "the database has schema version 99, newer than this watchfloor knows (1); upgrade watchfloor, or use another database"
+            );
+        }
+    }
+
+    /// Regression (hardening 13, first hour): `sqlite://` said "no such table", and reading
+    /// commands created databases and directories at any path given.
+    #[tokio::test]
+    async fn reading_creates_nothing_and_an_empty_path_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("no/such/dir/wf.db");
+        let url = format!("sqlite://{}", missing.display());
+        let err = SqliteStore::open_read_only(&url).await.err().unwrap();
+        assert!(err.to_string().contains("there is no database at"), "{err}");
+        assert!(!dir.path().join("no").exists(), "nothing was created");
+        for url in ["sqlite://", "sqlite:", "sqlite::memory:"] {
+            assert_eq!(
+                SqliteStore::open(url).await.err().unwrap().to_string(),
+                format!(
+                    "cannot open the database {url}: the URL names no database file: use sqlite://PATH, e.g. sqlite://./watchfloor-data/watchfloor.db"
+                )
+            );
+        }
+        // A database that exists opens for reading, and sees what was written.
+        let url = format!("sqlite://{}/wf.db", dir.path().display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+            .await
+            .unwrap();
+        let r = SqliteStore::open_read_only(&url).await.unwrap();
+        assert_eq!(r.count("fes").await.unwrap(), 1);
     }
 }

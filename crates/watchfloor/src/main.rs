@@ -402,6 +402,7 @@ fn definition_json(
 
 /// The store for commands that need no instances: `--db`, else the config's `[storage] url` if
 /// a config file is found (its instances and secrets are not read), else the default.
+/// The database for commands that only read it, opened read-only.
 async fn store_for(
     db: Option<&str>,
     config: Option<&Path>,
@@ -410,9 +411,14 @@ async fn store_for(
         (None, Ok(path)) => Config::load_storage_url(&path).map_err(usage)?,
         _ => None,
     };
-    incidents::open_store(db.or(from_config.as_deref()))
-        .await
-        .map_err(usage)
+    let url = db
+        .or(from_config.as_deref())
+        .unwrap_or(watchfloor_storage::DEFAULT_URL);
+    Ok(Arc::new(
+        watchfloor_storage::SqliteStore::open_read_only(url)
+            .await
+            .map_err(|e| usage(anyhow::Error::from(e)))?,
+    ))
 }
 
 /// The config file: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.
