@@ -44,6 +44,46 @@ pub struct WindowCursor {
     pub recent: BTreeMap<String, DateTime<Utc>>,
 }
 
+/// A provider record that a fetch could not read (no id, a creation time that is not a time),
+/// set aside so that it does not block the others, and shown in the instance's health.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SetAside {
+    /// The record's id as the provider sent it, or `?` when it has none.
+    pub id: String,
+    pub reason: String,
+}
+
+/// How a JSON value reads in a message: strings quoted, other kinds named.
+pub fn describe(value: &serde_json::Value) -> String {
+    use serde_json::Value;
+    let shown = |v: &Value| {
+        let text = v.to_string();
+        match text.char_indices().nth(80) {
+            Some((cut, _)) => format!("{}…", &text[..cut]),
+            None => text,
+        }
+    };
+    match value {
+        Value::Null => "nothing".into(),
+        Value::String(_) => shown(value),
+        Value::Number(_) => format!("{} (a number)", shown(value)),
+        Value::Bool(_) => format!("{value} (a boolean)"),
+        Value::Array(_) => "a list".into(),
+        Value::Object(_) => "an object".into(),
+    }
+}
+
+/// A record's id: a non-empty string in `field`, else why not.
+pub fn record_id(record: &serde_json::Value, field: &str) -> Result<String, SetAside> {
+    match &record[field] {
+        serde_json::Value::String(s) if !s.is_empty() => Ok(s.clone()),
+        other => Err(SetAside {
+            id: "?".into(),
+            reason: format!("its {field} is {}, not an id", describe(other)),
+        }),
+    }
+}
+
 /// An alert in a window: its id, its creation time, and the alert.
 pub struct Dated<T> {
     pub id: String,

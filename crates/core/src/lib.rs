@@ -31,7 +31,7 @@ pub use config::{Config, ConfigError, FromParam, InstanceConfig, MissingParam, P
 pub use context::ContextStore;
 pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};
 pub use entry::{Entry, Outputs};
-pub use fetch::{FetchSettings, WindowCursor};
+pub use fetch::{FetchSettings, SetAside, WindowCursor};
 pub use incident::{Incident, Label, NewIncident, Severity, Status};
 pub use secret::Secret;
 pub use usage::UsageError;

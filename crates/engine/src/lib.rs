@@ -252,6 +252,15 @@ impl Engine {
                 .commit_fetch(target, &batch.incidents, &batch.cursor)
                 .await
                 .map_err(store_err)?;
+            if !batch.set_aside.is_empty() {
+                for bad in &batch.set_aside {
+                    tracing::warn!(instance = inst.name, scope, id = %bad.id, reason = %bad.reason, "record set aside");
+                }
+                self.store
+                    .record_set_aside(inst.name, &batch.set_aside)
+                    .await
+                    .map_err(store_err)?;
+            }
             taken += 1;
             (cycle.progress)(&cycle.step_done(index, added, batch.covered_until));
             tracing::debug!(
@@ -262,8 +271,8 @@ impl Engine {
                 more = batch.more,
                 "fetch step committed"
             );
-            // A step that brought nothing new cannot make progress by repeating now.
-            let stalled = batch.incidents.is_empty();
+            // A step that moved nothing cannot make progress by repeating now.
+            let stalled = batch.incidents.is_empty() && cursor.as_ref() == Some(&batch.cursor);
             if !batch.more
                 || stalled
                 || cycle.steps == Steps::One

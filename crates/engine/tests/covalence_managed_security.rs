@@ -374,3 +374,74 @@ async fn the_scheduler_fetches_on_its_interval_and_stops_when_told() {
         "cycles ran on the interval and picked up new AROs: {generated}"
     );
 }
+
+/// Regression (hardening 3): one ARO with `creation_time: "yesterday-ish"` (or a numeric `ID`)
+/// failed every fetch and the valid ones were never stored. It is set aside, named in the
+/// instance's health, and the rest are fetched.
+#[tokio::test]
+async fn a_malformed_record_is_set_aside_and_the_rest_are_fetched() {
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+    let valid = s.expected();
+    let poisoned = |field: &str, value: Value| {
+        let mut fields = serde_json::Map::new();
+        fields.insert(field.into(), value);
+        fields
+    };
+    let bad_time = s.sim.add_aro_with(
+        0,
+        "Bad time",
+        poisoned("creation_time", Value::from("yesterday-ish")),
+    );
+    s.sim
+        .add_aro_with(1, "Numeric id", poisoned("ID", Value::from(5)));
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    let stored: BTreeSet<String> = s.stored().await.into_iter().collect();
+    assert_eq!(stored, valid, "every valid ARO is stored");
+    let health = s.store.health().await.unwrap();
+    let reasons: Vec<String> = health[0]
+        .set_aside
+        .iter()
+        .map(|r| format!("{}: {}", r.record.id, r.record.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [
+            format!(
+                "{}: its creation_time is \"yesterday-ish\", not YYYY-MM-DD HH:MM:SS",
+                bad_time["ID"].as_str().unwrap()
+            ),
+            "?: its ID is 5 (a number), not an id".to_string(),
+        ]
+    );
+    // Seen again on the next cycle, they are not noted twice.
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    assert_eq!(s.store.health().await.unwrap()[0].set_aside.len(), 2);
+}
+
+/// Regression (hardening 1): a portal that always says another page follows kept fetch
+/// running forever. The step fails with a clear error in health, and nothing half-stored.
+#[tokio::test]
+async fn endless_pages_fail_the_step_not_the_process() {
+    let s = setup(
+        CovalenceManagedSecurityOptions {
+            faults: FaultSpec {
+                endless_pages: true,
+                ..FaultSpec::default()
+            },
+            ..Default::default()
+        },
+        "",
+    )
+    .await;
+    let err = tokio::time::timeout(Duration::from_secs(60), s.cycle(Steps::UntilCaughtUp))
+        .await
+        .expect("the cycle ends")
+        .unwrap_err();
+    assert!(
+        err.contains("still says more follow after 200 pages"),
+        "{err}"
+    );
+    assert!(s.stored().await.is_empty());
+    let health = s.store.health().await.unwrap();
+    assert_eq!(health[0].consecutive_failures, 1);
+}

@@ -7,7 +7,7 @@ use std::future::Future;
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, WindowCursor};
-use watchfloor_core::{FetchSettings, NewIncident, Severity};
+use watchfloor_core::{FetchSettings, NewIncident, SetAside, Severity};
 
 use crate::CommandError;
 
@@ -22,6 +22,8 @@ pub struct FetchBatch {
     /// Everything created before this time has been read, if the integration can say; the
     /// engine shows it as progress.
     pub covered_until: Option<DateTime<Utc>>,
+    /// Records of this step that could not be read, set aside.
+    pub set_aside: Vec<SetAside>,
 }
 
 /// Where a windowed read leaves the fetch: everything of a [`FetchBatch`] but its incidents.
@@ -30,16 +32,19 @@ pub struct Next {
     cursor: Value,
     more: bool,
     covered_until: DateTime<Utc>,
+    set_aside: Vec<SetAside>,
 }
 
 impl Next {
-    /// The batch of `incidents` made from the items [`windowed`] chose.
+    /// The batch of the incidents made from the alerts [`windowed`] chose, with the records
+    /// the read set aside.
     pub fn batch(self, incidents: Vec<NewIncident>) -> FetchBatch {
         FetchBatch {
             incidents,
             cursor: self.cursor,
             more: self.more,
             covered_until: Some(self.covered_until),
+            set_aside: self.set_aside,
         }
     }
 }
@@ -47,27 +52,42 @@ impl Next {
 /// What a provider returned for a window.
 pub struct Read<T> {
     pub alerts: Vec<Dated<T>>,
+    /// Records that could not be dated or identified.
+    pub set_aside: Vec<SetAside>,
     /// The provider capped the answer, so the window is complete only up to the newest alert
     /// returned.
     pub capped: bool,
 }
 
-impl<T> From<Vec<Dated<T>>> for Read<T> {
-    fn from(alerts: Vec<Dated<T>>) -> Self {
-        Read {
-            alerts,
+impl<T> Read<T> {
+    /// Dates each record with `date` (its id and creation time); a record that cannot be dated
+    /// is set aside rather than failing the others.
+    pub fn sort_out(
+        records: Vec<T>,
+        date: impl Fn(&T) -> Result<(String, DateTime<Utc>), SetAside>,
+    ) -> Self {
+        let mut read = Read {
+            alerts: Vec::with_capacity(records.len()),
+            set_aside: Vec::new(),
             capped: false,
+        };
+        for item in records {
+            match date(&item) {
+                Ok((id, created)) => read.alerts.push(Dated { id, created, item }),
+                Err(bad) => read.set_aside.push(bad),
+            }
         }
+        read
     }
 }
 
 /// Reads the window `[from, until]` with `read` and picks what to emit. Returns the chosen
-/// alerts (oldest first) and where the fetch goes [`Next`].
+/// alerts (oldest first, dated) and where the fetch goes ([`Next`]).
 pub async fn windowed<T, F, Fut>(
     cursor: Option<&Value>,
     settings: &FetchSettings,
     read: F,
-) -> Result<(Vec<T>, Next), CommandError>
+) -> Result<(Vec<Dated<T>>, Next), CommandError>
 where
     F: FnOnce(DateTime<Utc>, DateTime<Utc>) -> Fut,
     Fut: Future<Output = Result<Read<T>, CommandError>>,
@@ -84,7 +104,11 @@ where
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
     let first = settings.first_fetch.at(now);
     let (from, until) = cursor.window(now, first, settings.look_back);
-    let Read { alerts, capped } = read(from, until).await?;
+    let Read {
+        alerts,
+        set_aside,
+        capped,
+    } = read(from, until).await?;
     let (until, capped) = match alerts.iter().map(|a| a.created).max() {
         Some(newest) if capped => (newest.min(until), true),
         _ => (until, false),
@@ -94,11 +118,12 @@ where
     let covered_until = next.high_water.unwrap_or(until);
     let cursor = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
     Ok((
-        take.into_iter().map(|d| d.item).collect(),
+        take,
         Next {
             cursor,
             more,
             covered_until,
+            set_aside,
         },
     ))
 }

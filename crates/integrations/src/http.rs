@@ -35,7 +35,9 @@ pub enum HttpError {
         body: String,
     },
     #[error(
-        "{service} {method} {endpoint} is still rate limited after {attempts} attempts (Retry-After {retry_after:?}); try again later"
+        "{service} {method} {endpoint} is still rate limited after {attempts} {}{}; try again later",
+        if *attempts == 1 { "attempt" } else { "attempts" },
+        retry_after.map(|d| format!(" (the server asks to wait {}s)", d.as_secs())).unwrap_or_default()
     )]
     RateLimited {
         service: &'static str,
@@ -43,6 +45,18 @@ pub enum HttpError {
         endpoint: String,
         attempts: u32,
         retry_after: Option<Duration>,
+    },
+    #[error(
+        "{service} {method} {endpoint} asks to retry after {}s, longer than one request may take ({}s, twice the instance's timeout); try again later",
+        wait.as_secs(),
+        budget.as_secs()
+    )]
+    WaitTooLong {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+        wait: Duration,
+        budget: Duration,
     },
     #[error("malformed JSON from {service} {method} {endpoint}: {message}")]
     Decode {
@@ -58,12 +72,25 @@ pub enum HttpError {
         endpoint: String,
         message: String,
     },
+    #[error(
+        "{service} {method} {endpoint} sent more than {} MiB; the response is refused to protect memory: narrow the query",
+        MAX_BODY / (1024 * 1024)
+    )]
+    TooLarge {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+    },
     #[error("cannot set up the {service} client: {message}")]
     Setup {
         service: &'static str,
         message: String,
     },
 }
+
+/// The largest response body read. A larger one is an error, so one hostile or broken answer
+/// cannot take the process's memory.
+pub const MAX_BODY: usize = 64 * 1024 * 1024;
 
 /// Client settings of one instance.
 #[derive(Debug, Clone)]
@@ -124,8 +151,6 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Longest backoff between two attempts.
     pub max_delay: Duration,
-    /// A Retry-After longer than this is not waited for: the request fails with a clear error.
-    pub max_retry_after: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -134,7 +159,6 @@ impl Default for RetryPolicy {
             max_attempts: 4,
             base_delay: Duration::from_millis(250),
             max_delay: Duration::from_secs(5),
-            max_retry_after: Duration::from_secs(60),
         }
     }
 }
@@ -149,6 +173,8 @@ pub struct HttpClient {
     auth_hint: &'static str,
     error_reader: fn(&str) -> Option<String>,
     retry: RetryPolicy,
+    /// How long one call may take in all, attempts and waits together: twice the timeout.
+    budget: Duration,
 }
 
 /// The body of a request.
@@ -269,6 +295,7 @@ impl HttpClient {
             auth_hint: "check the instance's API key",
             error_reader: json_error_message,
             retry: opts.retry.clone(),
+            budget: opts.timeout.saturating_mul(2),
         })
     }
 
@@ -336,6 +363,7 @@ impl HttpClient {
         let method = method.clone();
         let url = format!("{}{path}", self.base);
         let endpoint = path.to_string();
+        let started = std::time::Instant::now();
         let mut attempt = 0;
         loop {
             attempt += 1;
@@ -385,7 +413,12 @@ impl HttpClient {
                         .filter_map(|v| v.split(';').next())
                         .map(|v| v.trim().to_string())
                         .collect();
-                    let text = resp.text().await.map_err(transport)?;
+                    let too_large = || HttpError::TooLarge {
+                        service: self.service,
+                        method: method.clone(),
+                        endpoint: endpoint.clone(),
+                    };
+                    let text = read_body(resp, too_large, transport).await?;
                     if status.is_success() {
                         return Ok(Body { text, set_cookies });
                     }
@@ -394,9 +427,6 @@ impl HttpClient {
                         || (method == Method::GET && status.is_server_error());
                     let failure =
                         self.status_error(&method, &endpoint, status, text, attempt, retry_after);
-                    if retry_after.is_some_and(|r| r > self.retry.max_retry_after) {
-                        return Err(failure);
-                    }
                     (retryable, retry_after, failure)
                 }
             };
@@ -409,6 +439,18 @@ impl HttpClient {
                 .saturating_mul(1 << (attempt - 1).min(16))
                 .min(self.retry.max_delay);
             let delay = wait.unwrap_or(backoff);
+            if started.elapsed() + delay > self.budget {
+                return Err(match wait {
+                    Some(wait) => HttpError::WaitTooLong {
+                        service: self.service,
+                        method,
+                        endpoint,
+                        wait,
+                        budget: self.budget,
+                    },
+                    None => failure,
+                });
+            }
             tracing::warn!(service = self.service, %method, endpoint = %endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "retrying request");
             tokio::time::sleep(delay).await;
         }
@@ -449,6 +491,28 @@ impl HttpClient {
             },
         }
     }
+}
+
+/// Reads a body of at most [`MAX_BODY`] bytes, chunk by chunk.
+async fn read_body(
+    mut resp: reqwest::Response,
+    too_large: impl Fn() -> HttpError,
+    transport: impl Fn(reqwest::Error) -> HttpError,
+) -> Result<String, HttpError> {
+    if resp.content_length().is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = resp.chunk().await.map_err(&transport)? {
+        if body.len() + chunk.len() > MAX_BODY {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(match String::from_utf8(body) {
+        Ok(text) => text,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    })
 }
 
 /// The `error`, `message` or `detail` field of a JSON error body.

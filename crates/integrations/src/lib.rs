@@ -36,6 +36,12 @@ pub enum CommandError {
     /// The instance lacks a setting this command needs.
     #[error("{0}")]
     NotConfigured(String),
+    /// The command ran past its overall deadline.
+    #[error(
+        "the command did not finish within {}; the provider is slow or keeps paging: narrow the query, or try again later",
+        humantime::format_duration(*.0)
+    )]
+    Deadline(std::time::Duration),
     /// A failure at one place of several, e.g. one appliance of an organization.
     #[error("{place}: {source}")]
     At {

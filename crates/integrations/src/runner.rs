@@ -2,6 +2,7 @@
 //! arguments, execute. The CLI, and later the HTTP API, share this one path.
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use watchfloor_core::{Args, CommandDef, CommandLine, Config, Entry, IntegrationDef, UsageError};
 
@@ -28,10 +29,15 @@ impl RunError {
     }
 }
 
+/// How long one command may run in all, every page and retry included, unless
+/// [`Runner::with_deadline`] says otherwise.
+pub const COMMAND_DEADLINE: Duration = Duration::from_secs(300);
+
 /// Configured instances of the built-in integrations, ready to run commands.
 pub struct Runner {
     integrations: &'static [&'static Integration],
     instances: BTreeMap<String, Connected>,
+    deadline: Duration,
 }
 
 /// A connected instance and the index of its integration. An instance that could not be set
@@ -84,7 +90,14 @@ impl Runner {
         Ok(Runner {
             integrations,
             instances,
+            deadline: COMMAND_DEADLINE,
         })
+    }
+
+    /// How long one command may run in all before it fails.
+    pub fn with_deadline(mut self, deadline: Duration) -> Self {
+        self.deadline = deadline;
+        self
     }
 
     pub fn definitions(&self) -> Vec<&IntegrationDef> {
@@ -177,13 +190,18 @@ impl Runner {
             instance: name.to_string(),
             error: Box::new(CommandError::NotConfigured(e.clone())),
         })?;
-        let result = match def.name == crate::TEST_MODULE {
-            true => instance
-                .test()
-                .await
-                .map(|()| Entry::text("ok", serde_json::json!("ok"))),
-            false => instance.execute(def, &args).await,
+        let work = async {
+            match def.name == crate::TEST_MODULE {
+                true => instance
+                    .test()
+                    .await
+                    .map(|()| Entry::text("ok", serde_json::json!("ok"))),
+                false => instance.execute(def, &args).await,
+            }
         };
+        let result = tokio::time::timeout(self.deadline, work)
+            .await
+            .unwrap_or_else(|_| Err(CommandError::Deadline(self.deadline)));
         result.map_err(|error| RunError::Command {
             instance: name.to_string(),
             error: Box::new(error),

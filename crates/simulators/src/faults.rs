@@ -30,6 +30,9 @@ pub struct FaultSpec {
     pub malformed: u32,
     /// This percentage of requests, at random, get 429 (with Retry-After) or 503.
     pub random_failure_percent: u8,
+    /// Hostile: paged list endpoints always say another page follows, with a new item on each
+    /// page past the data (FES ARO lists).
+    pub endless_pages: bool,
 }
 
 /// Live fault switches and request counters of one simulator.

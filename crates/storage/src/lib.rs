@@ -15,7 +15,7 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use watchfloor_core::{Incident, NewIncident, Severity, Status};
+use watchfloor_core::{Incident, NewIncident, SetAside, Severity, Status};
 
 pub use sqlite::SqliteStore;
 
@@ -85,6 +85,16 @@ pub struct Health {
     pub consecutive_failures: i64,
     pub incidents_last_cycle: i64,
     pub last_cycle_at: Option<DateTime<Utc>>,
+    /// Provider records set aside because they could not be read, oldest first.
+    pub set_aside: Vec<SetAsideRecord>,
+}
+
+/// A set-aside record and when it was first seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct SetAsideRecord {
+    #[serde(flatten)]
+    pub record: SetAside,
+    pub at: DateTime<Utc>,
 }
 
 /// Where incidents live.
@@ -117,6 +127,13 @@ pub trait Store: Send + Sync {
         &'a self,
         instance: &'a str,
         error: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Notes records a fetch set aside (each once), keeping the newest.
+    fn record_set_aside<'a>(
+        &'a self,
+        instance: &'a str,
+        records: &'a [SetAside],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>>;

@@ -12,10 +12,18 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite};
 use watchfloor_core::{Incident, Label, NewIncident, Severity, Status};
 
-use crate::{BoxFuture, FetchTarget, Health, IncidentFilter, Store, StoreError};
+use watchfloor_core::SetAside;
+
+use crate::{BoxFuture, FetchTarget, Health, IncidentFilter, SetAsideRecord, Store, StoreError};
 
 /// Migrations, in order. Each runs once, in its own transaction.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/0001_init.sql")),
+    (2, include_str!("../migrations/0002_set_aside.sql")),
+];
+
+/// Set-aside records kept per instance, the newest.
+const SET_ASIDE_KEPT: usize = 50;
 
 /// Timestamps are stored as fixed-width UTC text, so they sort as they compare.
 fn ts(t: DateTime<Utc>) -> String {
@@ -347,6 +355,52 @@ impl Store for SqliteStore {
         })
     }
 
+    fn record_set_aside<'a>(
+        &'a self,
+        instance: &'a str,
+        records: &'a [SetAside],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let mut tx = self.write().await?;
+            sqlx::query("INSERT INTO instance_health (instance) VALUES (?) ON CONFLICT (instance) DO NOTHING")
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+            let text: String =
+                sqlx::query_scalar("SELECT set_aside FROM instance_health WHERE instance = ?")
+                    .bind(instance)
+                    .fetch_one(&mut *tx)
+                    .await?;
+            let mut kept: Vec<SetAsideRecord> = serde_json::from_str(&text).map_err(|e| {
+                StoreError::Corrupt(format!("set-aside records of {instance}: {e}"))
+            })?;
+            let now = Utc::now();
+            for r in records {
+                // A record re-read within the look-back is noted once.
+                if !kept.iter().any(|k| k.record == *r) {
+                    kept.push(SetAsideRecord {
+                        record: r.clone(),
+                        at: now,
+                    });
+                }
+            }
+            let excess = kept.len().saturating_sub(SET_ASIDE_KEPT);
+            kept.drain(..excess);
+            let text =
+                serde_json::to_string(&kept).map_err(|e| StoreError::Database(e.to_string()))?;
+            sqlx::query("UPDATE instance_health SET set_aside = ? WHERE instance = ?")
+                .bind(text)
+                .bind(instance)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query("SELECT * FROM instance_health ORDER BY instance")
@@ -362,6 +416,8 @@ impl Store for SqliteStore {
                         consecutive_failures: r.try_get("consecutive_failures")?,
                         incidents_last_cycle: r.try_get("incidents_last_cycle")?,
                         last_cycle_at: parse_opt_ts(r.try_get("last_cycle_at")?)?,
+                        set_aside: serde_json::from_str(&r.try_get::<String, _>("set_aside")?)
+                            .map_err(|e| StoreError::Corrupt(format!("set-aside records: {e}")))?,
                     })
                 })
                 .collect()
@@ -624,7 +680,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (1); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (2); upgrade watchfloor, or use another database"
             );
         }
     }

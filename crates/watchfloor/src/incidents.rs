@@ -150,8 +150,17 @@ pub async fn health(store: &dyn Store) -> anyhow::Result<String> {
         .iter()
         .map(|h| {
             let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string());
+            let set_aside = h.set_aside.last().map(|last| {
+                format!(
+                    "{} (latest: {}: {})",
+                    h.set_aside.len(),
+                    last.record.id,
+                    last.record.reason
+                )
+            });
             json!({"Instance": h.instance, "Last success": t(h.last_success), "Consecutive failures": h.consecutive_failures,
-                   "New in last cycle": h.incidents_last_cycle, "Last error": h.last_error, "Last error at": t(h.last_error_at)})
+                   "New in last cycle": h.incidents_last_cycle, "Last error": h.last_error, "Last error at": t(h.last_error_at),
+                   "Set aside": set_aside})
         })
         .collect();
     let headers: Vec<String> = [
@@ -161,6 +170,7 @@ pub async fn health(store: &dyn Store) -> anyhow::Result<String> {
         "New in last cycle",
         "Last error",
         "Last error at",
+        "Set aside",
     ]
     .map(String::from)
     .to_vec();

@@ -69,6 +69,7 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Vec<Box<dyn Running>>, Pa
                 server_errors: args.server_errors,
                 malformed: args.malformed,
                 random_failure_percent: args.failure_percent,
+                ..FaultSpec::default()
             },
             late_arrival: Duration::from_secs(args.late_arrival_secs),
             generate_every: (args.generate_every_secs > 0)

@@ -1,5 +1,6 @@
 //! HTTP clients of the FES Portal and the Broker. The provider id is looked up once per
-//! instance; ARO and escalation-list paging stops on an empty page or `has_next = false`.
+//! instance; ARO and escalation-list paging stops on an empty page or `has_next = false`, and
+//! after at most [`MAX_PAGES`] pages.
 
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
@@ -9,6 +10,9 @@ use crate::CommandError;
 use crate::http::{HttpClient, path_segment as segment};
 
 const PAGE_SIZE: &str = "500";
+/// Pages one listing reads at most: 100,000 items, far past any real portal listing, so a
+/// server that always says "more" cannot keep a command or a fetch running.
+const MAX_PAGES: u64 = 200;
 
 /// The FES Portal API.
 pub struct Portal {
@@ -150,6 +154,12 @@ impl Portal {
             };
             if batch_len == 0 || !has_next {
                 return Ok(items);
+            }
+            if page >= MAX_PAGES {
+                return Err(CommandError::Provider(format!(
+                    "FES Portal GET {path} still says more follow after {MAX_PAGES} pages ({} items); narrow the query, e.g. with since= or resolution=",
+                    items.len()
+                )));
             }
             page += 1;
         }

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
-use watchfloor_core::fetch::Dated;
-use watchfloor_core::{FetchSettings, Label, NewIncident};
+use watchfloor_core::fetch::{Dated, describe, record_id};
+use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside};
 
 use super::client::Portal;
 use crate::CommandError;
@@ -14,16 +14,21 @@ use crate::fetch::{FetchBatch, Read, field_effect_severity, windowed};
 
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
-fn parse_created(aro: &Value) -> Result<DateTime<Utc>, CommandError> {
-    let raw = aro["creation_time"].as_str().unwrap_or_default();
-    NaiveDateTime::parse_from_str(raw, TIME_FORMAT)
+/// An ARO's id and creation time, or why it cannot be fetched.
+fn date(aro: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
+    let id = record_id(aro, "ID")?;
+    let created = aro["creation_time"]
+        .as_str()
+        .and_then(|raw| NaiveDateTime::parse_from_str(raw, TIME_FORMAT).ok())
         .map(|t| t.and_utc())
-        .map_err(|_| {
-            CommandError::Provider(format!(
-                "FES Portal sent ARO {} with creation_time {raw:?}, not YYYY-MM-DD HH:MM:SS",
-                aro["ID"].as_str().unwrap_or("?")
-            ))
-        })
+        .ok_or_else(|| SetAside {
+            id: id.clone(),
+            reason: format!(
+                "its creation_time is {}, not YYYY-MM-DD HH:MM:SS",
+                describe(&aro["creation_time"])
+            ),
+        })?;
+    Ok((id, created))
 }
 
 /// One fetch step.
@@ -41,44 +46,27 @@ pub async fn fetch(
                 ("since".to_string(), from.format(TIME_FORMAT).to_string()),
                 ("until".to_string(), until.format(TIME_FORMAT).to_string()),
             ];
-            let aros = portal.aros(&filters).await?;
-            aros.into_iter()
-                .map(|aro| {
-                    let id = aro["ID"]
-                        .as_str()
-                        .filter(|id| !id.is_empty())
-                        .map(str::to_string);
-                    let id = id.ok_or_else(|| {
-                        CommandError::Provider("FES Portal sent an ARO without an ID".into())
-                    })?;
-                    Ok(Dated {
-                        id,
-                        created: parse_created(&aro)?,
-                        item: aro,
-                    })
-                })
-                .collect::<Result<Vec<_>, CommandError>>()
-                .map(Read::from)
+            Ok(Read::sort_out(portal.aros(&filters).await?, date))
         },
     )
     .await?;
     let mut profiles: BTreeMap<String, Value> = BTreeMap::new();
-    for org in aros.iter().filter_map(|a| a["organization"]["ID"].as_str()) {
+    for org in aros
+        .iter()
+        .filter_map(|a| a.item["organization"]["ID"].as_str())
+    {
         if !profiles.contains_key(org) {
             let detail = portal.my_organization(org).await?;
             profiles.insert(org.to_string(), detail["active_response_profile"].clone());
         }
     }
-    let incidents = aros
-        .iter()
-        .map(|aro| incident(aro, &profiles))
-        .collect::<Result<_, _>>()?;
-    Ok(next.batch(incidents))
+    Ok(next.batch(aros.iter().map(|a| incident(a, &profiles)).collect()))
 }
 
 /// An ARO as an incident: name `[org] [type] title`, details with mitigation steps and the
 /// organization's active response profile.
-fn incident(aro: &Value, profiles: &BTreeMap<String, Value>) -> Result<NewIncident, CommandError> {
+fn incident(dated: &Dated<Value>, profiles: &BTreeMap<String, Value>) -> NewIncident {
+    let aro = &dated.item;
     let org = aro["organization"]["name"]
         .as_str()
         .filter(|s| !s.is_empty());
@@ -125,16 +113,16 @@ fn incident(aro: &Value, profiles: &BTreeMap<String, Value>) -> Result<NewIncide
             value: org.to_string(),
         });
     }
-    Ok(NewIncident {
-        external_id: aro["ID"].as_str().unwrap_or_default().to_string(),
+    NewIncident {
+        external_id: dated.id.clone(),
         name: format!("[{}] [{kind}] {title}", org.unwrap_or("No org name")),
-        occurred: parse_created(aro)?,
+        occurred: dated.created,
         severity: field_effect_severity(aro["severity"].as_str()),
         organization: org.map(str::to_string),
         details,
         labels,
         raw: aro.clone(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -152,7 +140,15 @@ mod tests {
             "o1".to_string(),
             json!({"response_policy": "Off", "options": null}),
         )]);
-        let inc = incident(&aro, &profiles).unwrap();
+        let dated = |aro: Value| {
+            let (id, created) = date(&aro).unwrap();
+            Dated {
+                id,
+                created,
+                item: aro,
+            }
+        };
+        let inc = incident(&dated(aro), &profiles);
         assert_eq!(inc.name, "[Globex] [Action] Malware detected");
         assert_eq!(inc.occurred.to_rfc3339(), "2024-05-02T14:03:11+00:00");
         assert_eq!(inc.severity, Severity::Low);
@@ -161,10 +157,11 @@ mod tests {
             "Malware was blocked.\n\nMitigation Steps\n- Isolate the host.\n- Reset the password.\n\nActive Response Profile\n- Response policy: Off\n- Exclusions/ Modifications: None\n"
         );
         let bare = incident(
-            &json!({"ID": "a2", "creation_time": "2024-05-02 14:03:11", "organization": null}),
+            &dated(
+                json!({"ID": "a2", "creation_time": "2024-05-02 14:03:11", "organization": null}),
+            ),
             &profiles,
-        )
-        .unwrap();
+        );
         assert_eq!(
             (bare.name.as_str(), bare.severity, bare.details.as_str()),
             (
@@ -173,15 +170,37 @@ mod tests {
                 ""
             )
         );
-        let bad = incident(
-            &json!({"ID": "a3", "creation_time": "yesterday"}),
-            &profiles,
-        )
-        .unwrap_err()
-        .to_string();
-        assert_eq!(
-            bad,
-            "FES Portal sent ARO a3 with creation_time \"yesterday\", not YYYY-MM-DD HH:MM:SS"
-        );
+        // Regression (hardening 3, 13): one malformed ARO failed every fetch, a numeric id
+        // read "ARO without an ID", and a numeric time was shown as "".
+        for (aro, id, reason) in [
+            (
+                json!({"ID": "a3", "creation_time": "yesterday-ish"}),
+                "a3",
+                "its creation_time is \"yesterday-ish\", not YYYY-MM-DD HH:MM:SS",
+            ),
+            (
+                json!({"ID": "a4", "creation_time": 1714550400}),
+                "a4",
+                "its creation_time is 1714550400 (a number), not YYYY-MM-DD HH:MM:SS",
+            ),
+            (
+                json!({"ID": 5, "creation_time": "2024-05-02 14:03:11"}),
+                "?",
+                "its ID is 5 (a number), not an id",
+            ),
+            (
+                json!({"creation_time": "2024-05-02 14:03:11"}),
+                "?",
+                "its ID is nothing, not an id",
+            ),
+        ] {
+            assert_eq!(
+                date(&aro),
+                Err(SetAside {
+                    id: id.into(),
+                    reason: reason.into()
+                })
+            );
+        }
     }
 }

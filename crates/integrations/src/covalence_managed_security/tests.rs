@@ -805,3 +805,129 @@ async fn an_empty_page_ends_aro_paging() {
     .unwrap();
     assert_eq!(entry.readable, "No AROs found");
 }
+
+/// Regression (hardening 1): a portal that always answers `has_next: true` with new items
+/// kept `get-aro` paging forever. Paging now stops after a bounded number of pages.
+#[tokio::test]
+async fn endless_paging_stops_with_a_clear_error() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        faults: FaultSpec {
+            endless_pages: true,
+            ..FaultSpec::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let err = tokio::time::timeout(
+        Duration::from_secs(60),
+        app.fail(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#),
+    )
+    .await
+    .expect("paging ends");
+    assert!(
+        err.contains("still says more follow after 200 pages") && err.contains("narrow the query"),
+        "{err}"
+    );
+}
+
+/// Regression (hardening 9): `Retry-After: 59` held a command with `timeout = "5s"` for
+/// minutes. A wait longer than a request may take fails at once, naming the wait.
+#[tokio::test]
+async fn a_long_retry_after_fails_fast_naming_the_wait() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        faults: FaultSpec {
+            rate_limit: 100,
+            retry_after_secs: 59,
+            ..FaultSpec::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let started = Instant::now();
+    let err = app.fail("!cov-mgsec-list-org").await;
+    assert_eq!(
+        err,
+        "instance `fes`: FES Portal GET /my_providers asks to retry after 59s, longer than one request may take (10s, twice the instance's timeout); try again later"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+/// Regression (hardening 13): rate-limit errors said `Retry-After Some(59s)` and
+/// `after 1 attempts`.
+#[tokio::test]
+async fn rate_limit_errors_read_well() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        faults: FaultSpec {
+            rate_limit: 100,
+            retry_after_secs: 0,
+            ..FaultSpec::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let err = app.fail("!cov-mgsec-list-org").await;
+    assert_eq!(
+        err,
+        "instance `fes`: FES Portal GET /my_providers is still rate limited after 4 attempts (the server asks to wait 0s); try again later"
+    );
+}
+
+/// Regression (hardening 8): one ARO with 100 MB of details drove the process to 787 MB.
+/// A response over the cap is refused with a clear error.
+#[tokio::test]
+async fn an_oversized_response_is_refused() {
+    let app = spawn().await;
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "details".into(),
+        json!("x".repeat(crate::http::MAX_BODY + 1024)),
+    );
+    let aro = app.sim.add_aro_with(0, "Huge", fields);
+    let err = app
+        .fail(&format!(
+            "!cov-mgsec-get-aro query=\"id={}\"",
+            aro["ID"].as_str().unwrap()
+        ))
+        .await;
+    assert!(
+        err.ends_with(
+            "sent more than 64 MiB; the response is refused to protect memory: narrow the query"
+        ),
+        "{err}"
+    );
+}
+
+/// Regression (hardening 1, 9): the per-request timeout did not bound a command. A command
+/// has an overall deadline, whatever the paging and retries.
+#[tokio::test]
+async fn a_command_stops_at_its_deadline() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        faults: FaultSpec {
+            endless_pages: true,
+            latency_ms: 100,
+            ..FaultSpec::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let runner = app.runner.with_deadline(Duration::from_millis(700));
+    let started = Instant::now();
+    let err = runner
+        .run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#, None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert_eq!(
+        err,
+        "instance `fes`: the command did not finish within 700ms; the provider is slow or keeps paging: narrow the query, or try again later"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+}

@@ -3,8 +3,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use watchfloor_core::fetch::Dated;
-use watchfloor_core::{FetchSettings, Label, NewIncident};
+use watchfloor_core::fetch::{Dated, describe, record_id};
+use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside};
 
 use super::client::Covalence;
 use crate::CommandError;
@@ -14,8 +14,20 @@ const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
 /// Reads every alert of the window; pages of 500 until a short one.
 const READ_ALL: u64 = 1_000_000;
 
-fn created(alert: &Value) -> DateTime<Utc> {
-    DateTime::from_timestamp(alert["createdTime"].as_i64().unwrap_or(0), 0).unwrap_or_default()
+/// An alert's id and creation time (epoch seconds), or why it cannot be fetched.
+fn date(alert: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
+    let id = record_id(alert, "id")?;
+    let created = alert["createdTime"]
+        .as_i64()
+        .and_then(|t| DateTime::from_timestamp(t, 0))
+        .ok_or_else(|| SetAside {
+            id: id.clone(),
+            reason: format!(
+                "its createdTime is {}, not epoch seconds",
+                describe(&alert["createdTime"])
+            ),
+        })?;
+    Ok((id, created))
 }
 
 /// The broker's organizations, or "" for a direct appliance.
@@ -61,24 +73,7 @@ pub async fn fetch(
                         .await
                 })
                 .await?;
-            alerts
-                .into_iter()
-                .map(|alert| {
-                    let id = alert["id"]
-                        .as_str()
-                        .filter(|id| !id.is_empty())
-                        .map(str::to_string);
-                    let id = id.ok_or_else(|| {
-                        CommandError::Provider("Covalence sent an alert without an id".into())
-                    })?;
-                    Ok(Dated {
-                        id,
-                        created: created(&alert),
-                        item: alert,
-                    })
-                })
-                .collect::<Result<Vec<_>, CommandError>>()
-                .map(Read::from)
+            Ok(Read::sort_out(alerts, date))
         },
     )
     .await?;
@@ -96,7 +91,8 @@ fn shown(v: Option<&Value>, missing: &str) -> String {
 }
 
 /// An alert as an incident: name `[type] analystTitle`, `[org] [type] analystTitle` in broker mode.
-fn incident(alert: &Value, org: Option<&str>) -> NewIncident {
+fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
+    let alert = &dated.item;
     let kind = shown(alert.get("type"), "No alert type");
     let title = shown(alert.get("analystTitle"), "No title");
     let name = match org {
@@ -114,9 +110,9 @@ fn incident(alert: &Value, org: Option<&str>) -> NewIncident {
         });
     }
     NewIncident {
-        external_id: alert["id"].as_str().unwrap_or_default().to_string(),
+        external_id: dated.id.clone(),
         name,
-        occurred: created(alert),
+        occurred: dated.created,
         severity: field_effect_severity(alert["severity"].as_str()),
         organization: org.map(str::to_string),
         details: alert["analystDescription"]
@@ -133,9 +129,20 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    fn dated(alert: Value) -> Dated<Value> {
+        let (id, created) = date(&alert).unwrap();
+        Dated {
+            id,
+            created,
+            item: alert,
+        }
+    }
+
     #[test]
     fn names_follow_the_reference() {
-        let alert = json!({"id": "x", "type": "NETWORK", "analystTitle": "Port scan", "createdTime": 1709280000, "severity": "High", "analystDescription": "d"});
+        let alert = dated(
+            json!({"id": "x", "type": "NETWORK", "analystTitle": "Port scan", "createdTime": 1709280000, "severity": "High", "analystDescription": "d"}),
+        );
         let direct = incident(&alert, None);
         assert_eq!(
             (
@@ -150,8 +157,20 @@ mod tests {
             "[Globex] [NETWORK] Port scan"
         );
         assert_eq!(
-            incident(&json!({"id": "y", "type": null}), None).name,
+            incident(
+                &dated(json!({"id": "y", "type": null, "createdTime": 0})),
+                None
+            )
+            .name,
             "[None] No title"
+        );
+        // Regression (hardening 3): a record without a usable time no longer reads as 1970.
+        assert_eq!(
+            date(&json!({"id": "z", "createdTime": "soon"})),
+            Err(SetAside {
+                id: "z".into(),
+                reason: "its createdTime is \"soon\", not epoch seconds".into()
+            })
         );
     }
 }

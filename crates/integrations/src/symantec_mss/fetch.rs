@@ -4,8 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use watchfloor_core::fetch::Dated;
-use watchfloor_core::{FetchSettings, Label, NewIncident, Severity};
+use watchfloor_core::fetch::{Dated, describe, record_id};
+use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside, Severity};
 
 use super::client::{Sws, utc_timestamp};
 use crate::CommandError;
@@ -14,16 +14,21 @@ use crate::fetch::{FetchBatch, Read, windowed};
 /// The most IncidentGetList returns.
 const MAX_INCIDENTS: u32 = 500;
 
-fn created(summary: &Value) -> Result<DateTime<Utc>, CommandError> {
-    let raw = summary["TimeCreated"].as_str().unwrap_or_default();
-    DateTime::parse_from_rfc3339(&utc_timestamp(raw))
+/// An incident's number and creation time, or why it cannot be fetched.
+fn date(summary: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
+    let id = record_id(summary, "IncidentNumber")?;
+    let created = summary["TimeCreated"]
+        .as_str()
+        .and_then(|raw| DateTime::parse_from_rfc3339(&utc_timestamp(raw)).ok())
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|_| {
-            CommandError::Provider(format!(
-                "Symantec MSS sent incident {} with TimeCreated {raw:?}, not a timestamp",
-                summary["IncidentNumber"].as_str().unwrap_or("?")
-            ))
-        })
+        .ok_or_else(|| SetAside {
+            id: id.clone(),
+            reason: format!(
+                "its TimeCreated is {}, not a timestamp",
+                describe(&summary["TimeCreated"])
+            ),
+        })?;
+    Ok((id, created))
 }
 
 /// One fetch step.
@@ -41,32 +46,14 @@ pub async fn fetch(
                 .incidents(from, severities, None, Some(MAX_INCIDENTS))
                 .await?;
             let capped = summaries.len() >= MAX_INCIDENTS as usize;
-            let mut alerts = Vec::new();
-            for summary in summaries {
-                let id = summary["IncidentNumber"]
-                    .as_str()
-                    .filter(|n| !n.is_empty())
-                    .map(str::to_string);
-                let id = id.ok_or_else(|| {
-                    CommandError::Provider(
-                        "Symantec MSS sent an incident without an IncidentNumber".into(),
-                    )
-                })?;
-                let created = created(&summary)?;
-                if created <= until {
-                    alerts.push(Dated {
-                        id,
-                        created,
-                        item: summary,
-                    });
-                }
-            }
-            Ok(Read { alerts, capped })
+            let mut read = Read::sort_out(summaries, date);
+            read.alerts.retain(|a| a.created <= until);
+            read.capped = capped;
+            Ok(read)
         },
     )
     .await?;
-    let incidents = summaries.iter().map(incident).collect::<Result<_, _>>()?;
-    Ok(next.batch(incidents))
+    Ok(next.batch(summaries.iter().map(incident).collect()))
 }
 
 /// Emergency 4, Critical 3, Warning 2, Informational 0.5.
@@ -81,7 +68,8 @@ fn severity(word: Option<&str>) -> Severity {
 }
 
 /// A summary as an incident: name `Incident: N (Classification)`, occurred in UTC.
-fn incident(summary: &Value) -> Result<NewIncident, CommandError> {
+fn incident(dated: &Dated<Value>) -> NewIncident {
+    let summary = &dated.item;
     let text = |k: &str| summary[k].as_str().unwrap_or_default();
     let mut details = Vec::new();
     for (label, key) in [
@@ -97,14 +85,14 @@ fn incident(summary: &Value) -> Result<NewIncident, CommandError> {
     let organization = Some(text("DestOrganizationName"))
         .filter(|o| !o.is_empty())
         .map(str::to_string);
-    Ok(NewIncident {
-        external_id: text("IncidentNumber").to_string(),
+    NewIncident {
+        external_id: dated.id.clone(),
         name: format!(
             "Incident: {} ({})",
             text("IncidentNumber"),
             text("Classification")
         ),
-        occurred: created(summary)?,
+        occurred: dated.created,
         severity: severity(summary["Severity"].as_str()),
         organization,
         details: details.join("\n"),
@@ -119,7 +107,7 @@ fn incident(summary: &Value) -> Result<NewIncident, CommandError> {
             },
         ],
         raw: summary.clone(),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -131,7 +119,15 @@ mod tests {
     fn incidents_are_named_and_dated_in_utc() {
         let s = json!({"IncidentNumber": "7781200", "Classification": "Web Server Attack", "TimeCreated": "2024-05-02T13:55:12.120",
                        "Severity": "Emergency", "Category": "Malicious Activity", "DestOrganizationName": "Globex"});
-        let inc = incident(&s).unwrap();
+        let dated = |v: Value| {
+            let (id, created) = date(&v).unwrap();
+            Dated {
+                id,
+                created,
+                item: v,
+            }
+        };
+        let inc = incident(&dated(s));
         assert_eq!(inc.name, "Incident: 7781200 (Web Server Attack)");
         assert_eq!(inc.occurred.to_rfc3339(), "2024-05-02T13:55:12.120+00:00");
         assert_eq!(
@@ -141,7 +137,7 @@ mod tests {
         let offset =
             json!({"IncidentNumber": "1", "TimeCreated": "2017-12-20T10:04:35.4355923+02:00"});
         assert_eq!(
-            incident(&offset).unwrap().occurred.to_rfc3339(),
+            incident(&dated(offset)).occurred.to_rfc3339(),
             "2017-12-20T08:04:35.435+00:00"
         );
     }

@@ -178,9 +178,16 @@ impl CovalenceManagedSecuritySimulator {
 
     /// Adds a new unresolved ARO to an organization, created now; returns it.
     pub fn add_aro(&self, org_index: usize, title: &str) -> Value {
+        self.add_aro_with(org_index, title, Map::new())
+    }
+
+    /// Adds a new ARO whose `fields` replace the generated ones (a malformed time, a huge
+    /// field, control characters: the hostile modes); returns it as stored.
+    pub fn add_aro_with(&self, org_index: usize, title: &str, fields: Map<String, Value>) -> Value {
         let mut s = lock(&self.state);
         let now = Utc::now().naive_utc();
-        s.new_aro(org_index, title, now)
+        let aro = s.new_aro(org_index, title, now);
+        s.override_aro(&aro, fields)
     }
 }
 

@@ -77,6 +77,10 @@ struct NewAro {
     #[serde(default)]
     org_index: usize,
     title: String,
+    /// Fields that replace the generated ones, e.g. a malformed `creation_time` or a huge
+    /// `details` (hostile modes).
+    #[serde(default)]
+    fields: Map<String, Value>,
 }
 
 async fn add_aro(State(app): State<AppState>, Json(new): Json<NewAro>) -> ApiResult {
@@ -88,7 +92,9 @@ async fn add_aro(State(app): State<AppState>, Json(new): Json<NewAro>) -> ApiRes
         ));
     }
     let now = Utc::now().naive_utc();
-    Ok(Json(s.new_aro(new.org_index, &new.title, now)).into_response())
+    let aro = s.new_aro(new.org_index, &new.title, now);
+    let aro = s.override_aro(&aro, new.fields);
+    Ok(Json(aro).into_response())
 }
 
 async fn my_providers(State(app): State<AppState>) -> Json<Value> {
@@ -118,7 +124,13 @@ async fn provider_orgs(State(app): State<AppState>, Path(pid): Path<String>) -> 
 }
 
 /// Pages `items` with `limit` (default 25, at most 500) and `page` (from 1).
-fn page_envelope(items: Vec<Value>, params: &Map<String, Value>) -> Result<Value, ApiError> {
+/// With `endless` (a hostile mode), every page says there is another, and pages past the data
+/// repeat its first item under a new id.
+fn page_envelope(
+    items: Vec<Value>,
+    params: &Map<String, Value>,
+    endless: bool,
+) -> Result<Value, ApiError> {
     let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match params.get(key).and_then(Value::as_str) {
             None => Ok(default),
@@ -134,14 +146,22 @@ fn page_envelope(items: Vec<Value>, params: &Map<String, Value>) -> Result<Value
     let page = number("page", 1)?;
     let total = items.len();
     let pages = total.div_ceil(per_page).max(1);
-    let slice: Vec<Value> = items
+    let first = items.first().cloned();
+    let mut slice: Vec<Value> = items
         .into_iter()
         .skip((page - 1) * per_page)
         .take(per_page)
         .collect();
+    if endless
+        && slice.is_empty()
+        && let Some(mut item) = first
+    {
+        item["ID"] = json!(format!("endless-page-{page}"));
+        slice.push(item);
+    }
     Ok(json!({
         "items": slice, "page": page, "pages": pages, "per_page": per_page, "total": total,
-        "has_next": page < pages, "has_prev": page > 1,
+        "has_next": endless || page < pages, "has_prev": page > 1,
     }))
 }
 
@@ -212,13 +232,17 @@ async fn list_aros(
             let created = a["creation_time"]
                 .as_str()
                 .and_then(|t| NaiveDateTime::parse_from_str(t, TIME_FORMAT).ok());
-            since.is_none_or(|s| created.is_some_and(|c| c >= s))
-                && until.is_none_or(|u| created.is_some_and(|c| c <= u))
+            // A poisoned record (a time that is not one) matches every window, as a
+            // portal that cannot compare it would send it.
+            created.is_none()
+                || (since.is_none_or(|s| created.is_some_and(|c| c >= s))
+                    && until.is_none_or(|u| created.is_some_and(|c| c <= u)))
         })
         .map(public_aro)
         .collect();
     sort_newest_first(&mut aros);
-    Ok(Json(page_envelope(aros, &params)?).into_response())
+    let endless = app.faults.get().endless_pages;
+    Ok(Json(page_envelope(aros, &params, endless)?).into_response())
 }
 
 /// An ARO as the portal shows it (without the simulator's own `data`).
@@ -257,7 +281,7 @@ fn filtered_page(items: &[Value], params: &Map<String, Value>, field: &str) -> A
         .filter(|item| wanted.is_none_or(|w| item[field] == w))
         .cloned()
         .collect();
-    Ok(Json(page_envelope(matching, params)?).into_response())
+    Ok(Json(page_envelope(matching, params, false)?).into_response())
 }
 
 fn now() -> String {

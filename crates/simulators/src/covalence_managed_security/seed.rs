@@ -214,6 +214,17 @@ impl FesState {
         aro
     }
 
+    /// Replaces fields of a stored ARO (found by its id); returns it as stored.
+    pub(super) fn override_aro(&mut self, aro: &Value, fields: Map<String, Value>) -> Value {
+        let Some(stored) = self.aros.iter_mut().find(|a| a["ID"] == aro["ID"]) else {
+            return aro.clone();
+        };
+        for (k, v) in fields {
+            stored[k] = v;
+        }
+        stored.clone()
+    }
+
     pub(super) fn aro_mut(&mut self, id: &str) -> Option<&mut Value> {
         self.aros.iter_mut().find(|a| a["ID"] == id)
     }
