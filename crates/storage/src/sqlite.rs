@@ -75,10 +75,14 @@ fn connect_options(url: &str) -> Result<SqliteConnectOptions, StoreError> {
         .foreign_keys(true))
 }
 
+fn is_busy(e: &StoreError) -> bool {
+    e.to_string().contains("database is locked")
+}
+
 /// Says plainly when another process holds the database past the busy timeout.
 fn busy_hint(url: &str, e: StoreError) -> StoreError {
     match e.to_string() {
-        m if m.contains("database is locked") => open_error(
+        _ if is_busy(&e) => open_error(
             url,
             format!(
                 "another process has held the database for more than {}s; wait for it to finish, or stop it",
@@ -97,7 +101,8 @@ pub struct SqliteStore {
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://./data/wf.db`, and
-    /// applies pending migrations.
+    /// applies pending migrations. While another process creates or migrates the same
+    /// database, it waits its turn (up to the busy timeout).
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = connect_options(url)?
             .create_if_missing(true)
@@ -111,10 +116,28 @@ impl SqliteStore {
             std::fs::create_dir_all(dir)
                 .map_err(|e| open_error(url, format!("cannot create {}: {e}", dir.display())))?;
         }
-        let store = SqliteStore::connect(url, options).await?;
-        store.migrate().await.map_err(|e| busy_hint(url, e))?;
-        store.check_version(url).await?;
-        Ok(store)
+        let started = std::time::Instant::now();
+        let mut pause = Duration::from_millis(20);
+        loop {
+            // Switching a new file to WAL and migrating can meet another process's lock
+            // without SQLite's busy handler being asked, so the whole open is retried.
+            let attempt = async {
+                let store = SqliteStore::connect(url, options.clone()).await?;
+                store.migrate().await?;
+                Ok::<_, StoreError>(store)
+            };
+            match attempt.await {
+                Ok(store) => {
+                    store.check_version(url).await?;
+                    return Ok(store);
+                }
+                Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(Duration::from_millis(500));
+                }
+                Err(e) => return Err(busy_hint(url, e)),
+            }
+        }
     }
 
     /// Opens an existing database for reading only: nothing is created or migrated, so a
@@ -141,7 +164,7 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(options)
             .await
-            .map_err(|e| busy_hint(url, open_error(url, e.to_string())))?;
+            .map_err(|e| open_error(url, e.to_string()))?;
         Ok(SqliteStore { pool })
     }
 
