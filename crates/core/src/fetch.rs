@@ -1,12 +1,17 @@
 //! Fetching exactly once: the fetch settings of an instance, and [`WindowCursor`], the pure
 //! cursor logic every time-windowed integration shares.
 //!
-//! A fetch reads the window `[high_water - look_back, now]` (or `[now - first_fetch, now]` the
-//! first time). It skips the alerts it already emitted, which the cursor remembers for the last
-//! `look_back`, takes the oldest new ones up to the limit, and moves `high_water` to `now` when it
-//! took everything, or to the creation time of the last one it took when the limit cut the
-//! window short. So nothing at a window's edge is fetched twice, alerts the provider shows late
-//! (within `look_back`) are still fetched, and a long backfill continues where it stopped.
+//! A fetch reads the window `[high_water - look_back, high_water + span]`, capped at now (the
+//! first time from `first_fetch`). It skips the alerts it already emitted, which the cursor
+//! remembers for the last `look_back`, takes the oldest new ones up to the limit, and moves
+//! `high_water` to the window's end when it took everything, or to the creation time of the last
+//! one it took when the limit cut the window short. So nothing at a window's edge is fetched
+//! twice, alerts the provider shows late (within `look_back`) are still fetched, and a long
+//! backfill continues where it stopped.
+//!
+//! `span` adapts while a fetch catches up: it shrinks when a read brought more than the limit
+//! and grows when it brought little, so that one step reads about one step's worth, not the
+//! whole backlog again.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,6 +20,11 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::time::TimeSpec;
+
+/// How much time a first read covers, before the span adapts.
+const FIRST_SPAN_SECS: i64 = 86_400;
+/// The span never grows past this.
+const MAX_SPAN_SECS: i64 = 365 * 86_400;
 
 /// Cursor scopes (broker organizations) fetched at the same time, unless `fetch_concurrency` says.
 pub const DEFAULT_CONCURRENCY: usize = 8;
@@ -42,6 +52,9 @@ pub struct WindowCursor {
     /// Ids emitted that were created within the look-back before `high_water`, with their time.
     #[serde(default)]
     pub recent: BTreeMap<String, DateTime<Utc>>,
+    /// Seconds past `high_water` that the next read covers, while catching up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub span_secs: Option<i64>,
 }
 
 /// A provider record that a fetch could not read (no id, a creation time that is not a time),
@@ -96,6 +109,12 @@ fn delta(d: Duration) -> TimeDelta {
 }
 
 impl WindowCursor {
+    fn span(&self) -> i64 {
+        self.span_secs
+            .unwrap_or(FIRST_SPAN_SECS)
+            .clamp(1, MAX_SPAN_SECS)
+    }
+
     /// The window to read now: from (inclusive) and until (inclusive).
     pub fn window(
         &self,
@@ -103,29 +122,48 @@ impl WindowCursor {
         first_fetch_start: DateTime<Utc>,
         look_back: Duration,
     ) -> (DateTime<Utc>, DateTime<Utc>) {
-        let from = match self.high_water {
-            Some(h) => h.checked_sub_signed(delta(look_back)).unwrap_or(h),
-            None => first_fetch_start,
+        let (from, edge) = match self.high_water {
+            Some(h) => (h.checked_sub_signed(delta(look_back)).unwrap_or(h), h),
+            None => (first_fetch_start, first_fetch_start),
         };
-        (from.min(now), now)
+        let until = edge
+            .checked_add_signed(TimeDelta::seconds(self.span()))
+            .unwrap_or(now)
+            .min(now);
+        (from.min(now), until)
     }
 
     /// Chooses what to emit from the alerts read in the window ending at `until`, and the next
-    /// cursor. Emits the oldest new alerts first, at most `limit`; the bool says whether the
-    /// limit left new alerts for the next fetch.
+    /// cursor. Emits the oldest new alerts first, at most `limit`; the bool says whether more
+    /// is waiting now: the limit left new alerts, or the window ended before `now`.
     pub fn advance<T>(
         &self,
         mut read: Vec<Dated<T>>,
         until: DateTime<Utc>,
+        now: DateTime<Utc>,
         look_back: Duration,
         limit: usize,
     ) -> (Vec<Dated<T>>, WindowCursor, bool) {
         read.retain(|a| !self.recent.contains_key(&a.id));
         read.sort_by(|a, b| (a.created, &a.id).cmp(&(b.created, &b.id)));
         read.dedup_by(|a, b| a.id == b.id);
-        let more = read.len() > limit;
+        let found = read.len();
+        let cut = found > limit;
         read.truncate(limit);
-        let high_water = match (more, read.last()) {
+        let limit = limit.max(1) as i64;
+        let span_secs = match (cut, until < now) {
+            // Too much in one read: next time cover only what one step can take.
+            (true, _) => Some((self.span() * limit / found as i64).max(1)),
+            // Caught up to an earlier edge with room to spare: cover more next time.
+            (false, true) if (found as i64) < limit / 2 => {
+                Some((self.span() * 2).min(MAX_SPAN_SECS))
+            }
+            (false, true) => Some(self.span()),
+            // Caught up to now.
+            (false, false) => self.span_secs,
+        };
+        let more = cut || until < now;
+        let high_water = match (cut, read.last()) {
             (true, Some(last)) => last.created.max(self.high_water.unwrap_or(last.created)),
             _ => until.max(self.high_water.unwrap_or(until)),
         };
@@ -148,6 +186,7 @@ impl WindowCursor {
             WindowCursor {
                 high_water: Some(high_water),
                 recent,
+                span_secs,
             },
             more,
         )
@@ -186,7 +225,7 @@ mod tests {
                 })
                 .collect();
             let (take, next, _) =
-                cursor.advance(read, until, Duration::from_secs(look_back), limit);
+                cursor.advance(read, until, t(now), Duration::from_secs(look_back), limit);
             emitted.extend(take.into_iter().map(|a| a.id));
             cursor = next;
         }
@@ -246,12 +285,58 @@ mod tests {
                     item: (),
                 })
                 .collect();
-            cursor = cursor.advance(read, until, Duration::from_secs(20), 1000).1;
+            cursor = cursor
+                .advance(read, until, t(now), Duration::from_secs(20), 1000)
+                .1;
             assert!(
                 cursor.recent.len() <= 21,
                 "{} ids kept",
                 cursor.recent.len()
             );
         }
+    }
+
+    /// Regression (hardening 4): a backfill re-read the whole window on every step (47 pages
+    /// of 500 for each step of 200). Each step now reads about one step's worth.
+    #[test]
+    fn a_backfill_reads_about_one_step_per_step() {
+        // 10,000 alerts, one every 4 minutes, over about 28 days.
+        let alerts: Vec<i64> = (0..10_000).map(|i| i * 240).collect();
+        let now = t(10_000 * 240);
+        let (look_back, limit) = (Duration::from_secs(600), 200);
+        let mut cursor = WindowCursor::default();
+        let (mut emitted, mut reads, mut steps) = (Vec::new(), Vec::new(), 0);
+        loop {
+            steps += 1;
+            assert!(steps < 500, "the backfill ends");
+            let (from, until) = cursor.window(now, t(-1), look_back);
+            let read: Vec<Dated<()>> = alerts
+                .iter()
+                .filter(|c| t(**c) >= from && t(**c) <= until)
+                .map(|c| Dated {
+                    id: c.to_string(),
+                    created: t(*c),
+                    item: (),
+                })
+                .collect();
+            reads.push(read.len());
+            let (take, next, more) = cursor.advance(read, until, now, look_back, limit);
+            emitted.extend(take.into_iter().map(|a| a.id));
+            cursor = next;
+            if !more {
+                break;
+            }
+        }
+        let unique: std::collections::BTreeSet<&String> = emitted.iter().collect();
+        assert_eq!((emitted.len(), unique.len()), (10_000, 10_000), "each once");
+        let read_total: usize = reads.iter().sum();
+        assert!(
+            read_total < 10_000 * 3,
+            "read {read_total} alerts in {steps} steps for 10,000"
+        );
+        assert!(
+            reads.iter().skip(3).all(|n| *n <= 4 * limit),
+            "after the span adapts, no read is much more than a step: {reads:?}"
+        );
     }
 }

@@ -445,3 +445,43 @@ async fn endless_pages_fail_the_step_not_the_process() {
     let health = s.store.health().await.unwrap();
     assert_eq!(health[0].consecutive_failures, 1);
 }
+
+/// Regression (hardening 4): with thousands of AROs waiting, every 200-incident step re-read
+/// the whole window (47 pages of 500 each). A step now reads about one step's worth.
+#[tokio::test]
+async fn a_backfill_step_reads_about_one_steps_worth() {
+    let s = setup(
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                orgs: 10,
+                aros_per_org: 800,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "",
+    )
+    .await;
+    let expected = s.expected().len();
+    assert!(expected > 2_000, "{expected} AROs to backfill");
+    let report = s
+        .engine
+        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &no_stop())
+        .await
+        .unwrap();
+    s.assert_exactly_once().await;
+    let pages: usize = s
+        .sim
+        .faults
+        .request_counts()
+        .iter()
+        .filter(|(path, _)| path.ends_with("/aros"))
+        .map(|(_, n)| n)
+        .sum();
+    // Re-reading the window would take about (expected / 500) pages per step.
+    assert!(
+        pages <= 3 * report.steps + 10,
+        "{pages} ARO pages for {} steps of {expected} AROs",
+        report.steps
+    );
+}

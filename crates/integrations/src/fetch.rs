@@ -2,8 +2,6 @@
 //! provider, choose what to emit with [`WindowCursor::advance`], and hand back the next cursor.
 //! Integrations supply only "read alerts created in this window" and "make an incident".
 
-use std::future::Future;
-
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, WindowCursor};
@@ -81,18 +79,22 @@ impl<T> Read<T> {
     }
 }
 
-/// Reads the window `[from, until]` with `read` and picks what to emit. Returns the chosen
-/// alerts (oldest first, dated) and where the fetch goes ([`Next`]).
+/// Provider reads one fetch step makes at most, window after window, to gather a step's worth.
+const MAX_READS_PER_STEP: usize = 16;
+
+/// One fetch step: reads windows with `read` (from the cursor on, each as wide as the cursor's
+/// span) until it has `limit` new alerts, or has caught up with now, and picks what to emit.
+/// Returns the chosen alerts (oldest first, dated) and where the fetch goes ([`Next`]).
 pub async fn windowed<T, F, Fut>(
     cursor: Option<&Value>,
     settings: &FetchSettings,
     read: F,
 ) -> Result<(Vec<Dated<T>>, Next), CommandError>
 where
-    F: FnOnce(DateTime<Utc>, DateTime<Utc>) -> Fut,
-    Fut: Future<Output = Result<Read<T>, CommandError>>,
+    F: Fn(DateTime<Utc>, DateTime<Utc>) -> Fut,
+    Fut: std::future::Future<Output = Result<Read<T>, CommandError>>,
 {
-    let cursor: WindowCursor = match cursor {
+    let mut cursor: WindowCursor = match cursor {
         Some(v) => serde_json::from_value(v.clone()).map_err(|e| {
             CommandError::Provider(format!(
                 "the stored fetch cursor is unreadable ({e}); reset it to fetch again"
@@ -103,22 +105,28 @@ where
     // Providers filter by whole seconds.
     let now = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap_or_else(Utc::now);
     let first = settings.first_fetch.at(now);
-    let (from, until) = cursor.window(now, first, settings.look_back);
-    let Read {
-        alerts,
-        set_aside,
-        capped,
-    } = read(from, until).await?;
-    let (until, capped) = match alerts.iter().map(|a| a.created).max() {
-        Some(newest) if capped => (newest.min(until), true),
-        _ => (until, false),
-    };
-    let (take, next, more) = cursor.advance(alerts, until, settings.look_back, settings.limit);
-    let more = more || capped;
-    let covered_until = next.high_water.unwrap_or(until);
-    let cursor = serde_json::to_value(next).map_err(|e| CommandError::Provider(e.to_string()))?;
+    let (mut taken, mut set_aside, mut more) = (Vec::new(), Vec::new(), true);
+    for _ in 0..MAX_READS_PER_STEP {
+        let (from, until) = cursor.window(now, first, settings.look_back);
+        let read = read(from, until).await?;
+        set_aside.extend(read.set_aside);
+        let (until, capped) = match read.alerts.iter().map(|a| a.created).max() {
+            Some(newest) if read.capped => (newest.min(until), true),
+            _ => (until, false),
+        };
+        let room = settings.limit.saturating_sub(taken.len()).max(1);
+        let (take, next, left) = cursor.advance(read.alerts, until, now, settings.look_back, room);
+        taken.extend(take);
+        cursor = next;
+        more = left || capped;
+        if !more || capped || taken.len() >= settings.limit {
+            break;
+        }
+    }
+    let covered_until = cursor.high_water.unwrap_or(now);
+    let cursor = serde_json::to_value(cursor).map_err(|e| CommandError::Provider(e.to_string()))?;
     Ok((
-        take,
+        taken,
         Next {
             cursor,
             more,

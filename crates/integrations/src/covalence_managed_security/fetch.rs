@@ -40,7 +40,7 @@ pub async fn fetch(
     let (aros, next) = windowed(
         cursor,
         settings,
-        async |from: DateTime<Utc>, until: DateTime<Utc>| {
+        |from: DateTime<Utc>, until: DateTime<Utc>| async move {
             let filters = [
                 ("resolution".to_string(), "Unresolved".to_string()),
                 ("since".to_string(), from.format(TIME_FORMAT).to_string()),

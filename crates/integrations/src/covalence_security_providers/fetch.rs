@@ -55,7 +55,7 @@ pub async fn fetch(
     let (alerts, next) = windowed(
         cursor,
         settings,
-        async |from: DateTime<Utc>, until: DateTime<Utc>| {
+        |from: DateTime<Utc>, until: DateTime<Utc>| async move {
             let query = &[
                 (
                     "alertTimeMin".to_string(),

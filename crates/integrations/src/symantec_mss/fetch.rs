@@ -41,7 +41,7 @@ pub async fn fetch(
     let (summaries, next) = windowed(
         cursor,
         settings,
-        async |from: DateTime<Utc>, until: DateTime<Utc>| {
+        |from: DateTime<Utc>, until: DateTime<Utc>| async move {
             let summaries = sws
                 .incidents(from, severities, None, Some(MAX_INCIDENTS))
                 .await?;
