@@ -158,6 +158,8 @@ pub fn escape_html(s: &str) -> String {
 /// backslash, as in XSOAR.
 pub fn escape(s: &str) -> String {
     escape_html(s)
+        // First, so a backslash the provider sent cannot cancel the escapes below.
+        .replace('\\', "\\\\")
         .replace('[', "\\[")
         .replace(']', "\\]")
         .replace("\r\n", "\n")
@@ -165,6 +167,41 @@ pub fn escape(s: &str) -> String {
         .replace('\n', CELL_BREAK)
         .replace('|', "\\|")
         .replace('`', "\\`")
+}
+
+/// Escapes text shown as a markdown block (not a table cell): HTML, backslashes, link brackets,
+/// backticks and emphasis marks, so provider text shows as written and cannot carry links or
+/// code spans. Line breaks stay.
+pub fn escape_markdown(s: &str) -> String {
+    let html = escape_html(s);
+    let mut out = String::with_capacity(html.len());
+    for c in html.chars() {
+        if matches!(c, '\\' | '[' | ']' | '`' | '*' | '_') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// Text for a terminal: control characters (escape sequences, bell, backspace, C1 controls)
+/// become visible symbols, so provider text cannot move the cursor, retitle the window or clear
+/// the screen. Line breaks and tabs stay.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}';
+    if !s.chars().any(bad) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    s.chars()
+        .map(|c| match c {
+            // The Unicode "control pictures" ␀ to ␟ show C0 controls; DEL is ␡.
+            '\u{0}'..='\u{1f}' if bad(c) => char::from_u32(0x2400 + c as u32).unwrap_or('\u{fffd}'),
+            '\u{7f}' => '\u{2421}',
+            c if bad(c) => '\u{fffd}',
+            c => c,
+        })
+        .collect::<String>()
+        .into()
 }
 
 fn format_cell(v: &Value) -> String {
@@ -343,6 +380,41 @@ mod tests {
             plain,
             "|b|\n|---|\n| 1 |\n| 3 |\n",
         );
+    }
+
+    /// Regression (hardening 5): a backslash-escaped link `\[click me\](...)` came out as
+    /// `\\[click me\\](...)`, which renders as a live link; a backslash before a backtick
+    /// opened a code span.
+    #[test]
+    fn a_provider_backslash_cannot_cancel_an_escape() {
+        check(
+            "",
+            json!([{"t": "\\[click me\\](http://evil.example/phish) \\`code"}]),
+            TableOptions::default(),
+            "|t|\n|---|\n| \\\\\\[click me\\\\\\](http://evil.example/phish) \\\\\\`code |\n",
+        );
+    }
+
+    /// Regression (hardening 7): details shown by `incidents show` kept links live.
+    #[test]
+    fn markdown_blocks_show_provider_text_as_text() {
+        assert_eq!(
+            escape_markdown("[click](javascript:alert(1)) *b* _i_ `c` \\ <x>\nnext"),
+            "\\[click\\](javascript:alert(1)) \\*b\\* \\_i\\_ \\`c\\` \\\\ &lt;x&gt;\nnext"
+        );
+    }
+
+    /// Regression (hardening 6): terminal escapes in a title reached the terminal.
+    #[test]
+    fn control_characters_are_shown_not_obeyed() {
+        assert_eq!(
+            terminal_safe("a\u{1b}]0;owned\u{7}b\u{1b}[2J\tc\nd\u{7f}\u{9b}"),
+            "a\u{241b}]0;owned\u{2407}b\u{241b}[2J\tc\nd\u{2421}\u{fffd}"
+        );
+        assert!(matches!(
+            terminal_safe("plain"),
+            std::borrow::Cow::Borrowed(_)
+        ));
     }
 
     #[test]

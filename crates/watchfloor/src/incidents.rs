@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{Value, json};
-use watchfloor_core::table::{TableOptions, escape, escape_html, table_to_markdown};
+use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_markdown};
 use watchfloor_core::time::parse_time;
 use watchfloor_core::{Incident, Severity, Status};
 use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
@@ -137,7 +137,7 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
     if !incident.details.is_empty() {
         out.push_str(&format!(
             "\n#### Details\n{}\n",
-            escape_html(&incident.details)
+            escape_markdown(&incident.details)
         ));
     }
     Ok(out)

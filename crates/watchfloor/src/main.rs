@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, anyhow};
 use clap::{Parser, Subcommand, ValueEnum};
+use watchfloor_core::table::terminal_safe;
 use watchfloor_core::{Config, docs};
 use watchfloor_integrations::{RunError, Runner};
 
@@ -211,11 +212,11 @@ fn main() -> ExitCode {
     match runtime.block_on(dispatch(cli)) {
         Ok(code) => code,
         Err(Failure::Usage(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", terminal_safe(&format!("{e:#}")));
             ExitCode::from(2)
         }
         Err(Failure::Command(e)) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", terminal_safe(&format!("{e:#}")));
             ExitCode::from(1)
         }
     }

@@ -1,12 +1,17 @@
 //! Standard output for the CLI. `println!` panics when the reader has gone (`watchfloor commands
-//! | head`); these macros end the program quietly instead, as command-line tools do.
+//! | head`); these macros end the program quietly instead, as command-line tools do. Everything
+//! goes through [`watchfloor_core::table::terminal_safe`], so provider text cannot send terminal
+//! escape sequences.
 
 use std::io::Write;
 
-/// Writes to standard output; when the reader has closed the pipe, exits with success.
+/// Writes to standard output, control characters made visible (provider text reaches it);
+/// when the reader has closed the pipe, exits with success.
 pub fn write(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let text = watchfloor_core::table::terminal_safe(&text);
     let mut out = std::io::stdout().lock();
-    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+    if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -848,3 +848,65 @@ fn a_closed_pipe_ends_output_quietly() {
     assert_eq!(out.status.code(), Some(0), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// Regression (hardening 6, 7): a title with terminal escapes reached the terminal raw from
+/// `run` and `incidents list`, and `incidents show` left links in details live.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_provider_text_is_shown_not_obeyed() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert(
+        "details".into(),
+        Value::from("see [click](javascript:alert(1)) \u{1b}[2J"),
+    );
+    let aro = sim.add_aro_with(0, "Pwn \u{1b}]0;owned\u{7} \u{1b}[2J title", fields);
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let fetch = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
+    assert_eq!(fetch.code, 0, "{}", fetch.stderr);
+    let id = stored(dir.path(), &config)
+        .iter()
+        .find(|i| i["external_id"] == aro["ID"])
+        .and_then(|i| i["id"].as_i64())
+        .expect("the hostile ARO was fetched")
+        .to_string();
+    let outputs = [
+        watchfloor(dir.path(), &["--config", cfg, "incidents", "list"]),
+        watchfloor(dir.path(), &["--config", cfg, "incidents", "show", &id]),
+        watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "run",
+                &format!(
+                    "!cov-mgsec-get-aro query=\"id={}\"",
+                    aro["ID"].as_str().unwrap()
+                ),
+            ],
+        ),
+    ];
+    for out in &outputs {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(
+            !out.stdout.contains('\u{1b}') && !out.stdout.contains('\u{7}'),
+            "raw control characters: {:?}",
+            out.stdout
+        );
+        assert!(
+            out.stdout.contains('\u{241b}') && out.stdout.contains("0;owned\u{2407}"),
+            "shown as symbols: {}",
+            out.stdout
+        );
+    }
+    assert!(
+        outputs[1]
+            .stdout
+            .contains("see \\[click\\](javascript:alert(1))"),
+        "{}",
+        outputs[1].stdout
+    );
+}
