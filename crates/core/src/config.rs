@@ -201,11 +201,9 @@ impl Config {
             }
         };
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
-            err(
-                e.span().unwrap_or(0..0),
-                None,
-                e.message().trim_end().to_string(),
-            )
+            let span = e.span().unwrap_or(0..0);
+            let key = key_at(text, span.start);
+            err(span, key, e.message().trim_end().to_string())
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let mut instances: Vec<InstanceConfig> = Vec::new();
@@ -445,8 +443,56 @@ fn storage_url(url: &str, base_dir: &Path) -> String {
     }
 }
 
+/// The key a parse error points at, as `table.key`, read from the text: the key on the error's
+/// line, under the last table header before it.
+fn key_at(text: &str, offset: usize) -> Option<String> {
+    let before = text.get(..offset).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let line = text[line_start..].lines().next().unwrap_or_default();
+    let key = line.split_once('=')?.0.trim();
+    if key.is_empty() || key.starts_with('[') || key.starts_with('#') {
+        return None;
+    }
+    let table = before[..line_start]
+        .lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.starts_with('['))
+        .map(|l| l.trim_matches(['[', ']']).trim().to_string());
+    Some(match table {
+        Some(t) => format!("{t}.{key}"),
+        None => key.to_string(),
+    })
+}
+
 fn line_of(text: &str, offset: usize) -> usize {
     text.get(..offset).unwrap_or(text).matches('\n').count() + 1
+}
+
+/// The most a secret file may hold; a key or passphrase is far smaller.
+const MAX_SECRET_FILE: u64 = 1024 * 1024;
+
+/// Reads a `{ file }` secret: a regular file (a FIFO or a device would block or never end),
+/// without its trailing line break.
+fn read_secret_file(path: &Path) -> Result<String, String> {
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+    if !meta.is_file() {
+        return Err(format!(
+            "secret file {} is not a regular file; point `file` at a file that holds the secret",
+            path.display()
+        ));
+    }
+    if meta.len() > MAX_SECRET_FILE {
+        return Err(format!(
+            "secret file {} is larger than 1 MiB; is it the right file?",
+            path.display()
+        ));
+    }
+    Ok(std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?
+        .trim_end_matches(['\r', '\n'])
+        .to_string())
 }
 
 fn resolve(
@@ -467,13 +513,7 @@ fn resolve(
                 (Some(V::String(var)), None, 1) => {
                     env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))?
                 }
-                (None, Some(V::String(file)), 1) => {
-                    let full = base_dir.join(file);
-                    std::fs::read_to_string(&full)
-                        .map_err(|e| format!("cannot read secret file {}: {e}", full.display()))?
-                        .trim_end_matches(['\r', '\n'])
-                        .to_string()
-                }
+                (None, Some(V::String(file)), 1) => read_secret_file(&base_dir.join(file))?,
                 _ => {
                     return Err(
                         "a secret is a string, { env = \"VAR\" } or { file = \"path\" }".into(),
@@ -490,20 +530,37 @@ fn resolve(
         }
         (ParamType::String, V::String(s)) => ParamValue::Text(s.clone()),
         (ParamType::Url, V::String(s)) => {
-            if !(s.starts_with("http://") || s.starts_with("https://")) {
-                return Err(format!("`{s}` is not an http:// or https:// URL"));
+            let host = s
+                .strip_prefix("http://")
+                .or_else(|| s.strip_prefix("https://"))
+                .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+            match host {
+                None => return Err(format!("`{s}` is not an http:// or https:// URL")),
+                Some(h)
+                    if h.is_empty() || h.starts_with(':') || h.contains(char::is_whitespace) =>
+                {
+                    return Err(format!(
+                        "`{s}` names no host; write e.g. https://host.example/v1"
+                    ));
+                }
+                Some(_) => ParamValue::Text(s.trim_end_matches('/').to_string()),
             }
-            ParamValue::Text(s.trim_end_matches('/').to_string())
         }
         (ParamType::Path, V::String(s)) => {
             ParamValue::Text(base_dir.join(s).to_string_lossy().into_owned())
         }
         (ParamType::Bool, V::Boolean(b)) => ParamValue::Bool(*b),
-        (ParamType::Duration, V::String(s)) => ParamValue::Duration(
-            humantime::parse_duration(s)
-                .map_err(|e| format!("`{s}` is not a duration such as \"30s\": {e}"))?,
-        ),
-        (ParamType::Duration, V::Integer(n)) if *n >= 0 => {
+        (ParamType::Duration, V::String(s)) => {
+            let d = humantime::parse_duration(s)
+                .map_err(|e| format!("`{s}` is not a duration such as \"30s\": {e}"))?;
+            if d.is_zero() {
+                return Err(format!(
+                    "`{s}` is no time at all; give a duration such as \"30s\""
+                ));
+            }
+            ParamValue::Duration(d)
+        }
+        (ParamType::Duration, V::Integer(n)) if *n > 0 => {
             ParamValue::Duration(Duration::from_secs(*n as u64))
         }
         (ParamType::Integer, V::Integer(n)) => ParamValue::Integer(*n),
@@ -682,7 +739,7 @@ description = "Skip TLS checks"
         );
         check(
             "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
-            "config file /etc/wf/watchfloor.toml, line 5: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`",
+            "config file /etc/wf/watchfloor.toml, line 5, key `instances.port`: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`",
         );
         check(
             "[[instances]\n",
@@ -693,6 +750,41 @@ description = "Skip TLS checks"
                 "{head}api_key = \"k\"\n[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n"
             ),
             "config file /etc/wf/watchfloor.toml, line 7, key `instances[1].name`: instance name `fes` is used twice; names must be unique",
+        );
+        // Regression (hardening 11): type and duplicate errors named the line but not the
+        // key; a zero timeout, a URL without a host and a FIFO secret were accepted.
+        check(
+            "[[instances]]\nname = 5\nintegration = \"demo-int\"\n",
+            "config file /etc/wf/watchfloor.toml, line 2, key `instances.name`: invalid type: integer `5`, expected a string",
+        );
+        check(
+            "[[instances]]\nname = \"a\"\nname = \"b\"\n",
+            "config file /etc/wf/watchfloor.toml, line 3, key `instances.name`: duplicate key",
+        );
+        check(
+            &format!("{head}api_key = \"k\"\ntimeout = \"0s\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.timeout`: `0s` is no time at all; give a duration such as \"30s\"",
+        );
+        check(
+            &format!("{head}api_key = \"k\"\nportal_url = \"http://\"\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.portal_url`: `http://` names no host; write e.g. https://host.example/v1",
+        );
+    }
+
+    #[test]
+    fn a_secret_file_must_be_a_regular_file() {
+        let dir = std::env::temp_dir().join(format!("wf-secret-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("a-directory")).unwrap();
+        let config = dir.join("watchfloor.toml");
+        let text = "[[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\n[instances.params]\napi_key = { file = \"a-directory\" }\n";
+        let def = IntegrationDef::from_toml(DEF).unwrap();
+        let err = Config::parse(&config, text, &[&def], &|_| None)
+            .unwrap_err()
+            .to_string();
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(
+            err.ends_with("is not a regular file; point `file` at a file that holds the secret"),
+            "{err}"
         );
     }
 }

@@ -256,7 +256,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
             InstancesAction::Test { name } => {
                 let (runner, _) = load_runner(cli.config.as_deref())?;
-                test_instances(&runner, name.as_deref()).await
+                let path = config_path(cli.config.as_deref())?;
+                test_instances(&runner, name.as_deref(), &path).await
             }
         },
         Command::Serve { concurrency } => {
@@ -443,7 +444,11 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, Option<String>), Failur
     Ok((runner, config.storage_url))
 }
 
-async fn test_instances(runner: &Runner, only: Option<&str>) -> Result<ExitCode, Failure> {
+async fn test_instances(
+    runner: &Runner,
+    only: Option<&str>,
+    config: &Path,
+) -> Result<ExitCode, Failure> {
     let names: Vec<String> = match only {
         // The runner says when there is no such instance.
         Some(name) => vec![name.to_string()],
@@ -454,7 +459,10 @@ async fn test_instances(runner: &Runner, only: Option<&str>) -> Result<ExitCode,
             .collect(),
     };
     if names.is_empty() {
-        return Err(usage(anyhow!("the config file has no instances")));
+        return Err(usage(anyhow!(
+            "config file {} has no instances; add an [[instances]] block (see the README)",
+            config.display()
+        )));
     }
     let mut failed = false;
     for name in names {

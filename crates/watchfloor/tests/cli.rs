@@ -369,6 +369,18 @@ fn config_errors_exit_2_and_name_file_line_and_key() {
         bad.stderr
     );
     assert!(!bad.stderr.contains("canary"));
+
+    // Regression (hardening 11): an empty file's error did not name it.
+    std::fs::write(dir.path().join("watchfloor.toml"), "").unwrap();
+    let empty = watchfloor(dir.path(), &["instances", "test"]);
+    assert_eq!(empty.code, 2);
+    assert!(
+        empty
+            .stderr
+            .contains("config file watchfloor.toml has no instances; add an [[instances]] block"),
+        "{}",
+        empty.stderr
+    );
 }
 
 #[test]
