@@ -34,7 +34,14 @@ impl CommandLine {
             if key.is_empty() {
                 return Err(UsageError::NoArgName(value));
             }
+            let len = value.chars().count();
+            if len > crate::usage::MAX_VALUE_CHARS {
+                return Err(UsageError::TooLong { arg: key, len });
+            }
             if key == "using" {
+                if using.is_some() {
+                    return Err(UsageError::Duplicate(key));
+                }
                 using = Some(value);
             } else if args.iter().any(|(k, _)| *k == key) {
                 return Err(UsageError::Duplicate(key));
@@ -121,6 +128,26 @@ mod tests {
             })
             .map_err(str::to_string);
         assert_eq!(got, expected, "input: {input}");
+    }
+
+    /// Regression (hardening 12): a second `using=` won silently, and a 100 KB value came back
+    /// in a 200 KB one-line error.
+    #[test]
+    fn duplicate_instances_and_huge_values_are_refused() {
+        check(
+            "!x using=a using=b",
+            Err("argument `using` is given more than once"),
+        );
+        let huge = "x".repeat(100_000);
+        check(
+            &format!("!x a={huge}"),
+            Err("argument `a` is 100000 characters long; the most a value may hold is 65536"),
+        );
+        let err = CommandLine::parse(&format!("!x {huge}"))
+            .unwrap_err()
+            .to_string();
+        assert!(err.len() < 400, "{err}");
+        assert!(err.ends_with("… (100000 characters)=value`"), "{err}");
     }
 
     #[test]

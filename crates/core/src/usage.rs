@@ -6,25 +6,26 @@
 pub enum UsageError {
     #[error("empty command line: expected `!command arg=value ...`")]
     Empty,
-    #[error("expected a command name first, found `{0}`")]
+    #[error("expected a command name first, found `{}`", clip(.0))]
     NoCommand(String),
-    #[error("argument `{0}` has no value: write it as `{0}=value`")]
+    #[error("argument `{token}` has no value: write it as `{token}=value`", token = clip(.0))]
     NoValue(String),
-    #[error("argument with value `{0}` has no name")]
+    #[error("argument with value `{}` has no name", clip(.0))]
     NoArgName(String),
     #[error("argument `{0}` is given more than once")]
     Duplicate(String),
-    #[error("unterminated {0} quote in `{1}`: close the quote")]
+    #[error("unterminated {quote} quote in `{}`: close the quote", clip(.1), quote = .0)]
     UnterminatedQuote(char, String),
     #[error("the command line ends with a lone backslash: escape it as `\\\\`")]
     TrailingBackslash,
-    #[error("unknown command `{name}`{}", did_you_mean(suggestions))]
+    #[error("unknown command `{}`{}", clip(name), did_you_mean(suggestions))]
     UnknownCommand {
         name: String,
         suggestions: Vec<String>,
     },
     #[error(
-        "unknown argument `{arg}` for `{command}`{} (valid arguments: {valid})",
+        "unknown argument `{}` for `{command}`{} (valid arguments: {valid})",
+        clip(arg),
         did_you_mean(suggestions)
     )]
     UnknownArgument {
@@ -35,19 +36,26 @@ pub enum UsageError {
     },
     #[error("missing required argument `{arg}` for `{command}`")]
     MissingArgument { command: String, arg: String },
-    #[error("invalid value `{value}` for argument `{arg}`: allowed values are {allowed}")]
+    #[error(
+        "invalid value `{}` for argument `{arg}`: allowed values are {allowed}",
+        clip(value)
+    )]
     NotAllowed {
         arg: String,
         value: String,
         allowed: String,
     },
     #[error(
-        "argument `{arg}` does not contain a valid boolean-like value: `{value}` (use true, false, yes or no)"
+        "argument `{arg}` does not contain a valid boolean-like value: `{}` (use true, false, yes or no)",
+        clip(value)
     )]
     NotBoolean { arg: String, value: String },
-    #[error("argument `{arg}` is not a number: `{value}`")]
+    #[error("argument `{arg}` is not a number: `{}`", clip(value))]
     NotNumber { arg: String, value: String },
-    #[error("argument `{arg}` must be a whole number{range}, got `{value}`")]
+    #[error(
+        "argument `{arg}` must be a whole number{range}, got `{}`",
+        clip(value)
+    )]
     OutOfRange {
         arg: String,
         value: String,
@@ -55,6 +63,21 @@ pub enum UsageError {
     },
     #[error("argument `{arg}`: {message}")]
     NotTime { arg: String, message: String },
+    #[error(
+        "argument `{arg}` is {len} characters long; the most a value may hold is {MAX_VALUE_CHARS}"
+    )]
+    TooLong { arg: String, len: usize },
+}
+
+/// The longest argument value accepted, in characters.
+pub const MAX_VALUE_CHARS: usize = 65_536;
+
+/// User input as an error message quotes it: at most 80 characters, and how long it was.
+pub fn clip(s: &str) -> String {
+    match s.char_indices().nth(80) {
+        Some((cut, _)) => format!("{}… ({} characters)", &s[..cut], s.chars().count()),
+        None => s.to_string(),
+    }
 }
 
 impl UsageError {

@@ -551,7 +551,16 @@ fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
         .or(Some(Duration::ZERO))
 }
 
+/// An error and its sources, at most 500 characters (a URL with a huge query can be inside).
 fn error_chain(e: &dyn std::error::Error) -> String {
+    let out = full_chain(e);
+    match out.char_indices().nth(500) {
+        Some((cut, _)) => format!("{}…", &out[..cut]),
+        None => out,
+    }
+}
+
+fn full_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -23,9 +23,18 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// Usage and configuration mistakes, as opposed to provider or command failures.
+    /// Usage and configuration mistakes (including argument values the command rules out), as
+    /// opposed to provider or command failures.
     pub fn is_usage(&self) -> bool {
-        !matches!(self, RunError::Command { .. })
+        match self {
+            RunError::Command { error, .. } => {
+                matches!(
+                    **error,
+                    CommandError::Invalid(_) | CommandError::NotConfigured(_)
+                )
+            }
+            _ => true,
+        }
     }
 }
 

@@ -248,6 +248,16 @@ async fn usage_errors_exit_2_and_say_what_is_wrong() {
             "!cov-mgsec-get-aro query=\"open",
             "error: unterminated \" quote in `query=open`",
         ),
+        // Regression (hardening 12): values the command rules out exited 1, like a provider
+        // failure.
+        (
+            "!cov-mgsec-get-aro query=\"colour=red\"",
+            "error: instance `fes`: unknown query key `colour`",
+        ),
+        (
+            "!cov-mgsec-list-org using=fes using=fes",
+            "error: argument `using` is given more than once",
+        ),
     ] {
         let out = env.run(&["run", line]);
         assert_eq!(out.code, 2, "{line}: {}", out.stderr);

@@ -642,3 +642,24 @@ async fn tls_is_verified_by_default() {
             .is_ok()
     );
 }
+
+/// Regression (hardening 12): bad argument values (a negative count, a malformed CIDR) exited
+/// 1 like a provider failure; they are usage errors, found before any request.
+#[tokio::test]
+async fn bad_argument_values_are_usage_errors() {
+    let app = spawn().await;
+    for (line, expected) in [
+        (
+            "!cov-secpr-list-alerts max_count=-1",
+            "argument `max_count` must be a whole number of at least 0, got `-1`",
+        ),
+        (
+            "!cov-secpr-set-internal-networks cidr=10.0.0.0/99 notes=x",
+            "instance `direct`: ",
+        ),
+    ] {
+        let err = app.runner.run(line, Some("direct")).await.expect_err(line);
+        assert!(err.is_usage(), "{line}: {err}");
+        assert!(err.to_string().starts_with(expected), "{line}: {err}");
+    }
+}

@@ -461,3 +461,24 @@ async fn a_malformed_soap_response_is_a_clear_error() {
             .starts_with("### Incident query")
     );
 }
+
+/// Regression (hardening 12): `max=0` and `time="yesterday"` exited 1 like a provider failure;
+/// they are usage errors, found at binding.
+#[tokio::test]
+async fn bad_numbers_and_times_are_usage_errors() {
+    let app = spawn().await;
+    for (line, expected) in [
+        (
+            "!symantec-mss-incidents-list max=0",
+            "argument `max` must be a whole number from 1 to 500, got `0`",
+        ),
+        (
+            "!symantec-mss-incidents-list time=yesterday",
+            "argument `time`: `yesterday` is not a time: use e.g. \"3 days\", \"12 hours ago\" or 2024-05-01T00:00:00Z",
+        ),
+    ] {
+        let err = app.runner.run(line, None).await.expect_err(line);
+        assert!(err.is_usage(), "{line}: {err}");
+        assert_eq!(err.to_string(), expected);
+    }
+}
