@@ -132,8 +132,44 @@ pub struct NewIncident {
     pub organization: Option<String>,
     pub details: String,
     pub labels: Vec<Label>,
-    /// The provider's alert, unchanged.
+    /// The provider's alert, unchanged but for text fields cut to [`MAX_RAW_TEXT`].
     pub raw: Value,
+}
+
+/// The longest name stored, in characters.
+pub const MAX_NAME: usize = 1_000;
+/// The longest details stored, in characters.
+pub const MAX_DETAILS: usize = 64 * 1024;
+/// The longest text field kept in the raw alert, in characters.
+pub const MAX_RAW_TEXT: usize = 16 * 1024;
+
+/// `s` cut to `max` characters, with a note of how much was cut.
+fn bounded_text(s: &mut String, max: usize) {
+    if let Some((cut, _)) = s.char_indices().nth(max) {
+        let total = s.chars().count();
+        s.truncate(cut);
+        s.push_str(&format!(" … [truncated: {total} characters in all]"));
+    }
+}
+
+fn bound_raw(v: &mut Value) {
+    match v {
+        Value::String(s) => bounded_text(s, MAX_RAW_TEXT),
+        Value::Array(items) => items.iter_mut().for_each(bound_raw),
+        Value::Object(fields) => fields.values_mut().for_each(bound_raw),
+        _ => {}
+    }
+}
+
+impl NewIncident {
+    /// The incident with its text cut to the stored maximums, each cut marked as such, so one
+    /// oversized alert cannot bloat the store or the screens that show it.
+    pub fn bounded(mut self) -> Self {
+        bounded_text(&mut self.name, MAX_NAME);
+        bounded_text(&mut self.details, MAX_DETAILS);
+        bound_raw(&mut self.raw);
+        self
+    }
 }
 
 /// A stored incident.
@@ -179,5 +215,28 @@ mod tests {
             "0.5"
         );
         assert!(Severity::Critical > Severity::High && Severity::Informational > Severity::Unknown);
+    }
+
+    /// Regression (hardening 8): one ARO with 100 MB of details was stored whole.
+    #[test]
+    fn oversized_text_is_cut_and_marked() {
+        let huge = "é".repeat(MAX_DETAILS + 10);
+        let inc = NewIncident {
+            external_id: "a".into(),
+            name: "n".repeat(MAX_NAME + 1),
+            occurred: Utc::now(),
+            severity: Severity::Low,
+            organization: None,
+            details: huge.clone(),
+            labels: vec![],
+            raw: serde_json::json!({"details": huge, "steps": [{"label": "short"}]}),
+        }
+        .bounded();
+        assert!(inc.name.ends_with(&format!(" … [truncated: {} characters in all]", MAX_NAME + 1)));
+        assert_eq!(inc.details.chars().filter(|c| *c == 'é').count(), MAX_DETAILS);
+        assert!(inc.details.ends_with(&format!("[truncated: {} characters in all]", MAX_DETAILS + 10)));
+        let raw_details = inc.raw["details"].as_str().unwrap();
+        assert_eq!(raw_details.chars().filter(|c| *c == 'é').count(), MAX_RAW_TEXT);
+        assert_eq!(inc.raw["steps"][0]["label"], "short");
     }
 }

@@ -485,3 +485,19 @@ async fn a_backfill_step_reads_about_one_steps_worth() {
         report.steps
     );
 }
+
+/// Regression (hardening 8): one ARO with huge details was stored whole. It is stored with
+/// its text cut, and marked as cut.
+#[tokio::test]
+async fn an_oversized_aro_is_stored_cut_and_marked() {
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+    let mut fields = serde_json::Map::new();
+    fields.insert("details".into(), Value::from("d".repeat(2_000_000)));
+    let aro = s.sim.add_aro_with(0, "Huge", fields);
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    let all = s.store.incidents(&IncidentFilter::default()).await.unwrap();
+    let stored = all.iter().find(|i| i.external_id == aro["ID"]).unwrap();
+    assert!(stored.details.len() < 70_000, "{} bytes", stored.details.len());
+    assert!(stored.details.contains("[truncated: "), "marked");
+    assert!(stored.raw.to_string().len() < 70_000);
+}

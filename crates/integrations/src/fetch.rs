@@ -34,11 +34,11 @@ pub struct Next {
 }
 
 impl Next {
-    /// The batch of the incidents made from the alerts [`windowed`] chose, with the records
-    /// the read set aside.
+    /// The batch of the incidents made from the alerts [`windowed`] chose (their text cut to
+    /// the stored maximums), with the records the read set aside.
     pub fn batch(self, incidents: Vec<NewIncident>) -> FetchBatch {
         FetchBatch {
-            incidents,
+            incidents: incidents.into_iter().map(NewIncident::bounded).collect(),
             cursor: self.cursor,
             more: self.more,
             covered_until: Some(self.covered_until),
