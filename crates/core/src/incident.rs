@@ -232,11 +232,23 @@ mod tests {
             raw: serde_json::json!({"details": huge, "steps": [{"label": "short"}]}),
         }
         .bounded();
-        assert!(inc.name.ends_with(&format!(" … [truncated: {} characters in all]", MAX_NAME + 1)));
-        assert_eq!(inc.details.chars().filter(|c| *c == 'é').count(), MAX_DETAILS);
-        assert!(inc.details.ends_with(&format!("[truncated: {} characters in all]", MAX_DETAILS + 10)));
+        assert!(inc.name.ends_with(&format!(
+            " … [truncated: {} characters in all]",
+            MAX_NAME + 1
+        )));
+        assert_eq!(
+            inc.details.chars().filter(|c| *c == 'é').count(),
+            MAX_DETAILS
+        );
+        assert!(inc.details.ends_with(&format!(
+            "[truncated: {} characters in all]",
+            MAX_DETAILS + 10
+        )));
         let raw_details = inc.raw["details"].as_str().unwrap();
-        assert_eq!(raw_details.chars().filter(|c| *c == 'é').count(), MAX_RAW_TEXT);
+        assert_eq!(
+            raw_details.chars().filter(|c| *c == 'é').count(),
+            MAX_RAW_TEXT
+        );
         assert_eq!(inc.raw["steps"][0]["label"], "short");
     }
 }

@@ -497,7 +497,11 @@ async fn an_oversized_aro_is_stored_cut_and_marked() {
     s.cycle(Steps::UntilCaughtUp).await.unwrap();
     let all = s.store.incidents(&IncidentFilter::default()).await.unwrap();
     let stored = all.iter().find(|i| i.external_id == aro["ID"]).unwrap();
-    assert!(stored.details.len() < 70_000, "{} bytes", stored.details.len());
+    assert!(
+        stored.details.len() < 70_000,
+        "{} bytes",
+        stored.details.len()
+    );
     assert!(stored.details.contains("[truncated: "), "marked");
     assert!(stored.raw.to_string().len() < 70_000);
 }

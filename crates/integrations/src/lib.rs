@@ -161,6 +161,72 @@ pub fn definitions() -> Vec<&'static IntegrationDef> {
 /// Helpers the integrations' tests share.
 #[cfg(test)]
 pub(crate) mod test_support {
+    use proptest::prelude::*;
+    use serde_json::Value;
+
+    /// Field names the providers send, so random JSON reaches the code that reads them.
+    const FIELDS: &[&str] = &[
+        "ID",
+        "id",
+        "creation_time",
+        "createdTime",
+        "TimeCreated",
+        "IncidentNumber",
+        "organization",
+        "name",
+        "title",
+        "type",
+        "steps",
+        "label",
+        "severity",
+        "details",
+        "analystTitle",
+        "analystDescription",
+        "Severity",
+        "Classification",
+        "items",
+        "has_next",
+        "total",
+        "resolution",
+        "status",
+        "comments",
+        "Comment",
+    ];
+
+    /// Any JSON, three levels deep at most, with provider field names among the keys: what a
+    /// hostile or broken provider could send.
+    pub fn arbitrary_json() -> impl Strategy<Value = Value> {
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::from),
+            any::<i64>().prop_map(Value::from),
+            any::<f64>().prop_map(Value::from),
+            any::<String>().prop_map(Value::from),
+            Just(Value::from("2024-05-02 14:03:11")),
+            Just(Value::from("2024-05-02T13:55:12.120")),
+        ];
+        leaf.prop_recursive(3, 48, 8, |inner| {
+            let key = prop_oneof![
+                3 => prop::sample::select(FIELDS).prop_map(str::to_string),
+                1 => any::<String>(),
+            ];
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..6).prop_map(Value::Array),
+                prop::collection::btree_map(key, inner, 0..8)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    /// Bounded case counts for CI.
+    pub fn cases() -> ProptestConfig {
+        ProptestConfig {
+            cases: 300,
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        }
+    }
+
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

@@ -407,3 +407,18 @@ fn pong_answer(body: &str) -> Result<String, CommandError> {
         )))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::cases())]
+
+        /// An ARO of any shape becomes a context object and a table: no panic.
+        #[test]
+        fn any_aro_json_is_shaped(aro in crate::test_support::arbitrary_json(), details: bool) {
+            let shaped = super::shape_aro(&aro, details);
+            let command = super::super::definition().command("cov-mgsec-get-aro").unwrap();
+            let _ = command.entry(serde_json::json!([shaped]), aro);
+        }
+    }
+}

@@ -203,4 +203,17 @@ mod tests {
             );
         }
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::cases())]
+
+        /// Provider JSON of any shape is dated, set aside or made an incident: no panic.
+        #[test]
+        fn any_aro_json_is_handled(aro in crate::test_support::arbitrary_json()) {
+            if let Ok((id, created)) = date(&aro) {
+                let profiles = BTreeMap::from([("o".to_string(), aro.clone())]);
+                let _ = incident(&Dated { id, created, item: aro }, &profiles).bounded();
+            }
+        }
+    }
 }

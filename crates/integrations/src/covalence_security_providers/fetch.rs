@@ -173,4 +173,22 @@ mod tests {
             })
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::cases())]
+
+        /// Provider JSON of any shape is dated, set aside or made an incident: no panic.
+        #[test]
+        fn any_alert_json_is_handled(alert in crate::test_support::arbitrary_json()) {
+            if let Ok((id, created)) = date(&alert) {
+                let _ = incident(&Dated { id, created, item: alert }, Some("o")).bounded();
+            }
+        }
+
+        /// The broker's index page, whatever its HTML, parses to links or none.
+        #[test]
+        fn any_index_page_is_handled(html in "(<a href=\"/index/[a-z0-9-]{0,12}\">[^<]{0,20}</a>|&amp;|&lt;|[^<&]{0,10}){0,12}") {
+            let _ = super::super::client::parse_index(&html);
+        }
+    }
 }

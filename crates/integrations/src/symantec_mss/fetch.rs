@@ -141,4 +141,16 @@ mod tests {
             "2017-12-20T08:04:35.435+00:00"
         );
     }
+
+    proptest::proptest! {
+        #![proptest_config(crate::test_support::cases())]
+
+        /// Provider JSON of any shape is dated, set aside or made an incident: no panic.
+        #[test]
+        fn any_incident_json_is_handled(summary in crate::test_support::arbitrary_json()) {
+            if let Ok((id, created)) = date(&summary) {
+                let _ = incident(&Dated { id, created, item: summary }).bounded();
+            }
+        }
+    }
 }
