@@ -367,7 +367,13 @@ impl HttpClient {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut req = self.client.request(method.clone(), &url).query(query);
+            // The client's timeout bounds each attempt; the budget bounds them all.
+            let remaining = self.budget.saturating_sub(started.elapsed());
+            let mut req = self
+                .client
+                .request(method.clone(), &url)
+                .query(query)
+                .timeout(remaining.min(self.budget / 2).max(Duration::from_millis(1)));
             if let Some(auth) = &self.auth {
                 req = req.header(AUTHORIZATION, auth.clone());
             }

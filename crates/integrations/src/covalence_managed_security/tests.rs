@@ -931,3 +931,33 @@ async fn a_command_stops_at_its_deadline() {
         started.elapsed()
     );
 }
+
+/// Regression (hardening 9): a stalled server held a GET for about 22 s with `timeout = 5s`
+/// (four attempts and their backoff). One call now takes at most twice the timeout.
+#[tokio::test]
+async fn a_stalled_server_costs_at_most_twice_the_timeout() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"300ms\"\n",
+        sim.portal_url, sim.api_key
+    ))
+    .unwrap();
+    sim.faults.set(FaultSpec {
+        latency_ms: 5_000,
+        ..FaultSpec::default()
+    });
+    let started = Instant::now();
+    let err = runner
+        .run("!cov-mgsec-list-org", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("timed out"), "{err}");
+    assert!(
+        started.elapsed() < Duration::from_millis(900),
+        "took {:?}",
+        started.elapsed()
+    );
+}
