@@ -141,7 +141,8 @@ impl SqliteStore {
     }
 
     /// Opens an existing database for reading only: nothing is created or migrated, so a
-    /// mistyped path is an error, not a new empty database.
+    /// mistyped path is an error, not a new empty database. On a read-only file system, where
+    /// SQLite cannot make the WAL's shared-memory file, the database is read as immutable.
     pub async fn open_read_only(url: &str) -> Result<Self, StoreError> {
         let options = connect_options(url)?.read_only(true);
         let path = options.get_filename().to_path_buf();
@@ -154,9 +155,17 @@ impl SqliteStore {
                 ),
             ));
         }
-        let store = SqliteStore::connect(url, options).await?;
-        store.check_version(url).await?;
-        Ok(store)
+        let opened = async |options: SqliteConnectOptions| {
+            let store = SqliteStore::connect(url, options).await?;
+            store.check_version(url).await?;
+            Ok::<_, StoreError>(store)
+        };
+        match opened(options.clone()).await {
+            Err(e) if e.to_string().contains("unable to open") => {
+                opened(options.immutable(true)).await
+            }
+            other => other,
+        }
     }
 
     async fn connect(url: &str, options: SqliteConnectOptions) -> Result<Self, StoreError> {
@@ -174,11 +183,12 @@ impl SqliteStore {
         let version: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
             .fetch_one(&self.pool)
             .await
-            .map_err(|_| {
-                open_error(
+            .map_err(|e| match e.to_string() {
+                m if m.contains("no such table") => open_error(
                     url,
                     "it is not a watchfloor database (it has no schema_version table)".into(),
-                )
+                ),
+                m => open_error(url, m),
             })?;
         match version.unwrap_or(0) {
             v if v > known => Err(StoreError::NewerSchema { found: v, known }),
@@ -734,5 +744,43 @@ mod tests {
             .unwrap();
         let r = SqliteStore::open_read_only(&url).await.unwrap();
         assert_eq!(r.count("fes").await.unwrap(), 1);
+    }
+
+    /// Regression (hardening 13): on a read-only mount even `incidents list` failed with
+    /// "unable to open database file". Needs root to make a read-only bind mount; elsewhere
+    /// it says so and checks nothing.
+    #[tokio::test]
+    async fn a_database_on_a_read_only_mount_can_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, mnt) = (dir.path().join("src"), dir.path().join("mnt"));
+        std::fs::create_dir_all(&src).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        let url = format!("sqlite://{}/wf.db", src.display());
+        let s = SqliteStore::open(&url).await.unwrap();
+        s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+            .await
+            .unwrap();
+        s.pool.close().await; // the last connection checkpoints and removes -wal and -shm
+        assert!(!src.join("wf.db-shm").exists());
+        let mount = |args: &[&str]| {
+            std::process::Command::new("mount")
+                .args(args)
+                .status()
+                .is_ok_and(|s| s.success())
+        };
+        let (src_s, mnt_s) = (src.to_str().unwrap(), mnt.to_str().unwrap());
+        if !(mount(&["--bind", src_s, mnt_s]) && mount(&["-o", "remount,ro,bind", mnt_s])) {
+            let _ = std::process::Command::new("umount").arg(mnt_s).status();
+            eprintln!("no read-only bind mount here (not root?): nothing checked");
+            return;
+        }
+        let read = SqliteStore::open_read_only(&format!("sqlite://{mnt_s}/wf.db")).await;
+        let count = match &read {
+            Ok(r) => r.count("fes").await.map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
+        drop(read);
+        let _ = std::process::Command::new("umount").arg(mnt_s).status();
+        assert_eq!(count, Ok(1));
     }
 }
