@@ -10,6 +10,9 @@ use crate::CommandError;
 use crate::http::{HttpClient, path_segment as segment};
 
 const PAGE_SIZE: &str = "500";
+/// AROs a command shows at most, the newest, with a note that more match: a person cannot read
+/// more, and holding them all costs memory.
+pub const MAX_COMMAND_AROS: usize = 5_000;
 /// Pages one listing reads at most: 100,000 items, far past any real portal listing, so a
 /// server that always says "more" cannot keep a command or a fetch running.
 const MAX_PAGES: u64 = 200;
@@ -68,7 +71,17 @@ impl Portal {
     /// All AROs matching `filters`, newest first, across every page.
     pub async fn aros(&self, filters: &[(String, String)]) -> Result<Vec<Value>, CommandError> {
         let path = format!("/providers/{}/aros", segment(self.provider_id().await?));
-        self.paged(&path, filters).await
+        Ok(self.paged(&path, filters, None).await?.0)
+    }
+
+    /// The newest `max` AROs matching `filters`, and whether more match.
+    pub async fn newest_aros(
+        &self,
+        filters: &[(String, String)],
+        max: usize,
+    ) -> Result<(Vec<Value>, bool), CommandError> {
+        let path = format!("/providers/{}/aros", segment(self.provider_id().await?));
+        self.paged(&path, filters, Some(max)).await
     }
 
     /// One ARO by id.
@@ -97,11 +110,14 @@ impl Portal {
     }
 
     pub async fn escalation_lists(&self, org_id: &str) -> Result<Vec<Value>, CommandError> {
-        self.paged(
-            "/escalation_contact_lists",
-            &[("organization_id".into(), org_id.into())],
-        )
-        .await
+        Ok(self
+            .paged(
+                "/escalation_contact_lists",
+                &[("organization_id".into(), org_id.into())],
+                None,
+            )
+            .await?
+            .0)
     }
 
     pub async fn transition(&self, aro_id: &str, body: &Value) -> Result<Value, CommandError> {
@@ -121,11 +137,13 @@ impl Portal {
         Ok(self.http.post_json("/aro_comments", &body).await?)
     }
 
+    /// Every page of a listing, or the first `max` items and whether more follow.
     async fn paged(
         &self,
         path: &str,
         filters: &[(String, String)],
-    ) -> Result<Vec<Value>, CommandError> {
+        max: Option<usize>,
+    ) -> Result<(Vec<Value>, bool), CommandError> {
         let mut items = Vec::new();
         let mut page: u64 = 1;
         loop {
@@ -152,8 +170,13 @@ impl Portal {
                     .as_u64()
                     .is_some_and(|t| (items.len() as u64) < t),
             };
+            if let Some(max) = max.filter(|m| items.len() >= *m) {
+                let more = has_next || items.len() > max;
+                items.truncate(max);
+                return Ok((items, more));
+            }
             if batch_len == 0 || !has_next {
-                return Ok(items);
+                return Ok((items, false));
             }
             if page >= MAX_PAGES {
                 return Err(CommandError::Provider(format!(

@@ -49,6 +49,8 @@ struct Output {
     context: Value,
     raw: Value,
     readable: Option<String>,
+    /// A line under the readable output, e.g. that the list was cut.
+    note: Option<String>,
 }
 
 impl Output {
@@ -57,6 +59,7 @@ impl Output {
             context,
             raw,
             readable: None,
+            note: None,
         }
     }
 }
@@ -102,10 +105,13 @@ impl Instance for CovalenceManagedSecurityInstance {
                 }
                 other => return Err(CommandError::not_implemented(other)),
             };
-            Ok(match out.readable {
-                Some(readable) => command.entry_with_readable(readable, out.context, out.raw),
-                None => command.entry(out.context, out.raw),
-            })
+            let mut readable = out
+                .readable
+                .unwrap_or_else(|| command.readable(&out.context));
+            if let Some(note) = out.note {
+                readable.push_str(&format!("\n**{note}**\n"));
+            }
+            Ok(command.entry_with_readable(readable, out.context, out.raw))
         })
     }
 
@@ -187,10 +193,20 @@ impl CovalenceManagedSecurityInstance {
             let id = self.org_id_by_name(&name).await?;
             filters.push(("organization_id".into(), id));
         }
-        let aros = self.portal.aros(&filters).await?;
+        let (aros, more) = self
+            .portal
+            .newest_aros(&filters, super::client::MAX_COMMAND_AROS)
+            .await?;
         let details = args.bool("details");
         let shaped: Vec<Value> = aros.iter().map(|a| shape_aro(a, details)).collect();
-        Ok(Output::new(json!(shaped), json!(aros)))
+        let mut out = Output::new(json!(shaped), json!(aros));
+        if more {
+            out.note = Some(format!(
+                "Showing the newest {} AROs; more match: narrow the query, e.g. with since= or resolution=.",
+                aros.len()
+            ));
+        }
+        Ok(out)
     }
 
     /// An organization id by name: the exact name (ignoring case), else the one name containing it.
@@ -268,6 +284,7 @@ impl CovalenceManagedSecurityInstance {
         Ok(Output {
             context: shape_aro(&aro, args.bool("details")),
             readable: Some(command.readable(&Value::Object(shown))),
+            note: None,
             raw: comment,
         })
     }
@@ -356,6 +373,7 @@ impl CovalenceManagedSecurityInstance {
             context: json!(answer),
             raw: json!(body),
             readable: Some("## Success".into()),
+            note: None,
         })
     }
 

@@ -961,3 +961,34 @@ async fn a_stalled_server_costs_at_most_twice_the_timeout() {
         started.elapsed()
     );
 }
+
+/// Regression (hardening 8): a `get-aro` matching 24,318 AROs held them all (497 MB). A
+/// command shows the newest 5,000, and says that more match.
+#[tokio::test]
+async fn get_aro_shows_the_newest_and_says_more_match() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        setup: CovalenceManagedSecuritySetup {
+            orgs: 10,
+            aros_per_org: 800,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let entry = app
+        .run("!cov-mgsec-get-aro query=\"resolution=Unresolved\"")
+        .await;
+    let unresolved = app.aro_ids("Unresolved");
+    assert!(unresolved.len() > 5_000, "{} match", unresolved.len());
+    let shown: Vec<&str> = entry
+        .raw
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["ID"].as_str().unwrap())
+        .collect();
+    assert_eq!(shown, unresolved[..5_000], "the newest 5,000");
+    assert!(entry.readable.ends_with(
+        "\n**Showing the newest 5000 AROs; more match: narrow the query, e.g. with since= or resolution=.**\n"
+    ));
+}
