@@ -16,6 +16,8 @@ use crate::http::{Call, HttpClient, HttpError, Payload, path_segment};
 
 /// Records per request when paging with `initialIndex`.
 pub const PAGE_SIZE: u64 = 500;
+/// Records one listing reads at most: 200 pages, far past any real appliance listing.
+pub const MAX_RECORDS: u64 = 100_000;
 
 /// One appliance: the direct one (no ids), or one behind the broker.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -159,7 +161,8 @@ impl Covalence {
     }
 
     /// GETs up to `max` records from `path`, `PAGE_SIZE` at a time from `start`, or one
-    /// unpaged request when `max` is `None`.
+    /// unpaged request when `max` is `None`. Past [`MAX_RECORDS`] it stops with an error, so an
+    /// appliance that always sends a full page cannot keep a command or a fetch running.
     pub async fn list(
         &self,
         app: &Appliance,
@@ -180,6 +183,11 @@ impl Covalence {
         };
         let mut out = Vec::new();
         while (out.len() as u64) < max {
+            if out.len() as u64 >= MAX_RECORDS {
+                return Err(CommandError::Provider(format!(
+                    "Covalence GET {path} still sends more after {MAX_RECORDS} records; narrow the query (a time range or advanced_filter)"
+                )));
+            }
             let want = (max - out.len() as u64).min(PAGE_SIZE);
             let page = [
                 ("maxCount".to_string(), want.to_string()),

@@ -357,7 +357,7 @@ fn epoch_param(params: &HashMap<String, String>, key: &str) -> Result<Option<i64
 }
 
 async fn alerts(
-    State((app, _)): State<AppState>,
+    State((app, faults)): State<AppState>,
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
@@ -388,6 +388,27 @@ async fn alerts(
         visible && min.is_none_or(|m| t >= m) && max.is_none_or(|m| t <= m)
     });
     match selected {
+        // Hostile mode: every page is full, with new ids past the data.
+        Ok(mut items) if faults.get().endless_pages => {
+            let want = params
+                .get("maxCount")
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or(100)
+                .min(MAX_PAGE);
+            let start = params.get("initialIndex").cloned().unwrap_or_default();
+            if let Some(first) = s.appliances[index]
+                .collections
+                .get("alerts")
+                .and_then(|a| a.first())
+            {
+                for n in items.len()..want {
+                    let mut extra = first.clone();
+                    extra["id"] = json!(format!("endless-{start}-{n}"));
+                    items.push(extra);
+                }
+            }
+            Json(items).into_response()
+        }
         Ok(items) => Json(items).into_response(),
         Err(e) => e.into_response(),
     }
