@@ -651,7 +651,7 @@ async fn bad_argument_values_are_usage_errors() {
     for (line, expected) in [
         (
             "!cov-secpr-list-alerts max_count=-1",
-            "argument `max_count` must be a whole number of at least 0, got `-1`",
+            "argument `max_count` must be a whole number from 0 to 100000, got `-1`",
         ),
         (
             "!cov-secpr-set-internal-networks cidr=10.0.0.0/99 notes=x",
