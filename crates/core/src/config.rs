@@ -21,6 +21,7 @@ use toml::Spanned;
 
 use crate::definition::{IntegrationDef, ParamDef, ParamType};
 use crate::fetch::FetchSettings;
+use crate::lifecycle::SlaPolicy;
 use crate::secret::Secret;
 
 /// A config file that could not be used. The message names the file, the line and the key.
@@ -47,6 +48,15 @@ pub struct Config {
     pub instances: Vec<InstanceConfig>,
     /// `[storage] url`, the database, if the file sets one.
     pub storage_url: Option<String>,
+    /// `[sla]`: how long incidents of each severity may stay open.
+    pub sla: SlaPolicy,
+}
+
+/// What commands that need no instance read from a config file: the database and the SLA.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
+    pub storage_url: Option<String>,
+    pub sla: SlaPolicy,
 }
 
 /// One configured instance of an integration.
@@ -151,12 +161,57 @@ struct RawConfig {
     #[serde(default)]
     instances: Vec<Spanned<RawInstance>>,
     storage: Option<RawStorage>,
+    sla: Option<RawSla>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     url: String,
+}
+
+/// `[sla]`: a duration per severity, e.g. `critical = "1h"`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawSla {
+    critical: Option<Spanned<String>>,
+    high: Option<Spanned<String>>,
+    medium: Option<Spanned<String>>,
+    low: Option<Spanned<String>>,
+    informational: Option<Spanned<String>>,
+}
+
+impl RawSla {
+    /// The policy, each duration over the default; an error names the key.
+    fn policy(&self) -> Result<SlaPolicy, (std::ops::Range<usize>, String, String)> {
+        let mut policy = SlaPolicy::default();
+        for (key, value, slot) in [
+            ("critical", &self.critical, &mut policy.critical),
+            ("high", &self.high, &mut policy.high),
+            ("medium", &self.medium, &mut policy.medium),
+            ("low", &self.low, &mut policy.low),
+            (
+                "informational",
+                &self.informational,
+                &mut policy.informational,
+            ),
+        ] {
+            if let Some(v) = value {
+                let d = humantime::parse_duration(v.get_ref())
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        (
+                            v.span(),
+                            format!("sla.{key}"),
+                            format!("`{}` is not a duration such as \"4h\"", v.get_ref()),
+                        )
+                    })?;
+                *slot = d;
+            }
+        }
+        Ok(policy)
+    }
 }
 
 #[derive(Deserialize)]
@@ -297,32 +352,57 @@ impl Config {
                 fetch,
             });
         }
+        let sla = match &raw.sla {
+            Some(s) => s
+                .policy()
+                .map_err(|(span, key, message)| err(span, Some(key), message))?,
+            None => SlaPolicy::default(),
+        };
         Ok(Config {
             path: path.to_path_buf(),
             instances,
             storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
+            sla,
         })
     }
 
-    /// Only the `[storage] url` of a config file, for commands that need the database but no
-    /// instance: instances are not checked and no secret is read.
-    pub fn load_storage_url(path: &Path) -> Result<Option<String>, ConfigError> {
+    /// Only `[storage]` and `[sla]` of a config file, for commands that need the database but
+    /// no instance: instances are not checked and no secret is read.
+    pub fn load_shared(path: &Path) -> Result<Shared, ConfigError> {
         #[derive(Deserialize)]
-        struct StorageOnly {
+        struct SharedOnly {
             storage: Option<RawStorage>,
+            sla: Option<RawSla>,
         }
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
             error,
         })?;
-        let raw: StorageOnly = toml::from_str(&text).map_err(|e| ConfigError::Invalid {
+        let invalid = |start: usize, key: Option<String>, message: String| ConfigError::Invalid {
             path: path.to_path_buf(),
-            line: line_of(&text, e.span().map(|s| s.start).unwrap_or(0)),
-            key: None,
-            message: e.message().trim_end().to_string(),
+            line: line_of(&text, start),
+            key,
+            message,
+        };
+        let raw: SharedOnly = toml::from_str(&text).map_err(|e| {
+            let start = e.span().map(|s| s.start).unwrap_or(0);
+            invalid(
+                start,
+                key_at(&text, start),
+                e.message().trim_end().to_string(),
+            )
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        Ok(raw.storage.map(|s| storage_url(&s.url, base_dir)))
+        let sla = match &raw.sla {
+            Some(s) => s
+                .policy()
+                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
+            None => SlaPolicy::default(),
+        };
+        Ok(Shared {
+            storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
+            sla,
+        })
     }
 
     pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
@@ -768,6 +848,18 @@ description = "Skip TLS checks"
         check(
             &format!("{head}api_key = \"k\"\nportal_url = \"http://\"\n"),
             "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.portal_url`: `http://` names no host; write e.g. https://host.example/v1",
+        );
+    }
+
+    #[test]
+    fn sla_durations_come_from_the_config_over_the_defaults() {
+        let config = parse("[sla]\ncritical = \"30m\"\nlow = \"2d\"\n").unwrap();
+        assert_eq!(config.sla.critical, Duration::from_secs(1800));
+        assert_eq!(config.sla.low, Duration::from_secs(2 * 86_400));
+        assert_eq!(config.sla.high, SlaPolicy::default().high);
+        assert_eq!(
+            parse("[sla]\nhigh = \"soon\"\n").unwrap_err(),
+            "config file /etc/wf/watchfloor.toml, line 2, key `sla.high`: `soon` is not a duration such as \"4h\""
         );
     }
 

@@ -5,6 +5,8 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::lifecycle::{CloseReason, Lifecycle, SlaState, sla_state};
+
 /// XSOAR's severity scale: 0 unknown, 0.5 informational, 1 low, 2 medium, 3 high, 4 critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub enum Severity {
@@ -193,6 +195,41 @@ pub struct Incident {
     pub details: String,
     pub labels: Vec<Label>,
     pub raw: Value,
+    /// Incremented by every change; a change made against another version is refused.
+    pub version: i64,
+    pub closed: Option<DateTime<Utc>>,
+    pub close_reason: Option<CloseReason>,
+    pub close_notes: Option<String>,
+    pub first_assigned: Option<DateTime<Utc>>,
+    /// When the SLA for its severity runs out.
+    pub sla_due: DateTime<Utc>,
+}
+
+impl Incident {
+    /// The fields the lifecycle rules work on.
+    pub fn lifecycle(&self) -> Lifecycle {
+        Lifecycle {
+            status: self.status,
+            severity: self.severity,
+            owner: self.owner.clone(),
+            kind: self.kind.clone(),
+            labels: self.labels.clone(),
+            close_reason: self.close_reason,
+            close_notes: self.close_notes.clone(),
+            closed: self.closed,
+            first_assigned: self.first_assigned,
+        }
+    }
+
+    /// Where the incident stands against its SLA at `now`.
+    pub fn sla_state(&self, now: DateTime<Utc>) -> SlaState {
+        sla_state(self.created, self.sla_due, self.closed, now)
+    }
+
+    /// Manual incidents belong to no provider instance.
+    pub fn is_manual(&self) -> bool {
+        self.instance.is_empty()
+    }
 }
 
 #[cfg(test)]

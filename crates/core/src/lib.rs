@@ -18,6 +18,7 @@ pub mod docs;
 pub mod entry;
 pub mod fetch;
 pub mod incident;
+pub mod lifecycle;
 pub mod secret;
 pub mod suggest;
 pub mod table;
@@ -27,11 +28,16 @@ pub mod xml;
 
 pub use args::Args;
 pub use cmdline::CommandLine;
-pub use config::{Config, ConfigError, FromParam, InstanceConfig, MissingParam, ParamValue};
+pub use config::{
+    Config, ConfigError, FromParam, InstanceConfig, MissingParam, ParamValue, Shared,
+};
 pub use context::ContextStore;
 pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};
 pub use entry::{Entry, Outputs};
 pub use fetch::{FetchSettings, SetAside, WindowCursor};
 pub use incident::{Incident, Label, NewIncident, Severity, Status};
+pub use lifecycle::{
+    Change, CloseReason, Edit, FieldChange, Lifecycle, LifecycleError, SlaPolicy, SlaState,
+};
 pub use secret::Secret;
 pub use usage::UsageError;

@@ -46,6 +46,7 @@ async fn ingest(store: &SqliteStore, all: &[NewIncident], batch: usize) -> (f64,
         integration: "bench",
         incident_type: "Bench",
         scope: "",
+        sla: &watchfloor_core::SlaPolicy::default(),
     };
     let started = Instant::now();
     let mut added = 0;

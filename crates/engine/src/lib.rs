@@ -19,6 +19,7 @@ use chrono::{DateTime, Utc};
 
 use futures_util::future::join_all;
 use tokio::sync::{Semaphore, watch};
+use watchfloor_core::SlaPolicy;
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
 
@@ -123,6 +124,8 @@ pub struct Engine {
     store: Arc<dyn Store>,
     /// Overrides each instance's `fetch_concurrency` when set (benchmarks compare settings).
     scope_concurrency: Option<usize>,
+    /// The SLA new incidents are held to.
+    sla: SlaPolicy,
 }
 
 impl Engine {
@@ -131,7 +134,14 @@ impl Engine {
             runner,
             store,
             scope_concurrency: None,
+            sla: SlaPolicy::default(),
         }
+    }
+
+    /// The SLA new incidents are held to (the config's `[sla]`).
+    pub fn with_sla(mut self, sla: SlaPolicy) -> Self {
+        self.sla = sla;
+        self
     }
 
     /// How many scopes (broker organizations) of one instance are fetched at the same time,
@@ -246,6 +256,7 @@ impl Engine {
                 integration: inst.integration,
                 incident_type: &inst.fetch.incident_type,
                 scope,
+                sla: &self.sla,
             };
             let added = self
                 .store

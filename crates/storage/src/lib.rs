@@ -15,7 +15,9 @@ use std::pin::Pin;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
-use watchfloor_core::{Incident, NewIncident, SetAside, Severity, Status};
+use watchfloor_core::{
+    Change, Incident, LifecycleError, NewIncident, SetAside, Severity, SlaPolicy, SlaState, Status,
+};
 
 pub use sqlite::SqliteStore;
 
@@ -40,6 +42,14 @@ pub enum StoreError {
         "the database has schema version {found}, newer than this watchfloor knows ({known}); upgrade watchfloor, or use another database"
     )]
     NewerSchema { found: i64, known: i64 },
+    #[error("incident {0} does not exist")]
+    NoIncident(i64),
+    #[error(
+        "incident {id} changed since you read it (version {expected}, now {found}); read it again and retry"
+    )]
+    Conflict { id: i64, expected: i64, found: i64 },
+    #[error("incident {id}: {error}")]
+    Refused { id: i64, error: LifecycleError },
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -54,7 +64,7 @@ impl From<sqlx::Error> for StoreError {
     }
 }
 
-/// Which instance a fetch's incidents belong to, and how they are typed.
+/// Which instance a fetch's incidents belong to, how they are typed, and their SLA.
 #[derive(Debug, Clone)]
 pub struct FetchTarget<'a> {
     pub instance: &'a str,
@@ -62,6 +72,7 @@ pub struct FetchTarget<'a> {
     pub incident_type: &'a str,
     /// The cursor's scope: "" for the instance, or an organization in broker mode.
     pub scope: &'a str,
+    pub sla: &'a SlaPolicy,
 }
 
 /// Filters of [`Store::incidents`].
@@ -71,8 +82,33 @@ pub struct IncidentFilter {
     pub severity: Option<Severity>,
     pub organization: Option<String>,
     pub instance: Option<String>,
+    pub owner: Option<String>,
+    /// With the time it is judged at (now, unless a test says otherwise).
+    pub sla: Option<(SlaState, DateTime<Utc>)>,
     pub since: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
+}
+
+/// An incident someone makes by hand.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ManualIncident {
+    pub name: String,
+    pub severity: Severity,
+    pub organization: Option<String>,
+    pub kind: String,
+    pub details: String,
+}
+
+/// One war-room entry: who, when, what kind, and its body. Entries are never edited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WarRoomEntry {
+    pub id: i64,
+    pub incident_id: i64,
+    pub created: DateTime<Utc>,
+    pub author: String,
+    /// `created`, `change`, `note`, `command`, `deleted`, ...
+    pub kind: String,
+    pub body: Value,
 }
 
 /// An instance's health record.
@@ -148,4 +184,54 @@ pub trait Store: Send + Sync {
 
     /// How many incidents an instance has.
     fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// Makes an incident by hand, with a `created` entry.
+    fn create_incident<'a>(
+        &'a self,
+        incident: &'a ManualIncident,
+        author: &'a str,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Incident, StoreError>>;
+
+    /// Applies a lifecycle change in one transaction: the rules of [`Lifecycle::apply`], the
+    /// version check (when `expected_version` is given), the new version, and a `change`
+    /// entry with every field's old and new value. A severity change moves the SLA due time.
+    fn change_incident<'a>(
+        &'a self,
+        id: i64,
+        expected_version: Option<i64>,
+        author: &'a str,
+        change: &'a Change,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Incident, StoreError>>;
+
+    /// Adds an entry to an incident's war room.
+    fn add_entry<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        kind: &'a str,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
+
+    /// An incident's war room, oldest first.
+    fn entries(&self, id: i64) -> BoxFuture<'_, Result<Vec<WarRoomEntry>, StoreError>>;
+
+    /// Deletes an incident and its war room, leaving a tombstone so that no fetch brings its
+    /// alert back.
+    fn delete_incident<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// An incident's context, as commands run in it have built it.
+    fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>>;
+
+    /// Stores an incident's context.
+    fn set_context<'a>(
+        &'a self,
+        id: i64,
+        context: &'a Value,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 }

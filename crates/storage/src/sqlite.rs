@@ -10,16 +10,22 @@ use sqlx::sqlite::{
     SqliteSynchronous,
 };
 use sqlx::{QueryBuilder, Row, Sqlite};
-use watchfloor_core::{Incident, Label, NewIncident, Severity, Status};
+use watchfloor_core::{
+    Change, CloseReason, Incident, Label, NewIncident, Severity, SlaPolicy, SlaState, Status,
+};
 
 use watchfloor_core::SetAside;
 
-use crate::{BoxFuture, FetchTarget, Health, IncidentFilter, SetAsideRecord, Store, StoreError};
+use crate::{
+    BoxFuture, FetchTarget, Health, IncidentFilter, ManualIncident, SetAsideRecord, Store,
+    StoreError, WarRoomEntry,
+};
 
 /// Migrations, in order. Each runs once, in its own transaction.
 const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_set_aside.sql")),
+    (3, include_str!("../migrations/0003_lifecycle.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -267,6 +273,58 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?,
         raw: serde_json::from_str(&raw)
             .map_err(|e| StoreError::Corrupt(format!("raw JSON: {e}")))?,
+        version: row.try_get("version")?,
+        closed: parse_opt_ts(row.try_get("closed")?)?,
+        close_reason: row
+            .try_get::<Option<String>, _>("close_reason")?
+            .map(|r| CloseReason::parse(&r).map_err(StoreError::Corrupt))
+            .transpose()?,
+        close_notes: row.try_get("close_notes")?,
+        first_assigned: parse_opt_ts(row.try_get("first_assigned")?)?,
+        sla_due: parse_ts(&row.try_get::<String, _>("sla_due")?)?,
+    })
+}
+
+/// One incident, read inside a transaction.
+async fn read_incident(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    id: i64,
+) -> Result<Incident, StoreError> {
+    let row = sqlx::query("SELECT * FROM incidents WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut **tx)
+        .await?
+        .ok_or(StoreError::NoIncident(id))?;
+    incident_from_row(&row)
+}
+
+/// Appends a war-room entry inside a transaction.
+async fn insert_entry(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    id: i64,
+    at: DateTime<Utc>,
+    author: &str,
+    kind: &str,
+    body: &Value,
+) -> Result<WarRoomEntry, StoreError> {
+    let entry_id = sqlx::query(
+        "INSERT INTO incident_entries (incident_id, created, author, kind, body) VALUES (?, ?, ?, ?, ?)",
+    )
+    .bind(id)
+    .bind(ts(at))
+    .bind(author)
+    .bind(kind)
+    .bind(body.to_string())
+    .execute(&mut **tx)
+    .await?
+    .last_insert_rowid();
+    Ok(WarRoomEntry {
+        id: entry_id,
+        incident_id: id,
+        created: at,
+        author: author.to_string(),
+        kind: kind.to_string(),
+        body: body.clone(),
     })
 }
 
@@ -278,16 +336,19 @@ impl Store for SqliteStore {
         cursor: &'a Value,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
-            let now = ts(Utc::now());
+            let now_t = Utc::now();
+            let now = ts(now_t);
             let mut tx = self.write().await?;
             let mut added = 0;
             for inc in incidents {
                 let labels = serde_json::to_string(&inc.labels)
                     .map_err(|e| StoreError::Database(e.to_string()))?;
+                // A deleted incident's tombstone keeps its alert out.
                 let result = sqlx::query(
                     "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
-                     severity, status, organization, details, labels, raw_json) \
-                     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?) \
+                     severity, status, organization, details, labels, raw_json, sla_due) \
+                     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ? \
+                     WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE instance = ? AND external_id = ?) \
                      ON CONFLICT (instance, external_id) DO NOTHING",
                 )
                 .bind(target.instance)
@@ -303,6 +364,9 @@ impl Store for SqliteStore {
                 .bind(&inc.details)
                 .bind(labels)
                 .bind(inc.raw.to_string())
+                .bind(ts(target.sla.due(now_t, inc.severity)))
+                .bind(target.instance)
+                .bind(&inc.external_id)
                 .execute(&mut *tx)
                 .await?;
                 added += result.rows_affected() as usize;
@@ -476,6 +540,42 @@ impl Store for SqliteStore {
             if let Some(i) = &filter.instance {
                 q.push(" AND instance = ").push_bind(i.clone());
             }
+            if let Some(o) = &filter.owner {
+                q.push(" AND owner = ").push_bind(o.clone());
+            }
+            if let Some((state, now)) = filter.sla {
+                // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
+                // incident is judged at is when it closed, or now.
+                let now = ts(now);
+                let at = |q: &mut QueryBuilder<Sqlite>| {
+                    q.push("julianday(COALESCE(closed, ")
+                        .push_bind(now.clone())
+                        .push("))");
+                };
+                let risk_starts =
+                    "julianday(sla_due) - (julianday(sla_due) - julianday(created)) / 4";
+                match state {
+                    SlaState::Breached => {
+                        q.push(" AND ");
+                        at(&mut q);
+                        q.push(" > julianday(sla_due)");
+                    }
+                    SlaState::AtRisk => {
+                        q.push(" AND closed IS NULL AND ");
+                        at(&mut q);
+                        q.push(" <= julianday(sla_due) AND ");
+                        at(&mut q);
+                        q.push(format!(" > {risk_starts}").as_str());
+                    }
+                    SlaState::Ok => {
+                        q.push(" AND ");
+                        at(&mut q);
+                        q.push(" <= julianday(sla_due) AND (closed IS NOT NULL OR ");
+                        at(&mut q);
+                        q.push(format!(" <= {risk_starts})").as_str());
+                    }
+                }
+            }
             if let Some(t) = filter.since {
                 q.push(" AND occurred >= ").push_bind(ts(t));
             }
@@ -505,6 +605,207 @@ impl Store for SqliteStore {
                 .fetch_one(&self.pool)
                 .await?;
             Ok(n as usize)
+        })
+    }
+
+    fn create_incident<'a>(
+        &'a self,
+        incident: &'a ManualIncident,
+        author: &'a str,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Incident, StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut tx = self.write().await?;
+            // Manual incidents belong to no instance; their external id is their own id.
+            let id = sqlx::query(
+                "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
+                 severity, status, organization, details, labels, raw_json, sla_due) \
+                 VALUES ('', '', '', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', '{}', ?)",
+            )
+            .bind(&incident.name)
+            .bind(&incident.kind)
+            .bind(ts(now))
+            .bind(ts(now))
+            .bind(ts(now))
+            .bind(incident.severity.value())
+            .bind(&incident.organization)
+            .bind(&incident.details)
+            .bind(ts(sla.due(now, incident.severity)))
+            .execute(&mut *tx)
+            .await?
+            .last_insert_rowid();
+            sqlx::query("UPDATE incidents SET external_id = ? WHERE id = ?")
+                .bind(format!("manual-{id}"))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let body =
+                serde_json::json!({"name": incident.name, "severity": incident.severity.label()});
+            insert_entry(&mut tx, id, now, author, "created", &body).await?;
+            let created = read_incident(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(created)
+        })
+    }
+
+    fn change_incident<'a>(
+        &'a self,
+        id: i64,
+        expected_version: Option<i64>,
+        author: &'a str,
+        change: &'a Change,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Incident, StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut tx = self.write().await?;
+            let before = read_incident(&mut tx, id).await?;
+            if let Some(expected) = expected_version.filter(|v| *v != before.version) {
+                return Err(StoreError::Conflict {
+                    id,
+                    expected,
+                    found: before.version,
+                });
+            }
+            let mut after = before.lifecycle();
+            let moved = after
+                .apply(change, now)
+                .map_err(|error| StoreError::Refused { id, error })?;
+            let labels = serde_json::to_string(&after.labels)
+                .map_err(|e| StoreError::Database(e.to_string()))?;
+            sqlx::query(
+                "UPDATE incidents SET status = ?, severity = ?, owner = ?, type = ?, labels = ?, close_reason = ?, \
+                 close_notes = ?, closed = ?, first_assigned = ?, sla_due = ?, modified = ?, version = version + 1 \
+                 WHERE id = ?",
+            )
+            .bind(after.status.as_str())
+            .bind(after.severity.value())
+            .bind(&after.owner)
+            .bind(&after.kind)
+            .bind(labels)
+            .bind(after.close_reason.map(|r| r.as_str()))
+            .bind(&after.close_notes)
+            .bind(after.closed.map(ts))
+            .bind(after.first_assigned.map(ts))
+            .bind(ts(sla.due(before.created, after.severity)))
+            .bind(ts(now))
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+            let body = serde_json::json!({"changes": moved});
+            insert_entry(&mut tx, id, now, author, "change", &body).await?;
+            let changed = read_incident(&mut tx, id).await?;
+            tx.commit().await?;
+            Ok(changed)
+        })
+    }
+
+    fn add_entry<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        kind: &'a str,
+        body: &'a Value,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            read_incident(&mut tx, id).await?;
+            let entry = insert_entry(&mut tx, id, Utc::now(), author, kind, body).await?;
+            tx.commit().await?;
+            Ok(entry)
+        })
+    }
+
+    fn entries(&self, id: i64) -> BoxFuture<'_, Result<Vec<WarRoomEntry>, StoreError>> {
+        Box::pin(async move {
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+                .bind(id)
+                .fetch_optional(&self.pool)
+                .await?;
+            exists.ok_or(StoreError::NoIncident(id))?;
+            let rows =
+                sqlx::query("SELECT * FROM incident_entries WHERE incident_id = ? ORDER BY id")
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(WarRoomEntry {
+                        id: r.try_get("id")?,
+                        incident_id: r.try_get("incident_id")?,
+                        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                        author: r.try_get("author")?,
+                        kind: r.try_get("kind")?,
+                        body: serde_json::from_str(&r.try_get::<String, _>("body")?)
+                            .map_err(|e| StoreError::Corrupt(format!("entry body: {e}")))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn delete_incident<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let incident = read_incident(&mut tx, id).await?;
+            if !incident.is_manual() {
+                sqlx::query(
+                    "INSERT INTO tombstones (instance, external_id, deleted, author) VALUES (?, ?, ?, ?) \
+                     ON CONFLICT (instance, external_id) DO NOTHING",
+                )
+                .bind(&incident.instance)
+                .bind(&incident.external_id)
+                .bind(ts(Utc::now()))
+                .bind(author)
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM incident_entries WHERE incident_id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM incidents WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>> {
+        Box::pin(async move {
+            let text: Option<String> =
+                sqlx::query_scalar("SELECT context FROM incidents WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let text = text.ok_or(StoreError::NoIncident(id))?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("context: {e}")))
+        })
+    }
+
+    fn set_context<'a>(
+        &'a self,
+        id: i64,
+        context: &'a Value,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let updated = sqlx::query("UPDATE incidents SET context = ? WHERE id = ?")
+                .bind(context.to_string())
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if updated == 0 {
+                return Err(StoreError::NoIncident(id));
+            }
+            Ok(())
         })
     }
 }
@@ -551,8 +852,11 @@ mod tests {
             integration: "covalence-managed-security",
             incident_type: "Covalence ARO",
             scope,
+            sla: &SLA,
         }
     }
+
+    static SLA: std::sync::LazyLock<SlaPolicy> = std::sync::LazyLock::new(SlaPolicy::default);
 
     #[tokio::test]
     async fn incidents_and_cursor_commit_together_and_duplicates_are_dropped() {
@@ -713,7 +1017,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (2); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (3); upgrade watchfloor, or use another database"
             );
         }
     }
@@ -782,5 +1086,191 @@ mod tests {
         drop(read);
         let _ = std::process::Command::new("umount").arg(mnt_s).status();
         assert_eq!(count, Ok(1));
+    }
+
+    fn close(reason: CloseReason, notes: &str) -> Change {
+        Change::Close {
+            reason,
+            notes: Some(notes.into()),
+        }
+    }
+
+    fn assign(owner: &str) -> Change {
+        Change::Update(watchfloor_core::Edit {
+            owner: Some(Some(owner.into())),
+            ..Default::default()
+        })
+    }
+
+    /// Every change is an entry with its author and old → new values; a change against a
+    /// stale version is refused and changes nothing.
+    #[tokio::test]
+    async fn changes_are_versioned_and_recorded_in_the_war_room() {
+        let (s, _dir) = store().await;
+        let sla = SlaPolicy::default();
+        s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+            .await
+            .unwrap();
+        let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+        let v1 = s.incident(id).await.unwrap().unwrap();
+        assert_eq!(v1.version, 1);
+        let v2 = s
+            .change_incident(id, Some(1), "dana", &assign("dana"), &sla)
+            .await
+            .unwrap();
+        assert_eq!((v2.version, v2.owner.as_deref()), (2, Some("dana")));
+        assert!(v2.first_assigned.is_some());
+        let stale = s
+            .change_incident(id, Some(1), "sam", &close(CloseReason::Resolved, "x"), &sla)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            stale.to_string(),
+            format!(
+                "incident {id} changed since you read it (version 1, now 2); read it again and retry"
+            )
+        );
+        assert_eq!(
+            s.incident(id).await.unwrap().unwrap().status,
+            Status::Pending
+        );
+        let closed = s
+            .change_incident(
+                id,
+                Some(2),
+                "sam",
+                &close(CloseReason::FalsePositive, "scanner"),
+                &sla,
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            (
+                closed.status,
+                closed.close_reason,
+                closed.close_notes.as_deref(),
+                closed.version
+            ),
+            (
+                Status::Closed,
+                Some(CloseReason::FalsePositive),
+                Some("scanner"),
+                3
+            )
+        );
+        let refused = s
+            .change_incident(id, None, "sam", &assign("kim"), &sla)
+            .await
+            .unwrap_err();
+        assert_eq!(
+            refused.to_string(),
+            format!("incident {id}: the incident is closed; reopen it first")
+        );
+        let entries = s.entries(id).await.unwrap();
+        let seen: Vec<(String, String, Value)> = entries
+            .iter()
+            .map(|e| (e.author.clone(), e.kind.clone(), e.body["changes"].clone()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (
+                    "dana".to_string(),
+                    "change".to_string(),
+                    json!([{"field": "owner", "old": null, "new": "dana"}])
+                ),
+                (
+                    "sam".to_string(),
+                    "change".to_string(),
+                    json!([
+                        {"field": "status", "old": "pending", "new": "closed"},
+                        {"field": "close reason", "old": null, "new": "False Positive"},
+                        {"field": "close notes", "old": null, "new": "scanner"}
+                    ])
+                ),
+            ]
+        );
+    }
+
+    /// A deleted incident leaves a tombstone: a later fetch or look-back re-read of the same
+    /// alert does not bring it back.
+    #[tokio::test]
+    async fn a_deleted_incident_is_not_fetched_again() {
+        let (s, _dir) = store().await;
+        let alert = [incident("gone", 1, Severity::Low)];
+        s.commit_fetch(target(""), &alert, &json!({}))
+            .await
+            .unwrap();
+        let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+        s.delete_incident(id, "dana").await.unwrap();
+        assert_eq!(
+            s.commit_fetch(target(""), &alert, &json!({}))
+                .await
+                .unwrap(),
+            0
+        );
+        assert_eq!(s.count("fes").await.unwrap(), 0);
+        assert!(matches!(
+            s.entries(id).await,
+            Err(StoreError::NoIncident(_))
+        ));
+    }
+
+    /// The SLA filter agrees with the pure rule, judged at a given time.
+    #[tokio::test]
+    async fn sla_filters_follow_the_clock() {
+        let (s, _dir) = store().await;
+        let sla = SlaPolicy::default();
+        let manual = |name: &str, severity| ManualIncident {
+            name: name.into(),
+            severity,
+            organization: None,
+            kind: "Manual".into(),
+            details: String::new(),
+        };
+        let critical = s
+            .create_incident(&manual("c", Severity::Critical), "dana", &sla)
+            .await
+            .unwrap();
+        let low = s
+            .create_incident(&manual("l", Severity::Low), "dana", &sla)
+            .await
+            .unwrap();
+        let at = |minutes: i64| critical.created + chrono::TimeDelta::minutes(minutes);
+        let names = |state, minutes| {
+            let filter = IncidentFilter {
+                sla: Some((state, at(minutes))),
+                ..IncidentFilter::default()
+            };
+            let s = &s;
+            async move {
+                let mut names: Vec<String> = s
+                    .incidents(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|i| {
+                        assert_eq!(i.sla_state(at(minutes)), state, "SQL and the rule agree");
+                        i.name
+                    })
+                    .collect();
+                names.sort();
+                names
+            }
+        };
+        assert_eq!(names(SlaState::Ok, 10).await, ["c", "l"]);
+        assert_eq!(names(SlaState::AtRisk, 50).await, ["c"]);
+        assert_eq!(names(SlaState::Breached, 61).await, ["c"]);
+        assert_eq!(names(SlaState::Ok, 61).await, ["l"]);
+        // Lowering the severity moves the due time, and the incident is no longer breached.
+        let lower = Change::Update(watchfloor_core::Edit {
+            severity: Some(Severity::Low),
+            ..Default::default()
+        });
+        s.change_incident(critical.id, None, "dana", &lower, &sla)
+            .await
+            .unwrap();
+        assert!(names(SlaState::Breached, 61).await.is_empty());
+        assert_eq!(low.sla_due, low.created + chrono::TimeDelta::hours(72));
     }
 }

@@ -6,7 +6,7 @@ use anyhow::Context;
 use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_markdown};
 use watchfloor_core::time::parse_time;
-use watchfloor_core::{Incident, Severity, Status};
+use watchfloor_core::{Incident, Severity, SlaState, Status};
 use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
 
 /// Opens the database: `--db`, else the config's `[storage] url`, else the default.
@@ -22,6 +22,8 @@ pub struct ListArgs<'a> {
     pub org: Option<&'a str>,
     pub instance: Option<&'a str>,
     pub since: Option<&'a str>,
+    pub owner: Option<&'a str>,
+    pub sla: Option<&'a str>,
     pub limit: usize,
     pub json: bool,
 }
@@ -32,6 +34,12 @@ pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
         severity: args.severity.map(Severity::parse).transpose()?,
         organization: args.org.map(str::to_string),
         instance: args.instance.map(str::to_string),
+        owner: args.owner.map(str::to_string),
+        sla: args
+            .sla
+            .map(SlaState::parse)
+            .transpose()?
+            .map(|s| (s, chrono::Utc::now())),
         since: args
             .since
             .map(|t| parse_time(t, chrono::Utc::now()))
@@ -44,7 +52,8 @@ fn summary(i: &Incident) -> Value {
     json!({
         "id": i.id, "instance": i.instance, "external_id": i.external_id, "name": i.name, "type": i.kind,
         "severity": i.severity, "severity_label": i.severity_label, "status": i.status, "occurred": i.occurred,
-        "organization": i.organization, "owner": i.owner, "details": i.details,
+        "organization": i.organization, "owner": i.owner, "details": i.details, "version": i.version,
+        "sla_due": i.sla_due, "closed": i.closed, "close_reason": i.close_reason,
     })
 }
 
@@ -54,6 +63,7 @@ pub async fn list(
     json_out: bool,
 ) -> anyhow::Result<String> {
     let incidents = store.incidents(filter).await?;
+    let now = chrono::Utc::now();
     if json_out {
         return Ok(serde_json::to_string_pretty(
             &incidents.iter().map(summary).collect::<Vec<_>>(),
@@ -63,7 +73,8 @@ pub async fn list(
         .iter()
         .map(|i| {
             json!({"ID": i.id, "Occurred": i.occurred.format("%Y-%m-%d %H:%M:%SZ").to_string(), "Severity": i.severity_label,
-                   "Status": i.status.as_str(), "Instance": i.instance, "Organization": i.organization, "Name": i.name})
+                   "Status": i.status.as_str(), "Owner": i.owner, "SLA": i.sla_state(now).as_str(), "Instance": i.instance,
+                   "Organization": i.organization, "Name": i.name})
         })
         .collect();
     let headers: Vec<String> = [
@@ -71,6 +82,8 @@ pub async fn list(
         "Occurred",
         "Severity",
         "Status",
+        "Owner",
+        "SLA",
         "Instance",
         "Organization",
         "Name",
@@ -88,7 +101,11 @@ pub async fn list(
     ))
 }
 
+/// War-room entries `incidents show` shows, the latest.
+const LATEST_ENTRIES: usize = 5;
+
 pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<String> {
+    let now = chrono::Utc::now();
     let incident = store.incident(id).await?.with_context(|| {
         format!("no incident with id {id}; `watchfloor incidents list` shows the ids")
     })?;
@@ -117,9 +134,29 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
         ("Status", json!(incident.status.as_str())),
         ("Occurred", json!(incident.occurred.to_rfc3339())),
         ("Created", json!(incident.created.to_rfc3339())),
+        ("Modified", json!(incident.modified.to_rfc3339())),
         ("Organization", json!(incident.organization)),
         ("Owner", json!(incident.owner)),
+        (
+            "First assigned",
+            json!(incident.first_assigned.map(|t| t.to_rfc3339())),
+        ),
         ("Labels", json!(labels)),
+        (
+            "SLA",
+            json!(format!(
+                "{} (due {})",
+                incident.sla_state(now).as_str(),
+                incident.sla_due.to_rfc3339()
+            )),
+        ),
+        ("Closed", json!(incident.closed.map(|t| t.to_rfc3339()))),
+        (
+            "Close reason",
+            json!(incident.close_reason.map(|r| r.as_str())),
+        ),
+        ("Close notes", json!(incident.close_notes)),
+        ("Version", json!(incident.version)),
     ];
     let rows: Vec<Value> = fields
         .into_iter()
@@ -138,6 +175,15 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
         out.push_str(&format!(
             "\n#### Details\n{}\n",
             escape_markdown(&incident.details)
+        ));
+    }
+    let entries = store.entries(id).await?;
+    if !entries.is_empty() {
+        let latest = &entries[entries.len().saturating_sub(LATEST_ENTRIES)..];
+        out.push('\n');
+        out.push_str(&crate::work::entries_table(
+            &format!("Latest war-room entries ({} in all)", entries.len()),
+            latest,
         ));
     }
     Ok(out)

@@ -8,6 +8,7 @@ mod fetch;
 mod incidents;
 #[cfg(feature = "simulators")]
 mod simulate;
+mod work;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use watchfloor_core::table::terminal_safe;
 use watchfloor_core::{Config, docs};
 use watchfloor_integrations::{RunError, Runner};
+use watchfloor_storage::Store;
 
 #[derive(Parser)]
 #[command(
@@ -116,17 +118,99 @@ enum IncidentsAction {
         /// Occurred at or after: e.g. "3 days" or 2024-05-01T00:00:00Z.
         #[arg(long)]
         since: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+        /// ok, at-risk or breached.
+        #[arg(long)]
+        sla: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long, value_enum, default_value_t = ListOutput::Table)]
         output: ListOutput,
     },
-    /// One incident.
+    /// One incident: its fields, lifecycle, SLA and latest war-room entries.
     Show {
         id: i64,
         #[arg(long, value_enum, default_value_t = ShowOutput::Md)]
         output: ShowOutput,
     },
+    /// Make an incident by hand.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A severity label or number.
+        #[arg(long)]
+        severity: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long = "type", default_value = "Manual")]
+        kind: String,
+        #[arg(long, default_value = "")]
+        details: String,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// Change an incident's status (pending or active), severity, owner, type or labels.
+    Update {
+        id: i64,
+        /// pending or active; closing takes `close`.
+        #[arg(long)]
+        status: Option<String>,
+        #[arg(long)]
+        severity: Option<String>,
+        #[arg(long, conflicts_with = "unassign")]
+        owner: Option<String>,
+        /// Remove the owner.
+        #[arg(long)]
+        unassign: bool,
+        #[arg(long = "type")]
+        kind: Option<String>,
+        /// Add a label, TYPE=VALUE; may be repeated.
+        #[arg(long = "label", value_name = "TYPE=VALUE")]
+        labels: Vec<String>,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// Add a note to the war room.
+    Note {
+        id: i64,
+        text: String,
+        /// Send the note to the provider too, where the instance mirrors out.
+        #[arg(long)]
+        mirror: bool,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// Close an incident with a reason: Resolved, False Positive, Duplicate or Other.
+    Close {
+        id: i64,
+        #[arg(long)]
+        reason: String,
+        #[arg(long)]
+        notes: Option<String>,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// Reopen a closed incident.
+    Reopen {
+        id: i64,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// Delete an incident; its alert is never fetched again.
+    Delete {
+        id: i64,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
+    /// The war room, oldest first.
+    Entries {
+        id: i64,
+        #[arg(long, value_enum, default_value_t = ShowOutput::Md)]
+        output: ShowOutput,
+    },
+    /// The incident's context as JSON.
+    Context { id: i64 },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -279,37 +363,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .map_err(usage)
         }
         Command::Incidents { action } => {
-            let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
-            let text = match action {
-                IncidentsAction::List {
-                    status,
-                    severity,
-                    org,
-                    instance,
-                    since,
-                    limit,
-                    output,
-                } => {
-                    let args = incidents::ListArgs {
-                        status: status.as_deref(),
-                        severity: severity.as_deref(),
-                        org: org.as_deref(),
-                        instance: instance.as_deref(),
-                        since: since.as_deref(),
-                        limit,
-                        json: output == ListOutput::Json,
-                    };
-                    let filter = incidents::filter(&args).map_err(|e| usage(anyhow!(e)))?;
-                    incidents::list(&*store, &filter, args.json)
-                        .await
-                        .map_err(Failure::Command)?
-                }
-                IncidentsAction::Show { id, output } => {
-                    incidents::show(&*store, id, output == ShowOutput::Json)
-                        .await
-                        .map_err(usage)?
-                }
-            };
+            let text = incidents_command(action, cli.db.as_deref(), cli.config.as_deref()).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
@@ -409,18 +463,188 @@ async fn store_for(
     db: Option<&str>,
     config: Option<&Path>,
 ) -> Result<Arc<watchfloor_storage::SqliteStore>, Failure> {
-    let from_config = match (db, config_path(config)) {
-        (None, Ok(path)) => Config::load_storage_url(&path).map_err(usage)?,
-        _ => None,
-    };
+    let shared = shared_settings(config)?;
     let url = db
-        .or(from_config.as_deref())
+        .or(shared.storage_url.as_deref())
         .unwrap_or(watchfloor_storage::DEFAULT_URL);
     Ok(Arc::new(
         watchfloor_storage::SqliteStore::open_read_only(url)
             .await
             .map_err(|e| usage(anyhow::Error::from(e)))?,
     ))
+}
+
+/// `[storage]` and `[sla]` of the config file, if there is one (its instances and secrets are
+/// not read); the defaults otherwise.
+fn shared_settings(config: Option<&Path>) -> Result<watchfloor_core::Shared, Failure> {
+    match config_path(config) {
+        Ok(path) => Config::load_shared(&path).map_err(usage),
+        Err(_) => Ok(watchfloor_core::Shared::default()),
+    }
+}
+
+/// `watchfloor incidents ...`: reading commands open the database read-only, changes open it
+/// for writing; both go through the store's lifecycle rules.
+async fn incidents_command(
+    action: IncidentsAction,
+    db: Option<&str>,
+    config: Option<&Path>,
+) -> Result<String, Failure> {
+    let shared = shared_settings(config)?;
+    let writer = async || {
+        incidents::open_store(db.or(shared.storage_url.as_deref()))
+            .await
+            .map_err(usage)
+    };
+    let refused = |e: anyhow::Error| match e.downcast_ref::<watchfloor_storage::StoreError>() {
+        Some(
+            watchfloor_storage::StoreError::Conflict { .. }
+            | watchfloor_storage::StoreError::Refused { .. }
+            | watchfloor_storage::StoreError::NoIncident(_),
+        ) => usage(e),
+        _ => Failure::Command(e),
+    };
+    Ok(match action {
+        IncidentsAction::List {
+            status,
+            severity,
+            org,
+            instance,
+            since,
+            owner,
+            sla,
+            limit,
+            output,
+        } => {
+            let store = store_for(db, config).await?;
+            let args = incidents::ListArgs {
+                status: status.as_deref(),
+                severity: severity.as_deref(),
+                org: org.as_deref(),
+                instance: instance.as_deref(),
+                since: since.as_deref(),
+                owner: owner.as_deref(),
+                sla: sla.as_deref(),
+                limit,
+                json: output == ListOutput::Json,
+            };
+            let filter = incidents::filter(&args).map_err(|e| usage(anyhow!(e)))?;
+            incidents::list(&*store, &filter, args.json)
+                .await
+                .map_err(Failure::Command)?
+        }
+        IncidentsAction::Show { id, output } => {
+            let store = store_for(db, config).await?;
+            incidents::show(&*store, id, output == ShowOutput::Json)
+                .await
+                .map_err(usage)?
+        }
+        IncidentsAction::Entries { id, output } => {
+            let store = store_for(db, config).await?;
+            work::entries(&*store, id, output == ShowOutput::Json)
+                .await
+                .map_err(refused)?
+        }
+        IncidentsAction::Context { id } => {
+            let store = store_for(db, config).await?;
+            let context = store.context(id).await.map_err(|e| refused(e.into()))?;
+            pretty(&context)
+        }
+        IncidentsAction::Create {
+            name,
+            severity,
+            org,
+            kind,
+            details,
+            who,
+        } => {
+            let incident = watchfloor_storage::ManualIncident {
+                name,
+                severity: watchfloor_core::Severity::parse(&severity)
+                    .map_err(|e| usage(anyhow!(e)))?,
+                organization: org,
+                kind,
+                details,
+            };
+            let store = writer().await?;
+            let created = store
+                .create_incident(&incident, &who.author(), &shared.sla)
+                .await
+                .map_err(|e| refused(e.into()))?;
+            format!("created incident {}", created.id)
+        }
+        IncidentsAction::Update {
+            id,
+            status,
+            severity,
+            owner,
+            unassign,
+            kind,
+            labels,
+            who,
+        } => {
+            let edit = work::edit(status, severity, owner, unassign, kind, labels)
+                .map_err(|e| usage(anyhow!(e)))?;
+            let store = writer().await?;
+            work::change(
+                &*store,
+                id,
+                &who,
+                &watchfloor_core::Change::Update(edit),
+                &shared.sla,
+            )
+            .await
+            .map_err(refused)?
+        }
+        IncidentsAction::Close {
+            id,
+            reason,
+            notes,
+            who,
+        } => {
+            let reason =
+                watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
+            let store = writer().await?;
+            let change = watchfloor_core::Change::Close { reason, notes };
+            work::change(&*store, id, &who, &change, &shared.sla)
+                .await
+                .map_err(refused)?
+        }
+        IncidentsAction::Reopen { id, who } => {
+            let store = writer().await?;
+            work::change(
+                &*store,
+                id,
+                &who,
+                &watchfloor_core::Change::Reopen,
+                &shared.sla,
+            )
+            .await
+            .map_err(refused)?
+        }
+        IncidentsAction::Note {
+            id,
+            text,
+            mirror,
+            who,
+        } => {
+            let store = writer().await?;
+            let body = serde_json::json!({"text": text, "mirror": mirror});
+            let entry = store
+                .add_entry(id, &who.author(), "note", &body)
+                .await
+                .map_err(|e| refused(e.into()))?;
+            format!("noted on incident {id} (entry {})", entry.id)
+        }
+        IncidentsAction::Delete { id, who } => {
+            let store = writer().await?;
+            store
+                .delete_incident(id, &who.author())
+                .await
+                .map_err(|e| refused(e.into()))?;
+            format!("deleted incident {id}; its alert will not be fetched again")
+        }
+    })
 }
 
 /// The config file: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.

@@ -932,3 +932,151 @@ async fn hostile_provider_text_is_shown_not_obeyed() {
         outputs[1].stdout
     );
 }
+
+/// An incident worked from the CLI: assigned, noted, closed and reopened, every change in the
+/// war room with its author and old → new values; a stale version and a closed incident's
+/// edits refused (exit 2); a deleted incident never fetched again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_is_worked_to_its_close_from_the_cli() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(wf(&["fetch"]).code, 0);
+    let first = &stored(dir.path(), &config)[0];
+    let (id, external) = (
+        first["id"].as_i64().unwrap().to_string(),
+        first["external_id"].as_str().unwrap().to_string(),
+    );
+    let ok = |out: Out, says: &str| {
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert_eq!(out.stdout.trim(), says);
+    };
+    ok(
+        wf(&[
+            "incidents",
+            "update",
+            &id,
+            "--owner",
+            "dana",
+            "--status",
+            "active",
+            "--as",
+            "lead",
+        ]),
+        &format!("incident {id} updated (now version 2)"),
+    );
+    ok(
+        wf(&["incidents", "note", &id, "Called the site", "--as", "dana"]),
+        &format!("noted on incident {id} (entry 2)"),
+    );
+    let stale = wf(&[
+        "incidents",
+        "close",
+        &id,
+        "--reason",
+        "resolved",
+        "--if-version",
+        "1",
+    ]);
+    assert_eq!(stale.code, 2);
+    assert!(
+        stale
+            .stderr
+            .contains("changed since you read it (version 1, now 2)"),
+        "{}",
+        stale.stderr
+    );
+    ok(
+        wf(&[
+            "incidents",
+            "close",
+            &id,
+            "--reason",
+            "false positive",
+            "--notes",
+            "scanner",
+            "--as",
+            "dana",
+        ]),
+        &format!("incident {id} closed (now version 3)"),
+    );
+    let closed_edit = wf(&["incidents", "update", &id, "--severity", "low"]);
+    assert_eq!(closed_edit.code, 2);
+    assert!(
+        closed_edit
+            .stderr
+            .contains("the incident is closed; reopen it first")
+    );
+    ok(
+        wf(&["incidents", "reopen", &id, "--as", "lead"]),
+        &format!("incident {id} reopened (now version 4)"),
+    );
+    let entries = wf(&["incidents", "entries", &id, "--output", "json"]);
+    let entries: Vec<Value> = serde_json::from_str(&entries.stdout).unwrap();
+    let seen: Vec<(String, String)> = entries
+        .iter()
+        .map(|e| {
+            (
+                e["author"].as_str().unwrap().to_string(),
+                e["kind"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        [
+            ("lead", "change"),
+            ("dana", "note"),
+            ("dana", "change"),
+            ("lead", "change")
+        ]
+        .map(|(a, k)| (a.to_string(), k.to_string()))
+    );
+    assert_eq!(
+        entries[0]["body"]["changes"],
+        serde_json::json!([
+            {"field": "status", "old": "pending", "new": "active"},
+            {"field": "owner", "old": null, "new": "dana"}
+        ])
+    );
+    let table = wf(&["incidents", "entries", &id]);
+    assert!(
+        table.stdout.contains("close reason: - → False Positive"),
+        "{}",
+        table.stdout
+    );
+    let show = wf(&["incidents", "show", &id]);
+    assert!(show.stdout.contains("| Owner | dana |"), "{}", show.stdout);
+    assert!(
+        show.stdout.contains("Latest war-room entries (4 in all)"),
+        "{}",
+        show.stdout
+    );
+    let mine = wf(&["incidents", "list", "--owner", "dana", "--output", "json"]);
+    assert_eq!(
+        serde_json::from_str::<Vec<Value>>(&mine.stdout)
+            .unwrap()
+            .len(),
+        1
+    );
+
+    ok(
+        wf(&["incidents", "delete", &id]),
+        &format!("deleted incident {id}; its alert will not be fetched again"),
+    );
+    assert_eq!(wf(&["fetch"]).code, 0);
+    assert!(
+        stored(dir.path(), &config)
+            .iter()
+            .all(|i| i["external_id"] != external.as_str()),
+        "the deleted alert stays out"
+    );
+}

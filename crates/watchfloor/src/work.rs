@@ -1,0 +1,159 @@
+//! Working an incident from the CLI: who makes a change, the edits of `incidents update`, the
+//! changes themselves (through the store's lifecycle rules), and the war room as a table.
+
+use anyhow::Context;
+use serde_json::{Value, json};
+use watchfloor_core::table::{TableOptions, table_to_markdown};
+use watchfloor_core::{Change, Edit, Label, Severity, SlaPolicy, Status};
+use watchfloor_storage::{Store, WarRoomEntry};
+
+/// Who makes a change, and the version it was made against.
+#[derive(clap::Args, Debug)]
+pub struct ChangeOpts {
+    /// The user the change is recorded for (default: the OS user).
+    #[arg(long = "as", value_name = "USER")]
+    pub as_user: Option<String>,
+    /// Refuse the change unless the incident is still at this version.
+    #[arg(long, value_name = "VERSION")]
+    pub if_version: Option<i64>,
+}
+
+impl ChangeOpts {
+    pub fn author(&self) -> String {
+        self.as_user
+            .clone()
+            .or_else(|| std::env::var("USER").ok())
+            .filter(|u| !u.trim().is_empty())
+            .unwrap_or_else(|| "unknown".into())
+    }
+}
+
+/// The edit `incidents update` asks for.
+pub fn edit(
+    status: Option<String>,
+    severity: Option<String>,
+    owner: Option<String>,
+    unassign: bool,
+    kind: Option<String>,
+    labels: Vec<String>,
+) -> Result<Edit, String> {
+    let labels = labels
+        .iter()
+        .map(|l| match l.split_once('=') {
+            Some((k, v)) if !k.trim().is_empty() => Ok(Label {
+                kind: k.trim().to_string(),
+                value: v.trim().to_string(),
+            }),
+            _ => Err(format!("label `{l}` is not TYPE=VALUE")),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let owner = match (owner, unassign) {
+        (Some(o), _) => Some(Some(o)),
+        (None, true) => Some(None),
+        (None, false) => None,
+    };
+    Ok(Edit {
+        status: status.as_deref().map(Status::parse).transpose()?,
+        severity: severity.as_deref().map(Severity::parse).transpose()?,
+        owner,
+        kind,
+        labels,
+    })
+}
+
+/// Applies a change and says what it did.
+pub async fn change(
+    store: &dyn Store,
+    id: i64,
+    opts: &ChangeOpts,
+    change: &Change,
+    sla: &SlaPolicy,
+) -> anyhow::Result<String> {
+    let changed = store
+        .change_incident(id, opts.if_version, &opts.author(), change, sla)
+        .await?;
+    let what = match change {
+        Change::Close { .. } => "closed",
+        Change::Reopen => "reopened",
+        Change::Update(_) => "updated",
+    };
+    Ok(format!(
+        "incident {id} {what} (now version {})",
+        changed.version
+    ))
+}
+
+/// One line of what an entry says.
+pub fn entry_text(e: &WarRoomEntry) -> String {
+    match e.kind.as_str() {
+        "change" => e.body["changes"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| {
+                let side = |v: &Value| v.as_str().unwrap_or("-").to_string();
+                format!(
+                    "{}: {} → {}",
+                    side(&c["field"]),
+                    side(&c["old"]),
+                    side(&c["new"])
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        "note" => {
+            let mirrored = if e.body["mirror"] == true {
+                " (mirrored)"
+            } else {
+                ""
+            };
+            format!("{}{mirrored}", e.body["text"].as_str().unwrap_or_default())
+        }
+        "created" => format!(
+            "created: {} ({})",
+            e.body["name"].as_str().unwrap_or_default(),
+            e.body["severity"].as_str().unwrap_or_default()
+        ),
+        _ => e.body["text"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| e.body.to_string()),
+    }
+}
+
+/// The war room as a table (or JSON), oldest first.
+pub async fn entries(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<String> {
+    let entries = store
+        .entries(id)
+        .await
+        .with_context(|| format!("cannot read the war room of incident {id}"))?;
+    if json_out {
+        return Ok(serde_json::to_string_pretty(&entries)?);
+    }
+    Ok(entries_table(
+        &format!("War room of incident {id}"),
+        &entries,
+    ))
+}
+
+/// Entries as a markdown table: when, who, what kind, and what.
+pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
+    let rows: Vec<Value> = entries
+        .iter()
+        .map(|e| {
+            json!({"Entry": e.id, "When": e.created.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+                   "Author": e.author, "Kind": e.kind, "What": entry_text(e)})
+        })
+        .collect();
+    let headers: Vec<String> = ["Entry", "When", "Author", "Kind", "What"]
+        .map(String::from)
+        .to_vec();
+    table_to_markdown(
+        title,
+        &json!(rows),
+        &TableOptions {
+            headers: Some(&headers),
+            ..TableOptions::default()
+        },
+    )
+}
