@@ -67,6 +67,41 @@ pub struct InstanceConfig {
     params: BTreeMap<String, ParamValue>,
     /// How it fetches incidents; `enabled` is false unless `fetch = true`.
     pub fetch: FetchSettings,
+    /// Which way its incidents are kept in step with the provider.
+    pub mirror: Mirror,
+}
+
+/// Which way an instance's incidents are kept in step with the provider: `mirror` in the
+/// config, `both` by default (each direction only where the integration supports it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Mirror {
+    #[default]
+    Both,
+    In,
+    Out,
+    None,
+}
+
+impl Mirror {
+    pub fn parse(s: &str) -> Result<Mirror, String> {
+        match s {
+            "both" => Ok(Mirror::Both),
+            "in" => Ok(Mirror::In),
+            "out" => Ok(Mirror::Out),
+            "none" => Ok(Mirror::None),
+            other => Err(format!(
+                "`{other}` is not a mirror direction: use both, in, out or none"
+            )),
+        }
+    }
+
+    pub fn incoming(self) -> bool {
+        matches!(self, Mirror::Both | Mirror::In)
+    }
+
+    pub fn outgoing(self) -> bool {
+        matches!(self, Mirror::Both | Mirror::Out)
+    }
 }
 
 /// A resolved parameter value.
@@ -228,6 +263,7 @@ struct RawInstance {
     look_back: Option<Spanned<String>>,
     incident_type: Option<Spanned<String>>,
     fetch_concurrency: Option<Spanned<i64>>,
+    mirror: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -345,11 +381,18 @@ impl Config {
             }
             let fetch = fetch_settings(inst, def, i)
                 .map_err(|(span, key, message)| err(span, Some(key), message))?;
+            let mirror = match &inst.mirror {
+                Some(m) => Mirror::parse(m.get_ref()).map_err(|message| {
+                    err(m.span(), Some(format!("instances[{i}].mirror")), message)
+                })?,
+                None => Mirror::default(),
+            };
             instances.push(InstanceConfig {
                 name: name.clone(),
                 integration: integration.clone(),
                 params,
                 fetch,
+                mirror,
             });
         }
         let sla = match &raw.sla {
@@ -819,7 +862,7 @@ description = "Skip TLS checks"
         );
         check(
             "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
-            "config file /etc/wf/watchfloor.toml, line 5, key `instances.port`: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`",
+            "config file /etc/wf/watchfloor.toml, line 5, key `instances.port`: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`, `mirror`",
         );
         check(
             "[[instances]\n",

@@ -29,7 +29,7 @@ pub mod xml;
 pub use args::Args;
 pub use cmdline::CommandLine;
 pub use config::{
-    Config, ConfigError, FromParam, InstanceConfig, MissingParam, ParamValue, Shared,
+    Config, ConfigError, FromParam, InstanceConfig, Mirror, MissingParam, ParamValue, Shared,
 };
 pub use context::ContextStore;
 pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};

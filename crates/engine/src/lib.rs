@@ -9,6 +9,8 @@
 //! instance on its own interval, backs off after failures, and on shutdown finishes the step
 //! in flight before it stops.
 
+mod sync;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -22,6 +24,8 @@ use tokio::sync::{Semaphore, watch};
 use watchfloor_core::SlaPolicy;
 use watchfloor_integrations::{CommandError, InstanceRef, RunError, Runner};
 use watchfloor_storage::{FetchTarget, Store, StoreError};
+
+pub use sync::SyncReport;
 
 /// Cursor scopes of one instance fetched at the same time, by default (`fetch_concurrency`).
 pub const SCOPE_CONCURRENCY: usize = watchfloor_core::fetch::DEFAULT_CONCURRENCY;
@@ -37,6 +41,8 @@ pub enum EngineError {
     Run(#[from] RunError),
     #[error("instance `{instance}`: storing incidents failed: {error}")]
     Store { instance: String, error: StoreError },
+    #[error("instance `{instance}`: {message}")]
+    Sync { instance: String, message: String },
     #[error("instance `{instance}`{}: fetch failed: {error}", scope_label(scope))]
     Fetch {
         instance: String,
@@ -318,7 +324,13 @@ impl Engine {
                     while !*stop.borrow() {
                         let outcome = {
                             let _permit = permits.acquire().await;
-                            engine.cycle(&name, Steps::UntilCaughtUp, &|_| {}, &stop).await
+                            let fetched = engine.cycle(&name, Steps::UntilCaughtUp, &|_| {}, &stop).await;
+                            match engine.sync(&name).await {
+                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, "mirroring cycle done"),
+                                Ok(_) => {}
+                                Err(error) => tracing::warn!(instance = %name, %error, "mirroring cycle failed"),
+                            }
+                            fetched
                         };
                         let wait = match outcome {
                             Ok(report) => {

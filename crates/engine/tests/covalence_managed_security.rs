@@ -505,3 +505,174 @@ async fn an_oversized_aro_is_stored_cut_and_marked() {
     assert!(stored.details.contains("[truncated: "), "marked");
     assert!(stored.raw.to_string().len() < 70_000);
 }
+
+mod mirroring {
+    use super::*;
+    use watchfloor_core::{Change, CloseReason, SlaPolicy};
+
+    async fn fetched() -> (Setup, Vec<watchfloor_core::Incident>) {
+        let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+        s.cycle(Steps::UntilCaughtUp).await.unwrap();
+        let all = s.store.incidents(&IncidentFilter::default()).await.unwrap();
+        (s, all)
+    }
+
+    fn transitions(s: &Setup, aro: &str) -> usize {
+        s.sim.faults.requests(&format!("/v1/aros/{aro}/transition"))
+    }
+
+    fn close(reason: CloseReason, notes: &str) -> Change {
+        Change::Close {
+            reason,
+            notes: Some(notes.into()),
+        }
+    }
+
+    /// A close with each reason reaches the provider exactly once, as the mapped resolution
+    /// with the notes; a mirrored note arrives once as a comment, an unmirrored one never.
+    #[tokio::test]
+    async fn closes_and_mirrored_notes_reach_the_provider_exactly_once() {
+        let (s, all) = fetched().await;
+        let sla = SlaPolicy::default();
+        let cases = [
+            (CloseReason::Resolved, "Resolved"),
+            (CloseReason::FalsePositive, "Dismissed"),
+            (CloseReason::Duplicate, "Dismissed"),
+            (CloseReason::Other, "Resolved"),
+        ];
+        for ((reason, _), inc) in cases.iter().zip(&all) {
+            s.store
+                .change_incident(inc.id, None, "dana", &close(*reason, "handled"), &sla)
+                .await
+                .unwrap();
+        }
+        let note_inc = &all[4];
+        s.store
+            .add_note(note_inc.id, "dana", "Called the site lead", true)
+            .await
+            .unwrap();
+        s.store
+            .add_note(note_inc.id, "dana", "internal only", false)
+            .await
+            .unwrap();
+        let first = s.engine.sync("fes").await.unwrap();
+        assert_eq!((first.pushed, first.pending), (5, 0));
+        let second = s.engine.sync("fes").await.unwrap();
+        assert_eq!(second.pushed, 0, "nothing is pushed twice");
+        let aros = s.sim.aros();
+        for ((_, resolution), inc) in cases.iter().zip(&all) {
+            let aro = aros
+                .iter()
+                .find(|a| a["ID"] == inc.external_id.as_str())
+                .unwrap();
+            assert_eq!(aro["resolution"], *resolution, "{}", inc.external_id);
+            assert_eq!(transitions(&s, &inc.external_id), 1);
+            let comments = s.sim.comments(&inc.external_id);
+            assert_eq!(comments.len(), 1, "the close notes, once");
+            assert_eq!(comments[0]["text"], "handled");
+        }
+        let comments: Vec<Value> = s.sim.comments(&note_inc.external_id);
+        let texts: Vec<&str> = comments
+            .iter()
+            .map(|c| c["text"].as_str().unwrap())
+            .collect();
+        assert_eq!(texts, ["Called the site lead"]);
+        let kinds: Vec<String> = s
+            .store
+            .entries(all[0].id)
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|e| format!("{}/{}", e.author, e.kind))
+            .collect();
+        assert_eq!(kinds, ["dana/change", "sync:fes/sync-out"]);
+    }
+
+    /// A resolution made in the portal closes the local incident within one sync, with an
+    /// entry, and nothing is sent back.
+    #[tokio::test]
+    async fn a_remote_resolution_closes_the_incident_and_sends_nothing_back() {
+        let (s, all) = fetched().await;
+        let inc = &all[0];
+        let mut fields = serde_json::Map::new();
+        fields.insert("resolution".into(), Value::from("Resolved"));
+        fields.insert("status".into(), Value::from("Closed"));
+        s.sim.update_aro(&inc.external_id, fields).unwrap();
+        let report = s.engine.sync("fes").await.unwrap();
+        assert_eq!(report.pulled, 1);
+        let closed = s.store.incident(inc.id).await.unwrap().unwrap();
+        assert_eq!(
+            (closed.status, closed.close_reason),
+            (watchfloor_core::Status::Closed, Some(CloseReason::Resolved))
+        );
+        let entries = s.store.entries(inc.id).await.unwrap();
+        assert!(
+            entries
+                .iter()
+                .all(|e| e.author == "sync:fes" && e.kind == "sync-in")
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| e.body["changes"][0]["new"] == "closed")
+        );
+        s.engine.sync("fes").await.unwrap();
+        assert_eq!(transitions(&s, &inc.external_id), 0, "no echo");
+        assert!(s.sim.comments(&inc.external_id).is_empty());
+        assert!(s.store.pending_pushes("fes").await.unwrap().is_empty());
+    }
+
+    /// With the provider failing every request, a close stays pending and visible; once it
+    /// recovers, the close is pushed exactly once.
+    #[tokio::test]
+    async fn a_failing_provider_keeps_changes_pending_until_it_recovers() {
+        let (s, all) = fetched().await;
+        let inc = &all[0];
+        s.store
+            .change_incident(
+                inc.id,
+                None,
+                "dana",
+                &close(CloseReason::Resolved, "done"),
+                &SlaPolicy::default(),
+            )
+            .await
+            .unwrap();
+        s.sim.faults.set(FaultSpec {
+            server_errors: 1_000,
+            ..FaultSpec::default()
+        });
+        for _ in 0..3 {
+            let err = s.engine.sync("fes").await.unwrap_err().to_string();
+            assert!(err.contains("a push failed and is retried"), "{err}");
+        }
+        let pending = s.store.pending_pushes("fes").await.unwrap();
+        assert_eq!(pending.len(), 1);
+        assert!(pending[0].attempts >= 3);
+        let failures: Vec<_> = s
+            .store
+            .entries(inc.id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.kind == "sync-failed")
+            .collect();
+        assert_eq!(
+            failures.len(),
+            1,
+            "one entry for the same error, not one per retry"
+        );
+        let health = s.store.health().await.unwrap();
+        assert!(
+            health[0]
+                .last_error
+                .as_deref()
+                .unwrap_or_default()
+                .contains("mirroring")
+        );
+        s.sim.faults.set(FaultSpec::default());
+        assert_eq!(s.engine.sync("fes").await.unwrap().pushed, 1);
+        s.engine.sync("fes").await.unwrap();
+        assert_eq!(transitions(&s, &inc.external_id), 1, "pushed once");
+    }
+}

@@ -117,6 +117,34 @@ pub trait Instance: Send + Sync {
     /// test-module: checks that the instance can reach and use its provider.
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>>;
 
+    /// Which directions of mirroring this instance's integration supports.
+    fn mirroring(&self) -> Mirroring {
+        Mirroring::default()
+    }
+
+    /// Pushes a local change to the provider's alert `external_id`. Pushing what the provider
+    /// already has must be harmless: a push can be repeated after a crash.
+    fn push<'a>(
+        &'a self,
+        _external_id: &'a str,
+        _change: &'a Outgoing,
+    ) -> BoxFuture<'a, Result<Pushed, CommandError>> {
+        Box::pin(async {
+            Err(CommandError::NotConfigured(
+                "this integration does not mirror changes out".into(),
+            ))
+        })
+    }
+
+    /// Reads the provider's alert `external_id` and says what changed since `seen`, if anything.
+    fn pull<'a>(
+        &'a self,
+        _external_id: &'a str,
+        _seen: &'a serde_json::Value,
+    ) -> BoxFuture<'a, Result<Option<RemoteChange>, CommandError>> {
+        Box::pin(async { Ok(None) })
+    }
+
     /// The cursor scopes of a fetch: one per organization in broker mode, else just "".
     fn fetch_scopes(&self) -> BoxFuture<'_, Result<Vec<String>, CommandError>> {
         Box::pin(async { Ok(vec![String::new()]) })
@@ -136,6 +164,44 @@ pub trait Instance: Send + Sync {
             ))
         })
     }
+}
+
+/// Which directions of mirroring an integration supports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Mirroring {
+    pub incoming: bool,
+    pub outgoing: bool,
+}
+
+/// A local change to push to the provider.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outgoing {
+    Close {
+        reason: watchfloor_core::CloseReason,
+        notes: Option<String>,
+    },
+    Note {
+        text: String,
+    },
+}
+
+/// What a push did: a sentence for the war room, and the provider state it left, so that the
+/// next incoming sync does not take our own change for the provider's.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Pushed {
+    pub text: String,
+    pub seen: Option<serde_json::Value>,
+}
+
+/// What changed at the provider since the state last seen.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RemoteChange {
+    /// The provider state now, to compare with next time.
+    pub seen: serde_json::Value,
+    /// What to tell the war room, one entry each.
+    pub notes: Vec<String>,
+    /// The provider closed it.
+    pub close: Option<(watchfloor_core::CloseReason, Option<String>)>,
 }
 
 /// The name of the command every integration has, which runs [`Instance::test`].

@@ -55,6 +55,7 @@ struct Connected {
     integration: usize,
     instance: Result<Box<dyn Instance>, String>,
     fetch: watchfloor_core::FetchSettings,
+    mirror: watchfloor_core::Mirror,
 }
 
 /// A configured instance, for the fetch engine.
@@ -63,6 +64,7 @@ pub struct InstanceRef<'a> {
     pub integration: &'a str,
     pub instance: &'a dyn Instance,
     pub fetch: &'a watchfloor_core::FetchSettings,
+    pub mirror: watchfloor_core::Mirror,
 }
 
 impl Runner {
@@ -93,6 +95,7 @@ impl Runner {
                     integration: index,
                     instance: connected,
                     fetch: inst.fetch.clone(),
+                    mirror: inst.mirror,
                 },
             );
         }
@@ -130,6 +133,7 @@ impl Runner {
             integration: &self.integrations[connected.integration].definition().id,
             instance,
             fetch: &connected.fetch,
+            mirror: connected.mirror,
         })
     }
 

@@ -89,6 +89,40 @@ pub struct IncidentFilter {
     pub limit: Option<usize>,
 }
 
+/// A local change waiting to be pushed to the provider: written in the same transaction as
+/// the change, pushed by the sync worker, never lost across a crash.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Push {
+    pub id: i64,
+    pub incident_id: i64,
+    pub external_id: String,
+    /// `close` (body: `reason`, `notes`) or `note` (body: `text`).
+    pub kind: String,
+    pub body: Value,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+}
+
+/// How a push ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PushOutcome {
+    /// The provider took it (or already had it).
+    Pushed(String),
+    /// Not pushed, on purpose (the instance does not mirror out, or cannot).
+    Skipped(String),
+    /// It failed; it stays pending and is retried.
+    Failed(String),
+}
+
+/// An open incident that mirrors in: its id, the provider's id, and the provider state last
+/// seen (or its fetched alert, before the first sync).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Mirrored {
+    pub id: i64,
+    pub external_id: String,
+    pub seen: Value,
+}
+
 /// An incident someone makes by hand.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ManualIncident {
@@ -227,6 +261,51 @@ pub trait Store: Send + Sync {
 
     /// An incident's context, as commands run in it have built it.
     fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>>;
+
+    /// Adds a note to the war room; a mirrored note of a provider incident also goes to the
+    /// outbox, in the same transaction.
+    fn add_note<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        text: &'a str,
+        mirror: bool,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
+
+    /// An instance's pushes still waiting, oldest first.
+    fn pending_pushes<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
+
+    /// Records how a push ended, with a war-room entry on its incident (for a failure, only when
+    /// the error is new), in one transaction.
+    fn finish_push<'a>(
+        &'a self,
+        push: &'a Push,
+        instance: &'a str,
+        outcome: &'a PushOutcome,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Open incidents of an instance, to read their state from the provider.
+    fn mirrored<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>>;
+
+    /// Applies what the provider changed, in one transaction: the provider state seen, the
+    /// war-room entries (`sync-in`), and `change` if any, which is never pushed back. A change
+    /// the lifecycle refuses (say, the incident was closed here first, and that close is not
+    /// pushed yet) is recorded as an entry, and the local state stays.
+    fn remote_update<'a>(
+        &'a self,
+        id: i64,
+        instance: &'a str,
+        seen: &'a Value,
+        notes: &'a [String],
+        change: Option<&'a Change>,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Stores an incident's context.
     fn set_context<'a>(

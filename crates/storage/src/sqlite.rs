@@ -17,8 +17,8 @@ use watchfloor_core::{
 use watchfloor_core::SetAside;
 
 use crate::{
-    BoxFuture, FetchTarget, Health, IncidentFilter, ManualIncident, SetAsideRecord, Store,
-    StoreError, WarRoomEntry,
+    BoxFuture, FetchTarget, Health, IncidentFilter, ManualIncident, Mirrored, Push, PushOutcome,
+    SetAsideRecord, Store, StoreError, WarRoomEntry,
 };
 
 /// Migrations, in order. Each runs once, in its own transaction.
@@ -26,6 +26,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/0001_init.sql")),
     (2, include_str!("../migrations/0002_set_aside.sql")),
     (3, include_str!("../migrations/0003_lifecycle.sql")),
+    (4, include_str!("../migrations/0004_mirroring.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -296,6 +297,71 @@ async fn read_incident(
         .await?
         .ok_or(StoreError::NoIncident(id))?;
     incident_from_row(&row)
+}
+
+/// Applies a lifecycle change to `before` inside a transaction: the new fields, a version
+/// bump, the SLA due time for the new severity, and an entry of `kind` listing what moved.
+async fn apply_change(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    before: &Incident,
+    author: &str,
+    change: &Change,
+    sla: &SlaPolicy,
+    kind: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let id = before.id;
+    let mut after = before.lifecycle();
+    let moved = after
+        .apply(change, now)
+        .map_err(|error| StoreError::Refused { id, error })?;
+
+    let labels =
+        serde_json::to_string(&after.labels).map_err(|e| StoreError::Database(e.to_string()))?;
+    sqlx::query(
+        "UPDATE incidents SET status = ?, severity = ?, owner = ?, type = ?, labels = ?, close_reason = ?, \
+         close_notes = ?, closed = ?, first_assigned = ?, sla_due = ?, modified = ?, version = version + 1 \
+         WHERE id = ?",
+    )
+    .bind(after.status.as_str())
+    .bind(after.severity.value())
+    .bind(&after.owner)
+    .bind(&after.kind)
+    .bind(labels)
+    .bind(after.close_reason.map(|r| r.as_str()))
+    .bind(&after.close_notes)
+    .bind(after.closed.map(ts))
+    .bind(after.first_assigned.map(ts))
+    .bind(ts(sla.due(before.created, after.severity)))
+    .bind(ts(now))
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    let body = serde_json::json!({"changes": moved});
+    insert_entry(tx, id, now, author, kind, &body).await?;
+    Ok(())
+}
+
+/// Queues a push of an incident's change to its provider.
+async fn queue_push(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    incident: &Incident,
+    kind: &str,
+    body: &Value,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO outbox (incident_id, instance, external_id, kind, body, created) VALUES (?, ?, ?, ?, ?, ?)",
+    )
+    .bind(incident.id)
+    .bind(&incident.instance)
+    .bind(&incident.external_id)
+    .bind(kind)
+    .bind(body.to_string())
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
 }
 
 /// Appends a war-room entry inside a transaction.
@@ -668,33 +734,13 @@ impl Store for SqliteStore {
                     found: before.version,
                 });
             }
-            let mut after = before.lifecycle();
-            let moved = after
-                .apply(change, now)
-                .map_err(|error| StoreError::Refused { id, error })?;
-            let labels = serde_json::to_string(&after.labels)
-                .map_err(|e| StoreError::Database(e.to_string()))?;
-            sqlx::query(
-                "UPDATE incidents SET status = ?, severity = ?, owner = ?, type = ?, labels = ?, close_reason = ?, \
-                 close_notes = ?, closed = ?, first_assigned = ?, sla_due = ?, modified = ?, version = version + 1 \
-                 WHERE id = ?",
-            )
-            .bind(after.status.as_str())
-            .bind(after.severity.value())
-            .bind(&after.owner)
-            .bind(&after.kind)
-            .bind(labels)
-            .bind(after.close_reason.map(|r| r.as_str()))
-            .bind(&after.close_notes)
-            .bind(after.closed.map(ts))
-            .bind(after.first_assigned.map(ts))
-            .bind(ts(sla.due(before.created, after.severity)))
-            .bind(ts(now))
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-            let body = serde_json::json!({"changes": moved});
-            insert_entry(&mut tx, id, now, author, "change", &body).await?;
+            apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
+            if let Change::Close { reason, notes } = change
+                && !before.is_manual()
+            {
+                let body = serde_json::json!({"reason": reason.as_str(), "notes": notes});
+                queue_push(&mut tx, &before, "close", &body, now).await?;
+            }
             let changed = read_incident(&mut tx, id).await?;
             tx.commit().await?;
             Ok(changed)
@@ -773,6 +819,177 @@ impl Store for SqliteStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn add_note<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        text: &'a str,
+        mirror: bool,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut tx = self.write().await?;
+            let incident = read_incident(&mut tx, id).await?;
+            let body = serde_json::json!({"text": text, "mirror": mirror});
+            let entry = insert_entry(&mut tx, id, now, author, "note", &body).await?;
+            if mirror && !incident.is_manual() {
+                let push = serde_json::json!({"text": text, "entry": entry.id});
+                queue_push(&mut tx, &incident, "note", &push, now).await?;
+            }
+            tx.commit().await?;
+            Ok(entry)
+        })
+    }
+
+    fn pending_pushes<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>> {
+        Box::pin(async move {
+            let rows =
+                sqlx::query("SELECT * FROM outbox WHERE instance = ? AND done IS NULL ORDER BY id")
+                    .bind(instance)
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Push {
+                        id: r.try_get("id")?,
+                        incident_id: r.try_get("incident_id")?,
+                        external_id: r.try_get("external_id")?,
+                        kind: r.try_get("kind")?,
+                        body: serde_json::from_str(&r.try_get::<String, _>("body")?)
+                            .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?,
+                        attempts: r.try_get("attempts")?,
+                        last_error: r.try_get("last_error")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn finish_push<'a>(
+        &'a self,
+        push: &'a Push,
+        instance: &'a str,
+        outcome: &'a PushOutcome,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut tx = self.write().await?;
+            let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM incidents WHERE id = ?")
+                .bind(push.incident_id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let author = format!("sync:{instance}");
+            match outcome {
+                PushOutcome::Pushed(what) | PushOutcome::Skipped(what) => {
+                    let (kind, result) = match outcome {
+                        PushOutcome::Pushed(_) => ("sync-out", "pushed"),
+                        _ => ("sync-skipped", "skipped"),
+                    };
+                    sqlx::query("UPDATE outbox SET done = ?, outcome = ?, attempts = attempts + 1 WHERE id = ?")
+                        .bind(ts(now))
+                        .bind(result)
+                        .bind(push.id)
+                        .execute(&mut *tx)
+                        .await?;
+                    if exists.is_some() {
+                        let body = serde_json::json!({"text": what, "push": push.kind});
+                        insert_entry(&mut tx, push.incident_id, now, &author, kind, &body).await?;
+                    }
+                }
+                PushOutcome::Failed(error) => {
+                    sqlx::query(
+                        "UPDATE outbox SET attempts = attempts + 1, last_error = ? WHERE id = ?",
+                    )
+                    .bind(error)
+                    .bind(push.id)
+                    .execute(&mut *tx)
+                    .await?;
+                    if exists.is_some() && push.last_error.as_deref() != Some(error) {
+                        let body = serde_json::json!({"text": format!("pushing the {} failed; it is retried: {error}", push.kind), "push": push.kind});
+                        insert_entry(
+                            &mut tx,
+                            push.incident_id,
+                            now,
+                            &author,
+                            "sync-failed",
+                            &body,
+                        )
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn mirrored<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT id, external_id, COALESCE(remote_state, raw_json) AS seen FROM incidents \
+                 WHERE instance = ? AND status != 'closed' ORDER BY id",
+            )
+            .bind(instance)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(Mirrored {
+                        id: r.try_get("id")?,
+                        external_id: r.try_get("external_id")?,
+                        seen: serde_json::from_str(&r.try_get::<String, _>("seen")?)
+                            .map_err(|e| StoreError::Corrupt(format!("remote state: {e}")))?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn remote_update<'a>(
+        &'a self,
+        id: i64,
+        instance: &'a str,
+        seen: &'a Value,
+        notes: &'a [String],
+        change: Option<&'a Change>,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let author = format!("sync:{instance}");
+            let mut tx = self.write().await?;
+            let before = read_incident(&mut tx, id).await?;
+            sqlx::query("UPDATE incidents SET remote_state = ? WHERE id = ?")
+                .bind(seen.to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            for note in notes {
+                let body = serde_json::json!({"text": note});
+                insert_entry(&mut tx, id, now, &author, "sync-in", &body).await?;
+            }
+            if let Some(change) = change {
+                match apply_change(&mut tx, &before, &author, change, sla, "sync-in", now).await {
+                    Ok(()) => {}
+                    // The local change wins; the war room shows both.
+                    Err(StoreError::Refused { error, .. }) => {
+                        let body = serde_json::json!({"text": format!("the provider's change was not applied: {error}")});
+                        insert_entry(&mut tx, id, now, &author, "sync-in", &body).await?;
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
             tx.commit().await?;
             Ok(())
         })
@@ -1017,7 +1234,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (3); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (4); upgrade watchfloor, or use another database"
             );
         }
     }

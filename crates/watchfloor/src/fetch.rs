@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::anyhow;
 use tokio::sync::watch;
+use watchfloor_core::SlaPolicy;
 use watchfloor_engine::{Engine, Progress, Steps};
 use watchfloor_integrations::Runner;
 use watchfloor_storage::SqliteStore;
@@ -44,6 +45,7 @@ pub fn stop_on_signals() -> watch::Receiver<bool> {
 pub async fn fetch(
     runner: Arc<Runner>,
     store: Arc<SqliteStore>,
+    sla: SlaPolicy,
     instance: Option<&str>,
     once: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -63,7 +65,7 @@ pub async fn fetch(
             "no instance has fetch = true; set it in the config, or name one with --instance"
         ));
     }
-    let engine = Engine::new(runner, store);
+    let engine = Engine::new(runner, store).with_sla(sla);
     let stop = stop_on_signals();
     let steps = if once {
         Steps::One
@@ -136,6 +138,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 pub async fn serve(
     runner: Arc<Runner>,
     store: Arc<SqliteStore>,
+    sla: SlaPolicy,
     concurrency: usize,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
@@ -150,8 +153,52 @@ pub async fn serve(
         "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
         names.join(", ")
     );
-    let engine = Arc::new(Engine::new(runner, store));
+    let engine = Arc::new(Engine::new(runner, store).with_sla(sla));
     engine.serve(concurrency, stop_on_signals()).await;
     say!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `watchfloor sync`: one mirroring cycle for the named instance or every instance.
+pub async fn sync(
+    runner: Arc<Runner>,
+    store: Arc<SqliteStore>,
+    sla: SlaPolicy,
+    instance: Option<&str>,
+) -> anyhow::Result<ExitCode> {
+    let names: Vec<String> = match instance {
+        Some(name) => {
+            runner.instance(name)?;
+            vec![name.to_string()]
+        }
+        None => runner
+            .instance_names()
+            .iter()
+            .map(|s| s.to_string())
+            .collect(),
+    };
+    let engine = Engine::new(runner, store).with_sla(sla);
+    let mut failed = false;
+    for name in names {
+        match engine.sync(&name).await {
+            Ok(r) => crate::say!(
+                "{name}: {} pushed, {} not sent, {} incidents changed at the provider",
+                r.pushed,
+                r.skipped,
+                r.pulled
+            ),
+            Err(e) => {
+                failed = true;
+                eprintln!(
+                    "{}",
+                    watchfloor_core::table::terminal_safe(&format!("{name}: {e}"))
+                );
+            }
+        }
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }

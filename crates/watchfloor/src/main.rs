@@ -88,7 +88,12 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// List and show stored incidents.
+    /// One mirroring cycle: push local changes to the providers, read theirs.
+    Sync {
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+    },
+    /// Work stored incidents: list, show, change, close, and their war room.
     Incidents {
         #[command(subcommand)]
         action: IncidentsAction,
@@ -345,22 +350,37 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             }
         },
         Command::Serve { concurrency } => {
-            let (runner, url) = load_runner(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
+            let (runner, shared) = load_runner(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
                 .map_err(usage)?;
-            fetch::serve(Arc::new(runner), store, concurrency)
+            fetch::serve(Arc::new(runner), store, shared.sla, concurrency)
                 .await
                 .map_err(usage)
         }
         Command::Fetch { instance, once } => {
-            let (runner, url) = load_runner(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(url.as_deref()))
+            let (runner, shared) = load_runner(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
                 .map_err(usage)?;
-            fetch::fetch(Arc::new(runner), store, instance.as_deref(), once)
+            fetch::fetch(
+                Arc::new(runner),
+                store,
+                shared.sla,
+                instance.as_deref(),
+                once,
+            )
+            .await
+            .map_err(usage)
+        }
+        Command::Sync { instance } => {
+            let (runner, shared) = load_runner(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
-                .map_err(usage)
+                .map_err(usage)?;
+            fetch::sync(Arc::new(runner), store, shared.sla, instance.as_deref())
+                .await
+                .map_err(Failure::Command)
         }
         Command::Incidents { action } => {
             let text = incidents_command(action, cli.db.as_deref(), cli.config.as_deref()).await?;
@@ -629,9 +649,8 @@ async fn incidents_command(
             who,
         } => {
             let store = writer().await?;
-            let body = serde_json::json!({"text": text, "mirror": mirror});
             let entry = store
-                .add_entry(id, &who.author(), "note", &body)
+                .add_note(id, &who.author(), &text, mirror)
                 .await
                 .map_err(|e| refused(e.into()))?;
             format!("noted on incident {id} (entry {})", entry.id)
@@ -660,12 +679,17 @@ fn config_path(config: Option<&Path>) -> Result<PathBuf, Failure> {
 }
 
 /// Loads the config and connects its instances; also returns its `[storage] url`.
-fn load_runner(config: Option<&Path>) -> Result<(Runner, Option<String>), Failure> {
+/// The configured instances, with what they share: the database and the SLA.
+fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared), Failure> {
     let path = config_path(config)?;
     let defs = watchfloor_integrations::definitions();
     let config = Config::load(&path, &defs).map_err(usage)?;
     let runner = Runner::new(watchfloor_integrations::builtin(), &config)?;
-    Ok((runner, config.storage_url))
+    let shared = watchfloor_core::Shared {
+        storage_url: config.storage_url,
+        sla: config.sla,
+    };
+    Ok((runner, shared))
 }
 
 async fn test_instances(

@@ -154,7 +154,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     };
     let (sims, config) = start(&args).await?;
     let examples: Vec<String> = sims.iter().flat_map(|s| s.examples()).collect();
-    let (runner, storage_url) = {
+    let (runner, storage_url, sla) = {
         let defs = watchfloor_integrations::definitions();
         let cfg = watchfloor_core::Config::load(&config, &defs)?;
         (
@@ -163,6 +163,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
                 &cfg,
             )?),
             cfg.storage_url,
+            cfg.sla,
         )
     };
     let first = examples
@@ -170,7 +171,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         .context("the simulators suggest no command to try")?;
     let entry = runner.run(first, None).await?;
     let store = crate::incidents::open_store(storage_url.as_deref()).await?;
-    let engine = Arc::new(watchfloor_engine::Engine::new(runner.clone(), store));
+    let engine = Arc::new(watchfloor_engine::Engine::new(runner.clone(), store).with_sla(sla));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut fetched = Vec::new();
     for name in runner.fetching_instances() {

@@ -120,6 +120,21 @@ impl Portal {
             .0)
     }
 
+    /// The transition body for `resolution`: status `Closed` for Resolved and Dismissed, else
+    /// `Open`, and the comment if any.
+    pub fn transition_body(resolution: &str, comment: Option<(&str, bool)>) -> Value {
+        let status = if matches!(resolution, "Resolved" | "Dismissed") {
+            "Closed"
+        } else {
+            "Open"
+        };
+        let mut body = json!({"status": status, "resolution": resolution});
+        if let Some((text, sensitive)) = comment {
+            body["comment"] = json!({"text": text, "sensitive": sensitive});
+        }
+        body
+    }
+
     pub async fn transition(&self, aro_id: &str, body: &Value) -> Result<Value, CommandError> {
         Ok(self
             .http

@@ -119,6 +119,29 @@ impl Instance for CovalenceManagedSecurityInstance {
         Box::pin(self.test_module())
     }
 
+    fn mirroring(&self) -> crate::Mirroring {
+        crate::Mirroring {
+            incoming: true,
+            outgoing: true,
+        }
+    }
+
+    fn push<'a>(
+        &'a self,
+        external_id: &'a str,
+        change: &'a crate::Outgoing,
+    ) -> BoxFuture<'a, Result<crate::Pushed, CommandError>> {
+        Box::pin(super::mirror::push(&self.portal, external_id, change))
+    }
+
+    fn pull<'a>(
+        &'a self,
+        external_id: &'a str,
+        seen: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<crate::RemoteChange>, CommandError>> {
+        Box::pin(super::mirror::pull(&self.portal, external_id, seen))
+    }
+
     fn fetch<'a>(
         &'a self,
         _scope: &'a str,
@@ -246,17 +269,11 @@ impl CovalenceManagedSecurityInstance {
     }
 
     async fn transition_aro(&self, args: &Args) -> Result<Output, CommandError> {
-        let resolution = arg(args, "resolution")?;
-        let status = if matches!(resolution, "Resolved" | "Dismissed") {
-            "Closed"
-        } else {
-            "Open"
-        };
-        let mut body = json!({"status": status, "resolution": resolution});
-        if let Some(comment) = args.str("comment") {
-            body["comment"] =
-                json!({"text": comment, "sensitive": args.bool("is_comment_sensitive")});
-        }
+        let body = Portal::transition_body(
+            arg(args, "resolution")?,
+            args.str("comment")
+                .map(|c| (c, args.bool("is_comment_sensitive"))),
+        );
         let aro = self.portal.transition(arg(args, "aro_id")?, &body).await?;
         if !aro.is_object() {
             return Err(CommandError::Provider(

@@ -10,6 +10,7 @@ mod client;
 mod commands;
 mod config;
 mod fetch;
+mod mirror;
 #[cfg(test)]
 mod tests;
 

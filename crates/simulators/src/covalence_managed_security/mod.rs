@@ -181,6 +181,18 @@ impl CovalenceManagedSecuritySimulator {
         self.add_aro_with(org_index, title, Map::new())
     }
 
+    /// Changes an ARO "on the provider side", as an analyst in the portal would: `fields`
+    /// replace its own, and its `last_updated_time` moves to now. Returns it, if it exists.
+    pub fn update_aro(&self, id: &str, fields: Map<String, Value>) -> Option<Value> {
+        let mut s = lock(&self.state);
+        let aro = s.aro_mut(id)?;
+        for (k, v) in fields {
+            aro[k] = v;
+        }
+        aro["last_updated_time"] = json!(ts(Utc::now().naive_utc()));
+        Some(aro.clone())
+    }
+
     /// Adds a new ARO whose `fields` replace the generated ones (a malformed time, a huge
     /// field, control characters: the hostile modes); returns it as stored.
     pub fn add_aro_with(&self, org_index: usize, title: &str, fields: Map<String, Value>) -> Value {

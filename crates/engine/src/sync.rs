@@ -1,0 +1,153 @@
+//! Mirroring: one sync cycle of an instance pushes its outbox (oldest first, stopping at the
+//! first failure so that changes reach the provider in order) and reads the provider's state of
+//! its open incidents. Changes that come from the provider are stored as such and never pushed
+//! back, so nothing echoes.
+
+use watchfloor_core::CloseReason;
+use watchfloor_integrations::Outgoing;
+use watchfloor_storage::{Push, PushOutcome};
+
+use crate::{Engine, EngineError};
+
+/// What a sync cycle did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SyncReport {
+    pub pushed: usize,
+    pub skipped: usize,
+    /// Pushes that failed and wait for the next cycle.
+    pub pending: usize,
+    /// Incidents whose provider state changed.
+    pub pulled: usize,
+}
+
+/// The change a queued push carries.
+fn outgoing(push: &Push) -> Result<Outgoing, String> {
+    match push.kind.as_str() {
+        "close" => Ok(Outgoing::Close {
+            reason: CloseReason::parse(push.body["reason"].as_str().unwrap_or_default())?,
+            notes: push.body["notes"].as_str().map(str::to_string),
+        }),
+        "note" => Ok(Outgoing::Note {
+            text: push.body["text"].as_str().unwrap_or_default().to_string(),
+        }),
+        other => Err(format!("unknown push `{other}`")),
+    }
+}
+
+impl Engine {
+    /// One mirroring cycle of `name`: pushes first, then (if they all went through) the
+    /// provider's changes. A failed push stays queued, is an entry on its incident
+    /// and a line in the instance's health, and is retried next cycle.
+    pub async fn sync(&self, name: &str) -> Result<SyncReport, EngineError> {
+        let inst = self.runner.instance(name)?;
+        let support = inst.instance.mirroring();
+        let store_err = |error| EngineError::Store {
+            instance: name.to_string(),
+            error,
+        };
+        let mut report = SyncReport::default();
+        let pending = self.store.pending_pushes(name).await.map_err(store_err)?;
+        let mut failed = None;
+        for push in &pending {
+            if failed.is_some() {
+                report.pending += 1;
+                continue;
+            }
+            let outcome = if !(inst.mirror.outgoing() && support.outgoing) {
+                PushOutcome::Skipped(format!(
+                    "not sent to the provider: instance `{name}` does not mirror changes out"
+                ))
+            } else {
+                match outgoing(push) {
+                    Err(e) => PushOutcome::Skipped(e),
+                    Ok(change) => match inst.instance.push(&push.external_id, &change).await {
+                        Ok(pushed) => {
+                            if let Some(seen) = &pushed.seen {
+                                self.store
+                                    .remote_update(
+                                        push.incident_id,
+                                        name,
+                                        seen,
+                                        &[],
+                                        None,
+                                        &self.sla,
+                                    )
+                                    .await
+                                    .or_else(|e| match e {
+                                        // Deleted since: nothing to remember.
+                                        watchfloor_storage::StoreError::NoIncident(_) => Ok(()),
+                                        e => Err(e),
+                                    })
+                                    .map_err(store_err)?;
+                            }
+                            PushOutcome::Pushed(pushed.text)
+                        }
+                        Err(e) => PushOutcome::Failed(e.to_string()),
+                    },
+                }
+            };
+            self.store
+                .finish_push(push, name, &outcome)
+                .await
+                .map_err(store_err)?;
+            match outcome {
+                PushOutcome::Pushed(_) => report.pushed += 1,
+                PushOutcome::Skipped(_) => report.skipped += 1,
+                PushOutcome::Failed(error) => {
+                    report.pending += 1;
+                    failed = Some(error);
+                }
+            }
+        }
+        if let Some(error) = failed {
+            let message = format!("mirroring: a push failed and is retried: {error}");
+            self.store
+                .record_failure(name, &message)
+                .await
+                .map_err(store_err)?;
+            return Err(EngineError::Sync {
+                instance: name.to_string(),
+                message,
+            });
+        }
+        if inst.mirror.incoming() && support.incoming {
+            for m in self.store.mirrored(name).await.map_err(store_err)? {
+                let pulled = inst
+                    .instance
+                    .pull(&m.external_id, &m.seen)
+                    .await
+                    .map_err(|error| EngineError::Sync {
+                        instance: name.to_string(),
+                        message: format!("mirroring: reading {} failed: {error}", m.external_id),
+                    });
+                let pulled = match pulled {
+                    Ok(p) => p,
+                    Err(e) => {
+                        self.store
+                            .record_failure(name, &e.to_string())
+                            .await
+                            .map_err(store_err)?;
+                        return Err(e);
+                    }
+                };
+                let Some(remote) = pulled else { continue };
+                let close = remote
+                    .close
+                    .map(|(reason, notes)| watchfloor_core::Change::Close { reason, notes });
+                self.store
+                    .remote_update(
+                        m.id,
+                        name,
+                        &remote.seen,
+                        &remote.notes,
+                        close.as_ref(),
+                        &self.sla,
+                    )
+                    .await
+                    .map_err(store_err)?;
+                report.pulled += 1;
+            }
+        }
+        Ok(report)
+    }
+}

@@ -1,0 +1,120 @@
+//! Mirroring with the FES Portal. Out: a close transitions the ARO (Resolved and Other to
+//! Resolved, False Positive and Duplicate to Dismissed) with the close notes as its comment, and
+//! a mirrored note becomes an ARO comment. In: an open incident's ARO is re-read; a remote
+//! resolution closes it, and changes of status or analyst notes become war-room entries. The
+//! documented API cannot list an ARO's comments, so remote comments are not mirrored in.
+
+use serde_json::{Value, json};
+use watchfloor_core::CloseReason;
+
+use super::client::Portal;
+use crate::{CommandError, Outgoing, Pushed, RemoteChange};
+
+/// The ARO resolution a close reason maps to.
+pub fn resolution(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Resolved | CloseReason::Other => "Resolved",
+        CloseReason::FalsePositive | CloseReason::Duplicate => "Dismissed",
+    }
+}
+
+/// The part of an ARO that mirrors in.
+fn state(aro: &Value) -> Value {
+    json!({
+        "resolution": aro["resolution"],
+        "status": aro["status"],
+        "analyst_notes": aro["analyst_notes"],
+    })
+}
+
+pub async fn push(
+    portal: &Portal,
+    aro_id: &str,
+    change: &Outgoing,
+) -> Result<Pushed, CommandError> {
+    match change {
+        Outgoing::Close { reason, notes } => {
+            let wanted = resolution(*reason);
+            // A push repeated after a crash finds the ARO already transitioned.
+            let aro = portal.aro(aro_id).await?;
+            if aro["resolution"] == wanted {
+                return Ok(Pushed {
+                    text: format!("ARO {aro_id} is already {wanted} in the FES Portal"),
+                    seen: Some(state(&aro)),
+                });
+            }
+            let body = Portal::transition_body(wanted, notes.as_deref().map(|n| (n, false)));
+            let aro = portal.transition(aro_id, &body).await?;
+            Ok(Pushed {
+                text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal"),
+                seen: aro.is_object().then(|| state(&aro)),
+            })
+        }
+        Outgoing::Note { text } => {
+            portal.comment(aro_id, text, false).await?;
+            Ok(Pushed {
+                text: format!("the note was added to ARO {aro_id} as a comment"),
+                seen: None,
+            })
+        }
+    }
+}
+
+pub async fn pull(
+    portal: &Portal,
+    aro_id: &str,
+    seen: &Value,
+) -> Result<Option<RemoteChange>, CommandError> {
+    let now = state(&portal.aro(aro_id).await?);
+    let before = state(seen);
+    if now == before {
+        return Ok(None);
+    }
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_string(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let mut change = RemoteChange {
+        seen: now.clone(),
+        ..RemoteChange::default()
+    };
+    for field in ["status", "resolution", "analyst_notes"] {
+        if now[field] != before[field] {
+            change.notes.push(format!(
+                "FES Portal: {field} {} → {}",
+                text(&before[field]),
+                text(&now[field])
+            ));
+        }
+    }
+    change.close = match now["resolution"].as_str() {
+        Some("Resolved") if before["resolution"] != "Resolved" => Some((
+            CloseReason::Resolved,
+            Some("resolved in the FES Portal".into()),
+        )),
+        Some("Dismissed") if before["resolution"] != "Dismissed" => Some((
+            CloseReason::Other,
+            Some("dismissed in the FES Portal".into()),
+        )),
+        _ => None,
+    };
+    Ok(Some(change))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_map_to_resolutions() {
+        for (reason, expected) in [
+            (CloseReason::Resolved, "Resolved"),
+            (CloseReason::Other, "Resolved"),
+            (CloseReason::FalsePositive, "Dismissed"),
+            (CloseReason::Duplicate, "Dismissed"),
+        ] {
+            assert_eq!(resolution(reason), expected);
+        }
+    }
+}
