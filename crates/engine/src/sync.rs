@@ -57,7 +57,12 @@ impl Engine {
                 PushOutcome::Skipped(format!(
                     "not sent to the provider: instance `{name}` does not mirror changes out"
                 ))
+            } else if push.sending.is_some() && push.kind == "note" && !support.notes_checkable {
+                PushOutcome::Uncertain(
+                    "sending this note was cut short and the provider cannot be asked whether it has it; it is not sent again: check the alert's comments".into(),
+                )
             } else {
+                self.store.start_push(push.id).await.map_err(store_err)?;
                 match outgoing(push) {
                     Err(e) => PushOutcome::Skipped(e),
                     Ok(change) => match inst.instance.push(&push.external_id, &change).await {
@@ -92,7 +97,7 @@ impl Engine {
                 .map_err(store_err)?;
             match outcome {
                 PushOutcome::Pushed(_) => report.pushed += 1,
-                PushOutcome::Skipped(_) => report.skipped += 1,
+                PushOutcome::Skipped(_) | PushOutcome::Uncertain(_) => report.skipped += 1,
                 PushOutcome::Failed(error) => {
                     report.pending += 1;
                     failed = Some(error);

@@ -518,7 +518,7 @@ mod mirroring {
     }
 
     fn transitions(s: &Setup, aro: &str) -> usize {
-        s.sim.faults.requests(&format!("/v1/aros/{aro}/transition"))
+        s.sim.transitions(aro).len()
     }
 
     fn close(reason: CloseReason, notes: &str) -> Change {

@@ -171,6 +171,9 @@ pub trait Instance: Send + Sync {
 pub struct Mirroring {
     pub incoming: bool,
     pub outgoing: bool,
+    /// Whether a repeated note push can tell that the provider already has it. Without that, a
+    /// note whose send was cut short is not sent again (never twice) and is flagged instead.
+    pub notes_checkable: bool,
 }
 
 /// A local change to push to the provider.

@@ -9,6 +9,7 @@ CREATE TABLE outbox (
     body         TEXT NOT NULL,
     created      TEXT NOT NULL,
     attempts     INTEGER NOT NULL DEFAULT 0,
+    sending      TEXT,
     last_error   TEXT,
     done         TEXT,
     outcome      TEXT

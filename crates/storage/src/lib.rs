@@ -101,6 +101,8 @@ pub struct Push {
     pub body: Value,
     pub attempts: i64,
     pub last_error: Option<String>,
+    /// When a send began that never recorded its end: the provider may or may not have it.
+    pub sending: Option<DateTime<Utc>>,
 }
 
 /// How a push ended.
@@ -110,6 +112,9 @@ pub enum PushOutcome {
     Pushed(String),
     /// Not pushed, on purpose (the instance does not mirror out, or cannot).
     Skipped(String),
+    /// A send was cut short and cannot be checked: not sent again, so never twice, and the
+    /// war room says to check the provider.
+    Uncertain(String),
     /// It failed; it stays pending and is retried.
     Failed(String),
 }
@@ -277,6 +282,9 @@ pub trait Store: Send + Sync {
         &'a self,
         instance: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
+
+    /// Notes that a push is about to be sent, before it is, so that a crash mid-send is known.
+    fn start_push(&self, push_id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
 
     /// Records how a push ended, with a war-room entry on its incident (for a failure, only when
     /// the error is new), in one transaction.

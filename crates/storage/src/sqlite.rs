@@ -846,6 +846,19 @@ impl Store for SqliteStore {
         })
     }
 
+    fn start_push(&self, push_id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query("UPDATE outbox SET sending = ? WHERE id = ?")
+                .bind(ts(Utc::now()))
+                .bind(push_id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn pending_pushes<'a>(
         &'a self,
         instance: &'a str,
@@ -867,6 +880,7 @@ impl Store for SqliteStore {
                             .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?,
                         attempts: r.try_get("attempts")?,
                         last_error: r.try_get("last_error")?,
+                        sending: parse_opt_ts(r.try_get("sending")?)?,
                     })
                 })
                 .collect()
@@ -888,9 +902,12 @@ impl Store for SqliteStore {
                 .await?;
             let author = format!("sync:{instance}");
             match outcome {
-                PushOutcome::Pushed(what) | PushOutcome::Skipped(what) => {
+                PushOutcome::Pushed(what)
+                | PushOutcome::Skipped(what)
+                | PushOutcome::Uncertain(what) => {
                     let (kind, result) = match outcome {
                         PushOutcome::Pushed(_) => ("sync-out", "pushed"),
+                        PushOutcome::Uncertain(_) => ("sync-uncertain", "uncertain"),
                         _ => ("sync-skipped", "skipped"),
                     };
                     sqlx::query("UPDATE outbox SET done = ?, outcome = ?, attempts = attempts + 1 WHERE id = ?")

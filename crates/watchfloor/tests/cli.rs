@@ -1080,3 +1080,107 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
         "the deleted alert stays out"
     );
 }
+
+/// SIGKILL at random points of sync cycles loses and duplicates no close: each ARO is
+/// transitioned once. A note whose send was cut short is never sent twice; it arrives once or
+/// is flagged in the war room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_kills_during_sync_push_each_close_once() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
+        faults: watchfloor_simulators::FaultSpec {
+            latency_ms: 40,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(wf(&["fetch"]).code, 0);
+    let incidents = stored(dir.path(), &config);
+    assert!(incidents.len() >= 8);
+    let (closed, noted) = incidents.split_at(6);
+    for inc in closed {
+        let id = inc["id"].to_string();
+        assert_eq!(
+            wf(&["incidents", "close", &id, "--reason", "resolved"]).code,
+            0
+        );
+    }
+    for inc in noted {
+        let id = inc["id"].to_string();
+        let text = format!("note on {id}");
+        assert_eq!(wf(&["incidents", "note", &id, &text, "--mirror"]).code, 0);
+    }
+    let applied = || {
+        closed
+            .iter()
+            .filter(|i| {
+                !sim.transitions(i["external_id"].as_str().unwrap())
+                    .is_empty()
+            })
+            .count()
+    };
+    let mut interrupted = 0;
+    let mut rng = 0x9e37_79b9_7f4a_7c15u64;
+    for _ in 0..12 {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+            .args(["--config", cfg, "sync"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(20 + rng % 200));
+        child.kill().unwrap(); // SIGKILL
+        let _ = child.wait();
+        if applied() < closed.len() {
+            interrupted += 1;
+        }
+    }
+    assert!(
+        interrupted >= 5,
+        "only {interrupted} of 12 kills landed mid-sync"
+    );
+    let last = wf(&["sync"]);
+    assert_eq!(last.code, 0, "{}", last.stderr);
+    for inc in closed {
+        let aro = inc["external_id"].as_str().unwrap();
+        assert_eq!(
+            sim.transitions(aro),
+            ["Resolved"],
+            "ARO {aro} transitioned exactly once"
+        );
+        assert!(
+            sim.aros()
+                .iter()
+                .any(|a| a["ID"] == aro && a["resolution"] == "Resolved")
+        );
+    }
+    for inc in noted {
+        let aro = inc["external_id"].as_str().unwrap();
+        let arrived = sim.comments(aro).len();
+        let entries = wf(&[
+            "incidents",
+            "entries",
+            &inc["id"].to_string(),
+            "--output",
+            "json",
+        ]);
+        let flagged = entries.stdout.contains("sync-uncertain");
+        assert!(
+            (arrived == 1 && !flagged) || (arrived <= 1 && flagged),
+            "ARO {aro}: {arrived} comments, flagged: {flagged}"
+        );
+    }
+}

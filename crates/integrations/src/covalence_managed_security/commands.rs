@@ -120,9 +120,11 @@ impl Instance for CovalenceManagedSecurityInstance {
     }
 
     fn mirroring(&self) -> crate::Mirroring {
+        // The documented API cannot list an ARO's comments.
         crate::Mirroring {
             incoming: true,
             outgoing: true,
+            notes_checkable: false,
         }
     }
 

@@ -91,6 +91,8 @@ struct FesState {
     next_serial: u64,
     next_task: u64,
     late_arrival: TimeDelta,
+    /// Every transition applied: the ARO and the resolution it got.
+    transitions: Vec<(String, String)>,
 }
 
 #[derive(Clone)]
@@ -179,6 +181,17 @@ impl CovalenceManagedSecuritySimulator {
     /// Adds a new unresolved ARO to an organization, created now; returns it.
     pub fn add_aro(&self, org_index: usize, title: &str) -> Value {
         self.add_aro_with(org_index, title, Map::new())
+    }
+
+    /// The resolutions transitions applied to an ARO, in order (requests cut off before the
+    /// portal acted are not among them).
+    pub fn transitions(&self, aro_id: &str) -> Vec<String> {
+        lock(&self.state)
+            .transitions
+            .iter()
+            .filter(|(id, _)| id == aro_id)
+            .map(|(_, r)| r.clone())
+            .collect()
     }
 
     /// Changes an ARO "on the provider side", as an analyst in the portal would: `fields`

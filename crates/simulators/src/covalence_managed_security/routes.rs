@@ -355,6 +355,7 @@ async fn transition(
     aro["last_updated_time"] = json!(time);
     let closed = matches!(resolution, "Resolved" | "Dismissed");
     let aro = aro.clone();
+    s.transitions.push((id.clone(), resolution.to_string()));
     if !comment.is_null() {
         make_comment(
             &mut s,

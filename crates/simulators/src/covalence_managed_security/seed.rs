@@ -140,6 +140,7 @@ impl FesState {
             rng,
             next_serial: 1,
             next_task: 3800,
+            transitions: Vec::new(),
             late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
         };
         let base = NaiveDateTime::parse_from_str("2024-05-01 08:00:00", TIME_FORMAT)
