@@ -240,3 +240,119 @@ async fn late_covalence_alerts_and_symantec_incidents_are_still_fetched() {
     assert!(ids(&store, "mss").await.contains(&new_incident));
     set(&cov_ids);
 }
+
+/// Symantec MSS mirroring: a close and a mirrored note each reach SWS once (a repeated sync
+/// pushes nothing); a remote Closed and a remote comment reach the incident, with nothing sent
+/// back.
+#[tokio::test]
+async fn symantec_closes_notes_and_remote_changes_mirror_once() {
+    use watchfloor_core::{Change, CloseReason, SlaPolicy, Status};
+    let sim = SymantecMssSimulator::start(SymantecMssOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
+    let config = format!(
+        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n\
+         severities = \"Emergency,Critical,Warning\"\n",
+        sim.url, sim.passphrase
+    );
+    let (engine, store) = engine(&config, &dir).await;
+    engine
+        .cycle(
+            "mss",
+            Steps::UntilCaughtUp,
+            &|_| {},
+            &watch::channel(false).1,
+        )
+        .await
+        .unwrap();
+    let all = store.incidents(&IncidentFilter::default()).await.unwrap();
+    let (a, b, c) = (&all[0], &all[1], &all[2]);
+    let number = |i: &watchfloor_core::Incident| i.external_id.parse::<u64>().unwrap();
+    let sla = SlaPolicy::default();
+    let close = Change::Close {
+        reason: CloseReason::FalsePositive,
+        notes: Some("benign scanner".into()),
+    };
+    store
+        .change_incident(a.id, None, "dana", &close, &sla)
+        .await
+        .unwrap();
+    store
+        .add_note(b.id, "dana", "Asked the customer", true)
+        .await
+        .unwrap();
+    store
+        .add_note(b.id, "dana", "not for them", false)
+        .await
+        .unwrap();
+    let report = engine.sync("mss").await.unwrap();
+    assert_eq!(report.pushed, 2);
+    let quiet = store.entries(all[3].id).await.unwrap();
+    assert!(
+        quiet.is_empty(),
+        "the first read is a baseline, not news: {quiet:?}"
+    );
+    assert_eq!(sim.workflow_updates(), 2);
+    assert_eq!(engine.sync("mss").await.unwrap().pushed, 0);
+    assert_eq!(sim.workflow_updates(), 2, "nothing twice, nothing echoed");
+    let closed = sim.incident(number(a)).unwrap();
+    assert_eq!(
+        (
+            &closed["WorkFlowDetail"]["Status"],
+            &closed["WorkFlowDetail"]["Resolution"]
+        ),
+        (
+            &serde_json::Value::from("Closed"),
+            &serde_json::Value::from("False Positive")
+        )
+    );
+    assert!(
+        sim.comments(number(a))
+            .contains(&"benign scanner".to_string())
+    );
+    let b_comments = sim.comments(number(b));
+    assert_eq!(
+        b_comments
+            .iter()
+            .filter(|c| *c == "Asked the customer")
+            .count(),
+        1
+    );
+    assert!(!b_comments.iter().any(|c| c == "not for them"));
+
+    // The provider side closes c and comments on it.
+    assert!(sim.set_workflow(
+        number(c),
+        "Closed",
+        "Resolved",
+        Some("Blocked at the firewall")
+    ));
+    let report = engine.sync("mss").await.unwrap();
+    assert!(report.pulled >= 1);
+    let local = store.incident(c.id).await.unwrap().unwrap();
+    assert_eq!(
+        (local.status, local.close_reason),
+        (Status::Closed, Some(CloseReason::Resolved))
+    );
+    let said: Vec<String> = store
+        .entries(c.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.body["text"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        said.contains(&"Symantec MSS comment: Blocked at the firewall".to_string()),
+        "{said:?}"
+    );
+    engine.sync("mss").await.unwrap();
+    assert_eq!(
+        sim.workflow_updates(),
+        2,
+        "the remote close is not sent back"
+    );
+}

@@ -43,6 +43,24 @@ const ATTACHMENT_FIELDS: [&str; 5] = [
     "Comment",
 ];
 
+impl SymantecMssInstance {
+    pub(super) fn sws(&self) -> &Sws {
+        &self.sws
+    }
+}
+
+/// Workflow fields to set; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub(super) struct Workflow<'a> {
+    pub status: Option<&'a str>,
+    pub resolution: Option<&'a str>,
+    pub severity: Option<&'a str>,
+    pub org: Option<&'a str>,
+    pub person: Option<&'a str>,
+    pub reference: Option<&'a str>,
+    pub comments: Option<&'a str>,
+}
+
 /// A connected instance.
 pub struct SymantecMssInstance {
     sws: Sws,
@@ -67,6 +85,30 @@ impl Instance for SymantecMssInstance {
     }
 
     /// IncidentGetList with the instance's severities, over mutual TLS.
+    fn mirroring(&self) -> crate::Mirroring {
+        crate::Mirroring {
+            incoming: true,
+            outgoing: true,
+            notes_checkable: true,
+        }
+    }
+
+    fn push<'a>(
+        &'a self,
+        external_id: &'a str,
+        change: &'a crate::Outgoing,
+    ) -> BoxFuture<'a, Result<crate::Pushed, CommandError>> {
+        Box::pin(self.push_change(external_id, change))
+    }
+
+    fn pull<'a>(
+        &'a self,
+        external_id: &'a str,
+        seen: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<crate::RemoteChange>, CommandError>> {
+        Box::pin(self.pull_change(external_id, seen))
+    }
+
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(async move {
             self.sws
@@ -232,23 +274,19 @@ impl SymantecMssInstance {
         Ok(command.entry_with_readable(readable, context, inc.to_json()))
     }
 
-    /// Updates the workflow; values left out come from the current workflow, which is queried
-    /// only when one is needed.
-    async fn update(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
-        let number = arg(args, "number")?;
-        let (org_arg, person_arg) = (args.str("assignOrganization"), args.str("assignPerson"));
-        if org_arg.is_some() && person_arg.is_some() {
-            return Err(CommandError::Invalid(
-                "give assignOrganization or assignPerson, not both: an incident is assigned to one"
-                    .into(),
-            ));
-        }
+    /// Updates an incident's workflow. SWS takes every field at once, so values left out come
+    /// from the current workflow, which is queried only when one is needed.
+    pub(super) async fn update_workflow(
+        &self,
+        number: &str,
+        w: &Workflow<'_>,
+    ) -> Result<(), CommandError> {
         let (mut status, mut resolution, mut severity) = (
-            args.str("status").map(str::to_string),
-            args.str("resolution").map(str::to_string),
-            args.str("severity").map(str::to_string),
+            w.status.map(str::to_string),
+            w.resolution.map(str::to_string),
+            w.severity.map(str::to_string),
         );
-        let (mut org, mut person) = (org_arg.map(str::to_string), person_arg.map(str::to_string));
+        let (mut org, mut person) = (w.org.map(str::to_string), w.person.map(str::to_string));
         let needs_workflow = status.is_none()
             || resolution.is_none()
             || severity.is_none()
@@ -287,12 +325,12 @@ impl SymantecMssInstance {
                 ("IncidentNumber", Some(number)),
                 ("Status", Some(&status)),
                 ("Resolution", Some(&resolution)),
-                ("Reference", args.str("reference")),
+                ("Reference", w.reference),
                 ("Severity", Some(&severity)),
                 // The WSDL's spelling.
                 ("AssignedToOrganiztion", org.as_deref()),
                 ("AssignedToPerson", person.as_deref()),
-                ("Comments", args.str("comments")),
+                ("Comments", w.comments),
             ])
             .await?;
         if !confirmed {
@@ -300,6 +338,31 @@ impl SymantecMssInstance {
                 "Symantec MSS did not confirm the update of incident {number}"
             )));
         }
+        Ok(())
+    }
+
+    /// Updates the workflow (the update-incident command).
+    async fn update(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
+        let (org, person) = (args.str("assignOrganization"), args.str("assignPerson"));
+        if org.is_some() && person.is_some() {
+            return Err(CommandError::Invalid(
+                "give assignOrganization or assignPerson, not both: an incident is assigned to one"
+                    .into(),
+            ));
+        }
+        self.update_workflow(
+            arg(args, "number")?,
+            &Workflow {
+                status: args.str("status"),
+                resolution: args.str("resolution"),
+                severity: args.str("severity"),
+                org,
+                person,
+                reference: args.str("reference"),
+                comments: args.str("comments"),
+            },
+        )
+        .await?;
         let message = "Updated successfully";
         Ok(command.entry_with_readable(
             command.readable(&json!([{"Update status": message}])),

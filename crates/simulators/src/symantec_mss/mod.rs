@@ -109,6 +109,8 @@ struct Incident {
 }
 
 struct SwsState {
+    /// Workflow updates applied.
+    updates: usize,
     incidents: Vec<Incident>,
     stray_entities: bool,
     late_arrival: TimeDelta,
@@ -159,6 +161,7 @@ impl SymantecMssSimulator {
         let faults = Faults::default();
         faults.set(opts.faults.clone());
         let state = Arc::new(Mutex::new(SwsState {
+            updates: 0,
             incidents: seeded_incidents(&opts),
             stray_entities: opts.setup.stray_entities,
             late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
@@ -219,6 +222,47 @@ impl SymantecMssSimulator {
             .iter()
             .map(|i| json!({"IncidentNumber": i.number.to_string(), "TimeCreated": i.created.and_utc().to_rfc3339(), "Severity": i.severity}))
             .collect()
+    }
+
+    /// Changes an incident's workflow "on the provider side", as an SOC analyst at Symantec
+    /// would: a new status and resolution, and a comment if given. False if there is no such
+    /// incident.
+    pub fn set_workflow(
+        &self,
+        number: u64,
+        status: &str,
+        resolution: &str,
+        comment: Option<&str>,
+    ) -> bool {
+        let mut s = lock(&self.state);
+        let Some(inc) = s.incidents.iter_mut().find(|i| i.number == number) else {
+            return false;
+        };
+        let now = Utc::now().naive_utc();
+        inc.status = status.to_string();
+        inc.resolution = resolution.to_string();
+        inc.updated = now;
+        if let Some(c) = comment {
+            inc.comments
+                .push((now, c.to_string(), "SOC analyst".to_string()));
+        }
+        true
+    }
+
+    /// The comments of an incident, oldest first.
+    pub fn comments(&self, number: u64) -> Vec<String> {
+        lock(&self.state)
+            .incidents
+            .iter()
+            .find(|i| i.number == number)
+            .map(|i| i.comments.iter().map(|c| c.1.clone()).collect())
+            .unwrap_or_default()
+    }
+
+    /// How many workflow updates were applied (requests cut off before the service acted are
+    /// not counted).
+    pub fn workflow_updates(&self) -> usize {
+        lock(&self.state).updates
     }
 
     /// Adds a new incident created now; returns its number.

@@ -359,5 +359,6 @@ fn update(s: &mut SwsState, op: &Element) -> Response {
         inc.comments.push((now, comment, "SWS API".to_string()));
     }
     inc.updated = now;
+    s.updates += 1;
     envelope("UpdateIncidentWorkflow", "true")
 }

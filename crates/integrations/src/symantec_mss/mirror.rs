@@ -1,0 +1,170 @@
+//! Mirroring with SWS. Out: a close sends `UpdateIncidentWorkflow` with status Closed, the
+//! mapped resolution and the close notes as its comment; a mirrored note is a workflow comment.
+//! In: a remote Closed closes the local incident, and new remote comments become war-room
+//! entries. Comments can be read back, so a repeated push never adds a comment twice.
+
+use serde_json::{Value, json};
+use watchfloor_core::CloseReason;
+use watchfloor_core::xml::Element;
+
+use super::commands::{SymantecMssInstance, Workflow};
+use crate::{CommandError, Outgoing, Pushed, RemoteChange};
+
+/// The SWS resolution a close reason maps to.
+pub fn resolution(reason: CloseReason) -> &'static str {
+    match reason {
+        CloseReason::Resolved | CloseReason::Other => "Resolved",
+        CloseReason::FalsePositive => "False Positive",
+        CloseReason::Duplicate => "Duplicate",
+    }
+}
+
+/// The part of an incident that mirrors in: workflow status and resolution, and comments.
+fn state(inc: &Element) -> Value {
+    let workflow = inc.child("WorkFlowDetail");
+    let field = |name: &str| {
+        workflow
+            .and_then(|w| w.child_text(name))
+            .unwrap_or_default()
+    };
+    let comments: Vec<&str> = inc
+        .child("IncidentComments")
+        .map(|c| {
+            c.children_named("IncidentComment")
+                .filter_map(|c| c.child_text("Comment"))
+                .collect()
+        })
+        .unwrap_or_default();
+    json!({"status": field("Status"), "resolution": field("Resolution"), "comments": comments})
+}
+
+fn comments(seen: &Value) -> Vec<&str> {
+    seen["comments"]
+        .as_array()
+        .map(|c| c.iter().filter_map(Value::as_str).collect())
+        .unwrap_or_default()
+}
+
+impl SymantecMssInstance {
+    pub(super) async fn push_change(
+        &self,
+        number: &str,
+        change: &Outgoing,
+    ) -> Result<Pushed, CommandError> {
+        let before = state(&self.sws().incident(number).await?);
+        let text = match change {
+            Outgoing::Close { reason, notes } => {
+                let wanted = resolution(*reason);
+                if before["status"] == "Closed" && before["resolution"] == wanted {
+                    return Ok(Pushed {
+                        text: format!(
+                            "incident {number} is already Closed as {wanted} in Symantec MSS"
+                        ),
+                        seen: Some(before),
+                    });
+                }
+                let workflow = Workflow {
+                    status: Some("Closed"),
+                    resolution: Some(wanted),
+                    comments: notes.as_deref(),
+                    ..Workflow::default()
+                };
+                self.update_workflow(number, &workflow).await?;
+                format!("incident {number} closed as {wanted} in Symantec MSS")
+            }
+            Outgoing::Note { text } => {
+                // Read back before writing: a push repeated after a crash finds its comment.
+                if comments(&before).contains(&text.as_str()) {
+                    return Ok(Pushed {
+                        text: format!("incident {number} already has this comment in Symantec MSS"),
+                        seen: Some(before),
+                    });
+                }
+                let workflow = Workflow {
+                    comments: Some(text),
+                    ..Workflow::default()
+                };
+                self.update_workflow(number, &workflow).await?;
+                format!("the note was added to incident {number} as a workflow comment")
+            }
+        };
+        let after = state(&self.sws().incident(number).await?);
+        Ok(Pushed {
+            text,
+            seen: Some(after),
+        })
+    }
+
+    pub(super) async fn pull_change(
+        &self,
+        number: &str,
+        seen: &Value,
+    ) -> Result<Option<RemoteChange>, CommandError> {
+        let now = state(&self.sws().incident(number).await?);
+        // Before the first sync, `seen` is the fetched summary, which has no workflow: the
+        // first read is the baseline, and only a close counts.
+        if seen.get("comments").is_none() {
+            let closed = now["status"] == "Closed";
+            let baseline = RemoteChange {
+                seen: now.clone(),
+                ..RemoteChange::default()
+            };
+            return Ok(Some(if closed {
+                self.closing(baseline, &now, &json!({}))
+            } else {
+                baseline
+            }));
+        }
+        let before = seen.clone();
+        if now == before {
+            return Ok(None);
+        }
+        let mut change = RemoteChange {
+            seen: now.clone(),
+            ..RemoteChange::default()
+        };
+        let known = comments(&before);
+        for c in comments(&now).into_iter().filter(|c| !known.contains(c)) {
+            change.notes.push(format!("Symantec MSS comment: {c}"));
+        }
+        if now["status"] != before["status"] {
+            change.notes.push(format!(
+                "Symantec MSS: workflow status {} → {}",
+                before["status"].as_str().unwrap_or("-"),
+                now["status"].as_str().unwrap_or("-")
+            ));
+        }
+        Ok(Some(self.closing(change, &now, &before)))
+    }
+
+    /// Adds the close to `change` if the workflow became Closed.
+    fn closing(&self, mut change: RemoteChange, now: &Value, before: &Value) -> RemoteChange {
+        if now["status"] == "Closed" && before["status"] != "Closed" {
+            let reason = match now["resolution"].as_str() {
+                Some("False Positive") => CloseReason::FalsePositive,
+                Some("Duplicate") => CloseReason::Duplicate,
+                Some("Resolved") => CloseReason::Resolved,
+                _ => CloseReason::Other,
+            };
+            change.close = Some((reason, Some("closed in Symantec MSS".into())));
+        }
+        change
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn close_reasons_map_to_resolutions() {
+        for (reason, expected) in [
+            (CloseReason::Resolved, "Resolved"),
+            (CloseReason::Other, "Resolved"),
+            (CloseReason::FalsePositive, "False Positive"),
+            (CloseReason::Duplicate, "Duplicate"),
+        ] {
+            assert_eq!(resolution(reason), expected);
+        }
+    }
+}
