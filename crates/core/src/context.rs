@@ -18,6 +18,14 @@ impl ContextStore {
         Self::default()
     }
 
+    /// A store holding `context` (an object; anything else starts empty).
+    pub fn from_json(context: Value) -> Self {
+        match context {
+            Value::Object(root) => ContextStore { root },
+            _ => Self::default(),
+        }
+    }
+
     /// The whole context.
     pub fn as_map(&self) -> &Map<String, Value> {
         &self.root

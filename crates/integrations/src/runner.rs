@@ -144,6 +144,16 @@ impl Runner {
         ))
     }
 
+    /// Whether instance `name` can run `command`.
+    pub fn instance_has_command(&self, name: &str, command: &str) -> bool {
+        self.instances.get(name).is_some_and(|c| {
+            self.integrations[c.integration]
+                .definition()
+                .command(command)
+                .is_some()
+        })
+    }
+
     /// Names of instances with `fetch = true`, sorted.
     pub fn fetching_instances(&self) -> Vec<&str> {
         self.instances

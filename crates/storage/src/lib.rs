@@ -315,10 +315,13 @@ pub trait Store: Send + Sync {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Stores an incident's context.
-    fn set_context<'a>(
+    /// Records a command run in an incident's context, in one transaction: a `command` entry
+    /// with `body`, and `entry_context` merged into the incident's context by XSOAR's rules.
+    fn record_command<'a>(
         &'a self,
         id: i64,
-        context: &'a Value,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+        author: &'a str,
+        body: &'a Value,
+        entry_context: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
 }

@@ -1024,22 +1024,33 @@ impl Store for SqliteStore {
         })
     }
 
-    fn set_context<'a>(
+    fn record_command<'a>(
         &'a self,
         id: i64,
-        context: &'a Value,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        author: &'a str,
+        body: &'a Value,
+        entry_context: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>> {
         Box::pin(async move {
-            let updated = sqlx::query("UPDATE incidents SET context = ? WHERE id = ?")
-                .bind(context.to_string())
+            let mut tx = self.write().await?;
+            let text: Option<String> =
+                sqlx::query_scalar("SELECT context FROM incidents WHERE id = ?")
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let text = text.ok_or(StoreError::NoIncident(id))?;
+            let current: Value = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("context: {e}")))?;
+            let mut context = watchfloor_core::ContextStore::from_json(current);
+            context.merge(entry_context);
+            sqlx::query("UPDATE incidents SET context = ? WHERE id = ?")
+                .bind(Value::Object(context.as_map().clone()).to_string())
                 .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            if updated == 0 {
-                return Err(StoreError::NoIncident(id));
-            }
-            Ok(())
+                .execute(&mut *tx)
+                .await?;
+            let entry = insert_entry(&mut tx, id, Utc::now(), author, "command", body).await?;
+            tx.commit().await?;
+            Ok(entry)
         })
     }
 }

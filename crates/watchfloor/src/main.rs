@@ -216,6 +216,20 @@ enum IncidentsAction {
     },
     /// The incident's context as JSON.
     Context { id: i64 },
+    /// Run a provider command in the incident's context: its result is a war-room entry and
+    /// its outputs merge into the incident's context. It runs on the incident's own instance
+    /// when that has the command.
+    Run {
+        id: i64,
+        /// The command line, e.g. '!cov-mgsec-get-aro query="id=..."'.
+        line: String,
+        #[arg(long, value_name = "NAME")]
+        instance: Option<String>,
+        #[arg(long, value_enum, default_value_t = Output::Md)]
+        output: Output,
+        #[command(flatten)]
+        who: work::ChangeOpts,
+    },
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -654,6 +668,28 @@ async fn incidents_command(
                 .await
                 .map_err(|e| refused(e.into()))?;
             format!("noted on incident {id} (entry {})", entry.id)
+        }
+        IncidentsAction::Run {
+            id,
+            line,
+            instance,
+            output,
+            who,
+        } => {
+            let (runner, _) = load_runner(config)?;
+            let store = writer().await?;
+            let entry = work::run_in_incident(&*store, &runner, id, &line, instance, &who)
+                .await
+                .map_err(|e| {
+                    let usage_error = e.downcast_ref::<RunError>().is_some_and(RunError::is_usage)
+                        || e.downcast_ref::<watchfloor_core::UsageError>().is_some();
+                    if usage_error { usage(e) } else { refused(e) }
+                })?;
+            match output {
+                Output::Md => entry.readable,
+                Output::Json => pretty(&entry.to_json()),
+                Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
+            }
         }
         IncidentsAction::Delete { id, who } => {
             let store = writer().await?;

@@ -157,3 +157,41 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
         },
     )
 }
+
+/// Runs a provider command in an incident's context: on the incident's own instance when it
+/// has the command (unless `--instance` says), recording the result (or the failure) in the war
+/// room and merging its outputs into the incident's context.
+pub async fn run_in_incident(
+    store: &dyn Store,
+    runner: &watchfloor_integrations::Runner,
+    id: i64,
+    line: &str,
+    instance: Option<String>,
+    opts: &ChangeOpts,
+) -> anyhow::Result<watchfloor_core::Entry> {
+    let incident = store.incident(id).await?.with_context(|| {
+        format!("no incident with id {id}; `watchfloor incidents list` shows the ids")
+    })?;
+    let name = watchfloor_core::CommandLine::parse(line)?.name;
+    let instance = instance.or_else(|| {
+        (!incident.is_manual() && runner.instance_has_command(&incident.instance, &name))
+            .then(|| incident.instance.clone())
+    });
+    let author = opts.author();
+    match runner.run(line, instance.as_deref()).await {
+        Ok(entry) => {
+            let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
+            store
+                .record_command(id, &author, &body, &entry.entry_context())
+                .await?;
+            Ok(entry)
+        }
+        Err(e) => {
+            let body = json!({"command": line, "text": format!("failed: {e}")});
+            store
+                .record_command(id, &author, &body, &serde_json::Map::new())
+                .await?;
+            Err(e.into())
+        }
+    }
+}

@@ -1184,3 +1184,59 @@ async fn repeated_kills_during_sync_push_each_close_once() {
         );
     }
 }
+
+/// A provider command run in an incident's context runs on the incident's instance, is a
+/// war-room entry, and merges its outputs into the incident's context by XSOAR's rules.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_command_runs_in_an_incidents_context() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(wf(&["fetch"]).code, 0);
+    let inc = &stored(dir.path(), &config)[0];
+    let (id, aro) = (
+        inc["id"].to_string(),
+        inc["external_id"].as_str().unwrap().to_string(),
+    );
+    let line = format!("!cov-mgsec-get-aro query=\"id={aro}\"");
+    for _ in 0..2 {
+        let out = wf(&["incidents", "run", &id, &line, "--as", "dana"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.contains(&aro), "{}", out.stdout);
+    }
+    let context: Value = serde_json::from_str(&wf(&["incidents", "context", &id]).stdout).unwrap();
+    let aros = context["FESPortal"]["ARO"].as_array().unwrap();
+    assert_eq!(aros.len(), 1, "merged by ID, not appended: {context}");
+    assert_eq!(aros[0]["ID"], aro.as_str());
+    let entries: Vec<Value> =
+        serde_json::from_str(&wf(&["incidents", "entries", &id, "--output", "json"]).stdout)
+            .unwrap();
+    assert_eq!(entries.len(), 2);
+    assert!(entries.iter().all(|e| e["kind"] == "command"
+        && e["author"] == "dana"
+        && e["body"]["command"] == line.as_str()));
+    let bad = wf(&[
+        "incidents",
+        "run",
+        &id,
+        "!cov-mgsec-get-aro query=\"colour=red\"",
+    ]);
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    let failed: Vec<Value> =
+        serde_json::from_str(&wf(&["incidents", "entries", &id, "--output", "json"]).stdout)
+            .unwrap();
+    assert!(
+        failed[2]["body"]["text"]
+            .as_str()
+            .unwrap()
+            .contains("unknown query key")
+    );
+}
