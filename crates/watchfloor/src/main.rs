@@ -221,7 +221,7 @@ enum IncidentsAction {
     /// when that has the command.
     Run {
         id: i64,
-        /// The command line, e.g. '!cov-mgsec-get-aro query="id=..."'.
+        /// The command line, as `watchfloor run` takes it.
         line: String,
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
