@@ -27,6 +27,8 @@ pub struct IntegrationDef {
     pub fixes: Vec<String>,
     /// Fetch defaults; absent when the integration does not fetch incidents.
     pub fetch: Option<FetchDef>,
+    /// What mirroring keeps in step with the provider, for the docs.
+    pub mirroring: Option<String>,
 }
 
 /// An integration's fetch defaults.

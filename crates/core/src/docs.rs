@@ -151,6 +151,12 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
             fetch.incident_type
         );
     }
+    if let Some(mirroring) = &def.mirroring {
+        let _ = writeln!(
+            out,
+            "\n## Mirroring\n\n{mirroring}\n\nSet `mirror = \"both\" | \"in\" | \"out\" | \"none\"` on an instance (default `both`); `watchfloor sync` runs one cycle, and `serve` runs one after each fetch."
+        );
+    }
     out.push_str("\n## Commands\n");
     for cmd in &def.commands {
         let _ = writeln!(

@@ -356,3 +356,74 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         "the remote close is not sent back"
     );
 }
+
+/// Covalence mirrors in only: an alert acknowledged or assigned on the appliance becomes a
+/// war-room entry (in broker mode too); a local close is not sent anywhere, and says so.
+#[tokio::test]
+async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
+    use watchfloor_core::{Change, CloseReason, SlaPolicy};
+    let sim =
+        CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions::default())
+            .await
+            .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    let instance = |name: &str, host: &str, broker: bool| {
+        format!(
+            "[[instances]]\nname = \"{name}\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
+             first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{host}\"\nbroker = {broker}\n\
+             username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
+            sim.username, sim.password
+        )
+    };
+    let config =
+        instance("direct", &sim.direct_url, false) + &instance("broker", &sim.broker_url, true);
+    let (engine, store) = engine(&config, &dir).await;
+    let stop = watch::channel(false).1;
+    for name in ["direct", "broker"] {
+        engine
+            .cycle(name, Steps::UntilCaughtUp, &|_| {}, &stop)
+            .await
+            .unwrap();
+        let first = store
+            .incidents(&IncidentFilter {
+                instance: Some(name.into()),
+                ..Default::default()
+            })
+            .await
+            .unwrap()
+            .remove(0);
+        let mut fields = serde_json::Map::new();
+        fields.insert("acknowledgedStatus".into(), "Acknowledged".into());
+        fields.insert("assignee".into(), "jdoe".into());
+        assert!(sim.update_alert(&first.external_id, fields));
+        assert_eq!(engine.sync(name).await.unwrap().pulled, 1, "{name}");
+        let said: Vec<String> = store
+            .entries(first.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.body["text"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            said.iter()
+                .any(|t| t.starts_with("Covalence: acknowledgedStatus")
+                    && t.ends_with("→ Acknowledged"))
+                && said.contains(&"Covalence: assignee - → jdoe".to_string()),
+            "{name}: {said:?}"
+        );
+        assert_eq!(engine.sync(name).await.unwrap().pulled, 0, "seen once");
+        let close = Change::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        store
+            .change_incident(first.id, None, "dana", &close, &SlaPolicy::default())
+            .await
+            .unwrap();
+        let report = engine.sync(name).await.unwrap();
+        assert_eq!((report.pushed, report.skipped), (0, 1));
+        let last = store.entries(first.id).await.unwrap().pop().unwrap();
+        assert_eq!(last.kind, "sync-skipped");
+    }
+}

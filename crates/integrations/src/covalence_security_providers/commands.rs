@@ -240,6 +240,22 @@ impl Instance for CovalenceSecurityProvidersInstance {
         Box::pin(super::fetch::scopes(&self.client))
     }
 
+    fn mirroring(&self) -> crate::Mirroring {
+        crate::Mirroring {
+            incoming: true,
+            outgoing: false,
+            notes_checkable: false,
+        }
+    }
+
+    fn pull<'a>(
+        &'a self,
+        external_id: &'a str,
+        seen: &'a Value,
+    ) -> BoxFuture<'a, Result<Option<crate::RemoteChange>, CommandError>> {
+        Box::pin(super::mirror::pull(&self.client, external_id, seen))
+    }
+
     fn fetch<'a>(
         &'a self,
         scope: &'a str,
@@ -269,7 +285,7 @@ fn shape(rows: Vec<Value>, summary: &[&str], drop: &[&str]) -> Vec<Value> {
 }
 
 /// Quotes a value for `advancedFilter`, so it cannot add clauses.
-fn filter_value(v: &str) -> String {
+pub(super) fn filter_value(v: &str) -> String {
     format!("\"{}\"", v.replace('\\', "\\\\").replace('"', "\\\""))
 }
 

@@ -11,6 +11,7 @@ mod client;
 mod commands;
 mod config;
 mod fetch;
+mod mirror;
 #[cfg(test)]
 mod tests;
 

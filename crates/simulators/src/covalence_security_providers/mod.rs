@@ -215,6 +215,25 @@ impl CovalenceSecurityProvidersSimulator {
     }
 
     /// Appliance ids and organizations: the direct appliance first, then the broker's.
+    /// Changes an alert "on the provider side": `fields` replace its own. False if no
+    /// appliance has it.
+    pub fn update_alert(&self, id: &str, fields: serde_json::Map<String, Value>) -> bool {
+        let mut s = lock(&self.state);
+        for appliance in &mut s.appliances {
+            if let Some(alert) = appliance
+                .collections
+                .get_mut("alerts")
+                .and_then(|list| list.iter_mut().find(|a| a["id"] == id))
+            {
+                for (k, v) in fields {
+                    alert[k] = v;
+                }
+                return true;
+            }
+        }
+        false
+    }
+
     pub fn appliances(&self) -> Vec<(String, String)> {
         lock(&self.state)
             .appliances
