@@ -271,6 +271,7 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         .unwrap();
     let all = store.incidents(&IncidentFilter::default()).await.unwrap();
     let (a, b, c) = (&all[0], &all[1], &all[2]);
+    let others = &all[3..6];
     let number = |i: &watchfloor_core::Incident| i.external_id.parse::<u64>().unwrap();
     let sla = SlaPolicy::default();
     let close = Change::Close {
@@ -281,6 +282,21 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         .change_incident(a.id, None, "dana", &close, &sla)
         .await
         .unwrap();
+    let more = [
+        (CloseReason::Resolved, "Resolved"),
+        (CloseReason::Duplicate, "Duplicate"),
+        (CloseReason::Other, "Resolved"),
+    ];
+    for ((reason, _), inc) in more.iter().zip(others) {
+        let close = Change::Close {
+            reason: *reason,
+            notes: Some(format!("closed as {reason}")),
+        };
+        store
+            .change_incident(inc.id, None, "dana", &close, &sla)
+            .await
+            .unwrap();
+    }
     store
         .add_note(b.id, "dana", "Asked the customer", true)
         .await
@@ -290,15 +306,27 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         .await
         .unwrap();
     let report = engine.sync("mss").await.unwrap();
-    assert_eq!(report.pushed, 2);
-    let quiet = store.entries(all[3].id).await.unwrap();
+    assert_eq!(report.pushed, 5);
+    for ((reason, resolution), inc) in more.iter().zip(others) {
+        let remote = sim.incident(number(inc)).unwrap();
+        assert_eq!(
+            remote["WorkFlowDetail"]["Resolution"], *resolution,
+            "{reason}"
+        );
+        let comments = sim.comments(number(inc));
+        assert!(
+            comments.contains(&format!("closed as {reason}")),
+            "{reason}: {comments:?}"
+        );
+    }
+    let quiet = store.entries(all[6].id).await.unwrap();
     assert!(
         quiet.is_empty(),
         "the first read is a baseline, not news: {quiet:?}"
     );
-    assert_eq!(sim.workflow_updates(), 2);
+    assert_eq!(sim.workflow_updates(), 5);
     assert_eq!(engine.sync("mss").await.unwrap().pushed, 0);
-    assert_eq!(sim.workflow_updates(), 2, "nothing twice, nothing echoed");
+    assert_eq!(sim.workflow_updates(), 5, "nothing twice, nothing echoed");
     let closed = sim.incident(number(a)).unwrap();
     assert_eq!(
         (
@@ -352,7 +380,7 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
     engine.sync("mss").await.unwrap();
     assert_eq!(
         sim.workflow_updates(),
-        2,
+        5,
         "the remote close is not sent back"
     );
 }

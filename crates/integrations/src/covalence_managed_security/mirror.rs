@@ -43,10 +43,15 @@ pub async fn push(
                     seen: Some(state(&aro)),
                 });
             }
+            // The local close wins over a different remote resolution; the entry says both.
+            let was = match aro["resolution"].as_str() {
+                Some(r) if r != "Unresolved" => format!(" (it was {r} there)"),
+                _ => String::new(),
+            };
             let body = Portal::transition_body(wanted, notes.as_deref().map(|n| (n, false)));
             let aro = portal.transition(aro_id, &body).await?;
             Ok(Pushed {
-                text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal"),
+                text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal{was}"),
                 seen: aro.is_object().then(|| state(&aro)),
             })
         }

@@ -55,7 +55,10 @@ impl SymantecMssInstance {
         let text = match change {
             Outgoing::Close { reason, notes } => {
                 let wanted = resolution(*reason);
-                if before["status"] == "Closed" && before["resolution"] == wanted {
+                let notes_there = notes
+                    .as_deref()
+                    .is_none_or(|n| comments(&before).contains(&n));
+                if before["status"] == "Closed" && before["resolution"] == wanted && notes_there {
                     return Ok(Pushed {
                         text: format!(
                             "incident {number} is already Closed as {wanted} in Symantec MSS"
