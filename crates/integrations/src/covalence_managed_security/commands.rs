@@ -41,6 +41,7 @@ const KEY_CONTACT_TYPES: [&str; 5] = [
 pub struct CovalenceManagedSecurityInstance {
     portal: Portal,
     broker: Option<Broker>,
+    close_resolutions: super::config::CloseResolutions,
 }
 
 /// What a command produced: context outputs, the raw provider response, and readable output
@@ -133,7 +134,12 @@ impl Instance for CovalenceManagedSecurityInstance {
         external_id: &'a str,
         change: &'a crate::Outgoing,
     ) -> BoxFuture<'a, Result<crate::Pushed, CommandError>> {
-        Box::pin(super::mirror::push(&self.portal, external_id, change))
+        Box::pin(super::mirror::push(
+            &self.portal,
+            &self.close_resolutions,
+            external_id,
+            change,
+        ))
     }
 
     fn pull<'a>(
@@ -175,6 +181,7 @@ impl CovalenceManagedSecurityInstance {
                 .as_deref()
                 .map(|url| Broker::new(settings, url))
                 .transpose()?,
+            close_resolutions: settings.close_resolutions.clone(),
         })
     }
 

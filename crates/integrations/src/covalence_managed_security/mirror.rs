@@ -1,5 +1,5 @@
-//! Mirroring with the FES Portal. Out: a close transitions the ARO (Resolved and Other to
-//! Resolved, False Positive and Duplicate to Dismissed) with the close notes as its comment, and
+//! Mirroring with the FES Portal. Out: a close transitions the ARO (to the resolution the
+//! instance's `close_resolutions` gives its reason) with the close notes as its comment, and
 //! a mirrored note becomes an ARO comment. In: an open incident's ARO is re-read; a remote
 //! resolution closes it, and changes of status or analyst notes become war-room entries. The
 //! documented API cannot list an ARO's comments, so remote comments are not mirrored in.
@@ -8,15 +8,8 @@ use serde_json::{Value, json};
 use watchfloor_core::CloseReason;
 
 use super::client::Portal;
+use super::config::CloseResolutions;
 use crate::{CommandError, Outgoing, Pushed, RemoteChange};
-
-/// The ARO resolution a close reason maps to.
-pub fn resolution(reason: CloseReason) -> &'static str {
-    match reason {
-        CloseReason::Resolved | CloseReason::Other => "Resolved",
-        CloseReason::FalsePositive | CloseReason::Duplicate => "Dismissed",
-    }
-}
 
 /// The part of an ARO that mirrors in.
 fn state(aro: &Value) -> Value {
@@ -29,12 +22,13 @@ fn state(aro: &Value) -> Value {
 
 pub async fn push(
     portal: &Portal,
+    resolutions: &CloseResolutions,
     aro_id: &str,
     change: &Outgoing,
 ) -> Result<Pushed, CommandError> {
     match change {
         Outgoing::Close { reason, notes } => {
-            let wanted = resolution(*reason);
+            let wanted = resolutions.of(*reason);
             // A push repeated after a crash finds the ARO already transitioned.
             let aro = portal.aro(aro_id).await?;
             if aro["resolution"] == wanted {
@@ -105,21 +99,4 @@ pub async fn pull(
         _ => None,
     };
     Ok(Some(change))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn close_reasons_map_to_resolutions() {
-        for (reason, expected) in [
-            (CloseReason::Resolved, "Resolved"),
-            (CloseReason::Other, "Resolved"),
-            (CloseReason::FalsePositive, "Dismissed"),
-            (CloseReason::Duplicate, "Dismissed"),
-        ] {
-            assert_eq!(resolution(reason), expected);
-        }
-    }
 }

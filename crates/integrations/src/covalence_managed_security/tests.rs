@@ -992,3 +992,53 @@ async fn get_aro_shows_the_newest_and_says_more_match() {
         "\n**Showing the newest 5000 AROs; more match: narrow the query, e.g. with since= or resolution=.**\n"
     ));
 }
+
+/// The ARO resolution of each close reason can be set per instance.
+#[tokio::test]
+async fn close_resolutions_are_set_per_instance() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\nclose_resolutions = \"Resolved=Resolved, False Positive=Resolved, Duplicate=Dismissed, Other=Dismissed\"\n",
+        sim.portal_url, sim.api_key
+    ))
+    .unwrap();
+    let aro = sim
+        .aros()
+        .into_iter()
+        .find(|a| a["resolution"] == "Unresolved")
+        .unwrap();
+    let id = aro["ID"].as_str().unwrap();
+    let close = crate::Outgoing::Close {
+        reason: watchfloor_core::CloseReason::FalsePositive,
+        notes: None,
+    };
+    let instance = runner.instance("fes").unwrap().instance;
+    let pushed = instance.push(id, &close).await.unwrap();
+    assert_eq!(
+        pushed.text,
+        format!("ARO {id} transitioned to Resolved in the FES Portal")
+    );
+    assert_eq!(sim.transitions(id), ["Resolved"]);
+    let again = instance.push(id, &close).await.unwrap();
+    assert_eq!(
+        again.text,
+        format!("ARO {id} is already Resolved in the FES Portal")
+    );
+    assert_eq!(sim.transitions(id).len(), 1);
+    let bad = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"k\"\nclose_resolutions = \"Resolved=Open\"\n",
+        sim.portal_url
+    ))
+    .unwrap();
+    let err = bad
+        .run("!cov-mgsec-list-org", None)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("close_resolutions: `Open` is not an ARO resolution"),
+        "{err}"
+    );
+}
