@@ -57,6 +57,8 @@ pub struct Config {
 pub struct Shared {
     pub storage_url: Option<String>,
     pub sla: SlaPolicy,
+    /// The names of the configured instances (not checked further).
+    pub instances: Vec<String>,
 }
 
 /// One configured instance of an integration.
@@ -416,6 +418,12 @@ impl Config {
         struct SharedOnly {
             storage: Option<RawStorage>,
             sla: Option<RawSla>,
+            #[serde(default)]
+            instances: Vec<NameOnly>,
+        }
+        #[derive(Deserialize)]
+        struct NameOnly {
+            name: Option<String>,
         }
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
@@ -445,6 +453,7 @@ impl Config {
         Ok(Shared {
             storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
             sla,
+            instances: raw.instances.into_iter().filter_map(|i| i.name).collect(),
         })
     }
 

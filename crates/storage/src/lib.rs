@@ -78,14 +78,22 @@ pub struct FetchTarget<'a> {
 /// Filters of [`Store::incidents`].
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
-    pub status: Option<Status>,
-    pub severity: Option<Severity>,
+    /// Any of these statuses (all when empty).
+    pub status: Vec<Status>,
+    /// Any of these severities (all when empty).
+    pub severity: Vec<Severity>,
+    /// This severity or above.
+    pub min_severity: Option<Severity>,
+    /// The organization, in any case.
     pub organization: Option<String>,
     pub instance: Option<String>,
     pub owner: Option<String>,
     /// With the time it is judged at (now, unless a test says otherwise).
     pub sla: Option<(SlaState, DateTime<Utc>)>,
+    /// Occurred at or after.
     pub since: Option<DateTime<Utc>>,
+    /// Stored (fetched or created) at or after.
+    pub fetched_since: Option<DateTime<Utc>>,
     pub limit: Option<usize>,
 }
 
@@ -220,6 +228,12 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>>;
 
     fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>>;
+
+    /// How many incidents match `filter`, whatever its limit.
+    fn count_matching<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
 
     /// How many incidents an instance has.
     fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;

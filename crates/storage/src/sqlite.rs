@@ -286,6 +286,78 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
     })
 }
 
+/// The WHERE clauses of an incident filter (after `WHERE 1 = 1`).
+fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
+    if !filter.status.is_empty() {
+        q.push(" AND status IN (");
+        let mut list = q.separated(", ");
+        for s in &filter.status {
+            list.push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if !filter.severity.is_empty() {
+        q.push(" AND severity IN (");
+        let mut list = q.separated(", ");
+        for s in &filter.severity {
+            list.push_bind(s.value());
+        }
+        q.push(")");
+    }
+    if let Some(s) = filter.min_severity {
+        q.push(" AND severity >= ").push_bind(s.value());
+    }
+    if let Some(o) = &filter.organization {
+        q.push(" AND organization = ")
+            .push_bind(o.clone())
+            .push(" COLLATE NOCASE");
+    }
+    if let Some(i) = &filter.instance {
+        q.push(" AND instance = ").push_bind(i.clone());
+    }
+    if let Some(o) = &filter.owner {
+        q.push(" AND owner = ").push_bind(o.clone());
+    }
+    if let Some((state, now)) = filter.sla {
+        // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
+        // incident is judged at is when it closed, or now.
+        let now = ts(now);
+        let at = |q: &mut QueryBuilder<Sqlite>| {
+            q.push("julianday(COALESCE(closed, ")
+                .push_bind(now.clone())
+                .push("))");
+        };
+        let risk_starts = "julianday(sla_due) - (julianday(sla_due) - julianday(created)) / 4";
+        match state {
+            SlaState::Breached => {
+                q.push(" AND ");
+                at(q);
+                q.push(" > julianday(sla_due)");
+            }
+            SlaState::AtRisk => {
+                q.push(" AND closed IS NULL AND ");
+                at(q);
+                q.push(" <= julianday(sla_due) AND ");
+                at(q);
+                q.push(format!(" > {risk_starts}").as_str());
+            }
+            SlaState::Ok => {
+                q.push(" AND ");
+                at(q);
+                q.push(" <= julianday(sla_due) AND (closed IS NOT NULL OR ");
+                at(q);
+                q.push(format!(" <= {risk_starts})").as_str());
+            }
+        }
+    }
+    if let Some(t) = filter.since {
+        q.push(" AND occurred >= ").push_bind(ts(t));
+    }
+    if let Some(t) = filter.fetched_since {
+        q.push(" AND created >= ").push_bind(ts(t));
+    }
+}
+
 /// One incident, read inside a transaction.
 async fn read_incident(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
@@ -594,63 +666,26 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT * FROM incidents WHERE 1 = 1");
-            if let Some(s) = filter.status {
-                q.push(" AND status = ").push_bind(s.as_str());
-            }
-            if let Some(s) = filter.severity {
-                q.push(" AND severity = ").push_bind(s.value());
-            }
-            if let Some(o) = &filter.organization {
-                q.push(" AND organization = ").push_bind(o.clone());
-            }
-            if let Some(i) = &filter.instance {
-                q.push(" AND instance = ").push_bind(i.clone());
-            }
-            if let Some(o) = &filter.owner {
-                q.push(" AND owner = ").push_bind(o.clone());
-            }
-            if let Some((state, now)) = filter.sla {
-                // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
-                // incident is judged at is when it closed, or now.
-                let now = ts(now);
-                let at = |q: &mut QueryBuilder<Sqlite>| {
-                    q.push("julianday(COALESCE(closed, ")
-                        .push_bind(now.clone())
-                        .push("))");
-                };
-                let risk_starts =
-                    "julianday(sla_due) - (julianday(sla_due) - julianday(created)) / 4";
-                match state {
-                    SlaState::Breached => {
-                        q.push(" AND ");
-                        at(&mut q);
-                        q.push(" > julianday(sla_due)");
-                    }
-                    SlaState::AtRisk => {
-                        q.push(" AND closed IS NULL AND ");
-                        at(&mut q);
-                        q.push(" <= julianday(sla_due) AND ");
-                        at(&mut q);
-                        q.push(format!(" > {risk_starts}").as_str());
-                    }
-                    SlaState::Ok => {
-                        q.push(" AND ");
-                        at(&mut q);
-                        q.push(" <= julianday(sla_due) AND (closed IS NOT NULL OR ");
-                        at(&mut q);
-                        q.push(format!(" <= {risk_starts})").as_str());
-                    }
-                }
-            }
-            if let Some(t) = filter.since {
-                q.push(" AND occurred >= ").push_bind(ts(t));
-            }
+            push_filter(&mut q, filter);
             q.push(" ORDER BY occurred DESC, id DESC");
             if let Some(n) = filter.limit {
                 q.push(" LIMIT ").push_bind(n as i64);
             }
             let rows = q.build().fetch_all(&self.pool).await?;
             rows.iter().map(incident_from_row).collect()
+        })
+    }
+
+    fn count_matching<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let mut q: QueryBuilder<Sqlite> =
+                QueryBuilder::new("SELECT COUNT(*) FROM incidents WHERE 1 = 1");
+            push_filter(&mut q, filter);
+            let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+            Ok(n as usize)
         })
     }
 
@@ -1139,7 +1174,7 @@ mod tests {
         );
         let acme = s
             .incidents(&IncidentFilter {
-                organization: Some("Acme".into()),
+                organization: Some("acme".into()),
                 ..Default::default()
             })
             .await
@@ -1147,7 +1182,7 @@ mod tests {
         assert_eq!(acme.len(), 1);
         let high = s
             .incidents(&IncidentFilter {
-                severity: Some(Severity::High),
+                severity: vec![Severity::High],
                 limit: Some(5),
                 ..Default::default()
             })

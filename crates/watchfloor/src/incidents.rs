@@ -22,16 +22,39 @@ pub struct ListArgs<'a> {
     pub org: Option<&'a str>,
     pub instance: Option<&'a str>,
     pub since: Option<&'a str>,
+    pub fetched_since: Option<&'a str>,
     pub owner: Option<&'a str>,
     pub sla: Option<&'a str>,
     pub limit: usize,
     pub json: bool,
 }
 
+/// Items of a comma-separated list, each parsed.
+fn list_of<T>(text: Option<&str>, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    text.map(|t| {
+        t.split(',')
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .map(parse)
+            .collect()
+    })
+    .unwrap_or(Ok(Vec::new()))
+}
+
 pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
+    let now = chrono::Utc::now();
+    let (severity, min_severity) = match args.severity.map(str::trim) {
+        Some(s) if s.ends_with('+') || s.starts_with(">=") => {
+            let level = s.trim_end_matches('+').trim_start_matches(">=");
+            (Vec::new(), Some(Severity::parse(level)?))
+        }
+        other => (list_of(other, Severity::parse)?, None),
+    };
     Ok(IncidentFilter {
-        status: args.status.map(Status::parse).transpose()?,
-        severity: args.severity.map(Severity::parse).transpose()?,
+        status: list_of(args.status, Status::parse)?,
+        severity,
+        min_severity,
+        fetched_since: args.fetched_since.map(|t| parse_time(t, now)).transpose()?,
         organization: args.org.map(str::to_string),
         instance: args.instance.map(str::to_string),
         owner: args.owner.map(str::to_string),
@@ -90,7 +113,15 @@ pub async fn list(
     ]
     .map(String::from)
     .to_vec();
-    let title = format!("Incidents ({})", incidents.len());
+    let all = store.count_matching(filter).await?;
+    let title = if all == incidents.len() {
+        format!("Incidents ({all})")
+    } else {
+        format!(
+            "Incidents (the newest {} of {all}; --limit shows more)",
+            incidents.len()
+        )
+    };
     Ok(table_to_markdown(
         &title,
         &json!(rows),

@@ -109,13 +109,14 @@ enum Command {
 enum IncidentsAction {
     /// Incidents, newest first.
     List {
-        /// pending, active or closed.
+        /// pending, active or closed; several as a list: pending,active.
         #[arg(long)]
         status: Option<String>,
-        /// A severity label or number: Unknown, Informational, Low, Medium, High, Critical.
+        /// A severity label or number (Unknown, Informational, Low, Medium, High, Critical), a
+        /// list (high,critical), or that level and above (high+).
         #[arg(long)]
         severity: Option<String>,
-        /// Organization name, exactly.
+        /// Organization name, in any case.
         #[arg(long)]
         org: Option<String>,
         #[arg(long)]
@@ -123,6 +124,9 @@ enum IncidentsAction {
         /// Occurred at or after: e.g. "3 days" or 2024-05-01T00:00:00Z.
         #[arg(long)]
         since: Option<String>,
+        /// Fetched (stored) at or after: e.g. "1 hour".
+        #[arg(long)]
+        fetched_since: Option<String>,
         #[arg(long)]
         owner: Option<String>,
         /// ok, at-risk or breached.
@@ -545,11 +549,21 @@ async fn incidents_command(
             org,
             instance,
             since,
+            fetched_since,
             owner,
             sla,
             limit,
             output,
         } => {
+            if let Some(name) = &instance
+                && !shared.instances.is_empty()
+                && !shared.instances.contains(name)
+            {
+                return Err(usage(anyhow!(
+                    "no instance named `{name}`; configured instances: {}",
+                    shared.instances.join(", ")
+                )));
+            }
             let store = store_for(db, config).await?;
             let args = incidents::ListArgs {
                 status: status.as_deref(),
@@ -557,6 +571,7 @@ async fn incidents_command(
                 org: org.as_deref(),
                 instance: instance.as_deref(),
                 since: since.as_deref(),
+                fetched_since: fetched_since.as_deref(),
                 owner: owner.as_deref(),
                 sla: sla.as_deref(),
                 limit,
@@ -724,6 +739,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
     let shared = watchfloor_core::Shared {
         storage_url: config.storage_url,
         sla: config.sla,
+        instances: config.instances.iter().map(|i| i.name.clone()).collect(),
     };
     Ok((runner, shared))
 }

@@ -1240,3 +1240,63 @@ async fn a_command_runs_in_an_incidents_context() {
             .contains("unknown query key")
     );
 }
+
+/// Queue filters as a newcomer tried them: severity at or above a level and lists, the
+/// organization in any case, a misspelt instance, what was fetched since a time, and how many
+/// match beyond the page shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queue_filters_read_as_analysts_write_them() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg, "incidents", "list"];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    let all = stored(dir.path(), &config);
+    let count = |args: &[&str]| {
+        let mut with_json = args.to_vec();
+        with_json.extend_from_slice(&["--output", "json"]);
+        let out = wf(&with_json);
+        assert_eq!(out.code, 0, "{args:?}: {}", out.stderr);
+        serde_json::from_str::<Vec<Value>>(&out.stdout)
+            .unwrap()
+            .len()
+    };
+    let sev = |i: &Value| i["severity"].as_f64().unwrap();
+    let high_up = all.iter().filter(|i| sev(i) >= 3.0).count();
+    assert_eq!(count(&["--severity", "high+"]), high_up);
+    assert_eq!(count(&["--severity", ">=High"]), high_up);
+    let listed = all
+        .iter()
+        .filter(|i| sev(i) == 3.0 || sev(i) == 1.0)
+        .count();
+    assert_eq!(count(&["--severity", "high,low"]), listed);
+    let acme = all.iter().filter(|i| i["organization"] == "Acme").count();
+    assert!(acme > 0);
+    assert_eq!(count(&["--org", "aCmE"]), acme);
+    assert_eq!(count(&["--status", "pending,active"]), all.len());
+    assert_eq!(count(&["--fetched-since", "1 hour"]), all.len());
+    assert_eq!(count(&["--fetched-since", "2099-01-01"]), 0);
+    let misspelt = wf(&["--instance", "fse"]);
+    assert_eq!(misspelt.code, 2);
+    assert!(
+        misspelt
+            .stderr
+            .contains("no instance named `fse`; configured instances: fes")
+    );
+    let page = wf(&["--limit", "2"]);
+    assert!(
+        page.stdout.contains(&format!(
+            "Incidents (the newest 2 of {}; --limit shows more)",
+            all.len()
+        )),
+        "{}",
+        page.stdout
+    );
+}
