@@ -57,8 +57,15 @@ pub struct Config {
 pub struct Shared {
     pub storage_url: Option<String>,
     pub sla: SlaPolicy,
-    /// The names of the configured instances (not checked further).
-    pub instances: Vec<String>,
+    /// The configured instances' names, and how often those that fetch do (not checked
+    /// further).
+    pub instances: Vec<(String, Option<Duration>)>,
+}
+
+impl Shared {
+    pub fn instance_names(&self) -> Vec<&str> {
+        self.instances.iter().map(|(n, _)| n.as_str()).collect()
+    }
 }
 
 /// One configured instance of an integration.
@@ -424,6 +431,8 @@ impl Config {
         #[derive(Deserialize)]
         struct NameOnly {
             name: Option<String>,
+            fetch: Option<bool>,
+            fetch_interval: Option<String>,
         }
         let text = std::fs::read_to_string(path).map_err(|error| ConfigError::Read {
             path: path.to_path_buf(),
@@ -453,7 +462,18 @@ impl Config {
         Ok(Shared {
             storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
             sla,
-            instances: raw.instances.into_iter().filter_map(|i| i.name).collect(),
+            instances: raw
+                .instances
+                .into_iter()
+                .filter_map(|i| {
+                    let interval = match (i.fetch, &i.fetch_interval) {
+                        (Some(true), Some(t)) => humantime::parse_duration(t).ok(),
+                        (Some(true), None) => Some(Duration::from_secs(60)),
+                        _ => None,
+                    };
+                    Some((i.name?, interval))
+                })
+                .collect(),
         })
     }
 

@@ -7,7 +7,7 @@ use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_markdown};
 use watchfloor_core::time::parse_time;
 use watchfloor_core::{Incident, Severity, SlaState, Status};
-use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
+use watchfloor_storage::{Health, IncidentFilter, SqliteStore, Store};
 
 /// Opens the database: `--db`, else the config's `[storage] url`, else the default.
 pub async fn open_store(url: Option<&str>) -> anyhow::Result<Arc<SqliteStore>> {
@@ -220,12 +220,67 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
     Ok(out)
 }
 
-pub async fn health(store: &dyn Store) -> anyhow::Result<String> {
-    let rows: Vec<Value> = store
-        .health()
-        .await?
+/// An instance's state for monitoring: `ok`, `failing` (its last cycle failed), `stale` (no
+/// success within three fetch intervals), or `never` (no cycle yet).
+fn health_state(
+    h: &Health,
+    interval: Option<std::time::Duration>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> &'static str {
+    let stale = |last: chrono::DateTime<chrono::Utc>| {
+        interval.is_some_and(|i| {
+            now - last > chrono::TimeDelta::from_std(i * 3).unwrap_or(chrono::TimeDelta::MAX)
+        })
+    };
+    match h.last_success {
+        _ if h.consecutive_failures > 0 => "failing",
+        Some(last) if stale(last) => "stale",
+        Some(_) => "ok",
+        None => "never",
+    }
+}
+
+/// `instances health`: a table or JSON, and whether every instance is healthy.
+pub async fn health(
+    store: &dyn Store,
+    shared: &watchfloor_core::Shared,
+    json_out: bool,
+) -> anyhow::Result<(String, bool)> {
+    let now = chrono::Utc::now();
+    let records = store.health().await?;
+    let interval = |name: &str| {
+        shared
+            .instances
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, i)| *i)
+    };
+    let states: Vec<&str> = records
         .iter()
-        .map(|h| {
+        .map(|h| health_state(h, interval(&h.instance), now))
+        .collect();
+    let healthy = states.iter().all(|s| *s == "ok");
+    if json_out {
+        let rows: Vec<Value> = records
+            .iter()
+            .zip(&states)
+            .map(|(h, state)| {
+                let mut v = json!(h);
+                v["state"] = json!(state);
+                v
+            })
+            .collect();
+        return Ok((serde_json::to_string_pretty(&rows)?, healthy));
+    }
+    let table = health_table(&records, &states);
+    Ok((table, healthy))
+}
+
+fn health_table(records: &[Health], states: &[&str]) -> String {
+    let rows: Vec<Value> = records
+        .iter()
+        .zip(states)
+        .map(|(h, state)| {
             let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string());
             let set_aside = h.set_aside.last().map(|last| {
                 format!(
@@ -235,13 +290,14 @@ pub async fn health(store: &dyn Store) -> anyhow::Result<String> {
                     last.record.reason
                 )
             });
-            json!({"Instance": h.instance, "Last success": t(h.last_success), "Consecutive failures": h.consecutive_failures,
+            json!({"Instance": h.instance, "State": state, "Last success": t(h.last_success), "Consecutive failures": h.consecutive_failures,
                    "New in last cycle": h.incidents_last_cycle, "Last error": h.last_error, "Last error at": t(h.last_error_at),
                    "Set aside": set_aside})
         })
         .collect();
     let headers: Vec<String> = [
         "Instance",
+        "State",
         "Last success",
         "Consecutive failures",
         "New in last cycle",
@@ -251,12 +307,12 @@ pub async fn health(store: &dyn Store) -> anyhow::Result<String> {
     ]
     .map(String::from)
     .to_vec();
-    Ok(table_to_markdown(
+    table_to_markdown(
         "Instance health",
         &json!(rows),
         &TableOptions {
             headers: Some(&headers),
             ..TableOptions::default()
         },
-    ))
+    )
 }

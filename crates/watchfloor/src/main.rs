@@ -254,8 +254,12 @@ enum InstancesAction {
     Test { name: Option<String> },
     /// List configured instances.
     List,
-    /// Fetch health of every instance: last success, last error, consecutive failures.
-    Health,
+    /// Fetch health of every instance: last success, last error, consecutive failures. Exits 1
+    /// when an instance is failing, or has not succeeded within three of its fetch intervals.
+    Health {
+        #[arg(long, value_enum, default_value_t = ListOutput::Table)]
+        output: ListOutput,
+    },
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -298,10 +302,9 @@ fn main() -> ExitCode {
         }
     };
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("WATCHFLOOR_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::new(log_directives(
+            std::env::var("WATCHFLOOR_LOG").ok().as_deref(),
+        )))
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -348,11 +351,19 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Instances { action } => match action {
-            InstancesAction::Health => {
+            InstancesAction::Health { output } => {
                 let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
-                let table = incidents::health(&*store).await.map_err(Failure::Command)?;
-                say!("{}", table.trim_end());
-                Ok(ExitCode::SUCCESS)
+                let shared = shared_settings(cli.config.as_deref())?;
+                let (text, healthy) =
+                    incidents::health(&*store, &shared, output == ListOutput::Json)
+                        .await
+                        .map_err(Failure::Command)?;
+                say!("{}", text.trim_end());
+                Ok(if healthy {
+                    ExitCode::SUCCESS
+                } else {
+                    ExitCode::from(1)
+                })
             }
             InstancesAction::List => {
                 let (runner, _) = load_runner(cli.config.as_deref())?;
@@ -496,6 +507,33 @@ fn definition_json(
 
 /// The store for commands that need no instances: `--db`, else the config's `[storage] url` if
 /// a config file is found (its instances and secrets are not read), else the default.
+/// The crates whose logs `WATCHFLOOR_LOG=LEVEL` turns up; libraries stay at `warn`.
+const OUR_CRATES: [&str; 6] = [
+    "watchfloor",
+    "watchfloor_core",
+    "watchfloor_engine",
+    "watchfloor_integrations",
+    "watchfloor_storage",
+    "watchfloor_simulators",
+];
+
+/// Log filter directives: by default warnings, and a line per fetch or mirroring cycle; a bare
+/// level (`debug`) applies to watchfloor's own crates only; anything else is taken as
+/// directives, e.g. `debug,sqlx=trace`.
+fn log_directives(env: Option<&str>) -> String {
+    let ours = |level: &str| {
+        std::iter::once("warn".to_string())
+            .chain(OUR_CRATES.iter().map(|c| format!("{c}={level}")))
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    match env.map(str::trim) {
+        None | Some("") => "warn,watchfloor_engine=info".into(),
+        Some(level @ ("error" | "warn" | "info" | "debug" | "trace")) => ours(level),
+        Some(directives) => directives.to_string(),
+    }
+}
+
 /// The database for commands that only read it, opened read-only.
 async fn store_for(
     db: Option<&str>,
@@ -555,13 +593,14 @@ async fn incidents_command(
             limit,
             output,
         } => {
+            let names = shared.instance_names();
             if let Some(name) = &instance
-                && !shared.instances.is_empty()
-                && !shared.instances.contains(name)
+                && !names.is_empty()
+                && !names.contains(&name.as_str())
             {
                 return Err(usage(anyhow!(
                     "no instance named `{name}`; configured instances: {}",
-                    shared.instances.join(", ")
+                    names.join(", ")
                 )));
             }
             let store = store_for(db, config).await?;
@@ -739,7 +778,11 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
     let shared = watchfloor_core::Shared {
         storage_url: config.storage_url,
         sla: config.sla,
-        instances: config.instances.iter().map(|i| i.name.clone()).collect(),
+        instances: config
+            .instances
+            .iter()
+            .map(|i| (i.name.clone(), i.fetch.enabled.then_some(i.fetch.interval)))
+            .collect(),
     };
     Ok((runner, shared))
 }
@@ -780,4 +823,20 @@ async fn test_instances(
     } else {
         ExitCode::SUCCESS
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::log_directives;
+
+    /// Regression (first hour): `serve` logged nothing at the default level, and
+    /// `WATCHFLOOR_LOG=debug` flooded the terminal with library noise.
+    #[test]
+    fn log_levels_apply_to_watchfloor_and_keep_libraries_quiet() {
+        assert_eq!(log_directives(None), "warn,watchfloor_engine=info");
+        let debug = log_directives(Some("debug"));
+        assert!(debug.starts_with("warn,watchfloor=debug,"), "{debug}");
+        assert!(!debug.contains("sqlx") && !debug.contains("hyper"));
+        assert_eq!(log_directives(Some("debug,sqlx=trace")), "debug,sqlx=trace");
+    }
 }

@@ -833,7 +833,12 @@ async fn serve_fetches_and_stops_cleanly_on_sigterm() {
         dir.path(),
         &["--config", config.to_str().unwrap(), "instances", "health"],
     );
-    assert!(health.stdout.contains("| fes | 20"), "{}", health.stdout);
+    assert!(
+        health.stdout.contains("| fes | ok | 20"),
+        "{}",
+        health.stdout
+    );
+    assert_eq!(health.code, 0);
     let list = watchfloor(
         dir.path(),
         &[
@@ -1299,4 +1304,40 @@ async fn queue_filters_read_as_analysts_write_them() {
         "{}",
         page.stdout
     );
+}
+
+/// Regression (first hour): `instances health` had no JSON and exited 0 with an instance
+/// failing, so monitoring could not use it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_is_json_and_fails_when_an_instance_fails() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    let healthy = watchfloor(
+        dir.path(),
+        &["--config", cfg, "instances", "health", "--output", "json"],
+    );
+    assert_eq!(healthy.code, 0, "{}", healthy.stderr);
+    let rows: Vec<Value> = serde_json::from_str(&healthy.stdout).unwrap();
+    assert_eq!(
+        (rows[0]["instance"].as_str(), rows[0]["state"].as_str()),
+        (Some("fes"), Some("ok"))
+    );
+    sim.faults.set(watchfloor_simulators::FaultSpec {
+        server_errors: 1_000,
+        ..Default::default()
+    });
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 1);
+    let failing = watchfloor(
+        dir.path(),
+        &["--config", cfg, "instances", "health", "--output", "json"],
+    );
+    assert_eq!(failing.code, 1);
+    let rows: Vec<Value> = serde_json::from_str(&failing.stdout).unwrap();
+    assert_eq!(rows[0]["state"], "failing");
+    assert!(rows[0]["last_error"].as_str().unwrap().contains("503"));
 }
