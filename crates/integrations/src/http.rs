@@ -171,6 +171,8 @@ pub struct HttpClient {
     base: String,
     auth: Option<HeaderValue>,
     auth_hint: &'static str,
+    /// What a bare 404 (no error body: the path is not the API's) tells the user to check.
+    not_found_hint: Option<&'static str>,
     error_reader: fn(&str) -> Option<String>,
     retry: RetryPolicy,
     /// How long one call may take in all, attempts and waits together: twice the timeout.
@@ -293,10 +295,17 @@ impl HttpClient {
             base: base.trim_end_matches('/').to_string(),
             auth,
             auth_hint: "check the instance's API key",
+            not_found_hint: None,
             error_reader: json_error_message,
             retry: opts.retry.clone(),
             budget: opts.timeout.saturating_mul(2),
         })
+    }
+
+    /// What a 404 without an error body tells the user to check, e.g. the base URL.
+    pub fn with_not_found_hint(mut self, hint: &'static str) -> Self {
+        self.not_found_hint = Some(hint);
+        self
     }
 
     /// What a 401 error tells the user to check.
@@ -397,15 +406,25 @@ impl HttpClient {
                         .body(body.to_string());
                 }
             }
-            let transport = |e: reqwest::Error| HttpError::Transport {
-                service: self.service,
-                method: method.clone(),
-                endpoint: endpoint.clone(),
-                message: error_chain(&e),
+            let transport = |e: reqwest::Error| {
+                let chain = error_chain(&e);
+                let message = match tls_hint(&chain) {
+                    Some(hint) => format!("{chain}; {hint}"),
+                    None => chain,
+                };
+                HttpError::Transport {
+                    service: self.service,
+                    method: method.clone(),
+                    endpoint: endpoint.clone(),
+                    message,
+                }
             };
             let (retryable, wait, failure) = match req.send().await {
                 Err(e) => {
-                    let retryable = e.is_connect() || (method == Method::GET && e.is_timeout());
+                    // A TLS set-up mistake fails the same way every time.
+                    let settled = tls_hint(&error_chain(&e)).is_some();
+                    let retryable =
+                        !settled && (e.is_connect() || (method == Method::GET && e.is_timeout()));
                     (retryable, None, transport(e))
                 }
                 Ok(resp) => {
@@ -472,7 +491,12 @@ impl HttpClient {
         retry_after: Option<Duration>,
     ) -> HttpError {
         let (service, method, endpoint) = (self.service, method.clone(), endpoint.to_string());
-        let body = server_message(&body, self.error_reader);
+        let bare = body.trim().is_empty() || (self.error_reader)(&body).is_none();
+        let mut body = server_message(&body, self.error_reader);
+        if let (StatusCode::NOT_FOUND, true, Some(hint)) = (status, bare, self.not_found_hint) {
+            body.push_str("; ");
+            body.push_str(hint);
+        }
         match status {
             StatusCode::UNAUTHORIZED => HttpError::Unauthorized {
                 service,
@@ -555,6 +579,23 @@ fn parse_retry_after(value: Option<&HeaderValue>) -> Option<Duration> {
         .to_std()
         .ok()
         .or(Some(Duration::ZERO))
+}
+
+/// What to do about a TLS failure that retrying cannot fix, from the error's text.
+fn tls_hint(chain: &str) -> Option<&'static str> {
+    if chain.contains("UnknownIssuer") || chain.contains("unknown issuer") {
+        Some(
+            "the server's certificate is signed by a CA this instance does not trust: set the instance's `ca_file` to that CA's PEM file",
+        )
+    } else if chain.contains("NotValidForName") {
+        Some("the server's certificate is for another name: use the host name it was issued for")
+    } else if chain.contains("InvalidContentType") || chain.contains("corrupt message") {
+        Some("the server did not answer with TLS: use http:// for this address, or check the port")
+    } else if chain.contains("Expired") {
+        Some("the server's certificate has expired")
+    } else {
+        None
+    }
 }
 
 /// An error and its sources, at most 500 characters (a URL with a huge query can be inside).

@@ -31,7 +31,10 @@ impl Portal {
                 &settings.portal_url,
                 Some(&settings.api_key),
                 &settings.http,
-            )?,
+            )?
+            .with_not_found_hint(
+                "this is not the FES Portal API: check that `portal_url` ends with /v1",
+            ),
             provider_id: OnceCell::new(),
         })
     }

@@ -1042,3 +1042,47 @@ async fn close_resolutions_are_set_per_instance() {
         "{err}"
     );
 }
+
+/// Regression (first hour): https:// against a plain HTTP port said "corrupt message".
+#[tokio::test]
+async fn https_to_a_plain_http_port_says_so() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\n",
+        sim.portal_url.replace("http://", "https://"),
+        sim.api_key
+    ))
+    .unwrap();
+    let err = app_fail(&runner, "!cov-mgsec-list-org").await;
+    assert!(
+        err.contains(
+            "the server did not answer with TLS: use http:// for this address, or check the port"
+        ),
+        "{err}"
+    );
+}
+
+async fn app_fail(runner: &Runner, line: &str) -> String {
+    runner.run(line, None).await.unwrap_err().to_string()
+}
+
+/// Regression (first hour): a portal URL without `/v1` gave a bare 404.
+#[tokio::test]
+async fn a_portal_url_without_its_path_says_what_to_check() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let runner = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\n",
+        sim.portal_url.trim_end_matches("/v1"),
+        sim.api_key
+    ))
+    .unwrap();
+    let err = app_fail(&runner, "!cov-mgsec-list-org").await;
+    assert!(
+        err.ends_with("this is not the FES Portal API: check that `portal_url` ends with /v1"),
+        "{err}"
+    );
+}

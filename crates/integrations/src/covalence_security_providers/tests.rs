@@ -663,3 +663,36 @@ async fn bad_argument_values_are_usage_errors() {
         assert!(err.to_string().starts_with(expected), "{line}: {err}");
     }
 }
+
+/// Regression (first hour): an untrusted certificate said `UnknownIssuer` and nothing about
+/// `ca_file`, and was retried as if it could pass.
+#[tokio::test]
+async fn an_untrusted_certificate_says_to_set_ca_file_and_is_not_retried() {
+    let sim =
+        CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions::default())
+            .await
+            .unwrap();
+    let runner = runner(&instance(
+        "direct",
+        &sim.direct_url,
+        false,
+        &sim.password,
+        "",
+    ))
+    .unwrap();
+    let started = std::time::Instant::now();
+    let err = runner
+        .run("!cov-secpr-list-alerts max_count=1", Some("direct"))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("set the instance's `ca_file` to that CA's PEM file"),
+        "{err}"
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(200),
+        "no retries: {:?}",
+        started.elapsed()
+    );
+}
