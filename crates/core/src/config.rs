@@ -413,7 +413,10 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             instances,
-            storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
+            storage_url: Some(match raw.storage {
+                Some(s) => storage_url(&s.url, base_dir),
+                None => storage_url(DEFAULT_STORAGE, base_dir),
+            }),
             sla,
         })
     }
@@ -460,7 +463,10 @@ impl Config {
             None => SlaPolicy::default(),
         };
         Ok(Shared {
-            storage_url: raw.storage.map(|s| storage_url(&s.url, base_dir)),
+            storage_url: Some(match raw.storage {
+                Some(s) => storage_url(&s.url, base_dir),
+                None => storage_url(DEFAULT_STORAGE, base_dir),
+            }),
             sla,
             instances: raw
                 .instances
@@ -572,6 +578,9 @@ fn fetch_settings(
     }
     Ok(settings)
 }
+
+/// The database of a config file without `[storage]`: beside the file.
+const DEFAULT_STORAGE: &str = "sqlite://watchfloor-data/watchfloor.db";
 
 /// A `sqlite:` URL with a relative path is taken relative to the config file's directory, so
 /// the same config works from any working directory.
@@ -804,6 +813,12 @@ description = "Skip TLS checks"
         assert_eq!(
             config.storage_url.as_deref(),
             Some("sqlite:///etc/wf/wf.db")
+        );
+        // Without [storage], the database sits beside the config file, whatever the working
+        // directory (regression, first hour: `--config X incidents list` from elsewhere showed 0).
+        assert_eq!(
+            parse("").unwrap().storage_url.as_deref(),
+            Some("sqlite:///etc/wf/watchfloor-data/watchfloor.db")
         );
     }
 

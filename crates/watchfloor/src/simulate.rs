@@ -170,6 +170,15 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         .first()
         .context("the simulators suggest no command to try")?;
     let entry = runner.run(first, None).await?;
+    // The simulators start afresh, so the demo's database does too: a kept one would hold
+    // every seeded alert already, and the demo would fetch nothing.
+    for suffix in ["", "-wal", "-shm"] {
+        let file = dir.join(format!("watchfloor.db{suffix}"));
+        if file.exists() {
+            std::fs::remove_file(&file)
+                .with_context(|| format!("cannot reset the demo database {}", file.display()))?;
+        }
+    }
     let store = crate::incidents::open_store(storage_url.as_deref()).await?;
     let engine = Arc::new(watchfloor_engine::Engine::new(runner.clone(), store).with_sla(sla));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
@@ -196,7 +205,7 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     say!("watchfloor demo: simulators are running and {cfg} points at them.\n");
     say!("$ {me} --config {cfg} run '{first}'\n{}", entry.readable);
     say!(
-        "Fetched into {}: {}. The scheduler keeps fetching, and every simulator adds an alert every 30s.\n",
+        "Fetched into {} (a fresh database each run): {}. The scheduler keeps fetching, and every simulator adds an alert every 30s.\n",
         dir.join("watchfloor.db").display(),
         fetched.join("; ")
     );

@@ -1341,3 +1341,33 @@ async fn health_is_json_and_fails_when_an_instance_fails() {
     assert_eq!(rows[0]["state"], "failing");
     assert!(rows[0]["last_error"].as_str().unwrap().contains("503"));
 }
+
+/// Regression (first hour): a second `demo` fetched "0 incidents", since it kept the first
+/// run's database while the simulators started afresh.
+#[test]
+fn the_demo_fetches_the_same_on_every_run() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let demo_dir = dir.path().join("demo");
+    let fetched_line = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+            .args(["demo", "--dir", demo_dir.to_str().unwrap()])
+            .current_dir(dir.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let reader = std::io::BufReader::new(child.stdout.take().unwrap());
+        let line = reader
+            .lines()
+            .map_while(Result::ok)
+            .find(|l| l.starts_with("Fetched into"))
+            .unwrap_or_default();
+        let _ = child.kill();
+        let _ = child.wait();
+        line
+    };
+    let first = fetched_line();
+    assert!(first.contains("fes: 8 incidents"), "{first}");
+    assert_eq!(fetched_line(), first);
+}
