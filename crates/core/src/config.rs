@@ -340,6 +340,16 @@ impl Config {
             for (key, value) in &inst.params {
                 let key_path = format!("instances[{i}].params.{}", key.get_ref());
                 let Some(pdef) = def.param(key.get_ref()) else {
+                    if INSTANCE_SETTINGS.contains(&key.get_ref().as_str()) {
+                        return Err(err(
+                            key.span(),
+                            Some(key_path),
+                            format!(
+                                "`{}` is a setting of the instance, not a parameter: move it above [instances.params], next to `name` and `integration`",
+                                key.get_ref()
+                            ),
+                        ));
+                    }
                     let names = def.params.iter().map(|p| p.name.as_str());
                     let hint = match crate::suggest::closest(key.get_ref(), names).first() {
                         Some(s) => format!("; did you mean `{s}`?"),
@@ -578,6 +588,18 @@ fn fetch_settings(
     }
     Ok(settings)
 }
+
+/// Settings of an instance itself (not of its integration), which go above `[instances.params]`.
+const INSTANCE_SETTINGS: [&str; 8] = [
+    "fetch",
+    "fetch_interval",
+    "first_fetch",
+    "fetch_limit",
+    "look_back",
+    "incident_type",
+    "fetch_concurrency",
+    "mirror",
+];
 
 /// The database of a config file without `[storage]`: beside the file.
 const DEFAULT_STORAGE: &str = "sqlite://watchfloor-data/watchfloor.db";
@@ -927,6 +949,12 @@ description = "Skip TLS checks"
         check(
             "[[instances]]\nname = \"a\"\nname = \"b\"\n",
             "config file /etc/wf/watchfloor.toml, line 3, key `instances.name`: duplicate key",
+        );
+        // Regression (first hour): fetch settings pasted after the example landed among the
+        // parameters, and the error did not say to move them.
+        check(
+            &format!("{head}api_key = \"k\"\nfetch = true\n"),
+            "config file /etc/wf/watchfloor.toml, line 6, key `instances[0].params.fetch`: `fetch` is a setting of the instance, not a parameter: move it above [instances.params], next to `name` and `integration`",
         );
         check(
             &format!("{head}api_key = \"k\"\ntimeout = \"0s\"\n"),
