@@ -22,6 +22,7 @@ pub mod lifecycle;
 pub mod secret;
 pub mod suggest;
 pub mod table;
+pub mod terminal;
 pub mod time;
 pub mod usage;
 pub mod xml;

@@ -54,7 +54,7 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// md: readable markdown; json: the whole entry; context: the entry context.
-        #[arg(long, value_enum, default_value_t = Output::Md)]
+        #[arg(long, value_enum, default_value_t = Output::Auto)]
         output: Output,
         /// The command line.
         line: String,
@@ -134,14 +134,14 @@ enum IncidentsAction {
         sla: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
-        #[arg(long, value_enum, default_value_t = ListOutput::Table)]
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// One incident: its fields, lifecycle, SLA and latest war-room entries.
     Show {
         id: i64,
-        #[arg(long, value_enum, default_value_t = ShowOutput::Md)]
-        output: ShowOutput,
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
+        output: ListOutput,
     },
     /// Make an incident by hand.
     Create {
@@ -215,8 +215,8 @@ enum IncidentsAction {
     /// The war room, oldest first.
     Entries {
         id: i64,
-        #[arg(long, value_enum, default_value_t = ShowOutput::Md)]
-        output: ShowOutput,
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
+        output: ListOutput,
     },
     /// The incident's context as JSON.
     Context { id: i64 },
@@ -229,7 +229,7 @@ enum IncidentsAction {
         line: String,
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
-        #[arg(long, value_enum, default_value_t = Output::Md)]
+        #[arg(long, value_enum, default_value_t = Output::Auto)]
         output: Output,
         #[command(flatten)]
         who: work::ChangeOpts,
@@ -238,14 +238,23 @@ enum IncidentsAction {
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ListOutput {
+    /// A table for a terminal, markdown when piped.
+    Auto,
+    /// Aligned columns for a terminal.
     Table,
+    /// XSOAR's markdown, for scripts.
+    Md,
     Json,
 }
 
-#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
-enum ShowOutput {
-    Md,
-    Json,
+impl ListOutput {
+    /// Markdown as this output shows it.
+    fn present(self, text: String) -> String {
+        match self {
+            ListOutput::Json => text,
+            _ => output::present(text, self == ListOutput::Table, self == ListOutput::Md),
+        }
+    }
 }
 
 #[derive(Subcommand)]
@@ -257,16 +266,38 @@ enum InstancesAction {
     /// Fetch health of every instance: last success, last error, consecutive failures. Exits 1
     /// when an instance is failing, or has not succeeded within three of its fetch intervals.
     Health {
-        #[arg(long, value_enum, default_value_t = ListOutput::Table)]
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
 }
 
-#[derive(Clone, Copy, ValueEnum)]
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Output {
+    /// A table for a terminal, markdown when piped.
+    Auto,
+    /// Aligned columns for a terminal.
+    Table,
+    /// XSOAR's markdown, for scripts and golden tests.
     Md,
+    /// The whole entry.
     Json,
+    /// The entry context.
     Context,
+}
+
+impl Output {
+    /// An entry as this output shows it.
+    fn show(self, entry: &watchfloor_core::Entry) -> String {
+        match self {
+            Output::Json => pretty(&entry.to_json()),
+            Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
+            _ => output::present(
+                entry.readable.clone(),
+                self == Output::Table,
+                self == Output::Md,
+            ),
+        }
+    }
 }
 
 /// A failure and its exit code.
@@ -342,11 +373,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         } => {
             let (runner, _) = load_runner(cli.config.as_deref())?;
             let entry = runner.run(&line, instance.as_deref()).await?;
-            let text = match output {
-                Output::Md => entry.readable,
-                Output::Json => pretty(&entry.to_json()),
-                Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
-            };
+            let text = output.show(&entry);
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
@@ -358,7 +385,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                     incidents::health(&*store, &shared, output == ListOutput::Json)
                         .await
                         .map_err(Failure::Command)?;
-                say!("{}", text.trim_end());
+                say!("{}", output.present(text).trim_end());
                 Ok(if healthy {
                     ExitCode::SUCCESS
                 } else {
@@ -617,21 +644,27 @@ async fn incidents_command(
                 json: output == ListOutput::Json,
             };
             let filter = incidents::filter(&args).map_err(|e| usage(anyhow!(e)))?;
-            incidents::list(&*store, &filter, args.json)
-                .await
-                .map_err(Failure::Command)?
+            output.present(
+                incidents::list(&*store, &filter, args.json)
+                    .await
+                    .map_err(Failure::Command)?,
+            )
         }
         IncidentsAction::Show { id, output } => {
             let store = store_for(db, config).await?;
-            incidents::show(&*store, id, output == ShowOutput::Json)
-                .await
-                .map_err(usage)?
+            output.present(
+                incidents::show(&*store, id, output == ListOutput::Json)
+                    .await
+                    .map_err(usage)?,
+            )
         }
         IncidentsAction::Entries { id, output } => {
             let store = store_for(db, config).await?;
-            work::entries(&*store, id, output == ShowOutput::Json)
-                .await
-                .map_err(refused)?
+            output.present(
+                work::entries(&*store, id, output == ListOutput::Json)
+                    .await
+                    .map_err(refused)?,
+            )
         }
         IncidentsAction::Context { id } => {
             let store = store_for(db, config).await?;
@@ -739,11 +772,7 @@ async fn incidents_command(
                         || e.downcast_ref::<watchfloor_core::UsageError>().is_some();
                     if usage_error { usage(e) } else { refused(e) }
                 })?;
-            match output {
-                Output::Md => entry.readable,
-                Output::Json => pretty(&entry.to_json()),
-                Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
-            }
+            output.show(&entry)
         }
         IncidentsAction::Delete { id, who } => {
             let store = writer().await?;

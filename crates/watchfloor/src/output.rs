@@ -32,3 +32,23 @@ macro_rules! say {
 macro_rules! say_raw {
     ($($arg:tt)*) => { $crate::output::write(format_args!($($arg)*)) };
 }
+
+/// Markdown as the user asked to see it: rendered for the terminal (`table`, or by default
+/// when standard output is one), or as it is (`md`, or by default when piped).
+pub fn present(markdown: String, table: bool, md: bool) -> String {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if table || (!md && terminal) {
+        watchfloor_core::terminal::render(&markdown, terminal_width())
+    } else {
+        markdown
+    }
+}
+
+/// The terminal's width: `$COLUMNS`, else 100.
+fn terminal_width() -> usize {
+    std::env::var("COLUMNS")
+        .ok()
+        .and_then(|c| c.parse().ok())
+        .filter(|c| *c > 0)
+        .unwrap_or(100)
+}

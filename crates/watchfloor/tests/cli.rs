@@ -1371,3 +1371,33 @@ fn the_demo_fetches_the_same_on_every_run() {
     assert!(first.contains("fes: 8 incidents"), "{first}");
     assert_eq!(fetched_line(), first);
 }
+
+/// Regression (first hour): tables made for XSOAR's markdown renderer were hard to read in a
+/// terminal. `--output table` (the default on a terminal) aligns columns and undoes the
+/// escapes; `--output md` keeps the markdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_read_as_aligned_tables_in_a_terminal() {
+    let env = Env::new().await;
+    let table = env.run(&["run", "!cov-mgsec-list-org", "--output", "table"]);
+    assert_eq!(table.code, 0, "{}", table.stderr);
+    let lines: Vec<&str> = table.stdout.lines().collect();
+    assert_eq!(lines[0], "Organizations");
+    assert!(
+        lines[1].starts_with("Id ") && lines[2].starts_with("───"),
+        "{}",
+        table.stdout
+    );
+    assert!(!table.stdout.contains("|---|") && !table.stdout.contains("&gt;"));
+    let name_at = lines[1].find("Name").unwrap();
+    assert!(
+        lines[3..].iter().all(|l| l.len() > name_at),
+        "columns line up: {}",
+        table.stdout
+    );
+    let md = env.run(&["run", "!cov-mgsec-list-org", "--output", "md"]);
+    assert!(
+        md.stdout.starts_with("### Organizations\n|"),
+        "{}",
+        md.stdout
+    );
+}

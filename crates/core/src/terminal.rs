@@ -1,0 +1,269 @@
+//! XSOAR markdown as a person reads it in a terminal: titles without `#`, tables as aligned
+//! columns with the markdown escapes undone (`&lt;` is `<`, `\|` is `|`, `<br/>` a line break),
+//! cells wrapped to the terminal's width, and tables too wide for it shown one record at a
+//! time. Scripts and golden tests keep the markdown (`--output md`); control characters are made
+//! visible by [`crate::table::terminal_safe`] on the way out.
+
+use crate::table::CELL_BREAK;
+
+/// The narrowest a wrapped column gets before the table is shown record by record: its longest
+/// word, up to this, so that words are not cut when it can be helped.
+const MIN_COLUMN: usize = 14;
+/// Space between columns.
+const GAP: &str = "  ";
+
+/// Renders `markdown` for a terminal `width` characters wide.
+pub fn render(markdown: &str, width: usize) -> String {
+    let width = width.max(20);
+    let mut out = String::new();
+    let mut lines = markdown.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.trim_start().starts_with('|') {
+            let mut block = vec![line];
+            while let Some(next) = lines.peek().filter(|l| l.trim_start().starts_with('|')) {
+                block.push(next);
+                lines.next();
+            }
+            out.push_str(&table(&block, width));
+        } else if let Some(title) = line.strip_prefix('#') {
+            out.push_str(&unescape(title.trim_start_matches('#').trim()));
+            out.push('\n');
+        } else {
+            out.push_str(&unescape(&line.replace("**", "")));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Undoes the markdown and HTML escapes of `table::escape` and `escape_markdown`.
+pub fn unescape(s: &str) -> String {
+    let s = s.replace(CELL_BREAK, "\n");
+    let mut out = String::with_capacity(s.len());
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => match chars.next() {
+                Some(next) => out.push(next),
+                None => out.push('\\'),
+            },
+            c => out.push(c),
+        }
+    }
+    out.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
+/// The cells of one markdown table row: split on `|` that no backslash escapes.
+fn cells(row: &str) -> Vec<String> {
+    let row = row.trim();
+    let inner = row.strip_prefix('|').unwrap_or(row);
+    let inner = inner.strip_suffix('|').unwrap_or(inner);
+    let mut cells = Vec::new();
+    let mut cell = String::new();
+    let mut chars = inner.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => {
+                cell.push('\\');
+                if let Some(next) = chars.next() {
+                    cell.push(next);
+                }
+            }
+            '|' => cells.push(std::mem::take(&mut cell)),
+            c => cell.push(c),
+        }
+    }
+    cells.push(cell);
+    cells.iter().map(|c| unescape(c.trim())).collect()
+}
+
+fn is_separator(row: &str) -> bool {
+    row.chars().all(|c| matches!(c, '|' | '-' | ':' | ' '))
+}
+
+fn width_of(s: &str) -> usize {
+    s.lines().map(|l| l.chars().count()).max().unwrap_or(0)
+}
+
+/// `text` broken into lines of at most `width` characters, at spaces where it can.
+fn wrap(text: &str, width: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for line in text.split('\n') {
+        let mut current = String::new();
+        for word in line.split(' ') {
+            let mut word = word.to_string();
+            loop {
+                let used = current.chars().count();
+                let need = word.chars().count() + usize::from(used > 0);
+                if used + need <= width {
+                    if used > 0 {
+                        current.push(' ');
+                    }
+                    current.push_str(&word);
+                    break;
+                }
+                if used > 0 {
+                    out.push(std::mem::take(&mut current));
+                    continue;
+                }
+                // A word longer than the column: cut it.
+                let cut: String = word.chars().take(width).collect();
+                word = word.chars().skip(width).collect();
+                out.push(cut);
+                if word.is_empty() {
+                    break;
+                }
+            }
+        }
+        out.push(current);
+    }
+    out
+}
+
+fn table(block: &[&str], width: usize) -> String {
+    let mut rows: Vec<Vec<String>> = block
+        .iter()
+        .filter(|r| !is_separator(r))
+        .map(|r| cells(r))
+        .collect();
+    if rows.is_empty() {
+        return String::new();
+    }
+    let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
+    for row in &mut rows {
+        row.resize(columns, String::new());
+    }
+    let mut widths: Vec<usize> = (0..columns)
+        .map(|c| rows.iter().map(|r| width_of(&r[c])).max().unwrap_or(0))
+        .collect();
+    let gaps = GAP.len() * columns.saturating_sub(1);
+    let floors: Vec<usize> = (0..columns)
+        .map(|c| {
+            let longest_word = rows
+                .iter()
+                .flat_map(|r| r[c].split_whitespace())
+                .map(|w| w.chars().count())
+                .max()
+                .unwrap_or(0);
+            longest_word.min(MIN_COLUMN).min(widths[c])
+        })
+        .collect();
+    // Narrow the widest columns until the table fits, none below its floor.
+    while widths.iter().sum::<usize>() + gaps > width {
+        let Some((widest, w)) = widths
+            .iter()
+            .copied()
+            .enumerate()
+            .filter(|(c, w)| *w > floors[*c])
+            .max_by_key(|(_, w)| *w)
+        else {
+            return records(&rows);
+        };
+        widths[widest] = w - 1;
+    }
+    let mut out = String::new();
+    for (i, row) in rows.iter().enumerate() {
+        let wrapped: Vec<Vec<String>> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| wrap(cell, *w))
+            .collect();
+        let height = wrapped.iter().map(Vec::len).max().unwrap_or(1);
+        for line in 0..height {
+            let parts: Vec<String> = wrapped
+                .iter()
+                .zip(&widths)
+                .map(|(cell, w)| {
+                    let text = cell.get(line).map(String::as_str).unwrap_or("");
+                    format!(
+                        "{text}{}",
+                        " ".repeat(w.saturating_sub(text.chars().count()))
+                    )
+                })
+                .collect();
+            out.push_str(parts.join(GAP).trim_end());
+            out.push('\n');
+        }
+        if i == 0 {
+            let rule: Vec<String> = widths.iter().map(|w| "─".repeat(*w)).collect();
+            out.push_str(&rule.join(GAP));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// A table too wide for the terminal: each row as `header: value` lines.
+fn records(rows: &[Vec<String>]) -> String {
+    let (header, body) = rows
+        .split_first()
+        .map_or((&[][..], &[][..]), |(h, b)| (h.as_slice(), b));
+    let label = header.iter().map(|h| h.chars().count()).max().unwrap_or(0);
+    let mut out = String::new();
+    for (n, row) in body.iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        for (h, value) in header.iter().zip(row) {
+            if value.is_empty() {
+                continue;
+            }
+            let pad = " ".repeat(label - h.chars().count());
+            let value = value.replace('\n', &format!("\n{}", " ".repeat(label + 2)));
+            out.push_str(&format!("{h}:{pad} {value}\n"));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(markdown: &str, width: usize, expected: &str) {
+        assert_eq!(render(markdown, width), expected, "markdown:\n{markdown}");
+    }
+
+    #[test]
+    fn tables_become_aligned_columns_with_escapes_undone() {
+        check(
+            "### AROs\n|ID|Title|\n|---|---|\n| a1 | x -&gt; y \\| \\[z\\] |\n| a22 | 1<br/>2 |\n",
+            80,
+            "AROs\nID   Title\n───  ────────────\na1   x -> y | [z]\na22  1\n     2\n",
+        );
+        check(
+            "### Incidents\n**No entries.**\n",
+            80,
+            "Incidents\nNo entries.\n",
+        );
+    }
+
+    #[test]
+    fn wide_cells_wrap_to_the_terminal() {
+        check(
+            "|Name|Details|\n|---|---|\n| n | one two three four five six |\n",
+            20,
+            "Name  Details\n────  ──────────────\nn     one two three\n      four five six\n",
+        );
+    }
+
+    #[test]
+    fn tables_too_wide_are_shown_one_record_at_a_time() {
+        let header: Vec<String> = (0..12).map(|i| format!("Column{i}")).collect();
+        let row: Vec<String> = (0..12).map(|i| format!("value{i}")).collect();
+        let md = format!(
+            "|{}|\n|{}|\n|{}|\n",
+            header.join("|"),
+            ["---"; 12].join("|"),
+            row.join("|")
+        );
+        let out = render(&md, 60);
+        assert!(
+            out.starts_with("Column0:  value0\nColumn1:  value1\n"),
+            "{out}"
+        );
+        assert_eq!(out.lines().count(), 12);
+    }
+}
