@@ -27,6 +27,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../migrations/0002_set_aside.sql")),
     (3, include_str!("../migrations/0003_lifecycle.sql")),
     (4, include_str!("../migrations/0004_mirroring.sql")),
+    (5, include_str!("../migrations/0005_queue_indexes.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -1297,7 +1298,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (4); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (5); upgrade watchfloor, or use another database"
             );
         }
     }
@@ -1552,5 +1553,34 @@ mod tests {
             .unwrap();
         assert!(names(SlaState::Breached, 61).await.is_empty());
         assert_eq!(low.sla_due, low.created + chrono::TimeDelta::hours(72));
+    }
+
+    /// Every queue filter is served by an index (regression, speed: a filter that matched
+    /// nothing read the whole table, as the only index was on `occurred`).
+    #[tokio::test]
+    async fn queue_filters_use_an_index() {
+        let (s, _dir) = store().await;
+        for (filter, index) in [
+            ("status = 'closed'", "incidents_status"),
+            ("severity = 4", "incidents_severity"),
+            (
+                "organization = 'Acme' COLLATE NOCASE",
+                "incidents_organization",
+            ),
+            ("instance = 'fes'", "incidents_instance"),
+            ("owner = 'dana'", "incidents_owner"),
+        ] {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "EXPLAIN QUERY PLAN SELECT * FROM incidents WHERE {filter} ORDER BY occurred DESC LIMIT 50"
+            )))
+            .fetch_all(&s.pool)
+            .await
+            .unwrap();
+            let plan: Vec<String> = rows
+                .iter()
+                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+                .collect();
+            assert!(plan.iter().any(|p| p.contains(index)), "{filter}: {plan:?}");
+        }
     }
 }
