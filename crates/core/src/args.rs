@@ -57,6 +57,17 @@ impl Args {
                 given.insert(arg.name.clone(), value.clone());
             }
         }
+        if let Some(value) = &line.bare {
+            let Some(arg) = def.args.iter().find(|a| a.default_arg) else {
+                return Err(UsageError::NoValue(value.clone()));
+            };
+            if given.contains_key(&arg.name) || line.args.iter().any(|(k, _)| *k == arg.name) {
+                return Err(UsageError::Duplicate(arg.name.clone()));
+            }
+            if !value.is_empty() {
+                given.insert(arg.name.clone(), value.clone());
+            }
+        }
         let now = Utc::now();
         let mut values = BTreeMap::new();
         for arg in &def.args {
@@ -240,6 +251,7 @@ max = 500
 name = "since"
 description = "d"
 type = "time"
+default_arg = true
 [[commands.args]]
 name = "kinds"
 description = "d"
@@ -369,6 +381,20 @@ allowed = ["a", "b"]
             Err(
                 "argument `since`: `yesterday` is not a time: use e.g. \"3 days\", \"12 hours ago\" or 2024-05-01T00:00:00Z",
             ),
+        );
+        // XSOAR's default argument takes a value given without its name.
+        check(
+            "!t-transition aro_id=1 resolution=Resolved 2024-05-01",
+            Ok(&[
+                ("aro_id", "1"),
+                ("resolution", "Resolved"),
+                ("sensitive", "false"),
+                ("since", "2024-05-01"),
+            ]),
+        );
+        check(
+            "!t-transition aro_id=1 resolution=Resolved 2024-05-01 since=2024-05-02",
+            Err("argument `since` is given more than once"),
         );
         check(
             "!t-transition aro_id=1 resolution=Resolved kinds=a,c",

@@ -12,6 +12,8 @@ pub struct CommandLine {
     pub name: String,
     pub args: Vec<(String, String)>,
     pub using: Option<String>,
+    /// A value given without a name, for the command's default argument (`!cmd 123`).
+    pub bare: Option<String>,
 }
 
 impl CommandLine {
@@ -27,9 +29,22 @@ impl CommandLine {
         };
         let mut args = Vec::new();
         let mut using = None;
+        let mut bare: Option<String> = None;
         for token in tokens {
             let Some((key, value)) = token.key_value() else {
-                return Err(UsageError::NoValue(token.text));
+                // One value without a name may go to the default argument; binding decides.
+                if bare.is_some() {
+                    return Err(UsageError::NoValue(token.text));
+                }
+                let len = token.text.chars().count();
+                if len > crate::usage::MAX_VALUE_CHARS {
+                    return Err(UsageError::TooLong {
+                        arg: "(without a name)".into(),
+                        len,
+                    });
+                }
+                bare = Some(token.text);
+                continue;
             };
             if key.is_empty() {
                 return Err(UsageError::NoArgName(value));
@@ -49,7 +64,12 @@ impl CommandLine {
                 args.push((key, value));
             }
         }
-        Ok(CommandLine { name, args, using })
+        Ok(CommandLine {
+            name,
+            args,
+            using,
+            bare,
+        })
     }
 }
 
@@ -125,6 +145,7 @@ mod tests {
                     .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect(),
                 using: using.map(str::to_string),
+                bare: None,
             })
             .map_err(str::to_string);
         assert_eq!(got, expected, "input: {input}");
@@ -143,11 +164,22 @@ mod tests {
             &format!("!x a={huge}"),
             Err("argument `a` is 100000 characters long; the most a value may hold is 65536"),
         );
-        let err = CommandLine::parse(&format!("!x {huge}"))
+        check(
+            &format!("!x {huge}"),
+            Err(
+                "argument `(without a name)` is 100000 characters long; the most a value may hold is 65536",
+            ),
+        );
+        let long = "y".repeat(5_000);
+        let err = CommandLine::parse(&format!("!x a {long}"))
             .unwrap_err()
             .to_string();
-        assert!(err.len() < 400, "{err}");
-        assert!(err.ends_with("… (100000 characters)=value`"), "{err}");
+        assert!(err.len() < 400, "{}", &err[..400.min(err.len())]);
+        assert!(
+            err.ends_with("… (5000 characters)=value`"),
+            "{}",
+            &err[..400.min(err.len())]
+        );
     }
 
     #[test]
@@ -202,9 +234,11 @@ mod tests {
             "!",
             Err("empty command line: expected `!command arg=value ...`"),
         );
+        // One value without a name may be the default argument's (binding decides); a second
+        // is an argument with no value.
         check(
-            "!x a",
-            Err("argument `a` has no value: write it as `a=value`"),
+            "!x a b",
+            Err("argument `b` has no value: write it as `b=value`"),
         );
         check(
             r#"!x a="open"#,

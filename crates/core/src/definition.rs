@@ -183,6 +183,9 @@ pub struct ArgDef {
     /// The smallest and largest values a `number` argument accepts.
     pub min: Option<i64>,
     pub max: Option<i64>,
+    /// XSOAR's default argument: its value may be given without its name (`!cmd 123`).
+    #[serde(default)]
+    pub default_arg: bool,
 }
 
 /// A context output path.

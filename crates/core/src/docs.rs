@@ -89,6 +89,9 @@ fn arg_facts(arg: &crate::definition::ArgDef) -> String {
     if arg.array {
         facts.push("comma-separated list".into());
     }
+    if arg.default_arg {
+        facts.push("may be given without its name".into());
+    }
     if let Some(d) = &arg.default {
         facts.push(format!("default {d}"));
     }
@@ -174,7 +177,12 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
                     "| {} | {} | {} | {} | {} |",
                     a.name,
                     md_cell(&a.description),
-                    if a.required { "Required" } else { "Optional" },
+                    match (a.required, a.default_arg) {
+                        (true, true) => "Required (default argument)",
+                        (true, false) => "Required",
+                        (false, true) => "Optional (default argument)",
+                        (false, false) => "Optional",
+                    },
                     a.default.as_deref().unwrap_or(""),
                     a.allowed.join(", ")
                 );

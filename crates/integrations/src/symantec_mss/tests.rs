@@ -482,3 +482,23 @@ async fn bad_numbers_and_times_are_usage_errors() {
         assert_eq!(err.to_string(), expected);
     }
 }
+
+/// XSOAR's default argument: `!symantec-mss-get-incident 7781203` works as in XSOAR, where it
+/// said "argument `7781203` has no value".
+#[tokio::test]
+async fn the_incident_number_may_be_given_without_its_name() {
+    let app = spawn().await;
+    let number = app.sim.incident_numbers()[0];
+    let bare = app
+        .run(&format!("!symantec-mss-get-incident {number}"))
+        .await;
+    let named = app
+        .run(&format!("!symantec-mss-get-incident number={number}"))
+        .await;
+    assert_eq!(bare.readable, named.readable);
+    assert_eq!(
+        app.fail("!symantec-mss-incidents-list 2024-05-01 severities=Critical 2024-05-02")
+            .await,
+        "argument `2024-05-02` has no value: write it as `2024-05-02=value`"
+    );
+}
