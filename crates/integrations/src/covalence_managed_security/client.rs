@@ -123,15 +123,10 @@ impl Portal {
             .0)
     }
 
-    /// The transition body for `resolution`: status `Closed` for Resolved and Dismissed, else
-    /// `Open`, and the comment if any.
+    /// The transition body for `resolution`, and the comment if any. The status is `Open`, as
+    /// the reference always sends it: nothing documents another value.
     pub fn transition_body(resolution: &str, comment: Option<(&str, bool)>) -> Value {
-        let status = if matches!(resolution, "Resolved" | "Dismissed") {
-            "Closed"
-        } else {
-            "Open"
-        };
-        let mut body = json!({"status": status, "resolution": resolution});
+        let mut body = json!({"status": "Open", "resolution": resolution});
         if let Some((text, sensitive)) = comment {
             body["comment"] = json!({"text": text, "sensitive": sensitive});
         }

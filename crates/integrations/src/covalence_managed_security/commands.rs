@@ -306,11 +306,21 @@ impl CovalenceManagedSecurityInstance {
             .iter()
             .filter_map(|k| comment.get(*k).map(|v| (k.to_string(), v.clone())))
             .collect();
-        let aro = self.portal.aro(aro_id).await?;
+        // The comment is on the provider now: a failed refresh of the ARO is a warning, not a
+        // failure of the command.
+        let (context, note) = match self.portal.aro(aro_id).await {
+            Ok(aro) => (shape_aro(&aro, args.bool("details")), None),
+            Err(e) => (
+                Value::Null,
+                Some(format!(
+                    "The comment was added, but reading the ARO back failed, so the context was not updated: {e}"
+                )),
+            ),
+        };
         Ok(Output {
-            context: shape_aro(&aro, args.bool("details")),
+            context,
             readable: Some(command.readable(&Value::Object(shown))),
-            note: None,
+            note,
             raw: comment,
         })
     }
@@ -394,11 +404,16 @@ impl CovalenceManagedSecurityInstance {
 
     async fn broker_ping(&self) -> Result<Output, CommandError> {
         let body = self.broker()?.ping().await?;
-        let answer = pong_answer(&body)?;
+        // As the reference: an answer other than pong is a note that says so, not an error.
+        let readable = match pong_answer(&body) {
+            Ok(_) => "## Success".to_string(),
+            Err(_) => format!("Failure - {}.", body.trim()),
+        };
+        let answer = pong_answer(&body).unwrap_or_else(|_| body.trim().to_string());
         Ok(Output {
             context: json!(answer),
             raw: json!(body),
-            readable: Some("## Success".into()),
+            readable: Some(readable),
             note: None,
         })
     }

@@ -268,7 +268,7 @@ async fn transition_changes_the_aro_and_a_later_get_aro_shows_it() {
             aro["resolution"].as_str(),
             aro["status"].as_str()
         ),
-        (Some(id.as_str()), Some("Resolved"), Some("Closed"))
+        (Some(id.as_str()), Some("Resolved"), Some("Open"))
     );
     assert!(
         entry.readable.starts_with("### ARO\n"),
@@ -1085,4 +1085,17 @@ async fn a_portal_url_without_its_path_says_what_to_check() {
         err.ends_with("this is not the FES Portal API: check that `portal_url` ends with /v1"),
         "{err}"
     );
+}
+
+/// As the reference: a broker answering something other than pong is a note that says so.
+#[tokio::test]
+async fn a_broker_that_does_not_pong_is_a_failure_note() {
+    use axum::{Router, routing::get};
+    let broker = Router::new().route("/ping", get(|| async { "maintenance" }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, broker).await });
+    let runner = runner_for(&format!("broker_url = \"{url}\"\napi_key = \"k\"\n")).unwrap();
+    let entry = runner.run("!cov-mgsec-broker-ping", None).await.unwrap();
+    assert_eq!(entry.readable, "Failure - maintenance.");
 }
