@@ -340,6 +340,16 @@ impl Config {
             for (key, value) in &inst.params {
                 let key_path = format!("instances[{i}].params.{}", key.get_ref());
                 let Some(pdef) = def.param(key.get_ref()) else {
+                    if let Some(x) = def.xsoar_params.iter().find(|x| x.name == *key.get_ref()) {
+                        return Err(err(
+                            key.span(),
+                            Some(key_path),
+                            format!(
+                                "`{}` is the XSOAR pack's name; here write {} (docs/integrations/{}.md, \"Moving from XSOAR\")",
+                                x.name, x.here, def.id
+                            ),
+                        ));
+                    }
                     if INSTANCE_SETTINGS.contains(&key.get_ref().as_str()) {
                         return Err(err(
                             key.span(),

@@ -29,6 +29,19 @@ pub struct IntegrationDef {
     pub fetch: Option<FetchDef>,
     /// What mirroring keeps in step with the provider, for the docs.
     pub mirroring: Option<String>,
+    /// The XSOAR pack's instance parameters and where each goes here.
+    #[serde(default)]
+    pub xsoar_params: Vec<XsoarParam>,
+}
+
+/// One of the XSOAR pack's instance parameters, and what takes its place here.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct XsoarParam {
+    /// The XSOAR name, e.g. `credentials`.
+    pub name: String,
+    /// What to write instead, e.g. `api_key = "<the credentials' password>"`, or `none`.
+    pub here: String,
 }
 
 /// An integration's fetch defaults.

@@ -160,6 +160,12 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
             "\n## Mirroring\n\n{mirroring}\n\nSet `mirror = \"both\" | \"in\" | \"out\" | \"none\"` on an instance (default `both`); `watchfloor sync` runs one cycle, and `serve` runs one after each fetch."
         );
     }
+    if !def.xsoar_params.is_empty() {
+        out.push_str("\n## Moving from XSOAR\n\nThe pack's instance parameters, and what to write in `watchfloor.toml` instead:\n\n| **XSOAR parameter** | **Here** |\n| --- | --- |\n");
+        for x in &def.xsoar_params {
+            let _ = writeln!(out, "| {} | {} |", x.name, md_cell(&x.here));
+        }
+    }
     out.push_str("\n## Commands\n");
     for cmd in &def.commands {
         let _ = writeln!(

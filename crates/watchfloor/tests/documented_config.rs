@@ -29,3 +29,50 @@ fn the_documented_example_config_is_valid() {
         Some("sqlite:///etc/watchfloor/watchfloor-data/watchfloor.db")
     );
 }
+
+/// An XSOAR parameter name gets an error that names what to write here (XSOAR fidelity 1).
+#[test]
+fn xsoar_parameter_names_say_what_to_write_instead() {
+    for (integration, param, says) in [
+        (
+            "covalence-managed-security",
+            "credentials",
+            "here write `api_key`",
+        ),
+        (
+            "covalence-managed-security",
+            "isFetch",
+            "here write `fetch = true` above `[instances.params]`",
+        ),
+        (
+            "covalence-security-providers",
+            "first_run_time_range",
+            "here write `first_fetch = \"N days\"`",
+        ),
+        (
+            "symantec-mss",
+            "passphrase_creds",
+            "here write `passphrase`",
+        ),
+    ] {
+        let text = format!(
+            "[[instances]]\nname = \"i\"\nintegration = \"{integration}\"\n[instances.params]\n{param} = \"x\"\n"
+        );
+        let err = watchfloor_core::Config::parse(
+            Path::new("watchfloor.toml"),
+            &text,
+            &watchfloor_integrations::definitions(),
+            &|_| None,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&format!("`{param}` is the XSOAR pack's name; {says}")),
+            "{err}"
+        );
+        assert!(
+            err.contains(&format!("docs/integrations/{integration}.md")),
+            "{err}"
+        );
+    }
+}
