@@ -105,6 +105,19 @@ pub struct HttpOptions {
     /// held in memory only.
     pub identity: Option<Secret>,
     pub retry: RetryPolicy,
+    pub proxy: Proxy,
+}
+
+/// How requests reach the provider: as XSOAR's `proxy` checkbox, off by default.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Proxy {
+    /// Straight to the provider, whatever the environment says.
+    #[default]
+    None,
+    /// Through the system proxy: `HTTPS_PROXY`, `HTTP_PROXY` and `NO_PROXY`.
+    System,
+    /// Through this proxy.
+    Url(String),
 }
 
 impl HttpOptions {
@@ -121,7 +134,16 @@ impl HttpOptions {
             (None, Some(verify)) => !verify,
             (None, None) => false,
         };
+        let proxy = match (
+            config.optional::<&str>("proxy_url"),
+            config.optional::<bool>("proxy"),
+        ) {
+            (Some(url), _) => Proxy::Url(url.to_string()),
+            (None, Some(true)) => Proxy::System,
+            _ => Proxy::None,
+        };
         Ok(HttpOptions {
+            proxy,
             timeout: config.get("timeout")?,
             ca_file: config.optional::<&str>("ca_file").map(PathBuf::from),
             insecure,
@@ -138,6 +160,7 @@ impl Default for HttpOptions {
             insecure: false,
             identity: None,
             retry: RetryPolicy::default(),
+            proxy: Proxy::None,
         }
     }
 }
@@ -245,6 +268,16 @@ impl HttpClient {
             .timeout(opts.timeout)
             .connect_timeout(opts.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("watchfloor/", env!("CARGO_PKG_VERSION")));
+        builder = match &opts.proxy {
+            Proxy::None => builder.no_proxy(),
+            Proxy::System => builder,
+            Proxy::Url(url) => builder.proxy(reqwest::Proxy::all(url).map_err(|e| {
+                setup(format!(
+                    "proxy_url `{url}` cannot be used: {}",
+                    error_chain(&e)
+                ))
+            })?),
+        };
         if let Some(path) = &opts.ca_file {
             let pem = std::fs::read(path)
                 .map_err(|e| setup(format!("cannot read ca_file {}: {e}", path.display())))?;

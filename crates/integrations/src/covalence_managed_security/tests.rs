@@ -1099,3 +1099,43 @@ async fn a_broker_that_does_not_pong_is_a_failure_note() {
     let entry = runner.run("!cov-mgsec-broker-ping", None).await.unwrap();
     assert_eq!(entry.readable, "Failure - maintenance.");
 }
+
+/// XSOAR's `proxy`: off by default (straight to the provider), and `proxy_url` sends requests
+/// through a proxy of the instance's own. The "proxy" here is a second simulator, which
+/// answers what it is sent.
+#[tokio::test]
+async fn requests_go_through_a_proxy_only_when_asked() {
+    let portal =
+        CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+            .await
+            .unwrap();
+    let proxy =
+        CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+            .await
+            .unwrap();
+    let proxy_root = proxy.portal_url.trim_end_matches("/v1").to_string();
+    let direct = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\n",
+        portal.portal_url, portal.api_key
+    ))
+    .unwrap();
+    direct.run("!cov-mgsec-list-org", None).await.unwrap();
+    assert_eq!(portal.faults.requests("/v1/my_providers"), 1);
+    assert_eq!(proxy.faults.requests("/v1/my_providers"), 0);
+    let proxied = runner_for(&format!(
+        "portal_url = \"{}\"\napi_key = \"{}\"\nproxy_url = \"{proxy_root}\"\n",
+        portal.portal_url, portal.api_key
+    ))
+    .unwrap();
+    proxied.run("!cov-mgsec-list-org", None).await.unwrap();
+    assert_eq!(
+        portal.faults.requests("/v1/my_providers"),
+        1,
+        "not straight"
+    );
+    assert_eq!(
+        proxy.faults.requests("/v1/my_providers"),
+        1,
+        "through the proxy"
+    );
+}
