@@ -383,7 +383,7 @@ impl CovalenceManagedSecurityInstance {
                 json!({
                     "first_name": info["first_name"], "last_name": info["last_name"],
                     "phone_number": info["phone_number"], "email": info["email"],
-                    "type": c["type"], "organization_id": org_id,
+                    "type": c["type"], "organization_id": org_id, "id": c["id"],
                 })
             })
             .collect();

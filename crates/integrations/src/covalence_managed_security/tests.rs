@@ -369,7 +369,7 @@ async fn key_contacts_keep_key_types_only() {
             app.org_id(0)
         ))
         .await;
-    let rows = context(&entry)["FESPortal.KeyContact(val.organization_id && val.organization_id == obj.organization_id && val.type && val.type == obj.type)"].clone();
+    let rows = context(&entry)["FESPortal.KeyContact(val.id && val.id == obj.id)"].clone();
     let types: Vec<&str> = rows
         .as_array()
         .unwrap()
@@ -1138,4 +1138,42 @@ async fn requests_go_through_a_proxy_only_when_asked() {
         1,
         "through the proxy"
     );
+}
+
+/// XSOAR fidelity 6: two key contacts of the same type in one organization collided in the
+/// context; keyed by contact id, both stay.
+#[tokio::test]
+async fn key_contacts_of_the_same_type_are_both_kept() {
+    use axum::{Json, Router, routing::get};
+    let contact = |id: &str, name: &str| json!({"id": id, "type": "Technical - Primary", "contact_info": {"first_name": name, "last_name": "X", "email": format!("{name}@x"), "phone_number": "1"}, "user": null});
+    let org = json!({"ID": "o1", "name": "Acme", "contacts": [contact("c1", "Dana"), contact("c2", "Sam")]});
+    let portal = Router::new()
+        .route(
+            "/v1/my_providers",
+            get(|| async { Json(json!([{"ID": "p1", "name": "P"}])) }),
+        )
+        .route(
+            "/v1/organizations/o1",
+            get(move || async move { Json(org) }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/v1", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, portal).await });
+    let runner = runner_for(&format!("portal_url = \"{url}\"\napi_key = \"k\"\n")).unwrap();
+    let mut store = ContextStore::new();
+    for _ in 0..2 {
+        let entry = runner
+            .run("!cov-mgsec-list-key-contacts org_id=o1", None)
+            .await
+            .unwrap();
+        store.merge(&entry.entry_context());
+    }
+    let names: Vec<&str> = store
+        .get("FESPortal.KeyContact")
+        .and_then(Value::as_array)
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["first_name"].as_str())
+        .collect();
+    assert_eq!(names, ["Dana", "Sam"]);
 }
