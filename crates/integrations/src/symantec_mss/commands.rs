@@ -171,16 +171,14 @@ impl SymantecMssInstance {
         let start = args
             .time("time")
             .unwrap_or_else(|| Utc::now() - TimeDelta::hours(24));
-        // The definition bounds `max` to 1..=500.
-        let max = args.integer("max").map(|m| m.clamp(1, 500) as u32);
+        let wanted = args.integer("max").map(|m| m.max(1) as usize);
         let severities: Vec<String> = args
             .list("severities")
             .into_iter()
             .map(str::to_string)
             .collect();
         let raw = self
-            .sws
-            .incidents(start, &severities, args.str("sourceIp"), max)
+            .incidents_from(start, &severities, args.str("sourceIp"), wanted)
             .await?;
         let incidents: Vec<Value> = raw
             .iter()
@@ -188,6 +186,59 @@ impl SymantecMssInstance {
             .map(|i| utc_fields(i, &SUMMARY_TIMES))
             .collect();
         Ok(command.entry(json!(incidents), json!(raw)))
+    }
+
+    /// Incidents created from `start`, at most `wanted` (all when `None`), read through SWS's
+    /// cap of 500 a call: each call starts at the newest creation time the last one returned,
+    /// and incidents seen twice at that edge are kept once.
+    async fn incidents_from(
+        &self,
+        mut start: chrono::DateTime<Utc>,
+        severities: &[String],
+        source_ip: Option<&str>,
+        wanted: Option<usize>,
+    ) -> Result<Vec<Value>, CommandError> {
+        const CAP: usize = 500;
+        const MAX_CALLS: usize = 200;
+        let mut all: Vec<Value> = Vec::new();
+        let mut seen = std::collections::BTreeSet::new();
+        for _ in 0..MAX_CALLS {
+            // A full page each call: the first incidents may repeat the last call's edge.
+            let page = self
+                .sws
+                .incidents(start, severities, source_ip, Some(CAP as u32))
+                .await?;
+            let capped = page.len() >= CAP;
+            let newest = page
+                .iter()
+                .filter_map(|i| i["TimeCreated"].as_str())
+                .filter_map(|t| {
+                    chrono::DateTime::parse_from_rfc3339(&utc_timestamp(t))
+                        .ok()
+                        .map(|t| t.with_timezone(&Utc))
+                })
+                .max();
+            for inc in page {
+                let number = inc["IncidentNumber"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                if seen.insert(number) {
+                    all.push(inc);
+                }
+            }
+            let done = wanted.is_some_and(|w| all.len() >= w);
+            match newest {
+                // The next call starts at the newest time returned; if that does not move,
+                // every incident of that second has been read.
+                Some(newest) if capped && !done && newest > start => start = newest,
+                _ => break,
+            }
+        }
+        if let Some(w) = wanted {
+            all.truncate(w);
+        }
+        Ok(all)
     }
 
     async fn get(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {

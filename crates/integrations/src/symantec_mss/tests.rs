@@ -135,7 +135,7 @@ async fn lists_incidents_with_filters() {
     );
     assert_eq!(
         app.fail("!symantec-mss-incidents-list max=0").await,
-        "argument `max` must be a whole number from 1 to 500, got `0`"
+        "argument `max` must be a whole number from 1 to 100000, got `0`"
     );
 }
 
@@ -470,7 +470,7 @@ async fn bad_numbers_and_times_are_usage_errors() {
     for (line, expected) in [
         (
             "!symantec-mss-incidents-list max=0",
-            "argument `max` must be a whole number from 1 to 500, got `0`",
+            "argument `max` must be a whole number from 1 to 100000, got `0`",
         ),
         (
             "!symantec-mss-incidents-list time=yesterday",
@@ -501,4 +501,35 @@ async fn the_incident_number_may_be_given_without_its_name() {
             .await,
         "argument `2024-05-02` has no value: write it as `2024-05-02=value`"
     );
+}
+
+/// XSOAR fidelity 8: `max` was limited to 500, where the pack returns all incidents when it is
+/// not given. The list now reads through SWS's cap of 500 a call.
+#[tokio::test]
+async fn the_incident_list_reads_past_the_cap_of_500() {
+    let app = spawn_with(SymantecMssOptions {
+        setup: SymantecMssSetup {
+            incidents: 1130,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let count = |entry: &watchfloor_core::Entry| {
+        let rows = entry.raw.as_array().unwrap();
+        let unique: std::collections::BTreeSet<&str> = rows
+            .iter()
+            .map(|r| r["IncidentNumber"].as_str().unwrap())
+            .collect();
+        assert_eq!(unique.len(), rows.len(), "each incident once");
+        rows.len()
+    };
+    let all = app
+        .run("!symantec-mss-incidents-list time=2024-04-01")
+        .await;
+    assert_eq!(count(&all), app.sim.summaries().len());
+    let some = app
+        .run("!symantec-mss-incidents-list time=2024-04-01 max=600")
+        .await;
+    assert_eq!(count(&some), 600);
 }
