@@ -196,6 +196,15 @@ pub struct Pushed {
     pub seen: Option<serde_json::Value>,
 }
 
+/// A provider value as a war-room entry shows it: text as it is, nothing as `-`.
+pub(crate) fn shown(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Null => "-".to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
 /// What changed at the provider since the state last seen.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct RemoteChange {

@@ -41,6 +41,17 @@ pub fn stop_on_signals() -> watch::Receiver<bool> {
     rx
 }
 
+/// The instance named (checked), or else `all`.
+fn chosen(runner: &Runner, instance: Option<&str>, all: Vec<&str>) -> anyhow::Result<Vec<String>> {
+    Ok(match instance {
+        Some(name) => {
+            runner.instance(name)?;
+            vec![name.to_string()]
+        }
+        None => all.into_iter().map(str::to_string).collect(),
+    })
+}
+
 /// `watchfloor fetch`: cycles now for the named instance or every fetching one.
 pub async fn fetch(
     runner: Arc<Runner>,
@@ -49,17 +60,7 @@ pub async fn fetch(
     instance: Option<&str>,
     once: bool,
 ) -> anyhow::Result<ExitCode> {
-    let names: Vec<String> = match instance {
-        Some(name) => {
-            runner.instance(name)?;
-            vec![name.to_string()]
-        }
-        None => runner
-            .fetching_instances()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
+    let names = chosen(&runner, instance, runner.fetching_instances())?;
     if names.is_empty() {
         return Err(anyhow!(
             "no instance has fetch = true; set it in the config, or name one with --instance"
@@ -166,17 +167,7 @@ pub async fn sync(
     sla: SlaPolicy,
     instance: Option<&str>,
 ) -> anyhow::Result<ExitCode> {
-    let names: Vec<String> = match instance {
-        Some(name) => {
-            runner.instance(name)?;
-            vec![name.to_string()]
-        }
-        None => runner
-            .instance_names()
-            .iter()
-            .map(|s| s.to_string())
-            .collect(),
-    };
+    let names = chosen(&runner, instance, runner.instance_names())?;
     let engine = Engine::new(runner, store).with_sla(sla);
     let mut failed = false;
     for name in names {

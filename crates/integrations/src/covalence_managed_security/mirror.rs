@@ -69,11 +69,7 @@ pub async fn pull(
     if now == before {
         return Ok(None);
     }
-    let text = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let text = crate::shown;
     let mut change = RemoteChange {
         seen: now.clone(),
         ..RemoteChange::default()

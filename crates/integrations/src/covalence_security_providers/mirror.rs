@@ -40,11 +40,7 @@ pub async fn pull(
     if now == before {
         return Ok(None);
     }
-    let shown = |v: &Value| match v {
-        Value::Null => "-".to_string(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    };
+    let shown = crate::shown;
     let notes = FIELDS
         .iter()
         .filter(|f| now[**f] != before[**f])
