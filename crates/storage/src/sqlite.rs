@@ -132,6 +132,8 @@ impl SqliteStore {
             let attempt = async {
                 let store = SqliteStore::connect(url, options.clone()).await?;
                 store.migrate().await?;
+                // Keeps the planner's statistics current, so each queue filter uses its index.
+                sqlx::query("PRAGMA optimize").execute(&store.pool).await?;
                 Ok::<_, StoreError>(store)
             };
             match attempt.await {
@@ -1560,6 +1562,12 @@ mod tests {
     #[tokio::test]
     async fn queue_filters_use_an_index() {
         let (s, _dir) = store().await;
+        // A queue of some size, with the statistics SQLite keeps (`PRAGMA optimize` on open).
+        let many: Vec<NewIncident> = (0..300)
+            .map(|n| incident(&format!("i{n}"), (n % 60) as u32, Severity::ALL[n % 6]))
+            .collect();
+        s.commit_fetch(target(""), &many, &json!({})).await.unwrap();
+        sqlx::query("ANALYZE").execute(&s.pool).await.unwrap();
         for (filter, index) in [
             ("status = 'closed'", "incidents_status"),
             ("severity = 4", "incidents_severity"),
