@@ -50,6 +50,10 @@ pub enum StoreError {
     Conflict { id: i64, expected: i64, found: i64 },
     #[error("incident {id}: {error}")]
     Refused { id: i64, error: LifecycleError },
+    #[error("there is no user `{0}`; `watchfloor users list` shows them")]
+    NoUser(String),
+    #[error("a user named `{0}` exists already")]
+    UserExists(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -75,9 +79,42 @@ pub struct FetchTarget<'a> {
     pub sla: &'a SlaPolicy,
 }
 
+/// Which organizations' incidents a reader may see. Every read that serves a user takes one, so
+/// that no route can forget it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum Scope {
+    /// Every incident (an admin, or the CLI on the machine itself).
+    #[default]
+    All,
+    /// Incidents of these organizations only.
+    Orgs(Vec<String>),
+}
+
+impl Scope {
+    /// The scope of a user: its organizations, or all for an admin or a user given none.
+    pub fn of(user: &User) -> Scope {
+        if user.role == Role::Admin || user.orgs.is_empty() {
+            Scope::All
+        } else {
+            Scope::Orgs(user.orgs.clone())
+        }
+    }
+
+    pub fn allows(&self, organization: Option<&str>) -> bool {
+        match self {
+            Scope::All => true,
+            Scope::Orgs(orgs) => {
+                organization.is_some_and(|o| orgs.iter().any(|s| s.eq_ignore_ascii_case(o)))
+            }
+        }
+    }
+}
+
 /// Filters of [`Store::incidents`].
 #[derive(Debug, Clone, Default)]
 pub struct IncidentFilter {
+    /// The organizations the reader may see.
+    pub scope: Scope,
     /// Any of these statuses (all when empty).
     pub status: Vec<Status>,
     /// Any of these severities (all when empty).
@@ -134,6 +171,54 @@ pub struct Mirrored {
     pub id: i64,
     pub external_id: String,
     pub seen: Value,
+}
+
+/// What a user may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Everything, in every organization, and managing users.
+    Admin,
+    /// Works incidents of its organizations.
+    Analyst,
+    /// Reads incidents of its organizations.
+    Viewer,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Admin => "admin",
+            Role::Analyst => "analyst",
+            Role::Viewer => "viewer",
+        }
+    }
+
+    pub fn parse(s: &str) -> Result<Role, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "admin" => Ok(Role::Admin),
+            "analyst" => Ok(Role::Analyst),
+            "viewer" => Ok(Role::Viewer),
+            other => Err(format!(
+                "`{other}` is not a role: use admin, analyst or viewer"
+            )),
+        }
+    }
+}
+
+/// A user of the API and the UI.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct User {
+    pub id: i64,
+    pub name: String,
+    pub role: Role,
+    /// The organizations the user sees; empty means all (for an admin, or a user of an install
+    /// with no organizations).
+    pub orgs: Vec<String>,
+    pub disabled: bool,
+    pub created: DateTime<Utc>,
+    #[serde(skip)]
+    pub password_hash: String,
 }
 
 /// An incident someone makes by hand.
@@ -328,6 +413,35 @@ pub trait Store: Send + Sync {
         change: Option<&'a Change>,
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Adds a user; the name must be new.
+    fn create_user<'a>(
+        &'a self,
+        name: &'a str,
+        role: Role,
+        orgs: &'a [String],
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<User, StoreError>>;
+
+    fn users(&self) -> BoxFuture<'_, Result<Vec<User>, StoreError>>;
+
+    fn user(&self, name: &str) -> BoxFuture<'_, Result<Option<User>, StoreError>>;
+
+    /// Disables a user and revokes its API keys.
+    fn disable_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Stores the hash of a new API key of a user.
+    fn add_api_key<'a>(
+        &'a self,
+        name: &'a str,
+        key_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The enabled user an API key (by its hash) belongs to, if it is not revoked.
+    fn user_by_key<'a>(
+        &'a self,
+        key_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<User>, StoreError>>;
 
     /// Records a command run in an incident's context, in one transaction: a `command` entry
     /// with `body`, and `entry_context` merged into the incident's context by XSOAR's rules.

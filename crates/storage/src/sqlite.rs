@@ -18,7 +18,7 @@ use watchfloor_core::SetAside;
 
 use crate::{
     BoxFuture, FetchTarget, Health, IncidentFilter, ManualIncident, Mirrored, Push, PushOutcome,
-    SetAsideRecord, Store, StoreError, WarRoomEntry,
+    Role, SetAsideRecord, Store, StoreError, User, WarRoomEntry,
 };
 
 /// Migrations, in order. Each runs once, in its own transaction.
@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (3, include_str!("../migrations/0003_lifecycle.sql")),
     (4, include_str!("../migrations/0004_mirroring.sql")),
     (5, include_str!("../migrations/0005_queue_indexes.sql")),
+    (6, include_str!("../migrations/0006_users.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -291,6 +292,14 @@ fn incident_from_row(row: &SqliteRow) -> Result<Incident, StoreError> {
 
 /// The WHERE clauses of an incident filter (after `WHERE 1 = 1`).
 fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
+    if let crate::Scope::Orgs(orgs) = &filter.scope {
+        q.push(" AND organization COLLATE NOCASE IN (");
+        let mut list = q.separated(", ");
+        for o in orgs {
+            list.push_bind(o.clone());
+        }
+        q.push(")");
+    }
     if !filter.status.is_empty() {
         q.push(" AND status IN (");
         let mut list = q.separated(", ");
@@ -359,6 +368,19 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
     if let Some(t) = filter.fetched_since {
         q.push(" AND created >= ").push_bind(ts(t));
     }
+}
+
+fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
+    Ok(User {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        role: Role::parse(&r.try_get::<String, _>("role")?).map_err(StoreError::Corrupt)?,
+        orgs: serde_json::from_str(&r.try_get::<String, _>("orgs")?)
+            .map_err(|e| StoreError::Corrupt(format!("user organizations: {e}")))?,
+        disabled: r.try_get::<i64, _>("disabled")? != 0,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        password_hash: r.try_get("password_hash")?,
+    })
 }
 
 /// One incident, read inside a transaction.
@@ -1062,6 +1084,126 @@ impl Store for SqliteStore {
         })
     }
 
+    fn create_user<'a>(
+        &'a self,
+        name: &'a str,
+        role: Role,
+        orgs: &'a [String],
+        password_hash: &'a str,
+    ) -> BoxFuture<'a, Result<User, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if taken.is_some() {
+                return Err(StoreError::UserExists(name.to_string()));
+            }
+            let orgs =
+                serde_json::to_string(orgs).map_err(|e| StoreError::Database(e.to_string()))?;
+            sqlx::query(
+                "INSERT INTO users (name, role, orgs, password_hash, created) VALUES (?, ?, ?, ?, ?)",
+            )
+            .bind(name)
+            .bind(role.as_str())
+            .bind(orgs)
+            .bind(password_hash)
+            .bind(ts(Utc::now()))
+            .execute(&mut *tx)
+            .await?;
+            let row = sqlx::query("SELECT * FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            user_from_row(&row)
+        })
+    }
+
+    fn users(&self) -> BoxFuture<'_, Result<Vec<User>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query("SELECT * FROM users ORDER BY name")
+                .fetch_all(&self.pool)
+                .await?;
+            rows.iter().map(user_from_row).collect()
+        })
+    }
+
+    fn user(&self, name: &str) -> BoxFuture<'_, Result<Option<User>, StoreError>> {
+        let name = name.to_string();
+        Box::pin(async move {
+            let row = sqlx::query("SELECT * FROM users WHERE name = ?")
+                .bind(&name)
+                .fetch_optional(&self.pool)
+                .await?;
+            row.as_ref().map(user_from_row).transpose()
+        })
+    }
+
+    fn disable_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            let mut tx = self.write().await?;
+            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_optional(&mut *tx)
+                .await?;
+            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            sqlx::query("UPDATE users SET disabled = 1 WHERE id = ?")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE api_keys SET revoked = ? WHERE user_id = ? AND revoked IS NULL")
+                .bind(now)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn add_api_key<'a>(
+        &'a self,
+        name: &'a str,
+        key_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM users WHERE name = ? AND disabled = 0")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            sqlx::query("INSERT INTO api_keys (user_id, key_hash, created) VALUES (?, ?, ?)")
+                .bind(id)
+                .bind(key_hash)
+                .bind(ts(Utc::now()))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn user_by_key<'a>(
+        &'a self,
+        key_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<User>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT users.* FROM api_keys JOIN users ON users.id = api_keys.user_id \
+                 WHERE api_keys.key_hash = ? AND api_keys.revoked IS NULL AND users.disabled = 0",
+            )
+            .bind(key_hash)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(user_from_row).transpose()
+        })
+    }
+
     fn record_command<'a>(
         &'a self,
         id: i64,
@@ -1300,7 +1442,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (5); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (6); upgrade watchfloor, or use another database"
             );
         }
     }

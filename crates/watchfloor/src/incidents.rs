@@ -51,6 +51,8 @@ pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
         other => (list_of(other, Severity::parse)?, None),
     };
     Ok(IncidentFilter {
+        // The CLI runs on the machine itself, with the whole database.
+        scope: watchfloor_storage::Scope::All,
         status: list_of(args.status, Status::parse)?,
         severity,
         min_severity,

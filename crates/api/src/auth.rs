@@ -1,0 +1,58 @@
+//! Credentials: passwords as argon2 hashes, API keys as random tokens whose SHA-256 is all the
+//! store keeps. Nothing here logs or returns a secret.
+
+use argon2::password_hash::{PasswordHasher, PasswordVerifier};
+use argon2::{Argon2, PasswordHash};
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// The argon2 hash of a password, in PHC form.
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes())
+        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?
+        .to_string())
+}
+
+/// Whether `password` matches a stored hash.
+pub fn verify_password(password: &str, hash: &str) -> bool {
+    PasswordHash::new(hash).is_ok_and(|h| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &h)
+            .is_ok()
+    })
+}
+
+/// A new random secret: 32 bytes, URL-safe base64.
+pub fn random_secret() -> anyhow::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// What the store keeps of an API key: its SHA-256, in hex.
+pub fn key_hash(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_and_keys() {
+        let hash = hash_password("correct horse").unwrap();
+        assert!(hash.starts_with("$argon2"));
+        assert!(verify_password("correct horse", &hash));
+        assert!(!verify_password("wrong", &hash));
+        assert!(!verify_password("x", "not a hash"));
+        let (a, b) = (random_secret().unwrap(), random_secret().unwrap());
+        assert_ne!(a, b);
+        assert_eq!(a.len(), 43);
+        assert_eq!(key_hash("k").len(), 64);
+        assert_eq!(key_hash("k"), key_hash("k"));
+    }
+}
