@@ -5,7 +5,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use anyhow::anyhow;
+use anyhow::{Context, anyhow};
 use tokio::sync::watch;
 use watchfloor_core::SlaPolicy;
 use watchfloor_engine::{Engine, Progress, Steps};
@@ -141,21 +141,54 @@ pub async fn serve(
     store: Arc<SqliteStore>,
     sla: SlaPolicy,
     concurrency: usize,
+    listen: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
         .fetching_instances()
         .iter()
         .map(|s| s.to_string())
         .collect::<Vec<_>>();
-    if names.is_empty() {
-        return Err(anyhow!("no instance has fetch = true; nothing to serve"));
+    if names.is_empty() && listen.is_none() {
+        return Err(anyhow!(
+            "no instance has fetch = true and no --listen address: nothing to serve"
+        ));
     }
-    say!(
-        "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
-        names.join(", ")
-    );
+    let stop = stop_on_signals();
+    let http = match listen {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
+            say!("API on http://{}", listener.local_addr()?);
+            let state = watchfloor_api::AppState {
+                store: store.clone(),
+            };
+            let mut stopped = stop.clone();
+            let shutdown = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            Some(tokio::spawn(watchfloor_api::serve(
+                listener, state, shutdown,
+            )))
+        }
+        None => None,
+    };
+    if !names.is_empty() {
+        say!(
+            "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
+            names.join(", ")
+        );
+    }
     let engine = Arc::new(Engine::new(runner, store).with_sla(sla));
-    engine.serve(concurrency, stop_on_signals()).await;
+    engine.serve(concurrency, stop.clone()).await;
+    if let Some(http) = http {
+        // With nothing to fetch, the scheduler returns at once: wait for the signal.
+        let mut stopped = stop;
+        let _ = stopped.wait_for(|s| *s).await;
+        http.await
+            .context("the API server stopped unexpectedly")?
+            .context("the API server failed")?;
+    }
     say!("stopped");
     Ok(ExitCode::SUCCESS)
 }

@@ -8,6 +8,7 @@ mod fetch;
 mod incidents;
 #[cfg(feature = "simulators")]
 mod simulate;
+mod users;
 mod work;
 
 use std::path::{Path, PathBuf};
@@ -79,6 +80,14 @@ enum Command {
         /// Fetch cycles running at the same time.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
+        /// Also serve the HTTP API on this address, e.g. 127.0.0.1:8080.
+        #[arg(long, value_name = "ADDR")]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Users of the API: create, list, disable, and API keys.
+    Users {
+        #[command(subcommand)]
+        action: users::UsersAction,
     },
     /// Fetch incidents now, for one instance or every instance with fetch = true.
     Fetch {
@@ -405,12 +414,24 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 test_instances(&runner, name.as_deref(), &path).await
             }
         },
-        Command::Serve { concurrency } => {
+        Command::Users { action } => {
+            let shared = shared_settings(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
+                .await
+                .map_err(usage)?;
+            let text = users::run(&*store, action).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Serve {
+            concurrency,
+            listen,
+        } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
             let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
                 .map_err(usage)?;
-            fetch::serve(Arc::new(runner), store, shared.sla, concurrency)
+            fetch::serve(Arc::new(runner), store, shared.sla, concurrency, listen)
                 .await
                 .map_err(usage)
         }

@@ -1401,3 +1401,113 @@ async fn results_read_as_aligned_tables_in_a_terminal() {
         md.stdout
     );
 }
+
+/// `users create|api-key|list|disable` and `serve --listen`: a key made on the command line
+/// reads the API, and stops working once its user is disabled.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn users_and_the_api_from_the_cli() {
+    use std::io::{BufRead, Read, Write};
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(wf(&["fetch"]).code, 0);
+    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "--config",
+            cfg,
+            "users",
+            "create",
+            "dana",
+            "--role",
+            "analyst",
+            "--org",
+            "Acme",
+            "--password-stdin",
+        ])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    create
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"s3cret-canary\n")
+        .unwrap();
+    let out = create.wait_with_output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "created dana (analyst)"
+    );
+    let made = wf(&["users", "create", "root", "--role", "admin"]);
+    assert!(
+        made.stdout
+            .starts_with("created root (admin); its password, shown this once: ")
+    );
+    assert_eq!(
+        wf(&["users", "create", "dana", "--role", "viewer"]).code,
+        2,
+        "taken"
+    );
+    let key = wf(&["users", "api-key", "dana"]).stdout.trim().to_string();
+    assert_eq!(key.len(), 43, "the key alone: {key}");
+    let list = wf(&["users", "list", "--output", "md"]);
+    assert!(!list.stdout.contains("canary") && !list.stdout.contains(&key));
+
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
+        .expect("the API address");
+    let get = |path: &str, key: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    let listed = get("/api/v1/incidents", &key);
+    assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
+    let body: Value = serde_json::from_str(listed.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let orgs: Vec<&str> = body["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["organization"].as_str().unwrap())
+        .collect();
+    assert!(
+        !orgs.is_empty() && orgs.iter().all(|o| *o == "Acme"),
+        "{orgs:?}"
+    );
+    assert_eq!(wf(&["users", "disable", "dana"]).code, 0);
+    assert!(get("/api/v1/incidents", &key).starts_with("HTTP/1.1 401"));
+    // SIGTERM stops the server and the scheduler cleanly.
+    sigterm(serve.id());
+    assert_eq!(serve.wait().unwrap().code(), Some(0));
+}
+
+fn sigterm(pid: u32) {
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+}

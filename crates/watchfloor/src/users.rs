@@ -1,0 +1,127 @@
+//! `watchfloor users`: the API's users, their roles and organizations, and their API keys.
+
+use std::io::Read;
+
+use serde_json::{Value, json};
+use watchfloor_api::auth;
+use watchfloor_core::table::{TableOptions, table_to_markdown};
+use watchfloor_storage::{Role, Store};
+
+use crate::Failure;
+
+#[derive(clap::Subcommand)]
+pub enum UsersAction {
+    /// Add a user. The password comes from standard input with --password-stdin; otherwise one
+    /// is made and printed once.
+    Create {
+        name: String,
+        /// admin, analyst or viewer.
+        #[arg(long)]
+        role: String,
+        /// An organization the user sees (may be repeated); none: all.
+        #[arg(long = "org")]
+        orgs: Vec<String>,
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// The users, their roles and organizations.
+    List,
+    /// Disable a user and revoke its API keys.
+    Disable { name: String },
+    /// Make an API key for a user and print it, alone, once.
+    ApiKey { name: String },
+}
+
+fn usage(message: String) -> Failure {
+    Failure::Usage(anyhow::anyhow!(message))
+}
+
+fn failed(e: impl Into<anyhow::Error>) -> Failure {
+    let e = e.into();
+    match e.downcast_ref::<watchfloor_storage::StoreError>() {
+        Some(
+            watchfloor_storage::StoreError::NoUser(_)
+            | watchfloor_storage::StoreError::UserExists(_),
+        ) => Failure::Usage(e),
+        _ => Failure::Command(e),
+    }
+}
+
+pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failure> {
+    match action {
+        UsersAction::Create {
+            name,
+            role,
+            orgs,
+            password_stdin,
+        } => {
+            let role = Role::parse(&role).map_err(usage)?;
+            if name.trim().is_empty() || name.contains(char::is_whitespace) {
+                return Err(usage(format!(
+                    "user name `{name}` must be non-empty and have no spaces"
+                )));
+            }
+            let (password, made) = if password_stdin {
+                let mut text = String::new();
+                std::io::stdin().read_to_string(&mut text).map_err(|e| {
+                    usage(format!("cannot read the password from standard input: {e}"))
+                })?;
+                let text = text.trim_end_matches(['\r', '\n']).to_string();
+                if text.is_empty() {
+                    return Err(usage("the password on standard input is empty".into()));
+                }
+                (text, false)
+            } else {
+                (auth::random_secret().map_err(failed)?, true)
+            };
+            let hash = auth::hash_password(&password).map_err(failed)?;
+            let user = store
+                .create_user(&name, role, &orgs, &hash)
+                .await
+                .map_err(failed)?;
+            Ok(if made {
+                format!(
+                    "created {} ({}); its password, shown this once: {password}",
+                    user.name,
+                    user.role.as_str()
+                )
+            } else {
+                format!("created {} ({})", user.name, user.role.as_str())
+            })
+        }
+        UsersAction::List => {
+            let users = store.users().await.map_err(failed)?;
+            let rows: Vec<Value> = users
+                .iter()
+                .map(|u| {
+                    json!({"Name": u.name, "Role": u.role.as_str(),
+                           "Organizations": if u.orgs.is_empty() { "all".to_string() } else { u.orgs.join(", ") },
+                           "Disabled": u.disabled})
+                })
+                .collect();
+            let headers: Vec<String> = ["Name", "Role", "Organizations", "Disabled"]
+                .map(String::from)
+                .to_vec();
+            Ok(table_to_markdown(
+                "Users",
+                &json!(rows),
+                &TableOptions {
+                    headers: Some(&headers),
+                    ..TableOptions::default()
+                },
+            ))
+        }
+        UsersAction::Disable { name } => {
+            store.disable_user(&name).await.map_err(failed)?;
+            Ok(format!("disabled {name}; its API keys are revoked"))
+        }
+        UsersAction::ApiKey { name } => {
+            let key = auth::random_secret().map_err(failed)?;
+            store
+                .add_api_key(&name, &auth::key_hash(&key))
+                .await
+                .map_err(failed)?;
+            Ok(key)
+        }
+    }
+}
