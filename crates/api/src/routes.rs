@@ -7,12 +7,12 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use watchfloor_core::{Severity, Status};
-use watchfloor_storage::{IncidentFilter, Scope, Store, User};
+use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, Status};
+use watchfloor_storage::{IncidentFilter, Role, Scope, Store, StoreError, User};
 
 use crate::auth::key_hash;
 
@@ -20,6 +20,8 @@ use crate::auth::key_hash;
 #[derive(Clone)]
 pub struct AppState {
     pub store: Arc<dyn Store>,
+    /// The SLA changes are held to (the config's `[sla]`).
+    pub sla: SlaPolicy,
 }
 
 /// An error answer: a status and a message that says what is wrong.
@@ -42,7 +44,11 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/incidents", get(list))
-        .route("/api/v1/incidents/{id}", get(one))
+        .route("/api/v1/incidents/{id}", get(one).patch(update))
+        .route("/api/v1/incidents/{id}/close", post(close))
+        .route("/api/v1/incidents/{id}/reopen", post(reopen))
+        .route("/api/v1/incidents/{id}/notes", post(note))
+        .route("/api/v1/incidents/{id}/entries", get(entries))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -128,17 +134,184 @@ async fn list(
     Ok(Json(json!({"total": incidents.len(), "data": incidents})).into_response())
 }
 
+/// The incident, if the caller may see it: another organization's incident does not exist, as
+/// far as this caller can tell.
+async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
+    match state.store.incident(id).await.map_err(internal)? {
+        Some(incident) if Scope::of(user).allows(incident.organization.as_deref()) => Ok(incident),
+        _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
+    }
+}
+
+/// The incident, if the caller may change it.
+async fn changeable(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
+    let incident = visible(state, user, id).await?;
+    if user.role == Role::Viewer {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "viewers cannot change incidents".into(),
+        ));
+    }
+    Ok(incident)
+}
+
+/// A store error as an answer: a stale version is 409, a refused change 422.
+fn refused(e: StoreError) -> ApiError {
+    match e {
+        StoreError::Conflict { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
+        StoreError::Refused { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
+        StoreError::NoIncident(id) => ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")),
+        e => internal(e),
+    }
+}
+
 async fn one(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    let found = state.store.incident(id).await.map_err(internal)?;
-    match found {
-        Some(incident) if Scope::of(&user).allows(incident.organization.as_deref()) => {
-            Ok(Json(incident).into_response())
-        }
-        // Another organization's incident does not exist, as far as this caller can tell.
-        _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
+    Ok(Json(visible(&state, &user, id).await?).into_response())
+}
+
+/// A lifecycle change through the store's rules, recorded for the caller.
+async fn apply(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    version: Option<i64>,
+    change: &Change,
+) -> Result<Response, ApiError> {
+    changeable(state, user, id).await?;
+    let changed = state
+        .store
+        .change_incident(id, version, &user.name, change, &state.sla)
+        .await
+        .map_err(refused)?;
+    Ok(Json(changed).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UpdateBody {
+    version: Option<i64>,
+    status: Option<String>,
+    severity: Option<String>,
+    /// A name, or null to unassign.
+    #[serde(default, deserialize_with = "some_or_null")]
+    owner: Option<Option<String>>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    labels: Vec<Label>,
+}
+
+fn some_or_null<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<String>>, D::Error> {
+    Option::<String>::deserialize(d).map(Some)
+}
+
+async fn update(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+    Json(body): Json<UpdateBody>,
+) -> Result<Response, ApiError> {
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    let edit = Edit {
+        status: body
+            .status
+            .as_deref()
+            .map(Status::parse)
+            .transpose()
+            .map_err(bad)?,
+        severity: body
+            .severity
+            .as_deref()
+            .map(Severity::parse)
+            .transpose()
+            .map_err(bad)?,
+        owner: body.owner,
+        kind: body.kind,
+        labels: body.labels,
+    };
+    apply(&state, &user, id, body.version, &Change::Update(edit)).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CloseBody {
+    version: Option<i64>,
+    reason: String,
+    notes: Option<String>,
+}
+
+async fn close(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+    Json(body): Json<CloseBody>,
+) -> Result<Response, ApiError> {
+    let reason =
+        CloseReason::parse(&body.reason).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let change = Change::Close {
+        reason,
+        notes: body.notes,
+    };
+    apply(&state, &user, id, body.version, &change).await
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct ReopenBody {
+    version: Option<i64>,
+}
+
+async fn reopen(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+    body: Option<Json<ReopenBody>>,
+) -> Result<Response, ApiError> {
+    let version = body.and_then(|b| b.0.version);
+    apply(&state, &user, id, version, &Change::Reopen).await
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoteBody {
+    text: String,
+    #[serde(default)]
+    mirror: bool,
+}
+
+async fn note(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+    Json(body): Json<NoteBody>,
+) -> Result<Response, ApiError> {
+    changeable(&state, &user, id).await?;
+    if body.text.trim().is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the note is empty".into(),
+        ));
     }
+    let entry = state
+        .store
+        .add_note(id, &user.name, &body.text, body.mirror)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+async fn entries(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    visible(&state, &user, id).await?;
+    let entries = state.store.entries(id).await.map_err(refused)?;
+    Ok(Json(entries).into_response())
 }

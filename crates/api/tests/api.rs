@@ -17,6 +17,24 @@ struct App {
 }
 
 impl App {
+    async fn send(&self, method: &str, path: &str, key: &str, body: Value) -> (u16, Value) {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let resp = self
+            .http
+            .request(method, format!("{}{path}", self.url))
+            .header("Authorization", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let text = resp.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     async fn get(&self, path: &str, key: Option<&str>) -> (u16, Value) {
         let mut req = self.http.get(format!("{}{path}", self.url));
         if let Some(key) = key {
@@ -87,6 +105,7 @@ async fn spawn_app() -> App {
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState {
         store: store.clone(),
+        sla: SlaPolicy::default(),
     };
     tokio::spawn(watchfloor_api::serve(
         listener,
@@ -189,4 +208,109 @@ async fn each_user_sees_only_its_organizations() {
             .0,
         200
     );
+}
+
+/// Changes go through the same lifecycle rules as the CLI, recorded for the caller: a stale
+/// version is 409, a refused change 422, a viewer 403, another organization's incident 404.
+#[tokio::test]
+async fn incidents_are_worked_over_the_api() {
+    let app = spawn_app().await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let vera = app.key_for("vera", Role::Viewer, &["Acme"]).await;
+    let all = app
+        .store
+        .incidents(&IncidentFilter::default())
+        .await
+        .unwrap();
+    let id = |ext: &str| all.iter().find(|i| i.external_id == ext).unwrap().id;
+    let (acme, globex) = (id("a1"), id("g1"));
+    let path = |id: i64, rest: &str| format!("/api/v1/incidents/{id}{rest}");
+
+    let (status, body) = app
+        .send(
+            "PATCH",
+            &path(acme, ""),
+            &dana,
+            json!({"owner": "dana", "status": "active", "version": 1}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["owner"].as_str(), body["version"].as_i64()),
+        (200, Some("dana"), Some(2))
+    );
+    let (status, body) = app
+        .send(
+            "POST",
+            &path(acme, "/close"),
+            &dana,
+            json!({"reason": "False Positive", "version": 1}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    assert!(body["error"].as_str().unwrap().contains("version 1, now 2"));
+    let (status, body) = app
+        .send(
+            "POST",
+            &path(acme, "/close"),
+            &dana,
+            json!({"reason": "False Positive", "notes": "scanner", "version": 2}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["status"].as_str()),
+        (200, Some("closed")),
+        "{body}"
+    );
+    let (status, body) = app
+        .send("PATCH", &path(acme, ""), &dana, json!({"severity": "low"}))
+        .await;
+    assert_eq!(status, 422);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .ends_with("the incident is closed; reopen it first")
+    );
+    assert_eq!(
+        app.send("POST", &path(acme, "/reopen"), &dana, json!({}))
+            .await
+            .0,
+        200
+    );
+    let (status, entry) = app
+        .send(
+            "POST",
+            &path(acme, "/notes"),
+            &dana,
+            json!({"text": "called the site"}),
+        )
+        .await;
+    assert_eq!((status, entry["author"].as_str()), (201, Some("dana")));
+    assert_eq!(
+        app.send("POST", &path(acme, "/notes"), &vera, json!({"text": "x"}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.send(
+            "POST",
+            &path(globex, "/close"),
+            &dana,
+            json!({"reason": "Resolved"})
+        )
+        .await
+        .0,
+        404
+    );
+    let (status, entries) = app.get(&path(acme, "/entries"), Some(&vera)).await;
+    assert_eq!(status, 200);
+    let authors: Vec<&str> = entries
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["author"].as_str().unwrap())
+        .collect();
+    assert_eq!(authors, ["dana", "dana", "dana", "dana"]);
+    assert_eq!(app.get(&path(globex, "/entries"), Some(&vera)).await.0, 404);
 }

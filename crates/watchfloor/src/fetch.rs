@@ -162,6 +162,7 @@ pub async fn serve(
             say!("API on http://{}", listener.local_addr()?);
             let state = watchfloor_api::AppState {
                 store: store.clone(),
+                sla: sla.clone(),
             };
             let mut stopped = stop.clone();
             let shutdown = async move {
