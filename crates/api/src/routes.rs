@@ -53,6 +53,7 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
+        .route("/metrics", get(metrics))
         .merge(api)
         .with_state(state)
 }
@@ -66,6 +67,54 @@ async fn ready(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// Prometheus text: incidents by status, and each instance's health. Counts only, so no key is
+/// needed, as is usual for a scrape endpoint on an internal address.
+async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let mut out = String::from(
+        "# HELP watchfloor_incidents Incidents by status.\n# TYPE watchfloor_incidents gauge\n",
+    );
+    for status in [Status::Pending, Status::Active, Status::Closed] {
+        let filter = IncidentFilter {
+            status: vec![status],
+            ..IncidentFilter::default()
+        };
+        let n = state
+            .store
+            .count_matching(&filter)
+            .await
+            .map_err(internal)?;
+        out.push_str(&format!(
+            "watchfloor_incidents{{status=\"{}\"}} {n}\n",
+            status.as_str()
+        ));
+    }
+    let health = state.store.health().await.map_err(internal)?;
+    out.push_str("# HELP watchfloor_instance_failures Consecutive failed cycles of an instance.\n# TYPE watchfloor_instance_failures gauge\n");
+    for h in &health {
+        out.push_str(&format!(
+            "watchfloor_instance_failures{{instance=\"{}\"}} {}\n",
+            label(&h.instance),
+            h.consecutive_failures
+        ));
+    }
+    out.push_str("# HELP watchfloor_instance_last_success_seconds When an instance last succeeded, as a Unix time.\n# TYPE watchfloor_instance_last_success_seconds gauge\n");
+    for h in health.iter().filter(|h| h.last_success.is_some()) {
+        out.push_str(&format!(
+            "watchfloor_instance_last_success_seconds{{instance=\"{}\"}} {}\n",
+            label(&h.instance),
+            h.last_success.map_or(0, |t| t.timestamp())
+        ));
+    }
+    Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
+}
+
+/// A label value as Prometheus escapes it.
+fn label(s: &str) -> String {
+    s.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 /// Finds the caller by API key; the user goes to the route as an extension.

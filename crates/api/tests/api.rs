@@ -314,3 +314,19 @@ async fn incidents_are_worked_over_the_api() {
     assert_eq!(authors, ["dana", "dana", "dana", "dana"]);
     assert_eq!(app.get(&path(globex, "/entries"), Some(&vera)).await.0, 404);
 }
+
+#[tokio::test]
+async fn metrics_count_incidents_by_status() {
+    let app = spawn_app().await;
+    let (status, body) = app.get("/metrics", None).await;
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap();
+    assert!(
+        text.contains("watchfloor_incidents{status=\"pending\"} 3\n"),
+        "{text}"
+    );
+    assert!(
+        text.contains("watchfloor_incidents{status=\"closed\"} 0\n"),
+        "{text}"
+    );
+}
