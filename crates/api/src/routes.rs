@@ -24,12 +24,28 @@ pub struct AppState {
     pub sla: SlaPolicy,
 }
 
-/// An error answer: a status and a message that says what is wrong.
+/// An error answer: a status and a message that says what is wrong. The body is
+/// `{"error": message, "code": code}`, with a stable `code` per status for scripts.
 struct ApiError(StatusCode, String);
+
+impl ApiError {
+    fn code(&self) -> &'static str {
+        match self.0 {
+            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::UNAUTHORIZED => "unauthorized",
+            StatusCode::FORBIDDEN => "forbidden",
+            StatusCode::NOT_FOUND => "not_found",
+            StatusCode::CONFLICT => "conflict",
+            StatusCode::UNPROCESSABLE_ENTITY => "refused",
+            _ => "internal",
+        }
+    }
+}
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
+        let code = self.code();
+        (self.0, Json(json!({"error": self.1, "code": code}))).into_response()
     }
 }
 
@@ -43,8 +59,14 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
-        .route("/api/v1/incidents", get(list))
-        .route("/api/v1/incidents/{id}", get(one).patch(update))
+        .route("/api/v1/me", get(me))
+        .route("/api/v1/instances/health", get(health))
+        .route("/api/v1/incidents", get(list).post(create))
+        .route(
+            "/api/v1/incidents/{id}",
+            get(one).patch(update).delete(delete),
+        )
+        .route("/api/v1/incidents/{id}/context", get(context))
         .route("/api/v1/incidents/{id}/close", post(close))
         .route("/api/v1/incidents/{id}/reopen", post(reopen))
         .route("/api/v1/incidents/{id}/notes", post(note))
@@ -212,6 +234,89 @@ fn refused(e: StoreError) -> ApiError {
         StoreError::NoIncident(id) => ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")),
         e => internal(e),
     }
+}
+
+async fn me(Extension(user): Extension<Arc<User>>) -> Json<User> {
+    Json((*user).clone())
+}
+
+async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
+    Ok(Json(state.store.health().await.map_err(internal)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateBody {
+    name: String,
+    severity: String,
+    organization: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    #[serde(default)]
+    details: String,
+}
+
+async fn create(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<CreateBody>,
+) -> Result<Response, ApiError> {
+    if user.role == Role::Viewer {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "viewers cannot change incidents".into(),
+        ));
+    }
+    let scope = Scope::of(&user);
+    if !scope.allows(body.organization.as_deref()) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "you can create incidents only in your own organizations: give `organization`".into(),
+        ));
+    }
+    if body.name.trim().is_empty() {
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "the incident needs a `name`".into(),
+        ));
+    }
+    let incident = watchfloor_storage::ManualIncident {
+        name: body.name,
+        severity: Severity::parse(&body.severity)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?,
+        organization: body.organization,
+        kind: body.kind.unwrap_or_else(|| "Manual".into()),
+        details: body.details,
+    };
+    let created = state
+        .store
+        .create_incident(&incident, &user.name, &state.sla)
+        .await
+        .map_err(refused)?;
+    Ok((StatusCode::CREATED, Json(created)).into_response())
+}
+
+async fn delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    changeable(&state, &user, id).await?;
+    state
+        .store
+        .delete_incident(id, &user.name)
+        .await
+        .map_err(refused)?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn context(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    visible(&state, &user, id).await?;
+    Ok(Json(state.store.context(id).await.map_err(refused)?).into_response())
 }
 
 async fn one(

@@ -330,3 +330,145 @@ async fn metrics_count_incidents_by_status() {
         "{text}"
     );
 }
+
+/// Every /api/v1 route refuses a missing and a revoked key, with the stable code.
+#[tokio::test]
+async fn every_route_refuses_a_missing_or_revoked_key() {
+    let app = spawn_app().await;
+    let key = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    app.store.disable_user("dana").await.unwrap();
+    let id = app
+        .store
+        .incidents(&IncidentFilter::default())
+        .await
+        .unwrap()[0]
+        .id;
+    let routes = [
+        ("GET", "/api/v1/me".to_string()),
+        ("GET", "/api/v1/instances/health".to_string()),
+        ("GET", "/api/v1/incidents".to_string()),
+        ("POST", "/api/v1/incidents".to_string()),
+        ("GET", format!("/api/v1/incidents/{id}")),
+        ("PATCH", format!("/api/v1/incidents/{id}")),
+        ("DELETE", format!("/api/v1/incidents/{id}")),
+        ("GET", format!("/api/v1/incidents/{id}/context")),
+        ("GET", format!("/api/v1/incidents/{id}/entries")),
+        ("POST", format!("/api/v1/incidents/{id}/close")),
+        ("POST", format!("/api/v1/incidents/{id}/reopen")),
+        ("POST", format!("/api/v1/incidents/{id}/notes")),
+    ];
+    for (method, path) in &routes {
+        for credential in ["", key.as_str()] {
+            let (status, body) = app.send(method, path, credential, json!({})).await;
+            assert_eq!(
+                (status, body["code"].as_str()),
+                (401, Some("unauthorized")),
+                "{method} {path}"
+            );
+        }
+    }
+}
+
+/// An analyst of one organization gets nothing of another through any route; a viewer changes
+/// nothing; creating and deleting follow the same rules; no response carries a secret.
+#[tokio::test]
+async fn scoping_holds_on_every_route() {
+    let app = spawn_app().await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let vera = app.key_for("vera", Role::Viewer, &["Acme"]).await;
+    let all = app
+        .store
+        .incidents(&IncidentFilter::default())
+        .await
+        .unwrap();
+    let globex = all.iter().find(|i| i.external_id == "g1").unwrap().id;
+    for (method, rest, body) in [
+        ("GET", "", json!({})),
+        ("PATCH", "", json!({"owner": "dana"})),
+        ("DELETE", "", json!({})),
+        ("GET", "/context", json!({})),
+        ("GET", "/entries", json!({})),
+        ("POST", "/close", json!({"reason": "Resolved"})),
+        ("POST", "/reopen", json!({})),
+        ("POST", "/notes", json!({"text": "x"})),
+    ] {
+        let (status, answer) = app
+            .send(
+                method,
+                &format!("/api/v1/incidents/{globex}{rest}"),
+                &dana,
+                body,
+            )
+            .await;
+        assert_eq!(
+            (status, answer["code"].as_str()),
+            (404, Some("not_found")),
+            "{method} {rest}"
+        );
+    }
+    let (status, _) = app
+        .send(
+            "POST",
+            "/api/v1/incidents",
+            &dana,
+            json!({"name": "n", "severity": "high", "organization": "Globex"}),
+        )
+        .await;
+    assert_eq!(status, 403);
+    let (status, created) = app
+        .send(
+            "POST",
+            "/api/v1/incidents",
+            &dana,
+            json!({"name": "Phishing report", "severity": "high", "organization": "Acme"}),
+        )
+        .await;
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_i64().unwrap();
+    assert_eq!(
+        app.send(
+            "POST",
+            "/api/v1/incidents",
+            &vera,
+            json!({"name": "n", "severity": "low", "organization": "Acme"})
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        app.send(
+            "DELETE",
+            &format!("/api/v1/incidents/{id}"),
+            &vera,
+            json!({})
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(
+        app.send(
+            "DELETE",
+            &format!("/api/v1/incidents/{id}"),
+            &dana,
+            json!({})
+        )
+        .await
+        .0,
+        204
+    );
+    assert_eq!(
+        app.get(&format!("/api/v1/incidents/{id}"), Some(&dana))
+            .await
+            .0,
+        404
+    );
+    let (status, me) = app.get("/api/v1/me", Some(&dana)).await;
+    assert_eq!(
+        (status, me["name"].as_str(), me["role"].as_str()),
+        (200, Some("dana"), Some("analyst"))
+    );
+    assert!(!me.to_string().contains("argon2"), "no password hash: {me}");
+    assert!(!me.to_string().contains(&dana), "no key");
+}
