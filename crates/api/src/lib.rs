@@ -4,6 +4,7 @@
 //! 403, so its existence does not leak.
 
 pub mod auth;
+pub mod login;
 mod routes;
 
 pub use routes::{AppState, router};
@@ -14,7 +15,10 @@ pub async fn serve(
     state: AppState,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(stop)
-        .await
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
 }

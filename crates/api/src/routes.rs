@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -14,7 +14,8 @@ use serde_json::json;
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, Status};
 use watchfloor_storage::{IncidentFilter, Role, Scope, Store, StoreError, User};
 
-use crate::auth::key_hash;
+use crate::auth::{key_hash, random_secret, verify_password};
+use crate::login::Limiter;
 
 /// What every route shares.
 #[derive(Clone)]
@@ -22,7 +23,22 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The SLA changes are held to (the config's `[sla]`).
     pub sla: SlaPolicy,
+    /// Failed logins, by user and by address.
+    pub limiter: Arc<Limiter>,
 }
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, sla: SlaPolicy) -> Self {
+        AppState {
+            store,
+            sla,
+            limiter: Arc::new(Limiter::default()),
+        }
+    }
+}
+
+/// How long a login session lasts.
+const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
 
 /// An error answer: a status and a message that says what is wrong. The body is
 /// `{"error": message, "code": code}`, with a stable `code` per status for scripts.
@@ -59,6 +75,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 
 pub fn router(state: AppState) -> Router {
     let api = Router::new()
+        .route("/api/v1/logout", post(logout))
         .route("/api/v1/me", get(me))
         .route("/api/v1/instances/health", get(health))
         .route("/api/v1/incidents", get(list).post(create))
@@ -76,6 +93,7 @@ pub fn router(state: AppState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(ready))
         .route("/metrics", get(metrics))
+        .route("/api/v1/login", post(login))
         .merge(api)
         .with_state(state)
 }
@@ -153,7 +171,12 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
         )
         .into_response();
     };
-    match state.store.user_by_key(&key_hash(&key)).await {
+    let hash = key_hash(&key);
+    let found = match state.store.user_by_key(&hash).await {
+        Ok(None) => state.store.user_by_session(&hash).await,
+        other => other,
+    };
+    match found {
         Ok(Some(user)) => {
             req.extensions_mut().insert(Arc::new(user));
             next.run(req).await
@@ -234,6 +257,75 @@ fn refused(e: StoreError) -> ApiError {
         StoreError::NoIncident(id) => ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")),
         e => internal(e),
     }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginBody {
+    name: String,
+    password: String,
+}
+
+/// A session for a name and password. Failed attempts are limited per user and per address;
+/// the answer never says which of the two was wrong.
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    Json(body): Json<LoginBody>,
+) -> Result<Response, ApiError> {
+    let now = std::time::Instant::now();
+    let keys = [format!("user:{}", body.name), format!("addr:{}", addr.ip())];
+    if let Some(wait) = state.limiter.wait(&keys, now) {
+        let secs = wait.as_secs().max(1);
+        let mut answer = ApiError(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("too many failed logins; try again in {secs}s"),
+        )
+        .into_response();
+        if let Ok(v) = secs.to_string().parse() {
+            answer.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(answer);
+    }
+    let user = state.store.user(&body.name).await.map_err(internal)?;
+    let valid = user
+        .as_ref()
+        .is_some_and(|u| !u.disabled && verify_password(&body.password, &u.password_hash));
+    if !valid {
+        state.limiter.failed(&keys, now);
+        tracing::warn!(user = %body.name, address = %addr.ip(), "failed login");
+        return Err(ApiError(
+            StatusCode::UNAUTHORIZED,
+            "the name or the password is wrong".into(),
+        ));
+    }
+    state.limiter.succeeded(&keys[0]);
+    let token = random_secret().map_err(internal)?;
+    let expires = chrono::Utc::now() + SESSION;
+    state
+        .store
+        .add_session(&body.name, &key_hash(&token), expires)
+        .await
+        .map_err(internal)?;
+    Ok(Json(json!({"token": token, "expires": expires})).into_response())
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    req_headers: axum::http::HeaderMap,
+) -> Result<Response, ApiError> {
+    if let Some(token) = req_headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
+    {
+        state
+            .store
+            .end_session(&key_hash(token))
+            .await
+            .map_err(internal)?;
+    }
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 async fn me(Extension(user): Extension<Arc<User>>) -> Json<User> {

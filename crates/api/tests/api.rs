@@ -103,10 +103,7 @@ async fn spawn_app() -> App {
         .unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState {
-        store: store.clone(),
-        sla: SlaPolicy::default(),
-    };
+    let state = AppState::new(store.clone(), SlaPolicy::default());
     tokio::spawn(watchfloor_api::serve(
         listener,
         state,
@@ -471,4 +468,61 @@ async fn scoping_holds_on_every_route() {
     );
     assert!(!me.to_string().contains("argon2"), "no password hash: {me}");
     assert!(!me.to_string().contains(&dana), "no key");
+}
+
+/// A password login gives a session that works like a key and ends at logout; failed logins
+/// are limited per user and per address, and the answer never says which part was wrong.
+#[tokio::test]
+async fn login_sessions_and_failed_login_limits() {
+    let app = spawn_app().await;
+    let hash = auth::hash_password("canary-pass-77").unwrap();
+    app.store
+        .create_user("dana", Role::Analyst, &["Acme".into()], &hash)
+        .await
+        .unwrap();
+    let app = &app;
+    let login = |name: &str, password: &str| {
+        let body = json!({"name": name, "password": password});
+        async move { app.send("POST", "/api/v1/login", "", body).await }
+    };
+    let (status, body) = login("dana", "canary-pass-77").await;
+    assert_eq!(status, 200, "{body}");
+    let token = body["token"].as_str().unwrap().to_string();
+    let (status, me) = app.get("/api/v1/me", Some(&token)).await;
+    assert_eq!((status, me["name"].as_str()), (200, Some("dana")));
+    assert_eq!(
+        app.send("POST", "/api/v1/logout", &token, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        app.get("/api/v1/me", Some(&token)).await.0,
+        401,
+        "the session ended"
+    );
+
+    let (status, body) = login("dana", "wrong").await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (401, Some("the name or the password is wrong"))
+    );
+    assert_eq!(
+        login("nobody", "x").await.1["error"],
+        body["error"],
+        "no hint which part"
+    );
+    for _ in 0..3 {
+        assert_eq!(login("dana", "wrong").await.0, 401);
+    }
+    // Five failures from this address: even the right password waits now.
+    let (status, body) = login("dana", "canary-pass-77").await;
+    assert_eq!(status, 429, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("too many failed logins; try again in")
+    );
+    assert!(!body.to_string().contains("canary"));
 }

@@ -443,6 +443,23 @@ pub trait Store: Send + Sync {
         key_hash: &'a str,
     ) -> BoxFuture<'a, Result<Option<User>, StoreError>>;
 
+    /// Starts a login session for a user, until `expires`; the store keeps the token's hash.
+    fn add_session<'a>(
+        &'a self,
+        name: &'a str,
+        token_hash: &'a str,
+        expires: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The enabled user of a live session, if any.
+    fn user_by_session<'a>(
+        &'a self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<User>, StoreError>>;
+
+    /// Ends a session (logout).
+    fn end_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
     /// Records a command run in an incident's context, in one transaction: a `command` entry
     /// with `body`, and `entry_context` merged into the incident's context by XSOAR's rules.
     fn record_command<'a>(

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (4, include_str!("../migrations/0004_mirroring.sql")),
     (5, include_str!("../migrations/0005_queue_indexes.sql")),
     (6, include_str!("../migrations/0006_users.sql")),
+    (7, include_str!("../migrations/0007_sessions.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -1204,6 +1205,63 @@ impl Store for SqliteStore {
         })
     }
 
+    fn add_session<'a>(
+        &'a self,
+        name: &'a str,
+        token_hash: &'a str,
+        expires: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let id: Option<i64> =
+                sqlx::query_scalar("SELECT id FROM users WHERE name = ? AND disabled = 0")
+                    .bind(name)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            sqlx::query(
+                "INSERT INTO sessions (token_hash, user_id, created, expires) VALUES (?, ?, ?, ?)",
+            )
+            .bind(token_hash)
+            .bind(id)
+            .bind(ts(Utc::now()))
+            .bind(ts(expires))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn user_by_session<'a>(
+        &'a self,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<Option<User>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(
+                "SELECT users.* FROM sessions JOIN users ON users.id = sessions.user_id \
+                 WHERE sessions.token_hash = ? AND sessions.expires > ? AND users.disabled = 0",
+            )
+            .bind(token_hash)
+            .bind(ts(Utc::now()))
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(user_from_row).transpose()
+        })
+    }
+
+    fn end_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query("DELETE FROM sessions WHERE token_hash = ?")
+                .bind(token_hash)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
     fn record_command<'a>(
         &'a self,
         id: i64,
@@ -1442,7 +1500,7 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (6); upgrade watchfloor, or use another database"
+                "the database has schema version 99, newer than this watchfloor knows (7); upgrade watchfloor, or use another database"
             );
         }
     }

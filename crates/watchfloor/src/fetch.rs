@@ -160,10 +160,7 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
             say!("API on http://{}", listener.local_addr()?);
-            let state = watchfloor_api::AppState {
-                store: store.clone(),
-                sla: sla.clone(),
-            };
+            let state = watchfloor_api::AppState::new(store.clone(), sla.clone());
             let mut stopped = stop.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
