@@ -9,6 +9,7 @@
 //! instance on its own interval, backs off after failures, and on shutdown finishes the step
 //! in flight before it stops.
 
+pub mod commands;
 mod sync;
 
 use std::sync::Arc;

@@ -158,9 +158,8 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
     )
 }
 
-/// Runs a provider command in an incident's context: on the incident's own instance when it
-/// has the command (unless `--instance` says), recording the result (or the failure) in the war
-/// room and merging its outputs into the incident's context.
+/// Runs a provider command in an incident's context (see
+/// [`watchfloor_engine::commands::run_in_incident`]).
 pub async fn run_in_incident(
     store: &dyn Store,
     runner: &watchfloor_integrations::Runner,
@@ -169,29 +168,11 @@ pub async fn run_in_incident(
     instance: Option<String>,
     opts: &ChangeOpts,
 ) -> anyhow::Result<watchfloor_core::Entry> {
-    let incident = store.incident(id).await?.with_context(|| {
-        format!("no incident with id {id}; `watchfloor incidents list` shows the ids")
-    })?;
-    let name = watchfloor_core::CommandLine::parse(line)?.name;
-    let instance = instance.or_else(|| {
-        (!incident.is_manual() && runner.instance_has_command(&incident.instance, &name))
-            .then(|| incident.instance.clone())
-    });
-    let author = opts.author();
-    match runner.run(line, instance.as_deref()).await {
-        Ok(entry) => {
-            let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
-            store
-                .record_command(id, &author, &body, &entry.entry_context())
-                .await?;
-            Ok(entry)
-        }
-        Err(e) => {
-            let body = json!({"command": line, "text": format!("failed: {e}")});
-            store
-                .record_command(id, &author, &body, &serde_json::Map::new())
-                .await?;
-            Err(e.into())
-        }
-    }
+    use watchfloor_engine::commands::IncidentCommandError as E;
+    watchfloor_engine::commands::run_in_incident(store, runner, id, line, instance.as_deref(), &opts.author())
+        .await
+        .map_err(|e| match e {
+            E::Run(e) => anyhow::Error::from(e),
+            E::Store(e) => anyhow::Error::from(e),
+        })
 }
