@@ -12,6 +12,7 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, Status};
+use watchfloor_integrations::{RunError, Runner};
 use watchfloor_storage::{IncidentFilter, Role, Scope, Store, StoreError, User};
 
 use crate::auth::{key_hash, random_secret, verify_password};
@@ -25,6 +26,8 @@ pub struct AppState {
     pub sla: SlaPolicy,
     /// Failed logins, by user and by address.
     pub limiter: Arc<Limiter>,
+    /// The configured instances, to run provider commands.
+    pub runner: Option<Arc<Runner>>,
 }
 
 impl AppState {
@@ -33,7 +36,23 @@ impl AppState {
             store,
             sla,
             limiter: Arc::new(Limiter::default()),
+            runner: None,
         }
+    }
+
+    /// With the configured instances, so that commands can run.
+    pub fn with_runner(mut self, runner: Arc<Runner>) -> Self {
+        self.runner = Some(runner);
+        self
+    }
+
+    fn runner(&self) -> Result<&Runner, ApiError> {
+        self.runner.as_deref().ok_or_else(|| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server runs no instances: start it with a config file".into(),
+            )
+        })
     }
 }
 
@@ -53,6 +72,8 @@ impl ApiError {
             StatusCode::NOT_FOUND => "not_found",
             StatusCode::CONFLICT => "conflict",
             StatusCode::UNPROCESSABLE_ENTITY => "refused",
+            StatusCode::BAD_GATEWAY => "provider_failed",
+            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
             _ => "internal",
         }
     }
@@ -88,6 +109,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/incidents/{id}/reopen", post(reopen))
         .route("/api/v1/incidents/{id}/notes", post(note))
         .route("/api/v1/incidents/{id}/entries", get(entries))
+        .route("/api/v1/incidents/{id}/run", post(run_in_incident))
+        .route("/api/v1/commands", get(commands))
+        .route("/api/v1/commands/run", post(run_command))
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -550,6 +574,79 @@ async fn note(
         .await
         .map_err(refused)?;
     Ok((StatusCode::CREATED, Json(entry)).into_response())
+}
+
+async fn commands(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let defs: Vec<serde_json::Value> = state
+        .runner()?
+        .definitions()
+        .into_iter()
+        .map(|d| watchfloor_core::docs::definition_json(d, None))
+        .collect();
+    Ok(Json(defs).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    /// The command line, e.g. `!command arg=value`.
+    line: String,
+    instance: Option<String>,
+}
+
+/// A command's failure as an answer: the caller's mistake is 400, the provider's 502.
+fn run_failed(e: RunError) -> ApiError {
+    if e.is_usage() {
+        ApiError(StatusCode::BAD_REQUEST, e.to_string())
+    } else {
+        ApiError(StatusCode::BAD_GATEWAY, e.to_string())
+    }
+}
+
+/// A provider command on its own. Provider answers are not tied to an organization, so only
+/// users who see every organization (and may change things) run commands this way; others run
+/// them in an incident's context.
+async fn run_command(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<RunBody>,
+) -> Result<Response, ApiError> {
+    if user.role == Role::Viewer || Scope::of(&user) != Scope::All {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "only users who see every organization run commands on their own; run it in an incident (POST /api/v1/incidents/{id}/run)".into(),
+        ));
+    }
+    let entry = state
+        .runner()?
+        .run(&body.line, body.instance.as_deref())
+        .await
+        .map_err(run_failed)?;
+    Ok(Json(entry.to_json()).into_response())
+}
+
+async fn run_in_incident(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<i64>,
+    Json(body): Json<RunBody>,
+) -> Result<Response, ApiError> {
+    changeable(&state, &user, id).await?;
+    use watchfloor_engine::commands::IncidentCommandError as E;
+    let entry = watchfloor_engine::commands::run_in_incident(
+        &*state.store,
+        state.runner()?,
+        id,
+        &body.line,
+        body.instance.as_deref(),
+        &user.name,
+    )
+    .await
+    .map_err(|e| match e {
+        E::Run(e) => run_failed(e),
+        E::Store(e) => refused(e),
+    })?;
+    Ok(Json(entry.to_json()).into_response())
 }
 
 async fn entries(

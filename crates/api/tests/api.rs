@@ -526,3 +526,120 @@ async fn login_sessions_and_failed_login_limits() {
     );
     assert!(!body.to_string().contains("canary"));
 }
+
+/// Provider commands over the API: the definitions, a command on its own for a user who sees
+/// every organization, and one in an incident's context for an analyst of its organization,
+/// recorded in the war room.
+#[tokio::test]
+async fn commands_run_over_the_api() {
+    use watchfloor_simulators::{
+        CovalenceManagedSecurityOptions, CovalenceManagedSecuritySimulator,
+    };
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let config = watchfloor_core::Config::parse(
+        std::path::Path::new("wf.toml"),
+        &format!(
+            "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            sim.portal_url, sim.api_key
+        ),
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .unwrap();
+    let runner = Arc::new(
+        watchfloor_integrations::Runner::new(watchfloor_integrations::builtin(), &config).unwrap(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let state = AppState::new(store.clone(), SlaPolicy::default()).with_runner(runner);
+    tokio::spawn(watchfloor_api::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+    let app = App {
+        url,
+        store,
+        http: reqwest::Client::new(),
+        _dir: dir,
+    };
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+
+    let (status, defs) = app.get("/api/v1/commands", Some(&dana)).await;
+    assert_eq!(status, 200);
+    assert!(defs.to_string().contains("cov-mgsec-get-aro"));
+    let (status, entry) = app
+        .send(
+            "POST",
+            "/api/v1/commands/run",
+            &admin,
+            json!({"line": "!cov-mgsec-list-org"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{entry}");
+    assert!(entry["HumanReadable"].as_str().unwrap().contains("Acme"));
+    assert_eq!(
+        app.send(
+            "POST",
+            "/api/v1/commands/run",
+            &dana,
+            json!({"line": "!cov-mgsec-list-org"})
+        )
+        .await
+        .0,
+        403,
+        "an analyst of one organization runs commands in incidents only"
+    );
+    let (status, bad) = app
+        .send(
+            "POST",
+            "/api/v1/commands/run",
+            &admin,
+            json!({"line": "!cov-mgsec-get-ar"}),
+        )
+        .await;
+    assert_eq!((status, bad["code"].as_str()), (400, Some("bad_request")));
+
+    let (_, created) = app
+        .send(
+            "POST",
+            "/api/v1/incidents",
+            &dana,
+            json!({"name": "Check ARO", "severity": "low", "organization": "Acme"}),
+        )
+        .await;
+    let id = created["id"].as_i64().unwrap();
+    let (status, entry) = app
+        .send(
+            "POST",
+            &format!("/api/v1/incidents/{id}/run"),
+            &dana,
+            json!({"line": "!cov-mgsec-list-org"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{entry}");
+    let (_, entries) = app
+        .get(&format!("/api/v1/incidents/{id}/entries"), Some(&dana))
+        .await;
+    let last = entries.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(
+        (last["kind"].as_str(), last["author"].as_str()),
+        (Some("command"), Some("dana"))
+    );
+    let (_, context) = app
+        .get(&format!("/api/v1/incidents/{id}/context"), Some(&dana))
+        .await;
+    assert!(
+        context.to_string().contains("Globex"),
+        "outputs merged: {context}"
+    );
+}

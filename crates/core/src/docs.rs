@@ -225,3 +225,32 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
     }
     out
 }
+
+/// An integration's definition as JSON (every command, or `only`): `commands --json` and the
+/// API's command list.
+pub fn definition_json(
+    def: &crate::IntegrationDef,
+    only: Option<&crate::CommandDef>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let commands: Vec<serde_json::Value> = def
+        .commands
+        .iter()
+        .filter(|c| only.is_none_or(|o| o.name == c.name))
+        .map(|c| {
+            json!({
+                "name": c.name,
+                "description": c.description,
+                "arguments": c.args.iter().map(|a| json!({
+                    "name": a.name, "description": a.description, "required": a.required,
+                    "default": a.default, "allowed": a.allowed, "array": a.array,
+                    "type": format!("{:?}", a.kind).to_lowercase(),
+                })).collect::<Vec<_>>(),
+                "outputs_prefix": c.outputs_prefix,
+                "key_field": c.key_field,
+                "outputs": c.outputs.iter().map(|o| json!({"path": o.path, "type": o.kind, "description": o.description})).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    json!({"id": def.id, "display": def.display, "commands": commands})
+}

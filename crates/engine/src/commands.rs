@@ -25,7 +25,10 @@ pub async fn run_in_incident(
     instance: Option<&str>,
     author: &str,
 ) -> Result<Entry, IncidentCommandError> {
-    let incident = store.incident(id).await?.ok_or(StoreError::NoIncident(id))?;
+    let incident = store
+        .incident(id)
+        .await?
+        .ok_or(StoreError::NoIncident(id))?;
     let name = CommandLine::parse(line).map_err(RunError::from)?.name;
     let own = (!incident.is_manual() && runner.instance_has_command(&incident.instance, &name))
         .then_some(incident.instance.as_str());

@@ -160,7 +160,8 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
             say!("API on http://{}", listener.local_addr()?);
-            let state = watchfloor_api::AppState::new(store.clone(), sla.clone());
+            let state = watchfloor_api::AppState::new(store.clone(), sla.clone())
+                .with_runner(runner.clone());
             let mut stopped = stop.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

@@ -502,14 +502,20 @@ fn list_commands(name: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
             )));
         };
         if json {
-            say!("{}", pretty(&definition_json(def, Some(cmd))));
+            say!(
+                "{}",
+                pretty(&watchfloor_core::docs::definition_json(def, Some(cmd)))
+            );
         } else {
             say_raw!("{}", docs::command_help(def, cmd));
         }
         return Ok(ExitCode::SUCCESS);
     }
     if json {
-        let all: Vec<serde_json::Value> = defs.iter().map(|d| definition_json(d, None)).collect();
+        let all: Vec<serde_json::Value> = defs
+            .iter()
+            .map(|d| watchfloor_core::docs::definition_json(d, None))
+            .collect();
         say!("{}", pretty(&serde_json::Value::Array(all)));
         return Ok(ExitCode::SUCCESS);
     }
@@ -526,35 +532,6 @@ fn list_commands(name: Option<&str>, json: bool) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn definition_json(
-    def: &watchfloor_core::IntegrationDef,
-    only: Option<&watchfloor_core::CommandDef>,
-) -> serde_json::Value {
-    use serde_json::json;
-    let commands: Vec<serde_json::Value> = def
-        .commands
-        .iter()
-        .filter(|c| only.is_none_or(|o| o.name == c.name))
-        .map(|c| {
-            json!({
-                "name": c.name,
-                "description": c.description,
-                "arguments": c.args.iter().map(|a| json!({
-                    "name": a.name, "description": a.description, "required": a.required,
-                    "default": a.default, "allowed": a.allowed, "array": a.array,
-                    "type": format!("{:?}", a.kind).to_lowercase(),
-                })).collect::<Vec<_>>(),
-                "outputs_prefix": c.outputs_prefix,
-                "key_field": c.key_field,
-                "outputs": c.outputs.iter().map(|o| json!({"path": o.path, "type": o.kind, "description": o.description})).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
-    json!({"id": def.id, "display": def.display, "commands": commands})
-}
-
-/// The store for commands that need no instances: `--db`, else the config's `[storage] url` if
-/// a config file is found (its instances and secrets are not read), else the default.
 /// The crates whose logs `WATCHFLOOR_LOG=LEVEL` turns up; libraries stay at `warn`.
 const OUR_CRATES: [&str; 6] = [
     "watchfloor",

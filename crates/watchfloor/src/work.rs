@@ -169,10 +169,17 @@ pub async fn run_in_incident(
     opts: &ChangeOpts,
 ) -> anyhow::Result<watchfloor_core::Entry> {
     use watchfloor_engine::commands::IncidentCommandError as E;
-    watchfloor_engine::commands::run_in_incident(store, runner, id, line, instance.as_deref(), &opts.author())
-        .await
-        .map_err(|e| match e {
-            E::Run(e) => anyhow::Error::from(e),
-            E::Store(e) => anyhow::Error::from(e),
-        })
+    watchfloor_engine::commands::run_in_incident(
+        store,
+        runner,
+        id,
+        line,
+        instance.as_deref(),
+        &opts.author(),
+    )
+    .await
+    .map_err(|e| match e {
+        E::Run(e) => anyhow::Error::from(e),
+        E::Store(e) => anyhow::Error::from(e),
+    })
 }
