@@ -1503,7 +1503,18 @@ async fn users_and_the_api_from_the_cli() {
     assert!(get("/api/v1/incidents", &key).starts_with("HTTP/1.1 401"));
     // SIGTERM stops the server and the scheduler cleanly.
     sigterm(serve.id());
-    assert_eq!(serve.wait().unwrap().code(), Some(0));
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = serve.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = serve.kill();
+            panic!("serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0));
 }
 
 fn sigterm(pid: u32) {
