@@ -384,6 +384,19 @@ fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
     })
 }
 
+/// The id of an enabled user, inside a transaction.
+async fn enabled_user_id(
+    tx: &mut sqlx::Transaction<'static, Sqlite>,
+    name: &str,
+) -> Result<i64, StoreError> {
+    let id: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM users WHERE name = ? AND disabled = 0")
+            .bind(name)
+            .fetch_optional(&mut **tx)
+            .await?;
+    id.ok_or_else(|| StoreError::NoUser(name.to_string()))
+}
+
 /// One incident, read inside a transaction.
 async fn read_incident(
     tx: &mut sqlx::Transaction<'static, Sqlite>,
@@ -1172,12 +1185,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut tx = self.write().await?;
-            let id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM users WHERE name = ? AND disabled = 0")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            let id = enabled_user_id(&mut tx, name).await?;
             sqlx::query("INSERT INTO api_keys (user_id, key_hash, created) VALUES (?, ?, ?)")
                 .bind(id)
                 .bind(key_hash)
@@ -1213,12 +1221,7 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut tx = self.write().await?;
-            let id: Option<i64> =
-                sqlx::query_scalar("SELECT id FROM users WHERE name = ? AND disabled = 0")
-                    .bind(name)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            let id = enabled_user_id(&mut tx, name).await?;
             sqlx::query(
                 "INSERT INTO sessions (token_hash, user_id, created, expires) VALUES (?, ?, ?, ?)",
             )
