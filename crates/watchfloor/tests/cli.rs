@@ -1522,3 +1522,160 @@ fn sigterm(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status();
 }
+
+/// Secrets never leave the process: with debug logs on, an instance's API key, a user's
+/// password, an API key and a session token appear in no log line and no API answer, be it a
+/// listing, health, metrics, a failed login or a failed command.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_secret_reaches_logs_or_api_answers() {
+    use std::io::{BufRead, Read, Write};
+    let instance_key = "canary-fes-key-5d2c";
+    let wrong_key = "canary-bad-key-8a1e";
+    let password = "canary-pass-3b7f";
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
+        setup: CovalenceManagedSecuritySetup {
+            api_key: instance_key.into(),
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://wf.db\"\n\
+             [[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+             fetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+             [instances.params]\nportal_url = \"{0}\"\napi_key = \"{instance_key}\"\n\
+             [[instances]]\nname = \"bad\"\nintegration = \"covalence-managed-security\"\n\
+             [instances.params]\nportal_url = \"{0}\"\napi_key = \"{wrong_key}\"\n",
+            sim.portal_url
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "--config", cfg, "users", "create", "root", "--role", "admin",
+        ])
+        .args(["--password-stdin"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = create.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    drop(stdin);
+    assert!(create.wait().unwrap().success());
+    let key = watchfloor(dir.path(), &["--config", cfg, "users", "api-key", "root"])
+        .stdout
+        .trim()
+        .to_string();
+
+    let stderr_path = dir.path().join("serve.log");
+    let mut serve = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .current_dir(dir.path())
+        .env("WATCHFLOOR_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&stderr_path).unwrap())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
+    let addr = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
+        .expect("the API address");
+    let call = |method: &str, path: &str, auth: &str, body: &str| {
+        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    };
+    // Wait for the first fetch, so that listings, health and metrics have something to show.
+    let started = Instant::now();
+    while !call("GET", "/api/v1/incidents", &key, "").contains("\"external_id\"") {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing fetched"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let login = call(
+        "POST",
+        "/api/v1/login",
+        "",
+        &format!(r#"{{"name":"root","password":"{password}"}}"#),
+    );
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let token =
+        serde_json::from_str::<Value>(login.split("\r\n\r\n").nth(1).unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    let failed_login = call(
+        "POST",
+        "/api/v1/login",
+        "",
+        r#"{"name":"root","password":"canary-guess-0000"}"#,
+    );
+    assert!(failed_login.starts_with("HTTP/1.1 401"), "{failed_login}");
+    let failed_run = call(
+        "POST",
+        "/api/v1/commands/run",
+        &key,
+        r#"{"line":"!cov-mgsec-get-aro query=\"resolution=Unresolved\"","instance":"bad"}"#,
+    );
+    assert!(
+        failed_run.starts_with("HTTP/1.1 502") && failed_run.contains("HTTP 401"),
+        "the provider refused the wrong key: {failed_run}"
+    );
+    let answers = [
+        login.replace(&token, "TOKEN"),
+        failed_login,
+        failed_run,
+        call("GET", "/api/v1/incidents", &key, ""),
+        call("GET", "/api/v1/me", &format!("Bearer {token}"), ""),
+        call("GET", "/api/v1/instances/health", &key, ""),
+        call("GET", "/metrics", "", ""),
+        call("GET", "/api/v1/commands", &key, ""),
+    ];
+    for answer in &answers[3..] {
+        assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    }
+    sigterm(serve.id());
+    let started = Instant::now();
+    while serve.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(20) {
+            let _ = serve.kill();
+            panic!("serve did not stop on SIGTERM");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let log = std::fs::read_to_string(&stderr_path).unwrap();
+    assert!(
+        log.contains("failed login"),
+        "trace logs were written: {log}"
+    );
+    for secret in [instance_key, wrong_key, password, key.as_str(), &token] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        for answer in &answers {
+            assert!(!answer.contains(secret), "{secret} in an answer:\n{answer}");
+        }
+    }
+    assert!(
+        !answers.iter().any(|a| a.contains("canary")) && !log.contains("canary"),
+        "a canary leaked"
+    );
+}
