@@ -1,10 +1,15 @@
 //! XSOAR markdown as a person reads it in a terminal: titles without `#`, tables as aligned
 //! columns with the markdown escapes undone (`&lt;` is `<`, `\|` is `|`, `<br/>` a line break),
 //! cells wrapped to the terminal's width, and tables too wide for it shown one record at a
-//! time. Scripts and golden tests keep the markdown (`--output md`); control characters are made
+//! time, and moments in one format ([`TIME_FORMAT`]) whatever the provider sent. Scripts and golden tests keep the markdown (`--output md`); control characters are made
 //! visible by [`crate::table::terminal_safe`] on the way out.
 
+use chrono::{DateTime, NaiveDateTime, Utc};
+
 use crate::table::CELL_BREAK;
+
+/// How every table in a terminal shows a moment, ours and the providers' alike.
+pub const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%SZ";
 
 /// The narrowest a wrapped column gets before the table is shown record by record: its longest
 /// word, up to this, so that words are not cut when it can be helped.
@@ -135,6 +140,14 @@ fn table(block: &[&str], width: usize) -> String {
     for row in &mut rows {
         row.resize(columns, String::new());
     }
+    let time_columns: Vec<bool> = rows[0].iter().map(|h| is_time_header(h)).collect();
+    for row in rows.iter_mut().skip(1) {
+        for (cell, time_column) in row.iter_mut().zip(&time_columns) {
+            if let Some(readable) = readable_time(cell, *time_column) {
+                *cell = readable;
+            }
+        }
+    }
     let mut widths: Vec<usize> = (0..columns)
         .map(|c| rows.iter().map(|r| width_of(&r[c])).max().unwrap_or(0))
         .collect();
@@ -195,6 +208,42 @@ fn table(block: &[&str], width: usize) -> String {
     out
 }
 
+/// Whether a column's header names a moment (`Created`, `requestTime`, `Last Seen`).
+fn is_time_header(header: &str) -> bool {
+    let header = header.to_ascii_lowercase();
+    [
+        "time", "date", "seen", "created", "modified", "occurred", "fetched",
+    ]
+    .iter()
+    .any(|word| header.contains(word))
+}
+
+/// `cell` in [`TIME_FORMAT`] when it is a moment: an RFC 3339 time in any column; in a column
+/// named for a time, also a time without zone (taken as UTC) and Unix seconds or milliseconds.
+fn readable_time(cell: &str, time_column: bool) -> Option<String> {
+    let s = cell.trim();
+    let time = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        t.with_timezone(&Utc)
+    } else if !time_column {
+        return None;
+    } else if let Some(t) = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
+        .iter()
+        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
+    {
+        t.and_utc()
+    } else if s.bytes().all(|b| b.is_ascii_digit()) && matches!(s.len(), 10 | 13) {
+        let n: i64 = s.parse().ok()?;
+        if s.len() == 13 {
+            DateTime::from_timestamp_millis(n)?
+        } else {
+            DateTime::from_timestamp(n, 0)?
+        }
+    } else {
+        return None;
+    };
+    Some(time.format(TIME_FORMAT).to_string())
+}
+
 /// A table too wide for the terminal: each row as `header: value` lines.
 fn records(rows: &[Vec<String>]) -> String {
     let (header, body) = rows
@@ -238,6 +287,40 @@ mod tests {
             80,
             "Incidents\nNo entries.\n",
         );
+    }
+
+    /// Three timestamp formats across commands, and epoch times in DNS results, all read
+    /// alike in a terminal.
+    #[test]
+    fn moments_read_in_one_format() {
+        for (header, cell, expected) in [
+            ("Created", "2024-04-01T12:30:05Z", "2024-04-01 12:30:05Z"),
+            (
+                "Created",
+                "2024-04-01T12:30:05.123456Z",
+                "2024-04-01 12:30:05Z",
+            ),
+            (
+                "Created",
+                "2024-04-01T14:30:05+02:00",
+                "2024-04-01 12:30:05Z",
+            ),
+            ("Note", "2024-04-01T12:30:05Z", "2024-04-01 12:30:05Z"),
+            ("requestTime", "1711974605", "2024-04-01 12:30:05Z"),
+            ("requestTime", "1711974605123", "2024-04-01 12:30:05Z"),
+            ("Last Seen", "2024-04-01 12:30:05.5", "2024-04-01 12:30:05Z"),
+            ("Update Date", "2024-04-01T12:30:05", "2024-04-01 12:30:05Z"),
+            // Not moments: numbers outside time columns, other lengths, text.
+            ("Bytes", "1711974605", "1711974605"),
+            ("requestTime", "17119746", "17119746"),
+            ("Created", "yesterday", "yesterday"),
+            ("Note", "2024-04-01 12:30:05", "2024-04-01 12:30:05"),
+        ] {
+            let md = format!("|{header}|\n|---|\n|{cell}|\n");
+            let out = render(&md, 80);
+            let value = out.lines().nth(2).unwrap_or_default();
+            assert_eq!(value, expected, "{header} = {cell}");
+        }
     }
 
     #[test]

@@ -97,7 +97,7 @@ pub async fn list(
     let rows: Vec<Value> = incidents
         .iter()
         .map(|i| {
-            json!({"ID": i.id, "Occurred": i.occurred.format("%Y-%m-%d %H:%M:%SZ").to_string(), "Severity": i.severity_label,
+            json!({"ID": i.id, "Occurred": i.occurred.format(watchfloor_core::terminal::TIME_FORMAT).to_string(), "Severity": i.severity_label,
                    "Status": i.status.as_str(), "Owner": i.owner, "SLA": i.sla_state(now).as_str(), "Instance": i.instance,
                    "Organization": i.organization, "Name": i.name})
         })
@@ -283,7 +283,7 @@ fn health_table(records: &[Health], states: &[&str]) -> String {
         .iter()
         .zip(states)
         .map(|(h, state)| {
-            let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%SZ").to_string());
+            let t = |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format(watchfloor_core::terminal::TIME_FORMAT).to_string());
             let set_aside = h.set_aside.last().map(|last| {
                 format!(
                     "{} (latest: {}: {})",

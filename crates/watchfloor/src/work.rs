@@ -141,7 +141,7 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
     let rows: Vec<Value> = entries
         .iter()
         .map(|e| {
-            json!({"Entry": e.id, "When": e.created.format("%Y-%m-%d %H:%M:%SZ").to_string(),
+            json!({"Entry": e.id, "When": e.created.format(watchfloor_core::terminal::TIME_FORMAT).to_string(),
                    "Author": e.author, "Kind": e.kind, "What": entry_text(e)})
         })
         .collect();

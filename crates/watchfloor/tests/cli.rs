@@ -508,6 +508,45 @@ async fn covalence_env() -> (
     (sim, dir, config)
 }
 
+/// DNS results carried Unix times: in a terminal they read in the one format every table
+/// uses, while `--output md` keeps what the provider sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dns_times_read_as_dates_in_a_terminal() {
+    let (sim, dir, config) = covalence_env().await;
+    let epoch = sim.collection("2019-004-DA", "dns")[0]["requestTime"]
+        .as_i64()
+        .unwrap();
+    let readable = chrono::DateTime::from_timestamp(epoch, 0)
+        .unwrap()
+        .format("%Y-%m-%d %H:%M:%SZ")
+        .to_string();
+    let run = |output: &str| {
+        let out = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "run",
+                "!cov-secpr-list-dns-resolutions using=direct",
+                "--output",
+                output,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let table = run("table");
+    assert!(
+        table.contains(&readable) && !table.contains(&epoch.to_string()),
+        "{table}"
+    );
+    let md = run("md");
+    assert!(
+        md.contains(&epoch.to_string()) && !md.contains(&readable),
+        "{md}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
     let (sim, dir, config) = covalence_env().await;
