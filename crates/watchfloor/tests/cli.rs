@@ -547,6 +547,30 @@ async fn dns_times_read_as_dates_in_a_terminal() {
     );
 }
 
+/// Broker set-up mistakes (no `target_org`, an organization the broker does not serve) are the
+/// user's to fix: exit 2, as the README promises for usage errors, not 1 as for a provider fault.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_mistakes_exit_2() {
+    let (_sim, dir, config) = covalence_env().await;
+    for (line, says) in [
+        (
+            "!cov-secpr-list-sensors using=broker",
+            "target_org is required in broker mode",
+        ),
+        (
+            "!cov-secpr-list-sensors using=broker target_org=Hooli",
+            "unknown organization `Hooli`",
+        ),
+    ] {
+        let out = watchfloor(
+            dir.path(),
+            &["--config", config.to_str().unwrap(), "run", line],
+        );
+        assert_eq!(out.code, 2, "{line}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{line}: {}", out.stderr);
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
     let (sim, dir, config) = covalence_env().await;
