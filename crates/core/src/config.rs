@@ -13,6 +13,7 @@
 //! here and held as [`Secret`]s, so they never reach Debug output.
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -50,6 +51,8 @@ pub struct Config {
     pub storage_url: Option<String>,
     /// `[sla]`: how long incidents of each severity may stay open.
     pub sla: SlaPolicy,
+    /// `[server] listen`: where `serve` answers the HTTP API, if the file says.
+    pub listen: Option<SocketAddr>,
 }
 
 /// What commands that need no instance read from a config file: the database and the SLA.
@@ -57,6 +60,8 @@ pub struct Config {
 pub struct Shared {
     pub storage_url: Option<String>,
     pub sla: SlaPolicy,
+    /// `[server] listen`.
+    pub listen: Option<SocketAddr>,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -206,12 +211,39 @@ struct RawConfig {
     instances: Vec<Spanned<RawInstance>>,
     storage: Option<RawStorage>,
     sla: Option<RawSla>,
+    server: Option<RawServer>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawStorage {
     url: String,
+}
+
+/// `[server]`: where `serve` answers the HTTP API.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawServer {
+    listen: Option<Spanned<String>>,
+}
+
+impl RawServer {
+    /// The address to listen on; an error names the key.
+    fn listen(&self) -> Result<Option<SocketAddr>, (std::ops::Range<usize>, String, String)> {
+        let Some(listen) = &self.listen else {
+            return Ok(None);
+        };
+        listen.get_ref().trim().parse().map(Some).map_err(|_| {
+            (
+                listen.span(),
+                "server.listen".to_string(),
+                format!(
+                    "`{}` is not an address to listen on; write an IP and a port, e.g. \"127.0.0.1:8080\"",
+                    listen.get_ref()
+                ),
+            )
+        })
+    }
 }
 
 /// `[sla]`: a duration per severity, e.g. `critical = "1h"`.
@@ -430,8 +462,15 @@ impl Config {
                 .map_err(|(span, key, message)| err(span, Some(key), message))?,
             None => SlaPolicy::default(),
         };
+        let listen = match &raw.server {
+            Some(s) => s
+                .listen()
+                .map_err(|(span, key, message)| err(span, Some(key), message))?,
+            None => None,
+        };
         Ok(Config {
             path: path.to_path_buf(),
+            listen,
             instances,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
@@ -448,6 +487,7 @@ impl Config {
         struct SharedOnly {
             storage: Option<RawStorage>,
             sla: Option<RawSla>,
+            server: Option<RawServer>,
             #[serde(default)]
             instances: Vec<NameOnly>,
         }
@@ -482,7 +522,14 @@ impl Config {
                 .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
             None => SlaPolicy::default(),
         };
+        let listen = match &raw.server {
+            Some(s) => s
+                .listen()
+                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
+            None => None,
+        };
         Ok(Shared {
+            listen,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
                 None => storage_url(DEFAULT_STORAGE, base_dir),
@@ -985,6 +1032,21 @@ description = "Skip TLS checks"
         assert_eq!(
             parse("[sla]\nhigh = \"soon\"\n").unwrap_err(),
             "config file /etc/wf/watchfloor.toml, line 2, key `sla.high`: `soon` is not a duration such as \"4h\""
+        );
+    }
+
+    #[test]
+    fn the_api_address_comes_from_server_listen() {
+        assert_eq!(parse("").unwrap().listen, None);
+        assert_eq!(
+            parse("[server]\nlisten = \"127.0.0.1:8080\"\n")
+                .unwrap()
+                .listen,
+            Some("127.0.0.1:8080".parse().unwrap())
+        );
+        assert_eq!(
+            parse("[server]\nlisten = \"localhost\"\n").unwrap_err(),
+            "config file /etc/wf/watchfloor.toml, line 2, key `server.listen`: `localhost` is not an address to listen on; write an IP and a port, e.g. \"127.0.0.1:8080\""
         );
     }
 

@@ -80,7 +80,8 @@ enum Command {
         /// Fetch cycles running at the same time.
         #[arg(long, default_value_t = 4)]
         concurrency: usize,
-        /// Also serve the HTTP API on this address, e.g. 127.0.0.1:8080.
+        /// Also serve the HTTP API on this address, e.g. 127.0.0.1:8080; overrides
+        /// `[server] listen`.
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
@@ -431,6 +432,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
                 .map_err(usage)?;
+            let listen = listen.or(shared.listen);
             fetch::serve(Arc::new(runner), store, shared.sla, concurrency, listen)
                 .await
                 .map_err(usage)
@@ -805,6 +807,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
     let shared = watchfloor_core::Shared {
         storage_url: config.storage_url,
         sla: config.sla,
+        listen: config.listen,
         instances: config
             .instances
             .iter()

@@ -1609,7 +1609,7 @@ async fn no_secret_reaches_logs_or_api_answers() {
     std::fs::write(
         &config,
         format!(
-            "[storage]\nurl = \"sqlite://wf.db\"\n\
+            "[storage]\nurl = \"sqlite://wf.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
              [[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
              fetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
              [instances.params]\nportal_url = \"{0}\"\napi_key = \"{instance_key}\"\n\
@@ -1639,8 +1639,9 @@ async fn no_secret_reaches_logs_or_api_answers() {
         .to_string();
 
     let stderr_path = dir.path().join("serve.log");
+    // The API address comes from `[server] listen`.
     let mut serve = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
+        .args(["--config", cfg, "serve"])
         .current_dir(dir.path())
         .env("WATCHFLOOR_LOG", "trace")
         .stdout(Stdio::piped())

@@ -28,6 +28,7 @@ fn the_documented_example_config_is_valid() {
         config.storage_url.as_deref(),
         Some("sqlite:///etc/watchfloor/watchfloor-data/watchfloor.db")
     );
+    assert_eq!(config.listen, Some("127.0.0.1:8080".parse().unwrap()));
 }
 
 /// An XSOAR parameter name gets an error that names what to write here (XSOAR fidelity 1).
