@@ -33,6 +33,9 @@ pub struct FaultSpec {
     /// Hostile: paged list endpoints always say another page follows, with a new item on each
     /// page past the data (FES ARO lists).
     pub endless_pages: bool,
+    /// When set, faults reach only requests whose path ends with this (e.g. `/aros`), so that
+    /// one call of a command can fail while the others succeed.
+    pub only_path: Option<String>,
 }
 
 /// Live fault switches and request counters of one simulator.
@@ -89,6 +92,14 @@ impl Faults {
     fn decide(&self, path: &str) -> (Duration, Action) {
         let mut inner = self.lock();
         *inner.requests.entry(path.to_string()).or_default() += 1;
+        if inner
+            .spec
+            .only_path
+            .as_deref()
+            .is_some_and(|only| !path.ends_with(only))
+        {
+            return (Duration::ZERO, Action::Pass { malformed: false });
+        }
         let latency = Duration::from_millis(inner.spec.latency_ms);
         inner.rng_state = inner.rng_state.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let draw = crate::rng::Rng::new(inner.rng_state).next_u64();

@@ -326,6 +326,48 @@ async fn comment_is_stored_and_the_context_gets_the_aro() {
     assert_eq!(entry.raw["id"], stored[0]["id"]);
 }
 
+/// XSOAR fidelity 5: the comment is on the provider once it is posted, so a failed read-back
+/// of the ARO is a warning on a successful command, not an error that invites a second post.
+#[tokio::test]
+async fn a_failed_refresh_after_a_comment_is_a_warning() {
+    let app = spawn().await;
+    let id = app.aro_ids("Unresolved")[1].clone();
+    app.run("!cov-mgsec-list-org").await; // looks up the provider id first
+    let aro_reads = || -> usize {
+        let counts = app.sim.faults.request_counts();
+        counts
+            .iter()
+            .filter(|(path, _)| path.ends_with("/aros"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let reads_before = aro_reads();
+    app.sim.faults.set(FaultSpec {
+        server_errors: 100,
+        only_path: Some("/aros".into()),
+        ..FaultSpec::default()
+    });
+    let entry = app
+        .run(&format!(
+            "!cov-mgsec-comment-aro aro_id={id} comment=posted"
+        ))
+        .await;
+    assert!(aro_reads() > reads_before, "the ARO was read back");
+    assert_eq!(app.sim.comments(&id).len(), 1, "the comment is stored");
+    assert!(
+        entry.readable.contains("posted"),
+        "the comment is shown: {}",
+        entry.readable
+    );
+    assert!(
+        entry
+            .readable
+            .contains("The comment was added, but reading the ARO back failed"),
+        "{}",
+        entry.readable
+    );
+}
+
 #[tokio::test]
 async fn escalation_contacts_come_by_priority() {
     let app = spawn().await;
