@@ -1469,7 +1469,6 @@ async fn results_read_as_aligned_tables_in_a_terminal() {
 /// reads the API, and stops working once its user is disabled.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn users_and_the_api_from_the_cli() {
-    use std::io::{BufRead, Read, Write};
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
         .await
         .unwrap();
@@ -1482,34 +1481,15 @@ async fn users_and_the_api_from_the_cli() {
         watchfloor(dir.path(), &all)
     };
     assert_eq!(wf(&["fetch"]).code, 0);
-    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args([
-            "--config",
-            cfg,
-            "users",
-            "create",
-            "dana",
-            "--role",
-            "analyst",
-            "--org",
-            "Acme",
-            "--password-stdin",
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    create
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(b"s3cret-canary\n")
-        .unwrap();
-    let out = create.wait_with_output().unwrap();
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout).trim(),
-        "created dana (analyst)"
+    let created = create_user_with_password(
+        dir.path(),
+        cfg,
+        "dana",
+        "analyst",
+        &["--org", "Acme"],
+        "s3cret-canary",
     );
+    assert_eq!(created.trim(), "created dana (analyst)");
     let made = wf(&["users", "create", "root", "--role", "admin"]);
     assert!(
         made.stdout
@@ -1525,30 +1505,13 @@ async fn users_and_the_api_from_the_cli() {
     let list = wf(&["users", "list", "--output", "md"]);
     assert!(!list.stdout.contains("canary") && !list.stdout.contains(&key));
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "serve", "--listen", "127.0.0.1:0"])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
-        .expect("the API address");
-    let get = |path: &str, key: &str| {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            conn,
-            "GET {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {key}\r\nConnection: close\r\n\r\n"
-        )
-        .unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        answer
-    };
+    let serve = Served::start(
+        dir.path(),
+        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        None,
+        Stdio::null(),
+    );
+    let get = |path: &str, key: &str| serve.call("GET", path, key, "");
     let listed = get("/api/v1/incidents", &key);
     assert!(listed.starts_with("HTTP/1.1 200"), "{listed}");
     let body: Value = serde_json::from_str(listed.split("\r\n\r\n").nth(1).unwrap()).unwrap();
@@ -1565,19 +1528,103 @@ async fn users_and_the_api_from_the_cli() {
     assert_eq!(wf(&["users", "disable", "dana"]).code, 0);
     assert!(get("/api/v1/incidents", &key).starts_with("HTTP/1.1 401"));
     // SIGTERM stops the server and the scheduler cleanly.
-    sigterm(serve.id());
-    let started = Instant::now();
-    let code = loop {
-        if let Some(status) = serve.try_wait().unwrap() {
-            break status.code();
-        }
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = serve.kill();
-            panic!("serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let code = serve.stop();
     assert_eq!(code, Some(0));
+}
+
+/// `watchfloor serve` with the API on, started with `args`; `log` is `WATCHFLOOR_LOG`.
+struct Served {
+    child: std::process::Child,
+    addr: String,
+    /// Kept open: `serve` stops quietly when its standard output is closed.
+    _stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+}
+
+impl Served {
+    fn start(dir: &Path, args: &[&str], log: Option<&str>, stderr: Stdio) -> Served {
+        use std::io::BufRead;
+        let mut command = Command::new(env!("CARGO_BIN_EXE_watchfloor"));
+        if let Some(log) = log {
+            command.env("WATCHFLOOR_LOG", log);
+        }
+        let mut child = command
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .unwrap();
+        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+        let addr = lines
+            .by_ref()
+            .map_while(Result::ok)
+            .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
+            .expect("the API address");
+        Served {
+            child,
+            addr,
+            _stdout: lines,
+        }
+    }
+
+    /// One HTTP/1.1 request, the whole answer (status line, headers and body) as text.
+    fn call(&self, method: &str, path: &str, auth: &str, body: &str) -> String {
+        use std::io::{Read, Write};
+        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
+        write!(
+            conn,
+            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
+             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut answer = String::new();
+        conn.read_to_string(&mut answer).unwrap();
+        answer
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    fn stop(mut self) -> Option<i32> {
+        sigterm(self.child.id());
+        let started = Instant::now();
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            if started.elapsed() > Duration::from_secs(20) {
+                let _ = self.child.kill();
+                panic!("serve did not stop on SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+/// Creates a user with a password given on standard input.
+fn create_user_with_password(
+    dir: &Path,
+    cfg: &str,
+    name: &str,
+    role: &str,
+    org: &[&str],
+    password: &str,
+) -> String {
+    use std::io::Write;
+    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "users", "create", name, "--role", role])
+        .args(org)
+        .arg("--password-stdin")
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = create.stdin.take().unwrap();
+    writeln!(stdin, "{password}").unwrap();
+    drop(stdin);
+    let out = create.wait_with_output().unwrap();
+    assert!(out.status.success(), "users create {name}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 fn sigterm(pid: u32) {
@@ -1591,7 +1638,6 @@ fn sigterm(pid: u32) {
 /// listing, health, metrics, a failed login or a failed command.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_secret_reaches_logs_or_api_answers() {
-    use std::io::{BufRead, Read, Write};
     let instance_key = "canary-fes-key-5d2c";
     let wrong_key = "canary-bad-key-8a1e";
     let password = "canary-pass-3b7f";
@@ -1620,19 +1666,7 @@ async fn no_secret_reaches_logs_or_api_answers() {
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
-    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args([
-            "--config", cfg, "users", "create", "root", "--role", "admin",
-        ])
-        .args(["--password-stdin"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = create.stdin.take().unwrap();
-    writeln!(stdin, "{password}").unwrap();
-    drop(stdin);
-    assert!(create.wait().unwrap().success());
+    create_user_with_password(dir.path(), cfg, "root", "admin", &[], password);
     let key = watchfloor(dir.path(), &["--config", cfg, "users", "api-key", "root"])
         .stdout
         .trim()
@@ -1640,33 +1674,14 @@ async fn no_secret_reaches_logs_or_api_answers() {
 
     let stderr_path = dir.path().join("serve.log");
     // The API address comes from `[server] listen`.
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "serve"])
-        .current_dir(dir.path())
-        .env("WATCHFLOOR_LOG", "trace")
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&stderr_path).unwrap())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(serve.stdout.take().unwrap()).lines();
-    let addr = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
-        .expect("the API address");
-    let call = |method: &str, path: &str, auth: &str, body: &str| {
-        let mut conn = std::net::TcpStream::connect(&addr).unwrap();
-        write!(
-            conn,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        answer
-    };
+    let serve = Served::start(
+        dir.path(),
+        &["--config", cfg, "serve"],
+        Some("trace"),
+        std::fs::File::create(&stderr_path).unwrap().into(),
+    );
+    let call =
+        |method: &str, path: &str, auth: &str, body: &str| serve.call(method, path, auth, body);
     // Wait for the first fetch, so that listings, health and metrics have something to show.
     let started = Instant::now();
     while !call("GET", "/api/v1/incidents", &key, "").contains("\"external_id\"") {
@@ -1718,15 +1733,7 @@ async fn no_secret_reaches_logs_or_api_answers() {
     for answer in &answers[3..] {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
     }
-    sigterm(serve.id());
-    let started = Instant::now();
-    while serve.try_wait().unwrap().is_none() {
-        if started.elapsed() > Duration::from_secs(20) {
-            let _ = serve.kill();
-            panic!("serve did not stop on SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    serve.stop();
     let log = std::fs::read_to_string(&stderr_path).unwrap();
     assert!(
         log.contains("failed login"),
