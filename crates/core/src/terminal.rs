@@ -4,7 +4,7 @@
 //! time, and moments in one format ([`TIME_FORMAT`]) whatever the provider sent. Scripts and golden tests keep the markdown (`--output md`); control characters are made
 //! visible by [`crate::table::terminal_safe`] on the way out.
 
-use chrono::{DateTime, NaiveDateTime, Utc};
+use chrono::DateTime;
 
 use crate::table::CELL_BREAK;
 
@@ -222,26 +222,17 @@ fn is_time_header(header: &str) -> bool {
 /// named for a time, also a time without zone (taken as UTC) and Unix seconds or milliseconds.
 fn readable_time(cell: &str, time_column: bool) -> Option<String> {
     let s = cell.trim();
-    let time = if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-        t.with_timezone(&Utc)
-    } else if !time_column {
-        return None;
-    } else if let Some(t) = ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f"]
-        .iter()
-        .find_map(|f| NaiveDateTime::parse_from_str(s, f).ok())
-    {
-        t.and_utc()
-    } else if s.bytes().all(|b| b.is_ascii_digit()) && matches!(s.len(), 10 | 13) {
-        let n: i64 = s.parse().ok()?;
-        if s.len() == 13 {
-            DateTime::from_timestamp_millis(n)?
-        } else {
-            DateTime::from_timestamp(n, 0)?
-        }
+    let epoch = matches!(s.len(), 10 | 13) && s.bytes().all(|b| b.is_ascii_digit());
+    let wanted = if time_column {
+        // Not bare dates or other counts, which are shown as sent.
+        epoch || s.contains(':')
     } else {
-        return None;
+        DateTime::parse_from_rfc3339(s).is_ok()
     };
-    Some(time.format(TIME_FORMAT).to_string())
+    if !wanted {
+        return None;
+    }
+    Some(crate::time::moment(s)?.format(TIME_FORMAT).to_string())
 }
 
 /// A table too wide for the terminal: each row as `header: value` lines.

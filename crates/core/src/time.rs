@@ -3,6 +3,33 @@
 
 use chrono::{DateTime, NaiveDateTime, TimeDelta, Utc};
 
+/// An absolute time as written: RFC 3339, naive ISO 8601 (taken as UTC), a date (midnight
+/// UTC), or epoch seconds, or milliseconds when the number is too large for seconds.
+pub fn moment(s: &str) -> Option<DateTime<Utc>> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    for format in [
+        "%Y-%m-%dT%H:%M:%S%.f",
+        "%Y-%m-%d %H:%M:%S%.f",
+        "%Y-%m-%dT%H:%M:%S%.fZ",
+    ] {
+        if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
+            return Some(t.and_utc());
+        }
+    }
+    if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Some(d.and_hms_opt(0, 0, 0)?.and_utc());
+    }
+    if !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) {
+        let n: i64 = s.parse().ok()?;
+        let secs = if n > 2_000_000_000 { n / 1000 } else { n };
+        return DateTime::from_timestamp(secs, 0);
+    }
+    None
+}
+
 /// A time as written: either relative ("3 days", counted back from when it is used) or absolute.
 /// Parsed once, where it is read (config load or argument binding), and resolved with [`at`].
 ///
@@ -27,29 +54,8 @@ impl TimeSpec {
         if s.is_empty() {
             return Err(invalid());
         }
-        if let Ok(t) = DateTime::parse_from_rfc3339(s) {
-            return Ok(TimeSpec::At(t.with_timezone(&Utc)));
-        }
-        for format in [
-            "%Y-%m-%dT%H:%M:%S%.f",
-            "%Y-%m-%d %H:%M:%S%.f",
-            "%Y-%m-%dT%H:%M:%S%.fZ",
-        ] {
-            if let Ok(t) = NaiveDateTime::parse_from_str(s, format) {
-                return Ok(TimeSpec::At(t.and_utc()));
-            }
-        }
-        if let Ok(d) = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(TimeSpec::At(
-                d.and_hms_opt(0, 0, 0).ok_or_else(invalid)?.and_utc(),
-            ));
-        }
-        if s.bytes().all(|b| b.is_ascii_digit()) {
-            let n: i64 = s.parse().map_err(|_| invalid())?;
-            let secs = if n > 2_000_000_000 { n / 1000 } else { n };
-            return DateTime::from_timestamp(secs, 0)
-                .map(TimeSpec::At)
-                .ok_or_else(invalid);
+        if let Some(t) = moment(s) {
+            return Ok(TimeSpec::At(t));
         }
         let words: Vec<&str> = s.split_whitespace().collect();
         let (count, unit) = match words.as_slice() {
