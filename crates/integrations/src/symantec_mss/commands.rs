@@ -84,7 +84,7 @@ impl Instance for SymantecMssInstance {
         })
     }
 
-    /// IncidentGetList with the instance's severities, over mutual TLS.
+    /// Workflow fields and comments go both ways; comments can be read back.
     fn mirroring(&self) -> crate::Mirroring {
         crate::Mirroring {
             incoming: true,
@@ -109,6 +109,7 @@ impl Instance for SymantecMssInstance {
         Box::pin(self.pull_change(external_id, seen))
     }
 
+    /// IncidentGetList with the instance's severities, over mutual TLS.
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(async move {
             self.sws
