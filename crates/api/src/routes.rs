@@ -255,21 +255,33 @@ async fn list(
 /// The incident, if the caller may see it: another organization's incident does not exist, as
 /// far as this caller can tell.
 async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
-    match state.store.incident(id).await.map_err(internal)? {
-        Some(incident) if Scope::of(user).allows(incident.organization.as_deref()) => Ok(incident),
-        _ => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
+    let scope = Scope::of(user);
+    match state
+        .store
+        .incident_in(&scope, id)
+        .await
+        .map_err(internal)?
+    {
+        Some(incident) => Ok(incident),
+        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
     }
 }
 
-/// The incident, if the caller may change it.
-async fn changeable(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
-    let incident = visible(state, user, id).await?;
+/// Refuses viewers, who read incidents but change none.
+fn may_change(user: &User) -> Result<(), ApiError> {
     if user.role == Role::Viewer {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
             "viewers cannot change incidents".into(),
         ));
     }
+    Ok(())
+}
+
+/// The incident, if the caller may change it.
+async fn changeable(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
+    let incident = visible(state, user, id).await?;
+    may_change(user)?;
     Ok(incident)
 }
 
@@ -377,12 +389,7 @@ async fn create(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
-    if user.role == Role::Viewer {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "viewers cannot change incidents".into(),
-        ));
-    }
+    may_change(&user)?;
     let scope = Scope::of(&user);
     if !scope.allows(body.organization.as_deref()) {
         return Err(ApiError(

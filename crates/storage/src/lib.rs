@@ -314,6 +314,22 @@ pub trait Store: Send + Sync {
 
     fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>>;
 
+    /// The incident, if `scope` may see it: for a reader of other organizations it does not
+    /// exist. Scoped reads of one incident go through here, as lists go through
+    /// [`IncidentFilter::scope`].
+    fn incident_in<'a>(
+        &'a self,
+        scope: &'a Scope,
+        id: i64,
+    ) -> BoxFuture<'a, Result<Option<Incident>, StoreError>> {
+        Box::pin(async move {
+            Ok(self
+                .incident(id)
+                .await?
+                .filter(|i| scope.allows(i.organization.as_deref())))
+        })
+    }
+
     /// How many incidents match `filter`, whatever its limit.
     fn count_matching<'a>(
         &'a self,
