@@ -49,6 +49,19 @@ impl App {
         )
     }
 
+    /// The id of the stored incident with this provider id.
+    async fn id_of(&self, external_id: &str) -> i64 {
+        let all = self
+            .store
+            .incidents(&IncidentFilter::default())
+            .await
+            .unwrap();
+        all.iter()
+            .find(|i| i.external_id == external_id)
+            .unwrap()
+            .id
+    }
+
     async fn key_for(&self, name: &str, role: Role, orgs: &[&str]) -> String {
         let orgs: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
         let hash = auth::hash_password("pw").unwrap();
@@ -177,13 +190,8 @@ async fn each_user_sees_only_its_organizations() {
         names(&app.get("/api/v1/incidents", Some(&admin)).await.1),
         ["a1", "a2", "g1"]
     );
-    let all = app
-        .store
-        .incidents(&IncidentFilter::default())
-        .await
-        .unwrap();
-    let globex = all.iter().find(|i| i.external_id == "g1").unwrap().id;
-    let mine = all.iter().find(|i| i.external_id == "a1").unwrap().id;
+    let globex = app.id_of("g1").await;
+    let mine = app.id_of("a1").await;
     let (status, body) = app
         .get(&format!("/api/v1/incidents/{globex}"), Some(&acme))
         .await;
@@ -214,13 +222,7 @@ async fn incidents_are_worked_over_the_api() {
     let app = spawn_app().await;
     let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
     let vera = app.key_for("vera", Role::Viewer, &["Acme"]).await;
-    let all = app
-        .store
-        .incidents(&IncidentFilter::default())
-        .await
-        .unwrap();
-    let id = |ext: &str| all.iter().find(|i| i.external_id == ext).unwrap().id;
-    let (acme, globex) = (id("a1"), id("g1"));
+    let (acme, globex) = (app.id_of("a1").await, app.id_of("g1").await);
     let path = |id: i64, rest: &str| format!("/api/v1/incidents/{id}{rest}");
 
     let (status, body) = app
@@ -373,12 +375,7 @@ async fn scoping_holds_on_every_route() {
     let app = spawn_app().await;
     let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
     let vera = app.key_for("vera", Role::Viewer, &["Acme"]).await;
-    let all = app
-        .store
-        .incidents(&IncidentFilter::default())
-        .await
-        .unwrap();
-    let globex = all.iter().find(|i| i.external_id == "g1").unwrap().id;
+    let globex = app.id_of("g1").await;
     for (method, rest, body) in [
         ("GET", "", json!({})),
         ("PATCH", "", json!({"owner": "dana"})),
