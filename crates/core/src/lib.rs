@@ -8,6 +8,7 @@
 //! - [`context`]: a context store that merges entries the way XSOAR does.
 //! - [`secret`] and [`config`]: instance configuration with redacted secrets.
 //! - [`docs`]: command help and integration docs generated from the definitions.
+//! - [`query`]: incident searches in XSOAR's query syntax.
 
 pub mod args;
 pub mod cmdline;
@@ -19,6 +20,7 @@ pub mod entry;
 pub mod fetch;
 pub mod incident;
 pub mod lifecycle;
+pub mod query;
 pub mod secret;
 pub mod suggest;
 pub mod table;

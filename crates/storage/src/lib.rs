@@ -131,7 +131,173 @@ pub struct IncidentFilter {
     pub since: Option<DateTime<Utc>>,
     /// Stored (fetched or created) at or after.
     pub fetched_since: Option<DateTime<Utc>>,
+    /// Terms of a search in XSOAR's query syntax, all of which must hold.
+    pub conditions: Vec<watchfloor_core::query::Condition>,
+    pub sort: Sort,
+    /// Rows after this one in the sort (keyset paging).
+    pub after: Option<Keyset>,
+    /// Rows to skip (page-number paging, as XSOAR's API pages).
+    pub offset: Option<usize>,
     pub limit: Option<usize>,
+}
+
+/// What incidents are sorted by. Ties are broken by id, in the same direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SortField {
+    #[default]
+    Occurred,
+    Created,
+    Modified,
+    Severity,
+    Id,
+    Name,
+    Status,
+    Owner,
+    SlaDue,
+}
+
+impl SortField {
+    pub const ALL: [SortField; 9] = [
+        SortField::Occurred,
+        SortField::Created,
+        SortField::Modified,
+        SortField::Severity,
+        SortField::Id,
+        SortField::Name,
+        SortField::Status,
+        SortField::Owner,
+        SortField::SlaDue,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SortField::Occurred => "occurred",
+            SortField::Created => "created",
+            SortField::Modified => "modified",
+            SortField::Severity => "severity",
+            SortField::Id => "id",
+            SortField::Name => "name",
+            SortField::Status => "status",
+            SortField::Owner => "owner",
+            SortField::SlaDue => "sla",
+        }
+    }
+
+    /// A field name as the native API or XSOAR's API spells it (`dueDate` is the SLA).
+    pub fn parse(s: &str) -> Result<SortField, String> {
+        let s = s.trim();
+        if s.eq_ignore_ascii_case("dueDate") || s.eq_ignore_ascii_case("sla_due") {
+            return Ok(SortField::SlaDue);
+        }
+        SortField::ALL
+            .into_iter()
+            .find(|f| f.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| {
+                let names: Vec<&str> = SortField::ALL.iter().map(|f| f.as_str()).collect();
+                format!("`{s}` is not a field to sort by: use {}", names.join(", "))
+            })
+    }
+
+    /// 0 time, 1 integer, 2 real, 3 text.
+    fn key_kind(self) -> u8 {
+        match self {
+            SortField::Occurred | SortField::Created | SortField::Modified | SortField::SlaDue => 0,
+            SortField::Id => 1,
+            SortField::Severity => 2,
+            SortField::Name | SortField::Status | SortField::Owner => 3,
+        }
+    }
+
+    /// The incident's value of this field, to page after it.
+    pub fn key(self, incident: &Incident) -> KeyValue {
+        match self {
+            SortField::Occurred => KeyValue::Time(incident.occurred),
+            SortField::Created => KeyValue::Time(incident.created),
+            SortField::Modified => KeyValue::Time(incident.modified),
+            SortField::SlaDue => KeyValue::Time(incident.sla_due),
+            SortField::Severity => KeyValue::Real(incident.severity.value()),
+            SortField::Id => KeyValue::Int(incident.id),
+            SortField::Name => KeyValue::Text(incident.name.clone()),
+            SortField::Status => KeyValue::Text(incident.status.as_str().into()),
+            SortField::Owner => KeyValue::Text(incident.owner.clone().unwrap_or_default()),
+        }
+    }
+}
+
+/// An order: a field, newest or largest first unless `ascending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Sort {
+    pub field: SortField,
+    pub ascending: bool,
+}
+
+/// A sort value, typed as the store compares it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum KeyValue {
+    Time(DateTime<Utc>),
+    Int(i64),
+    Real(f64),
+    Text(String),
+}
+
+/// Where a page ends: the last row's sort value and id.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Keyset {
+    pub value: KeyValue,
+    pub id: i64,
+}
+
+impl Keyset {
+    /// The keyset after `incident` in `sort`.
+    pub fn after(incident: &Incident, sort: Sort) -> Keyset {
+        Keyset {
+            value: sort.field.key(incident),
+            id: incident.id,
+        }
+    }
+
+    /// A cursor for a URL: opaque, and safe in a query string.
+    pub fn encode(&self) -> String {
+        let value = match &self.value {
+            KeyValue::Time(t) => t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true),
+            KeyValue::Int(n) => n.to_string(),
+            KeyValue::Real(r) => r.to_string(),
+            KeyValue::Text(t) => t.clone(),
+        };
+        format!("{}:{value}", self.id)
+            .bytes()
+            .map(|b| format!("{b:02x}"))
+            .collect()
+    }
+
+    /// Reads a cursor made by [`Keyset::encode`] for the same sort field.
+    pub fn decode(cursor: &str, field: SortField) -> Result<Keyset, String> {
+        let bad = || {
+            "the cursor is not one this server gave: start again from the first page".to_string()
+        };
+        if !cursor.len().is_multiple_of(2) || !cursor.is_ascii() {
+            return Err(bad());
+        }
+        let bytes: Vec<u8> = (0..cursor.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&cursor[i..i + 2], 16))
+            .collect::<Result<_, _>>()
+            .map_err(|_| bad())?;
+        let text = String::from_utf8(bytes).map_err(|_| bad())?;
+        let (id, value) = text.split_once(':').ok_or_else(bad)?;
+        let id = id.parse().map_err(|_| bad())?;
+        let value = match field.key_kind() {
+            0 => KeyValue::Time(
+                chrono::DateTime::parse_from_rfc3339(value)
+                    .map_err(|_| bad())?
+                    .with_timezone(&Utc),
+            ),
+            1 => KeyValue::Int(value.parse().map_err(|_| bad())?),
+            2 => KeyValue::Real(value.parse().map_err(|_| bad())?),
+            _ => KeyValue::Text(value.to_string()),
+        };
+        Ok(Keyset { value, id })
+    }
 }
 
 /// A local change waiting to be pushed to the provider: written in the same transaction as
@@ -241,6 +407,49 @@ pub struct WarRoomEntry {
     /// `created`, `change`, `note`, `command`, `deleted`, ...
     pub kind: String,
     pub body: Value,
+}
+
+impl WarRoomEntry {
+    /// One line of what an entry says.
+    pub fn text(&self) -> String {
+        match self.kind.as_str() {
+            "change" => self.body["changes"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|c| {
+                    let side = |v: &Value| v.as_str().unwrap_or("-").to_string();
+                    format!(
+                        "{}: {} → {}",
+                        side(&c["field"]),
+                        side(&c["old"]),
+                        side(&c["new"])
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("\n"),
+            "note" => {
+                let mirrored = if self.body["mirror"] == true {
+                    " (mirrored)"
+                } else {
+                    ""
+                };
+                format!(
+                    "{}{mirrored}",
+                    self.body["text"].as_str().unwrap_or_default()
+                )
+            }
+            "created" => format!(
+                "created: {} ({})",
+                self.body["name"].as_str().unwrap_or_default(),
+                self.body["severity"].as_str().unwrap_or_default()
+            ),
+            _ => self.body["text"]
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| self.body.to_string()),
+        }
+    }
 }
 
 /// An instance's health record.

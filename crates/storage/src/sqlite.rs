@@ -15,10 +15,11 @@ use watchfloor_core::{
 };
 
 use watchfloor_core::SetAside;
+use watchfloor_core::query::Term;
 
 use crate::{
-    BoxFuture, FetchTarget, Health, IncidentFilter, ManualIncident, Mirrored, Push, PushOutcome,
-    Role, SetAsideRecord, Store, StoreError, User, WarRoomEntry,
+    BoxFuture, FetchTarget, Health, IncidentFilter, KeyValue, ManualIncident, Mirrored, Push,
+    PushOutcome, Role, SetAsideRecord, SortField, Store, StoreError, User, WarRoomEntry,
 };
 
 /// Migrations, in order. Each runs once, in its own transaction.
@@ -369,6 +370,117 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
     if let Some(t) = filter.fetched_since {
         q.push(" AND created >= ").push_bind(ts(t));
     }
+    for c in &filter.conditions {
+        // A negated term is false where the field is NULL too (`-owner:bob` keeps unassigned).
+        q.push(if c.negated {
+            " AND NOT COALESCE(("
+        } else {
+            " AND ("
+        });
+        push_term(q, &c.term);
+        q.push(if c.negated { "), 0)" } else { ")" });
+    }
+    if let Some(after) = &filter.after {
+        q.push(" AND (");
+        q.push(sort_column(filter.sort.field));
+        q.push(", id) ");
+        q.push(if filter.sort.ascending { ">" } else { "<" });
+        q.push(" (");
+        push_key(q, &after.value);
+        q.push(", ").push_bind(after.id).push(")");
+    }
+}
+
+/// The expression a sort field orders by; never NULL, so that keyset comparisons hold.
+fn sort_column(field: SortField) -> &'static str {
+    match field {
+        SortField::Occurred => "occurred",
+        SortField::Created => "created",
+        SortField::Modified => "modified",
+        SortField::Severity => "severity",
+        SortField::Id => "id",
+        SortField::Name => "name",
+        SortField::Status => "status",
+        SortField::Owner => "COALESCE(owner, '')",
+        SortField::SlaDue => "sla_due",
+    }
+}
+
+fn push_key(q: &mut QueryBuilder<Sqlite>, value: &KeyValue) {
+    match value {
+        KeyValue::Time(t) => q.push_bind(ts(*t)),
+        KeyValue::Int(n) => q.push_bind(*n),
+        KeyValue::Real(r) => q.push_bind(*r),
+        KeyValue::Text(t) => q.push_bind(t.clone()),
+    };
+}
+
+/// `%text%` for LIKE, with LIKE's own characters escaped.
+fn contains(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
+fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term) {
+    match term {
+        Term::Status(s) => {
+            q.push("status = ").push_bind(s.as_str());
+        }
+        Term::Severity(s) => {
+            q.push("severity = ").push_bind(s.value());
+        }
+        Term::Owner(Some(o)) => {
+            q.push("owner = ").push_bind(o.clone());
+        }
+        Term::Owner(None) => {
+            q.push("owner IS NULL");
+        }
+        Term::Kind(k) => {
+            q.push("type = ")
+                .push_bind(k.clone())
+                .push(" COLLATE NOCASE");
+        }
+        Term::Name(n) => {
+            q.push("name LIKE ")
+                .push_bind(contains(n))
+                .push(" ESCAPE '\\'");
+        }
+        Term::Id(id) => {
+            q.push("id = ").push_bind(*id);
+        }
+        Term::Organization(o) => {
+            q.push("organization = ")
+                .push_bind(o.clone())
+                .push(" COLLATE NOCASE");
+        }
+        Term::Instance(i) => {
+            q.push("instance = ").push_bind(i.clone());
+        }
+        Term::Text(t) => {
+            let pattern = contains(t);
+            q.push("name LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR details LIKE ")
+                .push_bind(pattern.clone())
+                .push(" ESCAPE '\\' OR external_id LIKE ")
+                .push_bind(pattern)
+                .push(" ESCAPE '\\'");
+        }
+        Term::Created(cmp, t) => {
+            q.push(format!("created {} ", cmp.sql()).as_str())
+                .push_bind(ts(*t));
+        }
+        Term::Occurred(cmp, t) => {
+            q.push(format!("occurred {} ", cmp.sql()).as_str())
+                .push_bind(ts(*t));
+        }
+        Term::Nothing => {
+            q.push("0");
+        }
+    }
 }
 
 fn user_from_row(r: &SqliteRow) -> Result<User, StoreError> {
@@ -706,9 +818,18 @@ impl Store for SqliteStore {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT * FROM incidents WHERE 1 = 1");
             push_filter(&mut q, filter);
-            q.push(" ORDER BY occurred DESC, id DESC");
-            if let Some(n) = filter.limit {
-                q.push(" LIMIT ").push_bind(n as i64);
+            let direction = if filter.sort.ascending { "ASC" } else { "DESC" };
+            q.push(
+                format!(
+                    " ORDER BY {} {direction}, id {direction}",
+                    sort_column(filter.sort.field)
+                )
+                .as_str(),
+            );
+            q.push(" LIMIT ")
+                .push_bind(filter.limit.map_or(-1, |n| n as i64));
+            if let Some(n) = filter.offset {
+                q.push(" OFFSET ").push_bind(n as i64);
             }
             let rows = q.build().fetch_all(&self.pool).await?;
             rows.iter().map(incident_from_row).collect()
@@ -1299,7 +1420,9 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{Keyset, Sort};
     use serde_json::json;
+    use watchfloor_core::Edit;
 
     fn incident(id: &str, minute: u32, severity: Severity) -> NewIncident {
         NewIncident {
@@ -1793,5 +1916,119 @@ mod tests {
                 .collect();
             assert!(plan.iter().any(|p| p.contains(index)), "{filter}: {plan:?}");
         }
+    }
+
+    /// Searches in XSOAR's query syntax, every sort, and both kinds of paging.
+    #[tokio::test]
+    async fn queries_sorts_and_pages() {
+        let (s, _dir) = store().await;
+        let many: Vec<NewIncident> = (0..12)
+            .map(|n| incident(&format!("i{n}"), n as u32, Severity::ALL[n % 6]))
+            .collect();
+        s.commit_fetch(target(""), &many, &json!({})).await.unwrap();
+        let id_of = |ext: &str| -> i64 { ext[1..].parse::<i64>().unwrap() + 1 };
+        let assign = Change::Update(Edit {
+            owner: Some(Some("dana".into())),
+            ..Edit::default()
+        });
+        for ext in ["i1", "i2"] {
+            s.change_incident(id_of(ext), None, "t", &assign, &SLA)
+                .await
+                .unwrap();
+        }
+        let close = Change::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        s.change_incident(id_of("i3"), None, "t", &close, &SLA)
+            .await
+            .unwrap();
+
+        let check = |query: &'static str, expected: &'static [&'static str]| {
+            let s = &s;
+            async move {
+                let filter = IncidentFilter {
+                    conditions: watchfloor_core::query::parse(query).unwrap(),
+                    ..IncidentFilter::default()
+                };
+                let got: Vec<String> = s
+                    .incidents(&filter)
+                    .await
+                    .unwrap()
+                    .into_iter()
+                    .map(|i| i.external_id)
+                    .collect();
+                assert_eq!(got, expected, "{query}");
+                assert_eq!(
+                    s.count_matching(&filter).await.unwrap(),
+                    expected.len(),
+                    "count of {query}"
+                );
+            }
+        };
+        check("status:closed", &["i3"]).await;
+        check("owner:dana", &["i2", "i1"]).await;
+        check("-owner:dana severity:critical", &["i11", "i5"]).await;
+        check("owner:\"\" severity:4", &["i11", "i5"]).await;
+        check("name:\"alert i1\"", &["i11", "i10", "i1"]).await;
+        check("i10", &["i10"]).await;
+        check("id:3", &["i2"]).await;
+        check("organization:globex -status:pending", &["i3"]).await;
+        check(
+            "type:\"covalence aro\" occurred:<2024-05-01T08:02:00Z",
+            &["i1", "i0"],
+        )
+        .await;
+        check("-category:job -status:closed status:archive", &[]).await;
+        check("a%b", &[]).await;
+
+        // Every sort pages the same by keyset and by offset, with no row lost or repeated.
+        for field in SortField::ALL {
+            for ascending in [false, true] {
+                let sort = Sort { field, ascending };
+                let all: Vec<i64> = s
+                    .incidents(&IncidentFilter {
+                        sort,
+                        ..IncidentFilter::default()
+                    })
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.id)
+                    .collect();
+                assert_eq!(all.len(), 12);
+                let (mut by_key, mut by_offset) = (Vec::new(), Vec::new());
+                let mut after = None;
+                for page in 0..4 {
+                    let rows = s
+                        .incidents(&IncidentFilter {
+                            sort,
+                            after: after.clone(),
+                            limit: Some(5),
+                            ..IncidentFilter::default()
+                        })
+                        .await
+                        .unwrap();
+                    if let Some(last) = rows.last() {
+                        let key = Keyset::after(last, sort);
+                        after = Some(Keyset::decode(&key.encode(), field).unwrap());
+                    }
+                    by_key.extend(rows.iter().map(|i| i.id));
+                    let rows = s
+                        .incidents(&IncidentFilter {
+                            sort,
+                            offset: Some(page * 5),
+                            limit: Some(5),
+                            ..IncidentFilter::default()
+                        })
+                        .await
+                        .unwrap();
+                    by_offset.extend(rows.iter().map(|i| i.id));
+                }
+                assert_eq!(by_key, all, "keyset paging by {field:?} {ascending}");
+                assert_eq!(by_offset, all, "offset paging by {field:?} {ascending}");
+            }
+        }
+        assert!(Keyset::decode("zz", SortField::Id).is_err());
     }
 }

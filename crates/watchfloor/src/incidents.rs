@@ -25,6 +25,7 @@ pub struct ListArgs<'a> {
     pub fetched_since: Option<&'a str>,
     pub owner: Option<&'a str>,
     pub sla: Option<&'a str>,
+    pub query: Option<&'a str>,
     pub limit: usize,
     pub json: bool,
 }
@@ -69,7 +70,10 @@ pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
             .since
             .map(|t| parse_time(t, chrono::Utc::now()))
             .transpose()?,
+        conditions: watchfloor_core::query::parse(args.query.unwrap_or_default())
+            .map_err(|e| e.to_string())?,
         limit: Some(args.limit),
+        ..IncidentFilter::default()
     })
 }
 

@@ -142,6 +142,9 @@ enum IncidentsAction {
         /// ok, at-risk or breached.
         #[arg(long)]
         sla: Option<String>,
+        /// A search in XSOAR's query syntax: e.g. `-status:closed owner:"" phishing`.
+        #[arg(long, short, allow_hyphen_values = true)]
+        query: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: usize,
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
@@ -617,6 +620,7 @@ async fn incidents_command(
             fetched_since,
             owner,
             sla,
+            query,
             limit,
             output,
         } => {
@@ -640,6 +644,7 @@ async fn incidents_command(
                 fetched_since: fetched_since.as_deref(),
                 owner: owner.as_deref(),
                 sla: sla.as_deref(),
+                query: query.as_deref(),
                 limit,
                 json: output == ListOutput::Json,
             };

@@ -83,44 +83,6 @@ pub async fn change(
     ))
 }
 
-/// One line of what an entry says.
-pub fn entry_text(e: &WarRoomEntry) -> String {
-    match e.kind.as_str() {
-        "change" => e.body["changes"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .map(|c| {
-                let side = |v: &Value| v.as_str().unwrap_or("-").to_string();
-                format!(
-                    "{}: {} → {}",
-                    side(&c["field"]),
-                    side(&c["old"]),
-                    side(&c["new"])
-                )
-            })
-            .collect::<Vec<_>>()
-            .join("\n"),
-        "note" => {
-            let mirrored = if e.body["mirror"] == true {
-                " (mirrored)"
-            } else {
-                ""
-            };
-            format!("{}{mirrored}", e.body["text"].as_str().unwrap_or_default())
-        }
-        "created" => format!(
-            "created: {} ({})",
-            e.body["name"].as_str().unwrap_or_default(),
-            e.body["severity"].as_str().unwrap_or_default()
-        ),
-        _ => e.body["text"]
-            .as_str()
-            .map(str::to_string)
-            .unwrap_or_else(|| e.body.to_string()),
-    }
-}
-
 /// The war room as a table (or JSON), oldest first.
 pub async fn entries(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<String> {
     let entries = store
@@ -142,7 +104,7 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
         .iter()
         .map(|e| {
             json!({"Entry": e.id, "When": e.created.format(watchfloor_core::terminal::TIME_FORMAT).to_string(),
-                   "Author": e.author, "Kind": e.kind, "What": entry_text(e)})
+                   "Author": e.author, "Kind": e.kind, "What": e.text()})
         })
         .collect();
     let headers: Vec<String> = ["Entry", "When", "Author", "Kind", "What"]

@@ -1351,6 +1351,18 @@ async fn queue_filters_read_as_analysts_write_them() {
     assert_eq!(count(&["--status", "pending,active"]), all.len());
     assert_eq!(count(&["--fetched-since", "1 hour"]), all.len());
     assert_eq!(count(&["--fetched-since", "2099-01-01"]), 0);
+    let not_acme = all.len() - acme;
+    assert_eq!(
+        count(&["--query", "-organization:acme -status:closed"]),
+        not_acme
+    );
+    let bad = wf(&["-q", "colour:red"]);
+    assert_eq!(bad.code, 2);
+    assert!(
+        bad.stderr.contains("`colour` is not a field to search"),
+        "{}",
+        bad.stderr
+    );
     let misspelt = wf(&["--instance", "fse"]);
     assert_eq!(misspelt.code, 2);
     assert!(

@@ -1,0 +1,278 @@
+//! Incident queries in XSOAR's search syntax (`-status:closed severity:high owner:"" phish`):
+//! one parser for the XSOAR API's `filter.query`, the native API's `q` and the web UI's search box.
+//!
+//! A query is a conjunction of terms. `field:value` matches a field, a bare word matches the
+//! name, details or provider id as text, and a leading `-` negates a term. Values with spaces
+//! are quoted. `created` and `occurred` take a comparison (`created:>=2024-05-01`).
+
+use chrono::{DateTime, Utc};
+
+use crate::incident::{Severity, Status};
+
+/// One term of a query.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Term {
+    Status(Status),
+    Severity(Severity),
+    /// An owner, or `None` for unassigned (`owner:""`).
+    Owner(Option<String>),
+    /// The incident type, in any case.
+    Kind(String),
+    /// Part of the name, in any case.
+    Name(String),
+    Id(i64),
+    /// The organization, in any case.
+    Organization(String),
+    Instance(String),
+    /// Part of the name, details or provider id, in any case.
+    Text(String),
+    Created(Cmp, DateTime<Utc>),
+    Occurred(Cmp, DateTime<Utc>),
+    /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
+    /// no jobs and no archive, so scripts that exclude them (`-category:job`) keep working.
+    Nothing,
+}
+
+/// How a time term compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    Before,
+    AtOrBefore,
+    At,
+    AtOrAfter,
+    After,
+}
+
+impl Cmp {
+    pub fn sql(self) -> &'static str {
+        match self {
+            Cmp::Before => "<",
+            Cmp::AtOrBefore => "<=",
+            Cmp::At => "=",
+            Cmp::AtOrAfter => ">=",
+            Cmp::After => ">",
+        }
+    }
+}
+
+/// A term, negated or not.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Condition {
+    pub term: Term,
+    pub negated: bool,
+}
+
+/// A query that cannot be read; the message names the part and says what to write.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("cannot read the query: {0}")]
+pub struct QueryError(String);
+
+/// The fields a query knows, for messages.
+pub const FIELDS: &str =
+    "status, severity, owner, type, name, id, organization, instance, created, occurred";
+
+/// Reads a query. An empty query matches every incident.
+pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
+    let mut conditions = Vec::new();
+    for token in tokens(query)? {
+        let (negated, body) = match token.strip_prefix('-') {
+            Some(rest) if !rest.is_empty() => (true, rest.to_string()),
+            _ => (false, token),
+        };
+        if !negated && matches!(body.as_str(), "AND" | "and" | "&&") {
+            continue;
+        }
+        if matches!(body.as_str(), "OR" | "or" | "||" | "NOT" | "not") {
+            return Err(QueryError(format!(
+                "`{body}` is not supported: terms are joined by AND; negate one with a leading `-`"
+            )));
+        }
+        let term = match split_field(&body) {
+            Some((field, value)) => term(&field, &value)?,
+            None => Term::Text(unquote(&body)),
+        };
+        conditions.push(Condition { term, negated });
+    }
+    Ok(conditions)
+}
+
+/// `field:value` if the token has an unquoted colon before any quote.
+fn split_field(token: &str) -> Option<(String, String)> {
+    let colon = token.find(':')?;
+    let quote = token.find('"').unwrap_or(usize::MAX);
+    if colon > quote || colon == 0 {
+        return None;
+    }
+    Some((token[..colon].to_string(), token[colon + 1..].to_string()))
+}
+
+fn unquote(s: &str) -> String {
+    s.strip_prefix('"')
+        .and_then(|s| s.strip_suffix('"'))
+        .unwrap_or(s)
+        .to_string()
+}
+
+fn term(field: &str, raw: &str) -> Result<Term, QueryError> {
+    let value = unquote(raw);
+    let bad = |e: String| QueryError(format!("`{field}:{raw}`: {e}"));
+    Ok(match field.to_ascii_lowercase().as_str() {
+        "status" => match value.to_ascii_lowercase().as_str() {
+            "archive" | "3" => Term::Nothing,
+            "0" => Term::Status(Status::Pending),
+            "1" => Term::Status(Status::Active),
+            "2" | "done" => Term::Status(Status::Closed),
+            v => Term::Status(Status::parse(v).map_err(bad)?),
+        },
+        "severity" => Term::Severity(Severity::parse(&value).map_err(bad)?),
+        "owner" => Term::Owner(Some(value).filter(|v| !v.is_empty())),
+        "type" => Term::Kind(value),
+        "name" => Term::Name(value),
+        "id" => Term::Id(
+            value
+                .parse()
+                .map_err(|_| bad("an incident id is a number".into()))?,
+        ),
+        "organization" | "org" => Term::Organization(value),
+        "instance" | "sourceinstance" => Term::Instance(value),
+        "category" => Term::Nothing,
+        "created" | "occurred" => {
+            let (cmp, at) = comparison(&value).map_err(bad)?;
+            if field.eq_ignore_ascii_case("created") {
+                Term::Created(cmp, at)
+            } else {
+                Term::Occurred(cmp, at)
+            }
+        }
+        _ => {
+            return Err(QueryError(format!(
+                "`{field}` is not a field to search: use {FIELDS}, or words alone to search text"
+            )));
+        }
+    })
+}
+
+fn comparison(value: &str) -> Result<(Cmp, DateTime<Utc>), String> {
+    let (cmp, rest) = [
+        (">=", Cmp::AtOrAfter),
+        ("<=", Cmp::AtOrBefore),
+        (">", Cmp::After),
+        ("<", Cmp::Before),
+    ]
+    .into_iter()
+    .find_map(|(p, c)| value.strip_prefix(p).map(|r| (c, r)))
+    .unwrap_or((Cmp::At, value));
+    let rest = unquote(rest);
+    let at = crate::time::moment(&rest).ok_or_else(|| {
+        format!("`{rest}` is not a time: write 2024-05-01 or 2024-05-01T09:00:00Z")
+    })?;
+    Ok((cmp, at))
+}
+
+/// Splits on whitespace outside double quotes; quotes stay in the token.
+fn tokens(query: &str) -> Result<Vec<String>, QueryError> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    let mut quoted = false;
+    for c in query.chars() {
+        match c {
+            '"' => {
+                quoted = !quoted;
+                current.push(c);
+            }
+            c if c.is_whitespace() && !quoted => {
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+            }
+            '(' | ')' if !quoted => {
+                return Err(QueryError(
+                    "parentheses are not supported: write the terms one after another".into(),
+                ));
+            }
+            c => current.push(c),
+        }
+    }
+    if quoted {
+        return Err(QueryError("a quote is not closed".into()));
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(query: &str, expected: &[(&str, bool)]) {
+        let got: Vec<(String, bool)> = parse(query)
+            .unwrap()
+            .into_iter()
+            .map(|c| (format!("{:?}", c.term), c.negated))
+            .collect();
+        let expected: Vec<(String, bool)> =
+            expected.iter().map(|(t, n)| (t.to_string(), *n)).collect();
+        assert_eq!(got, expected, "query {query:?}");
+    }
+
+    #[test]
+    fn reads_the_queries_scripts_send() {
+        check(
+            "-status:closed -category:job",
+            &[("Status(Closed)", true), ("Nothing", true)],
+        );
+        check(
+            "status:Active severity:high owner:bob",
+            &[
+                ("Status(Active)", false),
+                ("Severity(High)", false),
+                ("Owner(Some(\"bob\"))", false),
+            ],
+        );
+        check("owner:\"\"", &[("Owner(None)", false)]);
+        check(
+            "name:\"port scan\" type:Covalence",
+            &[
+                ("Name(\"port scan\")", false),
+                ("Kind(\"Covalence\")", false),
+            ],
+        );
+        check(
+            "phish AND -\"two words\"",
+            &[("Text(\"phish\")", false), ("Text(\"two words\")", true)],
+        );
+        check(
+            "id:12 status:2",
+            &[("Id(12)", false), ("Status(Closed)", false)],
+        );
+        check("", &[]);
+    }
+
+    #[test]
+    fn reads_time_comparisons() {
+        let c = parse("created:>=\"2024-05-01T00:00:00\"").unwrap();
+        assert_eq!(
+            c[0].term,
+            Term::Created(Cmp::AtOrAfter, "2024-05-01T00:00:00Z".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn mistakes_name_the_part_and_the_fix() {
+        for (query, says) in [
+            ("colour:red", "`colour` is not a field"),
+            ("status:done-ish", "`status:done-ish`"),
+            ("severity:urgent", "is not a severity"),
+            ("id:abc", "an incident id is a number"),
+            ("a OR b", "`OR` is not supported"),
+            ("(a b)", "parentheses"),
+            ("name:\"open", "a quote is not closed"),
+            ("created:>=yesterdayish", "is not a time"),
+        ] {
+            let e = parse(query).unwrap_err().to_string();
+            assert!(e.contains(says), "{query}: {e}");
+        }
+    }
+}
