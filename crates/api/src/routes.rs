@@ -11,9 +11,14 @@ use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, Status};
+use watchfloor_core::query;
+use watchfloor_core::{
+    Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, SlaState, Status,
+};
 use watchfloor_integrations::{RunError, Runner};
-use watchfloor_storage::{IncidentFilter, Role, Scope, Store, StoreError, User};
+use watchfloor_storage::{
+    IncidentFilter, Keyset, Role, Scope, Sort, SortField, Store, StoreError, User,
+};
 
 use crate::auth::{key_hash, random_secret, verify_password};
 use crate::login::Limiter;
@@ -215,41 +220,99 @@ async fn authenticate(State(state): State<AppState>, mut req: Request, next: Nex
 }
 
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct ListQuery {
     status: Option<String>,
     severity: Option<String>,
+    organization: Option<String>,
+    instance: Option<String>,
+    owner: Option<String>,
+    /// ok, at-risk or breached.
+    sla: Option<String>,
+    /// A search in XSOAR's query syntax.
+    q: Option<String>,
+    /// A field to sort by (default `occurred`).
+    sort: Option<String>,
+    /// `asc` or `desc` (the default).
+    order: Option<String>,
+    /// The `next` cursor of the page before.
+    after: Option<String>,
     limit: Option<usize>,
 }
 
+/// Items of a comma-separated list, each parsed.
+fn list_of<T>(text: Option<&str>, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
+    text.into_iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse)
+        .collect()
+}
+
+/// A page of incidents, newest first unless sorted otherwise: `{data, total, next}`, where
+/// `next` is the cursor of the following page (absent on the last).
 async fn list(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    let filter = IncidentFilter {
+    let sort = Sort {
+        field: q
+            .sort
+            .as_deref()
+            .map(SortField::parse)
+            .transpose()
+            .map_err(bad)?
+            .unwrap_or_default(),
+        ascending: match q.order.as_deref() {
+            None | Some("desc") => false,
+            Some("asc") => true,
+            Some(other) => return Err(bad(format!("`order={other}`: use asc or desc"))),
+        },
+    };
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
+    let mut filter = IncidentFilter {
         scope: Scope::of(&user),
-        status: q
-            .status
+        status: list_of(q.status.as_deref(), Status::parse).map_err(bad)?,
+        severity: list_of(q.severity.as_deref(), Severity::parse).map_err(bad)?,
+        organization: q.organization,
+        instance: q.instance,
+        owner: q.owner,
+        sla: q
+            .sla
             .as_deref()
-            .map(Status::parse)
+            .map(SlaState::parse)
             .transpose()
             .map_err(bad)?
-            .into_iter()
-            .collect(),
-        severity: q
-            .severity
-            .as_deref()
-            .map(Severity::parse)
-            .transpose()
-            .map_err(bad)?
-            .into_iter()
-            .collect(),
-        limit: Some(q.limit.unwrap_or(50).min(1000)),
+            .map(|s| (s, chrono::Utc::now())),
+        conditions: query::parse(q.q.as_deref().unwrap_or_default())
+            .map_err(|e| bad(e.to_string()))?,
+        sort,
         ..IncidentFilter::default()
     };
-    let incidents = state.store.incidents(&filter).await.map_err(internal)?;
-    Ok(Json(json!({"total": incidents.len(), "data": incidents})).into_response())
+    let total = state
+        .store
+        .count_matching(&filter)
+        .await
+        .map_err(internal)?;
+    filter.after = q
+        .after
+        .as_deref()
+        .map(|c| Keyset::decode(c, sort.field))
+        .transpose()
+        .map_err(bad)?;
+    // One row more than the page tells whether another page follows.
+    filter.limit = Some(limit + 1);
+    let mut incidents = state.store.incidents(&filter).await.map_err(internal)?;
+    let next = (incidents.len() > limit).then(|| {
+        incidents.truncate(limit);
+        incidents
+            .last()
+            .map(|last| Keyset::after(last, sort).encode())
+    });
+    Ok(Json(json!({"data": incidents, "total": total, "next": next.flatten()})).into_response())
 }
 
 /// The incident, if the caller may see it: another organization's incident does not exist, as

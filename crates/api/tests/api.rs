@@ -640,3 +640,69 @@ async fn commands_run_over_the_api() {
         "outputs merged: {context}"
     );
 }
+
+/// The list pages by keyset (`next`), filters, searches and sorts, counts the whole match in
+/// `total`, and refuses a filter it cannot read with a message that names it.
+#[tokio::test]
+async fn the_list_filters_searches_and_pages() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    let acme = app.key_for("dana", Role::Analyst, &["acme"]).await;
+    let ids = |body: &Value| -> Vec<String> {
+        body["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["external_id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let mut seen = Vec::new();
+    let mut path = "/api/v1/incidents?limit=2&sort=name&order=asc".to_string();
+    loop {
+        let (status, body) = app.get(&path, Some(&admin)).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["total"], 3);
+        seen.extend(ids(&body));
+        match body["next"].as_str() {
+            Some(next) => {
+                path = format!("/api/v1/incidents?limit=2&sort=name&order=asc&after={next}")
+            }
+            None => break,
+        }
+    }
+    assert_eq!(seen, ["a1", "a2", "g1"]);
+    for (query, key, expected) in [
+        ("?q=-organization:acme", &admin, vec!["g1"]),
+        ("?q=a2", &admin, vec!["a2"]),
+        ("?q=g1", &acme, vec![]),
+        ("?organization=GLOBEX", &admin, vec!["g1"]),
+        ("?q=alert&sort=name&order=desc", &acme, vec!["a2", "a1"]),
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/v1/incidents{query}"), Some(key))
+            .await;
+        assert_eq!(
+            (status, ids(&body)),
+            (200, expected.iter().map(|s| s.to_string()).collect()),
+            "{query}"
+        );
+        assert_eq!(body["total"], expected.len(), "{query}");
+    }
+    for (query, says) in [
+        ("?q=colour:red", "`colour` is not a field to search"),
+        ("?sort=colour", "`colour` is not a field to sort by"),
+        ("?after=nonsense", "the cursor is not one this server gave"),
+        ("?status=finished", "is not a status"),
+        ("?order=up", "use asc or desc"),
+    ] {
+        let (status, body) = app
+            .get(&format!("/api/v1/incidents{query}"), Some(&admin))
+            .await;
+        assert_eq!(status, 400, "{query}");
+        assert_eq!(body["code"], "bad_request");
+        assert!(
+            body["error"].as_str().unwrap().contains(says),
+            "{query}: {body}"
+        );
+    }
+}
