@@ -38,6 +38,54 @@ pub fn key_hash(key: &str) -> String {
         .collect()
 }
 
+/// Why a user could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum NewUserError {
+    #[error("user name `{0}` must be non-empty and have no spaces")]
+    BadName(String),
+    #[error("the password is empty")]
+    EmptyPassword,
+    #[error(transparent)]
+    Store(#[from] watchfloor_storage::StoreError),
+    #[error("{0}")]
+    Secret(String),
+}
+
+/// Makes a user, the one way the CLI and the API do it. Without a password, one is made and
+/// returned, to be shown once.
+pub async fn new_user(
+    store: &dyn watchfloor_storage::Store,
+    name: &str,
+    role: watchfloor_storage::Role,
+    orgs: &[String],
+    password: Option<String>,
+) -> Result<(watchfloor_storage::User, Option<String>), NewUserError> {
+    if name.trim().is_empty() || name.contains(char::is_whitespace) {
+        return Err(NewUserError::BadName(name.to_string()));
+    }
+    let (password, made) = match password {
+        Some(p) if p.is_empty() => return Err(NewUserError::EmptyPassword),
+        Some(p) => (p, false),
+        None => (
+            random_secret().map_err(|e| NewUserError::Secret(e.to_string()))?,
+            true,
+        ),
+    };
+    let hash = hash_password(&password).map_err(|e| NewUserError::Secret(e.to_string()))?;
+    let user = store.create_user(name, role, orgs, &hash).await?;
+    Ok((user, made.then_some(password)))
+}
+
+/// A new API key of a user; the store keeps only its hash.
+pub async fn new_api_key(
+    store: &dyn watchfloor_storage::Store,
+    name: &str,
+) -> Result<String, NewUserError> {
+    let key = random_secret().map_err(|e| NewUserError::Secret(e.to_string()))?;
+    store.add_api_key(name, &key_hash(&key)).await?;
+    Ok(key)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,12 +2,16 @@
 //! by API key, and the incident routes, each scoped to the caller's organizations by the store
 //! itself ([`watchfloor_storage::Scope`]). Another organization's incident is a 404, never a
 //! 403, so its existence does not leak.
+//!
+//! Two faces share one set of rules: the native API under `/api/v1`, and XSOAR's own REST API
+//! (`xsoar`) at `/` and under `/xsoar/`, for demisto-py and scripts written for XSOAR.
 
 pub mod auth;
 pub mod login;
 mod routes;
+mod xsoar;
 
-pub use routes::{AppState, router};
+pub use routes::{AppState, Endpoint, endpoints, markdown_table, openapi_document, router};
 
 /// Serves the API on `listener` until `stop` resolves; requests in flight finish first.
 pub async fn serve(

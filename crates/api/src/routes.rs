@@ -7,7 +7,7 @@ use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, delete as delete_route, get, patch, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
@@ -51,7 +51,7 @@ impl AppState {
         self
     }
 
-    fn runner(&self) -> Result<&Runner, ApiError> {
+    pub(crate) fn runner(&self) -> Result<&Runner, ApiError> {
         self.runner.as_deref().ok_or_else(|| {
             ApiError(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -66,7 +66,7 @@ const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
 
 /// An error answer: a status and a message that says what is wrong. The body is
 /// `{"error": message, "code": code}`, with a stable `code` per status for scripts.
-struct ApiError(StatusCode, String);
+pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl ApiError {
     fn code(&self) -> &'static str {
@@ -91,7 +91,7 @@ impl IntoResponse for ApiError {
     }
 }
 
-fn internal(e: impl std::fmt::Display) -> ApiError {
+pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
     tracing::error!(error = %e, "request failed");
     ApiError(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -99,32 +99,319 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
     )
 }
 
+/// One route of the native API, as the README and the OpenAPI document describe it. The router
+/// is built from the same list ([`native`]), so the docs cannot name a route that is not served.
+#[derive(Debug, Clone, Copy)]
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    /// What it does, for the docs.
+    pub summary: &'static str,
+    /// What it takes: the JSON body's fields, or the query parameters.
+    pub takes: &'static str,
+    /// Whether it needs an API key or a session.
+    pub authenticated: bool,
+}
+
+const fn ep(
+    method: &'static str,
+    path: &'static str,
+    takes: &'static str,
+    summary: &'static str,
+) -> Endpoint {
+    Endpoint {
+        method,
+        path,
+        summary,
+        takes,
+        authenticated: true,
+    }
+}
+
+const fn public(
+    method: &'static str,
+    path: &'static str,
+    takes: &'static str,
+    summary: &'static str,
+) -> Endpoint {
+    Endpoint {
+        authenticated: false,
+        ..ep(method, path, takes, summary)
+    }
+}
+
+/// The native API: each route's description and its handler.
+fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
+    vec![
+        (
+            public("GET", "/healthz", "", "alive"),
+            get(|| async { "ok" }),
+        ),
+        (
+            public("GET", "/readyz", "", "the store is reachable"),
+            get(ready),
+        ),
+        (
+            public("GET", "/metrics", "", "Prometheus metrics"),
+            get(metrics),
+        ),
+        (
+            public(
+                "GET",
+                "/api/v1/openapi.json",
+                "",
+                "this API as an OpenAPI document",
+            ),
+            get(openapi),
+        ),
+        (
+            public(
+                "POST",
+                "/api/v1/login",
+                r#"{"name", "password"}"#,
+                "a 12-hour session used like a key: `{\"token\", \"expires\"}`",
+            ),
+            post(login),
+        ),
+        (
+            ep("POST", "/api/v1/logout", "", "ends the session"),
+            post(logout),
+        ),
+        (ep("GET", "/api/v1/me", "", "the caller"), get(me)),
+        (
+            ep(
+                "GET",
+                "/api/v1/instances/health",
+                "",
+                "each instance's health",
+            ),
+            get(health),
+        ),
+        (
+            ep(
+                "GET",
+                "/api/v1/incidents",
+                "?status=&severity=&organization=&instance=&owner=&sla=&q=&sort=&order=&after=&limit=",
+                "the queue, newest first: `{data, total, next}`; `q` is XSOAR's query syntax, `after` the `next` of the page before",
+            ),
+            get(list),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents",
+                r#"{"name", "severity", "organization", "type", "details"}"#,
+                "make an incident",
+            ),
+            post(create),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents/bulk",
+                r#"{"ids", "action", "owner", "reason", "notes"}"#,
+                "one change to many incidents, `action` being `assign` or `close`: `{changed, failed}`",
+            ),
+            post(bulk),
+        ),
+        (
+            ep("GET", "/api/v1/incidents/{id}", "", "one incident"),
+            get(one),
+        ),
+        (
+            ep(
+                "PATCH",
+                "/api/v1/incidents/{id}",
+                r#"{"status", "severity", "owner", "type", "labels", "version"}"#,
+                "change its fields",
+            ),
+            patch(update),
+        ),
+        (
+            ep(
+                "DELETE",
+                "/api/v1/incidents/{id}",
+                "",
+                "delete it (its alert is never fetched again)",
+            ),
+            delete_route(delete),
+        ),
+        (
+            ep("GET", "/api/v1/incidents/{id}/context", "", "its context"),
+            get(context),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents/{id}/close",
+                r#"{"reason", "notes", "version"}"#,
+                "close it",
+            ),
+            post(close),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents/{id}/reopen",
+                r#"{"version"}"#,
+                "reopen it",
+            ),
+            post(reopen),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents/{id}/notes",
+                r#"{"text", "mirror"}"#,
+                "add a note, sent to the provider with `mirror`",
+            ),
+            post(note),
+        ),
+        (
+            ep("GET", "/api/v1/incidents/{id}/entries", "", "the war room"),
+            get(entries),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/incidents/{id}/run",
+                r#"{"line", "instance"}"#,
+                "a provider command in the incident's context",
+            ),
+            post(run_in_incident),
+        ),
+        (
+            ep(
+                "GET",
+                "/api/v1/commands",
+                "",
+                "the integrations' commands, arguments and outputs",
+            ),
+            get(commands),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/commands/run",
+                r#"{"line", "instance"}"#,
+                "a command on its own (users who see every organization)",
+            ),
+            post(run_command),
+        ),
+        (
+            ep("GET", "/api/v1/users", "", "the users (admins)"),
+            get(users),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/users",
+                r#"{"name", "role", "orgs", "password"}"#,
+                "make a user (admins); a made password is in this answer only",
+            ),
+            post(create_user),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/users/{name}/disable",
+                "",
+                "disable a user and revoke its keys (admins)",
+            ),
+            post(disable_user),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/users/{name}/api-key",
+                "",
+                "a new API key, in this answer only (admins)",
+            ),
+            post(user_api_key),
+        ),
+    ]
+}
+
+/// The native API's routes, for docs.
+pub fn endpoints() -> Vec<Endpoint> {
+    native().into_iter().map(|(e, _)| e).collect()
+}
+
 pub fn router(state: AppState) -> Router {
-    let api = Router::new()
-        .route("/api/v1/logout", post(logout))
-        .route("/api/v1/me", get(me))
-        .route("/api/v1/instances/health", get(health))
-        .route("/api/v1/incidents", get(list).post(create))
-        .route(
-            "/api/v1/incidents/{id}",
-            get(one).patch(update).delete(delete),
-        )
-        .route("/api/v1/incidents/{id}/context", get(context))
-        .route("/api/v1/incidents/{id}/close", post(close))
-        .route("/api/v1/incidents/{id}/reopen", post(reopen))
-        .route("/api/v1/incidents/{id}/notes", post(note))
-        .route("/api/v1/incidents/{id}/entries", get(entries))
-        .route("/api/v1/incidents/{id}/run", post(run_in_incident))
-        .route("/api/v1/commands", get(commands))
-        .route("/api/v1/commands/run", post(run_command))
+    let mut open = Router::new();
+    let mut api = Router::new();
+    for (endpoint, handler) in native() {
+        if endpoint.authenticated {
+            api = api.route(endpoint.path, handler);
+        } else {
+            open = open.route(endpoint.path, handler);
+        }
+    }
+    let api = api
+        .merge(crate::xsoar::routes())
+        .nest("/xsoar", crate::xsoar::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .route("/readyz", get(ready))
-        .route("/metrics", get(metrics))
-        .route("/api/v1/login", post(login))
+    open.route("/health/server", get(|| async { "ok" }))
         .merge(api)
         .with_state(state)
+}
+
+/// The native API as an OpenAPI 3.1 document, made from [`native`].
+pub fn openapi_document() -> serde_json::Value {
+    let mut paths = serde_json::Map::new();
+    for e in endpoints() {
+        let parameters: Vec<serde_json::Value> = e
+            .path
+            .split('/')
+            .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
+            .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
+            .collect();
+        let mut operation = json!({
+            "summary": e.summary,
+            "parameters": parameters,
+            "responses": {
+                "200": {"description": "done"},
+                "400": {"description": "the request is wrong: `{error, code}` says how"},
+            },
+        });
+        if !e.takes.is_empty() {
+            operation["description"] = json!(format!("Takes {}", e.takes));
+        }
+        if e.authenticated {
+            operation["security"] = json!([{"apiKey": []}]);
+            operation["responses"]["401"] = json!({"description": "no valid key"});
+        }
+        let item = paths.entry(e.path).or_insert_with(|| json!({}));
+        item[e.method.to_ascii_lowercase()] = operation;
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "watchfloor", "version": env!("CARGO_PKG_VERSION")},
+        "paths": paths,
+        "components": {"securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+    })
+}
+
+async fn openapi() -> Json<serde_json::Value> {
+    Json(openapi_document())
+}
+
+/// The README's table of routes, made from [`native`].
+pub fn markdown_table() -> String {
+    let mut out = String::from("| route | takes | what |\n|---|---|---|\n");
+    for e in endpoints() {
+        let takes = if e.takes.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`", e.takes)
+        };
+        let key = if e.authenticated { "" } else { " (no key)" };
+        out.push_str(&format!(
+            "| `{} {}` | {takes} | {}{key} |\n",
+            e.method, e.path, e.summary
+        ));
+    }
+    out
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
@@ -187,7 +474,11 @@ fn label(s: &str) -> String {
 }
 
 /// Finds the caller by API key; the user goes to the route as an extension.
-async fn authenticate(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+pub(crate) async fn authenticate(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     let key = req
         .headers()
         .get(header::AUTHORIZATION)
@@ -317,7 +608,7 @@ async fn list(
 
 /// The incident, if the caller may see it: another organization's incident does not exist, as
 /// far as this caller can tell.
-async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
+pub(crate) async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
     let scope = Scope::of(user);
     match state
         .store
@@ -331,7 +622,7 @@ async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, Api
 }
 
 /// Refuses viewers, who read incidents but change none.
-fn may_change(user: &User) -> Result<(), ApiError> {
+pub(crate) fn may_change(user: &User) -> Result<(), ApiError> {
     if user.role == Role::Viewer {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -342,14 +633,18 @@ fn may_change(user: &User) -> Result<(), ApiError> {
 }
 
 /// The incident, if the caller may change it.
-async fn changeable(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
+pub(crate) async fn changeable(
+    state: &AppState,
+    user: &User,
+    id: i64,
+) -> Result<Incident, ApiError> {
     let incident = visible(state, user, id).await?;
     may_change(user)?;
     Ok(incident)
 }
 
 /// A store error as an answer: a stale version is 409, a refused change 422.
-fn refused(e: StoreError) -> ApiError {
+pub(crate) fn refused(e: StoreError) -> ApiError {
     match e {
         StoreError::Conflict { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
         StoreError::Refused { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
@@ -473,6 +768,7 @@ async fn create(
         organization: body.organization,
         kind: body.kind.unwrap_or_else(|| "Manual".into()),
         details: body.details,
+        ..Default::default()
     };
     let created = state
         .store
@@ -514,6 +810,21 @@ async fn one(
 }
 
 /// A lifecycle change through the store's rules, recorded for the caller.
+pub(crate) async fn apply_change(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    version: Option<i64>,
+    change: &Change,
+) -> Result<Incident, ApiError> {
+    changeable(state, user, id).await?;
+    state
+        .store
+        .change_incident(id, version, &user.name, change, &state.sla)
+        .await
+        .map_err(refused)
+}
+
 async fn apply(
     state: &AppState,
     user: &User,
@@ -521,13 +832,7 @@ async fn apply(
     version: Option<i64>,
     change: &Change,
 ) -> Result<Response, ApiError> {
-    changeable(state, user, id).await?;
-    let changed = state
-        .store
-        .change_incident(id, version, &user.name, change, &state.sla)
-        .await
-        .map_err(refused)?;
-    Ok(Json(changed).into_response())
+    Ok(Json(apply_change(state, user, id, version, change).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -665,7 +970,7 @@ struct RunBody {
 }
 
 /// A command's failure as an answer: the caller's mistake is 400, the provider's 502.
-fn run_failed(e: RunError) -> ApiError {
+pub(crate) fn run_failed(e: RunError) -> ApiError {
     if e.is_usage() {
         ApiError(StatusCode::BAD_REQUEST, e.to_string())
     } else {
@@ -727,4 +1032,144 @@ async fn entries(
     visible(&state, &user, id).await?;
     let entries = state.store.entries(id).await.map_err(refused)?;
     Ok(Json(entries).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BulkBody {
+    ids: Vec<i64>,
+    /// `assign` (with `owner`, or null to unassign) or `close` (with `reason`, `notes`).
+    action: String,
+    #[serde(default, deserialize_with = "some_or_null")]
+    owner: Option<Option<String>>,
+    reason: Option<String>,
+    notes: Option<String>,
+}
+
+/// One change to many incidents. Each goes through the same rules as a change to one; the
+/// answer lists the changed incidents and, for each of the others, why not.
+async fn bulk(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<BulkBody>,
+) -> Result<Response, ApiError> {
+    may_change(&user)?;
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    let change = match body.action.as_str() {
+        "assign" => Change::Update(Edit {
+            owner: Some(body.owner.flatten()),
+            ..Edit::default()
+        }),
+        "close" => Change::Close {
+            reason: CloseReason::parse(body.reason.as_deref().unwrap_or_default()).map_err(bad)?,
+            notes: body.notes,
+        },
+        other => return Err(bad(format!("`action` {other:?}: use assign or close"))),
+    };
+    if body.ids.len() > 1000 {
+        return Err(bad("at most 1000 incidents at once".into()));
+    }
+    let mut changed = Vec::new();
+    let mut failed = Vec::new();
+    for id in body.ids {
+        match apply_change(&state, &user, id, None, &change).await {
+            Ok(incident) => changed.push(incident),
+            Err(ApiError(status, error)) if status.is_client_error() => {
+                failed.push(json!({"id": id, "error": error}));
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"changed": changed, "failed": failed})).into_response())
+}
+
+/// Refuses all but admins.
+fn admin_only(user: &User) -> Result<(), ApiError> {
+    if user.role != Role::Admin {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "only admins manage users".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn users(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+) -> Result<Response, ApiError> {
+    admin_only(&user)?;
+    Ok(Json(state.store.users().await.map_err(internal)?).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NewUserBody {
+    name: String,
+    role: String,
+    #[serde(default)]
+    orgs: Vec<String>,
+    password: Option<String>,
+}
+
+/// Makes a user; without a password, one is made and shown in this answer only.
+async fn create_user(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<NewUserBody>,
+) -> Result<Response, ApiError> {
+    admin_only(&user)?;
+    let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let (created, password) =
+        crate::auth::new_user(&*state.store, &body.name, role, &body.orgs, body.password)
+            .await
+            .map_err(|e| match e {
+                crate::auth::NewUserError::Store(StoreError::UserExists(_)) => {
+                    ApiError(StatusCode::CONFLICT, e.to_string())
+                }
+                crate::auth::NewUserError::Store(e) => internal(e),
+                crate::auth::NewUserError::Secret(e) => internal(e),
+                e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
+            })?;
+    tracing::info!(user = %created.name, by = %user.name, "user created");
+    Ok((
+        StatusCode::CREATED,
+        Json(json!({"user": created, "password": password})),
+    )
+        .into_response())
+}
+
+async fn disable_user(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin_only(&user)?;
+    known_user(&state, &name).await?;
+    state.store.disable_user(&name).await.map_err(internal)?;
+    tracing::info!(user = %name, by = %user.name, "user disabled");
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+async fn known_user(state: &AppState, name: &str) -> Result<User, ApiError> {
+    state
+        .store
+        .user(name)
+        .await
+        .map_err(internal)?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no user named `{name}`")))
+}
+
+/// A new API key for a user, shown in this answer only.
+async fn user_api_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    admin_only(&user)?;
+    known_user(&state, &name).await?;
+    let key = crate::auth::new_api_key(&*state.store, &name)
+        .await
+        .map_err(internal)?;
+    Ok((StatusCode::CREATED, Json(json!({"key": key}))).into_response())
 }

@@ -355,10 +355,35 @@ async fn every_route_refuses_a_missing_or_revoked_key() {
         ("POST", format!("/api/v1/incidents/{id}/close")),
         ("POST", format!("/api/v1/incidents/{id}/reopen")),
         ("POST", format!("/api/v1/incidents/{id}/notes")),
+        ("POST", "/api/v1/incidents/bulk".to_string()),
+        ("GET", "/api/v1/users".to_string()),
+        ("POST", "/api/v1/users".to_string()),
     ];
-    for (method, path) in &routes {
+    // XSOAR's API, at `/` and under `/xsoar`.
+    let xsoar = [
+        ("POST", "/incidents/search".to_string()),
+        ("POST", "/incident".to_string()),
+        ("POST", "/incident/close".to_string()),
+        ("POST", "/incident/batchClose".to_string()),
+        ("POST", "/incident/batchDelete".to_string()),
+        ("GET", format!("/incident/load/{id}")),
+        ("POST", "/entry".to_string()),
+        ("POST", "/entry/note".to_string()),
+        ("POST", "/entry/formatted".to_string()),
+        ("POST", "/entry/execute/sync".to_string()),
+        ("POST", format!("/investigation/{id}")),
+        ("POST", format!("/investigation/{id}/context")),
+        ("GET", "/user".to_string()),
+        ("GET", "/about".to_string()),
+    ];
+    let routes = routes.into_iter().chain(
+        xsoar
+            .iter()
+            .flat_map(|(m, p)| [(*m, p.clone()), (*m, format!("/xsoar{p}"))]),
+    );
+    for (method, path) in routes {
         for credential in ["", key.as_str()] {
-            let (status, body) = app.send(method, path, credential, json!({})).await;
+            let (status, body) = app.send(method, &path, credential, json!({})).await;
             assert_eq!(
                 (status, body["code"].as_str()),
                 (401, Some("unauthorized")),
@@ -400,6 +425,96 @@ async fn scoping_holds_on_every_route() {
             "{method} {rest}"
         );
     }
+    // The same through XSOAR's API: another organization's incident does not exist.
+    let g = globex.to_string();
+    for (method, path, body) in [
+        ("GET", format!("/incident/load/{g}"), json!({})),
+        (
+            "POST",
+            "/incident".into(),
+            json!({"id": g, "version": -1, "owner": "dana"}),
+        ),
+        (
+            "POST",
+            "/incident/close".into(),
+            json!({"id": g, "closeReason": "Resolved"}),
+        ),
+        (
+            "POST",
+            "/entry".into(),
+            json!({"investigationId": g, "data": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/note".into(),
+            json!({"investigationId": g, "data": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/formatted".into(),
+            json!({"investigationId": g, "contents": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/execute/sync".into(),
+            json!({"investigationId": g, "data": "!x"}),
+        ),
+        ("POST", format!("/investigation/{g}"), json!({})),
+        ("POST", format!("/investigation/{g}/context"), json!({})),
+    ] {
+        let (status, answer) = app.send(method, &path, &dana, body).await;
+        assert_eq!(status, 404, "{method} {path}: {answer}");
+    }
+    for (path, body) in [
+        (
+            "/incidents/search",
+            json!({"filter": {"query": "", "size": 100}}),
+        ),
+        (
+            "/incidents/search",
+            json!({"filter": {"id": [g], "size": 100}}),
+        ),
+        (
+            "/incident/batchClose",
+            json!({"ids": [g], "closeReason": "Resolved"}),
+        ),
+        (
+            "/incident/batchClose",
+            json!({"all": true, "filter": {"query": "organization:globex"}}),
+        ),
+        ("/incident/batchDelete", json!({"ids": [g]})),
+    ] {
+        let (status, answer) = app.send("POST", path, &dana, body).await;
+        assert_eq!(status, 200, "{path}: {answer}");
+        let ids: Vec<&str> = answer["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["id"].as_str().unwrap())
+            .collect();
+        assert!(!ids.contains(&g.as_str()), "{path}: {answer}");
+    }
+    assert!(
+        app.store
+            .incident(globex)
+            .await
+            .unwrap()
+            .unwrap()
+            .closed
+            .is_none()
+    );
+    let (status, _) = app
+        .send(
+            "POST",
+            "/incident",
+            &vera,
+            json!({"name": "n", "CustomFields": {"organization": "Acme"}}),
+        )
+        .await;
+    assert_eq!(
+        status, 403,
+        "a viewer creates nothing through XSOAR's API either"
+    );
     let (status, _) = app
         .send(
             "POST",
@@ -705,4 +820,234 @@ async fn the_list_filters_searches_and_pages() {
             "{query}: {body}"
         );
     }
+}
+
+/// Bulk assign and bulk close change what the caller may change and say why not for the rest.
+#[tokio::test]
+async fn bulk_changes_follow_the_rules_of_one() {
+    let app = spawn_app().await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let vera = app.key_for("vera", Role::Viewer, &[]).await;
+    let (a1, a2, g1) = (
+        app.id_of("a1").await,
+        app.id_of("a2").await,
+        app.id_of("g1").await,
+    );
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &dana,
+            json!({"ids": [a1, a2, g1], "action": "assign", "owner": "dana"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let owners: Vec<&str> = body["changed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["owner"].as_str().unwrap())
+        .collect();
+    assert_eq!(owners, ["dana", "dana"]);
+    assert_eq!(
+        body["failed"],
+        json!([{"id": g1, "error": format!("no incident {g1}")}])
+    );
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &dana,
+            json!({"ids": [a1, a2], "action": "close", "reason": "Duplicate"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["changed"].as_array().unwrap().len()),
+        (200, 2),
+        "{body}"
+    );
+    let (_, again) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &dana,
+            json!({"ids": [a1], "action": "close", "reason": "Duplicate"}),
+        )
+        .await;
+    assert!(
+        again["failed"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already closed"),
+        "{again}"
+    );
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &dana,
+            json!({"ids": [a1], "action": "close", "reason": "Fixed"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(
+        app.send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &vera,
+            json!({"ids": [g1], "action": "assign", "owner": null})
+        )
+        .await
+        .0,
+        403
+    );
+    assert_eq!(app.store.incident(g1).await.unwrap().unwrap().owner, None);
+}
+
+/// Admins manage users over the API; others cannot, and a made password or key is shown once.
+#[tokio::test]
+async fn admins_manage_users() {
+    let app = spawn_app().await;
+    let root = app.key_for("root", Role::Admin, &[]).await;
+    let dana = app.key_for("dana", Role::Analyst, &[]).await;
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/users",
+            &root,
+            json!({"name": "sam", "role": "analyst", "orgs": ["Acme"]}),
+        )
+        .await;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["user"]["orgs"], json!(["Acme"]));
+    let password = body["password"].as_str().unwrap().to_string();
+    assert!(password.len() >= 32);
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/login",
+            "",
+            json!({"name": "sam", "password": password}),
+        )
+        .await;
+    assert_eq!(status, 200, "the made password logs in: {body}");
+    let (status, body) = app
+        .send("POST", "/api/v1/users/sam/api-key", &root, json!({}))
+        .await;
+    assert_eq!(status, 201);
+    let key = body["key"].as_str().unwrap().to_string();
+    let (_, listed) = app.get("/api/v1/incidents", Some(&key)).await;
+    assert_eq!(listed["total"], 2, "sam sees Acme's two");
+    let (_, users) = app.get("/api/v1/users", Some(&root)).await;
+    let names: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"sam"), "{users}");
+    assert!(!users.to_string().contains("argon2"), "no hash in {users}");
+    for (method, path, body) in [
+        ("GET", "/api/v1/users", json!({})),
+        (
+            "POST",
+            "/api/v1/users",
+            json!({"name": "eve", "role": "admin"}),
+        ),
+        ("POST", "/api/v1/users/sam/disable", json!({})),
+        ("POST", "/api/v1/users/sam/api-key", json!({})),
+    ] {
+        assert_eq!(
+            app.send(method, path, &dana, body).await.0,
+            403,
+            "{method} {path}"
+        );
+    }
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/users",
+            &root,
+            json!({"name": "sam", "role": "analyst"}),
+        )
+        .await;
+    assert_eq!(status, 409, "{body}");
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/users",
+            &root,
+            json!({"name": "two words", "role": "analyst"}),
+        )
+        .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (
+            400,
+            Some("user name `two words` must be non-empty and have no spaces")
+        )
+    );
+    assert_eq!(
+        app.send("POST", "/api/v1/users/nobody/disable", &root, json!({}))
+            .await
+            .0,
+        404
+    );
+    assert_eq!(
+        app.send("POST", "/api/v1/users/sam/disable", &root, json!({}))
+            .await
+            .0,
+        204
+    );
+    assert_eq!(
+        app.get("/api/v1/incidents", Some(&key)).await.0,
+        401,
+        "a disabled user's key is revoked"
+    );
+}
+
+/// The OpenAPI document is served, names every route the server answers, and no other; the
+/// README's table of routes is made from the same list.
+#[tokio::test]
+async fn the_openapi_document_matches_the_routes() {
+    let app = spawn_app().await;
+    let (status, doc) = app.get("/api/v1/openapi.json", None).await;
+    assert_eq!(status, 200);
+    assert_eq!(doc, watchfloor_api::openapi_document());
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = 0;
+    for (path, item) in paths {
+        let concrete = path.replace("{id}", "1").replace("{name}", "nobody");
+        for (method, op) in item.as_object().unwrap() {
+            operations += 1;
+            let (status, body) = app
+                .send(&method.to_ascii_uppercase(), &concrete, "", json!({}))
+                .await;
+            if op.get("security").is_some() {
+                assert_eq!(
+                    status, 401,
+                    "{method} {path} is served behind a key: {body}"
+                );
+            } else {
+                assert!(
+                    ![404, 405].contains(&status),
+                    "{method} {path} is served: {status}"
+                );
+            }
+        }
+    }
+    assert_eq!(operations, watchfloor_api::endpoints().len());
+    // A route the document does not name is not served.
+    let key = app.key_for("root", Role::Admin, &[]).await;
+    assert_eq!(
+        app.send("GET", "/api/v1/nothing", &key, json!({})).await.0,
+        404
+    );
+    let readme =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md")).unwrap();
+    assert!(
+        readme.contains(&watchfloor_api::markdown_table()),
+        "the README's table of routes is out of date; it should read:\n{}",
+        watchfloor_api::markdown_table()
+    );
 }

@@ -31,6 +31,8 @@ pub enum Term {
     /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
     /// no jobs and no archive, so scripts that exclude them (`-category:job`) keep working.
     Nothing,
+    /// Any of these terms; none matches nothing. Made by XSOAR's list filters (`id: [..]`).
+    Any(Vec<Term>),
 }
 
 /// How a time term compares.

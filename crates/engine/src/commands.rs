@@ -5,7 +5,7 @@
 use serde_json::json;
 use watchfloor_core::{CommandLine, Entry};
 use watchfloor_integrations::{RunError, Runner};
-use watchfloor_storage::{Store, StoreError};
+use watchfloor_storage::{Store, StoreError, WarRoomEntry};
 
 /// Why a command in an incident did not produce an entry.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +25,20 @@ pub async fn run_in_incident(
     instance: Option<&str>,
     author: &str,
 ) -> Result<Entry, IncidentCommandError> {
+    let (outcome, _) = run_and_record(store, runner, id, line, instance, author).await?;
+    Ok(outcome?)
+}
+
+/// As [`run_in_incident`], with the war-room entry that records the run, which holds the
+/// result or the failure. A command line that cannot be read is not run and not recorded.
+pub async fn run_and_record(
+    store: &dyn Store,
+    runner: &Runner,
+    id: i64,
+    line: &str,
+    instance: Option<&str>,
+    author: &str,
+) -> Result<(Result<Entry, RunError>, WarRoomEntry), IncidentCommandError> {
     let incident = store
         .incident(id)
         .await?
@@ -35,17 +49,17 @@ pub async fn run_in_incident(
     match runner.run(line, instance.or(own)).await {
         Ok(entry) => {
             let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
-            store
+            let recorded = store
                 .record_command(id, author, &body, &entry.entry_context())
                 .await?;
-            Ok(entry)
+            Ok((Ok(entry), recorded))
         }
         Err(e) => {
-            let body = json!({"command": line, "text": format!("failed: {e}")});
-            store
+            let body = json!({"command": line, "text": format!("failed: {e}"), "failed": true});
+            let recorded = store
                 .record_command(id, author, &body, &serde_json::Map::new())
                 .await?;
-            Err(e.into())
+            Ok((Err(e), recorded))
         }
     }
 }

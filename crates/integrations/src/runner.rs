@@ -144,6 +144,11 @@ impl Runner {
         ))
     }
 
+    /// Which way instance `name` mirrors, if it is configured.
+    pub fn mirror_of(&self, name: &str) -> Option<watchfloor_core::Mirror> {
+        self.instances.get(name).map(|c| c.mirror)
+    }
+
     /// Whether instance `name` can run `command`.
     pub fn instance_has_command(&self, name: &str, command: &str) -> bool {
         self.instances.get(name).is_some_and(|c| {

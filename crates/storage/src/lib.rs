@@ -16,7 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use serde_json::Value;
 use watchfloor_core::{
-    Change, Incident, LifecycleError, NewIncident, SetAside, Severity, SlaPolicy, SlaState, Status,
+    Change, Incident, Label, LifecycleError, NewIncident, SetAside, Severity, SlaPolicy, SlaState,
+    Status,
 };
 
 pub use sqlite::SqliteStore;
@@ -388,13 +389,18 @@ pub struct User {
 }
 
 /// An incident someone makes by hand.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct ManualIncident {
     pub name: String,
     pub severity: Severity,
     pub organization: Option<String>,
     pub kind: String,
     pub details: String,
+    /// When it happened; now if not given.
+    pub occurred: Option<DateTime<Utc>>,
+    /// Assigned from the start.
+    pub owner: Option<String>,
+    pub labels: Vec<Label>,
 }
 
 /// One war-room entry: who, when, what kind, and its body. Entries are never edited.

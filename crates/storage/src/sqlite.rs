@@ -480,6 +480,16 @@ fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term) {
         Term::Nothing => {
             q.push("0");
         }
+        Term::Any(terms) if terms.is_empty() => {
+            q.push("0");
+        }
+        Term::Any(terms) => {
+            for (n, t) in terms.iter().enumerate() {
+                q.push(if n == 0 { "(" } else { " OR (" });
+                push_term(q, t);
+                q.push(")");
+            }
+        }
     }
 }
 
@@ -879,19 +889,24 @@ impl Store for SqliteStore {
             let now = Utc::now();
             let mut tx = self.write().await?;
             // Manual incidents belong to no instance; their external id is their own id.
+            let labels = serde_json::to_string(&incident.labels)
+                .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
             let id = sqlx::query(
                 "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
-                 severity, status, organization, details, labels, raw_json, sla_due) \
-                 VALUES ('', '', '', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, '[]', '{}', ?)",
+                 severity, status, organization, owner, first_assigned, details, labels, raw_json, sla_due) \
+                 VALUES ('', '', '', ?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, ?, ?, '{}', ?)",
             )
             .bind(&incident.name)
             .bind(&incident.kind)
-            .bind(ts(now))
+            .bind(ts(incident.occurred.unwrap_or(now)))
             .bind(ts(now))
             .bind(ts(now))
             .bind(incident.severity.value())
             .bind(&incident.organization)
+            .bind(&incident.owner)
+            .bind(incident.owner.as_ref().map(|_| ts(now)))
             .bind(&incident.details)
+            .bind(labels)
             .bind(ts(sla.due(now, incident.severity)))
             .execute(&mut *tx)
             .await?
@@ -1836,6 +1851,7 @@ mod tests {
             organization: None,
             kind: "Manual".into(),
             details: String::new(),
+            ..Default::default()
         };
         let critical = s
             .create_incident(&manual("c", Severity::Critical), "dana", &sla)

@@ -691,6 +691,7 @@ async fn incidents_command(
                 organization: org,
                 kind,
                 details,
+                ..Default::default()
             };
             let store = writer().await?;
             let created = store

@@ -56,12 +56,7 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
             password_stdin,
         } => {
             let role = Role::parse(&role).map_err(usage)?;
-            if name.trim().is_empty() || name.contains(char::is_whitespace) {
-                return Err(usage(format!(
-                    "user name `{name}` must be non-empty and have no spaces"
-                )));
-            }
-            let (password, made) = if password_stdin {
+            let given = if password_stdin {
                 let mut text = String::new();
                 std::io::stdin().read_to_string(&mut text).map_err(|e| {
                     usage(format!("cannot read the password from standard input: {e}"))
@@ -70,23 +65,26 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
                 if text.is_empty() {
                     return Err(usage("the password on standard input is empty".into()));
                 }
-                (text, false)
+                Some(text)
             } else {
-                (auth::random_secret().map_err(failed)?, true)
+                None
             };
-            let hash = auth::hash_password(&password).map_err(failed)?;
-            let user = store
-                .create_user(&name, role, &orgs, &hash)
+            let (user, made) = auth::new_user(store, &name, role, &orgs, given)
                 .await
-                .map_err(failed)?;
-            Ok(if made {
-                format!(
+                .map_err(|e| match e {
+                    auth::NewUserError::BadName(_) | auth::NewUserError::EmptyPassword => {
+                        usage(e.to_string())
+                    }
+                    auth::NewUserError::Store(e) => failed(e),
+                    e => failed(e),
+                })?;
+            Ok(match made {
+                Some(password) => format!(
                     "created {} ({}); its password, shown this once: {password}",
                     user.name,
                     user.role.as_str()
-                )
-            } else {
-                format!("created {} ({})", user.name, user.role.as_str())
+                ),
+                None => format!("created {} ({})", user.name, user.role.as_str()),
             })
         }
         UsersAction::List => {
@@ -115,13 +113,6 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
             store.disable_user(&name).await.map_err(failed)?;
             Ok(format!("disabled {name}; its API keys are revoked"))
         }
-        UsersAction::ApiKey { name } => {
-            let key = auth::random_secret().map_err(failed)?;
-            store
-                .add_api_key(&name, &auth::key_hash(&key))
-                .await
-                .map_err(failed)?;
-            Ok(key)
-        }
+        UsersAction::ApiKey { name } => auth::new_api_key(store, &name).await.map_err(failed),
     }
 }

@@ -6,50 +6,13 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+mod common;
+use common::*;
+
 use watchfloor_simulators::{
     CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
     CovalenceManagedSecuritySimulator,
 };
-
-struct Out {
-    code: i32,
-    stdout: String,
-    stderr: String,
-}
-
-fn watchfloor(dir: &Path, args: &[&str]) -> Out {
-    let out = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(args)
-        .current_dir(dir)
-        .env_remove("WATCHFLOOR_CONFIG")
-        .env("WATCHFLOOR_LOG", "debug")
-        .output()
-        .expect("watchfloor runs");
-    Out {
-        code: out.status.code().unwrap_or(-1),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
-}
-
-/// Writes a config in `dir` with a database and one fetching FES instance for `sim`.
-fn fes_fetch_config(
-    dir: &Path,
-    sim: &CovalenceManagedSecuritySimulator,
-    settings: &str,
-) -> PathBuf {
-    let config = dir.join("watchfloor.toml");
-    std::fs::write(
-        &config,
-        format!(
-            "[storage]\nurl = \"sqlite://wf.db\"\n[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
-             fetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n{settings}[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
-            sim.portal_url, sim.api_key
-        ),
-    )
-    .unwrap();
-    config
-}
 
 /// The stored incidents, as `incidents list --output json` prints them.
 fn stored(dir: &Path, config: &Path) -> Vec<Value> {
@@ -1542,107 +1505,6 @@ async fn users_and_the_api_from_the_cli() {
     // SIGTERM stops the server and the scheduler cleanly.
     let code = serve.stop();
     assert_eq!(code, Some(0));
-}
-
-/// `watchfloor serve` with the API on, started with `args`; `log` is `WATCHFLOOR_LOG`.
-struct Served {
-    child: std::process::Child,
-    addr: String,
-    /// Kept open: `serve` stops quietly when its standard output is closed.
-    _stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
-}
-
-impl Served {
-    fn start(dir: &Path, args: &[&str], log: Option<&str>, stderr: Stdio) -> Served {
-        use std::io::BufRead;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_watchfloor"));
-        if let Some(log) = log {
-            command.env("WATCHFLOOR_LOG", log);
-        }
-        let mut child = command
-            .args(args)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(stderr)
-            .spawn()
-            .unwrap();
-        let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
-        let addr = lines
-            .by_ref()
-            .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
-            .expect("the API address");
-        Served {
-            child,
-            addr,
-            _stdout: lines,
-        }
-    }
-
-    /// One HTTP/1.1 request, the whole answer (status line, headers and body) as text.
-    fn call(&self, method: &str, path: &str, auth: &str, body: &str) -> String {
-        use std::io::{Read, Write};
-        let mut conn = std::net::TcpStream::connect(&self.addr).unwrap();
-        write!(
-            conn,
-            "{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: {auth}\r\n\
-             Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        conn.read_to_string(&mut answer).unwrap();
-        answer
-    }
-
-    /// Sends SIGTERM and waits for the exit code.
-    fn stop(mut self) -> Option<i32> {
-        sigterm(self.child.id());
-        let started = Instant::now();
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            if started.elapsed() > Duration::from_secs(20) {
-                let _ = self.child.kill();
-                panic!("serve did not stop on SIGTERM");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-/// Creates a user with a password given on standard input.
-fn create_user_with_password(
-    dir: &Path,
-    cfg: &str,
-    name: &str,
-    role: &str,
-    org: &[&str],
-    password: &str,
-) -> String {
-    use std::io::Write;
-    let mut create = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "users", "create", name, "--role", role])
-        .args(org)
-        .arg("--password-stdin")
-        .current_dir(dir)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdin = create.stdin.take().unwrap();
-    writeln!(stdin, "{password}").unwrap();
-    drop(stdin);
-    let out = create.wait_with_output().unwrap();
-    assert!(out.status.success(), "users create {name}");
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-fn sigterm(pid: u32) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
 }
 
 /// Secrets never leave the process: with debug logs on, an instance's API key, a user's

@@ -1,0 +1,798 @@
+//! XSOAR's own REST API, as demisto-py and scripts written for XSOAR call it, served at `/` and
+//! under `/xsoar/`. It speaks XSOAR's field names and codes and goes through the same store
+//! rules, scoping and roles as `/api/v1`; only the shapes differ.
+//!
+//! demisto-py sends every attribute of its models, unset ones as `null`, so `null` always means
+//! "not given". A success answer never has a top-level `error` key (demisto-py would then hand
+//! back a dict instead of its model).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Json, Router};
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use watchfloor_core::query::{self, Condition, Term};
+use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Mirror, Severity, Status};
+use watchfloor_storage::{
+    IncidentFilter, ManualIncident, Scope, Sort, SortField, User, WarRoomEntry,
+};
+
+use crate::routes::{
+    ApiError, AppState, apply_change, changeable, internal, may_change, refused, run_failed,
+    visible,
+};
+
+/// The routes, to be mounted at `/` and at `/xsoar`, behind API-key authentication.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/incidents/search", post(search))
+        .route("/incident", post(create_or_update))
+        .route("/incident/close", post(close_one))
+        .route("/incident/batchClose", post(batch_close))
+        .route("/incident/batchDelete", post(batch_delete))
+        .route("/incident/load/{id}", get(load))
+        .route("/entry", post(chat))
+        .route("/entry/note", post(note))
+        .route("/entry/formatted", post(formatted))
+        .route("/entry/execute/sync", post(execute))
+        .route("/investigation/{id}", post(investigation))
+        .route("/investigation/{id}/context", post(investigation_context))
+        .route("/user", get(current_user))
+        .route("/about", get(about))
+}
+
+/// The version of XSOAR's API this face follows, as `GET /about` reports it.
+const DEMISTO_VERSION: &str = "6.12.0";
+
+/// XSOAR's unset time.
+const ZERO_TIME: &str = "0001-01-01T00:00:00Z";
+
+fn time(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn status_code(s: Status) -> u8 {
+    match s {
+        Status::Pending => 0,
+        Status::Active => 1,
+        Status::Closed => 2,
+    }
+}
+
+fn bad(message: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::BAD_REQUEST, message.into())
+}
+
+/// An incident in XSOAR's shape.
+fn incident_json(state: &AppState, i: &Incident) -> Value {
+    let manual = i.is_manual();
+    let direction = if manual {
+        ""
+    } else {
+        match state.runner.as_ref().and_then(|r| r.mirror_of(&i.instance)) {
+            Some(Mirror::Both) => "Both",
+            Some(Mirror::In) => "In",
+            Some(Mirror::Out) => "Out",
+            Some(Mirror::None) | None => "",
+        }
+    };
+    let mut custom = serde_json::Map::new();
+    if let Some(org) = &i.organization {
+        custom.insert("organization".into(), json!(org));
+    }
+    json!({
+        "id": i.id.to_string(),
+        "investigationId": i.id.to_string(),
+        "version": i.version,
+        "name": i.name,
+        "rawName": i.name,
+        "type": i.kind,
+        "rawType": i.kind,
+        "status": status_code(i.status),
+        "severity": i.severity,
+        "owner": i.owner.clone().unwrap_or_default(),
+        "occurred": time(i.occurred),
+        "created": time(i.created),
+        "modified": time(i.modified),
+        "closed": i.closed.map_or_else(|| ZERO_TIME.to_string(), time),
+        "closeReason": i.close_reason.map(|r| r.as_str()).unwrap_or_default(),
+        "rawCloseReason": i.close_reason.map(|r| r.as_str()).unwrap_or_default(),
+        "closeNotes": i.close_notes.clone().unwrap_or_default(),
+        "dueDate": time(i.sla_due),
+        "details": i.details,
+        "labels": i.labels,
+        "rawJSON": if manual { String::new() } else { i.raw.to_string() },
+        "CustomFields": custom,
+        "sourceBrand": if manual { "Manual" } else { i.integration.as_str() },
+        "sourceInstance": i.instance,
+        "dbotMirrorId": if manual { "" } else { i.external_id.as_str() },
+        "dbotMirrorInstance": if manual { "" } else { i.instance.as_str() },
+        "dbotMirrorDirection": direction,
+        "category": "",
+        "phase": "",
+        "playbookId": "",
+        "isPlayground": false,
+    })
+}
+
+/// A war-room entry in XSOAR's shape: type 1 (4 for a failed command), with its category.
+fn entry_json(e: &WarRoomEntry) -> Value {
+    let failed = e.body["failed"] == true;
+    let category = match e.kind.as_str() {
+        "note" | "chat" => "chat",
+        "command" => "commandAndResults",
+        _ => "incidentInfo",
+    };
+    let format = match (e.kind.as_str(), e.body["format"].as_str()) {
+        (_, Some(f)) => f.to_string(),
+        ("command" | "note" | "chat", _) => "markdown".into(),
+        _ => "text".into(),
+    };
+    json!({
+        "id": format!("{}@{}", e.id, e.incident_id),
+        "investigationId": e.incident_id.to_string(),
+        "type": if failed { 4 } else { 1 },
+        "category": category,
+        "contents": e.text(),
+        "format": format,
+        "created": time(e.created),
+        "modified": time(e.created),
+        "user": e.author,
+        "note": e.kind == "note",
+        "pinned": false,
+        "deleted": false,
+        "tags": [],
+        "version": 1,
+        "parentContent": e.body["command"].as_str().unwrap_or_default(),
+    })
+}
+
+/// A field of a request body, with `null` taken as not given.
+fn given<'a>(body: &'a Value, key: &str) -> Option<&'a Value> {
+    body.get(key).filter(|v| !v.is_null())
+}
+
+fn given_str<'a>(body: &'a Value, key: &str) -> Result<Option<&'a str>, ApiError> {
+    given(body, key)
+        .map(|v| {
+            v.as_str()
+                .ok_or_else(|| bad(format!("`{key}` must be a string")))
+        })
+        .transpose()
+}
+
+/// An incident id, as XSOAR sends it: a string, or a number.
+fn incident_id(v: &Value, key: &str) -> Result<i64, ApiError> {
+    match v {
+        Value::Number(n) => n.as_i64(),
+        Value::String(s) => s.trim().parse().ok(),
+        _ => None,
+    }
+    .ok_or_else(|| bad(format!("`{key}` must be an incident id, such as \"12\"")))
+}
+
+fn severity(v: &Value) -> Result<Severity, ApiError> {
+    match v {
+        Value::Number(n) => n.as_f64().and_then(Severity::from_value).ok_or_else(|| {
+            bad(format!(
+                "`severity` {n} is not on XSOAR's scale: use 0, 0.5, 1, 2, 3 or 4"
+            ))
+        }),
+        Value::String(s) => Severity::parse(s).map_err(bad),
+        _ => Err(bad("`severity` must be a number from 0 to 4")),
+    }
+}
+
+fn status(v: &Value) -> Result<Status, ApiError> {
+    match v.as_f64() {
+        Some(0.0) => Ok(Status::Pending),
+        Some(1.0) => Ok(Status::Active),
+        Some(2.0) => Ok(Status::Closed),
+        _ => Err(bad(format!(
+            "`status` {v} is not one watchfloor has: use 0 (pending), 1 (active) or 2 (closed)"
+        ))),
+    }
+}
+
+fn labels(body: &Value) -> Result<Vec<Label>, ApiError> {
+    given(body, "labels")
+        .map(|v| {
+            serde_json::from_value::<Vec<Label>>(v.clone())
+                .map_err(|e| bad(format!("`labels` must be a list of {{type, value}}: {e}")))
+        })
+        .transpose()
+        .map(Option::unwrap_or_default)
+}
+
+fn close_reason(body: &Value) -> Result<CloseReason, ApiError> {
+    Ok(match given_str(body, "closeReason")? {
+        None | Some("") => CloseReason::Other,
+        Some(r) => CloseReason::parse(r).map_err(bad)?,
+    })
+}
+
+fn organization(body: &Value) -> Result<Option<String>, ApiError> {
+    match given(body, "CustomFields").and_then(|c| given(c, "organization")) {
+        None => Ok(None),
+        Some(Value::String(s)) if !s.is_empty() => Ok(Some(s.clone())),
+        Some(Value::String(_)) => Ok(None),
+        Some(_) => Err(bad("`CustomFields.organization` must be a string")),
+    }
+}
+
+fn occurred(body: &Value) -> Result<Option<DateTime<Utc>>, ApiError> {
+    given_str(body, "occurred")?
+        .filter(|t| !t.starts_with("0001-01-01"))
+        .map(|t| {
+            watchfloor_core::time::moment(t)
+                .ok_or_else(|| bad(format!("`occurred` {t:?} is not an RFC 3339 time")))
+        })
+        .transpose()
+}
+
+/// `POST /incidents/search`: `{filter: {query, page, size, sort, id, name, status, ...}}`.
+async fn search(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let f = given(&body, "filter").cloned().unwrap_or(json!({}));
+    let filter = filter_of(&user, &f)?;
+    let total = state
+        .store
+        .count_matching(&filter)
+        .await
+        .map_err(internal)?;
+    let size = given(&f, "size").and_then(Value::as_u64).unwrap_or(0);
+    let total_only = given(&f, "totalOnly") == Some(&Value::Bool(true));
+    // As XSOAR: no size, no rows (only the total).
+    let data = if size == 0 || total_only {
+        Vec::new()
+    } else {
+        let size = size.min(1000) as usize;
+        let page = given(&f, "page").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let rows = state
+            .store
+            .incidents(&IncidentFilter {
+                offset: Some(page * size),
+                limit: Some(size),
+                ..filter
+            })
+            .await
+            .map_err(internal)?;
+        rows.iter().map(|i| incident_json(&state, i)).collect()
+    };
+    Ok(Json(json!({"data": data, "total": total})).into_response())
+}
+
+/// A list field of a filter, each item read by `read`.
+fn each<T>(
+    f: &Value,
+    key: &str,
+    read: impl Fn(&Value) -> Result<T, ApiError>,
+) -> Result<Vec<T>, ApiError> {
+    match given(f, key) {
+        None => Ok(Vec::new()),
+        Some(Value::Array(items)) => items.iter().map(read).collect(),
+        Some(_) => Err(bad(format!("`filter.{key}` must be a list"))),
+    }
+}
+
+/// Any of these terms, when there are some.
+fn any_of(conditions: &mut Vec<Condition>, terms: Vec<Term>, negated: bool) {
+    if !terms.is_empty() {
+        conditions.push(Condition {
+            term: Term::Any(terms),
+            negated,
+        });
+    }
+}
+
+/// An XSOAR `IncidentFilter` as a store filter, in the caller's scope.
+fn filter_of(user: &User, f: &Value) -> Result<IncidentFilter, ApiError> {
+    let mut conditions =
+        query::parse(given_str(f, "query")?.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
+    let text = |key: &'static str| {
+        move |v: &Value| {
+            v.as_str()
+                .map(str::to_string)
+                .ok_or_else(|| bad(format!("`filter.{key}` must hold strings")))
+        }
+    };
+    let ids = each(f, "id", |v| incident_id(v, "filter.id"))?;
+    any_of(
+        &mut conditions,
+        ids.into_iter().map(Term::Id).collect(),
+        false,
+    );
+    let names = each(f, "name", text("name"))?;
+    any_of(
+        &mut conditions,
+        names.into_iter().map(Term::Name).collect(),
+        false,
+    );
+    let kinds = each(f, "type", text("type"))?;
+    any_of(
+        &mut conditions,
+        kinds.into_iter().map(Term::Kind).collect(),
+        false,
+    );
+    let status_term = |v: &Value| -> Result<Term, ApiError> {
+        Ok(if v.as_f64() == Some(3.0) {
+            Term::Nothing
+        } else {
+            Term::Status(status(v)?)
+        })
+    };
+    any_of(&mut conditions, each(f, "status", status_term)?, false);
+    any_of(&mut conditions, each(f, "notStatus", status_term)?, true);
+    let levels = each(f, "level", severity)?;
+    any_of(
+        &mut conditions,
+        levels.into_iter().map(Term::Severity).collect(),
+        false,
+    );
+    for (key, cmp) in [
+        ("fromDate", query::Cmp::AtOrAfter),
+        ("toDate", query::Cmp::AtOrBefore),
+    ] {
+        if let Some(t) = given_str(f, key)?.filter(|t| !t.starts_with("0001-01-01")) {
+            let at = watchfloor_core::time::moment(t)
+                .ok_or_else(|| bad(format!("`filter.{key}` {t:?} is not a time")))?;
+            conditions.push(Condition {
+                term: Term::Created(cmp, at),
+                negated: false,
+            });
+        }
+    }
+    let sort = match given(f, "sort")
+        .and_then(|s| s.as_array())
+        .and_then(|s| s.first())
+    {
+        None => Sort::default(),
+        Some(order) => Sort {
+            field: SortField::parse(given_str(order, "field")?.unwrap_or("occurred"))
+                .map_err(bad)?,
+            ascending: given(order, "asc") == Some(&Value::Bool(true)),
+        },
+    };
+    Ok(IncidentFilter {
+        scope: Scope::of(user),
+        conditions,
+        sort,
+        ..IncidentFilter::default()
+    })
+}
+
+/// `POST /incident`: creates an incident, or updates one when `id` is given (with `version`;
+/// `-1` overwrites whatever version is stored).
+async fn create_or_update(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let incident = match given(&body, "id") {
+        Some(id) if id.as_str() != Some("") => {
+            update(&state, &user, incident_id(id, "id")?, &body).await?
+        }
+        _ => create(&state, &user, &body).await?,
+    };
+    Ok(Json(incident_json(&state, &incident)).into_response())
+}
+
+async fn create(state: &AppState, user: &User, body: &Value) -> Result<Incident, ApiError> {
+    may_change(user)?;
+    let name = given_str(body, "name")?.unwrap_or_default().trim();
+    if name.is_empty() {
+        return Err(bad("the incident needs a `name`"));
+    }
+    let organization = organization(body)?;
+    if !Scope::of(user).allows(organization.as_deref()) {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "you can create incidents only in your own organizations: set CustomFields.organization".into(),
+        ));
+    }
+    let incident = ManualIncident {
+        name: name.to_string(),
+        severity: given(body, "severity")
+            .map(severity)
+            .transpose()?
+            .unwrap_or_default(),
+        organization,
+        kind: given_str(body, "type")?
+            .filter(|t| !t.is_empty())
+            .unwrap_or("Unclassified")
+            .to_string(),
+        details: given_str(body, "details")?.unwrap_or_default().to_string(),
+        occurred: occurred(body)?,
+        owner: given_str(body, "owner")?
+            .filter(|o| !o.is_empty())
+            .map(str::to_string),
+        labels: labels(body)?,
+    };
+    state
+        .store
+        .create_incident(&incident, &user.name, &state.sla)
+        .await
+        .map_err(refused)
+}
+
+/// The changes an update asks for, in order: a reopen, the field edit, a close.
+async fn update(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    body: &Value,
+) -> Result<Incident, ApiError> {
+    let current = changeable(state, user, id).await?;
+    let version = match given(body, "version").and_then(Value::as_i64) {
+        Some(-1) => None,
+        Some(v) => Some(v),
+        None => {
+            return Err(bad(
+                "an update needs the incident's `version` (or -1 to overwrite)",
+            ));
+        }
+    };
+    if let Some(v) = version.filter(|v| *v != current.version) {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!(
+                "DB version conflict: incident {id} was changed since version {v} (now {}); load it again and retry",
+                current.version
+            ),
+        ));
+    }
+    // Fields watchfloor keeps as the provider or the creator gave them.
+    for (key, now) in [("name", &current.name), ("details", &current.details)] {
+        if let Some(asked) = given_str(body, key)?
+            && asked != now
+        {
+            return Err(bad(format!(
+                "`{key}` cannot be changed once an incident exists"
+            )));
+        }
+    }
+    if organization(body)?.is_some_and(|o| Some(o.as_str()) != current.organization.as_deref()) {
+        return Err(bad(
+            "`CustomFields.organization` cannot be changed once an incident exists",
+        ));
+    }
+    let wanted = given(body, "status").map(status).transpose()?;
+    let mut changes = Vec::new();
+    let mut status_now = current.status;
+    if current.status == Status::Closed && matches!(wanted, Some(Status::Pending | Status::Active))
+    {
+        changes.push(Change::Reopen);
+        status_now = Status::Active;
+    }
+    let edit = Edit {
+        status: wanted.filter(|s| *s != Status::Closed && *s != status_now),
+        severity: given(body, "severity")
+            .map(severity)
+            .transpose()?
+            .filter(|s| *s != current.severity),
+        owner: given_str(body, "owner")?
+            .map(|o| Some(o.to_string()).filter(|o| !o.is_empty()))
+            .filter(|o| *o != current.owner),
+        kind: given_str(body, "type")?
+            .filter(|t| !t.is_empty() && *t != current.kind)
+            .map(str::to_string),
+        labels: labels(body)?
+            .into_iter()
+            .filter(|l| !current.labels.contains(l))
+            .collect(),
+    };
+    if edit != Edit::default() {
+        changes.push(Change::Update(edit));
+    }
+    if wanted == Some(Status::Closed) && current.status != Status::Closed {
+        changes.push(Change::Close {
+            reason: close_reason(body)?,
+            notes: given_str(body, "closeNotes")?.map(str::to_string),
+        });
+    }
+    let mut incident = current;
+    for (n, change) in changes.iter().enumerate() {
+        // The version is checked on the first change; the rest follow it in this request.
+        let expected = if n == 0 { version } else { None };
+        incident = state
+            .store
+            .change_incident(id, expected, &user.name, change, &state.sla)
+            .await
+            .map_err(refused)?;
+    }
+    Ok(incident)
+}
+
+/// Closes one incident the caller may change.
+async fn close(
+    state: &AppState,
+    user: &User,
+    id: i64,
+    version: Option<i64>,
+    body: &Value,
+) -> Result<Incident, ApiError> {
+    let change = Change::Close {
+        reason: close_reason(body)?,
+        notes: given_str(body, "closeNotes")?.map(str::to_string),
+    };
+    apply_change(state, user, id, version, &change).await
+}
+
+/// `POST /incident/close`: `{id, version, closeReason, closeNotes}`.
+async fn close_one(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = incident_id(given(&body, "id").unwrap_or(&Value::Null), "id")?;
+    let version = given(&body, "version")
+        .and_then(Value::as_i64)
+        .filter(|v| *v != -1);
+    let closed = close(&state, &user, id, version, &body).await?;
+    Ok(Json(incident_json(&state, &closed)).into_response())
+}
+
+/// The incidents a batch names: its `ids`, or with `all`, what its `filter` matches.
+async fn batch_ids(state: &AppState, user: &User, body: &Value) -> Result<Vec<i64>, ApiError> {
+    if given(body, "all") == Some(&Value::Bool(true)) {
+        let f = given(body, "filter").cloned().unwrap_or(json!({}));
+        let filter = IncidentFilter {
+            limit: Some(10_000),
+            ..filter_of(user, &f)?
+        };
+        let found = state.store.incidents(&filter).await.map_err(internal)?;
+        return Ok(found.iter().map(|i| i.id).collect());
+    }
+    each(body, "ids", |v| incident_id(v, "ids"))
+}
+
+/// `POST /incident/batchClose`: closes each incident named; those that cannot be closed
+/// (already closed, not found, or not the caller's) are counted in `notUpdated`.
+async fn batch_close(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    may_change(&user)?;
+    close_reason(&body)?;
+    let mut data = Vec::new();
+    let mut not_updated = 0;
+    for id in batch_ids(&state, &user, &body).await? {
+        match close(&state, &user, id, None, &body).await {
+            Ok(closed) => data.push(incident_json(&state, &closed)),
+            Err(ApiError(status, _)) if status.is_client_error() => not_updated += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"data": data, "total": data.len(), "notUpdated": not_updated})).into_response())
+}
+
+/// `POST /incident/batchDelete`.
+async fn batch_delete(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    may_change(&user)?;
+    let mut data = Vec::new();
+    let mut not_updated = 0;
+    for id in batch_ids(&state, &user, &body).await? {
+        match changeable(&state, &user, id).await {
+            Ok(incident) => {
+                state
+                    .store
+                    .delete_incident(id, &user.name)
+                    .await
+                    .map_err(refused)?;
+                data.push(incident_json(&state, &incident));
+            }
+            Err(ApiError(status, _)) if status.is_client_error() => not_updated += 1,
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Json(json!({"data": data, "total": data.len(), "notUpdated": not_updated})).into_response())
+}
+
+/// `GET /incident/load/{id}`.
+async fn load(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = incident_id(&Value::String(id), "id")?;
+    let incident = visible(&state, &user, id).await?;
+    Ok(Json(incident_json(&state, &incident)).into_response())
+}
+
+/// The incident an entry request is for, if the caller may write to it.
+async fn entry_target(state: &AppState, user: &User, body: &Value) -> Result<i64, ApiError> {
+    let id = incident_id(
+        given(body, "investigationId").unwrap_or(&Value::Null),
+        "investigationId",
+    )?;
+    changeable(state, user, id).await?;
+    Ok(id)
+}
+
+fn text_of<'a>(body: &'a Value, key: &str) -> Result<&'a str, ApiError> {
+    match given_str(body, key)? {
+        Some(t) if !t.trim().is_empty() => Ok(t),
+        _ => Err(bad(format!("the entry is empty: give `{key}`"))),
+    }
+}
+
+/// `POST /entry`: a chat entry in the war room.
+async fn chat(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = entry_target(&state, &user, &body).await?;
+    let text = text_of(&body, "data")?;
+    let entry = state
+        .store
+        .add_entry(id, &user.name, "chat", &json!({"text": text}))
+        .await
+        .map_err(refused)?;
+    Ok(Json(entry_json(&entry)).into_response())
+}
+
+/// `POST /entry/note`: a note in the war room. Notes made here stay local; a note for the
+/// provider is added with `POST /api/v1/incidents/{id}/notes` and `"mirror": true`.
+async fn note(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    if given(&body, "id").is_some() {
+        return Err(bad(
+            "marking an existing entry as a note is not supported: add the note's text as `data` without an `id`",
+        ));
+    }
+    let id = entry_target(&state, &user, &body).await?;
+    let text = text_of(&body, "data")?;
+    let entry = state
+        .store
+        .add_note(id, &user.name, text, false)
+        .await
+        .map_err(refused)?;
+    Ok(Json(entry_json(&entry)).into_response())
+}
+
+/// `POST /entry/formatted`: `{investigationId, format, contents}`.
+async fn formatted(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = entry_target(&state, &user, &body).await?;
+    let text = text_of(&body, "contents")?;
+    let format = given_str(&body, "format")?.unwrap_or("text");
+    if !["table", "json", "text", "markdown", "html"].contains(&format) {
+        return Err(bad(format!(
+            "`format` {format:?} is not one of table, json, text, markdown, html"
+        )));
+    }
+    let entry = state
+        .store
+        .add_entry(
+            id,
+            &user.name,
+            "chat",
+            &json!({"text": text, "format": format}),
+        )
+        .await
+        .map_err(refused)?;
+    Ok(Json(entry_json(&entry)).into_response())
+}
+
+/// `POST /entry/execute/sync`: `!command args` runs a provider command in the incident and
+/// answers with its entries; a command that fails is an entry of type 4, as in XSOAR. Other
+/// text is a chat entry.
+async fn execute(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = entry_target(&state, &user, &body).await?;
+    let line = text_of(&body, "data")?;
+    if !line.trim_start().starts_with('!') {
+        let entry = state
+            .store
+            .add_entry(id, &user.name, "chat", &json!({"text": line}))
+            .await
+            .map_err(refused)?;
+        return Ok(Json(json!([entry_json(&entry)])).into_response());
+    }
+    use watchfloor_engine::commands::IncidentCommandError as E;
+    let (_, recorded) = watchfloor_engine::commands::run_and_record(
+        &*state.store,
+        state.runner()?,
+        id,
+        line,
+        None,
+        &user.name,
+    )
+    .await
+    .map_err(|e| match e {
+        E::Run(e) => run_failed(e),
+        E::Store(e) => refused(e),
+    })?;
+    Ok(Json(json!([entry_json(&recorded)])).into_response())
+}
+
+/// `POST /investigation/{id}`: the war room, oldest first; `pageSize` keeps the latest.
+async fn investigation(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<String>,
+    body: Option<Json<Value>>,
+) -> Result<Response, ApiError> {
+    let id = incident_id(&Value::String(id), "id")?;
+    let incident = visible(&state, &user, id).await?;
+    let entries = state.store.entries(id).await.map_err(refused)?;
+    let total = entries.len();
+    let keep = body
+        .as_ref()
+        .and_then(|b| given(&b.0, "pageSize"))
+        .and_then(Value::as_u64)
+        .map_or(total, |n| n as usize);
+    let shown: Vec<Value> = entries[total.saturating_sub(keep)..]
+        .iter()
+        .map(entry_json)
+        .collect();
+    let users: std::collections::BTreeSet<&str> =
+        entries.iter().map(|e| e.author.as_str()).collect();
+    Ok(Json(json!({
+        "id": id.to_string(),
+        "name": incident.name,
+        "status": u8::from(incident.status == Status::Closed),
+        "type": 0,
+        "users": users,
+        "entries": shown,
+        "total": total,
+    }))
+    .into_response())
+}
+
+/// `POST /investigation/{id}/context`: the incident's context.
+async fn investigation_context(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    let id = incident_id(&Value::String(id), "id")?;
+    visible(&state, &user, id).await?;
+    Ok(Json(state.store.context(id).await.map_err(refused)?).into_response())
+}
+
+/// `GET /user`: the caller.
+async fn current_user(Extension(user): Extension<Arc<User>>) -> Json<Value> {
+    Json(json!({
+        "id": user.name,
+        "username": user.name,
+        "name": user.name,
+        "email": "",
+        "roles": {"demisto": [user.role.as_str()]},
+        "organizations": user.orgs,
+    }))
+}
+
+/// `GET /about`: the API level served, and the product behind it.
+async fn about() -> Json<Value> {
+    Json(json!({
+        "demistoVersion": DEMISTO_VERSION,
+        "buildNum": env!("CARGO_PKG_VERSION"),
+        "productMode": "xsoar",
+        "deploymentMode": "opp",
+        "product": "watchfloor",
+        "version": env!("CARGO_PKG_VERSION"),
+    }))
+}

@@ -1,0 +1,191 @@
+"""XSOAR's API as demisto-py drives it, against a running `watchfloor serve`.
+
+Run by the Rust test `xsoar_api.rs`, which starts the server on simulators and passes:
+  WF_URL        the server's address (http://127.0.0.1:PORT)
+  WF_ADMIN_KEY  an admin's API key
+  WF_ACME_KEY   the API key of an analyst of organization Acme only
+  WF_VIEWER_KEY the API key of a viewer
+Each check prints a line; the first failure raises and exits non-zero.
+"""
+
+import datetime
+import os
+import sys
+
+import demisto_client
+import demisto_client.demisto_api as api
+from demisto_client.demisto_api.rest import ApiException
+
+URL = os.environ["WF_URL"]
+
+
+def client(key, **kw):
+    return demisto_client.configure(base_url=URL, api_key=key, verify_ssl=False, **kw)
+
+
+def check(what, ok, detail=""):
+    if not ok:
+        raise AssertionError(f"{what}: {detail}")
+    print(f"ok - {what}")
+
+
+def fails_with(status, call):
+    try:
+        call()
+    except ApiException as e:
+        return e.status == status, f"status {e.status}: {e.body}"
+    return False, "it succeeded"
+
+
+def search(c, query, size=100, **kw):
+    return c.search_incidents(
+        filter=api.SearchIncidentsData(
+            filter=api.IncidentFilter(query=query, page=0, size=size, **kw)
+        )
+    )
+
+
+admin = client(os.environ["WF_ADMIN_KEY"])
+acme = client(os.environ["WF_ACME_KEY"])
+viewer = client(os.environ["WF_VIEWER_KEY"])
+
+# Who am I, and what server is this.
+me, status, _ = admin.generic_request("/user", "GET", response_type="object")
+check("GET /user names the caller", status == 200 and me["username"] == "root", me)
+about, _, _ = admin.generic_request("/about", "GET", response_type="object")
+check("GET /about gives an XSOAR version", about["demistoVersion"].startswith("6."), about)
+
+# The fetched incidents are there, in XSOAR's shape.
+fetched = search(admin, "-status:closed -category:job")
+check("search finds the fetched incidents", fetched.total >= 3, fetched.total)
+first = fetched.data[0]
+check("ids are strings", isinstance(first.id, str) and first.id.isdigit(), first.id)
+check("status is XSOAR's code", first.status in (0, 1), first.status)
+check("rawJSON is a string", isinstance(first.raw_json, str) and first.raw_json.startswith("{"))
+check("the organization is a custom field", "organization" in (first.custom_fields or {}), first.custom_fields)
+
+# Create.
+occurred = datetime.datetime(2024, 5, 1, 9, 0, tzinfo=datetime.timezone.utc)
+inc = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(
+        name="Suspicious login from demisto-py",
+        type="Access",
+        severity=2,
+        owner="root",
+        occurred=occurred,
+        details="<b>bold</b> and **markdown**",
+        labels=[api.Label(type="Brand", value="Manual")],
+        custom_fields={"organization": "Acme"},
+        create_investigation=True,
+    )
+)
+check("create answers the incident with an id and version 1", inc.id and inc.version == 1, inc)
+check("create keeps occurred", inc.occurred == occurred, inc.occurred)
+check("create keeps the owner", inc.owner == "root", inc.owner)
+
+# Search with queries.
+mine = search(admin, 'owner:root name:"demisto-py"')
+check("search by owner and name finds it", [i.id for i in mine.data] == [inc.id], mine.data)
+check("search by type", search(admin, "type:access").total == 1)
+check("search by severity", inc.id in [i.id for i in search(admin, "severity:medium").data])
+check("free text search", search(admin, "login demisto-py").total == 1)
+check("negation", inc.id not in [i.id for i in search(admin, "-owner:root").data])
+check("no size, no rows, as XSOAR", search(admin, "", size=None).data in (None, []))
+paged = [search(admin, "", size=2, sort=[api.Order(field="id", asc=True)]).data]
+page2 = admin.search_incidents(
+    filter=api.SearchIncidentsData(
+        filter=api.IncidentFilter(query="", page=1, size=2, sort=[api.Order(field="id", asc=True)])
+    )
+)
+ids = [int(i.id) for i in paged[0] + page2.data]
+check("pages follow each other in order", ids == sorted(ids) and len(set(ids)) == 4, ids)
+ok, why = fails_with(400, lambda: search(admin, "colour:red"))
+check("a query it cannot read is a 400", ok, why)
+
+# Update with the right version, then with a stale one, then forced.
+upd = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(
+        id=inc.id, version=inc.version, severity=3, owner="dana"
+    )
+)
+check("update with the right version", upd.version == 2 and upd.severity == 3 and upd.owner == "dana", upd)
+ok, why = fails_with(
+    409,
+    lambda: admin.create_incident(
+        create_incident_request=api.CreateIncidentRequest(id=inc.id, version=inc.version, severity=1)
+    ),
+)
+check("update with a stale version is refused", ok, why)
+forced = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(id=inc.id, version=-1, type="Phishing")
+)
+check("version -1 forces", forced.version == 3 and forced.type == "Phishing", forced)
+
+# Notes and chat.
+note = admin.update_entry_note(
+    update_entry=api.UpdateEntry(investigation_id=inc.id, data="called the user", markdown=True)
+)
+check("a note is an entry marked note", note.note is True and note.id.endswith("@" + inc.id), note)
+admin.investigation_add_entry_handler(
+    update_entry=api.UpdateEntry(investigation_id=inc.id, data="chat line", markdown=True)
+)
+
+# A provider command in a fetched incident's context.
+fetched_id = fetched.data[0].id
+out = admin.investigation_add_entries_sync(
+    update_entry=api.UpdateEntry(investigation_id=fetched_id, data="!cov-mgsec-list-org")
+)
+check("a command answers its entries", len(out) == 1 and out[0].type == 1, out)
+check("the command's markdown table is the entry", out[0].contents.startswith("### Organizations") and "| Acme |" in out[0].contents, out[0].contents)
+bad = admin.investigation_add_entries_sync(
+    update_entry=api.UpdateEntry(investigation_id=fetched_id, data="!cov-mgsec-get-aro aro_id=no-such-aro")
+)
+check("a failing command is an entry of type 4", bad[0].type == 4, bad)
+
+# The war room.
+wr, status, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {"pageSize": 100}, response_type="object")
+kinds = [(e["category"], e["contents"]) for e in wr["entries"]]
+check("the war room has the note and the chat", ("chat", "called the user") in kinds and ("chat", "chat line") in kinds, kinds)
+check("every entry has an id of n@incident", all(e["id"].endswith("@" + inc.id) for e in wr["entries"]), wr)
+wr2, _, _ = admin.generic_request(f"/investigation/{fetched_id}", "POST", {}, response_type="object")
+check("the command is in the fetched incident's war room", any(e["category"] == "commandAndResults" for e in wr2["entries"]), wr2)
+ctx, _, _ = admin.generic_request(f"/investigation/{fetched_id}/context", "POST", {"query": "${.}"}, response_type="object")
+orgs = ctx.get("FESPortal", {}).get("Org", [])
+check("the command's outputs are in the incident's context", "Acme" in [o["name"] for o in orgs], ctx)
+loaded, _, _ = admin.generic_request(f"/incident/load/{inc.id}", "GET", response_type="object")
+check("load gives the incident", loaded["id"] == inc.id and loaded["type"] == "Phishing", loaded)
+
+# Scoping and roles.
+acme_sees = {i.id for i in search(acme, "").data}
+all_ids = {i.id for i in search(admin, "", size=1000).data}
+check("an analyst of Acme sees its incident", inc.id in acme_sees, acme_sees)
+others = {i.id for i in search(admin, "-organization:acme", size=1000).data}
+check("an analyst of Acme sees nothing of the others", acme_sees.isdisjoint(others) and others, (acme_sees, others))
+for other in others:
+    ok, why = fails_with(404, lambda: acme.generic_request(f"/incident/load/{other}", "GET"))
+    check(f"another organization's incident {other} is a 404", ok, why)
+    break
+ok, why = fails_with(403, lambda: viewer.create_incident(create_incident_request=api.CreateIncidentRequest(name="x")))
+check("a viewer cannot create", ok, why)
+ok, why = fails_with(401, lambda: client("not-a-key").search_incidents(filter=api.SearchIncidentsData(filter=api.IncidentFilter(size=1))))
+check("a wrong key is a 401", ok, why)
+
+# XSOAR 8 mode puts /xsoar before every path.
+x8 = client(os.environ["WF_ADMIN_KEY"], auth_id="1")
+check("the /xsoar prefix works", search(x8, "").total == len(all_ids))
+
+# Batch close, then search again.
+closed = admin.close_incidents_batch(
+    update_data_batch=api.UpdateDataBatch(
+        ids=[inc.id, fetched_id, "999999"], close_reason="Resolved", close_notes="done"
+    )
+)
+check("batch close closes both", sorted(i.id for i in closed.data) == sorted([inc.id, fetched_id]) and all(i.status == 2 for i in closed.data), closed)
+check("batch close counts what it could not close", closed.not_updated == 1, closed.not_updated)
+after = search(admin, "status:closed")
+check("search again finds them closed", {inc.id, fetched_id} <= {i.id for i in after.data}, after.data)
+reloaded, _, _ = admin.generic_request(f"/incident/load/{fetched_id}", "GET", response_type="object")
+check("the close reason and notes are kept", reloaded["closeReason"] == "Resolved" and reloaded["closeNotes"] == "done", reloaded)
+check("no success answer carries an `error` key", "error" not in reloaded)
+print("all checks passed")
+sys.stdout.flush()
