@@ -33,6 +33,8 @@ pub struct AppState {
     pub limiter: Arc<Limiter>,
     /// The configured instances, to run provider commands.
     pub runner: Option<Arc<Runner>>,
+    /// The fetch engine, for "fetch now".
+    pub engine: Option<Arc<watchfloor_engine::Engine>>,
 }
 
 impl AppState {
@@ -42,7 +44,14 @@ impl AppState {
             sla,
             limiter: Arc::new(Limiter::default()),
             runner: None,
+            engine: None,
         }
+    }
+
+    /// With the fetch engine, so that a fetch can be asked for.
+    pub fn with_engine(mut self, engine: Arc<watchfloor_engine::Engine>) -> Self {
+        self.engine = Some(engine);
+        self
     }
 
     /// With the configured instances, so that commands can run.
@@ -181,11 +190,38 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             ep(
                 "GET",
+                "/api/v1/instances",
+                "",
+                "the configured instances: integration, fetch, mirroring and health",
+            ),
+            get(instances),
+        ),
+        (
+            ep(
+                "GET",
                 "/api/v1/instances/health",
                 "",
                 "each instance's health",
             ),
             get(health),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/instances/{name}/test",
+                "",
+                "run test-module: `{ok, message}`",
+            ),
+            post(test_instance),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/instances/{name}/fetch",
+                "",
+                "fetch now, until caught up: `{new_incidents, steps}`",
+            ),
+            post(fetch_now),
         ),
         (
             ep(
@@ -353,7 +389,55 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.route("/health/server", get(|| async { "ok" }))
         .merge(api)
+        .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// Every request: a request id (the caller's `x-request-id` if it is a short token, else a new
+/// one) on the log lines it causes and on its answer, and its count and latency by route.
+async fn observe(mut req: Request, next: Next) -> Response {
+    let started = std::time::Instant::now();
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= 64
+                && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 8];
+            let _ = getrandom::fill(&mut bytes);
+            bytes.iter().map(|b| format!("{b:02x}")).collect()
+        });
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let method = req.method().to_string();
+    if let Ok(v) = id.parse() {
+        req.headers_mut().insert("x-request-id", v);
+    }
+    let span = tracing::info_span!("request", id = %id, %method, %route);
+    let mut answer = tracing::Instrument::instrument(next.run(req), span.clone()).await;
+    let status = answer.status();
+    span.in_scope(|| tracing::debug!(status = status.as_u16(), "answered"));
+    use watchfloor_core::metrics::{HTTP_LATENCY, HTTP_REQUESTS};
+    HTTP_REQUESTS.add(
+        &[
+            ("method", &method),
+            ("route", &route),
+            ("status", status.as_str()),
+        ],
+        1,
+    );
+    HTTP_LATENCY.observe(&[("route", &route)], started.elapsed().as_secs_f64());
+    if let Ok(v) = id.parse() {
+        answer.headers_mut().insert("x-request-id", v);
+    }
+    answer
 }
 
 /// The native API as an OpenAPI 3.1 document, made from [`native`].
@@ -463,6 +547,14 @@ async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
             h.last_success.map_or(0, |t| t.timestamp())
         ));
     }
+    out.push_str("# HELP watchfloor_outbox_depth Changes waiting to be pushed to the provider, by instance.\n# TYPE watchfloor_outbox_depth gauge\n");
+    for (instance, depth) in state.store.outbox_depth().await.map_err(internal)? {
+        out.push_str(&format!(
+            "watchfloor_outbox_depth{{instance=\"{}\"}} {depth}\n",
+            label(&instance)
+        ));
+    }
+    out.push_str(&watchfloor_core::metrics::render());
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], out).into_response())
 }
 
@@ -1172,4 +1264,86 @@ async fn user_api_key(
         .await
         .map_err(internal)?;
     Ok((StatusCode::CREATED, Json(json!({"key": key}))).into_response())
+}
+
+/// The configured instances with their settings and health; no parameters, so no secrets.
+async fn instances(State(state): State<AppState>) -> Result<Response, ApiError> {
+    let runner = state.runner()?;
+    let health = state.store.health().await.map_err(internal)?;
+    let mut out = Vec::new();
+    for name in runner.instance_names() {
+        let h = health.iter().find(|h| h.instance == name);
+        let entry = match runner.instance(name) {
+            Ok(inst) => json!({
+                "name": name,
+                "integration": inst.integration,
+                "fetch": inst.fetch.enabled,
+                "fetch_interval_seconds": inst.fetch.interval.as_secs(),
+                "mirror": format!("{:?}", inst.mirror).to_ascii_lowercase(),
+                "health": h,
+            }),
+            Err(e) => json!({"name": name, "error": e.to_string(), "health": h}),
+        };
+        out.push(entry);
+    }
+    Ok(Json(out).into_response())
+}
+
+/// Refuses users who may not act on an instance: viewers, and users limited to organizations
+/// (an instance serves every organization).
+fn may_run_instances(user: &User) -> Result<(), ApiError> {
+    if user.role == Role::Viewer || Scope::of(user) != Scope::All {
+        return Err(ApiError(
+            StatusCode::FORBIDDEN,
+            "only users who see every organization (and are not viewers) act on instances".into(),
+        ));
+    }
+    Ok(())
+}
+
+async fn test_instance(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    may_run_instances(&user)?;
+    let runner = state.runner()?;
+    runner
+        .instance(&name)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+    let answer = match runner.run("!test-module", Some(&name)).await {
+        Ok(entry) => json!({"ok": true, "message": entry.readable}),
+        Err(e) => json!({"ok": false, "message": e.to_string()}),
+    };
+    Ok(Json(answer).into_response())
+}
+
+async fn fetch_now(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    may_run_instances(&user)?;
+    state
+        .runner()?
+        .instance(&name)
+        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+    let engine = state.engine.as_ref().ok_or_else(|| {
+        ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server runs no fetch engine".into(),
+        )
+    })?;
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    let report = engine
+        .cycle(
+            &name,
+            watchfloor_engine::Steps::UntilCaughtUp,
+            &|_| {},
+            &stop,
+        )
+        .await
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
+    tracing::info!(instance = %name, by = %user.name, new = report.new_incidents, "fetch asked for");
+    Ok(Json(json!({"new_incidents": report.new_incidents, "steps": report.steps})).into_response())
 }

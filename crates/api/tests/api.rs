@@ -330,6 +330,65 @@ async fn metrics_count_incidents_by_status() {
     );
 }
 
+/// Each answer carries a request id (the caller's, when it sends a sane one), and metrics count
+/// requests by route template and status, with latency histograms.
+#[tokio::test]
+async fn requests_are_counted_by_route_and_carry_an_id() {
+    let app = spawn_app().await;
+    let key = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let id = app.id_of("a1").await;
+    let answer = app
+        .http
+        .get(format!("{}/api/v1/incidents/{id}", app.url))
+        .header("Authorization", &key)
+        .send()
+        .await
+        .unwrap();
+    let made = answer.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(made.len(), 16, "{made}");
+    let answer = app
+        .http
+        .get(format!("{}/api/v1/incidents/{id}", app.url))
+        .header("Authorization", &key)
+        .header("x-request-id", "trace-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.headers()["x-request-id"], "trace-42");
+    let answer = app
+        .http
+        .get(format!("{}/healthz", app.url))
+        .header("x-request-id", "<script>")
+        .send()
+        .await
+        .unwrap();
+    assert_ne!(answer.headers()["x-request-id"], "<script>");
+    app.get("/api/v1/incidents/999999", Some(&key)).await;
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("/api/v1/incidents/{id}/close"),
+            &key,
+            json!({"reason": "Resolved"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    let (_, body) = app.get("/metrics", None).await;
+    let text = body.as_str().unwrap();
+    for line in [
+        "watchfloor_http_requests_total{method=\"GET\",route=\"/api/v1/incidents/{id}\",status=\"200\"}",
+        "watchfloor_http_requests_total{method=\"GET\",route=\"/api/v1/incidents/{id}\",status=\"404\"}",
+        "watchfloor_http_request_seconds_bucket{route=\"/api/v1/incidents/{id}\",le=\"+Inf\"}",
+        "watchfloor_outbox_depth{instance=\"fes\"} 1\n",
+    ] {
+        assert!(text.contains(line), "{line} in\n{text}");
+    }
+    assert!(!text.contains(&key), "no key in metrics");
+}
+
 /// Every /api/v1 route refuses a missing and a revoked key, with the stable code.
 #[tokio::test]
 async fn every_route_refuses_a_missing_or_revoked_key() {
@@ -653,7 +712,7 @@ async fn commands_run_over_the_api() {
     let config = watchfloor_core::Config::parse(
         std::path::Path::new("wf.toml"),
         &format!(
-            "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
             sim.portal_url, sim.api_key
         ),
         &watchfloor_integrations::definitions(),
@@ -671,7 +730,13 @@ async fn commands_run_over_the_api() {
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let state = AppState::new(store.clone(), SlaPolicy::default()).with_runner(runner);
+    let engine = Arc::new(watchfloor_engine::Engine::new(
+        runner.clone(),
+        store.clone(),
+    ));
+    let state = AppState::new(store.clone(), SlaPolicy::default())
+        .with_runner(runner)
+        .with_engine(engine);
     tokio::spawn(watchfloor_api::serve(
         listener,
         state,
@@ -685,6 +750,61 @@ async fn commands_run_over_the_api() {
     };
     let admin = app.key_for("root", Role::Admin, &[]).await;
     let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+
+    // Instances: listed without secrets; tested and fetched by users who see every organization.
+    let (status, list) = app.get("/api/v1/instances", Some(&dana)).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        (
+            list[0]["name"].as_str(),
+            list[0]["integration"].as_str(),
+            list[0]["fetch"].as_bool()
+        ),
+        (Some("fes"), Some("covalence-managed-security"), Some(true))
+    );
+    assert!(
+        !list.to_string().contains(&sim.api_key),
+        "no secret: {list}"
+    );
+    let (status, tested) = app
+        .send("POST", "/api/v1/instances/fes/test", &admin, json!({}))
+        .await;
+    assert_eq!(
+        (status, tested["ok"].as_bool()),
+        (200, Some(true)),
+        "{tested}"
+    );
+    assert_eq!(
+        app.send("POST", "/api/v1/instances/fes/test", &dana, json!({}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.send("POST", "/api/v1/instances/fes/fetch", &dana, json!({}))
+            .await
+            .0,
+        403
+    );
+    assert_eq!(
+        app.send("POST", "/api/v1/instances/nope/fetch", &admin, json!({}))
+            .await
+            .0,
+        404
+    );
+    let (status, fetched) = app
+        .send("POST", "/api/v1/instances/fes/fetch", &admin, json!({}))
+        .await;
+    assert_eq!(status, 200, "{fetched}");
+    let new = fetched["new_incidents"].as_u64().unwrap();
+    assert!(new > 0, "{fetched}");
+    assert_eq!(app.store.count("fes").await.unwrap() as u64, new);
+    let (_, again) = app
+        .send("POST", "/api/v1/instances/fes/fetch", &admin, json!({}))
+        .await;
+    assert_eq!(again["new_incidents"], 0, "fetched once: {again}");
+    let (_, list) = app.get("/api/v1/instances", Some(&admin)).await;
+    assert_eq!(list[0]["health"]["consecutive_failures"], 0, "{list}");
 
     let (status, defs) = app.get("/api/v1/commands", Some(&dana)).await;
     assert_eq!(status, 200);

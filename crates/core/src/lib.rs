@@ -20,6 +20,7 @@ pub mod entry;
 pub mod fetch;
 pub mod incident;
 pub mod lifecycle;
+pub mod metrics;
 pub mod query;
 pub mod secret;
 pub mod suggest;

@@ -168,7 +168,17 @@ impl Engine {
         progress: &(dyn Fn(&Progress) + Sync),
         stop: &watch::Receiver<bool>,
     ) -> Result<CycleReport, EngineError> {
+        let started = std::time::Instant::now();
         let result = self.cycle_inner(instance, steps, progress, stop).await;
+        {
+            use watchfloor_core::metrics::{FETCH_CYCLES, FETCH_LATENCY, INCIDENTS_FETCHED};
+            let outcome = if result.is_ok() { "ok" } else { "failed" };
+            FETCH_CYCLES.add(&[("instance", instance), ("outcome", outcome)], 1);
+            FETCH_LATENCY.observe(&[("instance", instance)], started.elapsed().as_secs_f64());
+            if let Ok(report) = &result {
+                INCIDENTS_FETCHED.add(&[("instance", instance)], report.new_incidents as u64);
+            }
+        }
         let recorded = match &result {
             Ok(report) => {
                 self.store

@@ -39,6 +39,16 @@ impl Engine {
     /// provider's changes. A failed push stays queued, is an entry on its incident
     /// and a line in the instance's health, and is retried next cycle.
     pub async fn sync(&self, name: &str) -> Result<SyncReport, EngineError> {
+        let result = self.sync_once(name).await;
+        let outcome = match &result {
+            Ok(report) if report.pending == 0 => "ok",
+            _ => "failed",
+        };
+        watchfloor_core::metrics::SYNC_CYCLES.add(&[("instance", name), ("outcome", outcome)], 1);
+        result
+    }
+
+    async fn sync_once(&self, name: &str) -> Result<SyncReport, EngineError> {
         let inst = self.runner.instance(name)?;
         let support = inst.instance.mirroring();
         let store_err = |error| EngineError::Store {

@@ -452,6 +452,13 @@ impl HttpClient {
                     message,
                 }
             };
+            let sent = std::time::Instant::now();
+            let latency = |outcome: &str| {
+                watchfloor_core::metrics::PROVIDER_LATENCY.observe(
+                    &[("service", self.service), ("outcome", outcome)],
+                    sent.elapsed().as_secs_f64(),
+                );
+            };
             let (retryable, wait, failure) = match req.send().await {
                 Err(e) => {
                     // A TLS set-up mistake fails the same way every time.
@@ -478,6 +485,7 @@ impl HttpClient {
                     };
                     let text = read_body(resp, too_large, transport).await?;
                     if status.is_success() {
+                        latency("ok");
                         return Ok(Body { text, set_cookies });
                     }
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS
@@ -488,6 +496,7 @@ impl HttpClient {
                     (retryable, retry_after, failure)
                 }
             };
+            latency("failed");
             if !retryable || attempt >= self.retry.max_attempts {
                 return Err(failure);
             }

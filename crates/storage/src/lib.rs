@@ -613,6 +613,9 @@ pub trait Store: Send + Sync {
         instance: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
 
+    /// How many pushes wait, by instance (instances with none are left out).
+    fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;
+
     /// Notes that a push is about to be sent, before it is, so that a crash mid-send is known.
     fn start_push(&self, push_id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
 

@@ -1069,6 +1069,17 @@ impl Store for SqliteStore {
         })
     }
 
+    fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT instance, COUNT(*) FROM outbox WHERE done IS NULL GROUP BY instance ORDER BY instance",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(rows.into_iter().map(|(i, n)| (i, n as usize)).collect())
+        })
+    }
+
     fn pending_pushes<'a>(
         &'a self,
         instance: &'a str,

@@ -154,6 +154,7 @@ pub async fn serve(
         ));
     }
     let stop = stop_on_signals();
+    let engine = Arc::new(Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()));
     let http = match listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -161,7 +162,8 @@ pub async fn serve(
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
             say!("API on http://{}", listener.local_addr()?);
             let state = watchfloor_api::AppState::new(store.clone(), sla.clone())
-                .with_runner(runner.clone());
+                .with_runner(runner.clone())
+                .with_engine(engine.clone());
             let mut stopped = stop.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -178,7 +180,6 @@ pub async fn serve(
             names.join(", ")
         );
     }
-    let engine = Arc::new(Engine::new(runner, store).with_sla(sla));
     engine.serve(concurrency, stop.clone()).await;
     if let Some(http) = http {
         // With nothing to fetch, the scheduler returns at once: wait for the signal.
