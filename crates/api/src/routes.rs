@@ -227,8 +227,8 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             ep(
                 "GET",
                 "/api/v1/incidents",
-                "?status=&severity=&organization=&instance=&owner=&sla=&q=&sort=&order=&after=&limit=",
-                "the queue, newest first: `{data, total, next}`; `q` is XSOAR's query syntax, `after` the `next` of the page before",
+                "?status=&severity=&organization=&instance=&owner=&sla=&q=&sort=&order=&after=&count=&limit=",
+                "the queue, newest first: `{data, next}`, and with `count=true` `total` (up to 10,000) and `total_capped`; `q` is XSOAR's query syntax, `after` the `next` of the page before",
             ),
             get(list),
         ),
@@ -620,6 +620,9 @@ struct ListQuery {
     order: Option<String>,
     /// The `next` cursor of the page before.
     after: Option<String>,
+    /// Count the matches too (up to 10,000), at the cost of reading them.
+    #[serde(default)]
+    count: bool,
     limit: Option<usize>,
 }
 
@@ -632,6 +635,18 @@ fn list_of<T>(text: Option<&str>, parse: fn(&str) -> Result<T, String>) -> Resul
         .map(parse)
         .collect()
 }
+
+/// A page of the queue, serialized as it is (not through a JSON tree: a page is hot).
+#[derive(serde::Serialize)]
+struct Page<'a> {
+    data: &'a [Incident],
+    total: Option<usize>,
+    total_capped: Option<bool>,
+    next: Option<String>,
+}
+
+/// The queue counts matches (when asked) up to this many; past it, `total_capped` is true.
+const TOTAL_CAP: usize = 10_000;
 
 /// A page of incidents, newest first unless sorted otherwise: `{data, total, next}`, where
 /// `next` is the cursor of the following page (absent on the last).
@@ -675,11 +690,17 @@ async fn list(
         sort,
         ..IncidentFilter::default()
     };
-    let total = state
-        .store
-        .count_matching(&filter)
-        .await
-        .map_err(internal)?;
+    let total = if q.count {
+        Some(
+            state
+                .store
+                .count_matching_up_to(&filter, TOTAL_CAP)
+                .await
+                .map_err(internal)?,
+        )
+    } else {
+        None
+    };
     filter.after = q
         .after
         .as_deref()
@@ -695,7 +716,13 @@ async fn list(
             .last()
             .map(|last| Keyset::after(last, sort).encode())
     });
-    Ok(Json(json!({"data": incidents, "total": total, "next": next.flatten()})).into_response())
+    Ok(Json(Page {
+        data: &incidents,
+        total,
+        total_capped: total.map(|t| t >= TOTAL_CAP),
+        next: next.flatten(),
+    })
+    .into_response())
 }
 
 /// The incident, if the caller may see it: another organization's incident does not exist, as

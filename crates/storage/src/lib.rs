@@ -545,6 +545,14 @@ pub trait Store: Send + Sync {
         })
     }
 
+    /// Like [`Store::count_matching`], but counts no further than `cap`: a queue page needs
+    /// to know "more than 10,000", not the exact number, and reading every match is slow.
+    fn count_matching_up_to<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+        cap: usize,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
     /// How many incidents match `filter`, whatever its limit.
     fn count_matching<'a>(
         &'a self,

@@ -1,0 +1,206 @@
+//! The queue under load, run with `cargo bench -p watchfloor-api --bench queue`:
+//! `GET /api/v1/incidents` with 1,000,000 incidents in SQLite and 32 concurrent clients, for the
+//! first page and for a filtered page (status, severity and organization), side by side in one
+//! run. It prints requests per second and p50/p99 latency of each, the ratio of the two, and
+//! the filtered page's p99 against its 20 ms target.
+//!
+//! `WATCHFLOOR_BENCH_INCIDENTS` (default 1,000,000) and `WATCHFLOOR_BENCH_SECONDS` (default 10
+//! per case) change the size and the length.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use watchfloor_api::{AppState, auth};
+use watchfloor_core::SlaPolicy;
+use watchfloor_storage::{Role, SqliteStore, Store};
+
+const CLIENTS: usize = 32;
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+struct Outcome {
+    requests: usize,
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+/// One keep-alive HTTP/1.1 connection that sends GETs and reads whole answers: a client as
+/// lean as wrk's, so that the two cores go to the server rather than to the load.
+struct Connection {
+    stream: tokio::io::BufReader<tokio::net::TcpStream>,
+    request: Vec<u8>,
+}
+
+impl Connection {
+    async fn open(addr: &str, path: &str, key: &str) -> Connection {
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Connection {
+            stream: tokio::io::BufReader::new(stream),
+            request: format!("GET {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: {key}\r\n\r\n")
+                .into_bytes(),
+        }
+    }
+
+    /// Sends the request and reads the answer: its status and body.
+    async fn get(&mut self) -> (u16, Vec<u8>) {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt};
+        self.stream
+            .get_mut()
+            .write_all(&self.request)
+            .await
+            .unwrap();
+        let mut line = String::new();
+        self.stream.read_line(&mut line).await.unwrap();
+        let status = line
+            .split(' ')
+            .nth(1)
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let mut length = 0;
+        loop {
+            line.clear();
+            self.stream.read_line(&mut line).await.unwrap();
+            if line == "\r\n" {
+                break;
+            }
+            if let Some((name, value)) = line.split_once(':')
+                && name.eq_ignore_ascii_case("content-length")
+            {
+                length = value.trim().parse().unwrap();
+            }
+        }
+        let mut body = vec![0; length];
+        self.stream.read_exact(&mut body).await.unwrap();
+        (status, body)
+    }
+}
+
+/// `CLIENTS` clients, each on its own connection, asking for `path` again and again for
+/// `length`.
+async fn load(addr: &str, key: &str, path: &str, length: Duration) -> Outcome {
+    // One request first, so that a broken path fails loudly rather than measuring errors.
+    let (status, body) = Connection::open(addr, path, key).await.get().await;
+    assert_eq!(status, 200, "{path}: {}", String::from_utf8_lossy(&body));
+    let body: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        body["data"].as_array().unwrap().len(),
+        50,
+        "{path} gives a full page"
+    );
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..CLIENTS {
+        let mut conn = Connection::open(addr, path, key).await;
+        tasks.push(tokio::spawn(async move {
+            let mut times = Vec::new();
+            while started.elapsed() < length {
+                let t = Instant::now();
+                let (status, _) = conn.get().await;
+                assert_eq!(status, 200);
+                times.push(t.elapsed());
+            }
+            times
+        }));
+    }
+    let mut times = Vec::new();
+    for t in tasks {
+        times.extend(t.await.unwrap());
+    }
+    let elapsed = started.elapsed();
+    times.sort();
+    let at = |q: f64| times[((times.len() as f64 * q) as usize).min(times.len() - 1)];
+    Outcome {
+        requests: times.len(),
+        per_second: times.len() as f64 / elapsed.as_secs_f64(),
+        p50: at(0.50),
+        p99: at(0.99),
+    }
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.2} ms", d.as_secs_f64() * 1000.0)
+}
+
+#[tokio::main]
+async fn main() {
+    let n = env_or("WATCHFLOOR_BENCH_INCIDENTS", 1_000_000);
+    let length = Duration::from_secs(env_or("WATCHFLOOR_BENCH_SECONDS", 10) as u64);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let started = Instant::now();
+    store.fill_synthetic(n).await.unwrap();
+    println!(
+        "stored {n} incidents in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    let hash = auth::hash_password("bench").unwrap();
+    store
+        .create_user("bench", Role::Admin, &[], &hash)
+        .await
+        .unwrap();
+    let key = auth::random_secret().unwrap();
+    store
+        .add_api_key("bench", &auth::key_hash(&key))
+        .await
+        .unwrap();
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let state = AppState::new(store.clone(), SlaPolicy::default());
+    tokio::spawn(watchfloor_api::serve(
+        listener,
+        state,
+        std::future::pending(),
+    ));
+
+    let cases = [
+        ("first page", "/api/v1/incidents?limit=50"),
+        (
+            "filtered page",
+            "/api/v1/incidents?limit=50&status=active&severity=high&organization=org%204",
+        ),
+    ];
+    println!(
+        "GET /api/v1/incidents, {CLIENTS} concurrent clients, {} s each:",
+        length.as_secs()
+    );
+    let mut outcomes = Vec::new();
+    for (name, path) in cases {
+        let o = load(&addr, &key, path, length).await;
+        println!(
+            "  {name:<14} {:>8.0} req/s  p50 {:>9}  p99 {:>9}  ({} requests)",
+            o.per_second,
+            ms(o.p50),
+            ms(o.p99),
+            o.requests
+        );
+        outcomes.push(o);
+    }
+    let (first, filtered) = (&outcomes[0], &outcomes[1]);
+    println!(
+        "  filtered / first page: {:.2}x the requests per second, {:.2}x the p99",
+        filtered.per_second / first.per_second,
+        filtered.p99.as_secs_f64() / first.p99.as_secs_f64()
+    );
+    let target = Duration::from_millis(20);
+    println!(
+        "  filtered page p99 is {:.2}x its 20 ms target: {}",
+        filtered.p99.as_secs_f64() / target.as_secs_f64(),
+        if filtered.p99 < target {
+            "met"
+        } else {
+            "NOT met"
+        }
+    );
+}
