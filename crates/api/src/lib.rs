@@ -9,6 +9,7 @@
 pub mod auth;
 pub mod login;
 mod routes;
+pub mod tls;
 mod xsoar;
 
 pub use routes::{AppState, Endpoint, endpoints, markdown_table, openapi_document, router};
@@ -21,8 +22,43 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     axum::serve(
         listener,
-        router(state).into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        router(state).into_make_service_with_connect_info::<Peer>(),
     )
     .with_graceful_shutdown(stop)
     .await
+}
+
+/// As [`serve`], over TLS.
+pub async fn serve_tls(
+    listener: tls::TlsListener,
+    state: AppState,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(
+        listener,
+        router(state).into_make_service_with_connect_info::<Peer>(),
+    )
+    .with_graceful_shutdown(stop)
+    .await
+}
+
+/// The address a request came from, over plain TCP or TLS (for the login limiter and logs).
+#[derive(Debug, Clone, Copy)]
+pub struct Peer(pub std::net::SocketAddr);
+
+impl
+    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
+}
+
+impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
+    for Peer
+{
+    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Peer {
+        Peer(*stream.remote_addr())
+    }
 }

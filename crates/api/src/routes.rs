@@ -783,7 +783,7 @@ struct LoginBody {
 /// the answer never says which of the two was wrong.
 async fn login(
     State(state): State<AppState>,
-    ConnectInfo(addr): ConnectInfo<std::net::SocketAddr>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
     let now = std::time::Instant::now();

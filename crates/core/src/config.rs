@@ -53,6 +53,15 @@ pub struct Config {
     pub sla: SlaPolicy,
     /// `[server] listen`: where `serve` answers the HTTP API, if the file says.
     pub listen: Option<SocketAddr>,
+    /// `[server] tls_cert` and `tls_key`: serve HTTPS with these PEM files.
+    pub tls: Option<TlsFiles>,
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
 }
 
 /// What commands that need no instance read from a config file: the database and the SLA.
@@ -62,6 +71,8 @@ pub struct Shared {
     pub sla: SlaPolicy,
     /// `[server] listen`.
     pub listen: Option<SocketAddr>,
+    /// `[server] tls_cert` and `tls_key`.
+    pub tls: Option<TlsFiles>,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -225,9 +236,35 @@ struct RawStorage {
 #[serde(deny_unknown_fields)]
 struct RawServer {
     listen: Option<Spanned<String>>,
+    tls_cert: Option<Spanned<String>>,
+    tls_key: Option<Spanned<String>>,
 }
 
 impl RawServer {
+    /// The TLS files, both or neither, relative to the config's folder.
+    fn tls(
+        &self,
+        base_dir: &Path,
+    ) -> Result<Option<TlsFiles>, (std::ops::Range<usize>, String, String)> {
+        match (&self.tls_cert, &self.tls_key) {
+            (None, None) => Ok(None),
+            (Some(cert), Some(key)) => Ok(Some(TlsFiles {
+                cert: base_dir.join(cert.get_ref()),
+                key: base_dir.join(key.get_ref()),
+            })),
+            (Some(cert), None) => Err((
+                cert.span(),
+                "server.tls_key".into(),
+                "a certificate needs its key: set tls_key too (a PEM file)".into(),
+            )),
+            (None, Some(key)) => Err((
+                key.span(),
+                "server.tls_cert".into(),
+                "a key needs its certificate: set tls_cert too (a PEM file)".into(),
+            )),
+        }
+    }
+
     /// The address to listen on; an error names the key.
     fn listen(&self) -> Result<Option<SocketAddr>, (std::ops::Range<usize>, String, String)> {
         let Some(listen) = &self.listen else {
@@ -468,9 +505,16 @@ impl Config {
                 .map_err(|(span, key, message)| err(span, Some(key), message))?,
             None => None,
         };
+        let tls = match &raw.server {
+            Some(s) => s
+                .tls(base_dir)
+                .map_err(|(span, key, message)| err(span, Some(key), message))?,
+            None => None,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             listen,
+            tls,
             instances,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
@@ -528,8 +572,15 @@ impl Config {
                 .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
             None => None,
         };
+        let tls = match &raw.server {
+            Some(s) => s
+                .tls(base_dir)
+                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
+            None => None,
+        };
         Ok(Shared {
             listen,
+            tls,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
                 None => storage_url(DEFAULT_STORAGE, base_dir),

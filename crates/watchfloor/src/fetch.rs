@@ -142,6 +142,7 @@ pub async fn serve(
     sla: SlaPolicy,
     concurrency: usize,
     listen: Option<std::net::SocketAddr>,
+    tls: Option<watchfloor_api::tls::Acceptor>,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
         .fetching_instances()
@@ -160,7 +161,8 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
-            say!("API on http://{}", listener.local_addr()?);
+            let scheme = if tls.is_some() { "https" } else { "http" };
+            say!("API on {scheme}://{}", listener.local_addr()?);
             let state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
                 .with_engine(engine.clone());
@@ -168,9 +170,14 @@ pub async fn serve(
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            Some(tokio::spawn(watchfloor_api::serve(
-                listener, state, shutdown,
-            )))
+            Some(match tls {
+                Some(acceptor) => tokio::spawn(watchfloor_api::serve_tls(
+                    watchfloor_api::tls::TlsListener::new(listener, acceptor),
+                    state,
+                    shutdown,
+                )),
+                None => tokio::spawn(watchfloor_api::serve(listener, state, shutdown)),
+            })
         }
         None => None,
     };

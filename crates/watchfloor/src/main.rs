@@ -436,9 +436,22 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .await
                 .map_err(usage)?;
             let listen = listen.or(shared.listen);
-            fetch::serve(Arc::new(runner), store, shared.sla, concurrency, listen)
-                .await
-                .map_err(usage)
+            let tls = shared
+                .tls
+                .as_ref()
+                .map(|t| watchfloor_api::tls::acceptor(&t.cert, &t.key))
+                .transpose()
+                .map_err(|e| usage(anyhow!("[server] TLS: {e}")))?;
+            fetch::serve(
+                Arc::new(runner),
+                store,
+                shared.sla,
+                concurrency,
+                listen,
+                tls,
+            )
+            .await
+            .map_err(usage)
         }
         Command::Fetch { instance, once } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
@@ -814,6 +827,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
         storage_url: config.storage_url,
         sla: config.sla,
         listen: config.listen,
+        tls: config.tls,
         instances: config
             .instances
             .iter()

@@ -1603,6 +1603,22 @@ async fn no_secret_reaches_logs_or_api_answers() {
         call("GET", "/api/v1/instances/health", &key, ""),
         call("GET", "/metrics", "", ""),
         call("GET", "/api/v1/commands", &key, ""),
+        call("GET", "/api/v1/instances", &key, ""),
+        call("GET", "/api/v1/users", &key, ""),
+        call(
+            "POST",
+            "/incidents/search",
+            &key,
+            r#"{"filter":{"query":"","size":50}}"#,
+        ),
+        call(
+            "POST",
+            "/xsoar/incidents/search",
+            &key,
+            r#"{"filter":{"size":5}}"#,
+        ),
+        call("GET", "/user", &key, ""),
+        call("GET", "/api/v1/openapi.json", "", ""),
     ];
     for answer in &answers[3..] {
         assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
@@ -1622,5 +1638,99 @@ async fn no_secret_reaches_logs_or_api_answers() {
     assert!(
         !answers.iter().any(|a| a.contains("canary")) && !log.contains("canary"),
         "a canary leaked"
+    );
+}
+
+/// With `[server] tls_cert` and `tls_key`, serve answers HTTPS with that certificate; a key
+/// without its certificate is a config error that names the key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_speaks_https_with_the_configured_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let made = Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "cert.pem",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            "-addext",
+            "basicConstraints=critical,CA:FALSE",
+        ])
+        .current_dir(dir.path())
+        .output()
+        .expect("openssl runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        "[storage]\nurl = \"sqlite://wf.db\"\n[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"cert.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let serve = Served::start(dir.path(), &["--config", cfg, "serve"], None, Stdio::null());
+    let cert = reqwest::Certificate::from_pem(&std::fs::read(dir.path().join("cert.pem")).unwrap())
+        .unwrap();
+    let client = reqwest::Client::builder()
+        .add_root_certificate(cert)
+        .build()
+        .unwrap();
+    let answer = client
+        .get(format!("https://{}/healthz", serve.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "ok");
+    // Plain HTTP to the HTTPS port gets no answer, and does not stop the server.
+    let plain = reqwest::get(format!("http://{}/healthz", serve.addr)).await;
+    assert!(plain.is_err() || plain.unwrap().status() != 200);
+    let again = client
+        .get(format!("https://{}/readyz", serve.addr))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(again.status(), 200);
+    assert_eq!(serve.stop(), Some(0));
+
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    let out = watchfloor(dir.path(), &["--config", cfg, "serve"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr
+            .contains("key `server.tls_cert`: a key needs its certificate"),
+        "{}",
+        out.stderr
+    );
+    std::fs::write(
+        &config,
+        "[server]\nlisten = \"127.0.0.1:0\"\ntls_cert = \"key.pem\"\ntls_key = \"key.pem\"\n",
+    )
+    .unwrap();
+    let out = watchfloor(dir.path(), &["--config", cfg, "serve"]);
+    assert_eq!(out.code, 2);
+    assert!(
+        out.stderr.contains("key.pem holds no PEM certificate"),
+        "{}",
+        out.stderr
     );
 }

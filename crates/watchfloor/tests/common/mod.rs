@@ -74,7 +74,11 @@ impl Served {
         let addr = lines
             .by_ref()
             .map_while(Result::ok)
-            .find_map(|l| l.strip_prefix("API on http://").map(str::to_string))
+            .find_map(|l| {
+                l.strip_prefix("API on http://")
+                    .or_else(|| l.strip_prefix("API on https://"))
+                    .map(str::to_string)
+            })
             .expect("the API address");
         Served {
             child,
