@@ -1174,3 +1174,103 @@ async fn the_openapi_document_matches_the_routes() {
         watchfloor_api::markdown_table()
     );
 }
+
+/// A viewer changes nothing, through any route of either API, and the incident stays as it was.
+#[tokio::test]
+async fn a_viewer_changes_nothing_anywhere() {
+    let app = spawn_app().await;
+    let vera = app.key_for("vera", Role::Viewer, &[]).await;
+    let id = app.id_of("a1").await;
+    let before = app.store.incident(id).await.unwrap().unwrap();
+    let s = id.to_string();
+    let attempts = [
+        (
+            "POST",
+            "/api/v1/incidents".to_string(),
+            json!({"name": "n", "severity": "low"}),
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/incidents/{id}"),
+            json!({"owner": "vera"}),
+        ),
+        ("DELETE", format!("/api/v1/incidents/{id}"), json!({})),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/close"),
+            json!({"reason": "Resolved"}),
+        ),
+        ("POST", format!("/api/v1/incidents/{id}/reopen"), json!({})),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/notes"),
+            json!({"text": "x"}),
+        ),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/run"),
+            json!({"line": "!x"}),
+        ),
+        (
+            "POST",
+            "/api/v1/incidents/bulk".to_string(),
+            json!({"ids": [id], "action": "close", "reason": "Resolved"}),
+        ),
+        (
+            "POST",
+            "/api/v1/commands/run".to_string(),
+            json!({"line": "!x"}),
+        ),
+        (
+            "POST",
+            "/api/v1/users".to_string(),
+            json!({"name": "x", "role": "admin"}),
+        ),
+        ("POST", "/api/v1/instances/fes/fetch".to_string(), json!({})),
+        (
+            "POST",
+            "/incident".to_string(),
+            json!({"id": s, "version": -1, "owner": "vera"}),
+        ),
+        ("POST", "/incident".to_string(), json!({"name": "n"})),
+        ("POST", "/incident/close".to_string(), json!({"id": s})),
+        (
+            "POST",
+            "/incident/batchClose".to_string(),
+            json!({"ids": [s]}),
+        ),
+        (
+            "POST",
+            "/incident/batchDelete".to_string(),
+            json!({"ids": [s]}),
+        ),
+        (
+            "POST",
+            "/entry".to_string(),
+            json!({"investigationId": s, "data": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/note".to_string(),
+            json!({"investigationId": s, "data": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/formatted".to_string(),
+            json!({"investigationId": s, "contents": "x"}),
+        ),
+        (
+            "POST",
+            "/entry/execute/sync".to_string(),
+            json!({"investigationId": s, "data": "!x"}),
+        ),
+    ];
+    for (method, path, body) in attempts {
+        let (status, answer) = app.send(method, &path, &vera, body).await;
+        assert_eq!(status, 403, "{method} {path}: {answer}");
+    }
+    let after = app.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(after, before);
+    assert_eq!(app.store.entries(id).await.unwrap().len(), 0);
+    assert_eq!(app.store.count("").await.unwrap(), 0, "nothing created");
+}
