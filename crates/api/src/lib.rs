@@ -10,6 +10,7 @@ pub mod auth;
 pub mod login;
 mod routes;
 pub mod tls;
+mod ui;
 mod xsoar;
 
 pub use routes::{AppState, Endpoint, endpoints, markdown_table, openapi_document, router};

@@ -35,6 +35,8 @@ pub struct AppState {
     pub runner: Option<Arc<Runner>>,
     /// The fetch engine, for "fetch now".
     pub engine: Option<Arc<watchfloor_engine::Engine>>,
+    /// Whether the server runs over TLS, so that session cookies are marked Secure.
+    pub secure_cookies: bool,
 }
 
 impl AppState {
@@ -45,7 +47,14 @@ impl AppState {
             limiter: Arc::new(Limiter::default()),
             runner: None,
             engine: None,
+            secure_cookies: false,
         }
+    }
+
+    /// Under TLS: session cookies are marked Secure.
+    pub fn over_tls(mut self) -> Self {
+        self.secure_cookies = true;
+        self
     }
 
     /// With the fetch engine, so that a fetch can be asked for.
@@ -388,6 +397,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/xsoar", crate::xsoar::routes())
         .layer(middleware::from_fn_with_state(state.clone(), authenticate));
     open.route("/health/server", get(|| async { "ok" }))
+        .merge(crate::ui::routes(state.clone()))
         .merge(api)
         .layer(middleware::from_fn(observe))
         .with_state(state)
@@ -602,28 +612,39 @@ pub(crate) async fn authenticate(
     }
 }
 
-#[derive(Deserialize)]
+#[derive(Deserialize, serde::Serialize, Default, Clone)]
 #[serde(deny_unknown_fields)]
-struct ListQuery {
-    status: Option<String>,
-    severity: Option<String>,
-    organization: Option<String>,
-    instance: Option<String>,
-    owner: Option<String>,
+pub(crate) struct ListQuery {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub organization: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
     /// ok, at-risk or breached.
-    sla: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sla: Option<String>,
     /// A search in XSOAR's query syntax.
-    q: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub q: Option<String>,
     /// A field to sort by (default `occurred`).
-    sort: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sort: Option<String>,
     /// `asc` or `desc` (the default).
-    order: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order: Option<String>,
     /// The `next` cursor of the page before.
-    after: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
     /// Count the matches too (up to 10,000), at the cost of reading them.
-    #[serde(default)]
-    count: bool,
-    limit: Option<usize>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub count: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub limit: Option<usize>,
 }
 
 /// Items of a comma-separated list, each parsed.
@@ -650,36 +671,39 @@ const TOTAL_CAP: usize = 10_000;
 
 /// A page of incidents, newest first unless sorted otherwise: `{data, total, next}`, where
 /// `next` is the cursor of the following page (absent on the last).
-async fn list(
-    State(state): State<AppState>,
-    Extension(user): Extension<Arc<User>>,
-    Query(q): Query<ListQuery>,
-) -> Result<Response, ApiError> {
+/// One page of the queue for `user`: the incidents, the count (if asked) and the next cursor.
+/// The API's list and the web UI's queue both read it here.
+pub(crate) async fn queue_page(
+    state: &AppState,
+    user: &User,
+    q: &ListQuery,
+) -> Result<QueuePage, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
     let sort = Sort {
         field: q
             .sort
             .as_deref()
+            .filter(|s| !s.is_empty())
             .map(SortField::parse)
             .transpose()
             .map_err(bad)?
             .unwrap_or_default(),
         ascending: match q.order.as_deref() {
-            None | Some("desc") => false,
+            None | Some("") | Some("desc") => false,
             Some("asc") => true,
             Some(other) => return Err(bad(format!("`order={other}`: use asc or desc"))),
         },
     };
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let mut filter = IncidentFilter {
-        scope: Scope::of(&user),
+        scope: Scope::of(user),
         status: list_of(q.status.as_deref(), Status::parse).map_err(bad)?,
         severity: list_of(q.severity.as_deref(), Severity::parse).map_err(bad)?,
-        organization: q.organization,
-        instance: q.instance,
-        owner: q.owner,
-        sla: q
-            .sla
+        organization: text(&q.organization),
+        instance: text(&q.instance),
+        owner: text(&q.owner),
+        sla: text(&q.sla)
             .as_deref()
             .map(SlaState::parse)
             .transpose()
@@ -701,8 +725,7 @@ async fn list(
     } else {
         None
     };
-    filter.after = q
-        .after
+    filter.after = text(&q.after)
         .as_deref()
         .map(|c| Keyset::decode(c, sort.field))
         .transpose()
@@ -716,11 +739,34 @@ async fn list(
             .last()
             .map(|last| Keyset::after(last, sort).encode())
     });
+    Ok(QueuePage {
+        incidents,
+        total,
+        next: next.flatten(),
+    })
+}
+
+pub(crate) struct QueuePage {
+    pub incidents: Vec<Incident>,
+    pub total: Option<usize>,
+    pub next: Option<String>,
+}
+
+async fn list(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let QueuePage {
+        incidents,
+        total,
+        next,
+    } = queue_page(&state, &user, &q).await?;
     Ok(Json(Page {
         data: &incidents,
         total,
         total_capped: total.map(|t| t >= TOTAL_CAP),
-        next: next.flatten(),
+        next,
     })
     .into_response())
 }
@@ -781,46 +827,73 @@ struct LoginBody {
 
 /// A session for a name and password. Failed attempts are limited per user and per address;
 /// the answer never says which of the two was wrong.
+/// Why a login was refused.
+pub(crate) enum LoginRefused {
+    /// Too many failures: wait this many seconds.
+    Wait(u64),
+    Wrong,
+    Failed(ApiError),
+}
+
+/// Checks a name and password and starts a session: its token and when it ends. Failed
+/// attempts are limited per user and per address; the API and the login form both come here.
+pub(crate) async fn start_session(
+    state: &AppState,
+    name: &str,
+    password: &str,
+    addr: std::net::SocketAddr,
+) -> Result<(String, chrono::DateTime<chrono::Utc>), LoginRefused> {
+    let now = std::time::Instant::now();
+    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
+    if let Some(wait) = state.limiter.wait(&keys, now) {
+        return Err(LoginRefused::Wait(wait.as_secs().max(1)));
+    }
+    let failed = |e| LoginRefused::Failed(internal(e));
+    let user = state.store.user(name).await.map_err(failed)?;
+    let valid = user
+        .as_ref()
+        .is_some_and(|u| !u.disabled && verify_password(password, &u.password_hash));
+    if !valid {
+        state.limiter.failed(&keys, now);
+        tracing::warn!(user = %name, address = %addr.ip(), "failed login");
+        return Err(LoginRefused::Wrong);
+    }
+    state.limiter.succeeded(&keys[0]);
+    let token = random_secret().map_err(|e| LoginRefused::Failed(internal(e)))?;
+    let expires = chrono::Utc::now() + SESSION;
+    state
+        .store
+        .add_session(name, &key_hash(&token), expires)
+        .await
+        .map_err(failed)?;
+    Ok((token, expires))
+}
+
+/// A session for a name and password; the answer never says which of the two was wrong.
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
-    let now = std::time::Instant::now();
-    let keys = [format!("user:{}", body.name), format!("addr:{}", addr.ip())];
-    if let Some(wait) = state.limiter.wait(&keys, now) {
-        let secs = wait.as_secs().max(1);
-        let mut answer = ApiError(
-            StatusCode::TOO_MANY_REQUESTS,
-            format!("too many failed logins; try again in {secs}s"),
-        )
-        .into_response();
-        if let Ok(v) = secs.to_string().parse() {
-            answer.headers_mut().insert(header::RETRY_AFTER, v);
+    match start_session(&state, &body.name, &body.password, addr).await {
+        Ok((token, expires)) => Ok(Json(json!({"token": token, "expires": expires})).into_response()),
+        Err(LoginRefused::Wait(secs)) => {
+            let mut answer = ApiError(
+                StatusCode::TOO_MANY_REQUESTS,
+                format!("too many failed logins; try again in {secs}s"),
+            )
+            .into_response();
+            if let Ok(v) = secs.to_string().parse() {
+                answer.headers_mut().insert(header::RETRY_AFTER, v);
+            }
+            Ok(answer)
         }
-        return Ok(answer);
-    }
-    let user = state.store.user(&body.name).await.map_err(internal)?;
-    let valid = user
-        .as_ref()
-        .is_some_and(|u| !u.disabled && verify_password(&body.password, &u.password_hash));
-    if !valid {
-        state.limiter.failed(&keys, now);
-        tracing::warn!(user = %body.name, address = %addr.ip(), "failed login");
-        return Err(ApiError(
+        Err(LoginRefused::Wrong) => Err(ApiError(
             StatusCode::UNAUTHORIZED,
             "the name or the password is wrong".into(),
-        ));
+        )),
+        Err(LoginRefused::Failed(e)) => Err(e),
     }
-    state.limiter.succeeded(&keys[0]);
-    let token = random_secret().map_err(internal)?;
-    let expires = chrono::Utc::now() + SESSION;
-    state
-        .store
-        .add_session(&body.name, &key_hash(&token), expires)
-        .await
-        .map_err(internal)?;
-    Ok(Json(json!({"token": token, "expires": expires})).into_response())
 }
 
 async fn logout(

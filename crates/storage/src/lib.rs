@@ -458,6 +458,30 @@ impl WarRoomEntry {
     }
 }
 
+/// What the dashboard draws, read within one scope.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct DashboardStats {
+    /// Incidents stored per day ("YYYY-MM-DD") and severity, since the time asked.
+    pub created_by_day: Vec<(String, Severity, usize)>,
+    /// Open (pending or active) incidents per organization ("" when none).
+    pub open_by_org: Vec<(String, usize)>,
+    /// Open incidents per owner ("" when unassigned).
+    pub open_by_owner: Vec<(String, usize)>,
+    /// Mean times to assign and to close, per provider and per organization.
+    pub times: Vec<TimesToAct>,
+}
+
+/// Mean seconds from an incident's arrival to its first owner and to its close.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TimesToAct {
+    /// `provider` or `organization`.
+    pub by: &'static str,
+    pub name: String,
+    pub to_assign: Option<f64>,
+    pub to_close: Option<f64>,
+    pub incidents: usize,
+}
+
 /// An instance's health record.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Health {
@@ -620,6 +644,13 @@ pub trait Store: Send + Sync {
         &'a self,
         instance: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
+
+    /// The dashboard's numbers within `scope`; days counted from `since`.
+    fn dashboard<'a>(
+        &'a self,
+        scope: &'a Scope,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<DashboardStats, StoreError>>;
 
     /// How many pushes wait, by instance (instances with none are left out).
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;

@@ -1218,6 +1218,87 @@ impl Store for SqliteStore {
         })
     }
 
+    fn dashboard<'a>(
+        &'a self,
+        scope: &'a crate::Scope,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<crate::DashboardStats, StoreError>> {
+        Box::pin(async move {
+            let scoped = IncidentFilter {
+                scope: scope.clone(),
+                ..IncidentFilter::default()
+            };
+            let grouped = |select: &str, rest: &str| {
+                let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(select);
+                q.push(" FROM incidents WHERE 1 = 1");
+                push_filter(&mut q, &scoped);
+                q.push(rest);
+                q
+            };
+            let mut q = grouped(
+                "SELECT substr(created, 1, 10) AS day, severity, COUNT(*)",
+                "",
+            );
+            q.push(" AND created >= ")
+                .push_bind(ts(since))
+                .push(" GROUP BY day, severity ORDER BY day");
+            let rows: Vec<(String, f64, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+            let created_by_day = rows
+                .into_iter()
+                .filter_map(|(d, s, n)| Some((d, Severity::from_value(s)?, n as usize)))
+                .collect();
+            let open = |column: &str| {
+                grouped(
+                    &format!("SELECT COALESCE({column}, ''), COUNT(*)"),
+                    &format!(
+                        " AND status <> 'closed' GROUP BY COALESCE({column}, '') ORDER BY COUNT(*) DESC LIMIT 20"
+                    ),
+                )
+            };
+            let by_org: Vec<(String, i64)> = open("organization")
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?;
+            let by_owner: Vec<(String, i64)> =
+                open("owner").build_query_as().fetch_all(&self.pool).await?;
+            let mut times = Vec::new();
+            for (by, column, none) in [
+                ("provider", "integration", "(manual)"),
+                ("organization", "organization", "(none)"),
+            ] {
+                let rows: Vec<(String, Option<f64>, Option<f64>, i64)> = grouped(
+                    &format!(
+                        "SELECT COALESCE(NULLIF({column}, ''), '{none}'), \
+                         AVG(julianday(first_assigned) - julianday(created)) * 86400, \
+                         AVG(julianday(closed) - julianday(created)) * 86400, COUNT(*)"
+                    ),
+                    " GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 20",
+                )
+                .build_query_as()
+                .fetch_all(&self.pool)
+                .await?;
+                times.extend(rows.into_iter().map(|(name, a, c, n)| crate::TimesToAct {
+                    by,
+                    name,
+                    to_assign: a,
+                    to_close: c,
+                    incidents: n as usize,
+                }));
+            }
+            let count = |rows: Vec<(String, i64)>| {
+                rows.into_iter()
+                    .map(|(k, n)| (k, n as usize))
+                    .collect::<Vec<_>>()
+            };
+            Ok(crate::DashboardStats {
+                created_by_day,
+                open_by_org: count(by_org),
+                open_by_owner: count(by_owner),
+                times,
+            })
+        })
+    }
+
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>> {
         Box::pin(async move {
             let rows: Vec<(String, i64)> = sqlx::query_as(

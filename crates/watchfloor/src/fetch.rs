@@ -163,9 +163,12 @@ pub async fn serve(
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
             say!("API on {scheme}://{}", listener.local_addr()?);
-            let state = watchfloor_api::AppState::new(store.clone(), sla.clone())
+            let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
                 .with_engine(engine.clone());
+            if tls.is_some() {
+                state = state.over_tls();
+            }
             let mut stopped = stop.clone();
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

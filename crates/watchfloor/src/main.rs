@@ -74,6 +74,9 @@ enum Command {
         /// Where to write the demo config.
         #[arg(long, default_value = "watchfloor-demo")]
         dir: PathBuf,
+        /// Where the web UI answers (another free port if this one is taken).
+        #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+        listen: std::net::SocketAddr,
     },
     /// Run the fetch scheduler: every instance with fetch = true, on its interval.
     Serve {
@@ -485,7 +488,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         #[cfg(feature = "simulators")]
         Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
         #[cfg(feature = "simulators")]
-        Command::Demo { dir } => simulate::demo(&dir).await.map_err(Failure::Command),
+        Command::Demo { dir, listen } => simulate::demo(&dir, listen)
+            .await
+            .map_err(Failure::Command),
         Command::Docs { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))

@@ -136,7 +136,10 @@ pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCo
     wait_for_ctrl_c(sims).await
 }
 
-pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
+pub async fn demo(
+    dir: &Path,
+    listen: std::net::SocketAddr,
+) -> anyhow::Result<std::process::ExitCode> {
     let args = SimulateArgs {
         dir: dir.to_path_buf(),
         seed: 1,
@@ -180,7 +183,41 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         }
     }
     let store = crate::incidents::open_store(storage_url.as_deref()).await?;
-    let engine = Arc::new(watchfloor_engine::Engine::new(runner.clone(), store).with_sla(sla));
+    let engine = Arc::new(
+        watchfloor_engine::Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()),
+    );
+    // The UI and the API, with an admin and an analyst of one organization to log in as.
+    let (_, admin_password) = watchfloor_api::auth::new_user(
+        &*store,
+        "admin",
+        watchfloor_storage::Role::Admin,
+        &[],
+        None,
+    )
+    .await?;
+    let (_, analyst_password) = watchfloor_api::auth::new_user(
+        &*store,
+        "analyst",
+        watchfloor_storage::Role::Analyst,
+        &["Acme".to_string()],
+        None,
+    )
+    .await?;
+    let listener = match tokio::net::TcpListener::bind(listen).await {
+        Ok(l) => l,
+        // Something else has the port: any free one will do for a demo.
+        Err(_) => tokio::net::TcpListener::bind((listen.ip(), 0))
+            .await
+            .with_context(|| format!("cannot listen on {}", listen.ip()))?,
+    };
+    let address = listener.local_addr()?;
+    let state = watchfloor_api::AppState::new(store.clone(), sla)
+        .with_runner(runner.clone())
+        .with_engine(engine.clone());
+    let (ui_stop_tx, mut ui_stop) = tokio::sync::watch::channel(false);
+    let ui = tokio::spawn(watchfloor_api::serve(listener, state, async move {
+        let _ = ui_stop.wait_for(|s| *s).await;
+    }));
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut fetched = Vec::new();
     for name in runner.fetching_instances() {
@@ -209,6 +246,11 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
         dir.join("watchfloor.db").display(),
         fetched.join("; ")
     );
+    say!(
+        "The web UI: http://{address}/\n  log in as admin, password {}\n  or as analyst (organization Acme only), password {}\n",
+        admin_password.unwrap_or_default(),
+        analyst_password.unwrap_or_default()
+    );
     say!("Try these in another terminal:");
     for line in examples.iter().skip(1) {
         say!("  {me} --config {cfg} run '{line}'");
@@ -223,9 +265,11 @@ pub async fn demo(dir: &Path) -> anyhow::Result<std::process::ExitCode> {
     tokio::signal::ctrl_c()
         .await
         .context("cannot listen for Ctrl-C")?;
-    // Stop fetching before the simulators go away.
+    // Stop fetching and serving before the simulators go away.
     let _ = stop_tx.send(true);
+    let _ = ui_stop_tx.send(true);
     let _ = scheduler.await;
+    let _ = ui.await;
     drop(sims);
     say!("stopped");
     Ok(std::process::ExitCode::SUCCESS)

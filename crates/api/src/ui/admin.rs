@@ -1,0 +1,317 @@
+//! Instances (health, test, fetch now, mirroring) and users (admins: create, disable, API key).
+
+use std::sync::Arc;
+
+use axum::extract::{Path, RawQuery, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use maud::html;
+use watchfloor_storage::{Role, Scope, User};
+
+use super::{Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, when};
+use crate::routes::{ApiError, AppState, internal};
+
+fn message_of(raw: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "msg")
+        .map(|(_, v)| v.into_owned())
+}
+
+/// Whether the user may act on instances: they serve every organization.
+fn acts_on_instances(user: &User) -> bool {
+    user.role != Role::Viewer && Scope::of(user) == Scope::All
+}
+
+pub(crate) async fn instances(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let health = match state.store.health().await {
+        Ok(h) => h,
+        Err(e) => return error_page(internal(e)),
+    };
+    let names: Vec<String> = state
+        .runner
+        .as_ref()
+        .map(|r| r.instance_names().into_iter().map(str::to_string).collect())
+        .unwrap_or_default();
+    let acts = acts_on_instances(&user);
+    let body = html! {
+        (flash(message_of(query.as_deref()).as_deref()))
+        h1 { "Instances" }
+        @if names.is_empty() { p.hint { "No instances are configured: start serve with a config file." } }
+        table.grid {
+            thead { tr {
+                th { "Instance" } th { "Integration" } th { "Fetch" } th { "Mirroring" }
+                th { "Last success" } th { "Last error" } th { "Failures in a row" } th { "Last cycle" }
+                @if acts { th {} }
+            } }
+            tbody {
+                @for name in &names {
+                    @let inst = state.runner.as_ref().and_then(|r| r.instance(name).ok());
+                    @let h = health.iter().find(|h| &h.instance == name);
+                    tr {
+                        td { (name) }
+                        td { (inst.as_ref().map(|i| i.integration).unwrap_or("not set up")) }
+                        td { @if let Some(i) = &inst { @if i.fetch.enabled { "every " (humantime_secs(i.fetch.interval.as_secs())) } @else { "off" } } }
+                        td { @if let Some(i) = &inst { (format!("{:?}", i.mirror).to_ascii_lowercase()) } }
+                        td { (h.and_then(|h| h.last_success).map(when).unwrap_or_else(|| "never".into())) }
+                        td.error { (h.and_then(|h| h.last_error.clone()).unwrap_or_default()) }
+                        td.num class=[h.filter(|h| h.consecutive_failures > 0).map(|_| "bad")] { (h.map_or(0, |h| h.consecutive_failures)) }
+                        td { @if let Some(h) = h { (h.incidents_last_cycle) " new" @if let Some(t) = h.last_cycle_at { " · " (when(t)) } } }
+                        @if acts {
+                            td.actions {
+                                form method="post" action={ "/instances/" (name) "/test" } {
+                                    (csrf_field(&csrf)) button type="submit" { "Test" }
+                                }
+                                @if inst.as_ref().is_some_and(|i| i.fetch.enabled) {
+                                    form method="post" action={ "/instances/" (name) "/fetch" } {
+                                        (csrf_field(&csrf)) button type="submit" { "Fetch now" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    layout("Instances", &user, &csrf, "Instances", body)
+}
+
+fn humantime_secs(secs: u64) -> String {
+    super::span_text(secs as i64)
+}
+
+async fn instance_action(
+    state: &AppState,
+    user: &User,
+    csrf: &Csrf,
+    body: &[u8],
+    name: &str,
+) -> Result<(), Response> {
+    FormData::checked(body, csrf)?;
+    if !acts_on_instances(user) {
+        return Err(error_page(ApiError(
+            StatusCode::FORBIDDEN,
+            "only users who see every organization (and are not viewers) act on instances".into(),
+        )));
+    }
+    let runner = state.runner().map_err(error_page)?;
+    runner
+        .instance(name)
+        .map_err(|e| error_page(ApiError(StatusCode::NOT_FOUND, e.to_string())))?;
+    Ok(())
+}
+
+pub(crate) async fn test_instance(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = instance_action(&state, &user, &csrf, &body, &name).await {
+        return r;
+    }
+    let Ok(runner) = state.runner() else {
+        return redirect_with("/instances", "No instances.");
+    };
+    match runner.run("!test-module", Some(&name)).await {
+        Ok(_) => redirect_with("/instances", &format!("{name}: ok.")),
+        Err(e) => redirect_with("/instances", &format!("{name}: {e}")),
+    }
+}
+
+pub(crate) async fn fetch_instance(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = instance_action(&state, &user, &csrf, &body, &name).await {
+        return r;
+    }
+    let Some(engine) = state.engine.as_ref() else {
+        return redirect_with("/instances", "This server runs no fetch engine.");
+    };
+    let (_keep, stop) = tokio::sync::watch::channel(false);
+    match engine
+        .cycle(&name, watchfloor_engine::Steps::UntilCaughtUp, &|_| {}, &stop)
+        .await
+    {
+        Ok(r) => redirect_with(
+            "/instances",
+            &format!("{name}: {} new incidents.", r.new_incidents),
+        ),
+        Err(e) => redirect_with("/instances", &format!("{name}: {e}")),
+    }
+}
+
+fn admin_only(user: &User) -> Result<(), Response> {
+    if user.role != Role::Admin {
+        return Err(error_page(ApiError(
+            StatusCode::FORBIDDEN,
+            "only admins manage users".into(),
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn users(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    if let Err(r) = admin_only(&user) {
+        return r;
+    }
+    let all = match state.store.users().await {
+        Ok(u) => u,
+        Err(e) => return error_page(internal(e)),
+    };
+    users_page(&user, &csrf, &all, message_of(query.as_deref()).as_deref(), None)
+}
+
+/// The users page; `secret` is a made password or key, shown this once.
+fn users_page(
+    user: &User,
+    csrf: &Csrf,
+    all: &[User],
+    msg: Option<&str>,
+    secret: Option<(&str, &str)>,
+) -> Response {
+    let body = html! {
+        (flash(msg))
+        @if let Some((what, value)) = secret {
+            div.secret {
+                p { (what) " — shown this once; copy it now:" }
+                code #secret { (value) }
+            }
+        }
+        h1 { "Users" }
+        table.grid {
+            thead { tr { th { "Name" } th { "Role" } th { "Organizations" } th { "State" } th {} } }
+            tbody {
+                @for u in all {
+                    tr {
+                        td { (u.name) }
+                        td { (u.role.as_str()) }
+                        td { @if u.orgs.is_empty() { "all" } @else { (u.orgs.join(", ")) } }
+                        td { @if u.disabled { "disabled" } @else { "active" } }
+                        td.actions {
+                            @if !u.disabled {
+                                form method="post" action={ "/users/" (u.name) "/api-key" } {
+                                    (csrf_field(csrf)) button type="submit" { "New API key" }
+                                }
+                                @if u.name != user.name {
+                                    form method="post" action={ "/users/" (u.name) "/disable" } {
+                                        (csrf_field(csrf)) button type="submit" { "Disable" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        h2 { "New user" }
+        form.fields.inline method="post" action="/users" {
+            (csrf_field(csrf))
+            label { "Name" input name="name" required; }
+            label { "Role" select name="role" {
+                @for r in ["analyst", "viewer", "admin"] { option value=(r) { (r) } }
+            } }
+            label { "Organizations" input name="orgs" placeholder="all, or Acme, Globex"; }
+            button type="submit" { "Create" }
+        }
+    };
+    layout("Users", user, csrf, "Users", body)
+}
+
+pub(crate) async fn create_user(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = match FormData::checked(&body, &csrf) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    if let Err(r) = admin_only(&user) {
+        return r;
+    }
+    let role = match Role::parse(form.get("role").unwrap_or_default()) {
+        Ok(r) => r,
+        Err(e) => return redirect_with("/users", &e),
+    };
+    let orgs: Vec<String> = form
+        .get("orgs")
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect();
+    let name = form.get("name").unwrap_or_default().trim();
+    match crate::auth::new_user(&*state.store, name, role, &orgs, None).await {
+        Ok((created, password)) => {
+            tracing::info!(user = %created.name, by = %user.name, "user created");
+            let all = state.store.users().await.unwrap_or_default();
+            let label = format!("Password of {}", created.name);
+            users_page(
+                &user,
+                &csrf,
+                &all,
+                Some(&format!("Created {}.", created.name)),
+                password.as_deref().map(|p| (label.as_str(), p)),
+            )
+        }
+        Err(e) => redirect_with("/users", &e.to_string()),
+    }
+}
+
+pub(crate) async fn disable_user(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&user)) {
+        return r;
+    }
+    match state.store.disable_user(&name).await {
+        Ok(()) => {
+            tracing::info!(user = %name, by = %user.name, "user disabled");
+            redirect_with("/users", &format!("Disabled {name}; its keys are revoked."))
+        }
+        Err(e) => redirect_with("/users", &e.to_string()),
+    }
+}
+
+pub(crate) async fn api_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&user)) {
+        return r;
+    }
+    match crate::auth::new_api_key(&*state.store, &name).await {
+        Ok(key) => {
+            let all = state.store.users().await.unwrap_or_default();
+            let label = format!("API key of {name}");
+            users_page(&user, &csrf, &all, None, Some((&label, &key)))
+        }
+        Err(e) => redirect_with("/users", &e.to_string()),
+    }
+}

@@ -1,0 +1,118 @@
+//! Markdown from providers and commands as safe HTML: raw HTML in the source is shown as text,
+//! links keep only http, https and mailto targets, and images become links (nothing is loaded
+//! from elsewhere).
+
+use pulldown_cmark::{CowStr, Event, LinkType, Options, Parser, Tag, TagEnd};
+
+/// Whether a link target may be followed.
+fn safe_url(url: &str) -> bool {
+    let lower = url.trim().to_ascii_lowercase();
+    lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:")
+}
+
+/// `text` (markdown) as HTML that runs nothing.
+pub fn to_html(text: &str) -> String {
+    let mut options = Options::empty();
+    options.insert(Options::ENABLE_TABLES);
+    options.insert(Options::ENABLE_STRIKETHROUGH);
+    let mut in_unsafe_link = 0usize;
+    let events = Parser::new_ext(text, options).filter_map(|event| match event {
+        // Raw HTML is text here.
+        Event::Html(html) | Event::InlineHtml(html) => Some(Event::Text(html)),
+        Event::Start(Tag::Link {
+            link_type,
+            dest_url,
+            title,
+            id,
+        }) => {
+            if safe_url(&dest_url) {
+                Some(Event::Start(Tag::Link {
+                    link_type,
+                    dest_url,
+                    title,
+                    id,
+                }))
+            } else {
+                in_unsafe_link += 1;
+                None
+            }
+        }
+        Event::End(TagEnd::Link) if in_unsafe_link > 0 => {
+            in_unsafe_link -= 1;
+            None
+        }
+        // An image is a link to it, if its target is safe, else its description alone.
+        Event::Start(Tag::Image { dest_url, .. }) => {
+            if safe_url(&dest_url) {
+                Some(Event::Start(Tag::Link {
+                    link_type: LinkType::Inline,
+                    dest_url,
+                    title: CowStr::from(""),
+                    id: CowStr::from(""),
+                }))
+            } else {
+                in_unsafe_link += 1;
+                None
+            }
+        }
+        Event::End(TagEnd::Image) => {
+            if in_unsafe_link > 0 {
+                in_unsafe_link -= 1;
+                None
+            } else {
+                Some(Event::End(TagEnd::Link))
+            }
+        }
+        other => Some(other),
+    });
+    let mut html = String::new();
+    pulldown_cmark::html::push_html(&mut html, events);
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(markdown: &str, contains: &[&str], lacks: &[&str]) {
+        let html = to_html(markdown);
+        for c in contains {
+            assert!(html.contains(c), "{markdown:?} → {html:?} lacks {c:?}");
+        }
+        for l in lacks {
+            assert!(!html.contains(l), "{markdown:?} → {html:?} has {l:?}");
+        }
+    }
+
+    #[test]
+    fn provider_text_cannot_run_anything() {
+        check(
+            "<img src=x onerror=alert(1)>",
+            &["&lt;img src=x onerror=alert(1)&gt;"],
+            &["<img"],
+        );
+        check(
+            "<script>alert(1)</script>",
+            &["&lt;script&gt;"],
+            &["<script"],
+        );
+        check("[click](javascript:alert(1))", &["click"], &["<a", "javascript"]);
+        check("[click](JaVaScRiPt:alert(1))", &["click"], &["<a"]);
+        check("![x](data:text/html,boom)", &["x"], &["<img", "data:"]);
+        check(
+            "![logo](https://example.com/a.png)",
+            &["<a href=\"https://example.com/a.png\">logo</a>"],
+            &["<img"],
+        );
+        check(
+            "[ok](https://example.com/?a=\"b\")",
+            &["href=\"https://example.com/?a=%22b%22\""],
+            &[],
+        );
+        check(
+            "|A|B|\n|---|---|\n|<b>x</b>|2|",
+            &["<table>", "<td>&lt;b&gt;x&lt;/b&gt;</td>"],
+            &["<b>"],
+        );
+    }
+}

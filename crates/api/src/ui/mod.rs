@@ -1,0 +1,447 @@
+//! The analysts' web UI: server-rendered pages on the same listener, users and rules as the API.
+//!
+//! Pages are HTML made with `maud`, which escapes every value it is given; provider markdown
+//! goes through [`markdown::to_html`]. Forms post and redirect, so every action works without
+//! script; `assets/app.js` adds keyboard moves, live queue updates and command completion. A
+//! strict Content-Security-Policy allows only the binary's own script and style. A login gives
+//! an HttpOnly, SameSite=Strict session cookie (Secure under TLS), and every form carries a
+//! CSRF token derived from the session.
+
+// A refused form is the answer itself, so checks return the response as their error.
+#![allow(clippy::result_large_err)]
+
+mod admin;
+mod dashboard;
+mod incident;
+pub mod markdown;
+mod queue;
+
+use std::sync::Arc;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Extension, Router};
+use chrono::{DateTime, Utc};
+use maud::{DOCTYPE, Markup, PreEscaped, html};
+use sha2::{Digest, Sha256};
+use watchfloor_core::{Severity, SlaState, Status};
+use watchfloor_storage::{Role, User};
+
+use crate::auth::key_hash;
+use crate::routes::{ApiError, AppState, LoginRefused, internal, start_session};
+
+const COOKIE: &str = "wf_session";
+const CSS: &str = include_str!("../../assets/app.css");
+const JS: &str = include_str!("../../assets/app.js");
+
+/// The CSRF token of a session: derived from its secret token, so nothing more is stored, and
+/// unknown to any page that cannot read the HttpOnly cookie.
+#[derive(Clone)]
+pub(crate) struct Csrf(pub String);
+
+fn csrf_of(token: &str) -> String {
+    Sha256::digest(format!("csrf:{token}").as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The pages; everything but the login page and the assets needs a session.
+pub fn routes(state: AppState) -> Router<AppState> {
+    let pages = Router::new()
+        .route("/", get(queue::page))
+        .route("/queue/fresh", get(queue::fresh))
+        .route("/queue/bulk", post(queue::bulk))
+        .route("/incidents/{id}", get(incident::page))
+        .route("/incidents/{id}/edit", post(incident::edit))
+        .route("/incidents/{id}/close", post(incident::close))
+        .route("/incidents/{id}/reopen", post(incident::reopen))
+        .route("/incidents/{id}/note", post(incident::note))
+        .route("/incidents/{id}/run", post(incident::run))
+        .route("/dashboard", get(dashboard::page))
+        .route("/instances", get(admin::instances))
+        .route("/instances/{name}/test", post(admin::test_instance))
+        .route("/instances/{name}/fetch", post(admin::fetch_instance))
+        .route("/users", get(admin::users).post(admin::create_user))
+        .route("/users/{name}/disable", post(admin::disable_user))
+        .route("/users/{name}/api-key", post(admin::api_key))
+        .route("/logout", post(logout))
+        .layer(middleware::from_fn_with_state(state, session));
+    Router::new()
+        .route("/login", get(login_page).post(login))
+        .route("/assets/app.css", get(|| asset(CSS, "text/css")))
+        .route("/assets/app.js", get(|| asset(JS, "text/javascript")))
+        .merge(pages)
+        .layer(middleware::from_fn(security_headers))
+}
+
+async fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+/// No script but the binary's own, no inline script or style, no framing, no referrer.
+async fn security_headers(req: Request, next: Next) -> Response {
+    let mut answer = next.run(req).await;
+    let headers = answer.headers_mut();
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+        ),
+    );
+    headers.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    answer
+}
+
+fn cookie_value<'a>(req: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    req.get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v)
+}
+
+/// Finds the session's user; with no session, the login page, and with an ended one, the
+/// login page that says so.
+async fn session(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    let Some(token) = cookie_value(req.headers(), COOKIE).map(str::to_string) else {
+        return Redirect::to("/login").into_response();
+    };
+    match state.store.user_by_session(&key_hash(&token)).await {
+        Ok(Some(user)) => {
+            req.extensions_mut().insert(Arc::new(user));
+            req.extensions_mut().insert(Csrf(csrf_of(&token)));
+            next.run(req).await
+        }
+        Ok(None) => {
+            let mut answer = Redirect::to("/login?expired=1").into_response();
+            answer
+                .headers_mut()
+                .insert(header::SET_COOKIE, clear_cookie(&state));
+            answer
+        }
+        Err(e) => error_page(internal(e)),
+    }
+}
+
+fn session_cookie(state: &AppState, token: &str) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age=43200{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+fn clear_cookie(state: &AppState) -> HeaderValue {
+    let secure = if state.secure_cookies { "; Secure" } else { "" };
+    HeaderValue::from_str(&format!(
+        "{COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}"
+    ))
+    .unwrap_or_else(|_| HeaderValue::from_static(""))
+}
+
+/// The fields of a posted form.
+pub(crate) struct FormData(Vec<(String, String)>);
+
+impl FormData {
+    fn parse(body: &[u8]) -> FormData {
+        FormData(form_urlencoded::parse(body).into_owned().collect())
+    }
+
+    pub(crate) fn get(&self, key: &str) -> Option<&str> {
+        self.0
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub(crate) fn all(&self, key: &str) -> impl Iterator<Item = &str> {
+        self.0
+            .iter()
+            .filter(move |(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The form, if it carries the session's CSRF token.
+    pub(crate) fn checked(body: &[u8], csrf: &Csrf) -> Result<FormData, Response> {
+        let form = FormData::parse(body);
+        if form.get("csrf") != Some(csrf.0.as_str()) {
+            return Err(error_page(ApiError(
+                StatusCode::FORBIDDEN,
+                "this form is stale or did not come from watchfloor: reload the page and try again"
+                    .into(),
+            )));
+        }
+        Ok(form)
+    }
+}
+
+/// A page with the header and navigation.
+pub(crate) fn layout(title: &str, user: &User, csrf: &Csrf, active: &str, body: Markup) -> Response {
+    let nav = [
+        ("/", "Queue"),
+        ("/dashboard", "Dashboard"),
+        ("/instances", "Instances"),
+    ];
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { (title) " · watchfloor" }
+                link rel="stylesheet" href="/assets/app.css";
+                script src="/assets/app.js" defer {}
+            }
+            body data-csrf=(csrf.0) {
+                header.top {
+                    a.brand href="/" { "watchfloor" }
+                    nav {
+                        @for (href, name) in nav {
+                            a href=(href) class=[(active == name).then_some("active")] { (name) }
+                        }
+                        @if user.role == Role::Admin {
+                            a href="/users" class=[(active == "Users").then_some("active")] { "Users" }
+                        }
+                    }
+                    div.who {
+                        span { (user.name) " · " (user.role.as_str()) }
+                        form method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf.0);
+                            button.link type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main { (body) }
+            }
+        }
+    };
+    html_response(StatusCode::OK, page)
+}
+
+fn html_response(status: StatusCode, page: Markup) -> Response {
+    (
+        status,
+        [
+            (header::CONTENT_TYPE, "text/html; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        page.into_string(),
+    )
+        .into_response()
+}
+
+/// An error as a page that says what to do; the status stays the API's.
+pub(crate) fn error_page(e: ApiError) -> Response {
+    let ApiError(status, message) = e;
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                title { "Error · watchfloor" }
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body {
+                main.narrow {
+                    h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+                    p.error { (message) }
+                    p { a href="/" { "Back to the queue" } }
+                }
+            }
+        }
+    };
+    html_response(status, page)
+}
+
+/// A hidden CSRF field for a form.
+pub(crate) fn csrf_field(csrf: &Csrf) -> Markup {
+    html! { input type="hidden" name="csrf" value=(csrf.0); }
+}
+
+/// A severity as a coloured chip.
+pub(crate) fn severity_chip(s: Severity) -> Markup {
+    let class = format!("chip sev-{}", s.label().to_ascii_lowercase());
+    html! { span class=(class) { (s.label()) } }
+}
+
+pub(crate) fn status_badge(s: Status) -> Markup {
+    let class = format!("badge st-{}", s.as_str());
+    html! { span class=(class) { (s.as_str()) } }
+}
+
+/// "3d 4h", "12m", "40s".
+pub(crate) fn span_text(secs: i64) -> String {
+    let secs = secs.abs();
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
+}
+
+/// The SLA of an incident as a coloured cell: time left, or how long since it ran out.
+pub(crate) fn sla_cell(i: &watchfloor_core::Incident, now: DateTime<Utc>) -> Markup {
+    let state = i.sla_state(now);
+    let at = i.closed.unwrap_or(now);
+    let left = (i.sla_due - at).num_seconds();
+    let (class, text) = match state {
+        SlaState::Breached => ("sla breached", format!("breached {}", span_text(left))),
+        SlaState::AtRisk => ("sla at-risk", format!("{} left", span_text(left))),
+        SlaState::Ok if i.closed.is_some() => ("sla ok", "met".to_string()),
+        SlaState::Ok => ("sla ok", format!("{} left", span_text(left))),
+    };
+    html! { span class=(class) title=(i.sla_due.format(watchfloor_core::terminal::TIME_FORMAT).to_string()) { (text) } }
+}
+
+pub(crate) fn when(t: DateTime<Utc>) -> String {
+    t.format(watchfloor_core::terminal::TIME_FORMAT).to_string()
+}
+
+#[derive(serde::Deserialize, Default)]
+struct LoginQuery {
+    expired: Option<String>,
+    failed: Option<String>,
+}
+
+async fn login_page(axum::extract::Query(q): axum::extract::Query<LoginQuery>) -> Response {
+    login_form(q.expired.is_some(), q.failed.as_deref())
+}
+
+fn login_form(expired: bool, failed: Option<&str>) -> Response {
+    let page = html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                title { "Log in · watchfloor" }
+                link rel="stylesheet" href="/assets/app.css";
+            }
+            body {
+                main.narrow.login {
+                    h1 { "watchfloor" }
+                    @if expired { p.notice { "Your session has ended. Log in again." } }
+                    @if let Some(why) = failed { p.error { (why) } }
+                    form method="post" action="/login" {
+                        label { "Name" input name="name" autocomplete="username" autofocus required; }
+                        label { "Password" input name="password" type="password" autocomplete="current-password" required; }
+                        button type="submit" { "Log in" }
+                    }
+                }
+            }
+        }
+    };
+    html_response(StatusCode::OK, page)
+}
+
+async fn login(
+    State(state): State<AppState>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = FormData::parse(&body);
+    let (name, password) = (
+        form.get("name").unwrap_or_default(),
+        form.get("password").unwrap_or_default(),
+    );
+    let failed = |why: String| {
+        let mut answer = login_form(false, Some(&why));
+        *answer.status_mut() = StatusCode::UNAUTHORIZED;
+        answer
+    };
+    match start_session(&state, name, password, addr).await {
+        Ok((token, _)) => {
+            let mut answer = Redirect::to("/").into_response();
+            answer
+                .headers_mut()
+                .insert(header::SET_COOKIE, session_cookie(&state, &token));
+            answer
+        }
+        Err(LoginRefused::Wait(secs)) => failed(format!(
+            "Too many failed logins. Try again in {secs} seconds."
+        )),
+        Err(LoginRefused::Wrong) => failed("The name or the password is wrong.".into()),
+        Err(LoginRefused::Failed(e)) => error_page(e),
+    }
+}
+
+async fn logout(
+    State(state): State<AppState>,
+    Extension(csrf): Extension<Csrf>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(refused) = FormData::checked(&body, &csrf) {
+        return refused;
+    }
+    if let Some(token) = cookie_value(&headers, COOKIE)
+        && let Err(e) = state.store.end_session(&key_hash(token)).await
+    {
+        return error_page(internal(e));
+    }
+    let mut answer = Redirect::to("/login").into_response();
+    answer
+        .headers_mut()
+        .insert(header::SET_COOKIE, clear_cookie(&state));
+    answer
+}
+
+/// `/path?query#anchor` back to a page, only ever on this site.
+pub(crate) fn back_to(form: &FormData, default: &str) -> String {
+    match form.get("back") {
+        Some(b) if b.starts_with('/') && !b.starts_with("//") => b.to_string(),
+        _ => default.to_string(),
+    }
+}
+
+pub(crate) fn redirect_with(path: &str, message: &str) -> Response {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let (path, anchor) = path.split_once('#').unwrap_or((path, ""));
+    let anchor = if anchor.is_empty() {
+        String::new()
+    } else {
+        format!("#{anchor}")
+    };
+    let msg: String = form_urlencoded::byte_serialize(message.as_bytes()).collect();
+    Redirect::to(&format!("{path}{sep}msg={msg}{anchor}")).into_response()
+}
+
+/// A message a redirect carried, shown once at the top of the page.
+pub(crate) fn flash(msg: Option<&str>) -> Markup {
+    html! {
+        @if let Some(m) = msg.filter(|m| !m.is_empty()) {
+            p.flash { (m) }
+        }
+    }
+}
+
+pub(crate) fn raw(html: String) -> PreEscaped<String> {
+    PreEscaped(html)
+}

@@ -1,0 +1,287 @@
+//! The queue, the home page: the incidents the user may see, filtered, sorted and paged as the
+//! URL says, with bulk assign and close, live updates and keyboard moves.
+
+use std::sync::Arc;
+
+use axum::extract::{RawQuery, State};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use chrono::Utc;
+use maud::{Markup, html};
+use serde_json::json;
+use watchfloor_core::{Change, CloseReason, Edit, Incident, Severity};
+use watchfloor_storage::{Role, User};
+
+use super::{
+    Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip,
+    sla_cell, span_text, status_badge,
+};
+use crate::routes::{ApiError, AppState, ListQuery, apply_change, internal, queue_page};
+
+/// The queue's URL: the API's list query, and besides it `msg` (a redirect's message) and
+/// `since` (for live updates).
+pub(crate) struct QueueQuery {
+    list: ListQuery,
+    msg: Option<String>,
+    since: Option<String>,
+}
+
+impl QueueQuery {
+    fn parse(raw: Option<&str>) -> Result<QueueQuery, ApiError> {
+        let (mut msg, mut since) = (None, None);
+        let mut rest = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(raw.unwrap_or_default().as_bytes()) {
+            match k.as_ref() {
+                "msg" => msg = Some(v.into_owned()),
+                "since" => since = Some(v.into_owned()),
+                _ => {
+                    rest.append_pair(&k, &v);
+                }
+            }
+        }
+        let list = serde_urlencoded::from_str(&rest.finish()).map_err(|e| {
+            ApiError(
+                axum::http::StatusCode::BAD_REQUEST,
+                format!("the queue's address is not one it understands ({e}): start again from the queue"),
+            )
+        })?;
+        Ok(QueueQuery { list, msg, since })
+    }
+}
+
+fn effective(q: &ListQuery) -> ListQuery {
+    let mut q = q.clone();
+    match q.status.as_deref() {
+        None | Some("") | Some("open") => q.status = Some("pending,active".into()),
+        Some("all") => q.status = None,
+        _ => {}
+    }
+    q.limit = Some(50);
+    q
+}
+
+/// The URL of the queue with these filters.
+fn url(q: &ListQuery) -> String {
+    let query = serde_urlencoded::to_string(q).unwrap_or_default();
+    if query.is_empty() {
+        "/".into()
+    } else {
+        format!("/?{query}")
+    }
+}
+
+const COLUMNS: [(&str, &str); 9] = [
+    ("severity", "Sev"),
+    ("id", "#"),
+    ("name", "Name"),
+    ("", "Organization"),
+    ("", "Instance"),
+    ("status", "Status"),
+    ("owner", "Owner"),
+    ("occurred", "Age"),
+    ("sla", "SLA"),
+];
+
+pub(crate) fn rows(incidents: &[Incident]) -> Markup {
+    let now = Utc::now();
+    html! {
+        @for i in incidents {
+            tr data-id=(i.id) {
+                td { input type="checkbox" name="id" value=(i.id) form="bulk" aria-label="select"; }
+                td { (severity_chip(i.severity)) }
+                td.num { (i.id) }
+                td.name { a href={ "/incidents/" (i.id) } { (i.name) } }
+                td { (i.organization.as_deref().unwrap_or("")) }
+                td { (if i.is_manual() { "manual" } else { i.instance.as_str() }) }
+                td { (status_badge(i.status)) }
+                td { (i.owner.as_deref().unwrap_or("")) }
+                td.num title=(super::when(i.occurred)) { (span_text((now - i.occurred).num_seconds())) }
+                td { (sla_cell(i, now)) }
+            }
+        }
+    }
+}
+
+fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> Markup {
+    html! {
+        select name=(name) {
+            @for (value, label) in options {
+                option value=(value) selected[current.unwrap_or("") == *value] { (label) }
+            }
+        }
+    }
+}
+
+pub(crate) async fn page(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = match QueueQuery::parse(raw.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return error_page(e),
+    };
+    let list = &q.list;
+    let page = match queue_page(&state, &user, &effective(list)).await {
+        Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let mut without_after = list.clone();
+    without_after.after = None;
+    let sort_link = |field: &str| {
+        let mut l = without_after.clone();
+        let same = l.sort.as_deref() == Some(field)
+            || (field == "occurred" && l.sort.as_deref().unwrap_or("").is_empty());
+        l.order = Some(if same && l.order.as_deref() != Some("asc") {
+            "asc".into()
+        } else {
+            "desc".into()
+        });
+        l.sort = Some(field.into());
+        url(&l)
+    };
+    let mut next = list.clone();
+    next.after = page.next.clone();
+    let severities: Vec<(&str, &str)> = std::iter::once(("", "any severity"))
+        .chain(Severity::ALL.iter().map(|s| (s.label(), s.label())))
+        .collect();
+    let newest = page
+        .incidents
+        .iter()
+        .map(|i| i.created)
+        .max()
+        .unwrap_or_else(Utc::now);
+    let body = html! {
+        (flash(q.msg.as_deref()))
+        form.filters method="get" action="/" {
+            input type="search" name="q" value=(list.q.clone().unwrap_or_default()) placeholder="Search: words, or -status:closed owner:\"\" type:phishing" aria-label="search";
+            (select("status", list.status.as_deref(), &[("", "open"), ("pending", "pending"), ("active", "active"), ("closed", "closed"), ("all", "all")]))
+            (select("severity", list.severity.as_deref(), &severities))
+            (select("sla", list.sla.as_deref(), &[("", "any SLA"), ("ok", "ok"), ("at-risk", "at risk"), ("breached", "breached")]))
+            input name="organization" value=(list.organization.clone().unwrap_or_default()) placeholder="organization" aria-label="organization";
+            input name="instance" value=(list.instance.clone().unwrap_or_default()) placeholder="instance" aria-label="instance";
+            input name="owner" value=(list.owner.clone().unwrap_or_default()) placeholder="owner" aria-label="owner";
+            @if let Some(sort) = &list.sort { input type="hidden" name="sort" value=(sort); }
+            @if let Some(order) = &list.order { input type="hidden" name="order" value=(order); }
+            button type="submit" { "Filter" }
+            a href="/" { "Clear" }
+        }
+        form #bulk .bulk method="post" action="/queue/bulk" {
+            (csrf_field(&csrf))
+            input type="hidden" name="back" value=(url(list));
+            @if user.role != Role::Viewer {
+                span { "Selected: " }
+                button type="submit" name="action" value="assign-me" { "Assign to me" }
+                input name="owner" placeholder="owner" aria-label="assign to";
+                button type="submit" name="action" value="assign" { "Assign" }
+                select name="reason" aria-label="close reason" {
+                    @for r in CloseReason::ALL { option value=(r.as_str()) { (r.as_str()) } }
+                }
+                input name="notes" placeholder="close notes" aria-label="close notes";
+                button type="submit" name="action" value="close" { "Close" }
+            }
+            span.hint { "j/k move · Enter open · a assign to me · c close · / search" }
+        }
+        div #fresh .fresh hidden {}
+        table.queue data-fresh=(format!("/queue/fresh{}", url(&effective(list)).trim_start_matches('/'))) data-since=(newest.to_rfc3339()) data-first-page=(list.after.is_none()) {
+            thead {
+                tr {
+                    th { input type="checkbox" #select-all aria-label="select all"; }
+                    @for (field, label) in COLUMNS {
+                        th {
+                            @if field.is_empty() { (label) } @else { a href=(sort_link(field)) { (label) } }
+                        }
+                    }
+                }
+            }
+            tbody { (rows(&page.incidents)) }
+        }
+        @if page.incidents.is_empty() { p.empty { "No incidents match." } }
+        nav.pages {
+            @if list.after.is_some() { a href=(url(&without_after)) { "« First page" } }
+            @if page.next.is_some() { a #next-page href=(url(&next)) { "Next page »" } }
+        }
+    };
+    layout("Queue", &user, &csrf, "Queue", body)
+}
+
+/// For live updates: how many incidents matching the queue's filters arrived since `since`,
+/// and the first page's rows.
+pub(crate) async fn fresh(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    RawQuery(raw): RawQuery,
+) -> Response {
+    let q = match QueueQuery::parse(raw.as_deref()) {
+        Ok(q) => q,
+        Err(e) => return e.into_response(),
+    };
+    let Some(since) = q.since.as_deref().and_then(watchfloor_core::time::moment) else {
+        return ApiError(axum::http::StatusCode::BAD_REQUEST, "`since` is not a time".into())
+            .into_response();
+    };
+    let page = match queue_page(&state, &user, &q.list).await {
+        Ok(p) => p,
+        Err(e) => return e.into_response(),
+    };
+    let new = page.incidents.iter().filter(|i| i.created > since).count();
+    Json(json!({"new": new, "rows": rows(&page.incidents).into_string()})).into_response()
+}
+
+/// Bulk assign and close: each selected incident goes through the same rules as one.
+pub(crate) async fn bulk(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = match FormData::checked(&body, &csrf) {
+        Ok(f) => f,
+        Err(refused) => return refused,
+    };
+    let back = super::back_to(&form, "/");
+    let ids: Vec<i64> = form.all("id").filter_map(|v| v.parse().ok()).collect();
+    if ids.is_empty() {
+        return redirect_with(&back, "Select incidents first.");
+    }
+    let change = match form.get("action").unwrap_or_default() {
+        "assign-me" => Change::Update(Edit {
+            owner: Some(Some(user.name.clone())),
+            ..Edit::default()
+        }),
+        "assign" => {
+            let owner = form.get("owner").unwrap_or_default().trim();
+            Change::Update(Edit {
+                owner: Some(Some(owner.to_string()).filter(|o| !o.is_empty())),
+                ..Edit::default()
+            })
+        }
+        "close" => match CloseReason::parse(form.get("reason").unwrap_or_default()) {
+            Ok(reason) => Change::Close {
+                reason,
+                notes: form
+                    .get("notes")
+                    .filter(|n| !n.trim().is_empty())
+                    .map(str::to_string),
+            },
+            Err(e) => return redirect_with(&back, &e),
+        },
+        other => return redirect_with(&back, &format!("Unknown action {other:?}.")),
+    };
+    let (mut done, mut refused) = (0, Vec::new());
+    for id in ids {
+        match apply_change(&state, &user, id, None, &change).await {
+            Ok(_) => done += 1,
+            Err(ApiError(status, why)) if status.is_client_error() => {
+                refused.push(format!("#{id}: {why}"))
+            }
+            Err(e) => return error_page(internal(e.1)),
+        }
+    }
+    let mut message = format!("{done} changed.");
+    if !refused.is_empty() {
+        message.push_str(&format!(" Not changed: {}", refused.join("; ")));
+    }
+    redirect_with(&back, &message)
+}
