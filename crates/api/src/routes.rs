@@ -876,7 +876,9 @@ async fn login(
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
     match start_session(&state, &body.name, &body.password, addr).await {
-        Ok((token, expires)) => Ok(Json(json!({"token": token, "expires": expires})).into_response()),
+        Ok((token, expires)) => {
+            Ok(Json(json!({"token": token, "expires": expires})).into_response())
+        }
         Err(LoginRefused::Wait(secs)) => {
             let mut answer = ApiError(
                 StatusCode::TOO_MANY_REQUESTS,

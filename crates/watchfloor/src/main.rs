@@ -488,9 +488,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         #[cfg(feature = "simulators")]
         Command::Simulate(args) => simulate::simulate(args).await.map_err(Failure::Command),
         #[cfg(feature = "simulators")]
-        Command::Demo { dir, listen } => simulate::demo(&dir, listen)
-            .await
-            .map_err(Failure::Command),
+        Command::Demo { dir, listen } => {
+            simulate::demo(&dir, listen).await.map_err(Failure::Command)
+        }
         Command::Docs { dir } => {
             std::fs::create_dir_all(&dir)
                 .with_context(|| format!("cannot create {}", dir.display()))

@@ -2,10 +2,10 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use axum::Extension;
 use maud::html;
 use watchfloor_storage::{Role, Scope, User};
 
@@ -141,7 +141,12 @@ pub(crate) async fn fetch_instance(
     };
     let (_keep, stop) = tokio::sync::watch::channel(false);
     match engine
-        .cycle(&name, watchfloor_engine::Steps::UntilCaughtUp, &|_| {}, &stop)
+        .cycle(
+            &name,
+            watchfloor_engine::Steps::UntilCaughtUp,
+            &|_| {},
+            &stop,
+        )
         .await
     {
         Ok(r) => redirect_with(
@@ -175,7 +180,13 @@ pub(crate) async fn users(
         Ok(u) => u,
         Err(e) => return error_page(internal(e)),
     };
-    users_page(&user, &csrf, &all, message_of(query.as_deref()).as_deref(), None)
+    users_page(
+        &user,
+        &csrf,
+        &all,
+        message_of(query.as_deref()).as_deref(),
+        None,
+    )
 }
 
 /// The users page; `secret` is a made password or key, shown this once.

@@ -20,10 +20,15 @@ const DAYS: i64 = 14;
 
 /// Stacked bars: one per day, a segment per severity.
 fn by_day(days: &[String], counts: &BTreeMap<(String, Severity), usize>) -> Markup {
-    let (w, h, pad) = (640.0, 200.0, 28.0);
+    let (w, h, pad) = (1200.0, 200.0, 28.0);
     let totals: Vec<usize> = days
         .iter()
-        .map(|d| Severity::ALL.iter().map(|s| counts.get(&(d.clone(), *s)).copied().unwrap_or(0)).sum())
+        .map(|d| {
+            Severity::ALL
+                .iter()
+                .map(|s| counts.get(&(d.clone(), *s)).copied().unwrap_or(0))
+                .sum()
+        })
         .collect();
     let max = totals.iter().copied().max().unwrap_or(0).max(1) as f64;
     let slot = (w - pad) / days.len().max(1) as f64;
@@ -55,8 +60,8 @@ fn by_day(days: &[String], counts: &BTreeMap<(String, Severity), usize>) -> Mark
     }
 }
 
-/// Horizontal bars with their labels and counts.
-fn bars(rows: &[(String, usize)], class: &str) -> Markup {
+/// Horizontal bars with their labels and counts; `class` colours each by its label.
+fn bars(rows: &[(String, usize)], class: impl Fn(&str) -> String) -> Markup {
     let max = rows.iter().map(|(_, n)| *n).max().unwrap_or(0).max(1) as f64;
     let (w, row) = (420.0, 22.0);
     html! {
@@ -66,7 +71,7 @@ fn bars(rows: &[(String, usize)], class: &str) -> Markup {
                 @for (n, (label, count)) in rows.iter().enumerate() {
                     @let y = n as f64 * row;
                     text.label x="0" y=(y + 15.0) { (label) }
-                    rect class=(class) x="150" y=(y + 3.0) width=((*count as f64 / max * (w - 200.0)).max(1.0)) height=(row - 6.0) {}
+                    rect class=(class(label)) x="150" y=(y + 3.0) width=((*count as f64 / max * (w - 200.0)).max(1.0)) height=(row - 6.0) {}
                     text.count x=((*count as f64 / max * (w - 200.0)).max(1.0) + 156.0) y=(y + 15.0) { (count) }
                 }
             }
@@ -114,12 +119,30 @@ pub(crate) async fn page(
     let owners: Vec<(String, usize)> = stats
         .open_by_owner
         .iter()
-        .map(|(o, n)| (if o.is_empty() { "unassigned".into() } else { o.clone() }, *n))
+        .map(|(o, n)| {
+            (
+                if o.is_empty() {
+                    "unassigned".into()
+                } else {
+                    o.clone()
+                },
+                *n,
+            )
+        })
         .collect();
     let orgs: Vec<(String, usize)> = stats
         .open_by_org
         .iter()
-        .map(|(o, n)| (if o.is_empty() { "(none)".into() } else { o.clone() }, *n))
+        .map(|(o, n)| {
+            (
+                if o.is_empty() {
+                    "(none)".into()
+                } else {
+                    o.clone()
+                },
+                *n,
+            )
+        })
         .collect();
     let mean = |v: Option<f64>| v.map(|s| span_text(s as i64)).unwrap_or_else(|| "—".into());
     let body = html! {
@@ -131,20 +154,20 @@ pub(crate) async fn page(
             }
             section.card {
                 h2 { "SLA of open incidents" }
-                (bars(&sla, "sla-bar"))
+                (bars(&sla, |label| format!("sla-bar {label}")))
             }
             section.card {
                 h2 { "Open by organization" }
-                (bars(&orgs, "org-bar"))
+                (bars(&orgs, |_| "org-bar".into()))
             }
             section.card {
                 h2 { "Open by owner" }
-                (bars(&owners, "owner-bar"))
+                (bars(&owners, |_| "owner-bar".into()))
             }
             section.card.wide {
                 h2 { "Mean time to assign and to close" }
                 table.grid {
-                    thead { tr { th { "By" } th { "Name" } th { "Incidents" } th { "To assign" } th { "To close" } } }
+                    thead { tr { th { "By" } th { "Name" } th.num { "Incidents" } th.num { "To assign" } th.num { "To close" } } }
                     tbody {
                         @for t in &stats.times {
                             tr { td { (t.by) } td { (t.name) } td.num { (t.incidents) } td.num { (mean(t.to_assign)) } td.num { (mean(t.to_close)) } }

@@ -4,9 +4,9 @@
 
 use std::sync::Arc;
 
+use axum::Extension;
 use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
-use axum::Extension;
 use chrono::Utc;
 use maud::{Markup, html};
 use serde_json::Value;
@@ -132,10 +132,13 @@ pub(crate) async fn page(
             r.definitions()
                 .into_iter()
                 .flat_map(|d| d.commands.iter())
-                .filter(|c| {
-                    i.is_manual() || r.instance_has_command(&i.instance, &c.name)
+                .filter(|c| i.is_manual() || r.instance_has_command(&i.instance, &c.name))
+                .map(|c| {
+                    (
+                        c.name.clone(),
+                        c.args.iter().map(|a| a.name.clone()).collect(),
+                    )
                 })
-                .map(|c| (c.name.clone(), c.args.iter().map(|a| a.name.clone()).collect()))
                 .collect()
         })
         .unwrap_or_default();
@@ -342,10 +345,7 @@ pub(crate) async fn edit(
                 value: v.trim().to_string(),
             }],
             _ => {
-                return redirect_with(
-                    &format!("/incidents/{id}"),
-                    "Write a label as type: value.",
-                );
+                return redirect_with(&format!("/incidents/{id}"), "Write a label as type: value.");
             }
         },
     };

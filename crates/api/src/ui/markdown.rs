@@ -96,7 +96,11 @@ mod tests {
             &["&lt;script&gt;"],
             &["<script"],
         );
-        check("[click](javascript:alert(1))", &["click"], &["<a", "javascript"]);
+        check(
+            "[click](javascript:alert(1))",
+            &["click"],
+            &["<a", "javascript"],
+        );
         check("[click](JaVaScRiPt:alert(1))", &["click"], &["<a"]);
         check("![x](data:text/html,boom)", &["x"], &["<img", "data:"]);
         check(

@@ -198,7 +198,13 @@ impl FormData {
 }
 
 /// A page with the header and navigation.
-pub(crate) fn layout(title: &str, user: &User, csrf: &Csrf, active: &str, body: Markup) -> Response {
+pub(crate) fn layout(
+    title: &str,
+    user: &User,
+    csrf: &Csrf,
+    active: &str,
+    body: Markup,
+) -> Response {
     let nav = [
         ("/", "Queue"),
         ("/dashboard", "Dashboard"),

@@ -13,8 +13,8 @@ use watchfloor_core::{Change, CloseReason, Edit, Incident, Severity};
 use watchfloor_storage::{Role, User};
 
 use super::{
-    Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip,
-    sla_cell, span_text, status_badge,
+    Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
+    span_text, status_badge,
 };
 use crate::routes::{ApiError, AppState, ListQuery, apply_change, internal, queue_page};
 
@@ -218,8 +218,11 @@ pub(crate) async fn fresh(
         Err(e) => return e.into_response(),
     };
     let Some(since) = q.since.as_deref().and_then(watchfloor_core::time::moment) else {
-        return ApiError(axum::http::StatusCode::BAD_REQUEST, "`since` is not a time".into())
-            .into_response();
+        return ApiError(
+            axum::http::StatusCode::BAD_REQUEST,
+            "`since` is not a time".into(),
+        )
+        .into_response();
     };
     let page = match queue_page(&state, &user, &q.list).await {
         Ok(p) => p,

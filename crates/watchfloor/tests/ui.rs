@@ -1,0 +1,321 @@
+//! The web UI in a real browser: headless Chromium driven over WebDriver against
+//! `watchfloor serve` on the FES simulator. Screenshots land in `target/screenshots/`.
+
+mod common;
+#[path = "common/webdriver.rs"]
+mod webdriver;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use watchfloor_simulators::{CovalenceManagedSecurityOptions, CovalenceManagedSecuritySimulator};
+use webdriver::Browser;
+
+const HOSTILE_TITLE: &str = "<img src=x onerror=alert(1)><script>alert(2)</script> Pwned login";
+const HOSTILE_DETAILS: &str = "See [the runbook](javascript:alert(3)) and <img src=x onerror=alert(4)>.\n\n\
+     ![track](javascript:alert(5)) **bold** <a href=\"javascript:alert(6)\">link</a>";
+
+fn screenshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/screenshots")
+}
+
+struct Setup {
+    sim: CovalenceManagedSecuritySimulator,
+    serve: Served,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+/// The simulator with a hostile ARO, `serve` fetching and syncing it every 2 s, and users:
+/// root (admin), dana (analyst of Acme) and sam (analyst of Globex), password "pw-long-enough".
+async fn setup() -> Setup {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let mut fields = serde_json::Map::new();
+    fields.insert("details".into(), Value::from(HOSTILE_DETAILS));
+    fields.insert("details_markdown".into(), Value::from(HOSTILE_DETAILS));
+    sim.add_aro_with(0, HOSTILE_TITLE, fields);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"sqlite://wf.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+             [[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+             fetch = true\nfetch_interval = \"2s\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+             [instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            sim.portal_url, sim.api_key
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    for (name, role, orgs) in [
+        ("root", "admin", vec![]),
+        ("dana", "analyst", vec!["--org", "Acme"]),
+        ("sam", "analyst", vec!["--org", "Globex"]),
+    ] {
+        create_user_with_password(dir.path(), cfg, name, role, &orgs, "pw-long-enough");
+    }
+    let serve = Served::start(dir.path(), &["--config", cfg, "serve"], None, Stdio::null());
+    let url = format!("http://{}", serve.addr);
+    let started = Instant::now();
+    while !serve
+        .call("GET", "/metrics", "", "")
+        .contains("watchfloor_incidents_fetched_total")
+    {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "nothing fetched"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Setup {
+        sim,
+        serve,
+        url,
+        _dir: dir,
+    }
+}
+
+async fn log_in(b: &Browser, url: &str, name: &str) {
+    b.goto(&format!("{url}/login")).await;
+    let field = b.find("input[name=name]").await;
+    b.type_into(&field, name).await;
+    let password = b.find("input[name=password]").await;
+    b.type_into(&password, "pw-long-enough").await;
+    b.click(&b.find("form button[type=submit]").await).await;
+    b.find("table.queue").await;
+}
+
+/// The texts of one column of the queue.
+async fn column(b: &Browser, n: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    for cell in b
+        .find_all(&format!("table.queue tbody tr td:nth-child({n})"))
+        .await
+    {
+        out.push(b.text(&cell).await);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_incident_is_worked_in_the_browser() {
+    let s = setup().await;
+    let b = Browser::start().await;
+    let shots = screenshots();
+
+    // A session is needed; the login form gives one.
+    b.goto(&s.url).await;
+    assert!(b.url().await.ends_with("/login"), "{}", b.url().await);
+    log_in(&b, &s.url, "root").await;
+    assert_eq!(b.dialog().await, None, "no script ran in the queue");
+    let titles = column(&b, 4).await;
+    assert!(titles.len() >= 5, "{titles:?}");
+    assert_eq!(b.title().await, "Queue · watchfloor");
+    assert!(
+        titles
+            .iter()
+            .any(|t| t.contains("<img src=x onerror=alert(1)>")),
+        "the hostile title shows as text: {titles:?}"
+    );
+    b.screenshot(&shots.join("queue.png")).await;
+
+    // Filter by organization: the URL keeps it.
+    let org = b.find("form.filters input[name=organization]").await;
+    b.type_into(&org, "Globex").await;
+    b.click(&b.find("form.filters button[type=submit]").await)
+        .await;
+    b.wait_for_text("Clear").await;
+    assert!(
+        b.url().await.contains("organization=Globex"),
+        "{}",
+        b.url().await
+    );
+    let orgs = column(&b, 5).await;
+    assert!(
+        !orgs.is_empty() && orgs.iter().all(|o| o == "Globex"),
+        "{orgs:?}"
+    );
+
+    // The hostile incident's page: its text shows, nothing runs, no unsafe link exists.
+    b.goto(&format!("{}/?q=Pwned", s.url)).await;
+    b.click(&b.find("table.queue tbody td.name a").await).await;
+    b.find("div.incident").await;
+    assert_eq!(b.dialog().await, None, "no script ran on the incident page");
+    let heading = b.text(&b.find("h1").await).await;
+    assert!(heading.contains("<script>alert(2)</script>"), "{heading}");
+    assert!(
+        b.find_all("img").await.is_empty(),
+        "no image was made from provider text"
+    );
+    assert!(
+        b.find_all("a[href^='javascript'], a[href^='JAVASCRIPT']")
+            .await
+            .is_empty(),
+        "no javascript: link"
+    );
+    let details = b.text(&b.find("div.details").await).await;
+    assert!(
+        details.contains("the runbook") && details.contains("<img src=x onerror=alert(4)>"),
+        "{details}"
+    );
+    assert_eq!(
+        b.script("return typeof window.__pwned").await,
+        Value::from("undefined")
+    );
+    let incident_url = b.url().await;
+    let external_id = b.text(&b.find_all("aside dl dd").await[2]).await;
+
+    // Assign it to me.
+    b.click(&b.find("form.fields button[name=owner_me]").await)
+        .await;
+    b.wait_for_text("Saved.").await;
+    let owner = b.find("form.fields input[name=owner]").await;
+    assert_eq!(
+        b.script("return document.querySelector('form.fields input[name=owner]').value")
+            .await,
+        "root"
+    );
+    let _ = owner;
+
+    // A note sent to the provider.
+    let note = b.find("form.note textarea").await;
+    b.type_into(&note, "Called the site lead; <b>not</b> a drill")
+        .await;
+    b.click(&b.find("form.note input[name=mirror]").await).await;
+    b.click(&b.find("form.note button").await).await;
+    b.wait_for_text("Note added; it goes to the provider").await;
+
+    // A command in the console, with its result as a table.
+    let line = b.find("#command-line").await;
+    b.type_into(&line, "!cov-mgsec-list-org").await;
+    b.click(&b.find("form.console button").await).await;
+    b.wait_for_text("Command ran.").await;
+    let result = b.text(&b.find("div.result").await).await;
+    assert!(
+        result.contains("Acme") && result.contains("Globex"),
+        "{result}"
+    );
+    assert!(!b.find_all("div.result table").await.is_empty(), "a table");
+    b.script("window.scrollTo(0, 0)").await;
+    b.screenshot(&shots.join("incident.png")).await;
+
+    // Close it with a reason.
+    b.goto(&format!("{incident_url}#close")).await;
+    let reason = b.find("details#close select[name=reason]").await;
+    b.click(&reason).await;
+    b.click(&b.find("details#close option[value='False Positive']").await)
+        .await;
+    let notes = b.find("details#close textarea[name=notes]").await;
+    b.type_into(&notes, "scanner noise").await;
+    b.click(&b.find("details#close button").await).await;
+    b.wait_for_text("Closed.").await;
+    assert!(
+        b.text(&b.find(".incident-head").await)
+            .await
+            .contains("closed")
+    );
+
+    // The provider side changes: the ARO is resolved and has the note (serve syncs after
+    // each fetch).
+    let started = Instant::now();
+    loop {
+        let aro = s
+            .sim
+            .aros()
+            .into_iter()
+            .find(|a| a["ID"] == external_id.as_str());
+        let comments = s.sim.comments(&external_id);
+        let noted = comments.iter().any(|c| {
+            c["text"]
+                .as_str()
+                .unwrap_or_default()
+                .contains("Called the site lead")
+        });
+        if aro.is_some_and(|a| a["resolution"] != "Unresolved") && noted {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the provider never saw the close and the note: {comments:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+
+    // Bulk close two from the queue.
+    b.goto(&s.url).await;
+    let boxes = b.find_all("table.queue tbody input[type=checkbox]").await;
+    b.click(&boxes[0]).await;
+    b.click(&boxes[1]).await;
+    b.click(&b.find("form.bulk button[value=close]").await)
+        .await;
+    b.wait_for_text("2 changed.").await;
+
+    // Keyboard: j moves, a assigns to me.
+    b.goto(&s.url).await;
+    b.find("table.queue").await;
+    b.keys("j").await;
+    b.keys("a").await;
+    b.wait_for_text("1 changed.").await;
+
+    b.goto(&format!("{}/dashboard", s.url)).await;
+    b.find("svg.chart").await;
+    b.wait_for_text("covalence-managed-security").await;
+    b.screenshot(&shots.join("dashboard.png")).await;
+
+    b.goto(&format!("{}/instances", s.url)).await;
+    b.wait_for_text("covalence-managed-security").await;
+    assert!(
+        !b.body_text().await.contains(&s.sim.api_key),
+        "no secret on the page"
+    );
+    s.serve.stop();
+}
+
+/// An analyst of one organization sees none of another's incidents: not in the queue, not by
+/// address, not on the dashboard.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_analyst_sees_only_their_organization() {
+    let s = setup().await;
+    let b = Browser::start().await;
+    log_in(&b, &s.url, "dana").await;
+    let orgs = column(&b, 5).await;
+    assert!(
+        !orgs.is_empty() && orgs.iter().all(|o| o == "Acme"),
+        "{orgs:?}"
+    );
+    b.goto(&format!("{}/?status=all&organization=Globex", s.url))
+        .await;
+    assert!(column(&b, 5).await.is_empty());
+    // A Globex incident, found as the admin would, is a 404 for dana.
+    let admin_key = {
+        let root = s.serve.call(
+            "POST",
+            "/api/v1/login",
+            "",
+            r#"{"name":"root","password":"pw-long-enough"}"#,
+        );
+        let body: Value = serde_json::from_str(root.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+        body["token"].as_str().unwrap().to_string()
+    };
+    let all = s.serve.call(
+        "GET",
+        "/api/v1/incidents?organization=Globex",
+        &admin_key,
+        "",
+    );
+    let body: Value = serde_json::from_str(all.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    let globex = body["data"][0]["id"].as_i64().unwrap();
+    b.goto(&format!("{}/incidents/{globex}", s.url)).await;
+    b.wait_for_text("404").await;
+    b.goto(&format!("{}/dashboard", s.url)).await;
+    b.find("svg.chart").await;
+    let text = b.body_text().await;
+    assert!(text.contains("Acme") && !text.contains("Globex"), "{text}");
+    s.serve.stop();
+}
