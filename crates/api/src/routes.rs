@@ -358,6 +358,15 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         ),
         (
             ep(
+                "PATCH",
+                "/api/v1/users/{name}",
+                r#"{"role", "orgs"}"#,
+                "set a user's role and organizations (admins)",
+            ),
+            patch(set_user_access),
+        ),
+        (
+            ep(
                 "POST",
                 "/api/v1/users/{name}/disable",
                 "",
@@ -1448,4 +1457,35 @@ async fn fetch_now(
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
     tracing::info!(instance = %name, by = %user.name, new = report.new_incidents, "fetch asked for");
     Ok(Json(json!({"new_incidents": report.new_incidents, "steps": report.steps})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessBody {
+    role: String,
+    #[serde(default)]
+    orgs: Vec<String>,
+}
+
+/// Sets a user's role and organizations; the change applies to its next request.
+async fn set_user_access(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+    Json(body): Json<AccessBody>,
+) -> Result<Response, ApiError> {
+    admin_only(&user)?;
+    let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
+    let changed = state
+        .store
+        .set_user_access(&name, role, &body.orgs)
+        .await
+        .map_err(|e| match e {
+            StoreError::NoUser(_) => {
+                ApiError(StatusCode::NOT_FOUND, format!("no user named `{name}`"))
+            }
+            e => internal(e),
+        })?;
+    tracing::info!(user = %name, by = %user.name, role = role.as_str(), "user access set");
+    Ok(Json(changed).into_response())
 }

@@ -1274,3 +1274,105 @@ async fn a_viewer_changes_nothing_anywhere() {
     assert_eq!(app.store.entries(id).await.unwrap().len(), 0);
     assert_eq!(app.store.count("").await.unwrap(), 0, "nothing created");
 }
+
+/// The UI's login gives an HttpOnly, SameSite=Strict cookie; a form without the session's CSRF
+/// token is refused; an ended session goes to a login page that says so; every page carries a
+/// strict Content-Security-Policy.
+#[tokio::test]
+async fn ui_sessions_forms_and_headers() {
+    let app = spawn_app().await;
+    app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let login = |password: &'static str| {
+        http.post(format!("{}/login", app.url))
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(format!("name=dana&password={password}"))
+            .send()
+    };
+    let wrong = login("nope").await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    assert!(
+        wrong
+            .text()
+            .await
+            .unwrap()
+            .contains("The name or the password is wrong.")
+    );
+    let ok = login("pw").await.unwrap();
+    assert_eq!(ok.status(), 303);
+    let cookie = ok.headers()["set-cookie"].to_str().unwrap().to_string();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    let session = cookie.split(';').next().unwrap().to_string();
+
+    let queue = http
+        .get(format!("{}/", app.url))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(queue.status(), 200);
+    let csp = queue.headers()["content-security-policy"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+        "{csp}"
+    );
+    let page = queue.text().await.unwrap();
+    assert!(
+        page.contains("alert a1") && !page.contains("alert g1"),
+        "dana sees Acme only"
+    );
+    assert!(!page.contains("<script>"), "no inline script");
+
+    let id = app.id_of("a1").await;
+    let forged = http
+        .post(format!("{}/incidents/{id}/close", app.url))
+        .header("Cookie", &session)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("reason=Resolved&csrf=guess")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status(), 403);
+    assert!(
+        app.store
+            .incident(id)
+            .await
+            .unwrap()
+            .unwrap()
+            .closed
+            .is_none()
+    );
+
+    let ended = http
+        .get(format!("{}/", app.url))
+        .header("Cookie", "wf_session=long-gone")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ended.status(), 303);
+    assert_eq!(ended.headers()["location"], "/login?expired=1");
+    let page = http
+        .get(format!("{}/login?expired=1", app.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("Your session has ended."));
+    let none = http
+        .get(format!("{}/dashboard", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.headers()["location"], "/login");
+}

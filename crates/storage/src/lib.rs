@@ -155,10 +155,12 @@ pub enum SortField {
     Status,
     Owner,
     SlaDue,
+    Organization,
+    Instance,
 }
 
 impl SortField {
-    pub const ALL: [SortField; 9] = [
+    pub const ALL: [SortField; 11] = [
         SortField::Occurred,
         SortField::Created,
         SortField::Modified,
@@ -168,6 +170,8 @@ impl SortField {
         SortField::Status,
         SortField::Owner,
         SortField::SlaDue,
+        SortField::Organization,
+        SortField::Instance,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -181,6 +185,8 @@ impl SortField {
             SortField::Status => "status",
             SortField::Owner => "owner",
             SortField::SlaDue => "sla",
+            SortField::Organization => "organization",
+            SortField::Instance => "instance",
         }
     }
 
@@ -205,7 +211,11 @@ impl SortField {
             SortField::Occurred | SortField::Created | SortField::Modified | SortField::SlaDue => 0,
             SortField::Id => 1,
             SortField::Severity => 2,
-            SortField::Name | SortField::Status | SortField::Owner => 3,
+            SortField::Name
+            | SortField::Status
+            | SortField::Owner
+            | SortField::Organization
+            | SortField::Instance => 3,
         }
     }
 
@@ -221,6 +231,10 @@ impl SortField {
             SortField::Name => KeyValue::Text(incident.name.clone()),
             SortField::Status => KeyValue::Text(incident.status.as_str().into()),
             SortField::Owner => KeyValue::Text(incident.owner.clone().unwrap_or_default()),
+            SortField::Organization => {
+                KeyValue::Text(incident.organization.clone().unwrap_or_default())
+            }
+            SortField::Instance => KeyValue::Text(incident.instance.clone()),
         }
     }
 }
@@ -699,6 +713,14 @@ pub trait Store: Send + Sync {
     fn users(&self) -> BoxFuture<'_, Result<Vec<User>, StoreError>>;
 
     fn user(&self, name: &str) -> BoxFuture<'_, Result<Option<User>, StoreError>>;
+
+    /// Sets a user's role and organizations (none: all).
+    fn set_user_access<'a>(
+        &'a self,
+        name: &'a str,
+        role: Role,
+        orgs: &'a [String],
+    ) -> BoxFuture<'a, Result<User, StoreError>>;
 
     /// Disables a user and revokes its API keys.
     fn disable_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;

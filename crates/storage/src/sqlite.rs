@@ -496,6 +496,8 @@ fn sort_column(field: SortField) -> &'static str {
         SortField::Status => "status",
         SortField::Owner => "COALESCE(owner, '')",
         SortField::SlaDue => "sla_due",
+        SortField::Organization => "COALESCE(organization, '')",
+        SortField::Instance => "instance",
     }
 }
 
@@ -1529,6 +1531,36 @@ impl Store for SqliteStore {
                 .fetch_optional(&self.pool)
                 .await?;
             row.as_ref().map(user_from_row).transpose()
+        })
+    }
+
+    fn set_user_access<'a>(
+        &'a self,
+        name: &'a str,
+        role: Role,
+        orgs: &'a [String],
+    ) -> BoxFuture<'a, Result<User, StoreError>> {
+        Box::pin(async move {
+            let orgs_json = serde_json::to_string(orgs)
+                .map_err(|e| StoreError::Corrupt(format!("user organizations: {e}")))?;
+            let mut tx = self.write().await?;
+            let changed = sqlx::query("UPDATE users SET role = ?, orgs = ? WHERE name = ?")
+                .bind(role.as_str())
+                .bind(orgs_json)
+                .bind(name)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed == 0 {
+                return Err(StoreError::NoUser(name.to_string()));
+            }
+            let row = sqlx::query("SELECT * FROM users WHERE name = ?")
+                .bind(name)
+                .fetch_one(&mut *tx)
+                .await?;
+            let user = user_from_row(&row)?;
+            tx.commit().await?;
+            Ok(user)
         })
     }
 

@@ -1734,3 +1734,57 @@ async fn serve_speaks_https_with_the_configured_certificate() {
         out.stderr
     );
 }
+
+/// `demo` serves the web UI and prints its address and a login that works.
+#[test]
+fn the_demo_opens_the_ui_with_a_login() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "demo",
+            "--dir",
+            dir.path().join("demo").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|l| {
+            l.strip_prefix("The web UI: http://")
+                .map(|a| a.trim_end_matches('/').to_string())
+        })
+        .expect("the UI's address");
+    let login = lines.next().unwrap().unwrap();
+    let password = login
+        .strip_prefix("  log in as admin, password ")
+        .unwrap_or_else(|| panic!("{login}"))
+        .to_string();
+    let answer = {
+        use std::io::{Read, Write};
+        let body = format!("name=admin&password={password}");
+        let mut conn = std::net::TcpStream::connect(&address).unwrap();
+        write!(
+            conn,
+            "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .unwrap();
+        let mut text = String::new();
+        conn.read_to_string(&mut text).unwrap();
+        text
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(answer.starts_with("HTTP/1.1 303"), "{answer}");
+    assert!(answer.contains("set-cookie: wf_session="), "{answer}");
+    assert!(answer.contains("HttpOnly; SameSite=Strict"), "{answer}");
+}

@@ -268,6 +268,15 @@ async fn an_incident_is_worked_in_the_browser() {
     b.wait_for_text("covalence-managed-security").await;
     b.screenshot(&shots.join("dashboard.png")).await;
 
+    // An admin moves sam to another organization.
+    b.goto(&format!("{}/users", s.url)).await;
+    let orgs = b.find("input[form=access-sam]").await;
+    b.script("document.querySelector('input[form=access-sam]').value = ''")
+        .await;
+    b.type_into(&orgs, "Acme").await;
+    b.click(&b.find("button[form=access-sam]").await).await;
+    b.wait_for_text("sam is now analyst of Acme.").await;
+
     b.goto(&format!("{}/instances", s.url)).await;
     b.wait_for_text("covalence-managed-security").await;
     assert!(

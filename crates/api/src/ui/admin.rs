@@ -212,8 +212,21 @@ fn users_page(
                 @for u in all {
                     tr {
                         td { (u.name) }
-                        td { (u.role.as_str()) }
-                        td { @if u.orgs.is_empty() { "all" } @else { (u.orgs.join(", ")) } }
+                        td {
+                            form.access #{ "access-" (u.name) } method="post" action={ "/users/" (u.name) "/access" } {
+                                (csrf_field(csrf))
+                                select name="role" aria-label="role" {
+                                    @for r in [Role::Analyst, Role::Viewer, Role::Admin] {
+                                        option value=(r.as_str()) selected[r == u.role] { (r.as_str()) }
+                                    }
+                                }
+                            }
+                        }
+                        td {
+                            input name="orgs" form={ "access-" (u.name) } value=(u.orgs.join(", ")) placeholder="all" aria-label="organizations";
+                            " "
+                            button type="submit" form={ "access-" (u.name) } { "Save" }
+                        }
                         td { @if u.disabled { "disabled" } @else { "active" } }
                         td.actions {
                             @if !u.disabled {
@@ -262,14 +275,7 @@ pub(crate) async fn create_user(
         Ok(r) => r,
         Err(e) => return redirect_with("/users", &e),
     };
-    let orgs: Vec<String> = form
-        .get("orgs")
-        .unwrap_or_default()
-        .split(',')
-        .map(str::trim)
-        .filter(|o| !o.is_empty())
-        .map(str::to_string)
-        .collect();
+    let orgs = orgs_of(form.get("orgs").unwrap_or_default());
     let name = form.get("name").unwrap_or_default().trim();
     match crate::auth::new_user(&*state.store, name, role, &orgs, None).await {
         Ok((created, password)) => {
@@ -282,6 +288,48 @@ pub(crate) async fn create_user(
                 &all,
                 Some(&format!("Created {}.", created.name)),
                 password.as_deref().map(|p| (label.as_str(), p)),
+            )
+        }
+        Err(e) => redirect_with("/users", &e.to_string()),
+    }
+}
+
+/// Organizations as an admin types them: a comma-separated list; empty is all.
+fn orgs_of(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|o| !o.is_empty())
+        .map(str::to_string)
+        .collect()
+}
+
+pub(crate) async fn set_access(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = match FormData::checked(&body, &csrf).and_then(|f| admin_only(&user).map(|_| f)) {
+        Ok(f) => f,
+        Err(r) => return r,
+    };
+    let role = match Role::parse(form.get("role").unwrap_or_default()) {
+        Ok(r) => r,
+        Err(e) => return redirect_with("/users", &e),
+    };
+    let orgs = orgs_of(form.get("orgs").unwrap_or_default());
+    match state.store.set_user_access(&name, role, &orgs).await {
+        Ok(u) => {
+            tracing::info!(user = %name, by = %user.name, role = role.as_str(), "user access set");
+            let scope = if u.orgs.is_empty() {
+                "all organizations".to_string()
+            } else {
+                u.orgs.join(", ")
+            };
+            redirect_with(
+                "/users",
+                &format!("{name} is now {} of {scope}.", u.role.as_str()),
             )
         }
         Err(e) => redirect_with("/users", &e.to_string()),

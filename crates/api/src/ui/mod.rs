@@ -67,6 +67,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/instances/{name}/fetch", post(admin::fetch_instance))
         .route("/users", get(admin::users).post(admin::create_user))
         .route("/users/{name}/disable", post(admin::disable_user))
+        .route("/users/{name}/access", post(admin::set_access))
         .route("/users/{name}/api-key", post(admin::api_key))
         .route("/logout", post(logout))
         .layer(middleware::from_fn_with_state(state, session));
