@@ -63,6 +63,32 @@ impl Entry {
     }
 
     /// The whole entry as XSOAR writes it.
+    /// The object keys of the raw response and the outputs (three levels deep): what the
+    /// readable tables' headers were made from.
+    pub fn keys(&self) -> Vec<String> {
+        fn walk(v: &Value, depth: usize, out: &mut std::collections::BTreeSet<String>) {
+            if depth == 0 {
+                return;
+            }
+            match v {
+                Value::Object(map) => {
+                    for (k, v) in map {
+                        out.insert(k.clone());
+                        walk(v, depth - 1, out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| walk(i, depth, out)),
+                _ => {}
+            }
+        }
+        let mut keys = std::collections::BTreeSet::new();
+        walk(&self.raw, 3, &mut keys);
+        if let Some(o) = &self.outputs {
+            walk(&o.value, 3, &mut keys);
+        }
+        keys.into_iter().collect()
+    }
+
     pub fn to_json(&self) -> Value {
         let contents_format = match self.raw {
             Value::String(_) | Value::Number(_) => "text",

@@ -136,6 +136,52 @@ pub fn string_to_table_header(s: &str) -> String {
         .join(" ")
 }
 
+/// A key as a person reads it in a terminal: camelCase and snake_case split into words, each
+/// capitalised, acronyms kept (`acknowledgedStatus` is "Acknowledged Status", `srcIP` "Src IP").
+pub fn readable_header(key: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut current = String::new();
+    let chars: Vec<char> = key.chars().collect();
+    for (n, &c) in chars.iter().enumerate() {
+        if c == '_' || c == '-' || c.is_whitespace() {
+            if !current.is_empty() {
+                words.push(std::mem::take(&mut current));
+            }
+            continue;
+        }
+        let prev = n.checked_sub(1).map(|p| chars[p]);
+        let next = chars.get(n + 1);
+        let boundary = c.is_uppercase()
+            && prev.is_some_and(|p| {
+                p.is_lowercase()
+                    || p.is_ascii_digit()
+                    || (p.is_uppercase() && next.is_some_and(|n| n.is_lowercase()))
+            });
+        if boundary && !current.is_empty() {
+            words.push(std::mem::take(&mut current));
+        }
+        current.push(c);
+    }
+    if !current.is_empty() {
+        words.push(current);
+    }
+    words
+        .iter()
+        .map(|w| {
+            if w.chars().count() > 1 && w.chars().all(|c| c.is_uppercase() || c.is_ascii_digit()) {
+                w.clone()
+            } else {
+                let mut chars = w.chars();
+                chars
+                    .next()
+                    .map(|f| f.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
+        })
+        .collect::<Vec<String>>()
+        .join(" ")
+}
+
 fn is_empty_value(v: &Value) -> bool {
     match v {
         Value::Null => true,
@@ -466,6 +512,21 @@ mod tests {
             },
             "|b|a|\n|---|---|\n| x |  |\n| y |  |\n",
         );
+    }
+
+    #[test]
+    fn readable_headers_split_words() {
+        for (input, expected) in [
+            ("acknowledgedStatus", "Acknowledged Status"),
+            ("srcIP", "Src IP"),
+            ("ID", "ID"),
+            ("email_aro_details", "Email Aro Details"),
+            ("HTTPServer", "HTTP Server"),
+            ("lastUpdated2", "Last Updated2"),
+            ("IncidentNumber", "Incident Number"),
+        ] {
+            assert_eq!(readable_header(input), expected, "{input}");
+        }
     }
 
     #[test]

@@ -19,6 +19,23 @@ const GAP: &str = "  ";
 
 /// Renders `markdown` for a terminal `width` characters wide.
 pub fn render(markdown: &str, width: usize) -> String {
+    render_with_keys(markdown, width, &[])
+}
+
+/// As [`render`], with the keys the tables were made from: a header XSOAR's transform made
+/// from one of them (`acknowledgedStatus` → "Acknowledgedstatus") reads as words instead
+/// ("Acknowledged Status").
+pub fn render_with_keys(markdown: &str, width: usize, keys: &[String]) -> String {
+    let headers: std::collections::HashMap<String, String> = keys
+        .iter()
+        .map(|k| {
+            (
+                crate::table::string_to_table_header(k),
+                crate::table::readable_header(k),
+            )
+        })
+        .filter(|(xsoar, readable)| xsoar != readable)
+        .collect();
     let width = width.max(20);
     let mut out = String::new();
     let mut lines = markdown.lines().peekable();
@@ -29,7 +46,7 @@ pub fn render(markdown: &str, width: usize) -> String {
                 block.push(next);
                 lines.next();
             }
-            out.push_str(&table(&block, width));
+            out.push_str(&table(&block, width, &headers));
         } else if let Some(title) = line.strip_prefix('#') {
             out.push_str(&unescape(title.trim_start_matches('#').trim()));
             out.push('\n');
@@ -127,7 +144,11 @@ fn wrap(text: &str, width: usize) -> Vec<String> {
     out
 }
 
-fn table(block: &[&str], width: usize) -> String {
+fn table(
+    block: &[&str],
+    width: usize,
+    headers: &std::collections::HashMap<String, String>,
+) -> String {
     let mut rows: Vec<Vec<String>> = block
         .iter()
         .filter(|r| !is_separator(r))
@@ -139,6 +160,11 @@ fn table(block: &[&str], width: usize) -> String {
     let columns = rows.iter().map(Vec::len).max().unwrap_or(0);
     for row in &mut rows {
         row.resize(columns, String::new());
+    }
+    for header in rows[0].iter_mut() {
+        if let Some(readable) = headers.get(header.as_str()) {
+            *header = readable.clone();
+        }
     }
     let time_columns: Vec<bool> = rows[0].iter().map(|h| is_time_header(h)).collect();
     for row in rows.iter_mut().skip(1) {

@@ -307,11 +307,7 @@ impl Output {
         match self {
             Output::Json => pretty(&entry.to_json()),
             Output::Context => pretty(&serde_json::Value::Object(entry.entry_context())),
-            _ => output::present(
-                entry.readable.clone(),
-                self == Output::Table,
-                self == Output::Md,
-            ),
+            _ => output::present_entry(entry, self == Output::Table, self == Output::Md),
         }
     }
 }

@@ -44,6 +44,20 @@ pub fn present(markdown: String, table: bool, md: bool) -> String {
     }
 }
 
+/// An entry's markdown as the user asked to see it, with headers made readable in a terminal.
+pub fn present_entry(entry: &watchfloor_core::Entry, table: bool, md: bool) -> String {
+    let terminal = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    if table || (!md && terminal) {
+        watchfloor_core::terminal::render_with_keys(
+            &entry.readable,
+            terminal_width(),
+            &entry.keys(),
+        )
+    } else {
+        entry.readable.clone()
+    }
+}
+
 /// The terminal's width: `$COLUMNS`, else 100.
 fn terminal_width() -> usize {
     std::env::var("COLUMNS")

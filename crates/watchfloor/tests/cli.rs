@@ -510,6 +510,41 @@ async fn dns_times_read_as_dates_in_a_terminal() {
     );
 }
 
+/// Regression (first hour): headers XSOAR's transform runs together (`acknowledgedStatus` →
+/// "Acknowledgedstatus") read as words in a terminal; the markdown keeps XSOAR's.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn camel_case_headers_read_as_words_in_a_terminal() {
+    let (_sim, dir, config) = covalence_env().await;
+    let run = |output: &str| {
+        let out = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "run",
+                "!cov-secpr-list-alerts using=direct max_count=3",
+                "--output",
+                output,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        out.stdout
+    };
+    let table = run("table");
+    let lines: Vec<&str> = table.lines().collect();
+    // The header wraps within its column: "Acknowledged" over "Status".
+    assert!(
+        lines[1].starts_with("Acknowledged ")
+            && lines[2].starts_with("Status ")
+            && !table.contains("Acknowledgedstatus"),
+        "{table}"
+    );
+    assert!(
+        run("md").contains("|Acknowledgedstatus|"),
+        "XSOAR's markdown is kept"
+    );
+}
+
 /// Broker set-up mistakes (no `target_org`, an organization the broker does not serve) are the
 /// user's to fix: exit 2, as the README promises for usage errors, not 1 as for a provider fault.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -709,6 +744,15 @@ async fn symantec_commands_run_from_the_cli_over_mutual_tls() {
         closed.stdout.contains(" | Closed | "),
         "the update shows in a later query: {}",
         closed.stdout
+    );
+    // Regression (first hour): a status the provider does not know was sent and refused by a
+    // SOAP fault; it is now a usage error that lists the values, with no request made.
+    let bad = run("!symantec-mss-update-incident number=7781201 status=Done");
+    assert_eq!(bad.code, 2, "{}", bad.stderr);
+    assert!(
+        bad.stderr.contains("New, Open, In Progress, Closed"),
+        "{}",
+        bad.stderr
     );
     let fault = run("!symantec-mss-get-incident number=42");
     assert_eq!(fault.code, 1);
@@ -1421,7 +1465,7 @@ async fn results_read_as_aligned_tables_in_a_terminal() {
     let lines: Vec<&str> = table.stdout.lines().collect();
     assert_eq!(lines[0], "Organizations");
     assert!(
-        lines[1].starts_with("Id ") && lines[2].starts_with("───"),
+        lines[1].starts_with("ID ") && lines[2].starts_with("───"),
         "{}",
         table.stdout
     );

@@ -256,10 +256,12 @@ async fn a_soap_fault_becomes_a_readable_error() {
         app.fail("!symantec-mss-get-incident number=1").await,
         "instance `mss`: Symantec MSS POST /SWS/incidents.asmx returned HTTP 500 Internal Server Error: SOAP fault soap:Sender: Incident 1 was not found"
     );
+    // Regression (first hour): a status SWS does not know was only refused by its SOAP fault;
+    // it is now checked against the definition before any request.
     assert_eq!(
         app.fail("!symantec-mss-update-incident number=7781200 status=Shelved")
             .await,
-        "instance `mss`: Symantec MSS POST /SWS/incidents.asmx returned HTTP 500 Internal Server Error: SOAP fault soap:Sender: Invalid Status \"Shelved\": expected New, Open, In Progress, Closed"
+        "invalid value `Shelved` for argument `status`: allowed values are New, Open, In Progress, Closed"
     );
 }
 
