@@ -272,7 +272,7 @@ fn flat(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(a) => list_cell(a),
-        other => python_json(other),
+        other => python_json_dumps(other),
     }
 }
 
@@ -332,7 +332,7 @@ fn python_repr(v: &Value) -> String {
 }
 
 /// Python's `json.dumps` with its default separators and `ensure_ascii`.
-fn python_json(v: &Value) -> String {
+pub fn python_json_dumps(v: &Value) -> String {
     match v {
         Value::String(s) => {
             let mut out = String::from('"');
@@ -357,15 +357,18 @@ fn python_json(v: &Value) -> String {
         }
         Value::Array(a) => format!(
             "[{}]",
-            a.iter().map(python_json).collect::<Vec<_>>().join(", ")
+            a.iter()
+                .map(python_json_dumps)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
         Value::Object(o) => format!(
             "{{{}}}",
             o.iter()
                 .map(|(k, v)| format!(
                     "{}: {}",
-                    python_json(&Value::String(k.clone())),
-                    python_json(v)
+                    python_json_dumps(&Value::String(k.clone())),
+                    python_json_dumps(v)
                 ))
                 .collect::<Vec<_>>()
                 .join(", ")

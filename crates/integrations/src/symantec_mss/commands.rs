@@ -2,6 +2,7 @@
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Map, Value, json};
+use watchfloor_core::table::python_json_dumps;
 use watchfloor_core::xml::Element;
 use watchfloor_core::{Args, CommandDef, Entry};
 
@@ -181,12 +182,7 @@ impl SymantecMssInstance {
         let raw = self
             .incidents_from(start, &severities, args.str("sourceIp"), wanted)
             .await?;
-        let incidents: Vec<Value> = raw
-            .iter()
-            .cloned()
-            .map(|i| utc_fields(i, &SUMMARY_TIMES))
-            .collect();
-        Ok(command.entry(json!(incidents), json!(raw)))
+        Ok(list_entry(command, raw))
     }
 
     /// Incidents created from `start`, at most `wanted` (all when `None`), read through SWS's
@@ -244,86 +240,7 @@ impl SymantecMssInstance {
 
     async fn get(&self, command: &CommandDef, args: &Args) -> Result<Entry, CommandError> {
         let inc = self.sws.incident(arg(args, "number")?).await?;
-        let workflow = inc.child("WorkFlowDetail").cloned().unwrap_or_default();
-        let signatures = records(&inc, "SignatureList", "Signature", &SIGNATURE_FIELDS);
-        let comments: Vec<Value> =
-            records(&inc, "IncidentComments", "IncidentComment", &COMMENT_FIELDS)
-                .into_iter()
-                .map(|c| utc_fields(c, &["CommentedTimeStampGMT"]))
-                .collect();
-        let attachments: Vec<Value> = records(
-            &inc,
-            "IncidentAttachmentItems",
-            "IncidentAttachmentItem",
-            &ATTACHMENT_FIELDS,
-        )
-        .into_iter()
-        .map(|a| utc_fields(a, &["UploadDateGMT"]))
-        .collect();
-        let related: Vec<Value> = inc
-            .child("RelatedIncidents")
-            .map(|r| {
-                r.children_named("IncidentNumber")
-                    .map(|n| json!(n.text()))
-                    .collect()
-            })
-            .unwrap_or_default();
-        let context = json!({
-            "IncidentNumber": text(&inc, "IncidentNumber"),
-            "NumberOfAnalyzedSignatures": text(&inc, "NumberOfAnalyzedSignatures"),
-            "SignatureList": {"Signature": signatures},
-            "TimeCreated": utc_timestamp(inc.child_text("TimeCreated").unwrap_or_default()),
-            "Classification": text(&inc, "Classification"),
-            "Description": text(&inc, "Description"),
-            "AnalystAssessment": text(&inc, "AnalystAssessment"),
-            "CountryCode": text(&inc, "CountryCode"),
-            "CountryName": text(&inc, "CountryName"),
-            "RelatedTickets": text(&inc, "RelatedTickets"),
-            "WorkFlowDetail": {
-                "Status": text(&workflow, "Status"),
-                "Resolution": text(&workflow, "Resolution"),
-                "AssignedPerson": text(&workflow, "AssignedPerson"),
-                "AssignedOrganization": text(&workflow, "AssignedOrganization"),
-            },
-            "RelatedIncidents": {"IncidentNumber": related},
-            "IncidentComments": {"IncidentComment": comments},
-            "IncidentAttachmentItems": {"IncidentAttachmentItem": attachments},
-        });
-        let comment_lines: Vec<Value> = comments
-            .iter()
-            .map(|c| {
-                json!(format!(
-                    "{} ({}): {}",
-                    c["CommentedBy"].as_str().unwrap_or("?"),
-                    c["CommentedTimeStampGMT"].as_str().unwrap_or("?"),
-                    c["Comment"].as_str().unwrap_or("")
-                ))
-            })
-            .collect();
-        let row: Map<String, Value> = [
-            ("Incident Number", context["IncidentNumber"].clone()),
-            ("Time Created", context["TimeCreated"].clone()),
-            ("Status", context["WorkFlowDetail"]["Status"].clone()),
-            ("Classification", context["Classification"].clone()),
-            (
-                "Assigned Person",
-                context["WorkFlowDetail"]["AssignedPerson"].clone(),
-            ),
-            ("Description", context["Description"].clone()),
-            ("Analyst Assessment", context["AnalystAssessment"].clone()),
-            (
-                "Number of Analyzed Signatures",
-                context["NumberOfAnalyzedSignatures"].clone(),
-            ),
-            ("Signatures", json!(signatures)),
-            ("Related Incidents", json!(related)),
-            ("Comment", json!(comment_lines)),
-        ]
-        .into_iter()
-        .map(|(k, v)| (k.to_string(), v))
-        .collect();
-        let readable = command.readable(&json!([row]));
-        Ok(command.entry_with_readable(readable, context, inc.to_json()))
+        Ok(incident_entry(command, &inc))
     }
 
     /// Updates an incident's workflow. SWS takes every field at once, so values left out come
@@ -421,5 +338,231 @@ impl SymantecMssInstance {
             Value::Null,
             json!(message),
         ))
+    }
+}
+
+/// The entry of `symantec-mss-get-incident` for an incident as SWS answers it. The table keeps
+/// the reference's cells: the signatures and related incidents as JSON (Python's `json.dumps`),
+/// the comment's text.
+fn incident_entry(command: &CommandDef, inc: &Element) -> Entry {
+    let workflow = inc.child("WorkFlowDetail").cloned().unwrap_or_default();
+    let signatures = records(inc, "SignatureList", "Signature", &SIGNATURE_FIELDS);
+    let comments: Vec<Value> = records(inc, "IncidentComments", "IncidentComment", &COMMENT_FIELDS)
+        .into_iter()
+        .map(|c| utc_fields(c, &["CommentedTimeStampGMT"]))
+        .collect();
+    let attachments: Vec<Value> = records(
+        inc,
+        "IncidentAttachmentItems",
+        "IncidentAttachmentItem",
+        &ATTACHMENT_FIELDS,
+    )
+    .into_iter()
+    .map(|a| utc_fields(a, &["UploadDateGMT"]))
+    .collect();
+    let related: Vec<Value> = inc
+        .child("RelatedIncidents")
+        .map(|r| {
+            r.children_named("IncidentNumber")
+                .map(|n| json!(n.text()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let context = json!({
+        "IncidentNumber": text(inc, "IncidentNumber"),
+        "NumberOfAnalyzedSignatures": text(inc, "NumberOfAnalyzedSignatures"),
+        "SignatureList": {"Signature": signatures},
+        "TimeCreated": utc_timestamp(inc.child_text("TimeCreated").unwrap_or_default()),
+        "Classification": text(inc, "Classification"),
+        "Description": text(inc, "Description"),
+        "AnalystAssessment": text(inc, "AnalystAssessment"),
+        "CountryCode": text(inc, "CountryCode"),
+        "CountryName": text(inc, "CountryName"),
+        "RelatedTickets": text(inc, "RelatedTickets"),
+        "WorkFlowDetail": {
+            "Status": text(&workflow, "Status"),
+            "Resolution": text(&workflow, "Resolution"),
+            "AssignedPerson": text(&workflow, "AssignedPerson"),
+            "AssignedOrganization": text(&workflow, "AssignedOrganization"),
+        },
+        "RelatedIncidents": {"IncidentNumber": related},
+        "IncidentComments": {"IncidentComment": comments},
+        "IncidentAttachmentItems": {"IncidentAttachmentItem": attachments},
+    });
+    let comment_texts: Vec<Value> = comments.iter().map(|c| c["Comment"].clone()).collect();
+    let row: Map<String, Value> = [
+        ("Incident Number", context["IncidentNumber"].clone()),
+        ("Time Created", context["TimeCreated"].clone()),
+        ("Status", context["WorkFlowDetail"]["Status"].clone()),
+        ("Classification", context["Classification"].clone()),
+        (
+            "Assigned Person",
+            context["WorkFlowDetail"]["AssignedPerson"].clone(),
+        ),
+        ("Description", context["Description"].clone()),
+        ("Analyst Assessment", context["AnalystAssessment"].clone()),
+        (
+            "Number of Analyzed Signatures",
+            context["NumberOfAnalyzedSignatures"].clone(),
+        ),
+        ("Signatures", json!(python_json_dumps(&json!(signatures)))),
+        (
+            "Related Incidents",
+            if related.is_empty() {
+                json!("")
+            } else {
+                json!(python_json_dumps(&json!(related)))
+            },
+        ),
+        (
+            "Comment",
+            match comment_texts.as_slice() {
+                [] => json!(""),
+                [one] => one.clone(),
+                many => json!(many),
+            },
+        ),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let readable = command.readable(&json!([row]));
+    command.entry_with_readable(readable, context, inc.to_json())
+}
+
+/// The entry of `symantec-mss-incidents-list` for summaries as SWS answers them: the times in
+/// UTC (a documented fix), everything else as the reference shows it.
+fn list_entry(command: &CommandDef, raw: Vec<Value>) -> Entry {
+    let incidents: Vec<Value> = raw
+        .iter()
+        .cloned()
+        .map(|i| utc_fields(i, &SUMMARY_TIMES))
+        .collect();
+    command.entry(json!(incidents), json!(raw))
+}
+
+/// Seed 003's documented examples, byte for byte, apart from the documented fixes: times in
+/// UTC with milliseconds, the `Signaturtes` header spelt `Signatures`, and every comment.
+#[cfg(test)]
+mod golden {
+    use super::*;
+
+    fn command(name: &str) -> &'static CommandDef {
+        super::super::definition().command(name).unwrap()
+    }
+
+    #[test]
+    fn incidents_list_matches_seed_003() {
+        let summary = |n: &str, cat: &str, cc: &str, dest: &str, src: &str, corr: &str, t: &str| {
+            json!({"Category": cat, "Severity": "Warning", "DaysSeenGlobally": "0", "HostNameList": null,
+                   "GlobalLookbackDays": "2", "CustomerSeverity": null, "CountryCode": cc,
+                   "DaysSeenInLast30Days": "0", "DestOrganizationName": dest, "SourceOrganizationName": src,
+                   "UserList": null, "IncidentNumber": n, "CountryOfOrigin": null, "SourceIPString": "127.0.0.1",
+                   "Correlation": corr, "IsInternalExternal": null, "LatestKeyEvent": t,
+                   "Classification": "Scan for Web Servers", "TimeCreated": t, "FirstSeenInLast30Days": t,
+                   "FirstSeenGlobally": t, "CountryName": format!("CName{}", &cc[2..]),
+                   "UpdateTimestampGMT": t, "PrevalenceGlobally": "L"})
+        };
+        let entry = list_entry(
+            command("symantec-mss-incidents-list"),
+            vec![
+                summary(
+                    "565656",
+                    "No Category",
+                    "CC0",
+                    "Org0",
+                    "Org1",
+                    "No",
+                    "2017-12-20T10:04:35.4355923+00:00",
+                ),
+                summary(
+                    "565657",
+                    "Authorized Activity",
+                    "CC1",
+                    "Org1",
+                    "Org2",
+                    "Yes",
+                    "2017-12-20T10:03:35.4355923+00:00",
+                ),
+            ],
+        );
+        assert_eq!(
+            entry.readable,
+            "### Incidents\n\
+             |IncidentNumber|TimeCreated|Severity|Category|CountryOfOrigin|DaysSeenGlobally|SourceIPString|Correlation|HostNameList|IsInternalExternal|GlobalLookbackDays|LatestKeyEvent|CustomerSeverity|CountryCode|FirstSeenInLast30Days|DaysSeenInLast30Days|DestOrganizationName|SourceOrganizationName|FirstSeenGlobally|CountryName|UserList|Classification|UpdateTimestampGMT|PrevalenceGlobally|\n\
+             |---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n\
+             | 565656 | 2017-12-20T10:04:35.435Z | Warning | No Category |  | 0 | 127.0.0.1 | No |  |  | 2 | 2017-12-20T10:04:35.435Z |  | CC0 | 2017-12-20T10:04:35.435Z | 0 | Org0 | Org1 | 2017-12-20T10:04:35.435Z | CName0 |  | Scan for Web Servers | 2017-12-20T10:04:35.435Z | L |\n\
+             | 565657 | 2017-12-20T10:03:35.435Z | Warning | Authorized Activity |  | 0 | 127.0.0.1 | Yes |  |  | 2 | 2017-12-20T10:03:35.435Z |  | CC1 | 2017-12-20T10:03:35.435Z | 0 | Org1 | Org2 | 2017-12-20T10:03:35.435Z | CName1 |  | Scan for Web Servers | 2017-12-20T10:03:35.435Z | L |\n"
+        );
+        // The context holds the summaries, keyed by incident number.
+        let ctx = entry.entry_context();
+        let listed = ctx.values().next().unwrap();
+        assert_eq!(listed[0]["IncidentNumber"], "565656");
+        assert_eq!(listed[1]["Category"], "Authorized Activity");
+    }
+
+    #[test]
+    fn get_incident_matches_seed_003() {
+        let signatures: String = ["0.0.0.0", "1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4", "5.5.5.5"]
+            .iter()
+            .map(|ip| format!(
+                "<Signature><SourceIPString>{ip}</SourceIPString><SignatureName>Symantec AV Alert</SignatureName>\
+                 <VendorSignature /><NumberBlocked>0</NumberBlocked><NumberNotBlocked>0</NumberNotBlocked></Signature>"
+            ))
+            .collect();
+        let xml = format!(
+            "<SecurityIncident><IncidentNumber>565656</IncidentNumber>\
+             <TimeCreated>2017-12-20T09:53:18.1855923+00:00</TimeCreated>\
+             <Classification>Activity Summary - Scans for Web Servers</Classification>\
+             <Description>Scans for Web Servers have been detected</Description>\
+             <AnalystAssessment>Lorem ipsum dolor sit amet, consectetur adipisicing elit.</AnalystAssessment>\
+             <NumberOfAnalyzedSignatures>5</NumberOfAnalyzedSignatures><SignatureList>{signatures}</SignatureList>\
+             <RelatedIncidents><IncidentNumber>1235</IncidentNumber><IncidentNumber>123456</IncidentNumber>\
+             <IncidentNumber>123457</IncidentNumber></RelatedIncidents>\
+             <WorkFlowDetail><Status /><Resolution /><AssignedPerson /><AssignedOrganization /></WorkFlowDetail>\
+             <IncidentComments><IncidentComment><CommentedTimeStampGMT>2017-12-20T10:00:00</CommentedTimeStampGMT>\
+             <Comment>CommentTest</Comment><CommentedBy>analyst1</CommentedBy></IncidentComment></IncidentComments>\
+             </SecurityIncident>"
+        );
+        let inc = watchfloor_core::xml::parse(&xml).unwrap();
+        let entry = incident_entry(command("symantec-mss-get-incident"), &inc);
+        let signature = |ip: &str| {
+            format!(
+                "{{\"SourceIPString\": \"{ip}\", \"SignatureName\": \"Symantec AV Alert\", \"VendorSignature\": null, \"NumberBlocked\": \"0\", \"NumberNotBlocked\": \"0\"}}"
+            )
+        };
+        let all: Vec<String> = [
+            "0.0.0.0", "1.1.1.1", "2.2.2.2", "3.3.3.3", "4.4.4.4", "5.5.5.5",
+        ]
+        .iter()
+        .map(|ip| signature(ip))
+        .collect();
+        assert_eq!(
+            entry.readable,
+            format!(
+                "### Incident query\n\
+                 |Incident Number|Time Created|Status|Classification|Assigned Person|Description|Analyst Assessment|Number of Analyzed Signatures|Signatures|Related Incidents|Comment|\n\
+                 |---|---|---|---|---|---|---|---|---|---|---|\n\
+                 | 565656 | 2017-12-20T09:53:18.185Z |  | Activity Summary - Scans for Web Servers |  | Scans for Web Servers have been detected | Lorem ipsum dolor sit amet, consectetur adipisicing elit. | 5 | \\[{}\\] | \\[\"1235\", \"123456\", \"123457\"\\] | CommentTest |\n",
+                all.join(", ")
+            )
+        );
+        let ctx = entry.entry_context();
+        let query = ctx.values().next().unwrap();
+        assert_eq!(
+            query["RelatedIncidents"]["IncidentNumber"],
+            json!(["1235", "123456", "123457"])
+        );
+        assert_eq!(
+            query["SignatureList"]["Signature"]
+                .as_array()
+                .unwrap()
+                .len(),
+            6
+        );
+        assert_eq!(
+            query["IncidentComments"]["IncidentComment"][0]["Comment"],
+            "CommentTest"
+        );
     }
 }

@@ -157,11 +157,14 @@ async fn an_incident_with_several_comments_signatures_and_attachments() {
     );
     assert_eq!(inc["WorkFlowDetail"]["AssignedPerson"], "John");
     assert!(entry.readable.starts_with("### Incident query\n|Incident Number|Time Created|Status|Classification|Assigned Person|Description|Analyst Assessment|Number of Analyzed Signatures|Signatures|Related Incidents|Comment|\n"), "{}", entry.readable);
+    // Each comment's text, as the reference's cell holds the comment (the reference showed
+    // only one: quirk 8); the signatures as the reference's `json.dumps`.
     assert!(
-        entry.readable.contains("analyst3 (")
-            && entry
-                .readable
-                .contains("Note 3 on &lt;Outbound Malware Callback&gt; &amp; follow-up"),
+        entry.readable.contains(
+            "| Note 1 on &lt;Outbound Malware Callback&gt; &amp; follow-up,<br/>Note 2 on"
+        ) && entry.readable.contains(
+            "\\[{\"SourceIPString\": \"203.0.113.154\", \"SignatureName\": \"SQLi Attempt\", \"VendorSignature\": \"SIG-1723\", \"NumberBlocked\": \"0\", \"NumberNotBlocked\": \"2\"}\\]"
+        ),
         "{}",
         entry.readable
     );
