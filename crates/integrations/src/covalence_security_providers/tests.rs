@@ -696,3 +696,52 @@ async fn an_untrusted_certificate_says_to_set_ca_file_and_is_not_retried() {
         started.elapsed()
     );
 }
+
+/// Every field an alert has (with `details=true`), nested ones too, is a declared output, so
+/// the docs and `commands --json` describe the whole context (the definition once declared 13
+/// of the pack's outputs).
+#[tokio::test]
+async fn every_alert_field_is_a_declared_output() {
+    let app = spawn().await;
+    let entry = app
+        .run("direct", "!cov-secpr-list-alerts details=true max_count=5")
+        .await;
+    let declared: std::collections::BTreeSet<String> = super::definition()
+        .command("cov-secpr-list-alerts")
+        .unwrap()
+        .outputs
+        .iter()
+        .map(|o| o.path.trim_start_matches("Covalence.Alert.").to_string())
+        .collect();
+    let mut seen = std::collections::BTreeSet::new();
+    for alert in entry.raw.as_array().unwrap() {
+        for (k, v) in alert.as_object().unwrap() {
+            seen.insert(k.clone());
+            let nested = match v {
+                Value::Object(o) => vec![o.clone()],
+                Value::Array(items) => items
+                    .iter()
+                    .filter_map(|i| i.as_object().cloned())
+                    .collect(),
+                _ => vec![],
+            };
+            for o in nested {
+                seen.extend(o.keys().map(|n| format!("{k}.{n}")));
+            }
+        }
+    }
+    let nested_parents: std::collections::BTreeSet<String> = declared
+        .iter()
+        .filter_map(|d| d.split_once('.').map(|(p, _)| p.to_string()))
+        .collect();
+    let missing: Vec<&String> = seen
+        .iter()
+        .filter(|k| !declared.contains(*k) && !nested_parents.contains(*k))
+        .collect();
+    assert!(
+        seen.len() >= 44,
+        "the simulator sends whole alerts: {seen:?}"
+    );
+    assert!(missing.is_empty(), "undeclared outputs: {missing:?}");
+    assert!(declared.len() >= 55, "{}", declared.len());
+}
