@@ -31,6 +31,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (5, include_str!("../migrations/0005_queue_indexes.sql")),
     (6, include_str!("../migrations/0006_users.sql")),
     (7, include_str!("../migrations/0007_sessions.sql")),
+    (8, include_str!("../migrations/0008_text_search.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
@@ -108,7 +109,15 @@ fn busy_hint(url: &str, e: StoreError) -> StoreError {
 #[derive(Clone)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Which search texts were common, and when that was read: the live queue repeats its
+    /// search every few seconds, and how common a word is changes slowly.
+    common_texts: std::sync::Arc<
+        std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>,
+    >,
 }
+
+/// How long a search text's commonness is trusted.
+const COMMON_TTL: Duration = Duration::from_secs(300);
 
 impl SqliteStore {
     /// Opens (creating if needed) the database at `url`, e.g. `sqlite://./data/wf.db`, and
@@ -191,7 +200,10 @@ impl SqliteStore {
             .connect_with(options)
             .await
             .map_err(|e| open_error(url, e.to_string()))?;
-        Ok(SqliteStore { pool })
+        Ok(SqliteStore {
+            pool,
+            common_texts: Default::default(),
+        })
     }
 
     /// Refuses a database written by a newer watchfloor, or one that is not watchfloor's.
@@ -386,7 +398,7 @@ fn sort_page(page: &mut [Incident], sort: crate::Sort) {
 }
 
 /// The WHERE clauses of an incident filter (after `WHERE 1 = 1`).
-fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
+fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter, common: &CommonWords) {
     if let crate::Scope::Orgs(orgs) = &filter.scope {
         q.push(" AND organization COLLATE NOCASE IN (");
         let mut list = q.separated(", ");
@@ -470,7 +482,7 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
         } else {
             " AND ("
         });
-        push_term(q, &c.term);
+        push_term(q, &c.term, common);
         q.push(if c.negated { "), 0)" } else { ")" });
     }
     if let Some(after) = &filter.after {
@@ -482,6 +494,26 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter) {
         push_key(q, &after.value);
         q.push(", ").push_bind(after.id).push(")");
     }
+}
+
+/// Search texts that match so many incidents that they are looked for by scanning (see
+/// [`push_term`]).
+type CommonWords = std::collections::HashSet<String>;
+
+/// Above this many full-text matches, a text is common.
+const COMMON: i64 = 2000;
+
+/// The search texts of a filter, nested ones too.
+fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
+    let mut out = Vec::new();
+    for term in terms {
+        match term {
+            Term::Text(t) => out.push(t),
+            Term::Any(inner) => out.extend(texts(inner.into_iter())),
+            _ => {}
+        }
+    }
+    out
 }
 
 /// The expression a sort field orders by; never NULL, so that keyset comparisons hold.
@@ -519,7 +551,7 @@ fn contains(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term) {
+fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term, common: &CommonWords) {
     match term {
         Term::Status(s) => {
             q.push("status = ").push_bind(s.as_str());
@@ -554,6 +586,15 @@ fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term) {
         Term::Instance(i) => {
             q.push("instance = ").push_bind(i.clone());
         }
+        // Words go to the full-text index, each a prefix ("phish" finds "phishing"). Text
+        // that many incidents have is looked for as it is, in the queue's order, which finds a
+        // page at once where the index would list every match first; so does text with no
+        // word in it (punctuation alone).
+        Term::Text(t) if t.chars().any(char::is_alphanumeric) && !common.contains(t) => {
+            q.push("id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH ")
+                .push_bind(format!("\"{}\"*", t.replace('"', "\"\"")))
+                .push(")");
+        }
         Term::Text(t) => {
             let pattern = contains(t);
             q.push("name LIKE ")
@@ -581,7 +622,7 @@ fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term) {
         Term::Any(terms) => {
             for (n, t) in terms.iter().enumerate() {
                 q.push(if n == 0 { "(" } else { " OR (" });
-                push_term(q, t);
+                push_term(q, t, common);
                 q.push(")");
             }
         }
@@ -723,6 +764,46 @@ async fn insert_entry(
 }
 
 impl SqliteStore {
+    /// Which of a filter's search texts are common: more than [`COMMON`] incidents match
+    /// them in the full-text index (counted no further), remembered for [`COMMON_TTL`].
+    async fn common_words(&self, filter: &IncidentFilter) -> Result<CommonWords, StoreError> {
+        let mut common = CommonWords::new();
+        for text in texts(filter.conditions.iter().map(|c| c.term.clone())) {
+            if !text.chars().any(char::is_alphanumeric) {
+                continue;
+            }
+            let known = {
+                let cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
+                cache
+                    .get(&text)
+                    .filter(|(_, at)| at.elapsed() < COMMON_TTL)
+                    .map(|(c, _)| *c)
+            };
+            let is_common = match known {
+                Some(c) => c,
+                None => {
+                    let n: i64 = sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM (SELECT 1 FROM incidents_fts WHERE incidents_fts MATCH ? LIMIT ?)",
+                    )
+                    .bind(format!("\"{}\"*", text.replace('"', "\"\"")))
+                    .bind(COMMON + 1)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let mut cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
+                    if cache.len() >= 1000 {
+                        cache.clear();
+                    }
+                    cache.insert(text.clone(), (n > COMMON, std::time::Instant::now()));
+                    n > COMMON
+                }
+            };
+            if is_common {
+                common.insert(text);
+            }
+        }
+        Ok(common)
+    }
+
     /// Adds `n` synthetic incidents of instance `synthetic`, in one statement, for benchmarks
     /// and load tests: a minute apart, across 20 organizations, every severity and status, a
     /// quarter unassigned.
@@ -955,7 +1036,8 @@ impl Store for SqliteStore {
     ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>> {
         Box::pin(async move {
             let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(PAGE_AS_JSON);
-            push_filter(&mut q, filter);
+            let common = self.common_words(filter).await?;
+            push_filter(&mut q, filter, &common);
             let direction = if filter.sort.ascending { "ASC" } else { "DESC" };
             q.push(
                 format!(
@@ -989,7 +1071,8 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT COUNT(*) FROM incidents WHERE 1 = 1");
-            push_filter(&mut q, filter);
+            let common = self.common_words(filter).await?;
+            push_filter(&mut q, filter, &common);
             let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
             Ok(n as usize)
         })
@@ -1003,7 +1086,8 @@ impl Store for SqliteStore {
         Box::pin(async move {
             let mut q: QueryBuilder<Sqlite> =
                 QueryBuilder::new("SELECT COUNT(*) FROM (SELECT 1 FROM incidents WHERE 1 = 1");
-            push_filter(&mut q, filter);
+            let common = self.common_words(filter).await?;
+            push_filter(&mut q, filter, &common);
             q.push(" LIMIT ").push_bind(cap as i64).push(")");
             let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
             Ok(n as usize)
@@ -1233,7 +1317,7 @@ impl Store for SqliteStore {
             let grouped = |select: &str, rest: &str| {
                 let mut q: QueryBuilder<Sqlite> = QueryBuilder::new(select);
                 q.push(" FROM incidents WHERE 1 = 1");
-                push_filter(&mut q, &scoped);
+                push_filter(&mut q, &scoped, &CommonWords::new());
                 q.push(rest);
                 q
             };
@@ -1914,7 +1998,10 @@ mod tests {
         ] {
             assert_eq!(
                 opened.err().unwrap().to_string(),
-                "the database has schema version 99, newer than this watchfloor knows (7); upgrade watchfloor, or use another database"
+                format!(
+                    "the database has schema version 99, newer than this watchfloor knows ({}); upgrade watchfloor, or use another database",
+                    MIGRATIONS.len()
+                )
             );
         }
     }
@@ -2207,6 +2294,51 @@ mod tests {
         }
     }
 
+    /// Regression (speed): text search read every row with `LIKE`; it goes through the
+    /// full-text index.
+    #[tokio::test]
+    async fn text_search_uses_the_full_text_index() {
+        let (s, _dir) = store().await;
+        let mut q: QueryBuilder<Sqlite> =
+            QueryBuilder::new("EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1");
+        let filter = IncidentFilter {
+            conditions: watchfloor_core::query::parse("phishing").unwrap(),
+            ..IncidentFilter::default()
+        };
+        push_filter(&mut q, &filter, &CommonWords::new());
+        let rows = q.build().fetch_all(&s.pool).await.unwrap();
+        let plan: Vec<String> = rows
+            .iter()
+            .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+            .collect();
+        assert!(
+            plan.iter().any(|p| p.contains("VIRTUAL TABLE INDEX")),
+            "{plan:?}"
+        );
+    }
+
+    /// A word many incidents have is found by scanning in the queue's order, a rare one
+    /// through the index; both give the newest matches first.
+    #[tokio::test]
+    async fn common_and_rare_words_are_found_either_way() {
+        let (s, _dir) = store().await;
+        s.fill_synthetic(10_000).await.unwrap();
+        let search = |q: &str| IncidentFilter {
+            conditions: watchfloor_core::query::parse(q).unwrap(),
+            limit: Some(5),
+            ..IncidentFilter::default()
+        };
+        let common = s.common_words(&search("phishing s9999")).await.unwrap();
+        assert_eq!(common, CommonWords::from(["phishing".to_string()]));
+        let page = s.incidents(&search("phishing")).await.unwrap();
+        let ids: Vec<&str> = page.iter().map(|i| i.external_id.as_str()).collect();
+        assert_eq!(ids, ["s9997", "s9993", "s9989", "s9985", "s9981"]);
+        let rare = s.incidents(&search("S9999")).await.unwrap();
+        assert_eq!(rare.len(), 1);
+        assert_eq!(rare[0].external_id, "s9999");
+        assert_eq!(s.count_matching(&search("phishing")).await.unwrap(), 2500);
+    }
+
     /// Searches in XSOAR's query syntax, every sort, and both kinds of paging.
     #[tokio::test]
     async fn queries_sorts_and_pages() {
@@ -2261,6 +2393,13 @@ mod tests {
         check("owner:\"\" severity:4", &["i11", "i5"]).await;
         check("name:\"alert i1\"", &["i11", "i10", "i1"]).await;
         check("i10", &["i10"]).await;
+        // Full-text: words in any case, the last one a prefix.
+        check("\"ALERT I1\"", &["i11", "i10", "i1"]).await;
+        check(
+            "aler -i1",
+            &["i9", "i8", "i7", "i6", "i5", "i4", "i3", "i2", "i0"],
+        )
+        .await;
         check("id:3", &["i2"]).await;
         check("organization:globex -status:pending", &["i3"]).await;
         check(
