@@ -254,7 +254,20 @@ impl Browser {
 
 impl Drop for Browser {
     fn drop(&mut self) {
-        // The session ends with the driver.
+        // Ending the session closes the browser; killing the driver alone would leave it
+        // running.
+        use std::io::{Read, Write};
+        let addr = self.base.trim_start_matches("http://").to_string();
+        if let Ok(mut conn) = std::net::TcpStream::connect(&addr) {
+            let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
+            let _ = write!(
+                conn,
+                "DELETE /session/{} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n",
+                self.session
+            );
+            let mut answer = String::new();
+            let _ = conn.read_to_string(&mut answer);
+        }
         let _ = self.driver.kill();
         let _ = self.driver.wait();
     }
