@@ -55,6 +55,8 @@ pub struct Config {
     pub listen: Option<SocketAddr>,
     /// `[server] tls_cert` and `tls_key`: serve HTTPS with these PEM files.
     pub tls: Option<TlsFiles>,
+    /// `[retention] closed_after`: purge incidents closed longer ago than this (off if unset).
+    pub retention: Option<Duration>,
 }
 
 /// A certificate chain and its private key, as PEM files.
@@ -73,6 +75,8 @@ pub struct Shared {
     pub listen: Option<SocketAddr>,
     /// `[server] tls_cert` and `tls_key`.
     pub tls: Option<TlsFiles>,
+    /// `[retention] closed_after`.
+    pub retention: Option<Duration>,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -223,6 +227,38 @@ struct RawConfig {
     storage: Option<RawStorage>,
     sla: Option<RawSla>,
     server: Option<RawServer>,
+    retention: Option<RawRetention>,
+}
+
+/// `[retention]`: how long closed incidents are kept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRetention {
+    closed_after: Option<Spanned<String>>,
+}
+
+impl RawRetention {
+    fn closed_after(&self) -> Result<Option<Duration>, (std::ops::Range<usize>, String, String)> {
+        let Some(value) = &self.closed_after else {
+            return Ok(None);
+        };
+        match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) if d >= Duration::from_secs(3600) => Ok(Some(d)),
+            Ok(_) => Err((
+                value.span(),
+                "retention.closed_after".into(),
+                "keep closed incidents an hour at least, e.g. \"90days\"".into(),
+            )),
+            Err(_) => Err((
+                value.span(),
+                "retention.closed_after".into(),
+                format!(
+                    "`{}` is not a duration: write e.g. \"90days\" or \"12weeks\"",
+                    value.get_ref()
+                ),
+            )),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -511,10 +547,17 @@ impl Config {
                 .map_err(|(span, key, message)| err(span, Some(key), message))?,
             None => None,
         };
+        let retention = match &raw.retention {
+            Some(r) => r
+                .closed_after()
+                .map_err(|(span, key, message)| err(span, Some(key), message))?,
+            None => None,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             listen,
             tls,
+            retention,
             instances,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
@@ -532,6 +575,7 @@ impl Config {
             storage: Option<RawStorage>,
             sla: Option<RawSla>,
             server: Option<RawServer>,
+            retention: Option<RawRetention>,
             #[serde(default)]
             instances: Vec<NameOnly>,
         }
@@ -578,9 +622,16 @@ impl Config {
                 .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
             None => None,
         };
+        let retention = match &raw.retention {
+            Some(r) => r
+                .closed_after()
+                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
+            None => None,
+        };
         Ok(Shared {
             listen,
             tls,
+            retention,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
                 None => storage_url(DEFAULT_STORAGE, base_dir),
@@ -1083,6 +1134,26 @@ description = "Skip TLS checks"
         assert_eq!(
             parse("[sla]\nhigh = \"soon\"\n").unwrap_err(),
             "config file /etc/wf/watchfloor.toml, line 2, key `sla.high`: `soon` is not a duration such as \"4h\""
+        );
+    }
+
+    #[test]
+    fn retention_is_a_duration_of_an_hour_or_more() {
+        assert_eq!(parse("").unwrap().retention, None);
+        assert_eq!(
+            parse("[retention]\nclosed_after = \"90days\"\n")
+                .unwrap()
+                .retention,
+            Some(Duration::from_secs(90 * 86400))
+        );
+        assert_eq!(
+            parse("[retention]\nclosed_after = \"soon\"\n").unwrap_err(),
+            "config file /etc/wf/watchfloor.toml, line 2, key `retention.closed_after`: `soon` is not a duration: write e.g. \"90days\" or \"12weeks\""
+        );
+        assert!(
+            parse("[retention]\nclosed_after = \"5m\"\n")
+                .unwrap_err()
+                .contains("an hour at least")
         );
     }
 

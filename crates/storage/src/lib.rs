@@ -666,6 +666,15 @@ pub trait Store: Send + Sync {
         since: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<DashboardStats, StoreError>>;
 
+    /// Purges incidents closed before `before`, with their war rooms, at most `limit` at a
+    /// time; a provider incident leaves a tombstone so it is never fetched again, and one with a
+    /// push still waiting is kept until it is sent. Returns how many were purged.
+    fn purge_closed(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+
     /// How many pushes wait, by instance (instances with none are left out).
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;
 

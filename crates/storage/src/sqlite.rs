@@ -1269,6 +1269,56 @@ impl Store for SqliteStore {
         })
     }
 
+    fn purge_closed(
+        &self,
+        before: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            let mut tx = self.write().await?;
+            // The incidents to purge, in a temporary table so that every statement below
+            // agrees on them.
+            sqlx::query("CREATE TEMP TABLE IF NOT EXISTS purging (id INTEGER PRIMARY KEY)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM purging").execute(&mut *tx).await?;
+            let chosen = sqlx::query(
+                "INSERT INTO purging (id) SELECT id FROM incidents \
+                 WHERE status = 'closed' AND closed < ? \
+                 AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id AND done IS NULL) \
+                 LIMIT ?",
+            )
+            .bind(ts(before))
+            .bind(limit as i64)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            sqlx::query(
+                "INSERT INTO tombstones (instance, external_id, deleted, author) \
+                 SELECT instance, external_id, ?, 'retention' FROM incidents \
+                 WHERE id IN (SELECT id FROM purging) AND instance <> '' \
+                 ON CONFLICT (instance, external_id) DO NOTHING",
+            )
+            .bind(&now)
+            .execute(&mut *tx)
+            .await?;
+            for table in ["incident_entries", "outbox"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DELETE FROM {table} WHERE incident_id IN (SELECT id FROM purging)"
+                )))
+                .execute(&mut *tx)
+                .await?;
+            }
+            sqlx::query("DELETE FROM incidents WHERE id IN (SELECT id FROM purging)")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM purging").execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(chosen as usize)
+        })
+    }
+
     fn add_note<'a>(
         &'a self,
         id: i64,
@@ -1792,7 +1842,7 @@ impl Store for SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Keyset, Sort};
+    use crate::{Keyset, PushOutcome, Sort};
     use serde_json::json;
     use watchfloor_core::Edit;
 
@@ -2337,6 +2387,67 @@ mod tests {
         assert_eq!(rare.len(), 1);
         assert_eq!(rare[0].external_id, "s9999");
         assert_eq!(s.count_matching(&search("phishing")).await.unwrap(), 2500);
+    }
+
+    /// Retention purges closed incidents past their age with their war rooms, keeps their
+    /// tombstones so they are not fetched again, and keeps one whose push is not yet sent.
+    #[tokio::test]
+    async fn retention_purges_old_closed_incidents_and_keeps_tombstones() {
+        let (s, _dir) = store().await;
+        let batch = [
+            incident("a", 1, Severity::High),
+            incident("b", 2, Severity::Low),
+            incident("c", 3, Severity::Low),
+        ];
+        s.commit_fetch(target(""), &batch, &json!({}))
+            .await
+            .unwrap();
+        let close = Change::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        for id in [1, 2] {
+            s.change_incident(id, None, "t", &close, &SLA)
+                .await
+                .unwrap();
+        }
+        let pushes = s.pending_pushes("fes").await.unwrap();
+        let sent = pushes.iter().find(|p| p.incident_id == 1).unwrap();
+        s.finish_push(sent, "fes", &PushOutcome::Pushed("ok".into()))
+            .await
+            .unwrap();
+        let later = Utc::now() + chrono::TimeDelta::days(1);
+        assert_eq!(
+            s.purge_closed(Utc::now() - chrono::TimeDelta::days(1), 100)
+                .await
+                .unwrap(),
+            0,
+            "not old yet"
+        );
+        assert_eq!(
+            s.purge_closed(later, 100).await.unwrap(),
+            1,
+            "b waits for its push"
+        );
+        assert!(s.incident(1).await.unwrap().is_none());
+        assert!(s.incident(2).await.unwrap().is_some());
+        assert!(
+            s.incident(3).await.unwrap().is_some(),
+            "open incidents stay"
+        );
+        let entries: i64 =
+            sqlx::query_scalar("SELECT COUNT(*) FROM incident_entries WHERE incident_id = 1")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+        assert_eq!(entries, 0);
+        assert_eq!(
+            s.commit_fetch(target(""), &batch[..1], &json!({}))
+                .await
+                .unwrap(),
+            0,
+            "a purged incident is not fetched again"
+        );
     }
 
     /// Searches in XSOAR's query syntax, every sort, and both kinds of paging.

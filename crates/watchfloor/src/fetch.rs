@@ -143,6 +143,7 @@ pub async fn serve(
     concurrency: usize,
     listen: Option<std::net::SocketAddr>,
     tls: Option<watchfloor_api::tls::Acceptor>,
+    retention: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
         .fetching_instances()
@@ -155,6 +156,9 @@ pub async fn serve(
         ));
     }
     let stop = stop_on_signals();
+    if let Some(keep) = retention {
+        tokio::spawn(purge_closed(store.clone(), keep, stop.clone()));
+    }
     let engine = Arc::new(Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()));
     let http = match listen {
         Some(addr) => {
@@ -201,6 +205,43 @@ pub async fn serve(
     }
     say!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
+/// than `keep`, a batch at a time, until serve stops.
+async fn purge_closed(
+    store: Arc<SqliteStore>,
+    keep: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    use watchfloor_storage::Store;
+    let Ok(keep) = chrono::TimeDelta::from_std(keep) else {
+        return;
+    };
+    loop {
+        let before = chrono::Utc::now() - keep;
+        let mut purged = 0;
+        loop {
+            match store.purge_closed(before, 10_000).await {
+                Ok(0) => break,
+                Ok(n) => purged += n,
+                Err(error) => {
+                    tracing::error!(%error, "cannot purge closed incidents");
+                    break;
+                }
+            }
+        }
+        if purged > 0 {
+            tracing::info!(
+                purged,
+                "purged incidents closed before the retention period"
+            );
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(3600)) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// `watchfloor sync`: one mirroring cycle for the named instance or every instance.

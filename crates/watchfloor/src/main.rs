@@ -448,6 +448,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 concurrency,
                 listen,
                 tls,
+                shared.retention,
             )
             .await
             .map_err(usage)
@@ -829,6 +830,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
         sla: config.sla,
         listen: config.listen,
         tls: config.tls,
+        retention: config.retention,
         instances: config
             .instances
             .iter()

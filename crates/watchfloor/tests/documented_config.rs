@@ -29,6 +29,10 @@ fn the_documented_example_config_is_valid() {
         Some("sqlite:///etc/watchfloor/watchfloor-data/watchfloor.db")
     );
     assert_eq!(config.listen, Some("127.0.0.1:8080".parse().unwrap()));
+    assert_eq!(
+        config.retention,
+        Some(std::time::Duration::from_secs(365 * 86400))
+    );
 }
 
 /// An XSOAR parameter name gets an error that names what to write here (XSOAR fidelity 1).
