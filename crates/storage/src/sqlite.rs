@@ -32,6 +32,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (6, include_str!("../migrations/0006_users.sql")),
     (7, include_str!("../migrations/0007_sessions.sql")),
     (8, include_str!("../migrations/0008_text_search.sql")),
+    (9, include_str!("../migrations/0009_sort_indexes.sql")),
 ];
 
 /// Set-aside records kept per instance, the newest.
