@@ -831,9 +831,8 @@ impl SqliteStore {
         .execute(&mut *tx)
         .await?;
         tx.commit().await?;
-        sqlx::query("PRAGMA optimize=0x10002")
-            .execute(&self.pool)
-            .await?;
+        // The planner's statistics, as a store that grew to this size over time would have.
+        sqlx::query("ANALYZE").execute(&self.pool).await?;
         Ok(())
     }
 }
