@@ -322,9 +322,7 @@ impl Engine {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        if names.is_empty() {
-            tracing::warn!("no instance has fetch = true; nothing to schedule");
-        }
+        let fetching = names.len();
         let tasks: Vec<_> = names
             .into_iter()
             .map(|name| {
@@ -363,7 +361,51 @@ impl Engine {
                 })
             })
             .collect();
-        for t in tasks {
+        // Instances that do not fetch still mirror the incidents they have: a change made here
+        // goes out, and the provider's come in, on the instance's interval.
+        let sync_only: Vec<String> = self
+            .runner
+            .instance_names()
+            .into_iter()
+            .filter(|n| !self.runner.fetching_instances().contains(n))
+            .filter(|n| {
+                self.runner
+                    .mirror_of(n)
+                    .is_some_and(|m| m.incoming() || m.outgoing())
+            })
+            .map(str::to_string)
+            .collect();
+        if fetching == 0 && sync_only.is_empty() {
+            tracing::warn!("no instance has fetch = true or mirrors; nothing to schedule");
+        }
+        let sync_tasks: Vec<_> = sync_only
+            .into_iter()
+            .map(|name| {
+                let (engine, permits, mut stop) = (self.clone(), permits.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let interval = engine
+                        .runner
+                        .instance(&name)
+                        .map(|i| i.fetch.interval)
+                        .unwrap_or(Duration::from_secs(60));
+                    while !*stop.borrow() {
+                        {
+                            let _permit = permits.acquire().await;
+                            match engine.sync(&name).await {
+                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, "mirroring cycle done"),
+                                Ok(_) => {}
+                                Err(error) => tracing::warn!(instance = %name, %error, "mirroring cycle failed"),
+                            }
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(interval) => {}
+                            _ = stop.changed() => {}
+                        }
+                    }
+                })
+            })
+            .collect();
+        for t in tasks.into_iter().chain(sync_tasks) {
             let _ = t.await;
         }
     }

@@ -676,3 +676,71 @@ mod mirroring {
         assert_eq!(transitions(&s, &inc.external_id), 1, "pushed once");
     }
 }
+
+/// Regression (mirroring): `serve` mirrored only the instances that fetch; one whose fetching
+/// was turned off kept its incidents' closes in the outbox for ever.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_mirrors_an_instance_that_does_not_fetch() {
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+    s.engine
+        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &no_stop())
+        .await
+        .unwrap();
+    // The same instance, with fetching turned off.
+    let text = format!(
+        "[[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
+         [instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\ntimeout = \"5s\"\n",
+        s.sim.portal_url, s.sim.api_key
+    );
+    let config = Config::parse(
+        Path::new("t.toml"),
+        &text,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .unwrap();
+    let runner = Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).unwrap());
+    assert!(runner.fetching_instances().is_empty());
+    let engine = Arc::new(Engine::new(runner, s.store.clone()));
+    let incident = s
+        .store
+        .incidents(&watchfloor_storage::IncidentFilter::default())
+        .await
+        .unwrap()[0]
+        .clone();
+    let close = watchfloor_core::Change::Close {
+        reason: watchfloor_core::CloseReason::Resolved,
+        notes: None,
+    };
+    s.store
+        .change_incident(
+            incident.id,
+            None,
+            "dana",
+            &close,
+            &watchfloor_core::SlaPolicy::default(),
+        )
+        .await
+        .unwrap();
+    let (stop_tx, stop) = watch::channel(false);
+    let serving = tokio::spawn(engine.serve(1, stop));
+    let started = std::time::Instant::now();
+    loop {
+        let resolved = s
+            .sim
+            .aros()
+            .iter()
+            .any(|a| a["ID"] == incident.external_id.as_str() && a["resolution"] == "Resolved");
+        if resolved {
+            break;
+        }
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(15),
+            "the close never reached the provider"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    stop_tx.send(true).unwrap();
+    serving.await.unwrap();
+    assert!(s.store.pending_pushes("fes").await.unwrap().is_empty());
+}
