@@ -656,16 +656,6 @@ pub(crate) struct ListQuery {
     pub limit: Option<usize>,
 }
 
-/// Items of a comma-separated list, each parsed.
-fn list_of<T>(text: Option<&str>, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    text.into_iter()
-        .flat_map(|t| t.split(','))
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(parse)
-        .collect()
-}
-
 /// A page of the queue, serialized as it is (not through a JSON tree: a page is hot).
 #[derive(serde::Serialize)]
 struct Page<'a> {
@@ -707,8 +697,10 @@ pub(crate) async fn queue_page(
     let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let mut filter = IncidentFilter {
         scope: Scope::of(user),
-        status: list_of(q.status.as_deref(), Status::parse).map_err(bad)?,
-        severity: list_of(q.severity.as_deref(), Severity::parse).map_err(bad)?,
+        status: watchfloor_core::query::comma_list(q.status.as_deref(), Status::parse)
+            .map_err(bad)?,
+        severity: watchfloor_core::query::comma_list(q.severity.as_deref(), Severity::parse)
+            .map_err(bad)?,
         organization: text(&q.organization),
         instance: text(&q.instance),
         owner: text(&q.owner),
@@ -1272,22 +1264,37 @@ async fn bulk(
     if body.ids.len() > 1000 {
         return Err(bad("at most 1000 incidents at once".into()));
     }
-    let mut changed = Vec::new();
-    let mut failed = Vec::new();
-    for id in body.ids {
-        match apply_change(&state, &user, id, None, &change).await {
-            Ok(incident) => changed.push(incident),
-            Err(ApiError(status, error)) if status.is_client_error() => {
-                failed.push(json!({"id": id, "error": error}));
-            }
-            Err(e) => return Err(e),
-        }
-    }
+    let (changed, failed) = change_many(&state, &user, &body.ids, &change).await?;
+    let failed: Vec<serde_json::Value> = failed
+        .into_iter()
+        .map(|(id, error)| json!({"id": id, "error": error}))
+        .collect();
     Ok(Json(json!({"changed": changed, "failed": failed})).into_response())
 }
 
+/// One change to many incidents, each through the same rules as one (`apply_change`): the
+/// changed incidents, and for each of the others the reason it was refused. The API's bulk
+/// route, XSOAR's batch close and the UI's bulk actions all come here.
+pub(crate) async fn change_many(
+    state: &AppState,
+    user: &User,
+    ids: &[i64],
+    change: &Change,
+) -> Result<(Vec<Incident>, Vec<(i64, String)>), ApiError> {
+    let mut changed = Vec::new();
+    let mut refused = Vec::new();
+    for &id in ids {
+        match apply_change(state, user, id, None, change).await {
+            Ok(incident) => changed.push(incident),
+            Err(ApiError(status, error)) if status.is_client_error() => refused.push((id, error)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok((changed, refused))
+}
+
 /// Refuses all but admins.
-fn admin_only(user: &User) -> Result<(), ApiError> {
+pub(crate) fn admin_only(user: &User) -> Result<(), ApiError> {
     if user.role != Role::Admin {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -1402,7 +1409,7 @@ async fn instances(State(state): State<AppState>) -> Result<Response, ApiError> 
 
 /// Refuses users who may not act on an instance: viewers, and users limited to organizations
 /// (an instance serves every organization).
-fn may_run_instances(user: &User) -> Result<(), ApiError> {
+pub(crate) fn may_run_instances(user: &User) -> Result<(), ApiError> {
     if user.role == Role::Viewer || Scope::of(user) != Scope::All {
         return Err(ApiError(
             StatusCode::FORBIDDEN,
@@ -1412,33 +1419,42 @@ fn may_run_instances(user: &User) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn test_instance(
-    State(state): State<AppState>,
-    Extension(user): Extension<Arc<User>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    may_run_instances(&user)?;
+/// The configured instance `name`, if the user may act on it.
+fn instance_to_act_on<'a>(
+    state: &'a AppState,
+    user: &User,
+    name: &str,
+) -> Result<&'a Runner, ApiError> {
+    may_run_instances(user)?;
     let runner = state.runner()?;
     runner
-        .instance(&name)
+        .instance(name)
         .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
-    let answer = match runner.run("!test-module", Some(&name)).await {
-        Ok(entry) => json!({"ok": true, "message": entry.readable}),
-        Err(e) => json!({"ok": false, "message": e.to_string()}),
-    };
-    Ok(Json(answer).into_response())
+    Ok(runner)
 }
 
-async fn fetch_now(
-    State(state): State<AppState>,
-    Extension(user): Extension<Arc<User>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    may_run_instances(&user)?;
-    state
-        .runner()?
-        .instance(&name)
-        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
+/// Runs test-module on instance `name`: `Ok` with its answer, or `Err` with why it failed.
+/// The API and the UI both come here.
+pub(crate) async fn test_instance_now(
+    state: &AppState,
+    user: &User,
+    name: &str,
+) -> Result<Result<String, String>, ApiError> {
+    let runner = instance_to_act_on(state, user, name)?;
+    Ok(runner
+        .run("!test-module", Some(name))
+        .await
+        .map(|entry| entry.readable)
+        .map_err(|e| e.to_string()))
+}
+
+/// A fetch cycle of instance `name` now, until caught up. The API and the UI both come here.
+pub(crate) async fn fetch_instance_now(
+    state: &AppState,
+    user: &User,
+    name: &str,
+) -> Result<watchfloor_engine::CycleReport, ApiError> {
+    instance_to_act_on(state, user, name)?;
     let engine = state.engine.as_ref().ok_or_else(|| {
         ApiError(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -1448,7 +1464,7 @@ async fn fetch_now(
     let (_keep, stop) = tokio::sync::watch::channel(false);
     let report = engine
         .cycle(
-            &name,
+            name,
             watchfloor_engine::Steps::UntilCaughtUp,
             &|_| {},
             &stop,
@@ -1456,6 +1472,27 @@ async fn fetch_now(
         .await
         .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
     tracing::info!(instance = %name, by = %user.name, new = report.new_incidents, "fetch asked for");
+    Ok(report)
+}
+
+async fn test_instance(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let answer = match test_instance_now(&state, &user, &name).await? {
+        Ok(message) => json!({"ok": true, "message": message}),
+        Err(message) => json!({"ok": false, "message": message}),
+    };
+    Ok(Json(answer).into_response())
+}
+
+async fn fetch_now(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let report = fetch_instance_now(&state, &user, &name).await?;
     Ok(Json(json!({"new_incidents": report.new_incidents, "steps": report.steps})).into_response())
 }
 

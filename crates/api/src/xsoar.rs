@@ -22,8 +22,8 @@ use watchfloor_storage::{
 };
 
 use crate::routes::{
-    ApiError, AppState, apply_change, changeable, internal, may_change, refused, run_failed,
-    visible,
+    ApiError, AppState, apply_change, change_many, changeable, internal, may_change, refused,
+    run_failed, visible,
 };
 
 /// The routes, to be mounted at `/` and at `/xsoar`, behind API-key authentication.
@@ -510,19 +510,12 @@ async fn update(
     Ok(incident)
 }
 
-/// Closes one incident the caller may change.
-async fn close(
-    state: &AppState,
-    user: &User,
-    id: i64,
-    version: Option<i64>,
-    body: &Value,
-) -> Result<Incident, ApiError> {
-    let change = Change::Close {
+/// The close a request asks for: `closeReason` and `closeNotes`.
+fn close_change(body: &Value) -> Result<Change, ApiError> {
+    Ok(Change::Close {
         reason: close_reason(body)?,
         notes: given_str(body, "closeNotes")?.map(str::to_string),
-    };
-    apply_change(state, user, id, version, &change).await
+    })
 }
 
 /// `POST /incident/close`: `{id, version, closeReason, closeNotes}`.
@@ -535,7 +528,7 @@ async fn close_one(
     let version = given(&body, "version")
         .and_then(Value::as_i64)
         .filter(|v| *v != -1);
-    let closed = close(&state, &user, id, version, &body).await?;
+    let closed = apply_change(&state, &user, id, version, &close_change(&body)?).await?;
     Ok(Json(incident_json(&state, &closed)).into_response())
 }
 
@@ -561,17 +554,14 @@ async fn batch_close(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     may_change(&user)?;
-    close_reason(&body)?;
-    let mut data = Vec::new();
-    let mut not_updated = 0;
-    for id in batch_ids(&state, &user, &body).await? {
-        match close(&state, &user, id, None, &body).await {
-            Ok(closed) => data.push(incident_json(&state, &closed)),
-            Err(ApiError(status, _)) if status.is_client_error() => not_updated += 1,
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(Json(json!({"data": data, "total": data.len(), "notUpdated": not_updated})).into_response())
+    let change = close_change(&body)?;
+    let ids = batch_ids(&state, &user, &body).await?;
+    let (closed, refused) = change_many(&state, &user, &ids, &change).await?;
+    let data: Vec<Value> = closed.iter().map(|i| incident_json(&state, i)).collect();
+    Ok(
+        Json(json!({"data": data, "total": data.len(), "notUpdated": refused.len()}))
+            .into_response(),
+    )
 }
 
 /// `POST /incident/batchDelete`.

@@ -73,6 +73,20 @@ pub struct QueryError(String);
 pub const FIELDS: &str =
     "status, severity, owner, type, name, id, organization, instance, created, occurred";
 
+/// The items of a comma-separated filter value (`pending,active`), each read by `parse`; none
+/// when the value is absent or empty. Queue filters of the CLI and the APIs take lists so.
+pub fn comma_list<T>(
+    text: Option<&str>,
+    parse: fn(&str) -> Result<T, String>,
+) -> Result<Vec<T>, String> {
+    text.into_iter()
+        .flat_map(|t| t.split(','))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(parse)
+        .collect()
+}
+
 /// Reads a query. An empty query matches every incident.
 pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
     let mut conditions = Vec::new();

@@ -205,20 +205,6 @@ impl SortField {
             })
     }
 
-    /// 0 time, 1 integer, 2 real, 3 text.
-    fn key_kind(self) -> u8 {
-        match self {
-            SortField::Occurred | SortField::Created | SortField::Modified | SortField::SlaDue => 0,
-            SortField::Id => 1,
-            SortField::Severity => 2,
-            SortField::Name
-            | SortField::Status
-            | SortField::Owner
-            | SortField::Organization
-            | SortField::Instance => 3,
-        }
-    }
-
     /// The incident's value of this field, to page after it.
     pub fn key(self, incident: &Incident) -> KeyValue {
         match self {
@@ -301,15 +287,22 @@ impl Keyset {
         let text = String::from_utf8(bytes).map_err(|_| bad())?;
         let (id, value) = text.split_once(':').ok_or_else(bad)?;
         let id = id.parse().map_err(|_| bad())?;
-        let value = match field.key_kind() {
-            0 => KeyValue::Time(
-                chrono::DateTime::parse_from_rfc3339(value)
-                    .map_err(|_| bad())?
-                    .with_timezone(&Utc),
-            ),
-            1 => KeyValue::Int(value.parse().map_err(|_| bad())?),
-            2 => KeyValue::Real(value.parse().map_err(|_| bad())?),
-            _ => KeyValue::Text(value.to_string()),
+        // The cursor's value is read as the field's own kind of value.
+        let value = match field {
+            SortField::Occurred | SortField::Created | SortField::Modified | SortField::SlaDue => {
+                KeyValue::Time(
+                    chrono::DateTime::parse_from_rfc3339(value)
+                        .map_err(|_| bad())?
+                        .with_timezone(&Utc),
+                )
+            }
+            SortField::Id => KeyValue::Int(value.parse().map_err(|_| bad())?),
+            SortField::Severity => KeyValue::Real(value.parse().map_err(|_| bad())?),
+            SortField::Name
+            | SortField::Status
+            | SortField::Owner
+            | SortField::Organization
+            | SortField::Instance => KeyValue::Text(value.to_string()),
         };
         Ok(Keyset { value, id })
     }

@@ -501,6 +501,11 @@ fn push_filter(q: &mut QueryBuilder<Sqlite>, filter: &IncidentFilter, common: &C
 /// [`push_term`]).
 type CommonWords = std::collections::HashSet<String>;
 
+/// A search text as an FTS5 query: one phrase, quotes doubled, its last word a prefix.
+fn fts_prefix(text: &str) -> String {
+    format!("\"{}\"*", text.replace('"', "\"\""))
+}
+
 /// Above this many full-text matches, a text is common.
 const COMMON: i64 = 2000;
 
@@ -593,7 +598,7 @@ fn push_term(q: &mut QueryBuilder<Sqlite>, term: &Term, common: &CommonWords) {
         // word in it (punctuation alone).
         Term::Text(t) if t.chars().any(char::is_alphanumeric) && !common.contains(t) => {
             q.push("id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH ")
-                .push_bind(format!("\"{}\"*", t.replace('"', "\"\"")))
+                .push_bind(fts_prefix(t))
                 .push(")");
         }
         Term::Text(t) => {
@@ -786,7 +791,7 @@ impl SqliteStore {
                     let n: i64 = sqlx::query_scalar(
                         "SELECT COUNT(*) FROM (SELECT 1 FROM incidents_fts WHERE incidents_fts MATCH ? LIMIT ?)",
                     )
-                    .bind(format!("\"{}\"*", text.replace('"', "\"\"")))
+                    .bind(fts_prefix(&text))
                     .bind(COMMON + 1)
                     .fetch_one(&self.pool)
                     .await?;

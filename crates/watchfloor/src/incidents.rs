@@ -30,18 +30,6 @@ pub struct ListArgs<'a> {
     pub json: bool,
 }
 
-/// Items of a comma-separated list, each parsed.
-fn list_of<T>(text: Option<&str>, parse: fn(&str) -> Result<T, String>) -> Result<Vec<T>, String> {
-    text.map(|t| {
-        t.split(',')
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-            .map(parse)
-            .collect()
-    })
-    .unwrap_or(Ok(Vec::new()))
-}
-
 pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
     let now = chrono::Utc::now();
     let (severity, min_severity) = match args.severity.map(str::trim) {
@@ -49,12 +37,15 @@ pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
             let level = s.trim_end_matches('+').trim_start_matches(">=");
             (Vec::new(), Some(Severity::parse(level)?))
         }
-        other => (list_of(other, Severity::parse)?, None),
+        other => (
+            watchfloor_core::query::comma_list(other, Severity::parse)?,
+            None,
+        ),
     };
     Ok(IncidentFilter {
         // The CLI runs on the machine itself, with the whole database.
         scope: watchfloor_storage::Scope::All,
-        status: list_of(args.status, Status::parse)?,
+        status: watchfloor_core::query::comma_list(args.status, Status::parse)?,
         severity,
         min_severity,
         fetched_since: args.fetched_since.map(|t| parse_time(t, now)).transpose()?,

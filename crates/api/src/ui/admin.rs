@@ -7,20 +7,16 @@ use axum::extract::{Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
-use watchfloor_storage::{Role, Scope, User};
+use watchfloor_storage::{Role, User};
 
-use super::{Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, when};
-use crate::routes::{ApiError, AppState, internal};
+use super::{
+    Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with, when,
+};
+use crate::routes::{self, ApiError, AppState, fetch_instance_now, internal, test_instance_now};
 
-fn message_of(raw: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "msg")
-        .map(|(_, v)| v.into_owned())
-}
-
-/// Whether the user may act on instances: they serve every organization.
+/// Whether the user may act on instances (the API's rule).
 fn acts_on_instances(user: &User) -> bool {
-    user.role != Role::Viewer && Scope::of(user) == Scope::All
+    routes::may_run_instances(user).is_ok()
 }
 
 pub(crate) async fn instances(
@@ -86,25 +82,14 @@ fn humantime_secs(secs: u64) -> String {
     super::span_text(secs as i64)
 }
 
-async fn instance_action(
-    state: &AppState,
-    user: &User,
-    csrf: &Csrf,
-    body: &[u8],
-    name: &str,
-) -> Result<(), Response> {
-    FormData::checked(body, csrf)?;
-    if !acts_on_instances(user) {
-        return Err(error_page(ApiError(
-            StatusCode::FORBIDDEN,
-            "only users who see every organization (and are not viewers) act on instances".into(),
-        )));
+/// An instance action's answer: the outcome on the instances page, or an error page when the
+/// user may not act or there is no such instance.
+fn after_instance_action(name: &str, outcome: Result<String, ApiError>) -> Response {
+    match outcome {
+        Ok(message) => redirect_with("/instances", &format!("{name}: {message}")),
+        Err(e) if e.0 == StatusCode::FORBIDDEN || e.0 == StatusCode::NOT_FOUND => error_page(e),
+        Err(e) => redirect_with("/instances", &format!("{name}: {}", e.1)),
     }
-    let runner = state.runner().map_err(error_page)?;
-    runner
-        .instance(name)
-        .map_err(|e| error_page(ApiError(StatusCode::NOT_FOUND, e.to_string())))?;
-    Ok(())
 }
 
 pub(crate) async fn test_instance(
@@ -114,16 +99,13 @@ pub(crate) async fn test_instance(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = instance_action(&state, &user, &csrf, &body, &name).await {
+    if let Err(r) = FormData::checked(&body, &csrf) {
         return r;
     }
-    let Ok(runner) = state.runner() else {
-        return redirect_with("/instances", "No instances.");
-    };
-    match runner.run("!test-module", Some(&name)).await {
-        Ok(_) => redirect_with("/instances", &format!("{name}: ok.")),
-        Err(e) => redirect_with("/instances", &format!("{name}: {e}")),
-    }
+    let outcome = test_instance_now(&state, &user, &name)
+        .await
+        .map(|answer| answer.map(|_| "ok.".to_string()).unwrap_or_else(|e| e));
+    after_instance_action(&name, outcome)
 }
 
 pub(crate) async fn fetch_instance(
@@ -133,38 +115,17 @@ pub(crate) async fn fetch_instance(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = instance_action(&state, &user, &csrf, &body, &name).await {
+    if let Err(r) = FormData::checked(&body, &csrf) {
         return r;
     }
-    let Some(engine) = state.engine.as_ref() else {
-        return redirect_with("/instances", "This server runs no fetch engine.");
-    };
-    let (_keep, stop) = tokio::sync::watch::channel(false);
-    match engine
-        .cycle(
-            &name,
-            watchfloor_engine::Steps::UntilCaughtUp,
-            &|_| {},
-            &stop,
-        )
+    let outcome = fetch_instance_now(&state, &user, &name)
         .await
-    {
-        Ok(r) => redirect_with(
-            "/instances",
-            &format!("{name}: {} new incidents.", r.new_incidents),
-        ),
-        Err(e) => redirect_with("/instances", &format!("{name}: {e}")),
-    }
+        .map(|r| format!("{} new incidents.", r.new_incidents));
+    after_instance_action(&name, outcome)
 }
 
 fn admin_only(user: &User) -> Result<(), Response> {
-    if user.role != Role::Admin {
-        return Err(error_page(ApiError(
-            StatusCode::FORBIDDEN,
-            "only admins manage users".into(),
-        )));
-    }
-    Ok(())
+    routes::admin_only(user).map_err(error_page)
 }
 
 pub(crate) async fn users(

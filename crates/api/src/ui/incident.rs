@@ -14,18 +14,12 @@ use watchfloor_core::{Change, CloseReason, Edit, Label, Severity, Status};
 use watchfloor_storage::{Role, User, WarRoomEntry};
 
 use super::{
-    Csrf, FormData, csrf_field, error_page, flash, layout, markdown, raw, redirect_with,
-    severity_chip, sla_cell, status_badge, when,
+    Csrf, FormData, csrf_field, error_page, flash, layout, markdown, message_of, raw,
+    redirect_with, severity_chip, sla_cell, status_badge, when,
 };
 use crate::routes::{
     ApiError, AppState, apply_change, changeable, internal, refused, run_failed, visible,
 };
-
-fn message_of(raw: Option<&str>) -> Option<String> {
-    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "msg")
-        .map(|(_, v)| v.into_owned())
-}
 
 /// A JSON value as a tree of folded sections.
 fn tree(value: &Value) -> Markup {

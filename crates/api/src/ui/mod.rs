@@ -440,6 +440,13 @@ pub(crate) fn redirect_with(path: &str, message: &str) -> Response {
     Redirect::to(&format!("{path}{sep}msg={msg}{anchor}")).into_response()
 }
 
+/// The message a redirect carried (`msg` in the query string).
+pub(crate) fn message_of(raw: Option<&str>) -> Option<String> {
+    form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
+        .find(|(k, _)| k == "msg")
+        .map(|(_, v)| v.into_owned())
+}
+
 /// A message a redirect carried, shown once at the top of the page.
 pub(crate) fn flash(msg: Option<&str>) -> Markup {
     html! {

@@ -16,7 +16,7 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
     span_text, status_badge,
 };
-use crate::routes::{ApiError, AppState, ListQuery, apply_change, internal, queue_page};
+use crate::routes::{ApiError, AppState, ListQuery, change_many, queue_page};
 
 /// The queue's URL: the API's list query, and besides it `msg` (a redirect's message) and
 /// `since` (for live updates).
@@ -272,16 +272,14 @@ pub(crate) async fn bulk(
         },
         other => return redirect_with(&back, &format!("Unknown action {other:?}.")),
     };
-    let (mut done, mut refused) = (0, Vec::new());
-    for id in ids {
-        match apply_change(&state, &user, id, None, &change).await {
-            Ok(_) => done += 1,
-            Err(ApiError(status, why)) if status.is_client_error() => {
-                refused.push(format!("#{id}: {why}"))
-            }
-            Err(e) => return error_page(internal(e.1)),
-        }
-    }
+    let (done, refused) = match change_many(&state, &user, &ids, &change).await {
+        Ok((changed, refused)) => (changed.len(), refused),
+        Err(e) => return error_page(e),
+    };
+    let refused: Vec<String> = refused
+        .into_iter()
+        .map(|(id, why)| format!("#{id}: {why}"))
+        .collect();
     let mut message = format!("{done} changed.");
     if !refused.is_empty() {
         message.push_str(&format!(" Not changed: {}", refused.join("; ")));
