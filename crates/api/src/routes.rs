@@ -89,7 +89,9 @@ pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
 impl ApiError {
     fn code(&self) -> &'static str {
         match self.0 {
-            StatusCode::BAD_REQUEST => "bad_request",
+            StatusCode::BAD_REQUEST
+            | StatusCode::UNSUPPORTED_MEDIA_TYPE
+            | StatusCode::PAYLOAD_TOO_LARGE => "bad_request",
             StatusCode::UNAUTHORIZED => "unauthorized",
             StatusCode::FORBIDDEN => "forbidden",
             StatusCode::NOT_FOUND => "not_found",
@@ -404,12 +406,39 @@ pub fn router(state: AppState) -> Router {
     let api = api
         .merge(crate::xsoar::routes())
         .nest("/xsoar", crate::xsoar::routes())
-        .layer(middleware::from_fn_with_state(state.clone(), authenticate));
+        .layer(middleware::from_fn_with_state(state.clone(), authenticate))
+        .layer(middleware::from_fn(json_errors));
     open.route("/health/server", get(|| async { "ok" }))
         .merge(crate::ui::routes(state.clone()))
         .merge(api)
         .layer(middleware::from_fn(observe))
         .with_state(state)
+}
+
+/// A request the framework refused before a handler ran (a query string or body that does
+/// not read as the route's) is answered as every error is, `{error, code}`, with where to look.
+async fn json_errors(req: Request, next: Next) -> Response {
+    let answer = next.run(req).await;
+    let plain = answer
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"text/plain"));
+    if !(answer.status().is_client_error() && plain) {
+        return answer;
+    }
+    let status = answer.status();
+    let body = axum::body::to_bytes(answer.into_body(), 64 * 1024)
+        .await
+        .unwrap_or_default();
+    let said = String::from_utf8_lossy(&body);
+    ApiError(
+        status,
+        format!(
+            "{}; GET /api/v1/openapi.json says what each route takes",
+            said.trim()
+        ),
+    )
+    .into_response()
 }
 
 /// Every request: a request id (the caller's `x-request-id` if it is a short token, else a new

@@ -924,6 +924,19 @@ async fn the_list_filters_searches_and_pages() {
         );
         assert_eq!(body["total"], expected.len(), "{query}");
     }
+    // A body the route cannot read is answered as every error is.
+    let (status, body) = app
+        .send("POST", "/api/v1/incidents", &admin, json!({"nme": "x"}))
+        .await;
+    assert_eq!(status, 422, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown field `nme`")
+            && body["code"] == "refused",
+        "{body}"
+    );
     let (_, uncounted) = app.get("/api/v1/incidents", Some(&admin)).await;
     assert_eq!(uncounted["total"], Value::Null, "counting is asked for");
     for (query, says) in [
@@ -932,6 +945,7 @@ async fn the_list_filters_searches_and_pages() {
         ("?after=nonsense", "the cursor is not one this server gave"),
         ("?status=finished", "is not a status"),
         ("?order=up", "use asc or desc"),
+        ("?limt=5", "unknown field `limt`"),
     ] {
         let (status, body) = app
             .get(&format!("/api/v1/incidents{query}"), Some(&admin))
