@@ -99,6 +99,7 @@ impl ApiError {
             StatusCode::UNPROCESSABLE_ENTITY => "refused",
             StatusCode::BAD_GATEWAY => "provider_failed",
             StatusCode::SERVICE_UNAVAILABLE => "unavailable",
+            StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
             _ => "internal",
         }
     }

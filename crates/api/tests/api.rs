@@ -689,6 +689,10 @@ async fn login_sessions_and_failed_login_limits() {
     // Five failures from this address: even the right password waits now.
     let (status, body) = login("dana", "canary-pass-77").await;
     assert_eq!(status, 429, "{body}");
+    assert_eq!(
+        body["code"], "too_many_requests",
+        "a stable code, not `internal`"
+    );
     assert!(
         body["error"]
             .as_str()
