@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::SlaPolicy;
-use watchfloor_storage::{Role, SqliteStore, Store};
+use watchfloor_storage::{Role, SqlStore, Store};
 
 const CLIENTS: usize = 32;
 
@@ -217,7 +217,7 @@ async fn main() {
     let length = Duration::from_secs(env_or("WATCHFLOOR_BENCH_SECONDS", 10) as u64);
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
             .await
             .unwrap(),
     );

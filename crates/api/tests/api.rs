@@ -7,11 +7,11 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::{NewIncident, Severity, SlaPolicy};
-use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqliteStore, Store};
+use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore, Store};
 
 struct App {
     url: String,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     http: reqwest::Client,
     _dir: tempfile::TempDir,
 }
@@ -81,7 +81,7 @@ impl App {
 async fn spawn_app() -> App {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
             .await
             .unwrap(),
     );
@@ -728,7 +728,7 @@ async fn commands_run_over_the_api() {
     );
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
             .await
             .unwrap(),
     );

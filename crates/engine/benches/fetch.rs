@@ -21,7 +21,7 @@ use watchfloor_simulators::{
     CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSetup,
     CovalenceSecurityProvidersSimulator, FaultSpec,
 };
-use watchfloor_storage::{FetchTarget, SqliteStore, Store};
+use watchfloor_storage::{FetchTarget, SqlStore, Store};
 
 fn incidents(n: usize, prefix: &str) -> Vec<NewIncident> {
     let start = Utc::now();
@@ -40,7 +40,7 @@ fn incidents(n: usize, prefix: &str) -> Vec<NewIncident> {
 }
 
 /// Commits `all` in batches of `batch`; returns incidents per second and how many were new.
-async fn ingest(store: &SqliteStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
+async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
     let target = FetchTarget {
         instance: "bench",
         integration: "bench",
@@ -61,7 +61,7 @@ async fn ingest(store: &SqliteStore, all: &[NewIncident], batch: usize) -> (f64,
 
 async fn ingest_bench() -> String {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqliteStore::open(&format!("sqlite://{}/bench.db", dir.path().display()))
+    let store = SqlStore::open(&format!("sqlite://{}/bench.db", dir.path().display()))
         .await
         .expect("store");
     let batched = incidents(20_000, "b");
@@ -102,7 +102,7 @@ async fn cycle_time(
     let runner =
         Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).expect("runner"));
     let store = Arc::new(
-        SqliteStore::open(&format!(
+        SqlStore::open(&format!(
             "sqlite://{}/c{concurrency}.db",
             dir.path().display()
         ))

@@ -15,12 +15,12 @@ use watchfloor_simulators::{
     CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
     CovalenceManagedSecuritySimulator, FaultSpec,
 };
-use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
+use watchfloor_storage::{IncidentFilter, SqlStore, Store};
 
 struct Setup {
     sim: CovalenceManagedSecuritySimulator,
     engine: Engine,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     _dir: tempfile::TempDir,
 }
 
@@ -43,7 +43,7 @@ async fn setup(opts: CovalenceManagedSecurityOptions, fetch: &str) -> Setup {
     let runner = Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
             .await
             .unwrap(),
     );

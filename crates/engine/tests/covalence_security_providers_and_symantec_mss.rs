@@ -13,9 +13,9 @@ use watchfloor_simulators::{
     CovalenceSecurityProvidersSimulator, SymantecMssOptions, SymantecMssSetup,
     SymantecMssSimulator,
 };
-use watchfloor_storage::{IncidentFilter, SqliteStore, Store};
+use watchfloor_storage::{IncidentFilter, SqlStore, Store};
 
-async fn engine(config: &str, dir: &tempfile::TempDir) -> (Engine, Arc<SqliteStore>) {
+async fn engine(config: &str, dir: &tempfile::TempDir) -> (Engine, Arc<SqlStore>) {
     let config = Config::parse(
         &dir.path().join("watchfloor.toml"),
         config,
@@ -25,14 +25,14 @@ async fn engine(config: &str, dir: &tempfile::TempDir) -> (Engine, Arc<SqliteSto
     .unwrap();
     let runner = Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).unwrap());
     let store = Arc::new(
-        SqliteStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
             .await
             .unwrap(),
     );
     (Engine::new(runner, store.clone()), store)
 }
 
-async fn ids(store: &SqliteStore, instance: &str) -> Vec<String> {
+async fn ids(store: &SqlStore, instance: &str) -> Vec<String> {
     let filter = IncidentFilter {
         instance: Some(instance.into()),
         ..Default::default()

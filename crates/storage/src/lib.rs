@@ -1,13 +1,18 @@
 //! watchfloor-storage: incidents, their war-room entries, fetch cursors and instance health,
-//! behind the [`Store`] trait. [`SqliteStore`] is the default backend; a PostgreSQL one can
-//! implement the same trait.
+//! behind the [`Store`] trait. [`SqlStore`] implements it once for SQLite (the default, one
+//! file) and PostgreSQL (shared by several processes), chosen by the database URL.
 //!
 //! The one write that matters most, [`Store::commit_fetch`], stores a fetch's incidents and its
 //! new cursor in one transaction, and drops incidents already stored for the instance
 //! (unique on instance and external id). So a crash between fetching and committing repeats
 //! the fetch, and never loses or duplicates an incident.
 
+mod dialect;
+mod postgres;
+mod sql;
 mod sqlite;
+#[doc(hidden)]
+pub mod test_cluster;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -20,7 +25,9 @@ use watchfloor_core::{
     Status,
 };
 
-pub use sqlite::SqliteStore;
+pub use dialect::Backend;
+pub use postgres::redact as redact_url;
+pub use sql::SqlStore;
 
 /// The default database URL.
 pub const DEFAULT_URL: &str = "sqlite://./watchfloor-data/watchfloor.db";
@@ -63,6 +70,10 @@ impl From<sqlx::Error> for StoreError {
             // SQLITE_BUSY after the busy timeout.
             Some("5") => StoreError::Database(
                 "the database is locked: another process has been writing to it for too long; try again".into(),
+            ),
+            // PostgreSQL: a serialization failure or a deadlock, which the next try resolves.
+            Some("40001") | Some("40P01") => StoreError::Database(
+                "the database refused a write that raced another process's; try again".into(),
             ),
             _ => StoreError::Database(e.to_string()),
         }

@@ -10,7 +10,7 @@ use tokio::sync::watch;
 use watchfloor_core::SlaPolicy;
 use watchfloor_engine::{Engine, Progress, Steps};
 use watchfloor_integrations::Runner;
-use watchfloor_storage::SqliteStore;
+use watchfloor_storage::SqlStore;
 
 /// A channel that turns true on Ctrl-C or SIGTERM.
 pub fn stop_on_signals() -> watch::Receiver<bool> {
@@ -55,7 +55,7 @@ fn chosen(runner: &Runner, instance: Option<&str>, all: Vec<&str>) -> anyhow::Re
 /// `watchfloor fetch`: cycles now for the named instance or every fetching one.
 pub async fn fetch(
     runner: Arc<Runner>,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     sla: SlaPolicy,
     instance: Option<&str>,
     once: bool,
@@ -138,7 +138,7 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 /// `watchfloor serve`: the scheduler, until Ctrl-C or SIGTERM.
 pub async fn serve(
     runner: Arc<Runner>,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     sla: SlaPolicy,
     concurrency: usize,
     listen: Option<std::net::SocketAddr>,
@@ -210,7 +210,7 @@ pub async fn serve(
 /// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
 /// than `keep`, a batch at a time, until serve stops.
 async fn purge_closed(
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     keep: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -247,7 +247,7 @@ async fn purge_closed(
 /// `watchfloor sync`: one mirroring cycle for the named instance or every instance.
 pub async fn sync(
     runner: Arc<Runner>,
-    store: Arc<SqliteStore>,
+    store: Arc<SqlStore>,
     sla: SlaPolicy,
     instance: Option<&str>,
 ) -> anyhow::Result<ExitCode> {

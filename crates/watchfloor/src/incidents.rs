@@ -7,12 +7,12 @@ use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_markdown};
 use watchfloor_core::time::parse_time;
 use watchfloor_core::{Incident, Severity, SlaState, Status};
-use watchfloor_storage::{Health, IncidentFilter, SqliteStore, Store};
+use watchfloor_storage::{Health, IncidentFilter, SqlStore, Store};
 
 /// Opens the database: `--db`, else the config's `[storage] url`, else the default.
-pub async fn open_store(url: Option<&str>) -> anyhow::Result<Arc<SqliteStore>> {
+pub async fn open_store(url: Option<&str>) -> anyhow::Result<Arc<SqlStore>> {
     let url = url.unwrap_or(watchfloor_storage::DEFAULT_URL);
-    Ok(Arc::new(SqliteStore::open(url).await?))
+    Ok(Arc::new(SqlStore::open(url).await?))
 }
 
 /// Filters of `incidents list`, as the user gave them.

@@ -583,13 +583,13 @@ fn log_directives(env: Option<&str>) -> String {
 async fn store_for(
     db: Option<&str>,
     config: Option<&Path>,
-) -> Result<Arc<watchfloor_storage::SqliteStore>, Failure> {
+) -> Result<Arc<watchfloor_storage::SqlStore>, Failure> {
     let shared = shared_settings(config)?;
     let url = db
         .or(shared.storage_url.as_deref())
         .unwrap_or(watchfloor_storage::DEFAULT_URL);
     Ok(Arc::new(
-        watchfloor_storage::SqliteStore::open_read_only(url)
+        watchfloor_storage::SqlStore::open_read_only(url)
             .await
             .map_err(|e| usage(anyhow::Error::from(e)))?,
     ))

@@ -1,0 +1,286 @@
+//! What differs between the SQL of SQLite and of PostgreSQL, in one place, and a query builder
+//! whose `$n` placeholders both accept.
+
+use sqlx::any::{Any, AnyArguments};
+use sqlx::{Arguments, Encode, Type};
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    /// The statement that starts a write transaction. SQLite takes its write lock at once, so
+    /// a second process waits its turn instead of failing when it upgrades a read lock;
+    /// PostgreSQL locks rows as it goes (see [`Backend::for_update`]).
+    pub fn begin_write(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "BEGIN IMMEDIATE",
+            Backend::Postgres => "BEGIN",
+        }
+    }
+
+    /// Appended to a read that a transaction goes on to write: SQLite already holds the
+    /// database's write lock, PostgreSQL locks the rows read.
+    pub fn for_update(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "",
+            Backend::Postgres => " FOR UPDATE",
+        }
+    }
+
+    /// A case-insensitive LIKE (SQLite's LIKE is, for ASCII).
+    pub fn like(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "LIKE",
+            Backend::Postgres => "ILIKE",
+        }
+    }
+
+    /// A LIMIT that limits nothing (SQLite wants a LIMIT before an OFFSET).
+    pub fn no_limit(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "-1",
+            Backend::Postgres => "ALL",
+        }
+    }
+
+    /// Seconds since an epoch of a stored timestamp (fixed-width UTC text), as a float.
+    pub fn seconds(self, expr: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("(julianday({expr}) * 86400.0)"),
+            Backend::Postgres => {
+                format!("CAST(EXTRACT(EPOCH FROM CAST({expr} AS timestamptz)) AS DOUBLE PRECISION)")
+            }
+        }
+    }
+
+    /// The start of a query that returns one page of incidents as a single JSON array text;
+    /// the filter follows (after `WHERE 1 = 1`), then ORDER BY, LIMIT and `) AS page`.
+    pub fn page_as_json(self) -> &'static str {
+        match self {
+            Backend::Sqlite => SQLITE_PAGE,
+            Backend::Postgres => POSTGRES_PAGE,
+        }
+    }
+
+    /// The words of a search text as the full-text index's query: a phrase whose last word is
+    /// a prefix ("phish" finds "phishing").
+    pub fn text_query(self, text: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("\"{}\"*", text.replace('"', "\"\"")),
+            Backend::Postgres => {
+                let words: Vec<String> = text
+                    .split(|c: char| !c.is_alphanumeric())
+                    .filter(|w| !w.is_empty())
+                    .map(|w| format!("'{}'", w.to_lowercase()))
+                    .collect();
+                match words.split_last() {
+                    Some((last, [])) => format!("{last}:*"),
+                    Some((last, rest)) => format!("{} <-> {last}:*", rest.join(" <-> ")),
+                    None => String::new(),
+                }
+            }
+        }
+    }
+
+    /// `id` of incidents whose name, details or external id hold the text query bound next.
+    pub fn push_text_match(self, q: &mut Sql, text: &str) {
+        match self {
+            Backend::Sqlite => {
+                q.push("id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH ")
+                    .push_bind(self.text_query(text))
+                    .push(")");
+            }
+            Backend::Postgres => {
+                q.push("search @@ to_tsquery('simple', ")
+                    .push_bind(self.text_query(text))
+                    .push(")");
+            }
+        }
+    }
+
+    /// How many incidents the full-text index finds for a text, counted no further than `cap`.
+    pub fn text_count(self, text: &str, cap: i64) -> Sql {
+        let mut q = Sql::new(self, "SELECT COUNT(*) FROM (SELECT 1 FROM ");
+        match self {
+            Backend::Sqlite => {
+                q.push("incidents_fts WHERE incidents_fts MATCH ")
+                    .push_bind(self.text_query(text));
+            }
+            Backend::Postgres => {
+                q.push("incidents WHERE ");
+                self.push_text_match(&mut q, text);
+            }
+        }
+        q.push(" LIMIT ").push_bind(cap).push(") AS matches");
+        q
+    }
+
+    /// `column = value`, in any case.
+    pub fn push_eq_nocase(self, q: &mut Sql, column: &str, value: String) {
+        match self {
+            Backend::Sqlite => {
+                q.push(format!("{column} = "))
+                    .push_bind(value)
+                    .push(" COLLATE NOCASE");
+            }
+            Backend::Postgres => {
+                q.push(format!("lower({column}) = lower("))
+                    .push_bind(value)
+                    .push(")");
+            }
+        }
+    }
+
+    /// `column IN (values)`, in any case.
+    pub fn push_in_nocase(self, q: &mut Sql, column: &str, values: &[String]) {
+        let (open, wrap) = match self {
+            Backend::Sqlite => (format!("{column} COLLATE NOCASE IN ("), false),
+            Backend::Postgres => (format!("lower({column}) IN ("), true),
+        };
+        q.push(open);
+        for (n, v) in values.iter().enumerate() {
+            if n > 0 {
+                q.push(", ");
+            }
+            if wrap {
+                q.push("lower(").push_bind(v.clone()).push(")");
+            } else {
+                q.push_bind(v.clone());
+            }
+        }
+        q.push(")");
+    }
+}
+
+const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', id, 'instance', instance, \
+     'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
+     'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
+     'status', status, 'organization', organization, 'owner', owner, 'details', details, \
+     'labels', json(labels), 'raw', json(raw_json), 'version', version, 'closed', closed, \
+     'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
+     'sla_due', sla_due)) FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
+     created, modified, severity, status, organization, owner, details, labels, raw_json, version, \
+     closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
+
+const POSTGRES_PAGE: &str = "SELECT COALESCE(CAST(json_agg(json_build_object('id', id, 'instance', instance, \
+     'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
+     'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
+     'status', status, 'organization', organization, 'owner', owner, 'details', details, \
+     'labels', CAST(labels AS json), 'raw', CAST(raw_json AS json), 'version', version, 'closed', closed, \
+     'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
+     'sla_due', sla_due)) AS text), '[]') FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
+     created, modified, severity, status, organization, owner, details, labels, raw_json, version, \
+     closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
+
+/// A query being built: its text, with `$n` for each value bound so far, and the values.
+pub struct Sql {
+    pub backend: Backend,
+    text: String,
+    args: AnyArguments,
+    binds: usize,
+}
+
+impl Sql {
+    pub fn new(backend: Backend, text: impl Into<String>) -> Sql {
+        Sql {
+            backend,
+            text: text.into(),
+            args: AnyArguments::default(),
+            binds: 0,
+        }
+    }
+
+    pub fn push(&mut self, text: impl AsRef<str>) -> &mut Self {
+        self.text.push_str(text.as_ref());
+        self
+    }
+
+    /// Binds a value where the text now ends.
+    pub fn push_bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'static, Any> + Type<Any>,
+    {
+        let placeholder = self.param(value);
+        self.text.push_str(&placeholder);
+        self
+    }
+
+    /// Binds a value and returns its placeholder, for text pushed later.
+    pub fn param<T>(&mut self, value: T) -> String
+    where
+        T: Encode<'static, Any> + Type<Any>,
+    {
+        // Encoding into `Any`'s buffer only copies the value; it cannot fail for the text,
+        // integers and floats stored here.
+        let _ = self.args.add(value);
+        self.binds += 1;
+        format!("${}", self.binds)
+    }
+
+    fn parts(self) -> (sqlx::AssertSqlSafe<String>, AnyArguments) {
+        (sqlx::AssertSqlSafe(self.text), self.args)
+    }
+
+    pub fn build(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
+        let (text, args) = self.parts();
+        sqlx::query_with(text, args)
+    }
+
+    pub fn build_query_scalar<O>(self) -> sqlx::query::QueryScalar<'static, Any, O, AnyArguments>
+    where
+        (O,): for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let (text, args) = self.parts();
+        sqlx::query_scalar_with(text, args)
+    }
+
+    pub fn build_query_as<O>(self) -> sqlx::query::QueryAs<'static, Any, O, AnyArguments>
+    where
+        O: for<'r> sqlx::FromRow<'r, sqlx::any::AnyRow>,
+    {
+        let (text, args) = self.parts();
+        sqlx::query_as_with(text, args)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_queries_are_a_phrase_with_a_prefix_last_word() {
+        let check = |backend: Backend, text: &str, expected: &str| {
+            assert_eq!(backend.text_query(text), expected, "{backend:?} {text}");
+        };
+        check(Backend::Sqlite, "phish", "\"phish\"*");
+        check(Backend::Sqlite, "say \"hi\"", "\"say \"\"hi\"\"\"*");
+        check(Backend::Postgres, "phish", "'phish':*");
+        check(Backend::Postgres, "Port scan", "'port' <-> 'scan':*");
+        check(
+            Backend::Postgres,
+            "host.example.com",
+            "'host' <-> 'example' <-> 'com':*",
+        );
+        check(
+            Backend::Postgres,
+            "o'brien & x|y",
+            "'o' <-> 'brien' <-> 'x' <-> 'y':*",
+        );
+        check(Backend::Postgres, "--", "");
+    }
+
+    #[test]
+    fn binds_are_numbered_in_order() {
+        let mut q = Sql::new(Backend::Postgres, "SELECT 1 WHERE a = ");
+        q.push_bind(1_i64).push(" AND ");
+        Backend::Postgres.push_in_nocase(&mut q, "org", &["A".into(), "b".into()]);
+        assert_eq!(
+            q.text,
+            "SELECT 1 WHERE a = $1 AND lower(org) IN (lower($2), lower($3))"
+        );
+    }
+}

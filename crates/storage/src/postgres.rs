@@ -1,0 +1,128 @@
+//! Opening a PostgreSQL store, which several watchfloor processes share: its own versioned
+//! migrations, applied once however many processes start together.
+
+use sqlx::any::AnyPoolOptions;
+use sqlx::{ConnectOptions, Connection};
+
+use crate::StoreError;
+use crate::dialect::Backend;
+use crate::sql::SqlStore;
+
+/// Migrations, in order. Each runs once, in its own transaction, under an advisory lock.
+pub(crate) const MIGRATIONS: &[(i64, &str)] =
+    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+
+/// Connections each process keeps to the database at most.
+const MAX_CONNECTIONS: u32 = 8;
+
+pub(crate) fn is_postgres(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
+
+/// The URL with its password, if any, replaced, so that it can be shown.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+fn open_error(url: &str, message: String) -> StoreError {
+    // The driver's own messages can quote the URL.
+    let message = match url.split_once("://").and_then(|(_, r)| r.split_once('@')) {
+        Some((userinfo, _)) => match userinfo.split_once(':') {
+            Some((_, password)) if !password.is_empty() => message.replace(password, "***"),
+            _ => message,
+        },
+        None => message,
+    };
+    crate::sql::open_error(&redact(url), message)
+}
+
+async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+    sqlx::any::install_default_drivers();
+    let options: sqlx::any::AnyConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| open_error(url, e.to_string()))?;
+    let options = options.disable_statement_logging();
+    let refused = |e: sqlx::Error| {
+        open_error(
+            url,
+            format!("{e}; is PostgreSQL running there, and may this user connect?"),
+        )
+    };
+    // One connection first, so that a server that cannot be reached says why at once (the
+    // pool would retry until its timeout).
+    let first = sqlx::AnyConnection::connect_with(&options)
+        .await
+        .map_err(refused)?;
+    let _ = first.close().await;
+    let pool = AnyPoolOptions::new()
+        .max_connections(MAX_CONNECTIONS)
+        .acquire_timeout(std::time::Duration::from_secs(30))
+        .connect_with(options)
+        .await
+        .map_err(refused)?;
+    Ok(SqlStore::new(pool, Backend::Postgres))
+}
+
+/// Opens the database at `url` (which must exist) and applies pending migrations.
+pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
+    let store = connect(url).await?;
+    store.migrate(MIGRATIONS).await?;
+    store.check_version(&redact(url), MIGRATIONS).await?;
+    Ok(store)
+}
+
+/// Opens the database at `url` without changing its schema.
+pub(crate) async fn open_existing(url: &str) -> Result<SqlStore, StoreError> {
+    let store = connect(url).await?;
+    store.check_version(&redact(url), MIGRATIONS).await?;
+    Ok(store)
+}
+
+/// Adds `n` synthetic incidents in one statement (see [`SqlStore::fill_synthetic`]).
+pub(crate) const FILL_SYNTHETIC: &str = "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
+      severity, status, organization, owner, details, labels, raw_json, sla_due) \
+     SELECT 'synthetic', 'synthetic', 's' || x, \
+      'Alert ' || x || CASE x % 4 WHEN 0 THEN ' port scan' WHEN 1 THEN ' phishing mail' \
+        WHEN 2 THEN ' malware beacon' ELSE ' impossible travel' END, 'Synthetic', \
+      to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
+      to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
+      to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
+      CASE x % 6 WHEN 0 THEN 0 WHEN 1 THEN 0.5 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 3 ELSE 4 END, \
+      CASE x % 3 WHEN 0 THEN 'pending' WHEN 1 THEN 'active' ELSE 'closed' END, \
+      'Org ' || (x % 20), CASE WHEN x % 4 = 0 THEN NULL ELSE 'analyst' || (x % 7) END, \
+      'Synthetic alert number ' || x, '[]', '{}', \
+      to_char(to_timestamp(1600000000 + x * 60 + 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z' \
+     FROM generate_series(1, $1) AS k(x)";
+
+#[cfg(test)]
+mod tests {
+    use super::redact;
+
+    #[test]
+    fn passwords_are_redacted_from_urls() {
+        let check = |url: &str, shown: &str| assert_eq!(redact(url), shown, "{url}");
+        check(
+            "postgres://wf:s3cret@db.example:5432/wf",
+            "postgres://wf:***@db.example:5432/wf",
+        );
+        check("postgres://wf@db/wf", "postgres://wf@db/wf");
+        check(
+            "postgresql://wf:p@ss@db/wf?sslmode=require",
+            "postgresql://wf:***@db/wf?sslmode=require",
+        );
+        check("postgres://db/wf", "postgres://db/wf");
+    }
+}
