@@ -59,11 +59,9 @@ async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, us
     (all.len() as f64 / started.elapsed().as_secs_f64(), added)
 }
 
-async fn ingest_bench() -> String {
-    let dir = tempfile::tempdir().expect("temp dir");
-    let store = SqlStore::open(&format!("sqlite://{}/bench.db", dir.path().display()))
-        .await
-        .expect("store");
+/// Ingest rates on one store: new in batches, duplicates, and new one per transaction.
+async fn ingest_rates(url: &str) -> (f64, f64, f64) {
+    let store = SqlStore::open(url).await.expect("store");
     let batched = incidents(20_000, "b");
     let single = incidents(2_000, "s");
     let (batched_rate, added) = ingest(&store, &batched, 200).await;
@@ -71,13 +69,28 @@ async fn ingest_bench() -> String {
     let (dup_rate, dup_added) = ingest(&store, &batched, 200).await;
     assert_eq!(dup_added, 0, "every duplicate dropped");
     let (single_rate, _) = ingest(&store, &single, 1).await;
+    (batched_rate, dup_rate, single_rate)
+}
+
+async fn ingest_bench() -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sqlite = ingest_rates(&format!("sqlite://{}/bench.db", dir.path().display())).await;
+    // PostgreSQL in a private cluster (fsync off, on loopback), when it is installed.
+    let postgres = match watchfloor_storage::test_cluster::fresh_database().await {
+        Some(url) => Some(ingest_rates(&url).await),
+        None => None,
+    };
+    let row = |what: &str, s: f64, p: Option<f64>| match p {
+        Some(p) => format!("- {what:<44} SQLite {s:>7.0}/s   PostgreSQL {p:>7.0}/s   ({:.2}x)\n", s / p),
+        None => format!("- {what:<44} SQLite {s:>7.0}/s   PostgreSQL (not installed)\n"),
+    };
     format!(
-        "ingest (SQLite, WAL, one transaction per batch with its cursor)\n\
-         - 20,000 new incidents in batches of 200: {batched_rate:.0} incidents/s\n\
-         - the same 20,000 again, all duplicates:   {dup_rate:.0} incidents/s (0 stored)\n\
-         - 2,000 new incidents one per transaction: {single_rate:.0} incidents/s\n\
-         - batches of 200 vs one at a time: {:.1}x\n",
-        batched_rate / single_rate
+        "ingest (one transaction per batch with its cursor; SQLite in WAL mode, PostgreSQL on loopback)\n{}{}{}\
+         - batches of 200 vs one at a time on SQLite: {:.1}x\n",
+        row("20,000 new incidents in batches of 200:", sqlite.0, postgres.map(|p| p.0)),
+        row("the same 20,000 again, all duplicates:", sqlite.1, postgres.map(|p| p.1)),
+        row("2,000 new incidents one per transaction:", sqlite.2, postgres.map(|p| p.2)),
+        sqlite.0 / sqlite.2
     )
 }
 

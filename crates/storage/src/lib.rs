@@ -7,6 +7,7 @@
 //! (unique on instance and external id). So a crash between fetching and committing repeats
 //! the fetch, and never loses or duplicates an incident.
 
+mod copy;
 mod dialect;
 mod postgres;
 mod sql;
@@ -25,6 +26,7 @@ use watchfloor_core::{
     Status,
 };
 
+pub use copy::{CopyError, CopyReport, copy};
 pub use dialect::Backend;
 pub use postgres::redact as redact_url;
 pub use sql::SqlStore;

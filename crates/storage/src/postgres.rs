@@ -78,8 +78,8 @@ async fn connect(url: &str) -> Result<SqlStore, StoreError> {
 
 /// Opens the database at `url` (which must exist) and applies pending migrations.
 pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
-    let store = connect(url).await?;
-    store.migrate(MIGRATIONS).await?;
+    let mut store = connect(url).await?;
+    store.applied = store.migrate(MIGRATIONS).await?;
     store.check_version(&redact(url), MIGRATIONS).await?;
     Ok(store)
 }

@@ -21,6 +21,9 @@ use crate::{
     PushOutcome, Role, SetAsideRecord, SortField, Store, StoreError, User, WarRoomEntry,
 };
 
+/// Incidents a fetch commit inserts per statement.
+const ROWS_PER_INSERT: usize = 200;
+
 /// Set-aside records kept per instance, the newest.
 const SET_ASIDE_KEPT: usize = 50;
 
@@ -56,6 +59,8 @@ pub struct SqlStore {
     common_texts: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>,
     >,
+    /// The migrations this open applied.
+    pub(crate) applied: Vec<i64>,
 }
 
 /// How long a search text's commonness is trusted.
@@ -75,6 +80,7 @@ impl SqlStore {
             pool,
             backend,
             common_texts: Default::default(),
+            applied: Vec::new(),
         }
     }
 
@@ -162,7 +168,11 @@ impl SqlStore {
     /// Applies the migrations not yet applied, each in its own transaction. Processes that
     /// migrate one database at once take turns: SQLite's write lock, or an advisory lock on
     /// PostgreSQL.
-    pub(crate) async fn migrate(&self, migrations: &[(i64, &str)]) -> Result<(), StoreError> {
+    pub(crate) async fn migrate(
+        &self,
+        migrations: &[(i64, &str)],
+    ) -> Result<Vec<i64>, StoreError> {
+        let mut applied = Vec::new();
         let create = match self.backend {
             Backend::Sqlite => {
                 "CREATE TABLE IF NOT EXISTS schema_version (version INTEGER PRIMARY KEY, applied TEXT NOT NULL)"
@@ -200,23 +210,19 @@ impl SqlStore {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
+            applied.push(*version);
         }
-        Ok(())
+        Ok(applied)
     }
 
-    /// Brings the schema up to this watchfloor's version; returns the versions applied.
-    pub async fn migrate_to_latest(&self) -> Result<Vec<i64>, StoreError> {
-        let before: Option<i64> = sqlx::query_scalar("SELECT MAX(version) FROM schema_version")
-            .fetch_one(&self.pool)
-            .await
-            .unwrap_or(None);
-        self.migrate(self.migrations()).await?;
-        Ok(self
-            .migrations()
-            .iter()
-            .map(|(v, _)| *v)
-            .filter(|v| *v > before.unwrap_or(0))
-            .collect())
+    /// The schema versions this open applied (none when the schema was current).
+    pub fn migrations_applied(&self) -> &[i64] {
+        &self.applied
+    }
+
+    /// The schema version this watchfloor writes on this backend.
+    pub fn schema_version(&self) -> i64 {
+        self.migrations().last().map_or(0, |(v, _)| *v)
     }
 }
 
@@ -756,36 +762,50 @@ impl Store for SqlStore {
             let now = ts(now_t);
             let mut tx = self.write().await?;
             let mut added = 0;
-            for inc in incidents {
-                let labels = serde_json::to_string(&inc.labels)
-                    .map_err(|e| StoreError::Database(e.to_string()))?;
+            // Many rows per statement: a statement's fixed cost, paid once per batch.
+            for chunk in incidents.chunks(ROWS_PER_INSERT) {
+                let mut q = self.sql(
+                    "WITH v (external_id, name, occurred, severity, organization, details, labels, \
+                     raw_json, sla_due) AS (VALUES ",
+                );
+                for (n, inc) in chunk.iter().enumerate() {
+                    let labels = serde_json::to_string(&inc.labels)
+                        .map_err(|e| StoreError::Database(e.to_string()))?;
+                    q.push(if n == 0 { "(" } else { ", (" })
+                        .push_bind(inc.external_id.clone())
+                        .push(", ")
+                        .push_bind(inc.name.clone())
+                        .push(", ")
+                        .push_bind(ts(inc.occurred))
+                        .push(", ")
+                        .push_bind(inc.severity.value())
+                        .push(", ")
+                        .push_bind(inc.organization.clone())
+                        .push(", ")
+                        .push_bind(inc.details.clone())
+                        .push(", ")
+                        .push_bind(labels)
+                        .push(", ")
+                        .push_bind(inc.raw.to_string())
+                        .push(", ")
+                        .push_bind(ts(target.sla.due(now_t, inc.severity)))
+                        .push(")");
+                }
+                let instance = q.param(target.instance.to_string());
+                let integration = q.param(target.integration.to_string());
+                let kind = q.param(target.incident_type.to_string());
+                let now = q.param(now.clone());
                 // A deleted incident's tombstone keeps its alert out.
-                let result = sqlx::query(
-                    "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
-                     severity, status, organization, details, labels, raw_json, sla_due) \
-                     SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, 'pending', $10, $11, $12, $13, $14 \
-                     WHERE NOT EXISTS (SELECT 1 FROM tombstones WHERE instance = $15 AND external_id = $16) \
-                     ON CONFLICT (instance, external_id) DO NOTHING",
-                )
-                .bind(target.instance)
-                .bind(target.integration)
-                .bind(&inc.external_id)
-                .bind(&inc.name)
-                .bind(target.incident_type)
-                .bind(ts(inc.occurred))
-                .bind(&now)
-                .bind(&now)
-                .bind(inc.severity.value())
-                .bind(&inc.organization)
-                .bind(&inc.details)
-                .bind(labels)
-                .bind(inc.raw.to_string())
-                .bind(ts(target.sla.due(now_t, inc.severity)))
-                .bind(target.instance)
-                .bind(&inc.external_id)
-                .execute(&mut *tx)
-                .await?;
-                added += result.rows_affected() as usize;
+                q.push(format!(
+                    ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
+                     created, modified, severity, status, organization, details, labels, raw_json, sla_due) \
+                     SELECT {instance}, {integration}, external_id, name, {kind}, occurred, {now}, {now}, \
+                     severity, 'pending', organization, details, labels, raw_json, sla_due FROM v \
+                     WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = {instance} \
+                     AND t.external_id = v.external_id) \
+                     ON CONFLICT (instance, external_id) DO NOTHING"
+                ));
+                added += q.build().execute(&mut *tx).await?.rows_affected() as usize;
             }
             sqlx::query(
                 "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES ($1, $2, $3, $4) \
@@ -1850,8 +1870,10 @@ mod tests {
                 .unwrap(),
             2
         );
+        // An alert seen twice in one page is stored once.
         let again = [
             incident("b", 2, Severity::Low),
+            incident("c", 3, Severity::Critical),
             incident("c", 3, Severity::Critical),
         ];
         assert_eq!(
@@ -1891,6 +1913,20 @@ mod tests {
         let one = s.incident(high[0].id).await.unwrap().unwrap();
         assert_eq!((one.raw.clone(), one.labels.len()), (json!({"id": "a"}), 1));
         assert!(s.incident(999).await.unwrap().is_none());
+        // More than one statement's worth of rows in one commit.
+        let many: Vec<NewIncident> = (0..450)
+            .map(|n| incident(&format!("m{n}"), n % 60, Severity::Low))
+            .collect();
+        let other = FetchTarget {
+            instance: "other",
+            ..target("")
+        };
+        assert_eq!(
+            s.commit_fetch(other.clone(), &many, &json!({})).await.unwrap(),
+            450
+        );
+        assert_eq!(s.commit_fetch(other, &many, &json!({})).await.unwrap(), 0);
+        assert_eq!(s.count("other").await.unwrap(), 450);
     }
 
     async fn health_counts_failures_until_a_success(s: SqlStore) {

@@ -123,11 +123,11 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
         // Switching a new file to WAL and migrating can meet another process's lock without
         // SQLite's busy handler being asked, so the whole open is retried.
         let attempt = async {
-            let store = connect(url, &driver_url).await?;
+            let mut store = connect(url, &driver_url).await?;
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(store.pool())
                 .await?;
-            store.migrate(MIGRATIONS).await?;
+            store.applied = store.migrate(MIGRATIONS).await?;
             // Keeps the planner's statistics current, so each queue filter uses its index.
             sqlx::query("PRAGMA optimize").execute(store.pool()).await?;
             Ok::<_, StoreError>(store)
