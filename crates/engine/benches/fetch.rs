@@ -81,15 +81,30 @@ async fn ingest_bench() -> String {
         None => None,
     };
     let row = |what: &str, s: f64, p: Option<f64>| match p {
-        Some(p) => format!("- {what:<44} SQLite {s:>7.0}/s   PostgreSQL {p:>7.0}/s   ({:.2}x)\n", s / p),
+        Some(p) => format!(
+            "- {what:<44} SQLite {s:>7.0}/s   PostgreSQL {p:>7.0}/s   ({:.2}x)\n",
+            s / p
+        ),
         None => format!("- {what:<44} SQLite {s:>7.0}/s   PostgreSQL (not installed)\n"),
     };
     format!(
         "ingest (one transaction per batch with its cursor; SQLite in WAL mode, PostgreSQL on loopback)\n{}{}{}\
          - batches of 200 vs one at a time on SQLite: {:.1}x\n",
-        row("20,000 new incidents in batches of 200:", sqlite.0, postgres.map(|p| p.0)),
-        row("the same 20,000 again, all duplicates:", sqlite.1, postgres.map(|p| p.1)),
-        row("2,000 new incidents one per transaction:", sqlite.2, postgres.map(|p| p.2)),
+        row(
+            "20,000 new incidents in batches of 200:",
+            sqlite.0,
+            postgres.map(|p| p.0)
+        ),
+        row(
+            "the same 20,000 again, all duplicates:",
+            sqlite.1,
+            postgres.map(|p| p.1)
+        ),
+        row(
+            "2,000 new incidents one per transaction:",
+            sqlite.2,
+            postgres.map(|p| p.2)
+        ),
         sqlite.0 / sqlite.2
     )
 }

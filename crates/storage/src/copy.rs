@@ -4,9 +4,9 @@
 use futures_util::TryStreamExt;
 use sqlx::Row;
 
+use crate::StoreError;
 use crate::dialect::Backend;
 use crate::sql::SqlStore;
-use crate::StoreError;
 
 /// A column's type, as both backends store it.
 #[derive(Clone, Copy)]
@@ -175,10 +175,11 @@ enum Cell {
 pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyReport, CopyError> {
     let mut held = Vec::new();
     for table in CONTENT {
-        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
-            .fetch_one(to.pool())
-            .await
-            .map_err(StoreError::from)?;
+        let n: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+                .fetch_one(to.pool())
+                .await
+                .map_err(StoreError::from)?;
         if n > 0 {
             held.push(format!("{n} {}", table.replace('_', " ")));
         }
@@ -220,8 +221,14 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
                 batch.push(cells);
             }
             if batch.len() == ROWS_PER_INSERT || (row.is_none() && !batch.is_empty()) {
-                copied += insert(&mut tx, to.backend(), table, &names, std::mem::take(&mut batch))
-                    .await?;
+                copied += insert(
+                    &mut tx,
+                    to.backend(),
+                    table,
+                    &names,
+                    std::mem::take(&mut batch),
+                )
+                .await?;
             }
             if row.is_none() {
                 break;
@@ -335,7 +342,9 @@ mod tests {
             .unwrap();
         from.record_success("fes", 3).await.unwrap();
         let page = from.incidents(&IncidentFilter::default()).await.unwrap();
-        from.add_note(page[0].id, "dana", "escalated", true).await.unwrap();
+        from.add_note(page[0].id, "dana", "escalated", true)
+            .await
+            .unwrap();
         from.delete_incident(page[2].id, "dana").await.unwrap();
         from.create_incident(
             &ManualIncident {
@@ -361,7 +370,11 @@ mod tests {
 
         // The deleted alert stays deleted; a new one takes a new id.
         let again = to
-            .commit_fetch(target.clone(), &[alert("a"), alert("c"), alert("d")], &json!({}))
+            .commit_fetch(
+                target.clone(),
+                &[alert("a"), alert("c"), alert("d")],
+                &json!({}),
+            )
             .await
             .unwrap();
         assert_eq!(again, 1);
@@ -373,7 +386,10 @@ mod tests {
             .map(|i| i.id)
             .collect();
         assert_eq!(ids.len(), 4);
-        assert_eq!(ids.iter().collect::<std::collections::HashSet<_>>().len(), 4);
+        assert_eq!(
+            ids.iter().collect::<std::collections::HashSet<_>>().len(),
+            4
+        );
 
         let refused = copy(&from, &to, false).await.err().unwrap().to_string();
         assert_eq!(

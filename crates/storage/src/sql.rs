@@ -168,10 +168,7 @@ impl SqlStore {
     /// Applies the migrations not yet applied, each in its own transaction. Processes that
     /// migrate one database at once take turns: SQLite's write lock, or an advisory lock on
     /// PostgreSQL.
-    pub(crate) async fn migrate(
-        &self,
-        migrations: &[(i64, &str)],
-    ) -> Result<Vec<i64>, StoreError> {
+    pub(crate) async fn migrate(&self, migrations: &[(i64, &str)]) -> Result<Vec<i64>, StoreError> {
         let mut applied = Vec::new();
         let create = match self.backend {
             Backend::Sqlite => {
@@ -1922,7 +1919,9 @@ mod tests {
             ..target("")
         };
         assert_eq!(
-            s.commit_fetch(other.clone(), &many, &json!({})).await.unwrap(),
+            s.commit_fetch(other.clone(), &many, &json!({}))
+                .await
+                .unwrap(),
             450
         );
         assert_eq!(s.commit_fetch(other, &many, &json!({})).await.unwrap(), 0);

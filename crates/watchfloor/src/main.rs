@@ -4,6 +4,7 @@
 
 #[macro_use]
 mod output;
+mod db;
 mod fetch;
 mod incidents;
 #[cfg(feature = "simulators")]
@@ -105,6 +106,11 @@ enum Command {
     Sync {
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
+    },
+    /// The database: apply migrations, or copy one database into another.
+    Db {
+        #[command(subcommand)]
+        action: db::DbAction,
     },
     /// Work stored incidents: list, show, change, close, and their war room.
     Incidents {
@@ -417,6 +423,17 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 test_instances(&runner, name.as_deref(), &path).await
             }
         },
+        Command::Db { action } => {
+            let shared = shared_settings(cli.config.as_deref())?;
+            let url = cli
+                .db
+                .as_deref()
+                .or(shared.storage_url.as_deref())
+                .unwrap_or(watchfloor_storage::DEFAULT_URL);
+            let text = db::run(action, url).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Users { action } => {
             let shared = shared_settings(cli.config.as_deref())?;
             let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
