@@ -101,6 +101,7 @@ async fn spawn_app() -> App {
         incident_type: "Covalence ARO",
         scope: "",
         sla: &SlaPolicy::default(),
+        lease: None,
     };
     store
         .commit_fetch(

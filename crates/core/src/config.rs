@@ -57,6 +57,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// `[retention] closed_after`: purge incidents closed longer ago than this (off if unset).
     pub retention: Option<Duration>,
+    /// `[cluster] lease`: how long a `serve` process holds a share of the work without
+    /// renewing it (the default if unset).
+    pub lease: Option<Duration>,
 }
 
 /// A certificate chain and its private key, as PEM files.
@@ -77,6 +80,8 @@ pub struct Shared {
     pub tls: Option<TlsFiles>,
     /// `[retention] closed_after`.
     pub retention: Option<Duration>,
+    /// `[cluster] lease`.
+    pub lease: Option<Duration>,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -228,6 +233,40 @@ struct RawConfig {
     sla: Option<RawSla>,
     server: Option<RawServer>,
     retention: Option<RawRetention>,
+    cluster: Option<RawCluster>,
+}
+
+/// `[cluster]`: how `serve` processes on one database share the work.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawCluster {
+    lease: Option<Spanned<String>>,
+}
+
+impl RawCluster {
+    fn lease(&self) -> Result<Option<Duration>, (std::ops::Range<usize>, String, String)> {
+        let Some(value) = &self.lease else {
+            return Ok(None);
+        };
+        match humantime::parse_duration(value.get_ref().trim()) {
+            Ok(d) if (Duration::from_secs(1)..=Duration::from_secs(600)).contains(&d) => {
+                Ok(Some(d))
+            }
+            Ok(_) => Err((
+                value.span(),
+                "cluster.lease".into(),
+                "a lease lasts from 1s to 10min, e.g. \"30s\"".into(),
+            )),
+            Err(_) => Err((
+                value.span(),
+                "cluster.lease".into(),
+                format!(
+                    "`{}` is not a duration: write e.g. \"30s\"",
+                    value.get_ref()
+                ),
+            )),
+        }
+    }
 }
 
 /// `[retention]`: how long closed incidents are kept.
@@ -553,11 +592,18 @@ impl Config {
                 .map_err(|(span, key, message)| err(span, Some(key), message))?,
             None => None,
         };
+        let lease = match &raw.cluster {
+            Some(c) => c
+                .lease()
+                .map_err(|(span, key, message)| err(span, Some(key), message))?,
+            None => None,
+        };
         Ok(Config {
             path: path.to_path_buf(),
             listen,
             tls,
             retention,
+            lease,
             instances,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
@@ -576,6 +622,7 @@ impl Config {
             sla: Option<RawSla>,
             server: Option<RawServer>,
             retention: Option<RawRetention>,
+            cluster: Option<RawCluster>,
             #[serde(default)]
             instances: Vec<NameOnly>,
         }
@@ -628,10 +675,17 @@ impl Config {
                 .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
             None => None,
         };
+        let lease = match &raw.cluster {
+            Some(c) => c
+                .lease()
+                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
+            None => None,
+        };
         Ok(Shared {
             listen,
             tls,
             retention,
+            lease,
             storage_url: Some(match raw.storage {
                 Some(s) => storage_url(&s.url, base_dir),
                 None => storage_url(DEFAULT_STORAGE, base_dir),

@@ -47,6 +47,7 @@ async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, us
         incident_type: "Bench",
         scope: "",
         sla: &watchfloor_core::SlaPolicy::default(),
+        lease: None,
     };
     let started = Instant::now();
     let mut added = 0;

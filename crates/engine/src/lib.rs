@@ -10,6 +10,7 @@
 //! in flight before it stops.
 
 pub mod commands;
+pub mod sharing;
 mod sync;
 
 use std::sync::Arc;
@@ -133,6 +134,8 @@ pub struct Engine {
     scope_concurrency: Option<usize>,
     /// The SLA new incidents are held to.
     sla: SlaPolicy,
+    /// Leases shared with other processes on the same database, when serving with them.
+    sharing: Option<Arc<sharing::Sharing>>,
 }
 
 impl Engine {
@@ -142,7 +145,15 @@ impl Engine {
             store,
             scope_concurrency: None,
             sla: SlaPolicy::default(),
+            sharing: None,
         }
+    }
+
+    /// Shares fetching and mirroring with other processes on the same database: each scope
+    /// is fetched, and each instance mirrored, only under a lease.
+    pub fn with_sharing(mut self, sharing: Arc<sharing::Sharing>) -> Self {
+        self.sharing = Some(sharing);
+        self
     }
 
     /// The SLA new incidents are held to (the config's `[sla]`).
@@ -210,6 +221,9 @@ impl Engine {
                 scope: String::new(),
                 error,
             })?;
+        if let Some(sharing) = &self.sharing {
+            sharing.set_fetch_scopes(name, scopes.len());
+        }
         let now = Utc::now();
         let cycle = CycleState {
             steps,
@@ -247,7 +261,45 @@ impl Engine {
         scope: &str,
         cycle: &CycleState<'_>,
     ) -> Result<usize, EngineError> {
+        let lease = match &self.sharing {
+            Some(sharing) => {
+                let key = sharing::fetch_key(inst.name, scope);
+                match sharing.claim(sharing::Work::Fetch, &key).await {
+                    Some(lease) => Some((sharing, key, lease)),
+                    // Another process's, or beyond this one's share.
+                    None => return Ok(0),
+                }
+            }
+            None => None,
+        };
         let _permit = cycle.bound.acquire().await;
+        let result = self
+            .fetch_steps(inst, index, scope, cycle, lease.as_ref().map(|(_, _, l)| l))
+            .await;
+        if let Some((sharing, key, _)) = &lease {
+            match &result {
+                Err(EngineError::Store {
+                    error: StoreError::Fenced(_),
+                    ..
+                }) => {
+                    sharing.lost(key);
+                    return Ok(0);
+                }
+                _ => sharing.done(key),
+            }
+        }
+        result
+    }
+
+    /// The steps of one scope, under `lease` when processes share the work.
+    async fn fetch_steps(
+        &self,
+        inst: &InstanceRef<'_>,
+        index: usize,
+        scope: &str,
+        cycle: &CycleState<'_>,
+        lease: Option<&watchfloor_storage::Lease>,
+    ) -> Result<usize, EngineError> {
         let store_err = |error| EngineError::Store {
             instance: inst.name.to_string(),
             error,
@@ -274,6 +326,7 @@ impl Engine {
                 incident_type: &inst.fetch.incident_type,
                 scope,
                 sla: &self.sla,
+                lease,
             };
             let added = self
                 .store
@@ -315,6 +368,16 @@ impl Engine {
     /// Runs every instance with `fetch = true` on its interval until `stop` turns true, at most
     /// `concurrency` cycles at a time. After a failure the wait doubles, up to 15 minutes.
     pub async fn serve(self: Arc<Self>, concurrency: usize, stop: watch::Receiver<bool>) {
+        // Shared work: say this process is here, and how many are, before taking any.
+        let keeper = match &self.sharing {
+            Some(sharing) => {
+                if let Err(error) = sharing.tick().await {
+                    tracing::warn!(%error, "cannot join the other processes; retrying");
+                }
+                Some(tokio::spawn(sharing.clone().keep(stop.clone())))
+            }
+            None => None,
+        };
         let permits = Arc::new(Semaphore::new(concurrency.max(1)));
         let names: Vec<String> = self
             .runner
@@ -407,6 +470,10 @@ impl Engine {
             .collect();
         for t in tasks.into_iter().chain(sync_tasks) {
             let _ = t.await;
+        }
+        if let (Some(keeper), Some(sharing)) = (keeper, &self.sharing) {
+            let _ = keeper.await;
+            sharing.leave().await;
         }
     }
 }

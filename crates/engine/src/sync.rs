@@ -39,7 +39,28 @@ impl Engine {
     /// provider's changes. A failed push stays queued, is an entry on its incident
     /// and a line in the instance's health, and is retried next cycle.
     pub async fn sync(&self, name: &str) -> Result<SyncReport, EngineError> {
-        let result = self.sync_once(name).await;
+        let result = match &self.sharing {
+            Some(sharing) => {
+                let key = crate::sharing::sync_key(name);
+                sharing.add_sync_target(name);
+                let Some(lease) = sharing.claim(crate::sharing::Work::Sync, &key).await else {
+                    return Ok(SyncReport::default());
+                };
+                let result = self.sync_once(name, Some(&lease)).await;
+                match &result {
+                    Err(EngineError::Store {
+                        error: watchfloor_storage::StoreError::Fenced(_),
+                        ..
+                    }) => {
+                        sharing.lost(&key);
+                        return Ok(SyncReport::default());
+                    }
+                    _ => sharing.done(&key),
+                }
+                result
+            }
+            None => self.sync_once(name, None).await,
+        };
         let outcome = match &result {
             Ok(report) if report.pending == 0 => "ok",
             _ => "failed",
@@ -48,7 +69,11 @@ impl Engine {
         result
     }
 
-    async fn sync_once(&self, name: &str) -> Result<SyncReport, EngineError> {
+    async fn sync_once(
+        &self,
+        name: &str,
+        lease: Option<&watchfloor_storage::Lease>,
+    ) -> Result<SyncReport, EngineError> {
         let inst = self.runner.instance(name)?;
         let support = inst.instance.mirroring();
         let store_err = |error| EngineError::Store {
@@ -72,7 +97,10 @@ impl Engine {
                     "sending this note was cut short and the provider cannot be asked whether it has it; it is not sent again: check the alert's comments".into(),
                 )
             } else {
-                self.store.start_push(push.id).await.map_err(store_err)?;
+                self.store
+                    .start_push(push.id, lease)
+                    .await
+                    .map_err(store_err)?;
                 match outgoing(push) {
                     Err(e) => PushOutcome::Skipped(e),
                     Ok(change) => match inst.instance.push(&push.external_id, &change).await {

@@ -335,6 +335,7 @@ mod tests {
             incident_type: "Covalence ARO",
             scope: "",
             sla: &sla,
+            lease: None,
         };
         let alerts = [alert("a"), alert("b"), alert("c")];
         from.commit_fetch(target.clone(), &alerts, &json!({"last": "c"}))

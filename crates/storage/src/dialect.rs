@@ -31,6 +31,15 @@ impl Backend {
         }
     }
 
+    /// The database's clock, in milliseconds since the Unix epoch: leases are judged by one
+    /// clock, whichever machine each process runs on.
+    pub fn now_ms(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000 AS INTEGER)",
+            Backend::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
     /// A case-insensitive LIKE (SQLite's LIKE is, for ASCII).
     pub fn like(self) -> &'static str {
         match self {

@@ -64,6 +64,10 @@ pub enum StoreError {
     NoUser(String),
     #[error("a user named `{0}` exists already")]
     UserExists(String),
+    #[error(
+        "the lease on `{0}` passed to another process (this one was paused or cut off past it); its work there was not stored, and the new holder carries on"
+    )]
+    Fenced(String),
 }
 
 impl From<sqlx::Error> for StoreError {
@@ -91,6 +95,48 @@ pub struct FetchTarget<'a> {
     /// The cursor's scope: "" for the instance, or an organization in broker mode.
     pub scope: &'a str,
     pub sla: &'a SlaPolicy,
+    /// The lease this process holds on the scope, when processes share the work: the commit
+    /// stores nothing unless the lease is still this one.
+    pub lease: Option<&'a Lease>,
+}
+
+/// A lease on one piece of shared work (a fetch scope, an instance's mirroring), held by one
+/// process. `token` grows whenever the lease changes hands, so work done under an older token
+/// is refused (fencing).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Lease {
+    pub scope: String,
+    pub holder: String,
+    pub token: i64,
+}
+
+/// A process sharing the work, as it last said it was alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ProcessInfo {
+    pub id: String,
+    pub host: String,
+    pub pid: i64,
+    /// Milliseconds since the Unix epoch, by the database's clock.
+    pub started_ms: i64,
+    pub seen_ms: i64,
+}
+
+/// A lease as `cluster status` shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LeaseInfo {
+    pub scope: String,
+    pub holder: String,
+    pub token: i64,
+    pub acquired_ms: i64,
+    pub expires_ms: i64,
+}
+
+/// Every process and lease, and the database's clock when they were read.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClusterStatus {
+    pub now_ms: i64,
+    pub processes: Vec<ProcessInfo>,
+    pub leases: Vec<LeaseInfo>,
 }
 
 /// Which organizations' incidents a reader may see. Every read that serves a user takes one, so
@@ -685,7 +731,39 @@ pub trait Store: Send + Sync {
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;
 
     /// Notes that a push is about to be sent, before it is, so that a crash mid-send is known.
-    fn start_push(&self, push_id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Under a lease, refuses ([`StoreError::Fenced`]) once the lease has passed on, so that a
+    /// process that was paused past it sends nothing.
+    fn start_push<'a>(
+        &'a self,
+        push_id: i64,
+        lease: Option<&'a Lease>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Says that process `me` is alive, and returns the processes that said so within
+    /// `within` (by the database's clock), oldest first.
+    fn heartbeat<'a>(
+        &'a self,
+        me: &'a ProcessInfo,
+        within: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>>;
+
+    /// Takes or renews the lease on `scope` for `holder`, for `period`: free, expired or already
+    /// the holder's. `None` when another process holds it.
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        period: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>>;
+
+    /// Gives a lease back, if it is still this one.
+    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// A process that stops: its record goes and its leases are freed at once.
+    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every process and lease.
+    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>>;
 
     /// Records how a push ended, with a war-room entry on its incident (for a failure, only when
     /// the error is new), in one transaction.

@@ -9,8 +9,10 @@ use crate::dialect::Backend;
 use crate::sql::SqlStore;
 
 /// Migrations, in order. Each runs once, in its own transaction, under an advisory lock.
-pub(crate) const MIGRATIONS: &[(i64, &str)] =
-    &[(1, include_str!("../migrations/postgres/0001_init.sql"))];
+pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
+    (1, include_str!("../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../migrations/postgres/0002_leases.sql")),
+];
 
 /// Connections each process keeps to the database at most.
 const MAX_CONNECTIONS: u32 = 8;

@@ -17,8 +17,9 @@ use watchfloor_core::query::Term;
 
 use crate::dialect::{Backend, Sql};
 use crate::{
-    BoxFuture, FetchTarget, Health, IncidentFilter, KeyValue, ManualIncident, Mirrored, Push,
-    PushOutcome, Role, SetAsideRecord, SortField, Store, StoreError, User, WarRoomEntry,
+    BoxFuture, ClusterStatus, FetchTarget, Health, IncidentFilter, KeyValue, Lease, LeaseInfo,
+    ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord, SortField,
+    Store, StoreError, User, WarRoomEntry,
 };
 
 /// Incidents a fetch commit inserts per statement.
@@ -596,6 +597,22 @@ async fn read_incident(tx: &mut Tx, backend: Backend, id: i64) -> Result<Inciden
     incident_from_row(&row)
 }
 
+/// Refuses to go on unless `lease` is still held as it was taken (same holder, same token);
+/// the lease row stays locked until the transaction ends, so it cannot pass on meanwhile.
+async fn check_lease(tx: &mut Tx, backend: Backend, lease: &Lease) -> Result<(), StoreError> {
+    let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT holder, token FROM leases WHERE scope = $1{}",
+        backend.for_update()
+    )))
+    .bind(&lease.scope)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some((holder, token)) if holder == lease.holder && token == lease.token => Ok(()),
+        _ => Err(StoreError::Fenced(lease.scope.clone())),
+    }
+}
+
 /// Applies a lifecycle change to `before` inside a transaction: the new fields, a version
 /// bump, the SLA due time for the new severity, and an entry of `kind` listing what moved.
 async fn apply_change(
@@ -758,6 +775,9 @@ impl Store for SqlStore {
             let now_t = Utc::now();
             let now = ts(now_t);
             let mut tx = self.write().await?;
+            if let Some(lease) = target.lease {
+                check_lease(&mut tx, self.backend, lease).await?;
+            }
             let mut added = 0;
             // Many rows per statement: a statement's fixed cost, paid once per batch.
             for chunk in incidents.chunks(ROWS_PER_INSERT) {
@@ -1265,9 +1285,16 @@ impl Store for SqlStore {
         })
     }
 
-    fn start_push(&self, push_id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+    fn start_push<'a>(
+        &'a self,
+        push_id: i64,
+        lease: Option<&'a Lease>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut tx = self.write().await?;
+            if let Some(lease) = lease {
+                check_lease(&mut tx, self.backend, lease).await?;
+            }
             sqlx::query("UPDATE outbox SET sending = $1 WHERE id = $2")
                 .bind(ts(Utc::now()))
                 .bind(push_id)
@@ -1735,6 +1762,180 @@ impl Store for SqlStore {
         })
     }
 
+    fn heartbeat<'a>(
+        &'a self,
+        me: &'a ProcessInfo,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>> {
+        Box::pin(async move {
+            let now = self.backend.now_ms();
+            let mut tx = self.write().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO processes (id, host, pid, started_ms, seen_ms) VALUES ($1, $2, $3, {now}, {now}) \
+                 ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms"
+            )))
+            .bind(&me.id)
+            .bind(&me.host)
+            .bind(me.pid)
+            .execute(&mut *tx)
+            .await?;
+            let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, host, pid, started_ms, seen_ms FROM processes WHERE seen_ms > {now} - $1 \
+                 ORDER BY started_ms, id"
+            )))
+            .bind(within.as_millis() as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            // Processes gone for a day are forgotten.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM processes WHERE seen_ms < {now} - 86400000"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(rows
+                .into_iter()
+                .map(|(id, host, pid, started_ms, seen_ms)| ProcessInfo {
+                    id,
+                    host,
+                    pid,
+                    started_ms,
+                    seen_ms,
+                })
+                .collect())
+        })
+    }
+
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        period: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
+        Box::pin(async move {
+            let now = self.backend.now_ms();
+            let period = period.as_millis() as i64;
+            let mut tx = self.write().await?;
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO leases (scope, holder, token, expires_ms, acquired_ms) \
+                 VALUES ($1, $2, 1, {now} + $3, {now}) ON CONFLICT (scope) DO NOTHING"
+            )))
+            .bind(scope)
+            .bind(holder)
+            .bind(period)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(Some(Lease {
+                    scope: scope.to_string(),
+                    holder: holder.to_string(),
+                    token: 1,
+                }));
+            }
+            // Renewed by its holder (the token stays: nobody else worked meanwhile), or taken
+            // over once expired (the token grows, fencing off the old holder).
+            let token: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "UPDATE leases SET \
+                   token = CASE WHEN holder = $2 THEN token ELSE token + 1 END, \
+                   acquired_ms = CASE WHEN holder = $2 THEN acquired_ms ELSE {now} END, \
+                   holder = $2, expires_ms = {now} + $3 \
+                 WHERE scope = $1 AND (holder = $2 OR expires_ms <= {now}) RETURNING token"
+            )))
+            .bind(scope)
+            .bind(holder)
+            .bind(period)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(token.map(|token| Lease {
+                scope: scope.to_string(),
+                holder: holder.to_string(),
+                token,
+            }))
+        })
+    }
+
+    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            // Expired rather than deleted, so that the next holder's token still grows.
+            sqlx::query(
+                "UPDATE leases SET expires_ms = 0 WHERE scope = $1 AND holder = $2 AND token = $3",
+            )
+            .bind(&lease.scope)
+            .bind(&lease.holder)
+            .bind(lease.token)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query("UPDATE leases SET expires_ms = 0 WHERE holder = $1")
+                .bind(process)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM processes WHERE id = $1")
+                .bind(process)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>> {
+        Box::pin(async move {
+            let now_ms: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT {}",
+                self.backend.now_ms()
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            let processes: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT id, host, pid, started_ms, seen_ms FROM processes ORDER BY started_ms, id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let leases: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT scope, holder, token, acquired_ms, expires_ms FROM leases ORDER BY scope",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ClusterStatus {
+                now_ms,
+                processes: processes
+                    .into_iter()
+                    .map(|(id, host, pid, started_ms, seen_ms)| ProcessInfo {
+                        id,
+                        host,
+                        pid,
+                        started_ms,
+                        seen_ms,
+                    })
+                    .collect(),
+                leases: leases
+                    .into_iter()
+                    .map(
+                        |(scope, holder, token, acquired_ms, expires_ms)| LeaseInfo {
+                            scope,
+                            holder,
+                            token,
+                            acquired_ms,
+                            expires_ms,
+                        },
+                    )
+                    .collect(),
+            })
+        })
+    }
+
     fn record_command<'a>(
         &'a self,
         id: i64,
@@ -1851,6 +2052,7 @@ mod tests {
             incident_type: "Covalence ARO",
             scope,
             sla: &SLA,
+            lease: None,
         }
     }
 

@@ -21,6 +21,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (7, include_str!("../migrations/0007_sessions.sql")),
     (8, include_str!("../migrations/0008_text_search.sql")),
     (9, include_str!("../migrations/0009_sort_indexes.sql")),
+    (10, include_str!("../migrations/0010_leases.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

@@ -139,11 +139,10 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
 pub async fn serve(
     runner: Arc<Runner>,
     store: Arc<SqlStore>,
-    sla: SlaPolicy,
+    shared: watchfloor_core::Shared,
     concurrency: usize,
     listen: Option<std::net::SocketAddr>,
     tls: Option<watchfloor_api::tls::Acceptor>,
-    retention: Option<std::time::Duration>,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
         .fetching_instances()
@@ -155,11 +154,25 @@ pub async fn serve(
             "no instance has fetch = true and no --listen address: nothing to serve"
         ));
     }
+    let sla = shared.sla;
+    let lease = shared
+        .lease
+        .unwrap_or(watchfloor_engine::sharing::DEFAULT_LEASE);
     let stop = stop_on_signals();
-    if let Some(keep) = retention {
+    if let Some(keep) = shared.retention {
         tokio::spawn(purge_closed(store.clone(), keep, stop.clone()));
     }
-    let engine = Arc::new(Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()));
+    // Processes serving one database share its work under leases (alone, it holds them all).
+    let sharing = Arc::new(watchfloor_engine::sharing::Sharing::new(
+        store.clone(),
+        lease,
+    ));
+    tracing::info!(process = sharing.id(), lease = ?lease, "serving");
+    let engine = Arc::new(
+        Engine::new(runner.clone(), store.clone())
+            .with_sla(sla.clone())
+            .with_sharing(sharing),
+    );
     let http = match listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)

@@ -458,17 +458,9 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .map(|t| watchfloor_api::tls::acceptor(&t.cert, &t.key))
                 .transpose()
                 .map_err(|e| usage(anyhow!("[server] TLS: {e}")))?;
-            fetch::serve(
-                Arc::new(runner),
-                store,
-                shared.sla,
-                concurrency,
-                listen,
-                tls,
-                shared.retention,
-            )
-            .await
-            .map_err(usage)
+            fetch::serve(Arc::new(runner), store, shared, concurrency, listen, tls)
+                .await
+                .map_err(usage)
         }
         Command::Fetch { instance, once } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
@@ -848,6 +840,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
         listen: config.listen,
         tls: config.tls,
         retention: config.retention,
+        lease: config.lease,
         instances: config
             .instances
             .iter()
