@@ -744,3 +744,65 @@ async fn serve_mirrors_an_instance_that_does_not_fetch() {
     serving.await.unwrap();
     assert!(s.store.pending_pushes("fes").await.unwrap().is_empty());
 }
+
+/// An engine paused past its lease (a long GC pause, SIGSTOP, a partition) while a fetch is in
+/// flight stores nothing when it wakes: another process took the scope over meanwhile, and the
+/// lease's fencing token says so.
+#[tokio::test]
+async fn a_fetch_that_outlives_its_lease_stores_nothing() {
+    use watchfloor_engine::sharing::Sharing;
+    let Setup {
+        engine,
+        store,
+        _dir,
+        sim: _sim,
+    } = setup(
+        CovalenceManagedSecurityOptions {
+            faults: FaultSpec {
+                latency_ms: 600,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "",
+    )
+    .await;
+    let sharing = Arc::new(Sharing::new(
+        store.clone(),
+        std::time::Duration::from_millis(200),
+    ));
+    let engine = engine.with_sharing(sharing.clone());
+    sharing.tick().await.unwrap();
+    let other = async {
+        tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+        store
+            .acquire_lease(
+                "fetch:fes",
+                "another-process",
+                std::time::Duration::from_secs(60),
+            )
+            .await
+            .unwrap()
+    };
+    let stop = no_stop();
+    let (report, taken) = tokio::join!(engine.cycle("fes", Steps::One, &|_| {}, &stop), other);
+    let taken = taken.expect("the expired lease is taken over");
+    assert_eq!(taken.token, 2);
+    assert_eq!(report.unwrap().new_incidents, 0);
+    assert_eq!(
+        store.count("fes").await.unwrap(),
+        0,
+        "nothing stored under the stale lease"
+    );
+    assert_eq!(
+        store.cursor("fes", "").await.unwrap(),
+        None,
+        "nor its cursor"
+    );
+    // The scope is the other process's now: this one leaves it alone.
+    let again = engine
+        .cycle("fes", Steps::One, &|_| {}, &no_stop())
+        .await
+        .unwrap();
+    assert_eq!((again.steps, store.count("fes").await.unwrap()), (0, 0));
+}

@@ -2035,6 +2035,8 @@ mod tests {
     }
 
     on_both!(
+        leases_pass_on_only_when_they_expire,
+        a_process_paused_past_its_lease_commits_nothing,
         incidents_and_cursor_commit_together_and_duplicates_are_dropped,
         health_counts_failures_until_a_success,
         changes_are_versioned_and_recorded_in_the_war_room,
@@ -2317,6 +2319,163 @@ mod tests {
         }
         let _ = std::process::Command::new("umount").arg(mnt_s).status();
         assert_eq!(count, Ok(1));
+    }
+
+    async fn leases_pass_on_only_when_they_expire(s: SqlStore) {
+        let long = Duration::from_secs(60);
+        let a = s
+            .acquire_lease("fetch:fes", "a", long)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((a.holder.as_str(), a.token), ("a", 1));
+        assert_eq!(s.acquire_lease("fetch:fes", "b", long).await.unwrap(), None);
+        // Renewed by its holder: the same token.
+        assert_eq!(
+            s.acquire_lease("fetch:fes", "a", long).await.unwrap(),
+            Some(a.clone())
+        );
+        // Given back: the next holder's token grows.
+        s.release_lease(&a).await.unwrap();
+        let b = s
+            .acquire_lease("fetch:fes", "b", long)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(b.token, 2);
+        // A release under an old token changes nothing.
+        s.release_lease(&a).await.unwrap();
+        assert_eq!(s.acquire_lease("fetch:fes", "c", long).await.unwrap(), None);
+        // Expired: taken over.
+        let short = Duration::from_millis(50);
+        s.acquire_lease("sync:fes", "b", short)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let c = s
+            .acquire_lease("sync:fes", "c", long)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((c.holder.as_str(), c.token), ("c", 2));
+
+        let me = |id: &str| ProcessInfo {
+            id: id.into(),
+            host: "h".into(),
+            pid: 1,
+            started_ms: 0,
+            seen_ms: 0,
+        };
+        s.heartbeat(&me("b"), long).await.unwrap();
+        let live = s.heartbeat(&me("c"), long).await.unwrap();
+        assert_eq!(
+            live.iter().map(|p| p.id.as_str()).collect::<Vec<_>>(),
+            ["b", "c"]
+        );
+        let status = s.cluster().await.unwrap();
+        assert_eq!(status.processes.len(), 2);
+        assert_eq!(
+            status
+                .leases
+                .iter()
+                .map(|l| (l.scope.as_str(), l.holder.as_str()))
+                .collect::<Vec<_>>(),
+            [("fetch:fes", "b"), ("sync:fes", "c")]
+        );
+        // A process that leaves frees its leases at once.
+        s.leave("b").await.unwrap();
+        assert!(
+            s.acquire_lease("fetch:fes", "c", long)
+                .await
+                .unwrap()
+                .is_some()
+        );
+        assert_eq!(s.cluster().await.unwrap().processes.len(), 1);
+    }
+
+    /// A process paused past its lease (SIGSTOP, a long GC, a partition) wakes up and commits:
+    /// the lease has passed on, so neither its incidents nor its cursor are stored, and it
+    /// sends no push.
+    async fn a_process_paused_past_its_lease_commits_nothing(s: SqlStore) {
+        let short = Duration::from_millis(50);
+        let stale = s
+            .acquire_lease("fetch:fes", "a", short)
+            .await
+            .unwrap()
+            .unwrap();
+        let fresh_batch = [incident("a", 1, Severity::High)];
+        s.commit_fetch(
+            FetchTarget {
+                lease: Some(&stale),
+                ..target("")
+            },
+            &fresh_batch,
+            &json!({"by": "a"}),
+        )
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let taken = s
+            .acquire_lease("fetch:fes", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(taken.token, stale.token + 1);
+        let late = [incident("b", 2, Severity::High)];
+        let refused = s
+            .commit_fetch(
+                FetchTarget {
+                    lease: Some(&stale),
+                    ..target("")
+                },
+                &late,
+                &json!({"by": "a, late"}),
+            )
+            .await;
+        assert!(
+            matches!(refused, Err(StoreError::Fenced(ref k)) if k == "fetch:fes"),
+            "{refused:?}"
+        );
+        assert_eq!(s.count("fes").await.unwrap(), 1);
+        assert_eq!(s.cursor("fes", "").await.unwrap(), Some(json!({"by": "a"})));
+        // The new holder's commit goes through.
+        s.commit_fetch(
+            FetchTarget {
+                lease: Some(&taken),
+                ..target("")
+            },
+            &late,
+            &json!({"by": "b"}),
+        )
+        .await
+        .unwrap();
+        assert_eq!(s.count("fes").await.unwrap(), 2);
+
+        // Pushes: a stale holder of the mirroring lease may not start one.
+        let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+        s.add_note(id, "dana", "to the provider", true)
+            .await
+            .unwrap();
+        let push = &s.pending_pushes("fes").await.unwrap()[0];
+        let old = s
+            .acquire_lease("sync:fes", "a", short)
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let new = s
+            .acquire_lease("sync:fes", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(matches!(
+            s.start_push(push.id, Some(&old)).await,
+            Err(StoreError::Fenced(_))
+        ));
+        assert_eq!(s.pending_pushes("fes").await.unwrap()[0].sending, None);
+        s.start_push(push.id, Some(&new)).await.unwrap();
+        assert!(s.pending_pushes("fes").await.unwrap()[0].sending.is_some());
     }
 
     fn close(reason: CloseReason, notes: &str) -> Change {

@@ -70,3 +70,66 @@ pub async fn run(action: DbAction, url: &str) -> Result<String, Failure> {
         }
     }
 }
+
+/// `watchfloor cluster status`: the processes serving the database, the leases each holds and
+/// how old they are, as markdown tables (or JSON).
+pub async fn cluster_status(store: &SqlStore, as_json: bool) -> anyhow::Result<String> {
+    use watchfloor_core::table::{TableOptions, table_to_markdown};
+    use watchfloor_storage::Store;
+    let status = store.cluster().await?;
+    if as_json {
+        return Ok(serde_json::to_string_pretty(&status)?);
+    }
+    let seconds = |ms: i64| format!("{:.1}s", ms as f64 / 1000.0);
+    let processes: Vec<serde_json::Value> = status
+        .processes
+        .iter()
+        .map(|p| {
+            let held = status
+                .leases
+                .iter()
+                .filter(|l| l.holder == p.id && l.expires_ms > status.now_ms)
+                .count();
+            serde_json::json!({
+                "Process": p.id,
+                "Host": p.host,
+                "PID": p.pid,
+                "Last seen": format!("{} ago", seconds(status.now_ms - p.seen_ms)),
+                "Up for": seconds(status.now_ms - p.started_ms),
+                "Leases": held,
+            })
+        })
+        .collect();
+    let leases: Vec<serde_json::Value> = status
+        .leases
+        .iter()
+        .map(|l| {
+            let left = l.expires_ms - status.now_ms;
+            serde_json::json!({
+                "Work": l.scope,
+                "Holder": l.holder,
+                "Token": l.token,
+                "Held for": seconds(status.now_ms - l.acquired_ms),
+                "Expires": if left > 0 { format!("in {}", seconds(left)) } else { "expired (free)".into() },
+            })
+        })
+        .collect();
+    let headers = |names: &[&str]| names.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+    let process_headers = headers(&["Process", "Host", "PID", "Last seen", "Up for", "Leases"]);
+    let lease_headers = headers(&["Work", "Holder", "Token", "Held for", "Expires"]);
+    let table = |title: &str, rows: Vec<serde_json::Value>, headers: &Vec<String>| {
+        table_to_markdown(
+            title,
+            &serde_json::json!(rows),
+            &TableOptions {
+                headers: Some(headers),
+                ..TableOptions::default()
+            },
+        )
+    };
+    Ok(format!(
+        "{}\n{}",
+        table("Processes", processes, &process_headers),
+        table("Leases", leases, &lease_headers)
+    ))
+}

@@ -107,6 +107,11 @@ enum Command {
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
     },
+    /// The processes serving one database together, and the work each holds.
+    Cluster {
+        #[command(subcommand)]
+        action: ClusterAction,
+    },
     /// The database: apply migrations, or copy one database into another.
     Db {
         #[command(subcommand)]
@@ -280,6 +285,15 @@ impl ListOutput {
 }
 
 #[derive(Subcommand)]
+enum ClusterAction {
+    /// The live processes, which fetch scopes and mirroring each holds, and lease ages.
+    Status {
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
+        output: ListOutput,
+    },
+}
+
+#[derive(Subcommand)]
 enum InstancesAction {
     /// Run test-module on every instance, or on NAME, and print ok or the reason.
     Test { name: Option<String> },
@@ -423,6 +437,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 test_instances(&runner, name.as_deref(), &path).await
             }
         },
+        Command::Cluster {
+            action: ClusterAction::Status { output },
+        } => {
+            let store = store_for(cli.db.as_deref(), cli.config.as_deref()).await?;
+            let text = db::cluster_status(&store, output == ListOutput::Json)
+                .await
+                .map_err(Failure::Command)?;
+            say!("{}", output.present(text).trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Db { action } => {
             let shared = shared_settings(cli.config.as_deref())?;
             let url = cli
