@@ -1212,6 +1212,25 @@ description = "Skip TLS checks"
     }
 
     #[test]
+    fn the_cluster_lease_is_a_duration_from_a_second_to_ten_minutes() {
+        assert_eq!(parse("").unwrap().lease, None);
+        assert_eq!(
+            parse("[cluster]\nlease = \"45s\"\n").unwrap().lease,
+            Some(Duration::from_secs(45))
+        );
+        assert_eq!(
+            parse("[cluster]\nlease = \"1h\"\n").unwrap_err(),
+            "config file /etc/wf/watchfloor.toml, line 2, key `cluster.lease`: a lease lasts from 1s to 10min, e.g. \"30s\""
+        );
+        assert!(
+            parse("[cluster]\nlease = \"later\"\n")
+                .unwrap_err()
+                .contains("`later` is not a duration")
+        );
+        assert!(parse("[cluster]\nleases = \"30s\"\n").is_err());
+    }
+
+    #[test]
     fn the_api_address_comes_from_server_listen() {
         assert_eq!(parse("").unwrap().listen, None);
         assert_eq!(

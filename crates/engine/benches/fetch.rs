@@ -4,9 +4,13 @@
 //! 1. Ingest throughput: incidents stored per second through `Store::commit_fetch` (the
 //!    transaction that also writes the cursor), in batches of 200 against one at a time, and the
 //!    same batches again, when every incident is a duplicate the store drops.
+//!    On SQLite and, where it is installed, on PostgreSQL in a private cluster, side by side.
 //! 2. Broker cycle time: one fetch cycle over 200 broker organizations of the Covalence
 //!    simulator with 20 ms of latency on every request, fetching 8 organizations at a time
 //!    against one at a time (as the XSOAR integration did).
+//! 3. Shared work: the same first cycle on PostgreSQL by one, two and three engines that share
+//!    the organizations under leases, as `serve` processes do (here in one process, each engine
+//!    with its own connections and leases).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,4 +208,104 @@ async fn main() {
     if wants("broker") {
         println!("{}", broker_bench().await);
     }
+    if wants("cluster") {
+        println!("{}", cluster_bench().await);
+    }
+}
+
+/// The first cycle of the 200-organization broker, shared by `n` engines on one PostgreSQL
+/// database: wall time and incidents stored.
+async fn shared_cycle(
+    sim: &CovalenceSecurityProvidersSimulator,
+    dir: &tempfile::TempDir,
+    n: usize,
+) -> (Duration, usize) {
+    use watchfloor_engine::sharing::Sharing;
+    let url = watchfloor_storage::test_cluster::fresh_database()
+        .await
+        .expect("PostgreSQL");
+    let config = format!(
+        "[[instances]]\nname = \"broker\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
+         first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{}\"\nbroker = true\n\
+         username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
+        sim.broker_url, sim.username, sim.password
+    );
+    let config = Config::parse(
+        &dir.path().join("watchfloor.toml"),
+        &config,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .expect("config");
+    let mut engines = Vec::new();
+    for _ in 0..n {
+        let runner =
+            Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).expect("runner"));
+        let store = Arc::new(SqlStore::open(&url).await.expect("store"));
+        let sharing = Arc::new(Sharing::new(store.clone(), Duration::from_secs(30)));
+        engines.push((
+            Engine::new(runner, store).with_sharing(sharing.clone()),
+            sharing,
+        ));
+    }
+    // Every engine says it is here before any takes work, as processes that run a while have.
+    for (_, sharing) in &engines {
+        sharing.tick().await.expect("heartbeat");
+    }
+    for (_, sharing) in &engines {
+        sharing.tick().await.expect("heartbeat");
+    }
+    let stop = watch::channel(false).1;
+    let started = Instant::now();
+    let reports = futures_util::future::join_all(
+        engines
+            .iter()
+            .map(|(engine, _)| engine.cycle("broker", Steps::UntilCaughtUp, &|_| {}, &stop)),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let reports: Vec<_> = reports.into_iter().map(|r| r.expect("cycle")).collect();
+    let stored = reports.iter().map(|r| r.new_incidents).sum();
+    (elapsed, stored)
+}
+
+async fn cluster_bench() -> String {
+    if watchfloor_storage::test_cluster::cluster().is_err() {
+        return "shared work: skipped, PostgreSQL is not installed\n".into();
+    }
+    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
+        faults: FaultSpec {
+            latency_ms: 20,
+            ..FaultSpec::default()
+        },
+        setup: CovalenceSecurityProvidersSetup {
+            broker_orgs: 200,
+            alerts_per_appliance: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).expect("ca");
+    let mut out = String::from(
+        "shared work (PostgreSQL; the 200-organization broker's first cycle, 20 ms latency, 8 organizations at a time per engine)\n",
+    );
+    let mut one = None;
+    for n in 1..=3 {
+        let (elapsed, stored) = shared_cycle(&sim, &dir, n).await;
+        assert_eq!(
+            stored, 1005,
+            "every alert once, however many share the work"
+        );
+        let base = *one.get_or_insert(elapsed.as_secs_f64());
+        out.push_str(&format!(
+            "- {n} engine{}: {:.2} s, {stored} incidents, {:.2}x the speed of one\n",
+            if n == 1 { " " } else { "s" },
+            elapsed.as_secs_f64(),
+            base / elapsed.as_secs_f64()
+        ));
+    }
+    out
 }

@@ -221,9 +221,16 @@ impl Engine {
                 scope: String::new(),
                 error,
             })?;
-        if let Some(sharing) = &self.sharing {
-            sharing.set_fetch_scopes(name, scopes.len());
-        }
+        // Shared with other processes: only the scopes this one holds a lease on.
+        let leases = match &self.sharing {
+            Some(sharing) => {
+                sharing.set_fetch_scopes(name, scopes.len());
+                let keys: Vec<String> =
+                    scopes.iter().map(|s| sharing::fetch_key(name, s)).collect();
+                sharing.claim_each(sharing::Work::Fetch, &keys).await
+            }
+            None => vec![None; scopes.len()],
+        };
         let now = Utc::now();
         let cycle = CycleState {
             steps,
@@ -240,8 +247,10 @@ impl Engine {
         };
         let scope_runs = scopes
             .iter()
+            .zip(leases)
             .enumerate()
-            .map(|(i, scope)| self.fetch_scope(&inst, i, scope, &cycle));
+            .filter(|(_, (_, lease))| self.sharing.is_none() || lease.is_some())
+            .map(|(i, (scope, lease))| self.fetch_scope(&inst, i, scope, lease, &cycle));
         let mut report = CycleReport {
             new_incidents: 0,
             steps: 0,
@@ -253,24 +262,21 @@ impl Engine {
         Ok(report)
     }
 
-    /// Steps through one scope (the `index`th of the cycle); returns the number of steps.
+    /// Steps through one scope (the `index`th of the cycle), under `lease` when processes
+    /// share the work; returns the number of steps.
     async fn fetch_scope(
         &self,
         inst: &InstanceRef<'_>,
         index: usize,
         scope: &str,
+        lease: Option<watchfloor_storage::Lease>,
         cycle: &CycleState<'_>,
     ) -> Result<usize, EngineError> {
-        let lease = match &self.sharing {
-            Some(sharing) => {
-                let key = sharing::fetch_key(inst.name, scope);
-                match sharing.claim(sharing::Work::Fetch, &key).await {
-                    Some(lease) => Some((sharing, key, lease)),
-                    // Another process's, or beyond this one's share.
-                    None => return Ok(0),
-                }
+        let lease = match (&self.sharing, lease) {
+            (Some(sharing), Some(lease)) => {
+                Some((sharing, sharing::fetch_key(inst.name, scope), lease))
             }
-            None => None,
+            _ => None,
         };
         let _permit = cycle.bound.acquire().await;
         let result = self

@@ -58,6 +58,9 @@ struct State {
     fetch_scopes: HashMap<String, usize>,
     /// Instances that mirror.
     sync_targets: HashSet<String>,
+    /// Leases being asked for, by kind: counted against the share while the database answers,
+    /// so that many claims at once cannot take more than it.
+    asking: HashMap<&'static str, usize>,
 }
 
 /// This process's part in the sharing.
@@ -137,6 +140,11 @@ impl Sharing {
             .count()
     }
 
+    /// Leases of `kind` held or being asked for.
+    fn taken(state: &State, kind: Work) -> usize {
+        Self::held(state, kind) + state.asking.get(kind.prefix()).copied().unwrap_or(0)
+    }
+
     /// The lease on `key` if this process should do that work now: one it holds, or a free or
     /// expired one while it holds less than its share. The work is then busy until
     /// [`Sharing::done`].
@@ -147,15 +155,19 @@ impl Sharing {
                 state.busy.insert(key.to_string());
                 return Some(lease);
             }
-            if Self::held(&state, kind) >= Self::share(&state, kind) {
+            if Self::taken(&state, kind) >= Self::share(&state, kind) {
                 return None;
             }
+            *state.asking.entry(kind.prefix()).or_default() += 1;
         }
-        match self
+        let asked = self
             .store
             .acquire_lease(key, &self.me.id, self.period)
-            .await
-        {
+            .await;
+        if let Some(n) = self.state().asking.get_mut(kind.prefix()) {
+            *n = n.saturating_sub(1);
+        }
+        match asked {
             Ok(Some(lease)) => {
                 let mut state = self.state();
                 state.held.insert(key.to_string(), lease.clone());
@@ -169,6 +181,24 @@ impl Sharing {
                 None
             }
         }
+    }
+
+    /// Claims, one after another, the work under each of `keys` (see [`Sharing::claim`]):
+    /// the leases, in the order of `keys`, of what this process should do now. Asking one at a
+    /// time, from a place in the list that differs between processes, lets processes that
+    /// start together divide the list rather than race for its head.
+    pub async fn claim_each(&self, kind: Work, keys: &[String]) -> Vec<Option<Lease>> {
+        let mut leases = vec![None; keys.len()];
+        let start = {
+            let mut h = std::collections::hash_map::DefaultHasher::new();
+            h.write(self.me.id.as_bytes());
+            (h.finish() as usize) % keys.len().max(1)
+        };
+        for n in 0..keys.len() {
+            let i = (start + n) % keys.len();
+            leases[i] = self.claim(kind, &keys[i]).await;
+        }
+        leases
     }
 
     /// The work under `key` is over for now.

@@ -116,19 +116,13 @@ impl SimCa {
 
     /// Wraps a bound TCP listener so every connection is TLS.
     pub fn listener(&self, tcp: TcpListener) -> Result<TlsListener, String> {
-        Ok(TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(self.server_config(false)?),
-        })
+        TlsListener::new(tcp, TlsAcceptor::from(self.server_config(false)?))
     }
 
     /// Like [`SimCa::listener`], but a client certificate signed by this CA is required:
     /// a handshake without one fails.
     pub fn mutual_listener(&self, tcp: TcpListener) -> Result<TlsListener, String> {
-        Ok(TlsListener {
-            tcp,
-            acceptor: TlsAcceptor::from(self.server_config(true)?),
-        })
+        TlsListener::new(tcp, TlsAcceptor::from(self.server_config(true)?))
     }
 
     /// Issues a client certificate signed by this CA.
@@ -170,10 +164,54 @@ impl ClientIdentity {
     }
 }
 
-/// A TCP listener that completes the TLS handshake before handing connections to axum.
+/// A TCP listener that completes the TLS handshake before handing connections to axum. Each
+/// handshake runs on its own task, as a real server's do, so that many clients connecting at
+/// once are not served one handshake at a time.
 pub struct TlsListener {
-    tcp: TcpListener,
-    acceptor: TlsAcceptor,
+    addr: std::net::SocketAddr,
+    ready: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, std::net::SocketAddr)>,
+    accepting: tokio::task::JoinHandle<()>,
+}
+
+impl TlsListener {
+    fn new(tcp: TcpListener, acceptor: TlsAcceptor) -> Result<TlsListener, String> {
+        let addr = tcp.local_addr().map_err(|e| e.to_string())?;
+        let (done, ready) = tokio::sync::mpsc::channel(64);
+        let accepting = tokio::spawn(async move {
+            loop {
+                let Ok((stream, peer)) = tcp.accept().await else {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                    continue;
+                };
+                let (acceptor, done) = (acceptor.clone(), done.clone());
+                // A client that fails the handshake (wrong CA, no certificate, plain HTTP)
+                // only loses its own connection.
+                tokio::spawn(async move {
+                    match tokio::time::timeout(Duration::from_secs(5), acceptor.accept(stream))
+                        .await
+                    {
+                        Ok(Ok(tls)) => {
+                            let _ = done.send((tls, peer)).await;
+                        }
+                        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                    }
+                });
+            }
+        });
+        Ok(TlsListener {
+            addr,
+            ready,
+            accepting,
+        })
+    }
+}
+
+impl Drop for TlsListener {
+    fn drop(&mut self) {
+        // The port closes with the server.
+        self.accepting.abort();
+    }
 }
 
 impl Listener for TlsListener {
@@ -182,21 +220,14 @@ impl Listener for TlsListener {
 
     async fn accept(&mut self) -> (Self::Io, Self::Addr) {
         loop {
-            let Ok((stream, addr)) = self.tcp.accept().await else {
-                tokio::time::sleep(Duration::from_millis(10)).await;
-                continue;
-            };
-            // A client that fails the handshake (wrong CA, no certificate, plain HTTP) only
-            // loses its own connection.
-            match tokio::time::timeout(Duration::from_secs(5), self.acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => return (tls, addr),
-                Ok(Err(e)) => tracing::debug!(%addr, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%addr, "TLS handshake timed out"),
+            if let Some(conn) = self.ready.recv().await {
+                return conn;
             }
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }
 
     fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        self.tcp.local_addr()
+        Ok(self.addr)
     }
 }

@@ -33,6 +33,7 @@ fn the_documented_example_config_is_valid() {
         config.retention,
         Some(std::time::Duration::from_secs(365 * 86400))
     );
+    assert_eq!(config.lease, Some(std::time::Duration::from_secs(30)));
 }
 
 /// An XSOAR parameter name gets an error that names what to write here (XSOAR fidelity 1).

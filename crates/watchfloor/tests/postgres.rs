@@ -228,7 +228,7 @@ async fn three_processes_share_the_work_through_kills_and_pauses() {
     std::fs::write(
         &config,
         format!(
-            "[cluster]\nlease = \"2s\"\n\
+            "[storage]\nurl = \"{pg}\"\n[cluster]\nlease = \"2s\"\n\
              [[instances]]\nname = \"cov\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
              fetch_interval = \"1s\"\nlook_back = \"1m\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
              [instances.params]\nhost = \"{}\"\nbroker = true\nusername = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n\
@@ -357,6 +357,29 @@ async fn three_processes_share_the_work_through_kills_and_pauses() {
     );
     assert_eq!(status.code, 0, "{}", status.stderr);
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    // Every process serves the API from the shared database: a session made on one is good
+    // on the others.
+    common::create_user_with_password(dir.path(), cfg, "dana", "analyst", &[], "correct horse");
+    let served: Vec<&Served> = slots.iter().map(|s| s.served.as_ref().unwrap()).collect();
+    let login = served[0].call(
+        "POST",
+        "/api/v1/login",
+        "",
+        r#"{"name":"dana","password":"correct horse"}"#,
+    );
+    assert!(login.starts_with("HTTP/1.1 200"), "{login}");
+    let token =
+        serde_json::from_str::<Value>(login.split("\r\n\r\n").nth(1).unwrap()).unwrap()["token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+    for other in &served[1..] {
+        let me = other.call("GET", "/api/v1/me", &format!("Bearer {token}"), "");
+        assert!(
+            me.starts_with("HTTP/1.1 200") && me.contains("dana"),
+            "{me}"
+        );
+    }
     for slot in &mut slots {
         assert_eq!(slot.served.take().unwrap().stop(), Some(0));
     }
