@@ -54,6 +54,9 @@ struct State {
     busy: HashSet<String>,
     /// Live processes, this one included, at the last heartbeat.
     live: usize,
+    /// This process's place among them (by start), which decides who takes the remainder
+    /// when the work does not divide evenly.
+    rank: usize,
     /// How many fetch scopes each instance has, as its last cycle found.
     fetch_scopes: HashMap<String, usize>,
     /// Instances that mirror.
@@ -123,13 +126,16 @@ impl Sharing {
         self.state().sync_targets.insert(instance.to_string());
     }
 
-    /// The most leases of `kind` this process should hold.
+    /// The most leases of `kind` this process should hold: the work divided by the live
+    /// processes, one more for the first of them while a remainder is left, so that the shares
+    /// add up to the work.
     fn share(state: &State, kind: Work) -> usize {
-        let total = match kind {
+        let total: usize = match kind {
             Work::Fetch => state.fetch_scopes.values().sum(),
             Work::Sync => state.sync_targets.len(),
         };
-        total.div_ceil(state.live.max(1)).max(1)
+        let live = state.live.max(1);
+        total / live + usize::from(state.rank < total % live)
     }
 
     fn held(state: &State, kind: Work) -> usize {
@@ -222,6 +228,10 @@ impl Sharing {
         let mine: Vec<Lease> = {
             let mut state = self.state();
             state.live = live.len().max(1);
+            state.rank = live
+                .iter()
+                .position(|p| p.id == self.me.id)
+                .unwrap_or(live.len());
             state.held.values().cloned().collect()
         };
         for lease in mine {

@@ -1,0 +1,77 @@
+//! Work sharing between processes, as the engine sees it: shares divided evenly among the live
+//! processes, and a dead process's work taken over within one lease period.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use watchfloor_engine::sharing::{Sharing, Work};
+use watchfloor_storage::{SqlStore, Store};
+
+fn keys(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("fetch:broker/Org {i}")).collect()
+}
+
+async fn held(sharing: &Sharing, keys: &[String]) -> usize {
+    let leases = sharing.claim_each(Work::Fetch, keys).await;
+    for k in keys {
+        sharing.done(k);
+    }
+    leases.iter().filter(|l| l.is_some()).count()
+}
+
+#[tokio::test]
+async fn shares_are_even_and_a_dead_processs_work_is_taken_over_within_a_lease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let period = Duration::from_millis(600);
+    let scopes = keys(10);
+    let processes: Vec<Sharing> = (0..3)
+        .map(|_| Sharing::new(store.clone(), period))
+        .collect();
+    for p in &processes {
+        p.set_fetch_scopes("broker", scopes.len());
+    }
+    for _ in 0..2 {
+        for p in &processes {
+            p.tick().await.unwrap();
+        }
+    }
+    let mut counts = Vec::new();
+    for p in &processes {
+        counts.push(held(p, &scopes).await);
+    }
+    counts.sort();
+    assert_eq!(counts, [3, 3, 4], "10 scopes over 3 processes");
+
+    // The third process dies: it neither renews nor says it is alive.
+    let died = Instant::now();
+    let survivors = &processes[..2];
+    let mut all_held_at = None;
+    while died.elapsed() < period * 3 {
+        for p in survivors {
+            p.tick().await.unwrap();
+        }
+        let mut total = 0;
+        for p in survivors {
+            total += held(p, &scopes).await;
+        }
+        if total == scopes.len() {
+            all_held_at = Some(died.elapsed());
+            break;
+        }
+        tokio::time::sleep(period / 10).await;
+    }
+    let took = all_held_at.expect("the survivors took every scope over");
+    // Within one lease period of its last renewal (plus the survivors' next look).
+    assert!(took <= period + period / 4, "took {took:?}");
+    let mut split = Vec::new();
+    for p in survivors {
+        split.push(held(p, &scopes).await);
+    }
+    split.sort();
+    assert_eq!(split, [5, 5]);
+}
