@@ -43,6 +43,13 @@ async fn db_copy_moves_an_installation_and_serve_carries_on_without_refetching()
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
     let cfg = config.to_str().unwrap();
+    let migrate = |expected: &str| {
+        let out = watchfloor(dir.path(), &["--config", cfg, "--db", &pg, "db", "migrate"]);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        assert!(out.stdout.trim_end().ends_with(expected), "{}", out.stdout);
+    };
+    migrate("schema version 2 (applied 1, 2)");
+    migrate("schema version 2, nothing to apply");
     let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
     assert_eq!(fetched.code, 0, "{}", fetched.stderr);
     let sqlite = "sqlite://wf.db";
@@ -357,6 +364,22 @@ async fn three_processes_share_the_work_through_kills_and_pauses() {
     );
     assert_eq!(status.code, 0, "{}", status.stderr);
     let status: Value = serde_json::from_str(&status.stdout).unwrap();
+    let table = watchfloor(
+        dir.path(),
+        &["--config", cfg, "cluster", "status", "--output", "md"],
+    );
+    assert!(
+        table.stdout.contains("### Processes") && table.stdout.contains("### Leases"),
+        "{}",
+        table.stdout
+    );
+    for p in status["processes"].as_array().unwrap() {
+        assert!(
+            table.stdout.contains(p["id"].as_str().unwrap()),
+            "{}",
+            table.stdout
+        );
+    }
     // Every process serves the API from the shared database: a session made on one is good
     // on the others.
     common::create_user_with_password(dir.path(), cfg, "dana", "analyst", &[], "correct horse");
