@@ -9,6 +9,9 @@ use watchfloor_storage::{Push, PushOutcome};
 
 use crate::{Engine, EngineError};
 
+/// Open incidents read per page when reading the provider's state.
+const MIRROR_PAGE: usize = 500;
+
 /// What a sync cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct SyncReport {
@@ -153,8 +156,17 @@ impl Engine {
                 message,
             });
         }
-        if inst.mirror.incoming() && support.incoming {
-            for m in self.store.mirrored(name).await.map_err(store_err)? {
+        // The open incidents a page at a time: memory stays bounded however many there are.
+        let mut after = 0;
+        while inst.mirror.incoming() && support.incoming {
+            let page = self
+                .store
+                .mirrored(name, after, MIRROR_PAGE)
+                .await
+                .map_err(store_err)?;
+            let last_page = page.len() < MIRROR_PAGE;
+            after = page.last().map_or(after, |m| m.id);
+            for m in page {
                 let pulled = inst
                     .instance
                     .pull(&m.external_id, &m.seen)
@@ -189,6 +201,9 @@ impl Engine {
                     .await
                     .map_err(store_err)?;
                 report.pulled += 1;
+            }
+            if last_page {
+                break;
             }
         }
         Ok(report)

@@ -774,10 +774,13 @@ pub trait Store: Send + Sync {
         outcome: &'a PushOutcome,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Open incidents of an instance, to read their state from the provider.
+    /// Open incidents of an instance, to read their state from the provider: up to `limit`
+    /// of them after id `after`, in id order, so that a sync reads them a page at a time.
     fn mirrored<'a>(
         &'a self,
         instance: &'a str,
+        after: i64,
+        limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>>;
 
     /// Applies what the provider changed, in one transaction: the provider state seen, the

@@ -1492,13 +1492,20 @@ impl Store for SqlStore {
     fn mirrored<'a>(
         &'a self,
         instance: &'a str,
+        after: i64,
+        limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>> {
         Box::pin(async move {
+            // The page's ids first: ordering them sorts numbers, not every open incident's raw
+            // JSON, which on a large instance held the whole instance in memory.
             let rows = sqlx::query(
                 "SELECT id, external_id, COALESCE(remote_state, raw_json) AS seen FROM incidents \
-                 WHERE instance = $1 AND status != 'closed' ORDER BY id",
+                 WHERE id IN (SELECT id FROM incidents WHERE instance = $1 AND status != 'closed' \
+                 AND id > $2 ORDER BY id LIMIT $3) ORDER BY id",
             )
             .bind(instance)
+            .bind(after)
+            .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;
             rows.iter()
@@ -2035,6 +2042,7 @@ mod tests {
     }
 
     on_both!(
+        open_incidents_are_read_for_mirroring_a_page_at_a_time,
         leases_pass_on_only_when_they_expire,
         a_process_paused_past_its_lease_commits_nothing,
         incidents_and_cursor_commit_together_and_duplicates_are_dropped,
@@ -2319,6 +2327,47 @@ mod tests {
         }
         let _ = std::process::Command::new("umount").arg(mnt_s).status();
         assert_eq!(count, Ok(1));
+    }
+
+    /// Regression (memory): a sync read every open incident of an instance, raw JSON and all,
+    /// at once (a gigabyte for 100,000 incidents); it reads them a page at a time.
+    async fn open_incidents_are_read_for_mirroring_a_page_at_a_time(s: SqlStore) {
+        let batch: Vec<NewIncident> = (0..5)
+            .map(|n| incident(&format!("m{n}"), n, Severity::Low))
+            .collect();
+        s.commit_fetch(target(""), &batch, &json!({}))
+            .await
+            .unwrap();
+        let all = s.mirrored("fes", 0, 100).await.unwrap();
+        assert_eq!(all.len(), 5);
+        s.change_incident(
+            all[1].id,
+            None,
+            "dana",
+            &close(CloseReason::Resolved, ""),
+            &SLA,
+        )
+        .await
+        .unwrap();
+        let mut pages = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = s.mirrored("fes", after, 2).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.id;
+            pages.push(
+                page.iter()
+                    .map(|m| m.external_id.clone())
+                    .collect::<Vec<_>>(),
+            );
+        }
+        assert_eq!(
+            pages,
+            [vec!["m0", "m2"], vec!["m3", "m4"]],
+            "the closed one left out"
+        );
+        assert_eq!(all[0].seen, json!({"id": "m0"}));
+        assert!(s.mirrored("other", 0, 10).await.unwrap().is_empty());
     }
 
     async fn leases_pass_on_only_when_they_expire(s: SqlStore) {
