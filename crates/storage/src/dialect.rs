@@ -218,7 +218,12 @@ impl Sql {
         self
     }
 
-    /// Binds a value and returns its placeholder, for text pushed later.
+    /// Binds a value and returns its placeholder, to be pushed next: values bind in the
+    /// order their placeholders appear, and each placeholder is used once.
+    ///
+    /// SQLite gets anonymous `?`s: it looks a named or numbered parameter up by a linear
+    /// search, once per parameter, which made a 200-row insert spend a quarter of its time
+    /// finding its 1,800 parameters. PostgreSQL gets `$n`.
     pub fn param<T>(&mut self, value: T) -> String
     where
         T: Encode<'static, Any> + Type<Any>,
@@ -227,7 +232,10 @@ impl Sql {
         // integers and floats stored here.
         let _ = self.args.add(value);
         self.binds += 1;
-        format!("${}", self.binds)
+        match self.backend {
+            Backend::Sqlite => "?".to_string(),
+            Backend::Postgres => format!("${}", self.binds),
+        }
     }
 
     fn parts(self) -> (sqlx::AssertSqlSafe<String>, AnyArguments) {
@@ -280,6 +288,17 @@ mod tests {
             "'o' <-> 'brien' <-> 'x' <-> 'y':*",
         );
         check(Backend::Postgres, "--", "");
+    }
+
+    #[test]
+    fn sqlite_binds_are_anonymous() {
+        let mut q = Sql::new(Backend::Sqlite, "SELECT 1 WHERE a = ");
+        q.push_bind(1_i64).push(" AND ");
+        Backend::Sqlite.push_in_nocase(&mut q, "org", &["A".into(), "b".into()]);
+        assert_eq!(
+            q.text,
+            "SELECT 1 WHERE a = ? AND org COLLATE NOCASE IN (?, ?)"
+        );
     }
 
     #[test]

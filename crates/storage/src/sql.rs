@@ -808,20 +808,30 @@ impl Store for SqlStore {
                         .push_bind(ts(target.sla.due(now_t, inc.severity)))
                         .push(")");
                 }
-                let instance = q.param(target.instance.to_string());
-                let integration = q.param(target.integration.to_string());
-                let kind = q.param(target.incident_type.to_string());
-                let now = q.param(now.clone());
                 // A deleted incident's tombstone keeps its alert out.
-                q.push(format!(
+                q.push(
                     ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
                      created, modified, severity, status, organization, details, labels, raw_json, sla_due) \
-                     SELECT {instance}, {integration}, external_id, name, {kind}, occurred, {now}, {now}, \
-                     severity, 'pending', organization, details, labels, raw_json, sla_due FROM v \
-                     WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = {instance} \
-                     AND t.external_id = v.external_id) \
-                     ON CONFLICT (instance, external_id) DO NOTHING"
-                ));
+                     SELECT ",
+                )
+                .push_bind(target.instance.to_string())
+                .push(", ")
+                .push_bind(target.integration.to_string())
+                .push(", external_id, name, ")
+                .push_bind(target.incident_type.to_string())
+                .push(", occurred, ")
+                .push_bind(now.clone())
+                .push(", ")
+                .push_bind(now.clone())
+                .push(
+                    ", severity, 'pending', organization, details, labels, raw_json, sla_due FROM v \
+                     WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = ",
+                )
+                .push_bind(target.instance.to_string())
+                .push(
+                    " AND t.external_id = v.external_id) \
+                     ON CONFLICT (instance, external_id) DO NOTHING",
+                );
                 added += q.build().execute(&mut *tx).await?.rows_affected() as usize;
             }
             sqlx::query(
