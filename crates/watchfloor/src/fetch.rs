@@ -159,6 +159,7 @@ pub async fn serve(
         .lease
         .unwrap_or(watchfloor_engine::sharing::DEFAULT_LEASE);
     let stop = stop_on_signals();
+    tokio::spawn(give_back_free_memory(stop.clone()));
     if let Some(keep) = shared.retention {
         tokio::spawn(purge_closed(store.clone(), keep, stop.clone()));
     }
@@ -218,6 +219,23 @@ pub async fn serve(
     }
     say!("stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// A long-running `serve` hands memory it freed back to the system now and then: glibc keeps
+/// freed blocks in its arenas otherwise, and a backfill's peak would stay resident while idle.
+async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
+    while !*stop.borrow() {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(5)) => {}
+            _ = stop.changed() => {}
+        }
+        #[cfg(all(target_os = "linux", target_env = "gnu"))]
+        // SAFETY: malloc_trim only returns free memory of the allocator to the system; it is
+        // safe to call at any time from any thread.
+        unsafe {
+            libc::malloc_trim(0);
+        }
+    }
 }
 
 /// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
