@@ -69,7 +69,29 @@ fn free_port() -> Result<u16, String> {
     Ok(listener.local_addr().map_err(|e| e.to_string())?.port())
 }
 
+/// Removes the directories of clusters whose test process is gone (killed before its cluster's
+/// keeper could clean up, e.g. by a timeout that signalled the whole process group).
+fn remove_orphans() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(pid) = name
+            .strip_prefix("watchfloor-pg-")
+            .and_then(|rest| rest.split('-').next())
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if !Path::new(&format!("/proc/{pid}")).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 fn start() -> Result<TestCluster, String> {
+    remove_orphans();
     let bin = bin_dir().ok_or(
         "PostgreSQL is not installed (Debian: apt-get install postgresql); set WATCHFLOOR_PG_BIN to its bin directory",
     )?;
