@@ -116,6 +116,42 @@ async fn ingest_bench() -> String {
     )
 }
 
+/// The Covalence broker of 200 organizations (201 appliances, 5 alerts each) with `faults`, and
+/// a directory holding its CA.
+async fn broker_sim(faults: FaultSpec) -> (CovalenceSecurityProvidersSimulator, tempfile::TempDir) {
+    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
+        faults,
+        setup: CovalenceSecurityProvidersSetup {
+            broker_orgs: 200,
+            alerts_per_appliance: 5,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .await
+    .expect("simulator");
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).expect("ca");
+    (sim, dir)
+}
+
+/// A config with one fetching instance, `broker`, for the simulator.
+fn broker_config(sim: &CovalenceSecurityProvidersSimulator, dir: &tempfile::TempDir) -> Config {
+    let config = format!(
+        "[[instances]]\nname = \"broker\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
+         first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{}\"\nbroker = true\n\
+         username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
+        sim.broker_url, sim.username, sim.password
+    );
+    Config::parse(
+        &dir.path().join("watchfloor.toml"),
+        &config,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .expect("config")
+}
+
 /// Requests the simulator has answered so far.
 fn requests(sim: &CovalenceSecurityProvidersSimulator) -> usize {
     sim.faults.request_counts().values().sum()
@@ -216,32 +252,8 @@ async fn broker_bench() -> String {
         latency_ms: LATENCY_MS,
         ..FaultSpec::default()
     };
-    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
-        faults,
-        setup: CovalenceSecurityProvidersSetup {
-            broker_orgs: 200,
-            alerts_per_appliance: 5,
-            ..Default::default()
-        },
-        ..Default::default()
-    })
-    .await
-    .expect("simulator");
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).expect("ca");
-    let config = format!(
-        "[[instances]]\nname = \"broker\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
-         first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{}\"\nbroker = true\n\
-         username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
-        sim.broker_url, sim.username, sim.password
-    );
-    let config = Config::parse(
-        &dir.path().join("watchfloor.toml"),
-        &config,
-        &watchfloor_integrations::definitions(),
-        &|_| None,
-    )
-    .expect("config");
+    let (sim, dir) = broker_sim(faults).await;
+    let config = broker_config(&sim, &dir);
     let runner =
         Arc::new(Runner::new(watchfloor_integrations::builtin(), &config).expect("runner"));
     let store = Arc::new(
@@ -320,19 +332,7 @@ async fn shared_cycle(
     let url = watchfloor_storage::test_cluster::fresh_database()
         .await
         .expect("PostgreSQL");
-    let config = format!(
-        "[[instances]]\nname = \"broker\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
-         first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nhost = \"{}\"\nbroker = true\n\
-         username = \"{}\"\npassword = \"{}\"\nca_file = \"ca.pem\"\n",
-        sim.broker_url, sim.username, sim.password
-    );
-    let config = Config::parse(
-        &dir.path().join("watchfloor.toml"),
-        &config,
-        &watchfloor_integrations::definitions(),
-        &|_| None,
-    )
-    .expect("config");
+    let config = broker_config(sim, dir);
     let mut engines = Vec::new();
     for _ in 0..n {
         let runner =
@@ -369,22 +369,11 @@ async fn cluster_bench() -> String {
     if watchfloor_storage::test_cluster::cluster().is_err() {
         return "shared work: skipped, PostgreSQL is not installed\n".into();
     }
-    let sim = CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions {
-        faults: FaultSpec {
-            latency_ms: 20,
-            ..FaultSpec::default()
-        },
-        setup: CovalenceSecurityProvidersSetup {
-            broker_orgs: 200,
-            alerts_per_appliance: 5,
-            ..Default::default()
-        },
-        ..Default::default()
+    let (sim, dir) = broker_sim(FaultSpec {
+        latency_ms: 20,
+        ..FaultSpec::default()
     })
-    .await
-    .expect("simulator");
-    let dir = tempfile::tempdir().expect("temp dir");
-    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).expect("ca");
+    .await;
     let mut out = String::from(
         "shared work (PostgreSQL; the 200-organization broker's first cycle, 20 ms latency, 8 organizations at a time per engine)\n",
     );

@@ -159,6 +159,12 @@ pub enum CopyError {
     Store(#[from] StoreError),
 }
 
+impl From<sqlx::Error> for CopyError {
+    fn from(e: sqlx::Error) -> Self {
+        CopyError::Store(e.into())
+    }
+}
+
 /// How many rows of each table were copied.
 pub type CopyReport = Vec<(&'static str, u64)>;
 
@@ -178,8 +184,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
         let n: i64 =
             sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
                 .fetch_one(to.pool())
-                .await
-                .map_err(StoreError::from)?;
+                .await?;
         if n > 0 {
             held.push(format!("{n} {}", table.replace('_', " ")));
         }
@@ -187,16 +192,11 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     if !held.is_empty() && !replace {
         return Err(CopyError::TargetNotEmpty(held.join(", ")));
     }
-    let mut tx = to
-        .pool()
-        .begin_with(to.backend().begin_write())
-        .await
-        .map_err(StoreError::from)?;
+    let mut tx = to.pool().begin_with(to.backend().begin_write()).await?;
     for (table, _) in TABLES.iter().rev() {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .execute(&mut *tx)
-            .await
-            .map_err(StoreError::from)?;
+            .await?;
     }
     let mut report = Vec::new();
     for (table, columns) in TABLES {
@@ -206,7 +206,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
         let mut batch: Vec<Vec<Cell>> = Vec::new();
         let mut copied = 0;
         loop {
-            let row = rows.try_next().await.map_err(StoreError::from)?;
+            let row = rows.try_next().await?;
             if let Some(row) = &row {
                 let mut cells = Vec::with_capacity(columns.len());
                 for (name, kind) in columns.iter() {
@@ -244,12 +244,11 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
                 )))
                 .execute(&mut *tx)
-                .await
-                .map_err(StoreError::from)?;
+                .await?;
             }
         }
     }
-    tx.commit().await.map_err(StoreError::from)?;
+    tx.commit().await?;
     Ok(report)
 }
 

@@ -619,6 +619,19 @@ async fn read_incident(tx: &mut Tx, backend: Backend, id: i64) -> Result<Inciden
     incident_from_row(&row)
 }
 
+/// A process as `processes` rows are selected: id, host, pid, started_ms, seen_ms.
+type ProcessRow = (String, String, i64, i64, i64);
+
+fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo {
+    ProcessInfo {
+        id,
+        host,
+        pid,
+        started_ms,
+        seen_ms,
+    }
+}
+
 /// Refuses to go on unless `lease` is still held as it was taken (same holder, same token);
 /// the lease row stays locked until the transaction ends, so it cannot pass on meanwhile.
 async fn check_lease(tx: &mut Tx, backend: Backend, lease: &Lease) -> Result<(), StoreError> {
@@ -764,76 +777,67 @@ impl SqlStore {
         {
             return Ok(broad);
         }
-        let mut terms: Vec<(&'static str, IncidentFilter)> = Vec::new();
-        if !filter.status.is_empty() {
-            terms.push((
-                "status",
-                IncidentFilter {
-                    status: filter.status.clone(),
-                    ..IncidentFilter::default()
-                },
-            ));
-        }
-        if let Some(o) = &filter.organization {
-            terms.push((
-                "organization",
-                IncidentFilter {
-                    organization: Some(o.clone()),
-                    ..IncidentFilter::default()
-                },
-            ));
-        }
-        if let Some(i) = &filter.instance {
-            terms.push((
-                "instance",
-                IncidentFilter {
-                    instance: Some(i.clone()),
-                    ..IncidentFilter::default()
-                },
-            ));
-        }
-        if let Some(o) = &filter.owner {
-            terms.push((
-                "owner",
-                IncidentFilter {
-                    owner: Some(o.clone()),
-                    ..IncidentFilter::default()
-                },
-            ));
-        }
-        for (column, alone) in terms {
+        let alone = IncidentFilter::default;
+        let terms = [
+            (!filter.status.is_empty()).then(|| IncidentFilter {
+                status: filter.status.clone(),
+                ..alone()
+            }),
+            filter.organization.clone().map(|o| IncidentFilter {
+                organization: Some(o),
+                ..alone()
+            }),
+            filter.instance.clone().map(|i| IncidentFilter {
+                instance: Some(i),
+                ..alone()
+            }),
+            filter.owner.clone().map(|o| IncidentFilter {
+                owner: Some(o),
+                ..alone()
+            }),
+        ];
+        for (column, term) in ["status", "organization", "instance", "owner"]
+            .into_iter()
+            .zip(terms)
+        {
+            let Some(term) = term else { continue };
             let key = format!(
                 "\u{1}{column}={:?}{:?}{:?}{:?}",
-                alone.status, alone.organization, alone.instance, alone.owner
+                term.status, term.organization, term.instance, term.owner
             );
-            let known = {
-                let cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
-                cache
-                    .get(&key)
-                    .filter(|(_, at)| at.elapsed() < COMMON_TTL)
-                    .map(|(c, _)| *c)
-            };
-            let is_broad = match known {
-                Some(b) => b,
-                None => {
-                    let mut q =
-                        self.sql("SELECT COUNT(*) FROM (SELECT 1 FROM incidents WHERE 1 = 1");
-                    push_filter(&mut q, &alone, &Hints::default());
-                    q.push(" LIMIT ").push_bind(COMMON + 1).push(") AS matches");
-                    let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
-                    let mut cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
-                    if cache.len() >= 1000 {
-                        cache.clear();
-                    }
-                    cache.insert(key, (n > COMMON, std::time::Instant::now()));
-                    n > COMMON
-                }
-            };
-            if is_broad {
+            let count = self.count_matching_up_to(&term, COMMON as usize + 1);
+            if self.more_than_common(key, count).await? {
                 broad.insert(column);
             }
         }
         Ok(broad)
+    }
+
+    /// Whether more than [`COMMON`] incidents match, as `count` (counting no further) says,
+    /// remembered under `key` for [`COMMON_TTL`]: the live queue repeats its query every few
+    /// seconds, and how many match changes slowly.
+    async fn more_than_common(
+        &self,
+        key: String,
+        count: impl std::future::Future<Output = Result<usize, StoreError>>,
+    ) -> Result<bool, StoreError> {
+        let known = {
+            let cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
+            cache
+                .get(&key)
+                .filter(|(_, at)| at.elapsed() < COMMON_TTL)
+                .map(|(c, _)| *c)
+        };
+        if let Some(known) = known {
+            return Ok(known);
+        }
+        let many = count.await? > COMMON as usize;
+        let mut cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
+        if cache.len() >= 1000 {
+            cache.clear();
+        }
+        cache.insert(key, (many, std::time::Instant::now()));
+        Ok(many)
     }
 
     /// Which of a filter's search texts are common: more than [`COMMON`] incidents match
@@ -844,30 +848,16 @@ impl SqlStore {
             if !text.chars().any(char::is_alphanumeric) {
                 continue;
             }
-            let known = {
-                let cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
-                cache
-                    .get(&text)
-                    .filter(|(_, at)| at.elapsed() < COMMON_TTL)
-                    .map(|(c, _)| *c)
+            let count = async {
+                let n: i64 = self
+                    .backend
+                    .text_count(&text, COMMON + 1)
+                    .build_query_scalar()
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n as usize)
             };
-            let is_common = match known {
-                Some(c) => c,
-                None => {
-                    let n: i64 = self
-                        .backend
-                        .text_count(&text, COMMON + 1)
-                        .build_query_scalar()
-                        .fetch_one(&self.pool)
-                        .await?;
-                    let mut cache = self.common_texts.lock().unwrap_or_else(|e| e.into_inner());
-                    if cache.len() >= 1000 {
-                        cache.clear();
-                    }
-                    cache.insert(text.clone(), (n > COMMON, std::time::Instant::now()));
-                    n > COMMON
-                }
-            };
+            let is_common = self.more_than_common(text.clone(), count).await?;
             if is_common {
                 common.insert(text);
             }
@@ -1919,7 +1909,7 @@ impl Store for SqlStore {
             .bind(me.pid)
             .execute(&mut *tx)
             .await?;
-            let rows: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            let rows: Vec<ProcessRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT id, host, pid, started_ms, seen_ms FROM processes WHERE seen_ms > {now} - $1 \
                  ORDER BY started_ms, id"
             )))
@@ -1933,16 +1923,7 @@ impl Store for SqlStore {
             .execute(&mut *tx)
             .await?;
             tx.commit().await?;
-            Ok(rows
-                .into_iter()
-                .map(|(id, host, pid, started_ms, seen_ms)| ProcessInfo {
-                    id,
-                    host,
-                    pid,
-                    started_ms,
-                    seen_ms,
-                })
-                .collect())
+            Ok(rows.into_iter().map(process_from).collect())
         })
     }
 
@@ -2038,7 +2019,7 @@ impl Store for SqlStore {
             )))
             .fetch_one(&self.pool)
             .await?;
-            let processes: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+            let processes: Vec<ProcessRow> = sqlx::query_as(
                 "SELECT id, host, pid, started_ms, seen_ms FROM processes ORDER BY started_ms, id",
             )
             .fetch_all(&self.pool)
@@ -2050,16 +2031,7 @@ impl Store for SqlStore {
             .await?;
             Ok(ClusterStatus {
                 now_ms,
-                processes: processes
-                    .into_iter()
-                    .map(|(id, host, pid, started_ms, seen_ms)| ProcessInfo {
-                        id,
-                        host,
-                        pid,
-                        started_ms,
-                        seen_ms,
-                    })
-                    .collect(),
+                processes: processes.into_iter().map(process_from).collect(),
                 leases: leases
                     .into_iter()
                     .map(
