@@ -75,7 +75,7 @@ async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         .connect_with(options)
         .await
         .map_err(refused)?;
-    Ok(SqlStore::new(pool, Backend::Postgres))
+    Ok(SqlStore::new(pool.clone(), pool, Backend::Postgres))
 }
 
 /// Opens the database at `url` (which must exist) and applies pending migrations.

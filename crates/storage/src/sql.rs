@@ -54,6 +54,10 @@ pub(crate) fn open_error(url: &str, message: String) -> StoreError {
 #[derive(Clone)]
 pub struct SqlStore {
     pool: AnyPool,
+    /// Where write transactions run. On SQLite, one connection of its own: writes take turns
+    /// anyway, and a connection that wrote last keeps its page cache, where any other would
+    /// throw its cache away on seeing the database changed. On PostgreSQL, `pool` again.
+    writer: AnyPool,
     backend: Backend,
     /// Which search texts were common, and when that was read: the live queue repeats its
     /// search every few seconds, and how common a word is changes slowly.
@@ -76,9 +80,10 @@ const INCIDENT_COLUMNS: &str = "id, instance, integration, external_id, name, ty
      closed, close_reason, close_notes, first_assigned, sla_due";
 
 impl SqlStore {
-    pub(crate) fn new(pool: AnyPool, backend: Backend) -> SqlStore {
+    pub(crate) fn new(pool: AnyPool, writer: AnyPool, backend: Backend) -> SqlStore {
         SqlStore {
             pool,
+            writer,
             backend,
             common_texts: Default::default(),
             applied: Vec::new(),
@@ -113,6 +118,7 @@ impl SqlStore {
 
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
+        self.writer.close().await;
         self.pool.close().await;
     }
 
@@ -163,7 +169,7 @@ impl SqlStore {
 
     /// A write transaction (see [`Backend::begin_write`]).
     async fn write(&self) -> Result<Tx, StoreError> {
-        Ok(self.pool.begin_with(self.backend.begin_write()).await?)
+        Ok(self.writer.begin_with(self.backend.begin_write()).await?)
     }
 
     /// Applies the migrations not yet applied, each in its own transaction. Processes that
@@ -2408,7 +2414,7 @@ mod tests {
         s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
             .await
             .unwrap();
-        s.pool.close().await; // the last connection checkpoints and removes -wal and -shm
+        s.close().await; // the last connection checkpoints and removes -wal and -shm
         assert!(!src.join("wf.db-shm").exists());
         let mount = |args: &[&str]| {
             std::process::Command::new("mount")
