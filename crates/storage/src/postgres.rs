@@ -93,7 +93,8 @@ pub(crate) async fn open_existing(url: &str) -> Result<SqlStore, StoreError> {
     Ok(store)
 }
 
-/// Adds `n` synthetic incidents in one statement (see [`SqlStore::fill_synthetic`]).
+/// Adds `n` synthetic incidents in one statement (see [`SqlStore::fill_synthetic`] and
+/// SQLite's, which this mirrors).
 pub(crate) const FILL_SYNTHETIC: &str = "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
       severity, status, organization, owner, details, labels, raw_json, sla_due) \
      SELECT 'synthetic', 'synthetic', 's' || x, \
@@ -102,12 +103,14 @@ pub(crate) const FILL_SYNTHETIC: &str = "INSERT INTO incidents (instance, integr
       to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
       to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
       to_char(to_timestamp(1600000000 + x * 60) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
-      CASE x % 6 WHEN 0 THEN 0 WHEN 1 THEN 0.5 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 3 ELSE 4 END, \
-      CASE x % 3 WHEN 0 THEN 'pending' WHEN 1 THEN 'active' ELSE 'closed' END, \
-      'Org ' || (x % 20), CASE WHEN x % 4 = 0 THEN NULL ELSE 'analyst' || (x % 7) END, \
+      CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
+        WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
+      CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
+      'Org ' || (c % 20), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x, '[]', '{}', \
       to_char(to_timestamp(1600000000 + x * 60 + 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z' \
-     FROM generate_series(1, $1) AS k(x)";
+     FROM (SELECT x, (x * 2654435761) % 1000003 AS a, (x * 40503) % 999983 AS b, \
+      (x * 97) % 1009 AS c, (x * 7919) % 10007 AS d FROM generate_series(1, $1) AS k(x)) AS h";
 
 #[cfg(test)]
 mod tests {

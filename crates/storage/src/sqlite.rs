@@ -23,6 +23,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (9, include_str!("../migrations/0009_sort_indexes.sql")),
     (10, include_str!("../migrations/0010_leases.sql")),
     (11, include_str!("../migrations/0011_ingest.sql")),
+    (12, include_str!("../migrations/0012_covering_indexes.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -184,8 +185,12 @@ pub(crate) async fn open_read_only(url: &str) -> Result<SqlStore, StoreError> {
     }
 }
 
-/// Adds `n` synthetic incidents in one statement (see [`SqlStore::fill_synthetic`]).
-pub(crate) const FILL_SYNTHETIC: &str = "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < $1) \
+/// Adds `n` synthetic incidents in one statement (see [`SqlStore::fill_synthetic`]). Status,
+/// severity, organization and owner come from independent hashes of the row number, in the
+/// proportions of a working queue: seven in ten closed, few critical, pending ones unowned.
+pub(crate) const FILL_SYNTHETIC: &str = "WITH RECURSIVE k(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM k WHERE x < $1), \
+     h AS (SELECT x, (x * 2654435761) % 1000003 AS a, (x * 40503) % 999983 AS b, \
+      (x * 97) % 1009 AS c, (x * 7919) % 10007 AS d FROM k) \
      INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
       severity, status, organization, owner, details, labels, raw_json, sla_due) \
      SELECT 'synthetic', 'synthetic', 's' || x, \
@@ -194,9 +199,10 @@ pub(crate) const FILL_SYNTHETIC: &str = "WITH RECURSIVE k(x) AS (SELECT 1 UNION 
       strftime('%Y-%m-%dT%H:%M:%S', 1600000000 + x * 60, 'unixepoch') || '.000000Z', \
       strftime('%Y-%m-%dT%H:%M:%S', 1600000000 + x * 60, 'unixepoch') || '.000000Z', \
       strftime('%Y-%m-%dT%H:%M:%S', 1600000000 + x * 60, 'unixepoch') || '.000000Z', \
-      CASE x % 6 WHEN 0 THEN 0 WHEN 1 THEN 0.5 WHEN 2 THEN 1 WHEN 3 THEN 2 WHEN 4 THEN 3 ELSE 4 END, \
-      CASE x % 3 WHEN 0 THEN 'pending' WHEN 1 THEN 'active' ELSE 'closed' END, \
-      'Org ' || (x % 20), CASE WHEN x % 4 = 0 THEN NULL ELSE 'analyst' || (x % 7) END, \
+      CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
+        WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
+      CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
+      'Org ' || (c % 20), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x, '[]', '{}', \
       strftime('%Y-%m-%dT%H:%M:%S', 1600000000 + x * 60 + 86400, 'unixepoch') || '.000000Z' \
-     FROM k";
+     FROM h";
