@@ -248,6 +248,8 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
             }
         }
     }
+    // The filter counts are kept as incidents are written; these were copied around them.
+    crate::sql::recount(&mut tx).await?;
     tx.commit().await?;
     Ok(report)
 }
@@ -366,6 +368,11 @@ mod tests {
         assert!(report.contains(&("incidents", 3)), "{report:?}");
         assert!(report.contains(&("tombstones", 1)), "{report:?}");
         assert_eq!(seen(&to).await, seen(&from).await);
+        let counts = |s: &SqlStore| {
+            let s = s.clone();
+            async move { s.facets(&IncidentFilter::default()).await.unwrap() }
+        };
+        assert_eq!(counts(&to).await, counts(&from).await, "filter counts");
         assert!(to.user_by_key("keyhash").await.unwrap().is_some());
 
         // The deleted alert stays deleted; a new one takes a new id.
@@ -399,5 +406,10 @@ mod tests {
         );
         copy(&from, &to, true).await.unwrap();
         assert_eq!(seen(&to).await, seen(&from).await);
+        assert_eq!(
+            counts(&to).await,
+            counts(&from).await,
+            "filter counts, replaced"
+        );
     }
 }

@@ -12,6 +12,10 @@ use crate::sql::SqlStore;
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../migrations/postgres/0001_init.sql")),
     (2, include_str!("../migrations/postgres/0002_leases.sql")),
+    (
+        3,
+        include_str!("../migrations/postgres/0003_incident_counts.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

@@ -17,9 +17,9 @@ use watchfloor_core::query::Term;
 
 use crate::dialect::{Backend, Sql};
 use crate::{
-    BoxFuture, ClusterStatus, FetchTarget, Health, IncidentFilter, KeyValue, Lease, LeaseInfo,
-    ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord, SortField,
-    Store, StoreError, User, WarRoomEntry,
+    BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, KeyValue, Lease,
+    LeaseInfo, ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord,
+    SortField, Store, StoreError, User, WarRoomEntry,
 };
 
 /// Incidents a fetch commit inserts per statement.
@@ -599,6 +599,132 @@ fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
     }
 }
 
+/// New incidents' values of the counted filters (see `incident_counts`).
+struct Counted<'a> {
+    status: &'static str,
+    severity: f64,
+    organization: Option<String>,
+    owner: Option<String>,
+    instance: &'a str,
+}
+
+/// Adds new incidents to `incident_counts`, in the inserting transaction: one statement for a
+/// batch, each combination's rows once, in one order (so that concurrent writers on PostgreSQL
+/// lock the same rows in the same order). Updates and deletes are counted by triggers.
+async fn count_new(tx: &mut Tx, backend: Backend, rows: &[Counted<'_>]) -> Result<(), StoreError> {
+    let mut combos = std::collections::BTreeMap::new();
+    for r in rows {
+        let key = (
+            r.status,
+            r.severity.to_bits(),
+            r.organization.as_deref().unwrap_or(""),
+            r.owner.as_deref().unwrap_or(""),
+            r.instance,
+        );
+        *combos.entry(key).or_insert(0i64) += 1;
+    }
+    if combos.is_empty() {
+        return Ok(());
+    }
+    let mut q = Sql::new(
+        backend,
+        "INSERT INTO incident_counts (status, severity, organization, owner, instance, n) VALUES ",
+    );
+    for (n, ((status, severity, organization, owner, instance), count)) in
+        combos.into_iter().enumerate()
+    {
+        q.push(if n == 0 { "(" } else { ", (" })
+            .push_bind(status)
+            .push(", ")
+            .push_bind(f64::from_bits(severity))
+            .push(", ")
+            .push_bind(organization.to_string())
+            .push(", ")
+            .push_bind(owner.to_string())
+            .push(", ")
+            .push_bind(instance.to_string())
+            .push(", ")
+            .push_bind(count)
+            .push(")");
+    }
+    q.push(
+        " ON CONFLICT (status, severity, organization, owner, instance) \
+         DO UPDATE SET n = incident_counts.n + excluded.n",
+    );
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Counts every incident again into `incident_counts`, after rows were written around the
+/// counting (a copy, the benchmarks' synthetic fill).
+pub(crate) async fn recount(tx: &mut Tx) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM incident_counts")
+        .execute(&mut **tx)
+        .await?;
+    sqlx::query(
+        "INSERT INTO incident_counts (status, severity, organization, owner, instance, n) \
+         SELECT status, severity, COALESCE(organization, ''), COALESCE(owner, ''), instance, COUNT(*) \
+         FROM incidents GROUP BY status, severity, COALESCE(organization, ''), COALESCE(owner, ''), instance",
+    )
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Which of the counted filters a facet counts by.
+#[derive(Clone, Copy, PartialEq)]
+enum Facet {
+    Status,
+    Severity,
+    Organization,
+    Owner,
+    Instance,
+}
+
+/// The conditions on `incident_counts` for a filter's counted fields, but `except`'s.
+fn push_count_filter(q: &mut Sql, filter: &IncidentFilter, except: Facet) {
+    let backend = q.backend;
+    if let crate::Scope::Orgs(orgs) = &filter.scope {
+        q.push(" AND ");
+        backend.push_in_nocase(q, "organization", orgs);
+    }
+    if except != Facet::Status && !filter.status.is_empty() {
+        q.push(" AND status IN (");
+        for (n, s) in filter.status.iter().enumerate() {
+            q.push(if n == 0 { "" } else { ", " }).push_bind(s.as_str());
+        }
+        q.push(")");
+    }
+    if except != Facet::Severity {
+        if !filter.severity.is_empty() {
+            q.push(" AND severity IN (");
+            for (n, s) in filter.severity.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " }).push_bind(s.value());
+            }
+            q.push(")");
+        }
+        if let Some(s) = filter.min_severity {
+            q.push(" AND severity >= ").push_bind(s.value());
+        }
+    }
+    if except != Facet::Organization
+        && let Some(o) = &filter.organization
+    {
+        q.push(" AND ");
+        backend.push_eq_nocase(q, "organization", o.clone());
+    }
+    if except != Facet::Instance
+        && let Some(i) = &filter.instance
+    {
+        q.push(" AND instance = ").push_bind(i.clone());
+    }
+    if except != Facet::Owner
+        && let Some(o) = &filter.owner
+    {
+        q.push(" AND owner = ").push_bind(o.clone());
+    }
+}
+
 fn user_from_row(r: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: r.try_get("id")?,
@@ -963,6 +1089,7 @@ impl SqlStore {
             Backend::Postgres => crate::postgres::FILL_SYNTHETIC,
         };
         sqlx::query(fill).bind(n as i64).execute(&mut *tx).await?;
+        recount(&mut tx).await?;
         tx.commit().await?;
         // The planner's statistics, as a store that grew to this size over time would have.
         sqlx::query("ANALYZE").execute(&self.pool).await?;
@@ -985,6 +1112,7 @@ impl Store for SqlStore {
                 check_lease(&mut tx, self.backend, lease).await?;
             }
             let mut added = 0;
+            let mut new_counts = Vec::new();
             // Many rows per statement: a statement's fixed cost, paid once per batch.
             for chunk in incidents.chunks(ROWS_PER_INSERT) {
                 let mut q = self.sql(
@@ -1036,10 +1164,20 @@ impl Store for SqlStore {
                 .push_bind(target.instance.to_string())
                 .push(
                     " AND t.external_id = v.external_id) \
-                     ON CONFLICT (instance, external_id) DO NOTHING",
+                     ON CONFLICT (instance, external_id) DO NOTHING RETURNING severity, organization",
                 );
-                added += q.build().execute(&mut *tx).await?.rows_affected() as usize;
+                for row in q.build().fetch_all(&mut *tx).await? {
+                    new_counts.push(Counted {
+                        status: Status::Pending.as_str(),
+                        severity: row.try_get("severity")?,
+                        organization: row.try_get("organization")?,
+                        owner: None,
+                        instance: target.instance,
+                    });
+                }
             }
+            added += new_counts.len();
+            count_new(&mut tx, self.backend, &new_counts).await?;
             sqlx::query(
                 "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (instance, scope) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
@@ -1216,6 +1354,82 @@ impl Store for SqlStore {
         })
     }
 
+    fn facets<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<Option<Facets>, StoreError>> {
+        Box::pin(async move {
+            if !Facets::countable(filter) {
+                return Ok(None);
+            }
+            // One statement, so that the lists agree with each other (one snapshot).
+            let facets = [
+                (Facet::Status, "status", "status"),
+                (Facet::Severity, "severity", "severity"),
+                (
+                    Facet::Organization,
+                    "lower(organization)",
+                    "MIN(organization)",
+                ),
+                (Facet::Owner, "owner", "owner"),
+                (Facet::Instance, "instance", "instance"),
+            ];
+            let mut q = self.sql("");
+            for (n, (facet, group, shown)) in facets.into_iter().enumerate() {
+                q.push(if n == 0 { "" } else { " UNION ALL " });
+                q.push(format!(
+                    "SELECT * FROM (SELECT {n} AS facet, CAST({shown} AS TEXT) AS value, \
+                     CAST(SUM(n) AS BIGINT) AS n FROM incident_counts WHERE n > 0"
+                ));
+                push_count_filter(&mut q, filter, facet);
+                q.push(format!(
+                    " GROUP BY {group} ORDER BY 3 DESC, 2 LIMIT {}) AS f{n}",
+                    Facets::TOP
+                ));
+            }
+            let mut out = Facets::default();
+            let (mut status, mut severity) = (Vec::new(), Vec::new());
+            for row in q.build().fetch_all(&self.pool).await? {
+                let facet: i64 = row.try_get("facet")?;
+                let value: String = row.try_get("value")?;
+                let n = row.try_get::<i64, _>("n")? as u64;
+                match facet {
+                    0 => status.push((Status::parse(&value).map_err(StoreError::Corrupt)?, n)),
+                    1 => {
+                        let v: f64 = value
+                            .parse()
+                            .map_err(|_| StoreError::Corrupt(format!("a severity of {value}")))?;
+                        let s = Severity::from_value(v)
+                            .ok_or_else(|| StoreError::Corrupt(format!("a severity of {value}")))?;
+                        severity.push((s, n));
+                    }
+                    2 => out.organization.push((value, n)),
+                    3 => out.owner.push(((!value.is_empty()).then_some(value), n)),
+                    _ => out.instance.push((value, n)),
+                }
+            }
+            let of = |v: &[(Status, u64)], s: Status| {
+                v.iter().find(|(x, _)| *x == s).map_or(0, |(_, n)| *n)
+            };
+            out.status = [Status::Pending, Status::Active, Status::Closed]
+                .into_iter()
+                .map(|s| (s, of(&status, s)))
+                .collect();
+            out.severity = Severity::ALL
+                .into_iter()
+                .rev()
+                .map(|s| {
+                    let n = severity
+                        .iter()
+                        .find(|(x, _)| *x == s)
+                        .map_or(0, |(_, n)| *n);
+                    (s, n)
+                })
+                .collect();
+            Ok(Some(out))
+        })
+    }
+
     fn count_matching<'a>(
         &'a self,
         filter: &'a IncidentFilter,
@@ -1308,6 +1522,14 @@ impl Store for SqlStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            let counted = Counted {
+                status: Status::Pending.as_str(),
+                severity: incident.severity.value(),
+                organization: incident.organization.clone(),
+                owner: incident.owner.clone(),
+                instance: "",
+            };
+            count_new(&mut tx, self.backend, &[counted]).await?;
             let body =
                 serde_json::json!({"name": incident.name, "severity": incident.severity.label()});
             insert_entry(&mut tx, id, now, author, "created", &body).await?;
@@ -2247,6 +2469,7 @@ mod tests {
         sla_filters_follow_the_clock,
         common_and_rare_words_are_found_either_way,
         retention_purges_old_closed_incidents_and_keeps_tombstones,
+        filter_counts_follow_every_change,
         queries_sorts_and_pages,
     );
 
@@ -3211,6 +3434,180 @@ mod tests {
 
     /// Retention purges closed incidents past their age with their war rooms, keeps their
     /// tombstones so they are not fetched again, and keeps one whose push is not yet sent.
+    /// The filter counts, kept as incidents change, agree with counting the incidents
+    /// themselves after fetches (duplicates too), a manual incident, assignments, a severity
+    /// change, closes, a reopen, a delete and a purge; and each list leaves out its own filter.
+    async fn filter_counts_follow_every_change(s: SqlStore) {
+        // What counting the incidents gives, in the facets' shape.
+        async fn counted(s: &SqlStore, filter: &IncidentFilter) -> Facets {
+            let all = s.incidents(&IncidentFilter::default()).await.unwrap();
+            let holds = |i: &Incident, except: &str| {
+                (except == "status"
+                    || filter.status.is_empty()
+                    || filter.status.contains(&i.status))
+                    && (except == "severity"
+                        || (filter.severity.is_empty() || filter.severity.contains(&i.severity))
+                            && filter.min_severity.is_none_or(|m| i.severity >= m))
+                    && (except == "organization"
+                        || filter.organization.as_deref().is_none_or(|o| {
+                            i.organization
+                                .as_deref()
+                                .is_some_and(|x| x.eq_ignore_ascii_case(o))
+                        }))
+                    && (except == "owner" || filter.owner.is_none() || filter.owner == i.owner)
+                    && (except == "instance"
+                        || filter.instance.as_deref().is_none_or(|x| x == i.instance))
+            };
+            let tally = |except: &str, key: &dyn Fn(&Incident) -> String| {
+                let mut m = std::collections::BTreeMap::<String, u64>::new();
+                for i in all.iter().filter(|i| holds(i, except)) {
+                    *m.entry(key(i)).or_default() += 1;
+                }
+                m
+            };
+            let top = |m: std::collections::BTreeMap<String, u64>| {
+                let mut v: Vec<(String, u64)> = m.into_iter().collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
+            };
+            let status = tally("status", &|i| i.status.as_str().to_string());
+            let severity = tally("severity", &|i| i.severity.label().to_string());
+            Facets {
+                status: [Status::Pending, Status::Active, Status::Closed]
+                    .into_iter()
+                    .map(|x| (x, status.get(x.as_str()).copied().unwrap_or(0)))
+                    .collect(),
+                severity: Severity::ALL
+                    .into_iter()
+                    .rev()
+                    .map(|x| (x, severity.get(x.label()).copied().unwrap_or(0)))
+                    .collect(),
+                // Organizations are one whatever their case, as their filter is.
+                organization: top(tally("organization", &|i| {
+                    i.organization.clone().unwrap_or_default().to_lowercase()
+                }))
+                .into_iter()
+                .filter(|(o, _)| !o.is_empty())
+                .collect(),
+                owner: top(tally("owner", &|i| i.owner.clone().unwrap_or_default()))
+                    .into_iter()
+                    .map(|(o, n)| ((!o.is_empty()).then_some(o), n))
+                    .collect(),
+                instance: top(tally("instance", &|i| i.instance.clone())),
+            }
+        }
+        let check = |label: &'static str, filter: IncidentFilter| {
+            let s = s.clone();
+            async move {
+                let kept = s.facets(&filter).await.unwrap().expect("countable");
+                let mut expected = counted(&s, &filter).await;
+                // Incidents of no organization are counted under "" and not listed.
+                let mut kept_orgs = kept.organization.clone();
+                kept_orgs.retain(|(o, _)| !o.is_empty());
+                kept_orgs
+                    .iter_mut()
+                    .for_each(|(o, _)| *o = o.to_lowercase());
+                expected.organization.truncate(Facets::TOP);
+                assert_eq!(
+                    Facets {
+                        organization: kept_orgs,
+                        ..kept
+                    },
+                    expected,
+                    "{label}"
+                );
+            }
+        };
+        let batch: Vec<NewIncident> = (0..12)
+            .map(|n| incident(&format!("f{n}"), n, Severity::ALL[n as usize % 6]))
+            .collect();
+        s.commit_fetch(target(""), &batch, &json!({}))
+            .await
+            .unwrap();
+        s.commit_fetch(target(""), &batch[..4], &json!({}))
+            .await
+            .unwrap();
+        check("fetched, duplicates dropped", IncidentFilter::default()).await;
+        let manual = ManualIncident {
+            name: "by hand".into(),
+            severity: Severity::Critical,
+            organization: Some("ACME".into()),
+            kind: "Manual".into(),
+            details: String::new(),
+            occurred: None,
+            owner: Some("dana".into()),
+            labels: vec![],
+        };
+        s.create_incident(&manual, "dana", &SLA).await.unwrap();
+        let edit = |e: Edit| Change::Update(e);
+        s.change_incident(
+            1,
+            None,
+            "t",
+            &edit(Edit {
+                owner: Some(Some("dana".into())),
+                status: Some(Status::Active),
+                ..Edit::default()
+            }),
+            &SLA,
+        )
+        .await
+        .unwrap();
+        s.change_incident(
+            2,
+            None,
+            "t",
+            &edit(Edit {
+                severity: Some(Severity::Critical),
+                ..Edit::default()
+            }),
+            &SLA,
+        )
+        .await
+        .unwrap();
+        let close = Change::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        for id in [3, 4, 5] {
+            s.change_incident(id, None, "t", &close, &SLA)
+                .await
+                .unwrap();
+        }
+        s.change_incident(5, None, "t", &Change::Reopen, &SLA)
+            .await
+            .unwrap();
+        s.delete_incident(6, "t").await.unwrap();
+        check("after changes", IncidentFilter::default()).await;
+        check(
+            "filtered",
+            IncidentFilter {
+                status: vec![Status::Pending, Status::Active],
+                organization: Some("acme".into()),
+                ..IncidentFilter::default()
+            },
+        )
+        .await;
+        check(
+            "owner and severity",
+            IncidentFilter {
+                owner: Some("dana".into()),
+                min_severity: Some(Severity::High),
+                ..IncidentFilter::default()
+            },
+        )
+        .await;
+        s.purge_closed(Utc::now() + chrono::TimeDelta::days(1), 100)
+            .await
+            .unwrap();
+        check("after a purge", IncidentFilter::default()).await;
+        let uncountable = IncidentFilter {
+            since: Some(Utc::now()),
+            ..IncidentFilter::default()
+        };
+        assert_eq!(s.facets(&uncountable).await.unwrap(), None);
+    }
+
     async fn retention_purges_old_closed_incidents_and_keeps_tombstones(s: SqlStore) {
         let batch = [
             incident("a", 1, Severity::High),

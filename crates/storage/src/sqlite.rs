@@ -24,6 +24,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (10, include_str!("../migrations/0010_leases.sql")),
     (11, include_str!("../migrations/0011_ingest.sql")),
     (12, include_str!("../migrations/0012_covering_indexes.sql")),
+    (13, include_str!("../migrations/0013_incident_counts.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
