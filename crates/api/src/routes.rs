@@ -246,6 +246,15 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         ),
         (
             ep(
+                "GET",
+                "/api/v1/incidents/facets",
+                "?status=&severity=&organization=&instance=&owner=&sla=&q=",
+                "the filter counts: for status, severity, organization, owner and instance, how many incidents each value has under the other filters (`{facets: {status: [{value, count}], ...}}`); `facets` is null when the filter has text or an SLA state",
+            ),
+            get(facets),
+        ),
+        (
+            ep(
                 "POST",
                 "/api/v1/incidents",
                 r#"{"name", "severity", "organization", "type", "details"}"#,
@@ -702,11 +711,9 @@ const TOTAL_CAP: usize = 10_000;
 /// `next` is the cursor of the following page (absent on the last).
 /// One page of the queue for `user`: the incidents, the count (if asked) and the next cursor.
 /// The API's list and the web UI's queue both read it here.
-pub(crate) async fn queue_page(
-    state: &AppState,
-    user: &User,
-    q: &ListQuery,
-) -> Result<QueuePage, ApiError> {
+/// The store's filter for a list query, within the user's organizations (without its
+/// keyset, limit or count).
+fn filter_of(user: &User, q: &ListQuery) -> Result<IncidentFilter, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
     let sort = Sort {
         field: q
@@ -724,8 +731,7 @@ pub(crate) async fn queue_page(
         },
     };
     let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let mut filter = IncidentFilter {
+    Ok(IncidentFilter {
         scope: Scope::of(user),
         status: watchfloor_core::query::comma_list(q.status.as_deref(), Status::parse)
             .map_err(bad)?,
@@ -744,7 +750,30 @@ pub(crate) async fn queue_page(
             .map_err(|e| bad(e.to_string()))?,
         sort,
         ..IncidentFilter::default()
-    };
+    })
+}
+
+/// The filter counts of a list query (see [`watchfloor_storage::Facets`]); `None` when its filter has terms the
+/// counts are not kept for (text, SLA).
+pub(crate) async fn queue_facets(
+    state: &AppState,
+    user: &User,
+    q: &ListQuery,
+) -> Result<Option<watchfloor_storage::Facets>, ApiError> {
+    let filter = filter_of(user, q)?;
+    state.store.facets(&filter).await.map_err(internal)
+}
+
+pub(crate) async fn queue_page(
+    state: &AppState,
+    user: &User,
+    q: &ListQuery,
+) -> Result<QueuePage, ApiError> {
+    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
+    let mut filter = filter_of(user, q)?;
+    let sort = filter.sort;
+    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
     let total = if q.count {
         Some(
             state
@@ -781,6 +810,35 @@ pub(crate) struct QueuePage {
     pub incidents: Vec<Incident>,
     pub total: Option<usize>,
     pub next: Option<String>,
+}
+
+/// `GET /api/v1/incidents/facets`: the list's filter counts.
+async fn facets(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let Some(f) = queue_facets(&state, &user, &q).await? else {
+        return Ok(Json(json!({
+            "facets": null,
+            "why": "counts are kept for status, severity, organization, owner and instance; this filter also has text or an SLA state",
+        }))
+        .into_response());
+    };
+    let list = |items: Vec<(serde_json::Value, u64)>| -> serde_json::Value {
+        items
+            .into_iter()
+            .map(|(value, count)| json!({"value": value, "count": count}))
+            .collect()
+    };
+    Ok(Json(json!({"facets": {
+        "status": list(f.status.into_iter().map(|(s, n)| (json!(s.as_str()), n)).collect()),
+        "severity": list(f.severity.into_iter().map(|(s, n)| (json!(s.label()), n)).collect()),
+        "organization": list(f.organization.into_iter().map(|(o, n)| (json!(o), n)).collect()),
+        "owner": list(f.owner.into_iter().map(|(o, n)| (json!(o), n)).collect()),
+        "instance": list(f.instance.into_iter().map(|(i, n)| (json!(i), n)).collect()),
+    }}))
+    .into_response())
 }
 
 async fn list(

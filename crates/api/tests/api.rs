@@ -1350,6 +1350,14 @@ async fn ui_sessions_forms_and_headers() {
         "dana sees Acme only"
     );
     assert!(!page.contains("<script>"), "no inline script");
+    // The filter counts, within dana's organizations, each a link that sets its filter.
+    assert!(
+        page.contains(r#"<span class="label">Status</span>"#)
+            && page.contains(r#"open <span class="n">2</span>"#)
+            && page.contains(r#"href="/?organization=Acme">Acme <span class="n">2</span>"#)
+            && !page.contains("Globex"),
+        "{page}"
+    );
 
     let id = app.id_of("a1").await;
     let forged = http
@@ -1394,4 +1402,135 @@ async fn ui_sessions_forms_and_headers() {
         .await
         .unwrap();
     assert_eq!(none.headers()["location"], "/login");
+}
+
+/// The filter counts: each list counts under the other filters, within the reader's
+/// organizations; a text search has none (they are kept for the counted filters only).
+#[tokio::test]
+async fn filter_counts_respect_the_filter_and_the_reader() {
+    let app = spawn_app().await;
+    let dana = app.key_for("dana", Role::Analyst, &["acme"]).await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    let a1 = app.id_of("a1").await;
+    let (status, _) = app
+        .send(
+            "POST",
+            &format!("/api/v1/incidents/{a1}/close"),
+            &admin,
+            json!({"reason": "Resolved"}),
+        )
+        .await;
+    assert_eq!(status, 200);
+    // [value, count] pairs of one list.
+    let pairs = |body: &Value, facet: &str| -> Vec<(Value, u64)> {
+        body["facets"][facet]
+            .as_array()
+            .unwrap_or_else(|| panic!("{facet} in {body}"))
+            .iter()
+            .map(|v| (v["value"].clone(), v["count"].as_u64().unwrap()))
+            .collect()
+    };
+    let (status, all) = app
+        .get("/api/v1/incidents/facets?status=pending", Some(&admin))
+        .await;
+    assert_eq!(status, 200, "{all}");
+    // Status ignores its own filter; the others take it.
+    assert_eq!(
+        pairs(&all, "status"),
+        [
+            (json!("pending"), 2),
+            (json!("active"), 0),
+            (json!("closed"), 1)
+        ]
+    );
+    assert_eq!(
+        pairs(&all, "organization"),
+        [(json!("Acme"), 1), (json!("Globex"), 1)]
+    );
+    assert_eq!(pairs(&all, "owner"), [(Value::Null, 2)]);
+    let severity = pairs(&all, "severity");
+    assert_eq!(severity.len(), 6, "every severity is listed");
+    assert!(severity.contains(&(json!("High"), 2)), "{severity:?}");
+    // An analyst of Acme counts Acme's incidents only.
+    let (_, mine) = app.get("/api/v1/incidents/facets", Some(&dana)).await;
+    assert_eq!(pairs(&mine, "organization"), [(json!("Acme"), 2)]);
+    assert_eq!(
+        pairs(&mine, "status"),
+        [
+            (json!("pending"), 1),
+            (json!("active"), 0),
+            (json!("closed"), 1)
+        ]
+    );
+    let (status, text) = app
+        .get("/api/v1/incidents/facets?q=alert", Some(&admin))
+        .await;
+    assert_eq!((status, &text["facets"]), (200, &Value::Null), "{text}");
+    assert!(text["why"].as_str().unwrap().contains("text"));
+    let (status, bad) = app
+        .get("/api/v1/incidents/facets?status=nope", Some(&admin))
+        .await;
+    assert_eq!(status, 400, "{bad}");
+}
+
+/// Organization names come from providers: the filter counts show them as text.
+#[tokio::test]
+async fn filter_counts_escape_provider_names() {
+    let app = spawn_app().await;
+    app.key_for("root", Role::Admin, &[]).await;
+    let target = FetchTarget {
+        instance: "fes",
+        integration: "covalence-managed-security",
+        incident_type: "Covalence ARO",
+        scope: "",
+        sla: &SlaPolicy::default(),
+        lease: None,
+    };
+    let evil = NewIncident {
+        external_id: "e1".into(),
+        name: "alert e1".into(),
+        occurred: Utc::now(),
+        severity: Severity::Low,
+        organization: Some("<img src=x onerror=alert(1)>".into()),
+        details: String::new(),
+        labels: vec![],
+        raw: json!({}),
+    };
+    app.store
+        .commit_fetch(target, &[evil], &json!({}))
+        .await
+        .unwrap();
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let ok = http
+        .post(format!("{}/login", app.url))
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body("name=root&password=pw")
+        .send()
+        .await
+        .unwrap();
+    let session = ok.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let page = http
+        .get(format!("{}/", app.url))
+        .header("Cookie", &session)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains(r#"class="facets""#), "{page}");
+    assert!(!page.contains("<img src=x"), "{page}");
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt; <span class=\"n\">1</span>"),
+        "{page}"
+    );
 }

@@ -9,14 +9,14 @@ use axum::{Extension, Json};
 use chrono::Utc;
 use maud::{Markup, html};
 use serde_json::json;
-use watchfloor_core::{Change, CloseReason, Edit, Incident, Severity};
-use watchfloor_storage::{Role, User};
+use watchfloor_core::{Change, CloseReason, Edit, Incident, Severity, Status};
+use watchfloor_storage::{Facets, Role, User};
 
 use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
     span_text, status_badge,
 };
-use crate::routes::{ApiError, AppState, ListQuery, change_many, queue_page};
+use crate::routes::{ApiError, AppState, ListQuery, change_many, queue_facets, queue_page};
 
 /// The queue's URL: the API's list query, and besides it `msg` (a redirect's message) and
 /// `since` (for live updates).
@@ -112,6 +112,81 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> Markup
     }
 }
 
+/// The filter counts: for each counted filter, its values with how many incidents each has
+/// under the other filters, each a link that sets it (the one set is marked).
+fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
+    let mut without_after = list.clone();
+    without_after.after = None;
+    let link = |set: &dyn Fn(&mut ListQuery)| {
+        let mut l = without_after.clone();
+        set(&mut l);
+        url(&l)
+    };
+    let count = |n: u64| {
+        // 1234567 as "1,234,567".
+        let digits = n.to_string();
+        let mut out = String::new();
+        for (i, c) in digits.chars().enumerate() {
+            if i > 0 && (digits.len() - i).is_multiple_of(3) {
+                out.push(',');
+            }
+            out.push(c);
+        }
+        out
+    };
+    let open: u64 = f
+        .status
+        .iter()
+        .filter(|(s, _)| *s != Status::Closed)
+        .map(|(_, n)| n)
+        .sum();
+    let current_status = list.status.as_deref().unwrap_or("");
+    html! {
+        div.facets {
+            span.facet {
+                span.label { "Status" }
+                a.on[current_status.is_empty() || current_status == "open"] href=(link(&|l| l.status = None)) {
+                    "open " span.n { (count(open)) }
+                }
+                @for (s, n) in &f.status {
+                    a.on[current_status == s.as_str()] href=(link(&|l| l.status = Some(s.as_str().into()))) {
+                        (s.as_str()) " " span.n { (count(*n)) }
+                    }
+                }
+            }
+            span.facet {
+                span.label { "Severity" }
+                @for (s, n) in f.severity.iter().filter(|(_, n)| *n > 0) {
+                    a.on[list.severity.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(s.label()))] href=(link(&|l| l.severity = Some(s.label().into()))) {
+                        (s.label()) " " span.n { (count(*n)) }
+                    }
+                }
+            }
+            @if !f.organization.is_empty() {
+                span.facet {
+                    span.label { "Organization" }
+                    @for (o, n) in f.organization.iter().filter(|(o, _)| !o.is_empty()) {
+                        a.on[list.organization.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(o))] href=(link(&|l| l.organization = Some(o.clone()))) {
+                            (o) " " span.n { (count(*n)) }
+                        }
+                    }
+                }
+            }
+            span.facet {
+                span.label { "Owner" }
+                @for (o, n) in &f.owner {
+                    @match o {
+                        Some(o) => a.on[list.owner.as_deref() == Some(o.as_str())] href=(link(&|l| l.owner = Some(o.clone()))) {
+                            (o) " " span.n { (count(*n)) }
+                        },
+                        None => span.muted { "unassigned " span.n { (count(*n)) } },
+                    }
+                }
+            }
+        }
+    }
+}
+
 pub(crate) async fn page(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
@@ -123,8 +198,17 @@ pub(crate) async fn page(
         Err(e) => return error_page(e),
     };
     let list = &q.list;
-    let page = match queue_page(&state, &user, &effective(list)).await {
+    let shown = effective(list);
+    let (page, facets) = tokio::join!(
+        queue_page(&state, &user, &shown),
+        queue_facets(&state, &user, &shown)
+    );
+    let page = match page {
         Ok(p) => p,
+        Err(e) => return error_page(e),
+    };
+    let facets = match facets {
+        Ok(f) => f,
         Err(e) => return error_page(e),
     };
     let mut without_after = list.clone();
@@ -167,6 +251,7 @@ pub(crate) async fn page(
             button type="submit" { "Filter" }
             a href="/" { "Clear" }
         }
+        @if let Some(f) = &facets { (facet_bar(list, f)) }
         form #bulk .bulk method="post" action="/queue/bulk" {
             (csrf_field(&csrf))
             input type="hidden" name="back" value=(url(list));
