@@ -370,7 +370,7 @@ impl Keyset {
 /// How many incidents have each value of the queue's filters (the filter counts), under a
 /// filter: each list counts what the filter would match with its own field set to that value
 /// instead, as filter chips show. Values with no incidents are left out, except statuses and
-/// severities, which are all listed.
+/// severities, which are all listed, and incidents of no organization from `organization`.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct Facets {
     pub status: Vec<(Status, u64)>,

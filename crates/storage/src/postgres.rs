@@ -16,6 +16,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../migrations/postgres/0003_incident_counts.sql"),
     ),
+    (
+        4,
+        include_str!("../migrations/postgres/0004_incident_counts_version.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
@@ -110,7 +114,7 @@ pub(crate) const FILL_SYNTHETIC: &str = "INSERT INTO incidents (instance, integr
       CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
         WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
       CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
-      'Org ' || (c % 20), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
+      'Org ' || (c % 200), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x, '[]', '{}', \
       to_char(to_timestamp(1600000000 + x * 60 + 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z' \
      FROM (SELECT x, (x * 2654435761) % 1000003 AS a, (x * 40503) % 999983 AS b, \

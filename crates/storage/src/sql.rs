@@ -59,6 +59,8 @@ pub struct SqlStore {
     /// throw its cache away on seeing the database changed. On PostgreSQL, `pool` again.
     writer: AnyPool,
     backend: Backend,
+    /// Filter counts as last read, by the version of `incident_counts` and the filter.
+    facets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(i64, String), Facets>>>,
     /// Which search texts were common, and when that was read: the live queue repeats its
     /// search every few seconds, and how common a word is changes slowly.
     common_texts: std::sync::Arc<
@@ -85,6 +87,7 @@ impl SqlStore {
             pool,
             writer,
             backend,
+            facets: Default::default(),
             common_texts: Default::default(),
             applied: Vec::new(),
         }
@@ -652,6 +655,14 @@ async fn count_new(tx: &mut Tx, backend: Backend, rows: &[Counted<'_>]) -> Resul
          DO UPDATE SET n = incident_counts.n + excluded.n",
     );
     q.build().execute(&mut **tx).await?;
+    bump_counts_version(tx).await
+}
+
+/// Marks `incident_counts` changed (the filter counts are kept by its version).
+async fn bump_counts_version(tx: &mut Tx) -> Result<(), StoreError> {
+    sqlx::query("UPDATE incident_counts_version SET v = v + 1")
+        .execute(&mut **tx)
+        .await?;
     Ok(())
 }
 
@@ -668,7 +679,7 @@ pub(crate) async fn recount(tx: &mut Tx) -> Result<(), StoreError> {
     )
     .execute(&mut **tx)
     .await?;
-    Ok(())
+    bump_counts_version(tx).await
 }
 
 /// Which of the counted filters a facet counts by.
@@ -1362,6 +1373,31 @@ impl Store for SqlStore {
             if !Facets::countable(filter) {
                 return Ok(None);
             }
+            // The queue asks the same counts again and again until something changes: they
+            // are kept by the version of `incident_counts` (read first, so that counts are
+            // never older than the version they are kept under) and the filter.
+            let version: i64 = sqlx::query_scalar("SELECT v FROM incident_counts_version")
+                .fetch_one(&self.pool)
+                .await?;
+            let key = (
+                version,
+                format!(
+                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
+                    filter.scope,
+                    filter.status,
+                    filter.severity,
+                    filter.min_severity,
+                    filter.organization,
+                    filter.instance,
+                    filter.owner
+                ),
+            );
+            {
+                let cache = self.facets.lock().unwrap_or_else(|e| e.into_inner());
+                if let Some(f) = cache.get(&key) {
+                    return Ok(Some(f.clone()));
+                }
+            }
             // One statement, so that the lists agree with each other (one snapshot).
             let facets = [
                 (Facet::Status, "status", "status"),
@@ -1426,6 +1462,13 @@ impl Store for SqlStore {
                     (s, n)
                 })
                 .collect();
+            let mut cache = self.facets.lock().unwrap_or_else(|e| e.into_inner());
+            // Only the newest version's are worth keeping, and not without bound.
+            cache.retain(|(v, _), _| *v >= version);
+            if cache.len() >= 1000 {
+                cache.clear();
+            }
+            cache.insert(key, out.clone());
             Ok(Some(out))
         })
     }

@@ -25,6 +25,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (11, include_str!("../migrations/0011_ingest.sql")),
     (12, include_str!("../migrations/0012_covering_indexes.sql")),
     (13, include_str!("../migrations/0013_incident_counts.sql")),
+    (
+        14,
+        include_str!("../migrations/0014_incident_counts_version.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -203,7 +207,7 @@ pub(crate) const FILL_SYNTHETIC: &str = "WITH RECURSIVE k(x) AS (SELECT 1 UNION 
       CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
         WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
       CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
-      'Org ' || (c % 20), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
+      'Org ' || (c % 200), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x, '[]', '{}', \
       strftime('%Y-%m-%dT%H:%M:%S', 1600000000 + x * 60 + 86400, 'unixepoch') || '.000000Z' \
      FROM h";
