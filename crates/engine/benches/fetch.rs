@@ -84,13 +84,41 @@ async fn ingest_rates(url: &str) -> [f64; 4] {
     [batched_rate, mixed_rate, dup_rate, single_rate]
 }
 
+/// Each rate's median over `RUNS` runs on fresh stores (this machine's runs differ by a
+/// tenth or more).
+async fn median_rates(urls: Vec<String>) -> [f64; 4] {
+    let mut runs = Vec::new();
+    for url in urls {
+        runs.push(ingest_rates(&url).await);
+    }
+    std::array::from_fn(|n| {
+        let mut v: Vec<f64> = runs.iter().map(|r| r[n]).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    })
+}
+
+const RUNS: usize = 3;
+
 async fn ingest_bench() -> String {
     let dir = tempfile::tempdir().expect("temp dir");
-    let sqlite = ingest_rates(&format!("sqlite://{}/bench.db", dir.path().display())).await;
+    let sqlite = median_rates(
+        (0..RUNS)
+            .map(|n| format!("sqlite://{}/bench{n}.db", dir.path().display()))
+            .collect(),
+    )
+    .await;
     // PostgreSQL in a private cluster (fsync off, on loopback), when it is installed.
-    let postgres = match watchfloor_storage::test_cluster::fresh_database().await {
-        Some(url) => Some(ingest_rates(&url).await),
-        None => None,
+    let mut pg_urls = Vec::new();
+    for _ in 0..RUNS {
+        if let Some(url) = watchfloor_storage::test_cluster::fresh_database().await {
+            pg_urls.push(url);
+        }
+    }
+    let postgres = if pg_urls.is_empty() {
+        None
+    } else {
+        Some(median_rates(pg_urls).await)
     };
     let row = |what: &str, s: f64, p: Option<f64>| match p {
         Some(p) => format!(
@@ -106,7 +134,7 @@ async fn ingest_bench() -> String {
         "2,000 new incidents one per transaction:",
     ];
     let mut out = String::from(
-        "ingest (one transaction per batch with its cursor; SQLite in WAL mode, PostgreSQL on loopback)\n",
+        "ingest (one transaction per batch with its cursor; SQLite in WAL mode, PostgreSQL on loopback; the median of 3 runs)\n",
     );
     for (n, what) in rows.into_iter().enumerate() {
         out += &row(what, sqlite[n], postgres.map(|p| p[n]));
