@@ -1001,7 +1001,9 @@ impl SqlStore {
             || filter.owner.is_some()
             || !filter.conditions.is_empty();
         let mut narrow = false;
-        if filtered && (!broad.is_empty() || filter.after.is_some()) {
+        // (A later page sorted by occurrence needs no judgement: its keyset is a range in the
+        // filters' own indexes.)
+        if filtered && (!broad.is_empty() || (other_sort && filter.after.is_some())) {
             let key = format!(
                 "\u{2}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
                 filter.scope,
