@@ -1353,7 +1353,8 @@ async fn ui_sessions_forms_and_headers() {
     // The filter counts, within dana's organizations, each a link that sets its filter.
     assert!(
         page.contains(r#"<span class="label">Status</span>"#)
-            && page.contains(r#"open <span class="n">2</span>"#)
+            && page.contains(r#"<a class="on" href="/">open <span class="n">2</span>"#)
+            && page.contains(r#"<a href="/?status=closed">closed"#)
             && page.contains(r#"href="/?organization=Acme">Acme <span class="n">2</span>"#)
             && !page.contains("Globex"),
         "{page}"

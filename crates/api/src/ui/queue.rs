@@ -112,6 +112,11 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> Markup
     }
 }
 
+/// `on`, the class of the value a filter is set to.
+fn on(set: bool) -> Option<&'static str> {
+    set.then_some("on")
+}
+
 /// The filter counts: for each counted filter, its values with how many incidents each has
 /// under the other filters, each a link that sets it (the one set is marked).
 fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
@@ -145,11 +150,11 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
         div.facets {
             span.facet {
                 span.label { "Status" }
-                a.on[current_status.is_empty() || current_status == "open"] href=(link(&|l| l.status = None)) {
+                a class=[on(current_status.is_empty() || current_status == "open")] href=(link(&|l| l.status = None)) {
                     "open " span.n { (count(open)) }
                 }
                 @for (s, n) in &f.status {
-                    a.on[current_status == s.as_str()] href=(link(&|l| l.status = Some(s.as_str().into()))) {
+                    a class=[on(current_status == s.as_str())] href=(link(&|l| l.status = Some(s.as_str().into()))) {
                         (s.as_str()) " " span.n { (count(*n)) }
                     }
                 }
@@ -157,7 +162,7 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
             span.facet {
                 span.label { "Severity" }
                 @for (s, n) in f.severity.iter().filter(|(_, n)| *n > 0) {
-                    a.on[list.severity.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(s.label()))] href=(link(&|l| l.severity = Some(s.label().into()))) {
+                    a class=[on(list.severity.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(s.label())))] href=(link(&|l| l.severity = Some(s.label().into()))) {
                         (s.label()) " " span.n { (count(*n)) }
                     }
                 }
@@ -166,7 +171,7 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
                 span.facet {
                     span.label { "Organization" }
                     @for (o, n) in f.organization.iter().filter(|(o, _)| !o.is_empty()) {
-                        a.on[list.organization.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(o))] href=(link(&|l| l.organization = Some(o.clone()))) {
+                        a class=[on(list.organization.as_deref().is_some_and(|v| v.eq_ignore_ascii_case(o)))] href=(link(&|l| l.organization = Some(o.clone()))) {
                             (o) " " span.n { (count(*n)) }
                         }
                     }
@@ -176,7 +181,7 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
                 span.label { "Owner" }
                 @for (o, n) in &f.owner {
                     @match o {
-                        Some(o) => a.on[list.owner.as_deref() == Some(o.as_str())] href=(link(&|l| l.owner = Some(o.clone()))) {
+                        Some(o) => a class=[on(list.owner.as_deref() == Some(o.as_str()))] href=(link(&|l| l.owner = Some(o.clone()))) {
                             (o) " " span.n { (count(*n)) }
                         },
                         None => span.muted { "unassigned " span.n { (count(*n)) } },
