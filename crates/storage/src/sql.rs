@@ -365,39 +365,7 @@ fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
             name.to_string()
         }
     };
-    if let crate::Scope::Orgs(orgs) = &filter.scope {
-        q.push(" AND ");
-        backend.push_in_nocase(q, "organization", orgs);
-    }
-    if !filter.status.is_empty() {
-        q.push(format!(" AND {} IN (", column("status")));
-        for (n, s) in filter.status.iter().enumerate() {
-            q.push(if n == 0 { "" } else { ", " }).push_bind(s.as_str());
-        }
-        q.push(")");
-    }
-    if !filter.severity.is_empty() {
-        q.push(format!(" AND {} IN (", column("severity")));
-        for (n, s) in filter.severity.iter().enumerate() {
-            q.push(if n == 0 { "" } else { ", " }).push_bind(s.value());
-        }
-        q.push(")");
-    }
-    if let Some(s) = filter.min_severity {
-        q.push(" AND severity >= ").push_bind(s.value());
-    }
-    if let Some(o) = &filter.organization {
-        q.push(" AND ");
-        backend.push_eq_nocase(q, &column("organization"), o.clone());
-    }
-    if let Some(i) = &filter.instance {
-        q.push(format!(" AND {} = ", column("instance")))
-            .push_bind(i.clone());
-    }
-    if let Some(o) = &filter.owner {
-        q.push(format!(" AND {} = ", column("owner")))
-            .push_bind(o.clone());
-    }
+    push_counted_filters(q, filter, None, &column);
     if let Some((state, now)) = filter.sla {
         // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
         // incident is judged at is when it closed, or now.
@@ -695,23 +663,33 @@ enum Facet {
     Instance,
 }
 
-/// The conditions on `incident_counts` for a filter's counted fields, but `except`'s.
-fn push_count_filter(q: &mut Sql, filter: &IncidentFilter, except: Facet) {
+/// The conditions of the filters that `incident_counts` counts (the reader's organizations,
+/// status, severity, organization, instance, owner), but `except`'s: the same SQL on the
+/// incidents table (`push_filter`) and on the counts (`Store::facets`), whose columns share
+/// their names and values (an unassigned owner is NULL in one and '' in the other, and a
+/// filter never asks for it by name). `column` names a column as the query wants it.
+fn push_counted_filters(
+    q: &mut Sql,
+    filter: &IncidentFilter,
+    except: Option<Facet>,
+    column: &dyn Fn(&'static str) -> String,
+) {
     let backend = q.backend;
+    let keep = |f: Facet| except != Some(f);
     if let crate::Scope::Orgs(orgs) = &filter.scope {
         q.push(" AND ");
         backend.push_in_nocase(q, "organization", orgs);
     }
-    if except != Facet::Status && !filter.status.is_empty() {
-        q.push(" AND status IN (");
+    if keep(Facet::Status) && !filter.status.is_empty() {
+        q.push(format!(" AND {} IN (", column("status")));
         for (n, s) in filter.status.iter().enumerate() {
             q.push(if n == 0 { "" } else { ", " }).push_bind(s.as_str());
         }
         q.push(")");
     }
-    if except != Facet::Severity {
+    if keep(Facet::Severity) {
         if !filter.severity.is_empty() {
-            q.push(" AND severity IN (");
+            q.push(format!(" AND {} IN (", column("severity")));
             for (n, s) in filter.severity.iter().enumerate() {
                 q.push(if n == 0 { "" } else { ", " }).push_bind(s.value());
             }
@@ -721,21 +699,23 @@ fn push_count_filter(q: &mut Sql, filter: &IncidentFilter, except: Facet) {
             q.push(" AND severity >= ").push_bind(s.value());
         }
     }
-    if except != Facet::Organization
+    if keep(Facet::Organization)
         && let Some(o) = &filter.organization
     {
         q.push(" AND ");
-        backend.push_eq_nocase(q, "organization", o.clone());
+        backend.push_eq_nocase(q, &column("organization"), o.clone());
     }
-    if except != Facet::Instance
+    if keep(Facet::Instance)
         && let Some(i) = &filter.instance
     {
-        q.push(" AND instance = ").push_bind(i.clone());
+        q.push(format!(" AND {} = ", column("instance")))
+            .push_bind(i.clone());
     }
-    if except != Facet::Owner
+    if keep(Facet::Owner)
         && let Some(o) = &filter.owner
     {
-        q.push(" AND owner = ").push_bind(o.clone());
+        q.push(format!(" AND {} = ", column("owner")))
+            .push_bind(o.clone());
     }
 }
 
@@ -1422,7 +1402,7 @@ impl Store for SqlStore {
                     "SELECT * FROM (SELECT {n} AS facet, CAST({shown} AS TEXT) AS value, \
                      CAST(SUM(n) AS BIGINT) AS n FROM incident_counts WHERE n > 0"
                 ));
-                push_count_filter(&mut q, filter, facet);
+                push_counted_filters(&mut q, filter, Some(facet), &|c| c.to_string());
                 q.push(format!(
                     " GROUP BY {group} ORDER BY 3 DESC, 2 LIMIT {}) AS f{n}",
                     Facets::TOP
