@@ -431,6 +431,21 @@ fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
     }
 }
 
+/// What a filter matches, as a key for the judgements and counts kept about it: the filter
+/// without its sort, page and the clock its SLA state is judged by (a key per second would
+/// keep nothing).
+fn filter_key(filter: &IncidentFilter) -> String {
+    let matching = IncidentFilter {
+        sla: filter.sla.map(|(state, _)| (state, DateTime::UNIX_EPOCH)),
+        sort: crate::Sort::default(),
+        after: None,
+        offset: None,
+        limit: None,
+        ..filter.clone()
+    };
+    format!("{matching:?}")
+}
+
 /// Search texts that match so many incidents that they are looked for by scanning (see
 /// [`push_term`]).
 type CommonWords = std::collections::HashSet<String>;
@@ -922,52 +937,53 @@ impl SqlStore {
         // Status, organization, instance and owner have indexes in occurrence order; severity
         // has one in its own order only.
         let other_sort = sort != SortField::Occurred;
+        // Each filter alone, whose index is in another order than the sort: status,
+        // organization, instance and owner have theirs in occurrence order, severity its own.
+        let mut terms: Vec<(&'static str, IncidentFilter)> = Vec::new();
         let alone = IncidentFilter::default;
-        let terms = [
-            (other_sort && !filter.status.is_empty()).then(|| IncidentFilter {
-                status: filter.status.clone(),
-                ..alone()
-            }),
-            (!filter.severity.is_empty() && sort != SortField::Severity).then(|| IncidentFilter {
-                severity: filter.severity.clone(),
-                ..alone()
-            }),
-            filter
-                .organization
-                .clone()
-                .filter(|_| other_sort)
-                .map(|o| IncidentFilter {
-                    organization: Some(o),
+        if other_sort {
+            if !filter.status.is_empty() {
+                let status = filter.status.clone();
+                terms.push(("status", IncidentFilter { status, ..alone() }));
+            }
+            if let Some(o) = &filter.organization {
+                let organization = Some(o.clone());
+                terms.push((
+                    "organization",
+                    IncidentFilter {
+                        organization,
+                        ..alone()
+                    },
+                ));
+            }
+            if let Some(i) = &filter.instance {
+                let instance = Some(i.clone());
+                terms.push((
+                    "instance",
+                    IncidentFilter {
+                        instance,
+                        ..alone()
+                    },
+                ));
+            }
+            if let Some(o) = &filter.owner {
+                let owner = Some(o.clone());
+                terms.push(("owner", IncidentFilter { owner, ..alone() }));
+            }
+        }
+        if !filter.severity.is_empty() && sort != SortField::Severity {
+            let severity = filter.severity.clone();
+            terms.push((
+                "severity",
+                IncidentFilter {
+                    severity,
                     ..alone()
-                }),
-            filter
-                .instance
-                .clone()
-                .filter(|_| other_sort)
-                .map(|i| IncidentFilter {
-                    instance: Some(i),
-                    ..alone()
-                }),
-            filter
-                .owner
-                .clone()
-                .filter(|_| other_sort)
-                .map(|o| IncidentFilter {
-                    owner: Some(o),
-                    ..alone()
-                }),
-        ];
-        for (column, term) in ["status", "severity", "organization", "instance", "owner"]
-            .into_iter()
-            .zip(terms)
-        {
-            let Some(term) = term else { continue };
-            let key = format!(
-                "\u{1}{column}={:?}{:?}{:?}{:?}{:?}",
-                term.status, term.severity, term.organization, term.instance, term.owner
-            );
+                },
+            ));
+        }
+        for (column, term) in terms {
             let count = self.count_matching_up_to(&term, COMMON as usize + 1);
-            if self.more_than_common(key, count).await? {
+            if self.more_than_common(filter_key(&term), count).await? {
                 broad.insert(column);
             }
         }
@@ -984,20 +1000,6 @@ impl SqlStore {
         // (A later page sorted by occurrence needs no judgement: its keyset is a range in the
         // filters' own indexes.)
         if filtered && (!broad.is_empty() || (other_sort && filter.after.is_some())) {
-            let key = format!(
-                "\u{2}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}{:?}",
-                filter.scope,
-                filter.status,
-                filter.severity,
-                filter.min_severity,
-                filter.organization,
-                filter.instance,
-                filter.owner,
-                filter.sla.map(|(state, _)| state),
-                filter.since,
-                filter.fetched_since,
-                filter.conditions,
-            );
             let all = IncidentFilter {
                 after: None,
                 offset: None,
@@ -1005,7 +1007,7 @@ impl SqlStore {
                 ..filter.clone()
             };
             let count = self.count_matching_up_to(&all, COMMON as usize + 1);
-            if !self.more_than_common(key, count).await? {
+            if !self.more_than_common(filter_key(filter), count).await? {
                 broad.clear();
                 narrow = true;
                 // Sorted by severity, severity's index is the sort's; another filter's, if
@@ -1364,19 +1366,7 @@ impl Store for SqlStore {
             let version: i64 = sqlx::query_scalar("SELECT v FROM incident_counts_version")
                 .fetch_one(&self.pool)
                 .await?;
-            let key = (
-                version,
-                format!(
-                    "{:?}|{:?}|{:?}|{:?}|{:?}|{:?}|{:?}",
-                    filter.scope,
-                    filter.status,
-                    filter.severity,
-                    filter.min_severity,
-                    filter.organization,
-                    filter.instance,
-                    filter.owner
-                ),
-            );
+            let key = (version, filter_key(filter));
             {
                 let cache = self.facets.lock().unwrap_or_else(|e| e.into_inner());
                 if let Some(f) = cache.get(&key) {

@@ -118,14 +118,13 @@ async fn connect(url: &str, driver_url: &str) -> Result<SqlStore, StoreError> {
                     Ok(())
                 })
             })
-            .connect_with(options.clone())
     };
     let pool = pool_of(4)
+        .connect_with(options.clone())
         .await
         .map_err(|e| open_error(url, e.to_string()))?;
-    let writer = pool_of(1)
-        .await
-        .map_err(|e| open_error(url, e.to_string()))?;
+    // Connected at the first write: a store opened to read never makes one.
+    let writer = pool_of(1).connect_lazy_with(options);
     Ok(SqlStore::new(pool, writer, Backend::Sqlite))
 }
 
