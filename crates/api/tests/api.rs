@@ -78,14 +78,9 @@ impl App {
     }
 }
 
-async fn spawn_app() -> App {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
-    let incident = |id: &str, org: &str| NewIncident {
+/// An alert of `org`, as the `fes` instance fetches it.
+fn incident(id: &str, org: &str) -> NewIncident {
+    NewIncident {
         external_id: id.into(),
         name: format!("alert {id}"),
         occurred: Utc::now(),
@@ -94,7 +89,11 @@ async fn spawn_app() -> App {
         details: String::new(),
         labels: vec![],
         raw: json!({}),
-    };
+    }
+}
+
+/// Stores alerts as the `fes` instance's fetch would.
+async fn fetch(store: &SqlStore, incidents: &[NewIncident]) {
     let target = FetchTarget {
         instance: "fes",
         integration: "covalence-managed-security",
@@ -104,17 +103,27 @@ async fn spawn_app() -> App {
         lease: None,
     };
     store
-        .commit_fetch(
-            target,
-            &[
-                incident("a1", "Acme"),
-                incident("a2", "Acme"),
-                incident("g1", "Globex"),
-            ],
-            &json!({}),
-        )
+        .commit_fetch(target, incidents, &json!({}))
         .await
         .unwrap();
+}
+
+async fn spawn_app() -> App {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    fetch(
+        &store,
+        &[
+            incident("a1", "Acme"),
+            incident("a2", "Acme"),
+            incident("g1", "Globex"),
+        ],
+    )
+    .await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let state = AppState::new(store.clone(), SlaPolicy::default());
@@ -1479,47 +1488,23 @@ async fn filter_counts_respect_the_filter_and_the_reader() {
 async fn filter_counts_escape_provider_names() {
     let app = spawn_app().await;
     app.key_for("root", Role::Admin, &[]).await;
-    let target = FetchTarget {
-        instance: "fes",
-        integration: "covalence-managed-security",
-        incident_type: "Covalence ARO",
-        scope: "",
-        sla: &SlaPolicy::default(),
-        lease: None,
-    };
     let evil = NewIncident {
-        external_id: "e1".into(),
-        name: "alert e1".into(),
-        occurred: Utc::now(),
-        severity: Severity::Low,
         organization: Some("<img src=x onerror=alert(1)>".into()),
-        details: String::new(),
-        labels: vec![],
-        raw: json!({}),
+        ..incident("e1", "")
     };
-    app.store
-        .commit_fetch(target, &[evil], &json!({}))
-        .await
-        .unwrap();
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
-    let ok = http
-        .post(format!("{}/login", app.url))
-        .header("Content-Type", "application/x-www-form-urlencoded")
-        .body("name=root&password=pw")
+    fetch(&app.store, &[evil]).await;
+    // A session, as the browser's login makes it.
+    let login = app
+        .http
+        .post(format!("{}/api/v1/login", app.url))
+        .json(&json!({"name": "root", "password": "pw"}))
         .send()
         .await
         .unwrap();
-    let session = ok.headers()["set-cookie"]
-        .to_str()
-        .unwrap()
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
-    let page = http
+    let token: Value = login.json().await.unwrap();
+    let session = format!("wf_session={}", token["token"].as_str().unwrap());
+    let page = app
+        .http
         .get(format!("{}/", app.url))
         .header("Cookie", &session)
         .send()
