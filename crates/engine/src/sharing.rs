@@ -207,6 +207,22 @@ impl Sharing {
         leases
     }
 
+    /// The last moment at which work under `key` may send a change to a provider: a quarter
+    /// of the lease period before the lease, as last renewed, runs out (the request's time on
+    /// the way), or now if this process no longer holds it. After it, another process may
+    /// hold the lease and send the same change: the database fences commits, but a provider
+    /// cannot fence requests, so a change is not sent late.
+    pub fn send_by(&self, key: &str) -> std::time::Instant {
+        let now = std::time::Instant::now();
+        match self.state().held.get(key) {
+            Some(lease) => lease
+                .valid_until
+                .checked_sub(self.period / 4)
+                .unwrap_or(now),
+            None => now,
+        }
+    }
+
     /// The work under `key` is over for now.
     pub fn done(&self, key: &str) {
         self.state().busy.remove(key);
@@ -240,7 +256,13 @@ impl Sharing {
                 .acquire_lease(&lease.scope, &self.me.id, self.period)
                 .await?
             {
-                Some(renewed) if renewed.token == lease.token => {}
+                Some(renewed) if renewed.token == lease.token => {
+                    // The same lease, for longer.
+                    let mut state = self.state();
+                    if let Some(held) = state.held.get_mut(&lease.scope) {
+                        held.valid_until = renewed.valid_until;
+                    }
+                }
                 Some(renewed) => {
                     // Another process held it meanwhile: what was under way is fenced off.
                     let mut state = self.state();

@@ -83,6 +83,13 @@ impl Engine {
             instance: name.to_string(),
             error,
         };
+        // Under a lease, nothing is sent once it may have passed to another process.
+        let key = crate::sharing::sync_key(name);
+        let send_by = || {
+            lease
+                .and(self.sharing.as_ref())
+                .map(|sharing| sharing.send_by(&key))
+        };
         let mut report = SyncReport::default();
         let pending = self.store.pending_pushes(name).await.map_err(store_err)?;
         let mut failed = None;
@@ -106,7 +113,11 @@ impl Engine {
                     .map_err(store_err)?;
                 match outgoing(push) {
                     Err(e) => PushOutcome::Skipped(e),
-                    Ok(change) => match inst.instance.push(&push.external_id, &change).await {
+                    Ok(change) => match inst
+                        .instance
+                        .push(&push.external_id, &change, send_by())
+                        .await
+                    {
                         Ok(pushed) => {
                             if let Some(seen) = &pushed.seen {
                                 self.store

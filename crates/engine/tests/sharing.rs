@@ -75,3 +75,49 @@ async fn shares_are_even_and_a_dead_processs_work_is_taken_over_within_a_lease()
     split.sort();
     assert_eq!(split, [5, 5]);
 }
+
+/// Regression: a process paused between reading a provider's alert and writing to it, past its
+/// lease, sent a close that the process which took the mirroring over had sent too (the
+/// provider saw two transitions). A change to a provider is now sent only before `send_by`: a
+/// quarter period before the lease, as last renewed, runs out; at once once it is lost.
+#[tokio::test]
+async fn a_change_is_not_sent_once_the_mirroring_lease_may_have_passed_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store: Arc<dyn Store> = Arc::new(
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    let period = Duration::from_millis(800);
+    let (a, b) = (
+        Sharing::new(store.clone(), period),
+        Sharing::new(store.clone(), period),
+    );
+    let key = watchfloor_engine::sharing::sync_key("fes");
+    for p in [&a, &b] {
+        p.add_sync_target("fes");
+    }
+    let asked = Instant::now();
+    assert!(a.claim(Work::Sync, &key).await.is_some());
+    let got = Instant::now();
+    a.done(&key);
+    let by = a.send_by(&key);
+    assert!(
+        by >= asked + period - period / 4 && by <= got + period - period / 4,
+        "held: a quarter of the period before it runs out is kept for the request's way"
+    );
+    // Renewed: later.
+    tokio::time::sleep(period / 4).await;
+    a.tick().await.unwrap();
+    assert!(a.send_by(&key) > by, "renewing the lease extends it");
+    // Paused past the lease: another process takes the mirroring over.
+    tokio::time::sleep(period + period / 4).await;
+    assert!(a.send_by(&key) <= Instant::now(), "too late to send");
+    b.tick().await.unwrap();
+    assert!(b.claim(Work::Sync, &key).await.is_some(), "taken over");
+    a.tick().await.unwrap();
+    assert!(
+        a.send_by(&key) <= Instant::now(),
+        "a lost lease sends nothing"
+    );
+}

@@ -123,11 +123,13 @@ pub trait Instance: Send + Sync {
     }
 
     /// Pushes a local change to the provider's alert `external_id`. Pushing what the provider
-    /// already has must be harmless: a push can be repeated after a crash.
+    /// already has must be harmless: a push can be repeated after a crash. Nothing is written
+    /// to the provider after `send_by` (see [`in_time`]).
     fn push<'a>(
         &'a self,
         _external_id: &'a str,
         _change: &'a Outgoing,
+        _send_by: Option<std::time::Instant>,
     ) -> BoxFuture<'a, Result<Pushed, CommandError>> {
         Box::pin(async {
             Err(CommandError::NotConfigured(
@@ -194,6 +196,19 @@ pub enum Outgoing {
 pub struct Pushed {
     pub text: String,
     pub seen: Option<serde_json::Value>,
+}
+
+/// Called right before a push writes to the provider: refuses once `send_by` has passed. A
+/// process that shares the work may then have lost its hold on the instance's mirroring (it
+/// was paused, say, between reading the alert and writing it), and the process that holds it
+/// now sends the change itself; two writers would send it twice.
+pub(crate) fn in_time(send_by: Option<std::time::Instant>) -> Result<(), CommandError> {
+    match send_by {
+        Some(by) if std::time::Instant::now() >= by => Err(CommandError::Provider(
+            "not sent: this process's hold on the instance's mirroring ran out before the change could be sent; the process that holds it now sends it".into(),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// A provider value as a war-room entry shows it: text as it is, nothing as `-`.

@@ -108,6 +108,11 @@ pub struct Lease {
     pub scope: String,
     pub holder: String,
     pub token: i64,
+    /// By this process's clock, when the lease runs out unless renewed: the moment it was asked
+    /// for plus its period, so never later than the database's expiry. Work that the database
+    /// cannot fence (a request to a provider) is not started after it.
+    #[serde(skip)]
+    pub valid_until: std::time::Instant,
 }
 
 /// A process sharing the work, as it last said it was alive.

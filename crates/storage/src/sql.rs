@@ -1105,13 +1105,10 @@ impl Store for SqlStore {
         Box::pin(async move {
             let now_t = Utc::now();
             let now = ts(now_t);
-            let mut tx = self.write().await?;
-            if let Some(lease) = target.lease {
-                check_lease(&mut tx, self.backend, lease).await?;
-            }
-            let mut added = 0;
-            let mut new_counts = Vec::new();
-            // Many rows per statement: a statement's fixed cost, paid once per batch.
+            // Many rows per statement: a statement's fixed cost, paid once per batch. The
+            // statements are built before the write lock is taken, so that one scope's batch
+            // is prepared while another's commits.
+            let mut inserts = Vec::new();
             for chunk in incidents.chunks(ROWS_PER_INSERT) {
                 let mut q = self.sql(
                     "WITH v (external_id, name, occurred, severity, organization, details, labels, \
@@ -1164,6 +1161,15 @@ impl Store for SqlStore {
                     " AND t.external_id = v.external_id) \
                      ON CONFLICT (instance, external_id) DO NOTHING RETURNING severity, organization",
                 );
+                inserts.push(q);
+            }
+            let mut tx = self.write().await?;
+            if let Some(lease) = target.lease {
+                check_lease(&mut tx, self.backend, lease).await?;
+            }
+            let mut added = 0;
+            let mut new_counts = Vec::new();
+            for q in inserts {
                 for row in q.build().fetch_all(&mut *tx).await? {
                     new_counts.push(Counted {
                         status: Status::Pending.as_str(),
@@ -2264,6 +2270,7 @@ impl Store for SqlStore {
         period: Duration,
     ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
         Box::pin(async move {
+            let valid_until = std::time::Instant::now() + period;
             let now = self.backend.now_ms();
             let period = period.as_millis() as i64;
             let mut tx = self.write().await?;
@@ -2283,6 +2290,7 @@ impl Store for SqlStore {
                     scope: scope.to_string(),
                     holder: holder.to_string(),
                     token: 1,
+                    valid_until,
                 }));
             }
             // Renewed by its holder (the token stays: nobody else worked meanwhile), or taken
@@ -2304,6 +2312,7 @@ impl Store for SqlStore {
                 scope: scope.to_string(),
                 holder: holder.to_string(),
                 token,
+                valid_until,
             }))
         })
     }
@@ -2836,11 +2845,14 @@ mod tests {
             .unwrap();
         assert_eq!((a.holder.as_str(), a.token), ("a", 1));
         assert_eq!(s.acquire_lease("fetch:fes", "b", long).await.unwrap(), None);
-        // Renewed by its holder: the same token.
-        assert_eq!(
-            s.acquire_lease("fetch:fes", "a", long).await.unwrap(),
-            Some(a.clone())
-        );
+        // Renewed by its holder: the same token, for longer.
+        let renewed = s
+            .acquire_lease("fetch:fes", "a", long)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((&renewed.holder, renewed.token), (&a.holder, a.token));
+        assert!(renewed.valid_until > a.valid_until);
         // Given back: the next holder's token grows.
         s.release_lease(&a).await.unwrap();
         let b = s

@@ -133,12 +133,14 @@ impl Instance for CovalenceManagedSecurityInstance {
         &'a self,
         external_id: &'a str,
         change: &'a crate::Outgoing,
+        send_by: Option<std::time::Instant>,
     ) -> BoxFuture<'a, Result<crate::Pushed, CommandError>> {
         Box::pin(super::mirror::push(
             &self.portal,
             &self.close_resolutions,
             external_id,
             change,
+            send_by,
         ))
     }
 

@@ -25,6 +25,7 @@ pub async fn push(
     resolutions: &CloseResolutions,
     aro_id: &str,
     change: &Outgoing,
+    send_by: Option<std::time::Instant>,
 ) -> Result<Pushed, CommandError> {
     match change {
         Outgoing::Close { reason, notes } => {
@@ -43,6 +44,7 @@ pub async fn push(
                 _ => String::new(),
             };
             let body = Portal::transition_body(wanted, notes.as_deref().map(|n| (n, false)));
+            crate::in_time(send_by)?;
             let aro = portal.transition(aro_id, &body).await?;
             Ok(Pushed {
                 text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal{was}"),
@@ -50,6 +52,7 @@ pub async fn push(
             })
         }
         Outgoing::Note { text } => {
+            crate::in_time(send_by)?;
             portal.comment(aro_id, text, false).await?;
             Ok(Pushed {
                 text: format!("the note was added to ARO {aro_id} as a comment"),

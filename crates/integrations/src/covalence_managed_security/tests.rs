@@ -1036,7 +1036,8 @@ async fn get_aro_shows_the_newest_and_says_more_match() {
     ));
 }
 
-/// The ARO resolution of each close reason can be set per instance.
+/// The ARO resolution of each close reason can be set per instance; a push too late (the
+/// process's hold on the instance's mirroring ran out) writes nothing.
 #[tokio::test]
 async fn close_resolutions_are_set_per_instance() {
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
@@ -1058,13 +1059,23 @@ async fn close_resolutions_are_set_per_instance() {
         notes: None,
     };
     let instance = runner.instance("fes").unwrap().instance;
-    let pushed = instance.push(id, &close).await.unwrap();
+    // Too late (the process's hold on the mirroring ran out): nothing is written.
+    let past = Some(std::time::Instant::now());
+    let late = instance.push(id, &close, past).await.unwrap_err();
+    assert!(late.to_string().starts_with("not sent: "), "{late}");
+    let note = crate::Outgoing::Note {
+        text: "late".into(),
+    };
+    assert!(instance.push(id, &note, past).await.is_err());
+    assert!(sim.transitions(id).is_empty());
+    assert!(sim.comments(id).is_empty());
+    let pushed = instance.push(id, &close, None).await.unwrap();
     assert_eq!(
         pushed.text,
         format!("ARO {id} transitioned to Resolved in the FES Portal")
     );
     assert_eq!(sim.transitions(id), ["Resolved"]);
-    let again = instance.push(id, &close).await.unwrap();
+    let again = instance.push(id, &close, None).await.unwrap();
     assert_eq!(
         again.text,
         format!("ARO {id} is already Resolved in the FES Portal")

@@ -98,8 +98,9 @@ impl Instance for SymantecMssInstance {
         &'a self,
         external_id: &'a str,
         change: &'a crate::Outgoing,
+        send_by: Option<std::time::Instant>,
     ) -> BoxFuture<'a, Result<crate::Pushed, CommandError>> {
-        Box::pin(self.push_change(external_id, change))
+        Box::pin(self.push_change(external_id, change, send_by))
     }
 
     fn pull<'a>(

@@ -50,6 +50,7 @@ impl SymantecMssInstance {
         &self,
         number: &str,
         change: &Outgoing,
+        send_by: Option<std::time::Instant>,
     ) -> Result<Pushed, CommandError> {
         let before = state(&self.sws().incident(number).await?);
         let text = match change {
@@ -72,6 +73,7 @@ impl SymantecMssInstance {
                     comments: notes.as_deref(),
                     ..Workflow::default()
                 };
+                crate::in_time(send_by)?;
                 self.update_workflow(number, &workflow).await?;
                 format!("incident {number} closed as {wanted} in Symantec MSS")
             }
@@ -87,6 +89,7 @@ impl SymantecMssInstance {
                     comments: Some(text),
                     ..Workflow::default()
                 };
+                crate::in_time(send_by)?;
                 self.update_workflow(number, &workflow).await?;
                 format!("the note was added to incident {number} as a workflow comment")
             }
