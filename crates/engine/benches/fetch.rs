@@ -2,8 +2,9 @@
 //! ratio measured side by side in the same run:
 //!
 //! 1. Ingest throughput: incidents stored per second through `Store::commit_fetch` (the
-//!    transaction that also writes the cursor), in batches of 200 against one at a time, and the
-//!    same batches again, when every incident is a duplicate the store drops.
+//!    transaction that also writes the cursor), in batches of 200 against one at a time, by 8
+//!    scopes committing at once (as the engine fetches them), and the same batches again, when
+//!    every incident is a duplicate the store drops.
 //!    On SQLite and, where it is installed, on PostgreSQL in a private cluster, side by side.
 //! 2. Broker cycle time over 200 broker organizations of the Covalence simulator with 20 ms of
 //!    latency on every request: the first cycle, a steady one (sessions and the appliance index
