@@ -538,3 +538,39 @@ async fn the_incident_list_reads_past_the_cap_of_500() {
         .await;
     assert_eq!(count(&some), 600);
 }
+
+/// Regression (a close sent twice by processes sharing the work): a push too late, after the
+/// process's hold on the instance's mirroring ran out, reads the incident but writes nothing;
+/// in time, it closes it once.
+#[tokio::test]
+async fn a_push_too_late_writes_nothing() {
+    let app = spawn().await;
+    let number = app.sim.incident_numbers()[0];
+    let instance = app.runner.instance("mss").unwrap().instance;
+    let close = crate::Outgoing::Close {
+        reason: watchfloor_core::CloseReason::Resolved,
+        notes: Some("contained".into()),
+    };
+    let note = crate::Outgoing::Note {
+        text: "late".into(),
+    };
+    let past = Some(std::time::Instant::now());
+    for change in [&close, &note] {
+        let err = instance
+            .push(&number.to_string(), change, past)
+            .await
+            .unwrap_err();
+        assert!(err.to_string().starts_with("not sent: "), "{err}");
+    }
+    assert_eq!(app.sim.workflow_updates(), 0);
+    let soon = Some(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    instance
+        .push(&number.to_string(), &close, soon)
+        .await
+        .unwrap();
+    assert_eq!(app.sim.workflow_updates(), 1);
+    assert_eq!(
+        app.sim.comments(number).last().map(String::as_str),
+        Some("contained")
+    );
+}
