@@ -569,7 +569,8 @@ pub struct DashboardStats {
     pub open_by_org: Vec<(String, usize)>,
     /// Open incidents per owner ("" when unassigned).
     pub open_by_owner: Vec<(String, usize)>,
-    /// Mean times to assign and to close, per provider and per organization.
+    /// Mean times to assign and to close, per provider and per organization, of the
+    /// incidents stored since the time asked.
     pub times: Vec<TimesToAct>,
 }
 

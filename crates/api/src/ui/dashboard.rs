@@ -165,7 +165,7 @@ pub(crate) async fn page(
                 (bars(&owners, |_| "owner-bar".into()))
             }
             section.card.wide {
-                h2 { "Mean time to assign and to close" }
+                h2 { "Mean time to assign and to close, incidents of the last " (DAYS) " days" }
                 table.grid {
                     thead { tr { th { "By" } th { "Name" } th.num { "Incidents" } th.num { "To assign" } th.num { "To close" } } }
                     tbody {
