@@ -1801,7 +1801,7 @@ impl Store for SqlStore {
                 ..IncidentFilter::default()
             };
             let open = |group: &str, shown: &str| {
-                let mut q = self.sql(&format!(
+                let mut q = self.sql(format!(
                     "SELECT CAST({shown} AS TEXT), CAST(SUM(n) AS BIGINT) FROM incident_counts WHERE n > 0"
                 ));
                 push_counted_filters(&mut q, &open_filter, None, &|c| c.to_string());
