@@ -71,6 +71,8 @@ pub struct SqlStore {
     >,
     /// The migrations this open applied.
     pub(crate) applied: Vec<i64>,
+    /// Fetch steps waiting for their turn to write (SQLite).
+    commits: std::sync::Arc<CommitQueue>,
 }
 
 /// How long a search text's commonness is trusted.
@@ -93,6 +95,7 @@ impl SqlStore {
             facets: Default::default(),
             common_texts: Default::default(),
             applied: Vec::new(),
+            commits: Default::default(),
         }
     }
 
@@ -1095,6 +1098,163 @@ impl SqlStore {
     }
 }
 
+/// One fetch step's writes, ready to commit: its insert statements (built, values bound), and
+/// the cursor that is stored with them.
+struct FetchCommit {
+    inserts: Vec<Sql>,
+    lease: Option<Lease>,
+    instance: String,
+    scope: String,
+    cursor: String,
+    now: String,
+}
+
+/// Fetch steps waiting to be written (SQLite, where writes take turns anyway): whoever's turn
+/// comes writes every step waiting then, in one transaction. Each step keeps its incidents and
+/// its cursor together (a savepoint each, so that one step refused, say fenced off, leaves the
+/// others), and the pages that steps share (their scopes' index entries lie side by side when
+/// they span the same hours) are written once for all of them.
+#[derive(Default)]
+pub(crate) struct CommitQueue {
+    waiting: std::sync::Mutex<Waiting>,
+    turn: tokio::sync::Mutex<()>,
+}
+
+type Waiting = Vec<(
+    FetchCommit,
+    tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
+)>;
+
+impl CommitQueue {
+    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
+        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Writes one step in `tx`: the lease check, its incidents (whose counts it adds to `counts`)
+/// and its cursor. Returns how many incidents were new.
+async fn write_step<'a>(
+    tx: &mut Tx,
+    backend: Backend,
+    step: &'a FetchCommit,
+    inserts: Vec<Sql>,
+    counts: &mut Vec<Counted<'a>>,
+) -> Result<usize, StoreError> {
+    if let Some(lease) = &step.lease {
+        check_lease(tx, backend, lease).await?;
+    }
+    let before = counts.len();
+    for q in inserts {
+        for row in q.build().fetch_all(&mut **tx).await? {
+            counts.push(Counted {
+                status: Status::Pending.as_str(),
+                severity: row.try_get("severity")?,
+                organization: row.try_get("organization")?,
+                owner: None,
+                instance: &step.instance,
+            });
+        }
+    }
+    sqlx::query(
+        "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (instance, scope) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
+    )
+    .bind(&step.instance)
+    .bind(&step.scope)
+    .bind(&step.cursor)
+    .bind(&step.now)
+    .execute(&mut **tx)
+    .await?;
+    Ok(counts.len() - before)
+}
+
+impl SqlStore {
+    /// Queues `step` and, when the write turn comes, writes every step waiting then (see
+    /// [`CommitQueue`]); returns how many of this step's incidents were new.
+    async fn commit_in_turn(&self, step: FetchCommit) -> Result<usize, StoreError> {
+        let (done, mut result) = tokio::sync::oneshot::channel();
+        self.commits.waiting().push((step, done));
+        {
+            let _turn = self.commits.turn.lock().await;
+            // Written meanwhile by the steps' turn before: nothing to do.
+            if let Ok(written) = result.try_recv() {
+                return written;
+            }
+            let steps = std::mem::take(&mut *self.commits.waiting());
+            let (steps, done): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
+            let results = self.commit_steps(steps).await;
+            for (done, result) in done.into_iter().zip(results) {
+                let _ = done.send(result);
+            }
+        }
+        result.await.unwrap_or_else(|_| {
+            Err(StoreError::Database(
+                "the commit was cut short (the process is stopping); the step is fetched again"
+                    .into(),
+            ))
+        })
+    }
+
+    /// Writes `steps` in one transaction, each under a savepoint when there are several; the
+    /// result of each, in order. A failure of the transaction itself fails them all.
+    async fn commit_steps(&self, mut steps: Vec<FetchCommit>) -> Vec<Result<usize, StoreError>> {
+        let n = steps.len();
+        let all = |e: StoreError| -> Vec<Result<usize, StoreError>> {
+            let message = e.to_string();
+            let mut e = Some(e);
+            (0..n)
+                .map(|_| {
+                    Err(e
+                        .take()
+                        .unwrap_or_else(|| StoreError::Database(message.clone())))
+                })
+                .collect()
+        };
+        let mut tx = match self.write().await {
+            Ok(tx) => tx,
+            Err(e) => return all(e),
+        };
+        let alone = steps.len() == 1;
+        let inserts: Vec<Vec<Sql>> = steps
+            .iter_mut()
+            .map(|s| std::mem::take(&mut s.inserts))
+            .collect();
+        let mut counts = Vec::new();
+        let mut results = Vec::with_capacity(steps.len());
+        for (step, inserts) in steps.iter().zip(inserts) {
+            if !alone && let Err(e) = sqlx::query("SAVEPOINT step").execute(&mut *tx).await {
+                return all(e.into());
+            }
+            let mut mine = Vec::new();
+            match write_step(&mut tx, self.backend, step, inserts, &mut mine).await {
+                Ok(added) => {
+                    if !alone && let Err(e) = sqlx::query("RELEASE step").execute(&mut *tx).await {
+                        return all(e.into());
+                    }
+                    counts.extend(mine);
+                    results.push(Ok(added));
+                }
+                Err(e) if alone => return vec![Err(e)],
+                Err(e) => {
+                    for undo in ["ROLLBACK TO step", "RELEASE step"] {
+                        if let Err(e) = sqlx::query(undo).execute(&mut *tx).await {
+                            return all(e.into());
+                        }
+                    }
+                    results.push(Err(e));
+                }
+            }
+        }
+        if let Err(e) = count_new(&mut tx, self.backend, &counts).await {
+            return all(e);
+        }
+        if let Err(e) = tx.commit().await {
+            return all(e.into());
+        }
+        results
+    }
+}
+
 impl Store for SqlStore {
     fn commit_fetch<'a>(
         &'a self,
@@ -1163,37 +1323,23 @@ impl Store for SqlStore {
                 );
                 inserts.push(q);
             }
-            let mut tx = self.write().await?;
-            if let Some(lease) = target.lease {
-                check_lease(&mut tx, self.backend, lease).await?;
-            }
-            let mut added = 0;
-            let mut new_counts = Vec::new();
-            for q in inserts {
-                for row in q.build().fetch_all(&mut *tx).await? {
-                    new_counts.push(Counted {
-                        status: Status::Pending.as_str(),
-                        severity: row.try_get("severity")?,
-                        organization: row.try_get("organization")?,
-                        owner: None,
-                        instance: target.instance,
-                    });
+            let step = FetchCommit {
+                inserts,
+                lease: target.lease.cloned(),
+                instance: target.instance.to_string(),
+                scope: target.scope.to_string(),
+                cursor: cursor.to_string(),
+                now,
+            };
+            match self.backend {
+                // Writers take turns on SQLite: steps that wait are written together.
+                Backend::Sqlite => self.commit_in_turn(step).await,
+                // PostgreSQL writes concurrently.
+                Backend::Postgres => {
+                    let mut results = self.commit_steps(vec![step]).await;
+                    results.pop().unwrap_or(Ok(0))
                 }
             }
-            added += new_counts.len();
-            count_new(&mut tx, self.backend, &new_counts).await?;
-            sqlx::query(
-                "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (instance, scope) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
-            )
-            .bind(target.instance)
-            .bind(target.scope)
-            .bind(cursor.to_string())
-            .bind(&now)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(added)
         })
     }
 
@@ -2518,7 +2664,76 @@ mod tests {
         )*};
     }
 
+    /// Fetch steps of several scopes committing at once (on SQLite, written together when
+    /// they wait for the same turn): each stores its incidents and its cursor whole, a step
+    /// fenced off stores nothing and fails alone, and duplicates are dropped as one at a time.
+    async fn steps_committing_at_once_are_each_whole(s: SqlStore) {
+        let old = s
+            .acquire_lease("fetch:fes/fenced", "a", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        s.release_lease(&old).await.unwrap();
+        s.acquire_lease("fetch:fes/fenced", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let scopes: Vec<String> = (0..8).map(|n| format!("org{n}")).collect();
+        let batches: Vec<Vec<NewIncident>> = (0..8)
+            .map(|n| {
+                (0..30)
+                    .map(|k| incident(&format!("s{n}-{k}"), k, Severity::ALL[k as usize % 6]))
+                    .collect()
+            })
+            .collect();
+        let fenced: Vec<NewIncident> = (0..5)
+            .map(|k| incident(&format!("f{k}"), k, Severity::High))
+            .collect();
+        let steps = scopes.iter().zip(&batches).map(|(scope, batch)| {
+            let s = &s;
+            async move {
+                s.commit_fetch(target(scope), batch, &json!({ "scope": scope }))
+                    .await
+            }
+        });
+        let fenced_step = async {
+            let target = FetchTarget {
+                lease: Some(&old),
+                ..target("fenced")
+            };
+            s.commit_fetch(target, &fenced, &json!({"scope": "fenced"}))
+                .await
+        };
+        // The same batch again, at once with the first: one of the two stores it.
+        let again = async {
+            s.commit_fetch(target("org0"), &batches[0], &json!({"scope": "org0"}))
+                .await
+        };
+        let (results, fenced_result, again) =
+            tokio::join!(futures_util::future::join_all(steps), fenced_step, again);
+        let mut added: Vec<usize> = results.into_iter().map(Result::unwrap).collect();
+        added[0] += again.unwrap();
+        assert_eq!(added, [30; 8], "each step whole, the repeat dropped");
+        assert!(
+            matches!(fenced_result, Err(StoreError::Fenced(_))),
+            "{fenced_result:?}"
+        );
+        assert_eq!(s.count("fes").await.unwrap(), 8 * 30);
+        for scope in &scopes {
+            assert_eq!(
+                s.cursor("fes", scope).await.unwrap(),
+                Some(json!({ "scope": scope })),
+                "{scope}"
+            );
+        }
+        assert_eq!(s.cursor("fes", "fenced").await.unwrap(), None);
+        let facets = s.facets(&IncidentFilter::default()).await.unwrap().unwrap();
+        let counted: u64 = facets.status.iter().map(|(_, n)| n).sum();
+        assert_eq!(counted, 8 * 30, "the filter counts took every step");
+    }
+
     on_both!(
+        steps_committing_at_once_are_each_whole,
         open_incidents_are_read_for_mirroring_a_page_at_a_time,
         leases_pass_on_only_when_they_expire,
         a_process_paused_past_its_lease_commits_nothing,
