@@ -1098,6 +1098,14 @@ impl SqlStore {
     }
 }
 
+/// The sum of two sums of which either may be none (SQL's SUM of no values).
+fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a + b),
+        (a, b) => a.or(b),
+    }
+}
+
 /// One fetch step's writes, ready to commit: its insert statements (built, values bound), and
 /// the cursor that is stored with them.
 struct FetchCommit {
@@ -1962,33 +1970,55 @@ impl Store for SqlStore {
                 .build_query_as()
                 .fetch_all(&self.pool)
                 .await?;
+            // The period's incidents read once, grouped by provider and organization together,
+            // and summed both ways here (two groupings read them twice).
+            let mut q = grouped(
+                &format!(
+                    "SELECT COALESCE(NULLIF(integration, ''), '(manual)'), \
+                     COALESCE(NULLIF(organization, ''), '(none)'), \
+                     SUM({assigned} - {created}), COUNT(first_assigned), \
+                     SUM({closed} - {created}), COUNT(closed), COUNT(*)",
+                    assigned = self.backend.seconds("first_assigned"),
+                    closed = self.backend.seconds("closed"),
+                    created = self.backend.seconds("created"),
+                ),
+                "",
+            );
+            q.push(" AND created >= ")
+                .push_bind(ts(since))
+                .push(" GROUP BY 1, 2");
+            // Time to assign summed and counted, the same to close, and incidents.
+            type Sums = (Option<f64>, i64, Option<f64>, i64, i64);
+            type ByBoth = (String, String, Option<f64>, i64, Option<f64>, i64, i64);
+            let rows: Vec<ByBoth> = q.build_query_as().fetch_all(&self.pool).await?;
+            let mut by_provider = std::collections::BTreeMap::<String, Sums>::new();
+            let mut by_organization = std::collections::BTreeMap::<String, Sums>::new();
+            for (provider, organization, assign, assigned, close, closed, n) in rows {
+                for (m, key) in [
+                    (&mut by_provider, provider),
+                    (&mut by_organization, organization),
+                ] {
+                    let e = m.entry(key).or_insert((None, 0, None, 0, 0));
+                    e.0 = add(e.0, assign);
+                    e.1 += assigned;
+                    e.2 = add(e.2, close);
+                    e.3 += closed;
+                    e.4 += n;
+                }
+            }
             let mut times = Vec::new();
-            for (by, column, none) in [
-                ("provider", "integration", "(manual)"),
-                ("organization", "organization", "(none)"),
-            ] {
-                let mut q = grouped(
-                    &format!(
-                        "SELECT COALESCE(NULLIF({column}, ''), '{none}'), \
-                         AVG({assigned} - {created}), AVG({closed} - {created}), COUNT(*)",
-                        assigned = self.backend.seconds("first_assigned"),
-                        closed = self.backend.seconds("closed"),
-                        created = self.backend.seconds("created"),
-                    ),
-                    "",
-                );
-                // Incidents of the period shown: its work, read through the creation index.
-                q.push(" AND created >= ")
-                    .push_bind(ts(since))
-                    .push(" GROUP BY 1 ORDER BY COUNT(*) DESC LIMIT 20");
-                let rows: Vec<(String, Option<f64>, Option<f64>, i64)> =
-                    q.build_query_as().fetch_all(&self.pool).await?;
-                times.extend(rows.into_iter().map(|(name, a, c, n)| crate::TimesToAct {
-                    by,
-                    name,
-                    to_assign: a,
-                    to_close: c,
-                    incidents: n as usize,
+            for (by, sums) in [("provider", by_provider), ("organization", by_organization)] {
+                let mut rows: Vec<(String, Sums)> = sums.into_iter().collect();
+                rows.sort_by(|a, b| b.1.4.cmp(&a.1.4).then_with(|| a.0.cmp(&b.0)));
+                let mean = |sum: Option<f64>, n: i64| sum.filter(|_| n > 0).map(|s| s / n as f64);
+                times.extend(rows.into_iter().take(20).map(|(name, (a, na, c, nc, n))| {
+                    crate::TimesToAct {
+                        by,
+                        name,
+                        to_assign: mean(a, na),
+                        to_close: mean(c, nc),
+                        incidents: n as usize,
+                    }
                 }));
             }
             let count = |rows: Vec<(String, i64)>| {
@@ -3950,6 +3980,39 @@ mod tests {
                 all.len(),
                 "{scope:?}: every incident of the period"
             );
+            // Each organization's mean time to close, as the incidents give it.
+            let secs = |a: DateTime<Utc>, b: DateTime<Utc>| {
+                (a - b).num_microseconds().unwrap() as f64 / 1e6
+            };
+            let orgs: Vec<&crate::TimesToAct> = board
+                .times
+                .iter()
+                .filter(|t| t.by == "organization")
+                .collect();
+            assert_eq!(orgs.iter().map(|t| t.incidents).sum::<usize>(), all.len());
+            for t in orgs {
+                let mine: Vec<&Incident> = all
+                    .iter()
+                    .filter(|i| {
+                        i.organization
+                            .as_deref()
+                            .filter(|o| !o.is_empty())
+                            .unwrap_or("(none)")
+                            == t.name
+                    })
+                    .collect();
+                assert_eq!(t.incidents, mine.len(), "{}", t.name);
+                let closes: Vec<f64> = mine
+                    .iter()
+                    .filter_map(|i| i.closed.map(|c| secs(c, i.created)))
+                    .collect();
+                let expected =
+                    (!closes.is_empty()).then(|| closes.iter().sum::<f64>() / closes.len() as f64);
+                match (t.to_close, expected) {
+                    (Some(got), Some(want)) => assert!((got - want).abs() < 0.01, "{got} {want}"),
+                    (got, want) => assert_eq!(got.is_some(), want.is_some(), "{}", t.name),
+                }
+            }
             let later = s
                 .dashboard(&scope, Utc::now() + chrono::TimeDelta::days(1))
                 .await
