@@ -7,6 +7,7 @@
 //! (unique on instance and external id). So a crash between fetching and committing repeats
 //! the fetch, and never loses or duplicates an incident.
 
+mod commit;
 mod copy;
 mod dialect;
 mod postgres;

@@ -15,6 +15,7 @@ use watchfloor_core::{
 use watchfloor_core::SetAside;
 use watchfloor_core::query::Term;
 
+use crate::commit::FetchCommit;
 use crate::dialect::{Backend, Sql};
 use crate::{
     BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, KeyValue, Lease,
@@ -23,7 +24,7 @@ use crate::{
 };
 
 /// Incidents a fetch commit inserts per statement.
-const ROWS_PER_INSERT: usize = 200;
+pub(crate) const ROWS_PER_INSERT: usize = 200;
 
 /// Set-aside records kept per instance, the newest.
 const SET_ASIDE_KEPT: usize = 50;
@@ -32,7 +33,7 @@ const SET_ASIDE_KEPT: usize = 50;
 /// A timestamp as stored: fixed-width UTC text with microseconds
 /// (`2024-05-01T08:00:00.000000Z`), so that text order is time order. Written without a
 /// format string, which chrono would parse on every call (a tenth of ingest's time).
-fn ts(t: DateTime<Utc>) -> String {
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
 }
 
@@ -72,14 +73,14 @@ pub struct SqlStore {
     /// The migrations this open applied.
     pub(crate) applied: Vec<i64>,
     /// Fetch steps waiting for their turn to write (SQLite).
-    commits: std::sync::Arc<CommitQueue>,
+    pub(crate) commits: std::sync::Arc<crate::commit::CommitQueue>,
 }
 
 /// How long a search text's commonness is trusted.
 const COMMON_TTL: Duration = Duration::from_secs(300);
 
 /// A write transaction.
-type Tx = sqlx::Transaction<'static, Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
 /// The columns of an incident, as every read of whole incidents selects them.
 const INCIDENT_COLUMNS: &str = "id, instance, integration, external_id, name, type, occurred, \
@@ -135,7 +136,7 @@ impl SqlStore {
         &self.pool
     }
 
-    fn sql(&self, text: impl Into<String>) -> Sql {
+    pub(crate) fn sql(&self, text: impl Into<String>) -> Sql {
         Sql::new(self.backend, text)
     }
 
@@ -177,7 +178,7 @@ impl SqlStore {
     }
 
     /// A write transaction (see [`Backend::begin_write`]).
-    async fn write(&self) -> Result<Tx, StoreError> {
+    pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
         Ok(self.writer.begin_with(self.backend.begin_write()).await?)
     }
 
@@ -592,18 +593,22 @@ fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
 }
 
 /// New incidents' values of the counted filters (see `incident_counts`).
-struct Counted<'a> {
-    status: &'static str,
-    severity: f64,
-    organization: Option<String>,
-    owner: Option<String>,
-    instance: &'a str,
+pub(crate) struct Counted<'a> {
+    pub(crate) status: &'static str,
+    pub(crate) severity: f64,
+    pub(crate) organization: Option<String>,
+    pub(crate) owner: Option<String>,
+    pub(crate) instance: &'a str,
 }
 
 /// Adds new incidents to `incident_counts`, in the inserting transaction: one statement for a
 /// batch, each combination's rows once, in one order (so that concurrent writers on PostgreSQL
 /// lock the same rows in the same order). Updates and deletes are counted by triggers.
-async fn count_new(tx: &mut Tx, backend: Backend, rows: &[Counted<'_>]) -> Result<(), StoreError> {
+pub(crate) async fn count_new(
+    tx: &mut Tx,
+    backend: Backend,
+    rows: &[Counted<'_>],
+) -> Result<(), StoreError> {
     let mut combos = std::collections::BTreeMap::new();
     for r in rows {
         let key = (
@@ -788,7 +793,11 @@ fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo
 
 /// Refuses to go on unless `lease` is still held as it was taken (same holder, same token);
 /// the lease row stays locked until the transaction ends, so it cannot pass on meanwhile.
-async fn check_lease(tx: &mut Tx, backend: Backend, lease: &Lease) -> Result<(), StoreError> {
+pub(crate) async fn check_lease(
+    tx: &mut Tx,
+    backend: Backend,
+    lease: &Lease,
+) -> Result<(), StoreError> {
     let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT holder, token FROM leases WHERE scope = $1{}",
         backend.for_update()
@@ -1106,163 +1115,6 @@ fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-/// One fetch step's writes, ready to commit: its insert statements (built, values bound), and
-/// the cursor that is stored with them.
-struct FetchCommit {
-    inserts: Vec<Sql>,
-    lease: Option<Lease>,
-    instance: String,
-    scope: String,
-    cursor: String,
-    now: String,
-}
-
-/// Fetch steps waiting to be written (SQLite, where writes take turns anyway): whoever's turn
-/// comes writes every step waiting then, in one transaction. Each step keeps its incidents and
-/// its cursor together (a savepoint each, so that one step refused, say fenced off, leaves the
-/// others), and the pages that steps share (their scopes' index entries lie side by side when
-/// they span the same hours) are written once for all of them.
-#[derive(Default)]
-pub(crate) struct CommitQueue {
-    waiting: std::sync::Mutex<Waiting>,
-    turn: tokio::sync::Mutex<()>,
-}
-
-type Waiting = Vec<(
-    FetchCommit,
-    tokio::sync::oneshot::Sender<Result<usize, StoreError>>,
-)>;
-
-impl CommitQueue {
-    fn waiting(&self) -> std::sync::MutexGuard<'_, Waiting> {
-        self.waiting.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
-
-/// Writes one step in `tx`: the lease check, its incidents (whose counts it adds to `counts`)
-/// and its cursor. Returns how many incidents were new.
-async fn write_step<'a>(
-    tx: &mut Tx,
-    backend: Backend,
-    step: &'a FetchCommit,
-    inserts: Vec<Sql>,
-    counts: &mut Vec<Counted<'a>>,
-) -> Result<usize, StoreError> {
-    if let Some(lease) = &step.lease {
-        check_lease(tx, backend, lease).await?;
-    }
-    let before = counts.len();
-    for q in inserts {
-        for row in q.build().fetch_all(&mut **tx).await? {
-            counts.push(Counted {
-                status: Status::Pending.as_str(),
-                severity: row.try_get("severity")?,
-                organization: row.try_get("organization")?,
-                owner: None,
-                instance: &step.instance,
-            });
-        }
-    }
-    sqlx::query(
-        "INSERT INTO fetch_cursors (instance, scope, cursor, updated) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (instance, scope) DO UPDATE SET cursor = excluded.cursor, updated = excluded.updated",
-    )
-    .bind(&step.instance)
-    .bind(&step.scope)
-    .bind(&step.cursor)
-    .bind(&step.now)
-    .execute(&mut **tx)
-    .await?;
-    Ok(counts.len() - before)
-}
-
-impl SqlStore {
-    /// Queues `step` and, when the write turn comes, writes every step waiting then (see
-    /// [`CommitQueue`]); returns how many of this step's incidents were new.
-    async fn commit_in_turn(&self, step: FetchCommit) -> Result<usize, StoreError> {
-        let (done, mut result) = tokio::sync::oneshot::channel();
-        self.commits.waiting().push((step, done));
-        {
-            let _turn = self.commits.turn.lock().await;
-            // Written meanwhile by the steps' turn before: nothing to do.
-            if let Ok(written) = result.try_recv() {
-                return written;
-            }
-            let steps = std::mem::take(&mut *self.commits.waiting());
-            let (steps, done): (Vec<_>, Vec<_>) = steps.into_iter().unzip();
-            let results = self.commit_steps(steps).await;
-            for (done, result) in done.into_iter().zip(results) {
-                let _ = done.send(result);
-            }
-        }
-        result.await.unwrap_or_else(|_| {
-            Err(StoreError::Database(
-                "the commit was cut short (the process is stopping); the step is fetched again"
-                    .into(),
-            ))
-        })
-    }
-
-    /// Writes `steps` in one transaction, each under a savepoint when there are several; the
-    /// result of each, in order. A failure of the transaction itself fails them all.
-    async fn commit_steps(&self, mut steps: Vec<FetchCommit>) -> Vec<Result<usize, StoreError>> {
-        let n = steps.len();
-        let all = |e: StoreError| -> Vec<Result<usize, StoreError>> {
-            let message = e.to_string();
-            let mut e = Some(e);
-            (0..n)
-                .map(|_| {
-                    Err(e
-                        .take()
-                        .unwrap_or_else(|| StoreError::Database(message.clone())))
-                })
-                .collect()
-        };
-        let mut tx = match self.write().await {
-            Ok(tx) => tx,
-            Err(e) => return all(e),
-        };
-        let alone = steps.len() == 1;
-        let inserts: Vec<Vec<Sql>> = steps
-            .iter_mut()
-            .map(|s| std::mem::take(&mut s.inserts))
-            .collect();
-        let mut counts = Vec::new();
-        let mut results = Vec::with_capacity(steps.len());
-        for (step, inserts) in steps.iter().zip(inserts) {
-            if !alone && let Err(e) = sqlx::query("SAVEPOINT step").execute(&mut *tx).await {
-                return all(e.into());
-            }
-            let mut mine = Vec::new();
-            match write_step(&mut tx, self.backend, step, inserts, &mut mine).await {
-                Ok(added) => {
-                    if !alone && let Err(e) = sqlx::query("RELEASE step").execute(&mut *tx).await {
-                        return all(e.into());
-                    }
-                    counts.extend(mine);
-                    results.push(Ok(added));
-                }
-                Err(e) if alone => return vec![Err(e)],
-                Err(e) => {
-                    for undo in ["ROLLBACK TO step", "RELEASE step"] {
-                        if let Err(e) = sqlx::query(undo).execute(&mut *tx).await {
-                            return all(e.into());
-                        }
-                    }
-                    results.push(Err(e));
-                }
-            }
-        }
-        if let Err(e) = count_new(&mut tx, self.backend, &counts).await {
-            return all(e);
-        }
-        if let Err(e) = tx.commit().await {
-            return all(e.into());
-        }
-        results
-    }
-}
-
 impl Store for SqlStore {
     fn commit_fetch<'a>(
         &'a self,
@@ -1271,74 +1123,7 @@ impl Store for SqlStore {
         cursor: &'a Value,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
-            let now_t = Utc::now();
-            let now = ts(now_t);
-            // Many rows per statement: a statement's fixed cost, paid once per batch. The
-            // statements are built before the write lock is taken, so that one scope's batch
-            // is prepared while another's commits.
-            let mut inserts = Vec::new();
-            for chunk in incidents.chunks(ROWS_PER_INSERT) {
-                let mut q = self.sql(
-                    "WITH v (external_id, name, occurred, severity, organization, details, labels, \
-                     raw_json, sla_due) AS (VALUES ",
-                );
-                for (n, inc) in chunk.iter().enumerate() {
-                    let labels = serde_json::to_string(&inc.labels)
-                        .map_err(|e| StoreError::Database(e.to_string()))?;
-                    q.push(if n == 0 { "(" } else { ", (" })
-                        .push_bind(inc.external_id.clone())
-                        .push(", ")
-                        .push_bind(inc.name.clone())
-                        .push(", ")
-                        .push_bind(ts(inc.occurred))
-                        .push(", ")
-                        .push_bind(inc.severity.value())
-                        .push(", ")
-                        .push_bind(inc.organization.clone())
-                        .push(", ")
-                        .push_bind(inc.details.clone())
-                        .push(", ")
-                        .push_bind(labels)
-                        .push(", ")
-                        .push_bind(inc.raw.to_string())
-                        .push(", ")
-                        .push_bind(ts(target.sla.due(now_t, inc.severity)))
-                        .push(")");
-                }
-                // A deleted incident's tombstone keeps its alert out.
-                q.push(
-                    ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
-                     created, modified, severity, status, organization, details, labels, raw_json, sla_due) \
-                     SELECT ",
-                )
-                .push_bind(target.instance.to_string())
-                .push(", ")
-                .push_bind(target.integration.to_string())
-                .push(", external_id, name, ")
-                .push_bind(target.incident_type.to_string())
-                .push(", occurred, ")
-                .push_bind(now.clone())
-                .push(", ")
-                .push_bind(now.clone())
-                .push(
-                    ", severity, 'pending', organization, details, labels, raw_json, sla_due FROM v \
-                     WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = ",
-                )
-                .push_bind(target.instance.to_string())
-                .push(
-                    " AND t.external_id = v.external_id) \
-                     ON CONFLICT (instance, external_id) DO NOTHING RETURNING severity, organization",
-                );
-                inserts.push(q);
-            }
-            let step = FetchCommit {
-                inserts,
-                lease: target.lease.cloned(),
-                instance: target.instance.to_string(),
-                scope: target.scope.to_string(),
-                cursor: cursor.to_string(),
-                now,
-            };
+            let step = FetchCommit::new(self, &target, incidents, cursor)?;
             match self.backend {
                 // Writers take turns on SQLite: steps that wait are written together.
                 Backend::Sqlite => self.commit_in_turn(step).await,
