@@ -49,6 +49,18 @@ impl App {
         )
     }
 
+    /// Closes incident `id` as resolved; the answer's status.
+    async fn close(&self, id: i64, key: &str) -> u16 {
+        self.send(
+            "POST",
+            &format!("/api/v1/incidents/{id}/close"),
+            key,
+            json!({"reason": "Resolved"}),
+        )
+        .await
+        .0
+    }
+
     /// The id of the stored incident with this provider id.
     async fn id_of(&self, external_id: &str) -> i64 {
         let all = self
@@ -301,17 +313,7 @@ async fn incidents_are_worked_over_the_api() {
             .0,
         403
     );
-    assert_eq!(
-        app.send(
-            "POST",
-            &path(globex, "/close"),
-            &dana,
-            json!({"reason": "Resolved"})
-        )
-        .await
-        .0,
-        404
-    );
+    assert_eq!(app.close(globex, &dana).await, 404);
     let (status, entries) = app.get(&path(acme, "/entries"), Some(&vera)).await;
     assert_eq!(status, 200);
     let authors: Vec<&str> = entries
@@ -377,15 +379,7 @@ async fn requests_are_counted_by_route_and_carry_an_id() {
         .unwrap();
     assert_ne!(answer.headers()["x-request-id"], "<script>");
     app.get("/api/v1/incidents/999999", Some(&key)).await;
-    let (status, _) = app
-        .send(
-            "POST",
-            &format!("/api/v1/incidents/{id}/close"),
-            &key,
-            json!({"reason": "Resolved"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(app.close(id, &key).await, 200);
     let (_, body) = app.get("/metrics", None).await;
     let text = body.as_str().unwrap();
     for line in [
@@ -1422,15 +1416,7 @@ async fn filter_counts_respect_the_filter_and_the_reader() {
     let dana = app.key_for("dana", Role::Analyst, &["acme"]).await;
     let admin = app.key_for("root", Role::Admin, &[]).await;
     let a1 = app.id_of("a1").await;
-    let (status, _) = app
-        .send(
-            "POST",
-            &format!("/api/v1/incidents/{a1}/close"),
-            &admin,
-            json!({"reason": "Resolved"}),
-        )
-        .await;
-    assert_eq!(status, 200);
+    assert_eq!(app.close(a1, &admin).await, 200);
     // [value, count] pairs of one list.
     let pairs = |body: &Value, facet: &str| -> Vec<(Value, u64)> {
         body["facets"][facet]

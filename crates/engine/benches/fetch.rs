@@ -47,17 +47,18 @@ fn incidents(n: usize, prefix: &str, org: impl Fn(usize) -> usize) -> Vec<NewInc
         .collect()
 }
 
-/// Commits `all` in batches of `batch`; returns incidents per second and how many were new.
-async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
+/// Commits `all` in batches of `batch`, one after another, as one scope's fetch steps; returns
+/// how many were new.
+async fn commit_scope(store: &SqlStore, scope: &str, all: &[NewIncident], batch: usize) -> usize {
+    let sla = watchfloor_core::SlaPolicy::default();
     let target = FetchTarget {
         instance: "bench",
         integration: "bench",
         incident_type: "Bench",
-        scope: "",
-        sla: &watchfloor_core::SlaPolicy::default(),
+        scope,
+        sla: &sla,
         lease: None,
     };
-    let started = Instant::now();
     let mut added = 0;
     for (n, chunk) in all.chunks(batch).enumerate() {
         added += store
@@ -65,6 +66,13 @@ async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, us
             .await
             .expect("commit");
     }
+    added
+}
+
+/// Commits `all` in batches of `batch`; returns incidents per second and how many were new.
+async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
+    let started = Instant::now();
+    let added = commit_scope(store, "", all, batch).await;
     (all.len() as f64 / started.elapsed().as_secs_f64(), added)
 }
 
@@ -73,7 +81,6 @@ async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, us
 /// the scopes' alerts span the same time) commits its own batches of `batch`, one after
 /// another, while the others commit theirs. Returns incidents per second and how many were new.
 async fn ingest_scopes(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
-    let sla = watchfloor_core::SlaPolicy::default();
     let scopes: Vec<(String, Vec<NewIncident>)> = (0..SCOPE_CONCURRENCY)
         .map(|n| {
             let mine = all.iter().skip(n).step_by(SCOPE_CONCURRENCY).cloned();
@@ -81,27 +88,11 @@ async fn ingest_scopes(store: &SqlStore, all: &[NewIncident], batch: usize) -> (
         })
         .collect();
     let started = Instant::now();
-    let added = futures_util::future::join_all(scopes.iter().map(|(scope, mine)| {
-        let sla = &sla;
-        async move {
-            let target = FetchTarget {
-                instance: "bench",
-                integration: "bench",
-                incident_type: "Bench",
-                scope,
-                sla,
-                lease: None,
-            };
-            let mut added = 0;
-            for (n, chunk) in mine.chunks(batch).enumerate() {
-                added += store
-                    .commit_fetch(target.clone(), chunk, &json!({"step": n}))
-                    .await
-                    .expect("commit");
-            }
-            added
-        }
-    }))
+    let added = futures_util::future::join_all(
+        scopes
+            .iter()
+            .map(|(scope, mine)| commit_scope(store, scope, mine, batch)),
+    )
     .await;
     (
         all.len() as f64 / started.elapsed().as_secs_f64(),

@@ -11,6 +11,15 @@ fn keys(n: usize) -> Vec<String> {
     (0..n).map(|i| format!("fetch:broker/Org {i}")).collect()
 }
 
+/// A store in `dir`, as the processes share it.
+async fn store_in(dir: &tempfile::TempDir) -> Arc<dyn Store> {
+    Arc::new(
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    )
+}
+
 async fn held(sharing: &Sharing, keys: &[String]) -> usize {
     let leases = sharing.claim_each(Work::Fetch, keys).await;
     for k in keys {
@@ -22,11 +31,7 @@ async fn held(sharing: &Sharing, keys: &[String]) -> usize {
 #[tokio::test]
 async fn shares_are_even_and_a_dead_processs_work_is_taken_over_within_a_lease() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
+    let store = store_in(&dir).await;
     let period = Duration::from_millis(600);
     let scopes = keys(10);
     let processes: Vec<Sharing> = (0..3)
@@ -83,11 +88,7 @@ async fn shares_are_even_and_a_dead_processs_work_is_taken_over_within_a_lease()
 #[tokio::test]
 async fn a_change_is_not_sent_once_the_mirroring_lease_may_have_passed_on() {
     let dir = tempfile::tempdir().unwrap();
-    let store: Arc<dyn Store> = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
+    let store = store_in(&dir).await;
     let period = Duration::from_millis(800);
     let (a, b) = (
         Sharing::new(store.clone(), period),
