@@ -69,10 +69,17 @@ async fn commit_scope(store: &SqlStore, scope: &str, all: &[NewIncident], batch:
     added
 }
 
+/// Waits until text search finds every incident committed (SQLite indexes text beside the
+/// writes, on a connection of its own): ingest is timed until then.
+async fn searchable(store: &SqlStore) {
+    store.index_text().await.expect("text index");
+}
+
 /// Commits `all` in batches of `batch`; returns incidents per second and how many were new.
 async fn ingest(store: &SqlStore, all: &[NewIncident], batch: usize) -> (f64, usize) {
     let started = Instant::now();
     let added = commit_scope(store, "", all, batch).await;
+    searchable(store).await;
     (all.len() as f64 / started.elapsed().as_secs_f64(), added)
 }
 
@@ -94,6 +101,7 @@ async fn ingest_scopes(store: &SqlStore, all: &[NewIncident], batch: usize) -> (
             .map(|(scope, mine)| commit_scope(store, scope, mine, batch)),
     )
     .await;
+    searchable(store).await;
     (
         all.len() as f64 / started.elapsed().as_secs_f64(),
         added.into_iter().sum(),

@@ -245,6 +245,9 @@ impl SqlStore {
         if let Err(e) = tx.commit().await {
             return all(e.into());
         }
+        if !counts.is_empty() {
+            self.text.wake();
+        }
         results
     }
 }

@@ -250,7 +250,18 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     }
     // The filter counts are kept as incidents are written; these were copied around them.
     crate::sql::recount(&mut tx).await?;
+    // So is SQLite's full-text index, attached to this connection: it is built again.
+    if to.backend() == Backend::Sqlite && to.has_text_index() {
+        for reset in [
+            "DELETE FROM text_changes",
+            "INSERT INTO search_index.incidents_fts (incidents_fts) VALUES ('delete-all')",
+            "UPDATE search_index.indexed SET incidents = 0, changes = 0",
+        ] {
+            sqlx::query(reset).execute(&mut *tx).await?;
+        }
+    }
     tx.commit().await?;
+    to.text.wake();
     Ok(report)
 }
 

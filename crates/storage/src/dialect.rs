@@ -99,7 +99,7 @@ impl Backend {
     pub fn push_text_match(self, q: &mut Sql, text: &str) {
         match self {
             Backend::Sqlite => {
-                q.push("id IN (SELECT rowid FROM incidents_fts WHERE incidents_fts MATCH ")
+                q.push("id IN (SELECT rowid FROM search_index.incidents_fts WHERE incidents_fts MATCH ")
                     .push_bind(self.text_query(text))
                     .push(")");
             }
@@ -116,7 +116,7 @@ impl Backend {
         let mut q = Sql::new(self, "SELECT COUNT(*) FROM (SELECT 1 FROM ");
         match self {
             Backend::Sqlite => {
-                q.push("incidents_fts WHERE incidents_fts MATCH ")
+                q.push("search_index.incidents_fts WHERE incidents_fts MATCH ")
                     .push_bind(self.text_query(text));
             }
             Backend::Postgres => {

@@ -11,6 +11,7 @@ mod commit;
 mod copy;
 mod dialect;
 mod postgres;
+mod search;
 mod sql;
 mod sqlite;
 #[doc(hidden)]

@@ -74,6 +74,8 @@ pub struct SqlStore {
     pub(crate) applied: Vec<i64>,
     /// Fetch steps waiting for their turn to write (SQLite).
     pub(crate) commits: std::sync::Arc<crate::commit::CommitQueue>,
+    /// SQLite's full-text index, in a file of its own (PostgreSQL's is in the table).
+    pub(crate) text: crate::search::TextIndex,
 }
 
 /// How long a search text's commonness is trusted.
@@ -97,6 +99,7 @@ impl SqlStore {
             common_texts: Default::default(),
             applied: Vec::new(),
             commits: Default::default(),
+            text: crate::search::TextIndex::InTable,
         }
     }
 
@@ -128,8 +131,23 @@ impl SqlStore {
 
     /// Closes every connection, waiting for those in use.
     pub async fn close(&self) {
+        // The index's connection first: it reads the database without writing it, and the
+        // last connection to close should be one that may tidy the database's WAL away.
+        self.text.close().await;
         self.writer.close().await;
         self.pool.close().await;
+    }
+
+    /// Whether the read connections have SQLite's full-text index attached.
+    pub(crate) fn has_text_index(&self) -> bool {
+        matches!(self.text, crate::search::TextIndex::Ready(_))
+    }
+
+    /// Brings SQLite's full-text index up to date with every incident committed before the
+    /// call (text searches do this themselves; the index is otherwise kept up to date in the
+    /// background). Nothing to do on PostgreSQL.
+    pub async fn index_text(&self) -> Result<(), StoreError> {
+        self.text.catch_up().await
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -1066,11 +1084,18 @@ impl SqlStore {
 
     /// Which of a filter's search texts are common: more than [`COMMON`] incidents match
     /// them in the full-text index (counted no further), remembered for [`COMMON_TTL`].
+    /// Every query whose filter has a search text asks this first, and so first brings the
+    /// full-text index up to date with what was committed before it.
     async fn common_words(&self, filter: &IncidentFilter) -> Result<CommonWords, StoreError> {
         let mut common = CommonWords::new();
+        let mut caught_up = false;
         for text in texts(filter.conditions.iter().map(|c| c.term.clone())) {
             if !text.chars().any(char::is_alphanumeric) {
                 continue;
+            }
+            if !caught_up {
+                self.text.catch_up().await?;
+                caught_up = true;
             }
             let count = async {
                 let n: i64 = self
@@ -1618,7 +1643,19 @@ impl Store for SqlStore {
     ) -> BoxFuture<'_, Result<usize, StoreError>> {
         Box::pin(async move {
             let now = ts(Utc::now());
+            // What the full-text index has followed of the log of changed text can go; a
+            // log the index is behind on is kept until it has read it.
+            let read = match self.text.catch_up().await {
+                Ok(()) => self.text.changes_read().await?,
+                Err(_) => None,
+            };
             let mut tx = self.write().await?;
+            if let Some(read) = read {
+                sqlx::query("DELETE FROM text_changes WHERE seq <= $1")
+                    .bind(read)
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // The incidents to purge, in a temporary table so that every statement below
             // agrees on them.
             sqlx::query("CREATE TEMP TABLE IF NOT EXISTS purging (id BIGINT PRIMARY KEY)")
@@ -2544,6 +2581,7 @@ mod tests {
         a_deleted_incident_is_not_fetched_again,
         sla_filters_follow_the_clock,
         common_and_rare_words_are_found_either_way,
+        text_search_follows_every_change,
         retention_purges_old_closed_incidents_and_keeps_tombstones,
         filter_counts_follow_every_change,
         queries_sorts_and_pages,
@@ -2816,11 +2854,28 @@ mod tests {
             Ok(r) => r.count("fes").await.map_err(|e| e.to_string()),
             Err(e) => Err(e.to_string()),
         };
+        // Its full-text index cannot be brought up to date there: text search says so.
+        let search = match &read {
+            Ok(r) => r
+                .incidents(&IncidentFilter {
+                    conditions: watchfloor_core::query::parse("alert").unwrap(),
+                    ..IncidentFilter::default()
+                })
+                .await
+                .map(|page| page.len())
+                .map_err(|e| e.to_string()),
+            Err(e) => Err(e.to_string()),
+        };
         if let Ok(r) = read {
             r.close().await;
         }
         let _ = std::process::Command::new("umount").arg(mnt_s).status();
         assert_eq!(count, Ok(1));
+        let refused = search.unwrap_err();
+        assert!(
+            refused.contains("text search is unavailable") && refused.contains("writable disk"),
+            "{refused}"
+        );
     }
 
     /// Regression (memory): a sync read every open incident of an instance, raw JSON and all,
@@ -3541,6 +3596,160 @@ mod tests {
         assert_eq!(rare.len(), 1);
         assert_eq!(rare[0].external_id, "s9999");
         assert_eq!(s.count_matching(&search("phishing")).await.unwrap(), 2500);
+    }
+
+    /// The external ids a text search finds, in the queue's order.
+    async fn found(s: &SqlStore, text: &str) -> Vec<String> {
+        let filter = IncidentFilter {
+            conditions: watchfloor_core::query::parse(text).unwrap(),
+            ..IncidentFilter::default()
+        };
+        let page = s.incidents(&filter).await.unwrap();
+        page.into_iter().map(|i| i.external_id).collect()
+    }
+
+    /// Text search finds what was committed just before it, and stops finding what was
+    /// deleted or purged (SQLite indexes text beside the writes: a search catches the index
+    /// up first).
+    async fn text_search_follows_every_change(s: SqlStore) {
+        let batch = [
+            incident("zeta-1", 1, Severity::High),
+            incident("zeta-2", 2, Severity::Low),
+            incident("omega", 3, Severity::Low),
+        ];
+        s.commit_fetch(target(""), &batch, &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(found(&s, "zeta").await, ["zeta-2", "zeta-1"]);
+        let manual = ManualIncident {
+            name: "Kappa beacon".into(),
+            severity: Severity::Medium,
+            organization: None,
+            kind: "Manual".into(),
+            details: "seen on <b>host</b>".into(),
+            occurred: None,
+            owner: None,
+            labels: vec![],
+        };
+        let made = s.create_incident(&manual, "ana", &SLA).await.unwrap();
+        assert_eq!(
+            found(&s, "kappa").await,
+            std::slice::from_ref(&made.external_id)
+        );
+        assert_eq!(found(&s, "host").await, [made.external_id]);
+        // Ids in the order committed: zeta-1 is 1, zeta-2 is 2.
+        s.delete_incident(1, "ana").await.unwrap();
+        assert_eq!(found(&s, "zeta").await, ["zeta-2"]);
+        let close = Change::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        s.change_incident(2, None, "ana", &close, &SLA)
+            .await
+            .unwrap();
+        for push in s.pending_pushes("fes").await.unwrap() {
+            s.finish_push(&push, "fes", &PushOutcome::Pushed("ok".into()))
+                .await
+                .unwrap();
+        }
+        let purged = s
+            .purge_closed(Utc::now() + chrono::TimeDelta::hours(1), 100)
+            .await
+            .unwrap();
+        assert_eq!(purged, 1);
+        assert_eq!(found(&s, "zeta").await, Vec::<String>::new());
+        assert_eq!(found(&s, "omega").await, ["omega"]);
+        if s.backend() == Backend::Sqlite {
+            // The index keeps no entries of incidents gone (which the common-word judgement
+            // would count): of the three alerts, omega is left.
+            let indexed: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM search_index.incidents_fts WHERE incidents_fts MATCH 'alert'",
+            )
+            .fetch_one(&s.pool)
+            .await
+            .unwrap();
+            assert_eq!(indexed, 1);
+            // The purge that follows keeps no more of the log than the index has not read.
+            s.purge_closed(Utc::now(), 100).await.unwrap();
+            let logged: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM text_changes")
+                .fetch_one(&s.pool)
+                .await
+                .unwrap();
+            assert_eq!(logged, 0);
+        }
+    }
+
+    /// SQLite's full-text index is derived data in a file of its own: removed, it is built
+    /// again; left from a newer state of the database (the database restored from a copy), it
+    /// is built again rather than trusted; and a store opened only to read builds it too.
+    #[tokio::test]
+    async fn the_search_file_is_built_again_when_it_cannot_be_trusted() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("wf.db");
+        let url = format!("sqlite://{}", db.display());
+        let remove_index = || {
+            for end in ["", "-wal", "-shm"] {
+                let _ = std::fs::remove_file(dir.path().join(format!("wf.db-search{end}")));
+            }
+        };
+        let commit = async |ids: &[&str]| {
+            let s = SqlStore::open(&url).await.unwrap();
+            let batch: Vec<NewIncident> = ids
+                .iter()
+                .map(|id| incident(id, 1, Severity::Low))
+                .collect();
+            s.commit_fetch(target(""), &batch, &json!({}))
+                .await
+                .unwrap();
+            s.index_text().await.unwrap();
+            s.close().await;
+        };
+        commit(&["alpha-1", "alpha-2"]).await;
+        std::fs::copy(&db, dir.path().join("backup.db")).unwrap();
+        commit(&["alpha-3", "alpha-4"]).await;
+
+        remove_index();
+        let s = SqlStore::open(&url).await.unwrap();
+        assert_eq!(found(&s, "alpha").await.len(), 4);
+        s.close().await;
+
+        // The database goes back to the copy of two incidents; the index had read four. New
+        // incidents take ids the index had read as others', and go past where it had read.
+        std::fs::copy(dir.path().join("backup.db"), &db).unwrap();
+        commit(&["beta-1", "beta-2", "beta-3"]).await;
+        let s = SqlStore::open(&url).await.unwrap();
+        assert_eq!(found(&s, "alpha").await, ["alpha-2", "alpha-1"]);
+        assert_eq!(found(&s, "beta").await, ["beta-3", "beta-2", "beta-1"]);
+        s.close().await;
+
+        // Another database's index, put in its place: it has read fewer incidents than this
+        // one holds, and its incident 1 is not this one's.
+        let other = SqlStore::open(&format!("sqlite://{}/other.db", dir.path().display()))
+            .await
+            .unwrap();
+        let gamma = [incident("gamma-1", 1, Severity::Low)];
+        other
+            .commit_fetch(target(""), &gamma, &json!({}))
+            .await
+            .unwrap();
+        other.index_text().await.unwrap();
+        other.close().await;
+        remove_index();
+        std::fs::copy(
+            dir.path().join("other.db-search"),
+            dir.path().join("wf.db-search"),
+        )
+        .unwrap();
+        let s = SqlStore::open(&url).await.unwrap();
+        assert_eq!(found(&s, "gamma").await, Vec::<String>::new());
+        assert_eq!(found(&s, "alpha").await, ["alpha-2", "alpha-1"]);
+        assert_eq!(found(&s, "beta").await.len(), 3);
+        s.close().await;
+
+        remove_index();
+        let read = SqlStore::open_read_only(&url).await.unwrap();
+        assert_eq!(found(&read, "beta").await.len(), 3);
+        read.close().await;
     }
 
     /// Retention purges closed incidents past their age with their war rooms, keeps their

@@ -8,6 +8,7 @@ use sqlx::{ConnectOptions, Connection};
 
 use crate::StoreError;
 use crate::dialect::Backend;
+use crate::search::{self, SearchIndex, TextIndex};
 use crate::sql::{SqlStore, open_error};
 
 /// Migrations, in order. Each runs once, in its own transaction.
@@ -29,6 +30,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../migrations/0014_incident_counts_version.sql"),
     ),
+    (15, include_str!("../migrations/0015_search_file.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -100,7 +102,13 @@ fn busy_hint(url: &str, e: StoreError) -> StoreError {
     }
 }
 
-async fn connect(url: &str, driver_url: &str) -> Result<SqlStore, StoreError> {
+/// Connects to the database at `driver_url`; read connections attach the full-text index's
+/// file `search` (see `search.rs`) when there is one.
+async fn connect(
+    url: &str,
+    driver_url: &str,
+    search: Option<std::path::PathBuf>,
+) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
     let options: sqlx::any::AnyConnectOptions = driver_url
         .parse()
@@ -116,15 +124,28 @@ async fn connect(url: &str, driver_url: &str) -> Result<SqlStore, StoreError> {
         .await
         .map_err(|e| open_error(url, e.to_string()))?;
     let _ = first.close().await;
+    // The write connection does not attach the index: its write transactions would take the
+    // index's write lock too, and wait for the indexer.
     let pool_of = |size: u32, writes: bool| {
+        let search = search.clone().filter(|_| !writes);
         AnyPoolOptions::new()
             .max_connections(size)
             .idle_timeout(IDLE)
             .after_connect(move |conn, _| {
+                let search = search.clone();
                 Box::pin(async move {
                     sqlx::raw_sql(SETUP).execute(&mut *conn).await?;
                     if writes {
-                        sqlx::raw_sql(WRITER_SETUP).execute(conn).await?;
+                        sqlx::raw_sql(WRITER_SETUP).execute(&mut *conn).await?;
+                    }
+                    if let Some(search) = search {
+                        sqlx::query(sqlx::AssertSqlSafe(format!(
+                            "ATTACH DATABASE $1 AS {}",
+                            crate::search::SCHEMA
+                        )))
+                        .bind(search.display().to_string())
+                        .execute(conn)
+                        .await?;
                     }
                     Ok(())
                 })
@@ -155,11 +176,15 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
         // Switching a new file to WAL and migrating can meet another process's lock without
         // SQLite's busy handler being asked, so the whole open is retried.
         let attempt = async {
-            let mut store = connect(url, &driver_url).await?;
+            let mut store = connect(url, &driver_url, Some(search::path_for(&path))).await?;
             sqlx::query("PRAGMA journal_mode = WAL")
                 .execute(store.pool())
                 .await?;
             store.applied = store.migrate(MIGRATIONS).await?;
+            let index = SearchIndex::open(&path).await?;
+            index.verify().await?;
+            store.text = TextIndex::Ready(index);
+            store.text.wake();
             // Keeps the planner's statistics current, so each queue filter uses its index.
             sqlx::query("PRAGMA optimize").execute(store.pool()).await?;
             Ok::<_, StoreError>(store)
@@ -192,9 +217,23 @@ pub(crate) async fn open_read_only(url: &str) -> Result<SqlStore, StoreError> {
             ),
         ));
     }
+    // The full-text index is derived data, written even by a store that only reads (where
+    // it can be: not on a read-only file system).
+    let text = match SearchIndex::open(&path).await {
+        Ok(index) => TextIndex::Ready(index),
+        Err(e) => TextIndex::Unavailable(e.to_string()),
+    };
+    let attach = matches!(text, TextIndex::Ready(_)).then(|| search::path_for(&path));
     let opened = async |mode: &str| {
-        let store = connect(url, &url_with(&path, mode)).await?;
+        let mut store = connect(url, &url_with(&path, mode), attach.clone()).await?;
         store.check_version(url, MIGRATIONS).await?;
+        store.text = match &text {
+            TextIndex::Ready(index) => match index.verify().await {
+                Ok(()) => text.clone(),
+                Err(e) => TextIndex::Unavailable(e.to_string()),
+            },
+            other => other.clone(),
+        };
         Ok::<_, StoreError>(store)
     };
     match opened("mode=ro").await {
