@@ -192,7 +192,8 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     if !held.is_empty() && !replace {
         return Err(CopyError::TargetNotEmpty(held.join(", ")));
     }
-    let mut tx = to.pool().begin_with(to.backend().begin_write()).await?;
+    // On the connections that attach SQLite's full-text index, which is reset below.
+    let mut tx = to.text_reads.begin_with(to.backend().begin_write()).await?;
     for (table, _) in TABLES.iter().rev() {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
             .execute(&mut *tx)

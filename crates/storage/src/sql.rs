@@ -76,6 +76,10 @@ pub struct SqlStore {
     pub(crate) commits: std::sync::Arc<crate::commit::CommitQueue>,
     /// SQLite's full-text index, in a file of its own (PostgreSQL's is in the table).
     pub(crate) text: crate::search::TextIndex,
+    /// Where queries with a search text read: on SQLite, connections of their own that attach
+    /// the full-text index (attached to every read connection it cost `serve` about 10 MB of
+    /// memory); on PostgreSQL, `pool` again.
+    pub(crate) text_reads: AnyPool,
 }
 
 /// How long a search text's commonness is trusted.
@@ -92,7 +96,7 @@ const INCIDENT_COLUMNS: &str = "id, instance, integration, external_id, name, ty
 impl SqlStore {
     pub(crate) fn new(pool: AnyPool, writer: AnyPool, backend: Backend) -> SqlStore {
         SqlStore {
-            pool,
+            pool: pool.clone(),
             writer,
             backend,
             facets: Default::default(),
@@ -100,6 +104,7 @@ impl SqlStore {
             applied: Vec::new(),
             commits: Default::default(),
             text: crate::search::TextIndex::InTable,
+            text_reads: pool,
         }
     }
 
@@ -136,6 +141,16 @@ impl SqlStore {
         self.text.close().await;
         self.writer.close().await;
         self.pool.close().await;
+        self.text_reads.close().await;
+    }
+
+    /// The connections that read `filter`: those that can search text, if it has a text.
+    fn reads(&self, filter: &IncidentFilter) -> &AnyPool {
+        if texts(filter.conditions.iter().map(|c| c.term.clone())).is_empty() {
+            &self.pool
+        } else {
+            &self.text_reads
+        }
     }
 
     /// Whether the read connections have SQLite's full-text index attached.
@@ -1102,7 +1117,7 @@ impl SqlStore {
                     .backend
                     .text_count(&text, COMMON + 1)
                     .build_query_scalar()
-                    .fetch_one(&self.pool)
+                    .fetch_one(&self.text_reads)
                     .await?;
                 Ok(n as usize)
             };
@@ -1126,7 +1141,9 @@ impl SqlStore {
         sqlx::query(fill).bind(n as i64).execute(&mut *tx).await?;
         recount(&mut tx).await?;
         tx.commit().await?;
-        // The planner's statistics, as a store that grew to this size over time would have.
+        // The planner's statistics and the full-text index, as a store that grew to this size
+        // over time would have them.
+        self.text.catch_up().await?;
         sqlx::query("ANALYZE").execute(&self.pool).await?;
         Ok(())
     }
@@ -1310,7 +1327,7 @@ impl Store for SqlStore {
                 narrow,
             };
             let q = self.page_query(filter, &hints, self.backend.page_as_json(), ") AS page");
-            let text: String = q.build_query_scalar().fetch_one(&self.pool).await?;
+            let text: String = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
             let stored: Vec<StoredIncident> = serde_json::from_str(&text)
                 .map_err(|e| StoreError::Corrupt(format!("incident page: {e}")))?;
             let mut page = stored
@@ -1429,7 +1446,7 @@ impl Store for SqlStore {
                 ..Hints::default()
             };
             push_filter(&mut q, filter, &hints);
-            let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+            let n: i64 = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
             Ok(n as usize)
         })
     }
@@ -1447,7 +1464,7 @@ impl Store for SqlStore {
             };
             push_filter(&mut q, filter, &hints);
             q.push(" LIMIT ").push_bind(cap as i64).push(") AS matches");
-            let n: i64 = q.build_query_scalar().fetch_one(&self.pool).await?;
+            let n: i64 = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
             Ok(n as usize)
         })
     }
@@ -3567,7 +3584,7 @@ mod tests {
             ..IncidentFilter::default()
         };
         push_filter(&mut q, &filter, &Hints::default());
-        let rows = q.build().fetch_all(&s.pool).await.unwrap();
+        let rows = q.build().fetch_all(s.reads(&filter)).await.unwrap();
         let plan: Vec<String> = rows
             .iter()
             .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
@@ -3665,7 +3682,7 @@ mod tests {
             let indexed: i64 = sqlx::query_scalar(
                 "SELECT COUNT(*) FROM search_index.incidents_fts WHERE incidents_fts MATCH 'alert'",
             )
-            .fetch_one(&s.pool)
+            .fetch_one(&s.text_reads)
             .await
             .unwrap();
             assert_eq!(indexed, 1);

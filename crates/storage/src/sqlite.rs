@@ -124,10 +124,10 @@ async fn connect(
         .await
         .map_err(|e| open_error(url, e.to_string()))?;
     let _ = first.close().await;
-    // The write connection does not attach the index: its write transactions would take the
-    // index's write lock too, and wait for the indexer.
-    let pool_of = |size: u32, writes: bool| {
-        let search = search.clone().filter(|_| !writes);
+    // Only the connections that search text attach the index (see `SqlStore::text_reads`):
+    // not the write connection, whose write transactions would take the index's write lock
+    // too, and wait for the indexer.
+    let pool_of = |size: u32, writes: bool, search: Option<std::path::PathBuf>| {
         AnyPoolOptions::new()
             .max_connections(size)
             .idle_timeout(IDLE)
@@ -151,13 +151,17 @@ async fn connect(
                 })
             })
     };
-    let pool = pool_of(4, false)
+    let pool = pool_of(4, false, None)
         .connect_with(options.clone())
         .await
         .map_err(|e| open_error(url, e.to_string()))?;
     // Connected at the first write: a store opened to read never makes one.
-    let writer = pool_of(1, true).connect_lazy_with(options);
-    Ok(SqlStore::new(pool, writer, Backend::Sqlite))
+    let writer = pool_of(1, true, None).connect_lazy_with(options.clone());
+    let mut store = SqlStore::new(pool.clone(), writer, Backend::Sqlite);
+    if search.is_some() {
+        store.text_reads = pool_of(4, false, search).connect_lazy_with(options);
+    }
+    Ok(store)
 }
 
 /// Opens (creating if needed) the database at `url` and applies pending migrations. While
