@@ -3696,6 +3696,36 @@ mod tests {
         }
     }
 
+    /// A database from before the full-text index had a file of its own (schema 14) finds its
+    /// incidents by text once upgraded: the index is built from them.
+    #[tokio::test]
+    async fn an_upgraded_database_finds_its_incidents_by_text() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("wf.db");
+        let url = format!("sqlite://{}", path.display());
+        let driver_url = format!("sqlite://{}?mode=rwc", path.display());
+        let old = crate::sqlite::connect(&url, &driver_url, None)
+            .await
+            .unwrap();
+        sqlx::query("PRAGMA journal_mode = WAL")
+            .execute(old.pool())
+            .await
+            .unwrap();
+        old.migrate(&crate::sqlite::MIGRATIONS[..14]).await.unwrap();
+        let batch = [
+            incident("delta-1", 1, Severity::Low),
+            incident("delta-2", 2, Severity::Low),
+        ];
+        old.commit_fetch(target(""), &batch, &json!({}))
+            .await
+            .unwrap();
+        old.close().await;
+        let s = SqlStore::open(&url).await.unwrap();
+        assert_eq!(s.applied, [15]);
+        assert_eq!(found(&s, "delta").await, ["delta-2", "delta-1"]);
+        s.close().await;
+    }
+
     /// SQLite's full-text index is derived data in a file of its own: removed, it is built
     /// again; left from a newer state of the database (the database restored from a copy), it
     /// is built again rather than trusted; and a store opened only to read builds it too.

@@ -104,7 +104,7 @@ fn busy_hint(url: &str, e: StoreError) -> StoreError {
 
 /// Connects to the database at `driver_url`; read connections attach the full-text index's
 /// file `search` (see `search.rs`) when there is one.
-async fn connect(
+pub(crate) async fn connect(
     url: &str,
     driver_url: &str,
     search: Option<std::path::PathBuf>,
