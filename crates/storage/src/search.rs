@@ -96,6 +96,38 @@ impl TextIndex {
     }
 }
 
+/// The index's connection (see [`SearchIndex::conn`]), with its tables made.
+async fn connect(path: &Path, data: &Path) -> Result<AnyPool, StoreError> {
+    sqlx::any::install_default_drivers();
+    let options: sqlx::any::AnyConnectOptions = format!("sqlite://{}?mode=rwc", path.display())
+        .parse()
+        .map_err(|e: sqlx::Error| StoreError::Database(e.to_string()))?;
+    let options = options.disable_statement_logging();
+    let data_uri = format!("file:{}?mode=ro", data.display());
+    let conn = AnyPoolOptions::new()
+        .max_connections(1)
+        .min_connections(0)
+        .idle_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            let data_uri = data_uri.clone();
+            Box::pin(async move {
+                sqlx::raw_sql(SETUP).execute(&mut *conn).await?;
+                sqlx::query("ATTACH DATABASE $1 AS data")
+                    .bind(data_uri)
+                    .execute(conn)
+                    .await?;
+                Ok(())
+            })
+        })
+        .connect_with(options)
+        .await?;
+    if let Err(e) = sqlx::raw_sql(CREATE).execute(&conn).await {
+        conn.close().await;
+        return Err(e.into());
+    }
+    Ok(conn)
+}
+
 /// The index's own connection and the process's turn to use it.
 pub(crate) struct SearchIndex {
     /// One connection: the index's file, with the database attached read-only as `data`.
@@ -118,30 +150,32 @@ impl SearchIndex {
             .append(true)
             .open(&path)
             .map_err(|e| StoreError::Database(format!("cannot write {}: {e}", path.display())))?;
-        sqlx::any::install_default_drivers();
-        let options: sqlx::any::AnyConnectOptions = format!("sqlite://{}?mode=rwc", path.display())
-            .parse()
-            .map_err(|e: sqlx::Error| StoreError::Database(e.to_string()))?;
-        let options = options.disable_statement_logging();
-        let data_uri = format!("file:{}?mode=ro", data.display());
-        let conn = AnyPoolOptions::new()
-            .max_connections(1)
-            .min_connections(0)
-            .idle_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                let data_uri = data_uri.clone();
-                Box::pin(async move {
-                    sqlx::raw_sql(SETUP).execute(&mut *conn).await?;
-                    sqlx::query("ATTACH DATABASE $1 AS data")
-                        .bind(data_uri)
-                        .execute(conn)
-                        .await?;
-                    Ok(())
-                })
-            })
-            .connect_with(options)
-            .await?;
-        sqlx::raw_sql(CREATE).execute(&conn).await?;
+        let remove = || {
+            tracing::warn!(path = %path.display(), "the search index cannot be read; building it again");
+            for end in ["", "-wal", "-shm"] {
+                let mut name = path.as_os_str().to_owned();
+                name.push(end);
+                let _ = std::fs::remove_file(PathBuf::from(name));
+            }
+        };
+        // Not a database at all (found before SQLite is asked, whose connection pool would
+        // retry until its timeout): it is derived data, made again.
+        let mut header = [0u8; 16];
+        let read = std::fs::File::open(&path).and_then(|mut f| {
+            use std::io::Read;
+            f.read(&mut header)
+        });
+        if read.is_ok_and(|n| n > 0) && &header != b"SQLite format 3\0" {
+            remove();
+        }
+        let conn = match connect(&path, data).await {
+            // Damaged otherwise: made again too.
+            Err(e) if !crate::sqlite::is_busy(&e) => {
+                remove();
+                connect(&path, data).await?
+            }
+            other => other?,
+        };
         let (wake, mut woken) = tokio::sync::mpsc::channel(1);
         let index = Arc::new(SearchIndex {
             conn,

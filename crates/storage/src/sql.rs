@@ -3726,8 +3726,8 @@ mod tests {
         s.close().await;
     }
 
-    /// SQLite's full-text index is derived data in a file of its own: removed, it is built
-    /// again; left from a newer state of the database (the database restored from a copy), it
+    /// SQLite's full-text index is derived data in a file of its own: removed or damaged, it
+    /// is built again; left from a newer state of the database (the database restored from a copy), it
     /// is built again rather than trusted; and a store opened only to read builds it too.
     #[tokio::test]
     async fn the_search_file_is_built_again_when_it_cannot_be_trusted() {
@@ -3790,6 +3790,13 @@ mod tests {
         let s = SqlStore::open(&url).await.unwrap();
         assert_eq!(found(&s, "gamma").await, Vec::<String>::new());
         assert_eq!(found(&s, "alpha").await, ["alpha-2", "alpha-1"]);
+        assert_eq!(found(&s, "beta").await.len(), 3);
+        s.close().await;
+
+        // Damaged: not a database at all.
+        remove_index();
+        std::fs::write(dir.path().join("wf.db-search"), "not a database").unwrap();
+        let s = SqlStore::open(&url).await.unwrap();
         assert_eq!(found(&s, "beta").await.len(), 3);
         s.close().await;
 
