@@ -186,6 +186,10 @@ impl SearchIndex {
         tokio::spawn(async move {
             while woken.recv().await.is_some() {
                 let Some(index) = weak.upgrade() else { break };
+                // The store was closed: nothing more to index here.
+                if index.conn.is_closed() {
+                    break;
+                }
                 if let Err(e) = index.catch_up().await {
                     tracing::warn!(error = %e, "the search index fell behind; the next text search brings it up to date");
                 }
