@@ -192,7 +192,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     if !held.is_empty() && !replace {
         return Err(CopyError::TargetNotEmpty(held.join(", ")));
     }
-    // On the connections that attach SQLite's full-text index, which is reset below.
+    // On the connections that attach SQLite's full-text index, which is told below.
     let mut tx = to.text_reads.begin_with(to.backend().begin_write()).await?;
     for (table, _) in TABLES.iter().rev() {
         sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table}")))
@@ -251,14 +251,16 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     }
     // The filter counts are kept as incidents are written; these were copied around them.
     crate::sql::recount(&mut tx).await?;
-    // So is SQLite's full-text index, attached to this connection: it is built again.
+    // So is SQLite's full-text index, attached to this connection: it forgets which database
+    // it was built from, and so is built again (`search.rs`); the log it followed goes.
     if to.backend() == Backend::Sqlite && to.has_text_index() {
         for reset in [
-            "DELETE FROM text_changes",
-            "INSERT INTO search_index.incidents_fts (incidents_fts) VALUES ('delete-all')",
-            "UPDATE search_index.indexed SET incidents = 0, changes = 0",
+            "DELETE FROM text_changes".to_string(),
+            format!("UPDATE {}.indexed SET database = ''", crate::search::SCHEMA),
         ] {
-            sqlx::query(reset).execute(&mut *tx).await?;
+            sqlx::query(sqlx::AssertSqlSafe(reset))
+                .execute(&mut *tx)
+                .await?;
         }
     }
     tx.commit().await?;

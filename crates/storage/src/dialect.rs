@@ -99,9 +99,12 @@ impl Backend {
     pub fn push_text_match(self, q: &mut Sql, text: &str) {
         match self {
             Backend::Sqlite => {
-                q.push("id IN (SELECT rowid FROM search_index.incidents_fts WHERE incidents_fts MATCH ")
-                    .push_bind(self.text_query(text))
-                    .push(")");
+                q.push(format!(
+                    "id IN (SELECT rowid FROM {}.incidents_fts WHERE incidents_fts MATCH ",
+                    crate::search::SCHEMA
+                ))
+                .push_bind(self.text_query(text))
+                .push(")");
             }
             Backend::Postgres => {
                 q.push("search @@ to_tsquery('simple', ")
@@ -116,8 +119,11 @@ impl Backend {
         let mut q = Sql::new(self, "SELECT COUNT(*) FROM (SELECT 1 FROM ");
         match self {
             Backend::Sqlite => {
-                q.push("search_index.incidents_fts WHERE incidents_fts MATCH ")
-                    .push_bind(self.text_query(text));
+                q.push(format!(
+                    "{}.incidents_fts WHERE incidents_fts MATCH ",
+                    crate::search::SCHEMA
+                ))
+                .push_bind(self.text_query(text));
             }
             Backend::Postgres => {
                 q.push("incidents WHERE ");

@@ -9,7 +9,8 @@
 //! indexed, so a crash loses nothing and indexes nothing twice. A text search first brings the
 //! index up to date with what was committed before it (usually nothing is left: every commit
 //! wakes the indexer), so it finds every incident a plain read would. The file is derived
-//! data: removed or from another database, it is built again from the incidents.
+//! data: removed, damaged, built from another database (or told so, as `copy` does) or from a
+//! newer state of this one, it is built again from the incidents.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
@@ -20,7 +21,7 @@ use sqlx::{AnyPool, ConnectOptions};
 
 use crate::StoreError;
 
-/// The name the index's file is attached under on the database's read connections.
+/// The name the index's file is attached under on the connections that search text.
 pub(crate) const SCHEMA: &str = "search_index";
 
 /// Incidents indexed per transaction: a transaction's work stays short, so that a search
