@@ -7,7 +7,9 @@ use sqlx::Row;
 use watchfloor_core::{NewIncident, Status};
 
 use crate::dialect::{Backend, Sql};
-use crate::sql::{Counted, ROWS_PER_INSERT, SqlStore, Tx, check_lease, count_new, ts};
+use crate::sql::{
+    Counted, ROWS_PER_INSERT, SqlStore, Tx, check_lease, count_new, count_newest, ts,
+};
 use crate::{FetchTarget, Lease, StoreError};
 
 /// One fetch step's writes, ready to commit: its insert statements (built, values bound), and
@@ -85,8 +87,12 @@ impl FetchCommit {
             .push_bind(target.instance.to_string())
             .push(
                 " AND t.external_id = v.external_id) \
-                 ON CONFLICT (instance, external_id) DO NOTHING RETURNING severity, organization",
+                 ON CONFLICT (instance, external_id) DO NOTHING",
             );
+            // PostgreSQL counts the rows it inserted from what they return (see `write_step`).
+            if store.backend() == Backend::Postgres {
+                q.push(" RETURNING severity, organization");
+            }
             inserts.push(q);
         }
         Ok(FetchCommit {
@@ -122,8 +128,11 @@ impl CommitQueue {
     }
 }
 
-/// Writes one step in `tx`: the lease check, its incidents (whose counts it adds to `counts`)
-/// and its cursor. Returns how many incidents were new.
+/// Writes one step in `tx`: the lease check, its incidents and its cursor. Returns how many
+/// incidents were new. On PostgreSQL, whose writers insert side by side, the new rows' filter
+/// values are returned and added to `counts`; on SQLite, where one transaction writes at a
+/// time and ids only grow, the rows a transaction inserted are its newest, and
+/// [`count_newest`] counts them in the database after the last step (no row is sent back).
 async fn write_step<'a>(
     tx: &mut Tx,
     backend: Backend,
@@ -134,8 +143,12 @@ async fn write_step<'a>(
     if let Some(lease) = &step.lease {
         check_lease(tx, backend, lease).await?;
     }
-    let before = counts.len();
+    let mut added = 0;
     for q in inserts {
+        if backend == Backend::Sqlite {
+            added += q.build().execute(&mut **tx).await?.rows_affected() as usize;
+            continue;
+        }
         for row in q.build().fetch_all(&mut **tx).await? {
             counts.push(Counted {
                 status: Status::Pending.as_str(),
@@ -144,6 +157,7 @@ async fn write_step<'a>(
                 owner: None,
                 instance: &step.instance,
             });
+            added += 1;
         }
     }
     sqlx::query(
@@ -156,7 +170,7 @@ async fn write_step<'a>(
     .bind(&step.now)
     .execute(&mut **tx)
     .await?;
-    Ok(counts.len() - before)
+    Ok(added)
 }
 
 impl SqlStore {
@@ -214,6 +228,7 @@ impl SqlStore {
             .map(|s| std::mem::take(&mut s.inserts))
             .collect();
         let mut counts = Vec::new();
+        let mut added = 0;
         let mut results = Vec::with_capacity(steps.len());
         for (step, inserts) in steps.iter().zip(inserts) {
             if !alone && let Err(e) = sqlx::query("SAVEPOINT step").execute(&mut *tx).await {
@@ -221,12 +236,13 @@ impl SqlStore {
             }
             let mut mine = Vec::new();
             match write_step(&mut tx, self.backend(), step, inserts, &mut mine).await {
-                Ok(added) => {
+                Ok(new) => {
                     if !alone && let Err(e) = sqlx::query("RELEASE step").execute(&mut *tx).await {
                         return all(e.into());
                     }
                     counts.extend(mine);
-                    results.push(Ok(added));
+                    added += new;
+                    results.push(Ok(new));
                 }
                 Err(e) if alone => return vec![Err(e)],
                 Err(e) => {
@@ -239,13 +255,17 @@ impl SqlStore {
                 }
             }
         }
-        if let Err(e) = count_new(&mut tx, self.backend(), &counts).await {
+        let counted = match self.backend() {
+            Backend::Sqlite => count_newest(&mut tx, added).await,
+            Backend::Postgres => count_new(&mut tx, self.backend(), &counts).await,
+        };
+        if let Err(e) = counted {
             return all(e);
         }
         if let Err(e) = tx.commit().await {
             return all(e.into());
         }
-        if !counts.is_empty() {
+        if added > 0 {
             self.text.wake();
         }
         results

@@ -685,6 +685,29 @@ pub(crate) async fn count_new(
     bump_counts_version(tx).await
 }
 
+/// Adds the `n` incidents with the highest ids to `incident_counts`: on SQLite, the rows that
+/// the writing transaction inserted (one transaction writes at a time, and `AUTOINCREMENT` ids
+/// only grow), counted in the database rather than sent back row by row to be counted.
+pub(crate) async fn count_newest(tx: &mut Tx, n: usize) -> Result<(), StoreError> {
+    if n == 0 {
+        return Ok(());
+    }
+    // `WHERE true`: SQLite's grammar needs a WHERE before an upsert's ON CONFLICT.
+    sqlx::query(
+        "INSERT INTO incident_counts (status, severity, organization, owner, instance, n) \
+         SELECT status, severity, COALESCE(organization, ''), COALESCE(owner, ''), instance, COUNT(*) \
+         FROM (SELECT status, severity, organization, owner, instance FROM incidents \
+               ORDER BY id DESC LIMIT $1) \
+         WHERE true GROUP BY 1, 2, 3, 4, 5 \
+         ON CONFLICT (status, severity, organization, owner, instance) \
+         DO UPDATE SET n = incident_counts.n + excluded.n",
+    )
+    .bind(n as i64)
+    .execute(&mut **tx)
+    .await?;
+    bump_counts_version(tx).await
+}
+
 /// Marks `incident_counts` changed (the filter counts are kept by its version).
 async fn bump_counts_version(tx: &mut Tx) -> Result<(), StoreError> {
     sqlx::query("UPDATE incident_counts_version SET v = v + 1")
@@ -3902,6 +3925,42 @@ mod tests {
             .await
             .unwrap();
         check("fetched, duplicates dropped", IncidentFilter::default()).await;
+        // Steps committed at once (on SQLite, in one transaction, where the rows it inserted
+        // are counted in the database): one of new and duplicate incidents mixed, one of new
+        // ones, and one fenced off by a newer lease holder, stored and counted not at all.
+        let stale = s
+            .acquire_lease("fetch:fes", "a", Duration::from_millis(50))
+            .await
+            .unwrap()
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        s.acquire_lease("fetch:fes", "b", Duration::from_secs(60))
+            .await
+            .unwrap()
+            .unwrap();
+        let numbered = |from: u32, to: u32| -> Vec<NewIncident> {
+            (from..to)
+                .map(|n| incident(&format!("f{n}"), n, Severity::ALL[n as usize % 6]))
+                .collect()
+        };
+        let (mixed, fenced, fresh) = (numbered(9, 15), numbered(15, 19), numbered(19, 23));
+        let cursor = json!({});
+        let (mixed, fenced, fresh) = tokio::join!(
+            s.commit_fetch(target("x"), &mixed, &cursor),
+            s.commit_fetch(
+                FetchTarget {
+                    lease: Some(&stale),
+                    ..target("y")
+                },
+                &fenced,
+                &cursor
+            ),
+            s.commit_fetch(target("z"), &fresh, &cursor),
+        );
+        assert!(matches!(fenced, Err(StoreError::Fenced(_))), "{fenced:?}");
+        assert_eq!((mixed.unwrap(), fresh.unwrap()), (3, 4));
+        assert_eq!(s.count("fes").await.unwrap(), 19);
+        check("steps at once, one fenced off", IncidentFilter::default()).await;
         let manual = ManualIncident {
             name: "by hand".into(),
             severity: Severity::Critical,
