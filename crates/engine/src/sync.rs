@@ -30,6 +30,7 @@ fn outgoing(push: &Push) -> Result<Outgoing, String> {
             reason: CloseReason::parse(push.body["reason"].as_str().unwrap_or_default())?,
             notes: push.body["notes"].as_str().map(str::to_string),
         }),
+        "reopen" => Ok(Outgoing::Reopen),
         "note" => Ok(Outgoing::Note {
             text: push.body["text"].as_str().unwrap_or_default().to_string(),
         }),

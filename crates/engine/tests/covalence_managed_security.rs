@@ -622,6 +622,70 @@ mod mirroring {
         assert!(s.store.pending_pushes("fes").await.unwrap().is_empty());
     }
 
+    /// Regression (a reopen stayed local): an incident closed and reopened here sends the
+    /// close and then the reopen, in order, and its ARO ends Unresolved; one resolved in the
+    /// portal and reopened here goes back to Unresolved there. Nothing is sent twice, and the
+    /// reopened incidents stay open.
+    #[tokio::test]
+    async fn a_reopen_sends_the_aro_back_to_unresolved_once() {
+        let (s, all) = fetched().await;
+        let sla = SlaPolicy::default();
+        let (here, there) = (&all[0], &all[1]);
+        s.store
+            .change_incident(
+                here.id,
+                None,
+                "dana",
+                &close(CloseReason::Resolved, "done"),
+                &sla,
+            )
+            .await
+            .unwrap();
+        let mut fields = serde_json::Map::new();
+        fields.insert("resolution".into(), Value::from("Dismissed"));
+        s.sim.update_aro(&there.external_id, fields).unwrap();
+        assert_eq!(s.engine.sync("fes").await.unwrap().pushed, 1);
+        let closed = s.store.incident(there.id).await.unwrap().unwrap();
+        assert_eq!(closed.status, watchfloor_core::Status::Closed);
+        for inc in [here, there] {
+            s.store
+                .change_incident(inc.id, None, "dana", &Change::Reopen, &sla)
+                .await
+                .unwrap();
+        }
+        let report = s.engine.sync("fes").await.unwrap();
+        assert_eq!((report.pushed, report.pending), (2, 0));
+        assert_eq!(
+            s.sim.transitions(&here.external_id),
+            ["Resolved", "Unresolved"]
+        );
+        assert_eq!(s.sim.transitions(&there.external_id), ["Unresolved"]);
+        let said: Vec<String> = s
+            .store
+            .entries(there.id)
+            .await
+            .unwrap()
+            .iter()
+            .filter_map(|e| e.body["text"].as_str().map(str::to_string))
+            .collect();
+        assert!(
+            said.contains(&format!(
+                "ARO {} transitioned back to Unresolved in the FES Portal (it was Dismissed)",
+                there.external_id
+            )),
+            "{said:?}"
+        );
+        let again = s.engine.sync("fes").await.unwrap();
+        assert_eq!((again.pushed, again.pulled), (0, 0), "nothing echoes");
+        for inc in [here, there] {
+            let local = s.store.incident(inc.id).await.unwrap().unwrap();
+            assert_ne!(local.status, watchfloor_core::Status::Closed);
+            let aros = s.sim.aros();
+            let aro = aros.iter().find(|a| a["ID"] == inc.external_id.as_str());
+            assert_eq!(aro.unwrap()["resolution"], "Unresolved");
+        }
+    }
+
     /// With the provider failing every request, a close stays pending and visible; once it
     /// recovers, the close is pushed exactly once.
     #[tokio::test]

@@ -243,7 +243,8 @@ async fn late_covalence_alerts_and_symantec_incidents_are_still_fetched() {
 
 /// Symantec MSS mirroring: a close and a mirrored note each reach SWS once (a repeated sync
 /// pushes nothing); a remote Closed and a remote comment reach the incident, with nothing sent
-/// back.
+/// back. Regression (a reopen stayed local): reopening an incident, closed here or there,
+/// opens it again in SWS once, and nothing echoes.
 #[tokio::test]
 async fn symantec_closes_notes_and_remote_changes_mirror_once() {
     use watchfloor_core::{Change, CloseReason, SlaPolicy, Status};
@@ -383,6 +384,38 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         5,
         "the remote close is not sent back"
     );
+
+    // Reopened here: a (closed here) and c (closed in SWS) open again there, once each.
+    for inc in [a, c] {
+        store
+            .change_incident(inc.id, None, "dana", &Change::Reopen, &sla)
+            .await
+            .unwrap();
+    }
+    assert_eq!(engine.sync("mss").await.unwrap().pushed, 2);
+    for inc in [a, c] {
+        let remote = sim.incident(number(inc)).unwrap();
+        assert_eq!(
+            (
+                &remote["WorkFlowDetail"]["Status"],
+                &remote["WorkFlowDetail"]["Resolution"]
+            ),
+            (
+                &serde_json::Value::from("Open"),
+                &serde_json::Value::from("Unresolved")
+            ),
+            "{}",
+            inc.external_id
+        );
+    }
+    assert_eq!(sim.workflow_updates(), 7);
+    let report = engine.sync("mss").await.unwrap();
+    assert_eq!((report.pushed, report.pulled), (0, 0), "nothing echoes");
+    assert_eq!(sim.workflow_updates(), 7);
+    for inc in [a, c] {
+        let local = store.incident(inc.id).await.unwrap().unwrap();
+        assert_ne!(local.status, Status::Closed, "{}", inc.external_id);
+    }
 }
 
 /// Covalence mirrors in only: an alert acknowledged or assigned on the appliance becomes a

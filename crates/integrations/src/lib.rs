@@ -188,6 +188,8 @@ pub enum Outgoing {
     Note {
         text: String,
     },
+    /// A closed incident opened again: the provider's alert goes back to unresolved.
+    Reopen,
 }
 
 /// What a push did: a sentence for the war room, and the provider state it left, so that the

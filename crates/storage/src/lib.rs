@@ -412,7 +412,7 @@ pub struct Push {
     pub id: i64,
     pub incident_id: i64,
     pub external_id: String,
-    /// `close` (body: `reason`, `notes`) or `note` (body: `text`).
+    /// `close` (body: `reason`, `notes`), `reopen` (body: `{}`) or `note` (body: `text`).
     pub kind: String,
     pub body: Value,
     pub attempts: i64,

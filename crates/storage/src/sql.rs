@@ -1593,6 +1593,11 @@ impl Store for SqlStore {
                 let body = serde_json::json!({"reason": reason.as_str(), "notes": notes});
                 queue_push(&mut tx, &before, "close", &body, now).await?;
             }
+            if let Change::Reopen = change
+                && !before.is_manual()
+            {
+                queue_push(&mut tx, &before, "reopen", &serde_json::json!({}), now).await?;
+            }
             let changed = read_incident(&mut tx, self.backend, id).await?;
             tx.commit().await?;
             Ok(changed)

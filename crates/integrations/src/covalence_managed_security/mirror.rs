@@ -1,6 +1,6 @@
 //! Mirroring with the FES Portal. Out: a close transitions the ARO (to the resolution the
-//! instance's `close_resolutions` gives its reason) with the close notes as its comment, and
-//! a mirrored note becomes an ARO comment. In: an open incident's ARO is re-read; a remote
+//! instance's `close_resolutions` gives its reason) with the close notes as its comment, a
+//! reopen transitions it back to Unresolved, and a mirrored note becomes an ARO comment. In: an open incident's ARO is re-read; a remote
 //! resolution closes it, and changes of status or analyst notes become war-room entries. The
 //! documented API cannot list an ARO's comments, so remote comments are not mirrored in.
 
@@ -48,6 +48,29 @@ pub async fn push(
             let aro = portal.transition(aro_id, &body).await?;
             Ok(Pushed {
                 text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal{was}"),
+                seen: aro.is_object().then(|| state(&aro)),
+            })
+        }
+        Outgoing::Reopen => {
+            // A push repeated after a crash finds the ARO already unresolved.
+            let aro = portal.aro(aro_id).await?;
+            let was = match aro["resolution"].as_str() {
+                Some("Unresolved") => {
+                    return Ok(Pushed {
+                        text: format!("ARO {aro_id} is already Unresolved in the FES Portal"),
+                        seen: Some(state(&aro)),
+                    });
+                }
+                Some(r) => format!(" (it was {r})"),
+                None => String::new(),
+            };
+            let body = Portal::transition_body("Unresolved", None);
+            crate::in_time(send_by)?;
+            let aro = portal.transition(aro_id, &body).await?;
+            Ok(Pushed {
+                text: format!(
+                    "ARO {aro_id} transitioned back to Unresolved in the FES Portal{was}"
+                ),
                 seen: aro.is_object().then(|| state(&aro)),
             })
         }

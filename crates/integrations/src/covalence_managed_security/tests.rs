@@ -1081,6 +1081,24 @@ async fn close_resolutions_are_set_per_instance() {
         format!("ARO {id} is already Resolved in the FES Portal")
     );
     assert_eq!(sim.transitions(id).len(), 1);
+    // A reopen, repeated (say after a crash), transitions the ARO back once.
+    let reopened = instance
+        .push(id, &crate::Outgoing::Reopen, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        reopened.text,
+        format!("ARO {id} transitioned back to Unresolved in the FES Portal (it was Resolved)")
+    );
+    let again = instance
+        .push(id, &crate::Outgoing::Reopen, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        again.text,
+        format!("ARO {id} is already Unresolved in the FES Portal")
+    );
+    assert_eq!(sim.transitions(id), ["Resolved", "Unresolved"]);
     let bad = runner_for(&format!(
         "portal_url = \"{}\"\napi_key = \"k\"\nclose_resolutions = \"Resolved=Open\"\n",
         sim.portal_url

@@ -1,5 +1,6 @@
 //! Mirroring with SWS. Out: a close sends `UpdateIncidentWorkflow` with status Closed, the
-//! mapped resolution and the close notes as its comment; a mirrored note is a workflow comment.
+//! mapped resolution and the close notes as its comment; a reopen sends status Open and
+//! resolution Unresolved; a mirrored note is a workflow comment.
 //! In: a remote Closed closes the local incident, and new remote comments become war-room
 //! entries. Comments can be read back, so a repeated push never adds a comment twice.
 
@@ -76,6 +77,27 @@ impl SymantecMssInstance {
                 crate::in_time(send_by)?;
                 self.update_workflow(number, &workflow).await?;
                 format!("incident {number} closed as {wanted} in Symantec MSS")
+            }
+            Outgoing::Reopen => {
+                if before["status"] != "Closed" {
+                    return Ok(Pushed {
+                        text: format!(
+                            "incident {number} is already open in Symantec MSS (workflow status {})",
+                            before["status"].as_str().unwrap_or("-")
+                        ),
+                        seen: Some(before),
+                    });
+                }
+                let workflow = Workflow {
+                    status: Some("Open"),
+                    resolution: Some("Unresolved"),
+                    ..Workflow::default()
+                };
+                crate::in_time(send_by)?;
+                self.update_workflow(number, &workflow).await?;
+                format!(
+                    "incident {number} opened again in Symantec MSS (status Open, resolution Unresolved)"
+                )
             }
             Outgoing::Note { text } => {
                 // Read back before writing: a push repeated after a crash finds its comment.
