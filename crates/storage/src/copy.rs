@@ -334,26 +334,26 @@ mod tests {
         })
     }
 
-    #[tokio::test]
-    async fn sqlite_moves_to_postgres_whole_and_refuses_a_full_target() {
-        let Some(url) = crate::test_cluster::fresh_database().await else {
-            return;
-        };
-        let dir = tempfile::tempdir().unwrap();
-        let from = SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap();
-        let sla = SlaPolicy::default();
-        let target = FetchTarget {
+    static SLA: std::sync::LazyLock<SlaPolicy> = std::sync::LazyLock::new(SlaPolicy::default);
+
+    fn target() -> FetchTarget<'static> {
+        FetchTarget {
             instance: "fes",
             integration: "covalence-managed-security",
             incident_type: "Covalence ARO",
             scope: "",
-            sla: &sla,
+            sla: &SLA,
             lease: None,
-        };
+        }
+    }
+
+    /// Fills `from` with a bit of everything: fetched incidents and their cursor and health,
+    /// a mirrored note (a push queued), a deleted incident (a tombstone), one made by hand, a
+    /// user and an API key.
+    async fn fill(from: &SqlStore) {
+        let sla = &*SLA;
         let alerts = [alert("a"), alert("b"), alert("c")];
-        from.commit_fetch(target.clone(), &alerts, &json!({"last": "c"}))
+        from.commit_fetch(target(), &alerts, &json!({"last": "c"}))
             .await
             .unwrap();
         from.record_success("fes", 3).await.unwrap();
@@ -368,7 +368,7 @@ mod tests {
                 ..ManualIncident::default()
             },
             "dana",
-            &sla,
+            sla,
         )
         .await
         .unwrap();
@@ -376,26 +376,33 @@ mod tests {
             .await
             .unwrap();
         from.add_api_key("dana", "keyhash").await.unwrap();
+    }
 
+    async fn counts(s: &SqlStore) -> Option<crate::Facets> {
+        s.facets(&IncidentFilter::default()).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn sqlite_moves_to_postgres_whole_and_refuses_a_full_target() {
+        let Some(url) = crate::test_cluster::fresh_database().await else {
+            return;
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let from = SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap();
+        fill(&from).await;
         let to = SqlStore::open(&url).await.unwrap();
         let report = copy(&from, &to, false).await.unwrap();
         assert!(report.contains(&("incidents", 3)), "{report:?}");
         assert!(report.contains(&("tombstones", 1)), "{report:?}");
         assert_eq!(seen(&to).await, seen(&from).await);
-        let counts = |s: &SqlStore| {
-            let s = s.clone();
-            async move { s.facets(&IncidentFilter::default()).await.unwrap() }
-        };
         assert_eq!(counts(&to).await, counts(&from).await, "filter counts");
         assert!(to.user_by_key("keyhash").await.unwrap().is_some());
 
         // The deleted alert stays deleted; a new one takes a new id.
         let again = to
-            .commit_fetch(
-                target.clone(),
-                &[alert("a"), alert("c"), alert("d")],
-                &json!({}),
-            )
+            .commit_fetch(target(), &[alert("a"), alert("c"), alert("d")], &json!({}))
             .await
             .unwrap();
         assert_eq!(again, 1);
@@ -424,6 +431,68 @@ mod tests {
             counts(&to).await,
             counts(&from).await,
             "filter counts, replaced"
+        );
+    }
+
+    /// Regression (no test copied into SQLite): a copy into SQLite, fresh or replacing what it
+    /// held, is what the source is, its full-text index (a file beside the database) finds the
+    /// copied incidents and forgets the replaced ones, and fetches after it take new ids and
+    /// keep the filter counts (which SQLite takes from a transaction's newest ids).
+    #[tokio::test]
+    async fn sqlite_copies_into_sqlite_searchable_and_counting() {
+        let dir = tempfile::tempdir().unwrap();
+        let url = |name: &str| format!("sqlite://{}/{name}", dir.path().display());
+        let from = SqlStore::open(&url("from.db")).await.unwrap();
+        fill(&from).await;
+        let to = SqlStore::open(&url("to.db")).await.unwrap();
+        let found = |s: &SqlStore, text: &str| {
+            let (s, text) = (s.clone(), text.to_string());
+            async move {
+                let filter = IncidentFilter {
+                    conditions: watchfloor_core::query::parse(&text).unwrap(),
+                    ..IncidentFilter::default()
+                };
+                let page = s.incidents(&filter).await.unwrap();
+                page.into_iter().map(|i| i.external_id).collect::<Vec<_>>()
+            }
+        };
+        let lateral = NewIncident {
+            details: "lateral movement".into(),
+            ..alert("x")
+        };
+        // Its ids are the source's: an index that remembered them would find the wrong ones.
+        to.commit_fetch(target(), &[alert("y"), lateral.clone()], &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(found(&to, "lateral").await, ["x"]);
+
+        copy(&from, &to, true).await.unwrap();
+        assert_eq!(seen(&to).await, seen(&from).await);
+        assert_eq!(counts(&to).await, counts(&from).await, "filter counts");
+        let mut scanned = found(&to, "scan").await;
+        scanned.sort();
+        assert_eq!(scanned, ["b", "c"], "the copied incidents are found");
+        assert!(
+            found(&to, "lateral").await.is_empty(),
+            "the replaced one is not"
+        );
+
+        // Fetched after the copy: a new id above the copied ones, found, and counted.
+        let before = to.incidents(&IncidentFilter::default()).await.unwrap();
+        let added = to
+            .commit_fetch(target(), &[alert("b"), lateral], &json!({}))
+            .await
+            .unwrap();
+        assert_eq!(added, 1);
+        let after = to.incidents(&IncidentFilter::default()).await.unwrap();
+        let newest = after.iter().map(|i| i.id).max().unwrap();
+        assert!(before.iter().all(|i| i.id < newest));
+        assert_eq!(found(&to, "lateral").await, ["x"]);
+        let status = counts(&to).await.unwrap().status;
+        assert_eq!(
+            status.iter().map(|(_, n)| n).sum::<u64>(),
+            after.len() as u64,
+            "{status:?}"
         );
     }
 }
