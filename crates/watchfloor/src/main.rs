@@ -172,15 +172,19 @@ enum IncidentsAction {
     },
     /// Make an incident by hand.
     Create {
+        /// Its name, as the queue shows it.
         #[arg(long)]
         name: String,
         /// A severity label or number.
         #[arg(long)]
         severity: String,
+        /// The organization it belongs to (who may see it).
         #[arg(long)]
         org: Option<String>,
+        /// The incident type.
         #[arg(long = "type", default_value = "Manual")]
         kind: String,
+        /// Its description.
         #[arg(long, default_value = "")]
         details: String,
         #[command(flatten)]
@@ -188,17 +192,21 @@ enum IncidentsAction {
     },
     /// Change an incident's status (pending or active), severity, owner, type or labels.
     Update {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
         /// pending or active; closing takes `close`.
         #[arg(long)]
         status: Option<String>,
+        /// A severity label or number.
         #[arg(long)]
         severity: Option<String>,
+        /// The user to assign it to.
         #[arg(long, conflicts_with = "unassign")]
         owner: Option<String>,
         /// Remove the owner.
         #[arg(long)]
         unassign: bool,
+        /// The incident type.
         #[arg(long = "type")]
         kind: Option<String>,
         /// Add a label, TYPE=VALUE; may be repeated.
@@ -209,7 +217,9 @@ enum IncidentsAction {
     },
     /// Add a note to the war room.
     Note {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
+        /// The note's text (markdown).
         text: String,
         /// Send the note to the provider too, where the instance mirrors out.
         #[arg(long)]
@@ -219,9 +229,13 @@ enum IncidentsAction {
     },
     /// Close an incident with a reason: Resolved, False Positive, Duplicate or Other.
     Close {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
+        /// Resolved, "False Positive", Duplicate or Other (any case; false-positive too).
         #[arg(long)]
         reason: String,
+        /// What was found and done, for the war room (and the provider, where the close is
+        /// mirrored out).
         #[arg(long)]
         notes: Option<String>,
         #[command(flatten)]
@@ -229,18 +243,21 @@ enum IncidentsAction {
     },
     /// Reopen a closed incident.
     Reopen {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
         #[command(flatten)]
         who: work::ChangeOpts,
     },
     /// Delete an incident; its alert is never fetched again.
     Delete {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
         #[command(flatten)]
         who: work::ChangeOpts,
     },
     /// The war room, oldest first.
     Entries {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
@@ -251,6 +268,7 @@ enum IncidentsAction {
     /// its outputs merge into the incident's context. It runs on the incident's own instance
     /// when that has the command.
     Run {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
         /// The command line, as `watchfloor run` takes it.
         line: String,
