@@ -930,6 +930,88 @@ async fn serve_fetches_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// Regression (retention had no end-to-end test): `serve` with `[retention] closed_after`
+/// purges, as it starts, the incidents closed before that period, with their war rooms, and
+/// keeps their tombstones (a later fetch does not bring them back); an incident closed within
+/// the period and the open ones stay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_purges_incidents_closed_before_the_retention_period() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1h\"\n");
+    let cfg = config.to_str().unwrap();
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    let all = stored(dir.path(), &config);
+    let id = |n: usize| all[n]["id"].as_i64().unwrap().to_string();
+    let (old, recent) = (id(0), id(1));
+    for n in [&old, &recent] {
+        let closed = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "incidents",
+                "close",
+                n,
+                "--reason",
+                "resolved",
+            ],
+        );
+        assert_eq!(closed.code, 0, "{}", closed.stderr);
+    }
+    // The closes reach the provider (an incident with a push not yet sent is kept for it).
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "sync"]).code, 0);
+    // Closed 40 days ago, as far as the database knows.
+    let db = format!("sqlite://{}/wf.db", dir.path().display());
+    let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
+    let aged = (chrono::Utc::now() - chrono::TimeDelta::days(40))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    sqlx::query("UPDATE incidents SET closed = ?1 WHERE id = ?2")
+        .bind(aged)
+        .bind(old.parse::<i64>().unwrap())
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("[retention]\nclosed_after = \"30days\"\n");
+    std::fs::write(&config, text).unwrap();
+
+    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "serve"])
+        .env("WATCHFLOOR_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    assert!(
+        log.contains("purged incidents closed before the retention period")
+            && log.contains("purged=1"),
+        "{log}"
+    );
+    let left: Vec<String> = stored(dir.path(), &config)
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap().to_string())
+        .collect();
+    assert_eq!(left.len(), all.len() - 1);
+    assert!(!left.contains(&old) && left.contains(&recent), "{left:?}");
+    let gone = watchfloor(dir.path(), &["--config", cfg, "incidents", "entries", &old]);
+    assert_ne!(gone.code, 0, "its war room went with it: {}", gone.stdout);
+    // Its tombstone keeps it from being fetched again.
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    assert_eq!(stored(dir.path(), &config).len(), all.len() - 1);
+}
+
 /// Regression: `watchfloor commands | head` panicked when the reader closed the pipe.
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
