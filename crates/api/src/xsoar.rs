@@ -497,17 +497,15 @@ async fn update(
             notes: given_str(body, "closeNotes")?.map(str::to_string),
         });
     }
-    let mut incident = current;
-    for (n, change) in changes.iter().enumerate() {
-        // The version is checked on the first change; the rest follow it in this request.
-        let expected = if n == 0 { version } else { None };
-        incident = state
-            .store
-            .change_incident(id, expected, &user.name, change, &state.sla)
-            .await
-            .map_err(refused)?;
+    if changes.is_empty() {
+        return Ok(current);
     }
-    Ok(incident)
+    // All or nothing: a close refused after a reopen leaves the incident as it was.
+    state
+        .store
+        .change_incident_all(id, version, &user.name, &changes, &state.sla)
+        .await
+        .map_err(refused)
 }
 
 /// The close a request asks for: `closeReason` and `closeNotes`.

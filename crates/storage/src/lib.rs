@@ -717,6 +717,27 @@ pub trait Store: Send + Sync {
         author: &'a str,
         change: &'a Change,
         sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Incident, StoreError>> {
+        self.change_incident_all(
+            id,
+            expected_version,
+            author,
+            std::slice::from_ref(change),
+            sla,
+        )
+    }
+
+    /// Applies `changes` in order, as [`Store::change_incident`] applies one, all in one
+    /// transaction: all of them or, if one is refused, none. The version is checked before
+    /// the first; each is its own `change` entry and version. No changes: the incident as it
+    /// is (after the version check).
+    fn change_incident_all<'a>(
+        &'a self,
+        id: i64,
+        expected_version: Option<i64>,
+        author: &'a str,
+        changes: &'a [Change],
+        sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<Incident, StoreError>>;
 
     /// Adds an entry to an incident's war room.

@@ -1145,18 +1145,18 @@ impl Store for SqlStore {
         })
     }
 
-    fn change_incident<'a>(
+    fn change_incident_all<'a>(
         &'a self,
         id: i64,
         expected_version: Option<i64>,
         author: &'a str,
-        change: &'a Change,
+        changes: &'a [Change],
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<Incident, StoreError>> {
         Box::pin(async move {
             let now = Utc::now();
             let mut tx = self.write().await?;
-            let before = read_incident(&mut tx, self.backend, id).await?;
+            let mut before = read_incident(&mut tx, self.backend, id).await?;
             if let Some(expected) = expected_version.filter(|v| *v != before.version) {
                 return Err(StoreError::Conflict {
                     id,
@@ -1164,21 +1164,23 @@ impl Store for SqlStore {
                     found: before.version,
                 });
             }
-            apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
-            if let Change::Close { reason, notes } = change
-                && !before.is_manual()
-            {
-                let body = serde_json::json!({"reason": reason.as_str(), "notes": notes});
-                queue_push(&mut tx, &before, "close", &body, now).await?;
+            for change in changes {
+                apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
+                if let Change::Close { reason, notes } = change
+                    && !before.is_manual()
+                {
+                    let body = serde_json::json!({"reason": reason.as_str(), "notes": notes});
+                    queue_push(&mut tx, &before, "close", &body, now).await?;
+                }
+                if let Change::Reopen = change
+                    && !before.is_manual()
+                {
+                    queue_push(&mut tx, &before, "reopen", &serde_json::json!({}), now).await?;
+                }
+                before = read_incident(&mut tx, self.backend, id).await?;
             }
-            if let Change::Reopen = change
-                && !before.is_manual()
-            {
-                queue_push(&mut tx, &before, "reopen", &serde_json::json!({}), now).await?;
-            }
-            let changed = read_incident(&mut tx, self.backend, id).await?;
             tx.commit().await?;
-            Ok(changed)
+            Ok(before)
         })
     }
 

@@ -762,6 +762,62 @@ async fn changes_are_versioned_and_recorded_in_the_war_room(s: SqlStore) {
             ),
         ]
     );
+
+    // Regression (an XSOAR update that reopens, edits and closes was three transactions):
+    // changes applied together are all applied or, when one is refused, none is.
+    let pushes = s.pending_pushes("fes").await.unwrap().len();
+    let severity = |s: Severity| {
+        Change::Update(Edit {
+            severity: Some(s),
+            ..Edit::default()
+        })
+    };
+    let refused = s
+        .change_incident_all(
+            id,
+            Some(3),
+            "sam",
+            &[Change::Reopen, severity(Severity::Low), Change::Reopen],
+            &sla,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, StoreError::Refused { .. }), "{refused}");
+    let unchanged = s.incident(id).await.unwrap().unwrap();
+    assert_eq!(
+        (unchanged.status, unchanged.severity, unchanged.version),
+        (Status::Closed, Severity::High, 3)
+    );
+    assert_eq!(s.entries(id).await.unwrap().len(), entries.len());
+    assert_eq!(s.pending_pushes("fes").await.unwrap().len(), pushes);
+    let done = s
+        .change_incident_all(
+            id,
+            Some(3),
+            "sam",
+            &[
+                Change::Reopen,
+                severity(Severity::Low),
+                close(CloseReason::Resolved, "again"),
+            ],
+            &sla,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (done.status, done.severity, done.version),
+        (Status::Closed, Severity::Low, 6)
+    );
+    assert_eq!(s.entries(id).await.unwrap().len(), entries.len() + 3);
+    let queued: Vec<String> = s
+        .pending_pushes("fes")
+        .await
+        .unwrap()
+        .into_iter()
+        .skip(pushes)
+        .map(|p| p.kind)
+        .collect();
+    assert_eq!(queued, ["reopen", "close"]);
 }
 
 /// A deleted incident leaves a tombstone: a later fetch or look-back re-read of the same
