@@ -1469,6 +1469,78 @@ async fn filter_counts_respect_the_filter_and_the_reader() {
     assert_eq!(status, 400, "{bad}");
 }
 
+/// The dashboard's open incidents per SLA state: breached and at risk counted, the other open
+/// ones within their SLA, closed ones nowhere (the open total comes from the kept filter
+/// counts, whose status list holds closed ones too).
+#[tokio::test]
+async fn the_dashboard_counts_open_incidents_per_sla_state() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    // Due at once (breached), and due 4 s after it is stored (at risk after 3 s).
+    let sla = SlaPolicy {
+        critical: std::time::Duration::from_millis(1),
+        medium: std::time::Duration::from_secs(4),
+        ..SlaPolicy::default()
+    };
+    let target = FetchTarget {
+        instance: "fes",
+        integration: "covalence-managed-security",
+        incident_type: "Covalence ARO",
+        scope: "",
+        sla: &sla,
+        lease: None,
+    };
+    let late = NewIncident {
+        severity: Severity::Critical,
+        ..incident("late", "Acme")
+    };
+    let soon = NewIncident {
+        severity: Severity::Medium,
+        ..incident("soon", "Acme")
+    };
+    app.store
+        .commit_fetch(target, &[late, soon], &json!({}))
+        .await
+        .unwrap();
+    let a1 = app.id_of("a1").await;
+    assert_eq!(app.close(a1, &admin).await, 200);
+    tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
+    let login = app
+        .http
+        .post(format!("{}/api/v1/login", app.url))
+        .json(&json!({"name": "root", "password": "pw"}))
+        .send()
+        .await
+        .unwrap();
+    let token: Value = login.json().await.unwrap();
+    let page = app
+        .http
+        .get(format!("{}/dashboard", app.url))
+        .header(
+            "Cookie",
+            format!("wf_session={}", token["token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    // The number drawn after a state's bar.
+    let count = |state: &str| -> u64 {
+        let bar = format!("class=\"sla-bar {state}\"");
+        let after = &page[page.find(&bar).unwrap_or_else(|| panic!("{bar} in {page}"))..];
+        let text = &after[after.find("class=\"count\"").unwrap()..];
+        let n = &text[text.find('>').unwrap() + 1..text.find("</text>").unwrap()];
+        n.parse().unwrap()
+    };
+    assert_eq!(
+        (count("breached"), count("at-risk"), count("ok")),
+        (1, 1, 2),
+        "{page}"
+    );
+}
+
 /// Organization names come from providers: the filter counts show them as text.
 #[tokio::test]
 async fn filter_counts_escape_provider_names() {

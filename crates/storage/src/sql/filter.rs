@@ -62,7 +62,11 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
                 q.push(") > sla_due");
             }
             SlaState::AtRisk => {
-                q.push(" AND closed IS NULL AND ");
+                // Open and not yet due, said first as text, so that the SLA index's range
+                // from now on is what is read.
+                q.push(" AND closed IS NULL AND sla_due >= ")
+                    .push_bind(now.clone());
+                q.push(" AND ");
                 at(q);
                 q.push(format!(" <= {due} AND "));
                 at(q);
