@@ -779,6 +779,9 @@ pub trait Store: Send + Sync {
         instance: &'a str,
     ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
 
+    /// One incident's pushes still waiting, oldest first.
+    fn incident_pushes(&self, incident_id: i64) -> BoxFuture<'_, Result<Vec<Push>, StoreError>>;
+
     /// The dashboard's numbers within `scope`; days counted from `since`.
     fn dashboard<'a>(
         &'a self,

@@ -376,6 +376,20 @@ fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
     .into_incident()
 }
 
+fn push_from_row(r: &AnyRow) -> Result<Push, StoreError> {
+    Ok(Push {
+        id: r.try_get("id")?,
+        incident_id: r.try_get("incident_id")?,
+        external_id: r.try_get("external_id")?,
+        kind: r.try_get("kind")?,
+        body: serde_json::from_str(&r.try_get::<String, _>("body")?)
+            .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?,
+        attempts: r.try_get("attempts")?,
+        last_error: r.try_get("last_error")?,
+        sending: parse_opt_ts(r.try_get("sending")?)?,
+    })
+}
+
 fn user_from_row(r: &AnyRow) -> Result<User, StoreError> {
     Ok(User {
         id: r.try_get("id")?,
@@ -1490,21 +1504,19 @@ impl Store for SqlStore {
             .bind(instance)
             .fetch_all(&self.pool)
             .await?;
-            rows.iter()
-                .map(|r| {
-                    Ok(Push {
-                        id: r.try_get("id")?,
-                        incident_id: r.try_get("incident_id")?,
-                        external_id: r.try_get("external_id")?,
-                        kind: r.try_get("kind")?,
-                        body: serde_json::from_str(&r.try_get::<String, _>("body")?)
-                            .map_err(|e| StoreError::Corrupt(format!("outbox body: {e}")))?,
-                        attempts: r.try_get("attempts")?,
-                        last_error: r.try_get("last_error")?,
-                        sending: parse_opt_ts(r.try_get("sending")?)?,
-                    })
-                })
-                .collect()
+            rows.iter().map(push_from_row).collect()
+        })
+    }
+
+    fn incident_pushes(&self, incident_id: i64) -> BoxFuture<'_, Result<Vec<Push>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT * FROM outbox WHERE incident_id = $1 AND done IS NULL ORDER BY id",
+            )
+            .bind(incident_id)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(push_from_row).collect()
         })
     }
 

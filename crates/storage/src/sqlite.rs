@@ -31,6 +31,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../migrations/0014_incident_counts_version.sql"),
     ),
     (15, include_str!("../migrations/0015_search_file.sql")),
+    (16, include_str!("../migrations/0016_outbox_incident.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

@@ -99,14 +99,7 @@ pub(crate) async fn page(
         let pending = if i.is_manual() {
             Vec::new()
         } else {
-            state
-                .store
-                .pending_pushes(&i.instance)
-                .await
-                .map_err(internal)?
-                .into_iter()
-                .filter(|p| p.incident_id == id)
-                .collect()
+            state.store.incident_pushes(id).await.map_err(internal)?
         };
         Ok::<_, ApiError>((entries, context, health, pending))
     }
