@@ -94,7 +94,7 @@ impl Engine {
         let mut report = SyncReport::default();
         let pending = self.store.pending_pushes(name).await.map_err(store_err)?;
         let mut failed = None;
-        for push in &pending {
+        for (n, push) in pending.iter().enumerate() {
             if failed.is_some() {
                 report.pending += 1;
                 continue;
@@ -108,10 +108,22 @@ impl Engine {
                     "sending this note was cut short and the provider cannot be asked whether it has it; it is not sent again: check the alert's comments".into(),
                 )
             } else {
-                self.store
-                    .start_push(push.id, lease)
+                if !self
+                    .store
+                    .start_push(push, lease)
                     .await
-                    .map_err(store_err)?;
+                    .map_err(store_err)?
+                {
+                    // Another process started or sent it since it was read: it is mirroring
+                    // this instance without a lease (`watchfloor sync` beside another), and
+                    // this cycle leaves the rest to it.
+                    tracing::info!(
+                        instance = name,
+                        "another process is mirroring this instance; this cycle stops"
+                    );
+                    report.pending += pending.len() - n;
+                    return Ok(report);
+                }
                 match outgoing(push) {
                     Err(e) => PushOutcome::Skipped(e),
                     Ok(change) => match inst

@@ -801,14 +801,17 @@ pub trait Store: Send + Sync {
     /// How many pushes wait, by instance (instances with none are left out).
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;
 
-    /// Notes that a push is about to be sent, before it is, so that a crash mid-send is known.
-    /// Under a lease, refuses ([`StoreError::Fenced`]) once the lease has passed on, so that a
-    /// process that was paused past it sends nothing.
+    /// Notes that `push` (as [`Store::pending_pushes`] read it) is about to be sent, before it
+    /// is, so that a crash mid-send is known. False if another sender started it since it was
+    /// read, or finished it: it is theirs, and not sent twice (two processes mirroring one
+    /// instance without a lease, `watchfloor sync` beside `serve`, say). Under a lease, refuses
+    /// ([`StoreError::Fenced`]) once the lease has passed on, so that a process that was
+    /// paused past it sends nothing.
     fn start_push<'a>(
         &'a self,
-        push_id: i64,
+        push: &'a Push,
         lease: Option<&'a Lease>,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Says that process `me` is alive, and returns the processes that said so within
     /// `within` (by the database's clock), oldest first.

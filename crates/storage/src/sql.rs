@@ -1361,21 +1361,27 @@ impl Store for SqlStore {
 
     fn start_push<'a>(
         &'a self,
-        push_id: i64,
+        push: &'a Push,
         lease: Option<&'a Lease>,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let mut tx = self.write().await?;
             if let Some(lease) = lease {
                 check_lease(&mut tx, self.backend, lease).await?;
             }
-            sqlx::query("UPDATE outbox SET sending = $1 WHERE id = $2")
-                .bind(ts(Utc::now()))
-                .bind(push_id)
-                .execute(&mut *tx)
-                .await?;
+            // Only if no one started or finished it since it was read.
+            let started = sqlx::query(
+                "UPDATE outbox SET sending = $1 WHERE id = $2 AND done IS NULL \
+                 AND COALESCE(sending, '') = $3",
+            )
+            .bind(ts(Utc::now()))
+            .bind(push.id)
+            .bind(push.sending.map(ts).unwrap_or_default())
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             tx.commit().await?;
-            Ok(())
+            Ok(started == 1)
         })
     }
 
@@ -1543,13 +1549,18 @@ impl Store for SqlStore {
                         PushOutcome::Uncertain(_) => ("sync-uncertain", "uncertain"),
                         _ => ("sync-skipped", "skipped"),
                     };
-                    sqlx::query("UPDATE outbox SET done = $1, outcome = $2, attempts = attempts + 1 WHERE id = $3")
-                        .bind(ts(now))
-                        .bind(result)
-                        .bind(push.id)
-                        .execute(&mut *tx)
-                        .await?;
-                    if exists.is_some() {
+                    // Once: a push another sender finished is not recorded again.
+                    let finished = sqlx::query(
+                        "UPDATE outbox SET done = $1, outcome = $2, attempts = attempts + 1 \
+                         WHERE id = $3 AND done IS NULL",
+                    )
+                    .bind(ts(now))
+                    .bind(result)
+                    .bind(push.id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                    if exists.is_some() && finished == 1 {
                         let body = serde_json::json!({"text": what, "push": push.kind});
                         insert_entry(&mut tx, push.incident_id, now, &author, kind, &body).await?;
                     }

@@ -158,6 +158,7 @@ on_both!(
     open_incidents_are_read_for_mirroring_a_page_at_a_time,
     leases_pass_on_only_when_they_expire,
     a_process_paused_past_its_lease_commits_nothing,
+    a_push_is_sent_by_one_sender_only,
     incidents_and_cursor_commit_together_and_duplicates_are_dropped,
     health_counts_failures_until_a_success,
     changes_are_versioned_and_recorded_in_the_war_room,
@@ -654,12 +655,53 @@ async fn a_process_paused_past_its_lease_commits_nothing(s: SqlStore) {
         .unwrap()
         .unwrap();
     assert!(matches!(
-        s.start_push(push.id, Some(&old)).await,
+        s.start_push(push, Some(&old)).await,
         Err(StoreError::Fenced(_))
     ));
     assert_eq!(s.pending_pushes("fes").await.unwrap()[0].sending, None);
-    s.start_push(push.id, Some(&new)).await.unwrap();
+    assert!(s.start_push(push, Some(&new)).await.unwrap());
     assert!(s.pending_pushes("fes").await.unwrap()[0].sending.is_some());
+}
+
+/// Regression (a note sent twice by `watchfloor sync` beside `serve`, which mirrors without
+/// a lease): two senders that read the same push both try to start it; the first does, the
+/// other is told it is taken. Finishing it twice records it once. A push whose send was cut
+/// short (started, never finished) is started again by one sender only.
+async fn a_push_is_sent_by_one_sender_only(s: SqlStore) {
+    s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+        .await
+        .unwrap();
+    let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+    s.add_note(id, "dana", "to the provider", true)
+        .await
+        .unwrap();
+    let (first, second) = (
+        s.pending_pushes("fes").await.unwrap().remove(0),
+        s.pending_pushes("fes").await.unwrap().remove(0),
+    );
+    assert!(s.start_push(&first, None).await.unwrap());
+    assert!(!s.start_push(&second, None).await.unwrap(), "taken");
+    // Cut short: read again, started by one of two.
+    let (again, late) = (
+        s.pending_pushes("fes").await.unwrap().remove(0),
+        s.pending_pushes("fes").await.unwrap().remove(0),
+    );
+    assert!(again.sending.is_some());
+    assert!(s.start_push(&again, None).await.unwrap());
+    assert!(!s.start_push(&late, None).await.unwrap());
+    let sent = PushOutcome::Pushed("the note was added".into());
+    s.finish_push(&again, "fes", &sent).await.unwrap();
+    s.finish_push(&late, "fes", &sent).await.unwrap();
+    let recorded = s
+        .entries(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.kind == "sync-out")
+        .count();
+    assert_eq!(recorded, 1);
+    assert!(s.pending_pushes("fes").await.unwrap().is_empty());
+    assert!(!s.start_push(&again, None).await.unwrap(), "finished");
 }
 
 fn close(reason: CloseReason, notes: &str) -> Change {
