@@ -21,6 +21,9 @@ pub struct SyncReport {
     pub pending: usize,
     /// Incidents whose provider state changed.
     pub pulled: usize,
+    /// Nothing was done: another process holds the instance's mirroring (its id, and how
+    /// long its lease has left).
+    pub held_by: Option<(String, std::time::Duration)>,
 }
 
 /// The change a queued push carries.
@@ -63,7 +66,7 @@ impl Engine {
                 }
                 result
             }
-            None => self.sync_once(name, None).await,
+            None => self.sync_alone(name).await,
         };
         let outcome = match &result {
             Ok(report) if report.pending == 0 => "ok",
@@ -71,6 +74,35 @@ impl Engine {
         };
         watchfloor_core::metrics::SYNC_CYCLES.add(&[("instance", name), ("outcome", outcome)], 1);
         result
+    }
+
+    /// One cycle by a process that does not share the work (`watchfloor sync`): not while a
+    /// process that does (`serve`) holds the instance's mirroring, so that the two never read
+    /// the provider's changes side by side and record them twice. It takes no lease itself: one
+    /// left behind by a `watchfloor sync` that was killed would stop the next for its period.
+    /// (Were a `serve` to take the lease mid-cycle, a push is still sent once: `start_push`.)
+    async fn sync_alone(&self, name: &str) -> Result<SyncReport, EngineError> {
+        let key = crate::sharing::sync_key(name);
+        let cluster = self
+            .store
+            .cluster()
+            .await
+            .map_err(|error| EngineError::Store {
+                instance: name.to_string(),
+                error,
+            })?;
+        let held = cluster
+            .leases
+            .into_iter()
+            .find(|l| l.scope == key && l.expires_ms > cluster.now_ms);
+        if let Some(lease) = held {
+            let left = (lease.expires_ms - cluster.now_ms).max(0) as u64;
+            return Ok(SyncReport {
+                held_by: Some((lease.holder, std::time::Duration::from_millis(left))),
+                ..SyncReport::default()
+            });
+        }
+        self.sync_once(name, None).await
     }
 
     async fn sync_once(

@@ -287,6 +287,13 @@ pub async fn sync(
     let mut failed = false;
     for name in names {
         match engine.sync(&name).await {
+            Ok(watchfloor_engine::SyncReport {
+                held_by: Some((holder, left)),
+                ..
+            }) => crate::say!(
+                "{name}: skipped: process {holder} is mirroring it (serve, most likely; its lease ends within {}s)",
+                left.as_secs()
+            ),
             Ok(r) => crate::say!(
                 "{name}: {} pushed, {} not sent, {} incidents changed at the provider",
                 r.pushed,

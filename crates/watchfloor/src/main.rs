@@ -102,8 +102,10 @@ enum Command {
         #[arg(long)]
         once: bool,
     },
-    /// One mirroring cycle: push local changes to the providers, read theirs.
+    /// One mirroring cycle: push local changes to the providers, read theirs. An instance that
+    /// a running `serve` is mirroring is left to it.
     Sync {
+        /// Only this instance (default: every instance).
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
     },

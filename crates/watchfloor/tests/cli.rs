@@ -1012,6 +1012,52 @@ async fn serve_purges_incidents_closed_before_the_retention_period() {
     assert_eq!(stored(dir.path(), &config).len(), all.len() - 1);
 }
 
+/// Regression (`watchfloor sync` beside `serve` read the provider's changes side by side with
+/// it, and could record them twice): while `serve` holds an instance's mirroring, `sync` says
+/// so and leaves it; once `serve` has stopped (and given its leases back), `sync` runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_leaves_an_instance_that_serve_is_mirroring() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1h\"\n");
+    let cfg = config.to_str().unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let beside = watchfloor(dir.path(), &["--config", cfg, "sync"]);
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(beside.code, 0, "{}", beside.stderr);
+    assert!(
+        beside.stdout.starts_with("fes: skipped: process ")
+            && beside.stdout.contains(" is mirroring it"),
+        "{}",
+        beside.stdout
+    );
+    let after = watchfloor(dir.path(), &["--config", cfg, "sync"]);
+    assert_eq!(after.code, 0, "{}", after.stderr);
+    assert!(
+        after.stdout.starts_with("fes: 0 pushed"),
+        "{}",
+        after.stdout
+    );
+}
+
 /// Regression: `watchfloor commands | head` panicked when the reader closed the pipe.
 #[test]
 fn a_closed_pipe_ends_output_quietly() {
