@@ -75,6 +75,9 @@ pub enum Steps {
 pub struct CycleReport {
     pub new_incidents: usize,
     pub steps: usize,
+    /// Scopes left alone, as a process that shares the work (`serve`) was fetching them (a
+    /// cycle that does not share it, `watchfloor fetch`, leaves those to it).
+    pub held: usize,
 }
 
 /// How far a cycle has come.
@@ -231,6 +234,30 @@ impl Engine {
             }
             None => vec![None; scopes.len()],
         };
+        // Not shared (`watchfloor fetch`): the scopes a sharing process holds are its own.
+        let held: Vec<bool> = match &self.sharing {
+            Some(_) => vec![false; scopes.len()],
+            None => {
+                let cluster = self
+                    .store
+                    .cluster()
+                    .await
+                    .map_err(|error| EngineError::Store {
+                        instance: name.to_string(),
+                        error,
+                    })?;
+                let live: std::collections::HashSet<String> = cluster
+                    .leases
+                    .into_iter()
+                    .filter(|l| l.expires_ms > cluster.now_ms)
+                    .map(|l| l.scope)
+                    .collect();
+                scopes
+                    .iter()
+                    .map(|s| live.contains(&sharing::fetch_key(name, s)))
+                    .collect()
+            }
+        };
         let now = Utc::now();
         let cycle = CycleState {
             steps,
@@ -249,11 +276,12 @@ impl Engine {
             .iter()
             .zip(leases)
             .enumerate()
-            .filter(|(_, (_, lease))| self.sharing.is_none() || lease.is_some())
+            .filter(|(i, (_, lease))| !held[*i] && (self.sharing.is_none() || lease.is_some()))
             .map(|(i, (scope, lease))| self.fetch_scope(&inst, i, scope, lease, &cycle));
         let mut report = CycleReport {
             new_incidents: 0,
             steps: 0,
+            held: held.iter().filter(|h| **h).count(),
         };
         for r in join_all(scope_runs).await {
             report.steps += r?;

@@ -92,11 +92,19 @@ pub async fn fetch(
         }
         match result {
             Ok(r) => say!(
-                "{name}: {} new {} in {} fetch {}",
+                "{name}: {} new {} in {} fetch {}{}",
                 r.new_incidents,
                 plural(r.new_incidents, "incident", "incidents"),
                 r.steps,
-                plural(r.steps, "step", "steps")
+                plural(r.steps, "step", "steps"),
+                match r.held {
+                    0 => String::new(),
+                    n => format!(
+                        "; {n} {} left to the serve process fetching {}",
+                        plural(n, "scope", "scopes"),
+                        plural(n, "it", "them")
+                    ),
+                }
             ),
             Err(e) => {
                 failed = true;

@@ -94,7 +94,8 @@ enum Command {
         #[command(subcommand)]
         action: users::UsersAction,
     },
-    /// Fetch incidents now, for one instance or every instance with fetch = true.
+    /// Fetch incidents now, for one instance or every instance with fetch = true. Scopes that
+    /// a running `serve` is fetching are left to it.
     Fetch {
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,

@@ -1014,9 +1014,10 @@ async fn serve_purges_incidents_closed_before_the_retention_period() {
 
 /// Regression (`watchfloor sync` beside `serve` read the provider's changes side by side with
 /// it, and could record them twice): while `serve` holds an instance's mirroring, `sync` says
-/// so and leaves it; once `serve` has stopped (and given its leases back), `sync` runs.
+/// so and leaves it, and `fetch` leaves the scopes it fetches; once `serve` has stopped (and
+/// given its leases back), both run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sync_leaves_an_instance_that_serve_is_mirroring() {
+async fn sync_and_fetch_leave_what_serve_holds() {
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
         .await
         .unwrap();
@@ -1031,6 +1032,7 @@ async fn sync_leaves_an_instance_that_serve_is_mirroring() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let beside = watchfloor(dir.path(), &["--config", cfg, "sync"]);
+    let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1056,6 +1058,15 @@ async fn sync_leaves_an_instance_that_serve_is_mirroring() {
         "{}",
         after.stdout
     );
+    // `fetch` leaves the scopes `serve` is fetching to it, too.
+    assert_eq!(fetched.code, 0, "{}", fetched.stderr);
+    assert_eq!(
+        fetched.stdout,
+        "fes: 0 new incidents in 0 fetch steps; 1 scope left to the serve process fetching it\n"
+    );
+    let alone = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
+    assert_eq!(alone.code, 0, "{}", alone.stderr);
+    assert!(!alone.stdout.contains("left to"), "{}", alone.stdout);
 }
 
 /// Regression: `watchfloor commands | head` panicked when the reader closed the pipe.
