@@ -169,6 +169,7 @@ impl Engine {
                                     .remote_update(
                                         push.incident_id,
                                         name,
+                                        None,
                                         seen,
                                         &[],
                                         None,
@@ -177,7 +178,7 @@ impl Engine {
                                     .await
                                     .or_else(|e| match e {
                                         // Deleted since: nothing to remember.
-                                        watchfloor_storage::StoreError::NoIncident(_) => Ok(()),
+                                        watchfloor_storage::StoreError::NoIncident(_) => Ok(false),
                                         e => Err(e),
                                     })
                                     .map_err(store_err)?;
@@ -245,18 +246,24 @@ impl Engine {
                 let close = remote
                     .close
                     .map(|(reason, notes)| watchfloor_core::Change::Close { reason, notes });
-                self.store
+                // Against the state it was found from: another process that recorded the same
+                // change first has it, and it is not recorded twice.
+                if self
+                    .store
                     .remote_update(
                         m.id,
                         name,
+                        Some(&m.seen),
                         &remote.seen,
                         &remote.notes,
                         close.as_ref(),
                         &self.sla,
                     )
                     .await
-                    .map_err(store_err)?;
-                report.pulled += 1;
+                    .map_err(store_err)?
+                {
+                    report.pulled += 1;
+                }
             }
             if last_page {
                 break;

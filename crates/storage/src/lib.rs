@@ -860,16 +860,21 @@ pub trait Store: Send + Sync {
     /// Applies what the provider changed, in one transaction: the provider state seen, the
     /// war-room entries (`sync-in`), and `change` if any, which is never pushed back. A change
     /// the lifecycle refuses (say, the incident was closed here first, and that close is not
-    /// pushed yet) is recorded as an entry, and the local state stays.
+    /// pushed yet) is recorded as an entry, and the local state stays. With `since` (the
+    /// state the changes were found against, as [`Store::mirrored`] gave it), only if that is
+    /// still the state stored: another process that found the same changes first recorded
+    /// them, and they are not recorded twice. False when nothing was applied for that reason.
+    #[allow(clippy::too_many_arguments)]
     fn remote_update<'a>(
         &'a self,
         id: i64,
         instance: &'a str,
+        since: Option<&'a Value>,
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,
         sla: &'a SlaPolicy,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// Adds a user; the name must be new.
     fn create_user<'a>(

@@ -1628,16 +1628,30 @@ impl Store for SqlStore {
         &'a self,
         id: i64,
         instance: &'a str,
+        since: Option<&'a Value>,
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,
         sla: &'a SlaPolicy,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
             let now = Utc::now();
             let author = format!("sync:{instance}");
             let mut tx = self.write().await?;
             let before = read_incident(&mut tx, self.backend, id).await?;
+            if let Some(since) = since {
+                let stored: String = sqlx::query_scalar(
+                    "SELECT COALESCE(remote_state, raw_json) FROM incidents WHERE id = $1",
+                )
+                .bind(id)
+                .fetch_one(&mut *tx)
+                .await?;
+                let stored: Value = serde_json::from_str(&stored)
+                    .map_err(|e| StoreError::Corrupt(format!("remote state: {e}")))?;
+                if stored != *since {
+                    return Ok(false);
+                }
+            }
             sqlx::query("UPDATE incidents SET remote_state = $1 WHERE id = $2")
                 .bind(seen.to_string())
                 .bind(id)
@@ -1659,7 +1673,7 @@ impl Store for SqlStore {
                 }
             }
             tx.commit().await?;
-            Ok(())
+            Ok(true)
         })
     }
 

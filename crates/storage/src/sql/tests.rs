@@ -159,6 +159,7 @@ on_both!(
     leases_pass_on_only_when_they_expire,
     a_process_paused_past_its_lease_commits_nothing,
     a_push_is_sent_by_one_sender_only,
+    a_remote_change_is_recorded_once,
     incidents_and_cursor_commit_together_and_duplicates_are_dropped,
     health_counts_failures_until_a_success,
     changes_are_versioned_and_recorded_in_the_war_room,
@@ -702,6 +703,34 @@ async fn a_push_is_sent_by_one_sender_only(s: SqlStore) {
     assert_eq!(recorded, 1);
     assert!(s.pending_pushes("fes").await.unwrap().is_empty());
     assert!(!s.start_push(&again, None).await.unwrap(), "finished");
+}
+
+/// Regression (a provider's change recorded twice by two processes reading it side by side):
+/// the change is recorded against the state it was found from; the second finder, whose
+/// state is stale once the first recorded it, records nothing.
+async fn a_remote_change_is_recorded_once(s: SqlStore) {
+    s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+        .await
+        .unwrap();
+    let (one, two) = (
+        s.mirrored("fes", 0, 10).await.unwrap().remove(0),
+        s.mirrored("fes", 0, 10).await.unwrap().remove(0),
+    );
+    let now = json!({"status": "Acknowledged"});
+    let notes = ["FES Portal: status Open → Acknowledged".to_string()];
+    let record = |found: &Mirrored| {
+        let (s, found, now, notes) = (s.clone(), found.clone(), now.clone(), notes.clone());
+        async move {
+            s.remote_update(found.id, "fes", Some(&found.seen), &now, &notes, None, &SLA)
+                .await
+                .unwrap()
+        }
+    };
+    assert!(record(&one).await);
+    assert!(!record(&two).await, "found against a state now gone");
+    let entries = s.entries(one.id).await.unwrap();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert_eq!(s.mirrored("fes", 0, 10).await.unwrap()[0].seen, now);
 }
 
 fn close(reason: CloseReason, notes: &str) -> Change {
