@@ -194,6 +194,8 @@ impl Engine {
             }
         }
         let recorded = match &result {
+            // Every scope was another process's: its health is that process's to record.
+            Ok(report) if report.steps == 0 && report.held > 0 => Ok(()),
             Ok(report) => {
                 self.store
                     .record_success(instance, report.new_incidents)

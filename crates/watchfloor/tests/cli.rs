@@ -1032,7 +1032,19 @@ async fn sync_and_fetch_leave_what_serve_holds() {
         .unwrap();
     std::thread::sleep(Duration::from_millis(1500));
     let beside = watchfloor(dir.path(), &["--config", cfg, "sync"]);
+    let health = || {
+        let out = watchfloor(
+            dir.path(),
+            &["--config", cfg, "instances", "health", "--output", "json"],
+        );
+        let all: Value = serde_json::from_str(&out.stdout).unwrap();
+        all[0]["last_success"].clone()
+    };
+    let served = health();
     let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
+    // What it left alone is not a success of its own.
+    assert_eq!(health(), served);
+    assert!(served.is_string(), "{served}");
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
