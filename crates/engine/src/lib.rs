@@ -75,8 +75,9 @@ pub enum Steps {
 pub struct CycleReport {
     pub new_incidents: usize,
     pub steps: usize,
-    /// Scopes left alone, as a process that shares the work (`serve`) was fetching them (a
-    /// cycle that does not share it, `watchfloor fetch`, leaves those to it).
+    /// Scopes left to other processes: a process that shares the work fetches only the scopes
+    /// it holds a lease on, and one that does not (`watchfloor fetch`) leaves those a `serve`
+    /// holds. A cycle that left every scope records no health: that is the holders' to record.
     pub held: usize,
 }
 
@@ -194,7 +195,8 @@ impl Engine {
             }
         }
         let recorded = match &result {
-            // Every scope was another process's: its health is that process's to record.
+            // Every scope was another process's: its health is that process's to record (a
+            // success here would hide the holder's failure).
             Ok(report) if report.steps == 0 && report.held > 0 => Ok(()),
             Ok(report) => {
                 self.store
@@ -274,16 +276,22 @@ impl Engine {
             progress,
             stop,
         };
+        let leases_claimed: Vec<bool> = leases.iter().map(Option::is_some).collect();
         let scope_runs = scopes
             .iter()
             .zip(leases)
             .enumerate()
             .filter(|(i, (_, lease))| !held[*i] && (self.sharing.is_none() || lease.is_some()))
             .map(|(i, (scope, lease))| self.fetch_scope(&inst, i, scope, lease, &cycle));
+        // Scopes left to other processes: those held (not sharing), or not claimed (sharing).
+        let left = match &self.sharing {
+            Some(_) => leases_claimed.iter().filter(|claimed| !**claimed).count(),
+            None => held.iter().filter(|h| **h).count(),
+        };
         let mut report = CycleReport {
             new_incidents: 0,
             steps: 0,
-            held: held.iter().filter(|h| **h).count(),
+            held: left,
         };
         for r in join_all(scope_runs).await {
             report.steps += r?;

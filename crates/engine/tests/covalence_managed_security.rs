@@ -19,6 +19,7 @@ use watchfloor_storage::{IncidentFilter, SqlStore, Store};
 
 struct Setup {
     sim: CovalenceManagedSecuritySimulator,
+    runner: Arc<Runner>,
     engine: Engine,
     store: Arc<SqlStore>,
     _dir: tempfile::TempDir,
@@ -47,9 +48,10 @@ async fn setup(opts: CovalenceManagedSecurityOptions, fetch: &str) -> Setup {
             .await
             .unwrap(),
     );
-    let engine = Engine::new(runner, store.clone());
+    let engine = Engine::new(runner.clone(), store.clone());
     Setup {
         sim,
+        runner,
         engine,
         store,
         _dir: dir,
@@ -820,6 +822,7 @@ async fn a_fetch_that_outlives_its_lease_stores_nothing() {
         store,
         _dir,
         sim: _sim,
+        ..
     } = setup(
         CovalenceManagedSecurityOptions {
             faults: FaultSpec {
@@ -869,4 +872,47 @@ async fn a_fetch_that_outlives_its_lease_stores_nothing() {
         .await
         .unwrap();
     assert_eq!((again.steps, store.count("fes").await.unwrap()), (0, 0));
+}
+
+/// Regression (a process that fetches none of an instance's scopes recorded a success for it
+/// every cycle, hiding the failure of the process that does): two engines share one store; the
+/// one that holds the instance's scope fails and says so in health, and the other's cycle,
+/// which leaves the scope to it, records nothing over that.
+#[tokio::test]
+async fn a_process_that_holds_no_scope_does_not_hide_the_holders_failure() {
+    use watchfloor_engine::sharing::Sharing;
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+    let store: Arc<dyn Store> = s.store.clone();
+    let period = Duration::from_secs(30);
+    let (a, b) = (
+        Arc::new(Sharing::new(store.clone(), period)),
+        Arc::new(Sharing::new(store.clone(), period)),
+    );
+    let holder = Engine::new(s.runner.clone(), s.store.clone()).with_sharing(a.clone());
+    let other = Engine::new(s.runner.clone(), s.store.clone()).with_sharing(b.clone());
+    a.tick().await.unwrap();
+    holder
+        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &no_stop())
+        .await
+        .unwrap();
+    b.tick().await.unwrap();
+    s.sim.faults.set(watchfloor_simulators::FaultSpec {
+        server_errors: 1000,
+        ..Default::default()
+    });
+    assert!(
+        holder
+            .cycle("fes", Steps::One, &|_| {}, &no_stop())
+            .await
+            .is_err()
+    );
+    let report = other
+        .cycle("fes", Steps::One, &|_| {}, &no_stop())
+        .await
+        .unwrap();
+    assert_eq!((report.steps, report.held), (0, 1));
+    let health = s.store.health().await.unwrap();
+    let fes = health.iter().find(|h| h.instance == "fes").unwrap();
+    assert!(fes.last_error.is_some(), "{fes:?}");
+    assert!(fes.consecutive_failures >= 1, "{fes:?}");
 }
