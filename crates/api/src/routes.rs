@@ -231,7 +231,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "POST",
                 "/api/v1/instances/{name}/fetch",
                 "",
-                "fetch now, until caught up: `{new_incidents, steps}`",
+                "fetch now, until caught up: `{new_incidents, steps, held}` (`held`: scopes left to the process that holds them)",
             ),
             post(fetch_now),
         ),
@@ -1581,7 +1581,12 @@ async fn fetch_now(
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let report = fetch_instance_now(&state, &user, &name).await?;
-    Ok(Json(json!({"new_incidents": report.new_incidents, "steps": report.steps})).into_response())
+    Ok(Json(json!({
+        "new_incidents": report.new_incidents,
+        "steps": report.steps,
+        "held": report.held,
+    }))
+    .into_response())
 }
 
 #[derive(Deserialize)]

@@ -811,6 +811,7 @@ async fn commands_run_over_the_api() {
         .send("POST", "/api/v1/instances/fes/fetch", &admin, json!({}))
         .await;
     assert_eq!(again["new_incidents"], 0, "fetched once: {again}");
+    assert_eq!(again["held"], 0, "no other process holds a scope: {again}");
     let (_, list) = app.get("/api/v1/instances", Some(&admin)).await;
     assert_eq!(list[0]["health"]["consecutive_failures"], 0, "{list}");
 

@@ -120,7 +120,13 @@ pub(crate) async fn fetch_instance(
     }
     let outcome = fetch_instance_now(&state, &user, &name)
         .await
-        .map(|r| format!("{} new incidents.", r.new_incidents));
+        .map(|r| match r.held {
+            0 => format!("{} new incidents.", r.new_incidents),
+            n => format!(
+                "{} new incidents; {n} of its scopes are fetched by another watchfloor process.",
+                r.new_incidents
+            ),
+        });
     after_instance_action(&name, outcome)
 }
 
