@@ -35,8 +35,13 @@ pub fn stop_on_signals() -> watch::Receiver<bool> {
         }
         #[cfg(not(unix))]
         let _ = ctrl_c.await;
-        eprintln!("stopping after the fetch step in flight…");
+        // Told first: a stderr that is gone (its reader died) must not keep the process from
+        // stopping, as `eprintln!` would by panicking here.
         let _ = tx.send(true);
+        let _ = writeln!(
+            std::io::stderr(),
+            "stopping after the fetch step in flight…"
+        );
     });
     rx
 }

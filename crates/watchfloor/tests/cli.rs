@@ -1042,9 +1042,7 @@ async fn sync_and_fetch_leave_what_serve_holds() {
     };
     let served = health();
     let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
-    // What it left alone is not a success of its own.
-    assert_eq!(health(), served);
-    assert!(served.is_string(), "{served}");
+    let after_fetch = health();
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -1056,6 +1054,9 @@ async fn sync_and_fetch_leave_what_serve_holds() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // What `fetch` left alone is not a success of its own.
+    assert_eq!(after_fetch, served);
+    assert!(served.is_string(), "{served}");
     assert_eq!(beside.code, 0, "{}", beside.stderr);
     assert!(
         beside.stdout.starts_with("fes: skipped: process ")
@@ -1079,6 +1080,45 @@ async fn sync_and_fetch_leave_what_serve_holds() {
     let alone = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
     assert_eq!(alone.code, 0, "{}", alone.stderr);
     assert!(!alone.stdout.contains("left to"), "{}", alone.stdout);
+}
+
+/// Regression (a `serve` whose stderr's reader had gone ignored SIGTERM: printing that it
+/// was stopping panicked the task that stops it, before it said so): it stops all the same.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_stops_on_sigterm_with_its_stderr_gone() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1h\"\n");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", config.to_str().unwrap(), "serve"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    drop(child.stderr.take());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let asked = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break Some(status);
+        }
+        if asked.elapsed() > Duration::from_secs(10) {
+            child.kill().unwrap();
+            let _ = child.wait();
+            break None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.is_some(),
+        "serve did not stop within 10 s of SIGTERM"
+    );
 }
 
 /// Regression: `watchfloor commands | head` panicked when the reader closed the pipe.
