@@ -193,7 +193,7 @@ pub async fn serve(
                 .await
                 .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
             let scheme = if tls.is_some() { "https" } else { "http" };
-            say!("API on {scheme}://{}", listener.local_addr()?);
+            crate::tell!("API on {scheme}://{}", listener.local_addr()?);
             let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
                 .with_engine(engine.clone());
@@ -216,7 +216,7 @@ pub async fn serve(
         None => None,
     };
     if !names.is_empty() {
-        say!(
+        crate::tell!(
             "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
             names.join(", ")
         );
@@ -230,7 +230,7 @@ pub async fn serve(
             .context("the API server stopped unexpectedly")?
             .context("the API server failed")?;
     }
-    say!("stopped");
+    crate::tell!("stopped");
     Ok(ExitCode::SUCCESS)
 }
 

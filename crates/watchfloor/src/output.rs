@@ -27,6 +27,22 @@ macro_rules! say {
     ($($arg:tt)*) => { $crate::output::write(format_args!("{}\n", format_args!($($arg)*))) };
 }
 
+/// Writes to standard output, control characters made visible, and carries on whatever
+/// becomes of it: a long-running server's status lines are a courtesy, and a reader that has
+/// gone must not stop the server.
+pub fn tell(args: std::fmt::Arguments<'_>) {
+    let text = args.to_string();
+    let text = watchfloor_core::table::terminal_safe(&text);
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// `println!` for a long-running server: a closed pipe is ignored (see [`tell`]).
+#[macro_export]
+macro_rules! tell {
+    ($($arg:tt)*) => { $crate::output::tell(format_args!("{}\n", format_args!($($arg)*))) };
+}
+
 /// `print!` that survives a closed pipe.
 #[macro_export]
 macro_rules! say_raw {

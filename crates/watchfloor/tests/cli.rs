@@ -1084,8 +1084,9 @@ async fn sync_and_fetch_leave_what_serve_holds() {
 
 /// Regression (a `serve` whose stderr's reader had gone ignored SIGTERM: printing that it
 /// was stopping panicked the task that stops it, before it said so): it stops all the same.
+/// Nor does a `serve` whose stdout's reader has gone end at its next status line.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn serve_stops_on_sigterm_with_its_stderr_gone() {
+async fn serve_outlives_its_readers_and_stops_on_sigterm() {
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
         .await
         .unwrap();
@@ -1093,12 +1094,18 @@ async fn serve_stops_on_sigterm_with_its_stderr_gone() {
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1h\"\n");
     let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
         .args(["--config", config.to_str().unwrap(), "serve"])
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    // Gone before it says what it fetches.
+    drop(child.stdout.take());
     std::thread::sleep(Duration::from_millis(1500));
     drop(child.stderr.take());
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "serve ended when its readers went"
+    );
     Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
