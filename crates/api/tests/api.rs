@@ -74,6 +74,31 @@ impl App {
             .id
     }
 
+    /// A UI page as `user` (password `pw`, as `key_for` makes it) sees it, logged in as the
+    /// browser's login does.
+    async fn ui_page(&self, user: &str, path: &str) -> String {
+        let login = self
+            .http
+            .post(format!("{}/api/v1/login", self.url))
+            .json(&json!({"name": user, "password": "pw"}))
+            .send()
+            .await
+            .unwrap();
+        let token: Value = login.json().await.unwrap();
+        self.http
+            .get(format!("{}{path}", self.url))
+            .header(
+                "Cookie",
+                format!("wf_session={}", token["token"].as_str().unwrap()),
+            )
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn key_for(&self, name: &str, role: Role, orgs: &[&str]) -> String {
         let orgs: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
         let hash = auth::hash_password("pw").unwrap();
@@ -1506,27 +1531,7 @@ async fn the_dashboard_counts_open_incidents_per_sla_state() {
     let a1 = app.id_of("a1").await;
     assert_eq!(app.close(a1, &admin).await, 200);
     tokio::time::sleep(std::time::Duration::from_millis(3200)).await;
-    let login = app
-        .http
-        .post(format!("{}/api/v1/login", app.url))
-        .json(&json!({"name": "root", "password": "pw"}))
-        .send()
-        .await
-        .unwrap();
-    let token: Value = login.json().await.unwrap();
-    let page = app
-        .http
-        .get(format!("{}/dashboard", app.url))
-        .header(
-            "Cookie",
-            format!("wf_session={}", token["token"].as_str().unwrap()),
-        )
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.ui_page("root", "/dashboard").await;
     // The number drawn after a state's bar.
     let count = |state: &str| -> u64 {
         let bar = format!("class=\"sla-bar {state}\"");
@@ -1552,26 +1557,7 @@ async fn filter_counts_escape_provider_names() {
         ..incident("e1", "")
     };
     fetch(&app.store, &[evil]).await;
-    // A session, as the browser's login makes it.
-    let login = app
-        .http
-        .post(format!("{}/api/v1/login", app.url))
-        .json(&json!({"name": "root", "password": "pw"}))
-        .send()
-        .await
-        .unwrap();
-    let token: Value = login.json().await.unwrap();
-    let session = format!("wf_session={}", token["token"].as_str().unwrap());
-    let page = app
-        .http
-        .get(format!("{}/", app.url))
-        .header("Cookie", &session)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.ui_page("root", "/").await;
     assert!(page.contains(r#"class="facets""#), "{page}");
     assert!(!page.contains("<img src=x"), "{page}");
     assert!(

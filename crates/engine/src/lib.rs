@@ -238,27 +238,21 @@ impl Engine {
             }
             None => vec![None; scopes.len()],
         };
-        // Not shared (`watchfloor fetch`): the scopes a sharing process holds are its own.
-        let held: Vec<bool> = match &self.sharing {
-            Some(_) => vec![false; scopes.len()],
+        // The scopes this cycle fetches: sharing the work, those it holds a lease on; not
+        // sharing it (`watchfloor fetch`), those no sharing process holds. The rest are left to
+        // their holders.
+        let mine: Vec<bool> = match &self.sharing {
+            Some(_) => leases.iter().map(Option::is_some).collect(),
             None => {
-                let cluster = self
-                    .store
-                    .cluster()
+                let held = sharing::held_now(self.store.as_ref())
                     .await
                     .map_err(|error| EngineError::Store {
                         instance: name.to_string(),
                         error,
                     })?;
-                let live: std::collections::HashSet<String> = cluster
-                    .leases
-                    .into_iter()
-                    .filter(|l| l.expires_ms > cluster.now_ms)
-                    .map(|l| l.scope)
-                    .collect();
                 scopes
                     .iter()
-                    .map(|s| live.contains(&sharing::fetch_key(name, s)))
+                    .map(|s| !held.contains_key(&sharing::fetch_key(name, s)))
                     .collect()
             }
         };
@@ -276,22 +270,16 @@ impl Engine {
             progress,
             stop,
         };
-        let leases_claimed: Vec<bool> = leases.iter().map(Option::is_some).collect();
         let scope_runs = scopes
             .iter()
             .zip(leases)
             .enumerate()
-            .filter(|(i, (_, lease))| !held[*i] && (self.sharing.is_none() || lease.is_some()))
+            .filter(|(i, _)| mine[*i])
             .map(|(i, (scope, lease))| self.fetch_scope(&inst, i, scope, lease, &cycle));
-        // Scopes left to other processes: those held (not sharing), or not claimed (sharing).
-        let left = match &self.sharing {
-            Some(_) => leases_claimed.iter().filter(|claimed| !**claimed).count(),
-            None => held.iter().filter(|h| **h).count(),
-        };
         let mut report = CycleReport {
             new_incidents: 0,
             steps: 0,
-            held: left,
+            held: mine.iter().filter(|m| !**m).count(),
         };
         for r in join_all(scope_runs).await {
             report.steps += r?;

@@ -42,6 +42,23 @@ pub fn fetch_key(instance: &str, scope: &str) -> String {
     }
 }
 
+/// The leases held now, by key: each holder, and how long its lease has left. A process that
+/// does not share the work (`watchfloor fetch`, `watchfloor sync`) leaves these alone.
+pub(crate) async fn held_now(
+    store: &dyn Store,
+) -> Result<HashMap<String, (String, Duration)>, StoreError> {
+    let cluster = store.cluster().await?;
+    Ok(cluster
+        .leases
+        .into_iter()
+        .filter(|l| l.expires_ms > cluster.now_ms)
+        .map(|l| {
+            let left = Duration::from_millis((l.expires_ms - cluster.now_ms) as u64);
+            (l.scope, (l.holder, left))
+        })
+        .collect())
+}
+
 /// The lease key of an instance's mirroring.
 pub fn sync_key(instance: &str) -> String {
     format!("sync:{instance}")

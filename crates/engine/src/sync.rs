@@ -82,23 +82,15 @@ impl Engine {
     /// left behind by a `watchfloor sync` that was killed would stop the next for its period.
     /// (Were a `serve` to take the lease mid-cycle, a push is still sent once: `start_push`.)
     async fn sync_alone(&self, name: &str) -> Result<SyncReport, EngineError> {
-        let key = crate::sharing::sync_key(name);
-        let cluster = self
-            .store
-            .cluster()
+        let held = crate::sharing::held_now(self.store.as_ref())
             .await
             .map_err(|error| EngineError::Store {
                 instance: name.to_string(),
                 error,
             })?;
-        let held = cluster
-            .leases
-            .into_iter()
-            .find(|l| l.scope == key && l.expires_ms > cluster.now_ms);
-        if let Some(lease) = held {
-            let left = (lease.expires_ms - cluster.now_ms).max(0) as u64;
+        if let Some(holder) = held.get(&crate::sharing::sync_key(name)) {
             return Ok(SyncReport {
-                held_by: Some((lease.holder, std::time::Duration::from_millis(left))),
+                held_by: Some(holder.clone()),
                 ..SyncReport::default()
             });
         }

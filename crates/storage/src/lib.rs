@@ -567,6 +567,8 @@ impl WarRoomEntry {
 pub struct DashboardStats {
     /// Incidents stored per day ("YYYY-MM-DD") and severity, since the time asked.
     pub created_by_day: Vec<(String, Severity, usize)>,
+    /// Open (pending or active) incidents.
+    pub open: usize,
     /// Open (pending or active) incidents per organization ("" when none).
     pub open_by_org: Vec<(String, usize)>,
     /// Open incidents per owner ("" when unassigned).

@@ -1475,8 +1475,14 @@ impl Store for SqlStore {
                     }
                 }));
             }
+            // The status counts leave out the status filter: every status is there.
+            let open_total = (open.status.iter())
+                .filter(|(s, _)| *s != Status::Closed)
+                .map(|(_, n)| *n as usize)
+                .sum();
             Ok(crate::DashboardStats {
                 created_by_day,
+                open: open_total,
                 open_by_org: (open.organization.into_iter())
                     .map(|(o, n)| (o, n as usize))
                     .collect(),

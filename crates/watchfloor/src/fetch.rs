@@ -304,7 +304,7 @@ pub async fn sync(
                 held_by: Some((holder, left)),
                 ..
             }) => crate::say!(
-                "{name}: skipped: process {holder} is mirroring it (serve, most likely; its lease ends within {}s)",
+                "{name}: skipped: process {holder} is mirroring it (a serve, most likely); let it, or run sync again once it has stopped (its lease ends within {}s)",
                 left.as_secs()
             ),
             Ok(r) => crate::say!(

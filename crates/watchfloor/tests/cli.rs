@@ -930,6 +930,25 @@ async fn serve_fetches_and_stops_cleanly_on_sigterm() {
     );
 }
 
+/// Runs `during` while `watchfloor serve` (no API; `WATCHFLOOR_LOG=info`) runs on `cfg`, its
+/// first cycles given 1.5 s; then stops it with SIGTERM, before anything is asserted, and
+/// returns what `during` returned, serve's exit code and its log.
+fn while_serving<T>(cfg: &str, during: impl FnOnce() -> T) -> (T, Option<i32>, String) {
+    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args(["--config", cfg, "serve"])
+        .env("WATCHFLOOR_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let result = during();
+    sigterm(child.id());
+    let out = child.wait_with_output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr).into_owned();
+    (result, out.status.code(), log)
+}
+
 /// Regression (retention had no end-to-end test): `serve` with `[retention] closed_after`
 /// purges, as it starts, the incidents closed before that period, with their war rooms, and
 /// keeps their tombstones (a later fetch does not bring them back); an incident closed within
@@ -979,21 +998,8 @@ async fn serve_purges_incidents_closed_before_the_retention_period() {
     text.push_str("[retention]\nclosed_after = \"30days\"\n");
     std::fs::write(&config, text).unwrap();
 
-    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "serve"])
-        .env("WATCHFLOOR_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let log = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{log}");
+    let ((), code, log) = while_serving(cfg, || ());
+    assert_eq!(code, Some(0), "{log}");
     assert!(
         log.contains("purged incidents closed before the retention period")
             && log.contains("purged=1"),
@@ -1024,14 +1030,6 @@ async fn sync_and_fetch_leave_what_serve_holds() {
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1h\"\n");
     let cfg = config.to_str().unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args(["--config", cfg, "serve"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let beside = watchfloor(dir.path(), &["--config", cfg, "sync"]);
     let health = || {
         let out = watchfloor(
             dir.path(),
@@ -1040,20 +1038,13 @@ async fn sync_and_fetch_leave_what_serve_holds() {
         let all: Value = serde_json::from_str(&out.stdout).unwrap();
         all[0]["last_success"].clone()
     };
-    let served = health();
-    let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
-    let after_fetch = health();
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let ((beside, served, fetched, after_fetch), code, log) = while_serving(cfg, || {
+        let beside = watchfloor(dir.path(), &["--config", cfg, "sync"]);
+        let served = health();
+        let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
+        (beside, served, fetched, health())
+    });
+    assert_eq!(code, Some(0), "{log}");
     // What `fetch` left alone is not a success of its own.
     assert_eq!(after_fetch, served);
     assert!(served.is_string(), "{served}");
@@ -1106,10 +1097,7 @@ async fn serve_outlives_its_readers_and_stops_on_sigterm() {
         child.try_wait().unwrap().is_none(),
         "serve ended when its readers went"
     );
-    Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap();
+    sigterm(child.id());
     let asked = Instant::now();
     let status = loop {
         if let Some(status) = child.try_wait().unwrap() {

@@ -96,45 +96,25 @@ pub(crate) async fn page(
         Err(e) => return error_page(internal(e)),
     };
     // Open incidents per SLA state: breached and at risk counted side by side (each reads
-    // only its part of the SLA index), the rest of the open ones (from the kept filter
-    // counts) are within their SLA.
-    let open_in = |sla: Option<SlaState>| IncidentFilter {
+    // only its part of the SLA index); the rest of the open ones are within their SLA.
+    let open_in = |sla: SlaState| IncidentFilter {
         scope: scope.clone(),
         status: vec![Status::Pending, Status::Active],
-        sla: sla.map(|s| (s, now)),
+        sla: Some((sla, now)),
         ..IncidentFilter::default()
     };
-    let (breached, at_risk, open) = (
-        open_in(Some(SlaState::Breached)),
-        open_in(Some(SlaState::AtRisk)),
-        open_in(None),
-    );
-    let counted = tokio::try_join!(
+    let (breached, at_risk) = (open_in(SlaState::Breached), open_in(SlaState::AtRisk));
+    let sla = match tokio::try_join!(
         state.store.count_matching(&breached),
         state.store.count_matching(&at_risk),
-        state.store.facets(&open),
-    );
-    let sla = match counted {
-        Ok((breached, at_risk, facets)) => {
-            // The status counts leave out the status filter: every status is there.
-            let open: u64 = facets
-                .map(|f| {
-                    f.status
-                        .iter()
-                        .filter(|(s, _)| *s != Status::Closed)
-                        .map(|(_, n)| n)
-                        .sum()
-                })
-                .unwrap_or_default();
-            let ok = (open as usize).saturating_sub(breached + at_risk);
-            [
-                (SlaState::Breached, breached),
-                (SlaState::AtRisk, at_risk),
-                (SlaState::Ok, ok),
-            ]
-            .map(|(s, n)| (s.as_str().to_string(), n))
-            .to_vec()
-        }
+    ) {
+        Ok((breached, at_risk)) => [
+            (SlaState::Breached, breached),
+            (SlaState::AtRisk, at_risk),
+            (SlaState::Ok, stats.open.saturating_sub(breached + at_risk)),
+        ]
+        .map(|(s, n)| (s.as_str().to_string(), n))
+        .to_vec(),
         Err(e) => return error_page(internal(e)),
     };
     let days: Vec<String> = (0..DAYS)

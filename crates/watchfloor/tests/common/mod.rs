@@ -52,7 +52,7 @@ pub fn fes_fetch_config(
 pub struct Served {
     pub child: std::process::Child,
     pub addr: String,
-    /// Kept open: `serve` stops quietly when its standard output is closed.
+    /// The rest of its standard output, after the line with the address.
     _stdout: std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
 }
 
