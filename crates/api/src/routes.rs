@@ -1290,21 +1290,40 @@ async fn run_in_incident(
     Json(body): Json<RunBody>,
 ) -> Result<Response, ApiError> {
     changeable(&state, &user, id).await?;
-    use watchfloor_engine::commands::IncidentCommandError as E;
-    let entry = watchfloor_engine::commands::run_in_incident(
+    let entry = watchfloor_service::commands::run_in_incident(
         &*state.store,
         state.runner()?,
+        &watchfloor_service::Caller::of(&user),
         id,
         &body.line,
         body.instance.as_deref(),
-        &user.name,
     )
     .await
-    .map_err(|e| match e {
+    .map_err(incident_command_failed)?
+    .map_err(command_failed)?;
+    Ok(Json(entry.to_json()).into_response())
+}
+
+/// Why a command in an incident was not run, as an answer.
+pub(crate) fn incident_command_failed(
+    e: watchfloor_service::commands::IncidentCommandError,
+) -> ApiError {
+    use watchfloor_service::commands::IncidentCommandError as E;
+    match e {
         E::Run(e) => run_failed(e),
         E::Store(e) => refused(e),
-    })?;
-    Ok(Json(entry.to_json()).into_response())
+        E::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, m),
+    }
+}
+
+/// A command's recorded failure as an answer: refused by the organization rule is 403.
+pub(crate) fn command_failed(e: watchfloor_service::commands::CommandFailure) -> ApiError {
+    use watchfloor_service::commands::CommandFailure as F;
+    match e {
+        F::Run(e) => run_failed(e),
+        F::Reference(m) => ApiError(StatusCode::BAD_REQUEST, m),
+        e @ F::Refused(_) => ApiError(StatusCode::FORBIDDEN, e.to_string()),
+    }
 }
 
 async fn entries(

@@ -23,7 +23,7 @@ use watchfloor_storage::{
 
 use crate::routes::{
     ApiError, AppState, apply_change, change_many, changeable, internal, may_change, refused,
-    run_failed, visible,
+    visible,
 };
 
 /// The routes, to be mounted at `/` and at `/xsoar`, behind API-key authentication.
@@ -699,20 +699,16 @@ async fn execute(
             .map_err(refused)?;
         return Ok(Json(json!([entry_json(&entry)])).into_response());
     }
-    use watchfloor_engine::commands::IncidentCommandError as E;
-    let (_, recorded) = watchfloor_engine::commands::run_and_record(
+    let (_, recorded) = watchfloor_service::commands::run_and_record(
         &*state.store,
         state.runner()?,
+        &watchfloor_service::Caller::of(&user),
         id,
         line,
         None,
-        &user.name,
     )
     .await
-    .map_err(|e| match e {
-        E::Run(e) => run_failed(e),
-        E::Store(e) => refused(e),
-    })?;
+    .map_err(crate::routes::incident_command_failed)?;
     Ok(Json(json!([entry_json(&recorded)])).into_response())
 }
 

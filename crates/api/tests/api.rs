@@ -884,6 +884,9 @@ async fn commands_run_over_the_api() {
         )
         .await;
     let id = created["id"].as_i64().unwrap();
+    // Regression: an analyst of Acme listed every customer of the provider from an incident
+    // made by hand. Such an incident has no instance of its own, so the command is refused,
+    // and the refusal is recorded.
     let (status, entry) = app
         .send(
             "POST",
@@ -892,17 +895,39 @@ async fn commands_run_over_the_api() {
             json!({"line": "!cov-mgsec-list-org"}),
         )
         .await;
-    assert_eq!(status, 200, "{entry}");
+    assert_eq!(
+        (status, entry["code"].as_str()),
+        (403, Some("forbidden")),
+        "{entry}"
+    );
     let (_, entries) = app
         .get(&format!("/api/v1/incidents/{id}/entries"), Some(&dana))
         .await;
     let last = entries.as_array().unwrap().last().unwrap().clone();
     assert_eq!(
-        (last["kind"].as_str(), last["author"].as_str()),
-        (Some("command"), Some("dana"))
+        (
+            last["kind"].as_str(),
+            last["author"].as_str(),
+            last["body"]["failed"].as_bool()
+        ),
+        (Some("command"), Some("dana"), Some(true))
     );
     let (_, context) = app
         .get(&format!("/api/v1/incidents/{id}/context"), Some(&dana))
+        .await;
+    assert!(!context.to_string().contains("Globex"), "{context}");
+    // An administrator runs it there as written, and its outputs merge into the context.
+    let (status, entry) = app
+        .send(
+            "POST",
+            &format!("/api/v1/incidents/{id}/run"),
+            &admin,
+            json!({"line": "!cov-mgsec-list-org"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{entry}");
+    let (_, context) = app
+        .get(&format!("/api/v1/incidents/{id}/context"), Some(&admin))
         .await;
     assert!(
         context.to_string().contains("Globex"),

@@ -226,6 +226,7 @@ display = "T"
 description = "test"
 [[commands]]
 name = "t-transition"
+tenancy = { objects = ["aro_id"] }
 description = "d"
 [[commands.args]]
 name = "aro_id"

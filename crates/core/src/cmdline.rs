@@ -73,6 +73,43 @@ impl CommandLine {
     }
 }
 
+impl CommandLine {
+    /// The value given for `arg`: by name, or without a name when `arg` is `def`'s default
+    /// argument. An empty value counts as not given, as binding counts it.
+    pub fn value_of(&self, def: &crate::CommandDef, arg: &str) -> Option<&str> {
+        let named = self
+            .args
+            .iter()
+            .find(|(k, _)| k == arg)
+            .map(|(_, v)| v.as_str());
+        let bare = match def.arg(arg) {
+            Some(a) if a.default_arg => self.bare.as_deref(),
+            _ => None,
+        };
+        named.or(bare).filter(|v| !v.is_empty())
+    }
+
+    /// Sets `arg` to `value`, in place of the value given by name or without a name.
+    pub fn set(&mut self, def: &crate::CommandDef, arg: &str, value: String) {
+        if def.arg(arg).is_some_and(|a| a.default_arg) && self.bare.is_some() {
+            self.bare = Some(value);
+            return;
+        }
+        match self.args.iter_mut().find(|(k, _)| k == arg) {
+            Some((_, v)) => *v = value,
+            None => self.args.push((arg.to_string(), value)),
+        }
+    }
+
+    /// Every value given, named or not, for rewriting (`${...}` references).
+    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        self.args
+            .iter_mut()
+            .map(|(_, v)| v)
+            .chain(self.bare.as_mut())
+    }
+}
+
 /// One whitespace-separated token, with where its first unquoted `=` fell.
 struct Token {
     text: String,

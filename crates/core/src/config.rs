@@ -103,6 +103,9 @@ pub struct InstanceConfig {
     pub fetch: FetchSettings,
     /// Which way its incidents are kept in step with the provider.
     pub mirror: Mirror,
+    /// The one organization this instance serves (`organization = "Acme"`), if it serves one:
+    /// its fetched incidents carry it, and everything its commands reach is that organization's.
+    pub organization: Option<String>,
 }
 
 /// Which way an instance's incidents are kept in step with the provider: `mirror` in the
@@ -417,6 +420,7 @@ struct RawInstance {
     incident_type: Option<Spanned<String>>,
     fetch_concurrency: Option<Spanned<i64>>,
     mirror: Option<Spanned<String>>,
+    organization: Option<Spanned<String>>,
 }
 
 impl Config {
@@ -560,12 +564,24 @@ impl Config {
                 })?,
                 None => Mirror::default(),
             };
+            let organization = match &inst.organization {
+                Some(o) if o.get_ref().trim().is_empty() || o.get_ref().contains('\0') => {
+                    return Err(err(
+                        o.span(),
+                        Some(format!("instances[{i}].organization")),
+                        "organization must name the one organization this instance serves, e.g. \"Acme\"".into(),
+                    ));
+                }
+                Some(o) => Some(o.get_ref().trim().to_string()),
+                None => None,
+            };
             instances.push(InstanceConfig {
                 name: name.clone(),
                 integration: integration.clone(),
                 params,
                 fetch,
                 mirror,
+                organization,
             });
         }
         let sla = match &raw.sla {
@@ -803,7 +819,7 @@ fn fetch_settings(
 }
 
 /// Settings of an instance itself (not of its integration), which go above `[instances.params]`.
-const INSTANCE_SETTINGS: [&str; 8] = [
+const INSTANCE_SETTINGS: [&str; 9] = [
     "fetch",
     "fetch_interval",
     "first_fetch",
@@ -812,6 +828,7 @@ const INSTANCE_SETTINGS: [&str; 8] = [
     "incident_type",
     "fetch_concurrency",
     "mirror",
+    "organization",
 ];
 
 /// The database of a config file without `[storage]`: beside the file.
@@ -1141,7 +1158,7 @@ description = "Skip TLS checks"
         );
         check(
             "[[instances]]\nname = \"fes\"\n\nintegration = \"demo-int\"\nport = 1\n",
-            "config file /etc/wf/watchfloor.toml, line 5, key `instances.port`: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`, `mirror`",
+            "config file /etc/wf/watchfloor.toml, line 5, key `instances.port`: unknown field `port`, expected one of `name`, `integration`, `params`, `fetch`, `fetch_interval`, `first_fetch`, `fetch_limit`, `look_back`, `incident_type`, `fetch_concurrency`, `mirror`, `organization`",
         );
         check(
             "[[instances]\n",

@@ -32,6 +32,9 @@ pub struct IntegrationDef {
     /// The XSOAR pack's instance parameters and where each goes here.
     #[serde(default)]
     pub xsoar_params: Vec<XsoarParam>,
+    /// Where fetched records name their organization's provider id.
+    #[serde(default)]
+    pub tenancy: crate::tenancy::IntegrationTenancy,
 }
 
 /// One of the XSOAR pack's instance parameters, and what takes its place here.
@@ -145,6 +148,8 @@ pub struct CommandDef {
     pub empty_message: Option<String>,
     /// An example command line for the docs.
     pub example: Option<String>,
+    /// How the command binds to organizations; every command declares it.
+    pub tenancy: crate::tenancy::Tenancy,
 }
 
 /// How a command's outputs render as a markdown table.

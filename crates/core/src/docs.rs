@@ -29,6 +29,11 @@ pub fn command_help(integration: &IntegrationDef, cmd: &CommandDef) -> String {
             let _ = writeln!(out, "  {} ({}): {}", o.path, o.kind, o.description);
         }
     }
+    let _ = writeln!(
+        out,
+        "\nOrganizations (for a user who does not see every organization): {}",
+        cmd.tenancy.describe()
+    );
     if let Some(example) = &cmd.example {
         let _ = writeln!(out, "\nExample:\n  {example}");
     }
@@ -166,6 +171,16 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
             let _ = writeln!(out, "| {} | {} |", x.name, md_cell(&x.here));
         }
     }
+    out.push_str(ORGANIZATIONS_DOC);
+    out.push_str("\n| **Command** | **Binding** |\n| --- | --- |\n");
+    for cmd in &def.commands {
+        let _ = writeln!(
+            out,
+            "| {} | {} |",
+            cmd.name,
+            md_cell(&cmd.tenancy.describe())
+        );
+    }
     out.push_str("\n## Commands\n");
     for cmd in &def.commands {
         let _ = writeln!(
@@ -213,6 +228,11 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
                 );
             }
         }
+        let _ = writeln!(
+            out,
+            "\n#### Organizations\n\n{}",
+            md_cell(&cmd.tenancy.describe())
+        );
         if let Some(example) = &cmd.example {
             let _ = writeln!(out, "\n#### Command Example\n\n```\n{example}\n```");
         }
@@ -225,6 +245,29 @@ pub fn integration_markdown(def: &IntegrationDef) -> String {
     }
     out
 }
+
+/// How the docs explain each command's organization binding.
+const ORGANIZATIONS_DOC: &str = "
+## Organizations
+
+An MSSP's customers share one installation, so each command says how it binds to
+organizations. For a user given organizations (`users create NAME --org Acme`), a command runs
+only in one of their incidents, on that incident's instance, and:
+
+- an **organization argument** must name one of the user's organizations (by name, or by the
+  provider's id as fetched incidents record it); when it is left out, the incident's
+  organization fills it;
+- an **object argument** (an alert or ARO) must be one fetched into an incident of the user's
+  organizations; anything else is refused before the provider sees a request;
+- **results** are kept to the user's organizations by the field named; the entry says how
+  many records were withheld;
+- an **instance-wide** command is narrowed to the user's organizations where its records name
+  them, and refused where they do not.
+
+An instance bound to one organization in the config (`organization = \"Acme\"`) serves only
+that organization: its commands run for the users who see it. Users who see every
+organization run every command as written.
+";
 
 /// An integration's definition as JSON (every command, or `only`): `commands --json` and the
 /// API's command list.
@@ -249,6 +292,7 @@ pub fn definition_json(
                 "outputs_prefix": c.outputs_prefix,
                 "key_field": c.key_field,
                 "outputs": c.outputs.iter().map(|o| json!({"path": o.path, "type": o.kind, "description": o.description})).collect::<Vec<_>>(),
+                "organizations": c.tenancy.describe(),
             })
         })
         .collect();

@@ -9,6 +9,7 @@
 //! - [`secret`] and [`config`]: instance configuration with redacted secrets.
 //! - [`docs`]: command help and integration docs generated from the definitions.
 //! - [`query`]: incident searches in XSOAR's query syntax.
+//! - [`tenancy`]: how each command binds to organizations, as data.
 
 pub mod args;
 pub mod cmdline;
@@ -25,6 +26,7 @@ pub mod query;
 pub mod secret;
 pub mod suggest;
 pub mod table;
+pub mod tenancy;
 pub mod terminal;
 pub mod time;
 pub mod usage;
@@ -44,4 +46,5 @@ pub use lifecycle::{
     Change, CloseReason, Edit, FieldChange, Lifecycle, LifecycleError, SlaPolicy, SlaState,
 };
 pub use secret::Secret;
+pub use tenancy::{InstanceWide, OrgBy, Tenancy};
 pub use usage::UsageError;

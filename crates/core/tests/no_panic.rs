@@ -38,6 +38,7 @@ incident_type = "Demo"
 description = "d"
 [[commands]]
 name = "demo-cmd"
+tenancy = { objects = ["a"] }
 description = "d"
 args = [
     { name = "a", description = "d", required = true },

@@ -9,7 +9,6 @@
 //! instance on its own interval, backs off after failures, and on shutdown finishes the step
 //! in flight before it stops.
 
-pub mod commands;
 pub mod sharing;
 mod sync;
 
@@ -343,7 +342,7 @@ impl Engine {
                 .cursor(inst.name, scope)
                 .await
                 .map_err(store_err)?;
-            let batch = inst
+            let mut batch = inst
                 .instance
                 .fetch(scope, cursor.as_ref(), inst.fetch)
                 .await
@@ -352,6 +351,12 @@ impl Engine {
                     scope: scope.to_string(),
                     error,
                 })?;
+            // An instance that serves one organization: its incidents are that organization's.
+            if let Some(org) = inst.organization {
+                for incident in &mut batch.incidents {
+                    incident.organization = Some(org.to_string());
+                }
+            }
             let target = FetchTarget {
                 instance: inst.name,
                 integration: inst.integration,

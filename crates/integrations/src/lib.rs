@@ -17,7 +17,7 @@ use std::sync::LazyLock;
 
 use watchfloor_core::{Args, CommandDef, Entry, InstanceConfig, IntegrationDef};
 
-pub use runner::{InstanceRef, RunError, Runner};
+pub use runner::{InstanceRef, Prepared, RunError, Runner};
 
 /// A boxed future, so instances can sit behind `dyn`.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -365,6 +365,19 @@ mod tests {
                 "{} is out of date: run `cargo run -p watchfloor -- docs` and commit it",
                 path.display()
             );
+        }
+    }
+
+    /// Every command of every integration declares how it binds to organizations, naming
+    /// arguments it has.
+    #[test]
+    fn every_command_declares_its_organization_binding() {
+        for def in super::definitions() {
+            for cmd in &def.commands {
+                if let Err(e) = cmd.tenancy.validate(cmd) {
+                    panic!("{}: {e}", def.id);
+                }
+            }
         }
     }
 

@@ -56,6 +56,20 @@ struct Connected {
     instance: Result<Box<dyn Instance>, String>,
     fetch: watchfloor_core::FetchSettings,
     mirror: watchfloor_core::Mirror,
+    organization: Option<String>,
+}
+
+/// A command line with its command found and its instance picked, not yet run
+/// ([`Runner::prepare`]).
+pub struct Prepared<'a> {
+    /// The line as it will run; a caller may rewrite its arguments before [`Runner::execute`].
+    pub line: CommandLine,
+    pub instance: &'a str,
+    pub integration: &'a IntegrationDef,
+    pub command: &'a CommandDef,
+    /// The one organization the instance serves, if the config binds it to one.
+    pub organization: Option<&'a str>,
+    connected: &'a Connected,
 }
 
 /// A configured instance, for the fetch engine.
@@ -65,6 +79,8 @@ pub struct InstanceRef<'a> {
     pub instance: &'a dyn Instance,
     pub fetch: &'a watchfloor_core::FetchSettings,
     pub mirror: watchfloor_core::Mirror,
+    /// The one organization the instance serves, if the config binds it to one.
+    pub organization: Option<&'a str>,
 }
 
 impl Runner {
@@ -96,6 +112,7 @@ impl Runner {
                     instance: connected,
                     fetch: inst.fetch.clone(),
                     mirror: inst.mirror,
+                    organization: inst.organization.clone(),
                 },
             );
         }
@@ -134,6 +151,7 @@ impl Runner {
             instance,
             fetch: &connected.fetch,
             mirror: connected.mirror,
+            organization: connected.organization.as_deref(),
         })
     }
 
@@ -194,9 +212,20 @@ impl Runner {
     /// Runs `line` (`!command args…`) on `instance`, or on the `using=` instance, or on the one
     /// configured instance that has the command.
     pub async fn run(&self, line: &str, instance: Option<&str>) -> Result<Entry, RunError> {
-        let parsed = CommandLine::parse(line)?;
-        let found = self.find_command(&parsed.name)?;
-        let chosen = match (instance, parsed.using.as_deref()) {
+        let prepared = self.prepare(CommandLine::parse(line)?, instance)?;
+        self.execute(&prepared).await
+    }
+
+    /// Finds a parsed line's command and picks its instance (`instance`, else `using=`, else
+    /// the one configured instance that has the command), without running it, so that the
+    /// caller can check or rewrite it first.
+    pub fn prepare(
+        &self,
+        line: CommandLine,
+        instance: Option<&str>,
+    ) -> Result<Prepared<'_>, RunError> {
+        let found = self.find_command(&line.name)?;
+        let chosen = match (instance, line.using.as_deref()) {
             (Some(a), Some(b)) if a != b => {
                 return Err(RunError::Instance(format!(
                     "--instance `{a}` and using=`{b}` disagree; give one"
@@ -205,13 +234,26 @@ impl Runner {
             (Some(name), _) | (None, Some(name)) => Some(name),
             (None, None) => None,
         };
-        let (name, connected) = self.pick_instance(&parsed.name, &found, chosen)?;
-        let def = found
+        let (name, connected) = self.pick_instance(&line.name, &found, chosen)?;
+        let command = found
             .iter()
             .find(|(i, _)| *i == connected.integration)
             .map(|(_, c)| *c)
             .expect("picked among found");
-        let args = Args::bind(def, &parsed)?;
+        Ok(Prepared {
+            line,
+            instance: name,
+            integration: self.integrations[connected.integration].definition(),
+            command,
+            organization: connected.organization.as_deref(),
+            connected,
+        })
+    }
+
+    /// Binds a prepared line's arguments and runs it.
+    pub async fn execute(&self, prepared: &Prepared<'_>) -> Result<Entry, RunError> {
+        let (def, name, connected) = (prepared.command, prepared.instance, prepared.connected);
+        let args = Args::bind(def, &prepared.line)?;
         let span = tracing::info_span!("command", command = %def.name, instance = %name);
         let _guard = span.enter();
         let instance = connected.instance.as_ref().map_err(|e| RunError::Command {

@@ -33,6 +33,8 @@ pub struct SimInstance {
     pub fetch_interval: &'static str,
     /// Where its first fetch starts: before the simulator's seeded data.
     pub first_fetch: &'static str,
+    /// The one organization the account serves, when it serves one (`organization = ".."`).
+    pub organization: Option<&'static str>,
 }
 
 /// A running simulator, as `simulate` and `demo` see it. Dropping it stops its servers.

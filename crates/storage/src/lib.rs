@@ -660,6 +660,14 @@ pub trait Store: Send + Sync {
 
     fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>>;
 
+    /// The incident that instance `instance` fetched from the provider's record `external_id`,
+    /// if it holds one: whose the record is, as the fetch recorded it.
+    fn incident_by_external_id<'a>(
+        &'a self,
+        instance: &'a str,
+        external_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Incident>, StoreError>>;
+
     /// The incident, if `scope` may see it: for a reader of other organizations it does not
     /// exist. Scoped reads of one incident go through here, as lists go through
     /// [`IncidentFilter::scope`].

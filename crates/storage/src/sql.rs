@@ -1096,6 +1096,23 @@ impl Store for SqlStore {
         })
     }
 
+    fn incident_by_external_id<'a>(
+        &'a self,
+        instance: &'a str,
+        external_id: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Incident>, StoreError>> {
+        Box::pin(async move {
+            let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE instance = $1 AND external_id = $2"
+            )))
+            .bind(instance)
+            .bind(external_id)
+            .fetch_optional(&self.pool)
+            .await?;
+            row.as_ref().map(incident_from_row).transpose()
+        })
+    }
+
     fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
             let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE instance = $1")

@@ -851,7 +851,8 @@ async fn incidents_command(
                 .await
                 .map_err(|e| {
                     let usage_error = e.downcast_ref::<RunError>().is_some_and(RunError::is_usage)
-                        || e.downcast_ref::<watchfloor_core::UsageError>().is_some();
+                        || e.downcast_ref::<watchfloor_core::UsageError>().is_some()
+                        || e.downcast_ref::<work::CommandRefused>().is_some();
                     if usage_error { usage(e) } else { refused(e) }
                 })?;
             output.show(&entry)

@@ -115,6 +115,12 @@ fn instance_toml(instance: &SimInstance) -> String {
         string(instance.fetch_interval),
         string(instance.first_fetch),
     );
+    if let Some(org) = instance.organization {
+        out.insert_str(
+            out.find("[instances.params]").unwrap_or(out.len()),
+            &format!("organization = {}\n", string(org)),
+        );
+    }
     for (key, value) in &instance.params {
         out.push_str(&format!("{key} = {value}\n"));
     }

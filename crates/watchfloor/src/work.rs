@@ -121,7 +121,8 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
 }
 
 /// Runs a provider command in an incident's context (see
-/// [`watchfloor_engine::commands::run_in_incident`]).
+/// [`watchfloor_service::commands::run_in_incident`]). The CLI acts as a local administrator;
+/// `--as USER` naming a user of the store applies that user's role and organizations.
 pub async fn run_in_incident(
     store: &dyn Store,
     runner: &watchfloor_integrations::Runner,
@@ -130,18 +131,46 @@ pub async fn run_in_incident(
     instance: Option<String>,
     opts: &ChangeOpts,
 ) -> anyhow::Result<watchfloor_core::Entry> {
-    use watchfloor_engine::commands::IncidentCommandError as E;
-    watchfloor_engine::commands::run_in_incident(
+    use watchfloor_service::commands::IncidentCommandError as E;
+    let caller = match &opts.as_user {
+        Some(name) => match store.user(name).await? {
+            Some(user) if user.disabled => {
+                anyhow::bail!("user `{name}` is disabled; run as another user or without --as")
+            }
+            Some(user) => watchfloor_service::Caller::of(&user),
+            None => watchfloor_service::Caller::local(name),
+        },
+        None => watchfloor_service::Caller::local(&opts.author()),
+    };
+    let outcome = watchfloor_service::commands::run_in_incident(
         store,
         runner,
+        &caller,
         id,
         line,
         instance.as_deref(),
-        &opts.author(),
     )
     .await
     .map_err(|e| match e {
         E::Run(e) => anyhow::Error::from(e),
         E::Store(e) => anyhow::Error::from(e),
+        E::Forbidden(m) => anyhow::Error::from(CommandRefused(m)),
+    })?;
+    outcome.map_err(|e| match e {
+        watchfloor_service::commands::CommandFailure::Run(e) => anyhow::Error::from(e),
+        other => anyhow::Error::from(CommandRefused(other.to_string())),
     })
 }
+
+/// A command the caller may not run as written (refused, or a reference that does not
+/// resolve): a usage error.
+#[derive(Debug)]
+pub struct CommandRefused(pub String);
+
+impl std::fmt::Display for CommandRefused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for CommandRefused {}

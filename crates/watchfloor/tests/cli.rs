@@ -1500,6 +1500,63 @@ async fn a_command_runs_in_an_incidents_context() {
             .unwrap()
             .contains("unknown query key")
     );
+
+    // `--as` naming a user of the store applies that user's organizations.
+    let org = inc["organization"].as_str().unwrap();
+    let all = stored(dir.path(), &config);
+    let other = all.iter().find(|i| i["organization"] != org).unwrap();
+    let other_org = other["organization"].as_str().unwrap();
+    let other_aro = other["external_id"].as_str().unwrap();
+    let made = wf(&[
+        "users", "create", "scoped", "--role", "analyst", "--org", org,
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    let listed = wf(&[
+        "incidents",
+        "run",
+        &id,
+        "!cov-mgsec-list-org",
+        "--as",
+        "scoped",
+    ]);
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    assert!(
+        listed.stdout.contains(org)
+            && listed.stdout.contains("withheld")
+            && !listed.stdout.contains(other_org),
+        "{}",
+        listed.stdout
+    );
+    let line = format!("!cov-mgsec-transition-aro aro_id={other_aro} resolution=Dismissed");
+    let refused = wf(&["incidents", "run", &id, &line, "--as", "scoped"]);
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(refused.stderr.contains("refused"), "{}", refused.stderr);
+    assert!(
+        sim.transitions(other_aro).is_empty(),
+        "the provider saw no transition"
+    );
+    let own = wf(&[
+        "incidents",
+        "run",
+        &id,
+        "!cov-mgsec-get-aro query=\"id=${incident.dbotMirrorId}\"",
+        "--as",
+        "scoped",
+    ]);
+    assert_eq!(own.code, 0, "{}", own.stderr);
+    assert!(own.stdout.contains(&aro), "{}", own.stdout);
+    let unresolved = wf(&[
+        "incidents",
+        "run",
+        &id,
+        "!cov-mgsec-list-language org_id=${incident.owner}",
+    ]);
+    assert_eq!(unresolved.code, 2, "{}", unresolved.stderr);
+    assert!(
+        unresolved.stderr.contains("has no owner"),
+        "{}",
+        unresolved.stderr
+    );
 }
 
 /// Queue filters as a newcomer tried them: severity at or above a level and lists, the

@@ -453,20 +453,21 @@ pub(crate) async fn run(
     };
     let line = form.get("line").unwrap_or_default().trim();
     let back = format!("/incidents/{id}#console");
-    use watchfloor_engine::commands::IncidentCommandError as E;
-    match watchfloor_engine::commands::run_and_record(
+    use watchfloor_service::commands::IncidentCommandError as E;
+    match watchfloor_service::commands::run_and_record(
         &*state.store,
         runner,
+        &watchfloor_service::Caller::of(&user),
         id,
         line,
         None,
-        &user.name,
     )
     .await
     {
         Ok((Ok(_), _)) => redirect_with(&back, "Command ran."),
         Ok((Err(e), _)) => redirect_with(&back, &format!("The command failed: {e}")),
         Err(E::Run(e)) => redirect_with(&back, &run_failed(e).1),
+        Err(E::Forbidden(m)) => redirect_with(&back, &m),
         Err(E::Store(e)) => error_page(refused(e)),
     }
 }

@@ -44,6 +44,7 @@ impl Running for CovalenceManagedSecuritySimulator {
             files: vec![("fes-api-key", self.api_key.clone().into_bytes())],
             fetch_interval: "30s",
             first_fetch: "2024-04-01T00:00:00Z",
+            organization: None,
         }]
     }
 

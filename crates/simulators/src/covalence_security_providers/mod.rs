@@ -72,6 +72,9 @@ impl Default for CovalenceSecurityProvidersSetup {
     }
 }
 
+/// The organization the direct appliance monitors.
+pub(crate) const DIRECT_ORG: &str = APPLIANCES[0].1;
+
 /// Appliances and the organizations they monitor: (cov_id, organization). The first is the
 /// direct appliance; the rest sit behind the broker, and Initech has two.
 const APPLIANCES: [(&str, &str); 5] = [

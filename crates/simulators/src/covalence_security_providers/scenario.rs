@@ -50,6 +50,8 @@ impl Running for CovalenceSecurityProvidersSimulator {
             ],
             fetch_interval: "1m",
             first_fetch: "2024-04-01T00:00:00Z",
+            // The direct appliance monitors one customer.
+            organization: (!broker).then_some(DIRECT_ORG),
         };
         vec![
             instance("covalence-direct", &self.direct_url, false),

@@ -49,6 +49,7 @@ impl Running for SymantecMssSimulator {
             ],
             fetch_interval: "1m",
             first_fetch: "2024-04-01T00:00:00Z",
+            organization: None,
         }]
     }
 

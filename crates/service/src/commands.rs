@@ -1,0 +1,160 @@
+//! Provider commands run in an incident's context, the one way every front end does it: the
+//! caller's right to the incident checked, `${...}` references resolved, the organization rule
+//! applied for a caller who does not see every organization, the command run on the
+//! incident's own instance when it has the command, and the result (or the failure) recorded
+//! in the war room with the outputs merged into the incident's context, in one transaction.
+
+use serde_json::json;
+use watchfloor_core::{CommandLine, Entry};
+use watchfloor_integrations::{RunError, Runner};
+use watchfloor_storage::{Role, Scope, Store, StoreError, WarRoomEntry};
+
+use crate::Caller;
+use crate::tenancy::{self, Refusal};
+
+/// Why a command in an incident did not produce an entry.
+#[derive(Debug, thiserror::Error)]
+pub enum IncidentCommandError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The command line cannot be read; it is not run and not recorded.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// The caller may not run commands in this incident (a viewer); not recorded.
+    #[error("{0}")]
+    Forbidden(String),
+}
+
+/// Why a command that was read did not produce an entry; recorded in the war room.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandFailure {
+    /// The provider or the command failed, or the line names an unknown command or instance.
+    #[error(transparent)]
+    Run(#[from] RunError),
+    /// A `${...}` reference that does not resolve.
+    #[error("{0}")]
+    Reference(String),
+    /// The organization rule refuses it; the provider saw no request.
+    #[error("refused: {0}")]
+    Refused(String),
+}
+
+impl CommandFailure {
+    /// A mistake of the caller's (exit 2, HTTP 400), as opposed to a provider failure.
+    pub fn is_usage(&self) -> bool {
+        match self {
+            CommandFailure::Run(e) => e.is_usage(),
+            CommandFailure::Reference(_) | CommandFailure::Refused(_) => true,
+        }
+    }
+}
+
+/// Runs `line` in incident `id` for `caller`; `instance` asks for another instance than the
+/// incident's own.
+pub async fn run_in_incident(
+    store: &dyn Store,
+    runner: &Runner,
+    caller: &Caller,
+    id: i64,
+    line: &str,
+    instance: Option<&str>,
+) -> Result<Result<Entry, CommandFailure>, IncidentCommandError> {
+    let (outcome, _) = run_and_record(store, runner, caller, id, line, instance).await?;
+    Ok(outcome)
+}
+
+/// As [`run_in_incident`], with the war-room entry that records the run, which holds the
+/// result or the failure. An incident the caller cannot see does not exist for it; a command
+/// line that cannot be read is not run and not recorded.
+pub async fn run_and_record(
+    store: &dyn Store,
+    runner: &Runner,
+    caller: &Caller,
+    id: i64,
+    line: &str,
+    instance: Option<&str>,
+) -> Result<(Result<Entry, CommandFailure>, WarRoomEntry), IncidentCommandError> {
+    let incident = store
+        .incident_in(&caller.scope, id)
+        .await?
+        .ok_or(StoreError::NoIncident(id))?;
+    if caller.role == Role::Viewer {
+        return Err(IncidentCommandError::Forbidden(
+            "viewers do not run commands; ask an analyst".into(),
+        ));
+    }
+    let parsed = CommandLine::parse(line).map_err(RunError::from)?;
+    let outcome = run_parsed(store, runner, caller, &incident, parsed, instance).await;
+    match outcome {
+        Ok(entry) => {
+            let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
+            let recorded = store
+                .record_command(id, &caller.name, &body, &entry.entry_context())
+                .await?;
+            Ok((Ok(entry), recorded))
+        }
+        Err(Step::Store(e)) => Err(e.into()),
+        Err(Step::Failed(e)) => {
+            let body = json!({"command": line, "text": format!("failed: {e}"), "failed": true});
+            let recorded = store
+                .record_command(id, &caller.name, &body, &serde_json::Map::new())
+                .await?;
+            Ok((Err(e), recorded))
+        }
+    }
+}
+
+enum Step {
+    Store(StoreError),
+    Failed(CommandFailure),
+}
+
+impl From<CommandFailure> for Step {
+    fn from(e: CommandFailure) -> Self {
+        Step::Failed(e)
+    }
+}
+
+async fn run_parsed(
+    store: &dyn Store,
+    runner: &Runner,
+    caller: &Caller,
+    incident: &watchfloor_core::Incident,
+    mut parsed: CommandLine,
+    instance: Option<&str>,
+) -> Result<Entry, Step> {
+    if parsed.values_mut().any(|v| v.contains("${")) {
+        let context = store.context(incident.id).await.map_err(Step::Store)?;
+        crate::refs::resolve(&mut parsed, incident, &context).map_err(CommandFailure::Reference)?;
+    }
+    let own = (!incident.is_manual()
+        && runner.instance_has_command(&incident.instance, &parsed.name))
+    .then_some(incident.instance.as_str());
+    // `instance` or `using=` asks for another instance; else the incident's own.
+    let instance = match (instance, &parsed.using) {
+        (None, None) => own,
+        (given, _) => given,
+    };
+    let mut prepared = runner
+        .prepare(parsed, instance)
+        .map_err(CommandFailure::Run)?;
+    let narrow = match &caller.scope {
+        Scope::All => None,
+        Scope::Orgs(orgs) => Some(
+            tenancy::check(store, incident, orgs, &mut prepared)
+                .await
+                .map_err(|e| match e {
+                    Refusal::Refused(m) => Step::Failed(CommandFailure::Refused(m)),
+                    Refusal::Store(e) => Step::Store(e),
+                })?,
+        ),
+    };
+    let entry = runner
+        .execute(&prepared)
+        .await
+        .map_err(CommandFailure::Run)?;
+    Ok(match narrow {
+        Some(n) => tenancy::narrow(&n, prepared.command, entry),
+        None => entry,
+    })
+}
