@@ -3,10 +3,12 @@
 //! three providers' simulators: what the organization rule allows, fills, narrows and refuses,
 //! and that a refused command sends the provider nothing.
 
+mod common;
+
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use watchfloor_api::{AppState, auth};
+use watchfloor_api::AppState;
 use watchfloor_core::{NewIncident, Severity, SlaPolicy};
 use watchfloor_simulators::{
     CovalenceManagedSecuritySimulator, CovalenceSecurityProvidersSimulator, Running,
@@ -14,21 +16,9 @@ use watchfloor_simulators::{
 };
 use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore, Store};
 
-/// Organizations the simulators serve; an analyst's output names none but its own.
-const ORGS: [&str; 12] = [
-    "Acme",
-    "Globex",
-    "Initech",
-    "Umbrella",
-    "Capsule Corp",
-    "Hooli",
-    "Stark Industries",
-    "Wayne Enterprises",
-    "Cyberdyne",
-    "Tyrell",
-    "Soylent",
-    "Org 00",
-];
+/// Organizations the simulators serve besides the FES portal's; an analyst's output names
+/// none but its own.
+const MORE_ORGS: [&str; 2] = ["Soylent", "Org 00"];
 
 struct World {
     url: String,
@@ -183,18 +173,7 @@ impl World {
 
     /// A user with an API key (password `pw`).
     async fn user(&self, name: &str, role: Role, orgs: &[&str]) -> String {
-        let orgs: Vec<String> = orgs.iter().map(|o| o.to_string()).collect();
-        let hash = auth::hash_password("pw").unwrap();
-        self.store
-            .create_user(name, role, &orgs, &hash)
-            .await
-            .unwrap();
-        let key = auth::random_secret().unwrap();
-        self.store
-            .add_api_key(name, &auth::key_hash(&key))
-            .await
-            .unwrap();
-        key
+        common::user_with_key(&self.store, name, role, orgs).await
     }
 
     async fn post(&self, key: &str, path: &str, body: Value) -> (u16, Value) {
@@ -726,7 +705,12 @@ fn cases(ids: &Ids) -> Vec<(&'static str, In, String, Expect)> {
 
 /// The organizations an output must not name, for an analyst of `own`.
 fn others(own: &str) -> Vec<&'static str> {
-    ORGS.iter().copied().filter(|o| *o != own).collect()
+    watchfloor_simulators::covalence_managed_security::ORG_NAMES
+        .iter()
+        .chain(&MORE_ORGS)
+        .copied()
+        .filter(|o| *o != own)
+        .collect()
 }
 
 #[tokio::test]

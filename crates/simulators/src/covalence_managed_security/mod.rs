@@ -10,6 +10,9 @@ mod routes;
 mod scenario;
 mod seed;
 
+/// The seeded organizations, in order.
+pub use seed::ORG_NAMES;
+
 use routes::*;
 pub(crate) use scenario::launch;
 use seed::*;

@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) const ORG_NAMES: [&str; 10] = [
+pub const ORG_NAMES: [&str; 10] = [
     "Acme",
     "Globex",
     "Initech",
