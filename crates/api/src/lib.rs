@@ -7,13 +7,16 @@
 //! (`xsoar`) at `/` and under `/xsoar/`, for demisto-py and scripts written for XSOAR.
 
 pub mod auth;
+mod error;
 pub mod login;
 mod routes;
+mod state;
 pub mod tls;
 mod ui;
 mod xsoar;
 
-pub use routes::{AppState, Endpoint, endpoints, markdown_table, openapi_document, router};
+pub use routes::{Endpoint, endpoints, markdown_table, openapi_document, router};
+pub use state::AppState;
 
 /// Serves the API on `listener` until `stop` resolves; requests in flight finish first.
 pub async fn serve(

@@ -11,114 +11,18 @@ use axum::routing::{MethodRouter, delete as delete_route, get, patch, post};
 use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
-use watchfloor_core::query;
-use watchfloor_core::{
-    Change, CloseReason, Edit, Incident, Label, Severity, SlaPolicy, SlaState, Status,
-};
-use watchfloor_integrations::{RunError, Runner};
-use watchfloor_storage::{
-    IncidentFilter, Keyset, Role, Scope, Sort, SortField, Store, StoreError, User,
-};
+use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, Status};
+use watchfloor_integrations::Runner;
+use watchfloor_storage::{IncidentFilter, Role, Scope, StoreError, User};
+
+use watchfloor_service::{Caller, QueueParams, queue::TOTAL_CAP};
 
 use crate::auth::{key_hash, random_secret, verify_password};
-use crate::login::Limiter;
-
-/// What every route shares.
-#[derive(Clone)]
-pub struct AppState {
-    pub store: Arc<dyn Store>,
-    /// The SLA changes are held to (the config's `[sla]`).
-    pub sla: SlaPolicy,
-    /// Failed logins, by user and by address.
-    pub limiter: Arc<Limiter>,
-    /// The configured instances, to run provider commands.
-    pub runner: Option<Arc<Runner>>,
-    /// The fetch engine, for "fetch now".
-    pub engine: Option<Arc<watchfloor_engine::Engine>>,
-    /// Whether the server runs over TLS, so that session cookies are marked Secure.
-    pub secure_cookies: bool,
-}
-
-impl AppState {
-    pub fn new(store: Arc<dyn Store>, sla: SlaPolicy) -> Self {
-        AppState {
-            store,
-            sla,
-            limiter: Arc::new(Limiter::default()),
-            runner: None,
-            engine: None,
-            secure_cookies: false,
-        }
-    }
-
-    /// Under TLS: session cookies are marked Secure.
-    pub fn over_tls(mut self) -> Self {
-        self.secure_cookies = true;
-        self
-    }
-
-    /// With the fetch engine, so that a fetch can be asked for.
-    pub fn with_engine(mut self, engine: Arc<watchfloor_engine::Engine>) -> Self {
-        self.engine = Some(engine);
-        self
-    }
-
-    /// With the configured instances, so that commands can run.
-    pub fn with_runner(mut self, runner: Arc<Runner>) -> Self {
-        self.runner = Some(runner);
-        self
-    }
-
-    pub(crate) fn runner(&self) -> Result<&Runner, ApiError> {
-        self.runner.as_deref().ok_or_else(|| {
-            ApiError(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "this server runs no instances: start it with a config file".into(),
-            )
-        })
-    }
-}
+pub(crate) use crate::error::{ApiError, command_failed, internal, run_failed};
+pub(crate) use crate::state::AppState;
 
 /// How long a login session lasts.
 const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
-
-/// An error answer: a status and a message that says what is wrong. The body is
-/// `{"error": message, "code": code}`, with a stable `code` per status for scripts.
-pub(crate) struct ApiError(pub(crate) StatusCode, pub(crate) String);
-
-impl ApiError {
-    fn code(&self) -> &'static str {
-        match self.0 {
-            StatusCode::BAD_REQUEST
-            | StatusCode::UNSUPPORTED_MEDIA_TYPE
-            | StatusCode::PAYLOAD_TOO_LARGE => "bad_request",
-            StatusCode::UNAUTHORIZED => "unauthorized",
-            StatusCode::FORBIDDEN => "forbidden",
-            StatusCode::NOT_FOUND => "not_found",
-            StatusCode::CONFLICT => "conflict",
-            StatusCode::UNPROCESSABLE_ENTITY => "refused",
-            StatusCode::BAD_GATEWAY => "provider_failed",
-            StatusCode::SERVICE_UNAVAILABLE => "unavailable",
-            StatusCode::TOO_MANY_REQUESTS => "too_many_requests",
-            _ => "internal",
-        }
-    }
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let code = self.code();
-        (self.0, Json(json!({"error": self.1, "code": code}))).into_response()
-    }
-}
-
-pub(crate) fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "request failed");
-    ApiError(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "the request failed; see the server's log".into(),
-    )
-}
 
 /// One route of the native API, as the README and the OpenAPI document describe it. The router
 /// is built from the same list ([`native`]), so the docs cannot name a route that is not served.
@@ -660,41 +564,6 @@ pub(crate) async fn authenticate(
     }
 }
 
-#[derive(Deserialize, serde::Serialize, Default, Clone)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct ListQuery {
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub status: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub severity: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub organization: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner: Option<String>,
-    /// ok, at-risk or breached.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sla: Option<String>,
-    /// A search in XSOAR's query syntax.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub q: Option<String>,
-    /// A field to sort by (default `occurred`).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub sort: Option<String>,
-    /// `asc` or `desc` (the default).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order: Option<String>,
-    /// The `next` cursor of the page before.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub after: Option<String>,
-    /// Count the matches too (up to 10,000), at the cost of reading them.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub count: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit: Option<usize>,
-}
-
 /// A page of the queue, serialized as it is (not through a JSON tree: a page is hot).
 #[derive(serde::Serialize)]
 struct Page<'a> {
@@ -704,121 +573,13 @@ struct Page<'a> {
     next: Option<String>,
 }
 
-/// The queue counts matches (when asked) up to this many; past it, `total_capped` is true.
-const TOTAL_CAP: usize = 10_000;
-
-/// A page of incidents, newest first unless sorted otherwise: `{data, total, next}`, where
-/// `next` is the cursor of the following page (absent on the last).
-/// One page of the queue for `user`: the incidents, the count (if asked) and the next cursor.
-/// The API's list and the web UI's queue both read it here.
-/// The store's filter for a list query, within the user's organizations (without its
-/// keyset, limit or count).
-fn filter_of(user: &User, q: &ListQuery) -> Result<IncidentFilter, ApiError> {
-    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    let sort = Sort {
-        field: q
-            .sort
-            .as_deref()
-            .filter(|s| !s.is_empty())
-            .map(SortField::parse)
-            .transpose()
-            .map_err(bad)?
-            .unwrap_or_default(),
-        ascending: match q.order.as_deref() {
-            None | Some("") | Some("desc") => false,
-            Some("asc") => true,
-            Some(other) => return Err(bad(format!("`order={other}`: use asc or desc"))),
-        },
-    };
-    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    Ok(IncidentFilter {
-        scope: Scope::of(user),
-        status: watchfloor_core::query::comma_list(q.status.as_deref(), Status::parse)
-            .map_err(bad)?,
-        severity: watchfloor_core::query::comma_list(q.severity.as_deref(), Severity::parse)
-            .map_err(bad)?,
-        organization: text(&q.organization),
-        instance: text(&q.instance),
-        owner: text(&q.owner),
-        sla: text(&q.sla)
-            .as_deref()
-            .map(SlaState::parse)
-            .transpose()
-            .map_err(bad)?
-            .map(|s| (s, chrono::Utc::now())),
-        conditions: query::parse(q.q.as_deref().unwrap_or_default())
-            .map_err(|e| bad(e.to_string()))?,
-        sort,
-        ..IncidentFilter::default()
-    })
-}
-
-/// The filter counts of a list query (see [`watchfloor_storage::Facets`]); `None` when its filter has terms the
-/// counts are not kept for (text, SLA).
-pub(crate) async fn queue_facets(
-    state: &AppState,
-    user: &User,
-    q: &ListQuery,
-) -> Result<Option<watchfloor_storage::Facets>, ApiError> {
-    let filter = filter_of(user, q)?;
-    state.store.facets(&filter).await.map_err(internal)
-}
-
-pub(crate) async fn queue_page(
-    state: &AppState,
-    user: &User,
-    q: &ListQuery,
-) -> Result<QueuePage, ApiError> {
-    let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    let mut filter = filter_of(user, q)?;
-    let sort = filter.sort;
-    let text = |v: &Option<String>| v.clone().filter(|s| !s.trim().is_empty());
-    let limit = q.limit.unwrap_or(50).clamp(1, 1000);
-    let total = if q.count {
-        Some(
-            state
-                .store
-                .count_matching_up_to(&filter, TOTAL_CAP)
-                .await
-                .map_err(internal)?,
-        )
-    } else {
-        None
-    };
-    filter.after = text(&q.after)
-        .as_deref()
-        .map(|c| Keyset::decode(c, sort.field))
-        .transpose()
-        .map_err(bad)?;
-    // One row more than the page tells whether another page follows.
-    filter.limit = Some(limit + 1);
-    let mut incidents = state.store.incidents(&filter).await.map_err(internal)?;
-    let next = (incidents.len() > limit).then(|| {
-        incidents.truncate(limit);
-        incidents
-            .last()
-            .map(|last| Keyset::after(last, sort).encode())
-    });
-    Ok(QueuePage {
-        incidents,
-        total,
-        next: next.flatten(),
-    })
-}
-
-pub(crate) struct QueuePage {
-    pub incidents: Vec<Incident>,
-    pub total: Option<usize>,
-    pub next: Option<String>,
-}
-
 /// `GET /api/v1/incidents/facets`: the list's filter counts.
 async fn facets(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<QueueParams>,
 ) -> Result<Response, ApiError> {
-    let Some(f) = queue_facets(&state, &user, &q).await? else {
+    let Some(f) = state.service.queue_facets(&Caller::of(&user), &q).await? else {
         return Ok(Json(json!({
             "facets": null,
             "why": "counts are kept for status, severity, organization, owner and instance; this filter also has text or an SLA state",
@@ -844,13 +605,13 @@ async fn facets(
 async fn list(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
-    Query(q): Query<ListQuery>,
+    Query(q): Query<QueueParams>,
 ) -> Result<Response, ApiError> {
-    let QueuePage {
+    let watchfloor_service::QueuePage {
         incidents,
         total,
         next,
-    } = queue_page(&state, &user, &q).await?;
+    } = state.service.queue_page(&Caller::of(&user), &q).await?;
     Ok(Json(Page {
         data: &incidents,
         total,
@@ -858,53 +619,6 @@ async fn list(
         next,
     })
     .into_response())
-}
-
-/// The incident, if the caller may see it: another organization's incident does not exist, as
-/// far as this caller can tell.
-pub(crate) async fn visible(state: &AppState, user: &User, id: i64) -> Result<Incident, ApiError> {
-    let scope = Scope::of(user);
-    match state
-        .store
-        .incident_in(&scope, id)
-        .await
-        .map_err(internal)?
-    {
-        Some(incident) => Ok(incident),
-        None => Err(ApiError(StatusCode::NOT_FOUND, format!("no incident {id}"))),
-    }
-}
-
-/// Refuses viewers, who read incidents but change none.
-pub(crate) fn may_change(user: &User) -> Result<(), ApiError> {
-    if user.role == Role::Viewer {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "viewers cannot change incidents".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The incident, if the caller may change it.
-pub(crate) async fn changeable(
-    state: &AppState,
-    user: &User,
-    id: i64,
-) -> Result<Incident, ApiError> {
-    let incident = visible(state, user, id).await?;
-    may_change(user)?;
-    Ok(incident)
-}
-
-/// A store error as an answer: a stale version is 409, a refused change 422.
-pub(crate) fn refused(e: StoreError) -> ApiError {
-    match e {
-        StoreError::Conflict { .. } => ApiError(StatusCode::CONFLICT, e.to_string()),
-        StoreError::Refused { .. } => ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),
-        StoreError::NoIncident(id) => ApiError(StatusCode::NOT_FOUND, format!("no incident {id}")),
-        e => internal(e),
-    }
 }
 
 #[derive(Deserialize)]
@@ -1030,20 +744,6 @@ async fn create(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<CreateBody>,
 ) -> Result<Response, ApiError> {
-    may_change(&user)?;
-    let scope = Scope::of(&user);
-    if !scope.allows(body.organization.as_deref()) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "you can create incidents only in your own organizations: give `organization`".into(),
-        ));
-    }
-    if body.name.trim().is_empty() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "the incident needs a `name`".into(),
-        ));
-    }
     let incident = watchfloor_storage::ManualIncident {
         name: body.name,
         severity: Severity::parse(&body.severity)
@@ -1053,11 +753,7 @@ async fn create(
         details: body.details,
         ..Default::default()
     };
-    let created = state
-        .store
-        .create_incident(&incident, &user.name, &state.sla)
-        .await
-        .map_err(refused)?;
+    let created = state.service.create(&Caller::of(&user), incident).await?;
     Ok((StatusCode::CREATED, Json(created)).into_response())
 }
 
@@ -1066,12 +762,7 @@ async fn delete(
     Extension(user): Extension<Arc<User>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    changeable(&state, &user, id).await?;
-    state
-        .store
-        .delete_incident(id, &user.name)
-        .await
-        .map_err(refused)?;
+    state.service.delete(&Caller::of(&user), id).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
@@ -1080,8 +771,7 @@ async fn context(
     Extension(user): Extension<Arc<User>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    visible(&state, &user, id).await?;
-    Ok(Json(state.store.context(id).await.map_err(refused)?).into_response())
+    Ok(Json(state.service.context(&Caller::of(&user), id).await?).into_response())
 }
 
 async fn one(
@@ -1089,23 +779,7 @@ async fn one(
     Extension(user): Extension<Arc<User>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    Ok(Json(visible(&state, &user, id).await?).into_response())
-}
-
-/// A lifecycle change through the store's rules, recorded for the caller.
-pub(crate) async fn apply_change(
-    state: &AppState,
-    user: &User,
-    id: i64,
-    version: Option<i64>,
-    change: &Change,
-) -> Result<Incident, ApiError> {
-    changeable(state, user, id).await?;
-    state
-        .store
-        .change_incident(id, version, &user.name, change, &state.sla)
-        .await
-        .map_err(refused)
+    Ok(Json(state.service.visible(&Caller::of(&user), id).await?).into_response())
 }
 
 async fn apply(
@@ -1115,7 +789,11 @@ async fn apply(
     version: Option<i64>,
     change: &Change,
 ) -> Result<Response, ApiError> {
-    Ok(Json(apply_change(state, user, id, version, change).await?).into_response())
+    let changed = state
+        .service
+        .change(&Caller::of(user), id, version, change)
+        .await?;
+    Ok(Json(changed).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1219,18 +897,10 @@ async fn note(
     Path(id): Path<i64>,
     Json(body): Json<NoteBody>,
 ) -> Result<Response, ApiError> {
-    changeable(&state, &user, id).await?;
-    if body.text.trim().is_empty() {
-        return Err(ApiError(
-            StatusCode::BAD_REQUEST,
-            "the note is empty".into(),
-        ));
-    }
     let entry = state
-        .store
-        .add_note(id, &user.name, &body.text, body.mirror)
-        .await
-        .map_err(refused)?;
+        .service
+        .note(&Caller::of(&user), id, &body.text, body.mirror)
+        .await?;
     Ok((StatusCode::CREATED, Json(entry)).into_response())
 }
 
@@ -1250,15 +920,6 @@ struct RunBody {
     /// The command line, e.g. `!command arg=value`.
     line: String,
     instance: Option<String>,
-}
-
-/// A command's failure as an answer: the caller's mistake is 400, the provider's 502.
-pub(crate) fn run_failed(e: RunError) -> ApiError {
-    if e.is_usage() {
-        ApiError(StatusCode::BAD_REQUEST, e.to_string())
-    } else {
-        ApiError(StatusCode::BAD_GATEWAY, e.to_string())
-    }
 }
 
 /// A provider command on its own. Provider answers are not tied to an organization, so only
@@ -1289,41 +950,12 @@ async fn run_in_incident(
     Path(id): Path<i64>,
     Json(body): Json<RunBody>,
 ) -> Result<Response, ApiError> {
-    changeable(&state, &user, id).await?;
-    let entry = watchfloor_service::commands::run_in_incident(
-        &*state.store,
-        state.runner()?,
-        &watchfloor_service::Caller::of(&user),
-        id,
-        &body.line,
-        body.instance.as_deref(),
-    )
-    .await
-    .map_err(incident_command_failed)?
-    .map_err(command_failed)?;
+    let entry = state
+        .service
+        .run_in_incident(&Caller::of(&user), id, &body.line, body.instance.as_deref())
+        .await?
+        .map_err(command_failed)?;
     Ok(Json(entry.to_json()).into_response())
-}
-
-/// Why a command in an incident was not run, as an answer.
-pub(crate) fn incident_command_failed(
-    e: watchfloor_service::commands::IncidentCommandError,
-) -> ApiError {
-    use watchfloor_service::commands::IncidentCommandError as E;
-    match e {
-        E::Run(e) => run_failed(e),
-        E::Store(e) => refused(e),
-        E::Forbidden(m) => ApiError(StatusCode::FORBIDDEN, m),
-    }
-}
-
-/// A command's recorded failure as an answer: refused by the organization rule is 403.
-pub(crate) fn command_failed(e: watchfloor_service::commands::CommandFailure) -> ApiError {
-    use watchfloor_service::commands::CommandFailure as F;
-    match e {
-        F::Run(e) => run_failed(e),
-        F::Reference(m) => ApiError(StatusCode::BAD_REQUEST, m),
-        e @ F::Refused(_) => ApiError(StatusCode::FORBIDDEN, e.to_string()),
-    }
 }
 
 async fn entries(
@@ -1331,9 +963,7 @@ async fn entries(
     Extension(user): Extension<Arc<User>>,
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
-    visible(&state, &user, id).await?;
-    let entries = state.store.entries(id).await.map_err(refused)?;
-    Ok(Json(entries).into_response())
+    Ok(Json(state.service.entries(&Caller::of(&user), id).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1355,7 +985,6 @@ async fn bulk(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<BulkBody>,
 ) -> Result<Response, ApiError> {
-    may_change(&user)?;
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
     let change = match body.action.as_str() {
         "assign" => Change::Update(Edit {
@@ -1371,33 +1000,15 @@ async fn bulk(
     if body.ids.len() > 1000 {
         return Err(bad("at most 1000 incidents at once".into()));
     }
-    let (changed, failed) = change_many(&state, &user, &body.ids, &change).await?;
+    let (changed, failed) = state
+        .service
+        .change_many(&Caller::of(&user), &body.ids, &change)
+        .await?;
     let failed: Vec<serde_json::Value> = failed
         .into_iter()
         .map(|(id, error)| json!({"id": id, "error": error}))
         .collect();
     Ok(Json(json!({"changed": changed, "failed": failed})).into_response())
-}
-
-/// One change to many incidents, each through the same rules as one (`apply_change`): the
-/// changed incidents, and for each of the others the reason it was refused. The API's bulk
-/// route, XSOAR's batch close and the UI's bulk actions all come here.
-pub(crate) async fn change_many(
-    state: &AppState,
-    user: &User,
-    ids: &[i64],
-    change: &Change,
-) -> Result<(Vec<Incident>, Vec<(i64, String)>), ApiError> {
-    let mut changed = Vec::new();
-    let mut refused = Vec::new();
-    for &id in ids {
-        match apply_change(state, user, id, None, change).await {
-            Ok(incident) => changed.push(incident),
-            Err(ApiError(status, error)) if status.is_client_error() => refused.push((id, error)),
-            Err(e) => return Err(e),
-        }
-    }
-    Ok((changed, refused))
 }
 
 /// Refuses all but admins.

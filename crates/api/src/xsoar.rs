@@ -17,14 +17,12 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 use watchfloor_core::query::{self, Condition, Term};
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Mirror, Severity, Status};
-use watchfloor_storage::{
-    IncidentFilter, ManualIncident, Scope, Sort, SortField, User, WarRoomEntry,
-};
+use watchfloor_storage::{IncidentFilter, ManualIncident, Sort, SortField, User, WarRoomEntry};
 
-use crate::routes::{
-    ApiError, AppState, apply_change, change_many, changeable, internal, may_change, refused,
-    visible,
-};
+use watchfloor_service::Caller;
+
+use crate::error::{ApiError, internal};
+use crate::state::AppState;
 
 /// The routes, to be mounted at `/` and at `/xsoar`, behind API-key authentication.
 pub fn routes() -> Router<AppState> {
@@ -241,7 +239,7 @@ async fn search(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let f = given(&body, "filter").cloned().unwrap_or(json!({}));
-    let filter = filter_of(&user, &f)?;
+    let filter = state.service.scoped(&Caller::of(&user), filter_of(&f)?);
     let total = state
         .store
         .count_matching(&filter)
@@ -293,7 +291,8 @@ fn any_of(conditions: &mut Vec<Condition>, terms: Vec<Term>, negated: bool) {
 }
 
 /// An XSOAR `IncidentFilter` as a store filter, in the caller's scope.
-fn filter_of(user: &User, f: &Value) -> Result<IncidentFilter, ApiError> {
+/// XSOAR's filter read into a store filter, before it is scoped to the caller.
+fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
     let mut conditions =
         query::parse(given_str(f, "query")?.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
     let text = |key: &'static str| {
@@ -361,7 +360,6 @@ fn filter_of(user: &User, f: &Value) -> Result<IncidentFilter, ApiError> {
         },
     };
     Ok(IncidentFilter {
-        scope: Scope::of(user),
         conditions,
         sort,
         ..IncidentFilter::default()
@@ -385,25 +383,13 @@ async fn create_or_update(
 }
 
 async fn create(state: &AppState, user: &User, body: &Value) -> Result<Incident, ApiError> {
-    may_change(user)?;
-    let name = given_str(body, "name")?.unwrap_or_default().trim();
-    if name.is_empty() {
-        return Err(bad("the incident needs a `name`"));
-    }
-    let organization = organization(body)?;
-    if !Scope::of(user).allows(organization.as_deref()) {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "you can create incidents only in your own organizations: set CustomFields.organization".into(),
-        ));
-    }
     let incident = ManualIncident {
-        name: name.to_string(),
+        name: given_str(body, "name")?.unwrap_or_default().to_string(),
         severity: given(body, "severity")
             .map(severity)
             .transpose()?
             .unwrap_or_default(),
-        organization,
+        organization: organization(body)?,
         kind: given_str(body, "type")?
             .filter(|t| !t.is_empty())
             .unwrap_or("Unclassified")
@@ -415,11 +401,7 @@ async fn create(state: &AppState, user: &User, body: &Value) -> Result<Incident,
             .map(str::to_string),
         labels: labels(body)?,
     };
-    state
-        .store
-        .create_incident(&incident, &user.name, &state.sla)
-        .await
-        .map_err(refused)
+    Ok(state.service.create(&Caller::of(user), incident).await?)
 }
 
 /// The changes an update asks for, in order: a reopen, the field edit, a close.
@@ -429,7 +411,8 @@ async fn update(
     id: i64,
     body: &Value,
 ) -> Result<Incident, ApiError> {
-    let current = changeable(state, user, id).await?;
+    let caller = Caller::of(user);
+    let current = state.service.changeable(&caller, id).await?;
     let version = match given(body, "version").and_then(Value::as_i64) {
         Some(-1) => None,
         Some(v) => Some(v),
@@ -501,11 +484,10 @@ async fn update(
         return Ok(current);
     }
     // All or nothing: a close refused after a reopen leaves the incident as it was.
-    state
-        .store
-        .change_incident_all(id, version, &user.name, &changes, &state.sla)
-        .await
-        .map_err(refused)
+    Ok(state
+        .service
+        .change_all(&caller, id, version, &changes)
+        .await?)
 }
 
 /// The close a request asks for: `closeReason` and `closeNotes`.
@@ -526,7 +508,10 @@ async fn close_one(
     let version = given(&body, "version")
         .and_then(Value::as_i64)
         .filter(|v| *v != -1);
-    let closed = apply_change(&state, &user, id, version, &close_change(&body)?).await?;
+    let closed = state
+        .service
+        .change(&Caller::of(&user), id, version, &close_change(&body)?)
+        .await?;
     Ok(Json(incident_json(&state, &closed)).into_response())
 }
 
@@ -535,8 +520,8 @@ async fn batch_ids(state: &AppState, user: &User, body: &Value) -> Result<Vec<i6
     if given(body, "all") == Some(&Value::Bool(true)) {
         let f = given(body, "filter").cloned().unwrap_or(json!({}));
         let filter = IncidentFilter {
-            limit: Some(10_000),
-            ..filter_of(user, &f)?
+            limit: Some(watchfloor_service::incidents::MAX_BATCH),
+            ..state.service.scoped(&Caller::of(user), filter_of(&f)?)
         };
         let found = state.store.incidents(&filter).await.map_err(internal)?;
         return Ok(found.iter().map(|i| i.id).collect());
@@ -551,10 +536,12 @@ async fn batch_close(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    may_change(&user)?;
     let change = close_change(&body)?;
     let ids = batch_ids(&state, &user, &body).await?;
-    let (closed, refused) = change_many(&state, &user, &ids, &change).await?;
+    let (closed, refused) = state
+        .service
+        .change_many(&Caller::of(&user), &ids, &change)
+        .await?;
     let data: Vec<Value> = closed.iter().map(|i| incident_json(&state, i)).collect();
     Ok(
         Json(json!({"data": data, "total": data.len(), "notUpdated": refused.len()}))
@@ -568,23 +555,9 @@ async fn batch_delete(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    may_change(&user)?;
-    let mut data = Vec::new();
-    let mut not_updated = 0;
-    for id in batch_ids(&state, &user, &body).await? {
-        match changeable(&state, &user, id).await {
-            Ok(incident) => {
-                state
-                    .store
-                    .delete_incident(id, &user.name)
-                    .await
-                    .map_err(refused)?;
-                data.push(incident_json(&state, &incident));
-            }
-            Err(ApiError(status, _)) if status.is_client_error() => not_updated += 1,
-            Err(e) => return Err(e),
-        }
-    }
+    let ids = batch_ids(&state, &user, &body).await?;
+    let (deleted, not_updated) = state.service.delete_many(&Caller::of(&user), &ids).await?;
+    let data: Vec<Value> = deleted.iter().map(|i| incident_json(&state, i)).collect();
     Ok(Json(json!({"data": data, "total": data.len(), "notUpdated": not_updated})).into_response())
 }
 
@@ -595,18 +568,16 @@ async fn load(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = incident_id(&Value::String(id), "id")?;
-    let incident = visible(&state, &user, id).await?;
+    let incident = state.service.visible(&Caller::of(&user), id).await?;
     Ok(Json(incident_json(&state, &incident)).into_response())
 }
 
-/// The incident an entry request is for, if the caller may write to it.
-async fn entry_target(state: &AppState, user: &User, body: &Value) -> Result<i64, ApiError> {
-    let id = incident_id(
+/// The incident an entry request is for (`investigationId`).
+fn entry_target(body: &Value) -> Result<i64, ApiError> {
+    incident_id(
         given(body, "investigationId").unwrap_or(&Value::Null),
         "investigationId",
-    )?;
-    changeable(state, user, id).await?;
-    Ok(id)
+    )
 }
 
 fn text_of<'a>(body: &'a Value, key: &str) -> Result<&'a str, ApiError> {
@@ -622,13 +593,12 @@ async fn chat(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let id = entry_target(&state, &user, &body).await?;
+    let id = entry_target(&body)?;
     let text = text_of(&body, "data")?;
     let entry = state
-        .store
-        .add_entry(id, &user.name, "chat", &json!({"text": text}))
-        .await
-        .map_err(refused)?;
+        .service
+        .add_entry(&Caller::of(&user), id, "chat", &json!({"text": text}))
+        .await?;
     Ok(Json(entry_json(&entry)).into_response())
 }
 
@@ -644,13 +614,12 @@ async fn note(
             "marking an existing entry as a note is not supported: add the note's text as `data` without an `id`",
         ));
     }
-    let id = entry_target(&state, &user, &body).await?;
+    let id = entry_target(&body)?;
     let text = text_of(&body, "data")?;
     let entry = state
-        .store
-        .add_note(id, &user.name, text, false)
-        .await
-        .map_err(refused)?;
+        .service
+        .note(&Caller::of(&user), id, text, false)
+        .await?;
     Ok(Json(entry_json(&entry)).into_response())
 }
 
@@ -660,7 +629,7 @@ async fn formatted(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let id = entry_target(&state, &user, &body).await?;
+    let id = entry_target(&body)?;
     let text = text_of(&body, "contents")?;
     let format = given_str(&body, "format")?.unwrap_or("text");
     if !["table", "json", "text", "markdown", "html"].contains(&format) {
@@ -669,15 +638,14 @@ async fn formatted(
         )));
     }
     let entry = state
-        .store
+        .service
         .add_entry(
+            &Caller::of(&user),
             id,
-            &user.name,
             "chat",
             &json!({"text": text, "format": format}),
         )
-        .await
-        .map_err(refused)?;
+        .await?;
     Ok(Json(entry_json(&entry)).into_response())
 }
 
@@ -689,26 +657,19 @@ async fn execute(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
-    let id = entry_target(&state, &user, &body).await?;
+    let id = entry_target(&body)?;
     let line = text_of(&body, "data")?;
     if !line.trim_start().starts_with('!') {
         let entry = state
-            .store
-            .add_entry(id, &user.name, "chat", &json!({"text": line}))
-            .await
-            .map_err(refused)?;
+            .service
+            .add_entry(&Caller::of(&user), id, "chat", &json!({"text": line}))
+            .await?;
         return Ok(Json(json!([entry_json(&entry)])).into_response());
     }
-    let (_, recorded) = watchfloor_service::commands::run_and_record(
-        &*state.store,
-        state.runner()?,
-        &watchfloor_service::Caller::of(&user),
-        id,
-        line,
-        None,
-    )
-    .await
-    .map_err(crate::routes::incident_command_failed)?;
+    let (_, recorded) = state
+        .service
+        .run_and_record(&Caller::of(&user), id, line, None)
+        .await?;
     Ok(Json(json!([entry_json(&recorded)])).into_response())
 }
 
@@ -720,8 +681,9 @@ async fn investigation(
     body: Option<Json<Value>>,
 ) -> Result<Response, ApiError> {
     let id = incident_id(&Value::String(id), "id")?;
-    let incident = visible(&state, &user, id).await?;
-    let entries = state.store.entries(id).await.map_err(refused)?;
+    let caller = Caller::of(&user);
+    let incident = state.service.visible(&caller, id).await?;
+    let entries = state.service.entries(&caller, id).await?;
     let total = entries.len();
     let keep = body
         .as_ref()
@@ -753,8 +715,7 @@ async fn investigation_context(
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
     let id = incident_id(&Value::String(id), "id")?;
-    visible(&state, &user, id).await?;
-    Ok(Json(state.store.context(id).await.map_err(refused)?).into_response())
+    Ok(Json(state.service.context(&Caller::of(&user), id).await?).into_response())
 }
 
 /// `GET /user`: the caller.

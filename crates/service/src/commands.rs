@@ -7,23 +7,10 @@
 use serde_json::json;
 use watchfloor_core::{CommandLine, Entry};
 use watchfloor_integrations::{RunError, Runner};
-use watchfloor_storage::{Role, Scope, Store, StoreError, WarRoomEntry};
+use watchfloor_storage::{Scope, Store, StoreError, WarRoomEntry};
 
-use crate::Caller;
 use crate::tenancy::{self, Refusal};
-
-/// Why a command in an incident did not produce an entry.
-#[derive(Debug, thiserror::Error)]
-pub enum IncidentCommandError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    /// The command line cannot be read; it is not run and not recorded.
-    #[error(transparent)]
-    Run(#[from] RunError),
-    /// The caller may not run commands in this incident (a viewer); not recorded.
-    #[error("{0}")]
-    Forbidden(String),
-}
+use crate::{Caller, Service, ServiceError};
 
 /// Why a command that was read did not produce an entry; recorded in the war room.
 #[derive(Debug, thiserror::Error)]
@@ -49,58 +36,52 @@ impl CommandFailure {
     }
 }
 
-/// Runs `line` in incident `id` for `caller`; `instance` asks for another instance than the
-/// incident's own.
-pub async fn run_in_incident(
-    store: &dyn Store,
-    runner: &Runner,
-    caller: &Caller,
-    id: i64,
-    line: &str,
-    instance: Option<&str>,
-) -> Result<Result<Entry, CommandFailure>, IncidentCommandError> {
-    let (outcome, _) = run_and_record(store, runner, caller, id, line, instance).await?;
-    Ok(outcome)
-}
-
-/// As [`run_in_incident`], with the war-room entry that records the run, which holds the
-/// result or the failure. An incident the caller cannot see does not exist for it; a command
-/// line that cannot be read is not run and not recorded.
-pub async fn run_and_record(
-    store: &dyn Store,
-    runner: &Runner,
-    caller: &Caller,
-    id: i64,
-    line: &str,
-    instance: Option<&str>,
-) -> Result<(Result<Entry, CommandFailure>, WarRoomEntry), IncidentCommandError> {
-    let incident = store
-        .incident_in(&caller.scope, id)
-        .await?
-        .ok_or(StoreError::NoIncident(id))?;
-    if caller.role == Role::Viewer {
-        return Err(IncidentCommandError::Forbidden(
-            "viewers do not run commands; ask an analyst".into(),
-        ));
+impl Service {
+    /// Runs `line` in incident `id` for `caller`; `instance` asks for another instance than
+    /// the incident's own.
+    pub async fn run_in_incident(
+        &self,
+        caller: &Caller,
+        id: i64,
+        line: &str,
+        instance: Option<&str>,
+    ) -> Result<Result<Entry, CommandFailure>, ServiceError> {
+        let (outcome, _) = self.run_and_record(caller, id, line, instance).await?;
+        Ok(outcome)
     }
-    let parsed = CommandLine::parse(line).map_err(RunError::from)?;
-    let outcome = run_parsed(store, runner, caller, &incident, parsed, instance).await;
-    match outcome {
-        Ok(entry) => {
-            let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
-            let recorded = store
-                .record_command(id, &caller.name, &body, &entry.entry_context())
-                .await?;
-            Ok((Ok(entry), recorded))
-        }
-        Err(Step::Store(e)) => Err(e.into()),
-        Err(Step::Failed(e)) => {
-            let body = json!({"command": line, "text": format!("failed: {e}"), "failed": true});
-            let recorded = store
-                .record_command(id, &caller.name, &body, &serde_json::Map::new())
-                .await?;
-            Ok((Err(e), recorded))
-        }
+
+    /// As [`Service::run_in_incident`], with the war-room entry that records the run, which
+    /// holds the result or the failure. An incident the caller cannot see does not exist for
+    /// it; a viewer runs nothing; a command line that cannot be read is not run and not
+    /// recorded.
+    pub async fn run_and_record(
+        &self,
+        caller: &Caller,
+        id: i64,
+        line: &str,
+        instance: Option<&str>,
+    ) -> Result<(Result<Entry, CommandFailure>, WarRoomEntry), ServiceError> {
+        let incident = self.changeable(caller, id).await?;
+        let runner = self.runner()?;
+        let parsed = CommandLine::parse(line).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        let store = &*self.store;
+        let outcome = run_parsed(store, runner, caller, &incident, parsed, instance).await;
+        let (outcome, body, context) = match outcome {
+            Ok(entry) => {
+                let body = json!({"command": line, "text": entry.readable, "contents": entry.raw});
+                let context = entry.entry_context();
+                (Ok(entry), body, context)
+            }
+            Err(Step::Store(e)) => return Err(e.into()),
+            Err(Step::Failed(e)) => {
+                let body = json!({"command": line, "text": format!("failed: {e}"), "failed": true});
+                (Err(e), body, serde_json::Map::new())
+            }
+        };
+        let recorded = store
+            .record_command(id, &caller.name, &body, &context)
+            .await?;
+        Ok((outcome, recorded))
     }
 }
 

@@ -1,14 +1,73 @@
 //! watchfloor-service: the rules every front end shares (the CLI, the API, XSOAR's API, the UI
 //! and, later, automation rules), in one place, so that each front end only translates.
 //!
-//! - [`commands`]: provider commands run in an incident, for a [`Caller`], under the
-//!   organization rule ([`tenancy`]) and with `${...}` references resolved ([`refs`]).
+//! [`Service`] is the facade: front ends hold one and call its methods for a [`Caller`].
+//!
+//! - [`incidents`]: who may see and change an incident, and every change to one.
+//! - [`queue`]: the queue's filter from parameters, its pages and its counts.
+//! - [`commands`]: provider commands run in an incident, under the organization rule
+//!   ([`tenancy`]) and with `${...}` references resolved ([`refs`]).
+//! - [`error`]: [`ServiceError`], with no HTTP in it.
 
 pub mod commands;
+pub mod error;
+pub mod incidents;
+pub mod queue;
 pub mod refs;
 pub mod tenancy;
 
-use watchfloor_storage::{Role, Scope, User};
+use std::sync::Arc;
+
+use watchfloor_core::SlaPolicy;
+use watchfloor_integrations::Runner;
+use watchfloor_storage::{Role, Scope, Store, User};
+
+pub use error::ServiceError;
+pub use queue::{QueuePage, QueueParams};
+
+/// The rules every front end shares, over one store: cheap to clone.
+#[derive(Clone)]
+pub struct Service {
+    store: Arc<dyn Store>,
+    /// The SLA changes are held to (the config's `[sla]`).
+    sla: SlaPolicy,
+    /// The configured instances, to run provider commands.
+    runner: Option<Arc<Runner>>,
+}
+
+impl Service {
+    pub fn new(store: Arc<dyn Store>, sla: SlaPolicy) -> Service {
+        Service {
+            store,
+            sla,
+            runner: None,
+        }
+    }
+
+    /// With the configured instances, so that commands can run.
+    pub fn with_runner(mut self, runner: Arc<Runner>) -> Service {
+        self.runner = Some(runner);
+        self
+    }
+
+    /// The store, for what no rule guards (health, metrics).
+    pub fn store(&self) -> &dyn Store {
+        &*self.store
+    }
+
+    pub fn sla(&self) -> &SlaPolicy {
+        &self.sla
+    }
+
+    /// The configured instances, or why there are none.
+    pub fn runner(&self) -> Result<&Runner, ServiceError> {
+        self.runner.as_deref().ok_or_else(|| {
+            ServiceError::Unavailable(
+                "this server runs no instances: start it with a config file".into(),
+            )
+        })
+    }
+}
 
 /// Who asks: the name the war room records, the role, and the organizations seen.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,68 +4,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use serde_json::{Value, json};
+use watchfloor_core::Incident;
 use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_markdown};
-use watchfloor_core::time::parse_time;
-use watchfloor_core::{Incident, Severity, SlaState, Status};
-use watchfloor_storage::{Health, IncidentFilter, SqlStore, Store};
+use watchfloor_storage::{Health, SqlStore, Store};
 
 /// Opens the database: `--db`, else the config's `[storage] url`, else the default.
 pub async fn open_store(url: Option<&str>) -> anyhow::Result<Arc<SqlStore>> {
     let url = url.unwrap_or(watchfloor_storage::DEFAULT_URL);
     Ok(Arc::new(SqlStore::open(url).await?))
-}
-
-/// Filters of `incidents list`, as the user gave them.
-pub struct ListArgs<'a> {
-    pub status: Option<&'a str>,
-    pub severity: Option<&'a str>,
-    pub org: Option<&'a str>,
-    pub instance: Option<&'a str>,
-    pub since: Option<&'a str>,
-    pub fetched_since: Option<&'a str>,
-    pub owner: Option<&'a str>,
-    pub sla: Option<&'a str>,
-    pub query: Option<&'a str>,
-    pub limit: usize,
-    pub json: bool,
-}
-
-pub fn filter(args: &ListArgs<'_>) -> Result<IncidentFilter, String> {
-    let now = chrono::Utc::now();
-    let (severity, min_severity) = match args.severity.map(str::trim) {
-        Some(s) if s.ends_with('+') || s.starts_with(">=") => {
-            let level = s.trim_end_matches('+').trim_start_matches(">=");
-            (Vec::new(), Some(Severity::parse(level)?))
-        }
-        other => (
-            watchfloor_core::query::comma_list(other, Severity::parse)?,
-            None,
-        ),
-    };
-    Ok(IncidentFilter {
-        // The CLI runs on the machine itself, with the whole database.
-        scope: watchfloor_storage::Scope::All,
-        status: watchfloor_core::query::comma_list(args.status, Status::parse)?,
-        severity,
-        min_severity,
-        fetched_since: args.fetched_since.map(|t| parse_time(t, now)).transpose()?,
-        organization: args.org.map(str::to_string),
-        instance: args.instance.map(str::to_string),
-        owner: args.owner.map(str::to_string),
-        sla: args
-            .sla
-            .map(SlaState::parse)
-            .transpose()?
-            .map(|s| (s, chrono::Utc::now())),
-        since: args
-            .since
-            .map(|t| parse_time(t, chrono::Utc::now()))
-            .transpose()?,
-        conditions: watchfloor_core::query::parse(args.query.unwrap_or_default())
-            .map_err(|e| e.to_string())?,
-        limit: Some(args.limit),
-        ..IncidentFilter::default()
-    })
 }
 
 fn summary(i: &Incident) -> Value {
@@ -77,12 +23,8 @@ fn summary(i: &Incident) -> Value {
     })
 }
 
-pub async fn list(
-    store: &dyn Store,
-    filter: &IncidentFilter,
-    json_out: bool,
-) -> anyhow::Result<String> {
-    let incidents = store.incidents(filter).await?;
+/// Incidents as a table (or JSON).
+pub fn list(incidents: &[Incident], all: usize, json_out: bool) -> anyhow::Result<String> {
     let now = chrono::Utc::now();
     if json_out {
         return Ok(serde_json::to_string_pretty(
@@ -110,7 +52,6 @@ pub async fn list(
     ]
     .map(String::from)
     .to_vec();
-    let all = store.count_matching(filter).await?;
     let title = if all == incidents.len() {
         format!("Incidents ({all})")
     } else {

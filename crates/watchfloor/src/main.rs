@@ -21,7 +21,6 @@ use clap::{Parser, Subcommand, ValueEnum};
 use watchfloor_core::table::terminal_safe;
 use watchfloor_core::{Config, docs};
 use watchfloor_integrations::{RunError, Runner};
-use watchfloor_storage::Store;
 
 #[derive(Parser)]
 #[command(
@@ -678,13 +677,9 @@ async fn incidents_command(
             .await
             .map_err(usage)
     };
-    let refused = |e: anyhow::Error| match e.downcast_ref::<watchfloor_storage::StoreError>() {
-        Some(
-            watchfloor_storage::StoreError::Conflict { .. }
-            | watchfloor_storage::StoreError::Refused { .. }
-            | watchfloor_storage::StoreError::NoIncident(_),
-        ) => usage(e),
-        _ => Failure::Command(e),
+    // The CLI runs on the machine itself: a local administrator, recorded as `--as`.
+    let service = |store: Arc<watchfloor_storage::SqlStore>| {
+        watchfloor_service::Service::new(store, shared.sla.clone())
     };
     Ok(match action {
         IncidentsAction::List {
@@ -711,23 +706,25 @@ async fn incidents_command(
                 )));
             }
             let store = store_for(db, config).await?;
-            let args = incidents::ListArgs {
-                status: status.as_deref(),
-                severity: severity.as_deref(),
-                org: org.as_deref(),
-                instance: instance.as_deref(),
-                since: since.as_deref(),
-                fetched_since: fetched_since.as_deref(),
-                owner: owner.as_deref(),
-                sla: sla.as_deref(),
-                query: query.as_deref(),
-                limit,
-                json: output == ListOutput::Json,
+            let params = watchfloor_service::QueueParams {
+                status,
+                severity,
+                organization: org,
+                instance,
+                owner,
+                sla,
+                since,
+                fetched_since,
+                q: query,
+                limit: Some(limit),
+                ..Default::default()
             };
-            let filter = incidents::filter(&args).map_err(|e| usage(anyhow!(e)))?;
+            let (found, all) = service(store)
+                .incidents(&work::local(None), &params)
+                .await
+                .map_err(work::failed)?;
             output.present(
-                incidents::list(&*store, &filter, args.json)
-                    .await
+                incidents::list(&found, all, output == ListOutput::Json)
                     .map_err(Failure::Command)?,
             )
         }
@@ -741,15 +738,21 @@ async fn incidents_command(
         }
         IncidentsAction::Entries { id, output } => {
             let store = store_for(db, config).await?;
+            let entries = service(store)
+                .entries(&work::local(None), id)
+                .await
+                .map_err(work::failed)?;
             output.present(
-                work::entries(&*store, id, output == ListOutput::Json)
-                    .await
-                    .map_err(refused)?,
+                work::entries(id, &entries, output == ListOutput::Json)
+                    .map_err(Failure::Command)?,
             )
         }
         IncidentsAction::Context { id } => {
             let store = store_for(db, config).await?;
-            let context = store.context(id).await.map_err(|e| refused(e.into()))?;
+            let context = service(store)
+                .context(&work::local(None), id)
+                .await
+                .map_err(work::failed)?;
             pretty(&context)
         }
         IncidentsAction::Create {
@@ -770,10 +773,11 @@ async fn incidents_command(
                 ..Default::default()
             };
             let store = writer().await?;
-            let created = store
-                .create_incident(&incident, &who.author(), &shared.sla)
+            let caller = work::caller_of(&*store, &who).await?;
+            let created = service(store)
+                .create(&caller, incident)
                 .await
-                .map_err(|e| refused(e.into()))?;
+                .map_err(work::failed)?;
             format!("created incident {}", created.id)
         }
         IncidentsAction::Update {
@@ -788,16 +792,14 @@ async fn incidents_command(
         } => {
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
-            let store = writer().await?;
             work::change(
-                &*store,
+                writer().await?,
+                &shared.sla,
                 id,
                 &who,
                 &watchfloor_core::Change::Update(edit),
-                &shared.sla,
             )
-            .await
-            .map_err(refused)?
+            .await?
         }
         IncidentsAction::Close {
             id,
@@ -807,23 +809,18 @@ async fn incidents_command(
         } => {
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
-            let store = writer().await?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            work::change(&*store, id, &who, &change, &shared.sla)
-                .await
-                .map_err(refused)?
+            work::change(writer().await?, &shared.sla, id, &who, &change).await?
         }
         IncidentsAction::Reopen { id, who } => {
-            let store = writer().await?;
             work::change(
-                &*store,
+                writer().await?,
+                &shared.sla,
                 id,
                 &who,
                 &watchfloor_core::Change::Reopen,
-                &shared.sla,
             )
-            .await
-            .map_err(refused)?
+            .await?
         }
         IncidentsAction::Note {
             id,
@@ -832,10 +829,11 @@ async fn incidents_command(
             who,
         } => {
             let store = writer().await?;
-            let entry = store
-                .add_note(id, &who.author(), &text, mirror)
+            let caller = work::caller_of(&*store, &who).await?;
+            let entry = service(store)
+                .note(&caller, id, &text, mirror)
                 .await
-                .map_err(|e| refused(e.into()))?;
+                .map_err(work::failed)?;
             format!("noted on incident {id} (entry {})", entry.id)
         }
         IncidentsAction::Run {
@@ -847,22 +845,25 @@ async fn incidents_command(
         } => {
             let (runner, _) = load_runner(config)?;
             let store = writer().await?;
-            let entry = work::run_in_incident(&*store, &runner, id, &line, instance, &who)
+            let caller = work::caller_of(&*store, &who).await?;
+            let entry = service(store)
+                .with_runner(Arc::new(runner))
+                .run_in_incident(&caller, id, &line, instance.as_deref())
                 .await
-                .map_err(|e| {
-                    let usage_error = e.downcast_ref::<RunError>().is_some_and(RunError::is_usage)
-                        || e.downcast_ref::<watchfloor_core::UsageError>().is_some()
-                        || e.downcast_ref::<work::CommandRefused>().is_some();
-                    if usage_error { usage(e) } else { refused(e) }
+                .map_err(work::failed)?
+                .map_err(|e| match e {
+                    watchfloor_service::commands::CommandFailure::Run(e) => Failure::from(e),
+                    other => usage(anyhow!(other.to_string())),
                 })?;
             output.show(&entry)
         }
         IncidentsAction::Delete { id, who } => {
             let store = writer().await?;
-            store
-                .delete_incident(id, &who.author())
+            let caller = work::caller_of(&*store, &who).await?;
+            service(store)
+                .delete(&caller, id)
                 .await
-                .map_err(|e| refused(e.into()))?;
+                .map_err(work::failed)?;
             format!("deleted incident {id}; its alert will not be fetched again")
         }
     })

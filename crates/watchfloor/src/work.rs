@@ -1,11 +1,13 @@
 //! Working an incident from the CLI: who makes a change, the edits of `incidents update`, the
 //! changes themselves (through the store's lifecycle rules), and the war room as a table.
 
-use anyhow::Context;
 use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, table_to_markdown};
-use watchfloor_core::{Change, Edit, Label, Severity, SlaPolicy, Status};
+use watchfloor_core::{Change, Edit, Label, Severity, Status};
+use watchfloor_service::{Caller, Service, ServiceError};
 use watchfloor_storage::{Store, WarRoomEntry};
+
+use crate::Failure;
 
 /// Who makes a change, and the version it was made against.
 #[derive(clap::Args, Debug)]
@@ -25,6 +27,48 @@ impl ChangeOpts {
             .or_else(|| std::env::var("USER").ok())
             .filter(|u| !u.trim().is_empty())
             .unwrap_or_else(|| "unknown".into())
+    }
+
+    /// The CLI acts as a local administrator, recorded under `--as` (or the OS user).
+    pub fn caller(&self) -> Caller {
+        local(Some(self.author()))
+    }
+}
+
+/// A local administrator, recorded as `name` (or the OS user).
+pub fn local(name: Option<String>) -> Caller {
+    let name = name
+        .or_else(|| std::env::var("USER").ok())
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "unknown".into());
+    Caller::local(&name)
+}
+
+/// Who makes a change or runs a command: `--as` naming a user of the store brings that
+/// user's role and organizations; otherwise a local administrator recorded under that name.
+pub async fn caller_of(store: &dyn Store, opts: &ChangeOpts) -> Result<Caller, Failure> {
+    let Some(name) = &opts.as_user else {
+        return Ok(opts.caller());
+    };
+    match store
+        .user(name)
+        .await
+        .map_err(|e| Failure::Command(e.into()))?
+    {
+        Some(user) if user.disabled => Err(Failure::Usage(anyhow::anyhow!(
+            "user `{name}` is disabled; run as another user or without --as"
+        ))),
+        Some(user) => Ok(Caller::of(&user)),
+        None => Ok(opts.caller()),
+    }
+}
+
+/// What the service refused, as the CLI says it: the caller's mistake or right exits 2, a
+/// failure of the store 1.
+pub fn failed(e: ServiceError) -> Failure {
+    match e.is_callers() {
+        true => Failure::Usage(e.into()),
+        false => Failure::Command(e.into()),
     }
 }
 
@@ -63,15 +107,17 @@ pub fn edit(
 
 /// Applies a change and says what it did.
 pub async fn change(
-    store: &dyn Store,
+    store: std::sync::Arc<watchfloor_storage::SqlStore>,
+    sla: &watchfloor_core::SlaPolicy,
     id: i64,
     opts: &ChangeOpts,
     change: &Change,
-    sla: &SlaPolicy,
-) -> anyhow::Result<String> {
-    let changed = store
-        .change_incident(id, opts.if_version, &opts.author(), change, sla)
-        .await?;
+) -> Result<String, Failure> {
+    let caller = caller_of(&*store, opts).await?;
+    let changed = Service::new(store, sla.clone())
+        .change(&caller, id, opts.if_version, change)
+        .await
+        .map_err(failed)?;
     let what = match change {
         Change::Close { .. } => "closed",
         Change::Reopen => "reopened",
@@ -84,17 +130,13 @@ pub async fn change(
 }
 
 /// The war room as a table (or JSON), oldest first.
-pub async fn entries(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<String> {
-    let entries = store
-        .entries(id)
-        .await
-        .with_context(|| format!("cannot read the war room of incident {id}"))?;
+pub fn entries(id: i64, entries: &[WarRoomEntry], json_out: bool) -> anyhow::Result<String> {
     if json_out {
         return Ok(serde_json::to_string_pretty(&entries)?);
     }
     Ok(entries_table(
         &format!("War room of incident {id}"),
-        &entries,
+        entries,
     ))
 }
 
@@ -119,58 +161,3 @@ pub fn entries_table(title: &str, entries: &[WarRoomEntry]) -> String {
         },
     )
 }
-
-/// Runs a provider command in an incident's context (see
-/// [`watchfloor_service::commands::run_in_incident`]). The CLI acts as a local administrator;
-/// `--as USER` naming a user of the store applies that user's role and organizations.
-pub async fn run_in_incident(
-    store: &dyn Store,
-    runner: &watchfloor_integrations::Runner,
-    id: i64,
-    line: &str,
-    instance: Option<String>,
-    opts: &ChangeOpts,
-) -> anyhow::Result<watchfloor_core::Entry> {
-    use watchfloor_service::commands::IncidentCommandError as E;
-    let caller = match &opts.as_user {
-        Some(name) => match store.user(name).await? {
-            Some(user) if user.disabled => {
-                anyhow::bail!("user `{name}` is disabled; run as another user or without --as")
-            }
-            Some(user) => watchfloor_service::Caller::of(&user),
-            None => watchfloor_service::Caller::local(name),
-        },
-        None => watchfloor_service::Caller::local(&opts.author()),
-    };
-    let outcome = watchfloor_service::commands::run_in_incident(
-        store,
-        runner,
-        &caller,
-        id,
-        line,
-        instance.as_deref(),
-    )
-    .await
-    .map_err(|e| match e {
-        E::Run(e) => anyhow::Error::from(e),
-        E::Store(e) => anyhow::Error::from(e),
-        E::Forbidden(m) => anyhow::Error::from(CommandRefused(m)),
-    })?;
-    outcome.map_err(|e| match e {
-        watchfloor_service::commands::CommandFailure::Run(e) => anyhow::Error::from(e),
-        other => anyhow::Error::from(CommandRefused(other.to_string())),
-    })
-}
-
-/// A command the caller may not run as written (refused, or a reference that does not
-/// resolve): a usage error.
-#[derive(Debug)]
-pub struct CommandRefused(pub String);
-
-impl std::fmt::Display for CommandRefused {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for CommandRefused {}

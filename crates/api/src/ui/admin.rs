@@ -12,7 +12,9 @@ use watchfloor_storage::{Role, User};
 use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with, when,
 };
-use crate::routes::{self, ApiError, AppState, fetch_instance_now, internal, test_instance_now};
+use crate::error::{ApiError, internal};
+use crate::routes::{self, fetch_instance_now, test_instance_now};
+use crate::state::AppState;
 
 /// Whether the user may act on instances (the API's rule).
 fn acts_on_instances(user: &User) -> bool {

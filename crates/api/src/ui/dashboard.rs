@@ -14,7 +14,8 @@ use watchfloor_core::{Severity, SlaState, Status};
 use watchfloor_storage::{IncidentFilter, Scope, User};
 
 use super::{Csrf, error_page, layout, span_text};
-use crate::routes::{AppState, internal};
+use crate::error::internal;
+use crate::state::AppState;
 
 const DAYS: i64 = 14;
 

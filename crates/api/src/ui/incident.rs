@@ -17,9 +17,10 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, markdown, message_of, raw,
     redirect_with, severity_chip, sla_cell, status_badge, when,
 };
-use crate::routes::{
-    ApiError, AppState, apply_change, changeable, internal, refused, run_failed, visible,
-};
+use watchfloor_service::{Caller, ServiceError};
+
+use crate::error::{ApiError, internal};
+use crate::state::AppState;
 
 /// A JSON value as a tree of folded sections.
 fn tree(value: &Value) -> Markup {
@@ -88,13 +89,14 @@ pub(crate) async fn page(
     Path(id): Path<i64>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let i = match visible(&state, &user, id).await {
+    let caller = Caller::of(&user);
+    let i = match state.service.visible(&caller, id).await {
         Ok(i) => i,
-        Err(e) => return error_page(e),
+        Err(e) => return error_page(e.into()),
     };
     let (entries, context, health, pending) = match async {
-        let entries = state.store.entries(id).await.map_err(refused)?;
-        let context = state.store.context(id).await.map_err(refused)?;
+        let entries = state.service.entries(&caller, id).await?;
+        let context = state.service.context(&caller, id).await?;
         let health = state.store.health().await.map_err(internal)?;
         let pending = if i.is_manual() {
             Vec::new()
@@ -280,6 +282,18 @@ fn form_and_version(body: &[u8], csrf: &Csrf) -> Result<(FormData, Option<i64>),
     Ok((form, version))
 }
 
+/// A change the caller may make but that was not made (a stale version, a change the
+/// lifecycle refuses, an empty note): said on the page. Anything else is an error page.
+fn not_saved(back: &str, e: ServiceError) -> Response {
+    match e {
+        ServiceError::Conflict(why) | ServiceError::Refused(why) => {
+            redirect_with(back, &format!("Not saved: {why}"))
+        }
+        ServiceError::Invalid(why) => redirect_with(back, &format!("Not saved: {why}.")),
+        e => error_page(e.into()),
+    }
+}
+
 async fn changed(
     state: &AppState,
     user: &User,
@@ -289,15 +303,13 @@ async fn changed(
     done: &str,
 ) -> Response {
     let back = format!("/incidents/{id}");
-    match apply_change(state, user, id, version, &change).await {
+    match state
+        .service
+        .change(&Caller::of(user), id, version, &change)
+        .await
+    {
         Ok(_) => redirect_with(&back, done),
-        Err(ApiError(status, why)) if status == axum::http::StatusCode::CONFLICT => {
-            redirect_with(&back, &format!("Not saved: {why}"))
-        }
-        Err(ApiError(status, why)) if status == axum::http::StatusCode::UNPROCESSABLE_ENTITY => {
-            redirect_with(&back, &format!("Not saved: {why}"))
-        }
-        Err(e) => error_page(e),
+        Err(e) => not_saved(&back, e),
     }
 }
 
@@ -312,9 +324,9 @@ pub(crate) async fn edit(
         Ok(f) => f,
         Err(r) => return r,
     };
-    let current = match changeable(&state, &user, id).await {
+    let current = match state.service.changeable(&Caller::of(&user), id).await {
         Ok(i) => i,
-        Err(e) => return error_page(e),
+        Err(e) => return error_page(e.into()),
     };
     let owner = if form.get("owner_me").is_some() {
         Some(user.name.clone())
@@ -412,24 +424,23 @@ pub(crate) async fn note(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(e) = changeable(&state, &user, id).await {
-        return error_page(e);
-    }
     let text = form.get("text").unwrap_or_default().trim();
-    if text.is_empty() {
-        return redirect_with(&format!("/incidents/{id}"), "The note is empty.");
-    }
     let mirror = form.get("mirror") == Some("1");
-    match state.store.add_note(id, &user.name, text, mirror).await {
+    let back = format!("/incidents/{id}");
+    match state
+        .service
+        .note(&Caller::of(&user), id, text, mirror)
+        .await
+    {
         Ok(_) => redirect_with(
-            &format!("/incidents/{id}"),
+            &back,
             if mirror {
                 "Note added; it goes to the provider with the next sync."
             } else {
                 "Note added."
             },
         ),
-        Err(e) => error_page(refused(e)),
+        Err(e) => not_saved(&back, e),
     }
 }
 
@@ -444,30 +455,16 @@ pub(crate) async fn run(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(e) = changeable(&state, &user, id).await {
-        return error_page(e);
-    }
-    let runner = match state.runner() {
-        Ok(r) => r,
-        Err(e) => return error_page(e),
-    };
     let line = form.get("line").unwrap_or_default().trim();
     let back = format!("/incidents/{id}#console");
-    use watchfloor_service::commands::IncidentCommandError as E;
-    match watchfloor_service::commands::run_and_record(
-        &*state.store,
-        runner,
-        &watchfloor_service::Caller::of(&user),
-        id,
-        line,
-        None,
-    )
-    .await
+    match state
+        .service
+        .run_and_record(&Caller::of(&user), id, line, None)
+        .await
     {
         Ok((Ok(_), _)) => redirect_with(&back, "Command ran."),
         Ok((Err(e), _)) => redirect_with(&back, &format!("The command failed: {e}")),
-        Err(E::Run(e)) => redirect_with(&back, &run_failed(e).1),
-        Err(E::Forbidden(m)) => redirect_with(&back, &m),
-        Err(E::Store(e)) => error_page(refused(e)),
+        Err(ServiceError::Invalid(why)) => redirect_with(&back, &why),
+        Err(e) => error_page(e.into()),
     }
 }

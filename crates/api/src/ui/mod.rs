@@ -31,7 +31,9 @@ use watchfloor_core::{Severity, SlaState, Status};
 use watchfloor_storage::{Role, User};
 
 use crate::auth::key_hash;
-use crate::routes::{ApiError, AppState, LoginRefused, internal, start_session};
+use crate::error::{ApiError, internal};
+use crate::routes::{LoginRefused, start_session};
+use crate::state::AppState;
 
 const COOKIE: &str = "wf_session";
 const CSS: &str = include_str!("../../assets/app.css");

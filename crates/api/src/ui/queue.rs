@@ -16,7 +16,10 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
     span_text, status_badge,
 };
-use crate::routes::{ApiError, AppState, ListQuery, change_many, queue_facets, queue_page};
+use watchfloor_service::{Caller, QueueParams as ListQuery};
+
+use crate::error::ApiError;
+use crate::state::AppState;
 
 /// The queue's URL: the API's list query, and besides it `msg` (a redirect's message) and
 /// `since` (for live updates).
@@ -204,17 +207,18 @@ pub(crate) async fn page(
     };
     let list = &q.list;
     let shown = effective(list);
+    let caller = Caller::of(&user);
     let (page, facets) = tokio::join!(
-        queue_page(&state, &user, &shown),
-        queue_facets(&state, &user, &shown)
+        state.service.queue_page(&caller, &shown),
+        state.service.queue_facets(&caller, &shown)
     );
     let page = match page {
         Ok(p) => p,
-        Err(e) => return error_page(e),
+        Err(e) => return error_page(e.into()),
     };
     let facets = match facets {
         Ok(f) => f,
-        Err(e) => return error_page(e),
+        Err(e) => return error_page(e.into()),
     };
     let mut without_after = list.clone();
     without_after.after = None;
@@ -314,9 +318,9 @@ pub(crate) async fn fresh(
         )
         .into_response();
     };
-    let page = match queue_page(&state, &user, &q.list).await {
+    let page = match state.service.queue_page(&Caller::of(&user), &q.list).await {
         Ok(p) => p,
-        Err(e) => return e.into_response(),
+        Err(e) => return ApiError::from(e).into_response(),
     };
     let new = page.incidents.iter().filter(|i| i.created > since).count();
     Json(json!({"new": new, "rows": rows(&page.incidents).into_string()})).into_response()
@@ -362,9 +366,13 @@ pub(crate) async fn bulk(
         },
         other => return redirect_with(&back, &format!("Unknown action {other:?}.")),
     };
-    let (done, refused) = match change_many(&state, &user, &ids, &change).await {
+    let (done, refused) = match state
+        .service
+        .change_many(&Caller::of(&user), &ids, &change)
+        .await
+    {
         Ok((changed, refused)) => (changed.len(), refused),
-        Err(e) => return error_page(e),
+        Err(e) => return error_page(e.into()),
     };
     let refused: Vec<String> = refused
         .into_iter()

@@ -1,0 +1,73 @@
+//! `AppState`, what every route and page shares: the service, the store, the login limiter,
+//! the instances and the engine.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use watchfloor_core::SlaPolicy;
+use watchfloor_integrations::Runner;
+use watchfloor_service::Service;
+use watchfloor_storage::Store;
+
+use crate::error::ApiError;
+use crate::login::Limiter;
+
+/// What every route shares.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    /// The SLA changes are held to (the config's `[sla]`).
+    pub sla: SlaPolicy,
+    /// Failed logins, by user and by address.
+    pub limiter: Arc<Limiter>,
+    /// The configured instances, to run provider commands.
+    pub runner: Option<Arc<Runner>>,
+    /// The rules every front end shares.
+    pub service: Service,
+    /// The fetch engine, for "fetch now".
+    pub engine: Option<Arc<watchfloor_engine::Engine>>,
+    /// Whether the server runs over TLS, so that session cookies are marked Secure.
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    pub fn new(store: Arc<dyn Store>, sla: SlaPolicy) -> Self {
+        AppState {
+            service: Service::new(store.clone(), sla.clone()),
+            store,
+            sla,
+            limiter: Arc::new(Limiter::default()),
+            runner: None,
+            engine: None,
+            secure_cookies: false,
+        }
+    }
+
+    /// Under TLS: session cookies are marked Secure.
+    pub fn over_tls(mut self) -> Self {
+        self.secure_cookies = true;
+        self
+    }
+
+    /// With the fetch engine, so that a fetch can be asked for.
+    pub fn with_engine(mut self, engine: Arc<watchfloor_engine::Engine>) -> Self {
+        self.engine = Some(engine);
+        self
+    }
+
+    /// With the configured instances, so that commands can run.
+    pub fn with_runner(mut self, runner: Arc<Runner>) -> Self {
+        self.service = self.service.with_runner(runner.clone());
+        self.runner = Some(runner);
+        self
+    }
+
+    pub(crate) fn runner(&self) -> Result<&Runner, ApiError> {
+        self.runner.as_deref().ok_or_else(|| {
+            ApiError(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "this server runs no instances: start it with a config file".into(),
+            )
+        })
+    }
+}

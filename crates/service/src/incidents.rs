@@ -1,0 +1,188 @@
+//! Who may see and change an incident, and every change to one: create, edit, close, reopen,
+//! note, war-room entries, delete, and one change to many. Each rule is here once.
+
+use serde_json::Value;
+use watchfloor_core::{Change, Incident};
+use watchfloor_storage::{ManualIncident, Role, WarRoomEntry};
+
+use crate::{Caller, Service, ServiceError};
+
+impl Service {
+    /// The incident, if the caller may see it: another organization's incident does not
+    /// exist, as far as this caller can tell.
+    pub async fn visible(&self, caller: &Caller, id: i64) -> Result<Incident, ServiceError> {
+        self.store
+            .incident_in(&caller.scope, id)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no incident {id}")))
+    }
+
+    /// Refuses viewers, who read incidents but change none.
+    pub fn may_change(&self, caller: &Caller) -> Result<(), ServiceError> {
+        match caller.role {
+            Role::Viewer => Err(ServiceError::Forbidden(
+                "viewers cannot change incidents".into(),
+            )),
+            _ => Ok(()),
+        }
+    }
+
+    /// The incident, if the caller may change it.
+    pub async fn changeable(&self, caller: &Caller, id: i64) -> Result<Incident, ServiceError> {
+        let incident = self.visible(caller, id).await?;
+        self.may_change(caller)?;
+        Ok(incident)
+    }
+
+    /// Makes an incident by hand, in one of the caller's organizations.
+    pub async fn create(
+        &self,
+        caller: &Caller,
+        mut incident: ManualIncident,
+    ) -> Result<Incident, ServiceError> {
+        self.may_change(caller)?;
+        if !caller.scope.allows(incident.organization.as_deref()) {
+            return Err(ServiceError::Forbidden(
+                "you can create incidents only in your own organizations: give the incident one of them as its organization".into(),
+            ));
+        }
+        incident.name = incident.name.trim().to_string();
+        if incident.name.is_empty() {
+            return Err(ServiceError::Invalid("the incident needs a name".into()));
+        }
+        Ok(self
+            .store
+            .create_incident(&incident, &caller.name, &self.sla)
+            .await?)
+    }
+
+    /// A lifecycle change (an edit, a close, a reopen), refused if the incident changed since
+    /// `version`.
+    pub async fn change(
+        &self,
+        caller: &Caller,
+        id: i64,
+        version: Option<i64>,
+        change: &Change,
+    ) -> Result<Incident, ServiceError> {
+        self.changeable(caller, id).await?;
+        Ok(self
+            .store
+            .change_incident(id, version, &caller.name, change, &self.sla)
+            .await?)
+    }
+
+    /// Several changes to one incident, all of them or none.
+    pub async fn change_all(
+        &self,
+        caller: &Caller,
+        id: i64,
+        version: Option<i64>,
+        changes: &[Change],
+    ) -> Result<Incident, ServiceError> {
+        self.changeable(caller, id).await?;
+        Ok(self
+            .store
+            .change_incident_all(id, version, &caller.name, changes, &self.sla)
+            .await?)
+    }
+
+    /// One change to many incidents, each through the same rules as one: the changed
+    /// incidents, and for each of the others why it was refused. A failure of the store stops
+    /// the batch.
+    pub async fn change_many(
+        &self,
+        caller: &Caller,
+        ids: &[i64],
+        change: &Change,
+    ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
+        self.may_change(caller)?;
+        if ids.len() > MAX_BATCH {
+            return Err(ServiceError::Invalid(format!(
+                "at most {MAX_BATCH} incidents at once"
+            )));
+        }
+        let mut changed = Vec::new();
+        let mut refused = Vec::new();
+        for &id in ids {
+            match self.change(caller, id, None, change).await {
+                Ok(incident) => changed.push(incident),
+                Err(e) if e.is_callers() => refused.push((id, e.to_string())),
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((changed, refused))
+    }
+
+    /// A note in the war room; with `mirror`, it also goes to the provider.
+    pub async fn note(
+        &self,
+        caller: &Caller,
+        id: i64,
+        text: &str,
+        mirror: bool,
+    ) -> Result<WarRoomEntry, ServiceError> {
+        self.changeable(caller, id).await?;
+        if text.trim().is_empty() {
+            return Err(ServiceError::Invalid("the note is empty".into()));
+        }
+        Ok(self.store.add_note(id, &caller.name, text, mirror).await?)
+    }
+
+    /// Another kind of war-room entry (XSOAR's chat and formatted entries).
+    pub async fn add_entry(
+        &self,
+        caller: &Caller,
+        id: i64,
+        kind: &str,
+        body: &Value,
+    ) -> Result<WarRoomEntry, ServiceError> {
+        self.changeable(caller, id).await?;
+        Ok(self.store.add_entry(id, &caller.name, kind, body).await?)
+    }
+
+    /// Deletes an incident; its alert is never fetched again.
+    pub async fn delete(&self, caller: &Caller, id: i64) -> Result<Incident, ServiceError> {
+        let incident = self.changeable(caller, id).await?;
+        self.store.delete_incident(id, &caller.name).await?;
+        Ok(incident)
+    }
+
+    /// Deletes each incident the caller may delete: the deleted ones, and how many were not.
+    pub async fn delete_many(
+        &self,
+        caller: &Caller,
+        ids: &[i64],
+    ) -> Result<(Vec<Incident>, usize), ServiceError> {
+        self.may_change(caller)?;
+        let mut deleted = Vec::new();
+        let mut not = 0;
+        for &id in ids {
+            match self.delete(caller, id).await {
+                Ok(incident) => deleted.push(incident),
+                Err(e) if e.is_callers() => not += 1,
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((deleted, not))
+    }
+
+    /// The war room, oldest first.
+    pub async fn entries(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<Vec<WarRoomEntry>, ServiceError> {
+        self.visible(caller, id).await?;
+        Ok(self.store.entries(id).await?)
+    }
+
+    /// The context that commands run in the incident have built.
+    pub async fn context(&self, caller: &Caller, id: i64) -> Result<Value, ServiceError> {
+        self.visible(caller, id).await?;
+        Ok(self.store.context(id).await?)
+    }
+}
+
+/// The most incidents one bulk change takes.
+pub const MAX_BATCH: usize = 10_000;
