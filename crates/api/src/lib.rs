@@ -6,9 +6,7 @@
 //! Two faces share one set of rules: the native API under `/api/v1`, and XSOAR's own REST API
 //! (`xsoar`) at `/` and under `/xsoar/`, for demisto-py and scripts written for XSOAR.
 
-pub mod auth;
 mod error;
-pub mod login;
 mod routes;
 mod state;
 pub mod tls;
@@ -17,6 +15,7 @@ mod xsoar;
 
 pub use routes::{Endpoint, endpoints, markdown_table, openapi_document, router};
 pub use state::AppState;
+pub use watchfloor_service::{auth, login};
 
 /// Serves the API on `listener` until `stop` resolves; requests in flight finish first.
 pub async fn serve(

@@ -12,17 +12,13 @@ use axum::{Extension, Json, Router};
 use serde::Deserialize;
 use serde_json::json;
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, Status};
-use watchfloor_integrations::Runner;
-use watchfloor_storage::{IncidentFilter, Role, Scope, StoreError, User};
+use watchfloor_storage::{IncidentFilter, Role, User};
 
 use watchfloor_service::{Caller, QueueParams, queue::TOTAL_CAP};
 
-use crate::auth::{key_hash, random_secret, verify_password};
 pub(crate) use crate::error::{ApiError, command_failed, internal, run_failed};
 pub(crate) use crate::state::AppState;
-
-/// How long a login session lasts.
-const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
+use watchfloor_service::accounts::LoginRefused;
 
 /// One route of the native API, as the README and the OpenAPI document describe it. The router
 /// is built from the same list ([`native`]), so the docs cannot name a route that is not served.
@@ -545,12 +541,7 @@ pub(crate) async fn authenticate(
         )
         .into_response();
     };
-    let hash = key_hash(&key);
-    let found = match state.store.user_by_key(&hash).await {
-        Ok(None) => state.store.user_by_session(&hash).await,
-        other => other,
-    };
-    match found {
+    match state.service.authenticate(&key).await {
         Ok(Some(user)) => {
             req.extensions_mut().insert(Arc::new(user));
             next.run(req).await
@@ -560,7 +551,7 @@ pub(crate) async fn authenticate(
             "the API key is not valid, or was revoked".into(),
         )
         .into_response(),
-        Err(e) => internal(e).into_response(),
+        Err(e) => ApiError::from(e).into_response(),
     }
 }
 
@@ -628,76 +619,25 @@ struct LoginBody {
     password: String,
 }
 
-/// A session for a name and password. Failed attempts are limited per user and per address;
-/// the answer never says which of the two was wrong.
-/// Why a login was refused.
-pub(crate) enum LoginRefused {
-    /// Too many failures: wait this many seconds.
-    Wait(u64),
-    Wrong,
-    Failed(ApiError),
-}
-
-/// Checks a name and password and starts a session: its token and when it ends. Failed
-/// attempts are limited per user and per address; the API and the login form both come here.
-pub(crate) async fn start_session(
-    state: &AppState,
-    name: &str,
-    password: &str,
-    addr: std::net::SocketAddr,
-) -> Result<(String, chrono::DateTime<chrono::Utc>), LoginRefused> {
-    let now = std::time::Instant::now();
-    let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
-    if let Some(wait) = state.limiter.wait(&keys, now) {
-        return Err(LoginRefused::Wait(wait.as_secs().max(1)));
-    }
-    let failed = |e| LoginRefused::Failed(internal(e));
-    let user = state.store.user(name).await.map_err(failed)?;
-    let valid = user
-        .as_ref()
-        .is_some_and(|u| !u.disabled && verify_password(password, &u.password_hash));
-    if !valid {
-        state.limiter.failed(&keys, now);
-        tracing::warn!(user = %name, address = %addr.ip(), "failed login");
-        return Err(LoginRefused::Wrong);
-    }
-    state.limiter.succeeded(&keys[0]);
-    let token = random_secret().map_err(|e| LoginRefused::Failed(internal(e)))?;
-    let expires = chrono::Utc::now() + SESSION;
-    state
-        .store
-        .add_session(name, &key_hash(&token), expires)
-        .await
-        .map_err(failed)?;
-    Ok((token, expires))
-}
-
 /// A session for a name and password; the answer never says which of the two was wrong.
 async fn login(
     State(state): State<AppState>,
     ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Json(body): Json<LoginBody>,
 ) -> Result<Response, ApiError> {
-    match start_session(&state, &body.name, &body.password, addr).await {
+    match state.service.login(&body.name, &body.password, addr).await {
         Ok((token, expires)) => {
             Ok(Json(json!({"token": token, "expires": expires})).into_response())
         }
-        Err(LoginRefused::Wait(secs)) => {
-            let mut answer = ApiError(
-                StatusCode::TOO_MANY_REQUESTS,
-                format!("too many failed logins; try again in {secs}s"),
-            )
-            .into_response();
+        Err(e @ LoginRefused::Wait(secs)) => {
+            let mut answer = ApiError(StatusCode::TOO_MANY_REQUESTS, e.to_string()).into_response();
             if let Ok(v) = secs.to_string().parse() {
                 answer.headers_mut().insert(header::RETRY_AFTER, v);
             }
             Ok(answer)
         }
-        Err(LoginRefused::Wrong) => Err(ApiError(
-            StatusCode::UNAUTHORIZED,
-            "the name or the password is wrong".into(),
-        )),
-        Err(LoginRefused::Failed(e)) => Err(e),
+        Err(e @ LoginRefused::Wrong) => Err(ApiError(StatusCode::UNAUTHORIZED, e.to_string())),
+        Err(LoginRefused::Failed(e)) => Err(e.into()),
     }
 }
 
@@ -710,11 +650,7 @@ async fn logout(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
     {
-        state
-            .store
-            .end_session(&key_hash(token))
-            .await
-            .map_err(internal)?;
+        state.service.logout(token).await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -930,16 +866,10 @@ async fn run_command(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<RunBody>,
 ) -> Result<Response, ApiError> {
-    if user.role == Role::Viewer || Scope::of(&user) != Scope::All {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "only users who see every organization run commands on their own; run it in an incident (POST /api/v1/incidents/{id}/run)".into(),
-        ));
-    }
     let entry = state
-        .runner()?
-        .run(&body.line, body.instance.as_deref())
-        .await
+        .service
+        .run_command(&Caller::of(&user), &body.line, body.instance.as_deref())
+        .await?
         .map_err(run_failed)?;
     Ok(Json(entry.to_json()).into_response())
 }
@@ -1011,23 +941,11 @@ async fn bulk(
     Ok(Json(json!({"changed": changed, "failed": failed})).into_response())
 }
 
-/// Refuses all but admins.
-pub(crate) fn admin_only(user: &User) -> Result<(), ApiError> {
-    if user.role != Role::Admin {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "only admins manage users".into(),
-        ));
-    }
-    Ok(())
-}
-
 async fn users(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
 ) -> Result<Response, ApiError> {
-    admin_only(&user)?;
-    Ok(Json(state.store.users().await.map_err(internal)?).into_response())
+    Ok(Json(state.service.users(&Caller::of(&user)).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -1046,20 +964,13 @@ async fn create_user(
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<NewUserBody>,
 ) -> Result<Response, ApiError> {
-    admin_only(&user)?;
+    let caller = Caller::of(&user);
+    state.service.admin_only(&caller)?;
     let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
-    let (created, password) =
-        crate::auth::new_user(&*state.store, &body.name, role, &body.orgs, body.password)
-            .await
-            .map_err(|e| match e {
-                crate::auth::NewUserError::Store(StoreError::UserExists(_)) => {
-                    ApiError(StatusCode::CONFLICT, e.to_string())
-                }
-                crate::auth::NewUserError::Store(e) => internal(e),
-                crate::auth::NewUserError::Secret(e) => internal(e),
-                e => ApiError(StatusCode::BAD_REQUEST, e.to_string()),
-            })?;
-    tracing::info!(user = %created.name, by = %user.name, "user created");
+    let (created, password) = state
+        .service
+        .create_user(&caller, &body.name, role, &body.orgs, body.password)
+        .await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({"user": created, "password": password})),
@@ -1072,20 +983,11 @@ async fn disable_user(
     Extension(user): Extension<Arc<User>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin_only(&user)?;
-    known_user(&state, &name).await?;
-    state.store.disable_user(&name).await.map_err(internal)?;
-    tracing::info!(user = %name, by = %user.name, "user disabled");
-    Ok(StatusCode::NO_CONTENT.into_response())
-}
-
-async fn known_user(state: &AppState, name: &str) -> Result<User, ApiError> {
     state
-        .store
-        .user(name)
-        .await
-        .map_err(internal)?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("no user named `{name}`")))
+        .service
+        .disable_user(&Caller::of(&user), &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 /// A new API key for a user, shown in this answer only.
@@ -1094,11 +996,7 @@ async fn user_api_key(
     Extension(user): Extension<Arc<User>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    admin_only(&user)?;
-    known_user(&state, &name).await?;
-    let key = crate::auth::new_api_key(&*state.store, &name)
-        .await
-        .map_err(internal)?;
+    let key = state.service.new_api_key(&Caller::of(&user), &name).await?;
     Ok((StatusCode::CREATED, Json(json!({"key": key}))).into_response())
 }
 
@@ -1125,80 +1023,16 @@ async fn instances(State(state): State<AppState>) -> Result<Response, ApiError> 
     Ok(Json(out).into_response())
 }
 
-/// Refuses users who may not act on an instance: viewers, and users limited to organizations
-/// (an instance serves every organization).
-pub(crate) fn may_run_instances(user: &User) -> Result<(), ApiError> {
-    if user.role == Role::Viewer || Scope::of(user) != Scope::All {
-        return Err(ApiError(
-            StatusCode::FORBIDDEN,
-            "only users who see every organization (and are not viewers) act on instances".into(),
-        ));
-    }
-    Ok(())
-}
-
-/// The configured instance `name`, if the user may act on it.
-fn instance_to_act_on<'a>(
-    state: &'a AppState,
-    user: &User,
-    name: &str,
-) -> Result<&'a Runner, ApiError> {
-    may_run_instances(user)?;
-    let runner = state.runner()?;
-    runner
-        .instance(name)
-        .map_err(|e| ApiError(StatusCode::NOT_FOUND, e.to_string()))?;
-    Ok(runner)
-}
-
-/// Runs test-module on instance `name`: `Ok` with its answer, or `Err` with why it failed.
-/// The API and the UI both come here.
-pub(crate) async fn test_instance_now(
-    state: &AppState,
-    user: &User,
-    name: &str,
-) -> Result<Result<String, String>, ApiError> {
-    let runner = instance_to_act_on(state, user, name)?;
-    Ok(runner
-        .run("!test-module", Some(name))
-        .await
-        .map(|entry| entry.readable)
-        .map_err(|e| e.to_string()))
-}
-
-/// A fetch cycle of instance `name` now, until caught up. The API and the UI both come here.
-pub(crate) async fn fetch_instance_now(
-    state: &AppState,
-    user: &User,
-    name: &str,
-) -> Result<watchfloor_engine::CycleReport, ApiError> {
-    instance_to_act_on(state, user, name)?;
-    let engine = state.engine.as_ref().ok_or_else(|| {
-        ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "this server runs no fetch engine".into(),
-        )
-    })?;
-    let (_keep, stop) = tokio::sync::watch::channel(false);
-    let report = engine
-        .cycle(
-            name,
-            watchfloor_engine::Steps::UntilCaughtUp,
-            &|_| {},
-            &stop,
-        )
-        .await
-        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e.to_string()))?;
-    tracing::info!(instance = %name, by = %user.name, new = report.new_incidents, "fetch asked for");
-    Ok(report)
-}
-
 async fn test_instance(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let answer = match test_instance_now(&state, &user, &name).await? {
+    let answer = match state
+        .service
+        .test_instance(&Caller::of(&user), &name)
+        .await?
+    {
         Ok(message) => json!({"ok": true, "message": message}),
         Err(message) => json!({"ok": false, "message": message}),
     };
@@ -1210,7 +1044,11 @@ async fn fetch_now(
     Extension(user): Extension<Arc<User>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let report = fetch_instance_now(&state, &user, &name).await?;
+    let report = state
+        .service
+        .fetch_instance(&Caller::of(&user), &name)
+        .await?
+        .map_err(|e| ApiError(StatusCode::BAD_GATEWAY, e))?;
     Ok(Json(json!({
         "new_incidents": report.new_incidents,
         "steps": report.steps,
@@ -1234,18 +1072,12 @@ async fn set_user_access(
     Path(name): Path<String>,
     Json(body): Json<AccessBody>,
 ) -> Result<Response, ApiError> {
-    admin_only(&user)?;
+    let caller = Caller::of(&user);
+    state.service.admin_only(&caller)?;
     let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let changed = state
-        .store
-        .set_user_access(&name, role, &body.orgs)
-        .await
-        .map_err(|e| match e {
-            StoreError::NoUser(_) => {
-                ApiError(StatusCode::NOT_FOUND, format!("no user named `{name}`"))
-            }
-            e => internal(e),
-        })?;
-    tracing::info!(user = %name, by = %user.name, role = role.as_str(), "user access set");
+        .service
+        .set_user_access(&caller, &name, role, &body.orgs)
+        .await?;
     Ok(Json(changed).into_response())
 }

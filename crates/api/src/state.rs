@@ -1,5 +1,5 @@
-//! `AppState`, what every route and page shares: the service, the store, the login limiter,
-//! the instances and the engine.
+//! `AppState`, what every route and page shares: the service, the store, the instances and
+//! the engine.
 
 use std::sync::Arc;
 
@@ -10,7 +10,6 @@ use watchfloor_service::Service;
 use watchfloor_storage::Store;
 
 use crate::error::ApiError;
-use crate::login::Limiter;
 
 /// What every route shares.
 #[derive(Clone)]
@@ -18,8 +17,6 @@ pub struct AppState {
     pub store: Arc<dyn Store>,
     /// The SLA changes are held to (the config's `[sla]`).
     pub sla: SlaPolicy,
-    /// Failed logins, by user and by address.
-    pub limiter: Arc<Limiter>,
     /// The configured instances, to run provider commands.
     pub runner: Option<Arc<Runner>>,
     /// The rules every front end shares.
@@ -36,7 +33,6 @@ impl AppState {
             service: Service::new(store.clone(), sla.clone()),
             store,
             sla,
-            limiter: Arc::new(Limiter::default()),
             runner: None,
             engine: None,
             secure_cookies: false,
@@ -51,6 +47,7 @@ impl AppState {
 
     /// With the fetch engine, so that a fetch can be asked for.
     pub fn with_engine(mut self, engine: Arc<watchfloor_engine::Engine>) -> Self {
+        self.service = self.service.with_engine(engine.clone());
         self.engine = Some(engine);
         self
     }

@@ -7,11 +7,17 @@
 //! - [`queue`]: the queue's filter from parameters, its pages and its counts.
 //! - [`commands`]: provider commands run in an incident, under the organization rule
 //!   ([`tenancy`]) and with `${...}` references resolved ([`refs`]).
+//! - [`accounts`]: users, API keys and login sessions ([`auth`], [`login`]).
+//! - [`instances`]: test-module and a fetch now, and commands on their own.
 //! - [`error`]: [`ServiceError`], with no HTTP in it.
 
+pub mod accounts;
+pub mod auth;
 pub mod commands;
 pub mod error;
 pub mod incidents;
+pub mod instances;
+pub mod login;
 pub mod queue;
 pub mod refs;
 pub mod tenancy;
@@ -33,6 +39,10 @@ pub struct Service {
     sla: SlaPolicy,
     /// The configured instances, to run provider commands.
     runner: Option<Arc<Runner>>,
+    /// The fetch engine, for "fetch now".
+    engine: Option<Arc<watchfloor_engine::Engine>>,
+    /// Failed logins, by user and by address.
+    limiter: Arc<login::Limiter>,
 }
 
 impl Service {
@@ -41,7 +51,15 @@ impl Service {
             store,
             sla,
             runner: None,
+            engine: None,
+            limiter: Arc::default(),
         }
+    }
+
+    /// With the fetch engine, so that a fetch can be asked for.
+    pub fn with_engine(mut self, engine: Arc<watchfloor_engine::Engine>) -> Service {
+        self.engine = Some(engine);
+        self
     }
 
     /// With the configured instances, so that commands can run.

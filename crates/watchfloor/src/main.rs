@@ -490,7 +490,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await
                 .map_err(usage)?;
-            let text = users::run(&*store, action).await?;
+            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let text = users::run(&service, action).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }

@@ -3,11 +3,12 @@
 use std::io::Read;
 
 use serde_json::{Value, json};
-use watchfloor_api::auth;
 use watchfloor_core::table::{TableOptions, table_to_markdown};
-use watchfloor_storage::{Role, Store};
+use watchfloor_service::Service;
+use watchfloor_storage::Role;
 
 use crate::Failure;
+use crate::work::{failed, local};
 
 #[derive(clap::Subcommand)]
 pub enum UsersAction {
@@ -36,18 +37,9 @@ fn usage(message: String) -> Failure {
     Failure::Usage(anyhow::anyhow!(message))
 }
 
-fn failed(e: impl Into<anyhow::Error>) -> Failure {
-    let e = e.into();
-    match e.downcast_ref::<watchfloor_storage::StoreError>() {
-        Some(
-            watchfloor_storage::StoreError::NoUser(_)
-            | watchfloor_storage::StoreError::UserExists(_),
-        ) => Failure::Usage(e),
-        _ => Failure::Command(e),
-    }
-}
-
-pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failure> {
+/// Runs a `users` command as a local administrator.
+pub async fn run(service: &Service, action: UsersAction) -> Result<String, Failure> {
+    let admin = local(None);
     match action {
         UsersAction::Create {
             name,
@@ -69,15 +61,10 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
             } else {
                 None
             };
-            let (user, made) = auth::new_user(store, &name, role, &orgs, given)
+            let (user, made) = service
+                .create_user(&admin, &name, role, &orgs, given)
                 .await
-                .map_err(|e| match e {
-                    auth::NewUserError::BadName(_) | auth::NewUserError::EmptyPassword => {
-                        usage(e.to_string())
-                    }
-                    auth::NewUserError::Store(e) => failed(e),
-                    e => failed(e),
-                })?;
+                .map_err(failed)?;
             Ok(match made {
                 Some(password) => format!(
                     "created {} ({}); its password, shown this once: {password}",
@@ -88,7 +75,7 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
             })
         }
         UsersAction::List => {
-            let users = store.users().await.map_err(failed)?;
+            let users = service.users(&admin).await.map_err(failed)?;
             let rows: Vec<Value> = users
                 .iter()
                 .map(|u| {
@@ -110,9 +97,9 @@ pub async fn run(store: &dyn Store, action: UsersAction) -> Result<String, Failu
             ))
         }
         UsersAction::Disable { name } => {
-            store.disable_user(&name).await.map_err(failed)?;
+            service.disable_user(&admin, &name).await.map_err(failed)?;
             Ok(format!("disabled {name}; its API keys are revoked"))
         }
-        UsersAction::ApiKey { name } => auth::new_api_key(store, &name).await.map_err(failed),
+        UsersAction::ApiKey { name } => service.new_api_key(&admin, &name).await.map_err(failed),
     }
 }

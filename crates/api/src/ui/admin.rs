@@ -13,12 +13,12 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with, when,
 };
 use crate::error::{ApiError, internal};
-use crate::routes::{self, fetch_instance_now, test_instance_now};
 use crate::state::AppState;
+use watchfloor_service::Caller;
 
-/// Whether the user may act on instances (the API's rule).
-fn acts_on_instances(user: &User) -> bool {
-    routes::may_run_instances(user).is_ok()
+/// Whether the user may act on instances (the service's rule).
+fn acts_on_instances(state: &AppState, user: &User) -> bool {
+    state.service.may_run_instances(&Caller::of(user)).is_ok()
 }
 
 pub(crate) async fn instances(
@@ -36,7 +36,7 @@ pub(crate) async fn instances(
         .as_ref()
         .map(|r| r.instance_names().into_iter().map(str::to_string).collect())
         .unwrap_or_default();
-    let acts = acts_on_instances(&user);
+    let acts = acts_on_instances(&state, &user);
     let body = html! {
         (flash(message_of(query.as_deref()).as_deref()))
         h1 { "Instances" }
@@ -104,8 +104,11 @@ pub(crate) async fn test_instance(
     if let Err(r) = FormData::checked(&body, &csrf) {
         return r;
     }
-    let outcome = test_instance_now(&state, &user, &name)
+    let outcome = state
+        .service
+        .test_instance(&Caller::of(&user), &name)
         .await
+        .map_err(ApiError::from)
         .map(|answer| answer.map(|_| "ok.".to_string()).unwrap_or_else(|e| e));
     after_instance_action(&name, outcome)
 }
@@ -120,20 +123,27 @@ pub(crate) async fn fetch_instance(
     if let Err(r) = FormData::checked(&body, &csrf) {
         return r;
     }
-    let outcome = fetch_instance_now(&state, &user, &name)
+    let outcome = state
+        .service
+        .fetch_instance(&Caller::of(&user), &name)
         .await
-        .map(|r| match r.held {
-            0 => format!("{} new incidents.", r.new_incidents),
-            n => format!(
-                "{} new incidents; {n} of its scopes are fetched by another watchfloor process.",
-                r.new_incidents
+        .map_err(ApiError::from)
+        .map(|r| match r {
+            Ok(r) if r.held == 0 => format!("{} new incidents.", r.new_incidents),
+            Ok(r) => format!(
+                "{} new incidents; {} of its scopes are fetched by another watchfloor process.",
+                r.new_incidents, r.held
             ),
+            Err(e) => e,
         });
     after_instance_action(&name, outcome)
 }
 
-fn admin_only(user: &User) -> Result<(), Response> {
-    routes::admin_only(user).map_err(error_page)
+fn admin_only(state: &AppState, user: &User) -> Result<(), Response> {
+    state
+        .service
+        .admin_only(&Caller::of(user))
+        .map_err(|e| error_page(e.into()))
 }
 
 pub(crate) async fn users(
@@ -142,7 +152,7 @@ pub(crate) async fn users(
     Extension(csrf): Extension<Csrf>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = admin_only(&user) {
+    if let Err(r) = admin_only(&state, &user) {
         return r;
     }
     let all = match state.store.users().await {
@@ -237,7 +247,7 @@ pub(crate) async fn create_user(
         Ok(f) => f,
         Err(r) => return r,
     };
-    if let Err(r) = admin_only(&user) {
+    if let Err(r) = admin_only(&state, &user) {
         return r;
     }
     let role = match Role::parse(form.get("role").unwrap_or_default()) {
@@ -246,9 +256,12 @@ pub(crate) async fn create_user(
     };
     let orgs = orgs_of(form.get("orgs").unwrap_or_default());
     let name = form.get("name").unwrap_or_default().trim();
-    match crate::auth::new_user(&*state.store, name, role, &orgs, None).await {
+    match state
+        .service
+        .create_user(&Caller::of(&user), name, role, &orgs, None)
+        .await
+    {
         Ok((created, password)) => {
-            tracing::info!(user = %created.name, by = %user.name, "user created");
             let all = state.store.users().await.unwrap_or_default();
             let label = format!("Password of {}", created.name);
             users_page(
@@ -279,18 +292,22 @@ pub(crate) async fn set_access(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    let form = match FormData::checked(&body, &csrf).and_then(|f| admin_only(&user).map(|_| f)) {
-        Ok(f) => f,
-        Err(r) => return r,
-    };
+    let form =
+        match FormData::checked(&body, &csrf).and_then(|f| admin_only(&state, &user).map(|_| f)) {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
     let role = match Role::parse(form.get("role").unwrap_or_default()) {
         Ok(r) => r,
         Err(e) => return redirect_with("/users", &e),
     };
     let orgs = orgs_of(form.get("orgs").unwrap_or_default());
-    match state.store.set_user_access(&name, role, &orgs).await {
+    match state
+        .service
+        .set_user_access(&Caller::of(&user), &name, role, &orgs)
+        .await
+    {
         Ok(u) => {
-            tracing::info!(user = %name, by = %user.name, role = role.as_str(), "user access set");
             let scope = if u.orgs.is_empty() {
                 "all organizations".to_string()
             } else {
@@ -312,14 +329,11 @@ pub(crate) async fn disable_user(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&user)) {
+    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
         return r;
     }
-    match state.store.disable_user(&name).await {
-        Ok(()) => {
-            tracing::info!(user = %name, by = %user.name, "user disabled");
-            redirect_with("/users", &format!("Disabled {name}; its keys are revoked."))
-        }
+    match state.service.disable_user(&Caller::of(&user), &name).await {
+        Ok(()) => redirect_with("/users", &format!("Disabled {name}; its keys are revoked.")),
         Err(e) => redirect_with("/users", &e.to_string()),
     }
 }
@@ -331,10 +345,10 @@ pub(crate) async fn api_key(
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
-    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&user)) {
+    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
         return r;
     }
-    match crate::auth::new_api_key(&*state.store, &name).await {
+    match state.service.new_api_key(&Caller::of(&user), &name).await {
         Ok(key) => {
             let all = state.store.users().await.unwrap_or_default();
             let label = format!("API key of {name}");

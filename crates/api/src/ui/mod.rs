@@ -30,10 +30,9 @@ use sha2::{Digest, Sha256};
 use watchfloor_core::{Severity, SlaState, Status};
 use watchfloor_storage::{Role, User};
 
-use crate::auth::key_hash;
 use crate::error::{ApiError, internal};
-use crate::routes::{LoginRefused, start_session};
 use crate::state::AppState;
+use watchfloor_service::accounts::LoginRefused;
 
 const COOKIE: &str = "wf_session";
 const CSS: &str = include_str!("../../assets/app.css");
@@ -131,7 +130,7 @@ async fn session(State(state): State<AppState>, mut req: Request, next: Next) ->
     let Some(token) = cookie_value(req.headers(), COOKIE).map(str::to_string) else {
         return Redirect::to("/login").into_response();
     };
-    match state.store.user_by_session(&key_hash(&token)).await {
+    match state.service.session_user(&token).await {
         Ok(Some(user)) => {
             req.extensions_mut().insert(Arc::new(user));
             req.extensions_mut().insert(Csrf(csrf_of(&token)));
@@ -385,7 +384,7 @@ async fn login(
         *answer.status_mut() = StatusCode::UNAUTHORIZED;
         answer
     };
-    match start_session(&state, name, password, addr).await {
+    match state.service.login(name, password, addr).await {
         Ok((token, _)) => {
             let mut answer = Redirect::to("/").into_response();
             answer
@@ -397,7 +396,7 @@ async fn login(
             "Too many failed logins. Try again in {secs} seconds."
         )),
         Err(LoginRefused::Wrong) => failed("The name or the password is wrong.".into()),
-        Err(LoginRefused::Failed(e)) => error_page(e),
+        Err(LoginRefused::Failed(e)) => error_page(e.into()),
     }
 }
 
@@ -411,9 +410,9 @@ async fn logout(
         return refused;
     }
     if let Some(token) = cookie_value(&headers, COOKIE)
-        && let Err(e) = state.store.end_session(&key_hash(token)).await
+        && let Err(e) = state.service.logout(token).await
     {
-        return error_page(internal(e));
+        return error_page(e.into());
     }
     let mut answer = Redirect::to("/login").into_response();
     answer

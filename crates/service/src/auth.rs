@@ -6,11 +6,16 @@ use argon2::{Argon2, PasswordHash};
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
+/// A secret could not be made: no randomness, or the hash failed.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SecretError(String);
+
 /// The argon2 hash of a password, in PHC form.
-pub fn hash_password(password: &str) -> anyhow::Result<String> {
+pub fn hash_password(password: &str) -> Result<String, SecretError> {
     Ok(Argon2::default()
         .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("cannot hash the password: {e}"))?
+        .map_err(|e| SecretError(format!("cannot hash the password: {e}")))?
         .to_string())
 }
 
@@ -24,9 +29,10 @@ pub fn verify_password(password: &str, hash: &str) -> bool {
 }
 
 /// A new random secret: 32 bytes, URL-safe base64.
-pub fn random_secret() -> anyhow::Result<String> {
+pub fn random_secret() -> Result<String, SecretError> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).map_err(|e| anyhow::anyhow!("no randomness for a key: {e}"))?;
+    getrandom::fill(&mut bytes)
+        .map_err(|e| SecretError(format!("no randomness for a key: {e}")))?;
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 

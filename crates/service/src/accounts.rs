@@ -1,0 +1,163 @@
+//! Users, their roles and organizations, API keys and login sessions: who may manage them
+//! (admins), and how a login is checked and limited.
+
+use std::net::SocketAddr;
+
+use chrono::{DateTime, Utc};
+use watchfloor_storage::{Role, StoreError, User};
+
+use crate::auth::{self, NewUserError, key_hash, random_secret, verify_password};
+use crate::{Caller, Service, ServiceError};
+
+/// How long a login session lasts.
+pub const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
+
+/// Why a login was refused. The answer never says whether the name or the password was wrong.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginRefused {
+    /// Too many failures: wait this many seconds.
+    #[error("too many failed logins; try again in {0}s")]
+    Wait(u64),
+    #[error("the name or the password is wrong")]
+    Wrong,
+    #[error(transparent)]
+    Failed(ServiceError),
+}
+
+impl From<NewUserError> for ServiceError {
+    fn from(e: NewUserError) -> Self {
+        match e {
+            NewUserError::Store(e) => e.into(),
+            NewUserError::Secret(m) => ServiceError::Unavailable(m),
+            e => ServiceError::Invalid(e.to_string()),
+        }
+    }
+}
+
+impl Service {
+    /// Refuses all but admins.
+    pub fn admin_only(&self, caller: &Caller) -> Result<(), ServiceError> {
+        match caller.role {
+            Role::Admin => Ok(()),
+            _ => Err(ServiceError::Forbidden("only admins manage users".into())),
+        }
+    }
+
+    pub async fn users(&self, caller: &Caller) -> Result<Vec<User>, ServiceError> {
+        self.admin_only(caller)?;
+        Ok(self.store.users().await?)
+    }
+
+    /// Makes a user; without a password, one is made and returned, to be shown once.
+    pub async fn create_user(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+        orgs: &[String],
+        password: Option<String>,
+    ) -> Result<(User, Option<String>), ServiceError> {
+        self.admin_only(caller)?;
+        let made = auth::new_user(&*self.store, name, role, orgs, password).await?;
+        tracing::info!(user = %name, by = %caller.name, "user created");
+        Ok(made)
+    }
+
+    /// Disables a user and revokes its keys and sessions.
+    pub async fn disable_user(&self, caller: &Caller, name: &str) -> Result<(), ServiceError> {
+        self.admin_only(caller)?;
+        self.known_user(name).await?;
+        self.store.disable_user(name).await?;
+        tracing::info!(user = %name, by = %caller.name, "user disabled");
+        Ok(())
+    }
+
+    /// A new API key of a user, to be shown once.
+    pub async fn new_api_key(&self, caller: &Caller, name: &str) -> Result<String, ServiceError> {
+        self.admin_only(caller)?;
+        self.known_user(name).await?;
+        Ok(auth::new_api_key(&*self.store, name).await?)
+    }
+
+    /// Sets a user's role and organizations; the change applies to its next request.
+    pub async fn set_user_access(
+        &self,
+        caller: &Caller,
+        name: &str,
+        role: Role,
+        orgs: &[String],
+    ) -> Result<User, ServiceError> {
+        self.admin_only(caller)?;
+        let changed = self
+            .store
+            .set_user_access(name, role, orgs)
+            .await
+            .map_err(|e| match e {
+                StoreError::NoUser(_) => ServiceError::NotFound(format!("no user named `{name}`")),
+                e => e.into(),
+            })?;
+        tracing::info!(user = %name, by = %caller.name, role = role.as_str(), "user access set");
+        Ok(changed)
+    }
+
+    async fn known_user(&self, name: &str) -> Result<User, ServiceError> {
+        self.store
+            .user(name)
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("no user named `{name}`")))
+    }
+
+    /// The user an API key or a session token belongs to, if it is valid.
+    pub async fn authenticate(&self, key: &str) -> Result<Option<User>, ServiceError> {
+        let hash = key_hash(key);
+        Ok(match self.store.user_by_key(&hash).await? {
+            Some(user) => Some(user),
+            None => self.store.user_by_session(&hash).await?,
+        })
+    }
+
+    /// The user of a login session, if it is still valid.
+    pub async fn session_user(&self, token: &str) -> Result<Option<User>, ServiceError> {
+        Ok(self.store.user_by_session(&key_hash(token)).await?)
+    }
+
+    /// Checks a name and password and starts a session: its token and when it ends. Failed
+    /// attempts are limited per user and per address; the API and the login form both come
+    /// here.
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        addr: SocketAddr,
+    ) -> Result<(String, DateTime<Utc>), LoginRefused> {
+        let now = std::time::Instant::now();
+        let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
+        if let Some(wait) = self.limiter.wait(&keys, now) {
+            return Err(LoginRefused::Wait(wait.as_secs().max(1)));
+        }
+        let failed = |e: StoreError| LoginRefused::Failed(e.into());
+        let user = self.store.user(name).await.map_err(failed)?;
+        let valid = user
+            .as_ref()
+            .is_some_and(|u| !u.disabled && verify_password(password, &u.password_hash));
+        if !valid {
+            self.limiter.failed(&keys, now);
+            tracing::warn!(user = %name, address = %addr.ip(), "failed login");
+            return Err(LoginRefused::Wrong);
+        }
+        self.limiter.succeeded(&keys[0]);
+        let token = random_secret()
+            .map_err(|e| LoginRefused::Failed(ServiceError::Unavailable(e.to_string())))?;
+        let expires = Utc::now() + SESSION;
+        self.store
+            .add_session(name, &key_hash(&token), expires)
+            .await
+            .map_err(failed)?;
+        Ok((token, expires))
+    }
+
+    /// Ends a login session.
+    pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
+        Ok(self.store.end_session(&key_hash(token)).await?)
+    }
+}
