@@ -101,6 +101,81 @@ pub enum Change {
     Reopen,
 }
 
+/// A change the provider is told of: what the outbox carries, one push each. Which changes
+/// are mirrored is decided here ([`Mirrored::of_change`]), next to the lifecycle rules, and a
+/// push is written ([`Mirrored::kind`], [`Mirrored::body`]) and read back
+/// ([`Mirrored::parse`]) by one function each.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Mirrored {
+    Close {
+        reason: CloseReason,
+        notes: Option<String>,
+    },
+    /// A closed incident opened again: the provider's alert goes back to unresolved.
+    Reopen,
+    /// A note sent to the provider.
+    Note { text: String },
+}
+
+impl Mirrored {
+    /// Every kind of push, as the outbox names them.
+    pub const KINDS: [&'static str; 3] = ["close", "reopen", "note"];
+
+    /// What a lifecycle change of a provider's incident tells the provider, if anything: a
+    /// close and a reopen are mirrored; an edit of fields stays local.
+    pub fn of_change(change: &Change) -> Option<Mirrored> {
+        match change {
+            Change::Close { reason, notes } => Some(Mirrored::Close {
+                reason: *reason,
+                notes: notes.clone(),
+            }),
+            Change::Reopen => Some(Mirrored::Reopen),
+            Change::Update(_) => None,
+        }
+    }
+
+    /// The push's kind, as the outbox stores it.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Mirrored::Close { .. } => "close",
+            Mirrored::Reopen => "reopen",
+            Mirrored::Note { .. } => "note",
+        }
+    }
+
+    /// The push's body, as the outbox stores it.
+    pub fn body(&self) -> serde_json::Value {
+        match self {
+            Mirrored::Close { reason, notes } => {
+                serde_json::json!({"reason": reason.as_str(), "notes": notes})
+            }
+            Mirrored::Reopen => serde_json::json!({}),
+            Mirrored::Note { text } => serde_json::json!({"text": text}),
+        }
+    }
+
+    /// A push read back from the outbox.
+    pub fn parse(kind: &str, body: &serde_json::Value) -> Result<Mirrored, String> {
+        match kind {
+            "close" => Ok(Mirrored::Close {
+                reason: CloseReason::parse(body["reason"].as_str().unwrap_or_default())?,
+                notes: body["notes"].as_str().map(str::to_string),
+            }),
+            "reopen" => Ok(Mirrored::Reopen),
+            "note" => match body["text"].as_str() {
+                Some(text) => Ok(Mirrored::Note {
+                    text: text.to_string(),
+                }),
+                None => Err("a note push without its text".into()),
+            },
+            other => Err(format!(
+                "unknown push `{other}`; known: {}",
+                Mirrored::KINDS.join(", ")
+            )),
+        }
+    }
+}
+
 /// One field a change moved, for the war room.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FieldChange {
@@ -331,6 +406,20 @@ pub fn sla_state(
 
 #[cfg(test)]
 mod tests {
+    /// A push the outbox cannot read says why, naming the kinds it knows.
+    #[test]
+    fn an_unreadable_push_says_why() {
+        let e = Mirrored::parse("escalate", &serde_json::json!({})).unwrap_err();
+        assert!(
+            e.contains("unknown push `escalate`") && e.contains("close, reopen, note"),
+            "{e}"
+        );
+        let e = Mirrored::parse("note", &serde_json::json!({})).unwrap_err();
+        assert!(e.contains("without its text"), "{e}");
+        assert!(Mirrored::parse("close", &serde_json::json!({"reason": "Nope"})).is_err());
+        assert_eq!(Mirrored::of_change(&Change::Update(Edit::default())), None);
+    }
+
     use super::*;
 
     fn t(minutes: i64) -> DateTime<Utc> {

@@ -3,9 +3,8 @@
 //! its open incidents. Changes that come from the provider are stored as such and never pushed
 //! back, so nothing echoes.
 
-use watchfloor_core::CloseReason;
 use watchfloor_integrations::Outgoing;
-use watchfloor_storage::{Push, PushOutcome};
+use watchfloor_storage::PushOutcome;
 
 use crate::{Engine, EngineError};
 
@@ -24,21 +23,6 @@ pub struct SyncReport {
     /// Nothing was done: another process holds the instance's mirroring (its id, and how
     /// long its lease has left).
     pub held_by: Option<(String, std::time::Duration)>,
-}
-
-/// The change a queued push carries.
-fn outgoing(push: &Push) -> Result<Outgoing, String> {
-    match push.kind.as_str() {
-        "close" => Ok(Outgoing::Close {
-            reason: CloseReason::parse(push.body["reason"].as_str().unwrap_or_default())?,
-            notes: push.body["notes"].as_str().map(str::to_string),
-        }),
-        "reopen" => Ok(Outgoing::Reopen),
-        "note" => Ok(Outgoing::Note {
-            text: push.body["text"].as_str().unwrap_or_default().to_string(),
-        }),
-        other => Err(format!("unknown push `{other}`")),
-    }
 }
 
 impl Engine {
@@ -127,7 +111,10 @@ impl Engine {
                 PushOutcome::Skipped(format!(
                     "not sent to the provider: instance `{name}` does not mirror changes out"
                 ))
-            } else if push.sending.is_some() && push.kind == "note" && !support.notes_checkable {
+            } else if push.sending.is_some()
+                && matches!(push.change(), Ok(Outgoing::Note { .. }))
+                && !support.notes_checkable
+            {
                 PushOutcome::Uncertain(
                     "sending this note was cut short and the provider cannot be asked whether it has it; it is not sent again: check the alert's comments".into(),
                 )
@@ -148,7 +135,7 @@ impl Engine {
                     report.pending += pending.len() - n;
                     return Ok(report);
                 }
-                match outgoing(push) {
+                match push.change() {
                     Err(e) => PushOutcome::Skipped(e),
                     Ok(change) => match inst
                         .instance

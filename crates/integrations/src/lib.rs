@@ -178,19 +178,8 @@ pub struct Mirroring {
     pub notes_checkable: bool,
 }
 
-/// A local change to push to the provider.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outgoing {
-    Close {
-        reason: watchfloor_core::CloseReason,
-        notes: Option<String>,
-    },
-    Note {
-        text: String,
-    },
-    /// A closed incident opened again: the provider's alert goes back to unresolved.
-    Reopen,
-}
+/// A change a push sends to the provider (the outbox's kinds, decided in core).
+pub use watchfloor_core::Mirrored as Outgoing;
 
 /// What a push did: a sentence for the war room, and the provider state it left, so that the
 /// next incoming sync does not take our own change for the provider's.

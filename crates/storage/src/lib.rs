@@ -421,6 +421,13 @@ pub struct Push {
     pub sending: Option<DateTime<Utc>>,
 }
 
+impl Push {
+    /// The change this push carries, read back by the one parser of the outbox's kinds.
+    pub fn change(&self) -> Result<watchfloor_core::Mirrored, String> {
+        watchfloor_core::Mirrored::parse(&self.kind, &self.body)
+    }
+}
+
 /// How a push ended.
 #[derive(Debug, Clone, PartialEq)]
 pub enum PushOutcome {

@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::Row;
 use sqlx::any::{Any, AnyRow};
+use watchfloor_core::Mirrored as ToProvider;
 use watchfloor_core::{
     Change, CloseReason, Incident, Label, NewIncident, Severity, SlaPolicy, Status,
 };
@@ -506,8 +507,7 @@ async fn apply_change(
 async fn queue_push(
     tx: &mut Tx,
     incident: &Incident,
-    kind: &str,
-    body: &Value,
+    change: &ToProvider,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -516,8 +516,8 @@ async fn queue_push(
     .bind(incident.id)
     .bind(&incident.instance)
     .bind(&incident.external_id)
-    .bind(kind)
-    .bind(body.to_string())
+    .bind(change.kind())
+    .bind(change.body().to_string())
     .bind(ts(now))
     .execute(&mut **tx)
     .await?;
@@ -1197,16 +1197,10 @@ impl Store for SqlStore {
             }
             for change in changes {
                 apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
-                if let Change::Close { reason, notes } = change
+                if let Some(mirrored) = ToProvider::of_change(change)
                     && !before.is_manual()
                 {
-                    let body = serde_json::json!({"reason": reason.as_str(), "notes": notes});
-                    queue_push(&mut tx, &before, "close", &body, now).await?;
-                }
-                if let Change::Reopen = change
-                    && !before.is_manual()
-                {
-                    queue_push(&mut tx, &before, "reopen", &serde_json::json!({}), now).await?;
+                    queue_push(&mut tx, &before, &mirrored, now).await?;
                 }
                 before = read_incident(&mut tx, self.backend, id).await?;
             }
@@ -1368,8 +1362,10 @@ impl Store for SqlStore {
             let body = serde_json::json!({"text": text, "mirror": mirror});
             let entry = insert_entry(&mut tx, id, now, author, "note", &body).await?;
             if mirror && !incident.is_manual() {
-                let push = serde_json::json!({"text": text, "entry": entry.id});
-                queue_push(&mut tx, &incident, "note", &push, now).await?;
+                let note = ToProvider::Note {
+                    text: text.to_string(),
+                };
+                queue_push(&mut tx, &incident, &note, now).await?;
             }
             tx.commit().await?;
             Ok(entry)

@@ -170,7 +170,76 @@ on_both!(
     retention_purges_old_closed_incidents_and_keeps_tombstones,
     filter_counts_follow_every_change,
     queries_sorts_and_pages,
+    every_push_kind_survives_the_outbox,
 );
+
+/// Every kind of push comes back from the outbox as the change that queued it, and an edit of
+/// fields queues none.
+async fn every_push_kind_survives_the_outbox(s: SqlStore) {
+    use watchfloor_core::Mirrored;
+    s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+        .await
+        .unwrap();
+    let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+    let sent = [
+        Mirrored::Close {
+            reason: CloseReason::FalsePositive,
+            notes: Some("a \"quoted\" note\nover two lines".into()),
+        },
+        Mirrored::Reopen,
+        Mirrored::Close {
+            reason: CloseReason::Duplicate,
+            notes: None,
+        },
+        Mirrored::Reopen,
+        Mirrored::Note {
+            text: "to the provider: <b>bold</b> & more".into(),
+        },
+    ];
+    for change in &sent {
+        match change {
+            Mirrored::Close { reason, notes } => {
+                let close = Change::Close {
+                    reason: *reason,
+                    notes: notes.clone(),
+                };
+                s.change_incident(id, None, "sam", &close, &SLA)
+                    .await
+                    .unwrap();
+            }
+            Mirrored::Reopen => {
+                s.change_incident(id, None, "sam", &Change::Reopen, &SLA)
+                    .await
+                    .unwrap();
+            }
+            Mirrored::Note { text } => {
+                s.add_note(id, "sam", text, true).await.unwrap();
+            }
+        }
+    }
+    let edit = Change::Update(watchfloor_core::Edit {
+        severity: Some(Severity::Low),
+        ..Default::default()
+    });
+    s.change_incident(id, None, "sam", &edit, &SLA)
+        .await
+        .unwrap();
+    let back: Vec<Mirrored> = s
+        .incident_pushes(id)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.change().unwrap())
+        .collect();
+    assert_eq!(back, sent);
+    // Every kind the outbox knows was sent and read back.
+    let mut kinds: Vec<&str> = back.iter().map(Mirrored::kind).collect();
+    kinds.sort_unstable();
+    kinds.dedup();
+    let mut known = Mirrored::KINDS.to_vec();
+    known.sort_unstable();
+    assert_eq!(kinds, known);
+}
 
 fn target(scope: &str) -> FetchTarget<'_> {
     FetchTarget {
