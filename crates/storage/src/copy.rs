@@ -250,7 +250,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
         }
     }
     // The filter counts are kept as incidents are written; these were copied around them.
-    crate::sql::recount(&mut tx).await?;
+    crate::counts::recount(&mut tx).await?;
     // So is SQLite's full-text index, attached to this connection: it forgets which database
     // it was built from, and so is built again (`search.rs`); the log it followed goes.
     if to.backend() == Backend::Sqlite && to.has_text_index() {

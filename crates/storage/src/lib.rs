@@ -7,13 +7,12 @@
 //! (unique on instance and external id). So a crash between fetching and committing repeats
 //! the fetch, and never loses or duplicates an incident.
 
-mod commit;
+mod base;
 mod copy;
+mod counts;
 mod dialect;
-mod postgres;
 mod search;
 mod sql;
-mod sqlite;
 #[doc(hidden)]
 pub mod test_cluster;
 
@@ -30,8 +29,8 @@ use watchfloor_core::{
 
 pub use copy::{CopyError, CopyReport, copy};
 pub use dialect::Backend;
-pub use postgres::redact as redact_url;
 pub use sql::SqlStore;
+pub use sql::postgres::redact as redact_url;
 
 /// The default database URL.
 pub const DEFAULT_URL: &str = "sqlite://./watchfloor-data/watchfloor.db";

@@ -171,7 +171,7 @@ impl SearchIndex {
         }
         let conn = match connect(&path, data).await {
             // Damaged otherwise: made again too.
-            Err(e) if !crate::sqlite::is_busy(&e) => {
+            Err(e) if !is_busy(&e) => {
                 remove();
                 connect(&path, data).await?
             }
@@ -321,4 +321,9 @@ async fn step(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
         .await?;
     tx.commit().await?;
     Ok(done)
+}
+
+/// Whether a store error is SQLite's busy timeout (another process holds the write lock).
+pub(crate) fn is_busy(e: &StoreError) -> bool {
+    e.to_string().contains("database is locked")
 }

@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::AnyPool;
 use sqlx::Row;
-use sqlx::any::{Any, AnyRow};
+use sqlx::any::AnyRow;
 use watchfloor_core::Mirrored as ToProvider;
 use watchfloor_core::{
     Change, CloseReason, Incident, Label, NewIncident, Severity, SlaPolicy, Status,
@@ -15,35 +15,28 @@ use watchfloor_core::{
 
 use watchfloor_core::SetAside;
 
-use crate::commit::FetchCommit;
 use crate::dialect::{Backend, Sql};
 use crate::{
     BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, Lease, LeaseInfo,
     ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord, SortField,
     Store, StoreError, User, WarRoomEntry,
 };
+use commit::FetchCommit;
 
-mod counts;
+mod commit;
 mod filter;
+pub(crate) mod postgres;
+pub(crate) mod sqlite;
 
-pub(crate) use counts::{Counted, count_new, count_newest, recount};
+use crate::base::{Tx, check_lease, open_error, ts};
+use crate::counts::{Counted, count_new, recount};
 use filter::{
     COMMON, CommonWords, Facet, Hints, filter_key, push_counted_filters, push_filter, sort_column,
     sort_page, texts,
 };
 
-/// Incidents a fetch commit inserts per statement.
-pub(crate) const ROWS_PER_INSERT: usize = 200;
-
 /// Set-aside records kept per instance, the newest.
 const SET_ASIDE_KEPT: usize = 50;
-
-/// A timestamp as stored: fixed-width UTC text with microseconds
-/// (`2024-05-01T08:00:00.000000Z`), so that text order is time order. Written without a
-/// format string, which chrono would parse on every call (a tenth of ingest's time).
-pub(crate) fn ts(t: DateTime<Utc>) -> String {
-    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
-}
 
 fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
@@ -55,33 +48,27 @@ fn parse_opt_ts(s: Option<String>) -> Result<Option<DateTime<Utc>>, StoreError> 
     s.as_deref().map(parse_ts).transpose()
 }
 
-pub(crate) fn open_error(url: &str, message: String) -> StoreError {
-    StoreError::Open {
-        url: url.to_string(),
-        message,
-    }
-}
-
 /// A database of incidents: SQLite (one file) or PostgreSQL (shared by several processes).
 #[derive(Clone)]
 pub struct SqlStore {
-    pool: AnyPool,
+    pub(crate) pool: AnyPool,
     /// Where write transactions run. On SQLite, one connection of its own: writes take turns
     /// anyway, and a connection that wrote last keeps its page cache, where any other would
     /// throw its cache away on seeing the database changed. On PostgreSQL, `pool` again.
-    writer: AnyPool,
-    backend: Backend,
+    pub(crate) writer: AnyPool,
+    pub(crate) backend: Backend,
     /// Filter counts as last read, by the version of `incident_counts` and the filter.
-    facets: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(i64, String), Facets>>>,
+    pub(crate) facets:
+        std::sync::Arc<std::sync::Mutex<std::collections::HashMap<(i64, String), Facets>>>,
     /// Which search texts were common, and when that was read: the live queue repeats its
     /// search every few seconds, and how common a word is changes slowly.
-    common_texts: std::sync::Arc<
+    pub(crate) common_texts: std::sync::Arc<
         std::sync::Mutex<std::collections::HashMap<String, (bool, std::time::Instant)>>,
     >,
     /// The migrations this open applied.
     pub(crate) applied: Vec<i64>,
     /// Fetch steps waiting for their turn to write (SQLite).
-    pub(crate) commits: std::sync::Arc<crate::commit::CommitQueue>,
+    pub(crate) commits: std::sync::Arc<commit::CommitQueue>,
     /// SQLite's full-text index, in a file of its own (PostgreSQL's is in the table).
     pub(crate) text: crate::search::TextIndex,
     /// Where queries with a search text read: on SQLite, connections of their own that attach
@@ -92,9 +79,6 @@ pub struct SqlStore {
 
 /// How long a search text's commonness is trusted.
 const COMMON_TTL: Duration = Duration::from_secs(300);
-
-/// A write transaction.
-pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
 /// The columns of an incident, as every read of whole incidents selects them.
 const INCIDENT_COLUMNS: &str = "id, instance, integration, external_id, name, type, occurred, \
@@ -116,76 +100,12 @@ impl SqlStore {
         }
     }
 
-    /// Opens the database at `url`, creating it and applying pending migrations as needed:
-    /// `sqlite://PATH` (a file, made if missing) or `postgres://USER@HOST/DB` (an existing
-    /// database). Several processes may open one database at once; migrations run once.
-    pub async fn open(url: &str) -> Result<Self, StoreError> {
-        if crate::postgres::is_postgres(url) {
-            crate::postgres::open(url).await
-        } else {
-            crate::sqlite::open(url).await
-        }
-    }
-
-    /// Opens an existing database for reading only: nothing is created or migrated, so a
-    /// mistyped SQLite path is an error, not a new empty database.
-    pub async fn open_read_only(url: &str) -> Result<Self, StoreError> {
-        if crate::postgres::is_postgres(url) {
-            crate::postgres::open_existing(url).await
-        } else {
-            crate::sqlite::open_read_only(url).await
-        }
-    }
-
-    /// Which database this is.
-    pub fn backend(&self) -> Backend {
-        self.backend
-    }
-
-    /// Closes every connection, waiting for those in use.
-    pub async fn close(&self) {
-        // The index's connection first: it reads the database without writing it, and the
-        // last connection to close should be one that may tidy the database's WAL away.
-        self.text.close().await;
-        self.writer.close().await;
-        self.pool.close().await;
-        self.text_reads.close().await;
-    }
-
-    /// The connections that read `filter`: those that can search text, if it has a text.
-    fn reads(&self, filter: &IncidentFilter) -> &AnyPool {
-        if texts(filter.conditions.iter().map(|c| c.term.clone())).is_empty() {
-            &self.pool
-        } else {
-            &self.text_reads
-        }
-    }
-
-    /// Whether the read connections have SQLite's full-text index attached.
-    pub(crate) fn has_text_index(&self) -> bool {
-        matches!(self.text, crate::search::TextIndex::Ready(_))
-    }
-
-    /// Brings SQLite's full-text index up to date with every incident committed before the
-    /// call (text searches do this themselves; the index is otherwise kept up to date in the
-    /// background). Nothing to do on PostgreSQL.
-    pub async fn index_text(&self) -> Result<(), StoreError> {
-        self.text.catch_up().await
-    }
-
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
 
     pub(crate) fn sql(&self, text: impl Into<String>) -> Sql {
         Sql::new(self.backend, text)
-    }
-
-    fn migrations(&self) -> &'static [(i64, &'static str)] {
-        match self.backend {
-            Backend::Sqlite => crate::sqlite::MIGRATIONS,
-            Backend::Postgres => crate::postgres::MIGRATIONS,
-        }
     }
 
     /// Refuses a database written by a newer watchfloor, or one that is not watchfloor's.
@@ -268,6 +188,70 @@ impl SqlStore {
             applied.push(*version);
         }
         Ok(applied)
+    }
+
+    /// Opens the database at `url`, creating it and applying pending migrations as needed:
+    /// `sqlite://PATH` (a file, made if missing) or `postgres://USER@HOST/DB` (an existing
+    /// database). Several processes may open one database at once; migrations run once.
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        if postgres::is_postgres(url) {
+            postgres::open(url).await
+        } else {
+            sqlite::open(url).await
+        }
+    }
+
+    /// Opens an existing database for reading only: nothing is created or migrated, so a
+    /// mistyped SQLite path is an error, not a new empty database.
+    pub async fn open_read_only(url: &str) -> Result<Self, StoreError> {
+        if postgres::is_postgres(url) {
+            postgres::open_existing(url).await
+        } else {
+            sqlite::open_read_only(url).await
+        }
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Closes every connection, waiting for those in use.
+    pub async fn close(&self) {
+        // The index's connection first: it reads the database without writing it, and the
+        // last connection to close should be one that may tidy the database's WAL away.
+        self.text.close().await;
+        self.writer.close().await;
+        self.pool.close().await;
+        self.text_reads.close().await;
+    }
+
+    /// The connections that read `filter`: those that can search text, if it has a text.
+    fn reads(&self, filter: &IncidentFilter) -> &AnyPool {
+        if texts(filter.conditions.iter().map(|c| c.term.clone())).is_empty() {
+            &self.pool
+        } else {
+            &self.text_reads
+        }
+    }
+
+    /// Whether the read connections have SQLite's full-text index attached.
+    pub(crate) fn has_text_index(&self) -> bool {
+        matches!(self.text, crate::search::TextIndex::Ready(_))
+    }
+
+    /// Brings SQLite's full-text index up to date with every incident committed before the
+    /// call (text searches do this themselves; the index is otherwise kept up to date in the
+    /// background). Nothing to do on PostgreSQL.
+    pub async fn index_text(&self) -> Result<(), StoreError> {
+        self.text.catch_up().await
+    }
+
+    fn migrations(&self) -> &'static [(i64, &'static str)] {
+        match self.backend {
+            Backend::Sqlite => sqlite::MIGRATIONS,
+            Backend::Postgres => postgres::MIGRATIONS,
+        }
     }
 
     /// The schema versions this open applied (none when the schema was current).
@@ -437,26 +421,6 @@ fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo
         pid,
         started_ms,
         seen_ms,
-    }
-}
-
-/// Refuses to go on unless `lease` is still held as it was taken (same holder, same token);
-/// the lease row stays locked until the transaction ends, so it cannot pass on meanwhile.
-pub(crate) async fn check_lease(
-    tx: &mut Tx,
-    backend: Backend,
-    lease: &Lease,
-) -> Result<(), StoreError> {
-    let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT holder, token FROM leases WHERE scope = $1{}",
-        backend.for_update()
-    )))
-    .bind(&lease.scope)
-    .fetch_optional(&mut **tx)
-    .await?;
-    match row {
-        Some((holder, token)) if holder == lease.holder && token == lease.token => Ok(()),
-        _ => Err(StoreError::Fenced(lease.scope.clone())),
     }
 }
 
@@ -750,8 +714,8 @@ impl SqlStore {
     pub async fn fill_synthetic(&self, n: usize) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let fill = match self.backend {
-            Backend::Sqlite => crate::sqlite::FILL_SYNTHETIC,
-            Backend::Postgres => crate::postgres::FILL_SYNTHETIC,
+            Backend::Sqlite => sqlite::FILL_SYNTHETIC,
+            Backend::Postgres => postgres::FILL_SYNTHETIC,
         };
         sqlx::query(fill).bind(n as i64).execute(&mut *tx).await?;
         recount(&mut tx).await?;

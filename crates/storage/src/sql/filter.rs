@@ -6,7 +6,7 @@ use chrono::DateTime;
 use watchfloor_core::query::Term;
 use watchfloor_core::{Incident, SlaState};
 
-use super::ts;
+use crate::base::ts;
 use crate::dialect::{Backend, Sql};
 use crate::{IncidentFilter, KeyValue, SortField};
 

@@ -441,7 +441,7 @@ async fn a_newer_schema_is_refused_naming_both_versions() {
             opened.err().unwrap().to_string(),
             format!(
                 "the database has schema version 99, newer than this watchfloor knows ({}); upgrade watchfloor, or use another database",
-                crate::sqlite::MIGRATIONS.len()
+                super::sqlite::MIGRATIONS.len()
             )
         );
     }
@@ -1481,14 +1481,14 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
     let path = dir.path().join("wf.db");
     let url = format!("sqlite://{}", path.display());
     let driver_url = format!("sqlite://{}?mode=rwc", path.display());
-    let old = crate::sqlite::connect(&url, &driver_url, None)
+    let old = super::sqlite::connect(&url, &driver_url, None)
         .await
         .unwrap();
     sqlx::query("PRAGMA journal_mode = WAL")
         .execute(old.pool())
         .await
         .unwrap();
-    old.migrate(&crate::sqlite::MIGRATIONS[..14]).await.unwrap();
+    old.migrate(&super::sqlite::MIGRATIONS[..14]).await.unwrap();
     let batch = [
         incident("delta-1", 1, Severity::Low),
         incident("delta-2", 2, Severity::Low),
@@ -1498,7 +1498,7 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         .unwrap();
     old.close().await;
     let s = SqlStore::open(&url).await.unwrap();
-    let later: Vec<i64> = (15..=crate::sqlite::MIGRATIONS.len() as i64).collect();
+    let later: Vec<i64> = (15..=super::sqlite::MIGRATIONS.len() as i64).collect();
     assert_eq!(s.applied, later);
     assert_eq!(found(&s, "delta").await, ["delta-2", "delta-1"]);
     s.close().await;

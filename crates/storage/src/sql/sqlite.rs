@@ -6,32 +6,43 @@ use std::time::Duration;
 use sqlx::any::AnyPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 
+use super::SqlStore;
 use crate::StoreError;
+use crate::base::open_error;
 use crate::dialect::Backend;
+use crate::search::is_busy;
 use crate::search::{self, SearchIndex, TextIndex};
-use crate::sql::{SqlStore, open_error};
 
 /// Migrations, in order. Each runs once, in its own transaction.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/0001_init.sql")),
-    (2, include_str!("../migrations/0002_set_aside.sql")),
-    (3, include_str!("../migrations/0003_lifecycle.sql")),
-    (4, include_str!("../migrations/0004_mirroring.sql")),
-    (5, include_str!("../migrations/0005_queue_indexes.sql")),
-    (6, include_str!("../migrations/0006_users.sql")),
-    (7, include_str!("../migrations/0007_sessions.sql")),
-    (8, include_str!("../migrations/0008_text_search.sql")),
-    (9, include_str!("../migrations/0009_sort_indexes.sql")),
-    (10, include_str!("../migrations/0010_leases.sql")),
-    (11, include_str!("../migrations/0011_ingest.sql")),
-    (12, include_str!("../migrations/0012_covering_indexes.sql")),
-    (13, include_str!("../migrations/0013_incident_counts.sql")),
+    (1, include_str!("../../migrations/0001_init.sql")),
+    (2, include_str!("../../migrations/0002_set_aside.sql")),
+    (3, include_str!("../../migrations/0003_lifecycle.sql")),
+    (4, include_str!("../../migrations/0004_mirroring.sql")),
+    (5, include_str!("../../migrations/0005_queue_indexes.sql")),
+    (6, include_str!("../../migrations/0006_users.sql")),
+    (7, include_str!("../../migrations/0007_sessions.sql")),
+    (8, include_str!("../../migrations/0008_text_search.sql")),
+    (9, include_str!("../../migrations/0009_sort_indexes.sql")),
+    (10, include_str!("../../migrations/0010_leases.sql")),
+    (11, include_str!("../../migrations/0011_ingest.sql")),
+    (
+        12,
+        include_str!("../../migrations/0012_covering_indexes.sql"),
+    ),
+    (
+        13,
+        include_str!("../../migrations/0013_incident_counts.sql"),
+    ),
     (
         14,
-        include_str!("../migrations/0014_incident_counts_version.sql"),
+        include_str!("../../migrations/0014_incident_counts_version.sql"),
     ),
-    (15, include_str!("../migrations/0015_search_file.sql")),
-    (16, include_str!("../migrations/0016_outbox_incident.sql")),
+    (15, include_str!("../../migrations/0015_search_file.sql")),
+    (
+        16,
+        include_str!("../../migrations/0016_outbox_incident.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -82,10 +93,6 @@ fn path_of(url: &str) -> Result<std::path::PathBuf, StoreError> {
 /// The URL of the file, with the open mode the driver should use.
 fn url_with(path: &std::path::Path, mode: &str) -> String {
     format!("sqlite://{}?{mode}", path.display())
-}
-
-pub(crate) fn is_busy(e: &StoreError) -> bool {
-    e.to_string().contains("database is locked")
 }
 
 /// Says plainly when another process holds the database past the busy timeout.

@@ -1,8 +1,8 @@
 //! The kept filter counts (`incident_counts`): new incidents added in the transaction that
 //! inserts them, and everything counted again after a copy.
 
-use super::Tx;
 use crate::StoreError;
+use crate::base::Tx;
 use crate::dialect::{Backend, Sql};
 
 /// New incidents' values of the counted filters (see `incident_counts`).

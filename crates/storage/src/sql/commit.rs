@@ -6,10 +6,10 @@ use serde_json::Value;
 use sqlx::Row;
 use watchfloor_core::{NewIncident, Status};
 
+use super::SqlStore;
+use crate::base::{ROWS_PER_INSERT, Tx, check_lease, ts};
+use crate::counts::{Counted, count_new, count_newest};
 use crate::dialect::{Backend, Sql};
-use crate::sql::{
-    Counted, ROWS_PER_INSERT, SqlStore, Tx, check_lease, count_new, count_newest, ts,
-};
 use crate::{FetchTarget, Lease, StoreError};
 
 /// One fetch step's writes, ready to commit: its insert statements (built, values bound), and

@@ -4,21 +4,21 @@
 use sqlx::any::AnyPoolOptions;
 use sqlx::{ConnectOptions, Connection};
 
+use super::SqlStore;
 use crate::StoreError;
 use crate::dialect::Backend;
-use crate::sql::SqlStore;
 
 /// Migrations, in order. Each runs once, in its own transaction, under an advisory lock.
 pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
-    (1, include_str!("../migrations/postgres/0001_init.sql")),
-    (2, include_str!("../migrations/postgres/0002_leases.sql")),
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (2, include_str!("../../migrations/postgres/0002_leases.sql")),
     (
         3,
-        include_str!("../migrations/postgres/0003_incident_counts.sql"),
+        include_str!("../../migrations/postgres/0003_incident_counts.sql"),
     ),
     (
         4,
-        include_str!("../migrations/postgres/0004_incident_counts_version.sql"),
+        include_str!("../../migrations/postgres/0004_incident_counts_version.sql"),
     ),
 ];
 
@@ -56,7 +56,7 @@ fn open_error(url: &str, message: String) -> StoreError {
         },
         None => message,
     };
-    crate::sql::open_error(&redact(url), message)
+    crate::base::open_error(&redact(url), message)
 }
 
 async fn connect(url: &str) -> Result<SqlStore, StoreError> {

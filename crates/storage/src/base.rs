@@ -1,0 +1,49 @@
+//! What the files of the SQL store share, below them all: write transactions, stored
+//! timestamps, open errors, the lease check. They import from here and never from each other
+//! in a circle.
+
+use chrono::{DateTime, Utc};
+use sqlx::any::Any;
+
+use crate::dialect::Backend;
+use crate::{Lease, StoreError};
+
+/// Incidents a fetch commit inserts per statement.
+pub(crate) const ROWS_PER_INSERT: usize = 200;
+
+/// A timestamp as stored: fixed-width UTC text with microseconds
+/// (`2024-05-01T08:00:00.000000Z`), so that text order is time order. Written without a
+/// format string, which chrono would parse on every call (a tenth of ingest's time).
+pub(crate) fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+pub(crate) fn open_error(url: &str, message: String) -> StoreError {
+    StoreError::Open {
+        url: url.to_string(),
+        message,
+    }
+}
+
+/// A write transaction.
+pub(crate) type Tx = sqlx::Transaction<'static, Any>;
+
+/// Refuses to go on unless `lease` is still held as it was taken (same holder, same token);
+/// the lease row stays locked until the transaction ends, so it cannot pass on meanwhile.
+pub(crate) async fn check_lease(
+    tx: &mut Tx,
+    backend: Backend,
+    lease: &Lease,
+) -> Result<(), StoreError> {
+    let row: Option<(String, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT holder, token FROM leases WHERE scope = $1{}",
+        backend.for_update()
+    )))
+    .bind(&lease.scope)
+    .fetch_optional(&mut **tx)
+    .await?;
+    match row {
+        Some((holder, token)) if holder == lease.holder && token == lease.token => Ok(()),
+        _ => Err(StoreError::Fenced(lease.scope.clone())),
+    }
+}
