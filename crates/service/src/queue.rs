@@ -189,3 +189,44 @@ impl Service {
         Ok((found, all))
     }
 }
+
+/// The dashboard's numbers within the caller's organizations.
+pub struct Dashboard {
+    pub stats: watchfloor_storage::DashboardStats,
+    /// Open incidents per SLA state: breached, at risk, within.
+    pub sla: [(SlaState, usize); 3],
+}
+
+impl Service {
+    /// The dashboard within the caller's organizations, with days counted from `since`.
+    pub async fn dashboard(
+        &self,
+        caller: &Caller,
+        since: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Dashboard, ServiceError> {
+        let now = chrono::Utc::now();
+        let stats = self.store.dashboard(&caller.scope, since).await?;
+        // Open incidents per SLA state: breached and at risk counted side by side (each reads
+        // only its part of the SLA index); the rest of the open ones are within their SLA.
+        let open_in = |sla: SlaState| IncidentFilter {
+            scope: caller.scope.clone(),
+            status: vec![Status::Pending, Status::Active],
+            sla: Some((sla, now)),
+            ..IncidentFilter::default()
+        };
+        let (breached, at_risk) = (open_in(SlaState::Breached), open_in(SlaState::AtRisk));
+        let (breached, at_risk) = tokio::try_join!(
+            self.store.count_matching(&breached),
+            self.store.count_matching(&at_risk),
+        )?;
+        let within = stats.open.saturating_sub(breached + at_risk);
+        Ok(Dashboard {
+            stats,
+            sla: [
+                (SlaState::Breached, breached),
+                (SlaState::AtRisk, at_risk),
+                (SlaState::Ok, within),
+            ],
+        })
+    }
+}

@@ -152,12 +152,9 @@ pub(crate) async fn users(
     Extension(csrf): Extension<Csrf>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    if let Err(r) = admin_only(&state, &user) {
-        return r;
-    }
-    let all = match state.store.users().await {
+    let all = match state.service.users(&Caller::of(&user)).await {
         Ok(u) => u,
-        Err(e) => return error_page(internal(e)),
+        Err(e) => return error_page(e.into()),
     };
     users_page(
         &user,
@@ -262,7 +259,11 @@ pub(crate) async fn create_user(
         .await
     {
         Ok((created, password)) => {
-            let all = state.store.users().await.unwrap_or_default();
+            let all = state
+                .service
+                .users(&Caller::of(&user))
+                .await
+                .unwrap_or_default();
             let label = format!("Password of {}", created.name);
             users_page(
                 &user,
@@ -350,7 +351,11 @@ pub(crate) async fn api_key(
     }
     match state.service.new_api_key(&Caller::of(&user), &name).await {
         Ok(key) => {
-            let all = state.store.users().await.unwrap_or_default();
+            let all = state
+                .service
+                .users(&Caller::of(&user))
+                .await
+                .unwrap_or_default();
             let label = format!("API key of {name}");
             users_page(&user, &csrf, &all, None, Some((&label, &key)))
         }

@@ -10,12 +10,12 @@ use axum::extract::State;
 use axum::response::Response;
 use chrono::{TimeDelta, Utc};
 use maud::{Markup, html};
-use watchfloor_core::{Severity, SlaState, Status};
-use watchfloor_storage::{IncidentFilter, Scope, User};
+use watchfloor_core::Severity;
+use watchfloor_storage::User;
 
 use super::{Csrf, error_page, layout, span_text};
-use crate::error::internal;
 use crate::state::AppState;
+use watchfloor_service::Caller;
 
 const DAYS: i64 = 14;
 
@@ -85,38 +85,18 @@ pub(crate) async fn page(
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
 ) -> Response {
-    let scope = Scope::of(&user);
     let now = Utc::now();
     let since = (now - TimeDelta::days(DAYS - 1))
         .date_naive()
         .and_hms_opt(0, 0, 0)
         .map(|t| t.and_utc())
         .unwrap_or(now);
-    let stats = match state.store.dashboard(&scope, since).await {
-        Ok(s) => s,
-        Err(e) => return error_page(internal(e)),
-    };
-    // Open incidents per SLA state: breached and at risk counted side by side (each reads
-    // only its part of the SLA index); the rest of the open ones are within their SLA.
-    let open_in = |sla: SlaState| IncidentFilter {
-        scope: scope.clone(),
-        status: vec![Status::Pending, Status::Active],
-        sla: Some((sla, now)),
-        ..IncidentFilter::default()
-    };
-    let (breached, at_risk) = (open_in(SlaState::Breached), open_in(SlaState::AtRisk));
-    let sla = match tokio::try_join!(
-        state.store.count_matching(&breached),
-        state.store.count_matching(&at_risk),
-    ) {
-        Ok((breached, at_risk)) => [
-            (SlaState::Breached, breached),
-            (SlaState::AtRisk, at_risk),
-            (SlaState::Ok, stats.open.saturating_sub(breached + at_risk)),
-        ]
-        .map(|(s, n)| (s.as_str().to_string(), n))
-        .to_vec(),
-        Err(e) => return error_page(internal(e)),
+    let (stats, sla) = match state.service.dashboard(&Caller::of(&user), since).await {
+        Ok(d) => (
+            d.stats,
+            d.sla.map(|(s, n)| (s.as_str().to_string(), n)).to_vec(),
+        ),
+        Err(e) => return error_page(e.into()),
     };
     let days: Vec<String> = (0..DAYS)
         .map(|n| (since + TimeDelta::days(n)).format("%Y-%m-%d").to_string())
