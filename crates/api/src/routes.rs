@@ -927,9 +927,6 @@ async fn bulk(
         },
         other => return Err(bad(format!("`action` {other:?}: use assign or close"))),
     };
-    if body.ids.len() > 1000 {
-        return Err(bad("at most 1000 incidents at once".into()));
-    }
     let (changed, failed) = state
         .service
         .change_many(&Caller::of(&user), &body.ids, &change)

@@ -34,6 +34,8 @@ pub const SCOPE_CONCURRENCY: usize = watchfloor_core::fetch::DEFAULT_CONCURRENCY
 const MAX_STEPS_PER_CYCLE: usize = 10_000;
 /// The longest wait after repeated failures.
 const MAX_BACKOFF: Duration = Duration::from_secs(15 * 60);
+/// How long work in flight may take to end after a stop before it is cut short.
+pub const STOP_GRACE: Duration = Duration::from_millis(1000);
 
 /// Why a cycle failed.
 #[derive(Debug, thiserror::Error)]
@@ -505,10 +507,32 @@ impl Engine {
                 })
             })
             .collect();
-        for t in tasks.into_iter().chain(sync_tasks) {
-            let _ = t.await;
+        // On a stop, work in flight has STOP_GRACE to end; then it is cut short (requests and
+        // retry waits dropped, an open transaction rolled back), so nothing half done is
+        // stored, and the leases are given back at once for another process to carry on.
+        let mut handles: Vec<_> = tasks.into_iter().chain(sync_tasks).collect();
+        let mut stopping = stop.clone();
+        let grace = async move {
+            let _ = stopping.wait_for(|s| *s).await;
+            tokio::time::sleep(STOP_GRACE).await;
+        };
+        let ended = tokio::select! {
+            _ = futures_util::future::join_all(handles.iter_mut()) => true,
+            _ = grace => false,
+        };
+        if !ended {
+            tracing::info!(grace = ?STOP_GRACE, "stopping: work still in flight is cut short; nothing half done is stored");
+            // A task already joined above is not polled again.
+            let running: Vec<_> = handles.into_iter().filter(|h| !h.is_finished()).collect();
+            for h in &running {
+                h.abort();
+            }
+            for h in running {
+                let _ = h.await;
+            }
         }
         if let (Some(keeper), Some(sharing)) = (keeper, &self.sharing) {
+            keeper.abort();
             let _ = keeper.await;
             sharing.leave().await;
         }

@@ -184,5 +184,6 @@ impl Service {
     }
 }
 
-/// The most incidents one bulk change takes.
+/// The most incidents one bulk change takes (XSOAR's batch close with `all` reads up to this
+/// many).
 pub const MAX_BATCH: usize = 10_000;

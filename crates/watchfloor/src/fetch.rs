@@ -148,7 +148,11 @@ fn plural<'a>(n: usize, one: &'a str, many: &'a str) -> &'a str {
     if n == 1 { one } else { many }
 }
 
-/// `watchfloor serve`: the scheduler, until Ctrl-C or SIGTERM.
+/// How long requests in flight may take to end after a stop, once the scheduler has stopped.
+const HTTP_GRACE: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// `watchfloor serve`: the scheduler, until Ctrl-C or SIGTERM, which stops it within two
+/// seconds whatever the providers do.
 pub async fn serve(
     runner: Arc<Runner>,
     store: Arc<SqlStore>,
@@ -217,7 +221,7 @@ pub async fn serve(
     };
     if !names.is_empty() {
         crate::tell!(
-            "fetching {} on their intervals; Ctrl-C or SIGTERM stops after the cycle in flight",
+            "fetching {} on their intervals; Ctrl-C or SIGTERM stops within two seconds",
             names.join(", ")
         );
     }
@@ -226,9 +230,17 @@ pub async fn serve(
         // With nothing to fetch, the scheduler returns at once: wait for the signal.
         let mut stopped = stop;
         let _ = stopped.wait_for(|s| *s).await;
-        http.await
-            .context("the API server stopped unexpectedly")?
-            .context("the API server failed")?;
+        // Requests in flight have a moment to end; a slow one (a provider command) is cut.
+        let mut http = http;
+        match tokio::time::timeout(HTTP_GRACE, &mut http).await {
+            Ok(ended) => ended
+                .context("the API server stopped unexpectedly")?
+                .context("the API server failed")?,
+            Err(_) => {
+                tracing::info!("stopping: requests still in flight are cut short");
+                http.abort();
+            }
+        }
     }
     crate::tell!("stopped");
     Ok(ExitCode::SUCCESS)
