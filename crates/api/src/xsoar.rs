@@ -296,10 +296,12 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
     let mut conditions =
         query::parse(given_str(f, "query")?.unwrap_or_default()).map_err(|e| bad(e.to_string()))?;
     let text = |key: &'static str| {
-        move |v: &Value| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| bad(format!("`filter.{key}` must hold strings")))
+        move |v: &Value| match v.as_str() {
+            Some(s) if s.contains('\0') => Err(bad(format!(
+                "`filter.{key}` has a NUL character, which no incident holds: remove it"
+            ))),
+            Some(s) => Ok(s.to_string()),
+            None => Err(bad(format!("`filter.{key}` must hold strings"))),
         }
     };
     let ids = each(f, "id", |v| incident_id(v, "filter.id"))?;

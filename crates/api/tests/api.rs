@@ -1582,3 +1582,79 @@ async fn filter_counts_escape_provider_names() {
         "{page}"
     );
 }
+
+/// Regression (NUL in an incident name, owner, organization or filter gave 500 through the
+/// API on PostgreSQL): text with a NUL character is refused with a 400 that names the field,
+/// through `/api/v1` and XSOAR's API alike, and nothing is stored.
+#[tokio::test]
+async fn text_with_nul_is_refused_with_a_clear_error() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    let before = app.store.count("").await.unwrap();
+    let id = app.id_of("a1").await;
+    let cases = [
+        (
+            "POST",
+            "/api/v1/incidents".to_string(),
+            json!({"name": "nul\u{0}name", "severity": "low"}),
+            "the name",
+        ),
+        (
+            "POST",
+            "/api/v1/incidents".to_string(),
+            json!({"name": "n", "severity": "low", "organization": "Ac\u{0}me"}),
+            "the organization",
+        ),
+        (
+            "PATCH",
+            format!("/api/v1/incidents/{id}"),
+            json!({"owner": "da\u{0}na"}),
+            "the owner",
+        ),
+        (
+            "POST",
+            format!("/api/v1/incidents/{id}/notes"),
+            json!({"text": "a\u{0}b"}),
+            "the note",
+        ),
+        (
+            "POST",
+            "/incidents/search".to_string(),
+            json!({"filter": {"query": "phish\u{0}", "size": 5}}),
+            "NUL",
+        ),
+        (
+            "POST",
+            "/incidents/search".to_string(),
+            json!({"filter": {"name": ["x\u{0}"], "size": 5}}),
+            "filter.name",
+        ),
+        (
+            "POST",
+            "/incident".to_string(),
+            json!({"name": "nul\u{0}", "severity": 1}),
+            "the name",
+        ),
+    ];
+    for (method, path, body, names) in cases {
+        let (status, answer) = app.send(method, &path, &admin, body).await;
+        assert_eq!(status, 400, "{method} {path}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap().contains(names),
+            "{method} {path}: {answer}"
+        );
+    }
+    for query in ["q=phish%00", "organization=Ac%00me", "owner=%00"] {
+        let (status, answer) = app
+            .get(&format!("/api/v1/incidents?{query}"), Some(&admin))
+            .await;
+        assert_eq!(status, 400, "{query}: {answer}");
+    }
+    assert_eq!(
+        app.store.count("").await.unwrap(),
+        before,
+        "nothing was created"
+    );
+    let a1 = app.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(a1.owner, None);
+}

@@ -89,6 +89,11 @@ pub fn comma_list<T>(
 
 /// Reads a query. An empty query matches every incident.
 pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
+    if query.contains('\0') {
+        return Err(QueryError(
+            "the search has a NUL character, which no incident holds: remove it".into(),
+        ));
+    }
     let mut conditions = Vec::new();
     for token in tokens(query)? {
         let (negated, body) = match token.strip_prefix('-') {

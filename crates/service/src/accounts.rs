@@ -58,6 +58,9 @@ impl Service {
         password: Option<String>,
     ) -> Result<(User, Option<String>), ServiceError> {
         self.admin_only(caller)?;
+        crate::error::no_nul("the user name", name)?;
+        orgs.iter()
+            .try_for_each(|o| crate::error::no_nul("an organization", o))?;
         let made = auth::new_user(&*self.store, name, role, orgs, password).await?;
         tracing::info!(user = %name, by = %caller.name, "user created");
         Ok(made)
@@ -88,6 +91,8 @@ impl Service {
         orgs: &[String],
     ) -> Result<User, ServiceError> {
         self.admin_only(caller)?;
+        orgs.iter()
+            .try_for_each(|o| crate::error::no_nul("an organization", o))?;
         let changed = self
             .store
             .set_user_access(name, role, orgs)

@@ -49,3 +49,14 @@ impl From<StoreError> for ServiceError {
         }
     }
 }
+
+/// Refuses text with a NUL character, which the store cannot keep as written: `what` names
+/// the field.
+pub(crate) fn no_nul(what: &str, text: &str) -> Result<(), ServiceError> {
+    match text.contains('\0') {
+        true => Err(ServiceError::Invalid(format!(
+            "{what} has a NUL character, which cannot be stored: remove it"
+        ))),
+        false => Ok(()),
+    }
+}

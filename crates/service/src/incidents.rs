@@ -5,6 +5,7 @@ use serde_json::Value;
 use watchfloor_core::{Change, Incident};
 use watchfloor_storage::{ManualIncident, Role, WarRoomEntry};
 
+use crate::error::no_nul;
 use crate::{Caller, Service, ServiceError};
 
 impl Service {
@@ -50,6 +51,15 @@ impl Service {
         if incident.name.is_empty() {
             return Err(ServiceError::Invalid("the incident needs a name".into()));
         }
+        no_nul("the name", &incident.name)?;
+        no_nul("the details", &incident.details)?;
+        no_nul("the type", &incident.kind)?;
+        no_nul(
+            "the organization",
+            incident.organization.as_deref().unwrap_or_default(),
+        )?;
+        no_nul("the owner", incident.owner.as_deref().unwrap_or_default())?;
+        no_labels_with_nul(&incident.labels)?;
         Ok(self
             .store
             .create_incident(&incident, &caller.name, &self.sla)
@@ -66,6 +76,7 @@ impl Service {
         change: &Change,
     ) -> Result<Incident, ServiceError> {
         self.changeable(caller, id).await?;
+        check_change(change)?;
         Ok(self
             .store
             .change_incident(id, version, &caller.name, change, &self.sla)
@@ -81,6 +92,7 @@ impl Service {
         changes: &[Change],
     ) -> Result<Incident, ServiceError> {
         self.changeable(caller, id).await?;
+        changes.iter().try_for_each(check_change)?;
         Ok(self
             .store
             .change_incident_all(id, version, &caller.name, changes, &self.sla)
@@ -126,6 +138,7 @@ impl Service {
         if text.trim().is_empty() {
             return Err(ServiceError::Invalid("the note is empty".into()));
         }
+        no_nul("the note", text)?;
         Ok(self.store.add_note(id, &caller.name, text, mirror).await?)
     }
 
@@ -182,6 +195,31 @@ impl Service {
         self.visible(caller, id).await?;
         Ok(self.store.context(id).await?)
     }
+}
+
+/// Refuses a change whose text the store could not keep as written.
+fn check_change(change: &Change) -> Result<(), ServiceError> {
+    match change {
+        Change::Update(edit) => {
+            no_nul(
+                "the owner",
+                edit.owner.clone().flatten().as_deref().unwrap_or_default(),
+            )?;
+            no_nul("the type", edit.kind.as_deref().unwrap_or_default())?;
+            no_labels_with_nul(&edit.labels)
+        }
+        Change::Close { notes, .. } => {
+            no_nul("the close notes", notes.as_deref().unwrap_or_default())
+        }
+        Change::Reopen => Ok(()),
+    }
+}
+
+fn no_labels_with_nul(labels: &[watchfloor_core::Label]) -> Result<(), ServiceError> {
+    labels.iter().try_for_each(|l| {
+        no_nul("a label", &l.kind)?;
+        no_nul("a label", &l.value)
+    })
 }
 
 /// The most incidents one bulk change takes (XSOAR's batch close with `all` reads up to this

@@ -71,6 +71,13 @@ impl QueueParams {
     /// The store's filter within `caller`'s organizations (without its keyset or limit).
     pub fn filter(&self, caller: &Caller) -> Result<IncidentFilter, ServiceError> {
         let bad = ServiceError::Invalid;
+        for (what, value) in [
+            ("the organization filter", &self.organization),
+            ("the instance filter", &self.instance),
+            ("the owner filter", &self.owner),
+        ] {
+            crate::error::no_nul(what, value.as_deref().unwrap_or_default())?;
+        }
         let now = chrono::Utc::now();
         let sort = Sort {
             field: text(&self.sort)

@@ -47,3 +47,10 @@ pub(crate) async fn check_lease(
         _ => Err(StoreError::Fenced(lease.scope.clone())),
     }
 }
+
+/// Text as both databases store it: a NUL character, which PostgreSQL's text refuses, is
+/// replaced by U+FFFD, the same on SQLite, so that one alert or error message carrying one
+/// cannot stop a fetch. JSON columns keep NUL exact, escaped as `\u0000`.
+pub(crate) fn stored_text(s: &str) -> String {
+    s.replace('\0', "\u{FFFD}")
+}

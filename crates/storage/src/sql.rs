@@ -28,7 +28,7 @@ mod filter;
 pub(crate) mod postgres;
 pub(crate) mod sqlite;
 
-use crate::base::{Tx, check_lease, open_error, ts};
+use crate::base::{Tx, check_lease, open_error, stored_text, ts};
 use crate::counts::{Counted, count_new, recount};
 use filter::{
     COMMON, CommonWords, Facet, Hints, filter_key, push_counted_filters, push_filter, sort_column,
@@ -814,7 +814,7 @@ impl Store for SqlStore {
                  incidents_last_cycle = 0, last_cycle_at = excluded.last_cycle_at",
             )
             .bind(instance)
-            .bind(error)
+            .bind(stored_text(error))
             .bind(&now)
             .bind(&now)
             .execute(&self.pool)
@@ -1070,7 +1070,7 @@ impl Store for SqlStore {
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE instance = $1 AND external_id = $2"
             )))
             .bind(instance)
-            .bind(external_id)
+            .bind(stored_text(external_id))
             .fetch_optional(&self.pool)
             .await?;
             row.as_ref().map(incident_from_row).transpose()

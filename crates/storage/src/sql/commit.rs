@@ -7,7 +7,7 @@ use sqlx::Row;
 use watchfloor_core::{NewIncident, Status};
 
 use super::SqlStore;
-use crate::base::{ROWS_PER_INSERT, Tx, check_lease, ts};
+use crate::base::{ROWS_PER_INSERT, Tx, check_lease, stored_text, ts};
 use crate::counts::{Counted, count_new, count_newest};
 use crate::dialect::{Backend, Sql};
 use crate::{FetchTarget, Lease, StoreError};
@@ -46,17 +46,17 @@ impl FetchCommit {
                 let labels = serde_json::to_string(&inc.labels)
                     .map_err(|e| StoreError::Database(e.to_string()))?;
                 q.push(if n == 0 { "(" } else { ", (" })
-                    .push_bind(inc.external_id.clone())
+                    .push_bind(stored_text(&inc.external_id))
                     .push(", ")
-                    .push_bind(inc.name.clone())
+                    .push_bind(stored_text(&inc.name))
                     .push(", ")
                     .push_bind(ts(inc.occurred))
                     .push(", ")
                     .push_bind(inc.severity.value())
                     .push(", ")
-                    .push_bind(inc.organization.clone())
+                    .push_bind(inc.organization.as_deref().map(stored_text))
                     .push(", ")
-                    .push_bind(inc.details.clone())
+                    .push_bind(stored_text(&inc.details))
                     .push(", ")
                     .push_bind(labels)
                     .push(", ")

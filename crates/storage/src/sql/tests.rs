@@ -171,7 +171,62 @@ on_both!(
     filter_counts_follow_every_change,
     queries_sorts_and_pages,
     every_push_kind_survives_the_outbox,
+    an_alert_with_nul_is_stored_with_its_batch,
 );
+
+/// Regression (a NUL in one alert stopped every fetch of its instance on PostgreSQL, "invalid
+/// byte sequence for encoding UTF8: 0x00"): the batch is stored on both databases, the NUL
+/// shown as U+FFFD in text and kept exact in the raw record; an error message with one is
+/// recorded too.
+async fn an_alert_with_nul_is_stored_with_its_batch(s: SqlStore) {
+    let mut nul = incident("nul\u{0}id", 1, Severity::High);
+    nul.name = "nul\u{0}title".into();
+    nul.details = "a\u{0}b".into();
+    nul.organization = Some("Ac\u{0}me".into());
+    nul.raw = json!({"title": "nul\u{0}title"});
+    let batch = [
+        incident("a", 2, Severity::Low),
+        nul,
+        incident("b", 3, Severity::Low),
+    ];
+    assert_eq!(
+        s.commit_fetch(target(""), &batch, &json!({"n": 1}))
+            .await
+            .unwrap(),
+        3
+    );
+    // Fetched again (the look-back re-reads it): still one.
+    assert_eq!(
+        s.commit_fetch(target(""), &batch, &json!({"n": 2}))
+            .await
+            .unwrap(),
+        0
+    );
+    let stored = s
+        .incident_by_external_id("fes", "nul\u{0}id")
+        .await
+        .unwrap()
+        .expect("the alert with NUL is stored");
+    assert_eq!(stored.name, "nul\u{fffd}title");
+    assert_eq!(stored.details, "a\u{fffd}b");
+    assert_eq!(stored.organization.as_deref(), Some("Ac\u{fffd}me"));
+    assert_eq!(
+        stored.raw["title"], "nul\u{0}title",
+        "the raw record is exact"
+    );
+    s.record_failure("fes", "the provider said \u{0}no")
+        .await
+        .unwrap();
+    let health = s.health().await.unwrap();
+    assert!(
+        health[0]
+            .last_error
+            .as_deref()
+            .unwrap()
+            .contains("said \u{fffd}no"),
+        "{health:?}"
+    );
+}
 
 /// Every kind of push comes back from the outbox as the change that queued it, and an edit of
 /// fields queues none.
