@@ -70,7 +70,7 @@ pub struct TlsFiles {
 }
 
 /// What commands that need no instance read from a config file: the database and the SLA.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct Shared {
     pub storage_url: Option<String>,
     pub sla: SlaPolicy,
@@ -584,48 +584,24 @@ impl Config {
                 organization,
             });
         }
-        let sla = match &raw.sla {
-            Some(s) => s
-                .policy()
-                .map_err(|(span, key, message)| err(span, Some(key), message))?,
-            None => SlaPolicy::default(),
-        };
-        let listen = match &raw.server {
-            Some(s) => s
-                .listen()
-                .map_err(|(span, key, message)| err(span, Some(key), message))?,
-            None => None,
-        };
-        let tls = match &raw.server {
-            Some(s) => s
-                .tls(base_dir)
-                .map_err(|(span, key, message)| err(span, Some(key), message))?,
-            None => None,
-        };
-        let retention = match &raw.retention {
-            Some(r) => r
-                .closed_after()
-                .map_err(|(span, key, message)| err(span, Some(key), message))?,
-            None => None,
-        };
-        let lease = match &raw.cluster {
-            Some(c) => c
-                .lease()
-                .map_err(|(span, key, message)| err(span, Some(key), message))?,
-            None => None,
-        };
+        let shared = SharedSections {
+            storage: raw.storage.as_ref(),
+            sla: raw.sla.as_ref(),
+            server: raw.server.as_ref(),
+            retention: raw.retention.as_ref(),
+            cluster: raw.cluster.as_ref(),
+        }
+        .read(base_dir)
+        .map_err(|(span, key, message)| err(span, Some(key), message))?;
         Ok(Config {
             path: path.to_path_buf(),
-            listen,
-            tls,
-            retention,
-            lease,
+            listen: shared.listen,
+            tls: shared.tls,
+            retention: shared.retention,
+            lease: shared.lease,
             instances,
-            storage_url: Some(match raw.storage {
-                Some(s) => storage_url(&s.url, base_dir),
-                None => storage_url(DEFAULT_STORAGE, base_dir),
-            }),
-            sla,
+            storage_url: shared.storage_url,
+            sla: shared.sla,
         })
     }
 
@@ -667,59 +643,48 @@ impl Config {
             )
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
-        let sla = match &raw.sla {
-            Some(s) => s
-                .policy()
-                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
-            None => SlaPolicy::default(),
-        };
-        let listen = match &raw.server {
-            Some(s) => s
-                .listen()
-                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
-            None => None,
-        };
-        let tls = match &raw.server {
-            Some(s) => s
-                .tls(base_dir)
-                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
-            None => None,
-        };
-        let retention = match &raw.retention {
-            Some(r) => r
-                .closed_after()
-                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
-            None => None,
-        };
-        let lease = match &raw.cluster {
-            Some(c) => c
-                .lease()
-                .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?,
-            None => None,
-        };
+        let shared = SharedSections {
+            storage: raw.storage.as_ref(),
+            sla: raw.sla.as_ref(),
+            server: raw.server.as_ref(),
+            retention: raw.retention.as_ref(),
+            cluster: raw.cluster.as_ref(),
+        }
+        .read(base_dir)
+        .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?;
         Ok(Shared {
-            listen,
-            tls,
-            retention,
-            lease,
-            storage_url: Some(match raw.storage {
-                Some(s) => storage_url(&s.url, base_dir),
-                None => storage_url(DEFAULT_STORAGE, base_dir),
-            }),
-            sla,
             instances: raw
                 .instances
                 .into_iter()
                 .filter_map(|i| {
                     let interval = match (i.fetch, &i.fetch_interval) {
                         (Some(true), Some(t)) => humantime::parse_duration(t).ok(),
-                        (Some(true), None) => Some(Duration::from_secs(60)),
+                        (Some(true), None) => Some(DEFAULT_FETCH_INTERVAL),
                         _ => None,
                     };
                     Some((i.name?, interval))
                 })
                 .collect(),
+            ..shared
         })
+    }
+
+    /// What every command shares of this config: the database, the SLA, the server, and each
+    /// instance's name and fetch interval.
+    pub fn shared(&self) -> Shared {
+        Shared {
+            storage_url: self.storage_url.clone(),
+            sla: self.sla.clone(),
+            listen: self.listen,
+            tls: self.tls.clone(),
+            retention: self.retention,
+            lease: self.lease,
+            instances: self
+                .instances
+                .iter()
+                .map(|i| (i.name.clone(), i.fetch.enabled.then_some(i.fetch.interval)))
+                .collect(),
+        }
     }
 
     pub fn instance(&self, name: &str) -> Option<&InstanceConfig> {
@@ -727,10 +692,50 @@ impl Config {
     }
 }
 
+/// How often an instance fetches unless it says otherwise (`fetch_interval`).
+pub const DEFAULT_FETCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The sections every command reads (`[storage]`, `[sla]`, `[server]`, `[retention]`,
+/// `[cluster]`), read by one function for the whole config and for commands that need only
+/// these.
+struct SharedSections<'a> {
+    storage: Option<&'a RawStorage>,
+    sla: Option<&'a RawSla>,
+    server: Option<&'a RawServer>,
+    retention: Option<&'a RawRetention>,
+    cluster: Option<&'a RawCluster>,
+}
+
+impl SharedSections<'_> {
+    /// The sections' settings (no instances), or the span, key and message of what is wrong.
+    fn read(self, base_dir: &Path) -> Result<Shared, (std::ops::Range<usize>, String, String)> {
+        Ok(Shared {
+            storage_url: Some(storage_url(
+                self.storage.map_or(DEFAULT_STORAGE, |s| s.url.as_str()),
+                base_dir,
+            )),
+            sla: self
+                .sla
+                .map(RawSla::policy)
+                .transpose()?
+                .unwrap_or_default(),
+            listen: self.server.map(RawServer::listen).transpose()?.flatten(),
+            tls: self.server.map(|s| s.tls(base_dir)).transpose()?.flatten(),
+            retention: self
+                .retention
+                .map(RawRetention::closed_after)
+                .transpose()?
+                .flatten(),
+            lease: self.cluster.map(RawCluster::lease).transpose()?.flatten(),
+            instances: Vec::new(),
+        })
+    }
+}
+
 fn default_fetch(def: Option<&crate::definition::FetchDef>) -> FetchSettings {
     FetchSettings {
         enabled: false,
-        interval: Duration::from_secs(60),
+        interval: DEFAULT_FETCH_INTERVAL,
         first_fetch: def
             .map(|d| d.first_fetch)
             .unwrap_or(crate::time::TimeSpec::Ago(chrono::TimeDelta::days(1))),
@@ -1119,6 +1124,33 @@ description = "Skip TLS checks"
             "fetch_interval = \"0s\"\n",
             "config file /etc/wf/watchfloor.toml, line 4, key `instances[0].fetch_interval`: fetch_interval must be at least 1s",
         );
+    }
+
+    /// The shared sections are read once: what commands that need no instance read is what
+    /// the whole config holds, and a mistake in them is the same error either way.
+    #[test]
+    fn the_shared_sections_read_the_same_either_way() {
+        let dir = std::env::temp_dir().join(format!("wf-shared-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("watchfloor.toml");
+        let text = "[storage]\nurl = \"sqlite://data/wf.db\"\n[sla]\nhigh = \"2h\"\n[server]\nlisten = \"127.0.0.1:9090\"\n\
+                    [retention]\nclosed_after = \"30days\"\n[cluster]\nlease = \"45s\"\n\
+                    [[instances]]\nname = \"fes\"\nintegration = \"demo-int\"\nfetch = false\n[instances.params]\napi_key = \"k\"\n";
+        std::fs::write(&path, text).unwrap();
+        let def = IntegrationDef::from_toml(DEF).unwrap();
+        let whole = Config::parse(&path, text, &[&def], &|_| None).unwrap();
+        let shared = Config::load_shared(&path).unwrap();
+        assert_eq!(whole.shared(), shared);
+        assert_eq!(shared.sla.high, Duration::from_secs(2 * 3600));
+        assert_eq!(shared.lease, Some(Duration::from_secs(45)));
+        let bad = "[cluster]\nlease = \"soon\"\n";
+        std::fs::write(&path, bad).unwrap();
+        let whole = Config::parse(&path, bad, &[&def], &|_| None)
+            .unwrap_err()
+            .to_string();
+        let shared = Config::load_shared(&path).unwrap_err().to_string();
+        assert_eq!(whole, shared);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

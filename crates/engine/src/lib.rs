@@ -430,7 +430,7 @@ impl Engine {
             .map(|name| {
                 let (engine, permits, mut stop) = (self.clone(), permits.clone(), stop.clone());
                 tokio::spawn(async move {
-                    let interval = engine.runner.instance(&name).map(|i| i.fetch.interval).unwrap_or(Duration::from_secs(60));
+                    let interval = engine.runner.instance(&name).map(|i| i.fetch.interval).unwrap_or(watchfloor_core::config::DEFAULT_FETCH_INTERVAL);
                     let mut failures: u32 = 0;
                     while !*stop.borrow() {
                         let outcome = {
@@ -489,7 +489,7 @@ impl Engine {
                         .runner
                         .instance(&name)
                         .map(|i| i.fetch.interval)
-                        .unwrap_or(Duration::from_secs(60));
+                        .unwrap_or(watchfloor_core::config::DEFAULT_FETCH_INTERVAL);
                     while !*stop.borrow() {
                         {
                             let _permit = permits.acquire().await;

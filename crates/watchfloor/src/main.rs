@@ -889,19 +889,7 @@ fn load_runner(config: Option<&Path>) -> Result<(Runner, watchfloor_core::Shared
     let defs = watchfloor_integrations::definitions();
     let config = Config::load(&path, &defs).map_err(usage)?;
     let runner = Runner::new(watchfloor_integrations::builtin(), &config)?;
-    let shared = watchfloor_core::Shared {
-        storage_url: config.storage_url,
-        sla: config.sla,
-        listen: config.listen,
-        tls: config.tls,
-        retention: config.retention,
-        lease: config.lease,
-        instances: config
-            .instances
-            .iter()
-            .map(|i| (i.name.clone(), i.fetch.enabled.then_some(i.fetch.interval)))
-            .collect(),
-    };
+    let shared = config.shared();
     Ok((runner, shared))
 }
 
