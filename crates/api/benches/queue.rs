@@ -15,7 +15,8 @@ use std::time::{Duration, Instant};
 
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::{Change, Edit, SlaPolicy};
-use watchfloor_storage::{Role, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{Role, SqlStore};
 
 const CLIENTS: usize = 32;
 

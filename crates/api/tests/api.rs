@@ -9,7 +9,8 @@ use chrono::Utc;
 use serde_json::{Value, json};
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::{NewIncident, Severity, SlaPolicy};
-use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore};
 
 struct App {
     url: String,

@@ -14,7 +14,8 @@ use watchfloor_simulators::{
     CovalenceManagedSecuritySimulator, CovalenceSecurityProvidersSimulator, Running,
     SymantecMssSimulator,
 };
-use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore};
 
 /// Organizations the simulators serve besides the FES portal's; an analyst's output names
 /// none but its own.

@@ -28,7 +28,8 @@ use watchfloor_simulators::{
     CovalenceSecurityProvidersOptions, CovalenceSecurityProvidersSetup,
     CovalenceSecurityProvidersSimulator, FaultSpec,
 };
-use watchfloor_storage::{FetchTarget, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{FetchTarget, SqlStore};
 
 /// `n` alerts of 50 organizations: `org(i)` says whose the `i`th is.
 fn incidents(n: usize, prefix: &str, org: impl Fn(usize) -> usize) -> Vec<NewIncident> {

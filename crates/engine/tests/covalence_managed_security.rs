@@ -15,6 +15,7 @@ use watchfloor_simulators::{
     CovalenceManagedSecurityOptions, CovalenceManagedSecuritySetup,
     CovalenceManagedSecuritySimulator, FaultSpec,
 };
+use watchfloor_storage::prelude::*;
 use watchfloor_storage::{IncidentFilter, SqlStore, Store};
 
 struct Setup {

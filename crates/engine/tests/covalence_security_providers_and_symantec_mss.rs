@@ -13,7 +13,8 @@ use watchfloor_simulators::{
     CovalenceSecurityProvidersSimulator, SymantecMssOptions, SymantecMssSetup,
     SymantecMssSimulator,
 };
-use watchfloor_storage::{IncidentFilter, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{IncidentFilter, SqlStore};
 
 async fn engine(config: &str, dir: &tempfile::TempDir) -> (Engine, Arc<SqlStore>) {
     let config = Config::parse(

@@ -299,7 +299,8 @@ async fn insert(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{FetchTarget, IncidentFilter, ManualIncident, Role, Store};
+    use crate::prelude::*;
+    use crate::{FetchTarget, IncidentFilter, ManualIncident, Role};
     use chrono::{TimeZone, Utc};
     use serde_json::json;
     use watchfloor_core::{NewIncident, Severity, SlaPolicy};

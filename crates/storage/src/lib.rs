@@ -30,6 +30,14 @@ use watchfloor_core::{
 pub use copy::{CopyError, CopyReport, copy};
 pub use dialect::Backend;
 pub use sql::SqlStore;
+
+/// Every role trait of the store, for code that calls them on a `SqlStore` itself.
+pub mod prelude {
+    pub use crate::{
+        AccountStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore, QueueStore,
+        Store,
+    };
+}
 pub use sql::postgres::redact as redact_url;
 
 /// The default database URL.
@@ -617,8 +625,26 @@ pub struct SetAsideRecord {
     pub at: DateTime<Utc>,
 }
 
-/// Where incidents live.
-pub trait Store: Send + Sync {
+/// Where incidents live: every role the store plays. A caller that needs one role can ask for
+/// it alone (`&dyn QueueStore`); the front ends and the engine hold the whole `Store`.
+pub trait Store:
+    FetchStore + HealthStore + QueueStore + IncidentStore + OutboxStore + LeaseStore + AccountStore
+{
+}
+
+impl<T> Store for T where
+    T: FetchStore
+        + HealthStore
+        + QueueStore
+        + IncidentStore
+        + OutboxStore
+        + LeaseStore
+        + AccountStore
+{
+}
+
+/// What a fetch writes and reads: each step with its cursor, and the incidents an instance has.
+pub trait FetchStore: Send + Sync {
     /// Stores a fetch's incidents and the scope's new cursor in one transaction; incidents the
     /// instance already has are dropped. Returns how many were new.
     fn commit_fetch<'a>(
@@ -635,6 +661,12 @@ pub trait Store: Send + Sync {
         scope: &'a str,
     ) -> BoxFuture<'a, Result<Option<Value>, StoreError>>;
 
+    /// How many incidents an instance has.
+    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
+}
+
+/// How each instance's fetches went: successes, failures and records set aside.
+pub trait HealthStore: Send + Sync {
     /// Records a fetch cycle that succeeded, with the incidents it added.
     fn record_success<'a>(
         &'a self,
@@ -657,13 +689,49 @@ pub trait Store: Send + Sync {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>>;
+}
 
+/// The queue: incidents by filter, their counts, the filter counts and the dashboard.
+pub trait QueueStore: Send + Sync {
     /// Incidents, newest occurrence first.
     fn incidents<'a>(
         &'a self,
         filter: &'a IncidentFilter,
     ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>>;
 
+    /// Like [`Store::count_matching`], but counts no further than `cap`: a queue page needs
+    /// to know "more than 10,000", not the exact number, and reading every match is slow.
+    fn count_matching_up_to<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+        cap: usize,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// The filter counts under `filter` (see [`Facets`]), read from counts kept as incidents
+    /// change, so as fast with a million incidents as with ten; `None` when the filter is not
+    /// [`Facets::countable`].
+    fn facets<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<Option<Facets>, StoreError>>;
+
+    /// How many incidents match `filter`, whatever its limit.
+    fn count_matching<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// The dashboard's numbers within `scope`; days counted from `since`.
+    fn dashboard<'a>(
+        &'a self,
+        scope: &'a Scope,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<DashboardStats, StoreError>>;
+}
+
+/// One incident and its lifecycle: reads, changes with their war-room entries, notes,
+/// commands, deletion and retention.
+pub trait IncidentStore: Send + Sync {
     fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>>;
 
     /// The incident that instance `instance` fetched from the provider's record `external_id`,
@@ -689,31 +757,6 @@ pub trait Store: Send + Sync {
                 .filter(|i| scope.allows(i.organization.as_deref())))
         })
     }
-
-    /// Like [`Store::count_matching`], but counts no further than `cap`: a queue page needs
-    /// to know "more than 10,000", not the exact number, and reading every match is slow.
-    fn count_matching_up_to<'a>(
-        &'a self,
-        filter: &'a IncidentFilter,
-        cap: usize,
-    ) -> BoxFuture<'a, Result<usize, StoreError>>;
-
-    /// The filter counts under `filter` (see [`Facets`]), read from counts kept as incidents
-    /// change, so as fast with a million incidents as with ten; `None` when the filter is not
-    /// [`Facets::countable`].
-    fn facets<'a>(
-        &'a self,
-        filter: &'a IncidentFilter,
-    ) -> BoxFuture<'a, Result<Option<Facets>, StoreError>>;
-
-    /// How many incidents match `filter`, whatever its limit.
-    fn count_matching<'a>(
-        &'a self,
-        filter: &'a IncidentFilter,
-    ) -> BoxFuture<'a, Result<usize, StoreError>>;
-
-    /// How many incidents an instance has.
-    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>>;
 
     /// Makes an incident by hand, with a `created` entry.
     fn create_incident<'a>(
@@ -789,22 +832,6 @@ pub trait Store: Send + Sync {
         mirror: bool,
     ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
 
-    /// An instance's pushes still waiting, oldest first.
-    fn pending_pushes<'a>(
-        &'a self,
-        instance: &'a str,
-    ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
-
-    /// One incident's pushes still waiting, oldest first.
-    fn incident_pushes(&self, incident_id: i64) -> BoxFuture<'_, Result<Vec<Push>, StoreError>>;
-
-    /// The dashboard's numbers within `scope`; days counted from `since`.
-    fn dashboard<'a>(
-        &'a self,
-        scope: &'a Scope,
-        since: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<DashboardStats, StoreError>>;
-
     /// Purges incidents closed before `before`, with their war rooms, at most `limit` at a
     /// time; a provider incident leaves a tombstone so it is never fetched again, and one with a
     /// push still waiting is kept until it is sent. Returns how many were purged.
@@ -813,6 +840,28 @@ pub trait Store: Send + Sync {
         before: DateTime<Utc>,
         limit: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
+
+    /// Records a command run in an incident's context, in one transaction: a `command` entry
+    /// with `body`, and `entry_context` merged into the incident's context by XSOAR's rules.
+    fn record_command<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        body: &'a Value,
+        entry_context: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
+}
+
+/// Mirroring: the outbox's pushes, and the provider's changes coming in.
+pub trait OutboxStore: Send + Sync {
+    /// An instance's pushes still waiting, oldest first.
+    fn pending_pushes<'a>(
+        &'a self,
+        instance: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<Push>, StoreError>>;
+
+    /// One incident's pushes still waiting, oldest first.
+    fn incident_pushes(&self, incident_id: i64) -> BoxFuture<'_, Result<Vec<Push>, StoreError>>;
 
     /// How many pushes wait, by instance (instances with none are left out).
     fn outbox_depth(&self) -> BoxFuture<'_, Result<Vec<(String, usize)>, StoreError>>;
@@ -828,32 +877,6 @@ pub trait Store: Send + Sync {
         push: &'a Push,
         lease: Option<&'a Lease>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
-
-    /// Says that process `me` is alive, and returns the processes that said so within
-    /// `within` (by the database's clock), oldest first.
-    fn heartbeat<'a>(
-        &'a self,
-        me: &'a ProcessInfo,
-        within: std::time::Duration,
-    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>>;
-
-    /// Takes or renews the lease on `scope` for `holder`, for `period`: free, expired or already
-    /// the holder's. `None` when another process holds it.
-    fn acquire_lease<'a>(
-        &'a self,
-        scope: &'a str,
-        holder: &'a str,
-        period: std::time::Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>>;
-
-    /// Gives a lease back, if it is still this one.
-    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
-
-    /// A process that stops: its record goes and its leases are freed at once.
-    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-
-    /// Every process and lease.
-    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>>;
 
     /// Records how a push ended, with a war-room entry on its incident (for a failure, only when
     /// the error is new), in one transaction.
@@ -891,7 +914,39 @@ pub trait Store: Send + Sync {
         change: Option<&'a Change>,
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
 
+/// Work shared by processes: heartbeats and fenced leases.
+pub trait LeaseStore: Send + Sync {
+    /// Says that process `me` is alive, and returns the processes that said so within
+    /// `within` (by the database's clock), oldest first.
+    fn heartbeat<'a>(
+        &'a self,
+        me: &'a ProcessInfo,
+        within: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>>;
+
+    /// Takes or renews the lease on `scope` for `holder`, for `period`: free, expired or already
+    /// the holder's. `None` when another process holds it.
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        period: std::time::Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>>;
+
+    /// Gives a lease back, if it is still this one.
+    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// A process that stops: its record goes and its leases are freed at once.
+    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Every process and lease.
+    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>>;
+}
+
+/// Users, API keys and login sessions.
+pub trait AccountStore: Send + Sync {
     /// Adds a user; the name must be new.
     fn create_user<'a>(
         &'a self,
@@ -945,14 +1000,4 @@ pub trait Store: Send + Sync {
 
     /// Ends a session (logout).
     fn end_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
-
-    /// Records a command run in an incident's context, in one transaction: a `command` entry
-    /// with `body`, and `entry_context` merged into the incident's context by XSOAR's rules.
-    fn record_command<'a>(
-        &'a self,
-        id: i64,
-        author: &'a str,
-        body: &'a Value,
-        entry_context: &'a serde_json::Map<String, Value>,
-    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
 }

@@ -17,9 +17,12 @@ use watchfloor_core::SetAside;
 
 use crate::dialect::{Backend, Sql};
 use crate::{
+    AccountStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore, QueueStore,
+};
+use crate::{
     BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, Lease, LeaseInfo,
     ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord, SortField,
-    Store, StoreError, User, WarRoomEntry,
+    StoreError, User, WarRoomEntry,
 };
 use commit::FetchCommit;
 
@@ -736,7 +739,7 @@ fn add(a: Option<f64>, b: Option<f64>) -> Option<f64> {
     }
 }
 
-impl Store for SqlStore {
+impl FetchStore for SqlStore {
     fn commit_fetch<'a>(
         &'a self,
         target: FetchTarget<'a>,
@@ -778,6 +781,18 @@ impl Store for SqlStore {
         })
     }
 
+    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE instance = $1")
+                .bind(instance)
+                .fetch_one(&self.pool)
+                .await?;
+            Ok(n as usize)
+        })
+    }
+}
+
+impl HealthStore for SqlStore {
     fn record_success<'a>(
         &'a self,
         instance: &'a str,
@@ -893,7 +908,9 @@ impl Store for SqlStore {
                 .collect()
         })
     }
+}
 
+impl QueueStore for SqlStore {
     fn incidents<'a>(
         &'a self,
         filter: &'a IncidentFilter,
@@ -1048,6 +1065,117 @@ impl Store for SqlStore {
         })
     }
 
+    fn dashboard<'a>(
+        &'a self,
+        scope: &'a crate::Scope,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<crate::DashboardStats, StoreError>> {
+        Box::pin(async move {
+            let scoped = IncidentFilter {
+                scope: scope.clone(),
+                ..IncidentFilter::default()
+            };
+            let grouped = |select: &str, rest: &str| {
+                let mut q = self.sql(select);
+                q.push(" FROM incidents WHERE 1 = 1");
+                push_filter(&mut q, &scoped, &Hints::default());
+                q.push(rest);
+                q
+            };
+            let mut q = grouped(
+                "SELECT substr(created, 1, 10) AS day, severity, COUNT(*)",
+                "",
+            );
+            q.push(" AND created >= ")
+                .push_bind(ts(since))
+                .push(" GROUP BY day, severity ORDER BY day");
+            let rows: Vec<(String, f64, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
+            let created_by_day = rows
+                .into_iter()
+                .filter_map(|(d, s, n)| Some((d, Severity::from_value(s)?, n as usize)))
+                .collect();
+            // Open incidents per organization and owner are the filter counts of the open
+            // filter, not counted here (a million incidents took a second).
+            let open = self
+                .facets(&IncidentFilter {
+                    scope: scope.clone(),
+                    status: vec![Status::Pending, Status::Active],
+                    ..IncidentFilter::default()
+                })
+                .await?
+                .unwrap_or_default();
+            // The period's incidents read once, grouped by provider and organization together,
+            // and summed both ways here (two groupings read them twice).
+            let mut q = grouped(
+                &format!(
+                    "SELECT COALESCE(NULLIF(integration, ''), '(manual)'), \
+                     COALESCE(NULLIF(organization, ''), '(none)'), \
+                     SUM({assigned} - {created}), COUNT(first_assigned), \
+                     SUM({closed} - {created}), COUNT(closed), COUNT(*)",
+                    assigned = self.backend.seconds("first_assigned"),
+                    closed = self.backend.seconds("closed"),
+                    created = self.backend.seconds("created"),
+                ),
+                "",
+            );
+            q.push(" AND created >= ")
+                .push_bind(ts(since))
+                .push(" GROUP BY 1, 2");
+            // Time to assign summed and counted, the same to close, and incidents.
+            type Sums = (Option<f64>, i64, Option<f64>, i64, i64);
+            type ByBoth = (String, String, Option<f64>, i64, Option<f64>, i64, i64);
+            let rows: Vec<ByBoth> = q.build_query_as().fetch_all(&self.pool).await?;
+            let mut by_provider = std::collections::BTreeMap::<String, Sums>::new();
+            let mut by_organization = std::collections::BTreeMap::<String, Sums>::new();
+            for (provider, organization, assign, assigned, close, closed, n) in rows {
+                for (m, key) in [
+                    (&mut by_provider, provider),
+                    (&mut by_organization, organization),
+                ] {
+                    let e = m.entry(key).or_insert((None, 0, None, 0, 0));
+                    e.0 = add(e.0, assign);
+                    e.1 += assigned;
+                    e.2 = add(e.2, close);
+                    e.3 += closed;
+                    e.4 += n;
+                }
+            }
+            let mut times = Vec::new();
+            for (by, sums) in [("provider", by_provider), ("organization", by_organization)] {
+                let mut rows: Vec<(String, Sums)> = sums.into_iter().collect();
+                rows.sort_by(|a, b| b.1.4.cmp(&a.1.4).then_with(|| a.0.cmp(&b.0)));
+                let mean = |sum: Option<f64>, n: i64| sum.filter(|_| n > 0).map(|s| s / n as f64);
+                times.extend(rows.into_iter().take(20).map(|(name, (a, na, c, nc, n))| {
+                    crate::TimesToAct {
+                        by,
+                        name,
+                        to_assign: mean(a, na),
+                        to_close: mean(c, nc),
+                        incidents: n as usize,
+                    }
+                }));
+            }
+            // The status counts leave out the status filter: every status is there.
+            let open_total = (open.status.iter())
+                .filter(|(s, _)| *s != Status::Closed)
+                .map(|(_, n)| *n as usize)
+                .sum();
+            Ok(crate::DashboardStats {
+                created_by_day,
+                open: open_total,
+                open_by_org: (open.organization.into_iter())
+                    .map(|(o, n)| (o, n as usize))
+                    .collect(),
+                open_by_owner: (open.owner.into_iter())
+                    .map(|(o, n)| (o.unwrap_or_default(), n as usize))
+                    .collect(),
+                times,
+            })
+        })
+    }
+}
+
+impl IncidentStore for SqlStore {
     fn incident(&self, id: i64) -> BoxFuture<'_, Result<Option<Incident>, StoreError>> {
         Box::pin(async move {
             let row = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -1074,16 +1202,6 @@ impl Store for SqlStore {
             .fetch_optional(&self.pool)
             .await?;
             row.as_ref().map(incident_from_row).transpose()
-        })
-    }
-
-    fn count<'a>(&'a self, instance: &'a str) -> BoxFuture<'a, Result<usize, StoreError>> {
-        Box::pin(async move {
-            let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM incidents WHERE instance = $1")
-                .bind(instance)
-                .fetch_one(&self.pool)
-                .await?;
-            Ok(n as usize)
         })
     }
 
@@ -1336,6 +1454,52 @@ impl Store for SqlStore {
         })
     }
 
+    fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>> {
+        Box::pin(async move {
+            let text: Option<String> =
+                sqlx::query_scalar("SELECT context FROM incidents WHERE id = $1")
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            let text = text.ok_or(StoreError::NoIncident(id))?;
+            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("context: {e}")))
+        })
+    }
+
+    fn record_command<'a>(
+        &'a self,
+        id: i64,
+        author: &'a str,
+        body: &'a Value,
+        entry_context: &'a serde_json::Map<String, Value>,
+    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT context FROM incidents WHERE id = $1{}",
+                self.backend.for_update()
+            )))
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let text = text.ok_or(StoreError::NoIncident(id))?;
+            let current: Value = serde_json::from_str(&text)
+                .map_err(|e| StoreError::Corrupt(format!("context: {e}")))?;
+            let mut context = watchfloor_core::ContextStore::from_json(current);
+            context.merge(entry_context);
+            sqlx::query("UPDATE incidents SET context = $1 WHERE id = $2")
+                .bind(Value::Object(context.as_map().clone()).to_string())
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            let entry = insert_entry(&mut tx, id, Utc::now(), author, "command", body).await?;
+            tx.commit().await?;
+            Ok(entry)
+        })
+    }
+}
+
+impl OutboxStore for SqlStore {
     fn start_push<'a>(
         &'a self,
         push: &'a Push,
@@ -1359,115 +1523,6 @@ impl Store for SqlStore {
             .rows_affected();
             tx.commit().await?;
             Ok(started == 1)
-        })
-    }
-
-    fn dashboard<'a>(
-        &'a self,
-        scope: &'a crate::Scope,
-        since: DateTime<Utc>,
-    ) -> BoxFuture<'a, Result<crate::DashboardStats, StoreError>> {
-        Box::pin(async move {
-            let scoped = IncidentFilter {
-                scope: scope.clone(),
-                ..IncidentFilter::default()
-            };
-            let grouped = |select: &str, rest: &str| {
-                let mut q = self.sql(select);
-                q.push(" FROM incidents WHERE 1 = 1");
-                push_filter(&mut q, &scoped, &Hints::default());
-                q.push(rest);
-                q
-            };
-            let mut q = grouped(
-                "SELECT substr(created, 1, 10) AS day, severity, COUNT(*)",
-                "",
-            );
-            q.push(" AND created >= ")
-                .push_bind(ts(since))
-                .push(" GROUP BY day, severity ORDER BY day");
-            let rows: Vec<(String, f64, i64)> = q.build_query_as().fetch_all(&self.pool).await?;
-            let created_by_day = rows
-                .into_iter()
-                .filter_map(|(d, s, n)| Some((d, Severity::from_value(s)?, n as usize)))
-                .collect();
-            // Open incidents per organization and owner are the filter counts of the open
-            // filter, not counted here (a million incidents took a second).
-            let open = self
-                .facets(&IncidentFilter {
-                    scope: scope.clone(),
-                    status: vec![Status::Pending, Status::Active],
-                    ..IncidentFilter::default()
-                })
-                .await?
-                .unwrap_or_default();
-            // The period's incidents read once, grouped by provider and organization together,
-            // and summed both ways here (two groupings read them twice).
-            let mut q = grouped(
-                &format!(
-                    "SELECT COALESCE(NULLIF(integration, ''), '(manual)'), \
-                     COALESCE(NULLIF(organization, ''), '(none)'), \
-                     SUM({assigned} - {created}), COUNT(first_assigned), \
-                     SUM({closed} - {created}), COUNT(closed), COUNT(*)",
-                    assigned = self.backend.seconds("first_assigned"),
-                    closed = self.backend.seconds("closed"),
-                    created = self.backend.seconds("created"),
-                ),
-                "",
-            );
-            q.push(" AND created >= ")
-                .push_bind(ts(since))
-                .push(" GROUP BY 1, 2");
-            // Time to assign summed and counted, the same to close, and incidents.
-            type Sums = (Option<f64>, i64, Option<f64>, i64, i64);
-            type ByBoth = (String, String, Option<f64>, i64, Option<f64>, i64, i64);
-            let rows: Vec<ByBoth> = q.build_query_as().fetch_all(&self.pool).await?;
-            let mut by_provider = std::collections::BTreeMap::<String, Sums>::new();
-            let mut by_organization = std::collections::BTreeMap::<String, Sums>::new();
-            for (provider, organization, assign, assigned, close, closed, n) in rows {
-                for (m, key) in [
-                    (&mut by_provider, provider),
-                    (&mut by_organization, organization),
-                ] {
-                    let e = m.entry(key).or_insert((None, 0, None, 0, 0));
-                    e.0 = add(e.0, assign);
-                    e.1 += assigned;
-                    e.2 = add(e.2, close);
-                    e.3 += closed;
-                    e.4 += n;
-                }
-            }
-            let mut times = Vec::new();
-            for (by, sums) in [("provider", by_provider), ("organization", by_organization)] {
-                let mut rows: Vec<(String, Sums)> = sums.into_iter().collect();
-                rows.sort_by(|a, b| b.1.4.cmp(&a.1.4).then_with(|| a.0.cmp(&b.0)));
-                let mean = |sum: Option<f64>, n: i64| sum.filter(|_| n > 0).map(|s| s / n as f64);
-                times.extend(rows.into_iter().take(20).map(|(name, (a, na, c, nc, n))| {
-                    crate::TimesToAct {
-                        by,
-                        name,
-                        to_assign: mean(a, na),
-                        to_close: mean(c, nc),
-                        incidents: n as usize,
-                    }
-                }));
-            }
-            // The status counts leave out the status filter: every status is there.
-            let open_total = (open.status.iter())
-                .filter(|(s, _)| *s != Status::Closed)
-                .map(|(_, n)| *n as usize)
-                .sum();
-            Ok(crate::DashboardStats {
-                created_by_day,
-                open: open_total,
-                open_by_org: (open.organization.into_iter())
-                    .map(|(o, n)| (o, n as usize))
-                    .collect(),
-                open_by_owner: (open.owner.into_iter())
-                    .map(|(o, n)| (o.unwrap_or_default(), n as usize))
-                    .collect(),
-                times,
-            })
         })
     }
 
@@ -1659,19 +1714,170 @@ impl Store for SqlStore {
             Ok(true)
         })
     }
+}
 
-    fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>> {
+impl LeaseStore for SqlStore {
+    fn heartbeat<'a>(
+        &'a self,
+        me: &'a ProcessInfo,
+        within: Duration,
+    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>> {
         Box::pin(async move {
-            let text: Option<String> =
-                sqlx::query_scalar("SELECT context FROM incidents WHERE id = $1")
-                    .bind(id)
-                    .fetch_optional(&self.pool)
-                    .await?;
-            let text = text.ok_or(StoreError::NoIncident(id))?;
-            serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("context: {e}")))
+            let now = self.backend.now_ms();
+            let mut tx = self.write().await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO processes (id, host, pid, started_ms, seen_ms) VALUES ($1, $2, $3, {now}, {now}) \
+                 ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms"
+            )))
+            .bind(&me.id)
+            .bind(&me.host)
+            .bind(me.pid)
+            .execute(&mut *tx)
+            .await?;
+            let rows: Vec<ProcessRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, host, pid, started_ms, seen_ms FROM processes WHERE seen_ms > {now} - $1 \
+                 ORDER BY started_ms, id"
+            )))
+            .bind(within.as_millis() as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            // Processes gone for a day are forgotten.
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM processes WHERE seen_ms < {now} - 86400000"
+            )))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(rows.into_iter().map(process_from).collect())
         })
     }
 
+    fn acquire_lease<'a>(
+        &'a self,
+        scope: &'a str,
+        holder: &'a str,
+        period: Duration,
+    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
+        Box::pin(async move {
+            let valid_until = std::time::Instant::now() + period;
+            let now = self.backend.now_ms();
+            let period = period.as_millis() as i64;
+            let mut tx = self.write().await?;
+            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO leases (scope, holder, token, expires_ms, acquired_ms) \
+                 VALUES ($1, $2, 1, {now} + $3, {now}) ON CONFLICT (scope) DO NOTHING"
+            )))
+            .bind(scope)
+            .bind(holder)
+            .bind(period)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            if inserted == 1 {
+                tx.commit().await?;
+                return Ok(Some(Lease {
+                    scope: scope.to_string(),
+                    holder: holder.to_string(),
+                    token: 1,
+                    valid_until,
+                }));
+            }
+            // Renewed by its holder (the token stays: nobody else worked meanwhile), or taken
+            // over once expired (the token grows, fencing off the old holder).
+            let token: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "UPDATE leases SET \
+                   token = CASE WHEN holder = $2 THEN token ELSE token + 1 END, \
+                   acquired_ms = CASE WHEN holder = $2 THEN acquired_ms ELSE {now} END, \
+                   holder = $2, expires_ms = {now} + $3 \
+                 WHERE scope = $1 AND (holder = $2 OR expires_ms <= {now}) RETURNING token"
+            )))
+            .bind(scope)
+            .bind(holder)
+            .bind(period)
+            .fetch_optional(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(token.map(|token| Lease {
+                scope: scope.to_string(),
+                holder: holder.to_string(),
+                token,
+                valid_until,
+            }))
+        })
+    }
+
+    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            // Expired rather than deleted, so that the next holder's token still grows.
+            sqlx::query(
+                "UPDATE leases SET expires_ms = 0 WHERE scope = $1 AND holder = $2 AND token = $3",
+            )
+            .bind(&lease.scope)
+            .bind(&lease.holder)
+            .bind(lease.token)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query("UPDATE leases SET expires_ms = 0 WHERE holder = $1")
+                .bind(process)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM processes WHERE id = $1")
+                .bind(process)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>> {
+        Box::pin(async move {
+            let now_ms: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT {}",
+                self.backend.now_ms()
+            )))
+            .fetch_one(&self.pool)
+            .await?;
+            let processes: Vec<ProcessRow> = sqlx::query_as(
+                "SELECT id, host, pid, started_ms, seen_ms FROM processes ORDER BY started_ms, id",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            let leases: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
+                "SELECT scope, holder, token, acquired_ms, expires_ms FROM leases ORDER BY scope",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            Ok(ClusterStatus {
+                now_ms,
+                processes: processes.into_iter().map(process_from).collect(),
+                leases: leases
+                    .into_iter()
+                    .map(
+                        |(scope, holder, token, acquired_ms, expires_ms)| LeaseInfo {
+                            scope,
+                            holder,
+                            token,
+                            acquired_ms,
+                            expires_ms,
+                        },
+                    )
+                    .collect(),
+            })
+        })
+    }
+}
+
+impl AccountStore for SqlStore {
     fn create_user<'a>(
         &'a self,
         name: &'a str,
@@ -1866,197 +2072,6 @@ impl Store for SqlStore {
                 .await?;
             tx.commit().await?;
             Ok(())
-        })
-    }
-
-    fn heartbeat<'a>(
-        &'a self,
-        me: &'a ProcessInfo,
-        within: Duration,
-    ) -> BoxFuture<'a, Result<Vec<ProcessInfo>, StoreError>> {
-        Box::pin(async move {
-            let now = self.backend.now_ms();
-            let mut tx = self.write().await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO processes (id, host, pid, started_ms, seen_ms) VALUES ($1, $2, $3, {now}, {now}) \
-                 ON CONFLICT (id) DO UPDATE SET seen_ms = excluded.seen_ms"
-            )))
-            .bind(&me.id)
-            .bind(&me.host)
-            .bind(me.pid)
-            .execute(&mut *tx)
-            .await?;
-            let rows: Vec<ProcessRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT id, host, pid, started_ms, seen_ms FROM processes WHERE seen_ms > {now} - $1 \
-                 ORDER BY started_ms, id"
-            )))
-            .bind(within.as_millis() as i64)
-            .fetch_all(&mut *tx)
-            .await?;
-            // Processes gone for a day are forgotten.
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM processes WHERE seen_ms < {now} - 86400000"
-            )))
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(rows.into_iter().map(process_from).collect())
-        })
-    }
-
-    fn acquire_lease<'a>(
-        &'a self,
-        scope: &'a str,
-        holder: &'a str,
-        period: Duration,
-    ) -> BoxFuture<'a, Result<Option<Lease>, StoreError>> {
-        Box::pin(async move {
-            let valid_until = std::time::Instant::now() + period;
-            let now = self.backend.now_ms();
-            let period = period.as_millis() as i64;
-            let mut tx = self.write().await?;
-            let inserted = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO leases (scope, holder, token, expires_ms, acquired_ms) \
-                 VALUES ($1, $2, 1, {now} + $3, {now}) ON CONFLICT (scope) DO NOTHING"
-            )))
-            .bind(scope)
-            .bind(holder)
-            .bind(period)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 1 {
-                tx.commit().await?;
-                return Ok(Some(Lease {
-                    scope: scope.to_string(),
-                    holder: holder.to_string(),
-                    token: 1,
-                    valid_until,
-                }));
-            }
-            // Renewed by its holder (the token stays: nobody else worked meanwhile), or taken
-            // over once expired (the token grows, fencing off the old holder).
-            let token: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "UPDATE leases SET \
-                   token = CASE WHEN holder = $2 THEN token ELSE token + 1 END, \
-                   acquired_ms = CASE WHEN holder = $2 THEN acquired_ms ELSE {now} END, \
-                   holder = $2, expires_ms = {now} + $3 \
-                 WHERE scope = $1 AND (holder = $2 OR expires_ms <= {now}) RETURNING token"
-            )))
-            .bind(scope)
-            .bind(holder)
-            .bind(period)
-            .fetch_optional(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(token.map(|token| Lease {
-                scope: scope.to_string(),
-                holder: holder.to_string(),
-                token,
-                valid_until,
-            }))
-        })
-    }
-
-    fn release_lease<'a>(&'a self, lease: &'a Lease) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.write().await?;
-            // Expired rather than deleted, so that the next holder's token still grows.
-            sqlx::query(
-                "UPDATE leases SET expires_ms = 0 WHERE scope = $1 AND holder = $2 AND token = $3",
-            )
-            .bind(&lease.scope)
-            .bind(&lease.holder)
-            .bind(lease.token)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn leave<'a>(&'a self, process: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.write().await?;
-            sqlx::query("UPDATE leases SET expires_ms = 0 WHERE holder = $1")
-                .bind(process)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("DELETE FROM processes WHERE id = $1")
-                .bind(process)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok(())
-        })
-    }
-
-    fn cluster(&self) -> BoxFuture<'_, Result<ClusterStatus, StoreError>> {
-        Box::pin(async move {
-            let now_ms: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT {}",
-                self.backend.now_ms()
-            )))
-            .fetch_one(&self.pool)
-            .await?;
-            let processes: Vec<ProcessRow> = sqlx::query_as(
-                "SELECT id, host, pid, started_ms, seen_ms FROM processes ORDER BY started_ms, id",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            let leases: Vec<(String, String, i64, i64, i64)> = sqlx::query_as(
-                "SELECT scope, holder, token, acquired_ms, expires_ms FROM leases ORDER BY scope",
-            )
-            .fetch_all(&self.pool)
-            .await?;
-            Ok(ClusterStatus {
-                now_ms,
-                processes: processes.into_iter().map(process_from).collect(),
-                leases: leases
-                    .into_iter()
-                    .map(
-                        |(scope, holder, token, acquired_ms, expires_ms)| LeaseInfo {
-                            scope,
-                            holder,
-                            token,
-                            acquired_ms,
-                            expires_ms,
-                        },
-                    )
-                    .collect(),
-            })
-        })
-    }
-
-    fn record_command<'a>(
-        &'a self,
-        id: i64,
-        author: &'a str,
-        body: &'a Value,
-        entry_context: &'a serde_json::Map<String, Value>,
-    ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>> {
-        Box::pin(async move {
-            let mut tx = self.write().await?;
-            let text: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT context FROM incidents WHERE id = $1{}",
-                self.backend.for_update()
-            )))
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let text = text.ok_or(StoreError::NoIncident(id))?;
-            let current: Value = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("context: {e}")))?;
-            let mut context = watchfloor_core::ContextStore::from_json(current);
-            context.merge(entry_context);
-            sqlx::query("UPDATE incidents SET context = $1 WHERE id = $2")
-                .bind(Value::Object(context.as_map().clone()).to_string())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            let entry = insert_entry(&mut tx, id, Utc::now(), author, "command", body).await?;
-            tx.commit().await?;
-            Ok(entry)
         })
     }
 }

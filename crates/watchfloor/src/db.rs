@@ -4,6 +4,7 @@
 use watchfloor_storage::{SqlStore, redact_url};
 
 use crate::Failure;
+use watchfloor_storage::prelude::*;
 
 #[derive(clap::Subcommand)]
 pub enum DbAction {
@@ -75,7 +76,7 @@ pub async fn run(action: DbAction, url: &str) -> Result<String, Failure> {
 /// how old they are, as markdown tables (or JSON).
 pub async fn cluster_status(store: &SqlStore, as_json: bool) -> anyhow::Result<String> {
     use watchfloor_core::table::{TableOptions, table_to_markdown};
-    use watchfloor_storage::Store;
+
     let status = store.cluster().await?;
     if as_json {
         return Ok(serde_json::to_string_pretty(&status)?);

@@ -11,6 +11,7 @@ use watchfloor_core::SlaPolicy;
 use watchfloor_engine::{Engine, Progress, Steps};
 use watchfloor_integrations::Runner;
 use watchfloor_storage::SqlStore;
+use watchfloor_storage::prelude::*;
 
 /// A channel that turns true on Ctrl-C or SIGTERM.
 pub fn stop_on_signals() -> watch::Receiver<bool> {
@@ -270,7 +271,6 @@ async fn purge_closed(
     keep: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    use watchfloor_storage::Store;
     let Ok(keep) = chrono::TimeDelta::from_std(keep) else {
         return;
     };

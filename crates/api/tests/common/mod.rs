@@ -1,7 +1,8 @@
 //! What the API's test files share: users with keys.
 
 use watchfloor_api::auth;
-use watchfloor_storage::{Role, SqlStore, Store};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{Role, SqlStore};
 
 /// Makes a user (password `pw`) with an API key, and returns the key.
 pub async fn user_with_key(store: &SqlStore, name: &str, role: Role, orgs: &[&str]) -> String {
