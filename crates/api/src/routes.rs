@@ -69,7 +69,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(|| async { "ok" }),
         ),
         (
-            public("GET", "/readyz", "", "the store is reachable"),
+            public("GET", "/readyz", "", "the store can write"),
             get(ready),
         ),
         (
@@ -457,11 +457,11 @@ pub fn markdown_table() -> String {
 }
 
 async fn ready(State(state): State<AppState>) -> Response {
-    match state.store.count("").await {
-        Ok(_) => "ready".into_response(),
+    match state.store.can_write().await {
+        Ok(()) => "ready".into_response(),
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            format!("the store is not reachable: {e}"),
+            format!("the store cannot write: {e}"),
         )
             .into_response(),
     }

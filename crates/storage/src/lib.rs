@@ -667,6 +667,10 @@ pub trait FetchStore: Send + Sync {
 
 /// How each instance's fetches went: successes, failures and records set aside.
 pub trait HealthStore: Send + Sync {
+    /// Whether the store can write now: a write transaction begins, writes a row and is
+    /// rolled back. `/readyz` asks it, so that a store every write fails on is not "ready".
+    fn can_write(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
     /// Records a fetch cycle that succeeded, with the incidents it added.
     fn record_success<'a>(
         &'a self,

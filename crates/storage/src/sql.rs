@@ -143,6 +143,20 @@ impl SqlStore {
 
     /// A write transaction (see [`Backend::begin_write`]).
     pub(crate) async fn write(&self) -> Result<Tx, StoreError> {
+        for _ in 0..3 {
+            match self.writer.begin_with(self.backend.begin_write()).await {
+                // A transaction the database ended itself (SQLite rolls back a COMMIT that
+                // failed on a full disk) leaves the driver's connection believing it is still
+                // in one, and refusing every BEGIN: that connection is replaced.
+                Err(sqlx::Error::InvalidSavePointStatement | sqlx::Error::BeginFailed) => {
+                    tracing::warn!(
+                        "a write connection was left in a transaction the database had ended; replacing it"
+                    );
+                    self.writer.acquire().await?.close().await?;
+                }
+                other => return Ok(other?),
+            }
+        }
         Ok(self.writer.begin_with(self.backend.begin_write()).await?)
     }
 
@@ -793,6 +807,20 @@ impl FetchStore for SqlStore {
 }
 
 impl HealthStore for SqlStore {
+    fn can_write(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query("DELETE FROM schema_version WHERE version = -1")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO schema_version (version, applied) VALUES (-1, 'write check')")
+                .execute(&mut *tx)
+                .await?;
+            tx.rollback().await?;
+            Ok(())
+        })
+    }
+
     fn record_success<'a>(
         &'a self,
         instance: &'a str,

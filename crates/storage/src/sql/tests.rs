@@ -2110,3 +2110,110 @@ async fn queries_sorts_and_pages(s: SqlStore) {
     }
     assert!(Keyset::decode("zz", SortField::Id).is_err());
 }
+
+/// Regression (after a disk-full error on SQLite, every later write failed with "attempted to
+/// call begin_with at non-zero transaction depth" until a restart): once space is back, fetch
+/// commits, changes and logins write again, and the store says whether it can write.
+#[tokio::test]
+async fn writes_resume_after_the_disk_was_full() {
+    let (s, _dir) = store().await;
+    s.commit_fetch(
+        target(""),
+        &[incident("a", 1, Severity::High)],
+        &json!({"n": 1}),
+    )
+    .await
+    .unwrap();
+    // A full disk, as SQLite sees one: the file may not grow.
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&s.writer)
+        .await
+        .unwrap();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "PRAGMA max_page_count = {pages}"
+    )))
+    .execute(&s.writer)
+    .await
+    .unwrap();
+    let big: Vec<NewIncident> = (0..400)
+        .map(|n| NewIncident {
+            details: "x".repeat(4000),
+            ..incident(&format!("big{n}"), 2, Severity::Low)
+        })
+        .collect();
+    let full = s.commit_fetch(target(""), &big, &json!({"n": 2})).await;
+    assert!(full.is_err(), "the full disk refuses the batch");
+    // Space again.
+    sqlx::query("PRAGMA max_page_count = 1073741823")
+        .execute(&s.writer)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.commit_fetch(target(""), &big, &json!({"n": 3}))
+            .await
+            .unwrap(),
+        400
+    );
+    let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+    s.add_note(id, "sam", "after the full disk", false)
+        .await
+        .unwrap();
+    assert!(s.can_write().await.is_ok());
+}
+
+/// `/readyz`'s check: a store that cannot write says so.
+#[tokio::test]
+async fn a_store_that_cannot_write_says_so() {
+    let (s, _dir) = store().await;
+    assert!(s.can_write().await.is_ok());
+    sqlx::query("PRAGMA query_only = ON")
+        .execute(&s.writer)
+        .await
+        .unwrap();
+    let e = s.can_write().await.unwrap_err();
+    assert!(
+        e.to_string().contains("readonly") || e.to_string().contains("read"),
+        "{e}"
+    );
+    sqlx::query("PRAGMA query_only = OFF")
+        .execute(&s.writer)
+        .await
+        .unwrap();
+    assert!(s.can_write().await.is_ok());
+}
+
+/// Regression (the same, as SQLite ends it): a disk-full COMMIT is rolled back by SQLite
+/// itself, so the driver's own rollback fails and its connection kept a transaction that no
+/// longer existed; every later `BEGIN` failed. The writer's connection is replaced instead.
+#[tokio::test]
+async fn a_transaction_the_database_ended_does_not_stop_later_writes() {
+    let (s, _dir) = store().await;
+    s.commit_fetch(
+        target(""),
+        &[incident("a", 1, Severity::High)],
+        &json!({"n": 1}),
+    )
+    .await
+    .unwrap();
+    let id = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+    {
+        let mut tx = s.write().await.unwrap();
+        // SQLite ends the transaction under the driver's feet, as a failed COMMIT does.
+        sqlx::query("ROLLBACK").execute(&mut *tx).await.unwrap();
+        assert!(tx.commit().await.is_err());
+    }
+    s.add_note(id, "sam", "written after", false).await.unwrap();
+    let filter = IncidentFilter::default();
+    s.change_incident(id, None, "sam", &Change::Reopen, &SLA)
+        .await
+        .expect_err("not closed, so the lifecycle refuses it: but the store answers");
+    s.commit_fetch(
+        target(""),
+        &[incident("b", 2, Severity::Low)],
+        &json!({"n": 2}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.incidents(&filter).await.unwrap().len(), 2);
+    assert!(s.can_write().await.is_ok());
+}
