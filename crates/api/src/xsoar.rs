@@ -252,11 +252,19 @@ async fn search(
         Vec::new()
     } else {
         let size = size.min(1000) as usize;
-        let page = given(&f, "page").and_then(Value::as_u64).unwrap_or(0) as usize;
+        let page = given(&f, "page").and_then(Value::as_u64).unwrap_or(0);
+        let offset = usize::try_from(page)
+            .ok()
+            .and_then(|p| p.checked_mul(size))
+            .ok_or_else(|| {
+                bad(format!(
+                    "`filter.page` {page} is past any page there can be"
+                ))
+            })?;
         let rows = state
             .store
             .incidents(&IncidentFilter {
-                offset: Some(page * size),
+                offset: Some(offset),
                 limit: Some(size),
                 ..filter
             })

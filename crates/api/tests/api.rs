@@ -1659,3 +1659,104 @@ async fn text_with_nul_is_refused_with_a_clear_error() {
     let a1 = app.store.incident(id).await.unwrap().unwrap();
     assert_eq!(a1.owner, None);
 }
+
+/// Regressions of requests that answered 500, redirected off-site or made an admin look
+/// scoped: each is now a clear 4xx or a same-site redirect.
+#[tokio::test]
+async fn hostile_and_mistaken_requests_get_clear_answers() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    // An admin given organizations would still see every organization: refused, saying so.
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/api/v1/users",
+            &admin,
+            json!({"name": "boss", "role": "admin", "orgs": ["Acme"]}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"]
+            .as_str()
+            .unwrap()
+            .contains("an admin sees every organization")
+    );
+    // A new API key for a disabled user (was 500 "no user").
+    app.key_for("gone", Role::Analyst, &["Acme"]).await;
+    assert_eq!(
+        app.send("POST", "/api/v1/users/gone/disable", &admin, json!({}))
+            .await
+            .0,
+        204
+    );
+    let (status, answer) = app
+        .send("POST", "/api/v1/users/gone/api-key", &admin, json!({}))
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    // XSOAR's page number past any page (was wrapped to page 0).
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/incidents/search",
+            &admin,
+            json!({"filter": {"page": u64::MAX, "size": 5}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    // A form's `back` that leaves the site, or carries a newline, goes to the queue instead.
+    let login: Value = app
+        .http
+        .post(format!("{}/api/v1/login", app.url))
+        .json(&json!({"name": "root", "password": "pw"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cookie = format!("wf_session={}", login["token"].as_str().unwrap());
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = http
+        .get(format!("{}/", app.url))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = page
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .unwrap()
+        .to_string();
+    let id = app.id_of("a1").await;
+    for back in [
+        "/\\evil.example",
+        "//evil.example",
+        "/ok\r\nSet-Cookie: x=1",
+    ] {
+        let form: String = form_urlencoded::Serializer::new(String::new())
+            .append_pair("id", &id.to_string())
+            .append_pair("action", "assign-me")
+            .append_pair("back", back)
+            .append_pair("csrf", &csrf)
+            .finish();
+        let answer = http
+            .post(format!("{}/queue/bulk", app.url))
+            .header("Cookie", &cookie)
+            .header("Content-Type", "application/x-www-form-urlencoded")
+            .body(form)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), 303, "{back:?}");
+        let location = answer.headers()["location"].to_str().unwrap();
+        assert!(location.starts_with("/?"), "{back:?} -> {location}");
+    }
+}

@@ -498,6 +498,10 @@ impl HttpClient {
             };
             latency("failed");
             if !retryable || attempt >= self.retry.max_attempts {
+                if attempt > 1 {
+                    // One line when a request gives up, not one per attempt.
+                    tracing::warn!(service = self.service, %method, endpoint = %endpoint, attempts = attempt, error = %failure, "request failed after retries");
+                }
                 return Err(failure);
             }
             let backoff = self
@@ -518,7 +522,7 @@ impl HttpClient {
                     None => failure,
                 });
             }
-            tracing::warn!(service = self.service, %method, endpoint = %endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "retrying request");
+            tracing::debug!(service = self.service, %method, endpoint = %endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "retrying request");
             tokio::time::sleep(delay).await;
         }
     }

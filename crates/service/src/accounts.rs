@@ -34,6 +34,30 @@ impl From<NewUserError> for ServiceError {
     }
 }
 
+/// Refuses organizations on an admin: an admin sees every organization, whatever it is given.
+fn admin_without_orgs(role: Role, orgs: &[String]) -> Result<(), ServiceError> {
+    match (role, orgs.is_empty()) {
+        (Role::Admin, false) => Err(ServiceError::Invalid(
+            "an admin sees every organization, so it is given none: make the user an analyst or a viewer of those organizations, or an admin without them".into(),
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// A value a user typed, as a log line may show it: control characters escaped (so it cannot
+/// forge a line or drive a terminal) and at most 64 characters.
+pub fn log_safe(value: &str) -> String {
+    let mut out: String = value
+        .chars()
+        .take(64)
+        .flat_map(char::escape_debug)
+        .collect();
+    if value.chars().count() > 64 {
+        out.push('…');
+    }
+    out
+}
+
 impl Service {
     /// Refuses all but admins.
     pub fn admin_only(&self, caller: &Caller) -> Result<(), ServiceError> {
@@ -58,6 +82,7 @@ impl Service {
         password: Option<String>,
     ) -> Result<(User, Option<String>), ServiceError> {
         self.admin_only(caller)?;
+        admin_without_orgs(role, orgs)?;
         crate::error::no_nul("the user name", name)?;
         orgs.iter()
             .try_for_each(|o| crate::error::no_nul("an organization", o))?;
@@ -78,7 +103,11 @@ impl Service {
     /// A new API key of a user, to be shown once.
     pub async fn new_api_key(&self, caller: &Caller, name: &str) -> Result<String, ServiceError> {
         self.admin_only(caller)?;
-        self.known_user(name).await?;
+        if self.known_user(name).await?.disabled {
+            return Err(ServiceError::Invalid(format!(
+                "user `{name}` is disabled, and a disabled user's keys do not work"
+            )));
+        }
         Ok(auth::new_api_key(&*self.store, name).await?)
     }
 
@@ -91,6 +120,7 @@ impl Service {
         orgs: &[String],
     ) -> Result<User, ServiceError> {
         self.admin_only(caller)?;
+        admin_without_orgs(role, orgs)?;
         orgs.iter()
             .try_for_each(|o| crate::error::no_nul("an organization", o))?;
         let changed = self
@@ -136,8 +166,8 @@ impl Service {
         addr: SocketAddr,
     ) -> Result<(String, DateTime<Utc>), LoginRefused> {
         let now = std::time::Instant::now();
-        let keys = [format!("user:{name}"), format!("addr:{}", addr.ip())];
-        if let Some(wait) = self.limiter.wait(&keys, now) {
+        let ip = addr.ip().to_string();
+        if let Some(wait) = self.limiter.wait(name, &ip, now) {
             return Err(LoginRefused::Wait(wait.as_secs().max(1)));
         }
         let failed = |e: StoreError| LoginRefused::Failed(e.into());
@@ -146,11 +176,11 @@ impl Service {
             .as_ref()
             .is_some_and(|u| !u.disabled && verify_password(password, &u.password_hash));
         if !valid {
-            self.limiter.failed(&keys, now);
-            tracing::warn!(user = %name, address = %addr.ip(), "failed login");
+            self.limiter.failed(name, &ip, now);
+            tracing::warn!(user = %log_safe(name), address = %ip, "failed login");
             return Err(LoginRefused::Wrong);
         }
-        self.limiter.succeeded(&keys[0]);
+        self.limiter.succeeded(name, &ip);
         let token = random_secret()
             .map_err(|e| LoginRefused::Failed(ServiceError::Unavailable(e.to_string())))?;
         let expires = Utc::now() + SESSION;
@@ -164,5 +194,25 @@ impl Service {
     /// Ends a login session.
     pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
         Ok(self.store.end_session(&key_hash(token)).await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression (a login name with a newline and ESC forged a log line and drove the
+    /// terminal; a 1 MB name added 1 MB a request): what a user typed is escaped and cut.
+    #[test]
+    fn what_users_type_is_escaped_and_cut_in_logs() {
+        let shown = super::log_safe("dana\n2026-01-01 INFO forged\u{1b}[31m");
+        assert!(
+            !shown.contains('\n') && !shown.contains('\u{1b}'),
+            "{shown}"
+        );
+        assert!(
+            shown.contains("\\n") && shown.contains("\\u{1b}"),
+            "{shown}"
+        );
+        let long = super::log_safe(&"x".repeat(1_000_000));
+        assert_eq!(long.chars().count(), 65);
     }
 }

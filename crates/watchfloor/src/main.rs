@@ -108,6 +108,9 @@ enum Command {
         /// Only this instance (default: every instance).
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
+        /// One cycle, then exit (what `sync` always does; accepted for scripts that say so).
+        #[arg(long)]
+        once: bool,
     },
     /// The processes serving one database together, and the work each holds.
     Cluster {
@@ -529,7 +532,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             .await
             .map_err(usage)
         }
-        Command::Sync { instance } => {
+        Command::Sync { instance, once: _ } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
             let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
                 .await

@@ -104,3 +104,60 @@ async fn serve_stops_within_two_seconds_while_a_provider_is_failing() {
     assert_eq!(stored.len(), listed.len(), "no duplicates");
     assert_eq!(stored, truth.iter().map(String::as_str).collect());
 }
+
+/// Regression (321 warning lines in three minutes under 20% provider faults, one per retry):
+/// retries are logged at debug, and a request that gives up is one warning with its count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_are_quiet_and_giving_up_is_one_warning() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let run = |line: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+            .args(["--config", config.to_str().unwrap(), "run", line])
+            .current_dir(dir.path())
+            .env_remove("WATCHFLOOR_LOG")
+            .output()
+            .unwrap()
+    };
+    // Two failures, then an answer: the command succeeds and warns of nothing.
+    sim.faults.set(FaultSpec {
+        server_errors: 2,
+        ..Default::default()
+    });
+    let out = run("!cov-mgsec-list-org");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(!stderr.contains("retrying"), "{stderr}");
+    // Failing for good: one warning that it gave up, with the attempts.
+    sim.faults.set(FaultSpec {
+        server_errors: 1_000,
+        ..Default::default()
+    });
+    let out = run("!cov-mgsec-list-org");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert_eq!(
+        stderr.matches("request failed after retries").count(),
+        1,
+        "{stderr}"
+    );
+    assert!(!stderr.contains("retrying"), "{stderr}");
+}
+
+/// Regression (`watchfloor sync --once` was refused as an unexpected argument): it is
+/// accepted, and runs one cycle as `sync` does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_once_is_accepted() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    let out = watchfloor(dir.path(), &["--config", cfg, "sync", "--once"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}

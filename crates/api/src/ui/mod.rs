@@ -424,9 +424,18 @@ async fn logout(
 /// `/path?query#anchor` back to a page, only ever on this site.
 pub(crate) fn back_to(form: &FormData, default: &str) -> String {
     match form.get("back") {
-        Some(b) if b.starts_with('/') && !b.starts_with("//") => b.to_string(),
+        Some(b) if same_origin_path(b) => b.to_string(),
         _ => default.to_string(),
     }
+}
+
+/// A path on this server: it starts with one `/`, not `//` or `/\` (which browsers read as
+/// another host), and has no control characters (a header cannot carry them).
+fn same_origin_path(path: &str) -> bool {
+    path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.starts_with("/\\")
+        && !path.chars().any(char::is_control)
 }
 
 pub(crate) fn redirect_with(path: &str, message: &str) -> Response {
