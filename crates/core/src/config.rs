@@ -458,11 +458,15 @@ impl Config {
         for (i, inst) in raw.instances.iter().enumerate() {
             let inst = inst.get_ref();
             let name = inst.name.get_ref();
-            if name.is_empty() || name.chars().any(|c| c.is_whitespace()) {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+            if name.is_empty() || !name.chars().all(allowed) || name.starts_with('.') {
                 return Err(err(
                     inst.name.span(),
                     Some(format!("instances[{i}].name")),
-                    format!("instance name `{name}` must be non-empty and have no spaces"),
+                    format!(
+                        "instance name `{}` must be letters, digits, `-`, `_` and `.` (not first), e.g. `fes-east`",
+                        name.escape_debug()
+                    ),
                 ));
             }
             if instances.iter().any(|existing| existing.name == *name) {
@@ -953,12 +957,18 @@ fn resolve(
                 .or_else(|| s.strip_prefix("https://"))
                 .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
             match host {
-                None => return Err(format!("`{s}` is not an http:// or https:// URL")),
+                None => {
+                    return Err(format!(
+                        "`{}` is not an http:// or https:// URL",
+                        crate::secret::redact_url(s)
+                    ));
+                }
                 Some(h)
                     if h.is_empty() || h.starts_with(':') || h.contains(char::is_whitespace) =>
                 {
                     return Err(format!(
-                        "`{s}` names no host; write e.g. https://host.example/v1"
+                        "`{}` names no host; write e.g. https://host.example/v1",
+                        crate::secret::redact_url(s)
                     ));
                 }
                 Some(_) => ParamValue::Text(s.trim_end_matches('/').to_string()),
@@ -1151,6 +1161,26 @@ description = "Skip TLS checks"
         let shared = Config::load_shared(&path).unwrap_err().to_string();
         assert_eq!(whole, shared);
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Regression (an instance named `../fes` was accepted and broke its UI forms): names are
+    /// letters, digits, `-`, `_` and `.`.
+    #[test]
+    fn instance_names_are_plain() {
+        for bad in ["../fes", "fe s", "", "a/b", ".hidden", "fes\u{202e}"] {
+            let text = format!(
+                "[[instances]]\nname = {}\nintegration = \"demo-int\"\n[instances.params]\napi_key = \"k\"\n",
+                toml::Value::String(bad.to_string())
+            );
+            let e = parse(&text).unwrap_err();
+            assert!(e.contains("must be letters, digits"), "{bad:?}: {e}");
+        }
+        for good in ["fes", "fes-east_2", "sym.prod"] {
+            let text = format!(
+                "[[instances]]\nname = \"{good}\"\nintegration = \"demo-int\"\n[instances.params]\napi_key = \"k\"\n"
+            );
+            assert!(parse(&text).is_ok(), "{good}");
+        }
     }
 
     #[test]

@@ -113,9 +113,17 @@ pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
             None => Term::Text(unquote(&body)),
         };
         conditions.push(Condition { term, negated });
+        if conditions.len() > MAX_TERMS {
+            return Err(QueryError(format!(
+                "the search has more than {MAX_TERMS} terms; narrow it to fewer"
+            )));
+        }
     }
     Ok(conditions)
 }
+
+/// The most terms one search takes (the databases refuse expressions much deeper).
+pub const MAX_TERMS: usize = 100;
 
 /// `field:value` if the token has an unquoted colon before any quote.
 fn split_field(token: &str) -> Option<(String, String)> {
@@ -226,6 +234,19 @@ fn tokens(query: &str) -> Result<Vec<String>, QueryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (more than about 1,000 search terms gave 500, "Expression tree is too
+    /// large"): a search of too many terms is refused, saying so.
+    #[test]
+    fn a_search_of_too_many_terms_is_refused() {
+        let many = vec!["word"; MAX_TERMS + 1].join(" ");
+        let e = parse(&many).unwrap_err().to_string();
+        assert!(e.contains("more than 100 terms"), "{e}");
+        assert_eq!(
+            parse(&vec!["w"; MAX_TERMS].join(" ")).unwrap().len(),
+            MAX_TERMS
+        );
+    }
 
     fn check(query: &str, expected: &[(&str, bool)]) {
         let got: Vec<(String, bool)> = parse(query)

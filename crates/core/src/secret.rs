@@ -29,8 +29,55 @@ impl fmt::Display for Secret {
     }
 }
 
+/// A URL as it may be shown: a password in it (`scheme://user:password@host`) replaced by
+/// `***`. URLs that name no password are shown as they are.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    let (authority, path) = match rest.find(['/', '?', '#']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
+            None => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// `text` with the password of `url` (if it has one) replaced by `***` wherever it appears.
+pub fn without_url_password(text: &str, url: &str) -> String {
+    let password = url
+        .split_once("://")
+        .map(|(_, rest)| rest.split(['/', '?', '#']).next().unwrap_or_default())
+        .and_then(|authority| authority.rsplit_once('@'))
+        .and_then(|(userinfo, _)| userinfo.split_once(':'))
+        .map(|(_, password)| password)
+        .filter(|p| !p.is_empty());
+    let text = text.replace(url, &redact_url(url));
+    match password {
+        Some(p) => text.replace(p, "***"),
+        None => text,
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_password_in_a_url_is_not_shown() {
+        let url = "http://proxyuser:S3cr3tPass@proxy.example:notaport/x";
+        assert_eq!(
+            redact_url(url),
+            "http://proxyuser:***@proxy.example:notaport/x"
+        );
+        assert_eq!(redact_url("https://host/v1"), "https://host/v1");
+        let said = without_url_password(&format!("bad {url}, port of S3cr3tPass@proxy"), url);
+        assert!(!said.contains("S3cr3tPass"), "{said}");
+    }
+
     use super::*;
 
     #[test]

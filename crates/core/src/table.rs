@@ -232,9 +232,14 @@ pub fn escape_markdown(s: &str) -> String {
 
 /// Text for a terminal: control characters (escape sequences, bell, backspace, C1 controls)
 /// become visible symbols, so provider text cannot move the cursor, retitle the window or clear
-/// the screen. Line breaks and tabs stay.
+/// the screen; bidirectional overrides and isolates (U+202A–U+202E, U+2066–U+2069) become
+/// U+FFFD, so text cannot show itself reversed. Line breaks and tabs stay.
 pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
-    let bad = |c: char| (c.is_control() && c != '\n' && c != '\t') || c == '\u{7f}';
+    let bad = |c: char| {
+        (c.is_control() && c != '\n' && c != '\t')
+            || c == '\u{7f}'
+            || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    };
     if !s.chars().any(bad) {
         return std::borrow::Cow::Borrowed(s);
     }
@@ -464,6 +469,16 @@ mod tests {
             terminal_safe("plain"),
             std::borrow::Cow::Borrowed(_)
         ));
+    }
+
+    /// Regression (U+202E passed into CLI tables, showing text reversed): bidirectional
+    /// overrides and isolates are shown as U+FFFD.
+    #[test]
+    fn bidirectional_overrides_are_not_obeyed() {
+        assert_eq!(
+            terminal_safe("invoice\u{202e}fdp.exe \u{2066}x\u{2069}"),
+            "invoice\u{fffd}fdp.exe \u{fffd}x\u{fffd}"
+        );
     }
 
     #[test]

@@ -272,9 +272,11 @@ impl HttpClient {
             Proxy::None => builder.no_proxy(),
             Proxy::System => builder,
             Proxy::Url(url) => builder.proxy(reqwest::Proxy::all(url).map_err(|e| {
-                setup(format!(
-                    "proxy_url `{url}` cannot be used: {}",
-                    error_chain(&e)
+                // The proxy's password appears nowhere: not in the URL shown, nor in the
+                // driver's message.
+                setup(watchfloor_core::secret::without_url_password(
+                    &format!("proxy_url `{url}` cannot be used: {}", error_chain(&e)),
+                    url,
                 ))
             })?),
         };
@@ -686,6 +688,24 @@ pub fn path_segment(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Regression (a proxy password appeared in the `instances test` error and the WARN log):
+    /// a proxy URL that cannot be used is named without its password.
+    #[test]
+    fn a_bad_proxy_url_is_named_without_its_password() {
+        let opts = HttpOptions {
+            proxy: Proxy::Url("http://user:S3cr3tPass@proxy.example:notaport".into()),
+            ..HttpOptions::default()
+        };
+        match HttpClient::new("FES Portal", "https://portal.example", None, &opts) {
+            Ok(_) => panic!("a port that is not a number is refused"),
+            Err(e) => {
+                let said = e.to_string();
+                assert!(said.contains("user:***@proxy.example"), "{said}");
+                assert!(!said.contains("S3cr3tPass"), "{said}");
+            }
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_http_dates() {

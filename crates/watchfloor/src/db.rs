@@ -31,7 +31,12 @@ pub async fn run(action: DbAction, url: &str) -> Result<String, Failure> {
     let fail = |e: anyhow::Error| Failure::Command(e);
     match action {
         DbAction::Migrate => {
-            let store = SqlStore::open(url).await.map_err(|e| fail(e.into()))?;
+            // A database newer than this watchfloor is a usage matter (exit 2), as it is for
+            // every other command: upgrade watchfloor.
+            let store = SqlStore::open(url).await.map_err(|e| match e {
+                e @ watchfloor_storage::StoreError::NewerSchema { .. } => Failure::Usage(e.into()),
+                e => fail(e.into()),
+            })?;
             let applied = store.migrations_applied();
             let version = store.schema_version();
             Ok(if applied.is_empty() {

@@ -161,3 +161,36 @@ async fn sync_once_is_accepted() {
     let out = watchfloor(dir.path(), &["--config", cfg, "sync", "--once"]);
     assert_eq!(out.code, 0, "{}", out.stderr);
 }
+
+/// Regression (`db migrate` exited 1 on a database newer than it, where other commands exit
+/// 2): it exits 2 and says to upgrade.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_newer_database_is_a_usage_error_for_db_migrate_too() {
+    use sqlx::ConnectOptions;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("wf.db");
+    let url = format!("sqlite://{}", db.display());
+    assert_eq!(
+        watchfloor(dir.path(), &["--db", &url, "db", "migrate"]).code,
+        0
+    );
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&db)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO schema_version (version, applied) VALUES (9999, 'later')")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let migrate = watchfloor(dir.path(), &["--db", &url, "db", "migrate"]);
+    assert_eq!(migrate.code, 2, "{}", migrate.stderr);
+    assert!(
+        migrate.stderr.contains("upgrade watchfloor"),
+        "{}",
+        migrate.stderr
+    );
+    let list = watchfloor(dir.path(), &["--db", &url, "incidents", "list"]);
+    assert_eq!(list.code, 2, "{}", list.stderr);
+}

@@ -31,20 +31,7 @@ pub(crate) fn is_postgres(url: &str) -> bool {
 
 /// The URL with its password, if any, replaced, so that it can be shown.
 pub fn redact(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_string();
-    };
-    let (authority, path) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{path}"),
-            None => url.to_string(),
-        },
-        None => url.to_string(),
-    }
+    watchfloor_core::secret::redact_url(url)
 }
 
 fn open_error(url: &str, message: String) -> StoreError {

@@ -172,6 +172,19 @@ pub(crate) async fn connect(
     Ok(store)
 }
 
+/// Creates `path` empty and readable by its owner only, if it does not exist.
+fn private_file(path: &std::path::Path) -> std::io::Result<()> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens (creating if needed) the database at `url` and applies pending migrations. While
 /// another process creates or migrates the same database, it waits its turn (up to the busy
 /// timeout).
@@ -180,6 +193,12 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir)
             .map_err(|e| open_error(url, format!("cannot create {}: {e}", dir.display())))?;
+    }
+    // The database and its full-text index hold everyone's incidents: readable by their
+    // owner only. SQLite makes its -wal and -shm files with the database's permissions.
+    for file in [path.clone(), search::path_for(&path)] {
+        private_file(&file)
+            .map_err(|e| open_error(url, format!("cannot create {}: {e}", file.display())))?;
     }
     let driver_url = url_with(&path, "mode=rwc");
     let started = std::time::Instant::now();

@@ -2217,3 +2217,24 @@ async fn a_transaction_the_database_ended_does_not_stop_later_writes() {
     assert_eq!(s.incidents(&filter).await.unwrap().len(), 2);
     assert!(s.can_write().await.is_ok());
 }
+
+/// Regression (the SQLite database and its WAL were made readable by everyone, 0644): they
+/// are the owner's only.
+#[cfg(unix)]
+#[tokio::test]
+async fn the_database_files_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let (s, dir) = store().await;
+    s.commit_fetch(target(""), &[incident("a", 1, Severity::High)], &json!({}))
+        .await
+        .unwrap();
+    let db = dir.path().join("nested/wf.db");
+    for file in [
+        db.clone(),
+        db.with_file_name("wf.db-wal"),
+        crate::search::path_for(&db),
+    ] {
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
+    }
+}
