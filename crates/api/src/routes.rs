@@ -659,8 +659,11 @@ async fn me(Extension(user): Extension<Arc<User>>) -> Json<User> {
     Json((*user).clone())
 }
 
-async fn health(State(state): State<AppState>) -> Result<Response, ApiError> {
-    Ok(Json(state.store.health().await.map_err(internal)?).into_response())
+async fn health(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.service.health(&Caller::of(&user)).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -998,9 +1001,12 @@ async fn user_api_key(
 }
 
 /// The configured instances with their settings and health; no parameters, so no secrets.
-async fn instances(State(state): State<AppState>) -> Result<Response, ApiError> {
+async fn instances(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+) -> Result<Response, ApiError> {
     let runner = state.runner()?;
-    let health = state.store.health().await.map_err(internal)?;
+    let health = state.service.health(&Caller::of(&user)).await?;
     let mut out = Vec::new();
     for name in runner.instance_names() {
         let h = health.iter().find(|h| h.instance == name);

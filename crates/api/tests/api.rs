@@ -1760,3 +1760,35 @@ async fn hostile_and_mistaken_requests_get_clear_answers() {
         assert!(location.starts_with("/?"), "{back:?} -> {location}");
     }
 }
+
+/// Regression (an organization-scoped user saw every instance's health, with the ids of the
+/// alerts it set aside): such a user sees whether each instance fetches, not the provider's
+/// error text or what was set aside; an admin sees all.
+#[tokio::test]
+async fn a_scoped_user_sees_no_instance_details() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    app.store
+        .record_set_aside(
+            "fes",
+            &[watchfloor_core::SetAside {
+                id: "globex-aro-77".into(),
+                reason: "no creation time".into(),
+            }],
+        )
+        .await
+        .unwrap();
+    app.store
+        .record_failure("fes", "Globex's broker answered 500 for aro globex-aro-78")
+        .await
+        .unwrap();
+    let (status, all) = app.get("/api/v1/instances/health", Some(&admin)).await;
+    assert_eq!(status, 200);
+    assert!(all.to_string().contains("globex-aro-77") && all.to_string().contains("globex-aro-78"));
+    let (status, scoped) = app.get("/api/v1/instances/health", Some(&dana)).await;
+    assert_eq!(status, 200);
+    let text = scoped.to_string();
+    assert!(!text.contains("globex"), "{text}");
+    assert!(text.contains("the last fetch failed"), "{text}");
+}

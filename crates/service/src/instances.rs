@@ -91,3 +91,24 @@ impl Service {
         Ok(self.runner()?.run(line, instance).await)
     }
 }
+
+impl Service {
+    /// Each instance's fetch health. A user limited to organizations sees whether each is
+    /// fetching, not what it set aside or the provider's error text, which can name other
+    /// customers' alerts.
+    pub async fn health(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<watchfloor_storage::Health>, ServiceError> {
+        let mut health = self.store.health().await?;
+        if caller.scope != Scope::All {
+            for h in &mut health {
+                h.set_aside.clear();
+                if h.last_error.is_some() {
+                    h.last_error = Some("the last fetch failed; an administrator sees why".into());
+                }
+            }
+        }
+        Ok(health)
+    }
+}

@@ -12,7 +12,7 @@ use watchfloor_storage::{Role, User};
 use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with, when,
 };
-use crate::error::{ApiError, internal};
+use crate::error::ApiError;
 use crate::state::AppState;
 use watchfloor_service::Caller;
 
@@ -27,9 +27,9 @@ pub(crate) async fn instances(
     Extension(csrf): Extension<Csrf>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let health = match state.store.health().await {
+    let health = match state.service.health(&Caller::of(&user)).await {
         Ok(h) => h,
-        Err(e) => return error_page(internal(e)),
+        Err(e) => return error_page(e.into()),
     };
     let names: Vec<String> = state
         .runner

@@ -97,7 +97,7 @@ pub(crate) async fn page(
     let (entries, context, health, pending) = match async {
         let entries = state.service.entries(&caller, id).await?;
         let context = state.service.context(&caller, id).await?;
-        let health = state.store.health().await.map_err(internal)?;
+        let health = state.service.health(&caller).await?;
         let pending = if i.is_manual() {
             Vec::new()
         } else {
