@@ -1705,36 +1705,11 @@ async fn hostile_and_mistaken_requests_get_clear_answers() {
         .await;
     assert_eq!(status, 400, "{answer}");
     // A form's `back` that leaves the site, or carries a newline, goes to the queue instead.
-    let login: Value = app
-        .http
-        .post(format!("{}/api/v1/login", app.url))
-        .json(&json!({"name": "root", "password": "pw"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let cookie = format!("wf_session={}", login["token"].as_str().unwrap());
     let http = reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let page = http
-        .get(format!("{}/", app.url))
-        .header("Cookie", &cookie)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let csrf = page
-        .split("data-csrf=\"")
-        .nth(1)
-        .and_then(|s| s.split('"').next())
-        .unwrap()
-        .to_string();
+    let (cookie, csrf) = common::ui_session(&http, &app.url, "root", "/").await;
     let id = app.id_of("a1").await;
     for back in [
         "/\\evil.example",

@@ -240,26 +240,8 @@ impl World {
         if let Some(known) = self.sessions.lock().unwrap().get(name) {
             return known.clone();
         }
-        let (_, login) = self
-            .post("", "/api/v1/login", json!({"name": name, "password": "pw"}))
-            .await;
-        let cookie = format!("wf_session={}", login["token"].as_str().unwrap());
-        let page = self
-            .http
-            .get(format!("{}/incidents/{id}", self.url))
-            .header("Cookie", &cookie)
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let csrf = page
-            .split("data-csrf=\"")
-            .nth(1)
-            .and_then(|s| s.split('"').next())
-            .expect("the page carries its form token")
-            .to_string();
+        let (cookie, csrf) =
+            common::ui_session(&self.http, &self.url, name, &format!("/incidents/{id}")).await;
         self.sessions
             .lock()
             .unwrap()

@@ -16,3 +16,39 @@ pub async fn user_with_key(store: &SqlStore, name: &str, role: Role, orgs: &[&st
         .unwrap();
     key
 }
+
+/// A browser session of `name` (password `pw`): its cookie, and the form token that the page
+/// at `page` carries.
+pub async fn ui_session(
+    http: &reqwest::Client,
+    url: &str,
+    name: &str,
+    page: &str,
+) -> (String, String) {
+    let login: serde_json::Value = http
+        .post(format!("{url}/api/v1/login"))
+        .json(&serde_json::json!({"name": name, "password": "pw"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cookie = format!("wf_session={}", login["token"].as_str().unwrap());
+    let html = http
+        .get(format!("{url}{page}"))
+        .header("Cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let csrf = html
+        .split("data-csrf=\"")
+        .nth(1)
+        .and_then(|s| s.split('"').next())
+        .expect("the page carries its form token")
+        .to_string();
+    (cookie, csrf)
+}
