@@ -45,6 +45,7 @@ impl From<StoreError> for ServiceError {
             StoreError::NoIncident(id) => ServiceError::NotFound(format!("no incident {id}")),
             StoreError::NoUser(_) => ServiceError::NotFound(e.to_string()),
             StoreError::UserExists(_) => ServiceError::Conflict(e.to_string()),
+            StoreError::Unavailable(_) => ServiceError::Unavailable(e.to_string()),
             e => ServiceError::Store(e),
         }
     }

@@ -77,15 +77,36 @@ pub enum StoreError {
         "the lease on `{0}` passed to another process (this one was paused or cut off past it); its work there was not stored, and the new holder carries on"
     )]
     Fenced(String),
+    /// The database cannot be reached or is held by another process now; trying again later
+    /// may succeed.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
 }
+
+/// How long a request waits for a database connection before it is told the database is
+/// unavailable.
+pub const ACQUIRE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
+        if matches!(
+            e,
+            sqlx::Error::PoolTimedOut | sqlx::Error::Io(_) | sqlx::Error::PoolClosed
+        ) {
+            return StoreError::Unavailable(format!(
+                "{e}; check that the database server is up and reachable"
+            ));
+        }
         match e.as_database_error().and_then(|d| d.code()).as_deref() {
             // SQLITE_BUSY after the busy timeout.
-            Some("5") => StoreError::Database(
+            Some("5") => StoreError::Unavailable(
                 "the database is locked: another process has been writing to it for too long; try again".into(),
             ),
+            // PostgreSQL refuses connections: shutting down, starting, too many, or not
+            // allowed now.
+            Some("57P01") | Some("57P02") | Some("57P03") | Some("53300") | Some("55000") => {
+                StoreError::Unavailable(e.to_string())
+            }
             // PostgreSQL: a serialization failure or a deadlock, which the next try resolves.
             Some("40001") | Some("40P01") => StoreError::Database(
                 "the database refused a write that raced another process's; try again".into(),

@@ -30,7 +30,7 @@ use sha2::{Digest, Sha256};
 use watchfloor_core::{Severity, SlaState, Status};
 use watchfloor_storage::{Role, User};
 
-use crate::error::{ApiError, internal};
+use crate::error::ApiError;
 use crate::state::AppState;
 use watchfloor_service::accounts::LoginRefused;
 
@@ -143,7 +143,7 @@ async fn session(State(state): State<AppState>, mut req: Request, next: Next) ->
                 .insert(header::SET_COOKIE, clear_cookie(&state));
             answer
         }
-        Err(e) => error_page(internal(e)),
+        Err(e) => error_page(e.into()),
     }
 }
 

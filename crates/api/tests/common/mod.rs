@@ -1,4 +1,5 @@
-//! What the API's test files share: users with keys.
+//! What the API's test files share: users with keys, and browser sessions.
+#![allow(dead_code)]
 
 use watchfloor_api::auth;
 use watchfloor_storage::prelude::*;

@@ -66,7 +66,7 @@ async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     let _ = first.close().await;
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
-        .acquire_timeout(std::time::Duration::from_secs(30))
+        .acquire_timeout(crate::ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(refused)?;
