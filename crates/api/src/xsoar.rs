@@ -288,14 +288,29 @@ fn each<T>(
     }
 }
 
+/// The most values one of a filter's lists takes (the databases refuse expressions much
+/// deeper).
+const MAX_LIST: usize = 500;
+
 /// Any of these terms, when there are some.
-fn any_of(conditions: &mut Vec<Condition>, terms: Vec<Term>, negated: bool) {
+fn any_of(
+    conditions: &mut Vec<Condition>,
+    terms: Vec<Term>,
+    negated: bool,
+) -> Result<(), ApiError> {
+    if terms.len() > MAX_LIST {
+        return Err(bad(format!(
+            "a filter list has {} values; give at most {MAX_LIST}",
+            terms.len()
+        )));
+    }
     if !terms.is_empty() {
         conditions.push(Condition {
             term: Term::Any(terms),
             negated,
         });
     }
+    Ok(())
 }
 
 /// An XSOAR `IncidentFilter` as a store filter, in the caller's scope.
@@ -317,19 +332,19 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
         &mut conditions,
         ids.into_iter().map(Term::Id).collect(),
         false,
-    );
+    )?;
     let names = each(f, "name", text("name"))?;
     any_of(
         &mut conditions,
         names.into_iter().map(Term::Name).collect(),
         false,
-    );
+    )?;
     let kinds = each(f, "type", text("type"))?;
     any_of(
         &mut conditions,
         kinds.into_iter().map(Term::Kind).collect(),
         false,
-    );
+    )?;
     let status_term = |v: &Value| -> Result<Term, ApiError> {
         Ok(if v.as_f64() == Some(3.0) {
             Term::Nothing
@@ -337,14 +352,14 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
             Term::Status(status(v)?)
         })
     };
-    any_of(&mut conditions, each(f, "status", status_term)?, false);
-    any_of(&mut conditions, each(f, "notStatus", status_term)?, true);
+    any_of(&mut conditions, each(f, "status", status_term)?, false)?;
+    any_of(&mut conditions, each(f, "notStatus", status_term)?, true)?;
     let levels = each(f, "level", severity)?;
     any_of(
         &mut conditions,
         levels.into_iter().map(Term::Severity).collect(),
         false,
-    );
+    )?;
     for (key, cmp) in [
         ("fromDate", query::Cmp::AtOrAfter),
         ("toDate", query::Cmp::AtOrBefore),

@@ -1694,6 +1694,21 @@ async fn hostile_and_mistaken_requests_get_clear_answers() {
         .send("POST", "/api/v1/users/gone/api-key", &admin, json!({}))
         .await;
     assert_eq!(status, 400, "{answer}");
+    // A filter list longer than the databases take (was 500 "Expression tree is too large").
+    let ids: Vec<String> = (1..=2000).map(|n| n.to_string()).collect();
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/incidents/search",
+            &admin,
+            json!({"filter": {"id": ids, "size": 5}}),
+        )
+        .await;
+    assert_eq!(status, 400, "{answer}");
+    assert!(
+        answer["error"].as_str().unwrap().contains("at most 500"),
+        "{answer}"
+    );
     // XSOAR's page number past any page (was wrapped to page 0).
     let (status, answer) = app
         .send(
