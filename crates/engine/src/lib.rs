@@ -104,18 +104,23 @@ struct CycleState<'a> {
 }
 
 impl CycleState<'_> {
-    /// Records a committed step of scope `index` and says how far the cycle has come.
+    /// Records a committed step of scope `index` and says how far the cycle has come. A scope
+    /// that has caught up covers its whole window, however the clock moved since it read.
     fn step_done(
         &self,
         index: usize,
         added: usize,
         covered_until: Option<DateTime<Utc>>,
+        caught_up: bool,
     ) -> Progress {
         let new_incidents = self.total.fetch_add(added, Ordering::Relaxed) + added;
         let covered = match (self.first_start, covered_until) {
             (Some(start), Some(high)) => {
                 let span = (Utc::now() - start).num_seconds().max(1) as f64;
-                let share = ((high - start).num_seconds() as f64 / span).clamp(0.0, 1.0);
+                let share = match caught_up {
+                    true => 1.0,
+                    false => ((high - start).num_seconds() as f64 / span).clamp(0.0, 1.0),
+                };
                 let mut all = self.covered.lock().unwrap_or_else(|p| p.into_inner());
                 if let Some(slot) = all.get_mut(index) {
                     *slot = share;
@@ -382,7 +387,7 @@ impl Engine {
                     .map_err(store_err)?;
             }
             taken += 1;
-            (cycle.progress)(&cycle.step_done(index, added, batch.covered_until));
+            (cycle.progress)(&cycle.step_done(index, added, batch.covered_until, !batch.more));
             tracing::debug!(
                 instance = inst.name,
                 scope,
