@@ -917,3 +917,48 @@ async fn a_process_that_holds_no_scope_does_not_hide_the_holders_failure() {
     assert!(fes.last_error.is_some(), "{fes:?}");
     assert!(fes.consecutive_failures >= 1, "{fes:?}");
 }
+
+/// Regression (a NUL in one ARO stopped every fetch of its instance on PostgreSQL, "invalid
+/// byte sequence for encoding UTF8: 0x00", and none of the batch was stored): with the
+/// simulator's hostile `nul_in_text` mode, every ARO arrives, on SQLite and on PostgreSQL.
+#[tokio::test]
+async fn aros_with_nul_in_their_titles_arrive_on_both_databases() {
+    let mut urls = Vec::new();
+    let dir = tempfile::tempdir().unwrap();
+    urls.push(format!("sqlite://{}/wf.db", dir.path().display()));
+    if let Some(pg) = watchfloor_storage::test_cluster::fresh_database().await {
+        urls.push(pg);
+    }
+    for url in urls {
+        let s = setup(
+            CovalenceManagedSecurityOptions {
+                faults: watchfloor_simulators::FaultSpec {
+                    nul_in_text: true,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            "",
+        )
+        .await;
+        let store = Arc::new(SqlStore::open(&url).await.unwrap());
+        let engine = Engine::new(s.runner.clone(), store.clone());
+        engine
+            .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &no_stop())
+            .await
+            .unwrap();
+        let stored = store.incidents(&IncidentFilter::default()).await.unwrap();
+        let unresolved = s
+            .sim
+            .aros()
+            .iter()
+            .filter(|a| a["resolution"] == "Unresolved")
+            .count();
+        assert_eq!(stored.len(), unresolved, "{url}");
+        assert!(
+            stored.iter().all(|i| i.name.contains("nul\u{fffd}")),
+            "{url}: {:?}",
+            stored.iter().map(|i| &i.name).collect::<Vec<_>>()
+        );
+    }
+}

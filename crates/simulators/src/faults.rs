@@ -33,6 +33,9 @@ pub struct FaultSpec {
     /// Hostile: paged list endpoints always say another page follows, with a new item on each
     /// page past the data (FES ARO lists).
     pub endless_pages: bool,
+    /// Hostile: the text of listed records carries a NUL character, which PostgreSQL's text
+    /// refuses (FES ARO titles).
+    pub nul_in_text: bool,
     /// When set, faults reach only requests whose path ends with this (e.g. `/aros`), so that
     /// one call of a command can fail while the others succeed.
     pub only_path: Option<String>,

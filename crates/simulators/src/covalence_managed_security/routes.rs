@@ -241,7 +241,15 @@ async fn list_aros(
         .map(public_aro)
         .collect();
     sort_newest_first(&mut aros);
-    let endless = app.faults.get().endless_pages;
+    let faults = app.faults.get();
+    if faults.nul_in_text {
+        for aro in &mut aros {
+            if let Some(title) = aro["title"].as_str() {
+                aro["title"] = Value::String(format!("nul\u{0}{title}"));
+            }
+        }
+    }
+    let endless = faults.endless_pages;
     Ok(Json(page_envelope(aros, &params, endless)?).into_response())
 }
 
