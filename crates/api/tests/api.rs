@@ -1724,27 +1724,15 @@ async fn hostile_and_mistaken_requests_get_clear_answers() {
         .redirect(reqwest::redirect::Policy::none())
         .build()
         .unwrap();
-    let (cookie, csrf) = common::ui_session(&http, &app.url, "root", "/").await;
-    let id = app.id_of("a1").await;
+    let session = common::ui_session(&http, &app.url, "root", "/").await;
+    let id = app.id_of("a1").await.to_string();
     for back in [
         "/\\evil.example",
         "//evil.example",
         "/ok\r\nSet-Cookie: x=1",
     ] {
-        let form: String = form_urlencoded::Serializer::new(String::new())
-            .append_pair("id", &id.to_string())
-            .append_pair("action", "assign-me")
-            .append_pair("back", back)
-            .append_pair("csrf", &csrf)
-            .finish();
-        let answer = http
-            .post(format!("{}/queue/bulk", app.url))
-            .header("Cookie", &cookie)
-            .header("Content-Type", "application/x-www-form-urlencoded")
-            .body(form)
-            .send()
-            .await
-            .unwrap();
+        let fields = [("id", id.as_str()), ("action", "assign-me"), ("back", back)];
+        let answer = common::post_form(&http, &app.url, &session, "/queue/bulk", &fields).await;
         assert_eq!(answer.status(), 303, "{back:?}");
         let location = answer.headers()["location"].to_str().unwrap();
         assert!(location.starts_with("/?"), "{back:?} -> {location}");

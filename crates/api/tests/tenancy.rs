@@ -291,19 +291,11 @@ impl World {
             }
             Front::Ui => {
                 let (cookie, csrf) = self.ui_session(name, id).await;
-                let form: String = form_urlencoded::Serializer::new(String::new())
-                    .append_pair("line", line)
-                    .append_pair("csrf", &csrf)
-                    .finish();
-                let resp = self
-                    .http
-                    .post(format!("{}/incidents/{id}/run", self.url))
-                    .header("Cookie", &cookie)
-                    .header("Content-Type", "application/x-www-form-urlencoded")
-                    .body(form)
-                    .send()
-                    .await
-                    .unwrap();
+                let session = (cookie, csrf);
+                let path = format!("/incidents/{id}/run");
+                let resp =
+                    common::post_form(&self.http, &self.url, &session, &path, &[("line", line)])
+                        .await;
                 assert_eq!(resp.status(), 303, "{line}");
                 let location = resp.headers()["location"].to_str().unwrap().to_string();
                 let query = location.split_once('?').map(|(_, q)| q).unwrap_or_default();

@@ -26,16 +26,6 @@ pub enum CommandFailure {
     Refused(String),
 }
 
-impl CommandFailure {
-    /// A mistake of the caller's (exit 2, HTTP 400), as opposed to a provider failure.
-    pub fn is_usage(&self) -> bool {
-        match self {
-            CommandFailure::Run(e) => e.is_usage(),
-            CommandFailure::Reference(_) | CommandFailure::Refused(_) => true,
-        }
-    }
-}
-
 impl Service {
     /// Runs `line` in incident `id` for `caller`; `instance` asks for another instance than
     /// the incident's own.

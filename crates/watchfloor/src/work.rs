@@ -24,9 +24,8 @@ impl ChangeOpts {
     pub fn author(&self) -> String {
         self.as_user
             .clone()
-            .or_else(|| std::env::var("USER").ok())
             .filter(|u| !u.trim().is_empty())
-            .unwrap_or_else(|| "unknown".into())
+            .unwrap_or_else(os_user)
     }
 
     /// The CLI acts as a local administrator, recorded under `--as` (or the OS user).
@@ -37,11 +36,15 @@ impl ChangeOpts {
 
 /// A local administrator, recorded as `name` (or the OS user).
 pub fn local(name: Option<String>) -> Caller {
-    let name = name
-        .or_else(|| std::env::var("USER").ok())
+    Caller::local(&name.unwrap_or_else(os_user))
+}
+
+/// The OS user running the CLI, as the war room records it.
+fn os_user() -> String {
+    std::env::var("USER")
+        .ok()
         .filter(|u| !u.trim().is_empty())
-        .unwrap_or_else(|| "unknown".into());
-    Caller::local(&name)
+        .unwrap_or_else(|| "unknown".into())
 }
 
 /// Who makes a change or runs a command: `--as` naming a user of the store brings that

@@ -53,3 +53,25 @@ pub async fn ui_session(
         .to_string();
     (cookie, csrf)
 }
+
+/// A browser form post with the session's cookie and form token: the answer, not followed.
+pub async fn post_form(
+    http: &reqwest::Client,
+    url: &str,
+    session: &(String, String),
+    path: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in fields {
+        form.append_pair(k, v);
+    }
+    form.append_pair("csrf", &session.1);
+    http.post(format!("{url}{path}"))
+        .header("Cookie", &session.0)
+        .header("Content-Type", "application/x-www-form-urlencoded")
+        .body(form.finish())
+        .send()
+        .await
+        .unwrap()
+}

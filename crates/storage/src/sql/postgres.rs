@@ -29,10 +29,8 @@ pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
 }
 
-/// The URL with its password, if any, replaced, so that it can be shown.
-pub fn redact(url: &str) -> String {
-    watchfloor_core::secret::redact_url(url)
-}
+/// A URL with its password hidden, for messages and logs.
+pub use watchfloor_core::secret::redact_url as redact;
 
 fn open_error(url: &str, message: String) -> StoreError {
     // The driver's own messages can quote the URL.
