@@ -115,6 +115,14 @@ impl WindowCursor {
             .clamp(1, MAX_SPAN_SECS)
     }
 
+    /// Narrows the next window's span `by` times, after a window held more than one read
+    /// may; false when it is already a second wide.
+    pub fn narrow(&mut self, by: i64) -> bool {
+        let span = self.span();
+        self.span_secs = Some((span / by.max(2)).max(1));
+        span > 1
+    }
+
     /// The window to read now: from (inclusive) and until (inclusive).
     pub fn window(
         &self,

@@ -449,6 +449,37 @@ async fn endless_pages_fail_the_step_not_the_process() {
     assert_eq!(health[0].consecutive_failures, 1);
 }
 
+/// Regression (hardening 27.3): one ARO larger than 64 MiB failed every fetch of its instance
+/// ("sent more than 64 MiB") and none of the batch was stored. It is set aside, named in the
+/// instance's health, and the others arrive.
+#[tokio::test]
+async fn a_record_over_64_mib_is_set_aside_and_the_others_arrive() {
+    let s = setup(CovalenceManagedSecurityOptions::default(), "").await;
+    let ordinary = s.expected();
+    let huge = s.sim.add_aro_with(0, "Huge", serde_json::Map::new());
+    s.sim.faults.set(FaultSpec {
+        huge_record_mib: 65,
+        ..FaultSpec::default()
+    });
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    let stored: BTreeSet<String> = s.stored().await.into_iter().collect();
+    assert_eq!(stored, ordinary, "every other ARO is stored");
+    let health = s.store.health().await.unwrap();
+    let reasons: Vec<String> = health[0]
+        .set_aside
+        .iter()
+        .map(|r| format!("{}: {}", r.record.id, r.record.reason))
+        .collect();
+    assert_eq!(
+        reasons,
+        [format!(
+            "{}: it is 65.0 MiB, more than the 16 MiB one record may be; read it at the provider",
+            huge["ID"].as_str().unwrap()
+        )]
+    );
+    assert_eq!(health[0].consecutive_failures, 0);
+}
+
 /// Regression (hardening 4): with thousands of AROs waiting, every 200-incident step re-read
 /// the whole window (47 pages of 500 each). A step now reads about one step's worth.
 #[tokio::test]

@@ -81,6 +81,9 @@ impl<T> Read<T> {
 
 /// Provider reads one fetch step makes at most, window after window, to gather a step's worth.
 const MAX_READS_PER_STEP: usize = 16;
+/// How much a window narrows when it held more than one read may: from a day to a second in
+/// five reads.
+const NARROW_BY: i64 = 16;
 
 /// One fetch step: reads windows with `read` (from the cursor on, each as wide as the cursor's
 /// span) until it has `limit` new alerts, or has caught up with now, and picks what to emit.
@@ -108,7 +111,16 @@ where
     let (mut taken, mut set_aside, mut more) = (Vec::new(), Vec::new(), true);
     for _ in 0..MAX_READS_PER_STEP {
         let (from, until) = cursor.window(now, first, settings.look_back);
-        let read = read(from, until).await?;
+        let read = match read(from, until).await {
+            Ok(read) => read,
+            // Too much in the window for one read: read a narrower one, unless it is already
+            // as narrow as a window gets.
+            Err(e) if e.is_too_much() && cursor.narrow(NARROW_BY) => {
+                tracing::debug!(error = %e, span_secs = cursor.span_secs, "narrowing the fetch window");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         set_aside.extend(read.set_aside);
         let (until, capped) = match read.alerts.iter().map(|a| a.created).max() {
             Some(newest) if read.capped => (newest.min(until), true),
@@ -146,5 +158,66 @@ pub fn field_effect_severity(word: Option<&str>) -> Severity {
         "High" => Severity::High,
         "Critical" => Severity::Critical,
         _ => Severity::Unknown,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Duration;
+
+    use watchfloor_core::time::TimeSpec;
+
+    use super::*;
+
+    fn settings() -> FetchSettings {
+        FetchSettings {
+            enabled: true,
+            interval: Duration::from_secs(60),
+            first_fetch: TimeSpec::parse("3 days").unwrap(),
+            limit: 50,
+            look_back: Duration::ZERO,
+            incident_type: String::new(),
+            concurrency: 1,
+        }
+    }
+
+    /// Regression (hardening 27.4): a window holding more than one read may (too many pages or
+    /// bytes) failed the fetch for good. The fetch reads a narrower window, and gives up with
+    /// the provider's error only when a window of one second is still too much.
+    #[tokio::test]
+    async fn a_window_too_full_to_read_is_narrowed() {
+        for (widest_ok_secs, outcome) in [(600, Ok(())), (0, Err("too much in the window"))] {
+            let reads = AtomicUsize::new(0);
+            let read = |from: DateTime<Utc>, until: DateTime<Utc>| {
+                reads.fetch_add(1, Ordering::Relaxed);
+                async move {
+                    if (until - from).num_seconds() > widest_ok_secs {
+                        return Err(CommandError::TooMuch("too much in the window".into()));
+                    }
+                    Ok(Read::<()> {
+                        alerts: Vec::new(),
+                        set_aside: Vec::new(),
+                        capped: false,
+                    })
+                }
+            };
+            let got = windowed(None, &settings(), read).await;
+            let reads = reads.load(Ordering::Relaxed);
+            match (got, outcome) {
+                (Ok((_, next)), Ok(())) => {
+                    let cursor: WindowCursor = serde_json::from_value(next.cursor).unwrap();
+                    let span = cursor.span_secs.unwrap();
+                    assert!(span <= 2 * 600, "a window near what can be read: {span}s");
+                    assert!(cursor.high_water.is_some(), "the fetch moved on");
+                }
+                (Err(e), Err(message)) => {
+                    assert_eq!(e.to_string(), message);
+                    // A day, then 5400 s, 337 s, 21 s, 1 s: five reads, and the last one fails.
+                    assert_eq!(reads, 5);
+                }
+                (got, want) => panic!("{:?} where {want:?} was expected", got.map(|_| ())),
+            }
+        }
     }
 }

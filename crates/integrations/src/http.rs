@@ -14,6 +14,8 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use watchfloor_core::Secret;
 
+use crate::listing::{Listing, ListingError, Splitter};
+
 /// An HTTP failure, naming the service, the endpoint and what to do.
 #[derive(Debug, thiserror::Error)]
 pub enum HttpError {
@@ -395,8 +397,37 @@ impl HttpClient {
         })
     }
 
+    /// GET a listing: the records of the top-level array, or of the array under the top-level
+    /// `key`, read as they stream in. A record over [`crate::listing::MAX_RECORD`] is set
+    /// aside (see [`Listing::oversized`]), and what is kept is bounded by [`MAX_BODY`].
+    pub async fn get_listing(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+        key: Option<&'static str>,
+    ) -> Result<Listing, HttpError> {
+        match self
+            .exchange(Call::get(path, query), Reading::Listing(key))
+            .await?
+        {
+            (Received::Listing(listing), _) => Ok(listing),
+            (Received::Text(_), _) => unreachable!("a listing is read as one"),
+        }
+    }
+
     /// Sends `call`, retrying as the policy allows; any non-2xx answer is an error.
     pub async fn call(&self, call: Call<'_>) -> Result<Body, HttpError> {
+        match self.exchange(call, Reading::Text).await? {
+            (Received::Text(text), set_cookies) => Ok(Body { text, set_cookies }),
+            (Received::Listing(_), _) => unreachable!("text is read as text"),
+        }
+    }
+
+    async fn exchange(
+        &self,
+        call: Call<'_>,
+        reading: Reading,
+    ) -> Result<(Received, Vec<String>), HttpError> {
         let Call {
             method,
             path,
@@ -485,10 +516,25 @@ impl HttpClient {
                         method: method.clone(),
                         endpoint: endpoint.clone(),
                     };
+                    if let (true, Reading::Listing(key)) = (status.is_success(), reading) {
+                        let listing = read_listing(resp, key, too_large, transport)
+                            .await
+                            .map_err(|e| match e {
+                                Err(message) => HttpError::Decode {
+                                    service: self.service,
+                                    method: method.clone(),
+                                    endpoint: endpoint.clone(),
+                                    message,
+                                },
+                                Ok(e) => e,
+                            })?;
+                        latency("ok");
+                        return Ok((Received::Listing(listing), set_cookies));
+                    }
                     let text = read_body(resp, too_large, transport).await?;
                     if status.is_success() {
                         latency("ok");
-                        return Ok(Body { text, set_cookies });
+                        return Ok((Received::Text(text), set_cookies));
                     }
                     let retryable = status == StatusCode::TOO_MANY_REQUESTS
                         || status == StatusCode::SERVICE_UNAVAILABLE
@@ -569,6 +615,39 @@ impl HttpClient {
             },
         }
     }
+}
+
+/// How a successful body is read.
+#[derive(Clone, Copy)]
+enum Reading {
+    Text,
+    /// Split into records as it streams in: those of the array under this top-level key, or of
+    /// the top-level array.
+    Listing(Option<&'static str>),
+}
+
+enum Received {
+    Text(String),
+    Listing(Listing),
+}
+
+/// Reads a listing chunk by chunk (see [`crate::listing`]): an HTTP error, or the reason the
+/// body is not JSON.
+async fn read_listing(
+    mut resp: reqwest::Response,
+    key: Option<&'static str>,
+    too_large: impl Fn() -> HttpError,
+    transport: impl Fn(reqwest::Error) -> HttpError,
+) -> Result<Listing, Result<HttpError, String>> {
+    let mut splitter = Splitter::new(key, MAX_BODY);
+    let fail = |e: ListingError| match e {
+        ListingError::TooLarge => Ok(too_large()),
+        ListingError::Malformed(message) => Err(message),
+    };
+    while let Some(chunk) = resp.chunk().await.map_err(|e| Ok(transport(e)))? {
+        splitter.feed(&chunk).map_err(fail)?;
+    }
+    splitter.finish().map_err(fail)
 }
 
 /// Reads a body of at most [`MAX_BODY`] bytes, chunk by chunk.

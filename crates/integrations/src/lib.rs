@@ -8,6 +8,7 @@ pub mod covalence_managed_security;
 pub mod covalence_security_providers;
 pub mod fetch;
 pub mod http;
+pub mod listing;
 pub mod runner;
 pub mod symantec_mss;
 
@@ -36,6 +37,10 @@ pub enum CommandError {
     /// The instance lacks a setting this command needs.
     #[error("{0}")]
     NotConfigured(String),
+    /// The provider sent more than one read may hold (pages or bytes): a narrower query may
+    /// succeed, so a fetch narrows its window and reads again.
+    #[error("{0}")]
+    TooMuch(String),
     /// The command ran past its overall deadline.
     #[error(
         "the command did not finish within {}; the provider is slow or keeps paging: narrow the query, or try again later",
@@ -57,6 +62,16 @@ impl From<watchfloor_core::MissingParam> for CommandError {
 }
 
 impl CommandError {
+    /// Whether a narrower query may succeed where this one failed: too many pages, or too many
+    /// bytes in one answer or in all of them.
+    pub fn is_too_much(&self) -> bool {
+        match self {
+            CommandError::TooMuch(_) | CommandError::Http(http::HttpError::TooLarge { .. }) => true,
+            CommandError::At { source, .. } => source.is_too_much(),
+            _ => false,
+        }
+    }
+
     /// A command the definition lists but the integration does not handle: a bug, said plainly.
     pub fn not_implemented(command: &str) -> Self {
         CommandError::Invalid(format!(

@@ -36,6 +36,12 @@ pub struct FaultSpec {
     /// Hostile: the text of listed records carries a NUL character, which PostgreSQL's text
     /// refuses (FES ARO titles).
     pub nul_in_text: bool,
+    /// Hostile: the details of the record added last are padded to this many MiB whenever it
+    /// is listed (FES ARO lists): one alert too large to keep among ordinary ones.
+    pub huge_record_mib: u32,
+    /// Hostile: every listed record's details grow by this many KiB (FES ARO lists); with
+    /// `endless_pages`, pages that never end and weigh something.
+    pub pad_records_kib: u32,
     /// When set, faults reach only requests whose path ends with this (e.g. `/aros`), so that
     /// one call of a command can fail while the others succeed.
     pub only_path: Option<String>,

@@ -8,6 +8,7 @@ use tokio::sync::OnceCell;
 use super::config::Settings;
 use crate::CommandError;
 use crate::http::{HttpClient, path_segment as segment};
+use crate::listing::{MAX_LISTING, Oversized};
 
 const PAGE_SIZE: &str = "500";
 /// AROs a command shows at most, the newest, with a note that more match: a person cannot read
@@ -71,18 +72,19 @@ impl Portal {
         into_list(orgs, &path)
     }
 
-    /// All AROs matching `filters`, newest first, across every page.
-    pub async fn aros(&self, filters: &[(String, String)]) -> Result<Vec<Value>, CommandError> {
+    /// All AROs matching `filters`, newest first, across every page, and those too large to
+    /// read.
+    pub async fn aros(&self, filters: &[(String, String)]) -> Result<Paged, CommandError> {
         let path = format!("/providers/{}/aros", segment(self.provider_id().await?));
-        Ok(self.paged(&path, filters, None).await?.0)
+        self.paged(&path, filters, None).await
     }
 
-    /// The newest `max` AROs matching `filters`, and whether more match.
+    /// The newest `max` AROs matching `filters` ([`Paged::more`] says whether more match).
     pub async fn newest_aros(
         &self,
         filters: &[(String, String)],
         max: usize,
-    ) -> Result<(Vec<Value>, bool), CommandError> {
+    ) -> Result<Paged, CommandError> {
         let path = format!("/providers/{}/aros", segment(self.provider_id().await?));
         self.paged(&path, filters, Some(max)).await
     }
@@ -90,7 +92,14 @@ impl Portal {
     /// One ARO by id.
     pub async fn aro(&self, id: &str) -> Result<Value, CommandError> {
         let found = self.aros(&[("id".into(), id.into())]).await?;
+        if let Some(huge) = found.oversized.first() {
+            return Err(CommandError::Provider(format!(
+                "ARO `{id}` cannot be read here: {}",
+                huge.reason()
+            )));
+        }
         found
+            .items
             .into_iter()
             .next()
             .ok_or_else(|| CommandError::Invalid(format!("no ARO with id `{id}`")))
@@ -113,14 +122,20 @@ impl Portal {
     }
 
     pub async fn escalation_lists(&self, org_id: &str) -> Result<Vec<Value>, CommandError> {
-        Ok(self
+        let lists = self
             .paged(
                 "/escalation_contact_lists",
                 &[("organization_id".into(), org_id.into())],
                 None,
             )
-            .await?
-            .0)
+            .await?;
+        match lists.oversized.first() {
+            Some(huge) => Err(CommandError::Provider(format!(
+                "an escalation contact list of organization `{org_id}` cannot be read here: {}",
+                huge.reason()
+            ))),
+            None => Ok(lists.items),
+        }
     }
 
     /// The transition body for `resolution`, and the comment if any. The status is `Open`, as
@@ -150,14 +165,17 @@ impl Portal {
         Ok(self.http.post_json("/aro_comments", &body).await?)
     }
 
-    /// Every page of a listing, or the first `max` items and whether more follow.
+    /// Every page of a listing, or the first `max` items and whether more follow. Stops with
+    /// [`CommandError::TooMuch`] past [`MAX_PAGES`] pages or [`MAX_LISTING`] bytes kept.
     async fn paged(
         &self,
         path: &str,
         filters: &[(String, String)],
         max: Option<usize>,
-    ) -> Result<(Vec<Value>, bool), CommandError> {
+    ) -> Result<Paged, CommandError> {
         let mut items = Vec::new();
+        let mut oversized = Vec::new();
+        let mut kept = 0;
         let mut page: u64 = 1;
         loop {
             let page_text = page.to_string();
@@ -169,14 +187,17 @@ impl Portal {
             if page > 1 {
                 query.push(("page", &page_text));
             }
-            let envelope = self.http.get_json(path, &query).await?;
-            let Some(batch) = envelope["items"].as_array() else {
+            let listing = self.http.get_listing(path, &query, Some("items")).await?;
+            let envelope = listing.envelope;
+            if !envelope["items"].is_array() {
                 return Err(CommandError::Provider(format!(
                     "unexpected response from FES Portal GET {path}: no `items` list in the page"
                 )));
-            };
-            let batch_len = batch.len();
-            items.extend(batch.iter().cloned());
+            }
+            let batch_len = listing.records.len() + listing.oversized.len();
+            items.extend(listing.records);
+            oversized.extend(listing.oversized);
+            kept += listing.kept;
             let has_next = match envelope["has_next"].as_bool() {
                 Some(b) => b,
                 None => envelope["total"]
@@ -186,20 +207,45 @@ impl Portal {
             if let Some(max) = max.filter(|m| items.len() >= *m) {
                 let more = has_next || items.len() > max;
                 items.truncate(max);
-                return Ok((items, more));
+                return Ok(Paged {
+                    items,
+                    more,
+                    oversized,
+                });
             }
             if batch_len == 0 || !has_next {
-                return Ok((items, false));
+                return Ok(Paged {
+                    items,
+                    more: false,
+                    oversized,
+                });
             }
             if page >= MAX_PAGES {
-                return Err(CommandError::Provider(format!(
+                return Err(CommandError::TooMuch(format!(
                     "FES Portal GET {path} still says more follow after {MAX_PAGES} pages ({} items); narrow the query, e.g. with since= or resolution=",
+                    items.len()
+                )));
+            }
+            if kept > MAX_LISTING {
+                return Err(CommandError::TooMuch(format!(
+                    "FES Portal GET {path} sent more than {} MiB in {page} pages ({} items) and says more follow; narrow the query, e.g. with since= or resolution=",
+                    MAX_LISTING / (1024 * 1024),
                     items.len()
                 )));
             }
             page += 1;
         }
     }
+}
+
+/// A listing read across its pages.
+#[derive(Debug, Default)]
+pub struct Paged {
+    pub items: Vec<Value>,
+    /// More match than were read (only when a maximum was asked for).
+    pub more: bool,
+    /// Items too large to read, set aside.
+    pub oversized: Vec<Oversized>,
 }
 
 /// The Broker API.

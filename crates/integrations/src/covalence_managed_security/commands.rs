@@ -227,18 +227,30 @@ impl CovalenceManagedSecurityInstance {
             let id = self.org_id_by_name(&name).await?;
             filters.push(("organization_id".into(), id));
         }
-        let (aros, more) = self
+        let found = self
             .portal
             .newest_aros(&filters, super::client::MAX_COMMAND_AROS)
             .await?;
+        let aros = found.items;
         let details = args.bool("details");
         let shaped: Vec<Value> = aros.iter().map(|a| shape_aro(a, details)).collect();
         let mut out = Output::new(json!(shaped), json!(aros));
-        if more {
-            out.note = Some(format!(
+        let mut notes = Vec::new();
+        if found.more {
+            notes.push(format!(
                 "Showing the newest {} AROs; more match: narrow the query, e.g. with since= or resolution=.",
                 aros.len()
             ));
+        }
+        for huge in &found.oversized {
+            notes.push(format!(
+                "ARO {} is left out: {}.",
+                huge.id("ID").unwrap_or_else(|| "(no ID)".into()),
+                huge.reason()
+            ));
+        }
+        if !notes.is_empty() {
+            out.note = Some(notes.join(" "));
         }
         Ok(out)
     }

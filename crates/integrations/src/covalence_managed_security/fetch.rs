@@ -46,7 +46,11 @@ pub async fn fetch(
                 ("since".to_string(), from.format(TIME_FORMAT).to_string()),
                 ("until".to_string(), until.format(TIME_FORMAT).to_string()),
             ];
-            Ok(Read::sort_out(portal.aros(&filters).await?, date))
+            let found = portal.aros(&filters).await?;
+            let mut read = Read::sort_out(found.items, date);
+            read.set_aside
+                .extend(found.oversized.iter().map(|huge| huge.set_aside("ID")));
+            Ok(read)
         },
     )
     .await?;

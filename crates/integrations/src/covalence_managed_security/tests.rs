@@ -872,6 +872,58 @@ async fn endless_paging_stops_with_a_clear_error() {
     );
 }
 
+/// Regression (hardening 27.4): endless paging was bounded in pages only: 200 pages of 2 MiB
+/// held 454 MB before the error. A listing stops at 64 MiB, whatever the page count.
+#[tokio::test]
+async fn endless_heavy_paging_is_bounded_in_bytes() {
+    let app = spawn_with(CovalenceManagedSecurityOptions {
+        faults: FaultSpec {
+            endless_pages: true,
+            pad_records_kib: 1024,
+            ..FaultSpec::default()
+        },
+        ..Default::default()
+    })
+    .await;
+    let err = app
+        .fail(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#)
+        .await;
+    let pages: usize = err
+        .split("sent more than 64 MiB in ")
+        .nth(1)
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{err}"));
+    assert!(pages <= 65 && err.contains("narrow the query"), "{err}");
+}
+
+/// Regression (hardening 27.3): one ARO over 16 MiB failed the whole listing. The others are
+/// shown, and a note names the one left out.
+#[tokio::test]
+async fn an_oversized_aro_is_left_out_with_a_note() {
+    let app = spawn().await;
+    let huge = app.sim.add_aro_with(0, "Huge", serde_json::Map::new());
+    app.sim.faults.set(FaultSpec {
+        huge_record_mib: 17,
+        ..FaultSpec::default()
+    });
+    let entry = app
+        .runner
+        .run(r#"!cov-mgsec-get-aro query="resolution=Unresolved""#, None)
+        .await
+        .unwrap();
+    let id = huge["ID"].as_str().unwrap();
+    assert!(
+        entry.readable.contains(&format!(
+            "ARO {id} is left out: it is 17.0 MiB, more than the 16 MiB one record may be; read it at the provider."
+        )),
+        "{}",
+        entry.readable
+    );
+    let shown = entry.raw.as_array().unwrap();
+    assert!(!shown.is_empty() && shown.iter().all(|a| a["ID"] != id));
+}
+
 /// Regression (hardening 9): `Retry-After: 59` held a command with `timeout = "5s"` for
 /// minutes. A wait longer than a request may take fails at once, naming the wait.
 #[tokio::test]
@@ -919,9 +971,9 @@ async fn rate_limit_errors_read_well() {
 }
 
 /// Regression (hardening 8): one ARO with 100 MB of details drove the process to 787 MB.
-/// A response over the cap is refused with a clear error.
+/// It is read as it streams in and left out with a note, never held.
 #[tokio::test]
-async fn an_oversized_response_is_refused() {
+async fn an_oversized_response_is_not_held() {
     let app = spawn().await;
     let mut fields = serde_json::Map::new();
     fields.insert(
@@ -929,22 +981,20 @@ async fn an_oversized_response_is_refused() {
         json!("x".repeat(crate::http::MAX_BODY + 1024)),
     );
     let aro = app.sim.add_aro_with(0, "Huge", fields);
-    let err = app
-        .fail(&format!(
-            "!cov-mgsec-get-aro query=\"id={}\"",
-            aro["ID"].as_str().unwrap()
-        ))
-        .await;
-    assert!(
-        err.ends_with(
-            "sent more than 64 MiB; the response is refused to protect memory: narrow the query"
-        ),
-        "{err}"
+    let id = aro["ID"].as_str().unwrap();
+    let entry = app
+        .runner
+        .run(&format!("!cov-mgsec-get-aro query=\"id={id}\""), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        entry.readable,
+        format!(
+            "No AROs found\n**ARO {id} is left out: it is 64.0 MiB, more than the 16 MiB one record may be; read it at the provider.**\n"
+        )
     );
 }
 
-/// Regression (hardening 1, 9): the per-request timeout did not bound a command. A command
-/// has an overall deadline, whatever the paging and retries.
 #[tokio::test]
 async fn a_command_stops_at_its_deadline() {
     let app = spawn_with(CovalenceManagedSecurityOptions {

@@ -184,7 +184,7 @@ impl Covalence {
         let mut out = Vec::new();
         while (out.len() as u64) < max {
             if out.len() as u64 >= MAX_RECORDS {
-                return Err(CommandError::Provider(format!(
+                return Err(CommandError::TooMuch(format!(
                     "Covalence GET {path} still sends more after {MAX_RECORDS} records; narrow the query (a time range or advanced_filter)"
                 )));
             }

@@ -249,8 +249,29 @@ async fn list_aros(
             }
         }
     }
+    if faults.pad_records_kib > 0 {
+        let pad = "p".repeat(faults.pad_records_kib as usize * 1024);
+        for aro in &mut aros {
+            pad_details(aro, &pad);
+        }
+    }
+    if faults.huge_record_mib > 0
+        && let Some(last_id) = s.aros.last().map(|a| a["ID"].clone())
+        && let Some(huge) = aros.iter_mut().find(|a| a["ID"] == last_id)
+    {
+        pad_details(
+            huge,
+            &"h".repeat(faults.huge_record_mib as usize * 1024 * 1024),
+        );
+    }
     let endless = faults.endless_pages;
     Ok(Json(page_envelope(aros, &params, endless)?).into_response())
+}
+
+/// Appends `pad` to an ARO's details.
+fn pad_details(aro: &mut Value, pad: &str) {
+    let details = aro["details"].as_str().unwrap_or_default();
+    aro["details"] = Value::String(format!("{details}{pad}"));
 }
 
 /// An ARO as the portal shows it (without the simulator's own `data`).
