@@ -8,12 +8,14 @@
 
 mod error;
 mod routes;
+mod server;
 mod state;
 pub mod tls;
 mod ui;
 mod xsoar;
 
 pub use routes::{Endpoint, endpoints, markdown_table, openapi_document, router};
+pub use server::Limits;
 pub use state::AppState;
 pub use watchfloor_service::{auth, login};
 
@@ -23,12 +25,17 @@ pub async fn serve(
     state: AppState,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+    server::run(listener, router(state), Limits::default(), stop).await
+}
+
+/// As [`serve`], with other connection limits.
+pub async fn serve_with(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    limits: Limits,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    server::run(listener, router(state), limits, stop).await
 }
 
 /// As [`serve`], over TLS.
@@ -37,31 +44,9 @@ pub async fn serve_tls(
     state: AppState,
     stop: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<Peer>(),
-    )
-    .with_graceful_shutdown(stop)
-    .await
+    server::run(listener, router(state), Limits::default(), stop).await
 }
 
 /// The address a request came from, over plain TCP or TLS (for the login limiter and logs).
 #[derive(Debug, Clone, Copy)]
 pub struct Peer(pub std::net::SocketAddr);
-
-impl
-    axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tokio::net::TcpListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tokio::net::TcpListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
-
-impl axum::extract::connect_info::Connected<axum::serve::IncomingStream<'_, tls::TlsListener>>
-    for Peer
-{
-    fn connect_info(stream: axum::serve::IncomingStream<'_, tls::TlsListener>) -> Peer {
-        Peer(*stream.remote_addr())
-    }
-}
