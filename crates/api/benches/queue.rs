@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::{Change, Edit, SlaPolicy};
 use watchfloor_storage::prelude::*;
-use watchfloor_storage::{Role, SqlStore};
+use watchfloor_storage::{Actor, Role, SqlStore};
 
 const CLIENTS: usize = 32;
 
@@ -335,12 +335,12 @@ async fn main() {
     );
     let hash = auth::hash_password("bench").unwrap();
     store
-        .create_user("bench", Role::Admin, &[], &hash)
+        .create_user(&Actor::default(), "bench", Role::Admin, &[], &hash)
         .await
         .unwrap();
     let key = auth::random_secret().unwrap();
     store
-        .add_api_key("bench", &auth::key_hash(&key))
+        .add_api_key(&Actor::default(), "bench", &auth::key_hash(&key), false)
         .await
         .unwrap();
 

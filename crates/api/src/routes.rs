@@ -289,11 +289,47 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             ep(
                 "POST",
-                "/api/v1/users/{name}/api-key",
+                "/api/v1/users/{name}/enable",
                 "",
-                "a new API key, in this answer only (admins)",
+                "enable a disabled user; its old keys stay revoked (admins)",
+            ),
+            post(enable_user),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/users/{name}/api-key",
+                r#"{"replace"}"#,
+                "a new API key, in this answer only: `{key, id}`; `replace` revokes the user's others (admins)",
             ),
             post(user_api_key),
+        ),
+        (
+            ep(
+                "GET",
+                "/api/v1/users/{name}/api-keys",
+                "",
+                "the user's API keys: id, created, revoked; never the keys (admins)",
+            ),
+            get(user_api_keys),
+        ),
+        (
+            ep(
+                "DELETE",
+                "/api/v1/users/{name}/api-keys/{id}",
+                "",
+                "revoke one API key (admins)",
+            ),
+            delete_route(revoke_api_key),
+        ),
+        (
+            ep(
+                "GET",
+                "/api/v1/audit",
+                "?since=&limit=",
+                "the audit log, newest first: logins, sessions, keys and users (admins)",
+            ),
+            get(audit),
         ),
     ]
 }
@@ -643,6 +679,8 @@ async fn login(
 
 async fn logout(
     State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     req_headers: axum::http::HeaderMap,
 ) -> Result<Response, ApiError> {
     if let Some(token) = req_headers
@@ -650,7 +688,10 @@ async fn logout(
         .and_then(|v| v.to_str().ok())
         .map(|v| v.strip_prefix("Bearer ").unwrap_or(v).trim())
     {
-        state.service.logout(token).await?;
+        state
+            .service
+            .logout(&Caller::of(&user).at(addr), token)
+            .await?;
     }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -962,9 +1003,10 @@ struct NewUserBody {
 async fn create_user(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Json(body): Json<NewUserBody>,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::of(&user);
+    let caller = Caller::of(&user).at(addr);
     state.service.admin_only(&caller)?;
     let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let (created, password) = state
@@ -981,23 +1023,103 @@ async fn create_user(
 async fn disable_user(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     state
         .service
-        .disable_user(&Caller::of(&user), &name)
+        .disable_user(&Caller::of(&user).at(addr), &name)
         .await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-/// A new API key for a user, shown in this answer only.
+async fn enable_user(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    state
+        .service
+        .enable_user(&Caller::of(&user).at(addr), &name)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct NewKeyBody {
+    #[serde(default)]
+    replace: bool,
+}
+
+/// A new API key for a user, shown in this answer only; with `replace`, its others are
+/// revoked.
 async fn user_api_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Response, ApiError> {
+    let body: NewKeyBody = match body.iter().all(u8::is_ascii_whitespace) {
+        true => NewKeyBody::default(),
+        false => serde_json::from_slice(&body)
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("invalid body: {e}")))?,
+    };
+    let (key, id) = state
+        .service
+        .new_api_key(&Caller::of(&user).at(addr), &name, body.replace)
+        .await?;
+    Ok((StatusCode::CREATED, Json(json!({"key": key, "id": id}))).into_response())
+}
+
+async fn user_api_keys(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    let key = state.service.new_api_key(&Caller::of(&user), &name).await?;
-    Ok((StatusCode::CREATED, Json(json!({"key": key}))).into_response())
+    let keys = state.service.api_keys(&Caller::of(&user), &name).await?;
+    Ok(Json(json!({"keys": keys})).into_response())
+}
+
+async fn revoke_api_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
+    Path((name, id)): Path<(String, i64)>,
+) -> Result<Response, ApiError> {
+    state
+        .service
+        .revoke_api_key(&Caller::of(&user).at(addr), &name, id)
+        .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AuditParams {
+    since: Option<String>,
+    limit: Option<usize>,
+}
+
+/// The audit log, newest first (admins).
+async fn audit(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Query(params): Query<AuditParams>,
+) -> Result<Response, ApiError> {
+    let since = params
+        .since
+        .as_deref()
+        .map(|t| watchfloor_core::time::parse_time(t, chrono::Utc::now()))
+        .transpose()
+        .map_err(|e| ApiError(StatusCode::BAD_REQUEST, format!("since: {e}")))?;
+    let events = state
+        .service
+        .audit(&Caller::of(&user), since, params.limit.unwrap_or(1_000))
+        .await?;
+    Ok(Json(json!({"events": events})).into_response())
 }
 
 /// The configured instances with their settings and health; no parameters, so no secrets.
@@ -1072,10 +1194,11 @@ struct AccessBody {
 async fn set_user_access(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Path(name): Path<String>,
     Json(body): Json<AccessBody>,
 ) -> Result<Response, ApiError> {
-    let caller = Caller::of(&user);
+    let caller = Caller::of(&user).at(addr);
     state.service.admin_only(&caller)?;
     let role = Role::parse(&body.role).map_err(|e| ApiError(StatusCode::BAD_REQUEST, e))?;
     let changed = state

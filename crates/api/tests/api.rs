@@ -10,7 +10,7 @@ use serde_json::{Value, json};
 use watchfloor_api::{AppState, auth};
 use watchfloor_core::{NewIncident, Severity, SlaPolicy};
 use watchfloor_storage::prelude::*;
-use watchfloor_storage::{FetchTarget, IncidentFilter, Role, SqlStore};
+use watchfloor_storage::{Actor, FetchTarget, IncidentFilter, Role, SqlStore};
 
 struct App {
     url: String,
@@ -196,7 +196,10 @@ async fn every_api_route_needs_a_valid_key() {
             .0,
         200
     );
-    app.store.disable_user("dana").await.unwrap();
+    app.store
+        .disable_user(&Actor::default(), "dana")
+        .await
+        .unwrap();
     assert_eq!(
         app.get("/api/v1/incidents", Some(&key)).await.0,
         401,
@@ -415,7 +418,10 @@ async fn requests_are_counted_by_route_and_carry_an_id() {
 async fn every_route_refuses_a_missing_or_revoked_key() {
     let app = spawn_app().await;
     let key = app.key_for("dana", Role::Analyst, &["Acme"]).await;
-    app.store.disable_user("dana").await.unwrap();
+    app.store
+        .disable_user(&Actor::default(), "dana")
+        .await
+        .unwrap();
     let id = app
         .store
         .incidents(&IncidentFilter::default())
@@ -669,7 +675,13 @@ async fn login_sessions_and_failed_login_limits() {
     let app = spawn_app().await;
     let hash = auth::hash_password("canary-pass-77").unwrap();
     app.store
-        .create_user("dana", Role::Analyst, &["Acme".into()], &hash)
+        .create_user(
+            &Actor::default(),
+            "dana",
+            Role::Analyst,
+            &["Acme".into()],
+            &hash,
+        )
         .await
         .unwrap();
     let app = &app;

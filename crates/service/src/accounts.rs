@@ -4,10 +4,16 @@
 use std::net::SocketAddr;
 
 use chrono::{DateTime, Utc};
-use watchfloor_storage::{Role, StoreError, User};
+use watchfloor_storage::{Actor, ApiKey, AuditEvent, Role, StoreError, User};
 
 use crate::auth::{self, NewUserError, key_hash, random_secret, verify_password};
 use crate::{Caller, Service, ServiceError};
+
+/// Most audit events one read returns.
+pub const MAX_AUDIT: usize = 10_000;
+
+/// Characters of a failed login's name the audit log keeps.
+const MAX_NAME_SHOWN: usize = 128;
 
 /// How long a login session lasts.
 pub const SESSION: chrono::TimeDelta = chrono::TimeDelta::hours(12);
@@ -86,7 +92,8 @@ impl Service {
         crate::error::no_nul("the user name", name)?;
         orgs.iter()
             .try_for_each(|o| crate::error::no_nul("an organization", o))?;
-        let made = auth::new_user(&*self.store, name, role, orgs, password).await?;
+        let made =
+            auth::new_user(&*self.store, &caller.actor(), name, role, orgs, password).await?;
         tracing::info!(user = %name, by = %caller.name, "user created");
         Ok(made)
     }
@@ -95,20 +102,84 @@ impl Service {
     pub async fn disable_user(&self, caller: &Caller, name: &str) -> Result<(), ServiceError> {
         self.admin_only(caller)?;
         self.known_user(name).await?;
-        self.store.disable_user(name).await?;
+        self.store.disable_user(&caller.actor(), name).await?;
         tracing::info!(user = %name, by = %caller.name, "user disabled");
         Ok(())
     }
 
-    /// A new API key of a user, to be shown once.
-    pub async fn new_api_key(&self, caller: &Caller, name: &str) -> Result<String, ServiceError> {
+    /// Enables a disabled user again; its old keys and sessions stay revoked.
+    pub async fn enable_user(&self, caller: &Caller, name: &str) -> Result<(), ServiceError> {
+        self.admin_only(caller)?;
+        if !self.known_user(name).await?.disabled {
+            return Err(ServiceError::Invalid(format!(
+                "user `{name}` is not disabled"
+            )));
+        }
+        self.store.enable_user(&caller.actor(), name).await?;
+        tracing::info!(user = %name, by = %caller.name, "user enabled");
+        Ok(())
+    }
+
+    /// A new API key of a user and its id, the key to be shown once. With `replace`, its
+    /// other keys are revoked.
+    pub async fn new_api_key(
+        &self,
+        caller: &Caller,
+        name: &str,
+        replace: bool,
+    ) -> Result<(String, i64), ServiceError> {
         self.admin_only(caller)?;
         if self.known_user(name).await?.disabled {
             return Err(ServiceError::Invalid(format!(
-                "user `{name}` is disabled, and a disabled user's keys do not work"
+                "user `{name}` is disabled, and a disabled user's keys do not work: enable it first"
             )));
         }
-        Ok(auth::new_api_key(&*self.store, name).await?)
+        Ok(auth::new_api_key(&*self.store, &caller.actor(), name, replace).await?)
+    }
+
+    /// A user's API keys (never the keys themselves).
+    pub async fn api_keys(&self, caller: &Caller, name: &str) -> Result<Vec<ApiKey>, ServiceError> {
+        self.admin_only(caller)?;
+        self.known_user(name).await?;
+        Ok(self.store.api_keys(name).await?)
+    }
+
+    /// Revokes one API key of a user.
+    pub async fn revoke_api_key(
+        &self,
+        caller: &Caller,
+        name: &str,
+        id: i64,
+    ) -> Result<(), ServiceError> {
+        self.admin_only(caller)?;
+        self.known_user(name).await?;
+        match self.store.revoke_api_key(&caller.actor(), name, id).await? {
+            true => {
+                tracing::info!(user = %name, key = id, by = %caller.name, "API key revoked");
+                Ok(())
+            }
+            false => Err(ServiceError::NotFound(format!(
+                "user `{name}` has no API key {id} that is not revoked already"
+            ))),
+        }
+    }
+
+    /// The audit log, newest first (admins).
+    pub async fn audit(
+        &self,
+        caller: &Caller,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, ServiceError> {
+        match caller.role {
+            Role::Admin => Ok(self
+                .store
+                .audit_log(since, limit.clamp(1, MAX_AUDIT))
+                .await?),
+            _ => Err(ServiceError::Forbidden(
+                "only admins read the audit log".into(),
+            )),
+        }
     }
 
     /// Sets a user's role and organizations; the change applies to its next request.
@@ -125,7 +196,7 @@ impl Service {
             .try_for_each(|o| crate::error::no_nul("an organization", o))?;
         let changed = self
             .store
-            .set_user_access(name, role, orgs)
+            .set_user_access(&caller.actor(), name, role, orgs)
             .await
             .map_err(|e| match e {
                 StoreError::NoUser(_) => ServiceError::NotFound(format!("no user named `{name}`")),
@@ -175,9 +246,26 @@ impl Service {
         let valid = user
             .as_ref()
             .is_some_and(|u| !u.disabled && verify_password(password, &u.password_hash));
+        let actor = Actor::new(name, Some(ip.clone()));
         if !valid {
             self.limiter.failed(name, &ip, now);
             tracing::warn!(user = %log_safe(name), address = %ip, "failed login");
+            let why = match &user {
+                None => "no such user",
+                Some(u) if u.disabled => "the user is disabled",
+                Some(_) => "wrong password",
+            };
+            // The name as typed, cut: it may be an attacker's.
+            let shown: String = name.chars().take(MAX_NAME_SHOWN).collect();
+            self.store
+                .record_audit(
+                    &Actor::new(&shown, Some(ip.clone())),
+                    "login_failed",
+                    &shown,
+                    why,
+                )
+                .await
+                .map_err(failed)?;
             return Err(LoginRefused::Wrong);
         }
         self.limiter.succeeded(name, &ip);
@@ -185,15 +273,18 @@ impl Service {
             .map_err(|e| LoginRefused::Failed(ServiceError::Unavailable(e.to_string())))?;
         let expires = Utc::now() + SESSION;
         self.store
-            .add_session(name, &key_hash(&token), expires)
+            .add_session(&actor, name, &key_hash(&token), expires)
             .await
             .map_err(failed)?;
         Ok((token, expires))
     }
 
     /// Ends a login session.
-    pub async fn logout(&self, token: &str) -> Result<(), ServiceError> {
-        Ok(self.store.end_session(&key_hash(token)).await?)
+    pub async fn logout(&self, caller: &Caller, token: &str) -> Result<(), ServiceError> {
+        Ok(self
+            .store
+            .end_session(&caller.actor(), &key_hash(token))
+            .await?)
     }
 }
 

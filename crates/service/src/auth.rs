@@ -61,6 +61,7 @@ pub enum NewUserError {
 /// returned, to be shown once.
 pub async fn new_user(
     store: &dyn watchfloor_storage::Store,
+    actor: &watchfloor_storage::Actor,
     name: &str,
     role: watchfloor_storage::Role,
     orgs: &[String],
@@ -78,18 +79,23 @@ pub async fn new_user(
         ),
     };
     let hash = hash_password(&password).map_err(|e| NewUserError::Secret(e.to_string()))?;
-    let user = store.create_user(name, role, orgs, &hash).await?;
+    let user = store.create_user(actor, name, role, orgs, &hash).await?;
     Ok((user, made.then_some(password)))
 }
 
-/// A new API key of a user; the store keeps only its hash.
+/// A new API key of a user, and its id; the store keeps only its hash. With `replace`, the
+/// user's other keys are revoked.
 pub async fn new_api_key(
     store: &dyn watchfloor_storage::Store,
+    actor: &watchfloor_storage::Actor,
     name: &str,
-) -> Result<String, NewUserError> {
+    replace: bool,
+) -> Result<(String, i64), NewUserError> {
     let key = random_secret().map_err(|e| NewUserError::Secret(e.to_string()))?;
-    store.add_api_key(name, &key_hash(&key)).await?;
-    Ok(key)
+    let id = store
+        .add_api_key(actor, name, &key_hash(&key), replace)
+        .await?;
+    Ok((key, id))
 }
 
 #[cfg(test)]

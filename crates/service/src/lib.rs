@@ -26,7 +26,7 @@ use std::sync::Arc;
 
 use watchfloor_core::SlaPolicy;
 use watchfloor_integrations::Runner;
-use watchfloor_storage::{Role, Scope, Store, User};
+use watchfloor_storage::{Actor, Role, Scope, Store, User};
 
 pub use error::ServiceError;
 pub use queue::{QueuePage, QueueParams};
@@ -93,6 +93,8 @@ pub struct Caller {
     pub name: String,
     pub role: Role,
     pub scope: Scope,
+    /// The address the request came from, for the audit log; none on the machine itself.
+    pub address: Option<String>,
 }
 
 impl Caller {
@@ -102,6 +104,7 @@ impl Caller {
             name: user.name.clone(),
             role: user.role,
             scope: Scope::of(user),
+            address: None,
         }
     }
 
@@ -111,6 +114,18 @@ impl Caller {
             name: name.to_string(),
             role: Role::Admin,
             scope: Scope::All,
+            address: None,
         }
+    }
+
+    /// The caller, asking from `address`.
+    pub fn at(mut self, address: std::net::SocketAddr) -> Caller {
+        self.address = Some(address.ip().to_string());
+        self
+    }
+
+    /// Who the audit log records.
+    pub fn actor(&self) -> Actor {
+        Actor::new(&self.name, self.address.clone())
     }
 }

@@ -53,6 +53,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "audit",
+        &[
+            ("id", Int),
+            ("at", Text),
+            ("actor", Text),
+            ("action", Text),
+            ("target", Text),
+            ("address", Text),
+            ("detail", Text),
+        ],
+    ),
+    (
         "incidents",
         &[
             ("id", Int),
@@ -373,10 +385,18 @@ mod tests {
         )
         .await
         .unwrap();
-        from.create_user("dana", Role::Analyst, &["Acme".into()], "hash")
+        from.create_user(
+            &crate::Actor::default(),
+            "dana",
+            Role::Analyst,
+            &["Acme".into()],
+            "hash",
+        )
+        .await
+        .unwrap();
+        from.add_api_key(&crate::Actor::default(), "dana", "keyhash", false)
             .await
             .unwrap();
-        from.add_api_key("dana", "keyhash").await.unwrap();
     }
 
     async fn counts(s: &SqlStore) -> Option<crate::Facets> {

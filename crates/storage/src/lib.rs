@@ -34,8 +34,8 @@ pub use sql::SqlStore;
 /// Every role trait of the store, for code that calls them on a `SqlStore` itself.
 pub mod prelude {
     pub use crate::{
-        AccountStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore, QueueStore,
-        Store,
+        AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore,
+        QueueStore, Store,
     };
 }
 pub use sql::postgres::redact as redact_url;
@@ -649,7 +649,14 @@ pub struct SetAsideRecord {
 /// Where incidents live: every role the store plays. A caller that needs one role can ask for
 /// it alone (`&dyn QueueStore`); the front ends and the engine hold the whole `Store`.
 pub trait Store:
-    FetchStore + HealthStore + QueueStore + IncidentStore + OutboxStore + LeaseStore + AccountStore
+    FetchStore
+    + HealthStore
+    + QueueStore
+    + IncidentStore
+    + OutboxStore
+    + LeaseStore
+    + AccountStore
+    + AuditStore
 {
 }
 
@@ -661,6 +668,7 @@ impl<T> Store for T where
         + OutboxStore
         + LeaseStore
         + AccountStore
+        + AuditStore
 {
 }
 
@@ -972,9 +980,11 @@ pub trait LeaseStore: Send + Sync {
 
 /// Users, API keys and login sessions.
 pub trait AccountStore: Send + Sync {
-    /// Adds a user; the name must be new.
+    /// Adds a user; the name must be new. Each change here is written to the audit log in its
+    /// own transaction, as done by `actor`.
     fn create_user<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         role: Role,
         orgs: &'a [String],
@@ -988,20 +998,46 @@ pub trait AccountStore: Send + Sync {
     /// Sets a user's role and organizations (none: all).
     fn set_user_access<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         role: Role,
         orgs: &'a [String],
     ) -> BoxFuture<'a, Result<User, StoreError>>;
 
-    /// Disables a user and revokes its API keys.
-    fn disable_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    /// Disables a user, revokes its API keys and ends its sessions.
+    fn disable_user<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
-    /// Stores the hash of a new API key of a user.
+    /// Enables a disabled user again. Its old keys and sessions stay revoked.
+    fn enable_user<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Stores the hash of a new API key of a user, and with `replace` revokes its others;
+    /// returns the key's id.
     fn add_api_key<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         key_hash: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>>;
+        replace: bool,
+    ) -> BoxFuture<'a, Result<i64, StoreError>>;
+
+    /// A user's API keys, revoked ones too, oldest first.
+    fn api_keys<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<ApiKey>, StoreError>>;
+
+    /// Revokes one API key of a user; false if it has no such key or it was revoked already.
+    fn revoke_api_key<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+        id: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
     /// The enabled user an API key (by its hash) belongs to, if it is not revoked.
     fn user_by_key<'a>(
@@ -1012,6 +1048,7 @@ pub trait AccountStore: Send + Sync {
     /// Starts a login session for a user, until `expires`; the store keeps the token's hash.
     fn add_session<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         token_hash: &'a str,
         expires: DateTime<Utc>,
@@ -1024,5 +1061,68 @@ pub trait AccountStore: Send + Sync {
     ) -> BoxFuture<'a, Result<Option<User>, StoreError>>;
 
     /// Ends a session (logout).
-    fn end_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn end_session<'a>(
+        &'a self,
+        actor: &'a Actor,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+}
+
+/// The audit log of security events: logins, sessions, keys and users. Kept in the database.
+pub trait AuditStore: Send + Sync {
+    /// Records an event that changes nothing else, e.g. a failed login.
+    fn record_audit<'a>(
+        &'a self,
+        actor: &'a Actor,
+        action: &'a str,
+        target: &'a str,
+        detail: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Events from `since` on, newest first, at most `limit`.
+    fn audit_log(
+        &self,
+        since: Option<DateTime<Utc>>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<Vec<AuditEvent>, StoreError>>;
+}
+
+/// Who did something, and from where, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Actor {
+    pub name: String,
+    /// The address a request came from; none for the CLI.
+    pub address: Option<String>,
+}
+
+impl Actor {
+    pub fn new(name: &str, address: Option<String>) -> Self {
+        Actor {
+            name: name.to_string(),
+            address,
+        }
+    }
+}
+
+/// One event of the audit log.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuditEvent {
+    pub id: i64,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// What happened: `login`, `login_failed`, `logout`, `user_created`, `user_changed`,
+    /// `user_disabled`, `user_enabled`, `api_key_created`, `api_key_revoked`.
+    pub action: String,
+    /// What it happened to, e.g. the user changed.
+    pub target: String,
+    pub address: Option<String>,
+    pub detail: String,
+}
+
+/// An API key of a user, as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ApiKey {
+    pub id: i64,
+    pub created: DateTime<Utc>,
+    pub revoked: Option<DateTime<Utc>>,
 }

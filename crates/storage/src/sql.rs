@@ -20,12 +20,13 @@ use crate::{
     AccountStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore, QueueStore,
 };
 use crate::{
-    BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, Lease, LeaseInfo,
-    ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord, SortField,
-    StoreError, User, WarRoomEntry,
+    Actor, ApiKey, BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, Lease,
+    LeaseInfo, ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord,
+    SortField, StoreError, User, WarRoomEntry,
 };
 use commit::FetchCommit;
 
+mod audit;
 mod commit;
 mod filter;
 pub(crate) mod postgres;
@@ -41,7 +42,7 @@ use filter::{
 /// Set-aside records kept per instance, the newest.
 const SET_ASIDE_KEPT: usize = 50;
 
-fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
+pub(crate) fn parse_ts(s: &str) -> Result<DateTime<Utc>, StoreError> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| StoreError::Corrupt(format!("timestamp `{s}`: {e}")))
@@ -1908,6 +1909,7 @@ impl LeaseStore for SqlStore {
 impl AccountStore for SqlStore {
     fn create_user<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         role: Role,
         orgs: &'a [String],
@@ -1922,14 +1924,14 @@ impl AccountStore for SqlStore {
             if taken.is_some() {
                 return Err(StoreError::UserExists(name.to_string()));
             }
-            let orgs =
+            let orgs_json =
                 serde_json::to_string(orgs).map_err(|e| StoreError::Database(e.to_string()))?;
             sqlx::query(
                 "INSERT INTO users (name, role, orgs, password_hash, created) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(name)
             .bind(role.as_str())
-            .bind(orgs)
+            .bind(orgs_json)
             .bind(password_hash)
             .bind(ts(Utc::now()))
             .execute(&mut *tx)
@@ -1938,6 +1940,7 @@ impl AccountStore for SqlStore {
                 .bind(name)
                 .fetch_one(&mut *tx)
                 .await?;
+            audit::record(&mut tx, actor, "user_created", name, &access(role, orgs)).await?;
             tx.commit().await?;
             user_from_row(&row)
         })
@@ -1965,6 +1968,7 @@ impl AccountStore for SqlStore {
 
     fn set_user_access<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         role: Role,
         orgs: &'a [String],
@@ -1988,29 +1992,62 @@ impl AccountStore for SqlStore {
                 .fetch_one(&mut *tx)
                 .await?;
             let user = user_from_row(&row)?;
+            audit::record(&mut tx, actor, "user_changed", name, &access(role, orgs)).await?;
             tx.commit().await?;
             Ok(user)
         })
     }
 
-    fn disable_user<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn disable_user<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let now = ts(Utc::now());
             let mut tx = self.write().await?;
-            let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
-                .bind(name)
-                .fetch_optional(&mut *tx)
-                .await?;
-            let id = id.ok_or_else(|| StoreError::NoUser(name.to_string()))?;
+            let id = user_id(&mut tx, name).await?;
             sqlx::query("UPDATE users SET disabled = 1 WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE api_keys SET revoked = $1 WHERE user_id = $2 AND revoked IS NULL")
-                .bind(now)
+            let keys = sqlx::query(
+                "UPDATE api_keys SET revoked = $1 WHERE user_id = $2 AND revoked IS NULL",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let sessions = sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            let detail = format!(
+                "{}, {}",
+                counted(keys, "API key revoked", "API keys revoked"),
+                counted(sessions, "session ended", "sessions ended")
+            );
+            audit::record(&mut tx, actor, "user_disabled", name, &detail).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn enable_user<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let id = user_id(&mut tx, name).await?;
+            sqlx::query("UPDATE users SET disabled = 0 WHERE id = $1")
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            audit::record(&mut tx, actor, "user_enabled", name, "").await?;
             tx.commit().await?;
             Ok(())
         })
@@ -2018,20 +2055,103 @@ impl AccountStore for SqlStore {
 
     fn add_api_key<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         key_hash: &'a str,
-    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        replace: bool,
+    ) -> BoxFuture<'a, Result<i64, StoreError>> {
         Box::pin(async move {
+            let now = ts(Utc::now());
             let mut tx = self.write().await?;
             let id = enabled_user_id(&mut tx, name).await?;
-            sqlx::query("INSERT INTO api_keys (user_id, key_hash, created) VALUES ($1, $2, $3)")
+            let revoked = match replace {
+                true => sqlx::query(
+                    "UPDATE api_keys SET revoked = $1 WHERE user_id = $2 AND revoked IS NULL",
+                )
+                .bind(&now)
                 .bind(id)
-                .bind(key_hash)
-                .bind(ts(Utc::now()))
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected(),
+                false => 0,
+            };
+            let key_id: i64 = sqlx::query_scalar(
+                "INSERT INTO api_keys (user_id, key_hash, created) VALUES ($1, $2, $3) RETURNING id",
+            )
+            .bind(id)
+            .bind(key_hash)
+            .bind(&now)
+            .fetch_one(&mut *tx)
+            .await?;
+            let detail = match replace {
+                true => format!(
+                    "key {key_id}; {}",
+                    counted(revoked, "other key revoked", "other keys revoked")
+                ),
+                false => format!("key {key_id}"),
+            };
+            audit::record(&mut tx, actor, "api_key_created", name, &detail).await?;
             tx.commit().await?;
-            Ok(())
+            Ok(key_id)
+        })
+    }
+
+    fn api_keys<'a>(&'a self, name: &'a str) -> BoxFuture<'a, Result<Vec<ApiKey>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(
+                "SELECT api_keys.id, api_keys.created, api_keys.revoked FROM api_keys \
+                 JOIN users ON users.id = api_keys.user_id WHERE users.name = $1 ORDER BY api_keys.id",
+            )
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(ApiKey {
+                        id: r.try_get("id")?,
+                        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                        revoked: r
+                            .try_get::<Option<String>, _>("revoked")?
+                            .as_deref()
+                            .map(parse_ts)
+                            .transpose()?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn revoke_api_key<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+        key: i64,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let id = user_id(&mut tx, name).await?;
+            let revoked = sqlx::query(
+                "UPDATE api_keys SET revoked = $1 WHERE id = $2 AND user_id = $3 AND revoked IS NULL",
+            )
+            .bind(ts(Utc::now()))
+            .bind(key)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected()
+                > 0;
+            if revoked {
+                audit::record(
+                    &mut tx,
+                    actor,
+                    "api_key_revoked",
+                    name,
+                    &format!("key {key}"),
+                )
+                .await?;
+            }
+            tx.commit().await?;
+            Ok(revoked)
         })
     }
 
@@ -2053,6 +2173,7 @@ impl AccountStore for SqlStore {
 
     fn add_session<'a>(
         &'a self,
+        actor: &'a Actor,
         name: &'a str,
         token_hash: &'a str,
         expires: DateTime<Utc>,
@@ -2069,6 +2190,7 @@ impl AccountStore for SqlStore {
             .bind(ts(expires))
             .execute(&mut *tx)
             .await?;
+            audit::record(&mut tx, actor, "login", name, "").await?;
             tx.commit().await?;
             Ok(())
         })
@@ -2091,17 +2213,50 @@ impl AccountStore for SqlStore {
         })
     }
 
-    fn end_session<'a>(&'a self, token_hash: &'a str) -> BoxFuture<'a, Result<(), StoreError>> {
+    fn end_session<'a>(
+        &'a self,
+        actor: &'a Actor,
+        token_hash: &'a str,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
         Box::pin(async move {
             let mut tx = self.write().await?;
-            sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
+            let ended = sqlx::query("DELETE FROM sessions WHERE token_hash = $1")
                 .bind(token_hash)
                 .execute(&mut *tx)
-                .await?;
+                .await?
+                .rows_affected();
+            if ended > 0 {
+                audit::record(&mut tx, actor, "logout", &actor.name, "").await?;
+            }
             tx.commit().await?;
             Ok(())
         })
     }
+}
+
+/// `n` and the words for one or many.
+fn counted(n: u64, one: &str, many: &str) -> String {
+    match n {
+        1 => format!("1 {one}"),
+        n => format!("{n} {many}"),
+    }
+}
+
+/// A user's role and organizations, as the audit log shows them.
+fn access(role: Role, orgs: &[String]) -> String {
+    match orgs.is_empty() {
+        true => format!("role {}, all organizations", role.as_str()),
+        false => format!("role {}, organizations {}", role.as_str(), orgs.join(", ")),
+    }
+}
+
+/// The id of a user, enabled or not, inside a transaction.
+async fn user_id(tx: &mut Tx, name: &str) -> Result<i64, StoreError> {
+    let id: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    id.ok_or_else(|| StoreError::NoUser(name.to_string()))
 }
 
 #[cfg(test)]

@@ -88,10 +88,21 @@ enum Command {
         #[arg(long, value_name = "ADDR")]
         listen: Option<std::net::SocketAddr>,
     },
-    /// Users of the API: create, list, disable, and API keys.
+    /// Users of the API: create, list, disable, enable, and API keys.
     Users {
         #[command(subcommand)]
         action: users::UsersAction,
+    },
+    /// The audit log, newest first: logins (with the address), sessions ended, API keys made
+    /// and revoked, users made, changed, disabled and enabled.
+    Audit {
+        /// Only events from this time on: e.g. `1 day`, or 2026-12-01T00:00:00Z.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
+        output: ListOutput,
     },
     /// Fetch incidents now, for one instance or every instance with fetch = true. Scopes that
     /// a running `serve` is fetching are left to it.
@@ -486,6 +497,26 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .unwrap_or(watchfloor_storage::DEFAULT_URL);
             let text = db::run(action, url).await?;
             say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Audit {
+            since,
+            limit,
+            output,
+        } => {
+            let shared = shared_settings(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
+                .await
+                .map_err(usage)?;
+            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let text = users::audit(
+                &service,
+                since.as_deref(),
+                limit,
+                output == ListOutput::Json,
+            )
+            .await?;
+            say!("{}", output.present(text).trim_end());
             Ok(ExitCode::SUCCESS)
         }
         Command::Users { action } => {

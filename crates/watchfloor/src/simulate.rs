@@ -193,8 +193,10 @@ pub async fn demo(
         watchfloor_engine::Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()),
     );
     // The UI and the API, with an admin and an analyst of one organization to log in as.
+    let setup = watchfloor_storage::Actor::new("demo setup", None);
     let (_, admin_password) = watchfloor_api::auth::new_user(
         &*store,
+        &setup,
         "admin",
         watchfloor_storage::Role::Admin,
         &[],
@@ -203,6 +205,7 @@ pub async fn demo(
     .await?;
     let (_, analyst_password) = watchfloor_api::auth::new_user(
         &*store,
+        &setup,
         "analyst",
         watchfloor_storage::Role::Analyst,
         &["Acme".to_string()],

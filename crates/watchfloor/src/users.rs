@@ -27,10 +27,22 @@ pub enum UsersAction {
     },
     /// The users, their roles and organizations.
     List,
-    /// Disable a user and revoke its API keys.
+    /// Disable a user, revoke its API keys and end its sessions.
     Disable { name: String },
-    /// Make an API key for a user and print it, alone, once.
-    ApiKey { name: String },
+    /// Enable a disabled user again; its old keys stay revoked.
+    Enable { name: String },
+    /// Make an API key for a user and print it, alone, once. Its other keys keep working
+    /// unless --replace.
+    ApiKey {
+        name: String,
+        /// Revoke the user's other keys.
+        #[arg(long)]
+        replace: bool,
+    },
+    /// A user's API keys: id, when made, when revoked (never the keys themselves).
+    Keys { name: String },
+    /// Revoke one API key of a user, by the id `users keys` shows.
+    RevokeKey { name: String, id: i64 },
 }
 
 fn usage(message: String) -> Failure {
@@ -100,6 +112,82 @@ pub async fn run(service: &Service, action: UsersAction) -> Result<String, Failu
             service.disable_user(&admin, &name).await.map_err(failed)?;
             Ok(format!("disabled {name}; its API keys are revoked"))
         }
-        UsersAction::ApiKey { name } => service.new_api_key(&admin, &name).await.map_err(failed),
+        UsersAction::Enable { name } => {
+            service.enable_user(&admin, &name).await.map_err(failed)?;
+            Ok(format!(
+                "enabled {name}; its old keys stay revoked: make it a new one with `users api-key {name}`"
+            ))
+        }
+        UsersAction::ApiKey { name, replace } => service
+            .new_api_key(&admin, &name, replace)
+            .await
+            .map(|(key, _)| key)
+            .map_err(failed),
+        UsersAction::Keys { name } => {
+            let keys = service.api_keys(&admin, &name).await.map_err(failed)?;
+            let rows: Vec<Value> = keys
+                .iter()
+                .map(|k| {
+                    json!({"Key": k.id, "Made": k.created.to_rfc3339(),
+                           "Revoked": k.revoked.map(|t| t.to_rfc3339()).unwrap_or_default()})
+                })
+                .collect();
+            Ok(table_to_markdown(
+                &format!("API keys of {name}"),
+                &json!(rows),
+                &TableOptions {
+                    headers: Some(["Key", "Made", "Revoked"].map(String::from).as_ref()),
+                    ..TableOptions::default()
+                },
+            ))
+        }
+        UsersAction::RevokeKey { name, id } => {
+            service
+                .revoke_api_key(&admin, &name, id)
+                .await
+                .map_err(failed)?;
+            Ok(format!("revoked API key {id} of {name}"))
+        }
     }
+}
+
+/// `watchfloor audit`: the audit log, newest first, as markdown or (with `json`) JSON.
+pub async fn audit(
+    service: &Service,
+    since: Option<&str>,
+    limit: usize,
+    json: bool,
+) -> Result<String, Failure> {
+    let since = since
+        .map(|t| watchfloor_core::time::parse_time(t, chrono::Utc::now()))
+        .transpose()
+        .map_err(|e| usage(format!("--since: {e}")))?;
+    let events = service
+        .audit(&local(None), since, limit)
+        .await
+        .map_err(failed)?;
+    if json {
+        return serde_json::to_string_pretty(&events)
+            .map_err(|e| Failure::Command(anyhow::anyhow!("cannot write the audit log: {e}")));
+    }
+    let rows: Vec<Value> = events
+        .iter()
+        .map(|e| {
+            json!({"When": e.at.to_rfc3339(), "Who": e.actor,
+                   "From": e.address.as_deref().unwrap_or("this machine"),
+                   "What": e.action, "To": e.target, "Detail": e.detail})
+        })
+        .collect();
+    Ok(table_to_markdown(
+        "Audit log",
+        &json!(rows),
+        &TableOptions {
+            headers: Some(
+                ["When", "Who", "From", "What", "To", "Detail"]
+                    .map(String::from)
+                    .as_ref(),
+            ),
+            ..TableOptions::default()
+        },
+    ))
 }

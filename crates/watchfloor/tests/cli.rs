@@ -1789,6 +1789,80 @@ async fn users_and_the_api_from_the_cli() {
     );
     assert_eq!(wf(&["users", "disable", "dana"]).code, 0);
     assert!(get("/api/v1/incidents", &key).starts_with("HTTP/1.1 401"));
+    // Regression (hardening 27.15): a disabled user could not be enabled, a new key did not
+    // revoke the others, and no key could be revoked alone.
+    assert_eq!(
+        wf(&["users", "enable", "dana"]).stdout.trim(),
+        "enabled dana; its old keys stay revoked: make it a new one with `users api-key dana`"
+    );
+    assert!(get("/api/v1/incidents", &key).starts_with("HTTP/1.1 401"));
+    let second = wf(&["users", "api-key", "dana"]).stdout.trim().to_string();
+    let third = wf(&["users", "api-key", "dana"]).stdout.trim().to_string();
+    let keys = wf(&["users", "keys", "dana"]);
+    assert!(!keys.stdout.contains(&second), "{}", keys.stdout);
+    let live: Vec<&str> = keys
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("| ") && l.ends_with("|  |"))
+        .collect();
+    assert_eq!(live.len(), 2, "{}", keys.stdout);
+    let second_id = live[0].split('|').nth(1).unwrap().trim();
+    assert_eq!(
+        wf(&["users", "revoke-key", "dana", second_id])
+            .stdout
+            .trim(),
+        format!("revoked API key {second_id} of dana")
+    );
+    assert_eq!(wf(&["users", "revoke-key", "dana", second_id]).code, 2);
+    assert!(get("/api/v1/incidents", &second).starts_with("HTTP/1.1 401"));
+    assert!(get("/api/v1/incidents", &third).starts_with("HTTP/1.1 200"));
+    let fourth = wf(&["users", "api-key", "dana", "--replace"])
+        .stdout
+        .trim()
+        .to_string();
+    assert!(get("/api/v1/incidents", &third).starts_with("HTTP/1.1 401"));
+    assert!(get("/api/v1/incidents", &fourth).starts_with("HTTP/1.1 200"));
+    // Regression (hardening 27.19): the audit log, from the CLI, as JSON for scripts.
+    let audit = wf(&["audit", "--output", "json"]);
+    assert_eq!(audit.code, 0, "{}", audit.stderr);
+    let events: Value = serde_json::from_str(&audit.stdout).unwrap();
+    let actions: Vec<&str> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .rev()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "user_created",
+            "user_created",
+            "api_key_created",
+            "user_disabled",
+            "user_enabled",
+            "api_key_created",
+            "api_key_created",
+            "api_key_revoked",
+            "api_key_created",
+        ]
+    );
+    assert!(events[0]["address"].is_null(), "the CLI has no address");
+    let table = wf(&[
+        "audit", "--since", "1 hour", "--limit", "2", "--output", "md",
+    ]);
+    assert!(
+        table.stdout.contains("api_key_created") && table.stdout.contains("this machine"),
+        "{}",
+        table.stdout
+    );
+    assert_eq!(
+        table.stdout.matches("| dana |").count(),
+        2,
+        "{}",
+        table.stdout
+    );
+    assert_eq!(wf(&["audit", "--since", "someday"]).code, 2);
     // SIGTERM stops the server and the scheduler cleanly.
     let code = serve.stop();
     assert_eq!(code, Some(0));

@@ -1,9 +1,10 @@
-//! Instances (health, test, fetch now, mirroring) and users (admins: create, disable, API key).
+//! Instances (health, test, fetch now, mirroring), users (admins: create, disable, enable, API
+//! keys) and the audit log.
 
 use std::sync::Arc;
 
 use axum::Extension;
-use axum::extract::{Path, RawQuery, State};
+use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use maud::html;
@@ -12,6 +13,7 @@ use watchfloor_storage::{Role, User};
 use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with, when,
 };
+use crate::Peer;
 use crate::error::ApiError;
 use crate::state::AppState;
 use watchfloor_service::Caller;
@@ -209,10 +211,15 @@ fn users_page(
                                 form method="post" action={ "/users/" (u.name) "/api-key" } {
                                     (csrf_field(csrf)) button type="submit" { "New API key" }
                                 }
+                                a href={ "/users/" (u.name) "/keys" } { "Keys" }
                                 @if u.name != user.name {
                                     form method="post" action={ "/users/" (u.name) "/disable" } {
                                         (csrf_field(csrf)) button type="submit" { "Disable" }
                                     }
+                                }
+                            } @else {
+                                form method="post" action={ "/users/" (u.name) "/enable" } {
+                                    (csrf_field(csrf)) button type="submit" { "Enable" }
                                 }
                             }
                         }
@@ -238,6 +245,7 @@ pub(crate) async fn create_user(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
     body: axum::body::Bytes,
 ) -> Response {
     let form = match FormData::checked(&body, &csrf) {
@@ -255,7 +263,7 @@ pub(crate) async fn create_user(
     let name = form.get("name").unwrap_or_default().trim();
     match state
         .service
-        .create_user(&Caller::of(&user), name, role, &orgs, None)
+        .create_user(&Caller::of(&user).at(addr), name, role, &orgs, None)
         .await
     {
         Ok((created, password)) => {
@@ -290,6 +298,7 @@ pub(crate) async fn set_access(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
@@ -305,7 +314,7 @@ pub(crate) async fn set_access(
     let orgs = orgs_of(form.get("orgs").unwrap_or_default());
     match state
         .service
-        .set_user_access(&Caller::of(&user), &name, role, &orgs)
+        .set_user_access(&Caller::of(&user).at(addr), &name, role, &orgs)
         .await
     {
         Ok(u) => {
@@ -327,38 +336,200 @@ pub(crate) async fn disable_user(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
         return r;
     }
-    match state.service.disable_user(&Caller::of(&user), &name).await {
+    match state
+        .service
+        .disable_user(&Caller::of(&user).at(addr), &name)
+        .await
+    {
         Ok(()) => redirect_with("/users", &format!("Disabled {name}; its keys are revoked.")),
         Err(e) => redirect_with("/users", &e.to_string()),
     }
 }
 
-pub(crate) async fn api_key(
+pub(crate) async fn enable_user(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
     Path(name): Path<String>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
         return r;
     }
-    match state.service.new_api_key(&Caller::of(&user), &name).await {
-        Ok(key) => {
+    match state
+        .service
+        .enable_user(&Caller::of(&user).at(addr), &name)
+        .await
+    {
+        Ok(()) => redirect_with(
+            "/users",
+            &format!("Enabled {name}; its old keys stay revoked: make it a new one."),
+        ),
+        Err(e) => redirect_with("/users", &e.to_string()),
+    }
+}
+
+/// A new API key; `replace=1` in the form revokes the user's others.
+pub(crate) async fn api_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form =
+        match FormData::checked(&body, &csrf).and_then(|f| admin_only(&state, &user).map(|_| f)) {
+            Ok(f) => f,
+            Err(r) => return r,
+        };
+    let replace = form.get("replace") == Some("1");
+    match state
+        .service
+        .new_api_key(&Caller::of(&user).at(addr), &name, replace)
+        .await
+    {
+        Ok((key, id)) => {
             let all = state
                 .service
                 .users(&Caller::of(&user))
                 .await
                 .unwrap_or_default();
-            let label = format!("API key of {name}");
+            let label = match replace {
+                true => format!("API key {id} of {name} (its other keys are revoked)"),
+                false => format!("API key {id} of {name}"),
+            };
             users_page(&user, &csrf, &all, None, Some((&label, &key)))
         }
         Err(e) => redirect_with("/users", &e.to_string()),
     }
+}
+
+/// A user's API keys, with a button to revoke each one still valid.
+pub(crate) async fn keys(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let keys = match state.service.api_keys(&Caller::of(&user), &name).await {
+        Ok(k) => k,
+        Err(e) => return error_page(e.into()),
+    };
+    let body = html! {
+        (flash(message_of(query.as_deref()).as_deref()))
+        h1 { "API keys of " (name) }
+        p.hint { "Keys are shown once, when made; here only their ids and dates." }
+        table.grid {
+            thead { tr { th { "Key" } th { "Made" } th { "Revoked" } th {} } }
+            tbody {
+                @for k in &keys {
+                    tr {
+                        td.num { (k.id) }
+                        td { (when(k.created)) }
+                        td { (k.revoked.map(when).unwrap_or_default()) }
+                        td.actions {
+                            @if k.revoked.is_none() {
+                                form method="post" action={ "/users/" (name) "/keys/" (k.id) "/revoke" } {
+                                    (csrf_field(&csrf)) button type="submit" { "Revoke" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        @if keys.is_empty() { p.hint { "No keys." } }
+        form method="post" action={ "/users/" (name) "/api-key" } {
+            (csrf_field(&csrf))
+            input type="hidden" name="replace" value="1";
+            button type="submit" { "New key, revoking the others" }
+        }
+    };
+    layout("API keys", &user, &csrf, "Users", body)
+}
+
+pub(crate) async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
+    Path((name, id)): Path<(String, i64)>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
+        return r;
+    }
+    let back = format!("/users/{name}/keys");
+    match state
+        .service
+        .revoke_api_key(&Caller::of(&user).at(addr), &name, id)
+        .await
+    {
+        Ok(()) => redirect_with(&back, &format!("Revoked key {id} of {name}.")),
+        Err(e) => redirect_with(&back, &e.to_string()),
+    }
+}
+
+/// The audit log (admins): `?since=` a time, as the CLI takes it.
+pub(crate) async fn audit(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let since_text = query
+        .as_deref()
+        .and_then(|q| {
+            form_urlencoded::parse(q.as_bytes())
+                .find(|(k, _)| k == "since")
+                .map(|(_, v)| v.into_owned())
+        })
+        .filter(|v| !v.trim().is_empty());
+    let since = match since_text
+        .as_deref()
+        .map(|t| watchfloor_core::time::parse_time(t, chrono::Utc::now()))
+        .transpose()
+    {
+        Ok(s) => s,
+        Err(e) => return error_page(ApiError(StatusCode::BAD_REQUEST, format!("since: {e}"))),
+    };
+    let events = match state.service.audit(&Caller::of(&user), since, 1_000).await {
+        Ok(e) => e,
+        Err(e) => return error_page(e.into()),
+    };
+    let body = html! {
+        h1 { "Audit log" }
+        form.fields.inline method="get" action="/audit" {
+            label { "Since" input name="since" value=[since_text.as_deref()] placeholder="e.g. 1 day, or 2026-12-01T00:00:00Z"; }
+            button type="submit" { "Show" }
+        }
+        p.hint { "Logins, sessions, API keys and users, newest first; at most 1,000 events." }
+        table.grid {
+            thead { tr { th { "When" } th { "Who" } th { "From" } th { "What" } th { "To" } th { "Detail" } } }
+            tbody {
+                @for e in &events {
+                    tr class=[(e.action == "login_failed").then_some("bad")] {
+                        td { (when(e.at)) }
+                        td { (e.actor) }
+                        td { (e.address.as_deref().unwrap_or("this machine")) }
+                        td { (e.action.replace('_', " ")) }
+                        td { (e.target) }
+                        td { (e.detail) }
+                    }
+                }
+            }
+        }
+        @if events.is_empty() { p.hint { "No events." } }
+    };
+    layout("Audit log", &user, &csrf, "Audit", body)
 }

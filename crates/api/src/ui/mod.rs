@@ -70,6 +70,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/users/{name}/disable", post(admin::disable_user))
         .route("/users/{name}/access", post(admin::set_access))
         .route("/users/{name}/api-key", post(admin::api_key))
+        .route("/users/{name}/enable", post(admin::enable_user))
+        .route("/users/{name}/keys", get(admin::keys))
+        .route("/users/{name}/keys/{id}/revoke", post(admin::revoke_key))
+        .route("/audit", get(admin::audit))
         .route("/logout", post(logout))
         .layer(middleware::from_fn_with_state(state, session));
     Router::new()
@@ -231,6 +235,7 @@ pub(crate) fn layout(
                         }
                         @if user.role == Role::Admin {
                             a href="/users" class=[(active == "Users").then_some("active")] { "Users" }
+                            a href="/audit" class=[(active == "Audit").then_some("active")] { "Audit" }
                         }
                     }
                     div.who {
@@ -402,7 +407,9 @@ async fn login(
 
 async fn logout(
     State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
+    ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     headers: axum::http::HeaderMap,
     body: axum::body::Bytes,
 ) -> Response {
@@ -410,7 +417,10 @@ async fn logout(
         return refused;
     }
     if let Some(token) = cookie_value(&headers, COOKIE)
-        && let Err(e) = state.service.logout(token).await
+        && let Err(e) = state
+            .service
+            .logout(&watchfloor_service::Caller::of(&user).at(addr), token)
+            .await
     {
         return error_page(e.into());
     }

@@ -20,6 +20,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_incident_counts_version.sql"),
     ),
+    (5, include_str!("../../migrations/postgres/0005_audit.sql")),
 ];
 
 /// Connections each process keeps to the database at most.

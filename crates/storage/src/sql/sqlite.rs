@@ -43,6 +43,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../migrations/0016_outbox_incident.sql"),
     ),
+    (17, include_str!("../../migrations/0017_audit.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
