@@ -283,6 +283,16 @@ async fn an_incident_is_worked_in_the_browser() {
         !b.body_text().await.contains(&s.sim.api_key),
         "no secret on the page"
     );
+
+    // The audit log shows the change just made, from the browser's address.
+    b.goto(&format!("{}/audit", s.url)).await;
+    b.wait_for_text("user changed").await;
+    let audit = b.body_text().await;
+    assert!(
+        audit.contains("role analyst, organizations Acme") && audit.contains("127.0.0.1"),
+        "{audit}"
+    );
+    b.screenshot(&shots.join("audit.png")).await;
     s.serve.stop();
 }
 

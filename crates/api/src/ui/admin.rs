@@ -510,7 +510,7 @@ pub(crate) async fn audit(
     let body = html! {
         h1 { "Audit log" }
         form.fields.inline method="get" action="/audit" {
-            label { "Since" input name="since" value=[since_text.as_deref()] placeholder="e.g. 1 day, or 2026-12-01T00:00:00Z"; }
+            label { "Since" input name="since" value=[since_text.as_deref()] placeholder="1 day, or a date"; }
             button type="submit" { "Show" }
         }
         p.hint { "Logins, sessions, API keys and users, newest first; at most 1,000 events." }
