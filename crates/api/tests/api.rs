@@ -620,6 +620,21 @@ async fn scoping_holds_on_every_route() {
         .await;
     assert_eq!(status, 201, "{created}");
     let id = created["id"].as_i64().unwrap();
+    // Regression (hardening 27.15): a case variant split an organization's incidents; it is
+    // spelled as the creator's organization is.
+    let (status, variant) = app
+        .send(
+            "POST",
+            "/api/v1/incidents",
+            &dana,
+            json!({"name": "Shouted", "severity": "low", "organization": "ACME"}),
+        )
+        .await;
+    assert_eq!(
+        (status, &variant["organization"]),
+        (201, &json!("Acme")),
+        "{variant}"
+    );
     assert_eq!(
         app.send(
             "POST",

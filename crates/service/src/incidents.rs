@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 use watchfloor_core::{Change, Incident};
-use watchfloor_storage::{ManualIncident, Role, WarRoomEntry};
+use watchfloor_storage::{ManualIncident, Role, Scope, WarRoomEntry};
 
 use crate::error::no_nul;
 use crate::{Caller, Service, ServiceError};
@@ -46,6 +46,13 @@ impl Service {
             return Err(ServiceError::Forbidden(
                 "you can create incidents only in your own organizations: give the incident one of them as its organization".into(),
             ));
+        }
+        // An organization is spelled as the caller's scope spells it, so that its incidents
+        // are not split across spellings.
+        if let (Scope::Orgs(orgs), Some(given)) = (&caller.scope, incident.organization.as_mut())
+            && let Some(spelled) = orgs.iter().find(|o| o.eq_ignore_ascii_case(given))
+        {
+            given.clone_from(spelled);
         }
         incident.name = incident.name.trim().to_string();
         if incident.name.is_empty() {

@@ -987,26 +987,42 @@ impl QueueStore for SqlStore {
             }
             // One statement, so that the lists agree with each other (one snapshot).
             let facets = [
-                (Facet::Status, "status", "status"),
-                (Facet::Severity, "severity", "severity"),
-                (
-                    Facet::Organization,
-                    "lower(organization)",
-                    "MIN(organization)",
-                ),
-                (Facet::Owner, "owner", "owner"),
-                (Facet::Instance, "instance", "instance"),
+                (Facet::Status, "status"),
+                (Facet::Severity, "severity"),
+                (Facet::Organization, "organization"),
+                (Facet::Owner, "owner"),
+                (Facet::Instance, "instance"),
             ];
             let mut q = self.sql("");
-            for (n, (facet, group, shown)) in facets.into_iter().enumerate() {
+            for (n, (facet, column)) in facets.into_iter().enumerate() {
                 q.push(if n == 0 { "" } else { " UNION ALL " });
+                if facet == Facet::Organization {
+                    // Organizations match in any case, so their spellings count as one,
+                    // shown as the spelling most incidents have: one incident spelled
+                    // otherwise cannot relabel an organization for everyone.
+                    q.push(format!(
+                        "SELECT * FROM (SELECT {n} AS facet, CAST(value AS TEXT) AS value, \
+                         CAST(total AS BIGINT) AS n FROM (SELECT organization AS value, \
+                         SUM(SUM(n)) OVER (PARTITION BY lower(organization)) AS total, \
+                         ROW_NUMBER() OVER (PARTITION BY lower(organization) \
+                         ORDER BY SUM(n) DESC, organization) AS rank \
+                         FROM incident_counts WHERE n > 0"
+                    ));
+                    push_counted_filters(&mut q, filter, Some(facet), &|c| c.to_string());
+                    q.push(format!(
+                        " GROUP BY organization) AS spellings WHERE rank = 1 \
+                         ORDER BY 3 DESC, 2 LIMIT {}) AS f{n}",
+                        Facets::TOP
+                    ));
+                    continue;
+                }
                 q.push(format!(
-                    "SELECT * FROM (SELECT {n} AS facet, CAST({shown} AS TEXT) AS value, \
+                    "SELECT * FROM (SELECT {n} AS facet, CAST({column} AS TEXT) AS value, \
                      CAST(SUM(n) AS BIGINT) AS n FROM incident_counts WHERE n > 0"
                 ));
                 push_counted_filters(&mut q, filter, Some(facet), &|c| c.to_string());
                 q.push(format!(
-                    " GROUP BY {group} ORDER BY 3 DESC, 2 LIMIT {}) AS f{n}",
+                    " GROUP BY {column} ORDER BY 3 DESC, 2 LIMIT {}) AS f{n}",
                     Facets::TOP
                 ));
             }

@@ -172,7 +172,32 @@ on_both!(
     queries_sorts_and_pages,
     every_push_kind_survives_the_outbox,
     an_alert_with_nul_is_stored_with_its_batch,
+    one_spelling_cannot_relabel_an_organization,
 );
+
+/// Regression (hardening 27.15): organizations match in any case, and their filter count was
+/// labelled with the spelling that sorts first, so one incident of "ACME" relabelled "Acme"
+/// for everyone in it. The label is the spelling most incidents have.
+async fn one_spelling_cannot_relabel_an_organization(s: SqlStore) {
+    let batch: Vec<NewIncident> = [("a", "Acme"), ("b", "Acme"), ("c", "ACME"), ("d", "acme")]
+        .into_iter()
+        .map(|(id, org)| NewIncident {
+            organization: Some(org.into()),
+            ..incident(id, 0, Severity::Low)
+        })
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let facets = s.facets(&IncidentFilter::default()).await.unwrap().unwrap();
+    assert_eq!(facets.organization, [("Acme".to_string(), 4)]);
+    let scoped = IncidentFilter {
+        scope: crate::Scope::Orgs(vec!["ACME".into()]),
+        ..IncidentFilter::default()
+    };
+    let facets = s.facets(&scoped).await.unwrap().unwrap();
+    assert_eq!(facets.organization, [("Acme".to_string(), 4)]);
+}
 
 /// Regression (a NUL in one alert stopped every fetch of its instance on PostgreSQL, "invalid
 /// byte sequence for encoding UTF8: 0x00"): the batch is stored on both databases, the NUL
