@@ -234,6 +234,9 @@ impl Engine {
                 scope: String::new(),
                 error,
             })?;
+        if let Err(error) = self.store.keep_scopes(name, &scopes).await {
+            tracing::error!(instance = name, %error, "cannot forget the health of scopes gone");
+        }
         // Shared with other processes: only the scopes this one holds a lease on.
         let leases = match &self.sharing {
             Some(sharing) => {
@@ -314,16 +317,29 @@ impl Engine {
         let result = self
             .fetch_steps(inst, index, scope, cycle, lease.as_ref().map(|(_, _, l)| l))
             .await;
+        let fenced = matches!(
+            &result,
+            Err(EngineError::Store {
+                error: StoreError::Fenced(_),
+                ..
+            })
+        );
         if let Some((sharing, key, _)) = &lease {
-            match &result {
-                Err(EngineError::Store {
-                    error: StoreError::Fenced(_),
-                    ..
-                }) => {
-                    sharing.lost(key);
-                    return Ok(0);
-                }
-                _ => sharing.done(key),
+            if fenced {
+                sharing.lost(key);
+                return Ok(0);
+            }
+            sharing.done(key);
+        }
+        if !fenced {
+            // The scope's own health: another process's success cannot clear it.
+            let error = result.as_ref().err().map(ToString::to_string);
+            if let Err(e) = self
+                .store
+                .record_scope(inst.name, scope, error.as_deref())
+                .await
+            {
+                tracing::error!(instance = inst.name, scope, error = %e, "cannot record scope health");
             }
         }
         result

@@ -338,6 +338,20 @@ async fn a_malformed_response_is_recorded_in_health_and_loses_nothing() {
         (health.consecutive_failures, health.last_error.as_deref()),
         (1, Some(err.as_str()))
     );
+    // Its one scope's own health says the same (hardening 27.18).
+    let scopes = |h: &watchfloor_storage::Health| -> Vec<(String, i64, Option<String>)> {
+        h.scopes
+            .iter()
+            .map(|s| {
+                (
+                    s.scope.clone(),
+                    s.consecutive_failures,
+                    s.last_error.clone(),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(scopes(health), [(String::new(), 1, Some(err.clone()))]);
     assert_eq!(
         s.store.cursor("fes", "").await.unwrap(),
         None::<Value>,
@@ -345,7 +359,9 @@ async fn a_malformed_response_is_recorded_in_health_and_loses_nothing() {
     );
     s.cycle(Steps::UntilCaughtUp).await.unwrap();
     s.assert_exactly_once().await;
-    assert_eq!(s.store.health().await.unwrap()[0].consecutive_failures, 0);
+    let health = &s.store.health().await.unwrap()[0];
+    assert_eq!(health.consecutive_failures, 0);
+    assert_eq!(scopes(health)[0].1, 0);
 }
 
 #[tokio::test]

@@ -104,6 +104,8 @@ impl Service {
         if caller.scope != Scope::All {
             for h in &mut health {
                 h.set_aside.clear();
+                // Scopes are organizations of every customer of the instance.
+                h.scopes.clear();
                 if h.last_error.is_some() {
                     h.last_error = Some("the last fetch failed; an administrator sees why".into());
                 }

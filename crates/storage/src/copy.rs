@@ -53,6 +53,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "scope_health",
+        &[
+            ("instance", Text),
+            ("scope", Text),
+            ("last_success", Text),
+            ("last_error", Text),
+            ("last_error_at", Text),
+            ("consecutive_failures", Int),
+            ("last_cycle_at", Text),
+        ],
+    ),
+    (
         "audit",
         &[
             ("id", Int),

@@ -636,6 +636,19 @@ pub struct Health {
     pub last_cycle_at: Option<DateTime<Utc>>,
     /// Provider records set aside because they could not be read, oldest first.
     pub set_aside: Vec<SetAsideRecord>,
+    /// Each scope's own health, by scope.
+    pub scopes: Vec<ScopeHealth>,
+}
+
+/// The health of one scope of an instance.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScopeHealth {
+    pub scope: String,
+    pub last_success: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+    pub consecutive_failures: i64,
+    pub last_cycle_at: DateTime<Utc>,
 }
 
 /// A set-aside record and when it was first seen.
@@ -721,6 +734,24 @@ pub trait HealthStore: Send + Sync {
         records: &'a [SetAside],
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Records how one scope (a broker organization; `""` for an instance of one) of a
+    /// cycle went: `None` for a success, else the error. Each process records the scopes it
+    /// fetched, so that one's success cannot hide another's failure.
+    fn record_scope<'a>(
+        &'a self,
+        instance: &'a str,
+        scope: &'a str,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Forgets the health of the instance's scopes not in `scopes` (organizations gone).
+    fn keep_scopes<'a>(
+        &'a self,
+        instance: &'a str,
+        scopes: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Each instance's health, summarised over its scopes: failing while any scope fails.
     fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>>;
 }
 

@@ -21,8 +21,8 @@ use crate::{
 };
 use crate::{
     Actor, ApiKey, BoxFuture, ClusterStatus, Facets, FetchTarget, Health, IncidentFilter, Lease,
-    LeaseInfo, ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, SetAsideRecord,
-    SortField, StoreError, User, WarRoomEntry,
+    LeaseInfo, ManualIncident, Mirrored, ProcessInfo, Push, PushOutcome, Role, ScopeHealth,
+    SetAsideRecord, SortField, StoreError, User, WarRoomEntry,
 };
 use commit::FetchCommit;
 
@@ -915,15 +915,94 @@ impl HealthStore for SqlStore {
         })
     }
 
+    fn record_scope<'a>(
+        &'a self,
+        instance: &'a str,
+        scope: &'a str,
+        error: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = ts(Utc::now());
+            let q = match error {
+                None => sqlx::query(
+                    "INSERT INTO scope_health (instance, scope, last_success, consecutive_failures, last_cycle_at) \
+                     VALUES ($1, $2, $3, 0, $3) ON CONFLICT (instance, scope) DO UPDATE SET \
+                     last_success = excluded.last_success, consecutive_failures = 0, last_cycle_at = excluded.last_cycle_at",
+                )
+                .bind(instance)
+                .bind(scope)
+                .bind(&now),
+                Some(error) => sqlx::query(
+                    "INSERT INTO scope_health (instance, scope, last_error, last_error_at, consecutive_failures, last_cycle_at) \
+                     VALUES ($1, $2, $3, $4, 1, $4) ON CONFLICT (instance, scope) DO UPDATE SET \
+                     last_error = excluded.last_error, last_error_at = excluded.last_error_at, \
+                     consecutive_failures = scope_health.consecutive_failures + 1, last_cycle_at = excluded.last_cycle_at",
+                )
+                .bind(instance)
+                .bind(scope)
+                .bind(stored_text(error))
+                .bind(&now),
+            };
+            q.execute(&self.pool).await?;
+            Ok(())
+        })
+    }
+
+    fn keep_scopes<'a>(
+        &'a self,
+        instance: &'a str,
+        scopes: &'a [String],
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let known: Vec<String> =
+                sqlx::query_scalar("SELECT scope FROM scope_health WHERE instance = $1")
+                    .bind(instance)
+                    .fetch_all(&self.pool)
+                    .await?;
+            for gone in known.iter().filter(|k| !scopes.contains(k)) {
+                sqlx::query("DELETE FROM scope_health WHERE instance = $1 AND scope = $2")
+                    .bind(instance)
+                    .bind(gone)
+                    .execute(&self.pool)
+                    .await?;
+            }
+            Ok(())
+        })
+    }
+
     fn health(&self) -> BoxFuture<'_, Result<Vec<Health>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query("SELECT * FROM instance_health ORDER BY instance")
                 .fetch_all(&self.pool)
                 .await?;
+            let scope_rows = sqlx::query("SELECT * FROM scope_health ORDER BY instance, scope")
+                .fetch_all(&self.pool)
+                .await?;
+            let mut scopes: Vec<(String, ScopeHealth)> = scope_rows
+                .iter()
+                .map(|r| {
+                    Ok((
+                        r.try_get::<String, _>("instance")?,
+                        ScopeHealth {
+                            scope: r.try_get("scope")?,
+                            last_success: parse_opt_ts(r.try_get("last_success")?)?,
+                            last_error: r.try_get("last_error")?,
+                            last_error_at: parse_opt_ts(r.try_get("last_error_at")?)?,
+                            consecutive_failures: r.try_get("consecutive_failures")?,
+                            last_cycle_at: parse_ts(&r.try_get::<String, _>("last_cycle_at")?)?,
+                        },
+                    ))
+                })
+                .collect::<Result<_, StoreError>>()?;
             rows.iter()
                 .map(|r| {
-                    Ok(Health {
-                        instance: r.try_get("instance")?,
+                    let instance: String = r.try_get("instance")?;
+                    let mut health = Health {
+                        scopes: scopes
+                            .extract_if(.., |(i, _)| *i == instance)
+                            .map(|(_, s)| s)
+                            .collect(),
+                        instance,
                         last_success: parse_opt_ts(r.try_get("last_success")?)?,
                         last_error: r.try_get("last_error")?,
                         last_error_at: parse_opt_ts(r.try_get("last_error_at")?)?,
@@ -932,7 +1011,20 @@ impl HealthStore for SqlStore {
                         last_cycle_at: parse_opt_ts(r.try_get("last_cycle_at")?)?,
                         set_aside: serde_json::from_str(&r.try_get::<String, _>("set_aside")?)
                             .map_err(|e| StoreError::Corrupt(format!("set-aside records: {e}")))?,
-                    })
+                    };
+                    // A scope still failing keeps the instance failing, whatever another
+                    // process's success on its own scopes recorded since.
+                    if let Some(worst) = health
+                        .scopes
+                        .iter()
+                        .filter(|s| s.consecutive_failures > health.consecutive_failures)
+                        .max_by_key(|s| (s.consecutive_failures, s.last_error_at))
+                    {
+                        health.consecutive_failures = worst.consecutive_failures;
+                        health.last_error = worst.last_error.clone();
+                        health.last_error_at = worst.last_error_at;
+                    }
+                    Ok(health)
                 })
                 .collect()
         })

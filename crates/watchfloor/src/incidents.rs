@@ -228,7 +228,18 @@ fn health_table(records: &[Health], states: &[&str]) -> String {
                     last.record.reason
                 )
             });
-            json!({"Instance": h.instance, "State": state, "Last success": t(h.last_success), "Consecutive failures": h.consecutive_failures,
+            let failing: Vec<&str> = h
+                .scopes
+                .iter()
+                .filter(|s| s.consecutive_failures > 0)
+                .map(|s| s.scope.as_str())
+                .collect();
+            let scopes = match (h.scopes.len(), failing.len()) {
+                (0 | 1, _) => String::new(),
+                (n, 0) => format!("{n} ok"),
+                (n, _) => format!("{} of {n} failing: {}", failing.len(), failing.join(", ")),
+            };
+            json!({"Instance": h.instance, "State": state, "Scopes": scopes, "Last success": t(h.last_success), "Consecutive failures": h.consecutive_failures,
                    "New in last cycle": h.incidents_last_cycle, "Last error": h.last_error, "Last error at": t(h.last_error_at),
                    "Set aside": set_aside})
         })
@@ -239,6 +250,7 @@ fn health_table(records: &[Health], states: &[&str]) -> String {
         "Last success",
         "Consecutive failures",
         "New in last cycle",
+        "Scopes",
         "Last error",
         "Last error at",
         "Set aside",

@@ -59,7 +59,13 @@ pub(crate) async fn instances(
                         td { @if let Some(i) = &inst { @if i.fetch.enabled { "every " (humantime_secs(i.fetch.interval.as_secs())) } @else { "off" } } }
                         td { @if let Some(i) = &inst { (format!("{:?}", i.mirror).to_ascii_lowercase()) } }
                         td { (h.and_then(|h| h.last_success).map(when).unwrap_or_else(|| "never".into())) }
-                        td.error { (h.and_then(|h| h.last_error.clone()).unwrap_or_default()) }
+                        td.error {
+                            (h.and_then(|h| h.last_error.clone()).unwrap_or_default())
+                            @if let Some(h) = h.filter(|h| h.scopes.len() > 1) {
+                                @let failing = h.scopes.iter().filter(|s| s.consecutive_failures > 0).count();
+                                @if failing > 0 { br; span.hint { (failing) " of " (h.scopes.len()) " scopes failing" } }
+                            }
+                        }
                         td.num class=[h.filter(|h| h.consecutive_failures > 0).map(|_| "bad")] { (h.map_or(0, |h| h.consecutive_failures)) }
                         td { @if let Some(h) = h { (h.incidents_last_cycle) " new" @if let Some(t) = h.last_cycle_at { " · " (when(t)) } } }
                         @if acts {

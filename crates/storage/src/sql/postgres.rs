@@ -21,6 +21,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0004_incident_counts_version.sql"),
     ),
     (5, include_str!("../../migrations/postgres/0005_audit.sql")),
+    (
+        6,
+        include_str!("../../migrations/postgres/0006_scope_health.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

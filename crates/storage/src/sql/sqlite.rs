@@ -44,6 +44,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0016_outbox_incident.sql"),
     ),
     (17, include_str!("../../migrations/0017_audit.sql")),
+    (18, include_str!("../../migrations/0018_scope_health.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

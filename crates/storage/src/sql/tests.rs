@@ -173,7 +173,53 @@ on_both!(
     every_push_kind_survives_the_outbox,
     an_alert_with_nul_is_stored_with_its_batch,
     one_spelling_cannot_relabel_an_organization,
+    a_scope_failing_in_one_process_is_not_hidden_by_another,
 );
+
+/// Regression (hardening 27.18): processes splitting an instance's scopes recorded one health
+/// for it, so one holder's success reset the failures of a scope another holder kept failing
+/// on. Health is kept per scope and the instance fails while any of its scopes does.
+async fn a_scope_failing_in_one_process_is_not_hidden_by_another(s: SqlStore) {
+    // Process A: scope Globex fails. Process B: scopes Acme and Initech succeed, after.
+    s.record_scope("fes", "Globex", Some("Globex's broker answered 500"))
+        .await
+        .unwrap();
+    s.record_failure("fes", "Globex's broker answered 500")
+        .await
+        .unwrap();
+    for scope in ["Acme", "Initech"] {
+        s.record_scope("fes", scope, None).await.unwrap();
+    }
+    s.record_success("fes", 3).await.unwrap();
+    let h = &s.health().await.unwrap()[0];
+    assert_eq!(h.consecutive_failures, 1, "still failing: {h:?}");
+    assert_eq!(
+        h.last_error.as_deref(),
+        Some("Globex's broker answered 500")
+    );
+    let failing: Vec<(&str, i64)> = h
+        .scopes
+        .iter()
+        .map(|s| (s.scope.as_str(), s.consecutive_failures))
+        .collect();
+    assert_eq!(failing, [("Acme", 0), ("Globex", 1), ("Initech", 0)]);
+    // Globex fails again, then recovers: the instance is healthy only then.
+    s.record_scope("fes", "Globex", Some("again"))
+        .await
+        .unwrap();
+    assert_eq!(s.health().await.unwrap()[0].consecutive_failures, 2);
+    s.record_scope("fes", "Globex", None).await.unwrap();
+    assert_eq!(s.health().await.unwrap()[0].consecutive_failures, 0);
+    // A scope gone from the instance is forgotten.
+    s.record_scope("fes", "Globex", Some("failing before it left"))
+        .await
+        .unwrap();
+    s.keep_scopes("fes", &["Acme".into(), "Initech".into()])
+        .await
+        .unwrap();
+    let h = &s.health().await.unwrap()[0];
+    assert_eq!((h.consecutive_failures, h.scopes.len()), (0, 2));
+}
 
 /// Regression (hardening 27.15): organizations match in any case, and their filter count was
 /// labelled with the spelling that sorts first, so one incident of "ACME" relabelled "Acme"
