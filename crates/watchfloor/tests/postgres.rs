@@ -48,8 +48,8 @@ async fn db_copy_moves_an_installation_and_serve_carries_on_without_refetching()
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.trim_end().ends_with(expected), "{}", out.stdout);
     };
-    migrate("schema version 4 (applied 1, 2, 3, 4)");
-    migrate("schema version 4, nothing to apply");
+    migrate("schema version 6 (applied 1, 2, 3, 4, 5, 6)");
+    migrate("schema version 6, nothing to apply");
     let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
     assert_eq!(fetched.code, 0, "{}", fetched.stderr);
     let sqlite = "sqlite://wf.db";
