@@ -174,6 +174,27 @@ impl NewIncident {
     }
 }
 
+/// The incident fields `${incident.<field>}` reads, by XSOAR's names.
+pub const XSOAR_FIELDS: [&str; 17] = [
+    "id",
+    "name",
+    "type",
+    "severity",
+    "status",
+    "owner",
+    "organization",
+    "dbotMirrorId",
+    "sourceInstance",
+    "sourceBrand",
+    "occurred",
+    "created",
+    "modified",
+    "details",
+    "closeReason",
+    "closeNotes",
+    "version",
+];
+
 /// A stored incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Incident {

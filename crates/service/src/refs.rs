@@ -5,26 +5,7 @@
 use serde_json::Value;
 use watchfloor_core::{CommandLine, Incident};
 
-/// The incident fields `${incident.<field>}` reads, by XSOAR's names.
-pub const INCIDENT_FIELDS: [&str; 17] = [
-    "id",
-    "name",
-    "type",
-    "severity",
-    "status",
-    "owner",
-    "organization",
-    "dbotMirrorId",
-    "sourceInstance",
-    "sourceBrand",
-    "occurred",
-    "created",
-    "modified",
-    "details",
-    "closeReason",
-    "closeNotes",
-    "version",
-];
+pub use watchfloor_core::incident::XSOAR_FIELDS as INCIDENT_FIELDS;
 
 /// Resolves every `${...}` in the values of `line` from `incident` and its `context`.
 pub fn resolve(line: &mut CommandLine, incident: &Incident, context: &Value) -> Result<(), String> {

@@ -1,0 +1,421 @@
+//! The fixed catalog of actions, read from a rule's `actions` tables. Each maps to one
+//! operation of the service layer.
+
+use std::time::Duration;
+
+use watchfloor_core::{CloseReason, Severity, Status};
+
+use crate::{Catalog, Template};
+
+/// Fields `link-duplicates` may compare.
+pub const DUPLICATE_KEYS: [&str; 5] = ["name", "organization", "type", "instance", "severity"];
+
+/// One action of a rule.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    Assign(Assign),
+    Severity(Severity),
+    /// `pending` or `active`; a close is its own action.
+    Status(Status),
+    Type(String),
+    Label {
+        name: String,
+        value: Template,
+    },
+    Note {
+        text: Template,
+        /// Also send it to the provider.
+        mirror: bool,
+    },
+    /// A provider command in the incident's context.
+    Run {
+        line: Template,
+        instance: Option<String>,
+    },
+    Close {
+        reason: CloseReason,
+        notes: Option<Template>,
+    },
+    /// Incidents of the same organization with the same `key` fields within `within`: the later
+    /// ones are linked to the first and closed as duplicates.
+    LinkDuplicates {
+        key: Vec<String>,
+        within: Duration,
+    },
+    Notify {
+        channel: String,
+    },
+    /// No later rule runs for this event.
+    Stop,
+}
+
+/// Whom `assign` gives the incident to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assign {
+    pub to: Vec<String>,
+    pub pick: Pick,
+}
+
+/// How `assign` picks among several users.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// The one user named.
+    One,
+    /// Each in turn.
+    RoundRobin,
+    /// The one with the fewest open incidents.
+    LeastLoaded,
+}
+
+impl Pick {
+    fn as_str(self) -> &'static str {
+        match self {
+            Pick::One => "one",
+            Pick::RoundRobin => "round-robin",
+            Pick::LeastLoaded => "least-loaded",
+        }
+    }
+}
+
+/// The actions there are, for messages.
+pub const ACTIONS: [&str; 11] = [
+    "assign",
+    "severity",
+    "status",
+    "type",
+    "label",
+    "note",
+    "run",
+    "close",
+    "link-duplicates",
+    "notify",
+    "stop",
+];
+
+type Fail = (String, String);
+
+fn fail(key: &str, message: impl Into<String>) -> Fail {
+    (key.to_string(), message.into())
+}
+
+fn text<'t>(table: &'t toml::Table, key: &str, action: &str) -> Result<&'t str, Fail> {
+    match table.get(key) {
+        Some(toml::Value::String(s)) => Ok(s),
+        Some(other) => Err(fail(
+            key,
+            format!("`{key}` of `{action}` is text, not {}", other.type_str()),
+        )),
+        None => Err(fail(key, format!("`{action}` needs `{key}`"))),
+    }
+}
+
+fn template(table: &toml::Table, key: &str, action: &str) -> Result<Template, Fail> {
+    Template::parse(text(table, key, action)?).map_err(|e| fail(key, e))
+}
+
+impl Action {
+    /// Reads one action table. `named_orgs` are the organizations the rule's condition names
+    /// (see [`crate::names_organizations`]): an assignee must see them.
+    pub fn parse(
+        table: &toml::Table,
+        catalog: &Catalog<'_>,
+        named_orgs: &[String],
+    ) -> Result<Action, Fail> {
+        let name = match table.get("action") {
+            Some(toml::Value::String(s)) => s.as_str(),
+            Some(_) => return Err(fail("action", "`action` is text, e.g. \"assign\"")),
+            None => {
+                return Err(fail(
+                    "action",
+                    format!("each action names itself: action = one of {}", ACTIONS.join(", ")),
+                ));
+            }
+        };
+        let allowed: &[&str] = match name {
+            "assign" => &["to", "pick"],
+            "severity" | "status" | "type" => &["to"],
+            "label" => &["name", "value"],
+            "note" => &["text", "mirror"],
+            "run" => &["line", "instance"],
+            "close" => &["reason", "notes"],
+            "link-duplicates" => &["key", "within"],
+            "notify" => &["channel"],
+            "stop" => &[],
+            other => {
+                return Err(fail(
+                    "action",
+                    format!("unknown action `{other}`: expected one of {}", ACTIONS.join(", ")),
+                ));
+            }
+        };
+        if let Some(extra) = table
+            .keys()
+            .find(|k| *k != "action" && !allowed.contains(&k.as_str()))
+        {
+            return Err(fail(
+                extra,
+                format!(
+                    "`{name}` has no `{extra}`; it takes {}",
+                    match allowed.is_empty() {
+                        true => "nothing more".to_string(),
+                        false => allowed.join(", "),
+                    }
+                ),
+            ));
+        }
+        Ok(match name {
+            "assign" => Action::Assign(assign(table, catalog, named_orgs)?),
+            "severity" => Action::Severity(
+                Severity::parse(text(table, "to", name)?).map_err(|e| fail("to", e))?,
+            ),
+            "status" => match Status::parse(text(table, "to", name)?).map_err(|e| fail("to", e))? {
+                Status::Closed => {
+                    return Err(fail(
+                        "to",
+                        "a rule closes with { action = \"close\", reason = \"...\" }",
+                    ));
+                }
+                s => Action::Status(s),
+            },
+            "type" => Action::Type(text(table, "to", name)?.trim().to_string()),
+            "label" => Action::Label {
+                name: text(table, "name", name)?.trim().to_string(),
+                value: template(table, "value", name)?,
+            },
+            "note" => {
+                let text = template(table, "text", name)?;
+                if text.source.trim().is_empty() {
+                    return Err(fail("text", "a note needs text"));
+                }
+                Action::Note {
+                    text,
+                    mirror: flag(table, "mirror")?,
+                }
+            }
+            "run" => {
+                let line = template(table, "line", name)?;
+                let parsed = watchfloor_core::CommandLine::parse(&line.source)
+                    .map_err(|e| fail("line", e.to_string()))?;
+                if !(catalog.command_exists)(&parsed.name) {
+                    return Err(fail(
+                        "line",
+                        format!(
+                            "no integration has a command `{}`; `watchfloor commands` lists them",
+                            parsed.name
+                        ),
+                    ));
+                }
+                let instance = match table.get("instance") {
+                    None => None,
+                    Some(_) => Some(text(table, "instance", name)?.to_string()),
+                };
+                Action::Run { line, instance }
+            }
+            "close" => Action::Close {
+                reason: CloseReason::parse(text(table, "reason", name)?)
+                    .map_err(|e| fail("reason", e))?,
+                notes: match table.get("notes") {
+                    None => None,
+                    Some(_) => Some(template(table, "notes", name)?),
+                },
+            },
+            "link-duplicates" => {
+                let key: Vec<String> = match table.get("key") {
+                    Some(toml::Value::Array(items)) => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_string))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| fail("key", "`key` is a list of field names"))?,
+                    Some(toml::Value::String(s)) => vec![s.clone()],
+                    _ => {
+                        return Err(fail(
+                            "key",
+                            format!("`link-duplicates` needs `key`, fields among {}", DUPLICATE_KEYS.join(", ")),
+                        ));
+                    }
+                };
+                if let Some(bad) = key.iter().find(|k| !DUPLICATE_KEYS.contains(&k.as_str())) {
+                    return Err(fail(
+                        "key",
+                        format!("cannot compare `{bad}`; compare {}", DUPLICATE_KEYS.join(", ")),
+                    ));
+                }
+                if key.is_empty() {
+                    return Err(fail("key", "name at least one field to compare"));
+                }
+                let within = match table.get("within") {
+                    None => Duration::from_secs(3600),
+                    Some(_) => {
+                        let w = text(table, "within", name)?;
+                        humantime::parse_duration(w.trim()).map_err(|e| {
+                            fail("within", format!("`{w}` is not a duration such as 1h: {e}"))
+                        })?
+                    }
+                };
+                Action::LinkDuplicates { key, within }
+            }
+            "notify" => {
+                let channel = text(table, "channel", name)?;
+                if !catalog.channels.iter().any(|c| c == channel) {
+                    return Err(fail(
+                        "channel",
+                        match catalog.channels.is_empty() {
+                            true => format!("no channel named `{channel}`: none is configured"),
+                            false => format!(
+                                "no channel named `{channel}`; there are {}",
+                                catalog.channels.join(", ")
+                            ),
+                        },
+                    ));
+                }
+                Action::Notify {
+                    channel: channel.to_string(),
+                }
+            }
+            _ => Action::Stop,
+        })
+    }
+
+    /// The action's name, as a rule file writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Assign(_) => "assign",
+            Action::Severity(_) => "severity",
+            Action::Status(_) => "status",
+            Action::Type(_) => "type",
+            Action::Label { .. } => "label",
+            Action::Note { .. } => "note",
+            Action::Run { .. } => "run",
+            Action::Close { .. } => "close",
+            Action::LinkDuplicates { .. } => "link-duplicates",
+            Action::Notify { .. } => "notify",
+            Action::Stop => "stop",
+        }
+    }
+
+    /// The action as a rule file writes it.
+    pub fn to_table(&self) -> toml::Table {
+        let mut t = toml::Table::new();
+        t.insert("action".into(), self.name().into());
+        let mut put = |k: &str, v: toml::Value| {
+            t.insert(k.into(), v);
+        };
+        match self {
+            Action::Assign(a) => {
+                match a.to.as_slice() {
+                    [one] if a.pick == Pick::One => put("to", one.clone().into()),
+                    many => put(
+                        "to",
+                        toml::Value::Array(many.iter().map(|u| u.clone().into()).collect()),
+                    ),
+                }
+                if a.pick != Pick::One {
+                    put("pick", a.pick.as_str().into());
+                }
+            }
+            Action::Severity(s) => put("to", s.label().to_lowercase().into()),
+            Action::Status(s) => put("to", s.as_str().into()),
+            Action::Type(k) => put("to", k.clone().into()),
+            Action::Label { name, value } => {
+                put("name", name.clone().into());
+                put("value", value.source.clone().into());
+            }
+            Action::Note { text, mirror } => {
+                put("text", text.source.clone().into());
+                if *mirror {
+                    put("mirror", true.into());
+                }
+            }
+            Action::Run { line, instance } => {
+                put("line", line.source.clone().into());
+                if let Some(i) = instance {
+                    put("instance", i.clone().into());
+                }
+            }
+            Action::Close { reason, notes } => {
+                put("reason", reason.to_string().into());
+                if let Some(n) = notes {
+                    put("notes", n.source.clone().into());
+                }
+            }
+            Action::LinkDuplicates { key, within } => {
+                put(
+                    "key",
+                    toml::Value::Array(key.iter().map(|k| k.clone().into()).collect()),
+                );
+                put(
+                    "within",
+                    humantime::format_duration(*within).to_string().into(),
+                );
+            }
+            Action::Notify { channel } => put("channel", channel.clone().into()),
+            Action::Stop => {}
+        }
+        t
+    }
+}
+
+fn flag(table: &toml::Table, key: &str) -> Result<bool, Fail> {
+    match table.get(key) {
+        None => Ok(false),
+        Some(toml::Value::Boolean(b)) => Ok(*b),
+        Some(_) => Err(fail(key, format!("`{key}` is true or false"))),
+    }
+}
+
+fn assign(
+    table: &toml::Table,
+    catalog: &Catalog<'_>,
+    named_orgs: &[String],
+) -> Result<Assign, Fail> {
+    let to: Vec<String> = match table.get("to") {
+        Some(toml::Value::String(s)) => vec![s.clone()],
+        Some(toml::Value::Array(items)) => items
+            .iter()
+            .map(|v| v.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| fail("to", "`to` is a user, or a list of users"))?,
+        _ => return Err(fail("to", "`assign` needs `to`: a user, or a list of users")),
+    };
+    if to.is_empty() {
+        return Err(fail("to", "`assign` needs at least one user"));
+    }
+    let pick = match table.get("pick").map(|v| v.as_str()) {
+        None => match to.len() {
+            1 => Pick::One,
+            _ => {
+                return Err(fail(
+                    "pick",
+                    "with several users, say how to pick: pick = \"round-robin\" or \"least-loaded\"",
+                ));
+            }
+        },
+        Some(Some("round-robin")) => Pick::RoundRobin,
+        Some(Some("least-loaded")) => Pick::LeastLoaded,
+        Some(other) => {
+            return Err(fail(
+                "pick",
+                format!(
+                    "unknown pick {}: expected round-robin or least-loaded",
+                    other.map(|o| format!("`{o}`")).unwrap_or_else(|| "value".into())
+                ),
+            ));
+        }
+    };
+    for user in &to {
+        let Some((_, orgs)) = catalog.users.iter().find(|(n, _)| n == user) else {
+            return Err(fail("to", format!("no user named `{user}`")));
+        };
+        if let Some(org) = named_orgs.iter().find(|o| {
+            !orgs.is_empty() && !orgs.iter().any(|u| u.eq_ignore_ascii_case(o))
+        }) {
+            return Err(fail(
+                "to",
+                format!(
+                    "user `{user}` cannot see organization `{org}`, which the rule's `when` names: assign it to a user of {org}"
+                ),
+            ));
+        }
+    }
+    Ok(Assign { to, pick })
+}

@@ -1,0 +1,72 @@
+//! Rule conditions against one incident, in memory: the query syntax of searches, read the
+//! same way, so that a rule's `when` pasted into the queue finds what the rule matches.
+
+use chrono::{DateTime, Utc};
+use watchfloor_core::query::{Cmp, Condition, Term};
+use watchfloor_core::Incident;
+
+/// Whether `incident` meets every condition of `when` (empty meets all); relative times are
+/// taken from now. A condition that does not parse meets nothing.
+pub fn matches(when: &str, incident: &Incident) -> bool {
+    match when.trim() {
+        "" => true,
+        text => match watchfloor_core::query::parse(text) {
+            Ok(conditions) => conditions.iter().all(|c| holds(c, incident)),
+            Err(_) => false,
+        },
+    }
+}
+
+/// The organizations a condition requires (its terms `organization:X` not negated).
+pub fn names_organizations(when: &str) -> Vec<String> {
+    watchfloor_core::query::parse(when)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|c| !c.negated)
+        .filter_map(|c| match c.term {
+            Term::Organization(o) => Some(o),
+            _ => None,
+        })
+        .collect()
+}
+
+fn holds(c: &Condition, i: &Incident) -> bool {
+    term(&c.term, i) != c.negated
+}
+
+fn contains(haystack: &str, needle: &str) -> bool {
+    haystack.to_lowercase().contains(&needle.to_lowercase())
+}
+
+fn compare(cmp: Cmp, value: DateTime<Utc>, to: DateTime<Utc>) -> bool {
+    match cmp {
+        Cmp::Before => value < to,
+        Cmp::AtOrBefore => value <= to,
+        Cmp::At => value == to,
+        Cmp::AtOrAfter => value >= to,
+        Cmp::After => value > to,
+    }
+}
+
+fn term(t: &Term, i: &Incident) -> bool {
+    match t {
+        Term::Status(s) => i.status == *s,
+        Term::Severity(s) => i.severity == *s,
+        Term::Owner(o) => i.owner == *o,
+        Term::Kind(k) => i.kind.eq_ignore_ascii_case(k),
+        Term::Name(n) => contains(&i.name, n),
+        Term::Id(id) => i.id == *id,
+        Term::Organization(o) => i
+            .organization
+            .as_deref()
+            .is_some_and(|x| x.eq_ignore_ascii_case(o)),
+        Term::Instance(n) => i.instance == *n,
+        Term::Text(t) => {
+            contains(&i.name, t) || contains(&i.details, t) || contains(&i.external_id, t)
+        }
+        Term::Created(cmp, at) => compare(*cmp, i.created, *at),
+        Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
+        Term::Nothing => false,
+        Term::Any(terms) => terms.iter().any(|t| term(t, i)),
+    }
+}
