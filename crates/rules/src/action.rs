@@ -127,7 +127,10 @@ impl Action {
             None => {
                 return Err(fail(
                     "action",
-                    format!("each action names itself: action = one of {}", ACTIONS.join(", ")),
+                    format!(
+                        "each action names itself: action = one of {}",
+                        ACTIONS.join(", ")
+                    ),
                 ));
             }
         };
@@ -144,7 +147,10 @@ impl Action {
             other => {
                 return Err(fail(
                     "action",
-                    format!("unknown action `{other}`: expected one of {}", ACTIONS.join(", ")),
+                    format!(
+                        "unknown action `{other}`: expected one of {}",
+                        ACTIONS.join(", ")
+                    ),
                 ));
             }
         };
@@ -196,7 +202,7 @@ impl Action {
                 let line = template(table, "line", name)?;
                 let parsed = watchfloor_core::CommandLine::parse(&line.source)
                     .map_err(|e| fail("line", e.to_string()))?;
-                if !(catalog.command_exists)(&parsed.name) {
+                if !catalog.lenient && !(catalog.command_exists)(&parsed.name) {
                     return Err(fail(
                         "line",
                         format!(
@@ -230,14 +236,20 @@ impl Action {
                     _ => {
                         return Err(fail(
                             "key",
-                            format!("`link-duplicates` needs `key`, fields among {}", DUPLICATE_KEYS.join(", ")),
+                            format!(
+                                "`link-duplicates` needs `key`, fields among {}",
+                                DUPLICATE_KEYS.join(", ")
+                            ),
                         ));
                     }
                 };
                 if let Some(bad) = key.iter().find(|k| !DUPLICATE_KEYS.contains(&k.as_str())) {
                     return Err(fail(
                         "key",
-                        format!("cannot compare `{bad}`; compare {}", DUPLICATE_KEYS.join(", ")),
+                        format!(
+                            "cannot compare `{bad}`; compare {}",
+                            DUPLICATE_KEYS.join(", ")
+                        ),
                     ));
                 }
                 if key.is_empty() {
@@ -256,7 +268,7 @@ impl Action {
             }
             "notify" => {
                 let channel = text(table, "channel", name)?;
-                if !catalog.channels.iter().any(|c| c == channel) {
+                if !catalog.lenient && !catalog.channels.iter().any(|c| c == channel) {
                     return Err(fail(
                         "channel",
                         match catalog.channels.is_empty() {
@@ -375,7 +387,12 @@ fn assign(
             .map(|v| v.as_str().map(str::to_string))
             .collect::<Option<_>>()
             .ok_or_else(|| fail("to", "`to` is a user, or a list of users"))?,
-        _ => return Err(fail("to", "`assign` needs `to`: a user, or a list of users")),
+        _ => {
+            return Err(fail(
+                "to",
+                "`assign` needs `to`: a user, or a list of users",
+            ));
+        }
     };
     if to.is_empty() {
         return Err(fail("to", "`assign` needs at least one user"));
@@ -397,18 +414,21 @@ fn assign(
                 "pick",
                 format!(
                     "unknown pick {}: expected round-robin or least-loaded",
-                    other.map(|o| format!("`{o}`")).unwrap_or_else(|| "value".into())
+                    other
+                        .map(|o| format!("`{o}`"))
+                        .unwrap_or_else(|| "value".into())
                 ),
             ));
         }
     };
-    for user in &to {
+    for user in to.iter().filter(|_| !catalog.lenient) {
         let Some((_, orgs)) = catalog.users.iter().find(|(n, _)| n == user) else {
             return Err(fail("to", format!("no user named `{user}`")));
         };
-        if let Some(org) = named_orgs.iter().find(|o| {
-            !orgs.is_empty() && !orgs.iter().any(|u| u.eq_ignore_ascii_case(o))
-        }) {
+        if let Some(org) = named_orgs
+            .iter()
+            .find(|o| !orgs.is_empty() && !orgs.iter().any(|u| u.eq_ignore_ascii_case(o)))
+        {
             return Err(fail(
                 "to",
                 format!(

@@ -142,6 +142,8 @@ pub struct Catalog<'a> {
     pub users: &'a [(String, Vec<String>)],
     pub channels: &'a [String],
     pub command_exists: &'a dyn Fn(&str) -> bool,
+    /// Skip the checks of users, channels and commands (a stored rule, checked when imported).
+    pub lenient: bool,
 }
 
 /// A problem with a rule file: where, and what to write instead.
@@ -189,6 +191,20 @@ struct RuleDoc {
 /// The 1-based line of byte `offset` in `text`.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+/// Reads a stored rule file, checked when it was imported: its shape only, not whether its
+/// users, channels and commands still exist (the rule finds out when it runs).
+pub fn parse_stored(text: &str) -> Result<Vec<Rule>, RuleErrors> {
+    parse(
+        text,
+        &Catalog {
+            users: &[],
+            channels: &[],
+            command_exists: &|_| true,
+            lenient: true,
+        },
+    )
 }
 
 /// Reads and checks a whole rule file. Nothing is partly good: any error fails the file, and
@@ -323,7 +339,10 @@ pub fn parse(text: &str, catalog: &Catalog<'_>) -> Result<Vec<Rule>, RuleErrors>
                     fail(
                         "every",
                         e.span().start,
-                        format!("`{}` is not a duration such as 15m or 1h: {err}", e.get_ref()),
+                        format!(
+                            "`{}` is not a duration such as 15m or 1h: {err}",
+                            e.get_ref()
+                        ),
                     );
                     None
                 }

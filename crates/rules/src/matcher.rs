@@ -2,8 +2,8 @@
 //! same way, so that a rule's `when` pasted into the queue finds what the rule matches.
 
 use chrono::{DateTime, Utc};
-use watchfloor_core::query::{Cmp, Condition, Term};
 use watchfloor_core::Incident;
+use watchfloor_core::query::{Cmp, Condition, Term};
 
 /// Whether `incident` meets every condition of `when` (empty meets all); relative times are
 /// taken from now. A condition that does not parse meets nothing.

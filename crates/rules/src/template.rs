@@ -148,10 +148,11 @@ mod tests {
                 &Ref::Context("Covalence.Alert.id".into()),
             ]
         );
-        let shown = t
-            .render(&|r| Ok(format!("<{r:?}>")))
-            .unwrap();
-        assert!(shown.starts_with("Auto: <Incident(\"severity\")> for"), "{shown}");
+        let shown = t.render(&|r| Ok(format!("<{r:?}>"))).unwrap();
+        assert!(
+            shown.starts_with("Auto: <Incident(\"severity\")> for"),
+            "{shown}"
+        );
         for (bad, says) in [
             ("${incident.colour}", "incidents have no field `colour`"),
             ("${incident.name", "has no closing `}`"),

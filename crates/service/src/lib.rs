@@ -20,6 +20,7 @@ pub mod instances;
 pub mod login;
 pub mod queue;
 pub mod refs;
+pub mod rules;
 pub mod tenancy;
 
 use std::sync::Arc;

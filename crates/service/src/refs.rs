@@ -57,7 +57,7 @@ fn lookup(reference: &str, incident: &Incident, context: &Value) -> Result<Strin
     Ok(values.join(","))
 }
 
-fn incident_field(field: &str, i: &Incident) -> Result<String, String> {
+pub(crate) fn incident_field(field: &str, i: &Incident) -> Result<String, String> {
     let missing = |what: &str| {
         Err(format!(
             "`${{incident.{field}}}` does not resolve: incident {} has no {what}",
@@ -116,7 +116,7 @@ fn incident_field(field: &str, i: &Incident) -> Result<String, String> {
 
 /// The values at a dotted path of the context, through lists (XSOAR's `${FESPortal.ARO.ID}`
 /// gives every ARO's id). Context keys may hold spaces (`Symantec MSS.Incidents list`).
-fn context_values(context: &Value, path: &str) -> Vec<String> {
+pub(crate) fn context_values(context: &Value, path: &str) -> Vec<String> {
     let mut current: Vec<&Value> = vec![context];
     for part in path.split('.') {
         let mut next = Vec::new();

@@ -53,6 +53,18 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "rules",
+        &[
+            ("name", Text),
+            ("position", Int),
+            ("source", Text),
+            ("enabled", Int),
+            ("disabled_reason", Text),
+            ("updated_by", Text),
+            ("updated", Text),
+        ],
+    ),
+    (
         "scope_health",
         &[
             ("instance", Text),

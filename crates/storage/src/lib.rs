@@ -29,13 +29,22 @@ use watchfloor_core::{
 
 pub use copy::{CopyError, CopyReport, copy};
 pub use dialect::Backend;
+
+/// The schema version this build migrates a database of `backend` to.
+pub fn schema_version(backend: Backend) -> i64 {
+    let migrations = match backend {
+        Backend::Sqlite => sql::sqlite::MIGRATIONS,
+        Backend::Postgres => sql::postgres::MIGRATIONS,
+    };
+    migrations.last().map_or(0, |(v, _)| *v)
+}
 pub use sql::SqlStore;
 
 /// Every role trait of the store, for code that calls them on a `SqlStore` itself.
 pub mod prelude {
     pub use crate::{
         AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore,
-        QueueStore, Store,
+        QueueStore, RuleStore, Store,
     };
 }
 pub use sql::postgres::redact as redact_url;
@@ -670,6 +679,7 @@ pub trait Store:
     + LeaseStore
     + AccountStore
     + AuditStore
+    + RuleStore
 {
 }
 
@@ -682,6 +692,7 @@ impl<T> Store for T where
         + LeaseStore
         + AccountStore
         + AuditStore
+        + RuleStore
 {
 }
 
@@ -1116,6 +1127,54 @@ pub trait AuditStore: Send + Sync {
         since: Option<DateTime<Utc>>,
         limit: usize,
     ) -> BoxFuture<'_, Result<Vec<AuditEvent>, StoreError>>;
+}
+
+/// Automation rules as stored: each as TOML, in the order they run. The store keeps them; the
+/// rule language (`watchfloor-rules`) reads them.
+pub trait RuleStore: Send + Sync {
+    /// The rules, in order.
+    fn rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>>;
+
+    /// Stores `rules`: with `replace`, they become the whole set; otherwise each replaces the
+    /// rule of its name in its place, or is added after the others. Audited as `actor`'s.
+    fn put_rules<'a>(
+        &'a self,
+        actor: &'a Actor,
+        rules: &'a [NewRule],
+        replace: bool,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Enables or disables a rule, with why (e.g. the breaker's reason); false if there is no
+    /// such rule.
+    fn set_rule_enabled<'a>(
+        &'a self,
+        actor: &'a Actor,
+        name: &'a str,
+        enabled: bool,
+        reason: Option<&'a str>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// A rule to store: its name and TOML.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewRule {
+    pub name: String,
+    pub source: String,
+    pub enabled: bool,
+}
+
+/// A stored rule.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StoredRule {
+    pub name: String,
+    pub position: i64,
+    /// The rule as TOML.
+    pub source: String,
+    pub enabled: bool,
+    /// Why it was disabled, when something other than a person did it.
+    pub disabled_reason: Option<String>,
+    pub updated_by: String,
+    pub updated: DateTime<Utc>,
 }
 
 /// Who did something, and from where, for the audit log.

@@ -30,6 +30,7 @@ mod audit;
 mod commit;
 mod filter;
 pub(crate) mod postgres;
+mod rules;
 pub(crate) mod sqlite;
 
 use crate::base::{Tx, check_lease, open_error, stored_text, ts};

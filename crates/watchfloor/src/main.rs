@@ -7,6 +7,7 @@ mod output;
 mod db;
 mod fetch;
 mod incidents;
+mod rules;
 #[cfg(feature = "simulators")]
 mod simulate;
 mod users;
@@ -92,6 +93,11 @@ enum Command {
     Users {
         #[command(subcommand)]
         action: users::UsersAction,
+    },
+    /// Automation rules: import, export, list, show, enable, disable, test and back-test.
+    Rules {
+        #[command(subcommand)]
+        action: rules::RulesAction,
     },
     /// The audit log, newest first: logins (with the address), sessions ended, API keys made
     /// and revoked, users made, changed, disabled and enabled.
@@ -496,6 +502,16 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .or(shared.storage_url.as_deref())
                 .unwrap_or(watchfloor_storage::DEFAULT_URL);
             let text = db::run(action, url).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Rules { action } => {
+            let shared = shared_settings(cli.config.as_deref())?;
+            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
+                .await
+                .map_err(usage)?;
+            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let text = rules::run(&service, action).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }

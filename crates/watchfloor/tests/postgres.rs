@@ -48,8 +48,13 @@ async fn db_copy_moves_an_installation_and_serve_carries_on_without_refetching()
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert!(out.stdout.trim_end().ends_with(expected), "{}", out.stdout);
     };
-    migrate("schema version 6 (applied 1, 2, 3, 4, 5, 6)");
-    migrate("schema version 6, nothing to apply");
+    let version = watchfloor_storage::schema_version(watchfloor_storage::Backend::Postgres);
+    let all: Vec<String> = (1..=version).map(|v| v.to_string()).collect();
+    migrate(&format!(
+        "schema version {version} (applied {})",
+        all.join(", ")
+    ));
+    migrate(&format!("schema version {version}, nothing to apply"));
     let fetched = watchfloor(dir.path(), &["--config", cfg, "fetch"]);
     assert_eq!(fetched.code, 0, "{}", fetched.stderr);
     let sqlite = "sqlite://wf.db";

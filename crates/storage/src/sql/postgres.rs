@@ -25,6 +25,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/postgres/0006_scope_health.sql"),
     ),
+    (7, include_str!("../../migrations/postgres/0007_rules.sql")),
 ];
 
 /// Connections each process keeps to the database at most.
