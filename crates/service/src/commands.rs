@@ -51,9 +51,23 @@ impl Service {
         line: &str,
         instance: Option<&str>,
     ) -> Result<(Result<Entry, CommandFailure>, WarRoomEntry), ServiceError> {
+        let parsed = CommandLine::parse(line).map_err(|e| ServiceError::Invalid(e.to_string()))?;
+        self.run_parsed_and_record(caller, id, parsed, line, instance)
+            .await
+    }
+
+    /// As [`Service::run_and_record`], for a line already read (a rule's, whose references it
+    /// filled in value by value); `line` is how the war room shows it.
+    pub async fn run_parsed_and_record(
+        &self,
+        caller: &Caller,
+        id: i64,
+        parsed: CommandLine,
+        line: &str,
+        instance: Option<&str>,
+    ) -> Result<(Result<Entry, CommandFailure>, WarRoomEntry), ServiceError> {
         let incident = self.changeable(caller, id).await?;
         let runner = self.runner()?;
-        let parsed = CommandLine::parse(line).map_err(|e| ServiceError::Invalid(e.to_string()))?;
         let store = &*self.store;
         let outcome = run_parsed(store, runner, caller, &incident, parsed, instance).await;
         let (outcome, body, context) = match outcome {

@@ -205,7 +205,7 @@ impl Service {
 }
 
 /// Refuses a change whose text the store could not keep as written.
-fn check_change(change: &Change) -> Result<(), ServiceError> {
+pub(crate) fn check_change(change: &Change) -> Result<(), ServiceError> {
     match change {
         Change::Update(edit) => {
             no_nul(

@@ -13,6 +13,7 @@
 
 pub mod accounts;
 pub mod auth;
+pub mod automation;
 pub mod commands;
 pub mod error;
 pub mod incidents;

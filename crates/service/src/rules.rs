@@ -318,7 +318,7 @@ fn render(
 }
 
 /// One action as it would run on `incident`.
-fn describe(
+pub(crate) fn describe(
     a: &Action,
     rule: &Rule,
     trigger: &str,

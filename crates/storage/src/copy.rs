@@ -65,6 +65,29 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "rule_events",
+        &[
+            ("id", Int),
+            ("incident_id", Int),
+            ("trigger", Text),
+            ("changed", Text),
+            ("depth", Int),
+            ("created", Text),
+        ],
+    ),
+    (
+        "rule_ledger",
+        &[
+            ("event_id", Int),
+            ("rule", Text),
+            ("action", Int),
+            ("incident_id", Int),
+            ("outcome", Text),
+            ("detail", Text),
+            ("at", Text),
+        ],
+    ),
+    (
         "scope_health",
         &[
             ("instance", Text),

@@ -1144,6 +1144,57 @@ pub trait RuleStore: Send + Sync {
         replace: bool,
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
+    /// Events waiting for the rules, oldest first, at most `limit`.
+    fn pending_events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RuleEvent>, StoreError>>;
+
+    /// Marks an event handled: every rule has had it.
+    fn finish_event(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Records what a rule did with an event that changed nothing (it matched, failed, was
+    /// dry-run or skipped), once: false when `cause` was recorded already. `entry`, if any,
+    /// goes to the incident's war room in the same transaction.
+    fn record_rule_outcome<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+        outcome: &'a str,
+        detail: &'a str,
+        entry: Option<(&'a str, &'a Value)>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Whether `cause` was recorded, and how.
+    fn rule_outcome<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+
+    /// Does a rule's action to an incident, once: its effect, the ledger row (`acted`) and the
+    /// events it fires (one deeper) in one transaction. Ok(false) when it was done already.
+    fn apply_rule_effect<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+        effect: &'a RuleEffect<'a>,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// How many ledger rows each rule has of each outcome since `since`.
+    fn rule_counts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<RuleCount>, StoreError>>;
+
+    /// The outcomes of a rule's last `n` actions, newest first (for its breaker).
+    fn recent_outcomes<'a>(
+        &'a self,
+        rule: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
+    /// The rules that acted on an incident, with how many actions each.
+    fn rules_of_incident(
+        &self,
+        incident: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>>;
+
     /// Enables or disables a rule, with why (e.g. the breaker's reason); false if there is no
     /// such rule.
     fn set_rule_enabled<'a>(
@@ -1153,6 +1204,48 @@ pub trait RuleStore: Send + Sync {
         enabled: bool,
         reason: Option<&'a str>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
+}
+
+/// An event that may fire rules: what happened to which incident, at which causal depth (0
+/// for a person or a fetch, one more for each rule in the chain).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleEvent {
+    pub id: i64,
+    pub incident_id: i64,
+    /// `created`, `changed`, `closed`, `reopened`, `note` or `remote`.
+    pub trigger: String,
+    /// For changes: the war-room change list (`{field, old, new}` each).
+    pub changed: Value,
+    pub depth: i64,
+    pub created: DateTime<Utc>,
+}
+
+/// Which action of which rule, for which event: the ledger's key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cause<'a> {
+    pub event: &'a RuleEvent,
+    pub rule: &'a str,
+    /// The action's index; -1 for the rule as a whole (its match).
+    pub action: i64,
+}
+
+/// What a rule's action does to the store.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleEffect<'a> {
+    /// Lifecycle changes, all or none, as `rule:NAME`.
+    Change(&'a [Change]),
+    /// A note; with `mirror`, also sent to the provider through the outbox.
+    Note { text: &'a str, mirror: bool },
+    /// Another war-room entry.
+    Entry { kind: &'a str, body: &'a Value },
+}
+
+/// How many ledger rows a rule has of one outcome (`matched`, `acted`, `failed`, ...).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RuleCount {
+    pub rule: String,
+    pub outcome: String,
+    pub n: i64,
 }
 
 /// A rule to store: its name and TOML.

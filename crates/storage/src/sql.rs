@@ -453,7 +453,7 @@ async fn apply_change(
     sla: &SlaPolicy,
     kind: &str,
     now: DateTime<Utc>,
-) -> Result<(), StoreError> {
+) -> Result<Value, StoreError> {
     let id = before.id;
     let mut after = before.lifecycle();
     let moved = after
@@ -481,9 +481,10 @@ async fn apply_change(
     .bind(id)
     .execute(&mut **tx)
     .await?;
+    let moved = serde_json::to_value(&moved).map_err(|e| StoreError::Database(e.to_string()))?;
     let body = serde_json::json!({"changes": moved});
     insert_entry(tx, id, now, author, kind, &body).await?;
-    Ok(())
+    Ok(moved)
 }
 
 /// Queues a push of an incident's change to its provider.
@@ -1390,6 +1391,7 @@ impl IncidentStore for SqlStore {
             let body =
                 serde_json::json!({"name": incident.name, "severity": incident.severity.label()});
             insert_entry(&mut tx, id, now, author, "created", &body).await?;
+            rules::queue_event(&mut tx, id, "created", &Value::Array(Vec::new()), 0).await?;
             let created = read_incident(&mut tx, self.backend, id).await?;
             tx.commit().await?;
             Ok(created)
@@ -1416,12 +1418,14 @@ impl IncidentStore for SqlStore {
                 });
             }
             for change in changes {
-                apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
+                let moved =
+                    apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
                 if let Some(mirrored) = ToProvider::of_change(change)
                     && !before.is_manual()
                 {
                     queue_push(&mut tx, &before, &mirrored, now).await?;
                 }
+                rules::queue_event(&mut tx, id, rules::trigger_of(change), &moved, 0).await?;
                 before = read_incident(&mut tx, self.backend, id).await?;
             }
             tx.commit().await?;
@@ -1587,6 +1591,7 @@ impl IncidentStore for SqlStore {
                 };
                 queue_push(&mut tx, &incident, &note, now).await?;
             }
+            rules::queue_event(&mut tx, id, "note", &Value::Array(Vec::new()), 0).await?;
             tx.commit().await?;
             Ok(entry)
         })
@@ -1839,7 +1844,7 @@ impl OutboxStore for SqlStore {
             }
             if let Some(change) = change {
                 match apply_change(&mut tx, &before, &author, change, sla, "sync-in", now).await {
-                    Ok(()) => {}
+                    Ok(moved) => rules::queue_event(&mut tx, id, "remote", &moved, 0).await?,
                     // The local change wins; the war room shows both.
                     Err(StoreError::Refused { error, .. }) => {
                         let body = serde_json::json!({"text": format!("the provider's change was not applied: {error}")});

@@ -192,6 +192,11 @@ pub async fn serve(
             .with_sla(sla.clone())
             .with_sharing(sharing),
     );
+    // Automation: the rules hear of each change once it has committed.
+    let service = watchfloor_service::Service::new(store.clone(), sla.clone())
+        .with_runner(runner.clone())
+        .with_engine(engine.clone());
+    tokio::spawn(run_rules(service, stop.clone()));
     let http = match listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -266,6 +271,31 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 
 /// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
 /// than `keep`, a batch at a time, until serve stops.
+/// How long the rules worker waits when no event is queued.
+const RULES_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Hands queued events to the rules until the stop; a stop cuts the batch in flight, which the
+/// ledger makes safe (an action is done once or not at all, and its event stays queued).
+async fn run_rules(service: watchfloor_service::Service, mut stop: watch::Receiver<bool>) {
+    loop {
+        let wait = tokio::select! {
+            ran = service.run_rules(100) => match ran {
+                Ok(0) => RULES_IDLE,
+                Ok(_) => std::time::Duration::ZERO,
+                Err(error) => {
+                    tracing::error!(%error, "cannot run the rules; trying again");
+                    std::time::Duration::from_secs(1)
+                }
+            },
+            _ = stop.wait_for(|s| *s) => return,
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
 async fn purge_closed(
     store: Arc<SqlStore>,
     keep: std::time::Duration,

@@ -91,7 +91,7 @@ impl FetchCommit {
             );
             // PostgreSQL counts the rows it inserted from what they return (see `write_step`).
             if store.backend() == Backend::Postgres {
-                q.push(" RETURNING severity, organization");
+                q.push(" RETURNING id, severity, organization");
             }
             inserts.push(q);
         }
@@ -139,6 +139,7 @@ async fn write_step<'a>(
     step: &'a FetchCommit,
     inserts: Vec<Sql>,
     counts: &mut Vec<Counted<'a>>,
+    ids: &mut Vec<i64>,
 ) -> Result<usize, StoreError> {
     if let Some(lease) = &step.lease {
         check_lease(tx, backend, lease).await?;
@@ -150,6 +151,7 @@ async fn write_step<'a>(
             continue;
         }
         for row in q.build().fetch_all(&mut **tx).await? {
+            ids.push(row.try_get("id")?);
             counts.push(Counted {
                 status: Status::Pending.as_str(),
                 severity: row.try_get("severity")?,
@@ -228,6 +230,7 @@ impl SqlStore {
             .map(|s| std::mem::take(&mut s.inserts))
             .collect();
         let mut counts = Vec::new();
+        let mut ids = Vec::new();
         let mut added = 0;
         let mut results = Vec::with_capacity(steps.len());
         for (step, inserts) in steps.iter().zip(inserts) {
@@ -235,12 +238,23 @@ impl SqlStore {
                 return all(e.into());
             }
             let mut mine = Vec::new();
-            match write_step(&mut tx, self.backend(), step, inserts, &mut mine).await {
+            let mut my_ids = Vec::new();
+            match write_step(
+                &mut tx,
+                self.backend(),
+                step,
+                inserts,
+                &mut mine,
+                &mut my_ids,
+            )
+            .await
+            {
                 Ok(new) => {
                     if !alone && let Err(e) = sqlx::query("RELEASE step").execute(&mut *tx).await {
                         return all(e.into());
                     }
                     counts.extend(mine);
+                    ids.extend(my_ids);
                     added += new;
                     results.push(Ok(new));
                 }
@@ -260,6 +274,14 @@ impl SqlStore {
             Backend::Postgres => count_new(&mut tx, self.backend(), &counts).await,
         };
         if let Err(e) = counted {
+            return all(e);
+        }
+        // The rules hear of each new incident in the transaction that stores it.
+        let newest = match self.backend() {
+            Backend::Sqlite => added,
+            Backend::Postgres => 0,
+        };
+        if let Err(e) = super::rules::queue_created(&mut tx, &ids, newest).await {
             return all(e);
         }
         if let Err(e) = tx.commit().await {

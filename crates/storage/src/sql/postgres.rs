@@ -26,6 +26,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0006_scope_health.sql"),
     ),
     (7, include_str!("../../migrations/postgres/0007_rules.sql")),
+    (
+        8,
+        include_str!("../../migrations/postgres/0008_rule_events.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

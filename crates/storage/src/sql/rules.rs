@@ -1,12 +1,18 @@
 //! Automation rules as stored: their TOML in run order, enabled or not, each change audited in
 //! its own transaction.
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::Row;
+use sqlx::any::AnyRow;
+use watchfloor_core::{Change, SlaPolicy};
 
 use super::{SqlStore, audit, parse_ts};
-use crate::base::ts;
-use crate::{Actor, BoxFuture, NewRule, RuleStore, StoreError, StoredRule};
+use crate::base::{Tx, stored_text, ts};
+use crate::{
+    Actor, BoxFuture, Cause, NewRule, RuleCount, RuleEffect, RuleEvent, RuleStore, StoreError,
+    StoredRule,
+};
 
 impl RuleStore for SqlStore {
     fn rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>> {
@@ -83,6 +89,71 @@ impl RuleStore for SqlStore {
         })
     }
 
+    fn pending_events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RuleEvent>, StoreError>> {
+        Box::pin(self.pending_rule_events(limit))
+    }
+
+    fn finish_event(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(self.finish_rule_event(id))
+    }
+
+    fn record_rule_outcome<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+        outcome: &'a str,
+        detail: &'a str,
+        entry: Option<(&'a str, &'a Value)>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.rule_outcome_in(cause, outcome, detail, entry))
+    }
+
+    fn rule_outcome<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        Box::pin(self.read_rule_outcome(cause))
+    }
+
+    fn apply_rule_effect<'a>(
+        &'a self,
+        cause: &'a Cause<'a>,
+        effect: &'a RuleEffect<'a>,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(self.apply_rule_effect_in(cause, effect, sla))
+    }
+
+    fn rule_counts(
+        &self,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<RuleCount>, StoreError>> {
+        Box::pin(self.rule_counts_since(since))
+    }
+
+    fn recent_outcomes<'a>(
+        &'a self,
+        rule: &'a str,
+        n: usize,
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            Ok(sqlx::query_scalar(
+                "SELECT outcome FROM rule_ledger WHERE rule = $1 AND action >= 0 \
+                 ORDER BY at DESC, event_id DESC, action DESC LIMIT $2",
+            )
+            .bind(rule)
+            .bind(n as i64)
+            .fetch_all(&self.pool)
+            .await?)
+        })
+    }
+
+    fn rules_of_incident(
+        &self,
+        incident: i64,
+    ) -> BoxFuture<'_, Result<Vec<(String, i64)>, StoreError>> {
+        Box::pin(self.rules_of(incident))
+    }
+
     fn set_rule_enabled<'a>(
         &'a self,
         actor: &'a Actor,
@@ -114,5 +185,271 @@ impl RuleStore for SqlStore {
             tx.commit().await?;
             Ok(changed)
         })
+    }
+}
+
+/// Whether any rule is enabled: events are queued only then, so that an install without rules
+/// pays nothing for them.
+pub(super) async fn rules_on(tx: &mut Tx) -> Result<bool, StoreError> {
+    let on: Option<i64> = sqlx::query_scalar("SELECT 1 FROM rules WHERE enabled = 1 LIMIT 1")
+        .fetch_optional(&mut **tx)
+        .await?;
+    Ok(on.is_some())
+}
+
+/// Queues an event for the rules in `tx`, if a rule is enabled.
+pub(super) async fn queue_event(
+    tx: &mut Tx,
+    incident_id: i64,
+    trigger: &str,
+    changed: &Value,
+    depth: i64,
+) -> Result<(), StoreError> {
+    if !rules_on(tx).await? {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(incident_id)
+    .bind(trigger)
+    .bind(changed.to_string())
+    .bind(depth)
+    .bind(ts(Utc::now()))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Queues `created` events for incidents a fetch stored: by id on PostgreSQL, or the `newest`
+/// rows the transaction inserted on SQLite.
+pub(super) async fn queue_created(
+    tx: &mut Tx,
+    ids: &[i64],
+    newest: usize,
+) -> Result<(), StoreError> {
+    if (ids.is_empty() && newest == 0) || !rules_on(tx).await? {
+        return Ok(());
+    }
+    let now = ts(Utc::now());
+    if !ids.is_empty() {
+        for chunk in ids.chunks(1000) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) \
+                 SELECT id, 'created', '[]', 0, $1 FROM incidents WHERE id IN ({}) ORDER BY id",
+                list.join(", ")
+            )))
+            .bind(&now)
+            .execute(&mut **tx)
+            .await?;
+        }
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) \
+         SELECT id, 'created', '[]', 0, $1 FROM (SELECT id FROM incidents ORDER BY id DESC LIMIT $2) AS n ORDER BY id",
+    )
+    .bind(&now)
+    .bind(newest as i64)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// The event a change fires.
+pub(super) fn trigger_of(change: &Change) -> &'static str {
+    match change {
+        Change::Update(_) => "changed",
+        Change::Close { .. } => "closed",
+        Change::Reopen => "reopened",
+    }
+}
+
+/// Writes a ledger row in `tx`; false when the cause has one already.
+async fn ledger(
+    tx: &mut Tx,
+    cause: &Cause<'_>,
+    outcome: &str,
+    detail: &str,
+) -> Result<bool, StoreError> {
+    let written = sqlx::query(
+        "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, rule, action) DO NOTHING",
+    )
+    .bind(cause.event.id)
+    .bind(cause.rule)
+    .bind(cause.action)
+    .bind(cause.event.incident_id)
+    .bind(outcome)
+    .bind(stored_text(detail))
+    .bind(ts(Utc::now()))
+    .execute(&mut **tx)
+    .await?
+    .rows_affected();
+    Ok(written > 0)
+}
+
+fn event_from_row(r: &AnyRow) -> Result<RuleEvent, StoreError> {
+    Ok(RuleEvent {
+        id: r.try_get("id")?,
+        incident_id: r.try_get("incident_id")?,
+        trigger: r.try_get("trigger")?,
+        changed: serde_json::from_str(&r.try_get::<String, _>("changed")?)
+            .map_err(|e| StoreError::Corrupt(format!("rule event: {e}")))?,
+        depth: r.try_get("depth")?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+    })
+}
+
+impl SqlStore {
+    pub(super) async fn pending_rule_events(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<RuleEvent>, StoreError> {
+        let rows = sqlx::query("SELECT * FROM rule_events ORDER BY id LIMIT $1")
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(event_from_row).collect()
+    }
+
+    pub(super) async fn finish_rule_event(&self, id: i64) -> Result<(), StoreError> {
+        let mut tx = self.write().await?;
+        sqlx::query("DELETE FROM rule_events WHERE id = $1")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub(super) async fn rule_outcome_in(
+        &self,
+        cause: &Cause<'_>,
+        outcome: &str,
+        detail: &str,
+        entry: Option<(&str, &Value)>,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.write().await?;
+        if !ledger(&mut tx, cause, outcome, detail).await? {
+            return Ok(false);
+        }
+        if let Some((kind, body)) = entry {
+            super::insert_entry(
+                &mut tx,
+                cause.event.incident_id,
+                Utc::now(),
+                &format!("rule:{}", cause.rule),
+                kind,
+                body,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn read_rule_outcome(
+        &self,
+        cause: &Cause<'_>,
+    ) -> Result<Option<String>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT outcome FROM rule_ledger WHERE event_id = $1 AND rule = $2 AND action = $3",
+        )
+        .bind(cause.event.id)
+        .bind(cause.rule)
+        .bind(cause.action)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub(super) async fn apply_rule_effect_in(
+        &self,
+        cause: &Cause<'_>,
+        effect: &RuleEffect<'_>,
+        sla: &SlaPolicy,
+    ) -> Result<bool, StoreError> {
+        let now = Utc::now();
+        let author = format!("rule:{}", cause.rule);
+        let id = cause.event.incident_id;
+        let depth = cause.event.depth + 1;
+        let mut tx = self.write().await?;
+        let detail = match effect {
+            RuleEffect::Change(_) => "change",
+            RuleEffect::Note { .. } => "note",
+            RuleEffect::Entry { kind, .. } => kind,
+        };
+        if !ledger(&mut tx, cause, "acted", detail).await? {
+            return Ok(false);
+        }
+        let mut incident = super::read_incident(&mut tx, self.backend, id).await?;
+        match effect {
+            RuleEffect::Change(changes) => {
+                for change in *changes {
+                    let moved = super::apply_change(
+                        &mut tx, &incident, &author, change, sla, "change", now,
+                    )
+                    .await?;
+                    if let Some(mirrored) = super::ToProvider::of_change(change)
+                        && !incident.is_manual()
+                    {
+                        super::queue_push(&mut tx, &incident, &mirrored, now).await?;
+                    }
+                    queue_event(&mut tx, id, trigger_of(change), &moved, depth).await?;
+                    incident = super::read_incident(&mut tx, self.backend, id).await?;
+                }
+            }
+            RuleEffect::Note { text, mirror } => {
+                let body = serde_json::json!({"text": text, "mirror": mirror});
+                super::insert_entry(&mut tx, id, now, &author, "note", &body).await?;
+                if *mirror && !incident.is_manual() {
+                    let note = super::ToProvider::Note {
+                        text: text.to_string(),
+                    };
+                    super::queue_push(&mut tx, &incident, &note, now).await?;
+                }
+                queue_event(&mut tx, id, "note", &Value::Array(Vec::new()), depth).await?;
+            }
+            RuleEffect::Entry { kind, body } => {
+                super::insert_entry(&mut tx, id, now, &author, kind, body).await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    pub(super) async fn rule_counts_since(
+        &self,
+        since: DateTime<Utc>,
+    ) -> Result<Vec<RuleCount>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule, outcome, COUNT(*) AS n FROM rule_ledger WHERE at >= $1 GROUP BY rule, outcome",
+        )
+        .bind(ts(since))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RuleCount {
+                    rule: r.try_get("rule")?,
+                    outcome: r.try_get("outcome")?,
+                    n: r.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    pub(super) async fn rules_of(&self, incident: i64) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT rule, COUNT(*) AS n FROM rule_ledger WHERE incident_id = $1 AND outcome = 'acted' \
+             GROUP BY rule ORDER BY rule",
+        )
+        .bind(incident)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get("rule")?, r.try_get("n")?)))
+            .collect()
     }
 }

@@ -46,6 +46,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (17, include_str!("../../migrations/0017_audit.sql")),
     (18, include_str!("../../migrations/0018_scope_health.sql")),
     (19, include_str!("../../migrations/0019_rules.sql")),
+    (20, include_str!("../../migrations/0020_rule_events.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
