@@ -144,6 +144,8 @@ pub struct Catalog<'a> {
     pub command_exists: &'a dyn Fn(&str) -> bool,
     /// Skip the checks of users, channels and commands (a stored rule, checked when imported).
     pub lenient: bool,
+    /// Triggers this install cannot fire yet: a rule on one is refused, not left to wait.
+    pub unavailable: &'a [Trigger],
 }
 
 /// A problem with a rule file: where, and what to write instead.
@@ -203,6 +205,7 @@ pub fn parse_stored(text: &str) -> Result<Vec<Rule>, RuleErrors> {
             channels: &[],
             command_exists: &|_| true,
             lenient: true,
+            unavailable: &[],
         },
     )
 }
@@ -256,6 +259,14 @@ pub fn parse(text: &str, catalog: &Catalog<'_>) -> Result<Vec<Rule>, RuleErrors>
         let mut on = Vec::new();
         for t in doc.on.get_ref() {
             match Trigger::parse(t.get_ref()) {
+                Ok(trigger) if catalog.unavailable.contains(&trigger) => fail(
+                    "on",
+                    t.span().start,
+                    format!(
+                        "the `{}` trigger is not available yet; use another trigger, or a rule on `created` and `changed`",
+                        trigger.as_str()
+                    ),
+                ),
                 Ok(t) if !on.contains(&t) => on.push(t),
                 Ok(_) => {}
                 Err(e) => fail("on", t.span().start, e),

@@ -20,6 +20,7 @@ fn check(text: &str) -> Result<Vec<Rule>, RuleErrors> {
             channels: &channels,
             command_exists: &|c| c == "cov-mgsec-get-aro" || c == "cov-secpr-list-alerts",
             lenient: false,
+            unavailable: &[],
         },
     )
 }

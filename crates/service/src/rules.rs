@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use watchfloor_core::Incident;
 use watchfloor_core::query::{Cmp, Condition, Term};
-use watchfloor_rules::{Action, Catalog, Ref, Rule, Template};
+use watchfloor_rules::{Action, Catalog, Ref, Rule, Template, Trigger};
 use watchfloor_storage::{IncidentFilter, NewRule, Role, StoredRule};
 
 use crate::{Caller, Service, ServiceError};
@@ -46,6 +46,9 @@ pub struct Backtest {
     pub first: Vec<(i64, String)>,
 }
 
+/// Triggers not fired yet: rules on them are refused at import.
+pub const UNAVAILABLE: [Trigger; 3] = [Trigger::SlaAtRisk, Trigger::SlaBreached, Trigger::Schedule];
+
 /// Most matches a back-test counts.
 const BACKTEST_CAP: usize = 10_000;
 
@@ -79,6 +82,7 @@ impl Service {
                 channels: &[],
                 command_exists: &command_exists,
                 lenient: false,
+                unavailable: &UNAVAILABLE,
             },
         )
         .map_err(|e| ServiceError::Invalid(e.to_string()))

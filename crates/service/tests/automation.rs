@@ -1,0 +1,406 @@
+//! Rules against a real store: one case per trigger and per action, chains stopped at depth 3,
+//! the breaker, dry runs, an assignee outside the organization, and no action done twice when
+//! the same events are handled again.
+
+use std::sync::Arc;
+
+use serde_json::{Value, json};
+use watchfloor_core::{Change, CloseReason, Edit, Severity, SlaPolicy, Status};
+use watchfloor_service::{Caller, Service};
+use watchfloor_storage::prelude::*;
+use watchfloor_storage::{Actor, ManualIncident, Role, SqlStore};
+
+struct Setup {
+    service: Service,
+    store: Arc<SqlStore>,
+    admin: Caller,
+    _dir: tempfile::TempDir,
+}
+
+async fn setup(rules: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(
+        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+            .await
+            .unwrap(),
+    );
+    for (name, orgs) in [
+        ("alice", vec!["Acme".to_string()]),
+        ("gina", vec!["Globex".to_string()]),
+        ("bob", vec![]),
+    ] {
+        store
+            .create_user(&Actor::default(), name, Role::Analyst, &orgs, "hash")
+            .await
+            .unwrap();
+    }
+    let service = Service::new(store.clone(), SlaPolicy::default());
+    let admin = Caller::local("root");
+    service.import_rules(&admin, rules, true).await.unwrap();
+    Setup {
+        service,
+        store,
+        admin,
+        _dir: dir,
+    }
+}
+
+impl Setup {
+    async fn create(&self, name: &str, org: &str) -> i64 {
+        self.service
+            .create(
+                &self.admin,
+                ManualIncident {
+                    name: name.into(),
+                    severity: Severity::Medium,
+                    organization: Some(org.into()),
+                    ..ManualIncident::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    }
+
+    /// Runs the rules until no event is left; how many events there were.
+    async fn settle(&self) -> usize {
+        let mut handled = 0;
+        loop {
+            match self.service.run_rules(100).await.unwrap() {
+                0 => return handled,
+                n => handled += n,
+            }
+            assert!(handled < 1_000, "events without end");
+        }
+    }
+
+    /// What rules wrote in the war room: (author, kind, body).
+    async fn by_rules(&self, id: i64) -> Vec<(String, String, Value)> {
+        self.store
+            .entries(id)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.author.starts_with("rule:"))
+            .map(|e| (e.author, e.kind, e.body))
+            .collect()
+    }
+
+    async fn change(&self, id: i64, change: Change) {
+        self.service
+            .change(&self.admin, id, None, &change)
+            .await
+            .unwrap();
+    }
+}
+
+fn note_rule(on: &str, extra: &str) -> String {
+    format!(
+        "[[rules]]\nname = \"r\"\non = [\"{on}\"]\n{extra}\nactions = [{{ action = \"note\", text = \"on ${{trigger}}\" }}]\n"
+    )
+}
+
+/// One case per trigger: the rule notes the incident when, and only when, its trigger fires.
+#[tokio::test]
+async fn each_trigger_fires_its_rules() {
+    let severity = || {
+        Change::Update(Edit {
+            severity: Some(Severity::High),
+            ..Edit::default()
+        })
+    };
+    let owner = || {
+        Change::Update(Edit {
+            owner: Some(Some("alice".into())),
+            ..Edit::default()
+        })
+    };
+    let close = || Change::Close {
+        reason: CloseReason::Resolved,
+        notes: None,
+    };
+    // (trigger, extra keys, what happens after the incident is made, notes expected)
+    type Step = fn(Change, Change, Change) -> Vec<Change>;
+    let cases: Vec<(&str, &str, Step, usize)> = vec![
+        ("created", "", |_, _, _| vec![], 1),
+        ("changed", "", |s, _, _| vec![s], 1),
+        ("changed", "changed = [\"owner\"]", |s, _, _| vec![s], 0),
+        ("changed", "changed = [\"owner\"]", |_, o, _| vec![o], 1),
+        ("closed", "", |s, _, c| vec![s, c], 1),
+        ("reopened", "", |_, _, c| vec![c, Change::Reopen], 1),
+    ];
+    for (trigger, extra, steps, notes) in cases {
+        let s = setup(&note_rule(trigger, extra)).await;
+        let id = s.create("x", "Acme").await;
+        for change in steps(severity(), owner(), close()) {
+            s.change(id, change).await;
+        }
+        s.settle().await;
+        let wrote = s.by_rules(id).await;
+        assert_eq!(wrote.len(), notes, "{trigger} {extra}: {wrote:?}");
+        if notes == 1 {
+            assert_eq!(wrote[0].2["text"], format!("on {trigger}"));
+        }
+    }
+    // A note fires `note`; the rule's own note fires it again, one deeper, until the rule's
+    // hourly limit (2 here) holds it back, with an entry saying so.
+    let s = setup(&note_rule("note", "max_per_hour = 2")).await;
+    let id = s.create("x", "Acme").await;
+    s.service.note(&s.admin, id, "hello", false).await.unwrap();
+    s.settle().await;
+    let wrote: Vec<(String, Value)> = s
+        .by_rules(id)
+        .await
+        .into_iter()
+        .map(|(_, k, b)| (k, b["text"].clone()))
+        .collect();
+    assert_eq!(
+        wrote,
+        [
+            ("note".to_string(), json!("on note")),
+            ("note".to_string(), json!("on note")),
+            (
+                "rule".to_string(),
+                json!(
+                    "rule r did not run: it ran 2 times in the last hour, its limit (max_per_hour)"
+                )
+            ),
+        ]
+    );
+    // A change from the provider fires `remote`.
+    let s = setup(&note_rule("remote", "")).await;
+    let id = s.create("x", "Acme").await;
+    s.store
+        .remote_update(
+            id,
+            "",
+            None,
+            &json!({}),
+            &[],
+            Some(&close()),
+            &SlaPolicy::default(),
+        )
+        .await
+        .unwrap();
+    s.settle().await;
+    assert_eq!(s.by_rules(id).await.len(), 1);
+}
+
+/// One case per action, each checked on the incident it changed.
+#[tokio::test]
+async fn each_action_does_what_it_says() {
+    let rules = r#"
+[[rules]]
+name = "all"
+on = ["created"]
+when = 'name:"do it"'
+actions = [
+  { action = "assign", to = "alice" },
+  { action = "severity", to = "critical" },
+  { action = "status", to = "active" },
+  { action = "type", to = "Phishing" },
+  { action = "label", name = "triage", value = "${rule.name} on ${incident.organization}" },
+  { action = "note", text = "noted ${incident.name}" },
+  { action = "close", reason = "False Positive", notes = "closed by ${rule.name}" },
+  { action = "stop" },
+]
+
+[[rules]]
+name = "after-stop"
+on = ["created"]
+actions = [{ action = "note", text = "never" }]
+"#;
+    let s = setup(rules).await;
+    let id = s.create("do it now", "Acme").await;
+    s.settle().await;
+    let i = s.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(i.owner.as_deref(), Some("alice"));
+    assert_eq!(i.severity, Severity::Critical);
+    assert_eq!(i.kind, "Phishing");
+    assert_eq!(i.status, Status::Closed);
+    assert_eq!(i.close_reason, Some(CloseReason::FalsePositive));
+    assert_eq!(i.close_notes.as_deref(), Some("closed by all"));
+    assert!(
+        i.labels
+            .iter()
+            .any(|l| l.kind == "triage" && l.value == "all on Acme")
+    );
+    let wrote = s.by_rules(id).await;
+    assert!(wrote.iter().all(|(a, _, _)| a == "rule:all"), "{wrote:?}");
+    assert!(
+        wrote
+            .iter()
+            .any(|(_, k, b)| k == "note" && b["text"] == "noted do it now")
+    );
+    // Handling the same events again does nothing more.
+    let before = s.store.entries(id).await.unwrap().len();
+    s.settle().await;
+    assert_eq!(s.store.entries(id).await.unwrap().len(), before);
+
+    // Round robin and least loaded pick among those who may see the incident.
+    let rules = r#"
+[[rules]]
+name = "spread"
+on = ["created"]
+actions = [{ action = "assign", to = ["bob", "alice"], pick = "least-loaded" }]
+"#;
+    let s = setup(rules).await;
+    let mut owners = Vec::new();
+    for n in 0..4 {
+        let id = s.create(&format!("i{n}"), "Acme").await;
+        s.settle().await;
+        owners.push(s.store.incident(id).await.unwrap().unwrap().owner.unwrap());
+    }
+    owners.sort();
+    assert_eq!(owners, ["alice", "alice", "bob", "bob"]);
+
+    // Duplicates: the later one is closed and linked to the first.
+    let rules = r#"
+[[rules]]
+name = "dups"
+on = ["created"]
+actions = [{ action = "link-duplicates", key = ["name", "organization"], within = "1h" }]
+"#;
+    let s = setup(rules).await;
+    let first = s.create("Same alert", "Acme").await;
+    let other_org = s.create("Same alert", "Globex").await;
+    let second = s.create("Same alert", "Acme").await;
+    s.settle().await;
+    let closed = s.store.incident(second).await.unwrap().unwrap();
+    assert_eq!(closed.close_reason, Some(CloseReason::Duplicate));
+    assert_eq!(
+        closed.close_notes.as_deref(),
+        Some(format!("duplicate of incident {first}").as_str())
+    );
+    for open in [first, other_org] {
+        assert_ne!(
+            s.store.incident(open).await.unwrap().unwrap().status,
+            Status::Closed
+        );
+    }
+    assert!(s.by_rules(first).await.iter().any(|(_, _, b)| {
+        b["text"]
+            .as_str()
+            .is_some_and(|t| t.contains(&format!("incident {second} was closed as a duplicate")))
+    }));
+}
+
+/// Regression guard for loops: two rules that change each other's field stop at depth 3,
+/// with an entry saying so.
+#[tokio::test]
+async fn rules_that_feed_each_other_stop_at_depth_three() {
+    let rules = r#"
+[[rules]]
+name = "up"
+on = ["created", "changed"]
+when = "severity:medium"
+actions = [{ action = "severity", to = "high" }]
+
+[[rules]]
+name = "down"
+on = ["changed"]
+when = "severity:high"
+actions = [{ action = "severity", to = "medium" }]
+"#;
+    let s = setup(rules).await;
+    let id = s.create("ping-pong", "Acme").await;
+    s.settle().await;
+    let wrote = s.by_rules(id).await;
+    // up (on the creation, depth 0), down (depth 1), then both on the depth-2 change, as each
+    // rule sees the incident as it is when its turn comes; the changes they make are depth 3,
+    // and nothing answers them.
+    let changes = wrote.iter().filter(|(_, k, _)| k == "change").count();
+    assert_eq!(changes, 4, "{wrote:#?}");
+    assert!(wrote.iter().any(|(_, k, b)| {
+        k == "rule"
+            && b["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("chains stop there"))
+    }));
+}
+
+/// The breaker disables a rule whose last 10 actions failed; an assignee who cannot see the
+/// incident's organization is refused at run time, with an entry.
+#[tokio::test]
+async fn a_failing_rule_is_refused_then_disabled() {
+    let rules = r#"
+[[rules]]
+name = "wrong-person"
+on = ["created"]
+actions = [{ action = "assign", to = "gina" }]
+"#;
+    let s = setup(rules).await;
+    let first = s.create("a", "Acme").await;
+    s.settle().await;
+    let wrote = s.by_rules(first).await;
+    assert_eq!(wrote.len(), 1, "{wrote:?}");
+    assert_eq!(
+        wrote[0].2["text"],
+        "rule wrong-person: assign failed: user `gina` cannot see organization `Acme`"
+    );
+    for n in 0..10 {
+        s.create(&format!("b{n}"), "Acme").await;
+    }
+    s.settle().await;
+    let (stored, _) = s.service.rule(&s.admin, "wrong-person").await.unwrap();
+    assert!(!stored.enabled);
+    assert_eq!(
+        stored.disabled_reason.as_deref(),
+        Some("its last 10 actions failed")
+    );
+    // Disabled, it no longer runs (and no events are queued while no rule is enabled).
+    let late = s.create("late", "Acme").await;
+    s.settle().await;
+    assert!(s.by_rules(late).await.is_empty());
+}
+
+/// A dry run records what the rule would do and does nothing.
+#[tokio::test]
+async fn a_dry_run_changes_nothing() {
+    let rules = r#"
+[[rules]]
+name = "try"
+on = ["created"]
+mode = "dry-run"
+actions = [{ action = "assign", to = "alice" }, { action = "note", text = "hi ${incident.name}" }]
+"#;
+    let s = setup(rules).await;
+    let id = s.create("x", "Acme").await;
+    s.settle().await;
+    let i = s.store.incident(id).await.unwrap().unwrap();
+    assert_eq!(i.owner, None);
+    let wrote = s.by_rules(id).await;
+    assert_eq!(wrote.len(), 1, "{wrote:?}");
+    assert_eq!(
+        wrote[0].2["text"],
+        "rule try (dry run) would: assign to alice; add a note: hi x"
+    );
+}
+
+/// Triggers this install cannot fire yet are refused at import, rather than never firing.
+#[tokio::test]
+async fn triggers_not_available_yet_are_refused() {
+    let s = setup(&note_rule("created", "")).await;
+    for trigger in ["schedule", "sla-at-risk", "sla-breached"] {
+        let extra = if trigger == "schedule" {
+            "every = \"15m\""
+        } else {
+            ""
+        };
+        let err = s
+            .service
+            .import_rules(&s.admin, &note_rule(trigger, extra), false)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("the `{trigger}` trigger is not available yet")),
+            "{err}"
+        );
+    }
+    assert_eq!(
+        s.service.rules(&s.admin).await.unwrap().len(),
+        1,
+        "nothing stored"
+    );
+}
