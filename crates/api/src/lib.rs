@@ -8,6 +8,7 @@
 
 mod error;
 mod routes;
+mod rules_api;
 mod server;
 mod state;
 pub mod tls;

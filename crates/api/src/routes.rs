@@ -34,7 +34,7 @@ pub struct Endpoint {
     pub authenticated: bool,
 }
 
-const fn ep(
+pub(crate) const fn ep(
     method: &'static str,
     path: &'static str,
     takes: &'static str,
@@ -332,6 +332,9 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             get(audit),
         ),
     ]
+    .into_iter()
+    .chain(crate::rules_api::routes())
+    .collect()
 }
 
 /// The native API's routes, for docs.

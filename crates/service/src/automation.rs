@@ -35,12 +35,13 @@ impl Service {
             return Ok(0);
         }
         let rules: Vec<Rule> = self
-            .rules(&Caller::local("rules"))
+            .store
+            .rules()
             .await?
             .into_iter()
-            .filter(|v| v.stored.enabled)
-            .filter_map(|v| {
-                watchfloor_rules::parse_stored(&v.stored.source)
+            .filter(|r| r.enabled)
+            .filter_map(|r| {
+                watchfloor_rules::parse_stored(&r.source)
                     .ok()
                     .and_then(|mut r| r.pop())
             })

@@ -9,7 +9,7 @@ use serde_json::Value;
 use watchfloor_core::Incident;
 use watchfloor_core::query::{Cmp, Condition, Term};
 use watchfloor_rules::{Action, Catalog, Ref, Rule, Template, Trigger};
-use watchfloor_storage::{IncidentFilter, NewRule, Role, StoredRule};
+use watchfloor_storage::{IncidentFilter, NewRule, Role, Scope, StoredRule};
 
 use crate::{Caller, Service, ServiceError};
 
@@ -22,6 +22,34 @@ pub struct RuleView {
     pub mode: &'static str,
     pub when: String,
     pub actions: Vec<&'static str>,
+    /// What it did in the last day.
+    pub last_day: Counts,
+}
+
+/// What a rule did: events it matched, actions done, actions failed, events skipped (over its
+/// hourly limit, or at the end of a chain), and dry runs.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub matched: i64,
+    pub acted: i64,
+    pub failed: i64,
+    pub skipped: i64,
+    pub dry_run: i64,
+}
+
+fn counts_of(all: &[watchfloor_storage::RuleCount], rule: &str) -> Counts {
+    let mut c = Counts::default();
+    for row in all.iter().filter(|r| r.rule == rule) {
+        match row.outcome.as_str() {
+            "matched" => c.matched += row.n,
+            "acted" | "run" => c.acted += row.n,
+            "failed" => c.failed += row.n,
+            "skipped" | "too-deep" => c.skipped += row.n,
+            "dry-run" => c.dry_run += row.n,
+            _ => {}
+        }
+    }
+    c
 }
 
 /// What a rule would do to one incident now.
@@ -53,6 +81,26 @@ pub const UNAVAILABLE: [Trigger; 3] = [Trigger::SlaAtRisk, Trigger::SlaBreached,
 const BACKTEST_CAP: usize = 10_000;
 
 impl Service {
+    /// Rules cover every organization, so only those who see all of them read rules.
+    pub fn may_read_rules(&self, caller: &Caller) -> Result<(), ServiceError> {
+        match caller.scope {
+            Scope::All => Ok(()),
+            Scope::Orgs(_) => Err(ServiceError::Forbidden(
+                "rules cover every organization: only users who see all of them read rules".into(),
+            )),
+        }
+    }
+
+    /// The rules that acted on an incident the caller sees, with how many actions each.
+    pub async fn rules_of_incident(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<Vec<(String, i64)>, ServiceError> {
+        self.visible(caller, id).await?;
+        Ok(self.store.rules_of_incident(id).await?)
+    }
+
     fn may_change_rules(&self, caller: &Caller) -> Result<(), ServiceError> {
         match caller.role {
             Role::Admin => Ok(()),
@@ -118,10 +166,14 @@ impl Service {
         Ok(rules.into_iter().map(|r| r.name).collect())
     }
 
-    /// The stored rules, each read.
+    /// The stored rules, each read, with what each did in the last day.
     pub async fn rules(&self, caller: &Caller) -> Result<Vec<RuleView>, ServiceError> {
-        let _ = caller;
+        self.may_read_rules(caller)?;
         let stored = self.store.rules().await?;
+        let day = self
+            .store
+            .rule_counts(Utc::now() - chrono::TimeDelta::days(1))
+            .await?;
         stored
             .into_iter()
             .map(|s| {
@@ -131,10 +183,30 @@ impl Service {
                     mode: rule.mode.as_str(),
                     when: rule.when.clone(),
                     actions: rule.actions.iter().map(Action::name).collect(),
+                    last_day: counts_of(&day, &s.name),
                     stored: s,
                 })
             })
             .collect()
+    }
+
+    /// What a rule did in the last hour and the last day.
+    pub async fn rule_counts(
+        &self,
+        caller: &Caller,
+        name: &str,
+    ) -> Result<(Counts, Counts), ServiceError> {
+        self.may_read_rules(caller)?;
+        let now = Utc::now();
+        let hour = self
+            .store
+            .rule_counts(now - chrono::TimeDelta::hours(1))
+            .await?;
+        let day = self
+            .store
+            .rule_counts(now - chrono::TimeDelta::days(1))
+            .await?;
+        Ok((counts_of(&hour, name), counts_of(&day, name)))
     }
 
     /// One stored rule, read, with whether it is enabled as stored.
@@ -143,7 +215,7 @@ impl Service {
         caller: &Caller,
         name: &str,
     ) -> Result<(StoredRule, Rule), ServiceError> {
-        let _ = caller;
+        self.may_read_rules(caller)?;
         let stored = self
             .store
             .rules()
