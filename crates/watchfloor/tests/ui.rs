@@ -293,6 +293,37 @@ async fn an_incident_is_worked_in_the_browser() {
         "{audit}"
     );
     b.screenshot(&shots.join("audit.png")).await;
+
+    // Rules: a mistake is shown by line and nothing is saved; then a rule is saved, tested on
+    // an incident, and acts on the next one made.
+    b.goto(&format!("{}/rules", s.url)).await;
+    b.wait_for_text("No rules yet.").await;
+    let editor = b.find("form.editor textarea").await;
+    b.type_into(
+        &editor,
+        "[[rules]]\nname = \"acme-to-dana\"\non = [\"created\"]\nwhen = \"organization:Acme\"\nactions = [{ action = \"assign\", to = \"dnaa\" }]\n",
+    )
+    .await;
+    b.click(&b.find("form.editor button[type=submit]").await)
+        .await;
+    b.wait_for_text("Nothing was saved:").await;
+    assert!(
+        b.body_text()
+            .await
+            .contains("rule `acme-to-dana`, line 5, `to`: no user named `dnaa`")
+    );
+    b.script("document.querySelector('form.editor textarea').value = document.querySelector('form.editor textarea').value.replace('dnaa', 'dana')")
+        .await;
+    b.click(&b.find("form.editor button[type=submit]").await)
+        .await;
+    b.wait_for_text("Saved 1 rule.").await;
+    let field = b.find("table.rules input[name=incident]").await;
+    b.type_into(&field, "1").await;
+    b.click(&b.find("table.rules td.actions button[type=submit]").await)
+        .await;
+    b.wait_for_text("It matches; it would:").await;
+    assert!(b.body_text().await.contains("assign to dana"));
+    b.screenshot(&shots.join("rules.png")).await;
     s.serve.stop();
 }
 

@@ -94,7 +94,7 @@ pub(crate) async fn page(
         Ok(i) => i,
         Err(e) => return error_page(e.into()),
     };
-    let (entries, context, health, pending) = match async {
+    let (entries, context, health, pending, acted) = match async {
         let entries = state.service.entries(&caller, id).await?;
         let context = state.service.context(&caller, id).await?;
         let health = state.service.health(&caller).await?;
@@ -103,7 +103,8 @@ pub(crate) async fn page(
         } else {
             state.store.incident_pushes(id).await.map_err(internal)?
         };
-        Ok::<_, ApiError>((entries, context, health, pending))
+        let acted = state.service.rules_of_incident(&caller, id).await?;
+        Ok::<_, ApiError>((entries, context, health, pending, acted))
     }
     .await
     {
@@ -264,6 +265,14 @@ pub(crate) async fn page(
                             @if let Some(e) = &h.last_error {
                                 dt { "Last failure" } dd.error { (h.last_error_at.map(when).unwrap_or_default()) " · " (e) }
                             }
+                        }
+                    }
+                }
+                @if !acted.is_empty() {
+                    h2 { "Rules" }
+                    dl.rules {
+                        @for (rule, n) in &acted {
+                            dt { (rule) } dd { (n) @if *n == 1 { " action" } @else { " actions" } }
                         }
                     }
                 }

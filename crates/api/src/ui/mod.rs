@@ -15,6 +15,7 @@ mod dashboard;
 mod incident;
 pub mod markdown;
 mod queue;
+mod rules;
 
 use std::sync::Arc;
 
@@ -28,7 +29,7 @@ use chrono::{DateTime, Utc};
 use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 use watchfloor_core::{Severity, SlaState, Status};
-use watchfloor_storage::{Role, User};
+use watchfloor_storage::{Role, Scope, User};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -74,6 +75,10 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/users/{name}/keys", get(admin::keys))
         .route("/users/{name}/keys/{id}/revoke", post(admin::revoke_key))
         .route("/audit", get(admin::audit))
+        .route("/rules", get(rules::show).post(rules::save))
+        .route("/rules/{name}/test", post(rules::test))
+        .route("/rules/{name}/backtest", get(rules::backtest))
+        .route("/rules/{name}/{to}", post(rules::set_enabled))
         .route("/logout", post(logout))
         .layer(middleware::from_fn_with_state(state, session));
     Router::new()
@@ -232,6 +237,9 @@ pub(crate) fn layout(
                     nav {
                         @for (href, name) in nav {
                             a href=(href) class=[(active == name).then_some("active")] { (name) }
+                        }
+                        @if Scope::of(user) == Scope::All {
+                            a href="/rules" class=[(active == "Rules").then_some("active")] { "Rules" }
                         }
                         @if user.role == Role::Admin {
                             a href="/users" class=[(active == "Users").then_some("active")] { "Users" }
