@@ -6,6 +6,7 @@
 //! Two faces share one set of rules: the native API under `/api/v1`, and XSOAR's own REST API
 //! (`xsoar`) at `/` and under `/xsoar/`, for demisto-py and scripts written for XSOAR.
 
+mod endpoint;
 mod error;
 mod routes;
 mod rules_api;

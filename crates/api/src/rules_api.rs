@@ -13,8 +13,8 @@ use serde_json::json;
 use watchfloor_service::Caller;
 use watchfloor_storage::User;
 
+use crate::endpoint::{Endpoint, ep};
 use crate::error::ApiError;
-use crate::routes::{Endpoint, ep};
 use crate::state::AppState;
 
 /// The rule routes, as the native API lists them.

@@ -175,7 +175,7 @@ impl NewIncident {
 }
 
 /// The incident fields `${incident.<field>}` reads, by XSOAR's names.
-pub const XSOAR_FIELDS: [&str; 17] = [
+pub const XSOAR_FIELDS: [&str; 18] = [
     "id",
     "name",
     "type",
@@ -193,7 +193,11 @@ pub const XSOAR_FIELDS: [&str; 17] = [
     "closeReason",
     "closeNotes",
     "version",
+    "sourceip",
 ];
+
+/// The label an integration gives an incident's source IP address: XSOAR's `sourceip`.
+pub const SOURCE_IP_LABEL: &str = "Source IP";
 
 /// A stored incident.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -77,20 +77,68 @@ impl Pick {
     }
 }
 
-/// The actions there are, for messages.
-pub const ACTIONS: [&str; 11] = [
-    "assign",
-    "severity",
-    "status",
-    "type",
-    "label",
-    "note",
-    "run",
-    "close",
-    "link-duplicates",
-    "notify",
-    "stop",
+/// The catalog: each action, the keys it takes, and what it does. Parsing and the reference
+/// in `docs/rules.md` both read it.
+pub const CATALOG: [(&str, &[&str], &str); 11] = [
+    (
+        "assign",
+        &["to", "pick"],
+        "give the incident to `to`, a user or a list of users; with a list, `pick` is `round-robin` or `least-loaded` (fewest open incidents). Only users who see the incident's organization are picked",
+    ),
+    (
+        "severity",
+        &["to"],
+        "set the severity: `unknown`, `informational`, `low`, `medium`, `high` or `critical`",
+    ),
+    (
+        "status",
+        &["to"],
+        "set the status: `pending` or `active` (a rule closes with `close`)",
+    ),
+    ("type", &["to"], "set the incident type"),
+    (
+        "label",
+        &["name", "value"],
+        "add a label; `value` is templated",
+    ),
+    (
+        "note",
+        &["text", "mirror"],
+        "add a note to the war room; `text` is templated; `mirror = true` also sends it to the provider",
+    ),
+    (
+        "run",
+        &["line", "instance"],
+        "run a provider command in the incident, on its own instance unless `instance` says; values of `line` are templated one by one; outputs merge into the incident's context",
+    ),
+    (
+        "close",
+        &["reason", "notes"],
+        "close it: `reason` is `Resolved`, `False Positive`, `Duplicate` or `Other`; `notes` is templated",
+    ),
+    (
+        "link-duplicates",
+        &["key", "within"],
+        "if an open incident of the same organization with the same `key` fields (`name`, `organization`, `type`, `instance`, `severity`) was made within `within` (default 1h) before this one, close this one as `Duplicate` and note the link on the first",
+    ),
+    (
+        "notify",
+        &["channel"],
+        "notify a channel (channels come with notifications)",
+    ),
+    ("stop", &[], "no later rule runs for this event"),
 ];
+
+/// The actions there are, for messages.
+pub const ACTIONS: [&str; 11] = {
+    let mut names = [""; 11];
+    let mut i = 0;
+    while i < CATALOG.len() {
+        names[i] = CATALOG[i].0;
+        i += 1;
+    }
+    names
+};
 
 type Fail = (String, String);
 
@@ -134,25 +182,14 @@ impl Action {
                 ));
             }
         };
-        let allowed: &[&str] = match name {
-            "assign" => &["to", "pick"],
-            "severity" | "status" | "type" => &["to"],
-            "label" => &["name", "value"],
-            "note" => &["text", "mirror"],
-            "run" => &["line", "instance"],
-            "close" => &["reason", "notes"],
-            "link-duplicates" => &["key", "within"],
-            "notify" => &["channel"],
-            "stop" => &[],
-            other => {
-                return Err(fail(
-                    "action",
-                    format!(
-                        "unknown action `{other}`: expected one of {}",
-                        ACTIONS.join(", ")
-                    ),
-                ));
-            }
+        let Some((_, allowed, _)) = CATALOG.iter().find(|(n, _, _)| *n == name) else {
+            return Err(fail(
+                "action",
+                format!(
+                    "unknown action `{name}`: expected one of {}",
+                    ACTIONS.join(", ")
+                ),
+            ));
         };
         if let Some(extra) = table
             .keys()

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-pub use action::{Action, Assign, Pick};
+pub use action::{ACTIONS, Action, Assign, CATALOG, Pick};
 pub use matcher::{matches, names_organizations};
 pub use template::{Part, Ref, Template};
 
@@ -63,6 +63,23 @@ pub enum Trigger {
 }
 
 impl Trigger {
+    /// What fires it, for the reference.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Trigger::Created => "an incident was fetched or made by hand",
+            Trigger::Changed => {
+                "a field changed (status, severity, owner, type, label); `changed = [...]` narrows it to some fields"
+            }
+            Trigger::Closed => "an incident was closed",
+            Trigger::Reopened => "a closed incident was opened again",
+            Trigger::Note => "a note was added",
+            Trigger::Remote => "a change came from the provider (mirroring)",
+            Trigger::SlaAtRisk => "the incident's SLA came at risk",
+            Trigger::SlaBreached => "the incident's SLA was breached",
+            Trigger::Schedule => "every `every` (e.g. `15m`), over the incidents `when` matches",
+        }
+    }
+
     pub const ALL: [Trigger; 9] = [
         Trigger::Created,
         Trigger::Changed,
@@ -469,6 +486,26 @@ impl Rule {
         );
         toml::to_string(&doc).unwrap_or_default()
     }
+}
+
+/// The reference tables of `docs/rules.md`, made from the definitions: the triggers (those in
+/// `unavailable` marked so) and the actions with their keys.
+pub fn reference(unavailable: &[Trigger]) -> String {
+    let mut out = String::from("| trigger | fires when |\n|---|---|\n");
+    for t in Trigger::ALL {
+        let later = if unavailable.contains(&t) {
+            " (not available yet: refused at import)"
+        } else {
+            ""
+        };
+        out.push_str(&format!("| `{}` | {}{later} |\n", t.as_str(), t.describe()));
+    }
+    out.push_str("\n| action | keys | what it does |\n|---|---|---|\n");
+    for (name, keys, what) in CATALOG {
+        let keys: Vec<String> = keys.iter().map(|k| format!("`{k}`")).collect();
+        out.push_str(&format!("| `{name}` | {} | {what} |\n", keys.join(", ")));
+    }
+    out
 }
 
 #[cfg(test)]

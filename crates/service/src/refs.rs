@@ -105,6 +105,14 @@ pub(crate) fn incident_field(field: &str, i: &Incident) -> Result<String, String
             None => return missing("close notes"),
         },
         "version" => i.version.to_string(),
+        "sourceip" => match i
+            .labels
+            .iter()
+            .find(|l| l.kind == watchfloor_core::incident::SOURCE_IP_LABEL)
+        {
+            Some(l) => l.value.clone(),
+            None => return missing("source IP"),
+        },
         other => {
             return Err(format!(
                 "`${{incident.{other}}}` does not resolve: incidents have no field `{other}`; use one of {}",

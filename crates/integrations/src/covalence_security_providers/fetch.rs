@@ -91,6 +91,9 @@ fn shown(v: Option<&Value>, missing: &str) -> String {
 }
 
 /// An alert as an incident: name `[type] analystTitle`, `[org] [type] analystTitle` in broker mode.
+/// The label that carries an alert's source IP address.
+pub const SOURCE_IP: &str = watchfloor_core::incident::SOURCE_IP_LABEL;
+
 fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
     let alert = &dated.item;
     let kind = shown(alert.get("type"), "No alert type");
@@ -107,6 +110,13 @@ fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
         labels.push(Label {
             kind: "Organization".into(),
             value: org.to_string(),
+        });
+    }
+    // XSOAR's `sourceip` field, which rules read as `${incident.sourceip}`.
+    if let Some(ip) = alert["sourceIp"].as_str().filter(|ip| !ip.is_empty()) {
+        labels.push(Label {
+            kind: SOURCE_IP.into(),
+            value: ip.to_string(),
         });
     }
     NewIncident {
