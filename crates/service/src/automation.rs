@@ -129,13 +129,11 @@ impl Service {
                         Mode::Live => "matched",
                         Mode::DryRun => "dry-run",
                     };
-                    if !self
-                        .store
+                    // Another process may have recorded the match a moment before: then both
+                    // go on, and the ledger lets each action happen once.
+                    self.store
                         .record_rule_outcome(&whole, outcome, &rule.when, None)
-                        .await?
-                    {
-                        continue;
-                    }
+                        .await?;
                     if rule.mode == Mode::DryRun {
                         self.dry_run(event, rule, &incident).await?;
                         continue;

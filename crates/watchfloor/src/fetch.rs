@@ -190,13 +190,18 @@ pub async fn serve(
     let engine = Arc::new(
         Engine::new(runner.clone(), store.clone())
             .with_sla(sla.clone())
-            .with_sharing(sharing),
+            .with_sharing(sharing.clone()),
     );
     // Automation: the rules hear of each change once it has committed.
     let service = watchfloor_service::Service::new(store.clone(), sla.clone())
         .with_runner(runner.clone())
         .with_engine(engine.clone());
-    tokio::spawn(run_rules(service, stop.clone()));
+    tokio::spawn(run_rules(
+        service,
+        sharing.id().to_string(),
+        lease,
+        stop.clone(),
+    ));
     let http = match listen {
         Some(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -274,10 +279,35 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 /// How long the rules worker waits when no event is queued.
 const RULES_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
-/// Hands queued events to the rules until the stop; a stop cuts the batch in flight, which the
-/// ledger makes safe (an action is done once or not at all, and its event stays queued).
-async fn run_rules(service: watchfloor_service::Service, mut stop: watch::Receiver<bool>) {
+/// Hands queued events to the rules until the stop, while this process holds the `rules`
+/// lease (one process of a cluster at a time; another takes over when it lapses). A stop cuts
+/// the batch in flight, which the ledger makes safe: an action is done once or not at all, and
+/// its event stays queued.
+async fn run_rules(
+    service: watchfloor_service::Service,
+    holder: String,
+    lease: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    // When the lease was last taken or renewed: renewed once a third of it has passed.
+    let mut renewed: Option<std::time::Instant> = None;
     loop {
+        if renewed.is_none_or(|at| at.elapsed() > lease / 3) {
+            renewed = match service.store().acquire_lease("rules", &holder, lease).await {
+                Ok(Some(_)) => Some(std::time::Instant::now()),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::error!(%error, "cannot take the rules lease; trying again");
+                    None
+                }
+            };
+        }
+        if renewed.is_none() {
+            tokio::select! {
+                _ = tokio::time::sleep(lease / 4) => continue,
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
         let wait = tokio::select! {
             ran = service.run_rules(100) => match ran {
                 Ok(0) => RULES_IDLE,

@@ -175,3 +175,195 @@ async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
     }
     assert_eq!(organizations_listed(), acme.len());
 }
+
+/// Kill test: `serve` is killed (SIGKILL) at random moments, ten times, while fetch brings
+/// AROs in and the rules act on them. In the end every Acme ARO is assigned and noted exactly
+/// once; the provider command runs at most once per incident (it is recorded as started before
+/// it is sent), and the simulator saw no more requests than the war room shows commands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_random_the_rules_neither_lose_nor_repeat_an_action() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(
+        wf(&[
+            "users", "create", "alice", "--role", "analyst", "--org", "Acme"
+        ])
+        .code,
+        0
+    );
+    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    assert_eq!(wf(&["rules", "import", "rules.toml"]).code, 0);
+    // A fixed seed: the kill points vary from round to round, and every run repeats them.
+    let mut seed: u64 = 0x5eed_1234;
+    let mut next = || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    for round in 0..10 {
+        for n in 0..3 {
+            sim.add_aro_with(
+                0,
+                &format!("Round {round} alert {n}"),
+                serde_json::Map::new(),
+            );
+        }
+        let mut serve = std::process::Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+            .args(["--config", cfg, "serve"])
+            .current_dir(dir.path())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(150 + next() % 900));
+        serve.kill().unwrap();
+        serve.wait().unwrap();
+    }
+    // A last run to the end.
+    let serve = Served::start(
+        dir.path(),
+        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        None,
+        Stdio::null(),
+    );
+    let expected_acme = sim
+        .aros()
+        .iter()
+        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
+        .count();
+    let started = Instant::now();
+    let acme = loop {
+        let acme = incidents(dir.path(), cfg, "organization:Acme");
+        if acme.len() == expected_acme
+            && acme.iter().all(|(_, _, e)| !by_rule(e, "note").is_empty())
+        {
+            break acme;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "not settled");
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(serve.stop(), Some(0));
+    let mut commands = 0;
+    for (id, owner, entries) in &acme {
+        assert_eq!(owner, "alice", "{id}");
+        assert_eq!(by_rule(entries, "change").len(), 1, "{id}: {entries:#?}");
+        assert_eq!(by_rule(entries, "note").len(), 1, "{id}: {entries:#?}");
+        let ran = by_rule(entries, "command").len();
+        assert!(ran <= 1, "{id}: {entries:#?}");
+        commands += ran;
+    }
+    let asked: usize = sim
+        .faults
+        .request_counts()
+        .iter()
+        .filter(|(p, _)| p.ends_with("/organizations"))
+        .map(|(_, n)| *n)
+        .sum();
+    assert!(
+        asked >= commands && asked <= acme.len(),
+        "{asked} requests, {commands} commands recorded, {} incidents",
+        acme.len()
+    );
+    eprintln!(
+        "{} incidents; {commands} commands recorded, {asked} sent",
+        acme.len()
+    );
+}
+
+/// On PostgreSQL, two `serve` processes share one database: each rule acts on each event once,
+/// whichever process handles it; when the one holding the rules stops, the other carries on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_processes_on_postgresql_act_on_each_event_once() {
+    let Some(pg) = watchfloor_storage::test_cluster::fresh_database().await else {
+        return;
+    };
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("watchfloor.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "[storage]\nurl = \"{pg}\"\n[cluster]\nlease = \"2s\"\n[[instances]]\nname = \"fes\"\n\
+             integration = \"covalence-managed-security\"\nfetch = true\nfetch_interval = \"1s\"\n\
+             first_fetch = \"2024-04-01T00:00:00Z\"\n[instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+            sim.portal_url, sim.api_key
+        ),
+    )
+    .unwrap();
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(
+        wf(&[
+            "users", "create", "alice", "--role", "analyst", "--org", "Acme"
+        ])
+        .code,
+        0
+    );
+    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
+    assert_eq!(wf(&["rules", "import", "rules.toml"]).code, 0);
+    let start = || {
+        Served::start(
+            dir.path(),
+            &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+            None,
+            Stdio::null(),
+        )
+    };
+    let (first, second) = (start(), start());
+    // Half way, the first stops; later AROs are the second's alone.
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(first.stop(), Some(0));
+    for n in 0..3 {
+        sim.add_aro_with(0, &format!("Late {n}"), serde_json::Map::new());
+    }
+    let expected_acme = sim
+        .aros()
+        .iter()
+        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
+        .count();
+    let started = Instant::now();
+    let acme = loop {
+        let acme = incidents(dir.path(), cfg, "organization:Acme");
+        if acme.len() == expected_acme
+            && acme.iter().all(|(_, _, e)| !by_rule(e, "note").is_empty())
+        {
+            break acme;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "not settled: {acme:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    assert_eq!(second.stop(), Some(0));
+    for (id, owner, entries) in &acme {
+        assert_eq!(owner, "alice", "{id}");
+        for kind in ["change", "command", "note"] {
+            assert_eq!(by_rule(entries, kind).len(), 1, "{id} {kind}: {entries:#?}");
+        }
+    }
+    let asked: usize = sim
+        .faults
+        .request_counts()
+        .iter()
+        .filter(|(p, _)| p.ends_with("/organizations"))
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(asked, acme.len());
+}

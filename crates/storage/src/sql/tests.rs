@@ -1619,7 +1619,17 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         incident("delta-1", 1, Severity::Low),
         incident("delta-2", 2, Severity::Low),
     ];
+    // Today's commit asks whether a rule is enabled; schema 14 had no rules, so a stand-in
+    // table answers "none" for the length of the commit.
+    sqlx::query("CREATE TABLE rules (enabled INTEGER NOT NULL)")
+        .execute(old.pool())
+        .await
+        .unwrap();
     old.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    sqlx::query("DROP TABLE rules")
+        .execute(old.pool())
         .await
         .unwrap();
     old.close().await;
