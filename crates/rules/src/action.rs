@@ -325,6 +325,17 @@ impl Action {
         })
     }
 
+    /// The templates the action fills in.
+    pub fn templates(&self) -> Vec<&Template> {
+        match self {
+            Action::Label { value, .. } => vec![value],
+            Action::Note { text, .. } => vec![text],
+            Action::Run { line, .. } => vec![line],
+            Action::Close { notes: Some(n), .. } => vec![n],
+            _ => Vec::new(),
+        }
+    }
+
     /// The action's name, as a rule file writes it.
     pub fn name(&self) -> &'static str {
         match self {

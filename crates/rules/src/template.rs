@@ -61,6 +61,13 @@ impl Template {
         })
     }
 
+    /// Whether a reference reads the incident's context.
+    pub fn needs_context(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p, Part::Ref(Ref::Context(_))))
+    }
+
     /// The text with each reference replaced by what `resolve` finds for it.
     pub fn render(
         &self,

@@ -129,12 +129,13 @@ impl Service {
                         Mode::Live => "matched",
                         Mode::DryRun => "dry-run",
                     };
-                    // Another process may have recorded the match a moment before: then both
-                    // go on, and the ledger lets each action happen once.
-                    self.store
-                        .record_rule_outcome(&whole, outcome, &rule.when, None)
-                        .await?;
+                    // A live rule's match is recorded with its first action, in that action's
+                    // transaction; another process that matched the event a moment before
+                    // goes on too, and the ledger lets each action happen once.
                     if rule.mode == Mode::DryRun {
+                        self.store
+                            .record_rule_outcome(&whole, outcome, &rule.when, None)
+                            .await?;
                         self.dry_run(event, rule, &incident).await?;
                         continue;
                     }
@@ -246,11 +247,15 @@ impl Service {
         action: &Action,
         incident: &Incident,
     ) -> Result<Done, ActionFailed> {
-        let context = self
-            .store
-            .context(incident.id)
-            .await
-            .map_err(ServiceError::from)?;
+        // The context is read only for an action whose templates refer to it.
+        let context = match action.templates().iter().any(|t| t.needs_context()) {
+            true => self
+                .store
+                .context(incident.id)
+                .await
+                .map_err(ServiceError::from)?,
+            false => Value::Null,
+        };
         let changes: &[Value] = cause.event.changed.as_array().map_or(&[], Vec::as_slice);
         let render = |t: &Template| {
             t.render(&|r| resolve(r, rule, &cause.event.trigger, incident, &context, changes))

@@ -266,13 +266,26 @@ pub(super) fn trigger_of(change: &Change) -> &'static str {
     }
 }
 
-/// Writes a ledger row in `tx`; false when the cause has one already.
+/// Writes a ledger row in `tx`; false when the cause has one already. An action's row also
+/// records, once, that its rule matched the event, in the same transaction.
 async fn ledger(
     tx: &mut Tx,
     cause: &Cause<'_>,
     outcome: &str,
     detail: &str,
 ) -> Result<bool, StoreError> {
+    if cause.action >= 0 {
+        sqlx::query(
+            "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
+             VALUES ($1, $2, -1, $3, 'matched', '', $4) ON CONFLICT (event_id, rule, action) DO NOTHING",
+        )
+        .bind(cause.event.id)
+        .bind(cause.rule)
+        .bind(cause.event.incident_id)
+        .bind(ts(Utc::now()))
+        .execute(&mut **tx)
+        .await?;
+    }
     let written = sqlx::query(
         "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, rule, action) DO NOTHING",
