@@ -506,11 +506,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Rules { action } => {
-            let shared = shared_settings(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
-            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
             let text = rules::run(&service, action).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
@@ -520,11 +516,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             limit,
             output,
         } => {
-            let shared = shared_settings(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
-            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
             let text = users::audit(
                 &service,
                 since.as_deref(),
@@ -536,11 +528,7 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             Ok(ExitCode::SUCCESS)
         }
         Command::Users { action } => {
-            let shared = shared_settings(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
-            let service = watchfloor_service::Service::new(store, shared.sla.clone());
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
             let text = users::run(&service, action).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
@@ -708,6 +696,19 @@ async fn store_for(
 
 /// `[storage]` and `[sla]` of the config file, if there is one (its instances and secrets are
 /// not read); the defaults otherwise.
+/// The service over the store the command line and the config name, for commands of the
+/// machine's administrator (`users`, `rules`, `audit`).
+async fn local_service(
+    config: Option<&Path>,
+    db: Option<&str>,
+) -> Result<watchfloor_service::Service, Failure> {
+    let shared = shared_settings(config)?;
+    let store = incidents::open_store(db.or(shared.storage_url.as_deref()))
+        .await
+        .map_err(usage)?;
+    Ok(watchfloor_service::Service::new(store, shared.sla.clone()))
+}
+
 fn shared_settings(config: Option<&Path>) -> Result<watchfloor_core::Shared, Failure> {
     match config_path(config) {
         Ok(path) => Config::load_shared(&path).map_err(usage),

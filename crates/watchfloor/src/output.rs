@@ -82,3 +82,16 @@ fn terminal_width() -> usize {
         .filter(|c| *c > 0)
         .unwrap_or(100)
 }
+
+/// Rows as XSOAR's markdown table under `title`, with these columns in this order.
+pub fn headed_table(title: &str, rows: Vec<serde_json::Value>, headers: &[&str]) -> String {
+    let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    watchfloor_core::table::table_to_markdown(
+        title,
+        &serde_json::Value::Array(rows),
+        &watchfloor_core::table::TableOptions {
+            headers: Some(&headers),
+            ..watchfloor_core::table::TableOptions::default()
+        },
+    )
+}

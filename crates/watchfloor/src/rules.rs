@@ -3,10 +3,10 @@
 
 use std::path::PathBuf;
 
-use serde_json::{Value, json};
-use watchfloor_core::table::{TableOptions, table_to_markdown};
+use serde_json::json;
 use watchfloor_service::Service;
 
+use crate::output::headed_table as table;
 use crate::work::{failed, local};
 use crate::{Failure, ListOutput};
 
@@ -66,18 +66,6 @@ fn usage(message: String) -> Failure {
 fn json_text(v: &impl serde::Serialize) -> Result<String, Failure> {
     serde_json::to_string_pretty(v)
         .map_err(|e| Failure::Command(anyhow::anyhow!("cannot write JSON: {e}")))
-}
-
-fn table(title: &str, rows: Vec<Value>, headers: &[&str]) -> String {
-    let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
-    table_to_markdown(
-        title,
-        &json!(rows),
-        &TableOptions {
-            headers: Some(&headers),
-            ..TableOptions::default()
-        },
-    )
 }
 
 /// Runs a `rules` command as a local administrator; the text to print.

@@ -3,11 +3,11 @@
 use std::io::Read;
 
 use serde_json::{Value, json};
-use watchfloor_core::table::{TableOptions, table_to_markdown};
 use watchfloor_service::Service;
 use watchfloor_storage::Role;
 
 use crate::Failure;
+use crate::output::headed_table;
 use crate::work::{failed, local};
 
 #[derive(clap::Subcommand)]
@@ -96,16 +96,10 @@ pub async fn run(service: &Service, action: UsersAction) -> Result<String, Failu
                            "Disabled": u.disabled})
                 })
                 .collect();
-            let headers: Vec<String> = ["Name", "Role", "Organizations", "Disabled"]
-                .map(String::from)
-                .to_vec();
-            Ok(table_to_markdown(
+            Ok(headed_table(
                 "Users",
-                &json!(rows),
-                &TableOptions {
-                    headers: Some(&headers),
-                    ..TableOptions::default()
-                },
+                rows,
+                &["Name", "Role", "Organizations", "Disabled"],
             ))
         }
         UsersAction::Disable { name } => {
@@ -132,13 +126,10 @@ pub async fn run(service: &Service, action: UsersAction) -> Result<String, Failu
                            "Revoked": k.revoked.map(|t| t.to_rfc3339()).unwrap_or_default()})
                 })
                 .collect();
-            Ok(table_to_markdown(
+            Ok(headed_table(
                 &format!("API keys of {name}"),
-                &json!(rows),
-                &TableOptions {
-                    headers: Some(["Key", "Made", "Revoked"].map(String::from).as_ref()),
-                    ..TableOptions::default()
-                },
+                rows,
+                &["Key", "Made", "Revoked"],
             ))
         }
         UsersAction::RevokeKey { name, id } => {
@@ -178,16 +169,9 @@ pub async fn audit(
                    "What": e.action, "To": e.target, "Detail": e.detail})
         })
         .collect();
-    Ok(table_to_markdown(
+    Ok(headed_table(
         "Audit log",
-        &json!(rows),
-        &TableOptions {
-            headers: Some(
-                ["When", "Who", "From", "What", "To", "Detail"]
-                    .map(String::from)
-                    .as_ref(),
-            ),
-            ..TableOptions::default()
-        },
+        rows,
+        &["When", "Who", "From", "What", "To", "Detail"],
     ))
 }

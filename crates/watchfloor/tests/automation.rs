@@ -73,6 +73,59 @@ fn by_rule<'a>(entries: &'a [Value], kind: &str) -> Vec<&'a Value> {
         .collect()
 }
 
+/// Makes alice (of Acme) and imports [`RULES`] through the CLI.
+fn prepare(dir: &std::path::Path, cfg: &str) {
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg];
+        all.extend_from_slice(args);
+        watchfloor(dir, &all)
+    };
+    let made = wf(&[
+        "users", "create", "alice", "--role", "analyst", "--org", "Acme",
+    ]);
+    assert_eq!(made.code, 0, "{}", made.stderr);
+    std::fs::write(dir.join("rules.toml"), RULES).unwrap();
+    let imported = wf(&["rules", "import", "rules.toml"]);
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+}
+
+/// Waits until every unresolved Acme ARO of `sim` is an incident the rule has noted; the
+/// incidents with their owners and war rooms.
+fn settled(
+    dir: &std::path::Path,
+    cfg: &str,
+    sim: &CovalenceManagedSecuritySimulator,
+) -> Vec<(i64, Value, Vec<Value>)> {
+    let expected = sim
+        .aros()
+        .iter()
+        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
+        .count();
+    assert!(expected > 0);
+    let started = Instant::now();
+    loop {
+        let acme = incidents(dir, cfg, "organization:Acme");
+        if acme.len() == expected && acme.iter().all(|(_, _, e)| !by_rule(e, "note").is_empty()) {
+            return acme;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the rules did not finish: {acme:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    }
+}
+
+/// Requests the simulator had for the rule's command (`cov-mgsec-list-org`).
+fn organizations_listed(sim: &CovalenceManagedSecuritySimulator) -> usize {
+    sim.faults
+        .request_counts()
+        .iter()
+        .filter(|(p, _)| p.ends_with("/organizations"))
+        .map(|(_, n)| *n)
+        .sum()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
@@ -81,21 +134,7 @@ async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
     let cfg = config.to_str().unwrap();
-    let wf = |args: &[&str]| {
-        let mut all = vec!["--config", cfg];
-        all.extend_from_slice(args);
-        watchfloor(dir.path(), &all)
-    };
-    assert_eq!(
-        wf(&[
-            "users", "create", "alice", "--role", "analyst", "--org", "Acme"
-        ])
-        .code,
-        0
-    );
-    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
-    let imported = wf(&["rules", "import", "rules.toml"]);
-    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    prepare(dir.path(), cfg);
 
     let serve = Served::start(
         dir.path(),
@@ -103,36 +142,7 @@ async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
         None,
         Stdio::null(),
     );
-    let expected_acme = sim
-        .aros()
-        .iter()
-        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
-        .count();
-    assert!(expected_acme > 0);
-    let started = Instant::now();
-    let acme = loop {
-        let acme = incidents(dir.path(), cfg, "organization:Acme");
-        let done = acme.len() == expected_acme
-            && acme
-                .iter()
-                .all(|(_, _, entries)| !by_rule(entries, "note").is_empty());
-        if done {
-            break acme;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "the rules did not finish: {acme:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
-    let organizations_listed = || {
-        sim.faults
-            .request_counts()
-            .iter()
-            .filter(|(p, _)| p.ends_with("/organizations"))
-            .map(|(_, n)| *n)
-            .sum::<usize>()
-    };
+    let acme = settled(dir.path(), cfg, &sim);
     for (id, owner, entries) in &acme {
         assert_eq!(owner, "alice", "incident {id}");
         assert_eq!(by_rule(entries, "change").len(), 1, "{id}: {entries:#?}");
@@ -146,7 +156,7 @@ async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
         );
     }
     assert_eq!(
-        organizations_listed(),
+        organizations_listed(&sim),
         acme.len(),
         "one provider call per incident"
     );
@@ -173,7 +183,7 @@ async fn a_fetched_aro_is_assigned_enriched_and_noted_once() {
         assert_eq!(by_rule(&entries, "note").len(), 1, "{id}");
         assert_eq!(by_rule(&entries, "command").len(), 1, "{id}");
     }
-    assert_eq!(organizations_listed(), acme.len());
+    assert_eq!(organizations_listed(&sim), acme.len());
 }
 
 /// Kill test: `serve` is killed (SIGKILL) at random moments, ten times, while fetch brings
@@ -188,20 +198,7 @@ async fn killed_at_random_the_rules_neither_lose_nor_repeat_an_action() {
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
     let cfg = config.to_str().unwrap();
-    let wf = |args: &[&str]| {
-        let mut all = vec!["--config", cfg];
-        all.extend_from_slice(args);
-        watchfloor(dir.path(), &all)
-    };
-    assert_eq!(
-        wf(&[
-            "users", "create", "alice", "--role", "analyst", "--org", "Acme"
-        ])
-        .code,
-        0
-    );
-    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
-    assert_eq!(wf(&["rules", "import", "rules.toml"]).code, 0);
+    prepare(dir.path(), cfg);
     // A fixed seed: the kill points vary from round to round, and every run repeats them.
     let mut seed: u64 = 0x5eed_1234;
     let mut next = || {
@@ -236,22 +233,7 @@ async fn killed_at_random_the_rules_neither_lose_nor_repeat_an_action() {
         None,
         Stdio::null(),
     );
-    let expected_acme = sim
-        .aros()
-        .iter()
-        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
-        .count();
-    let started = Instant::now();
-    let acme = loop {
-        let acme = incidents(dir.path(), cfg, "organization:Acme");
-        if acme.len() == expected_acme
-            && acme.iter().all(|(_, _, e)| !by_rule(e, "note").is_empty())
-        {
-            break acme;
-        }
-        assert!(started.elapsed() < Duration::from_secs(90), "not settled");
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let acme = settled(dir.path(), cfg, &sim);
     assert_eq!(serve.stop(), Some(0));
     let mut commands = 0;
     for (id, owner, entries) in &acme {
@@ -262,13 +244,7 @@ async fn killed_at_random_the_rules_neither_lose_nor_repeat_an_action() {
         assert!(ran <= 1, "{id}: {entries:#?}");
         commands += ran;
     }
-    let asked: usize = sim
-        .faults
-        .request_counts()
-        .iter()
-        .filter(|(p, _)| p.ends_with("/organizations"))
-        .map(|(_, n)| *n)
-        .sum();
+    let asked = organizations_listed(&sim);
     assert!(
         asked >= commands && asked <= acme.len(),
         "{asked} requests, {commands} commands recorded, {} incidents",
@@ -303,20 +279,7 @@ async fn two_processes_on_postgresql_act_on_each_event_once() {
     )
     .unwrap();
     let cfg = config.to_str().unwrap();
-    let wf = |args: &[&str]| {
-        let mut all = vec!["--config", cfg];
-        all.extend_from_slice(args);
-        watchfloor(dir.path(), &all)
-    };
-    assert_eq!(
-        wf(&[
-            "users", "create", "alice", "--role", "analyst", "--org", "Acme"
-        ])
-        .code,
-        0
-    );
-    std::fs::write(dir.path().join("rules.toml"), RULES).unwrap();
-    assert_eq!(wf(&["rules", "import", "rules.toml"]).code, 0);
+    prepare(dir.path(), cfg);
     let start = || {
         Served::start(
             dir.path(),
@@ -332,25 +295,7 @@ async fn two_processes_on_postgresql_act_on_each_event_once() {
     for n in 0..3 {
         sim.add_aro_with(0, &format!("Late {n}"), serde_json::Map::new());
     }
-    let expected_acme = sim
-        .aros()
-        .iter()
-        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
-        .count();
-    let started = Instant::now();
-    let acme = loop {
-        let acme = incidents(dir.path(), cfg, "organization:Acme");
-        if acme.len() == expected_acme
-            && acme.iter().all(|(_, _, e)| !by_rule(e, "note").is_empty())
-        {
-            break acme;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(60),
-            "not settled: {acme:#?}"
-        );
-        std::thread::sleep(Duration::from_millis(300));
-    };
+    let acme = settled(dir.path(), cfg, &sim);
     assert_eq!(second.stop(), Some(0));
     for (id, owner, entries) in &acme {
         assert_eq!(owner, "alice", "{id}");
@@ -358,12 +303,6 @@ async fn two_processes_on_postgresql_act_on_each_event_once() {
             assert_eq!(by_rule(entries, kind).len(), 1, "{id} {kind}: {entries:#?}");
         }
     }
-    let asked: usize = sim
-        .faults
-        .request_counts()
-        .iter()
-        .filter(|(p, _)| p.ends_with("/organizations"))
-        .map(|(_, n)| *n)
-        .sum();
+    let asked = organizations_listed(&sim);
     assert_eq!(asked, acme.len());
 }

@@ -338,47 +338,34 @@ pub(crate) async fn set_access(
     }
 }
 
-pub(crate) async fn disable_user(
+/// Disables (`/users/{name}/disable`) or enables (`/users/{name}/enable`) a user.
+pub(crate) async fn set_user_enabled(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
     ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
-    Path(name): Path<String>,
+    Path((name, to)): Path<(String, String)>,
     body: axum::body::Bytes,
 ) -> Response {
     if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
         return r;
     }
-    match state
-        .service
-        .disable_user(&Caller::of(&user).at(addr), &name)
-        .await
-    {
-        Ok(()) => redirect_with("/users", &format!("Disabled {name}; its keys are revoked.")),
-        Err(e) => redirect_with("/users", &e.to_string()),
-    }
-}
-
-pub(crate) async fn enable_user(
-    State(state): State<AppState>,
-    Extension(user): Extension<Arc<User>>,
-    Extension(csrf): Extension<Csrf>,
-    ConnectInfo(Peer(addr)): ConnectInfo<Peer>,
-    Path(name): Path<String>,
-    body: axum::body::Bytes,
-) -> Response {
-    if let Err(r) = FormData::checked(&body, &csrf).and(admin_only(&state, &user)) {
-        return r;
-    }
-    match state
-        .service
-        .enable_user(&Caller::of(&user).at(addr), &name)
-        .await
-    {
-        Ok(()) => redirect_with(
-            "/users",
-            &format!("Enabled {name}; its old keys stay revoked: make it a new one."),
-        ),
+    let caller = Caller::of(&user).at(addr);
+    let done = match to.as_str() {
+        "disable" => state
+            .service
+            .disable_user(&caller, &name)
+            .await
+            .map(|()| format!("Disabled {name}; its keys are revoked.")),
+        "enable" => state
+            .service
+            .enable_user(&caller, &name)
+            .await
+            .map(|()| format!("Enabled {name}; its old keys stay revoked: make it a new one.")),
+        _ => return error_page(ApiError(StatusCode::NOT_FOUND, "no such page".into())),
+    };
+    match done {
+        Ok(message) => redirect_with("/users", &message),
         Err(e) => redirect_with("/users", &e.to_string()),
     }
 }
@@ -493,14 +480,7 @@ pub(crate) async fn audit(
     Extension(csrf): Extension<Csrf>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let since_text = query
-        .as_deref()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "since")
-                .map(|(_, v)| v.into_owned())
-        })
-        .filter(|v| !v.trim().is_empty());
+    let since_text = super::query_value(query.as_deref(), "since").filter(|v| !v.trim().is_empty());
     let since = match since_text
         .as_deref()
         .map(|t| watchfloor_core::time::parse_time(t, chrono::Utc::now()))

@@ -68,10 +68,9 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/instances/{name}/test", post(admin::test_instance))
         .route("/instances/{name}/fetch", post(admin::fetch_instance))
         .route("/users", get(admin::users).post(admin::create_user))
-        .route("/users/{name}/disable", post(admin::disable_user))
         .route("/users/{name}/access", post(admin::set_access))
         .route("/users/{name}/api-key", post(admin::api_key))
-        .route("/users/{name}/enable", post(admin::enable_user))
+        .route("/users/{name}/{to}", post(admin::set_user_enabled))
         .route("/users/{name}/keys", get(admin::keys))
         .route("/users/{name}/keys/{id}/revoke", post(admin::revoke_key))
         .route("/audit", get(admin::audit))
@@ -470,8 +469,13 @@ pub(crate) fn redirect_with(path: &str, message: &str) -> Response {
 
 /// The message a redirect carried (`msg` in the query string).
 pub(crate) fn message_of(raw: Option<&str>) -> Option<String> {
+    query_value(raw, "msg")
+}
+
+/// The value of `key` in a raw query string, if given.
+pub(crate) fn query_value(raw: Option<&str>, key: &str) -> Option<String> {
     form_urlencoded::parse(raw.unwrap_or_default().as_bytes())
-        .find(|(k, _)| k == "msg")
+        .find(|(k, _)| k == key)
         .map(|(_, v)| v.into_owned())
 }
 

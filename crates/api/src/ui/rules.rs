@@ -12,7 +12,9 @@ use watchfloor_service::Caller;
 use watchfloor_service::rules::{Backtest, Plan, RuleView};
 use watchfloor_storage::{Role, User};
 
-use super::{Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with};
+use super::{
+    Csrf, FormData, csrf_field, error_page, flash, layout, message_of, query_value, redirect_with,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -267,14 +269,7 @@ pub(crate) async fn backtest(
     Path(name): Path<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
-    let since_text = query
-        .as_deref()
-        .and_then(|q| {
-            form_urlencoded::parse(q.as_bytes())
-                .find(|(k, _)| k == "since")
-                .map(|(_, v)| v.into_owned())
-        })
-        .unwrap_or_else(|| "30 days".into());
+    let since_text = query_value(query.as_deref(), "since").unwrap_or_else(|| "30 days".into());
     let since = match watchfloor_core::time::parse_time(&since_text, chrono::Utc::now()) {
         Ok(t) => t,
         Err(e) => return redirect_with("/rules", &format!("since: {e}")),
