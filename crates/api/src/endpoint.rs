@@ -29,3 +29,16 @@ pub(crate) const fn ep(
         authenticated: true,
     }
 }
+
+/// A route that needs no key.
+pub(crate) const fn public(
+    method: &'static str,
+    path: &'static str,
+    takes: &'static str,
+    summary: &'static str,
+) -> Endpoint {
+    Endpoint {
+        authenticated: false,
+        ..ep(method, path, takes, summary)
+    }
+}

@@ -21,19 +21,7 @@ pub(crate) use crate::state::AppState;
 use watchfloor_service::accounts::LoginRefused;
 
 pub use crate::endpoint::Endpoint;
-use crate::endpoint::ep;
-
-const fn public(
-    method: &'static str,
-    path: &'static str,
-    takes: &'static str,
-    summary: &'static str,
-) -> Endpoint {
-    Endpoint {
-        authenticated: false,
-        ..ep(method, path, takes, summary)
-    }
-}
+use crate::endpoint::{ep, public};
 
 /// The native API: each route's description and its handler.
 fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
