@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use chrono::Utc;
 use serde_json::{Value, json};
-use watchfloor_core::{Change, CommandLine, Edit, Incident, Label, Status};
+use watchfloor_core::{Change, CommandLine, Edit, Incident, Label, SlaState, Status};
 use watchfloor_rules::{Action, Mode, Pick, Rule, Template, Trigger};
 use watchfloor_storage::{Actor, Cause, IncidentFilter, Role, RuleEffect, RuleEvent, Scope};
 
@@ -28,6 +28,23 @@ enum Done {
 }
 
 impl Service {
+    /// Queues `sla-at-risk` and `sla-breached` events for open incidents found in those
+    /// states now that have not fired them yet (each incident fires each once); how many.
+    pub async fn fire_sla_triggers(&self) -> Result<usize, ServiceError> {
+        let now = Utc::now();
+        let mut fired = 0;
+        for state in [SlaState::AtRisk, SlaState::Breached] {
+            loop {
+                let n = self.store.queue_sla_events(state, now, 1_000).await?;
+                fired += n;
+                if n < 1_000 {
+                    break;
+                }
+            }
+        }
+        Ok(fired)
+    }
+
     /// Handles up to `limit` queued events, oldest first; how many it handled.
     pub async fn run_rules(&self, limit: usize) -> Result<usize, ServiceError> {
         let events = self.store.pending_events(limit).await?;

@@ -377,11 +377,64 @@ actions = [{ action = "assign", to = "alice" }, { action = "note", text = "hi ${
     );
 }
 
+/// `sla-at-risk` and `sla-breached` fire once each, when an open incident is found in that
+/// state (here with an SLA of two seconds).
+#[tokio::test]
+async fn sla_triggers_fire_once_per_incident() {
+    let rules = format!(
+        "{}{}",
+        note_rule("sla-at-risk", "").replace("name = \"r\"", "name = \"risk\""),
+        note_rule("sla-breached", "").replace("name = \"r\"", "name = \"late\"")
+    );
+    let s = setup(&rules).await;
+    let two = std::time::Duration::from_secs(2);
+    let service = Service::new(
+        s.store.clone(),
+        SlaPolicy {
+            critical: two,
+            high: two,
+            medium: two,
+            low: two,
+            informational: two,
+        },
+    );
+    let id = service
+        .create(
+            &s.admin,
+            ManualIncident {
+                name: "x".into(),
+                severity: Severity::Critical,
+                organization: Some("Acme".into()),
+                ..ManualIncident::default()
+            },
+        )
+        .await
+        .unwrap()
+        .id;
+    let texts = || async {
+        s.by_rules(id)
+            .await
+            .into_iter()
+            .map(|(_, _, b)| b["text"].as_str().unwrap_or_default().to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(service.fire_sla_triggers().await.unwrap(), 0, "on time");
+    tokio::time::sleep(std::time::Duration::from_millis(1_600)).await;
+    assert_eq!(service.fire_sla_triggers().await.unwrap(), 1);
+    s.settle().await;
+    assert_eq!(texts().await, ["on sla-at-risk"]);
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
+    assert_eq!(service.fire_sla_triggers().await.unwrap(), 1);
+    assert_eq!(service.fire_sla_triggers().await.unwrap(), 0, "once each");
+    s.settle().await;
+    assert_eq!(texts().await, ["on sla-at-risk", "on sla-breached"]);
+}
+
 /// Triggers this install cannot fire yet are refused at import, rather than never firing.
 #[tokio::test]
 async fn triggers_not_available_yet_are_refused() {
     let s = setup(&note_rule("created", "")).await;
-    for trigger in ["schedule", "sla-at-risk", "sla-breached"] {
+    for trigger in ["schedule"] {
         let extra = if trigger == "schedule" {
             "every = \"15m\""
         } else {

@@ -65,6 +65,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "sla_marks",
+        &[("incident_id", Int), ("state", Text), ("at", Text)],
+    ),
+    (
         "rule_events",
         &[
             ("id", Int),

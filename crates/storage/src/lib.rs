@@ -1176,6 +1176,16 @@ pub trait RuleStore: Send + Sync {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Queues `sla-at-risk` or `sla-breached` events (by `state`) for open incidents that have
+    /// come into that state at `now` and have not fired it before, at most `limit` at a time;
+    /// how many. Nothing is queued or marked while no rule is enabled.
+    fn queue_sla_events(
+        &self,
+        state: SlaState,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>>;
+
     /// How many ledger rows each rule has of each outcome since `since`.
     fn rule_counts(
         &self,

@@ -276,6 +276,9 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 
 /// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
 /// than `keep`, a batch at a time, until serve stops.
+/// How often the rules worker looks for incidents whose SLA came at risk or was breached.
+const SLA_LOOK: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// How long the rules worker waits when no event is queued.
 const RULES_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
@@ -291,6 +294,8 @@ async fn run_rules(
 ) {
     // When the lease was last taken or renewed: renewed once a third of it has passed.
     let mut renewed: Option<std::time::Instant> = None;
+    // When the SLA states were last looked at.
+    let mut sla_looked: Option<std::time::Instant> = None;
     loop {
         if renewed.is_none_or(|at| at.elapsed() > lease / 3) {
             renewed = match service.store().acquire_lease("rules", &holder, lease).await {
@@ -306,6 +311,12 @@ async fn run_rules(
             tokio::select! {
                 _ = tokio::time::sleep(lease / 4) => continue,
                 _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+        if sla_looked.is_none_or(|at| at.elapsed() > SLA_LOOK) {
+            sla_looked = Some(std::time::Instant::now());
+            if let Err(error) = service.fire_sla_triggers().await {
+                tracing::error!(%error, "cannot look for incidents at risk or breached");
             }
         }
         let wait = tokio::select! {

@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/postgres/0008_rule_events.sql"),
     ),
+    (
+        9,
+        include_str!("../../migrations/postgres/0009_sla_marks.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use watchfloor_core::{Change, SlaPolicy};
+use watchfloor_core::{Change, SlaPolicy, SlaState};
 
 use super::{SqlStore, audit, parse_ts};
 use crate::base::{Tx, stored_text, ts};
@@ -121,6 +121,15 @@ impl RuleStore for SqlStore {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.apply_rule_effect_in(cause, effect, sla))
+    }
+
+    fn queue_sla_events(
+        &self,
+        state: SlaState,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'_, Result<usize, StoreError>> {
+        Box::pin(self.queue_sla(state, now, limit))
     }
 
     fn rule_counts(
@@ -316,6 +325,46 @@ fn event_from_row(r: &AnyRow) -> Result<RuleEvent, StoreError> {
 }
 
 impl SqlStore {
+    /// Marks open incidents that came into `state` and queues their events, in one transaction.
+    async fn queue_sla(
+        &self,
+        state: SlaState,
+        now: DateTime<Utc>,
+        limit: usize,
+    ) -> Result<usize, StoreError> {
+        let trigger = match state {
+            SlaState::AtRisk => "sla-at-risk",
+            SlaState::Breached => "sla-breached",
+            SlaState::Ok => return Ok(0),
+        };
+        let mut tx = self.write().await?;
+        if !rules_on(&mut tx).await? {
+            return Ok(0);
+        }
+        let filter = crate::IncidentFilter {
+            sla: Some((state, now)),
+            ..crate::IncidentFilter::default()
+        };
+        let mut q = crate::dialect::Sql::new(
+            self.backend,
+            "INSERT INTO sla_marks (incident_id, state, at) SELECT id, ",
+        );
+        q.push_bind(trigger).push(", ").push_bind(ts(now));
+        q.push(" FROM incidents WHERE closed IS NULL");
+        super::filter::push_filter(&mut q, &filter, &super::filter::Hints::default());
+        q.push(" AND NOT EXISTS (SELECT 1 FROM sla_marks m WHERE m.incident_id = incidents.id AND m.state = ")
+            .push_bind(trigger)
+            .push(") ORDER BY sla_due LIMIT ")
+            .push_bind(limit as i64)
+            .push(" RETURNING incident_id");
+        let marked: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        for id in &marked {
+            queue_event(&mut tx, *id, trigger, &Value::Array(Vec::new()), 0).await?;
+        }
+        tx.commit().await?;
+        Ok(marked.len())
+    }
+
     pub(super) async fn pending_rule_events(
         &self,
         limit: usize,

@@ -47,6 +47,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (18, include_str!("../../migrations/0018_scope_health.sql")),
     (19, include_str!("../../migrations/0019_rules.sql")),
     (20, include_str!("../../migrations/0020_rule_events.sql")),
+    (21, include_str!("../../migrations/0021_sla_marks.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

@@ -1,7 +1,7 @@
 //! The store's tests, each run on SQLite and, where it is installed, on PostgreSQL.
 
 use super::*;
-use crate::{KeyValue, Keyset, PushOutcome, Sort};
+use crate::{KeyValue, Keyset, PushOutcome, RuleStore, Sort};
 use serde_json::json;
 use watchfloor_core::Edit;
 use watchfloor_core::SlaState;
@@ -174,7 +174,78 @@ on_both!(
     an_alert_with_nul_is_stored_with_its_batch,
     one_spelling_cannot_relabel_an_organization,
     a_scope_failing_in_one_process_is_not_hidden_by_another,
+    sla_events_are_queued_once_per_incident,
 );
+
+/// The SLA triggers: open incidents found at risk or breached are marked and their events
+/// queued once each; closed ones never; nothing while no rule is enabled.
+async fn sla_events_are_queued_once_per_incident(s: SqlStore) {
+    let batch: Vec<NewIncident> = (0..3)
+        .map(|n| incident(&format!("sla-{n}"), n, Severity::Critical))
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let later = Utc::now() + chrono::TimeDelta::days(30);
+    assert_eq!(
+        s.queue_sla_events(SlaState::Breached, later, 100)
+            .await
+            .unwrap(),
+        0,
+        "no rule is enabled"
+    );
+    let rule = crate::NewRule {
+        name: "r".into(),
+        source: "[[rules]]".into(),
+        enabled: true,
+    };
+    s.put_rules(&crate::Actor::default(), &[rule], true)
+        .await
+        .unwrap();
+    let first = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
+    s.change_incident(
+        first,
+        None,
+        "dana",
+        &Change::Close {
+            reason: watchfloor_core::CloseReason::Resolved,
+            notes: None,
+        },
+        &SLA,
+    )
+    .await
+    .unwrap();
+    let before: usize = s.pending_events(1_000).await.unwrap().len();
+    assert_eq!(
+        s.queue_sla_events(SlaState::Breached, later, 1)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.queue_sla_events(SlaState::Breached, later, 100)
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.queue_sla_events(SlaState::Breached, later, 100)
+            .await
+            .unwrap(),
+        0
+    );
+    let events = s.pending_events(1_000).await.unwrap();
+    let breached: Vec<i64> = events[before..]
+        .iter()
+        .filter(|e| e.trigger == "sla-breached")
+        .map(|e| e.incident_id)
+        .collect();
+    assert_eq!(breached.len(), 2);
+    assert!(
+        !breached.contains(&first),
+        "a closed incident is not breached"
+    );
+}
 
 /// Regression (hardening 27.18): processes splitting an instance's scopes recorded one health
 /// for it, so one holder's success reset the failures of a scope another holder kept failing
