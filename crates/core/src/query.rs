@@ -192,8 +192,15 @@ fn comparison(value: &str) -> Result<(Cmp, DateTime<Utc>), String> {
     .find_map(|(p, c)| value.strip_prefix(p).map(|r| (c, r)))
     .unwrap_or((Cmp::At, value));
     let rest = unquote(rest);
-    let at = crate::time::moment(&rest).ok_or_else(|| {
-        format!("`{rest}` is not a time: write 2024-05-01 or 2024-05-01T09:00:00Z")
+    // `-15m`: that long before now, as rules write "older than".
+    let ago = || {
+        let d = humantime::parse_duration(rest.strip_prefix('-')?.trim()).ok()?;
+        Some(Utc::now() - chrono::TimeDelta::from_std(d).ok()?)
+    };
+    let at = crate::time::moment(&rest).or_else(ago).ok_or_else(|| {
+        format!(
+            "`{rest}` is not a time: write 2024-05-01, 2024-05-01T09:00:00Z, or -15m for 15 minutes ago"
+        )
     })?;
     Ok((cmp, at))
 }
@@ -299,6 +306,21 @@ mod tests {
             c[0].term,
             Term::Created(Cmp::AtOrAfter, "2024-05-01T00:00:00Z".parse().unwrap())
         );
+        // Relative to now, as rules write "older than 15 minutes".
+        let before = Utc::now() - chrono::TimeDelta::minutes(15);
+        let c = parse("created:<-15m occurred:>=-7d").unwrap();
+        match (&c[0].term, &c[1].term) {
+            (Term::Created(Cmp::Before, a), Term::Occurred(Cmp::AtOrAfter, b)) => {
+                assert!((*a - before).num_seconds().abs() < 5, "{a}");
+                assert!(
+                    (*b - (Utc::now() - chrono::TimeDelta::days(7)))
+                        .num_seconds()
+                        .abs()
+                        < 5
+                );
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -18,6 +18,8 @@ use crate::{Caller, Service, ServiceError};
 
 /// Rules triggered by rules triggered by rules...: past this depth nothing more runs.
 pub const MAX_DEPTH: i64 = 3;
+/// Incidents a `schedule` rule acts on at most per tick.
+pub const SCHEDULE_LIMIT: usize = 1_000;
 /// A rule whose last this many actions failed is disabled.
 pub const BREAKER: usize = 10;
 
@@ -40,6 +42,40 @@ impl Service {
                 if n < 1_000 {
                     break;
                 }
+            }
+        }
+        Ok(fired)
+    }
+
+    /// Runs the `schedule` rules that are due: each queues an event for every incident its
+    /// condition matches (at most [`SCHEDULE_LIMIT`] a tick); how many.
+    pub async fn fire_schedules(&self) -> Result<usize, ServiceError> {
+        let now = Utc::now();
+        let mut fired = 0;
+        for stored in self.store.rules().await?.into_iter().filter(|r| r.enabled) {
+            let Some(rule) = watchfloor_rules::parse_stored(&stored.source)
+                .ok()
+                .and_then(|mut r| r.pop())
+            else {
+                continue;
+            };
+            let (true, Some(every)) = (rule.on.contains(&Trigger::Schedule), rule.every) else {
+                continue;
+            };
+            let Ok(conditions) = watchfloor_core::query::parse(&rule.when) else {
+                continue;
+            };
+            let filter = IncidentFilter {
+                conditions,
+                limit: Some(SCHEDULE_LIMIT),
+                ..IncidentFilter::default()
+            };
+            if let Some(n) = self
+                .store
+                .schedule_tick(&rule.name, every, &filter, now)
+                .await?
+            {
+                fired += n;
             }
         }
         Ok(fired)

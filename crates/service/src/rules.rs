@@ -75,7 +75,7 @@ pub struct Backtest {
 }
 
 /// Triggers not fired yet: rules on them are refused at import.
-pub const UNAVAILABLE: [Trigger; 1] = [Trigger::Schedule];
+pub const UNAVAILABLE: [Trigger; 0] = [];
 
 /// Most matches a back-test counts.
 const BACKTEST_CAP: usize = 10_000;

@@ -430,30 +430,32 @@ async fn sla_triggers_fire_once_per_incident() {
     assert_eq!(texts().await, ["on sla-at-risk", "on sla-breached"]);
 }
 
-/// Triggers this install cannot fire yet are refused at import, rather than never firing.
+/// A `schedule` rule runs over the incidents its condition matches when it is due, and not
+/// again before `every` has passed.
 #[tokio::test]
-async fn triggers_not_available_yet_are_refused() {
-    let s = setup(&note_rule("created", "")).await;
-    for trigger in ["schedule"] {
-        let extra = if trigger == "schedule" {
-            "every = \"15m\""
-        } else {
-            ""
-        };
-        let err = s
-            .service
-            .import_rules(&s.admin, &note_rule(trigger, extra), false)
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains(&format!("the `{trigger}` trigger is not available yet")),
-            "{err}"
-        );
-    }
+async fn a_schedule_rule_runs_over_what_it_matches_when_due() {
+    let s = setup(&note_rule(
+        "schedule",
+        "every = \"1h\"\nwhen = 'name:stale -status:closed created:<-1s'",
+    ))
+    .await;
+    let stale = s.create("stale alert", "Acme").await;
+    let fresh = s.create("new alert", "Acme").await;
+    s.settle().await;
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
+    assert_eq!(s.service.fire_schedules().await.unwrap(), 1);
     assert_eq!(
-        s.service.rules(&s.admin).await.unwrap().len(),
-        1,
-        "nothing stored"
+        s.service.fire_schedules().await.unwrap(),
+        0,
+        "not due again"
     );
+    s.settle().await;
+    let wrote: Vec<Value> = s
+        .by_rules(stale)
+        .await
+        .into_iter()
+        .map(|(_, _, b)| b["text"].clone())
+        .collect();
+    assert_eq!(wrote, [json!("on schedule")]);
+    assert!(s.by_rules(fresh).await.is_empty());
 }

@@ -16,6 +16,7 @@ const ASSIGN: &str = include_str!("../../../docs/rules/assign-per-organization.t
 const ESCALATE: &str = include_str!("../../../docs/rules/escalate-critical-to-oncall.toml");
 const ENRICH: &str = include_str!("../../../docs/rules/enrich-covalence-source-ip.toml");
 const DUPLICATES: &str = include_str!("../../../docs/rules/link-duplicates.toml");
+const STALE: &str = include_str!("../../../docs/rules/close-stale-observations.toml");
 
 async fn store(dir: &tempfile::TempDir) -> Arc<SqlStore> {
     let store = Arc::new(
@@ -146,6 +147,54 @@ async fn a_later_same_titled_incident_is_closed_as_a_duplicate() {
         store.incident(first).await.unwrap().unwrap().status,
         Status::Closed
     );
+}
+
+#[tokio::test]
+async fn informational_observations_are_closed_after_seven_days() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = store(&dir).await;
+    let service = Service::new(store.clone(), SlaPolicy::default());
+    service
+        .import_rules(&Caller::local("root"), STALE, true)
+        .await
+        .unwrap();
+    let made = |name: &str, kind: &str, severity: Severity, days_ago: i64| {
+        let service = &service;
+        let incident = ManualIncident {
+            name: name.into(),
+            kind: kind.into(),
+            severity,
+            organization: Some("Acme".into()),
+            occurred: Some(chrono::Utc::now() - chrono::TimeDelta::days(days_ago)),
+            ..ManualIncident::default()
+        };
+        async move {
+            service
+                .create(&Caller::local("root"), incident)
+                .await
+                .unwrap()
+                .id
+        }
+    };
+    let stale = made("old", "Observation", Severity::Informational, 8).await;
+    let recent = made("new", "Observation", Severity::Informational, 1).await;
+    let serious = made("old but low", "Observation", Severity::Low, 8).await;
+    let other = made("old other", "Phishing", Severity::Informational, 8).await;
+    assert_eq!(service.fire_schedules().await.unwrap(), 1);
+    settle(&service).await;
+    let status = |id| {
+        let store = store.clone();
+        async move { store.incident(id).await.unwrap().unwrap() }
+    };
+    let closed = status(stale).await;
+    assert_eq!(closed.status, Status::Closed);
+    assert_eq!(
+        closed.close_notes.as_deref(),
+        Some("Closed by close-stale-observations: an informational observation older than 7 days.")
+    );
+    for open in [recent, serious, other] {
+        assert_ne!(status(open).await.status, Status::Closed);
+    }
 }
 
 /// Each fetched Covalence alert with a source IP gets that IP's connection summary, asked of

@@ -64,6 +64,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("updated", Text),
         ],
     ),
+    ("rule_ticks", &[("rule", Text), ("last_tick", Text)]),
     (
         "sla_marks",
         &[("incident_id", Int), ("state", Text), ("at", Text)],

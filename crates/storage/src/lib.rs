@@ -1186,6 +1186,17 @@ pub trait RuleStore: Send + Sync {
         limit: usize,
     ) -> BoxFuture<'_, Result<usize, StoreError>>;
 
+    /// A `schedule` rule's tick: when its last one was `every` or more before `now` (or there
+    /// was none), records this one and queues a `schedule` event for each incident `filter`
+    /// matches (at most its limit), in one transaction; how many, or `None` when not due.
+    fn schedule_tick<'a>(
+        &'a self,
+        rule: &'a str,
+        every: std::time::Duration,
+        filter: &'a IncidentFilter,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Option<usize>, StoreError>>;
+
     /// How many ledger rows each rule has of each outcome since `since`.
     fn rule_counts(
         &self,

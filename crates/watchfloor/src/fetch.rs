@@ -276,7 +276,8 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 
 /// `[retention] closed_after`: at start and every hour, purges incidents closed longer ago
 /// than `keep`, a batch at a time, until serve stops.
-/// How often the rules worker looks for incidents whose SLA came at risk or was breached.
+/// How often the rules worker looks for incidents whose SLA came at risk or was breached, and
+/// for `schedule` rules that are due.
 const SLA_LOOK: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// How long the rules worker waits when no event is queued.
@@ -317,6 +318,9 @@ async fn run_rules(
             sla_looked = Some(std::time::Instant::now());
             if let Err(error) = service.fire_sla_triggers().await {
                 tracing::error!(%error, "cannot look for incidents at risk or breached");
+            }
+            if let Err(error) = service.fire_schedules().await {
+                tracing::error!(%error, "cannot run the scheduled rules");
             }
         }
         let wait = tokio::select! {

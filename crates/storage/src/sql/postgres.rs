@@ -34,6 +34,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         9,
         include_str!("../../migrations/postgres/0009_sla_marks.sql"),
     ),
+    (
+        10,
+        include_str!("../../migrations/postgres/0010_rule_ticks.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

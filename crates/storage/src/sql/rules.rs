@@ -123,6 +123,16 @@ impl RuleStore for SqlStore {
         Box::pin(self.apply_rule_effect_in(cause, effect, sla))
     }
 
+    fn schedule_tick<'a>(
+        &'a self,
+        rule: &'a str,
+        every: std::time::Duration,
+        filter: &'a crate::IncidentFilter,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Option<usize>, StoreError>> {
+        Box::pin(self.tick(rule, every, filter, now))
+    }
+
     fn queue_sla_events(
         &self,
         state: SlaState,
@@ -325,6 +335,49 @@ fn event_from_row(r: &AnyRow) -> Result<RuleEvent, StoreError> {
 }
 
 impl SqlStore {
+    async fn tick(
+        &self,
+        rule: &str,
+        every: std::time::Duration,
+        filter: &crate::IncidentFilter,
+        now: DateTime<Utc>,
+    ) -> Result<Option<usize>, StoreError> {
+        let mut tx = self.write().await?;
+        let last: Option<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT last_tick FROM rule_ticks WHERE rule = $1{}",
+            self.backend.for_update()
+        )))
+        .bind(rule)
+        .fetch_optional(&mut *tx)
+        .await?;
+        let every = chrono::TimeDelta::from_std(every).unwrap_or(chrono::TimeDelta::MAX);
+        if let Some(last) = last
+            && parse_ts(&last)?
+                .checked_add_signed(every)
+                .is_none_or(|due| due > now)
+        {
+            return Ok(None);
+        }
+        sqlx::query(
+            "INSERT INTO rule_ticks (rule, last_tick) VALUES ($1, $2) \
+             ON CONFLICT (rule) DO UPDATE SET last_tick = excluded.last_tick",
+        )
+        .bind(rule)
+        .bind(ts(now))
+        .execute(&mut *tx)
+        .await?;
+        let mut q = crate::dialect::Sql::new(self.backend, "SELECT id FROM incidents WHERE 1 = 1");
+        super::filter::push_filter(&mut q, filter, &super::filter::Hints::default());
+        q.push(" ORDER BY id LIMIT ")
+            .push_bind(filter.limit.unwrap_or(1_000) as i64);
+        let ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        for id in &ids {
+            queue_event(&mut tx, *id, "schedule", &Value::Array(Vec::new()), 0).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(ids.len()))
+    }
+
     /// Marks open incidents that came into `state` and queues their events, in one transaction.
     async fn queue_sla(
         &self,

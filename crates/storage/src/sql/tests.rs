@@ -175,7 +175,55 @@ on_both!(
     one_spelling_cannot_relabel_an_organization,
     a_scope_failing_in_one_process_is_not_hidden_by_another,
     sla_events_are_queued_once_per_incident,
+    a_schedule_ticks_only_when_due,
 );
+
+/// A `schedule` rule's tick: the first is due at once and queues an event per match; the next
+/// only after `every`.
+async fn a_schedule_ticks_only_when_due(s: SqlStore) {
+    let batch: Vec<NewIncident> = (0..4)
+        .map(|n| incident(&format!("t-{n}"), n, Severity::Low))
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let rule = crate::NewRule {
+        name: "tick".into(),
+        source: "[[rules]]".into(),
+        enabled: true,
+    };
+    s.put_rules(&crate::Actor::default(), &[rule], true)
+        .await
+        .unwrap();
+    let filter = IncidentFilter {
+        conditions: watchfloor_core::query::parse("organization:Acme").unwrap(),
+        ..IncidentFilter::default()
+    };
+    let hour = Duration::from_secs(3600);
+    let now = Utc::now();
+    assert_eq!(
+        s.schedule_tick("tick", hour, &filter, now).await.unwrap(),
+        Some(2)
+    );
+    let later = now + chrono::TimeDelta::minutes(30);
+    assert_eq!(
+        s.schedule_tick("tick", hour, &filter, later).await.unwrap(),
+        None
+    );
+    let due = now + chrono::TimeDelta::minutes(61);
+    assert_eq!(
+        s.schedule_tick("tick", hour, &filter, due).await.unwrap(),
+        Some(2)
+    );
+    let scheduled = s
+        .pending_events(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|e| e.trigger == "schedule")
+        .count();
+    assert_eq!(scheduled, 4);
+}
 
 /// The SLA triggers: open incidents found at risk or breached are marked and their events
 /// queued once each; closed ones never; nothing while no rule is enabled.
