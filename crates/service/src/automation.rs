@@ -106,10 +106,17 @@ impl Service {
                 this_hour.insert(c.rule, c.n);
             }
         }
+        // Events handled leave the queue together; one handled again after a crash repeats
+        // nothing, as the ledger knows what it did.
+        let mut handled = Vec::with_capacity(events.len());
         for event in &events {
-            self.handle_event(event, &rules, &mut this_hour).await?;
-            self.store.finish_event(event.id).await?;
+            if let Err(e) = self.handle_event(event, &rules, &mut this_hour).await {
+                self.store.finish_events(&handled).await?;
+                return Err(e);
+            }
+            handled.push(event.id);
         }
+        self.store.finish_events(&handled).await?;
         Ok(events.len())
     }
 

@@ -1147,8 +1147,8 @@ pub trait RuleStore: Send + Sync {
     /// Events waiting for the rules, oldest first, at most `limit`.
     fn pending_events(&self, limit: usize) -> BoxFuture<'_, Result<Vec<RuleEvent>, StoreError>>;
 
-    /// Marks an event handled: every rule has had it.
-    fn finish_event(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>>;
+    /// Marks events handled: every rule has had them.
+    fn finish_events<'a>(&'a self, ids: &'a [i64]) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Records what a rule did with an event that changed nothing (it matched, failed, was
     /// dry-run or skipped), once: false when `cause` was recorded already. `entry`, if any,

@@ -93,8 +93,8 @@ impl RuleStore for SqlStore {
         Box::pin(self.pending_rule_events(limit))
     }
 
-    fn finish_event(&self, id: i64) -> BoxFuture<'_, Result<(), StoreError>> {
-        Box::pin(self.finish_rule_event(id))
+    fn finish_events<'a>(&'a self, ids: &'a [i64]) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(self.finish_rule_events(ids))
     }
 
     fn record_rule_outcome<'a>(
@@ -429,12 +429,20 @@ impl SqlStore {
         rows.iter().map(event_from_row).collect()
     }
 
-    pub(super) async fn finish_rule_event(&self, id: i64) -> Result<(), StoreError> {
+    pub(super) async fn finish_rule_events(&self, ids: &[i64]) -> Result<(), StoreError> {
+        if ids.is_empty() {
+            return Ok(());
+        }
         let mut tx = self.write().await?;
-        sqlx::query("DELETE FROM rule_events WHERE id = $1")
-            .bind(id)
+        for chunk in ids.chunks(500) {
+            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DELETE FROM rule_events WHERE id IN ({})",
+                list.join(", ")
+            )))
             .execute(&mut *tx)
             .await?;
+        }
         tx.commit().await?;
         Ok(())
     }
