@@ -1,9 +1,11 @@
 //! Incident queries in XSOAR's search syntax (`-status:closed severity:high owner:"" phish`):
 //! one parser for the XSOAR API's `filter.query`, the native API's `q` and the web UI's search box.
 //!
-//! A query is a conjunction of terms. `field:value` matches a field, a bare word matches the
-//! name, details or provider id as text, and a leading `-` negates a term. Values with spaces
-//! are quoted. `created` and `occurred` take a comparison (`created:>=2024-05-01`).
+//! A query is a conjunction of conditions. `field:value` matches a field, a bare word matches
+//! the name, details or provider id as text, and a leading `-` negates a term. Values with
+//! spaces are quoted. `created` and `occurred` take a comparison (`created:>=2024-05-01`, or
+//! relative to now, `created:<-15m`). `a OR b` is one condition of alternatives (OR binds
+//! tighter than the implicit AND), and so is a group `(a OR b)`, which a `-` negates whole.
 
 use chrono::{DateTime, Utc};
 
@@ -94,30 +96,121 @@ pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
             "the search has a NUL character, which no incident holds: remove it".into(),
         ));
     }
-    let mut conditions = Vec::new();
+    let mut conditions: Vec<Condition> = Vec::new();
+    // Inside parentheses: the group's terms, and whether the group is negated.
+    let mut group: Option<(Vec<Term>, bool)> = None;
+    // The last condition (or the group's last term) is joined to the next by OR.
+    let mut or_pending = false;
+    let mut terms = 0;
     for token in tokens(query)? {
         let (negated, body) = match token.strip_prefix('-') {
             Some(rest) if !rest.is_empty() => (true, rest.to_string()),
             _ => (false, token),
         };
         if !negated && matches!(body.as_str(), "AND" | "and" | "&&") {
+            if group.is_some() {
+                return Err(QueryError(
+                    "inside parentheses, join terms with OR; terms outside them are joined by AND"
+                        .into(),
+                ));
+            }
             continue;
         }
-        if matches!(body.as_str(), "OR" | "or" | "||" | "NOT" | "not") {
-            return Err(QueryError(format!(
-                "`{body}` is not supported: terms are joined by AND; negate one with a leading `-`"
-            )));
+        if !negated && matches!(body.as_str(), "OR" | "or" | "||") {
+            let open = group.as_ref().is_some_and(|(t, _)| !t.is_empty());
+            if or_pending || (!open && conditions.is_empty()) {
+                return Err(QueryError("`OR` needs a term on each side".into()));
+            }
+            or_pending = true;
+            continue;
+        }
+        if matches!(body.as_str(), "NOT" | "not") {
+            return Err(QueryError(
+                "`NOT` is not supported: negate a term or a group with a leading `-`".into(),
+            ));
+        }
+        if body == "(" {
+            if group.is_some() {
+                return Err(QueryError("parentheses cannot be nested".into()));
+            }
+            if or_pending {
+                return Err(QueryError(
+                    "a group cannot follow `OR`: put the alternatives in one group".into(),
+                ));
+            }
+            group = Some((Vec::new(), negated));
+            continue;
+        }
+        if body == ")" {
+            let Some((members, negated_group)) = group.take() else {
+                return Err(QueryError("a `)` has no `(` before it".into()));
+            };
+            if members.is_empty() || or_pending {
+                return Err(QueryError("a group needs terms joined by OR".into()));
+            }
+            let term = match members.len() {
+                1 => members.into_iter().next().unwrap_or(Term::Nothing),
+                _ => Term::Any(members),
+            };
+            conditions.push(Condition {
+                term,
+                negated: negated_group,
+            });
+            continue;
         }
         let term = match split_field(&body) {
             Some((field, value)) => term(&field, &value)?,
             None => Term::Text(unquote(&body)),
         };
-        conditions.push(Condition { term, negated });
-        if conditions.len() > MAX_TERMS {
+        terms += 1;
+        if terms > MAX_TERMS {
             return Err(QueryError(format!(
                 "the search has more than {MAX_TERMS} terms; narrow it to fewer"
             )));
         }
+        let joined = std::mem::take(&mut or_pending);
+        if (negated || conditions.last().is_some_and(|c| c.negated)) && joined && group.is_none() {
+            return Err(QueryError(
+                "a term joined by OR cannot be negated on its own: negate the group, -(a OR b)"
+                    .into(),
+            ));
+        }
+        match group.as_mut() {
+            Some(_) if negated => {
+                return Err(QueryError(
+                    "a term inside parentheses cannot be negated on its own: negate the group, -(a OR b)"
+                        .into(),
+                ));
+            }
+            Some((members, _)) => {
+                if !members.is_empty() && !joined {
+                    return Err(QueryError(
+                        "inside parentheses, join terms with OR; terms outside them are joined by AND"
+                            .into(),
+                    ));
+                }
+                members.push(term);
+            }
+            None if joined => {
+                let last = conditions.pop().map(|c| c.term).unwrap_or(Term::Nothing);
+                let mut any = match last {
+                    Term::Any(members) => members,
+                    other => vec![other],
+                };
+                any.push(term);
+                conditions.push(Condition {
+                    term: Term::Any(any),
+                    negated: false,
+                });
+            }
+            None => conditions.push(Condition { term, negated }),
+        }
+    }
+    if group.is_some() {
+        return Err(QueryError("a `(` is not closed".into()));
+    }
+    if or_pending {
+        return Err(QueryError("`OR` needs a term on each side".into()));
     }
     Ok(conditions)
 }
@@ -222,9 +315,16 @@ fn tokens(query: &str) -> Result<Vec<String>, QueryError> {
                 }
             }
             '(' | ')' if !quoted => {
-                return Err(QueryError(
-                    "parentheses are not supported: write the terms one after another".into(),
-                ));
+                // A group: `(`, `-(` and `)` stand alone.
+                if c == '(' && current == "-" {
+                    current.clear();
+                    out.push("-(".to_string());
+                    continue;
+                }
+                if !current.is_empty() {
+                    out.push(std::mem::take(&mut current));
+                }
+                out.push(c.to_string());
             }
             c => current.push(c),
         }
@@ -299,6 +399,47 @@ mod tests {
         check("", &[]);
     }
 
+    /// `OR` and parentheses: alternatives within a conjunction, a group negated as a whole.
+    #[test]
+    fn reads_alternatives() {
+        let c = parse(
+            "status:active severity:high OR severity:critical -(owner:bob OR owner:eve) (a OR b)",
+        )
+        .unwrap();
+        assert_eq!(
+            c,
+            [
+                Condition {
+                    term: Term::Status(Status::Active),
+                    negated: false
+                },
+                Condition {
+                    term: Term::Any(vec![
+                        Term::Severity(Severity::High),
+                        Term::Severity(Severity::Critical)
+                    ]),
+                    negated: false
+                },
+                Condition {
+                    term: Term::Any(vec![
+                        Term::Owner(Some("bob".into())),
+                        Term::Owner(Some("eve".into()))
+                    ]),
+                    negated: true
+                },
+                Condition {
+                    term: Term::Any(vec![Term::Text("a".into()), Term::Text("b".into())]),
+                    negated: false
+                },
+            ]
+        );
+        assert_eq!(parse("a OR b OR c").unwrap().len(), 1);
+        assert_eq!(
+            parse("name:\"a (b)\"").unwrap()[0].term,
+            Term::Name("a (b)".into())
+        );
+    }
+
     #[test]
     fn reads_time_comparisons() {
         let c = parse("created:>=\"2024-05-01T00:00:00\"").unwrap();
@@ -330,8 +471,15 @@ mod tests {
             ("status:done-ish", "`status:done-ish`"),
             ("severity:urgent", "is not a severity"),
             ("id:abc", "an incident id is a number"),
-            ("a OR b", "`OR` is not supported"),
-            ("(a b)", "parentheses"),
+            ("a OR", "`OR` needs a term on each side"),
+            ("OR a", "`OR` needs a term on each side"),
+            ("(a b)", "inside parentheses, join terms with OR"),
+            ("((a OR b))", "parentheses cannot be nested"),
+            ("(a OR b", "a `(` is not closed"),
+            ("a)", "a `)` has no `(`"),
+            ("-a OR b", "cannot be negated on its own"),
+            ("(a OR -b)", "cannot be negated on its own"),
+            ("NOT a", "`NOT` is not supported"),
             ("name:\"open", "a quote is not closed"),
             ("created:>=yesterdayish", "is not a time"),
         ] {

@@ -117,7 +117,7 @@ fn each_mistake_is_named_with_its_rule_line_and_key() {
         ),
         (
             rule(
-                "on = [\"created\"]\nwhen = \"status:closed or status:active\"\nactions = [{ action = \"stop\" }]",
+                "on = [\"created\"]\nwhen = \"status:closed (a\"\nactions = [{ action = \"stop\" }]",
             ),
             "rule `r`, line 4, `when`: cannot read the query",
         ),

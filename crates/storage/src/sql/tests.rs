@@ -176,7 +176,48 @@ on_both!(
     a_scope_failing_in_one_process_is_not_hidden_by_another,
     sla_events_are_queued_once_per_incident,
     a_schedule_ticks_only_when_due,
+    alternatives_are_searched_with_or,
 );
+
+/// Searches with `OR` and groups: `x a OR b` is x and (a or b), on both databases.
+async fn alternatives_are_searched_with_or(s: SqlStore) {
+    let batch: Vec<NewIncident> = (0..6)
+        .map(|n| incident(&format!("or-{n}"), n, Severity::ALL[n as usize]))
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let found = |q: &'static str| {
+        let s = &s;
+        async move {
+            let mut ids: Vec<String> = s
+                .incidents(&IncidentFilter {
+                    conditions: watchfloor_core::query::parse(q).unwrap(),
+                    ..IncidentFilter::default()
+                })
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|i| i.external_id)
+                .collect();
+            ids.sort();
+            ids
+        }
+    };
+    // Even minutes are Acme's, odd ones Globex's; severities run from unknown to critical.
+    assert_eq!(
+        found("organization:Acme severity:low OR severity:high").await,
+        ["or-2", "or-4"]
+    );
+    assert_eq!(
+        found("severity:low OR severity:high OR severity:critical").await,
+        ["or-2", "or-4", "or-5"]
+    );
+    assert_eq!(
+        found("-(organization:Acme OR severity:critical)").await,
+        ["or-1", "or-3"]
+    );
+}
 
 /// A `schedule` rule's tick: the first is due at once and queues an event per match; the next
 /// only after `every`.
