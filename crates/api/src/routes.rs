@@ -991,11 +991,7 @@ async fn disable_user(
     ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .service
-        .disable_user(&Caller::of(&user).at(addr), &name)
-        .await?;
-    Ok(StatusCode::NO_CONTENT.into_response())
+    set_user_enabled(&state, Caller::of(&user).at(addr), &name, false).await
 }
 
 async fn enable_user(
@@ -1004,10 +1000,19 @@ async fn enable_user(
     ConnectInfo(crate::Peer(addr)): ConnectInfo<crate::Peer>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
-    state
-        .service
-        .enable_user(&Caller::of(&user).at(addr), &name)
-        .await?;
+    set_user_enabled(&state, Caller::of(&user).at(addr), &name, true).await
+}
+
+async fn set_user_enabled(
+    state: &AppState,
+    caller: Caller,
+    name: &str,
+    enabled: bool,
+) -> Result<Response, ApiError> {
+    match enabled {
+        true => state.service.enable_user(&caller, name).await?,
+        false => state.service.disable_user(&caller, name).await?,
+    }
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 

@@ -63,6 +63,19 @@ impl App {
         )
     }
 
+    /// A UI page as the session's browser gets it.
+    async fn page(&self, cookie: &str, path: &str) -> String {
+        self.http
+            .get(format!("{}{path}", self.url))
+            .header("Cookie", cookie)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
     async fn me(&self, key: &str) -> u16 {
         self.send("GET", "/api/v1/me", key, None).await.0
     }
@@ -265,16 +278,7 @@ async fn security_events_are_audited_and_keys_managed_one_by_one() {
 
     // The UI shows it to admins, escaped.
     let session = common::ui_session(&app.http, &app.url, "root", "/audit").await;
-    let page = app
-        .http
-        .get(format!("{}/audit", app.url))
-        .header("Cookie", &session.0)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&session.0, "/audit").await;
     assert!(
         page.contains("&lt;b&gt;nobody&lt;/b&gt;") && !page.contains("<b>nobody"),
         "{page}"
@@ -314,29 +318,11 @@ async fn the_users_page_enables_users_and_revokes_keys() {
     assert_eq!(app.me(&dana).await, 401);
     common::post_form(&app.http, &app.url, &session, "/users/dana/disable", &[]).await;
     assert!(store.user("dana").await.unwrap().unwrap().disabled);
-    let page = app
-        .http
-        .get(format!("{}/users", app.url))
-        .header("Cookie", &session.0)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let page = app.page(&session.0, "/users").await;
     assert!(page.contains("action=\"/users/dana/enable\""), "{page}");
     common::post_form(&app.http, &app.url, &session, "/users/dana/enable", &[]).await;
     assert!(!store.user("dana").await.unwrap().unwrap().disabled);
-    let keys_page = app
-        .http
-        .get(format!("{}/users/dana/keys", app.url))
-        .header("Cookie", &session.0)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let keys_page = app.page(&session.0, "/users/dana/keys").await;
     assert!(
         keys_page.contains("API keys of dana") && !keys_page.contains("Revoke</button>"),
         "{keys_page}"
