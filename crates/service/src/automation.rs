@@ -47,18 +47,28 @@ impl Service {
         Ok(fired)
     }
 
+    /// The enabled rules, in run order (a stored rule that no longer reads is skipped).
+    async fn enabled_rules(&self) -> Result<Vec<Rule>, ServiceError> {
+        Ok(self
+            .store
+            .rules()
+            .await?
+            .into_iter()
+            .filter(|r| r.enabled)
+            .filter_map(|r| {
+                watchfloor_rules::parse_stored(&r.source)
+                    .ok()
+                    .and_then(|mut r| r.pop())
+            })
+            .collect())
+    }
+
     /// Runs the `schedule` rules that are due: each queues an event for every incident its
     /// condition matches (at most [`SCHEDULE_LIMIT`] a tick); how many.
     pub async fn fire_schedules(&self) -> Result<usize, ServiceError> {
         let now = Utc::now();
         let mut fired = 0;
-        for stored in self.store.rules().await?.into_iter().filter(|r| r.enabled) {
-            let Some(rule) = watchfloor_rules::parse_stored(&stored.source)
-                .ok()
-                .and_then(|mut r| r.pop())
-            else {
-                continue;
-            };
+        for rule in self.enabled_rules().await? {
             let (true, Some(every)) = (rule.on.contains(&Trigger::Schedule), rule.every) else {
                 continue;
             };
@@ -87,18 +97,7 @@ impl Service {
         if events.is_empty() {
             return Ok(0);
         }
-        let rules: Vec<Rule> = self
-            .store
-            .rules()
-            .await?
-            .into_iter()
-            .filter(|r| r.enabled)
-            .filter_map(|r| {
-                watchfloor_rules::parse_stored(&r.source)
-                    .ok()
-                    .and_then(|mut r| r.pop())
-            })
-            .collect();
+        let rules = self.enabled_rules().await?;
         let hour_ago = Utc::now() - chrono::TimeDelta::hours(1);
         let mut this_hour: BTreeMap<String, i64> = BTreeMap::new();
         for c in self.store.rule_counts(hour_ago).await? {
@@ -136,9 +135,15 @@ impl Service {
             .flatten()
             .filter_map(|c| c["field"].as_str().map(str::to_string))
             .collect();
+        // The incident as the next rule sees it: read once, and again after a rule acted.
+        let mut current: Option<Incident> = None;
         for rule in rules.iter().filter(|r| r.fires_on(trigger, &changed)) {
-            let Some(incident) = self.store.incident(event.incident_id).await? else {
-                return Ok(());
+            let incident = match current.take() {
+                Some(i) => i,
+                None => match self.store.incident(event.incident_id).await? {
+                    Some(i) => i,
+                    None => return Ok(()),
+                },
             };
             let whole = Cause {
                 event,
@@ -148,9 +153,13 @@ impl Service {
             match self.store.rule_outcome(&whole).await?.as_deref() {
                 // Handled before a restart: go on with the actions not done yet.
                 Some("matched") => {}
-                Some(_) => continue,
+                Some(_) => {
+                    current = Some(incident);
+                    continue;
+                }
                 None => {
                     if !watchfloor_rules::matches(&rule.when, &incident) {
+                        current = Some(incident);
                         continue;
                     }
                     if event.depth >= MAX_DEPTH {
@@ -166,6 +175,7 @@ impl Service {
                                 Some(("rule", &json!({"text": text}))),
                             )
                             .await?;
+                        current = Some(incident);
                         continue;
                     }
                     let used = this_hour.entry(rule.name.clone()).or_default();
@@ -182,21 +192,19 @@ impl Service {
                                 Some(("rule", &json!({"text": text}))),
                             )
                             .await?;
+                        current = Some(incident);
                         continue;
                     }
                     *used += 1;
-                    let outcome = match rule.mode {
-                        Mode::Live => "matched",
-                        Mode::DryRun => "dry-run",
-                    };
                     // A live rule's match is recorded with its first action, in that action's
                     // transaction; another process that matched the event a moment before
                     // goes on too, and the ledger lets each action happen once.
                     if rule.mode == Mode::DryRun {
                         self.store
-                            .record_rule_outcome(&whole, outcome, &rule.when, None)
+                            .record_rule_outcome(&whole, "dry-run", &rule.when, None)
                             .await?;
                         self.dry_run(event, rule, &incident).await?;
+                        current = Some(incident);
                         continue;
                     }
                 }
