@@ -59,10 +59,15 @@ fn rules() -> String {
     text
 }
 
-/// Ingests on a fresh store, with the rules worker running when there are rules; returns
-/// incidents per second of ingest, events per second the rules handled (from the first commit
-/// until none was left), and the store to measure what followed.
-async fn run(with_rules: bool) -> (f64, f64, Arc<SqlStore>, tempfile::TempDir) {
+/// A fresh store (with the 20 rules, if asked) and the rules worker running on it, as `serve`
+/// runs it.
+async fn start(
+    with_rules: bool,
+) -> (
+    Arc<SqlStore>,
+    tokio::task::JoinHandle<()>,
+    tempfile::TempDir,
+) {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(
         SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
@@ -76,28 +81,38 @@ async fn run(with_rules: bool) -> (f64, f64, Arc<SqlStore>, tempfile::TempDir) {
             .await
             .unwrap();
     }
-    let worker = {
-        let service = Service::new(store.clone(), SlaPolicy::default());
-        tokio::spawn(async move {
-            loop {
-                match service.run_rules(100).await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    Ok(_) => {}
-                    Err(e) => panic!("rules: {e}"),
-                }
+    let worker = tokio::spawn(async move {
+        loop {
+            match service.run_rules(100).await {
+                Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
+                Ok(_) => {}
+                Err(e) => panic!("rules: {e}"),
             }
-        })
-    };
-    let all = incidents("b");
-    let sla = SlaPolicy::default();
-    let target = FetchTarget {
+        }
+    });
+    (store, worker, dir)
+}
+
+/// Where the benchmark's incidents are committed.
+fn target(sla: &SlaPolicy) -> FetchTarget<'_> {
+    FetchTarget {
         instance: "bench",
         integration: "bench",
         incident_type: "Bench",
         scope: "",
-        sla: &sla,
+        sla,
         lease: None,
-    };
+    }
+}
+
+/// Ingests on a fresh store, with the rules worker running when there are rules; returns
+/// incidents per second of ingest, events per second the rules handled (from the first commit
+/// until none was left), and the store to measure what followed.
+async fn run(with_rules: bool) -> (f64, f64, Arc<SqlStore>, tempfile::TempDir) {
+    let (store, worker, dir) = start(with_rules).await;
+    let all = incidents("b");
+    let sla = SlaPolicy::default();
+    let target = target(&sla);
     let started = Instant::now();
     for (n, chunk) in all.chunks(BATCH).enumerate() {
         store
@@ -114,45 +129,16 @@ async fn run(with_rules: bool) -> (f64, f64, Arc<SqlStore>, tempfile::TempDir) {
     }
     let handled = INCIDENTS as f64 / started.elapsed().as_secs_f64();
     worker.abort();
-    drop(service);
     (rate, handled, store, dir)
 }
 
 /// Paced ingest: `per_second` incidents a second for `seconds`, in batches every 100 ms, with
 /// the rules and their worker; the store to measure latencies in.
 async fn paced(per_second: usize, seconds: usize) -> (Arc<SqlStore>, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
-    Service::new(store.clone(), SlaPolicy::default())
-        .import_rules(&Caller::local("bench"), &rules(), true)
-        .await
-        .unwrap();
-    let worker = {
-        let service = Service::new(store.clone(), SlaPolicy::default());
-        tokio::spawn(async move {
-            loop {
-                match service.run_rules(100).await {
-                    Ok(0) => tokio::time::sleep(Duration::from_millis(20)).await,
-                    Ok(_) => {}
-                    Err(e) => panic!("rules: {e}"),
-                }
-            }
-        })
-    };
+    let (store, worker, dir) = start(true).await;
     let all = incidents("p");
     let sla = SlaPolicy::default();
-    let target = FetchTarget {
-        instance: "bench",
-        integration: "bench",
-        incident_type: "Bench",
-        scope: "",
-        sla: &sla,
-        lease: None,
-    };
+    let target = target(&sla);
     let per_tick = (per_second / 10).max(1);
     let mut tick = tokio::time::interval(Duration::from_millis(100));
     for (n, chunk) in all.chunks(per_tick).take(seconds * 10).enumerate() {

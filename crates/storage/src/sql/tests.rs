@@ -228,14 +228,7 @@ async fn a_schedule_ticks_only_when_due(s: SqlStore) {
     s.commit_fetch(target(""), &batch, &json!({}))
         .await
         .unwrap();
-    let rule = crate::NewRule {
-        name: "tick".into(),
-        source: "[[rules]]".into(),
-        enabled: true,
-    };
-    s.put_rules(&crate::Actor::default(), &[rule], true)
-        .await
-        .unwrap();
+    enable_a_rule(&s, "tick").await;
     let filter = IncidentFilter {
         conditions: watchfloor_core::query::parse("organization:Acme").unwrap(),
         ..IncidentFilter::default()
@@ -266,6 +259,18 @@ async fn a_schedule_ticks_only_when_due(s: SqlStore) {
     assert_eq!(scheduled, 4);
 }
 
+/// Stores one enabled rule named `name`: events are queued only while one is.
+async fn enable_a_rule(s: &SqlStore, name: &str) {
+    let rule = crate::NewRule {
+        name: name.into(),
+        source: "[[rules]]".into(),
+        enabled: true,
+    };
+    s.put_rules(&crate::Actor::default(), &[rule], true)
+        .await
+        .unwrap();
+}
+
 /// The SLA triggers: open incidents found at risk or breached are marked and their events
 /// queued once each; closed ones never; nothing while no rule is enabled.
 async fn sla_events_are_queued_once_per_incident(s: SqlStore) {
@@ -283,14 +288,7 @@ async fn sla_events_are_queued_once_per_incident(s: SqlStore) {
         0,
         "no rule is enabled"
     );
-    let rule = crate::NewRule {
-        name: "r".into(),
-        source: "[[rules]]".into(),
-        enabled: true,
-    };
-    s.put_rules(&crate::Actor::default(), &[rule], true)
-        .await
-        .unwrap();
+    enable_a_rule(&s, "r").await;
     let first = s.incidents(&IncidentFilter::default()).await.unwrap()[0].id;
     s.change_incident(
         first,
