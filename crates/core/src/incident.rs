@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::lifecycle::{CloseReason, Lifecycle, SlaState, sla_state};
+use crate::lifecycle::{CloseReason, Lifecycle, SlaPolicy, SlaState, sla_state};
 
 /// XSOAR's severity scale: 0 unknown, 0.5 informational, 1 low, 2 medium, 3 high, 4 critical.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
@@ -244,6 +244,23 @@ impl Incident {
             closed: self.closed,
             first_assigned: self.first_assigned,
         }
+    }
+
+    /// Takes the fields of `after` (a lifecycle change applied at `now`), with the SLA deadline
+    /// its severity gives under `sla`, as the store would have them.
+    pub fn set_lifecycle(&mut self, after: Lifecycle, sla: &SlaPolicy, now: DateTime<Utc>) {
+        self.sla_due = sla.due(self.created, after.severity);
+        self.status = after.status;
+        self.severity = after.severity;
+        self.owner = after.owner;
+        self.kind = after.kind;
+        self.labels = after.labels;
+        self.close_reason = after.close_reason;
+        self.close_notes = after.close_notes;
+        self.closed = after.closed;
+        self.first_assigned = after.first_assigned;
+        self.modified = now;
+        self.version += 1;
     }
 
     /// Where the incident stands against its SLA at `now`.

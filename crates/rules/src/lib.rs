@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use action::{ACTIONS, Action, Assign, CATALOG, Pick};
-pub use matcher::{matches, names_organizations};
+pub use matcher::{matches, meets, names_organizations};
 pub use template::{Part, Ref, Template};
 
 /// The fields a change has, as `changed = [...]` and `${change.<field>.old}` name them.

@@ -11,10 +11,16 @@ pub fn matches(when: &str, incident: &Incident) -> bool {
     match when.trim() {
         "" => true,
         text => match watchfloor_core::query::parse(text) {
-            Ok(conditions) => conditions.iter().all(|c| holds(c, incident)),
+            Ok(conditions) => meets(&conditions, incident),
             Err(_) => false,
         },
     }
+}
+
+/// Whether `incident` meets every one of `conditions` (a condition parsed once for many
+/// incidents, with relative times taken from when it was parsed).
+pub fn meets(conditions: &[Condition], incident: &Incident) -> bool {
+    conditions.iter().all(|c| holds(c, incident))
 }
 
 /// The organizations a condition requires (its terms `organization:X` not negated).

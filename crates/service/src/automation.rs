@@ -5,13 +5,16 @@
 //! an action. Chains stop at depth [`MAX_DEPTH`]; a rule past its hourly limit is skipped; a
 //! rule whose last [`BREAKER`] actions failed is disabled.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use chrono::Utc;
 use serde_json::{Value, json};
+use watchfloor_core::query::Condition;
 use watchfloor_core::{Change, CommandLine, Edit, Incident, Label, SlaState, Status};
 use watchfloor_rules::{Action, Mode, Pick, Rule, Template, Trigger};
-use watchfloor_storage::{Actor, Cause, IncidentFilter, Role, RuleEffect, RuleEvent, Scope};
+use watchfloor_storage::{
+    Actor, Cause, IncidentFilter, Role, RuleEffect, RuleEvent, RuleWrite, Scope, StoreError, User,
+};
 
 use crate::rules::resolve;
 use crate::{Caller, Service, ServiceError};
@@ -20,13 +23,199 @@ use crate::{Caller, Service, ServiceError};
 pub const MAX_DEPTH: i64 = 3;
 /// Incidents a `schedule` rule acts on at most per tick.
 pub const SCHEDULE_LIMIT: usize = 1_000;
+/// Events the rules worker takes at a time (see [`Service::run_rules`]).
+pub const BATCH: usize = 500;
+/// How long the rules worker waits after a batch of `handled` events: not at all while
+/// there were some (more may be waiting), a moment when the queue was empty. (Waiting after a
+/// short batch, so that the next gathers more, was measured: it added latency and saved
+/// the ingest nothing.)
+pub fn pause_after(handled: usize) -> std::time::Duration {
+    match handled {
+        0 => std::time::Duration::from_millis(50),
+        _ => std::time::Duration::ZERO,
+    }
+}
+
 /// A rule whose last this many actions failed is disabled.
 pub const BREAKER: usize = 10;
 
-/// What one action came to.
-enum Done {
-    Acted,
+/// What an action comes to.
+enum Decision {
+    /// A write of the batch.
+    Write(What),
     Stop,
+    /// It goes on its own (see [`Service::run_rules`]).
+    Alone,
+}
+
+/// A write the batch has decided on.
+enum What {
+    Change(Change),
+    Note {
+        text: String,
+        mirror: bool,
+    },
+    Outcome {
+        outcome: &'static str,
+        detail: String,
+        /// The text of a war-room entry, if any.
+        entry: Option<Value>,
+    },
+}
+
+impl What {
+    fn name(&self) -> &'static str {
+        match self {
+            What::Change(Change::Close { .. }) => "close",
+            What::Change(_) => "change",
+            What::Note { .. } => "note",
+            What::Outcome { .. } => "outcome",
+        }
+    }
+}
+
+struct Pending<'a> {
+    cause: Cause<'a>,
+    what: What,
+}
+
+impl Pending<'_> {
+    fn write(&self) -> RuleWrite<'_> {
+        let cause = self.cause;
+        match &self.what {
+            What::Change(change) => RuleWrite::Effect {
+                cause,
+                effect: RuleEffect::Change(std::slice::from_ref(change)),
+            },
+            What::Note { text, mirror } => RuleWrite::Effect {
+                cause,
+                effect: RuleEffect::Note {
+                    text,
+                    mirror: *mirror,
+                },
+            },
+            What::Outcome {
+                outcome,
+                detail,
+                entry,
+            } => RuleWrite::Outcome {
+                cause,
+                outcome,
+                detail,
+                entry: entry.as_ref().map(|body| ("rule", body)),
+            },
+        }
+    }
+}
+
+/// The rules worker's state over one batch of events.
+#[derive(Default)]
+struct Batch<'a> {
+    /// The incidents of the batch's events, as the next rule sees them.
+    incidents: HashMap<i64, Incident>,
+    /// The ledger of the batch's events as it was read: (event, rule, action) to outcome.
+    ledger: HashMap<(i64, String, i64), String>,
+    /// How often each rule ran in the last hour.
+    this_hour: BTreeMap<String, i64>,
+    users: HashMap<String, Option<User>>,
+    /// The rules' conditions in run order, parsed once a batch (so that relative times are
+    /// relative to the batch); `None` for one that does not parse (it did when stored).
+    when: Vec<Option<Vec<Condition>>>,
+    pending: Vec<Pending<'a>>,
+    /// Rules that failed in the batch: their breakers are looked at once it is written.
+    failed: BTreeSet<String>,
+}
+
+impl<'a> Batch<'a> {
+    async fn read(
+        service: &Service,
+        events: &[RuleEvent],
+        rules: &[Rule],
+    ) -> Result<Batch<'a>, ServiceError> {
+        let when: Vec<Option<Vec<Condition>>> = rules
+            .iter()
+            .map(|rule| match rule.when.trim() {
+                "" => Some(Vec::new()),
+                text => watchfloor_core::query::parse(text).ok(),
+            })
+            .collect();
+        let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
+        let ledger: HashMap<(i64, String, i64), String> = service
+            .store
+            .ledger_of(&event_ids)
+            .await?
+            .into_iter()
+            .map(|(event, rule, action, outcome)| ((event, rule, action), outcome))
+            .collect();
+        // Only incidents a rule may match are read in full (most are not, and reading is most
+        // of the worker's time), and those of events a rule was handling before a restart.
+        let mut ids: Vec<i64> = events.iter().map(|e| e.incident_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let any: Vec<Vec<Condition>> = when.iter().flatten().cloned().collect();
+        let mut read = service.store.may_meet(&ids, &any).await?;
+        let resumed: BTreeSet<i64> = ledger.keys().map(|(event, ..)| *event).collect();
+        read.extend(
+            events
+                .iter()
+                .filter(|e| resumed.contains(&e.id))
+                .map(|e| e.incident_id),
+        );
+        read.sort_unstable();
+        read.dedup();
+        let incidents = service
+            .store
+            .incidents_by_id(&read)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        let hour_ago = Utc::now() - chrono::TimeDelta::hours(1);
+        let mut this_hour = BTreeMap::new();
+        for c in service.store.rule_counts(hour_ago).await? {
+            if c.outcome == "matched" {
+                this_hour.insert(c.rule, c.n);
+            }
+        }
+        Ok(Batch {
+            incidents,
+            ledger,
+            this_hour,
+            when,
+            ..Batch::default()
+        })
+    }
+
+    /// What the ledger held for `cause` when the batch was read.
+    fn done(&self, cause: &Cause<'_>) -> Option<&str> {
+        self.ledger
+            .get(&(cause.event.id, cause.rule.to_string(), cause.action))
+            .map(String::as_str)
+    }
+
+    fn outcome(
+        &mut self,
+        cause: Cause<'a>,
+        outcome: &'static str,
+        detail: String,
+        entry: Option<String>,
+    ) {
+        self.pending.push(Pending {
+            cause,
+            what: What::Outcome {
+                outcome,
+                detail,
+                entry: entry.map(|text| json!({ "text": text })),
+            },
+        });
+    }
+
+    /// Records that an action failed, with an entry; its rule's breaker is looked at after.
+    fn fail(&mut self, cause: Cause<'a>, rule: &Rule, action: &Action, message: &str) {
+        let text = format!("rule {}: {} failed: {message}", rule.name, action.name());
+        self.outcome(cause, "failed", message.to_string(), Some(text));
+        self.failed.insert(rule.name.clone());
+    }
 }
 
 impl Service {
@@ -92,38 +281,38 @@ impl Service {
     }
 
     /// Handles up to `limit` queued events, oldest first; how many it handled.
+    ///
+    /// The actions that change only the store (fields, labels, notes, closes, assigning to a
+    /// named user) and the outcomes of a batch are written together in one transaction; the
+    /// next rule sees the incident as they leave it. An action that reaches further (a
+    /// provider command, linking duplicates, a notification, the least-loaded user) first has
+    /// what came before it written, then goes alone.
     pub async fn run_rules(&self, limit: usize) -> Result<usize, ServiceError> {
         let events = self.store.pending_events(limit).await?;
         if events.is_empty() {
             return Ok(0);
         }
         let rules = self.enabled_rules().await?;
-        let hour_ago = Utc::now() - chrono::TimeDelta::hours(1);
-        let mut this_hour: BTreeMap<String, i64> = BTreeMap::new();
-        for c in self.store.rule_counts(hour_ago).await? {
-            if c.outcome == "matched" {
-                this_hour.insert(c.rule, c.n);
-            }
-        }
-        // Events handled leave the queue together; one handled again after a crash repeats
-        // nothing, as the ledger knows what it did.
+        let mut batch = Batch::read(self, &events, &rules).await?;
+        // Events handled leave the queue together, with the batch's last writes; one handled
+        // again after a crash repeats nothing, as the ledger knows what it did.
         let mut handled = Vec::with_capacity(events.len());
         for event in &events {
-            if let Err(e) = self.handle_event(event, &rules, &mut this_hour).await {
-                self.store.finish_events(&handled).await?;
+            if let Err(e) = self.handle_event(event, &rules, &mut batch).await {
+                self.flush(&mut batch, &handled).await?;
                 return Err(e);
             }
             handled.push(event.id);
         }
-        self.store.finish_events(&handled).await?;
+        self.flush(&mut batch, &handled).await?;
         Ok(events.len())
     }
 
-    async fn handle_event(
+    async fn handle_event<'a>(
         &self,
-        event: &RuleEvent,
-        rules: &[Rule],
-        this_hour: &mut BTreeMap<String, i64>,
+        event: &'a RuleEvent,
+        rules: &'a [Rule],
+        batch: &mut Batch<'a>,
     ) -> Result<(), ServiceError> {
         let Ok(trigger) = Trigger::parse(&event.trigger) else {
             return Ok(());
@@ -135,31 +324,25 @@ impl Service {
             .flatten()
             .filter_map(|c| c["field"].as_str().map(str::to_string))
             .collect();
-        // The incident as the next rule sees it: read once, and again after a rule acted.
-        let mut current: Option<Incident> = None;
-        for rule in rules.iter().filter(|r| r.fires_on(trigger, &changed)) {
-            let incident = match current.take() {
-                Some(i) => i,
-                None => match self.store.incident(event.incident_id).await? {
-                    Some(i) => i,
-                    None => return Ok(()),
-                },
+        for (n, rule) in rules.iter().enumerate() {
+            if !rule.fires_on(trigger, &changed) {
+                continue;
+            }
+            let Some(incident) = batch.incidents.get(&event.incident_id) else {
+                return Ok(());
             };
             let whole = Cause {
                 event,
                 rule: &rule.name,
                 action: -1,
             };
-            match self.store.rule_outcome(&whole).await?.as_deref() {
+            match batch.done(&whole) {
                 // Handled before a restart: go on with the actions not done yet.
                 Some("matched") => {}
-                Some(_) => {
-                    current = Some(incident);
-                    continue;
-                }
+                Some(_) => continue,
                 None => {
-                    if !watchfloor_rules::matches(&rule.when, &incident) {
-                        current = Some(incident);
+                    let when = batch.when[n].as_deref();
+                    if !when.is_some_and(|c| watchfloor_rules::meets(c, incident)) {
                         continue;
                     }
                     if event.depth >= MAX_DEPTH {
@@ -167,32 +350,16 @@ impl Service {
                             "rule {} did not run: this change comes at the end of a chain of {MAX_DEPTH} rules, and chains stop there",
                             rule.name
                         );
-                        self.store
-                            .record_rule_outcome(
-                                &whole,
-                                "too-deep",
-                                &text,
-                                Some(("rule", &json!({"text": text}))),
-                            )
-                            .await?;
-                        current = Some(incident);
+                        batch.outcome(whole, "too-deep", text.clone(), Some(text));
                         continue;
                     }
-                    let used = this_hour.entry(rule.name.clone()).or_default();
+                    let used = batch.this_hour.entry(rule.name.clone()).or_default();
                     if *used >= i64::from(rule.max_per_hour) {
                         let text = format!(
                             "rule {} did not run: it ran {} times in the last hour, its limit (max_per_hour)",
                             rule.name, rule.max_per_hour
                         );
-                        self.store
-                            .record_rule_outcome(
-                                &whole,
-                                "skipped",
-                                &text,
-                                Some(("rule", &json!({"text": text}))),
-                            )
-                            .await?;
-                        current = Some(incident);
+                        batch.outcome(whole, "skipped", text.clone(), Some(text));
                         continue;
                     }
                     *used += 1;
@@ -200,121 +367,233 @@ impl Service {
                     // transaction; another process that matched the event a moment before
                     // goes on too, and the ledger lets each action happen once.
                     if rule.mode == Mode::DryRun {
-                        self.store
-                            .record_rule_outcome(&whole, "dry-run", &rule.when, None)
-                            .await?;
-                        self.dry_run(event, rule, &incident).await?;
-                        current = Some(incident);
+                        let text = self.dry_run(event, rule, incident).await?;
+                        batch.outcome(whole, "dry-run", rule.when.clone(), None);
+                        let first = Cause { action: 0, ..whole };
+                        batch.outcome(first, "dry-run", text.clone(), Some(text));
                         continue;
                     }
                 }
             }
-            if self.act(event, rule).await? {
+            if self.act(event, rule, batch).await? {
                 break;
             }
         }
         Ok(())
     }
 
-    /// Records what a dry-run rule would do, doing nothing.
+    /// What a dry-run rule would do, doing nothing.
     async fn dry_run(
         &self,
         event: &RuleEvent,
         rule: &Rule,
         incident: &Incident,
-    ) -> Result<(), ServiceError> {
+    ) -> Result<String, ServiceError> {
         let context = self.store.context(incident.id).await?;
         let would: Vec<String> = rule
             .actions
             .iter()
             .map(|a| crate::rules::describe(a, rule, &event.trigger, incident, &context))
             .collect();
-        let text = format!("rule {} (dry run) would: {}", rule.name, would.join("; "));
-        let cause = Cause {
-            event,
-            rule: &rule.name,
-            action: 0,
-        };
-        self.store
-            .record_rule_outcome(
-                &cause,
-                "dry-run",
-                &text,
-                Some(("rule", &json!({"text": text}))),
-            )
-            .await?;
-        Ok(())
+        Ok(format!(
+            "rule {} (dry run) would: {}",
+            rule.name,
+            would.join("; ")
+        ))
     }
 
     /// Runs the actions of a matched rule not done yet; true when one said stop.
-    async fn act(&self, event: &RuleEvent, rule: &Rule) -> Result<bool, ServiceError> {
+    async fn act<'a>(
+        &self,
+        event: &'a RuleEvent,
+        rule: &'a Rule,
+        batch: &mut Batch<'a>,
+    ) -> Result<bool, ServiceError> {
+        let id = event.incident_id;
         for (n, action) in rule.actions.iter().enumerate() {
             let cause = Cause {
                 event,
                 rule: &rule.name,
                 action: n as i64,
             };
-            if let Some(done) = self.store.rule_outcome(&cause).await? {
+            if let Some(done) = batch.done(&cause) {
                 if done == "stop" {
                     return Ok(true);
                 }
                 continue;
             }
-            let Some(incident) = self.store.incident(event.incident_id).await? else {
+            let Some(incident) = batch.incidents.get(&id).cloned() else {
                 return Ok(false);
             };
-            match self.act_once(&cause, rule, action, &incident).await {
-                Ok(Done::Acted) => {}
-                Ok(Done::Stop) => {
-                    self.store
-                        .record_rule_outcome(&cause, "stop", "", None)
-                        .await?;
+            let failure = match self.decide(&cause, rule, action, &incident, batch).await {
+                Ok(Decision::Stop) => {
+                    batch.outcome(cause, "stop", String::new(), None);
                     return Ok(true);
                 }
-                Err(ActionFailed::Service(e)) if !e.is_callers() => return Err(e),
-                Err(failure) => {
-                    let message = failure.to_string();
-                    let text = format!("rule {}: {} failed: {message}", rule.name, action.name());
-                    self.store
-                        .record_rule_outcome(
-                            &cause,
-                            "failed",
-                            &message,
-                            Some(("rule", &json!({"text": text}))),
-                        )
-                        .await?;
-                    self.check_breaker(rule).await?;
+                Ok(Decision::Write(change @ What::Change(_))) => {
+                    let What::Change(c) = &change else {
+                        unreachable!()
+                    };
+                    let mut after = incident.lifecycle();
+                    let now = Utc::now();
+                    match after.apply(c, now) {
+                        Ok(_) => {
+                            if let Some(i) = batch.incidents.get_mut(&id) {
+                                i.set_lifecycle(after, &self.sla, now);
+                            }
+                            batch.pending.push(Pending {
+                                cause,
+                                what: change,
+                            });
+                            continue;
+                        }
+                        Err(error) => ActionFailed::from(ServiceError::from(StoreError::Refused {
+                            id,
+                            error,
+                        })),
+                    }
                 }
+                Ok(Decision::Write(what)) => {
+                    batch.pending.push(Pending { cause, what });
+                    continue;
+                }
+                Ok(Decision::Alone) => {
+                    // What came before is written first; this action then goes on its own,
+                    // and the incident is read again as it leaves it.
+                    self.flush(batch, &[]).await?;
+                    let outcome = match self.store.incident(id).await? {
+                        Some(incident) => self.act_alone(&cause, rule, action, &incident).await,
+                        None => return Ok(false),
+                    };
+                    match self.store.incident(id).await? {
+                        Some(i) => batch.incidents.insert(id, i),
+                        None => batch.incidents.remove(&id),
+                    };
+                    match outcome {
+                        Ok(()) => continue,
+                        Err(failure) => failure,
+                    }
+                }
+                Err(failure) => failure,
+            };
+            match failure {
+                ActionFailed::Service(e) if !e.is_callers() => return Err(e),
+                failure => batch.fail(cause, rule, action, &failure.to_string()),
             }
         }
         Ok(false)
     }
 
-    /// Disables a rule whose last [`BREAKER`] actions all failed.
-    async fn check_breaker(&self, rule: &Rule) -> Result<(), ServiceError> {
-        let recent = self.store.recent_outcomes(&rule.name, BREAKER).await?;
-        if recent.len() == BREAKER && recent.iter().all(|o| o == "failed") {
-            let reason = format!("its last {BREAKER} actions failed");
-            self.store
-                .set_rule_enabled(
-                    &Actor::new(&format!("rule:{}", rule.name), None),
-                    &rule.name,
-                    false,
-                    Some(&reason),
-                )
-                .await?;
-            tracing::warn!(rule = %rule.name, "rule disabled: {reason}");
+    /// Writes what the batch has decided and takes the `finished` events off the queue, in
+    /// one transaction. Should one write be refused (an incident changed meanwhile by someone
+    /// else), each is written on its own instead, the refused ones recorded as failed, and the
+    /// incidents read again.
+    async fn flush(&self, batch: &mut Batch<'_>, finished: &[i64]) -> Result<(), ServiceError> {
+        let pending = std::mem::take(&mut batch.pending);
+        if !pending.is_empty() || !finished.is_empty() {
+            let writes: Vec<RuleWrite<'_>> = pending.iter().map(Pending::write).collect();
+            if let Err(e) = self
+                .store
+                .apply_rule_writes(&writes, finished, &self.sla)
+                .await
+            {
+                drop(writes);
+                let e = ServiceError::from(e);
+                if !e.is_callers() {
+                    // Nothing was written: the events stay queued and are handled again.
+                    return Err(e);
+                }
+                self.write_one_by_one(&pending, batch).await?;
+                self.store.finish_events(finished).await?;
+            }
+        }
+        for name in std::mem::take(&mut batch.failed) {
+            self.check_breaker(&name).await?;
         }
         Ok(())
     }
 
-    async fn act_once(
+    /// The slow path of [`Self::flush`].
+    async fn write_one_by_one(
+        &self,
+        pending: &[Pending<'_>],
+        batch: &mut Batch<'_>,
+    ) -> Result<(), ServiceError> {
+        for p in pending {
+            let written = match p.write() {
+                RuleWrite::Effect { cause, effect } => {
+                    self.store
+                        .apply_rule_effect(&cause, &effect, &self.sla)
+                        .await
+                }
+                RuleWrite::Outcome {
+                    cause,
+                    outcome,
+                    detail,
+                    entry,
+                } => {
+                    self.store
+                        .record_rule_outcome(&cause, outcome, detail, entry)
+                        .await
+                }
+            };
+            match written.map_err(ServiceError::from) {
+                Ok(_) => {}
+                Err(e) if !e.is_callers() => return Err(e),
+                Err(e) => {
+                    let message = e.to_string();
+                    let text =
+                        format!("rule {}: {} failed: {message}", p.cause.rule, p.what.name());
+                    self.store
+                        .record_rule_outcome(
+                            &p.cause,
+                            "failed",
+                            &message,
+                            Some(("rule", &json!({"text": text}))),
+                        )
+                        .await?;
+                    batch.failed.insert(p.cause.rule.to_string());
+                }
+            }
+        }
+        let ids: Vec<i64> = batch.incidents.keys().copied().collect();
+        batch.incidents = self
+            .store
+            .incidents_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
+        Ok(())
+    }
+
+    /// Disables a rule whose last [`BREAKER`] actions all failed.
+    async fn check_breaker(&self, rule: &str) -> Result<(), ServiceError> {
+        let recent = self.store.recent_outcomes(rule, BREAKER).await?;
+        if recent.len() == BREAKER && recent.iter().all(|o| o == "failed") {
+            let reason = format!("its last {BREAKER} actions failed");
+            self.store
+                .set_rule_enabled(
+                    &Actor::new(&format!("rule:{rule}"), None),
+                    rule,
+                    false,
+                    Some(&reason),
+                )
+                .await?;
+            tracing::warn!(rule = %rule, "rule disabled: {reason}");
+        }
+        Ok(())
+    }
+
+    /// What an action comes to, as a write of the batch where it can be one.
+    async fn decide(
         &self,
         cause: &Cause<'_>,
         rule: &Rule,
         action: &Action,
         incident: &Incident,
-    ) -> Result<Done, ActionFailed> {
+        batch: &mut Batch<'_>,
+    ) -> Result<Decision, ActionFailed> {
         // The context is read only for an action whose templates refer to it.
         let context = match action.templates().iter().any(|t| t.needs_context()) {
             true => self
@@ -330,10 +609,21 @@ impl Service {
                 .map_err(ActionFailed::Reference)
         };
         let update = |edit: Edit| Change::Update(edit);
-        let effect_change = match action {
-            Action::Stop => return Ok(Done::Stop),
+        let change = match action {
+            Action::Stop => return Ok(Decision::Stop),
+            Action::Run { .. } | Action::LinkDuplicates { .. } | Action::Notify { .. } => {
+                return Ok(Decision::Alone);
+            }
+            Action::Assign(a) if a.pick == Pick::LeastLoaded => return Ok(Decision::Alone),
             Action::Assign(a) => {
-                let user = self.pick_assignee(cause, &a.to, a.pick, incident).await?;
+                let allowed = self.allowed_assignees(&a.to, incident, batch).await?;
+                let user = match a.pick {
+                    Pick::RoundRobin => {
+                        let n = allowed.len();
+                        allowed[cause.event.id.unsigned_abs() as usize % n].clone()
+                    }
+                    _ => allowed[0].clone(),
+                };
                 update(Edit {
                     owner: Some(Some(user)),
                     ..Edit::default()
@@ -365,57 +655,84 @@ impl Service {
             Action::Note { text, mirror } => {
                 let text = render(text)?;
                 crate::error::no_nul("the note", &text)?;
-                self.store
-                    .apply_rule_effect(
-                        cause,
-                        &RuleEffect::Note {
-                            text: &text,
-                            mirror: *mirror,
-                        },
-                        &self.sla,
-                    )
-                    .await
-                    .map_err(ServiceError::from)?;
-                return Ok(Done::Acted);
-            }
-            Action::Run { line, instance } => {
-                return self
-                    .run_for_rule(cause, rule, line, instance.as_deref(), &render)
-                    .await;
-            }
-            Action::LinkDuplicates { key, within } => {
-                return self.link_duplicates(cause, incident, key, *within).await;
-            }
-            Action::Notify { channel } => {
-                return Err(ActionFailed::Unavailable(format!(
-                    "channel `{channel}`: notifications are not available yet"
-                )));
+                return Ok(Decision::Write(What::Note {
+                    text,
+                    mirror: *mirror,
+                }));
             }
         };
-        crate::incidents::check_change(&effect_change)?;
-        self.store
-            .apply_rule_effect(cause, &RuleEffect::Change(&[effect_change]), &self.sla)
-            .await
-            .map_err(ServiceError::from)?;
-        Ok(Done::Acted)
+        crate::incidents::check_change(&change)?;
+        Ok(Decision::Write(What::Change(change)))
     }
 
-    /// Whom `assign` gives the incident to: a user who may see its organization.
-    async fn pick_assignee(
+    /// An action that goes on its own, not in a batch.
+    async fn act_alone(
         &self,
         cause: &Cause<'_>,
-        to: &[String],
-        pick: Pick,
+        rule: &Rule,
+        action: &Action,
         incident: &Incident,
-    ) -> Result<String, ActionFailed> {
+    ) -> Result<(), ActionFailed> {
+        let context = match action.templates().iter().any(|t| t.needs_context()) {
+            true => self
+                .store
+                .context(incident.id)
+                .await
+                .map_err(ServiceError::from)?,
+            false => Value::Null,
+        };
+        let changes: &[Value] = cause.event.changed.as_array().map_or(&[], Vec::as_slice);
+        let render = |t: &Template| {
+            t.render(&|r| resolve(r, rule, &cause.event.trigger, incident, &context, changes))
+                .map_err(ActionFailed::Reference)
+        };
+        match action {
+            Action::Run { line, instance } => {
+                self.run_for_rule(cause, rule, line, instance.as_deref(), &render)
+                    .await
+            }
+            Action::LinkDuplicates { key, within } => {
+                self.link_duplicates(cause, incident, key, *within).await
+            }
+            Action::Notify { channel } => Err(ActionFailed::Unavailable(format!(
+                "channel `{channel}`: notifications are not available yet"
+            ))),
+            Action::Assign(a) => {
+                let user = self.least_loaded(&a.to, incident).await?;
+                let change = Change::Update(Edit {
+                    owner: Some(Some(user)),
+                    ..Edit::default()
+                });
+                self.store
+                    .apply_rule_effect(cause, &RuleEffect::Change(&[change]), &self.sla)
+                    .await
+                    .map_err(ServiceError::from)?;
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// The users of `to` who may be given `incident`: enabled, not viewers, and allowed to see
+    /// its organization. Refused, naming why, when there is none. Users are read once a batch.
+    async fn allowed_assignees(
+        &self,
+        to: &[String],
+        incident: &Incident,
+        batch: &mut Batch<'_>,
+    ) -> Result<Vec<String>, ActionFailed> {
         let mut allowed = Vec::new();
         let mut refused = Vec::new();
         for name in to {
-            match self.store.user(name).await.map_err(ServiceError::from)? {
+            if !batch.users.contains_key(name) {
+                let user = self.store.user(name).await.map_err(ServiceError::from)?;
+                batch.users.insert(name.clone(), user);
+            }
+            match &batch.users[name] {
                 Some(u)
                     if !u.disabled
                         && u.role != Role::Viewer
-                        && Scope::of(&u).allows(incident.organization.as_deref()) =>
+                        && Scope::of(u).allows(incident.organization.as_deref()) =>
                 {
                     allowed.push(name.clone())
                 }
@@ -430,34 +747,38 @@ impl Service {
         if allowed.is_empty() {
             return Err(ActionFailed::Refused(refused.join("; ")));
         }
-        Ok(match pick {
-            Pick::One => allowed.swap_remove(0),
-            Pick::RoundRobin => {
-                let n = allowed.len();
-                allowed.swap_remove(cause.event.id.unsigned_abs() as usize % n)
+        Ok(allowed)
+    }
+
+    /// Of the users of `to` who may be given `incident`, the one with the fewest open
+    /// incidents.
+    async fn least_loaded(
+        &self,
+        to: &[String],
+        incident: &Incident,
+    ) -> Result<String, ActionFailed> {
+        let allowed = self
+            .allowed_assignees(to, incident, &mut Batch::default())
+            .await?;
+        let mut best: Option<(usize, String)> = None;
+        for name in allowed {
+            let open = self
+                .store
+                .count_matching_up_to(
+                    &IncidentFilter {
+                        owner: Some(name.clone()),
+                        status: vec![Status::Pending, Status::Active],
+                        ..IncidentFilter::default()
+                    },
+                    10_000,
+                )
+                .await
+                .map_err(ServiceError::from)?;
+            if best.as_ref().is_none_or(|(n, _)| open < *n) {
+                best = Some((open, name));
             }
-            Pick::LeastLoaded => {
-                let mut best: Option<(usize, String)> = None;
-                for name in allowed {
-                    let open = self
-                        .store
-                        .count_matching_up_to(
-                            &IncidentFilter {
-                                owner: Some(name.clone()),
-                                status: vec![Status::Pending, Status::Active],
-                                ..IncidentFilter::default()
-                            },
-                            10_000,
-                        )
-                        .await
-                        .map_err(ServiceError::from)?;
-                    if best.as_ref().is_none_or(|(n, _)| open < *n) {
-                        best = Some((open, name));
-                    }
-                }
-                best.map(|(_, n)| n).unwrap_or_default()
-            }
-        })
+        }
+        Ok(best.map(|(_, n)| n).unwrap_or_default())
     }
 
     /// A provider command in the incident, as the rule: recorded as started before it runs,
@@ -469,7 +790,7 @@ impl Service {
         line: &Template,
         instance: Option<&str>,
         render: &(dyn Fn(&Template) -> Result<String, ActionFailed> + Sync),
-    ) -> Result<Done, ActionFailed> {
+    ) -> Result<(), ActionFailed> {
         let mut parsed =
             CommandLine::parse(&line.source).map_err(|e| ActionFailed::Refused(e.to_string()))?;
         // Each value is filled in on its own: a value cannot add arguments.
@@ -485,7 +806,7 @@ impl Service {
             .await
             .map_err(ServiceError::from)?
         {
-            return Ok(Done::Acted);
+            return Ok(());
         }
         let caller = rule_caller(&rule.name);
         let shown = render(line).unwrap_or_else(|_| line.source.clone());
@@ -496,7 +817,7 @@ impl Service {
         if let Err(e) = outcome {
             tracing::warn!(rule = %rule.name, error = %e, "a rule's command failed");
         }
-        Ok(Done::Acted)
+        Ok(())
     }
 
     /// Closes `incident` as a duplicate of the first open incident of its organization with the
@@ -507,7 +828,7 @@ impl Service {
         incident: &Incident,
         key: &[String],
         within: std::time::Duration,
-    ) -> Result<Done, ActionFailed> {
+    ) -> Result<(), ActionFailed> {
         let since = incident.created
             - chrono::TimeDelta::from_std(within).unwrap_or(chrono::TimeDelta::MAX);
         let candidates = self
@@ -536,7 +857,7 @@ impl Service {
             .filter(|c| c.id < incident.id && same(c))
             .min_by_key(|c| c.id)
         else {
-            return Ok(Done::Acted);
+            return Ok(());
         };
         let notes = format!("duplicate of incident {}", first.id);
         let close = Change::Close {
@@ -552,7 +873,7 @@ impl Service {
             .add_entry(first.id, &format!("rule:{}", cause.rule), "rule", &body)
             .await
             .map_err(ServiceError::from)?;
-        Ok(Done::Acted)
+        Ok(())
     }
 }
 

@@ -459,3 +459,119 @@ async fn a_schedule_rule_runs_over_what_it_matches_when_due() {
     assert_eq!(wrote, [json!("on schedule")]);
     assert!(s.by_rules(fresh).await.is_empty());
 }
+
+/// The worker writes a batch of store-only actions together; a later rule of the same event
+/// still sees the incident as an earlier rule left it, and a rule of a later event in the
+/// batch sees it too.
+#[tokio::test]
+async fn a_rule_sees_what_an_earlier_rule_of_the_batch_did() {
+    let s = setup(
+        r#"
+[[rules]]
+name = "raise"
+on = ["created"]
+when = 'name:"Port scan"'
+actions = [{ action = "severity", to = "critical" }, { action = "assign", to = "alice" }]
+
+[[rules]]
+name = "see-critical"
+on = ["created"]
+when = 'severity:critical owner:alice'
+actions = [{ action = "note", text = "now ${incident.severity} for ${incident.owner}" }]
+"#,
+    )
+    .await;
+    let mut ids = Vec::new();
+    for n in 0..30 {
+        ids.push(s.create(&format!("Port scan {n}"), "Acme").await);
+    }
+    let other = s.create("Phishing", "Acme").await;
+    // All 31 `created` events (and nothing else yet) in one batch.
+    assert_eq!(s.service.run_rules(100).await.unwrap(), 31);
+    for id in ids {
+        let i = s.store.incident(id).await.unwrap().unwrap();
+        assert_eq!(i.severity, Severity::Critical);
+        assert_eq!(i.owner.as_deref(), Some("alice"));
+        let notes: Vec<_> = s
+            .by_rules(id)
+            .await
+            .into_iter()
+            .filter(|(author, kind, _)| author == "rule:see-critical" && kind == "note")
+            .map(|(_, _, body)| body["text"].as_str().unwrap_or_default().to_string())
+            .collect();
+        assert_eq!(notes, ["now 4 for alice"], "incident {id}");
+    }
+    assert!(s.by_rules(other).await.is_empty());
+    // The changes the batch made fire their own events, handled after.
+    assert!(s.settle().await > 0);
+}
+
+/// The worker reads in full only the incidents the database says a rule may match: that set
+/// must hold every incident the rules' own matcher matches (for every kind of term, with
+/// case, non-ASCII text and groups), and should leave out the rest where it can judge.
+#[tokio::test]
+async fn the_database_never_leaves_out_an_incident_a_rule_matches() {
+    let s = setup("").await;
+    let mut ids = Vec::new();
+    for (name, org) in [
+        ("Port scan from host", "Acme"),
+        ("PORT SCAN", "acme"),
+        ("Phishing", "Globex"),
+        ("Überwachung", "Müller GmbH"),
+        ("überwachung", "MÜLLER GMBH"),
+        ("Malware", "Initech"),
+    ] {
+        ids.push(s.create(name, org).await);
+    }
+    s.change(
+        ids[2],
+        Change::Update(Edit {
+            owner: Some(Some("gina".into())),
+            severity: Some(Severity::Critical),
+            ..Edit::default()
+        }),
+    )
+    .await;
+    let incidents = s.store.incidents_by_id(&ids).await.unwrap();
+    for when in [
+        "organization:acme",
+        "organization:\"Müller GmbH\"",
+        "name:überwachung",
+        "\"port scan\"",
+        "severity:critical owner:gina",
+        "-owner:gina -organization:acme",
+        "organization:Acme OR organization:Initech",
+        "-(organization:Acme OR name:malware)",
+        "created:<-15m",
+        "created:>-15m status:pending",
+        "type:unclassified",
+        "id:3",
+    ] {
+        let conditions = watchfloor_core::query::parse(when).unwrap();
+        let mut expected: Vec<i64> = incidents
+            .iter()
+            .filter(|i| watchfloor_rules::meets(&conditions, i))
+            .map(|i| i.id)
+            .collect();
+        expected.sort();
+        let mut may = s
+            .store
+            .may_meet(&ids, std::slice::from_ref(&conditions))
+            .await
+            .unwrap();
+        may.sort();
+        assert!(
+            expected.iter().all(|id| may.contains(id)),
+            "`{when}`: the rules match {expected:?}, the database offered {may:?}"
+        );
+        if ["organization:acme", "severity:critical owner:gina", "id:3"].contains(&when) {
+            assert_eq!(may, expected, "`{when}` is judged alike");
+        }
+    }
+    // With no condition at all nothing is read; with an empty one, everything.
+    assert!(s.store.may_meet(&ids, &[]).await.unwrap().is_empty());
+    assert_eq!(
+        s.store.may_meet(&ids, &[vec![]]).await.unwrap().len(),
+        ids.len()
+    );
+}

@@ -1176,6 +1176,39 @@ pub trait RuleStore: Send + Sync {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Does a batch of the rules worker's writes (effects and outcomes, as
+    /// [`RuleStore::apply_rule_effect`] and [`RuleStore::record_rule_outcome`] do them) and
+    /// marks the `finished` events handled, in one transaction: all, or none with the error of
+    /// the first that failed. A write whose cause is in the ledger already is left out.
+    fn apply_rule_writes<'a>(
+        &'a self,
+        writes: &'a [RuleWrite<'a>],
+        finished: &'a [i64],
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// The incidents of these ids that exist (in no particular order), read in one go.
+    fn incidents_by_id<'a>(
+        &'a self,
+        ids: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>>;
+
+    /// Of `ids`, those of incidents that may meet every condition of at least one of `any`:
+    /// a superset, from the terms the database judges exactly as `watchfloor_rules::meets`
+    /// does (text, names, times, and organizations and types not in ASCII are left to it),
+    /// so that the rules worker reads in full only the incidents a rule may match.
+    fn may_meet<'a>(
+        &'a self,
+        ids: &'a [i64],
+        any: &'a [Vec<watchfloor_core::query::Condition>],
+    ) -> BoxFuture<'a, Result<Vec<i64>, StoreError>>;
+
+    /// The ledger rows of these events.
+    fn ledger_of<'a>(
+        &'a self,
+        events: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<LedgerRow>, StoreError>>;
+
     /// Queues `sla-at-risk` or `sla-breached` events (by `state`) for open incidents that have
     /// come into that state at `now` and have not fired it before, at most `limit` at a time;
     /// how many. Nothing is queued or marked while no rule is enabled.
@@ -1242,7 +1275,7 @@ pub struct RuleEvent {
 }
 
 /// Which action of which rule, for which event: the ledger's key.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Cause<'a> {
     pub event: &'a RuleEvent,
     pub rule: &'a str,
@@ -1259,6 +1292,26 @@ pub enum RuleEffect<'a> {
     Note { text: &'a str, mirror: bool },
     /// Another war-room entry.
     Entry { kind: &'a str, body: &'a Value },
+}
+
+/// A row of the rules' ledger: (event, rule, action, outcome).
+pub type LedgerRow = (i64, String, i64, String);
+
+/// One write of the rules worker, for [`RuleStore::apply_rule_writes`].
+#[derive(Debug, Clone, PartialEq)]
+pub enum RuleWrite<'a> {
+    /// An action's effect, with its `acted` ledger row.
+    Effect {
+        cause: Cause<'a>,
+        effect: RuleEffect<'a>,
+    },
+    /// An outcome that changes nothing else, with a war-room entry if any.
+    Outcome {
+        cause: Cause<'a>,
+        outcome: &'a str,
+        detail: &'a str,
+        entry: Option<(&'a str, &'a Value)>,
+    },
 }
 
 /// How many ledger rows a rule has of one outcome (`matched`, `acted`, `failed`, ...).

@@ -280,9 +280,6 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 /// for `schedule` rules that are due.
 const SLA_LOOK: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// How long the rules worker waits when no event is queued.
-const RULES_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
-
 /// Hands queued events to the rules until the stop, while this process holds the `rules`
 /// lease (one process of a cluster at a time; another takes over when it lapses). A stop cuts
 /// the batch in flight, which the ledger makes safe: an action is done once or not at all, and
@@ -324,9 +321,8 @@ async fn run_rules(
             }
         }
         let wait = tokio::select! {
-            ran = service.run_rules(100) => match ran {
-                Ok(0) => RULES_IDLE,
-                Ok(_) => std::time::Duration::ZERO,
+            ran = service.run_rules(watchfloor_service::automation::BATCH) => match ran {
+                Ok(n) => watchfloor_service::automation::pause_after(n),
                 Err(error) => {
                     tracing::error!(%error, "cannot run the rules; trying again");
                     std::time::Duration::from_secs(1)

@@ -5,13 +5,14 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
 use sqlx::any::AnyRow;
-use watchfloor_core::{Change, SlaPolicy, SlaState};
+use watchfloor_core::query::{Condition, Term};
+use watchfloor_core::{Change, Incident, SlaPolicy, SlaState};
 
 use super::{SqlStore, audit, parse_ts};
 use crate::base::{Tx, stored_text, ts};
 use crate::{
-    Actor, BoxFuture, Cause, NewRule, RuleCount, RuleEffect, RuleEvent, RuleStore, StoreError,
-    StoredRule,
+    Actor, BoxFuture, Cause, NewRule, RuleCount, RuleEffect, RuleEvent, RuleStore, RuleWrite,
+    StoreError, StoredRule,
 };
 
 impl RuleStore for SqlStore {
@@ -121,6 +122,128 @@ impl RuleStore for SqlStore {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(self.apply_rule_effect_in(cause, effect, sla))
+    }
+
+    fn apply_rule_writes<'a>(
+        &'a self,
+        writes: &'a [RuleWrite<'a>],
+        finished: &'a [i64],
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let now = Utc::now();
+            let mut tx = self.write().await?;
+            for write in writes {
+                match write {
+                    RuleWrite::Effect { cause, effect } => {
+                        effect_in(&mut tx, self.backend, cause, effect, sla, now).await?;
+                    }
+                    RuleWrite::Outcome {
+                        cause,
+                        outcome,
+                        detail,
+                        entry,
+                    } => {
+                        outcome_in(&mut tx, cause, outcome, detail, *entry, now).await?;
+                    }
+                }
+            }
+            delete_events(&mut tx, finished).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn incidents_by_id<'a>(
+        &'a self,
+        ids: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(500) {
+                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {} FROM incidents WHERE id IN ({})",
+                    super::INCIDENT_COLUMNS,
+                    list.join(", ")
+                )))
+                .fetch_all(&self.pool)
+                .await?;
+                for row in &rows {
+                    out.push(super::incident_from_row(row)?);
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    fn may_meet<'a>(
+        &'a self,
+        ids: &'a [i64],
+        any: &'a [Vec<Condition>],
+    ) -> BoxFuture<'a, Result<Vec<i64>, StoreError>> {
+        Box::pin(async move {
+            let sets: Vec<Vec<Condition>> = any
+                .iter()
+                .map(|set| {
+                    set.iter()
+                        .filter(|c| judged_alike(&c.term))
+                        .cloned()
+                        .collect()
+                })
+                .collect();
+            if sets.is_empty() {
+                return Ok(Vec::new());
+            }
+            if sets.iter().any(Vec::is_empty) {
+                return Ok(ids.to_vec());
+            }
+            let mut out = Vec::new();
+            for chunk in ids.chunks(500) {
+                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                let mut q = crate::dialect::Sql::new(
+                    self.backend,
+                    format!(
+                        "SELECT id FROM incidents WHERE id IN ({}) AND (",
+                        list.join(", ")
+                    ),
+                );
+                for (n, set) in sets.iter().enumerate() {
+                    q.push(if n == 0 { "(1 = 1" } else { " OR (1 = 1" });
+                    let filter = crate::IncidentFilter {
+                        conditions: set.clone(),
+                        ..crate::IncidentFilter::default()
+                    };
+                    super::filter::push_filter(&mut q, &filter, &super::filter::Hints::default());
+                    q.push(")");
+                }
+                q.push(")");
+                let found: Vec<i64> = q.build_query_scalar().fetch_all(&self.pool).await?;
+                out.extend(found);
+            }
+            Ok(out)
+        })
+    }
+
+    fn ledger_of<'a>(
+        &'a self,
+        events: &'a [i64],
+    ) -> BoxFuture<'a, Result<Vec<crate::LedgerRow>, StoreError>> {
+        Box::pin(async move {
+            let mut out = Vec::new();
+            for chunk in events.chunks(500) {
+                let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                let rows: Vec<crate::LedgerRow> =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                        "SELECT event_id, rule, action, outcome FROM rule_ledger WHERE event_id IN ({})",
+                        list.join(", ")
+                    )))
+                    .fetch_all(&self.pool)
+                    .await?;
+                out.extend(rows);
+            }
+            Ok(out)
+        })
     }
 
     fn schedule_tick<'a>(
@@ -322,6 +445,122 @@ async fn ledger(
     Ok(written > 0)
 }
 
+/// Whether the database judges `term` exactly as the rules' matcher does: not for text and
+/// names (the database folds only ASCII case, and searches words), organizations and types
+/// that are not ASCII, nor times (stored to the microsecond, compared to the nanosecond).
+fn judged_alike(term: &Term) -> bool {
+    match term {
+        Term::Status(_)
+        | Term::Severity(_)
+        | Term::Id(_)
+        | Term::Owner(_)
+        | Term::Instance(_)
+        | Term::Nothing => true,
+        Term::Organization(s) | Term::Kind(s) => s.is_ascii(),
+        Term::Name(_) | Term::Text(_) | Term::Created(..) | Term::Occurred(..) => false,
+        Term::Any(terms) => terms.iter().all(judged_alike),
+    }
+}
+
+/// Takes handled events off the queue in `tx`.
+async fn delete_events(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM rule_events WHERE id IN ({})",
+            list.join(", ")
+        )))
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records an outcome in `tx`; false when its cause has one already.
+async fn outcome_in(
+    tx: &mut Tx,
+    cause: &Cause<'_>,
+    outcome: &str,
+    detail: &str,
+    entry: Option<(&str, &Value)>,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !ledger(tx, cause, outcome, detail).await? {
+        return Ok(false);
+    }
+    if let Some((kind, body)) = entry {
+        super::insert_entry(
+            tx,
+            cause.event.incident_id,
+            now,
+            &format!("rule:{}", cause.rule),
+            kind,
+            body,
+        )
+        .await?;
+    }
+    Ok(true)
+}
+
+/// Does an action's effect in `tx`, with its ledger row and the events it fires; false when
+/// its cause has a ledger row already.
+async fn effect_in(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    cause: &Cause<'_>,
+    effect: &RuleEffect<'_>,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    let author = format!("rule:{}", cause.rule);
+    let id = cause.event.incident_id;
+    let depth = cause.event.depth + 1;
+    let detail = match effect {
+        RuleEffect::Change(_) => "change",
+        RuleEffect::Note { .. } => "note",
+        RuleEffect::Entry { kind, .. } => kind,
+    };
+    if !ledger(tx, cause, "acted", detail).await? {
+        return Ok(false);
+    }
+    match effect {
+        RuleEffect::Change(changes) => {
+            let mut incident = super::read_incident(tx, backend, id).await?;
+            for (n, change) in changes.iter().enumerate() {
+                let moved =
+                    super::apply_change(tx, &incident, &author, change, sla, "change", now).await?;
+                if let Some(mirrored) = super::ToProvider::of_change(change)
+                    && !incident.is_manual()
+                {
+                    super::queue_push(tx, &incident, &mirrored, now).await?;
+                }
+                queue_event(tx, id, trigger_of(change), &moved, depth).await?;
+                if n + 1 < changes.len() {
+                    incident = super::read_incident(tx, backend, id).await?;
+                }
+            }
+        }
+        RuleEffect::Note { text, mirror } => {
+            let body = serde_json::json!({"text": text, "mirror": mirror});
+            super::insert_entry(tx, id, now, &author, "note", &body).await?;
+            if *mirror {
+                let incident = super::read_incident(tx, backend, id).await?;
+                if !incident.is_manual() {
+                    let note = super::ToProvider::Note {
+                        text: text.to_string(),
+                    };
+                    super::queue_push(tx, &incident, &note, now).await?;
+                }
+            }
+            queue_event(tx, id, "note", &Value::Array(Vec::new()), depth).await?;
+        }
+        RuleEffect::Entry { kind, body } => {
+            super::insert_entry(tx, id, now, &author, kind, body).await?;
+        }
+    }
+    Ok(true)
+}
+
 fn event_from_row(r: &AnyRow) -> Result<RuleEvent, StoreError> {
     Ok(RuleEvent {
         id: r.try_get("id")?,
@@ -434,15 +673,7 @@ impl SqlStore {
             return Ok(());
         }
         let mut tx = self.write().await?;
-        for chunk in ids.chunks(500) {
-            let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "DELETE FROM rule_events WHERE id IN ({})",
-                list.join(", ")
-            )))
-            .execute(&mut *tx)
-            .await?;
-        }
+        delete_events(&mut tx, ids).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -455,19 +686,8 @@ impl SqlStore {
         entry: Option<(&str, &Value)>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        if !ledger(&mut tx, cause, outcome, detail).await? {
+        if !outcome_in(&mut tx, cause, outcome, detail, entry, Utc::now()).await? {
             return Ok(false);
-        }
-        if let Some((kind, body)) = entry {
-            super::insert_entry(
-                &mut tx,
-                cause.event.incident_id,
-                Utc::now(),
-                &format!("rule:{}", cause.rule),
-                kind,
-                body,
-            )
-            .await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -493,50 +713,9 @@ impl SqlStore {
         effect: &RuleEffect<'_>,
         sla: &SlaPolicy,
     ) -> Result<bool, StoreError> {
-        let now = Utc::now();
-        let author = format!("rule:{}", cause.rule);
-        let id = cause.event.incident_id;
-        let depth = cause.event.depth + 1;
         let mut tx = self.write().await?;
-        let detail = match effect {
-            RuleEffect::Change(_) => "change",
-            RuleEffect::Note { .. } => "note",
-            RuleEffect::Entry { kind, .. } => kind,
-        };
-        if !ledger(&mut tx, cause, "acted", detail).await? {
+        if !effect_in(&mut tx, self.backend, cause, effect, sla, Utc::now()).await? {
             return Ok(false);
-        }
-        let mut incident = super::read_incident(&mut tx, self.backend, id).await?;
-        match effect {
-            RuleEffect::Change(changes) => {
-                for change in *changes {
-                    let moved = super::apply_change(
-                        &mut tx, &incident, &author, change, sla, "change", now,
-                    )
-                    .await?;
-                    if let Some(mirrored) = super::ToProvider::of_change(change)
-                        && !incident.is_manual()
-                    {
-                        super::queue_push(&mut tx, &incident, &mirrored, now).await?;
-                    }
-                    queue_event(&mut tx, id, trigger_of(change), &moved, depth).await?;
-                    incident = super::read_incident(&mut tx, self.backend, id).await?;
-                }
-            }
-            RuleEffect::Note { text, mirror } => {
-                let body = serde_json::json!({"text": text, "mirror": mirror});
-                super::insert_entry(&mut tx, id, now, &author, "note", &body).await?;
-                if *mirror && !incident.is_manual() {
-                    let note = super::ToProvider::Note {
-                        text: text.to_string(),
-                    };
-                    super::queue_push(&mut tx, &incident, &note, now).await?;
-                }
-                queue_event(&mut tx, id, "note", &Value::Array(Vec::new()), depth).await?;
-            }
-            RuleEffect::Entry { kind, body } => {
-                super::insert_entry(&mut tx, id, now, &author, kind, body).await?;
-            }
         }
         tx.commit().await?;
         Ok(true)

@@ -177,7 +177,81 @@ on_both!(
     sla_events_are_queued_once_per_incident,
     a_schedule_ticks_only_when_due,
     alternatives_are_searched_with_or,
+    a_batch_of_rule_writes_is_written_whole_or_not_at_all,
 );
+
+/// The rules worker's writes of a batch commit together: when one is refused (the incident
+/// was closed meanwhile), none is written, and a write whose cause is in the ledger already
+/// is left out when the batch is written again.
+async fn a_batch_of_rule_writes_is_written_whole_or_not_at_all(s: SqlStore) {
+    let batch: Vec<NewIncident> = (0..2)
+        .map(|n| incident(&format!("rw-{n}"), n, Severity::Low))
+        .collect();
+    enable_a_rule(&s, "r").await;
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let events = s.pending_events(10).await.unwrap();
+    assert_eq!(events.len(), 2);
+    let (a, b) = (&events[0], &events[1]);
+    let cause = |event, action| crate::Cause {
+        event,
+        rule: "r",
+        action,
+    };
+    let high = [Change::Update(watchfloor_core::Edit {
+        severity: Some(Severity::High),
+        ..Default::default()
+    })];
+    s.change_incident(
+        b.incident_id,
+        None,
+        "dana",
+        &close(CloseReason::Resolved, ""),
+        &SLA,
+    )
+    .await
+    .unwrap();
+    let writes = [
+        crate::RuleWrite::Effect {
+            cause: cause(a, 0),
+            effect: crate::RuleEffect::Change(&high),
+        },
+        crate::RuleWrite::Effect {
+            cause: cause(b, 0),
+            effect: crate::RuleEffect::Change(&high),
+        },
+    ];
+    let refused = s.apply_rule_writes(&writes, &[], &SLA).await.unwrap_err();
+    assert!(matches!(refused, StoreError::Refused { .. }), "{refused}");
+    let first = s.incident(a.incident_id).await.unwrap().unwrap();
+    assert_eq!(
+        first.severity,
+        Severity::Low,
+        "nothing of the batch is written"
+    );
+    assert!(s.ledger_of(&[a.id, b.id]).await.unwrap().is_empty());
+
+    s.apply_rule_writes(&writes[..1], &[], &SLA).await.unwrap();
+    s.apply_rule_writes(&writes[..1], &[], &SLA).await.unwrap();
+    let first = s.incident(a.incident_id).await.unwrap().unwrap();
+    assert_eq!(first.severity, Severity::High);
+    assert_eq!(first.version, 2, "written once");
+    let mut ledger = s.ledger_of(&[a.id]).await.unwrap();
+    ledger.sort();
+    assert_eq!(
+        ledger,
+        [
+            (a.id, "r".to_string(), -1, "matched".to_string()),
+            (a.id, "r".to_string(), 0, "acted".to_string())
+        ]
+    );
+    let read = s
+        .incidents_by_id(&[a.incident_id, b.incident_id, 999_999])
+        .await
+        .unwrap();
+    assert_eq!(read.len(), 2);
+}
 
 /// Searches with `OR` and groups: `x a OR b` is x and (a or b), on both databases.
 async fn alternatives_are_searched_with_or(s: SqlStore) {
