@@ -445,8 +445,10 @@ fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo
 
 /// Applies a lifecycle change to `before` inside a transaction: the new fields, a version
 /// bump, the SLA due time for the new severity, and an entry of `kind` listing what moved.
+#[allow(clippy::too_many_arguments)]
 async fn apply_change(
     tx: &mut Tx,
+    backend: Backend,
     before: &Incident,
     author: &str,
     change: &Change,
@@ -460,27 +462,47 @@ async fn apply_change(
         .apply(change, now)
         .map_err(|error| StoreError::Refused { id, error })?;
 
-    let labels =
-        serde_json::to_string(&after.labels).map_err(|e| StoreError::Database(e.to_string()))?;
-    sqlx::query(
-        "UPDATE incidents SET status = $1, severity = $2, owner = $3, type = $4, labels = $5, close_reason = $6, \
-         close_notes = $7, closed = $8, first_assigned = $9, sla_due = $10, modified = $11, version = version + 1 \
-         WHERE id = $12",
-    )
-    .bind(after.status.as_str())
-    .bind(after.severity.value())
-    .bind(&after.owner)
-    .bind(&after.kind)
-    .bind(labels)
-    .bind(after.close_reason.map(|r| r.as_str()))
-    .bind(&after.close_notes)
-    .bind(after.closed.map(ts))
-    .bind(after.first_assigned.map(ts))
-    .bind(ts(sla.due(before.created, after.severity)))
-    .bind(ts(now))
-    .bind(id)
-    .execute(&mut **tx)
-    .await?;
+    // Only the columns that moved are written, so that the triggers on the others (the
+    // facet counts) do not fire for, say, a label.
+    let before_l = before.lifecycle();
+    let mut q = crate::dialect::Sql::new(backend, "UPDATE incidents SET modified = ");
+    q.push_bind(ts(now)).push(", version = version + 1");
+    if after.status != before_l.status {
+        q.push(", status = ").push_bind(after.status.as_str());
+    }
+    if after.severity != before_l.severity {
+        q.push(", severity = ").push_bind(after.severity.value());
+        q.push(", sla_due = ")
+            .push_bind(ts(sla.due(before.created, after.severity)));
+    }
+    if after.owner != before_l.owner {
+        q.push(", owner = ").push_bind(after.owner.clone());
+    }
+    if after.first_assigned != before_l.first_assigned {
+        q.push(", first_assigned = ")
+            .push_bind(after.first_assigned.map(ts));
+    }
+    if after.kind != before_l.kind {
+        q.push(", type = ").push_bind(after.kind.clone());
+    }
+    if after.labels != before_l.labels {
+        let labels = serde_json::to_string(&after.labels)
+            .map_err(|e| StoreError::Database(e.to_string()))?;
+        q.push(", labels = ").push_bind(labels);
+    }
+    if after.close_reason != before_l.close_reason {
+        q.push(", close_reason = ")
+            .push_bind(after.close_reason.map(|r| r.as_str()));
+    }
+    if after.close_notes != before_l.close_notes {
+        q.push(", close_notes = ")
+            .push_bind(after.close_notes.clone());
+    }
+    if after.closed != before_l.closed {
+        q.push(", closed = ").push_bind(after.closed.map(ts));
+    }
+    q.push(" WHERE id = ").push_bind(id);
+    q.build().execute(&mut **tx).await?;
     let moved = serde_json::to_value(&moved).map_err(|e| StoreError::Database(e.to_string()))?;
     let body = serde_json::json!({"changes": moved});
     insert_entry(tx, id, now, author, kind, &body).await?;
@@ -1418,8 +1440,17 @@ impl IncidentStore for SqlStore {
                 });
             }
             for change in changes {
-                let moved =
-                    apply_change(&mut tx, &before, author, change, sla, "change", now).await?;
+                let moved = apply_change(
+                    &mut tx,
+                    self.backend,
+                    &before,
+                    author,
+                    change,
+                    sla,
+                    "change",
+                    now,
+                )
+                .await?;
                 if let Some(mirrored) = ToProvider::of_change(change)
                     && !before.is_manual()
                 {
@@ -1843,7 +1874,18 @@ impl OutboxStore for SqlStore {
                 insert_entry(&mut tx, id, now, &author, "sync-in", &body).await?;
             }
             if let Some(change) = change {
-                match apply_change(&mut tx, &before, &author, change, sla, "sync-in", now).await {
+                match apply_change(
+                    &mut tx,
+                    self.backend,
+                    &before,
+                    &author,
+                    change,
+                    sla,
+                    "sync-in",
+                    now,
+                )
+                .await
+                {
                     Ok(moved) => rules::queue_event(&mut tx, id, "remote", &moved, 0).await?,
                     // The local change wins; the war room shows both.
                     Err(StoreError::Refused { error, .. }) => {

@@ -527,8 +527,10 @@ async fn effect_in(
         RuleEffect::Change(changes) => {
             let mut incident = super::read_incident(tx, backend, id).await?;
             for (n, change) in changes.iter().enumerate() {
-                let moved =
-                    super::apply_change(tx, &incident, &author, change, sla, "change", now).await?;
+                let moved = super::apply_change(
+                    tx, backend, &incident, &author, change, sla, "change", now,
+                )
+                .await?;
                 if let Some(mirrored) = super::ToProvider::of_change(change)
                     && !incident.is_manual()
                 {
