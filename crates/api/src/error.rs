@@ -56,6 +56,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(_) => StatusCode::CONFLICT,
             ServiceError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ServiceError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ServiceError::Failed(_) => StatusCode::BAD_GATEWAY,
             ServiceError::Store(e) => return internal(e),
         };
         ApiError(status, e.to_string())

@@ -52,6 +52,16 @@ impl AppState {
         self
     }
 
+    /// With notification channels, and where the UI is for the links in their messages.
+    pub fn with_channels(
+        mut self,
+        channels: Vec<watchfloor_core::channel::ChannelConfig>,
+        public_url: Option<String>,
+    ) -> Self {
+        self.service = self.service.with_channels(channels, public_url);
+        self
+    }
+
     /// With the configured instances, so that commands can run.
     pub fn with_runner(mut self, runner: Arc<Runner>) -> Self {
         self.service = self.service.with_runner(runner.clone());

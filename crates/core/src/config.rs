@@ -20,6 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::channel::ChannelConfig;
 use crate::definition::{IntegrationDef, ParamDef, ParamType};
 use crate::fetch::FetchSettings;
 use crate::lifecycle::SlaPolicy;
@@ -60,6 +61,10 @@ pub struct Config {
     /// `[cluster] lease`: how long a `serve` process holds a share of the work without
     /// renewing it (the default if unset).
     pub lease: Option<Duration>,
+    /// `[[channels]]`: where notifications go.
+    pub channels: Vec<ChannelConfig>,
+    /// `[server] public_url`: where users reach the UI, for links in notifications.
+    pub public_url: Option<String>,
 }
 
 /// A certificate chain and its private key, as PEM files.
@@ -82,6 +87,10 @@ pub struct Shared {
     pub retention: Option<Duration>,
     /// `[cluster] lease`.
     pub lease: Option<Duration>,
+    /// `[[channels]]`.
+    pub channels: Vec<ChannelConfig>,
+    /// `[server] public_url`.
+    pub public_url: Option<String>,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -237,6 +246,8 @@ struct RawConfig {
     server: Option<RawServer>,
     retention: Option<RawRetention>,
     cluster: Option<RawCluster>,
+    #[serde(default)]
+    channels: Vec<Spanned<crate::channel::RawChannel>>,
 }
 
 /// `[cluster]`: how `serve` processes on one database share the work.
@@ -316,6 +327,7 @@ struct RawServer {
     listen: Option<Spanned<String>>,
     tls_cert: Option<Spanned<String>>,
     tls_key: Option<Spanned<String>>,
+    public_url: Option<Spanned<String>>,
 }
 
 impl RawServer {
@@ -339,6 +351,25 @@ impl RawServer {
                 key.span(),
                 "server.tls_cert".into(),
                 "a key needs its certificate: set tls_cert too (a PEM file)".into(),
+            )),
+        }
+    }
+
+    /// Where users reach the UI, for links in notifications; an error names the key.
+    fn public_url(&self) -> Result<Option<String>, (std::ops::Range<usize>, String, String)> {
+        let Some(url) = &self.public_url else {
+            return Ok(None);
+        };
+        let u = url.get_ref().trim().trim_end_matches('/');
+        match u.starts_with("https://") || u.starts_with("http://") {
+            true => Ok(Some(u.to_string())),
+            false => Err((
+                url.span(),
+                "server.public_url".into(),
+                format!(
+                    "`{}` is not an http:// or https:// address, e.g. \"https://soc.example\"",
+                    url.get_ref()
+                ),
             )),
         }
     }
@@ -594,11 +625,14 @@ impl Config {
             server: raw.server.as_ref(),
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
+            channels: &raw.channels,
         }
         .read(base_dir)
         .map_err(|(span, key, message)| err(span, Some(key), message))?;
         Ok(Config {
             path: path.to_path_buf(),
+            channels: shared.channels,
+            public_url: shared.public_url,
             listen: shared.listen,
             tls: shared.tls,
             retention: shared.retention,
@@ -621,6 +655,8 @@ impl Config {
             cluster: Option<RawCluster>,
             #[serde(default)]
             instances: Vec<NameOnly>,
+            #[serde(default)]
+            channels: Vec<Spanned<crate::channel::RawChannel>>,
         }
         #[derive(Deserialize)]
         struct NameOnly {
@@ -653,6 +689,7 @@ impl Config {
             server: raw.server.as_ref(),
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
+            channels: &raw.channels,
         }
         .read(base_dir)
         .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?;
@@ -683,6 +720,8 @@ impl Config {
             tls: self.tls.clone(),
             retention: self.retention,
             lease: self.lease,
+            channels: self.channels.clone(),
+            public_url: self.public_url.clone(),
             instances: self
                 .instances
                 .iter()
@@ -708,6 +747,7 @@ struct SharedSections<'a> {
     server: Option<&'a RawServer>,
     retention: Option<&'a RawRetention>,
     cluster: Option<&'a RawCluster>,
+    channels: &'a [Spanned<crate::channel::RawChannel>],
 }
 
 impl SharedSections<'_> {
@@ -731,6 +771,12 @@ impl SharedSections<'_> {
                 .transpose()?
                 .flatten(),
             lease: self.cluster.map(RawCluster::lease).transpose()?.flatten(),
+            channels: crate::channel::read_channels(self.channels, base_dir)?,
+            public_url: self
+                .server
+                .map(RawServer::public_url)
+                .transpose()?
+                .flatten(),
             instances: Vec::new(),
         })
     }
@@ -896,7 +942,7 @@ const MAX_SECRET_FILE: u64 = 1024 * 1024;
 
 /// Reads a `{ file }` secret: a regular file (a FIFO or a device would block or never end),
 /// without its trailing line break.
-fn read_secret_file(path: &Path) -> Result<String, String> {
+pub(crate) fn read_secret_file(path: &Path) -> Result<String, String> {
     let meta = std::fs::metadata(path)
         .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
     if !meta.is_file() {

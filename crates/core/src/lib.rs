@@ -12,6 +12,7 @@
 //! - [`tenancy`]: how each command binds to organizations, as data.
 
 pub mod args;
+pub mod channel;
 pub mod cmdline;
 pub mod config;
 pub mod context;

@@ -91,6 +91,11 @@ pub fn comma_list<T>(
 
 /// Reads a query. An empty query matches every incident.
 pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
+    parse_at(query, Utc::now())
+}
+
+/// Reads a query whose relative times (`created:<-15m`) count back from `now`.
+pub fn parse_at(query: &str, now: DateTime<Utc>) -> Result<Vec<Condition>, QueryError> {
     if query.contains('\0') {
         return Err(QueryError(
             "the search has a NUL character, which no incident holds: remove it".into(),
@@ -159,7 +164,7 @@ pub fn parse(query: &str) -> Result<Vec<Condition>, QueryError> {
             continue;
         }
         let term = match split_field(&body) {
-            Some((field, value)) => term(&field, &value)?,
+            Some((field, value)) => term(&field, &value, now)?,
             None => Term::Text(unquote(&body)),
         };
         terms += 1;
@@ -235,7 +240,7 @@ fn unquote(s: &str) -> String {
         .to_string()
 }
 
-fn term(field: &str, raw: &str) -> Result<Term, QueryError> {
+fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> {
     let value = unquote(raw);
     let bad = |e: String| QueryError(format!("`{field}:{raw}`: {e}"));
     Ok(match field.to_ascii_lowercase().as_str() {
@@ -259,7 +264,7 @@ fn term(field: &str, raw: &str) -> Result<Term, QueryError> {
         "instance" | "sourceinstance" => Term::Instance(value),
         "category" => Term::Nothing,
         "created" | "occurred" => {
-            let (cmp, at) = comparison(&value).map_err(bad)?;
+            let (cmp, at) = comparison(&value, now).map_err(bad)?;
             if field.eq_ignore_ascii_case("created") {
                 Term::Created(cmp, at)
             } else {
@@ -274,7 +279,7 @@ fn term(field: &str, raw: &str) -> Result<Term, QueryError> {
     })
 }
 
-fn comparison(value: &str) -> Result<(Cmp, DateTime<Utc>), String> {
+fn comparison(value: &str, now: DateTime<Utc>) -> Result<(Cmp, DateTime<Utc>), String> {
     let (cmp, rest) = [
         (">=", Cmp::AtOrAfter),
         ("<=", Cmp::AtOrBefore),
@@ -288,7 +293,7 @@ fn comparison(value: &str) -> Result<(Cmp, DateTime<Utc>), String> {
     // `-15m`: that long before now, as rules write "older than".
     let ago = || {
         let d = humantime::parse_duration(rest.strip_prefix('-')?.trim()).ok()?;
-        Some(Utc::now() - chrono::TimeDelta::from_std(d).ok()?)
+        Some(now - chrono::TimeDelta::from_std(d).ok()?)
     };
     let at = crate::time::moment(&rest).or_else(ago).ok_or_else(|| {
         format!(

@@ -7,7 +7,6 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use chrono::Utc;
 use serde_json::{Value, json};
 use watchfloor_core::query::Condition;
 use watchfloor_core::{Change, CommandLine, Edit, Incident, Label, SlaState, Status};
@@ -51,6 +50,7 @@ enum Decision {
 /// A write the batch has decided on.
 enum What {
     Change(Change),
+    Notify(String),
     Note {
         text: String,
         mirror: bool,
@@ -69,6 +69,7 @@ impl What {
             What::Change(Change::Close { .. }) => "close",
             What::Change(_) => "change",
             What::Note { .. } => "note",
+            What::Notify(_) => "notify",
             What::Outcome { .. } => "outcome",
         }
     }
@@ -87,6 +88,7 @@ impl Pending<'_> {
                 cause,
                 effect: RuleEffect::Change(std::slice::from_ref(change)),
             },
+            What::Notify(channel) => RuleWrite::Notify { cause, channel },
             What::Note { text, mirror } => RuleWrite::Effect {
                 cause,
                 effect: RuleEffect::Note {
@@ -132,11 +134,12 @@ impl<'a> Batch<'a> {
         events: &[RuleEvent],
         rules: &[Rule],
     ) -> Result<Batch<'a>, ServiceError> {
+        let now = service.now();
         let when: Vec<Option<Vec<Condition>>> = rules
             .iter()
             .map(|rule| match rule.when.trim() {
                 "" => Some(Vec::new()),
-                text => watchfloor_core::query::parse(text).ok(),
+                text => watchfloor_core::query::parse_at(text, now).ok(),
             })
             .collect();
         let event_ids: Vec<i64> = events.iter().map(|e| e.id).collect();
@@ -170,7 +173,7 @@ impl<'a> Batch<'a> {
             .into_iter()
             .map(|i| (i.id, i))
             .collect();
-        let hour_ago = Utc::now() - chrono::TimeDelta::hours(1);
+        let hour_ago = now - chrono::TimeDelta::hours(1);
         let mut this_hour = BTreeMap::new();
         for c in service.store.rule_counts(hour_ago).await? {
             if c.outcome == "matched" {
@@ -222,7 +225,7 @@ impl Service {
     /// Queues `sla-at-risk` and `sla-breached` events for open incidents found in those
     /// states now that have not fired them yet (each incident fires each once); how many.
     pub async fn fire_sla_triggers(&self) -> Result<usize, ServiceError> {
-        let now = Utc::now();
+        let now = self.now();
         let mut fired = 0;
         for state in [SlaState::AtRisk, SlaState::Breached] {
             loop {
@@ -255,13 +258,13 @@ impl Service {
     /// Runs the `schedule` rules that are due: each queues an event for every incident its
     /// condition matches (at most [`SCHEDULE_LIMIT`] a tick); how many.
     pub async fn fire_schedules(&self) -> Result<usize, ServiceError> {
-        let now = Utc::now();
+        let now = self.now();
         let mut fired = 0;
         for rule in self.enabled_rules().await? {
             let (true, Some(every)) = (rule.on.contains(&Trigger::Schedule), rule.every) else {
                 continue;
             };
-            let Ok(conditions) = watchfloor_core::query::parse(&rule.when) else {
+            let Ok(conditions) = watchfloor_core::query::parse_at(&rule.when, now) else {
                 continue;
             };
             let filter = IncidentFilter {
@@ -435,7 +438,7 @@ impl Service {
                         unreachable!()
                     };
                     let mut after = incident.lifecycle();
-                    let now = Utc::now();
+                    let now = self.now();
                     match after.apply(c, now) {
                         Ok(_) => {
                             if let Some(i) = batch.incidents.get_mut(&id) {
@@ -520,23 +523,10 @@ impl Service {
         batch: &mut Batch<'_>,
     ) -> Result<(), ServiceError> {
         for p in pending {
-            let written = match p.write() {
-                RuleWrite::Effect { cause, effect } => {
-                    self.store
-                        .apply_rule_effect(&cause, &effect, &self.sla)
-                        .await
-                }
-                RuleWrite::Outcome {
-                    cause,
-                    outcome,
-                    detail,
-                    entry,
-                } => {
-                    self.store
-                        .record_rule_outcome(&cause, outcome, detail, entry)
-                        .await
-                }
-            };
+            let written = self
+                .store
+                .apply_rule_writes(&[p.write()], &[], &self.sla)
+                .await;
             match written.map_err(ServiceError::from) {
                 Ok(_) => {}
                 Err(e) if !e.is_callers() => return Err(e),
@@ -611,8 +601,14 @@ impl Service {
         let update = |edit: Edit| Change::Update(edit);
         let change = match action {
             Action::Stop => return Ok(Decision::Stop),
-            Action::Run { .. } | Action::LinkDuplicates { .. } | Action::Notify { .. } => {
-                return Ok(Decision::Alone);
+            Action::Run { .. } | Action::LinkDuplicates { .. } => return Ok(Decision::Alone),
+            Action::Notify { channel } => {
+                if !self.channels.iter().any(|c| &c.name == channel) {
+                    return Err(ActionFailed::Unavailable(format!(
+                        "there is no channel `{channel}` in the config; `watchfloor channels list` shows them"
+                    )));
+                }
+                return Ok(Decision::Write(What::Notify(channel.clone())));
             }
             Action::Assign(a) if a.pick == Pick::LeastLoaded => return Ok(Decision::Alone),
             Action::Assign(a) => {
@@ -694,9 +690,6 @@ impl Service {
             Action::LinkDuplicates { key, within } => {
                 self.link_duplicates(cause, incident, key, *within).await
             }
-            Action::Notify { channel } => Err(ActionFailed::Unavailable(format!(
-                "channel `{channel}`: notifications are not available yet"
-            ))),
             Action::Assign(a) => {
                 let user = self.least_loaded(&a.to, incident).await?;
                 let change = Change::Update(Edit {

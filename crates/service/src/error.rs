@@ -25,6 +25,10 @@ pub enum ServiceError {
     /// What is needed is not running here (no instances configured, no engine).
     #[error("{0}")]
     Unavailable(String),
+    /// Something outside watchfloor failed: a receiver refused a message, a server did not
+    /// answer.
+    #[error("{0}")]
+    Failed(String),
     /// The store failed.
     #[error(transparent)]
     Store(StoreError),

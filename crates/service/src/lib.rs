@@ -19,6 +19,7 @@ pub mod error;
 pub mod incidents;
 pub mod instances;
 pub mod login;
+pub mod notifications;
 pub mod queue;
 pub mod refs;
 pub mod rules;
@@ -26,7 +27,9 @@ pub mod tenancy;
 
 use std::sync::Arc;
 
+use chrono::{DateTime, Utc};
 use watchfloor_core::SlaPolicy;
+use watchfloor_core::channel::ChannelConfig;
 use watchfloor_integrations::Runner;
 use watchfloor_storage::{Actor, Role, Scope, Store, User};
 
@@ -45,6 +48,12 @@ pub struct Service {
     engine: Option<Arc<watchfloor_engine::Engine>>,
     /// Failed logins, by user and by address.
     limiter: Arc<login::Limiter>,
+    /// The notification channels (the config's `[[channels]]`).
+    channels: Arc<Vec<ChannelConfig>>,
+    /// Where users reach the UI (`[server] public_url`), for links in notifications.
+    public_url: Option<Arc<str>>,
+    /// What time it is: the system's clock, or a test's.
+    clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
 }
 
 impl Service {
@@ -55,7 +64,37 @@ impl Service {
             runner: None,
             engine: None,
             limiter: Arc::default(),
+            channels: Arc::default(),
+            public_url: None,
+            clock: Arc::new(Utc::now),
         }
+    }
+
+    /// With notification channels, and where the UI is for the links in their messages.
+    pub fn with_channels(
+        mut self,
+        channels: Vec<ChannelConfig>,
+        public_url: Option<String>,
+    ) -> Service {
+        self.channels = Arc::new(channels);
+        self.public_url = public_url.map(Arc::from);
+        self
+    }
+
+    /// With another clock than the system's (tests of what happens after minutes or hours).
+    pub fn with_clock(mut self, clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>) -> Service {
+        self.clock = clock;
+        self
+    }
+
+    /// What time it is for the rules and the notifications.
+    pub fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// The configured notification channels.
+    pub fn channels(&self) -> &[ChannelConfig] {
+        &self.channels
     }
 
     /// With the fetch engine, so that a fetch can be asked for.

@@ -123,11 +123,12 @@ impl Service {
             .collect();
         let definitions = watchfloor_integrations::definitions();
         let command_exists = |name: &str| definitions.iter().any(|d| d.command(name).is_some());
+        let channels: Vec<String> = self.channels.iter().map(|c| c.name.clone()).collect();
         watchfloor_rules::parse(
             text,
             &Catalog {
                 users: &users,
-                channels: &[],
+                channels: &channels,
                 command_exists: &command_exists,
                 lenient: false,
                 unavailable: &UNAVAILABLE,

@@ -93,6 +93,33 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "notifications",
+        &[
+            ("id", Int),
+            ("channel", Text),
+            ("incident_id", Int),
+            ("rule", Text),
+            ("trigger", Text),
+            ("created", Text),
+            ("delivery", Text),
+            ("status", Text),
+        ],
+    ),
+    (
+        "deliveries",
+        &[
+            ("id", Text),
+            ("channel", Text),
+            ("digest", Int),
+            ("status", Text),
+            ("attempts", Int),
+            ("next_attempt", Text),
+            ("created", Text),
+            ("sent", Text),
+            ("last_error", Text),
+        ],
+    ),
+    (
         "scope_health",
         &[
             ("instance", Text),
@@ -304,7 +331,10 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
     if to.backend() == Backend::Postgres {
         // Ids were copied as they were: new rows take the next ones.
         for (table, columns) in TABLES {
-            if columns.first().is_some_and(|(c, _)| *c == "id") {
+            if columns
+                .first()
+                .is_some_and(|(c, k)| *c == "id" && matches!(k, Int))
+            {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "SELECT setval(pg_get_serial_sequence('{table}', 'id'), COALESCE(MAX(id), 0) + 1, false) FROM {table}"
                 )))

@@ -43,8 +43,8 @@ pub use sql::SqlStore;
 /// Every role trait of the store, for code that calls them on a `SqlStore` itself.
 pub mod prelude {
     pub use crate::{
-        AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore,
-        QueueStore, RuleStore, Store,
+        AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, LeaseStore, NotifyStore,
+        OutboxStore, QueueStore, RuleStore, Store,
     };
 }
 pub use sql::postgres::redact as redact_url;
@@ -680,6 +680,7 @@ pub trait Store:
     + AccountStore
     + AuditStore
     + RuleStore
+    + NotifyStore
 {
 }
 
@@ -693,6 +694,7 @@ impl<T> Store for T where
         + AccountStore
         + AuditStore
         + RuleStore
+        + NotifyStore
 {
 }
 
@@ -1260,6 +1262,115 @@ pub trait RuleStore: Send + Sync {
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
+/// Notifications as stored: what `notify` actions queued (in their own transactions, through
+/// [`RuleWrite::Notify`]), and the deliveries that carry them, each with a stable id.
+pub trait NotifyStore: Send + Sync {
+    /// Gives the notifications of `channel` that wait for a delivery their deliveries, within
+    /// its hourly limit: one each while they fit in what is left of it, else all together in
+    /// one digest; none while the limit is used up. How many deliveries.
+    fn plan_deliveries<'a>(
+        &'a self,
+        channel: &'a str,
+        max_per_hour: u32,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// Deliveries of `channel` waiting to be sent whose time has come, oldest first, with
+    /// their notifications; each is claimed until `retry_at`, so that one cut off mid-send is
+    /// sent again then, under the same id.
+    fn claim_deliveries<'a>(
+        &'a self,
+        channel: &'a str,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>>;
+
+    /// Records how a delivery went: sent, to be tried again at `retry`, or (neither) failed
+    /// for good, with a war-room entry on each incident it carried.
+    fn finish_delivery<'a>(
+        &'a self,
+        id: &'a str,
+        outcome: DeliveryOutcome<'a>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Notifications, newest first.
+    fn notifications<'a>(
+        &'a self,
+        filter: &'a NotificationFilter,
+    ) -> BoxFuture<'a, Result<Vec<Notification>, StoreError>>;
+
+    /// Per channel: notifications waiting, deliveries sent in the hour before `now`, those
+    /// that failed for good in the day before, and the last error.
+    fn channel_stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<ChannelStats>, StoreError>>;
+}
+
+/// A delivery to send: one notification, or a digest of several.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Delivery {
+    /// Stable across attempts: the e-mail's `Message-ID`, a webhook's delivery header.
+    pub id: String,
+    pub channel: String,
+    pub digest: bool,
+    pub attempts: i64,
+    pub created: DateTime<Utc>,
+    pub notifications: Vec<Notification>,
+}
+
+/// How a delivery attempt went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryOutcome<'a> {
+    Sent,
+    /// Failed; tried again at this time.
+    Retry(&'a str, DateTime<Utc>),
+    /// Failed for good.
+    Failed(&'a str),
+}
+
+/// One notification a rule asked for.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notification {
+    pub id: i64,
+    pub channel: String,
+    pub incident_id: i64,
+    pub rule: String,
+    pub trigger: String,
+    pub created: DateTime<Utc>,
+    /// The delivery that carries it, once planned.
+    pub delivery: Option<String>,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    /// The organization of its incident (for the reader's scope).
+    pub organization: Option<String>,
+    /// Its incident's name.
+    pub incident_name: String,
+}
+
+/// Which notifications to list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct NotificationFilter {
+    pub scope: Scope,
+    pub channel: Option<String>,
+    pub status: Option<String>,
+    pub incident: Option<i64>,
+    pub limit: Option<usize>,
+}
+
+/// A channel's state.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ChannelStats {
+    pub channel: String,
+    pub waiting: i64,
+    pub sent_last_hour: i64,
+    pub failed_last_day: i64,
+    pub last_error: Option<String>,
+    pub last_error_at: Option<DateTime<Utc>>,
+}
+
 /// An event that may fire rules: what happened to which incident, at which causal depth (0
 /// for a person or a fetch, one more for each rule in the chain).
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -1305,6 +1416,10 @@ pub enum RuleWrite<'a> {
         cause: Cause<'a>,
         effect: RuleEffect<'a>,
     },
+    /// A notification queued on `channel`, with its `acted` ledger row. For a `schedule`
+    /// event it is queued once per (rule, incident, channel): a rule that looks every few
+    /// minutes notifies about an incident once.
+    Notify { cause: Cause<'a>, channel: &'a str },
     /// An outcome that changes nothing else, with a war-room entry if any.
     Outcome {
         cause: Cause<'a>,

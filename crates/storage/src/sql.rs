@@ -29,6 +29,7 @@ use commit::FetchCommit;
 mod audit;
 mod commit;
 mod filter;
+mod notify;
 pub(crate) mod postgres;
 mod rules;
 pub(crate) mod sqlite;

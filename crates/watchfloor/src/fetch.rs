@@ -172,6 +172,11 @@ pub async fn serve(
             "no instance has fetch = true and no --listen address: nothing to serve"
         ));
     }
+    for channel in &shared.channels {
+        channel
+            .check_secrets()
+            .map_err(|e| anyhow!("channel {}: {e}", channel.name))?;
+    }
     let sla = shared.sla;
     let lease = shared
         .lease
@@ -195,7 +200,16 @@ pub async fn serve(
     // Automation: the rules hear of each change once it has committed.
     let service = watchfloor_service::Service::new(store.clone(), sla.clone())
         .with_runner(runner.clone())
-        .with_engine(engine.clone());
+        .with_engine(engine.clone())
+        .with_channels(shared.channels.clone(), shared.public_url.clone());
+    if !shared.channels.is_empty() {
+        tokio::spawn(deliver_notifications(
+            service.clone(),
+            sharing.id().to_string(),
+            lease,
+            stop.clone(),
+        ));
+    }
     tokio::spawn(run_rules(
         service,
         sharing.id().to_string(),
@@ -211,7 +225,8 @@ pub async fn serve(
             crate::tell!("API on {scheme}://{}", listener.local_addr()?);
             let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
-                .with_engine(engine.clone());
+                .with_engine(engine.clone())
+                .with_channels(shared.channels.clone(), shared.public_url.clone());
             if tls.is_some() {
                 state = state.over_tls();
             }
@@ -336,6 +351,54 @@ async fn run_rules(
         }
     }
 }
+
+/// Delivers notifications until the stop, while this process holds the `notify` lease (one
+/// process of a cluster at a time). A stop or a kill mid-send leaves the delivery claimed; it
+/// is sent again once its claim lapses, under the same id, so that a receiver can drop it.
+async fn deliver_notifications(
+    service: watchfloor_service::Service,
+    holder: String,
+    lease: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut renewed: Option<std::time::Instant> = None;
+    loop {
+        if renewed.is_none_or(|at| at.elapsed() > lease / 3) {
+            renewed = match service
+                .store()
+                .acquire_lease("notify", &holder, lease)
+                .await
+            {
+                Ok(Some(_)) => Some(std::time::Instant::now()),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::error!(%error, "cannot take the notify lease; trying again");
+                    None
+                }
+            };
+        }
+        let wait = match renewed {
+            None => lease / 4,
+            Some(_) => {
+                let sent = tokio::select! {
+                    sent = service.deliver_notifications() => sent,
+                    _ = stop.wait_for(|s| *s) => return,
+                };
+                if let Err(error) = sent {
+                    tracing::error!(%error, "cannot deliver notifications; trying again");
+                }
+                NOTIFY_EVERY
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// How often the notification worker looks for what is due.
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 async fn purge_closed(
     store: Arc<SqlStore>,

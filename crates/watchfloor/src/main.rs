@@ -7,6 +7,7 @@ mod output;
 mod db;
 mod fetch;
 mod incidents;
+mod notify;
 mod rules;
 #[cfg(feature = "simulators")]
 mod simulate;
@@ -98,6 +99,17 @@ enum Command {
     Rules {
         #[command(subcommand)]
         action: rules::RulesAction,
+    },
+    /// Notification channels (the config's [[channels]]): list them with their state, send a
+    /// test message.
+    Channels {
+        #[command(subcommand)]
+        action: notify::ChannelsAction,
+    },
+    /// Notifications that rules queued, and how their delivery went.
+    Notifications {
+        #[command(subcommand)]
+        action: notify::NotificationsAction,
     },
     /// The audit log, newest first: logins (with the address), sessions ended, API keys made
     /// and revoked, users made, changed, disabled and enabled.
@@ -511,6 +523,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Channels { action } => {
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
+            let text = notify::channels(&service, action).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Notifications { action } => {
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
+            let text = notify::notifications(&service, action).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             since,
             limit,
@@ -706,7 +730,8 @@ async fn local_service(
     let store = incidents::open_store(db.or(shared.storage_url.as_deref()))
         .await
         .map_err(usage)?;
-    Ok(watchfloor_service::Service::new(store, shared.sla.clone()))
+    Ok(watchfloor_service::Service::new(store, shared.sla.clone())
+        .with_channels(shared.channels.clone(), shared.public_url.clone()))
 }
 
 fn shared_settings(config: Option<&Path>) -> Result<watchfloor_core::Shared, Failure> {
@@ -732,6 +757,7 @@ async fn incidents_command(
     // The CLI runs on the machine itself: a local administrator, recorded as `--as`.
     let service = |store: Arc<watchfloor_storage::SqlStore>| {
         watchfloor_service::Service::new(store, shared.sla.clone())
+            .with_channels(shared.channels.clone(), shared.public_url.clone())
     };
     Ok(match action {
         IncidentsAction::List {

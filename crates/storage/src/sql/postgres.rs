@@ -38,6 +38,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         10,
         include_str!("../../migrations/postgres/0010_rule_ticks.sql"),
     ),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_notifications.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

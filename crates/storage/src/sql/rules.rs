@@ -138,6 +138,9 @@ impl RuleStore for SqlStore {
                     RuleWrite::Effect { cause, effect } => {
                         effect_in(&mut tx, self.backend, cause, effect, sla, now).await?;
                     }
+                    RuleWrite::Notify { cause, channel } => {
+                        notify_in(&mut tx, cause, channel, now).await?;
+                    }
                     RuleWrite::Outcome {
                         cause,
                         outcome,
@@ -474,6 +477,28 @@ async fn delete_events(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
         .await?;
     }
     Ok(())
+}
+
+/// Queues a notification in `tx` with its ledger row; false when its cause has one already.
+async fn notify_in(
+    tx: &mut Tx,
+    cause: &Cause<'_>,
+    channel: &str,
+    now: DateTime<Utc>,
+) -> Result<bool, StoreError> {
+    if !ledger(tx, cause, "acted", "notify").await? {
+        return Ok(false);
+    }
+    super::notify::queue(
+        tx,
+        channel,
+        cause.event.incident_id,
+        cause.rule,
+        &cause.event.trigger,
+        now,
+    )
+    .await?;
+    Ok(true)
 }
 
 /// Records an outcome in `tx`; false when its cause has one already.

@@ -1,0 +1,361 @@
+//! Notifications as stored: the outbox a `notify` action writes to, and the deliveries that
+//! carry it (one notification each, or a digest once a channel is past its hourly limit).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{SqlStore, parse_ts};
+use crate::base::{Tx, ts};
+use crate::{
+    BoxFuture, ChannelStats, Delivery, DeliveryOutcome, Notification, NotificationFilter,
+    NotifyStore, Scope, StoreError,
+};
+
+const NOTIFICATION_COLUMNS: &str = "n.id, n.channel, n.incident_id, n.rule, n.trigger, n.created, \
+     n.delivery, n.status, i.organization, i.name";
+
+fn notification_from_row(r: &AnyRow) -> Result<Notification, StoreError> {
+    Ok(Notification {
+        id: r.try_get("id")?,
+        channel: r.try_get("channel")?,
+        incident_id: r.try_get("incident_id")?,
+        rule: r.try_get("rule")?,
+        trigger: r.try_get("trigger")?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        delivery: r.try_get("delivery")?,
+        status: r.try_get("status")?,
+        organization: r.try_get("organization")?,
+        incident_name: r.try_get::<Option<String>, _>("name")?.unwrap_or_default(),
+    })
+}
+
+/// Queues a notification in `tx` (for a `schedule` event, only if this rule has not notified
+/// `channel` of this incident before).
+pub(super) async fn queue(
+    tx: &mut Tx,
+    channel: &str,
+    incident_id: i64,
+    rule: &str,
+    trigger: &str,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if trigger == "schedule" {
+        let before: Option<i64> = sqlx::query_scalar(
+            "SELECT id FROM notifications WHERE channel = $1 AND incident_id = $2 AND rule = $3 LIMIT 1",
+        )
+        .bind(channel)
+        .bind(incident_id)
+        .bind(rule)
+        .fetch_optional(&mut **tx)
+        .await?;
+        if before.is_some() {
+            return Ok(());
+        }
+    }
+    sqlx::query(
+        "INSERT INTO notifications (channel, incident_id, rule, trigger, created, status) \
+         VALUES ($1, $2, $3, $4, $5, 'pending')",
+    )
+    .bind(channel)
+    .bind(incident_id)
+    .bind(rule)
+    .bind(trigger)
+    .bind(ts(now))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+impl NotifyStore for SqlStore {
+    fn plan_deliveries<'a>(
+        &'a self,
+        channel: &'a str,
+        max_per_hour: u32,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let waiting: Vec<i64> = sqlx::query_scalar(
+                "SELECT id FROM notifications WHERE channel = $1 AND delivery IS NULL ORDER BY id LIMIT 10000",
+            )
+            .bind(channel)
+            .fetch_all(&mut *tx)
+            .await?;
+            if waiting.is_empty() {
+                return Ok(0);
+            }
+            let hour_ago = now - chrono::TimeDelta::hours(1);
+            let used: i64 = sqlx::query_scalar(
+                "SELECT COUNT(*) FROM deliveries WHERE channel = $1 AND created > $2",
+            )
+            .bind(channel)
+            .bind(ts(hour_ago))
+            .fetch_one(&mut *tx)
+            .await?;
+            let budget = (i64::from(max_per_hour) - used).max(0) as usize;
+            if budget == 0 {
+                return Ok(0);
+            }
+            // One each while they fit; else all of them in one digest, so that a storm takes
+            // one message of what is left of the limit, not all of it.
+            let groups: Vec<&[i64]> = match waiting.len() <= budget {
+                true => waiting.chunks(1).collect(),
+                false => vec![&waiting[..]],
+            };
+            let stamp = now.timestamp_nanos_opt().unwrap_or_default();
+            for group in &groups {
+                let digest = group.len() > 1;
+                let id = match digest {
+                    true => format!("digest-{}-{}-{stamp}", group[0], group.len()),
+                    false => format!("n-{}-{stamp}", group[0]),
+                };
+                sqlx::query(
+                    "INSERT INTO deliveries (id, channel, digest, status, attempts, next_attempt, created) \
+                     VALUES ($1, $2, $3, 'pending', 0, $4, $4)",
+                )
+                .bind(&id)
+                .bind(channel)
+                .bind(i64::from(digest))
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?;
+                for chunk in group.chunks(500) {
+                    let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+                    sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "UPDATE notifications SET delivery = $1 WHERE id IN ({})",
+                        list.join(", ")
+                    )))
+                    .bind(&id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(groups.len())
+        })
+    }
+
+    fn claim_deliveries<'a>(
+        &'a self,
+        channel: &'a str,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let rows = sqlx::query(
+                "SELECT id, channel, digest, attempts, created FROM deliveries \
+                 WHERE channel = $1 AND status = 'pending' AND next_attempt <= $2 \
+                 ORDER BY created, id LIMIT $3",
+            )
+            .bind(channel)
+            .bind(ts(now))
+            .bind(limit as i64)
+            .fetch_all(&mut *tx)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let id: String = r.try_get("id")?;
+                sqlx::query(
+                    "UPDATE deliveries SET next_attempt = $1, attempts = attempts + 1 WHERE id = $2",
+                )
+                .bind(ts(retry_at))
+                .bind(&id)
+                .execute(&mut *tx)
+                .await?;
+                let items = sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications n \
+                     LEFT JOIN incidents i ON i.id = n.incident_id WHERE n.delivery = $1 ORDER BY n.id"
+                )))
+                .bind(&id)
+                .fetch_all(&mut *tx)
+                .await?;
+                out.push(Delivery {
+                    id,
+                    channel: r.try_get("channel")?,
+                    digest: r.try_get::<i64, _>("digest")? != 0,
+                    attempts: r.try_get::<i64, _>("attempts")? + 1,
+                    created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                    notifications: items
+                        .iter()
+                        .map(notification_from_row)
+                        .collect::<Result<_, _>>()?,
+                });
+            }
+            tx.commit().await?;
+            Ok(out)
+        })
+    }
+
+    fn finish_delivery<'a>(
+        &'a self,
+        id: &'a str,
+        outcome: DeliveryOutcome<'a>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            match outcome {
+                DeliveryOutcome::Sent => {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'sent', sent = $1, last_error = NULL WHERE id = $2",
+                    )
+                    .bind(ts(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE notifications SET status = 'sent' WHERE delivery = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                DeliveryOutcome::Retry(error, at) => {
+                    sqlx::query(
+                        "UPDATE deliveries SET next_attempt = $1, last_error = $2 WHERE id = $3",
+                    )
+                    .bind(ts(at))
+                    .bind(crate::base::stored_text(error))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                DeliveryOutcome::Failed(error) => {
+                    sqlx::query(
+                        "UPDATE deliveries SET status = 'failed', last_error = $1, sent = $2 WHERE id = $3",
+                    )
+                    .bind(crate::base::stored_text(error))
+                    .bind(ts(now))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                    let rows: Vec<(i64, String)> = sqlx::query_as(
+                        "SELECT incident_id, channel FROM notifications WHERE delivery = $1",
+                    )
+                    .bind(id)
+                    .fetch_all(&mut *tx)
+                    .await?;
+                    sqlx::query("UPDATE notifications SET status = 'failed' WHERE delivery = $1")
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?;
+                    for (incident, channel) in rows {
+                        let text = format!(
+                            "the notification to channel {channel} failed for good: {error}"
+                        );
+                        super::insert_entry(
+                            &mut tx,
+                            incident,
+                            now,
+                            "watchfloor",
+                            "notification",
+                            &json!({"text": text, "channel": channel, "delivery": id}),
+                        )
+                        .await?;
+                    }
+                }
+            }
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn notifications<'a>(
+        &'a self,
+        filter: &'a NotificationFilter,
+    ) -> BoxFuture<'a, Result<Vec<Notification>, StoreError>> {
+        Box::pin(async move {
+            let mut q = crate::dialect::Sql::new(
+                self.backend,
+                format!(
+                    "SELECT {NOTIFICATION_COLUMNS} FROM notifications n \
+                     LEFT JOIN incidents i ON i.id = n.incident_id WHERE 1 = 1"
+                ),
+            );
+            if let Scope::Orgs(orgs) = &filter.scope {
+                q.push(" AND ");
+                self.backend.push_in_nocase(&mut q, "i.organization", orgs);
+            }
+            if let Some(c) = &filter.channel {
+                q.push(" AND n.channel = ").push_bind(c.clone());
+            }
+            if let Some(s) = &filter.status {
+                q.push(" AND n.status = ").push_bind(s.clone());
+            }
+            if let Some(i) = filter.incident {
+                q.push(" AND n.incident_id = ").push_bind(i);
+            }
+            q.push(" ORDER BY n.id DESC LIMIT ")
+                .push_bind(filter.limit.unwrap_or(100) as i64);
+            let rows = q.build().fetch_all(&self.pool).await?;
+            rows.iter().map(notification_from_row).collect()
+        })
+    }
+
+    fn channel_stats(
+        &self,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<ChannelStats>, StoreError>> {
+        Box::pin(async move {
+            let mut out: std::collections::BTreeMap<String, ChannelStats> = Default::default();
+            let stat = |out: &mut std::collections::BTreeMap<String, ChannelStats>, c: &str| {
+                out.entry(c.to_string())
+                    .or_insert_with(|| ChannelStats {
+                        channel: c.to_string(),
+                        ..ChannelStats::default()
+                    })
+                    .clone()
+            };
+            let waiting: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT channel, COUNT(*) FROM notifications WHERE status = 'pending' GROUP BY channel",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for (c, n) in waiting {
+                let mut s = stat(&mut out, &c);
+                s.waiting = n;
+                out.insert(c, s);
+            }
+            let sent: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'sent' AND sent > $1 GROUP BY channel",
+            )
+            .bind(ts(now - chrono::TimeDelta::hours(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            for (c, n) in sent {
+                let mut s = stat(&mut out, &c);
+                s.sent_last_hour = n;
+                out.insert(c, s);
+            }
+            let failed: Vec<(String, i64)> = sqlx::query_as(
+                "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'failed' AND sent > $1 GROUP BY channel",
+            )
+            .bind(ts(now - chrono::TimeDelta::days(1)))
+            .fetch_all(&self.pool)
+            .await?;
+            for (c, n) in failed {
+                let mut s = stat(&mut out, &c);
+                s.failed_last_day = n;
+                out.insert(c, s);
+            }
+            let errors = sqlx::query(
+                "SELECT channel, last_error, COALESCE(sent, next_attempt) AS at FROM deliveries \
+                 WHERE last_error IS NOT NULL ORDER BY created DESC LIMIT 200",
+            )
+            .fetch_all(&self.pool)
+            .await?;
+            for r in &errors {
+                let c: String = r.try_get("channel")?;
+                let mut s = stat(&mut out, &c);
+                if s.last_error.is_none() {
+                    s.last_error = r.try_get("last_error")?;
+                    s.last_error_at = Some(parse_ts(&r.try_get::<String, _>("at")?)?);
+                    out.insert(c, s);
+                }
+            }
+            Ok(out.into_values().collect())
+        })
+    }
+}
