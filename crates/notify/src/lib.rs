@@ -81,14 +81,27 @@ fn one_line(s: &str) -> String {
         .join(" ")
 }
 
-/// Sends `message` on `channel`.
+/// How long one message may take to send, whatever the receiver does.
+pub const SEND_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sends `message` on `channel`, within [`SEND_TIMEOUT`].
 pub async fn send(channel: &ChannelConfig, message: &Outgoing) -> Result<(), SendError> {
-    match channel.kind {
-        ChannelKind::Email => email::send(channel, message).await,
-        ChannelKind::Webhook | ChannelKind::Slack | ChannelKind::Teams => {
-            http::send(channel, message).await
+    let sending = async {
+        match channel.kind {
+            ChannelKind::Email => email::send(channel, message).await,
+            ChannelKind::Webhook | ChannelKind::Slack | ChannelKind::Teams => {
+                http::send(channel, message).await
+            }
         }
-    }
+    };
+    tokio::time::timeout(SEND_TIMEOUT, sending)
+        .await
+        .unwrap_or_else(|_| {
+            Err(SendError::Refused(format!(
+                "the receiver did not take the message within {} s",
+                SEND_TIMEOUT.as_secs()
+            )))
+        })
 }
 
 /// The body a channel of `kind` posts (webhook, Slack, Teams), as documented in

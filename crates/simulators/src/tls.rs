@@ -88,6 +88,33 @@ impl SimCa {
         &self.ca_der
     }
 
+    /// The server's certificate chain and its PKCS#8 key, PEM, for a server that is not
+    /// written in Rust (a test's SMTP server).
+    pub fn server_pem(&self) -> (String, String) {
+        let pem = |tag: &str, der: &[u8]| {
+            use base64::Engine as _;
+            let text = base64::engine::general_purpose::STANDARD.encode(der);
+            let lines: Vec<&str> = text
+                .as_bytes()
+                .chunks(64)
+                .map(|c| std::str::from_utf8(c).unwrap_or_default())
+                .collect();
+            format!(
+                "-----BEGIN {tag}-----\n{}\n-----END {tag}-----\n",
+                lines.join("\n")
+            )
+        };
+        let chain: String = self
+            .server_chain
+            .iter()
+            .map(|c| pem("CERTIFICATE", c))
+            .collect();
+        (
+            chain,
+            pem("PRIVATE KEY", self.server_key.secret_pkcs8_der()),
+        )
+    }
+
     fn server_config(&self, client_auth: bool) -> Result<Arc<ServerConfig>, String> {
         let err = |e: &dyn std::fmt::Display| {
             format!("cannot configure TLS for the {} simulator: {e}", self.name)

@@ -7,45 +7,12 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 use watchfloor_simulators::{CovalenceManagedSecurityOptions, CovalenceManagedSecuritySimulator};
-
-/// The Python of the virtual environment with demisto-py, made if it is missing.
-fn python() -> PathBuf {
-    if let Some(p) = std::env::var_os("WATCHFLOOR_PYTHON") {
-        return p.into();
-    }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let venv = root.join("target/demisto-venv");
-    let python = venv.join("bin/python");
-    if !python.exists() {
-        let made = Command::new("python3")
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .status()
-            .expect("python3 runs: install Python 3.10 or later, or set WATCHFLOOR_PYTHON");
-        assert!(
-            made.success(),
-            "cannot make a virtual environment at {venv:?}"
-        );
-        let requirements =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xsoar/requirements.txt");
-        let installed = Command::new(&python)
-            .args(["-m", "pip", "install", "-q", "-r"])
-            .arg(&requirements)
-            .status()
-            .unwrap();
-        assert!(
-            installed.success(),
-            "cannot install demisto-py from PyPI into {venv:?}"
-        );
-    }
-    python
-}
 
 fn api_key(dir: &Path, cfg: &str, name: &str) -> String {
     let out = watchfloor(dir, &["--config", cfg, "users", "api-key", name]);

@@ -152,3 +152,47 @@ pub fn sigterm(pid: u32) {
         .args(["-TERM", &pid.to_string()])
         .status();
 }
+
+/// The Python of the tests' virtual environment (demisto-py, aiosmtpd): `WATCHFLOOR_PYTHON` if
+/// set, else `target/demisto-venv`, made or completed here from `xsoar/requirements.txt` when
+/// one of them is missing (`.ci/run` makes it beforehand).
+pub fn python() -> PathBuf {
+    if let Some(p) = std::env::var_os("WATCHFLOOR_PYTHON") {
+        return p.into();
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let venv = root.join("target/demisto-venv");
+    let python = venv.join("bin/python");
+    let complete = || {
+        Command::new(&python)
+            .args(["-c", "import demisto_client, aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    if complete() {
+        return python;
+    }
+    if !python.exists() {
+        let made = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .status()
+            .expect("python3 runs: install Python 3.10 or later, or set WATCHFLOOR_PYTHON");
+        assert!(
+            made.success(),
+            "cannot make a virtual environment at {venv:?}"
+        );
+    }
+    let requirements = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/xsoar/requirements.txt");
+    let installed = Command::new(&python)
+        .args(["-m", "pip", "install", "-q", "-r"])
+        .arg(&requirements)
+        .status()
+        .unwrap();
+    assert!(
+        installed.success(),
+        "cannot install the test requirements from PyPI into {venv:?}"
+    );
+    python
+}
