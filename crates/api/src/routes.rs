@@ -296,6 +296,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
     ]
     .into_iter()
     .chain(crate::rules_api::routes())
+    .chain(crate::notify_api::routes())
     .collect()
 }
 

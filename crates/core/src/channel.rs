@@ -253,20 +253,20 @@ pub(crate) fn read_channels(
                     ),
                 )
             })?;
+        let a_kind = match kind {
+            ChannelKind::Email => "an email channel".to_string(),
+            k => format!("a {} channel", k.as_str()),
+        };
         let need = |v: &Option<Spanned<String>>, k: &str, what: &str| match v {
             Some(v) if !v.get_ref().trim().is_empty() => Ok(v.get_ref().trim().to_string()),
             _ => Err((
                 whole.clone(),
                 key(k),
-                format!("a {} channel needs `{k}`: {what}", kind.as_str()),
+                format!("{a_kind} needs `{k}`: {what}"),
             )),
         };
         let unused = |v: bool, k: &str| match v {
-            true => Err((
-                whole.clone(),
-                key(k),
-                format!("a {} channel has no `{k}`", kind.as_str()),
-            )),
+            true => Err((whole.clone(), key(k), format!("{a_kind} has no `{k}`"))),
             false => Ok(()),
         };
         let (mut smtp, mut from, mut url) = (None, None, None);

@@ -1229,6 +1229,83 @@ description = "Skip TLS checks"
         }
     }
 
+    /// `[[channels]]`: read with their defaults, secrets left to be read when used; every
+    /// mistake named by its line and key.
+    #[test]
+    fn channels_are_read_and_their_errors_named() {
+        let ok = parse(
+            "[server]\npublic_url = \"https://soc.example/\"\n\
+             [[channels]]\nname = \"oncall\"\nkind = \"email\"\nsmtp = \"smtp://127.0.0.1:2525\"\n\
+             password = { env = \"SMTP_PASSWORD_UNSET\" }\nusername = \"wf\"\nfrom = \"wf@soc.example\"\nto = [\"oncall@soc.example\"]\n\
+             [[channels]]\nname = \"hook\"\nkind = \"webhook\"\nurl = \"https://hooks.example/x?token=abc\"\nsecret = \"s3cret\"\nmax_per_hour = 5\ngive_up_after = \"2h\"\n",
+        )
+        .unwrap();
+        assert_eq!(ok.public_url.as_deref(), Some("https://soc.example"));
+        assert_eq!(ok.channels.len(), 2);
+        assert_eq!(
+            ok.channels[0].max_per_hour,
+            crate::channel::DEFAULT_MAX_PER_HOUR
+        );
+        assert_eq!(ok.channels[1].max_per_hour, 5);
+        assert_eq!(ok.channels[1].give_up_after, Duration::from_secs(7200));
+        assert_eq!(ok.channels[1].target(), "https://hooks.example/…");
+        let debug = format!("{:?}", ok.channels);
+        assert!(
+            !debug.contains("s3cret") && !debug.contains("token=abc"),
+            "{debug}"
+        );
+        assert!(
+            ok.channels[0]
+                .check_secrets()
+                .unwrap_err()
+                .contains("SMTP_PASSWORD_UNSET")
+        );
+        let check = |text: &str, expected: &str| {
+            assert_eq!(parse(text).unwrap_err(), expected, "config: {text}")
+        };
+        let at = "config file /etc/wf/watchfloor.toml";
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"pager\"\n",
+            &format!(
+                "{at}, line 3, key `channels[0].kind`: `pager` is not a kind of channel; one of: email, webhook, slack, teams"
+            ),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"email\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            &format!(
+                "{at}, line 1, key `channels[0].smtp`: an email channel needs `smtp`: the server, e.g. \"smtp://mail.example:587\""
+            ),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"email\"\nsmtp = \"mail:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            &format!(
+                "{at}, line 4, key `channels[0].smtp`: `mail:25` is not an smtp:// or smtps:// address with a host"
+            ),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"slack\"\nurl = \"https://hooks.slack.com/a\"\nsecret = \"s\"\n",
+            &format!("{at}, line 1, key `channels[0].secret`: a slack channel has no `secret`"),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"https://h/a\"\n[[channels]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"https://h/b\"\n",
+            &format!(
+                "{at}, line 6, key `channels[1].name`: there are two channels named `x`; give each its own name"
+            ),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"webhook\"\nurl = \"https://h/a\"\nmax_per_hour = 0\n",
+            &format!(
+                "{at}, line 5, key `channels[0].max_per_hour`: max_per_hour is from 1 to 10000"
+            ),
+        );
+        check(
+            "[server]\npublic_url = \"soc.example\"\n",
+            &format!(
+                "{at}, line 2, key `server.public_url`: `soc.example` is not an http:// or https:// address, e.g. \"https://soc.example\""
+            ),
+        );
+    }
+
     #[test]
     fn errors_name_file_line_and_key() {
         let check = |text: &str, expected: &str| {

@@ -124,7 +124,7 @@ pub const CATALOG: [(&str, &[&str], &str); 11] = [
     (
         "notify",
         &["channel"],
-        "notify a channel (channels come with notifications)",
+        "queue a message to a channel of the config (`[[channels]]`; see docs/notifications.md)",
     ),
     ("stop", &[], "no later rule runs for this event"),
 ];

@@ -197,7 +197,14 @@ pub async fn health(
         .iter()
         .map(|h| health_state(h, interval(&h.instance), now))
         .collect();
-    let healthy = states.iter().all(|s| *s == "ok");
+    // A channel whose deliveries failed for good in the last day is a line of its own.
+    let failing_channels: Vec<watchfloor_storage::ChannelStats> = store
+        .channel_stats(now)
+        .await?
+        .into_iter()
+        .filter(|c| c.failed_last_day > 0)
+        .collect();
+    let healthy = states.iter().all(|s| *s == "ok") && failing_channels.is_empty();
     if json_out {
         let rows: Vec<Value> = records
             .iter()
@@ -210,7 +217,20 @@ pub async fn health(
             .collect();
         return Ok((serde_json::to_string_pretty(&rows)?, healthy));
     }
-    let table = health_table(&records, &states);
+    let mut table = health_table(&records, &states);
+    for c in &failing_channels {
+        table.push_str(&format!(
+            "\nchannel {}: {} {} failed for good in the last day; last error: {}\n",
+            c.channel,
+            c.failed_last_day,
+            if c.failed_last_day == 1 {
+                "delivery"
+            } else {
+                "deliveries"
+            },
+            c.last_error.as_deref().unwrap_or("(none)")
+        ));
+    }
     Ok((table, healthy))
 }
 

@@ -34,6 +34,8 @@ fn the_documented_example_config_is_valid() {
         Some(std::time::Duration::from_secs(365 * 86400))
     );
     assert_eq!(config.lease, Some(std::time::Duration::from_secs(30)));
+    assert_eq!(config.channels.len(), 2);
+    assert_eq!(config.public_url.as_deref(), Some("https://soc.example"));
 }
 
 /// An XSOAR parameter name gets an error that names what to write here (XSOAR fidelity 1).

@@ -39,6 +39,12 @@ pub(crate) async fn instances(
         .map(|r| r.instance_names().into_iter().map(str::to_string).collect())
         .unwrap_or_default();
     let acts = acts_on_instances(&state, &user);
+    // Channels carry every organization's incidents: shown to those who see them all.
+    let channels = state
+        .service
+        .channel_views(&Caller::of(&user))
+        .await
+        .unwrap_or_default();
     let body = html! {
         (flash(message_of(query.as_deref()).as_deref()))
         h1 { "Instances" }
@@ -84,6 +90,33 @@ pub(crate) async fn instances(
                 }
             }
         }
+        @if !channels.is_empty() {
+            h2 { "Notification channels" }
+            table.grid {
+                thead { tr {
+                    th { "Channel" } th { "Kind" } th { "Delivers to" } th { "Per hour at most" }
+                    th { "Waiting" } th { "Sent in the last hour" } th { "Failed in the last day" } th { "Last error" }
+                    @if user.role == Role::Admin { th {} }
+                } }
+                tbody {
+                    @for c in &channels {
+                        tr {
+                            td { (c.name) } td { (c.kind) } td { (c.target) } td.num { (c.max_per_hour) }
+                            td.num { (c.stats.waiting) } td.num { (c.stats.sent_last_hour) }
+                            td.num class=[(c.stats.failed_last_day > 0).then_some("bad")] { (c.stats.failed_last_day) }
+                            td.error { (c.stats.last_error.clone().unwrap_or_default()) @if let Some(t) = c.stats.last_error_at { " · " (when(t)) } }
+                            @if user.role == Role::Admin {
+                                td.actions {
+                                    form method="post" action={ "/channels/" (c.name) "/test" } {
+                                        (csrf_field(&csrf)) button type="submit" { "Send a test" }
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
     };
     layout("Instances", &user, &csrf, "Instances", body)
 }
@@ -119,6 +152,26 @@ pub(crate) async fn test_instance(
         .map_err(ApiError::from)
         .map(|answer| answer.map(|_| "ok.".to_string()).unwrap_or_else(|e| e));
     after_instance_action(&name, outcome)
+}
+
+/// "Send a test" on a channel (admins): the outcome is said on the Instances page.
+pub(crate) async fn test_channel(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path(name): Path<String>,
+    body: axum::body::Bytes,
+) -> Response {
+    if let Err(r) = FormData::checked(&body, &csrf) {
+        return r;
+    }
+    let outcome = state
+        .service
+        .test_channel(&Caller::of(&user), &name)
+        .await
+        .map(|()| "a test message was sent.".to_string())
+        .map_err(ApiError::from);
+    after_instance_action(&format!("channel {name}"), outcome)
 }
 
 pub(crate) async fn fetch_instance(

@@ -94,7 +94,7 @@ pub(crate) async fn page(
         Ok(i) => i,
         Err(e) => return error_page(e.into()),
     };
-    let (entries, context, health, pending, acted) = match async {
+    let (entries, context, health, pending, (acted, notified)) = match async {
         let entries = state.service.entries(&caller, id).await?;
         let context = state.service.context(&caller, id).await?;
         let health = state.service.health(&caller).await?;
@@ -104,7 +104,18 @@ pub(crate) async fn page(
             state.store.incident_pushes(id).await.map_err(internal)?
         };
         let acted = state.service.rules_of_incident(&caller, id).await?;
-        Ok::<_, ApiError>((entries, context, health, pending, acted))
+        let notified = state
+            .service
+            .notifications(
+                &caller,
+                watchfloor_storage::NotificationFilter {
+                    incident: Some(id),
+                    limit: Some(20),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        Ok::<_, ApiError>((entries, context, health, pending, (acted, notified)))
     }
     .await
     {
@@ -273,6 +284,14 @@ pub(crate) async fn page(
                     dl.rules {
                         @for (rule, n) in &acted {
                             dt { (rule) } dd { (n) @if *n == 1 { " action" } @else { " actions" } }
+                        }
+                    }
+                }
+                @if !notified.is_empty() {
+                    h2 { "Notifications" }
+                    dl.notifications {
+                        @for n in &notified {
+                            dt { (n.channel) } dd { (n.status) " · " (n.rule) " on " (n.trigger) " · " (when(n.created)) }
                         }
                     }
                 }
