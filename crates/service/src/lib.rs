@@ -54,6 +54,8 @@ pub struct Service {
     public_url: Option<Arc<str>>,
     /// What time it is: the system's clock, or a test's.
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
+    /// How long a delivery being sent is claimed ([`notifications::CLAIM`] unless told).
+    claim: std::time::Duration,
 }
 
 impl Service {
@@ -67,7 +69,15 @@ impl Service {
             channels: Arc::default(),
             public_url: None,
             clock: Arc::new(Utc::now),
+            claim: notifications::CLAIM,
         }
+    }
+
+    /// Claims deliveries being sent for `claim` (`serve`: its lease, which only one process
+    /// holds at a time): one cut off mid-send goes again after it.
+    pub fn with_delivery_claim(mut self, claim: std::time::Duration) -> Service {
+        self.claim = claim;
+        self
     }
 
     /// With notification channels, and where the UI is for the links in their messages.

@@ -14,8 +14,9 @@ use watchfloor_storage::{
 
 use crate::{Caller, Service, ServiceError};
 
-/// How long a delivery being sent is left alone: one cut off mid-send (the process killed) is
-/// sent again after this, under the same id.
+/// How long a delivery being sent is left alone unless the service is told otherwise (`serve`
+/// claims for as long as its lease lasts): one cut off mid-send (the process killed) is sent
+/// again after this, under the same id.
 pub const CLAIM: Duration = Duration::from_secs(120);
 /// Deliveries a channel sends at most per pass.
 const PER_PASS: usize = 50;
@@ -142,7 +143,7 @@ impl Service {
             self.store
                 .plan_deliveries(&channel.name, channel.max_per_hour, now)
                 .await?;
-            let retry_at = now + chrono::TimeDelta::from_std(CLAIM).unwrap_or_default();
+            let retry_at = now + chrono::TimeDelta::from_std(self.claim).unwrap_or_default();
             let due = self
                 .store
                 .claim_deliveries(&channel.name, now, retry_at, PER_PASS)

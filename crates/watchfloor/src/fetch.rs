@@ -204,7 +204,7 @@ pub async fn serve(
         .with_channels(shared.channels.clone(), shared.public_url.clone());
     if !shared.channels.is_empty() {
         tokio::spawn(deliver_notifications(
-            service.clone(),
+            service.clone().with_delivery_claim(lease),
             sharing.id().to_string(),
             lease,
             stop.clone(),
