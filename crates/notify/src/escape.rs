@@ -1,60 +1,57 @@
 //! Provider text made inert for each format a message is written in: a title of `<script>`
 //! or `*bold*` arrives as those characters, not as markup.
 
-/// For HTML (the e-mail's HTML part): `& < > " '` as entities.
-pub fn html(s: &str) -> String {
+/// `s` with each character that `special` maps replaced by what it gives.
+fn replace_each(s: &str, special: impl Fn(char) -> Option<String>) -> String {
     let mut out = String::with_capacity(s.len());
     for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+        match special(c) {
+            Some(r) => out.push_str(&r),
+            None => out.push(c),
         }
     }
     out
 }
 
+/// `& < >` as entities, which every format here needs.
+fn entity(c: char) -> Option<String> {
+    match c {
+        '&' => Some("&amp;".into()),
+        '<' => Some("&lt;".into()),
+        '>' => Some("&gt;".into()),
+        _ => None,
+    }
+}
+
+/// For HTML (the e-mail's HTML part): `& < > " '` as entities (`&#39;`, which e-mail clients
+/// of HTML 4 read, where `&apos;` is XML's).
+pub fn html(s: &str) -> String {
+    replace_each(s, |c| match c {
+        '"' => Some("&quot;".into()),
+        '\'' => Some("&#39;".into()),
+        c => entity(c),
+    })
+}
+
 /// For Slack's `mrkdwn` text: `& < >` as the entities Slack asks for (so that no `<url|x>`
 /// link or `<!channel>` mention can be made), and the formatting characters `* _ ~ `` ` ``
-/// and `>` at a line's start kept from formatting by a zero-width joiner after each, which
-/// Slack shows as nothing.
+/// kept from formatting by a zero-width joiner after each, which Slack shows as nothing.
 pub fn slack(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '*' | '_' | '~' | '`' => {
-                out.push(c);
-                out.push('\u{200D}');
-            }
-            c => out.push(c),
-        }
-    }
-    out
+    replace_each(s, |c| match c {
+        '*' | '_' | '~' | '`' => Some(format!("{c}\u{200D}")),
+        c => entity(c),
+    })
 }
 
 /// For Teams' Markdown (Adaptive Card text blocks): each Markdown character escaped with a
 /// backslash, and `< > &` as entities.
 pub fn teams(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '~' | '`' | '-' | '+' | '!' | '|' => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
+    replace_each(s, |c| match c {
+        '\\' | '*' | '_' | '[' | ']' | '(' | ')' | '#' | '~' | '`' | '-' | '+' | '!' | '|' => {
+            Some(format!("\\{c}"))
         }
-    }
-    out
+        c => entity(c),
+    })
 }
 
 #[cfg(test)]

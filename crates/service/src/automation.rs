@@ -584,15 +584,7 @@ impl Service {
         incident: &Incident,
         batch: &mut Batch<'_>,
     ) -> Result<Decision, ActionFailed> {
-        // The context is read only for an action whose templates refer to it.
-        let context = match action.templates().iter().any(|t| t.needs_context()) {
-            true => self
-                .store
-                .context(incident.id)
-                .await
-                .map_err(ServiceError::from)?,
-            false => Value::Null,
-        };
+        let context = self.context_for(action, incident).await?;
         let changes: &[Value] = cause.event.changed.as_array().map_or(&[], Vec::as_slice);
         let render = |t: &Template| {
             t.render(&|r| resolve(r, rule, &cause.event.trigger, incident, &context, changes))
@@ -661,6 +653,22 @@ impl Service {
         Ok(Decision::Write(What::Change(change)))
     }
 
+    /// The incident's context, read only for an action whose templates refer to it.
+    async fn context_for(
+        &self,
+        action: &Action,
+        incident: &Incident,
+    ) -> Result<Value, ActionFailed> {
+        Ok(match action.templates().iter().any(|t| t.needs_context()) {
+            true => self
+                .store
+                .context(incident.id)
+                .await
+                .map_err(ServiceError::from)?,
+            false => Value::Null,
+        })
+    }
+
     /// An action that goes on its own, not in a batch.
     async fn act_alone(
         &self,
@@ -669,14 +677,7 @@ impl Service {
         action: &Action,
         incident: &Incident,
     ) -> Result<(), ActionFailed> {
-        let context = match action.templates().iter().any(|t| t.needs_context()) {
-            true => self
-                .store
-                .context(incident.id)
-                .await
-                .map_err(ServiceError::from)?,
-            false => Value::Null,
-        };
+        let context = self.context_for(action, incident).await?;
         let changes: &[Value] = cause.event.changed.as_array().map_or(&[], Vec::as_slice);
         let render = |t: &Template| {
             t.render(&|r| resolve(r, rule, &cause.event.trigger, incident, &context, changes))

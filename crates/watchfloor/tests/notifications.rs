@@ -327,3 +327,75 @@ fn quoted_printable_decode(m: &str) -> String {
     }
     String::from_utf8_lossy(&out).into_owned()
 }
+
+/// A delivery that failed for good is a line of `instances health`, which then exits 1.
+#[test]
+fn instances_health_names_a_channel_whose_delivery_failed_for_good() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicI64, Ordering};
+    use watchfloor_core::channel::{ChannelConfig, ChannelKind};
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}/wf.db", dir.path().display());
+    let clock = Arc::new(AtomicI64::new(
+        chrono::Utc::now().timestamp_nanos_opt().unwrap(),
+    ));
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    runtime.block_on(async {
+        let store = Arc::new(watchfloor_storage::SqlStore::open(&db).await.unwrap());
+        let channel = ChannelConfig {
+            name: "hook".into(),
+            kind: ChannelKind::Webhook,
+            smtp: None,
+            ca_file: None,
+            username: None,
+            password: None,
+            from: None,
+            to: Vec::new(),
+            // Nothing listens on port 1.
+            url: Some("http://127.0.0.1:1/hook".into()),
+            secret: None,
+            max_per_hour: 30,
+            give_up_after: Duration::from_secs(60),
+        };
+        let at = clock.clone();
+        let service =
+            watchfloor_service::Service::new(store, watchfloor_core::SlaPolicy::default())
+                .with_channels(vec![channel], None)
+                .with_clock(Arc::new(move || {
+                    chrono::DateTime::from_timestamp_nanos(at.load(Ordering::SeqCst))
+                }));
+        let admin = watchfloor_service::Caller::local("root");
+        service
+            .import_rules(
+                &admin,
+                "[[rules]]\nname = \"tell\"\non = [\"created\"]\nactions = [{ action = \"notify\", channel = \"hook\" }]\n",
+                true,
+            )
+            .await
+            .unwrap();
+        service
+            .create(
+                &admin,
+                watchfloor_storage::ManualIncident {
+                    name: "unreachable".into(),
+                    severity: watchfloor_core::Severity::High,
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        while service.run_rules(100).await.unwrap() > 0 {}
+        for _ in 0..4 {
+            service.deliver_notifications().await.unwrap();
+            clock.fetch_add(Duration::from_secs(300).as_nanos() as i64, Ordering::SeqCst);
+        }
+    });
+    let out = watchfloor(dir.path(), &["--db", &db, "instances", "health"]);
+    assert_eq!(out.code, 1, "{}{}", out.stdout, out.stderr);
+    assert!(
+        out.stdout
+            .contains("channel hook: 1 delivery failed for good in the last day"),
+        "{}",
+        out.stdout
+    );
+}
