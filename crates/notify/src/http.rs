@@ -126,6 +126,21 @@ fn teams(m: &Outgoing) -> Value {
     })
 }
 
+/// An error with its causes, `: `-joined (reqwest's own says only "error sending request").
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = c.source();
+    }
+    text
+}
+
 pub(crate) async fn send(channel: &ChannelConfig, m: &Outgoing) -> Result<(), SendError> {
     let url = channel
         .url
@@ -158,7 +173,7 @@ pub(crate) async fn send(channel: &ChannelConfig, m: &Outgoing) -> Result<(), Se
         .body(body)
         .send()
         .await
-        .map_err(|e| SendError::Refused(e.without_url().to_string()))?;
+        .map_err(|e| SendError::Refused(with_causes(&e.without_url())))?;
     let status = answer.status();
     if status.is_success() {
         return Ok(());

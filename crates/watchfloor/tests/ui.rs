@@ -47,7 +47,9 @@ async fn setup() -> Setup {
             "[storage]\nurl = \"sqlite://wf.db\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
              [[instances]]\nname = \"fes\"\nintegration = \"covalence-managed-security\"\n\
              fetch = true\nfetch_interval = \"2s\"\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
-             [instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n",
+             [instances.params]\nportal_url = \"{}\"\napi_key = \"{}\"\n\
+             [[channels]]\nname = \"soc-hook\"\nkind = \"webhook\"\nurl = \"http://127.0.0.1:1/hook\"\n\
+             secret = \"ui-canary-hook-secret\"\n",
             sim.portal_url, sim.api_key
         ),
     )
@@ -324,6 +326,24 @@ async fn an_incident_is_worked_in_the_browser() {
     b.wait_for_text("It matches; it would:").await;
     assert!(b.body_text().await.contains("assign to dana"));
     b.screenshot(&shots.join("rules.png")).await;
+
+    // Notification channels on the Instances page: a test message to a receiver that is not
+    // there is refused, said on the page, and the secret shows nowhere.
+    b.goto(&format!("{}/instances", s.url)).await;
+    b.wait_for_text("Send a test").await;
+    b.click(
+        &b.find("td.actions form[action='/channels/soc-hook/test'] button")
+            .await,
+    )
+    .await;
+    b.wait_for_text("channel soc-hook:").await;
+    let page = b.body_text().await;
+    assert!(
+        page.contains("channel soc-hook: error sending request"),
+        "{page}"
+    );
+    assert!(!page.contains("ui-canary-hook-secret"));
+    b.screenshot(&shots.join("instances.png")).await;
     s.serve.stop();
 }
 

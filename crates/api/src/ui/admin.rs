@@ -165,13 +165,17 @@ pub(crate) async fn test_channel(
     if let Err(r) = FormData::checked(&body, &csrf) {
         return r;
     }
-    let outcome = state
-        .service
-        .test_channel(&Caller::of(&user), &name)
-        .await
-        .map(|()| "a test message was sent.".to_string())
-        .map_err(ApiError::from);
-    after_instance_action(&format!("channel {name}"), outcome)
+    // The service's error names the channel already.
+    match state.service.test_channel(&Caller::of(&user), &name).await {
+        Ok(()) => redirect_with(
+            "/instances",
+            &format!("channel {name}: a test message was sent."),
+        ),
+        Err(e) => match ApiError::from(e) {
+            e if e.0 == StatusCode::FORBIDDEN || e.0 == StatusCode::NOT_FOUND => error_page(e),
+            e => redirect_with("/instances", &e.1),
+        },
+    }
 }
 
 pub(crate) async fn fetch_instance(
