@@ -21,7 +21,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::secret::Secret;
+pub use crate::secret::SecretSource;
 
 /// What a channel delivers through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -51,40 +51,6 @@ impl ChannelKind {
     }
 }
 
-/// Where a secret comes from; read by [`SecretSource::read`] when it is needed.
-#[derive(Clone, PartialEq, Eq)]
-pub enum SecretSource {
-    Inline(Secret),
-    Env(String),
-    File(PathBuf),
-}
-
-impl std::fmt::Debug for SecretSource {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
-            SecretSource::Env(var) => write!(f, "Env({var})"),
-            SecretSource::File(path) => write!(f, "File({})", path.display()),
-        }
-    }
-}
-
-impl SecretSource {
-    /// The secret; an error names where it should have come from, never the value.
-    pub fn read(&self) -> Result<Secret, String> {
-        let value = match self {
-            SecretSource::Inline(s) => return Ok(s.clone()),
-            SecretSource::Env(var) => std::env::var(var)
-                .map_err(|_| format!("environment variable `{var}` is not set"))?,
-            SecretSource::File(path) => crate::config::read_secret_file(path)?,
-        };
-        if value.is_empty() {
-            return Err("the secret is empty".into());
-        }
-        Ok(Secret::new(value))
-    }
-}
-
 /// One configured channel. Its `Debug` shows [`ChannelConfig::target`], not the URL, whose
 /// path carries Slack's and Teams' tokens.
 #[derive(Clone, PartialEq, Eq)]
@@ -107,6 +73,50 @@ pub struct ChannelConfig {
     pub max_per_hour: u32,
     /// How long a failing delivery is retried before it fails for good.
     pub give_up_after: Duration,
+}
+
+/// Where an e-mail channel sends: `smtp://host[:port]` (STARTTLS when offered, port 587 by
+/// default) or `smtps://host[:port]` (TLS from the start, port 465).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SmtpServer {
+    pub implicit_tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl SmtpServer {
+    /// Reads an `smtp` setting; an error says what to write.
+    pub fn parse(url: &str) -> Result<SmtpServer, String> {
+        let bad = || {
+            format!(
+                "`{}` is not an smtp:// or smtps:// address with a host",
+                crate::secret::redact_url(url)
+            )
+        };
+        let (implicit_tls, rest) = match url.split_once("://") {
+            Some(("smtps", rest)) => (true, rest),
+            Some(("smtp", rest)) => (false, rest),
+            _ => return Err(bad()),
+        };
+        let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+        let hostport = authority.rsplit('@').next().unwrap_or_default();
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) => (
+                h.trim_matches(['[', ']']),
+                p.parse::<u16>()
+                    .map_err(|_| format!("`{p}` in `smtp` is not a port (1 to 65535)"))?,
+            ),
+            None => (hostport, if implicit_tls { 465 } else { 587 }),
+        };
+        if host.is_empty() {
+            return Err(bad());
+        }
+        Ok(SmtpServer {
+            implicit_tls,
+            host: host.to_string(),
+            port,
+        })
+    }
 }
 
 /// The default of `max_per_hour`.
@@ -193,22 +203,7 @@ fn secret_source(
     key: String,
     base_dir: &Path,
 ) -> Result<SecretSource, Problem> {
-    use toml::Value as V;
-    let bad = |m: &str| (value.span(), key.clone(), m.to_string());
-    match value.get_ref() {
-        V::String(s) if s.is_empty() => Err(bad("the secret is empty")),
-        V::String(s) => Ok(SecretSource::Inline(Secret::new(s.clone()))),
-        V::Table(t) => match (t.get("env"), t.get("file"), t.len()) {
-            (Some(V::String(var)), None, 1) => Ok(SecretSource::Env(var.clone())),
-            (None, Some(V::String(file)), 1) => Ok(SecretSource::File(base_dir.join(file))),
-            _ => Err(bad(
-                "a secret is a string, { env = \"VAR\" } or { file = \"path\" }",
-            )),
-        },
-        _ => Err(bad(
-            "a secret is a string, { env = \"VAR\" } or { file = \"path\" }",
-        )),
-    }
+    SecretSource::from_toml(value.get_ref(), base_dir).map_err(|m| (value.span(), key, m))
 }
 
 /// Checks the `[[channels]]` of a config file; an error gives the span, key and message.
@@ -278,17 +273,11 @@ pub(crate) fn read_channels(
                     "smtp",
                     "the server, e.g. \"smtp://mail.example:587\"",
                 )?;
-                let rest = s
-                    .strip_prefix("smtp://")
-                    .or_else(|| s.strip_prefix("smtps://"));
-                if rest.is_none_or(|r| r.is_empty() || r.starts_with(':')) {
+                if let Err(message) = SmtpServer::parse(&s) {
                     return Err((
                         c.smtp.as_ref().map_or(whole.clone(), Spanned::span),
                         key("smtp"),
-                        format!(
-                            "`{}` is not an smtp:// or smtps:// address with a host",
-                            crate::secret::redact_url(&s)
-                        ),
+                        message,
                     ));
                 }
                 smtp = Some(s);

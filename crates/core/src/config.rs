@@ -972,30 +972,9 @@ fn resolve(
     use toml::Value as V;
     let expected = |what: &str| format!("expected {what}, found {}", value.type_str());
     Ok(match (pdef.kind, value) {
-        (ParamType::Secret, V::String(s)) if s.is_empty() => {
-            return Err("the secret is empty".into());
-        }
-        (ParamType::Secret, V::String(s)) => ParamValue::Secret(Secret::new(s.clone())),
-        (ParamType::Secret, V::Table(t)) => {
-            let source = match (t.get("env"), t.get("file"), t.len()) {
-                (Some(V::String(var)), None, 1) => {
-                    env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))?
-                }
-                (None, Some(V::String(file)), 1) => read_secret_file(&base_dir.join(file))?,
-                _ => {
-                    return Err(
-                        "a secret is a string, { env = \"VAR\" } or { file = \"path\" }".into(),
-                    );
-                }
-            };
-            if source.is_empty() {
-                return Err("the secret is empty".into());
-            }
-            ParamValue::Secret(Secret::new(source))
-        }
-        (ParamType::Secret, _) => {
-            return Err("a secret is a string, { env = \"VAR\" } or { file = \"path\" }".into());
-        }
+        (ParamType::Secret, value) => ParamValue::Secret(
+            crate::secret::SecretSource::from_toml(value, base_dir)?.read_with(env)?,
+        ),
         (ParamType::String, V::String(s)) => ParamValue::Text(s.clone()),
         (ParamType::Url, V::String(s)) => {
             let host = s
@@ -1280,6 +1259,12 @@ description = "Skip TLS checks"
             "[[channels]]\nname = \"x\"\nkind = \"email\"\nsmtp = \"mail:25\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
             &format!(
                 "{at}, line 4, key `channels[0].smtp`: `mail:25` is not an smtp:// or smtps:// address with a host"
+            ),
+        );
+        check(
+            "[[channels]]\nname = \"x\"\nkind = \"email\"\nsmtp = \"smtp://mail:smtp\"\nfrom = \"a@b\"\nto = [\"c@d\"]\n",
+            &format!(
+                "{at}, line 4, key `channels[0].smtp`: `smtp` in `smtp` is not a port (1 to 65535)"
             ),
         );
         check(

@@ -1,6 +1,8 @@
-//! A secret value (API key, password, passphrase) that never shows itself.
+//! A secret value (API key, password, passphrase) that never shows itself, and where a
+//! secret of the config comes from.
 
 use std::fmt;
+use std::path::{Path, PathBuf};
 
 /// A secret. `Debug` and `Display` print `<redacted>`; only [`Secret::expose`] reveals it, and
 /// only code that sends it to the provider should call that.
@@ -26,6 +28,63 @@ impl fmt::Debug for Secret {
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<redacted>")
+    }
+}
+
+/// Where a secret comes from; read by [`SecretSource::read`] when it is needed.
+#[derive(Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    Inline(Secret),
+    Env(String),
+    File(PathBuf),
+}
+
+impl std::fmt::Debug for SecretSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            SecretSource::Inline(_) => f.write_str("Inline(<redacted>)"),
+            SecretSource::Env(var) => write!(f, "Env({var})"),
+            SecretSource::File(path) => write!(f, "File({})", path.display()),
+        }
+    }
+}
+
+impl SecretSource {
+    /// A secret as the config writes it: a string, `{ env = "VAR" }` or `{ file = "path" }`
+    /// (relative to `base_dir`).
+    pub fn from_toml(value: &toml::Value, base_dir: &Path) -> Result<SecretSource, String> {
+        use toml::Value as V;
+        let shape = "a secret is a string, { env = \"VAR\" } or { file = \"path\" }";
+        match value {
+            V::String(s) if s.is_empty() => Err("the secret is empty".into()),
+            V::String(s) => Ok(SecretSource::Inline(Secret::new(s.clone()))),
+            V::Table(t) => match (t.get("env"), t.get("file"), t.len()) {
+                (Some(V::String(var)), None, 1) => Ok(SecretSource::Env(var.clone())),
+                (None, Some(V::String(file)), 1) => Ok(SecretSource::File(base_dir.join(file))),
+                _ => Err(shape.into()),
+            },
+            _ => Err(shape.into()),
+        }
+    }
+
+    /// The secret; an error names where it should have come from, never the value.
+    pub fn read(&self) -> Result<Secret, String> {
+        self.read_with(&|var| std::env::var(var).ok())
+    }
+
+    /// The secret, with environment variables looked up by `env`.
+    pub fn read_with(&self, env: &dyn Fn(&str) -> Option<String>) -> Result<Secret, String> {
+        let value = match self {
+            SecretSource::Inline(s) => return Ok(s.clone()),
+            SecretSource::Env(var) => {
+                env(var).ok_or_else(|| format!("environment variable `{var}` is not set"))?
+            }
+            SecretSource::File(path) => crate::config::read_secret_file(path)?,
+        };
+        if value.is_empty() {
+            return Err("the secret is empty".into());
+        }
+        Ok(Secret::new(value))
     }
 }
 

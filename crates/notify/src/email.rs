@@ -9,7 +9,7 @@ use lettre::message::{Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
-use watchfloor_core::channel::ChannelConfig;
+use watchfloor_core::channel::{ChannelConfig, SmtpServer};
 
 use crate::escape;
 use crate::{Outgoing, SendError};
@@ -87,26 +87,9 @@ fn mailbox(s: &str, key: &str) -> Result<Mailbox, SendError> {
 }
 
 pub(crate) async fn send(channel: &ChannelConfig, m: &Outgoing) -> Result<(), SendError> {
-    let url = channel.smtp.as_deref().unwrap_or_default();
-    let (implicit, rest) = match url.split_once("://") {
-        Some(("smtps", rest)) => (true, rest),
-        Some(("smtp", rest)) => (false, rest),
-        _ => {
-            return Err(SendError::Config(
-                "`smtp` is not smtp:// or smtps://".into(),
-            ));
-        }
-    };
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let hostport = authority.rsplit('@').next().unwrap_or_default();
-    let (host, port) = match hostport.rsplit_once(':') {
-        Some((h, p)) => (
-            h.trim_matches(['[', ']']).to_string(),
-            p.parse::<u16>()
-                .map_err(|_| SendError::Config(format!("`smtp`: `{p}` is not a port")))?,
-        ),
-        None => (hostport.to_string(), if implicit { 465 } else { 587 }),
-    };
+    let server = SmtpServer::parse(channel.smtp.as_deref().unwrap_or_default())
+        .map_err(SendError::Config)?;
+    let (implicit, host, port) = (server.implicit_tls, server.host, server.port);
     let mut tls = TlsParameters::builder(host.clone());
     if let Some(ca) = &channel.ca_file {
         let pem = std::fs::read(ca)

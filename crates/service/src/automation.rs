@@ -433,20 +433,18 @@ impl Service {
                     batch.outcome(cause, "stop", String::new(), None);
                     return Ok(true);
                 }
-                Ok(Decision::Write(change @ What::Change(_))) => {
-                    let What::Change(c) = &change else {
-                        unreachable!()
-                    };
+                // The next rule sees the incident as this change leaves it.
+                Ok(Decision::Write(What::Change(change))) => {
                     let mut after = incident.lifecycle();
                     let now = self.now();
-                    match after.apply(c, now) {
+                    match after.apply(&change, now) {
                         Ok(_) => {
                             if let Some(i) = batch.incidents.get_mut(&id) {
                                 i.set_lifecycle(after, &self.sla, now);
                             }
                             batch.pending.push(Pending {
                                 cause,
-                                what: change,
+                                what: What::Change(change),
                             });
                             continue;
                         }

@@ -184,9 +184,22 @@ impl Service {
     /// The message of a delivery: each incident as it stands now.
     async fn message(&self, delivery: &Delivery) -> Result<Outgoing, ServiceError> {
         let now = self.now();
+        // A digest's incidents are read together.
+        let ids: Vec<i64> = delivery
+            .notifications
+            .iter()
+            .map(|n| n.incident_id)
+            .collect();
+        let incidents: std::collections::HashMap<i64, watchfloor_core::Incident> = self
+            .store
+            .incidents_by_id(&ids)
+            .await?
+            .into_iter()
+            .map(|i| (i.id, i))
+            .collect();
         let mut items = Vec::with_capacity(delivery.notifications.len());
         for n in &delivery.notifications {
-            let incident = self.store.incident(n.incident_id).await?;
+            let incident = incidents.get(&n.incident_id);
             let link = self
                 .public_url
                 .as_deref()

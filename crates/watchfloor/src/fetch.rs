@@ -295,6 +295,46 @@ async fn give_back_free_memory(mut stop: watch::Receiver<bool>) {
 /// for `schedule` rules that are due.
 const SLA_LOOK: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A lease on work that one process of a cluster does at a time (the rules, the
+/// notifications): taken, and renewed once a third of it has passed.
+struct OneAtATime {
+    name: &'static str,
+    holder: String,
+    lease: std::time::Duration,
+    /// When it was last taken or renewed.
+    renewed: Option<std::time::Instant>,
+}
+
+impl OneAtATime {
+    fn new(name: &'static str, holder: String, lease: std::time::Duration) -> Self {
+        OneAtATime {
+            name,
+            holder,
+            lease,
+            renewed: None,
+        }
+    }
+
+    /// Whether this process holds the lease now, renewing or taking it when due.
+    async fn held(&mut self, service: &watchfloor_service::Service) -> bool {
+        if self.renewed.is_none_or(|at| at.elapsed() > self.lease / 3) {
+            self.renewed = match service
+                .store()
+                .acquire_lease(self.name, &self.holder, self.lease)
+                .await
+            {
+                Ok(Some(_)) => Some(std::time::Instant::now()),
+                Ok(None) => None,
+                Err(error) => {
+                    tracing::error!(%error, lease = self.name, "cannot take the lease; trying again");
+                    None
+                }
+            };
+        }
+        self.renewed.is_some()
+    }
+}
+
 /// Hands queued events to the rules until the stop, while this process holds the `rules`
 /// lease (one process of a cluster at a time; another takes over when it lapses). A stop cuts
 /// the batch in flight, which the ledger makes safe: an action is done once or not at all, and
@@ -305,45 +345,32 @@ async fn run_rules(
     lease: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    // When the lease was last taken or renewed: renewed once a third of it has passed.
-    let mut renewed: Option<std::time::Instant> = None;
+    let mut rules = OneAtATime::new("rules", holder, lease);
     // When the SLA states were last looked at.
     let mut sla_looked: Option<std::time::Instant> = None;
     loop {
-        if renewed.is_none_or(|at| at.elapsed() > lease / 3) {
-            renewed = match service.store().acquire_lease("rules", &holder, lease).await {
-                Ok(Some(_)) => Some(std::time::Instant::now()),
-                Ok(None) => None,
-                Err(error) => {
-                    tracing::error!(%error, "cannot take the rules lease; trying again");
-                    None
+        let wait = if !rules.held(&service).await {
+            lease / 4
+        } else {
+            if sla_looked.is_none_or(|at| at.elapsed() > SLA_LOOK) {
+                sla_looked = Some(std::time::Instant::now());
+                if let Err(error) = service.fire_sla_triggers().await {
+                    tracing::error!(%error, "cannot look for incidents at risk or breached");
                 }
-            };
-        }
-        if renewed.is_none() {
+                if let Err(error) = service.fire_schedules().await {
+                    tracing::error!(%error, "cannot run the scheduled rules");
+                }
+            }
             tokio::select! {
-                _ = tokio::time::sleep(lease / 4) => continue,
+                ran = service.run_rules(watchfloor_service::automation::BATCH) => match ran {
+                    Ok(n) => watchfloor_service::automation::pause_after(n),
+                    Err(error) => {
+                        tracing::error!(%error, "cannot run the rules; trying again");
+                        std::time::Duration::from_secs(1)
+                    }
+                },
                 _ = stop.wait_for(|s| *s) => return,
             }
-        }
-        if sla_looked.is_none_or(|at| at.elapsed() > SLA_LOOK) {
-            sla_looked = Some(std::time::Instant::now());
-            if let Err(error) = service.fire_sla_triggers().await {
-                tracing::error!(%error, "cannot look for incidents at risk or breached");
-            }
-            if let Err(error) = service.fire_schedules().await {
-                tracing::error!(%error, "cannot run the scheduled rules");
-            }
-        }
-        let wait = tokio::select! {
-            ran = service.run_rules(watchfloor_service::automation::BATCH) => match ran {
-                Ok(n) => watchfloor_service::automation::pause_after(n),
-                Err(error) => {
-                    tracing::error!(%error, "cannot run the rules; trying again");
-                    std::time::Duration::from_secs(1)
-                }
-            },
-            _ = stop.wait_for(|s| *s) => return,
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
@@ -361,34 +388,19 @@ async fn deliver_notifications(
     lease: std::time::Duration,
     mut stop: watch::Receiver<bool>,
 ) {
-    let mut renewed: Option<std::time::Instant> = None;
+    let mut notify = OneAtATime::new("notify", holder, lease);
     loop {
-        if renewed.is_none_or(|at| at.elapsed() > lease / 3) {
-            renewed = match service
-                .store()
-                .acquire_lease("notify", &holder, lease)
-                .await
-            {
-                Ok(Some(_)) => Some(std::time::Instant::now()),
-                Ok(None) => None,
-                Err(error) => {
-                    tracing::error!(%error, "cannot take the notify lease; trying again");
-                    None
-                }
+        let wait = if !notify.held(&service).await {
+            lease / 4
+        } else {
+            let sent = tokio::select! {
+                sent = service.deliver_notifications() => sent,
+                _ = stop.wait_for(|s| *s) => return,
             };
-        }
-        let wait = match renewed {
-            None => lease / 4,
-            Some(_) => {
-                let sent = tokio::select! {
-                    sent = service.deliver_notifications() => sent,
-                    _ = stop.wait_for(|s| *s) => return,
-                };
-                if let Err(error) = sent {
-                    tracing::error!(%error, "cannot deliver notifications; trying again");
-                }
-                NOTIFY_EVERY
+            if let Err(error) = sent {
+                tracing::error!(%error, "cannot deliver notifications; trying again");
             }
+            NOTIFY_EVERY
         };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -13,6 +13,17 @@ use crate::{
     NotifyStore, Scope, StoreError,
 };
 
+/// A channel's entry of `out`, made empty if it has none yet.
+fn stat(
+    out: &mut std::collections::BTreeMap<String, ChannelStats>,
+    channel: String,
+) -> &mut ChannelStats {
+    out.entry(channel.clone()).or_insert_with(|| ChannelStats {
+        channel,
+        ..ChannelStats::default()
+    })
+}
+
 const NOTIFICATION_COLUMNS: &str = "n.id, n.channel, n.incident_id, n.rule, n.trigger, n.created, \
      n.delivery, n.status, i.organization, i.name";
 
@@ -76,6 +87,17 @@ impl NotifyStore for SqlStore {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
+            // Looked for first without the writer's lock, which an idle worker should not take
+            // every pass.
+            let any: Option<i64> = sqlx::query_scalar(
+                "SELECT id FROM notifications WHERE channel = $1 AND delivery IS NULL LIMIT 1",
+            )
+            .bind(channel)
+            .fetch_optional(&self.pool)
+            .await?;
+            if any.is_none() {
+                return Ok(0);
+            }
             let mut tx = self.write().await?;
             let waiting: Vec<i64> = sqlx::query_scalar(
                 "SELECT id FROM notifications WHERE channel = $1 AND delivery IS NULL ORDER BY id LIMIT 10000",
@@ -145,6 +167,16 @@ impl NotifyStore for SqlStore {
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Delivery>, StoreError>> {
         Box::pin(async move {
+            let due: Option<String> = sqlx::query_scalar(
+                "SELECT id FROM deliveries WHERE channel = $1 AND status = 'pending' AND next_attempt <= $2 LIMIT 1",
+            )
+            .bind(channel)
+            .bind(ts(now))
+            .fetch_optional(&self.pool)
+            .await?;
+            if due.is_none() {
+                return Ok(Vec::new());
+            }
             let mut tx = self.write().await?;
             let rows = sqlx::query(
                 "SELECT id, channel, digest, attempts, created FROM deliveries \
@@ -300,23 +332,13 @@ impl NotifyStore for SqlStore {
     ) -> BoxFuture<'_, Result<Vec<ChannelStats>, StoreError>> {
         Box::pin(async move {
             let mut out: std::collections::BTreeMap<String, ChannelStats> = Default::default();
-            let stat = |out: &mut std::collections::BTreeMap<String, ChannelStats>, c: &str| {
-                out.entry(c.to_string())
-                    .or_insert_with(|| ChannelStats {
-                        channel: c.to_string(),
-                        ..ChannelStats::default()
-                    })
-                    .clone()
-            };
             let waiting: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT channel, COUNT(*) FROM notifications WHERE status = 'pending' GROUP BY channel",
             )
             .fetch_all(&self.pool)
             .await?;
             for (c, n) in waiting {
-                let mut s = stat(&mut out, &c);
-                s.waiting = n;
-                out.insert(c, s);
+                stat(&mut out, c).waiting = n;
             }
             let sent: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'sent' AND sent > $1 GROUP BY channel",
@@ -325,9 +347,7 @@ impl NotifyStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
             for (c, n) in sent {
-                let mut s = stat(&mut out, &c);
-                s.sent_last_hour = n;
-                out.insert(c, s);
+                stat(&mut out, c).sent_last_hour = n;
             }
             let failed: Vec<(String, i64)> = sqlx::query_as(
                 "SELECT channel, COUNT(*) FROM deliveries WHERE status = 'failed' AND sent > $1 GROUP BY channel",
@@ -336,10 +356,9 @@ impl NotifyStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
             for (c, n) in failed {
-                let mut s = stat(&mut out, &c);
-                s.failed_last_day = n;
-                out.insert(c, s);
+                stat(&mut out, c).failed_last_day = n;
             }
+            // Newest first: the first error of each channel is its last.
             let errors = sqlx::query(
                 "SELECT channel, last_error, COALESCE(sent, next_attempt) AS at FROM deliveries \
                  WHERE last_error IS NOT NULL ORDER BY created DESC LIMIT 200",
@@ -347,12 +366,10 @@ impl NotifyStore for SqlStore {
             .fetch_all(&self.pool)
             .await?;
             for r in &errors {
-                let c: String = r.try_get("channel")?;
-                let mut s = stat(&mut out, &c);
+                let s = stat(&mut out, r.try_get("channel")?);
                 if s.last_error.is_none() {
                     s.last_error = r.try_get("last_error")?;
                     s.last_error_at = Some(parse_ts(&r.try_get::<String, _>("at")?)?);
-                    out.insert(c, s);
                 }
             }
             Ok(out.into_values().collect())
