@@ -35,6 +35,10 @@ pub struct IntegrationDef {
     /// Where fetched records name their organization's provider id.
     #[serde(default)]
     pub tenancy: crate::tenancy::IntegrationTenancy,
+    /// The provider record's fields that name indicators: a dotted path and the indicator's
+    /// type (`ip`, `host`, `user`, ...), read beside text extraction.
+    #[serde(default)]
+    pub indicators: std::collections::BTreeMap<String, String>,
 }
 
 /// One of the XSOAR pack's instance parameters, and what takes its place here.

@@ -28,6 +28,8 @@ pub enum Term {
     Instance(String),
     /// Part of the name, details or provider id, in any case.
     Text(String),
+    /// An indicator the incident holds (`indicator:203.0.113.7`), whatever its type.
+    Indicator(String),
     Created(Cmp, DateTime<Utc>),
     Occurred(Cmp, DateTime<Utc>),
     /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
@@ -262,6 +264,10 @@ fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> 
         ),
         "organization" | "org" => Term::Organization(value),
         "instance" | "sourceinstance" => Term::Instance(value),
+        "indicator" if value.trim().is_empty() => {
+            return Err(bad("name an indicator, e.g. indicator:203.0.113.7".into()));
+        }
+        "indicator" => Term::Indicator(value.trim().to_string()),
         "category" => Term::Nothing,
         "created" | "occurred" => {
             let (cmp, at) = comparison(&value, now).map_err(bad)?;

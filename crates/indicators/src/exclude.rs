@@ -61,6 +61,14 @@ fn in_network(ip: IpAddr, (net, bits): (IpAddr, u8)) -> bool {
 }
 
 impl Exclusions {
+    /// Nothing but private and reserved ranges (the default).
+    pub fn default_reserved() -> Exclusions {
+        Exclusions {
+            reserved: true,
+            ..Exclusions::default()
+        }
+    }
+
     /// The list as the config writes it; `reserved` adds private and reserved ranges. An
     /// entry that is none of a network, a `*.domain` or a value is named in the error.
     pub fn parse(entries: &[String], reserved: bool) -> Result<Exclusions, String> {
@@ -123,7 +131,7 @@ impl Exclusions {
                     (self.reserved && reserved(ip))
                         || self.networks.iter().any(|n| in_network(ip, *n))
                 }),
-            Kind::Domain => under(&i.value),
+            Kind::Domain | Kind::Host => under(&i.value),
             Kind::Email => i.value.rsplit('@').next().is_some_and(under),
             Kind::Url => crate::url_host(&i.value).is_some_and(|h| {
                 under(&h)
@@ -132,7 +140,7 @@ impl Exclusions {
                             || self.networks.iter().any(|n| in_network(ip, *n))
                     })
             }),
-            Kind::Md5 | Kind::Sha1 | Kind::Sha256 => false,
+            Kind::Md5 | Kind::Sha1 | Kind::Sha256 | Kind::User => false,
         }
     }
 

@@ -7,10 +7,12 @@
 //! so its time grows with the text's length and nothing else.
 
 mod exclude;
+mod fields;
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use exclude::{Exclusions, reserved};
+pub use fields::{Extractor, FieldMap, lookups, mentions, normalize};
 
 /// What an indicator is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -25,6 +27,10 @@ pub enum Kind {
     Md5,
     Sha1,
     Sha256,
+    /// A host name, from a provider's field that names one (text alone cannot tell a host).
+    Host,
+    /// A user name, from a provider's field that names one.
+    User,
 }
 
 impl Kind {
@@ -38,7 +44,44 @@ impl Kind {
             Kind::Md5 => "md5",
             Kind::Sha1 => "sha1",
             Kind::Sha256 => "sha256",
+            Kind::Host => "host",
+            Kind::User => "user",
         }
+    }
+
+    /// Every kind, in the order they are listed.
+    pub const ALL: [Kind; 10] = [
+        Kind::Ip,
+        Kind::Cidr,
+        Kind::Domain,
+        Kind::Url,
+        Kind::Email,
+        Kind::Md5,
+        Kind::Sha1,
+        Kind::Sha256,
+        Kind::Host,
+        Kind::User,
+    ];
+
+    /// The kind named `name` (as [`Kind::as_str`] writes it, in any case).
+    pub fn parse(name: &str) -> Result<Kind, String> {
+        let name = name.trim().to_ascii_lowercase();
+        Kind::ALL
+            .into_iter()
+            .find(|k| k.as_str() == name)
+            .ok_or_else(|| {
+                let all: Vec<&str> = Kind::ALL.iter().map(|k| k.as_str()).collect();
+                format!(
+                    "`{name}` is not an indicator type; use one of {}",
+                    all.join(", ")
+                )
+            })
+    }
+}
+
+impl std::fmt::Display for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
     }
 }
 
@@ -51,7 +94,7 @@ pub struct Indicator {
 }
 
 impl Indicator {
-    fn new(kind: Kind, value: impl Into<String>) -> Indicator {
+    pub fn new(kind: Kind, value: impl Into<String>) -> Indicator {
         Indicator {
             kind,
             value: value.into(),

@@ -12,6 +12,7 @@ pub mod listing;
 pub mod runner;
 pub mod symantec_mss;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::LazyLock;
@@ -255,6 +256,30 @@ pub fn builtin() -> &'static [&'static Integration] {
 /// Definitions of all built-in integrations.
 pub fn definitions() -> Vec<&'static IntegrationDef> {
     BUILTIN.iter().map(|i| i.definition()).collect()
+}
+
+/// Each built-in integration's indicator fields, by integration id (see `[indicators]` in its
+/// definition).
+pub fn indicator_maps() -> HashMap<String, watchfloor_indicators::FieldMap> {
+    BUILTIN
+        .iter()
+        .map(|i| {
+            let def = i.definition();
+            // A unit test parses every map: one that does not parse is a build's bug.
+            let map = watchfloor_indicators::FieldMap::parse(&def.indicators).unwrap_or_default();
+            (def.id.clone(), map)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+#[test]
+fn indicator_maps_parse() {
+    for def in definitions() {
+        let map = watchfloor_indicators::FieldMap::parse(&def.indicators)
+            .unwrap_or_else(|e| panic!("{}: {e}", def.id));
+        assert!(map.fields().count() > 0, "{} maps no field", def.id);
+    }
 }
 
 /// Helpers the integrations' tests share.

@@ -70,6 +70,7 @@ fn term(t: &Term, i: &Incident) -> bool {
         Term::Text(t) => {
             contains(&i.name, t) || contains(&i.details, t) || contains(&i.external_id, t)
         }
+        Term::Indicator(v) => watchfloor_indicators::mentions(&i.name, &i.details, &i.raw, v),
         Term::Created(cmp, at) => compare(*cmp, i.created, *at),
         Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
         Term::Nothing => false,

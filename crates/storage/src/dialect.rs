@@ -95,6 +95,15 @@ impl Backend {
         }
     }
 
+    /// Where the indicator tables are, as a prefix of their names: SQLite keeps them in the
+    /// full-text index's file, attached to the connections that read text.
+    pub fn index_schema(self) -> &'static str {
+        match self {
+            Backend::Sqlite => "search_index.",
+            Backend::Postgres => "",
+        }
+    }
+
     /// `id` of incidents whose name, details or external id hold the text query bound next.
     pub fn push_text_match(self, q: &mut Sql, text: &str) {
         match self {

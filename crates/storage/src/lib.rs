@@ -11,6 +11,7 @@ mod base;
 mod copy;
 mod counts;
 mod dialect;
+mod indicators;
 mod search;
 mod sql;
 #[doc(hidden)]
@@ -668,6 +669,84 @@ pub struct SetAsideRecord {
     pub at: DateTime<Utc>,
 }
 
+/// An indicator as a reader sees it: summed over the organizations of the reader's scope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IndicatorSummary {
+    /// Its type: `ip`, `domain`, `url`, `email`, `md5`, `sha1`, `sha256`, `cidr`, `host`, `user`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    /// When the earliest and the latest incident that holds it occurred.
+    pub first_seen: DateTime<Utc>,
+    pub last_seen: DateTime<Utc>,
+    /// Incidents in the reader's scope that hold it.
+    pub incidents: i64,
+    /// How many organizations outside the reader's scope saw it too, named nowhere; absent for
+    /// a reader who sees every organization.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub other_organizations: Option<i64>,
+}
+
+/// Which indicators to list.
+#[derive(Debug, Clone, Default)]
+pub struct IndicatorFilter {
+    pub scope: Scope,
+    /// One type only.
+    pub kind: Option<String>,
+    /// One value only (in any of the forms it may be kept in).
+    pub value: Option<String>,
+    pub limit: usize,
+}
+
+/// An incident that shares indicators with another, and how many.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RelatedIncident {
+    pub incident: Incident,
+    pub shared: i64,
+}
+
+/// Indicators found in incidents, kept per organization; every read takes the reader's scope.
+pub trait IndicatorStore: Send + Sync {
+    /// Indicators seen most recently first, summed over the scope's organizations.
+    fn indicators<'a>(
+        &'a self,
+        filter: &'a IndicatorFilter,
+    ) -> BoxFuture<'a, Result<Vec<IndicatorSummary>, StoreError>>;
+
+    /// One indicator in the scope, or `None` when no organization saw it (one that only
+    /// organizations outside the scope saw has no incidents and their count).
+    fn indicator<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IndicatorSummary>, StoreError>>;
+
+    /// The incidents in the scope that hold an indicator, latest first.
+    fn indicator_incidents<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>>;
+
+    /// An incident's indicators, each summed over the scope (its count includes the incident).
+    fn incident_indicators<'a>(
+        &'a self,
+        scope: &'a Scope,
+        incident_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<IndicatorSummary>, StoreError>>;
+
+    /// Incidents in the scope that share indicators with one, most shared first.
+    fn related_incidents<'a>(
+        &'a self,
+        scope: &'a Scope,
+        incident_id: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RelatedIncident>, StoreError>>;
+}
+
 /// Where incidents live: every role the store plays. A caller that needs one role can ask for
 /// it alone (`&dyn QueueStore`); the front ends and the engine hold the whole `Store`.
 pub trait Store:
@@ -681,6 +760,7 @@ pub trait Store:
     + AuditStore
     + RuleStore
     + NotifyStore
+    + IndicatorStore
 {
 }
 
@@ -695,6 +775,7 @@ impl<T> Store for T where
         + AuditStore
         + RuleStore
         + NotifyStore
+        + IndicatorStore
 {
 }
 

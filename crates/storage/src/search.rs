@@ -34,7 +34,8 @@ const CREATE: &str = "PRAGMA journal_mode = WAL; \
       content = '', contentless_delete = 1, tokenize = 'unicode61 remove_diacritics 2'); \
      CREATE TABLE IF NOT EXISTS indexed (one INTEGER PRIMARY KEY CHECK (one = 1), \
       incidents INTEGER NOT NULL, changes INTEGER NOT NULL, database TEXT NOT NULL); \
-     INSERT OR IGNORE INTO indexed VALUES (1, 0, 0, '');";
+     INSERT OR IGNORE INTO indexed VALUES (1, 0, 0, '');
+     CREATE TABLE IF NOT EXISTS indicators_kept (version INTEGER NOT NULL);";
 
 /// The index's connection: durable as the database is (`sqlite.rs`), with a page cache of 2 MB
 /// (it appends; 8 MB indexed no faster and showed in `serve`'s peak memory).
@@ -122,7 +123,11 @@ async fn connect(path: &Path, data: &Path) -> Result<AnyPool, StoreError> {
         })
         .connect_with(options)
         .await?;
-    if let Err(e) = sqlx::raw_sql(CREATE).execute(&conn).await {
+    let create = format!("{CREATE} {}", crate::indicators::SQLITE_TABLES);
+    if let Err(e) = sqlx::raw_sql(sqlx::AssertSqlSafe(create))
+        .execute(&conn)
+        .await
+    {
         conn.close().await;
         return Err(e.into());
     }
@@ -137,12 +142,17 @@ pub(crate) struct SearchIndex {
     turn: tokio::sync::Mutex<()>,
     /// Wakes the task that indexes in the background (see [`SearchIndex::open`]).
     wake: tokio::sync::mpsc::Sender<()>,
+    /// What extracts indicators, which each step stores beside the text it indexes.
+    indicators: Arc<crate::indicators::Indicators>,
 }
 
 impl SearchIndex {
     /// Opens (creating if needed) the index of the database at `data`, and starts the task
     /// that indexes whenever incidents are committed; it ends when the index is dropped.
-    pub(crate) async fn open(data: &Path) -> Result<Arc<SearchIndex>, StoreError> {
+    pub(crate) async fn open(
+        data: &Path,
+        indicators: Arc<crate::indicators::Indicators>,
+    ) -> Result<Arc<SearchIndex>, StoreError> {
         let path = path_for(data);
         // Where the file cannot be written (a read-only file system), SQLite would open it
         // read-only and wait out its busy timeout for the WAL it cannot make: say so at once.
@@ -182,6 +192,7 @@ impl SearchIndex {
             conn,
             turn: tokio::sync::Mutex::new(()),
             wake,
+            indicators,
         });
         let weak: Weak<SearchIndex> = Arc::downgrade(&index);
         tokio::spawn(async move {
@@ -214,8 +225,24 @@ impl SearchIndex {
         }
         let _turn = self.turn.lock().await;
         let mut conn = self.conn.acquire().await?;
-        while !step(&mut conn).await? {}
+        while !step(&mut conn, self.indicators.extractor()).await? {}
         Ok(())
+    }
+
+    /// Empties the indicators and the text index and builds both again from every incident,
+    /// with the extractor set now.
+    pub(crate) async fn rebuild(&self) -> Result<(), StoreError> {
+        {
+            let _turn = self.turn.lock().await;
+            let mut conn = self.conn.acquire().await?;
+            let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+            clear(&mut tx).await?;
+            sqlx::query("UPDATE indexed SET incidents = 0, changes = 0")
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        self.catch_up().await
     }
 
     /// Drops what the index holds if it was built from another database, or from a newer
@@ -255,10 +282,18 @@ async fn trusted(tx: &mut IndexTx<'_>) -> Result<(i64, i64, i64, i64), StoreErro
     )))
     .fetch_one(&mut **tx)
     .await?;
-    if from > made || changes_from > logged || built_from != identity {
-        sqlx::query("INSERT INTO incidents_fts (incidents_fts) VALUES ('delete-all')")
+    // An index made before indicators were kept is built again, to find them in every
+    // incident.
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM indicators_kept")
+        .fetch_one(&mut **tx)
+        .await?;
+    if kept == 0 {
+        sqlx::query("INSERT INTO indicators_kept VALUES (1)")
             .execute(&mut **tx)
             .await?;
+    }
+    if from > made || changes_from > logged || built_from != identity || kept == 0 {
+        clear(tx).await?;
         sqlx::query("UPDATE indexed SET incidents = 0, changes = 0, database = $1")
             .bind(&identity)
             .execute(&mut **tx)
@@ -268,9 +303,24 @@ async fn trusted(tx: &mut IndexTx<'_>) -> Result<(i64, i64, i64, i64), StoreErro
     Ok((from, changes_from, made, logged))
 }
 
+/// Empties the text index and the indicators.
+async fn clear(tx: &mut IndexTx<'_>) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO incidents_fts (incidents_fts) VALUES ('delete-all')")
+        .execute(&mut **tx)
+        .await?;
+    for statement in crate::indicators::CLEAR {
+        sqlx::query(statement).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// Indexes the next [`STEP`] incidents and every text change not yet read, in one
-/// transaction; true when that reached the end of what the database held.
-async fn step(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
+/// transaction, their text and their indicators; true when that reached the end of what
+/// the database held.
+async fn step(
+    conn: &mut sqlx::AnyConnection,
+    extractor: Arc<watchfloor_indicators::Extractor>,
+) -> Result<bool, StoreError> {
     // IMMEDIATE takes the index's write lock first (the database, attached read-only, is
     // only read), so that what is read next is read under it, in one snapshot.
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
@@ -293,6 +343,22 @@ async fn step(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
                 .execute(&mut *tx)
                 .await?;
         }
+        let mut ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT DISTINCT incident_id FROM data.text_changes WHERE seq > $1 AND incident_id <= $2",
+        )
+        .bind(changes_from)
+        .bind(from)
+        .fetch_all(&mut *tx)
+        .await?;
+        ids.sort_unstable();
+        crate::indicators::redo(
+            &mut tx,
+            crate::Backend::Sqlite,
+            "data.incidents",
+            &ids,
+            extractor.clone(),
+        )
+        .await?;
     }
     let to: i64 = sqlx::query_scalar(
         "SELECT COALESCE(MAX(id), $1) FROM \
@@ -310,6 +376,15 @@ async fn step(conn: &mut sqlx::AnyConnection) -> Result<bool, StoreError> {
         .bind(from)
         .bind(to)
         .execute(&mut *tx)
+        .await?;
+        crate::indicators::add_range(
+            &mut tx,
+            crate::Backend::Sqlite,
+            "data.incidents",
+            from,
+            to,
+            extractor,
+        )
         .await?;
     }
     // At the end, the index has read up to the sequence: no id up to it can come later.

@@ -29,6 +29,7 @@ use commit::FetchCommit;
 mod audit;
 mod commit;
 mod filter;
+mod indicators;
 mod notify;
 pub(crate) mod postgres;
 mod rules;
@@ -81,6 +82,8 @@ pub struct SqlStore {
     /// the full-text index (attached to every read connection it cost `serve` about 10 MB of
     /// memory); on PostgreSQL, `pool` again.
     pub(crate) text_reads: AnyPool,
+    /// What extracts indicators, and PostgreSQL's drain of them.
+    pub(crate) indicators: std::sync::Arc<crate::indicators::Indicators>,
 }
 
 /// How long a search text's commonness is trusted.
@@ -103,6 +106,7 @@ impl SqlStore {
             commits: Default::default(),
             text: crate::search::TextIndex::InTable,
             text_reads: pool,
+            indicators: Default::default(),
         }
     }
 
@@ -248,7 +252,9 @@ impl SqlStore {
 
     /// The connections that read `filter`: those that can search text, if it has a text.
     fn reads(&self, filter: &IncidentFilter) -> &AnyPool {
-        if texts(filter.conditions.iter().map(|c| c.term.clone())).is_empty() {
+        if texts(filter.conditions.iter().map(|c| c.term.clone())).is_empty()
+            && !filter::has_indicator(&filter.conditions)
+        {
             &self.pool
         } else {
             &self.text_reads
@@ -265,6 +271,47 @@ impl SqlStore {
     /// background). Nothing to do on PostgreSQL.
     pub async fn index_text(&self) -> Result<(), StoreError> {
         self.text.catch_up().await
+    }
+
+    /// Brings the indicators up to date with every incident committed before the call (their
+    /// reads do this themselves; they are otherwise kept up to date in the background).
+    pub async fn catch_up_indicators(&self) -> Result<(), StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.text.catch_up().await,
+            Backend::Postgres => crate::indicators::drain(&self.pool, &self.indicators).await,
+        }
+    }
+
+    /// Sets what extracts indicators from incidents stored from now on (the config's
+    /// exclusions and the integrations' field maps); until then, text only, with private
+    /// and reserved ranges excluded.
+    pub fn set_indicator_extractor(&self, extractor: watchfloor_indicators::Extractor) {
+        self.indicators.set_extractor(extractor);
+    }
+
+    /// Finds every incident's indicators again with the extractor set now (on SQLite, the
+    /// full-text index is built again with them).
+    pub async fn reindex_indicators(&self) -> Result<(), StoreError> {
+        match (&self.backend, &self.text) {
+            (Backend::Sqlite, crate::search::TextIndex::Ready(index)) => index.rebuild().await,
+            (Backend::Sqlite, _) => self.text.catch_up().await,
+            (Backend::Postgres, _) => {
+                let mut tx = self.pool.begin().await?;
+                for statement in crate::indicators::CLEAR {
+                    sqlx::query(statement).execute(&mut *tx).await?;
+                }
+                sqlx::query("DELETE FROM indicator_queue")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query(
+                    "INSERT INTO indicator_queue (incident_id) SELECT id FROM incidents ORDER BY id",
+                )
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                self.catch_up_indicators().await
+            }
+        }
     }
 
     fn migrations(&self) -> &'static [(i64, &'static str)] {
@@ -726,6 +773,10 @@ impl SqlStore {
     async fn common_words(&self, filter: &IncidentFilter) -> Result<CommonWords, StoreError> {
         let mut common = CommonWords::new();
         let mut caught_up = false;
+        if filter::has_indicator(&filter.conditions) {
+            self.catch_up_indicators().await?;
+            caught_up = true;
+        }
         for text in texts(filter.conditions.iter().map(|c| c.term.clone())) {
             if !text.chars().any(char::is_alphanumeric) {
                 continue;

@@ -289,6 +289,7 @@ impl SqlStore {
         }
         if added > 0 {
             self.text.wake();
+            self.indicators.wake();
         }
         results
     }

@@ -162,6 +162,19 @@ pub(super) fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
     out
 }
 
+/// Whether a filter asks for an indicator (read through the indicator tables, which on
+/// SQLite are in the full-text index's file), nested ones too.
+pub(super) fn has_indicator(terms: &[watchfloor_core::query::Condition]) -> bool {
+    fn any(t: &Term) -> bool {
+        match t {
+            Term::Indicator(_) => true,
+            Term::Any(inner) => inner.iter().any(any),
+            _ => false,
+        }
+    }
+    terms.iter().any(|c| any(&c.term))
+}
+
 /// The expression a sort field orders by; never NULL, so that keyset comparisons hold.
 pub(super) fn sort_column(field: SortField) -> &'static str {
     match field {
@@ -245,6 +258,18 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
                     .push_bind(pattern.clone())
                     .push(" ESCAPE '\\'");
             }
+        }
+        // An indicator of any type, under each form its value may be kept in.
+        Term::Indicator(v) => {
+            let ix = q.backend.index_schema();
+            q.push(format!(
+                "id IN (SELECT l.incident_id FROM {ix}incident_indicators l \
+                 JOIN {ix}indicators x ON x.id = l.indicator_id WHERE x.value IN ("
+            ));
+            for (n, form) in watchfloor_indicators::lookups(v).into_iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " }).push_bind(form);
+            }
+            q.push("))");
         }
         Term::Created(cmp, t) => {
             q.push(format!("created {} ", cmp.sql()).as_str())

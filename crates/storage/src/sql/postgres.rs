@@ -42,6 +42,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         11,
         include_str!("../../migrations/postgres/0011_notifications.sql"),
     ),
+    (
+        12,
+        include_str!("../../migrations/postgres/0012_indicators.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
@@ -98,6 +102,7 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
     let mut store = connect(url).await?;
     store.applied = store.migrate(MIGRATIONS).await?;
     store.check_version(&redact(url), MIGRATIONS).await?;
+    store.indicators.start_drain(store.pool.clone());
     Ok(store)
 }
 
@@ -105,6 +110,7 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
 pub(crate) async fn open_existing(url: &str) -> Result<SqlStore, StoreError> {
     let store = connect(url).await?;
     store.check_version(&redact(url), MIGRATIONS).await?;
+    store.indicators.start_drain(store.pool.clone());
     Ok(store)
 }
 

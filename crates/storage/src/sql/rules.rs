@@ -460,7 +460,11 @@ fn judged_alike(term: &Term) -> bool {
         | Term::Instance(_)
         | Term::Nothing => true,
         Term::Organization(s) | Term::Kind(s) => s.is_ascii(),
-        Term::Name(_) | Term::Text(_) | Term::Created(..) | Term::Occurred(..) => false,
+        Term::Name(_)
+        | Term::Text(_)
+        | Term::Indicator(_)
+        | Term::Created(..)
+        | Term::Occurred(..) => false,
         Term::Any(terms) => terms.iter().all(judged_alike),
     }
 }

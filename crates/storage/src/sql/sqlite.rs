@@ -219,7 +219,7 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
                 .execute(store.pool())
                 .await?;
             store.applied = store.migrate(MIGRATIONS).await?;
-            let index = SearchIndex::open(&path).await?;
+            let index = SearchIndex::open(&path, store.indicators.clone()).await?;
             index.verify().await?;
             store.text = TextIndex::Ready(index);
             store.text.wake();
@@ -257,7 +257,8 @@ pub(crate) async fn open_read_only(url: &str) -> Result<SqlStore, StoreError> {
     }
     // The full-text index is derived data, written even by a store that only reads (where
     // it can be: not on a read-only file system).
-    let text = match SearchIndex::open(&path).await {
+    let indicators = std::sync::Arc::new(crate::indicators::Indicators::default());
+    let text = match SearchIndex::open(&path, indicators.clone()).await {
         Ok(index) => TextIndex::Ready(index),
         Err(e) => TextIndex::Unavailable(e.to_string()),
     };
@@ -265,6 +266,7 @@ pub(crate) async fn open_read_only(url: &str) -> Result<SqlStore, StoreError> {
     let opened = async |mode: &str| {
         let mut store = connect(url, &url_with(&path, mode), attach.clone()).await?;
         store.check_version(url, MIGRATIONS).await?;
+        store.indicators = indicators.clone();
         store.text = match &text {
             TextIndex::Ready(index) => match index.verify().await {
                 Ok(()) => text.clone(),

@@ -154,6 +154,7 @@ async fn steps_committing_at_once_are_each_whole(s: SqlStore) {
 }
 
 on_both!(
+    indicators_are_kept_per_organization_and_follow_their_incidents,
     steps_committing_at_once_are_each_whole,
     open_incidents_are_read_for_mirroring_a_page_at_a_time,
     leases_pass_on_only_when_they_expire,
@@ -2550,4 +2551,197 @@ async fn the_database_files_are_private() {
         let mode = std::fs::metadata(&file).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "{}: {mode:o}", file.display());
     }
+}
+
+/// An incident of `org` whose details say `details`.
+fn with_details(id: &str, minute: u32, org: &str, details: &str) -> NewIncident {
+    NewIncident {
+        organization: Some(org.to_string()),
+        details: details.to_string(),
+        ..incident(id, minute, Severity::High)
+    }
+}
+
+/// Indicators are found beside ingest, kept per organization (an Acme reader sees Acme's
+/// incidents and only a count of the others), follow an incident's deletion, answer the
+/// queue's `indicator:` term, and are found again with new exclusions on reindex.
+async fn indicators_are_kept_per_organization_and_follow_their_incidents(s: SqlStore) {
+    use crate::{IndicatorFilter, IndicatorStore, Scope};
+    let batch = vec![
+        with_details(
+            "a1",
+            1,
+            "Acme",
+            "beacon to 203.0.113.7 and hxxp://evil[.]example.com/x",
+        ),
+        with_details("a2", 2, "Acme", "again 203.0.113.7 from 10.1.2.3"),
+        with_details("g1", 3, "Globex", "Globex saw 203.0.113.7 too"),
+        with_details("n1", 4, "Initech", "md5 d41d8cd98f00b204e9800998ecf8427e"),
+    ];
+    s.commit_fetch(target("t"), &batch, &json!({}))
+        .await
+        .unwrap();
+    let acme = Scope::Orgs(vec!["ACME".into()]);
+    let all = s
+        .indicators(&IndicatorFilter {
+            scope: Scope::All,
+            limit: 100,
+            ..IndicatorFilter::default()
+        })
+        .await
+        .unwrap();
+    let values: Vec<(&str, &str, i64)> = all
+        .iter()
+        .map(|i| (i.kind.as_str(), i.value.as_str(), i.incidents))
+        .collect();
+    assert!(values.contains(&("ip", "203.0.113.7", 3)), "{values:?}");
+    assert!(
+        values.contains(&("domain", "evil.example.com", 1)),
+        "{values:?}"
+    );
+    assert!(
+        values.contains(&("url", "http://evil.example.com/x", 1)),
+        "{values:?}"
+    );
+    assert!(
+        values.contains(&("md5", "d41d8cd98f00b204e9800998ecf8427e", 1)),
+        "{values:?}"
+    );
+    assert!(
+        !values.iter().any(|v| v.1 == "10.1.2.3"),
+        "private addresses are excluded: {values:?}"
+    );
+
+    let ip = s
+        .indicator(&acme, "ip", "203.0.113.7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((ip.incidents, ip.other_organizations), (2, Some(1)));
+    let admin_view = s
+        .indicator(&Scope::All, "ip", "203.0.113.7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        (admin_view.incidents, admin_view.other_organizations),
+        (3, None)
+    );
+    // Seen only elsewhere: no incident, the count alone.
+    let hash = s
+        .indicator(&acme, "md5", "d41d8cd98f00b204e9800998ecf8427e")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!((hash.incidents, hash.other_organizations), (0, Some(1)));
+    let seen: Vec<String> = s
+        .indicator_incidents(&acme, "ip", "203.0.113.7", 50)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|i| i.external_id)
+        .collect();
+    assert_eq!(seen, ["a2", "a1"]);
+    let a1 = s
+        .incident_by_external_id("fes", "a1")
+        .await
+        .unwrap()
+        .unwrap();
+    let of_a1 = s.incident_indicators(&acme, a1.id).await.unwrap();
+    assert_eq!(of_a1.len(), 3, "{of_a1:?}");
+    let related = s.related_incidents(&acme, a1.id, 10).await.unwrap();
+    let related: Vec<(&str, i64)> = related
+        .iter()
+        .map(|r| (r.incident.external_id.as_str(), r.shared))
+        .collect();
+    assert_eq!(
+        related,
+        [("a2", 1)],
+        "Globex's incident is not related for Acme"
+    );
+
+    let query = |q: &str, scope: Scope| IncidentFilter {
+        scope,
+        conditions: watchfloor_core::query::parse(q).unwrap(),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        s.count_matching(&query("indicator:203.0.113.7", acme.clone()))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_matching(&query("indicator:203.0.113.7", Scope::All))
+            .await
+            .unwrap(),
+        3
+    );
+    assert_eq!(
+        s.count_matching(&query("indicator:EVIL.example.com", Scope::All))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.count_matching(&query("-indicator:203.0.113.7", Scope::All))
+            .await
+            .unwrap(),
+        1
+    );
+
+    // A deleted incident's indicators go with it.
+    s.delete_incident(a1.id, "test").await.unwrap();
+    let ip = s
+        .indicator(&acme, "ip", "203.0.113.7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(ip.incidents, 1);
+    assert!(
+        s.indicator(&acme, "domain", "evil.example.com")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // New exclusions apply to incidents stored from then on, and to all on reindex.
+    let exclude =
+        watchfloor_indicators::Exclusions::parse(&["203.0.113.0/24".into()], true).unwrap();
+    s.set_indicator_extractor(watchfloor_indicators::Extractor::new(
+        exclude,
+        Default::default(),
+    ));
+    s.commit_fetch(
+        target("t"),
+        &[with_details("a3", 5, "Acme", "203.0.113.9")],
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.7")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.reindex_indicators().await.unwrap();
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.7")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.indicator(&Scope::All, "md5", "d41d8cd98f00b204e9800998ecf8427e")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }

@@ -1,0 +1,229 @@
+//! An incident's indicators as a whole: those its provider's fields name by type (the
+//! integration's field map: more reliable than reading text), and those found in its name,
+//! details and the text of its provider record, less what the exclusions remove.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use serde_json::Value;
+
+use crate::{Exclusions, Indicator, Kind, extract};
+
+/// How much of a provider record's text is read for indicators: records are capped at
+/// 16 MiB, and the first megabyte of one is where its indicators are.
+const TEXT_BUDGET: usize = 1 << 20;
+
+/// An integration's fields that name indicators: a dotted path into the provider record
+/// (arrays are looked into on the way) and the kind of what it holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldMap {
+    fields: Vec<(Vec<String>, Kind)>,
+}
+
+impl FieldMap {
+    /// The map as an integration's definition writes it: `{ "sourceIp" = "ip", "data.host" =
+    /// "host" }`. An unknown kind or an empty path is named in the error.
+    pub fn parse(entries: &BTreeMap<String, String>) -> Result<FieldMap, String> {
+        let mut fields = Vec::new();
+        for (path, kind) in entries {
+            let kind = Kind::parse(kind).map_err(|e| format!("field `{path}`: {e}"))?;
+            let steps: Vec<String> = path.split('.').map(str::to_string).collect();
+            if steps.iter().any(String::is_empty) {
+                return Err(format!("field `{path}`: a path is names joined by dots"));
+            }
+            fields.push((steps, kind));
+        }
+        Ok(FieldMap { fields })
+    }
+
+    /// The fields, as paths, with their kinds.
+    pub fn fields(&self) -> impl Iterator<Item = (String, Kind)> + '_ {
+        self.fields.iter().map(|(p, k)| (p.join("."), *k))
+    }
+}
+
+/// A value of kind `kind` as it is kept: addresses as the standard library writes them,
+/// domains, hosts, e-mail addresses and hashes in lower case, user names trimmed and in
+/// lower case (directories compare them so). `None` for what is not a value of that kind.
+pub fn normalize(kind: Kind, value: &str) -> Option<String> {
+    let v = value.trim();
+    if v.is_empty() || v.len() > 2048 || v.chars().any(char::is_control) {
+        return None;
+    }
+    match kind {
+        Kind::Ip => v.parse::<IpAddr>().ok().map(|ip| ip.to_string()),
+        Kind::Cidr => {
+            let (addr, bits) = v.split_once('/')?;
+            let ip: IpAddr = addr.parse().ok()?;
+            let bits: u8 = bits.parse().ok()?;
+            (bits <= if ip.is_ipv4() { 32 } else { 128 }).then(|| format!("{ip}/{bits}"))
+        }
+        Kind::Md5 | Kind::Sha1 | Kind::Sha256 => {
+            let want = match kind {
+                Kind::Md5 => 32,
+                Kind::Sha1 => 40,
+                _ => 64,
+            };
+            (v.len() == want && v.bytes().all(|b| b.is_ascii_hexdigit()))
+                .then(|| v.to_ascii_lowercase())
+        }
+        Kind::Domain | Kind::Email => {
+            let found = extract(v);
+            found
+                .into_iter()
+                .find(|i| i.kind == kind)
+                .map(|i| i.value)
+                .filter(|x| x.eq_ignore_ascii_case(v.trim_end_matches('.')))
+        }
+        Kind::Url => extract(v)
+            .into_iter()
+            .find(|i| i.kind == Kind::Url)
+            .map(|i| i.value),
+        Kind::Host => {
+            let host = v.trim_end_matches('.').to_lowercase();
+            (!host.contains(char::is_whitespace) && host.len() <= 253).then_some(host)
+        }
+        Kind::User => (!v.contains(char::is_whitespace)).then(|| v.to_lowercase()),
+    }
+}
+
+/// What an incident's indicators are made of: the exclusions and each integration's field map.
+#[derive(Debug, Clone)]
+pub struct Extractor {
+    exclusions: Exclusions,
+    maps: HashMap<String, FieldMap>,
+}
+
+impl Default for Extractor {
+    /// Text only, with private and reserved ranges excluded.
+    fn default() -> Extractor {
+        Extractor::new(Exclusions::default_reserved(), HashMap::new())
+    }
+}
+
+impl Extractor {
+    /// `maps` by integration id.
+    pub fn new(exclusions: Exclusions, maps: HashMap<String, FieldMap>) -> Extractor {
+        Extractor { exclusions, maps }
+    }
+
+    pub fn exclusions(&self) -> &Exclusions {
+        &self.exclusions
+    }
+
+    /// The indicators of an incident of `integration`: its mapped fields first, then what its
+    /// name, details and provider record (`raw_json`, as stored) hold as text; each once,
+    /// sorted, without what is excluded. A host field holding an address is an address.
+    pub fn incident(
+        &self,
+        integration: &str,
+        name: &str,
+        details: &str,
+        raw_json: &str,
+    ) -> Vec<Indicator> {
+        let raw: Option<Value> = serde_json::from_str(raw_json).ok();
+        let mut found: Vec<Indicator> = Vec::new();
+        if let (Some(map), Some(raw)) = (self.maps.get(integration), raw.as_ref()) {
+            for (path, kind) in &map.fields {
+                let mut values = Vec::new();
+                collect(raw, path, &mut values);
+                for v in values {
+                    let kind = match (*kind, v.parse::<IpAddr>()) {
+                        (Kind::Host | Kind::Domain, Ok(_)) => Kind::Ip,
+                        (k, _) => k,
+                    };
+                    if let Some(value) = normalize(kind, &v) {
+                        found.push(Indicator::new(kind, value));
+                    }
+                }
+            }
+        }
+        let mut text = String::with_capacity(name.len() + details.len() + 2);
+        text.push_str(name);
+        text.push('\n');
+        text.push_str(details);
+        text.push('\n');
+        match &raw {
+            Some(raw) => strings(raw, &mut text),
+            None => text.push_str(raw_json),
+        }
+        let cut = (0..=text.len().min(TEXT_BUDGET))
+            .rev()
+            .find(|n| text.is_char_boundary(*n))
+            .unwrap_or(0);
+        text.truncate(cut);
+        found.extend(extract(&text));
+        found.sort();
+        found.dedup();
+        self.exclusions.keep(found)
+    }
+}
+
+/// The values at `path` in `v`, looking into arrays on the way; scalars as text.
+fn collect(v: &Value, path: &[String], out: &mut Vec<String>) {
+    match (v, path.split_first()) {
+        (Value::Array(items), _) => {
+            for item in items {
+                collect(item, path, out);
+            }
+        }
+        (Value::Object(map), Some((first, rest))) => {
+            if let Some(next) = map.get(first) {
+                collect(next, rest, out);
+            }
+        }
+        (Value::String(s), None) => out.push(s.clone()),
+        (Value::Number(n), None) => out.push(n.to_string()),
+        _ => {}
+    }
+}
+
+/// Every string in `v`, one per line, until the budget is spent.
+fn strings(v: &Value, out: &mut String) {
+    if out.len() >= TEXT_BUDGET {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        Value::Array(items) => items.iter().for_each(|i| strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| strings(i, out)),
+        _ => {}
+    }
+}
+
+/// The forms a value asked for (`indicator:EVIL.example`) is stored under: as written, in
+/// lower case, and as each type would keep it.
+pub fn lookups(value: &str) -> Vec<String> {
+    let value = crate::refang(value.trim());
+    let mut out = vec![value.clone(), value.to_lowercase()];
+    out.extend(Kind::ALL.into_iter().filter_map(|k| normalize(k, &value)));
+    out.sort();
+    out.dedup();
+    out
+}
+
+/// Whether an incident's text or provider record mentions the indicator `value` (what a rule's
+/// `indicator:` term asks of an incident before it is indexed; no exclusion applies).
+pub fn mentions(name: &str, details: &str, raw: &Value, value: &str) -> bool {
+    let wanted = lookups(value);
+    let mut text = format!("{name}\n{details}\n");
+    strings(raw, &mut text);
+    let mut scalars = Vec::new();
+    scalar_strings(raw, &mut scalars);
+    scalars
+        .iter()
+        .any(|s| wanted.iter().any(|w| s.trim().eq_ignore_ascii_case(w)))
+        || extract(&text).iter().any(|i| wanted.contains(&i.value))
+}
+
+fn scalar_strings<'a>(v: &'a Value, out: &mut Vec<&'a str>) {
+    match v {
+        Value::String(s) => out.push(s),
+        Value::Array(items) => items.iter().for_each(|i| scalar_strings(i, out)),
+        Value::Object(map) => map.values().for_each(|i| scalar_strings(i, out)),
+        _ => {}
+    }
+}

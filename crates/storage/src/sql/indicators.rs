@@ -1,0 +1,282 @@
+//! Indicators as read: summed over the organizations of the reader's scope, each read first
+//! brought up to date with what was committed before it. The scope is applied here, to the
+//! indicator rows (each belongs to one organization) and again to the incidents they lead to.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+
+use super::{INCIDENT_COLUMNS, SqlStore, incident_from_row, parse_ts};
+use crate::dialect::Sql;
+use crate::indicators::org_key;
+use crate::{
+    BoxFuture, IndicatorFilter, IndicatorStore, IndicatorSummary, RelatedIncident, Scope,
+    StoreError,
+};
+use watchfloor_core::incident::Incident;
+
+/// Indicators shared with more incidents than this relate no incidents: a scanner's address
+/// in a hundred thousand incidents says nothing about any two of them.
+const RELATION_CAP: i64 = 5_000;
+
+/// The scope's organizations as kept on indicator rows.
+fn scope_orgs(scope: &Scope) -> Option<Vec<String>> {
+    match scope {
+        Scope::All => None,
+        Scope::Orgs(orgs) => Some(orgs.iter().map(|o| org_key(Some(o))).collect()),
+    }
+}
+
+/// ` AND {column} IN (...)` (or NOT IN) for the scope's organizations; nothing for all.
+fn push_orgs(q: &mut Sql, column: &str, orgs: &Option<Vec<String>>, inside: bool) {
+    let Some(orgs) = orgs else { return };
+    if orgs.is_empty() {
+        q.push(if inside { " AND 1 = 0" } else { "" });
+        return;
+    }
+    q.push(format!(
+        " AND {column} {}IN (",
+        if inside { "" } else { "NOT " }
+    ));
+    for (n, o) in orgs.iter().enumerate() {
+        q.push(if n == 0 { "" } else { ", " }).push_bind(o.clone());
+    }
+    q.push(")");
+}
+
+/// Per (kind, value): the rows of each organization (organization, first, last, incidents).
+type Rows = BTreeMap<(String, String), Vec<(String, String, String, i64)>>;
+
+/// Sums the rows of each indicator over the scope; counts the organizations outside it.
+fn summarize(rows: Rows, orgs: &Option<Vec<String>>) -> Result<Vec<IndicatorSummary>, StoreError> {
+    let mut out = Vec::new();
+    for ((kind, value), per_org) in rows {
+        let mut first: Option<String> = None;
+        let mut last: Option<String> = None;
+        let mut incidents = 0;
+        let mut others = 0;
+        for (org, f, l, n) in per_org {
+            let inside = orgs.as_ref().is_none_or(|o| o.contains(&org));
+            if inside {
+                incidents += n;
+                first = Some(first.map_or(f.clone(), |x| x.min(f.clone())));
+                last = Some(last.map_or(l.clone(), |x| x.max(l.clone())));
+            } else if !org.is_empty() {
+                others += 1;
+            }
+        }
+        let epoch = DateTime::<Utc>::UNIX_EPOCH;
+        out.push(IndicatorSummary {
+            kind,
+            value,
+            first_seen: first.as_deref().map(parse_ts).transpose()?.unwrap_or(epoch),
+            last_seen: last.as_deref().map(parse_ts).transpose()?.unwrap_or(epoch),
+            incidents,
+            other_organizations: orgs.as_ref().map(|_| others),
+        });
+    }
+    Ok(out)
+}
+
+impl SqlStore {
+    /// Every organization's row of the indicators `(kind, value)` (all kinds when none).
+    async fn rows_of(&self, wanted: &[(Option<String>, String)]) -> Result<Rows, StoreError> {
+        let ix = self.backend.index_schema();
+        let mut rows: Rows = BTreeMap::new();
+        for (kind, value) in wanted {
+            let mut q = self.sql(format!(
+                "SELECT kind, value, organization, first_seen, last_seen, incidents \
+                 FROM {ix}indicators WHERE value = "
+            ));
+            q.push_bind(value.clone());
+            if let Some(k) = kind {
+                q.push(" AND kind = ").push_bind(k.clone());
+            }
+            for r in q.build().fetch_all(&self.text_reads).await? {
+                rows.entry((r.try_get("kind")?, r.try_get("value")?))
+                    .or_default()
+                    .push((
+                        r.try_get("organization")?,
+                        r.try_get("first_seen")?,
+                        r.try_get("last_seen")?,
+                        r.try_get("incidents")?,
+                    ));
+            }
+        }
+        Ok(rows)
+    }
+}
+
+impl IndicatorStore for SqlStore {
+    fn indicators<'a>(
+        &'a self,
+        filter: &'a IndicatorFilter,
+    ) -> BoxFuture<'a, Result<Vec<IndicatorSummary>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(&filter.scope);
+            let ix = self.backend.index_schema();
+            // A value asked for is looked up by its index, under each form it may be kept in.
+            if let Some(value) = &filter.value {
+                let wanted: Vec<(Option<String>, String)> = watchfloor_indicators::lookups(value)
+                    .into_iter()
+                    .map(|v| (filter.kind.clone(), v))
+                    .collect();
+                let mut found = summarize(self.rows_of(&wanted).await?, &orgs)?;
+                found.retain(|s| s.incidents > 0);
+                found.truncate(filter.limit);
+                return Ok(found);
+            }
+            let mut q = self.sql(format!(
+                "SELECT kind, value, MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen, \
+                 CAST(SUM(incidents) AS BIGINT) AS incidents FROM {ix}indicators WHERE 1 = 1"
+            ));
+            push_orgs(&mut q, "organization", &orgs, true);
+            if let Some(k) = &filter.kind {
+                q.push(" AND kind = ").push_bind(k.clone());
+            }
+            q.push(" GROUP BY kind, value ORDER BY MAX(last_seen) DESC, kind, value LIMIT ")
+                .push_bind(filter.limit as i64);
+            let mut out = Vec::new();
+            for r in q.build().fetch_all(&self.text_reads).await? {
+                out.push(IndicatorSummary {
+                    kind: r.try_get("kind")?,
+                    value: r.try_get("value")?,
+                    first_seen: parse_ts(&r.try_get::<String, _>("first_seen")?)?,
+                    last_seen: parse_ts(&r.try_get::<String, _>("last_seen")?)?,
+                    incidents: r.try_get("incidents")?,
+                    other_organizations: None,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn indicator<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+    ) -> BoxFuture<'a, Result<Option<IndicatorSummary>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(scope);
+            let rows = self
+                .rows_of(&[(Some(kind.to_string()), value.to_string())])
+                .await?;
+            Ok(summarize(rows, &orgs)?
+                .into_iter()
+                .find(|s| s.incidents > 0 || s.other_organizations.unwrap_or(0) > 0))
+        })
+    }
+
+    fn indicator_incidents<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(scope);
+            let ix = self.backend.index_schema();
+            let mut q = self.sql(format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN \
+                 (SELECT l.incident_id FROM {ix}incident_indicators l \
+                  JOIN {ix}indicators x ON x.id = l.indicator_id WHERE x.kind = "
+            ));
+            q.push_bind(kind.to_string())
+                .push(" AND x.value = ")
+                .push_bind(value.to_string());
+            push_orgs(&mut q, "x.organization", &orgs, true);
+            q.push(")");
+            // The incidents' own organizations are in scope too (they are what the rows say).
+            if let Scope::Orgs(list) = scope {
+                q.push(" AND ");
+                self.backend.push_in_nocase(&mut q, "organization", list);
+            }
+            q.push(" ORDER BY occurred DESC, id DESC LIMIT ")
+                .push_bind(limit as i64);
+            let rows = q.build().fetch_all(&self.text_reads).await?;
+            rows.iter().map(incident_from_row).collect()
+        })
+    }
+
+    fn incident_indicators<'a>(
+        &'a self,
+        scope: &'a Scope,
+        incident_id: i64,
+    ) -> BoxFuture<'a, Result<Vec<IndicatorSummary>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(scope);
+            let ix = self.backend.index_schema();
+            let mine: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT x.kind, x.value FROM {ix}incident_indicators l \
+                 JOIN {ix}indicators x ON x.id = l.indicator_id WHERE l.incident_id = $1"
+            )))
+            .bind(incident_id)
+            .fetch_all(&self.text_reads)
+            .await?;
+            let wanted: Vec<(Option<String>, String)> =
+                mine.into_iter().map(|(k, v)| (Some(k), v)).collect();
+            let mut out = summarize(self.rows_of(&wanted).await?, &orgs)?;
+            out.sort_by(|a, b| (&a.kind, &a.value).cmp(&(&b.kind, &b.value)));
+            Ok(out)
+        })
+    }
+
+    fn related_incidents<'a>(
+        &'a self,
+        scope: &'a Scope,
+        incident_id: i64,
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<RelatedIncident>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let ix = self.backend.index_schema();
+            // Links of one indicator are of one organization: the incident's own.
+            let shared: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT o.incident_id, COUNT(*) AS shared FROM {ix}incident_indicators l \
+                 JOIN {ix}indicators x ON x.id = l.indicator_id \
+                 JOIN {ix}incident_indicators o ON o.indicator_id = l.indicator_id \
+                 WHERE l.incident_id = $1 AND o.incident_id <> $1 AND x.incidents <= $2 \
+                 GROUP BY o.incident_id ORDER BY shared DESC, o.incident_id DESC LIMIT $3"
+            )))
+            .bind(incident_id)
+            .bind(RELATION_CAP)
+            .bind(limit as i64)
+            .fetch_all(&self.text_reads)
+            .await?;
+            if shared.is_empty() {
+                return Ok(Vec::new());
+            }
+            let list: Vec<String> = shared.iter().map(|(id, _)| id.to_string()).collect();
+            let mut q = self.sql(format!(
+                "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN ({})",
+                list.join(",")
+            ));
+            if let Scope::Orgs(orgs) = scope {
+                q.push(" AND ");
+                self.backend.push_in_nocase(&mut q, "organization", orgs);
+            }
+            let rows = q.build().fetch_all(&self.pool).await?;
+            let mut found: BTreeMap<i64, Incident> = BTreeMap::new();
+            for r in &rows {
+                let i = incident_from_row(r)?;
+                found.insert(i.id, i);
+            }
+            Ok(shared
+                .into_iter()
+                .filter_map(|(id, n)| {
+                    found.remove(&id).map(|incident| RelatedIncident {
+                        incident,
+                        shared: n,
+                    })
+                })
+                .collect())
+        })
+    }
+}
