@@ -8,6 +8,7 @@
 
 mod endpoint;
 mod error;
+mod indicators_api;
 mod notify_api;
 mod routes;
 mod rules_api;

@@ -297,6 +297,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
     .into_iter()
     .chain(crate::rules_api::routes())
     .chain(crate::notify_api::routes())
+    .chain(crate::indicators_api::routes())
     .collect()
 }
 

@@ -52,6 +52,12 @@ impl AppState {
         self
     }
 
+    /// Whether scoped analysts see how many other organizations saw an indicator.
+    pub fn with_cross_org_counts(mut self, on: bool) -> Self {
+        self.service = self.service.with_cross_org_counts(on);
+        self
+    }
+
     /// With notification channels, and where the UI is for the links in their messages.
     pub fn with_channels(
         mut self,

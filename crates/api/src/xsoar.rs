@@ -28,6 +28,7 @@ use crate::state::AppState;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/incidents/search", post(search))
+        .route("/indicators/search", post(search_indicators))
         .route("/incident", post(create_or_update))
         .route("/incident/close", post(close_one))
         .route("/incident/batchClose", post(batch_close))
@@ -273,6 +274,155 @@ async fn search(
         rows.iter().map(|i| incident_json(&state, i)).collect()
     };
     Ok(Json(json!({"data": data, "total": total})).into_response())
+}
+
+/// The words of an indicator query: split at spaces outside double quotes, which go.
+fn query_words(query: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quoted = false;
+    for c in query.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            c if c.is_whitespace() && !quoted => {
+                if !word.is_empty() {
+                    words.push(std::mem::take(&mut word));
+                }
+            }
+            c => word.push(c),
+        }
+    }
+    if !word.is_empty() {
+        words.push(word);
+    }
+    words
+}
+
+/// An indicator type as XSOAR names it.
+fn xsoar_indicator_type(kind: &str, value: &str) -> &'static str {
+    match kind {
+        "ip" if value.contains(':') => "IPv6",
+        "ip" => "IP",
+        "cidr" if value.contains(':') => "IPv6CIDR",
+        "cidr" => "CIDR",
+        "domain" => "Domain",
+        "url" => "URL",
+        "email" => "Email",
+        "md5" | "sha1" | "sha256" => "File",
+        "host" => "Host",
+        "user" => "Account",
+        _ => "Unknown",
+    }
+}
+
+/// Our types an XSOAR type name stands for (ours are taken as they are).
+fn indicator_kinds(name: &str) -> Result<Vec<&'static str>, ApiError> {
+    Ok(match name.to_ascii_lowercase().as_str() {
+        "ip" | "ipv6" => vec!["ip"],
+        "cidr" | "ipv6cidr" => vec!["cidr"],
+        "file" | "file md5" | "file sha-1" | "file sha-256" => vec!["md5", "sha1", "sha256"],
+        "account" => vec!["user"],
+        other => vec![
+            watchfloor_indicators::Kind::parse(other)
+                .map_err(|e| bad(format!("`type:{name}` in the indicator query: {e}")))?
+                .as_str(),
+        ],
+    })
+}
+
+/// `POST /indicators/search`, as demisto-py's `search_indicators` sends it: a query of
+/// `value:`, `type:` and `investigationIDs:` terms (a bare word is a value), `size` and `page`.
+/// Each indicator lists the caller's incidents that hold it, and no other.
+async fn search_indicators(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let caller = Caller::of(&user);
+    let query = given(&body, "query").and_then(Value::as_str).unwrap_or("");
+    let (mut value, mut kinds, mut incident) = (None::<String>, None::<Vec<&str>>, None::<i64>);
+    for term in query_words(query) {
+        let term = term.as_str();
+        match term.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("value") => value = Some(v.to_string()),
+            Some((k, v))
+                if k.eq_ignore_ascii_case("type") || k.eq_ignore_ascii_case("indicator_type") =>
+            {
+                kinds = Some(indicator_kinds(v)?)
+            }
+            Some((k, v)) if k.eq_ignore_ascii_case("investigationIDs") => {
+                incident =
+                    Some(v.parse().map_err(|_| {
+                        bad(format!("`{term}`: investigationIDs takes an incident id"))
+                    })?)
+            }
+            // An address or URL has colons of its own.
+            Some((k, _))
+                if k.chars().all(|c| c.is_ascii_alphabetic())
+                    && !k.eq_ignore_ascii_case("http")
+                    && !k.eq_ignore_ascii_case("https") =>
+            {
+                return Err(bad(format!(
+                    "`{term}`: indicator queries take value:, type: and investigationIDs:"
+                )));
+            }
+            _ => value = Some(term.to_string()),
+        }
+    }
+    let size = given(&body, "size")
+        .and_then(Value::as_u64)
+        .unwrap_or(100)
+        .clamp(1, 1000) as usize;
+    let page = given(&body, "page").and_then(Value::as_u64).unwrap_or(0) as usize;
+    let mut found = match incident {
+        Some(id) => match state.service.incident_indicators(&caller, id).await {
+            Ok(found) => found,
+            Err(watchfloor_service::ServiceError::NotFound(_)) => Vec::new(),
+            Err(e) => return Err(e.into()),
+        },
+        None => {
+            let limit = size
+                .saturating_mul(page + 1)
+                .min(watchfloor_service::indicators::MAX_LIST);
+            state
+                .service
+                .indicators(&caller, None, value.as_deref(), Some(limit))
+                .await?
+        }
+    };
+    if let Some(kinds) = &kinds {
+        found.retain(|s| kinds.contains(&s.kind.as_str()));
+    }
+    if let (Some(v), Some(_)) = (&value, incident) {
+        let forms = watchfloor_indicators::lookups(v);
+        found.retain(|s| forms.contains(&s.value));
+    }
+    found.retain(|s| s.incidents > 0);
+    let total = found.len();
+    let mut objects = Vec::new();
+    for s in found.into_iter().skip(page.saturating_mul(size)).take(size) {
+        let ids: Vec<String> = state
+            .service
+            .indicator(&caller, Some(&s.kind), &s.value)
+            .await
+            .map(|d| d.found_in.iter().map(|i| i.id.to_string()).collect())
+            .unwrap_or_default();
+        objects.push(json!({
+            "id": format!("{}:{}", s.kind, s.value),
+            "value": s.value,
+            "indicator_type": xsoar_indicator_type(&s.kind, &s.value),
+            "firstSeen": time(s.first_seen),
+            "lastSeen": time(s.last_seen),
+            "timestamp": time(s.first_seen),
+            "modified": time(s.last_seen),
+            "investigationIDs": ids,
+            "score": 0,
+            "source": "watchfloor",
+            "version": 1,
+            "CustomFields": {"watchfloorincidents": s.incidents},
+        }));
+    }
+    Ok(Json(json!({"iocObjects": objects, "total": total})).into_response())
 }
 
 /// A list field of a filter, each item read by `read`.

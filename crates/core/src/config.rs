@@ -65,6 +65,8 @@ pub struct Config {
     pub channels: Vec<ChannelConfig>,
     /// `[server] public_url`: where users reach the UI, for links in notifications.
     pub public_url: Option<String>,
+    /// `[indicators]`.
+    pub indicators: IndicatorConfig,
 }
 
 /// A certificate chain and its private key, as PEM files.
@@ -91,6 +93,8 @@ pub struct Shared {
     pub channels: Vec<ChannelConfig>,
     /// `[server] public_url`.
     pub public_url: Option<String>,
+    /// `[indicators]`.
+    pub indicators: IndicatorConfig,
     /// The configured instances' names, and how often those that fetch do (not checked
     /// further).
     pub instances: Vec<(String, Option<Duration>)>,
@@ -248,6 +252,69 @@ struct RawConfig {
     cluster: Option<RawCluster>,
     #[serde(default)]
     channels: Vec<Spanned<crate::channel::RawChannel>>,
+    indicators: Option<RawIndicators>,
+}
+
+/// `[indicators]`: what is not an indicator, and what an analyst learns of other
+/// organizations.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawIndicators {
+    exclude: Option<Spanned<Vec<String>>>,
+    exclude_reserved: Option<bool>,
+    cross_org_counts: Option<bool>,
+}
+
+/// `[indicators]`, read and checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndicatorConfig {
+    /// Networks, `*.domains` and values that are not indicators (`exclude`).
+    pub exclude: Vec<String>,
+    /// Private and reserved address ranges are not indicators either (`exclude_reserved`,
+    /// on by default).
+    pub exclude_reserved: bool,
+    /// An analyst scoped to some organizations sees how many others saw an indicator
+    /// (`cross_org_counts`, on by default); never which.
+    pub cross_org_counts: bool,
+}
+
+impl Default for IndicatorConfig {
+    fn default() -> IndicatorConfig {
+        IndicatorConfig {
+            exclude: Vec::new(),
+            exclude_reserved: true,
+            cross_org_counts: true,
+        }
+    }
+}
+
+impl IndicatorConfig {
+    /// The exclusions, as extraction applies them.
+    pub fn exclusions(&self) -> watchfloor_indicators::Exclusions {
+        // Checked when the config was read.
+        watchfloor_indicators::Exclusions::parse(&self.exclude, self.exclude_reserved)
+            .unwrap_or_else(|_| watchfloor_indicators::Exclusions::default_reserved())
+    }
+}
+
+impl RawIndicators {
+    fn read(&self) -> Result<IndicatorConfig, (std::ops::Range<usize>, String, String)> {
+        let exclude = self
+            .exclude
+            .as_ref()
+            .map(|e| e.get_ref().clone())
+            .unwrap_or_default();
+        let reserved = self.exclude_reserved.unwrap_or(true);
+        watchfloor_indicators::Exclusions::parse(&exclude, reserved).map_err(|e| {
+            let span = self.exclude.as_ref().map(|e| e.span()).unwrap_or(0..0);
+            (span, "indicators.exclude".into(), e)
+        })?;
+        Ok(IndicatorConfig {
+            exclude,
+            exclude_reserved: reserved,
+            cross_org_counts: self.cross_org_counts.unwrap_or(true),
+        })
+    }
 }
 
 /// `[cluster]`: how `serve` processes on one database share the work.
@@ -626,6 +693,7 @@ impl Config {
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
             channels: &raw.channels,
+            indicators: raw.indicators.as_ref(),
         }
         .read(base_dir)
         .map_err(|(span, key, message)| err(span, Some(key), message))?;
@@ -633,6 +701,7 @@ impl Config {
             path: path.to_path_buf(),
             channels: shared.channels,
             public_url: shared.public_url,
+            indicators: shared.indicators,
             listen: shared.listen,
             tls: shared.tls,
             retention: shared.retention,
@@ -657,6 +726,7 @@ impl Config {
             instances: Vec<NameOnly>,
             #[serde(default)]
             channels: Vec<Spanned<crate::channel::RawChannel>>,
+            indicators: Option<RawIndicators>,
         }
         #[derive(Deserialize)]
         struct NameOnly {
@@ -690,6 +760,7 @@ impl Config {
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
             channels: &raw.channels,
+            indicators: raw.indicators.as_ref(),
         }
         .read(base_dir)
         .map_err(|(span, key, message)| invalid(span.start, Some(key), message))?;
@@ -722,6 +793,7 @@ impl Config {
             lease: self.lease,
             channels: self.channels.clone(),
             public_url: self.public_url.clone(),
+            indicators: self.indicators.clone(),
             instances: self
                 .instances
                 .iter()
@@ -748,6 +820,7 @@ struct SharedSections<'a> {
     retention: Option<&'a RawRetention>,
     cluster: Option<&'a RawCluster>,
     channels: &'a [Spanned<crate::channel::RawChannel>],
+    indicators: Option<&'a RawIndicators>,
 }
 
 impl SharedSections<'_> {
@@ -777,6 +850,11 @@ impl SharedSections<'_> {
                 .map(RawServer::public_url)
                 .transpose()?
                 .flatten(),
+            indicators: self
+                .indicators
+                .map(RawIndicators::read)
+                .transpose()?
+                .unwrap_or_default(),
             instances: Vec::new(),
         })
     }
@@ -1205,6 +1283,31 @@ description = "Skip TLS checks"
                 "[[instances]]\nname = \"{good}\"\nintegration = \"demo-int\"\n[instances.params]\napi_key = \"k\"\n"
             );
             assert!(parse(&text).is_ok(), "{good}");
+        }
+    }
+
+    /// `[indicators]`: defaults, the exclusion list checked at load, mistakes named by key.
+    #[test]
+    fn indicators_are_read_and_their_errors_named() {
+        assert_eq!(parse("").unwrap().indicators, IndicatorConfig::default());
+        let ok = parse(
+            "[indicators]\nexclude = [\"10.0.0.0/8\", \"*.corp.example\", \"8.8.8.8\"]\ncross_org_counts = false\n",
+        )
+        .unwrap()
+        .indicators;
+        assert!(!ok.cross_org_counts && ok.exclude_reserved);
+        assert_eq!(ok.exclude.len(), 3);
+        for (text, says) in [
+            (
+                "[indicators]\nexclude = [\"10.0.0.0/33\"]\n",
+                "prefix length",
+            ),
+            ("[indicators]\nexclude = [\"*.com\"]\n", "excludes too much"),
+            ("[indicators]\nexclude = [\"\"]\n", "empty entry"),
+            ("[indicators]\nexclude_everything = true\n", "unknown field"),
+        ] {
+            let e = parse(text).unwrap_err();
+            assert!(e.contains(says) && e.contains("indicators"), "{text}: {e}");
         }
     }
 

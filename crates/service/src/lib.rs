@@ -17,6 +17,7 @@ pub mod automation;
 pub mod commands;
 pub mod error;
 pub mod incidents;
+pub mod indicators;
 pub mod instances;
 pub mod login;
 pub mod notifications;
@@ -56,6 +57,8 @@ pub struct Service {
     clock: Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>,
     /// How long a delivery being sent is claimed ([`notifications::CLAIM`] unless told).
     claim: std::time::Duration,
+    /// Whether scoped analysts see how many other organizations saw an indicator.
+    cross_org_counts: bool,
 }
 
 impl Service {
@@ -70,6 +73,7 @@ impl Service {
             public_url: None,
             clock: Arc::new(Utc::now),
             claim: notifications::CLAIM,
+            cross_org_counts: true,
         }
     }
 

@@ -44,8 +44,8 @@ pub use sql::SqlStore;
 /// Every role trait of the store, for code that calls them on a `SqlStore` itself.
 pub mod prelude {
     pub use crate::{
-        AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, LeaseStore, NotifyStore,
-        OutboxStore, QueueStore, RuleStore, Store,
+        AccountStore, AuditStore, FetchStore, HealthStore, IncidentStore, IndicatorStore,
+        LeaseStore, NotifyStore, OutboxStore, QueueStore, RuleStore, Store,
     };
 }
 pub use sql::postgres::redact as redact_url;
@@ -745,6 +745,9 @@ pub trait IndicatorStore: Send + Sync {
         incident_id: i64,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<RelatedIncident>, StoreError>>;
+
+    /// Finds every incident's indicators again with the extractor set now.
+    fn reindex_indicators(&self) -> BoxFuture<'_, Result<(), StoreError>>;
 }
 
 /// Where incidents live: every role the store plays. A caller that needs one role can ask for

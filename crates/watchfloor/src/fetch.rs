@@ -201,7 +201,8 @@ pub async fn serve(
     let service = watchfloor_service::Service::new(store.clone(), sla.clone())
         .with_runner(runner.clone())
         .with_engine(engine.clone())
-        .with_channels(shared.channels.clone(), shared.public_url.clone());
+        .with_channels(shared.channels.clone(), shared.public_url.clone())
+        .with_cross_org_counts(shared.indicators.cross_org_counts);
     if !shared.channels.is_empty() {
         tokio::spawn(deliver_notifications(
             service.clone().with_delivery_claim(lease),
@@ -226,7 +227,8 @@ pub async fn serve(
             let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
                 .with_engine(engine.clone())
-                .with_channels(shared.channels.clone(), shared.public_url.clone());
+                .with_channels(shared.channels.clone(), shared.public_url.clone())
+                .with_cross_org_counts(shared.indicators.cross_org_counts);
             if tls.is_some() {
                 state = state.over_tls();
             }

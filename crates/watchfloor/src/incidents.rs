@@ -9,9 +9,18 @@ use watchfloor_core::table::{TableOptions, escape, escape_markdown, table_to_mar
 use watchfloor_storage::{Health, SqlStore, Store};
 
 /// Opens the database: `--db`, else the config's `[storage] url`, else the default.
-pub async fn open_store(url: Option<&str>) -> anyhow::Result<Arc<SqlStore>> {
+pub async fn open_store(
+    url: Option<&str>,
+    indicators: &watchfloor_core::config::IndicatorConfig,
+) -> anyhow::Result<Arc<SqlStore>> {
     let url = url.unwrap_or(watchfloor_storage::DEFAULT_URL);
-    Ok(Arc::new(SqlStore::open(url).await?))
+    let store = SqlStore::open(url).await?;
+    // Indicators are found as the config says, in whichever process finds them.
+    store.set_indicator_extractor(watchfloor_indicators::Extractor::new(
+        indicators.exclusions(),
+        watchfloor_integrations::indicator_maps(),
+    ));
+    Ok(Arc::new(store))
 }
 
 fn summary(i: &Incident) -> Value {
@@ -73,13 +82,23 @@ pub fn list(incidents: &[Incident], all: usize, json_out: bool) -> anyhow::Resul
 /// War-room entries `incidents show` shows, the latest.
 const LATEST_ENTRIES: usize = 5;
 
-pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<String> {
+pub async fn show(
+    service: &watchfloor_service::Service,
+    id: i64,
+    json_out: bool,
+) -> anyhow::Result<String> {
     let now = chrono::Utc::now();
+    let store = service.store();
     let incident = store.incident(id).await?.with_context(|| {
         format!("no incident with id {id}; `watchfloor incidents list` shows the ids")
     })?;
+    let indicators = service
+        .incident_indicators(&crate::work::local(None), id)
+        .await?;
     if json_out {
-        return Ok(serde_json::to_string_pretty(&incident)?);
+        let mut value = serde_json::to_value(&incident)?;
+        value["indicators"] = serde_json::to_value(&indicators)?;
+        return Ok(serde_json::to_string_pretty(&value)?);
     }
     let labels: Vec<String> = incident
         .labels
@@ -144,6 +163,25 @@ pub async fn show(store: &dyn Store, id: i64, json_out: bool) -> anyhow::Result<
         out.push_str(&format!(
             "\n#### Details\n{}\n",
             escape_markdown(&incident.details)
+        ));
+    }
+    if !indicators.is_empty() {
+        let rows: Vec<Value> = indicators
+            .iter()
+            .map(|s| {
+                json!({"Type": s.kind, "Value": s.value,
+                    "Other incidents": s.incidents.saturating_sub(1),
+                    "Elsewhere": crate::indicators::elsewhere(s)})
+            })
+            .collect();
+        out.push('\n');
+        out.push_str(&table_to_markdown(
+            "Indicators",
+            &json!(rows),
+            &TableOptions {
+                headers: Some(&["Type", "Value", "Other incidents", "Elsewhere"].map(String::from)),
+                ..TableOptions::default()
+            },
         ));
     }
     let entries = store.entries(id).await?;

@@ -7,6 +7,7 @@ mod output;
 mod db;
 mod fetch;
 mod incidents;
+mod indicators;
 mod notify;
 mod rules;
 #[cfg(feature = "simulators")]
@@ -110,6 +111,12 @@ enum Command {
     Notifications {
         #[command(subcommand)]
         action: notify::NotificationsAction,
+    },
+    /// Indicators found in incidents (IPs, domains, URLs, e-mails, hashes, hosts, users):
+    /// list them, show one with its incidents, reindex after changing the exclusions.
+    Indicators {
+        #[command(subcommand)]
+        action: indicators::IndicatorsAction,
     },
     /// The audit log, newest first: logins (with the address), sessions ended, API keys made
     /// and revoked, users made, changed, disabled and enabled.
@@ -535,6 +542,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Indicators { action } => {
+            let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
+            let text = indicators::run(&service, action).await?;
+            say!("{}", text.trim_end());
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Audit {
             since,
             limit,
@@ -562,9 +575,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             listen,
         } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
+            let store = incidents::open_store(
+                cli.db.as_deref().or(shared.storage_url.as_deref()),
+                &shared.indicators,
+            )
+            .await
+            .map_err(usage)?;
             let listen = listen.or(shared.listen);
             let tls = shared
                 .tls
@@ -578,9 +594,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Fetch { instance, once } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
+            let store = incidents::open_store(
+                cli.db.as_deref().or(shared.storage_url.as_deref()),
+                &shared.indicators,
+            )
+            .await
+            .map_err(usage)?;
             fetch::fetch(
                 Arc::new(runner),
                 store,
@@ -593,9 +612,12 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
         }
         Command::Sync { instance, once: _ } => {
             let (runner, shared) = load_runner(cli.config.as_deref())?;
-            let store = incidents::open_store(cli.db.as_deref().or(shared.storage_url.as_deref()))
-                .await
-                .map_err(usage)?;
+            let store = incidents::open_store(
+                cli.db.as_deref().or(shared.storage_url.as_deref()),
+                &shared.indicators,
+            )
+            .await
+            .map_err(usage)?;
             fetch::sync(Arc::new(runner), store, shared.sla, instance.as_deref())
                 .await
                 .map_err(Failure::Command)
@@ -711,11 +733,15 @@ async fn store_for(
     let url = db
         .or(shared.storage_url.as_deref())
         .unwrap_or(watchfloor_storage::DEFAULT_URL);
-    Ok(Arc::new(
-        watchfloor_storage::SqlStore::open_read_only(url)
-            .await
-            .map_err(|e| usage(anyhow::Error::from(e)))?,
-    ))
+    let store = watchfloor_storage::SqlStore::open_read_only(url)
+        .await
+        .map_err(|e| usage(anyhow::Error::from(e)))?;
+    // It may find indicators of incidents not yet read (its reads catch up): as configured.
+    store.set_indicator_extractor(watchfloor_indicators::Extractor::new(
+        shared.indicators.exclusions(),
+        watchfloor_integrations::indicator_maps(),
+    ));
+    Ok(Arc::new(store))
 }
 
 /// `[storage]` and `[sla]` of the config file, if there is one (its instances and secrets are
@@ -727,11 +753,12 @@ async fn local_service(
     db: Option<&str>,
 ) -> Result<watchfloor_service::Service, Failure> {
     let shared = shared_settings(config)?;
-    let store = incidents::open_store(db.or(shared.storage_url.as_deref()))
+    let store = incidents::open_store(db.or(shared.storage_url.as_deref()), &shared.indicators)
         .await
         .map_err(usage)?;
     Ok(watchfloor_service::Service::new(store, shared.sla.clone())
-        .with_channels(shared.channels.clone(), shared.public_url.clone()))
+        .with_channels(shared.channels.clone(), shared.public_url.clone())
+        .with_cross_org_counts(shared.indicators.cross_org_counts))
 }
 
 fn shared_settings(config: Option<&Path>) -> Result<watchfloor_core::Shared, Failure> {
@@ -750,7 +777,7 @@ async fn incidents_command(
 ) -> Result<String, Failure> {
     let shared = shared_settings(config)?;
     let writer = async || {
-        incidents::open_store(db.or(shared.storage_url.as_deref()))
+        incidents::open_store(db.or(shared.storage_url.as_deref()), &shared.indicators)
             .await
             .map_err(usage)
     };
@@ -758,6 +785,7 @@ async fn incidents_command(
     let service = |store: Arc<watchfloor_storage::SqlStore>| {
         watchfloor_service::Service::new(store, shared.sla.clone())
             .with_channels(shared.channels.clone(), shared.public_url.clone())
+            .with_cross_org_counts(shared.indicators.cross_org_counts)
     };
     Ok(match action {
         IncidentsAction::List {
@@ -809,7 +837,7 @@ async fn incidents_command(
         IncidentsAction::Show { id, output } => {
             let store = store_for(db, config).await?;
             output.present(
-                incidents::show(&*store, id, output == ListOutput::Json)
+                incidents::show(&service(store), id, output == ListOutput::Json)
                     .await
                     .map_err(usage)?,
             )

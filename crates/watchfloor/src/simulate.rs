@@ -188,7 +188,7 @@ pub async fn demo(
                 .with_context(|| format!("cannot reset the demo database {}", file.display()))?;
         }
     }
-    let store = crate::incidents::open_store(storage_url.as_deref()).await?;
+    let store = crate::incidents::open_store(storage_url.as_deref(), &Default::default()).await?;
     let engine = Arc::new(
         watchfloor_engine::Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()),
     );

@@ -94,7 +94,7 @@ pub(crate) async fn page(
         Ok(i) => i,
         Err(e) => return error_page(e.into()),
     };
-    let (entries, context, health, pending, (acted, notified)) = match async {
+    let (entries, context, health, pending, (acted, notified, indicators, related)) = match async {
         let entries = state.service.entries(&caller, id).await?;
         let context = state.service.context(&caller, id).await?;
         let health = state.service.health(&caller).await?;
@@ -115,7 +115,15 @@ pub(crate) async fn page(
                 },
             )
             .await?;
-        Ok::<_, ApiError>((entries, context, health, pending, (acted, notified)))
+        let indicators = state.service.incident_indicators(&caller, id).await?;
+        let related = state.service.related_incidents(&caller, id, 20).await?;
+        Ok::<_, ApiError>((
+            entries,
+            context,
+            health,
+            pending,
+            (acted, notified, indicators, related),
+        ))
     }
     .await
     {
@@ -163,6 +171,7 @@ pub(crate) async fn page(
             section.main {
                 h2 { "Details" }
                 div.md.details { (raw(markdown::to_html(&i.details))) }
+                (super::indicators::of_incident(&indicators, &related))
                 details.raw {
                     summary { "Provider record (JSON)" }
                     pre { (serde_json::to_string_pretty(&i.raw).unwrap_or_default()) }

@@ -13,6 +13,7 @@
 mod admin;
 mod dashboard;
 mod incident;
+mod indicators;
 pub mod markdown;
 mod queue;
 mod rules;
@@ -64,6 +65,8 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/incidents/{id}/note", post(incident::note))
         .route("/incidents/{id}/run", post(incident::run))
         .route("/dashboard", get(dashboard::page))
+        .route("/indicators", get(indicators::list))
+        .route("/indicators/{type}/{value}", get(indicators::page))
         .route("/instances", get(admin::instances))
         .route("/instances/{name}/test", post(admin::test_instance))
         .route("/instances/{name}/fetch", post(admin::fetch_instance))
@@ -219,6 +222,7 @@ pub(crate) fn layout(
     let nav = [
         ("/", "Queue"),
         ("/dashboard", "Dashboard"),
+        ("/indicators", "Indicators"),
         ("/instances", "Instances"),
     ];
     let page = html! {

@@ -109,6 +109,10 @@ impl SqlStore {
 }
 
 impl IndicatorStore for SqlStore {
+    fn reindex_indicators(&self) -> BoxFuture<'_, Result<(), StoreError>> {
+        Box::pin(SqlStore::reindex_indicators(self))
+    }
+
     fn indicators<'a>(
         &'a self,
         filter: &'a IndicatorFilter,

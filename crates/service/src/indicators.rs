@@ -1,0 +1,143 @@
+//! Indicators as each caller may see them: the incidents of the caller's organizations that
+//! hold one, and for an analyst scoped to some organizations a count of the others that saw
+//! it too (never which, and never when the config's `cross_org_counts` is off).
+
+use serde::Serialize;
+use watchfloor_core::Incident;
+use watchfloor_indicators::Kind;
+use watchfloor_storage::{IndicatorFilter, IndicatorSummary, RelatedIncident, Role};
+
+use crate::{Caller, Service, ServiceError};
+
+/// Indicators listed at most per request.
+pub const MAX_LIST: usize = 1_000;
+/// Incidents listed with one indicator.
+pub const INCIDENTS_SHOWN: usize = 200;
+
+/// One indicator with the incidents the caller may see that hold it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct IndicatorDetail {
+    #[serde(flatten)]
+    pub summary: IndicatorSummary,
+    /// The latest of those incidents (at most [`INCIDENTS_SHOWN`]).
+    pub found_in: Vec<Incident>,
+}
+
+/// A type as the caller wrote it, checked.
+fn kind(name: &str) -> Result<String, ServiceError> {
+    Kind::parse(name)
+        .map(|k| k.as_str().to_string())
+        .map_err(ServiceError::Invalid)
+}
+
+impl Service {
+    /// Whether analysts scoped to some organizations learn how many others saw an indicator
+    /// (`[indicators] cross_org_counts`, on unless told).
+    pub fn with_cross_org_counts(mut self, on: bool) -> Service {
+        self.cross_org_counts = on;
+        self
+    }
+
+    /// `summary` as the caller may see it: the count of other organizations only if counts
+    /// are on (the store gives it only to scoped callers).
+    fn shown(&self, mut summary: IndicatorSummary) -> IndicatorSummary {
+        if !self.cross_org_counts {
+            summary.other_organizations = None;
+        }
+        summary
+    }
+
+    /// Indicators in the caller's organizations, seen most recently first.
+    pub async fn indicators(
+        &self,
+        caller: &Caller,
+        kind_name: Option<&str>,
+        value: Option<&str>,
+        limit: Option<usize>,
+    ) -> Result<Vec<IndicatorSummary>, ServiceError> {
+        let filter = IndicatorFilter {
+            scope: caller.scope.clone(),
+            kind: kind_name.map(kind).transpose()?,
+            value: value.map(str::to_string).filter(|v| !v.trim().is_empty()),
+            limit: limit.unwrap_or(100).clamp(1, MAX_LIST),
+        };
+        let found = self.store.indicators(&filter).await?;
+        Ok(found.into_iter().map(|s| self.shown(s)).collect())
+    }
+
+    /// One indicator (of any type when none is named) and the incidents of the caller's
+    /// organizations that hold it. One only other organizations saw is shown as their count
+    /// alone, if counts are on; otherwise it is not found.
+    pub async fn indicator(
+        &self,
+        caller: &Caller,
+        kind_name: Option<&str>,
+        value: &str,
+    ) -> Result<IndicatorDetail, ServiceError> {
+        let not_found = || {
+            ServiceError::NotFound(format!(
+                "no indicator `{value}` in the incidents you can see"
+            ))
+        };
+        let kinds: Vec<String> = match kind_name {
+            Some(k) => vec![kind(k)?],
+            None => Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
+        };
+        let forms = watchfloor_indicators::lookups(value);
+        for k in &kinds {
+            for form in &forms {
+                let Some(summary) = self.store.indicator(&caller.scope, k, form).await? else {
+                    continue;
+                };
+                let summary = self.shown(summary);
+                if summary.incidents == 0 && summary.other_organizations.unwrap_or(0) == 0 {
+                    continue;
+                }
+                let found_in = self
+                    .store
+                    .indicator_incidents(&caller.scope, k, form, INCIDENTS_SHOWN)
+                    .await?;
+                return Ok(IndicatorDetail { summary, found_in });
+            }
+        }
+        Err(not_found())
+    }
+
+    /// The indicators of an incident the caller may see, each counted over the caller's
+    /// organizations (the count includes this incident).
+    pub async fn incident_indicators(
+        &self,
+        caller: &Caller,
+        id: i64,
+    ) -> Result<Vec<IndicatorSummary>, ServiceError> {
+        self.visible(caller, id).await?;
+        let found = self.store.incident_indicators(&caller.scope, id).await?;
+        Ok(found.into_iter().map(|s| self.shown(s)).collect())
+    }
+
+    /// Incidents of the caller's organizations that share indicators with one it may see.
+    pub async fn related_incidents(
+        &self,
+        caller: &Caller,
+        id: i64,
+        limit: usize,
+    ) -> Result<Vec<RelatedIncident>, ServiceError> {
+        self.visible(caller, id).await?;
+        Ok(self
+            .store
+            .related_incidents(&caller.scope, id, limit.clamp(1, 100))
+            .await?)
+    }
+
+    /// Finds every incident's indicators again, with the exclusions set now (admins only:
+    /// it reads every organization's incidents).
+    pub async fn reindex_indicators(&self, caller: &Caller) -> Result<(), ServiceError> {
+        if caller.role != Role::Admin {
+            return Err(ServiceError::Forbidden(
+                "only admins reindex indicators".into(),
+            ));
+        }
+        self.store.reindex_indicators().await?;
+        Ok(())
+    }
+}
