@@ -150,8 +150,34 @@ impl IndicatorStore for SqlStore {
                     first_seen: parse_ts(&r.try_get::<String, _>("first_seen")?)?,
                     last_seen: parse_ts(&r.try_get::<String, _>("last_seen")?)?,
                     incidents: r.try_get("incidents")?,
-                    other_organizations: None,
+                    other_organizations: orgs.as_ref().map(|_| 0),
                 });
+            }
+            // A scoped reader learns how many other organizations saw each, in one read.
+            if orgs.is_some() && !out.is_empty() {
+                let mut q = self.sql(format!(
+                    "SELECT kind, value, COUNT(DISTINCT organization) AS n FROM {ix}indicators \
+                     WHERE organization <> ''"
+                ));
+                push_orgs(&mut q, "organization", &orgs, false);
+                q.push(" AND value IN (");
+                for (n, s) in out.iter().enumerate() {
+                    q.push(if n == 0 { "" } else { ", " })
+                        .push_bind(s.value.clone());
+                }
+                q.push(") GROUP BY kind, value");
+                let mut others: BTreeMap<(String, String), i64> = BTreeMap::new();
+                for r in q.build().fetch_all(&self.text_reads).await? {
+                    others.insert((r.try_get("kind")?, r.try_get("value")?), r.try_get("n")?);
+                }
+                for s in &mut out {
+                    s.other_organizations = Some(
+                        others
+                            .get(&(s.kind.clone(), s.value.clone()))
+                            .copied()
+                            .unwrap_or(0),
+                    );
+                }
             }
             Ok(out)
         })
