@@ -153,10 +153,62 @@ impl Extractor {
             .unwrap_or(0);
         text.truncate(cut);
         found.extend(extract(&text));
+        found.extend(labelled(&text));
         found.sort();
         found.dedup();
         self.exclusions.keep(found)
     }
+}
+
+/// Hosts and users that text names by a label, as providers write them in prose: `(user:
+/// jdoe)`, `host: WS-0192`, `username=jdoe`. One pass over the words.
+pub fn labelled(text: &str) -> Vec<Indicator> {
+    const LABELS: [(&str, Kind); 7] = [
+        ("host", Kind::Host),
+        ("hostname", Kind::Host),
+        ("computer", Kind::Host),
+        ("user", Kind::User),
+        ("username", Kind::User),
+        ("account", Kind::User),
+        ("login", Kind::User),
+    ];
+    let label_of = |word: &str| {
+        let w = word
+            .trim_start_matches(['(', '[', '{'])
+            .to_ascii_lowercase();
+        LABELS.iter().find(|(l, _)| *l == w).map(|(_, k)| *k)
+    };
+    let clean = |v: &str| {
+        v.trim_start_matches(['(', '[', '{', '"', '\''])
+            .trim_end_matches(['.', ':', ')', ']', '}', ',', ';', '"', '\''])
+            .to_string()
+    };
+    let mut out = Vec::new();
+    let mut pending: Option<Kind> = None;
+    for word in text.split_whitespace() {
+        if let Some(kind) = pending.take() {
+            if let Some(v) = normalize(kind, &clean(word)) {
+                out.push(Indicator::new(kind, v));
+            }
+            continue;
+        }
+        let Some(at) = word.find([':', '=']) else {
+            continue;
+        };
+        let Some(kind) = label_of(&word[..at]) else {
+            continue;
+        };
+        let rest = &word[at + 1..];
+        if rest.is_empty() {
+            pending = Some(kind);
+        } else if !rest.starts_with("//")
+            && let Some(v) = normalize(kind, &clean(rest))
+        {
+            out.push(Indicator::new(kind, v));
+        }
+    }
+    out.retain(|i| !i.value.is_empty());
+    out
 }
 
 /// The values at `path` in `v`, looking into arrays on the way; scalars as text.

@@ -12,7 +12,7 @@ mod fields;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub use exclude::{Exclusions, reserved};
-pub use fields::{Extractor, FieldMap, lookups, mentions, normalize};
+pub use fields::{Extractor, FieldMap, labelled, lookups, mentions, normalize};
 
 /// What an indicator is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

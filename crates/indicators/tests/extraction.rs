@@ -3,7 +3,7 @@
 //! a property test that no input panics, and a guard that pathological text of 1 MiB is
 //! read in one pass.
 
-use watchfloor_indicators::{Exclusions, Indicator, extract};
+use watchfloor_indicators::{Exclusions, Extractor, FieldMap, Indicator, Kind, extract, labelled};
 
 /// (text, expected indicators as `kind:value`). `!` before the text applies the default
 /// exclusions (private and reserved ranges, `*.corp.com`, `8.8.8.8`, `192.0.2.0/24`). Names
@@ -232,6 +232,17 @@ proptest::proptest! {
     }
 
     #[test]
+    fn no_incident_panics(text in "\\PC{0,300}", path in "[a-z]{1,5}(\\.[a-z]{1,5}){0,2}") {
+        let map = FieldMap::parse(&[(path, "host".to_string())].into()).unwrap();
+        let extractor = Extractor::new(
+            Exclusions::default_reserved(),
+            [("p".to_string(), map)].into(),
+        );
+        let _ = extractor.incident("p", &text, &text, &text);
+        let _ = labelled(&text);
+    }
+
+    #[test]
     fn indicator_like_noise_never_panics(
         text in "([0-9a-f.:/\\[\\]()@%=-]{0,40}[ \\n]){0,20}"
     ) {
@@ -264,5 +275,89 @@ fn a_mebibyte_of_pathological_text_is_read_in_one_pass() {
             "{unit:?} repeated to 1 MiB took {:?}",
             started.elapsed()
         );
+    }
+}
+
+/// Hosts and users named by a label in prose, as the providers write them.
+#[test]
+fn labelled_hosts_and_users_are_found() {
+    for (text, want) in [
+        (
+            "Malware was blocked on WS-0192 (user: jdoe).",
+            vec!["user jdoe"],
+        ),
+        (
+            "host: WS-0192, user=ASmith",
+            vec!["host ws-0192", "user asmith"],
+        ),
+        (
+            "hostname=db01.corp.example;",
+            vec!["host db01.corp.example"],
+        ),
+        ("Account: svc_backup.", vec!["user svc_backup"]),
+        ("user: ", vec![]),
+        ("see http://user:pw@example.com", vec![]),
+        ("the user is unknown", vec![]),
+    ] {
+        let found: Vec<String> = labelled(text)
+            .iter()
+            .map(|i| format!("{} {}", i.kind.as_str(), i.value))
+            .collect();
+        assert_eq!(found, want, "{text:?}");
+    }
+}
+
+/// A provider's mapped fields: paths into the record (arrays looked into), a host field that
+/// holds an address taken as an address, exclusions applied to mapped values too, and the
+/// text of every string of the record read as well.
+#[test]
+fn mapped_fields_name_indicators_by_type() {
+    let map = FieldMap::parse(
+        &[
+            ("sourceIp".to_string(), "ip".to_string()),
+            ("destDomainName".to_string(), "host".to_string()),
+            ("assets.hostname".to_string(), "host".to_string()),
+            ("data.user".to_string(), "user".to_string()),
+        ]
+        .into(),
+    )
+    .unwrap();
+    let extractor = Extractor::new(
+        Exclusions::parse(&["*.corp.example".into()], true).unwrap(),
+        [("cov".to_string(), map)].into(),
+    );
+    let raw = serde_json::json!({
+        "sourceIp": "203.0.113.7",
+        "destDomainName": "198.51.100.9",
+        "assets": [{"hostname": "WS-01"}, {"hostname": "db.corp.example"}],
+        "data": {"user": "JDoe@Acme.example"},
+        "notes": ["see hxxps://bad[.]example.org/p"],
+        "other": {"sourceIp": "10.0.0.1"},
+    });
+    let found: Vec<String> = extractor
+        .incident("cov", "Alert", "", &raw.to_string())
+        .iter()
+        .map(|i| format!("{} {}", i.kind.as_str(), i.value))
+        .collect();
+    for want in [
+        "ip 203.0.113.7",
+        "ip 198.51.100.9",
+        "host ws-01",
+        "user jdoe@acme.example",
+        "url https://bad.example.org/p",
+        "domain bad.example.org",
+    ] {
+        assert!(found.contains(&want.to_string()), "{want} in {found:?}");
+    }
+    assert!(
+        !found.iter().any(|f| f.contains("corp.example")),
+        "{found:?}"
+    );
+    assert!(!found.iter().any(|f| f.contains("10.0.0.1")), "{found:?}");
+    // Another integration's records are read as text only.
+    let plain = extractor.incident("other", "", "", &raw.to_string());
+    assert!(!plain.iter().any(|i| i.kind == Kind::Host), "{plain:?}");
+    for bad in [("a..b", "ip"), ("x", "hash")] {
+        assert!(FieldMap::parse(&[(bad.0.to_string(), bad.1.to_string())].into()).is_err());
     }
 }

@@ -170,6 +170,30 @@ check("a viewer cannot create", ok, why)
 ok, why = fails_with(401, lambda: client("not-a-key").search_incidents(filter=api.SearchIncidentsData(filter=api.IncidentFilter(size=1))))
 check("a wrong key is a 401", ok, why)
 
+# Indicators, as demisto-py's indicators_search asks for them: the users the AROs' details
+# name, each indicator with the incidents that hold it; an Acme analyst's answer names no
+# incident of another organization.
+def indicators(c, query, size=200):
+    return c.indicators_search(indicator_filter=api.IndicatorFilter(query=query, size=size, page=0))
+
+users = indicators(admin, "type:Account")
+# demisto-py's IocObjects model has no fields: its items come back as the JSON objects.
+objects = users.ioc_objects
+check("indicators_search finds the users the AROs name", users.total >= 1 and all(o["indicator_type"] == "Account" for o in objects), users.total)
+check("each indicator names its incidents", all(o["investigationIDs"] for o in objects), objects[:1])
+one = objects[0]
+again = indicators(admin, f"value:{one['value']}")
+check("value: finds one indicator", [o["value"] for o in again.ioc_objects] == [one["value"]], again.ioc_objects)
+seen_by_acme = set()
+for query in ["", "type:Account"]:
+    for o in indicators(acme, query).ioc_objects:
+        seen_by_acme.update(o["investigationIDs"])
+check("an Acme analyst's indicators name only Acme's incidents", seen_by_acme and seen_by_acme <= acme_sees, (seen_by_acme - acme_sees))
+for other in others:
+    mine = indicators(acme, f"investigationIDs:{other}")
+    check(f"another organization's incident {other} has no indicators for Acme", mine.total == 0, mine)
+    break
+
 # XSOAR 8 mode puts /xsoar before every path.
 x8 = client(os.environ["WF_ADMIN_KEY"], auth_id="1")
 check("the /xsoar prefix works", search(x8, "").total == len(all_ids))
