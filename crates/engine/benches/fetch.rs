@@ -11,7 +11,8 @@
 //!    kept), the reference integration's request pattern (a new session, a login and an index
 //!    visit for every call, one organization after another), and the network floor (requests x
 //!    latency / concurrency).
-//! 3. Shared work: the same first cycle on PostgreSQL by one, two and three engines that share
+//! 3. Indicators: ingest with indicators found beside it against without, on SQLite.
+//! 4. Shared work: the same first cycle on PostgreSQL by one, two and three engines that share
 //!    the organizations under leases, as `serve` processes do (here in one process, each engine
 //!    with its own connections and leases).
 
@@ -193,6 +194,101 @@ async fn ingest_bench() -> String {
         sqlite[0] / 50_000.0
     );
     out
+}
+
+/// `n` alerts of 50 organizations whose text and records hold indicators, as real ones do:
+/// a public address (one of 2,000, so that organizations share some), a domain, a URL, a
+/// SHA-256, besides private addresses that are excluded.
+fn incidents_with_indicators(n: usize, prefix: &str) -> Vec<NewIncident> {
+    let start = Utc::now();
+    (0..n)
+        .map(|i| {
+            let ip = format!("203.0.{}.{}", 113 + i % 8, i % 250);
+            let domain = format!("c2-{}.example.org", i % 1_000);
+            NewIncident {
+                external_id: format!("{prefix}-{i}"),
+                name: format!("[Org {}] [NETWORK] Outbound connection to {domain}", i % 50),
+                occurred: start + TimeDelta::seconds(i as i64),
+                severity: Severity::ALL[i % 6],
+                organization: Some(format!("Org {}", i % 50)),
+                details: format!(
+                    "Host 10.1.2.{} connected to {ip} (hxxps://{domain}/gate.php?id={i}). \
+                     Dropped file sha256 {:064x}. Blocked at the firewall.",
+                    i % 250,
+                    i as u128 * 0x9e37_79b9_7f4a_7c15
+                ),
+                labels: vec![Label { kind: "Alert type".into(), value: "NETWORK".into() }],
+                raw: json!({"id": format!("{prefix}-{i}"), "sourceIp": format!("10.1.2.{}", i % 250),
+                    "destIp": ip, "destDomainName": domain, "n": i}),
+            }
+        })
+        .collect()
+}
+
+/// Ingest with indicators found beside it against without (the extractor switched off), on
+/// SQLite, alternating runs on fresh stores; each timed until text search, and indicators,
+/// find every incident.
+async fn indicators_bench() -> String {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let all = incidents_with_indicators(50_000, "x");
+    let maps: std::collections::HashMap<_, _> = [(
+        "bench".to_string(),
+        watchfloor_indicators::FieldMap::parse(
+            &[
+                ("sourceIp".to_string(), "ip".to_string()),
+                ("destIp".to_string(), "ip".to_string()),
+                ("destDomainName".to_string(), "host".to_string()),
+            ]
+            .into(),
+        )
+        .expect("map"),
+    )]
+    .into();
+    let mut rates: [Vec<f64>; 2] = [Vec::new(), Vec::new()];
+    let mut found = 0;
+    for run in 0..RUNS {
+        for (n, on) in [false, true].into_iter().enumerate() {
+            let store = SqlStore::open(&format!("sqlite://{}/ind{run}-{n}.db", dir.path().display()))
+                .await
+                .expect("store");
+            store.set_indicator_extractor(if on {
+                watchfloor_indicators::Extractor::new(
+                    watchfloor_indicators::Exclusions::default_reserved(),
+                    maps.clone(),
+                )
+            } else {
+                watchfloor_indicators::Extractor::off()
+            });
+            let (rate, added) = ingest(&store, &all, 200).await;
+            assert_eq!(added, all.len());
+            if on {
+                found = store
+                    .indicators(&watchfloor_storage::IndicatorFilter {
+                        limit: 1_000_000,
+                        ..Default::default()
+                    })
+                    .await
+                    .expect("indicators")
+                    .len();
+            }
+            rates[n].push(rate);
+            store.close().await;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (off, on) = (median(&mut rates[0]), median(&mut rates[1]));
+    format!(
+        "indicators (SQLite, 50,000 new in batches of 200, each with a public address, a domain, \
+         a URL and a hash; timed until text search and indicators find every incident; the median \
+         of {RUNS} runs each, alternating)\n\
+         - without indicators:   {off:>7.0}/s\n\
+         - with indicators:      {on:>7.0}/s   ({found} distinct indicators)\n\
+         - with against without: {:.2}x (target: at least 0.80x)\n",
+        on / off
+    )
 }
 
 /// The Covalence broker of 200 organizations (201 appliances, 5 alerts each) with `faults`, and
@@ -397,6 +493,9 @@ async fn main() {
             println!("(could not run sync, so earlier writes may slow ingest: {e})");
         }
         println!("{}", ingest_bench().await);
+    }
+    if wants("indicators") {
+        println!("{}", indicators_bench().await);
     }
     if wants("broker") {
         println!("{}", broker_bench().await);

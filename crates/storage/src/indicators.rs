@@ -22,7 +22,6 @@ pub(crate) const SQLITE_TABLES: &str = "\
      CREATE TABLE IF NOT EXISTS indicators (id INTEGER PRIMARY KEY, value TEXT NOT NULL, \
       kind TEXT NOT NULL, organization TEXT NOT NULL, first_seen TEXT NOT NULL, \
       last_seen TEXT NOT NULL, incidents INTEGER NOT NULL, UNIQUE (value, kind, organization)); \
-     CREATE INDEX IF NOT EXISTS indicators_seen ON indicators (last_seen); \
      CREATE TABLE IF NOT EXISTS incident_indicators (indicator_id INTEGER NOT NULL, \
       incident_id INTEGER NOT NULL, PRIMARY KEY (indicator_id, incident_id)) WITHOUT ROWID; \
      CREATE INDEX IF NOT EXISTS incident_indicators_incident \
@@ -133,6 +132,9 @@ pub(crate) async fn add_range(
     to: i64,
     extractor: Arc<Extractor>,
 ) -> Result<(), StoreError> {
+    if extractor.is_off() {
+        return Ok(());
+    }
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT {SOURCE_COLUMNS} FROM {incidents} WHERE id > $1 AND id <= $2"
     )))

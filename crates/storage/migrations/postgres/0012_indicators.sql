@@ -12,7 +12,6 @@ CREATE TABLE indicators (
     incidents     BIGINT NOT NULL,
     UNIQUE (value, kind, organization)
 );
-CREATE INDEX indicators_seen ON indicators (last_seen);
 CREATE TABLE incident_indicators (
     indicator_id  BIGINT NOT NULL,
     incident_id   BIGINT NOT NULL,
