@@ -386,6 +386,12 @@ async fn main() {
             "/api/v1/incidents?limit=50&q=s777777",
             1,
         ),
+        (
+            "API indicator",
+            &api,
+            "/api/v1/incidents?limit=50&q=indicator:198.51.100.10",
+            50,
+        ),
         ("UI queue", &ui, "/", 50),
         (
             "UI filtered",

@@ -248,9 +248,12 @@ async fn indicators_bench() -> String {
     let mut found = 0;
     for run in 0..RUNS {
         for (n, on) in [false, true].into_iter().enumerate() {
-            let store = SqlStore::open(&format!("sqlite://{}/ind{run}-{n}.db", dir.path().display()))
-                .await
-                .expect("store");
+            let store = SqlStore::open(&format!(
+                "sqlite://{}/ind{run}-{n}.db",
+                dir.path().display()
+            ))
+            .await
+            .expect("store");
             store.set_indicator_extractor(if on {
                 watchfloor_indicators::Extractor::new(
                     watchfloor_indicators::Exclusions::default_reserved(),

@@ -327,6 +327,51 @@ async fn an_incident_is_worked_in_the_browser() {
     assert!(b.body_text().await.contains("assign to dana"));
     b.screenshot(&shots.join("rules.png")).await;
 
+    // Indicators: the list, an indicator held by several incidents with its page, and one of
+    // those incidents with its indicators and the incidents related to it.
+    b.goto(&format!("{}/indicators", s.url)).await;
+    b.wait_for_text("First seen").await;
+    let shared = b
+        .script(
+            "const r = [...document.querySelectorAll('table.grid tbody tr')]\
+               .find(r => parseInt(r.children[2].innerText) >= 2);\
+             return r ? r.querySelector('td.value a').getAttribute('href') : null",
+        )
+        .await;
+    let shared = shared.as_str().expect("an indicator two incidents hold");
+    b.goto(&format!("{}{shared}", s.url)).await;
+    b.wait_for_text("Open in the queue").await;
+    // Of its incidents, one that another incident of its organization is related to.
+    let links = b
+        .script(
+            "return [...document.querySelectorAll(\"table.grid td a[href^='/incidents/']\")]\
+               .map(a => a.getAttribute('href'))",
+        )
+        .await;
+    let mut related = false;
+    for link in links
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+    {
+        b.goto(&format!("{}{link}", s.url)).await;
+        b.wait_for_text("Log out").await;
+        if !b.find_all("table.related tbody tr").await.is_empty() {
+            related = true;
+            break;
+        }
+    }
+    assert!(related, "an incident with related incidents");
+    assert!(
+        !b.find_all("table.indicators tbody tr").await.is_empty()
+            && !b.find_all("table.related tbody tr").await.is_empty(),
+        "the incident lists its indicators and related incidents"
+    );
+    b.script("document.getElementById('indicators').scrollIntoView()")
+        .await;
+    b.screenshot(&shots.join("indicators.png")).await;
+
     // Notification channels on the Instances page: a test message to a receiver that is not
     // there is refused, said on the page, and the secret shows nowhere.
     b.goto(&format!("{}/instances", s.url)).await;
