@@ -4,6 +4,10 @@
 use sqlx::any::{Any, AnyArguments};
 use sqlx::{Arguments, Encode, Type};
 
+/// The name SQLite's full-text index file (and the indicators in it) is attached under on
+/// the connections that read text.
+pub(crate) const INDEX_SCHEMA: &str = "search_index";
+
 /// Which database a store talks to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -110,7 +114,7 @@ impl Backend {
             Backend::Sqlite => {
                 q.push(format!(
                     "id IN (SELECT rowid FROM {}.incidents_fts WHERE incidents_fts MATCH ",
-                    crate::search::SCHEMA
+                    INDEX_SCHEMA
                 ))
                 .push_bind(self.text_query(text))
                 .push(")");
@@ -130,7 +134,7 @@ impl Backend {
             Backend::Sqlite => {
                 q.push(format!(
                     "{}.incidents_fts WHERE incidents_fts MATCH ",
-                    crate::search::SCHEMA
+                    INDEX_SCHEMA
                 ))
                 .push_bind(self.text_query(text));
             }

@@ -22,7 +22,7 @@ use sqlx::{AnyPool, ConnectOptions};
 use crate::StoreError;
 
 /// The name the index's file is attached under on the connections that search text.
-pub(crate) const SCHEMA: &str = "search_index";
+pub(crate) const SCHEMA: &str = crate::dialect::INDEX_SCHEMA;
 
 /// Incidents indexed per transaction: a transaction's work stays short, so that a search
 /// waiting on the index waits for one step at most beyond what it needs.
