@@ -29,7 +29,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "GET",
                 "/api/v1/indicators",
                 "?type=&value=&limit=",
-                "indicators in the caller's incidents, seen most recently first: type, value, incidents, first and last seen (and other_organizations, a count, for a user of some organizations)",
+                "indicators in the caller's incidents, those of the latest stored incidents first: type, value, incidents, first and last seen (and other_organizations, a count, for a user of some organizations)",
             ),
             get(list),
         ),

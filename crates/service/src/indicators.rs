@@ -47,7 +47,7 @@ impl Service {
         summary
     }
 
-    /// Indicators in the caller's organizations, seen most recently first.
+    /// Indicators in the caller's organizations, those of the latest stored incidents first.
     pub async fn indicators(
         &self,
         caller: &Caller,

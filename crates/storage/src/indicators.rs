@@ -1,12 +1,12 @@
-//! Indicators as stored: one row per (value, type, organization) with when it was first and
-//! last seen and in how many incidents, and a link per (indicator, incident). Both are derived
+//! Indicators as stored: a link per (indicator, incident), keyed by the indicator's value, type
+//! and organization; what is first and last seen, and how often, is read from the links. They
+//! are derived
 //! from the incidents, beside ingest: on SQLite by the full-text index's step, in its file and
 //! transaction (`search.rs`); on PostgreSQL by draining `indicator_queue`, which triggers fill
 //! in the transaction that changes an incident. Either way an incident's indicators are
 //! written in the same transaction as the mark that says it was read, so a crash loses none
 //! and counts none twice.
 
-use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -16,19 +16,28 @@ use watchfloor_indicators::Extractor;
 use crate::StoreError;
 use crate::dialect::Backend;
 
-/// The tables on SQLite, in the full-text index's file (every statement may meet them made
-/// already). PostgreSQL's are made by its migration `0012_indicators.sql`, alike.
+/// The table on SQLite, in the full-text index's file (every statement may meet it made
+/// already): a link per (indicator, incident), keyed by the indicator's value, type and
+/// organization, so that what one indicator holds is one range of the key, and counts are
+/// read from there. PostgreSQL's is made by its migration `0013_indicator_links.sql`, alike.
 pub(crate) const SQLITE_TABLES: &str = "\
-     CREATE TABLE IF NOT EXISTS indicators (id INTEGER PRIMARY KEY, value TEXT NOT NULL, \
-      kind TEXT NOT NULL, organization TEXT NOT NULL, first_seen TEXT NOT NULL, \
-      last_seen TEXT NOT NULL, incidents INTEGER NOT NULL, UNIQUE (value, kind, organization)); \
-     CREATE TABLE IF NOT EXISTS incident_indicators (indicator_id INTEGER NOT NULL, \
-      incident_id INTEGER NOT NULL, PRIMARY KEY (indicator_id, incident_id)) WITHOUT ROWID; \
-     CREATE INDEX IF NOT EXISTS incident_indicators_incident \
-      ON incident_indicators (incident_id, indicator_id);";
+     CREATE TABLE IF NOT EXISTS indicator_links (value TEXT NOT NULL, kind TEXT NOT NULL, \
+      organization TEXT NOT NULL, incident_id INTEGER NOT NULL, occurred TEXT NOT NULL, \
+      PRIMARY KEY (value, kind, organization, incident_id)) WITHOUT ROWID; \
+     CREATE INDEX IF NOT EXISTS indicator_links_incident ON indicator_links (incident_id);";
 
-/// Empties the tables (the index is built again, or reindexed).
-pub(crate) const CLEAR: [&str; 2] = ["DELETE FROM incident_indicators", "DELETE FROM indicators"];
+/// How indicators are kept in SQLite's index file; a file kept otherwise is built again.
+pub(crate) const KEPT_VERSION: i64 = 2;
+
+/// What an index file of an earlier version drops (then it is built again).
+pub(crate) const SQLITE_UPGRADE: [&str; 3] = [
+    "DROP TABLE IF EXISTS incident_indicators",
+    "DROP TABLE IF EXISTS indicators",
+    "DELETE FROM indicators_kept",
+];
+
+/// Empties the table (the index is built again, or reindexed).
+pub(crate) const CLEAR: [&str; 1] = ["DELETE FROM indicator_links"];
 
 /// Indicators are kept under the organization's name in lower case ('' for none), which is
 /// how scope compares them.
@@ -176,52 +185,23 @@ fn id_list(ids: &[i64]) -> String {
     ids.iter().map(i64::to_string).collect::<Vec<_>>().join(",")
 }
 
-/// Takes the links of the incidents in `list` out, and the indicators no incident has left.
+/// Takes the links of the incidents in `list` out.
 async fn remove(conn: &mut AnyConnection, list: &str) -> Result<(), StoreError> {
-    let counts: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-        "SELECT indicator_id, COUNT(*) FROM incident_indicators \
-         WHERE incident_id IN ({list}) GROUP BY indicator_id"
-    )))
-    .fetch_all(&mut *conn)
-    .await?;
-    if counts.is_empty() {
-        return Ok(());
-    }
-    for (indicator, n) in &counts {
-        sqlx::query("UPDATE indicators SET incidents = incidents - $1 WHERE id = $2")
-            .bind(*n)
-            .bind(*indicator)
-            .execute(&mut *conn)
-            .await?;
-    }
     sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DELETE FROM incident_indicators WHERE incident_id IN ({list})"
+        "DELETE FROM indicator_links WHERE incident_id IN ({list})"
     )))
     .execute(&mut *conn)
     .await?;
-    let touched: Vec<i64> = counts.iter().map(|(i, _)| *i).collect();
-    for chunk in touched.chunks(500) {
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "DELETE FROM indicators WHERE incidents <= 0 AND id IN ({})",
-            id_list(chunk)
-        )))
-        .execute(&mut *conn)
-        .await?;
-    }
     Ok(())
 }
 
-/// An indicator of an organization: (value, type, organization).
-type Key = (String, &'static str, String);
-/// When it was first and last seen in a batch, and by which incidents.
-type Seen = (String, String, Vec<i64>);
-
-/// Rows per upsert statement (seven values each).
-const UPSERT_ROWS: usize = 200;
 /// Links per insert statement.
-const LINK_ROWS: usize = 500;
+const LINK_ROWS: usize = 2_000;
 
-/// Extracts the indicators of `sources` (off the async threads) and adds them.
+/// A link as written: value, type, organization, incident, when it occurred.
+type Link = (String, &'static str, String, i64, String);
+
+/// Extracts the indicators of `sources` (off the async threads) and links them.
 async fn add(
     conn: &mut AnyConnection,
     backend: Backend,
@@ -231,90 +211,49 @@ async fn add(
     if sources.is_empty() {
         return Ok(());
     }
-    let grouped = tokio::task::spawn_blocking(move || {
-        let mut grouped: BTreeMap<Key, Seen> = BTreeMap::new();
-        for s in &sources {
+    let links = tokio::task::spawn_blocking(move || {
+        let mut links: Vec<Link> = Vec::new();
+        for s in sources {
             for i in extractor.incident(&s.integration, &s.name, &s.details, &s.raw_json) {
-                let e = grouped
-                    .entry((i.value, i.kind.as_str(), s.organization.clone()))
-                    .or_insert_with(|| (s.occurred.clone(), s.occurred.clone(), Vec::new()));
-                if s.occurred < e.0 {
-                    e.0 = s.occurred.clone();
-                }
-                if s.occurred > e.1 {
-                    e.1 = s.occurred.clone();
-                }
-                e.2.push(s.id);
+                links.push((
+                    i.value,
+                    i.kind.as_str(),
+                    s.organization.clone(),
+                    s.id,
+                    s.occurred.clone(),
+                ));
             }
         }
-        grouped
+        // In the key's order: each statement writes neighbouring pages.
+        links.sort_unstable();
+        links
     })
     .await
     .map_err(|e| StoreError::Database(format!("extracting indicators failed: {e}")))?;
-    let (least, greatest) = match backend {
-        Backend::Sqlite => ("min", "max"),
-        Backend::Postgres => ("LEAST", "GREATEST"),
+    // One statement per chunk, its rows as one JSON parameter that the database unpacks: a
+    // bound parameter per value cost more than the writing itself.
+    let unpack = match backend {
+        Backend::Sqlite => {
+            "SELECT j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, j.value ->> 4 \
+             FROM json_each($1) AS j WHERE 1"
+        }
+        Backend::Postgres => {
+            "SELECT j ->> 0, j ->> 1, j ->> 2, (j ->> 3)::bigint, j ->> 4 \
+             FROM json_array_elements($1::json) AS j"
+        }
     };
-    let entries: Vec<(Key, Seen)> = grouped.into_iter().collect();
-    let mut links: Vec<(i64, i64)> = Vec::new();
-    for chunk in entries.chunks(UPSERT_ROWS) {
-        let mut q = crate::dialect::Sql::new(
-            backend,
-            "INSERT INTO indicators (value, kind, organization, first_seen, last_seen, incidents) VALUES ",
-        );
-        for (n, ((value, kind, org), (first, last, ids))) in chunk.iter().enumerate() {
-            q.push(if n == 0 { "(" } else { ", (" })
-                .push_bind(value.clone())
-                .push(", ")
-                .push_bind(kind.to_string())
-                .push(", ")
-                .push_bind(org.clone())
-                .push(", ")
-                .push_bind(first.clone())
-                .push(", ")
-                .push_bind(last.clone())
-                .push(", ")
-                .push_bind(ids.len() as i64)
-                .push(")");
-        }
-        q.push(format!(
-            " ON CONFLICT (value, kind, organization) DO UPDATE SET \
-             first_seen = {least}(indicators.first_seen, excluded.first_seen), \
-             last_seen = {greatest}(indicators.last_seen, excluded.last_seen), \
-             incidents = indicators.incidents + excluded.incidents \
-             RETURNING id, value, kind, organization"
-        ));
-        let rows = q.build().fetch_all(&mut *conn).await?;
-        let mut ids: BTreeMap<(String, String, String), i64> = BTreeMap::new();
-        for r in rows {
-            ids.insert(
-                (
-                    r.try_get("value")?,
-                    r.try_get("kind")?,
-                    r.try_get("organization")?,
-                ),
-                r.try_get("id")?,
-            );
-        }
-        for ((value, kind, org), (_, _, incidents)) in chunk {
-            let id = ids
-                .get(&(value.clone(), kind.to_string(), org.clone()))
-                .ok_or_else(|| {
-                    StoreError::Corrupt(format!("indicator {kind} {value} was not stored"))
-                })?;
-            links.extend(incidents.iter().map(|i| (*id, *i)));
-        }
-    }
     for chunk in links.chunks(LINK_ROWS) {
-        let values = chunk
+        let rows: Vec<serde_json::Value> = chunk
             .iter()
-            .map(|(x, i)| format!("({x},{i})"))
-            .collect::<Vec<_>>()
-            .join(",");
+            .map(|(value, kind, org, incident, occurred)| {
+                serde_json::json!([value, kind, org, incident, occurred])
+            })
+            .collect();
         sqlx::query(sqlx::AssertSqlSafe(format!(
-            "INSERT INTO incident_indicators (indicator_id, incident_id) VALUES {values} \
-             ON CONFLICT DO NOTHING"
+            "INSERT INTO indicator_links (value, kind, organization, incident_id, occurred) \
+             {unpack} ON CONFLICT DO NOTHING"
         )))
+        .bind(serde_json::Value::Array(rows).to_string())
         .execute(&mut *conn)
         .await?;
     }

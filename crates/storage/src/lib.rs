@@ -707,7 +707,7 @@ pub struct RelatedIncident {
 
 /// Indicators found in incidents, kept per organization; every read takes the reader's scope.
 pub trait IndicatorStore: Send + Sync {
-    /// Indicators seen most recently first, summed over the scope's organizations.
+    /// Indicators of the latest stored incidents first, summed over the scope's organizations.
     fn indicators<'a>(
         &'a self,
         filter: &'a IndicatorFilter,

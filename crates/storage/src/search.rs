@@ -78,6 +78,23 @@ impl TextIndex {
         }
     }
 
+    /// How many incidents were committed that the index has not read yet (it does not catch
+    /// up first): none once the background task is done.
+    pub(crate) async fn unread(&self) -> Result<i64, StoreError> {
+        match self {
+            TextIndex::Ready(index) => {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM data.incidents WHERE id > indexed.incidents) \
+                     FROM indexed",
+                )
+                .fetch_one(&index.conn)
+                .await?;
+                Ok(n)
+            }
+            _ => Ok(0),
+        }
+    }
+
     /// How far the index has read the `text_changes` log: entries up to there may go.
     pub(crate) async fn changes_read(&self) -> Result<Option<i64>, StoreError> {
         match self {
@@ -282,13 +299,18 @@ async fn trusted(tx: &mut IndexTx<'_>) -> Result<(i64, i64, i64, i64), StoreErro
     )))
     .fetch_one(&mut **tx)
     .await?;
-    // An index made before indicators were kept is built again, to find them in every
-    // incident.
-    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM indicators_kept")
+    // An index made before indicators were kept as they are now is built again, to find them
+    // in every incident.
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM indicators_kept WHERE version = $1")
+        .bind(crate::indicators::KEPT_VERSION)
         .fetch_one(&mut **tx)
         .await?;
     if kept == 0 {
-        sqlx::query("INSERT INTO indicators_kept VALUES (1)")
+        for statement in crate::indicators::SQLITE_UPGRADE {
+            sqlx::query(statement).execute(&mut **tx).await?;
+        }
+        sqlx::query("INSERT INTO indicators_kept VALUES ($1)")
+            .bind(crate::indicators::KEPT_VERSION)
             .execute(&mut **tx)
             .await?;
     }

@@ -282,6 +282,20 @@ impl SqlStore {
         }
     }
 
+    /// How many committed incidents the indicators (and, on SQLite, the full-text index) have
+    /// not read yet, without catching up: how far the background work trails.
+    pub async fn indicators_behind(&self) -> Result<i64, StoreError> {
+        match self.backend {
+            Backend::Sqlite => self.text.unread().await,
+            Backend::Postgres => {
+                let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM indicator_queue")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(n)
+            }
+        }
+    }
+
     /// Sets what extracts indicators from incidents stored from now on (the config's
     /// exclusions and the integrations' field maps); until then, text only, with private
     /// and reserved ranges excluded.

@@ -12,7 +12,8 @@ use crate::{Failure, ListOutput};
 
 #[derive(clap::Subcommand)]
 pub enum IndicatorsAction {
-    /// Indicators seen most recently first: type, value, incidents, first and last seen.
+    /// Indicators, those of the latest stored incidents first: type, value, incidents, first
+    /// and last seen.
     List {
         /// One type only: ip, cidr, domain, url, email, md5, sha1, sha256, host or user.
         #[arg(long = "type", value_name = "T")]

@@ -263,8 +263,7 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
         Term::Indicator(v) => {
             let ix = q.backend.index_schema();
             q.push(format!(
-                "id IN (SELECT l.incident_id FROM {ix}incident_indicators l \
-                 JOIN {ix}indicators x ON x.id = l.indicator_id WHERE x.value IN ("
+                "id IN (SELECT incident_id FROM {ix}indicator_links WHERE value IN ("
             ));
             for (n, form) in watchfloor_indicators::lookups(v).into_iter().enumerate() {
                 q.push(if n == 0 { "" } else { ", " }).push_bind(form);

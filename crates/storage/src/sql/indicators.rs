@@ -1,6 +1,7 @@
-//! Indicators as read: summed over the organizations of the reader's scope, each read first
-//! brought up to date with what was committed before it. The scope is applied here, to the
-//! indicator rows (each belongs to one organization) and again to the incidents they lead to.
+//! Indicators as read: counted from their links over the organizations of the reader's scope,
+//! each read first brought up to date with what was committed before it. The scope is applied
+//! here, to the links (each belongs to one organization) and again to the incidents they lead
+//! to.
 
 use std::collections::BTreeMap;
 
@@ -80,19 +81,21 @@ fn summarize(rows: Rows, orgs: &Option<Vec<String>>) -> Result<Vec<IndicatorSumm
 }
 
 impl SqlStore {
-    /// Every organization's row of the indicators `(kind, value)` (all kinds when none).
+    /// Every organization's counts of the indicators `(kind, value)` (all kinds when none).
     async fn rows_of(&self, wanted: &[(Option<String>, String)]) -> Result<Rows, StoreError> {
         let ix = self.backend.index_schema();
         let mut rows: Rows = BTreeMap::new();
         for (kind, value) in wanted {
             let mut q = self.sql(format!(
-                "SELECT kind, value, organization, first_seen, last_seen, incidents \
-                 FROM {ix}indicators WHERE value = "
+                "SELECT kind, value, organization, MIN(occurred) AS first_seen, \
+                 MAX(occurred) AS last_seen, COUNT(*) AS incidents \
+                 FROM {ix}indicator_links WHERE value = "
             ));
             q.push_bind(value.clone());
             if let Some(k) = kind {
                 q.push(" AND kind = ").push_bind(k.clone());
             }
+            q.push(" GROUP BY kind, value, organization");
             for r in q.build().fetch_all(&self.text_reads).await? {
                 rows.entry((r.try_get("kind")?, r.try_get("value")?))
                     .or_default()
@@ -132,53 +135,41 @@ impl IndicatorStore for SqlStore {
                 found.truncate(filter.limit);
                 return Ok(found);
             }
+            // The most recently stored incidents' indicators first: the links by incident,
+            // newest first, until enough distinct ones are found.
             let mut q = self.sql(format!(
-                "SELECT kind, value, MIN(first_seen) AS first_seen, MAX(last_seen) AS last_seen, \
-                 CAST(SUM(incidents) AS BIGINT) AS incidents FROM {ix}indicators WHERE 1 = 1"
+                "SELECT kind, value FROM {ix}indicator_links WHERE 1 = 1"
             ));
             push_orgs(&mut q, "organization", &orgs, true);
             if let Some(k) = &filter.kind {
                 q.push(" AND kind = ").push_bind(k.clone());
             }
-            q.push(" GROUP BY kind, value ORDER BY MAX(last_seen) DESC, kind, value LIMIT ")
-                .push_bind(filter.limit as i64);
-            let mut out = Vec::new();
-            for r in q.build().fetch_all(&self.text_reads).await? {
-                out.push(IndicatorSummary {
-                    kind: r.try_get("kind")?,
-                    value: r.try_get("value")?,
-                    first_seen: parse_ts(&r.try_get::<String, _>("first_seen")?)?,
-                    last_seen: parse_ts(&r.try_get::<String, _>("last_seen")?)?,
-                    incidents: r.try_get("incidents")?,
-                    other_organizations: orgs.as_ref().map(|_| 0),
-                });
-            }
-            // A scoped reader learns how many other organizations saw each, in one read.
-            if orgs.is_some() && !out.is_empty() {
-                let mut q = self.sql(format!(
-                    "SELECT kind, value, COUNT(DISTINCT organization) AS n FROM {ix}indicators \
-                     WHERE organization <> ''"
-                ));
-                push_orgs(&mut q, "organization", &orgs, false);
-                q.push(" AND value IN (");
-                for (n, s) in out.iter().enumerate() {
-                    q.push(if n == 0 { "" } else { ", " })
-                        .push_bind(s.value.clone());
-                }
-                q.push(") GROUP BY kind, value");
-                let mut others: BTreeMap<(String, String), i64> = BTreeMap::new();
-                for r in q.build().fetch_all(&self.text_reads).await? {
-                    others.insert((r.try_get("kind")?, r.try_get("value")?), r.try_get("n")?);
-                }
-                for s in &mut out {
-                    s.other_organizations = Some(
-                        others
-                            .get(&(s.kind.clone(), s.value.clone()))
-                            .copied()
-                            .unwrap_or(0),
-                    );
+            q.push(" ORDER BY incident_id DESC");
+            let mut order: Vec<(String, String)> = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            {
+                let mut links = q.build().fetch(&self.text_reads);
+                while let Some(r) = futures_util::TryStreamExt::try_next(&mut links).await? {
+                    let key: (String, String) = (r.try_get("kind")?, r.try_get("value")?);
+                    if seen.insert(key.clone()) {
+                        order.push(key);
+                        if order.len() >= filter.limit {
+                            break;
+                        }
+                    }
                 }
             }
+            let wanted: Vec<(Option<String>, String)> = order
+                .iter()
+                .map(|(k, v)| (Some(k.clone()), v.clone()))
+                .collect();
+            let mut by_key: BTreeMap<(String, String), IndicatorSummary> =
+                summarize(self.rows_of(&wanted).await?, &orgs)?
+                    .into_iter()
+                    .map(|s| ((s.kind.clone(), s.value.clone()), s))
+                    .collect();
+            let out: Vec<IndicatorSummary> =
+                order.iter().filter_map(|k| by_key.remove(k)).collect();
             Ok(out)
         })
     }
@@ -214,8 +205,7 @@ impl IndicatorStore for SqlStore {
             let ix = self.backend.index_schema();
             let mut q = self.sql(format!(
                 "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id IN \
-                 (SELECT l.incident_id FROM {ix}incident_indicators l \
-                  JOIN {ix}indicators x ON x.id = l.indicator_id WHERE x.kind = "
+                 (SELECT x.incident_id FROM {ix}indicator_links x WHERE x.kind = "
             ));
             q.push_bind(kind.to_string())
                 .push(" AND x.value = ")
@@ -244,8 +234,7 @@ impl IndicatorStore for SqlStore {
             let orgs = scope_orgs(scope);
             let ix = self.backend.index_schema();
             let mine: Vec<(String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT x.kind, x.value FROM {ix}incident_indicators l \
-                 JOIN {ix}indicators x ON x.id = l.indicator_id WHERE l.incident_id = $1"
+                "SELECT kind, value FROM {ix}indicator_links WHERE incident_id = $1"
             )))
             .bind(incident_id)
             .fetch_all(&self.text_reads)
@@ -267,19 +256,36 @@ impl IndicatorStore for SqlStore {
         Box::pin(async move {
             self.catch_up_indicators().await?;
             let ix = self.backend.index_schema();
-            // Links of one indicator are of one organization: the incident's own.
-            let shared: Vec<(i64, i64)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT o.incident_id, COUNT(*) AS shared FROM {ix}incident_indicators l \
-                 JOIN {ix}indicators x ON x.id = l.indicator_id \
-                 JOIN {ix}incident_indicators o ON o.indicator_id = l.indicator_id \
-                 WHERE l.incident_id = $1 AND o.incident_id <> $1 AND x.incidents <= $2 \
-                 GROUP BY o.incident_id ORDER BY shared DESC, o.incident_id DESC LIMIT $3"
+            // Links of one indicator are of one organization: the incident's own. Each of its
+            // indicators held by few enough incidents adds one to every other incident's count.
+            let mine: Vec<(String, String, String)> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT value, kind, organization FROM {ix}indicator_links WHERE incident_id = $1"
             )))
             .bind(incident_id)
-            .bind(RELATION_CAP)
-            .bind(limit as i64)
             .fetch_all(&self.text_reads)
             .await?;
+            let mut counts: std::collections::HashMap<i64, i64> = Default::default();
+            for (value, kind, org) in &mine {
+                let holders: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT incident_id FROM {ix}indicator_links \
+                     WHERE value = $1 AND kind = $2 AND organization = $3 LIMIT $4"
+                )))
+                .bind(value)
+                .bind(kind)
+                .bind(org)
+                .bind(RELATION_CAP + 1)
+                .fetch_all(&self.text_reads)
+                .await?;
+                if holders.len() as i64 > RELATION_CAP {
+                    continue;
+                }
+                for id in holders.into_iter().filter(|id| *id != incident_id) {
+                    *counts.entry(id).or_default() += 1;
+                }
+            }
+            let mut shared: Vec<(i64, i64)> = counts.into_iter().collect();
+            shared.sort_by(|a, b| b.1.cmp(&a.1).then(b.0.cmp(&a.0)));
+            shared.truncate(limit);
             if shared.is_empty() {
                 return Ok(Vec::new());
             }

@@ -46,6 +46,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         12,
         include_str!("../../migrations/postgres/0012_indicators.sql"),
     ),
+    (
+        13,
+        include_str!("../../migrations/postgres/0013_indicator_links.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
