@@ -45,6 +45,42 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
         (
             ep(
                 "POST",
+                "/api/v1/indicators/{type}/{value}/verdict",
+                "{verdict}",
+                "give an indicator a verdict in the caller's organizations that hold it: malicious, suspicious, benign (it then relates no incidents) or unknown (taken back); not viewers",
+            ),
+            post(verdict),
+        ),
+        (
+            ep(
+                "GET",
+                "/api/v1/indicators/allowlist",
+                "",
+                "the allow list: values, networks and *.domains that are no indicators (admins)",
+            ),
+            get(allowlist),
+        ),
+        (
+            ep(
+                "POST",
+                "/api/v1/indicators/allowlist",
+                "{entry}",
+                "add an allow-list entry, applied to incidents stored from then on (admins)",
+            ),
+            post(allow),
+        ),
+        (
+            ep(
+                "DELETE",
+                "/api/v1/indicators/allowlist/{entry}",
+                "",
+                "remove an allow-list entry (admins): 204, or 404 if it was not there",
+            ),
+            axum::routing::delete(disallow),
+        ),
+        (
+            ep(
+                "POST",
                 "/api/v1/indicators/reindex",
                 "",
                 "find every incident's indicators again with the exclusions as configured now (admins)",
@@ -99,6 +135,79 @@ async fn show(
         .indicator(&Caller::of(&user), Some(&kind), &value)
         .await?;
     Ok(Json(found).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VerdictBody {
+    verdict: String,
+}
+
+async fn verdict(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path((kind, value)): Path<(String, String)>,
+    Json(body): Json<VerdictBody>,
+) -> Result<Response, ApiError> {
+    let found = state
+        .service
+        .set_verdict(&Caller::of(&user), Some(&kind), &value, &body.verdict)
+        .await?;
+    Ok(Json(found).into_response())
+}
+
+async fn allowlist(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+) -> Result<Response, ApiError> {
+    let entries = state.service.allowlist(&Caller::of(&user)).await?;
+    Ok(Json(json!({"allowlist": entries})).into_response())
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AllowBody {
+    entry: String,
+}
+
+async fn allow(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<AllowBody>,
+) -> Result<Response, ApiError> {
+    let added = state
+        .service
+        .change_allowlist(&Caller::of(&user), &body.entry, true)
+        .await?;
+    let status = if added {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    Ok((
+        status,
+        Json(json!({"entry": body.entry.trim().to_ascii_lowercase(), "added": added})),
+    )
+        .into_response())
+}
+
+async fn disallow(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Path(entry): Path<String>,
+) -> Result<Response, ApiError> {
+    let removed = state
+        .service
+        .change_allowlist(&Caller::of(&user), &entry, false)
+        .await?;
+    if removed {
+        Ok(StatusCode::NO_CONTENT.into_response())
+    } else {
+        Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("`{entry}` is not on the allow list"),
+        ))
+    }
 }
 
 async fn reindex(

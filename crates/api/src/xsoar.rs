@@ -416,7 +416,13 @@ async fn search_indicators(
             "timestamp": time(s.first_seen),
             "modified": time(s.last_seen),
             "investigationIDs": ids,
-            "score": 0,
+            // XSOAR's DBot score: 0 unknown, 1 good, 2 suspicious, 3 bad.
+            "score": match s.verdict.as_ref().map(|v| v.verdict.as_str()) {
+                Some("malicious") => 3,
+                Some("suspicious") => 2,
+                Some("benign") => 1,
+                _ => 0,
+            },
             "source": "watchfloor",
             "version": 1,
             "CustomFields": {"watchfloorincidents": s.incidents},

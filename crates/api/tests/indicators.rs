@@ -451,3 +451,235 @@ async fn the_pages_show_an_analyst_nothing_of_other_organizations() {
         assert_eq!(page.contains("1 other organization"), counts);
     }
 }
+
+/// Verdicts through the API and XSOAR's face: an analyst gives one in its organizations, a
+/// viewer gives none, another organization's analyst does not see it; the allow list is the
+/// admins', checked when added.
+#[tokio::test]
+async fn verdicts_are_an_organizations_own_and_the_allow_list_an_admins() {
+    let w = world().await;
+    let vera = common::user_with_key(&w.store, "vera", Role::Viewer, &["Acme"]).await;
+    let gus = common::user_with_key(&w.store, "gus", Role::Analyst, &["Globex"]).await;
+    let path = "/api/v1/indicators/ip/203.0.113.7/verdict";
+    let (status, body) = send(
+        &w.on,
+        "POST",
+        path,
+        &vera,
+        Some(json!({"verdict": "malicious"})),
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (status, body) = send(
+        &w.on,
+        "POST",
+        path,
+        &w.alice,
+        Some(json!({"verdict": "evil"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body.contains("malicious, suspicious, benign or unknown"),
+        "{body}"
+    );
+    let (status, body) = send(
+        &w.on,
+        "POST",
+        path,
+        &w.alice,
+        Some(json!({"verdict": "malicious"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let one: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (
+            one["verdict"]["verdict"].clone(),
+            one["verdict"]["by"].clone()
+        ),
+        (json!("malicious"), json!("alice"))
+    );
+    w.nothing_foreign("a verdict's answer", &body);
+    // Globex's analyst: no verdict of Acme's, and a score of 0 on XSOAR's face.
+    let (_, body) = send(
+        &w.on,
+        "GET",
+        "/api/v1/indicators/ip/203.0.113.7",
+        &gus,
+        None,
+    )
+    .await;
+    assert!(
+        serde_json::from_str::<Value>(&body)
+            .unwrap()
+            .get("verdict")
+            .is_none(),
+        "{body}"
+    );
+    let score = async |key: &str| {
+        let (_, body) = send(
+            &w.on,
+            "POST",
+            "/indicators/search",
+            key,
+            Some(json!({"query": "value:203.0.113.7", "size": 10})),
+        )
+        .await;
+        serde_json::from_str::<Value>(&body).unwrap()["iocObjects"][0]["score"].clone()
+    };
+    assert_eq!(score(&w.alice).await, json!(3));
+    assert_eq!(score(&gus).await, json!(0));
+    let (status, body) = send(
+        &w.on,
+        "GET",
+        "/api/v1/incidents?q=indicator.verdict:malicious",
+        &w.alice,
+        None,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["data"].as_array().map(Vec::len), Some(2), "{body}");
+
+    // The allow list.
+    let (status, _) = send(&w.on, "GET", "/api/v1/indicators/allowlist", &w.alice, None).await;
+    assert_eq!(status, 403);
+    let (status, body) = send(
+        &w.on,
+        "POST",
+        "/api/v1/indicators/allowlist",
+        &w.root,
+        Some(json!({"entry": "*.com"})),
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("excludes too much"), "{body}");
+    let (status, body) = send(
+        &w.on,
+        "POST",
+        "/api/v1/indicators/allowlist",
+        &w.root,
+        Some(json!({"entry": "evil.example.com"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{body}");
+    let (_, body) = send(&w.on, "GET", "/api/v1/indicators/allowlist", &w.root, None).await;
+    let list: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(list["allowlist"][0]["entry"], "evil.example.com", "{body}");
+    assert_eq!(list["allowlist"][0]["by"], "root", "{body}");
+    let (status, _) = send(&w.on, "POST", "/api/v1/indicators/reindex", &w.root, None).await;
+    assert_eq!(status, 204);
+    let (status, _) = send(
+        &w.on,
+        "GET",
+        "/api/v1/indicators/domain/evil.example.com",
+        &w.root,
+        None,
+    )
+    .await;
+    assert_eq!(
+        status, 404,
+        "allowed values are no indicators once reindexed"
+    );
+    let (status, _) = send(
+        &w.on,
+        "DELETE",
+        "/api/v1/indicators/allowlist/evil.example.com",
+        &w.root,
+        None,
+    )
+    .await;
+    assert_eq!(status, 204);
+    let (status, _) = send(
+        &w.on,
+        "DELETE",
+        "/api/v1/indicators/allowlist/evil.example.com",
+        &w.root,
+        None,
+    )
+    .await;
+    assert_eq!(status, 404);
+}
+
+/// The browser's forms: an analyst sets a verdict on an indicator's page (a viewer's page has
+/// no form); an admin adds to and removes from the allow list on the Indicators page.
+#[tokio::test]
+async fn the_verdict_and_allow_list_forms_work() {
+    let w = world().await;
+    common::user_with_key(&w.store, "vera", Role::Viewer, &["Acme"]).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = "/indicators/ip/203.0.113.7";
+    let get = async |session: &(String, String), path: &str| {
+        http.get(format!("{}{path}", w.on))
+            .header("Cookie", &session.0)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let vera = common::ui_session(&http, &w.on, "vera", page).await;
+    assert!(
+        !get(&vera, page).await.contains("Set verdict"),
+        "a viewer gives no verdict"
+    );
+    let alice = common::ui_session(&http, &w.on, "alice", page).await;
+    let r = common::post_form(
+        &http,
+        &w.on,
+        &alice,
+        &format!("{page}/verdict"),
+        &[("verdict", "suspicious")],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let shown = get(&alice, page).await;
+    assert!(
+        shown.contains("class=\"verdict suspicious\"") && shown.contains("alice"),
+        "{shown}"
+    );
+    let r = common::post_form(
+        &http,
+        &w.on,
+        &vera,
+        &format!("{page}/verdict"),
+        &[("verdict", "benign")],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 403, "a viewer's form post is refused");
+
+    let root = common::ui_session(&http, &w.on, "root", "/indicators").await;
+    let r = common::post_form(
+        &http,
+        &w.on,
+        &root,
+        "/indicators/allow",
+        &[("entry", "8.8.8.8")],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    let list = get(&root, "/indicators").await;
+    assert!(
+        list.contains("Allow list") && list.contains("<td>8.8.8.8</td>"),
+        "{list}"
+    );
+    assert!(
+        !get(&alice, "/indicators").await.contains("Allow list"),
+        "the admins' alone"
+    );
+    let r = common::post_form(
+        &http,
+        &w.on,
+        &root,
+        "/indicators/allow",
+        &[("remove", "8.8.8.8")],
+    )
+    .await;
+    assert_eq!(r.status().as_u16(), 303);
+    assert!(!get(&root, "/indicators").await.contains("<td>8.8.8.8</td>"));
+}

@@ -30,6 +30,8 @@ pub enum Term {
     Text(String),
     /// An indicator the incident holds (`indicator:203.0.113.7`), whatever its type.
     Indicator(String),
+    /// An indicator of the incident has this verdict (`indicator.verdict:malicious`).
+    IndicatorVerdict(String),
     Created(Cmp, DateTime<Utc>),
     Occurred(Cmp, DateTime<Utc>),
     /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
@@ -268,6 +270,14 @@ fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> 
             return Err(bad("name an indicator, e.g. indicator:203.0.113.7".into()));
         }
         "indicator" => Term::Indicator(value.trim().to_string()),
+        "indicator.verdict" => match value.trim().to_ascii_lowercase().as_str() {
+            v @ ("malicious" | "suspicious" | "benign") => Term::IndicatorVerdict(v.to_string()),
+            _ => {
+                return Err(bad(
+                    "a verdict is malicious, suspicious or benign".to_string()
+                ));
+            }
+        },
         "category" => Term::Nothing,
         "created" | "occurred" => {
             let (cmp, at) = comparison(&value, now).map_err(bad)?;
@@ -498,4 +508,17 @@ mod tests {
             assert!(e.contains(says), "{query}: {e}");
         }
     }
+}
+
+/// Whether any of `conditions` asks for an indicator's verdict (which only a search can
+/// judge: verdicts are stored, not in the incident).
+pub fn asks_verdict(conditions: &[Condition]) -> bool {
+    fn any(t: &Term) -> bool {
+        match t {
+            Term::IndicatorVerdict(_) => true,
+            Term::Any(inner) => inner.iter().any(any),
+            _ => false,
+        }
+    }
+    conditions.iter().any(|c| any(&c.term))
 }

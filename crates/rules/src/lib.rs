@@ -327,9 +327,17 @@ pub fn parse(text: &str, catalog: &Catalog<'_>) -> Result<Vec<Rule>, RuleErrors>
             .unwrap_or_default();
         if let Some(w) = &doc.when
             && !when.is_empty()
-            && let Err(e) = watchfloor_core::query::parse(&when)
         {
-            fail("when", w.span().start, e.to_string());
+            match watchfloor_core::query::parse(&when) {
+                Err(e) => fail("when", w.span().start, e.to_string()),
+                Ok(c) if watchfloor_core::query::asks_verdict(&c) => fail(
+                    "when",
+                    w.span().start,
+                    "`indicator.verdict:` works in searches; a rule's condition cannot ask it yet"
+                        .into(),
+                ),
+                Ok(_) => {}
+            }
         }
         let mode = match doc.mode.as_ref().map(|m| m.get_ref().as_str()) {
             None | Some("live") => Mode::Live,

@@ -71,6 +71,8 @@ fn term(t: &Term, i: &Incident) -> bool {
             contains(&i.name, t) || contains(&i.details, t) || contains(&i.external_id, t)
         }
         Term::Indicator(v) => watchfloor_indicators::mentions(&i.name, &i.details, &i.raw, v),
+        // Refused in a rule's condition when it is read.
+        Term::IndicatorVerdict(_) => false,
         Term::Created(cmp, at) => compare(*cmp, i.created, *at),
         Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
         Term::Nothing => false,

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use watchfloor_core::Incident;
 use watchfloor_indicators::Kind;
-use watchfloor_storage::{IndicatorFilter, IndicatorSummary, RelatedIncident, Role};
+use watchfloor_storage::{AllowEntry, IndicatorFilter, IndicatorSummary, RelatedIncident, Role};
 
 use crate::{Caller, Service, ServiceError};
 
@@ -126,6 +126,73 @@ impl Service {
         Ok(self
             .store
             .related_incidents(&caller.scope, id, limit.clamp(1, 100))
+            .await?)
+    }
+
+    /// Gives an indicator a verdict in the caller's organizations that hold it (`unknown`
+    /// takes it back), recorded as the caller's; viewers give none. The indicator as it
+    /// stands then.
+    pub async fn set_verdict(
+        &self,
+        caller: &Caller,
+        kind_name: Option<&str>,
+        value: &str,
+        verdict: &str,
+    ) -> Result<IndicatorDetail, ServiceError> {
+        self.may_change(caller)?;
+        let verdict = match verdict.trim().to_ascii_lowercase().as_str() {
+            v @ ("malicious" | "suspicious" | "benign") => Some(v.to_string()),
+            "unknown" => None,
+            other => {
+                return Err(ServiceError::Invalid(format!(
+                    "`{other}` is not a verdict: use malicious, suspicious, benign or unknown"
+                )));
+            }
+        };
+        let found = self.indicator(caller, kind_name, value).await?;
+        if found.summary.incidents == 0 {
+            return Err(ServiceError::NotFound(format!(
+                "no indicator `{value}` in the incidents you can see"
+            )));
+        }
+        let (kind, value) = (found.summary.kind.clone(), found.summary.value.clone());
+        self.store
+            .set_verdict(
+                &caller.scope,
+                &kind,
+                &value,
+                verdict.as_deref(),
+                &caller.name,
+                self.now(),
+            )
+            .await?;
+        self.indicator(caller, Some(&kind), &value).await
+    }
+
+    /// The allow list: values, networks and `*.domains` that are no indicators in incidents
+    /// stored from when they were added (admins only: it holds for every organization).
+    pub async fn allowlist(&self, caller: &Caller) -> Result<Vec<AllowEntry>, ServiceError> {
+        self.admin_only(caller)?;
+        Ok(self.store.allowlist().await?)
+    }
+
+    /// Adds an entry to the allow list, or removes one (admins only); an entry that is none of
+    /// a value, a network or a `*.domain` is refused with why.
+    pub async fn change_allowlist(
+        &self,
+        caller: &Caller,
+        entry: &str,
+        add: bool,
+    ) -> Result<bool, ServiceError> {
+        self.admin_only(caller)?;
+        let entry = entry.trim().to_ascii_lowercase();
+        if add {
+            watchfloor_indicators::Exclusions::parse(std::slice::from_ref(&entry), false)
+                .map_err(ServiceError::Invalid)?;
+        }
+        Ok(self
+            .store
+            .change_allowlist(&entry, add, &caller.name, self.now())
             .await?)
     }
 

@@ -106,6 +106,21 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "indicator_verdicts",
+        &[
+            ("value", Text),
+            ("kind", Text),
+            ("organization", Text),
+            ("verdict", Text),
+            ("author", Text),
+            ("at", Text),
+        ],
+    ),
+    (
+        "indicator_allowlist",
+        &[("entry", Text), ("author", Text), ("at", Text)],
+    ),
+    (
         "deliveries",
         &[
             ("id", Text),

@@ -132,11 +132,11 @@ fn source(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
 }
 
 /// Indexes the incidents with ids in `(from, to]` (none of which has links yet), reading them
-/// from `incidents` (`data.incidents` on SQLite's index connection).
+/// from the database's tables under the prefix `data` (`data.` on SQLite's index connection).
 pub(crate) async fn add_range(
     conn: &mut AnyConnection,
     backend: Backend,
-    incidents: &str,
+    data: &str,
     from: i64,
     to: i64,
     extractor: Arc<Extractor>,
@@ -145,14 +145,14 @@ pub(crate) async fn add_range(
         return Ok(());
     }
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {SOURCE_COLUMNS} FROM {incidents} WHERE id > $1 AND id <= $2"
+        "SELECT {SOURCE_COLUMNS} FROM {data}incidents WHERE id > $1 AND id <= $2"
     )))
     .bind(from)
     .bind(to)
     .fetch_all(&mut *conn)
     .await?;
     let sources = rows.iter().map(source).collect::<Result<Vec<_>, _>>()?;
-    add(conn, backend, sources, extractor).await
+    add(conn, backend, data, sources, extractor).await
 }
 
 /// Indexes the incidents `ids` again as they are now: their links out, and in again (an
@@ -160,7 +160,7 @@ pub(crate) async fn add_range(
 pub(crate) async fn redo(
     conn: &mut AnyConnection,
     backend: Backend,
-    incidents: &str,
+    data: &str,
     ids: &[i64],
     extractor: Arc<Extractor>,
 ) -> Result<(), StoreError> {
@@ -169,7 +169,7 @@ pub(crate) async fn redo(
         let list = id_list(chunk);
         remove(conn, &list).await?;
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {SOURCE_COLUMNS} FROM {incidents} WHERE id IN ({list})"
+            "SELECT {SOURCE_COLUMNS} FROM {data}incidents WHERE id IN ({list})"
         )))
         .fetch_all(&mut *conn)
         .await?;
@@ -177,7 +177,7 @@ pub(crate) async fn redo(
             sources.push(source(r)?);
         }
     }
-    add(conn, backend, sources, extractor).await
+    add(conn, backend, data, sources, extractor).await
 }
 
 /// Ids as SQL (they are numbers: nothing to bind).
@@ -205,16 +205,32 @@ type Link = (String, &'static str, String, i64, String);
 async fn add(
     conn: &mut AnyConnection,
     backend: Backend,
+    data: &str,
     sources: Vec<Source>,
     extractor: Arc<Extractor>,
 ) -> Result<(), StoreError> {
     if sources.is_empty() {
         return Ok(());
     }
+    // The admin's allow list, as it is now (`data.` is where the database is).
+    let entries: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+        "SELECT entry FROM {data}indicator_allowlist"
+    )))
+    .fetch_all(&mut *conn)
+    .await?;
+    // Each entry was checked when it was added; one that no longer reads is left out.
+    let allowed: Vec<String> = entries
+        .into_iter()
+        .filter(|e| {
+            watchfloor_indicators::Exclusions::parse(std::slice::from_ref(e), false).is_ok()
+        })
+        .collect();
+    let allowed = watchfloor_indicators::Exclusions::parse(&allowed, false).unwrap_or_default();
     let links = tokio::task::spawn_blocking(move || {
         let mut links: Vec<Link> = Vec::new();
         for s in sources {
-            for i in extractor.incident(&s.integration, &s.name, &s.details, &s.raw_json) {
+            let found = extractor.incident(&s.integration, &s.name, &s.details, &s.raw_json);
+            for i in allowed.keep(found) {
                 links.push((
                     i.value,
                     i.kind.as_str(),
@@ -285,14 +301,7 @@ pub(crate) async fn drain(pool: &sqlx::AnyPool, state: &Indicators) -> Result<()
         let mut ids = queued;
         ids.sort_unstable();
         ids.dedup();
-        redo(
-            &mut tx,
-            Backend::Postgres,
-            "incidents",
-            &ids,
-            state.extractor(),
-        )
-        .await?;
+        redo(&mut tx, Backend::Postgres, "", &ids, state.extractor()).await?;
         tx.commit().await?;
         if done {
             return Ok(());

@@ -685,6 +685,25 @@ pub struct IndicatorSummary {
     /// a reader who sees every organization.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub other_organizations: Option<i64>,
+    /// The latest verdict on it in the reader's organizations; absent while none was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<VerdictMark>,
+}
+
+/// A verdict on an indicator: `malicious`, `suspicious` or `benign`, with who gave it and when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VerdictMark {
+    pub verdict: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+}
+
+/// An entry of the allow list.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AllowEntry {
+    pub entry: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
 }
 
 /// Which indicators to list.
@@ -748,6 +767,31 @@ pub trait IndicatorStore: Send + Sync {
 
     /// Finds every incident's indicators again with the extractor set now.
     fn reindex_indicators(&self) -> BoxFuture<'_, Result<(), StoreError>>;
+
+    /// Gives an indicator a verdict (`None`: takes it back, unknown again) in every
+    /// organization of the scope that holds it, recorded as `author`'s at `at`; how many
+    /// organizations that was.
+    fn set_verdict<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+        verdict: Option<&'a str>,
+        author: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// The allow list's entries (values, networks, `*.domains` that are no indicators).
+    fn allowlist(&self) -> BoxFuture<'_, Result<Vec<AllowEntry>, StoreError>>;
+
+    /// Adds (`add`) or removes an allow-list entry, recorded as `author`'s; whether it changed.
+    fn change_allowlist<'a>(
+        &'a self,
+        entry: &'a str,
+        add: bool,
+        author: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }
 
 /// Where incidents live: every role the store plays. A caller that needs one role can ask for

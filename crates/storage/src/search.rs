@@ -376,7 +376,7 @@ async fn step(
         crate::indicators::redo(
             &mut tx,
             crate::Backend::Sqlite,
-            "data.incidents",
+            "data.",
             &ids,
             extractor.clone(),
         )
@@ -402,7 +402,7 @@ async fn step(
         crate::indicators::add_range(
             &mut tx,
             crate::Backend::Sqlite,
-            "data.incidents",
+            "data.",
             from,
             to,
             extractor,

@@ -41,13 +41,58 @@ pub enum IndicatorsAction {
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
+    /// Gives an indicator a verdict in the organizations (of `--as`) that hold it:
+    /// malicious, suspicious, benign (it then relates no incidents) or unknown (taken back).
+    Verdict {
+        value: String,
+        verdict: String,
+        #[arg(long = "type", value_name = "T")]
+        kind: Option<String>,
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
+    },
+    /// The allow list: values, networks (10.0.0.0/8) and *.domains that are no indicators in
+    /// incidents stored from then on (`reindex` applies it to all).
+    Allow {
+        #[command(subcommand)]
+        action: AllowAction,
+    },
     /// Finds every incident's indicators again with the config's exclusions as they are now.
     Reindex,
+}
+
+#[derive(clap::Subcommand)]
+pub enum AllowAction {
+    /// The entries, with who added each and when.
+    List {
+        #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
+        output: ListOutput,
+    },
+    /// Adds an entry.
+    Add {
+        entry: String,
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
+    },
+    /// Removes an entry.
+    Remove {
+        entry: String,
+        #[arg(long = "as", value_name = "USER")]
+        as_user: Option<String>,
+    },
 }
 
 fn json_text(v: &impl serde::Serialize) -> Result<String, Failure> {
     serde_json::to_string_pretty(v)
         .map_err(|e| Failure::Command(anyhow::anyhow!("cannot write JSON: {e}")))
+}
+
+/// The verdict, with who gave it, or nothing.
+fn verdict(s: &IndicatorSummary) -> String {
+    s.verdict
+        .as_ref()
+        .map(|v| format!("{} ({})", v.verdict, v.by))
+        .unwrap_or_default()
 }
 
 /// "seen in N other organizations", or nothing.
@@ -95,7 +140,7 @@ pub async fn run(service: &Service, action: IndicatorsAction) -> Result<String, 
                 .map(|s| {
                     json!({"Type": s.kind, "Value": s.value, "Incidents": s.incidents,
                         "First seen": s.first_seen.to_rfc3339(), "Last seen": s.last_seen.to_rfc3339(),
-                        "Elsewhere": elsewhere(s)})
+                        "Verdict": verdict(s), "Elsewhere": elsewhere(s)})
                 })
                 .collect();
             Ok(output.present(table(
@@ -151,6 +196,66 @@ pub async fn run(service: &Service, action: IndicatorsAction) -> Result<String, 
             }
             Ok(output.present(text))
         }
+        IndicatorsAction::Verdict {
+            value,
+            verdict,
+            kind,
+            as_user,
+        } => {
+            let caller = caller(as_user).await?;
+            let found = service
+                .set_verdict(&caller, kind.as_deref(), &value, &verdict)
+                .await
+                .map_err(failed)?;
+            let s = &found.summary;
+            Ok(match &s.verdict {
+                Some(v) => format!("{} {} is {} (by {})", s.kind, s.value, v.verdict, v.by),
+                None => format!("{} {} has no verdict", s.kind, s.value),
+            })
+        }
+        IndicatorsAction::Allow { action } => match action {
+            AllowAction::List { output } => {
+                let entries = service
+                    .allowlist(&caller(None).await?)
+                    .await
+                    .map_err(failed)?;
+                if output == ListOutput::Json {
+                    return json_text(&entries);
+                }
+                if entries.is_empty() {
+                    return Ok("the allow list is empty".into());
+                }
+                let rows = entries
+                    .iter()
+                    .map(|e| json!({"Entry": e.entry, "By": e.by, "At": e.at.to_rfc3339()}))
+                    .collect();
+                Ok(output.present(table("Allow list", rows, &["Entry", "By", "At"])))
+            }
+            AllowAction::Add { entry, as_user } => {
+                let changed = service
+                    .change_allowlist(&caller(as_user).await?, &entry, true)
+                    .await
+                    .map_err(failed)?;
+                Ok(if changed {
+                    format!(
+                        "`{entry}` is on the allow list: incidents stored from now on leave it out (`watchfloor indicators reindex` applies it to all)"
+                    )
+                } else {
+                    format!("`{entry}` was on the allow list already")
+                })
+            }
+            AllowAction::Remove { entry, as_user } => {
+                let changed = service
+                    .change_allowlist(&caller(as_user).await?, &entry, false)
+                    .await
+                    .map_err(failed)?;
+                Ok(if changed {
+                    format!("`{entry}` is off the allow list")
+                } else {
+                    format!("`{entry}` was not on the allow list")
+                })
+            }
+        },
         IndicatorsAction::Reindex => {
             let caller = caller(None).await?;
             service.reindex_indicators(&caller).await.map_err(failed)?;

@@ -225,6 +225,90 @@ fn the_cli_reads_indicators_as_the_user_it_runs_as() {
         .collect();
     assert_eq!(values, ["evil.example.com", "203.0.113.7"], "{incident}");
 
+    // A verdict, as dana: Acme's, shown to Acme's readers.
+    let set = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            on,
+            "indicators",
+            "verdict",
+            "203.0.113.7",
+            "malicious",
+            "--as",
+            "dana",
+        ],
+    );
+    assert_eq!(set.code, 0, "{}", set.stderr);
+    assert!(
+        set.stdout.contains("ip 203.0.113.7 is malicious (by dana)"),
+        "{}",
+        set.stdout
+    );
+    let bad_verdict = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            on,
+            "indicators",
+            "verdict",
+            "203.0.113.7",
+            "evil",
+        ],
+    );
+    assert_eq!(bad_verdict.code, 2, "{}", bad_verdict.stderr);
+    let shown = json(&watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            on,
+            "indicators",
+            "show",
+            "203.0.113.7",
+            "--as",
+            "dana",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(shown["verdict"]["verdict"], "malicious");
+    // The allow list.
+    let added = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            on,
+            "indicators",
+            "allow",
+            "add",
+            "*.example.com",
+        ],
+    );
+    assert_eq!(added.code, 0, "{}", added.stderr);
+    let refused = watchfloor(
+        dir.path(),
+        &["--config", on, "indicators", "allow", "add", "*.com"],
+    );
+    assert_eq!(refused.code, 2, "{}", refused.stderr);
+    assert!(
+        refused.stderr.contains("excludes too much"),
+        "{}",
+        refused.stderr
+    );
+    let listed = json(&watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            on,
+            "indicators",
+            "allow",
+            "list",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(listed[0]["entry"], "*.example.com");
+
     let bad = watchfloor(
         dir.path(),
         &["--config", on, "indicators", "list", "--type", "hash"],

@@ -10,9 +10,12 @@ use axum::extract::{Path, RawQuery, State};
 use axum::response::Response;
 use maud::{Markup, html};
 use watchfloor_service::Caller;
-use watchfloor_storage::{IndicatorSummary, RelatedIncident, User};
+use watchfloor_storage::{IndicatorSummary, RelatedIncident, Role, User};
 
-use super::{Csrf, error_page, layout, severity_chip, status_badge, when};
+use super::{
+    Csrf, FormData, csrf_field, error_page, flash, layout, message_of, redirect_with,
+    severity_chip, status_badge, when,
+};
 use crate::state::AppState;
 
 /// `s` as one path segment: everything but unreserved characters percent-encoded.
@@ -101,6 +104,7 @@ pub(crate) async fn list(
     Extension(csrf): Extension<Csrf>,
     RawQuery(query): RawQuery,
 ) -> Response {
+    let query_text = query.clone();
     let params: std::collections::HashMap<String, String> =
         form_urlencoded::parse(query.unwrap_or_default().as_bytes())
             .into_owned()
@@ -120,7 +124,17 @@ pub(crate) async fn list(
         Ok(found) => found,
         Err(e) => return error_page(e.into()),
     };
+    // The allow list is the admins' to keep.
+    let allowlist = if user.role == Role::Admin {
+        match state.service.allowlist(&Caller::of(&user)).await {
+            Ok(entries) => Some(entries),
+            Err(e) => return error_page(e.into()),
+        }
+    } else {
+        None
+    };
     let body = html! {
+        (flash(message_of(query_text.as_deref()).as_deref()))
         h1 { "Indicators" }
         form.filters method="get" action="/indicators" {
             select name="type" aria-label="type" {
@@ -151,6 +165,32 @@ pub(crate) async fn list(
                 }
             }
         }
+        @if let Some(entries) = &allowlist {
+            h2 { "Allow list" }
+            p.hint { "Values, networks and *.domains that are no indicators in incidents stored from now on; reindex to apply to all." }
+            table.grid.allowlist {
+                thead { tr { th { "Entry" } th { "By" } th { "At" } th {} } }
+                tbody {
+                    @for e in entries {
+                        tr {
+                            td { (e.entry) } td { (e.by) } td { (when(e.at)) }
+                            td.actions {
+                                form method="post" action="/indicators/allow" {
+                                    (csrf_field(&csrf))
+                                    input type="hidden" name="remove" value=(e.entry);
+                                    button type="submit" { "Remove" }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            form.allow method="post" action="/indicators/allow" {
+                (csrf_field(&csrf))
+                input type="text" name="entry" placeholder="10.0.0.0/8, *.corp.example or a value" aria-label="allow-list entry" required;
+                button type="submit" { "Add" }
+            }
+        }
     };
     layout("Indicators", &user, &csrf, "Indicators", body)
 }
@@ -161,6 +201,7 @@ pub(crate) async fn page(
     Extension(user): Extension<Arc<User>>,
     Extension(csrf): Extension<Csrf>,
     Path((kind, value)): Path<(String, String)>,
+    RawQuery(query): RawQuery,
 ) -> Response {
     let found = match state
         .service
@@ -172,6 +213,7 @@ pub(crate) async fn page(
     };
     let s = &found.summary;
     let body = html! {
+        (flash(message_of(query.as_deref()).as_deref()))
         h1 { span.num { (s.kind) } " " (s.value) }
         dl.indicator {
             dt { "Incidents" } dd { (s.incidents) }
@@ -181,6 +223,23 @@ pub(crate) async fn page(
             }
             @if let Some(n) = s.other_organizations.filter(|n| *n > 0) {
                 dt { "Elsewhere" } dd { "seen in " (n) @if n == 1 { " other organization" } @else { " other organizations" } }
+            }
+            dt { "Verdict" }
+            dd {
+                @if let Some(v) = &s.verdict {
+                    span class={ "verdict " (v.verdict) } { (v.verdict) } " · " (v.by) " · " (when(v.at))
+                } @else { "unknown" }
+            }
+        }
+        @if user.role != Role::Viewer && s.incidents > 0 {
+            form.verdict method="post" action={ (href(s)) "/verdict" } {
+                (csrf_field(&csrf))
+                select name="verdict" aria-label="verdict" {
+                    @for v in ["malicious", "suspicious", "benign", "unknown"] {
+                        option value=(v) selected[s.verdict.as_ref().map_or(v == "unknown", |x| x.verdict == v)] { (v) }
+                    }
+                }
+                button type="submit" { "Set verdict" }
             }
         }
         @if !found.found_in.is_empty() {
@@ -209,4 +268,62 @@ pub(crate) async fn page(
         "Indicators",
         body,
     )
+}
+
+/// `POST /indicators/{type}/{value}/verdict`: the form on an indicator's page.
+pub(crate) async fn set_verdict(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    Path((kind, value)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = match FormData::checked(&body, &csrf) {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let back = format!("/indicators/{}/{}", segment(&kind), segment(&value));
+    let verdict = form.get("verdict").unwrap_or_default();
+    match state
+        .service
+        .set_verdict(&Caller::of(&user), Some(&kind), &value, verdict)
+        .await
+    {
+        Ok(_) => redirect_with(&back, "Verdict saved."),
+        Err(watchfloor_service::ServiceError::Invalid(why)) => {
+            redirect_with(&back, &format!("Not saved: {why}."))
+        }
+        Err(e) => error_page(e.into()),
+    }
+}
+
+/// `POST /indicators/allow`: adds (`entry`) or removes (`remove`) an allow-list entry.
+pub(crate) async fn change_allowlist(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    body: axum::body::Bytes,
+) -> Response {
+    let form = match FormData::checked(&body, &csrf) {
+        Ok(form) => form,
+        Err(refused) => return refused,
+    };
+    let (entry, add) = match (form.get("entry"), form.get("remove")) {
+        (Some(e), _) => (e.to_string(), true),
+        (None, Some(e)) => (e.to_string(), false),
+        (None, None) => return redirect_with("/indicators", "Not saved: name an entry."),
+    };
+    match state
+        .service
+        .change_allowlist(&Caller::of(&user), &entry, add)
+        .await
+    {
+        Ok(true) if add => redirect_with("/indicators", &format!("{entry} is on the allow list.")),
+        Ok(true) => redirect_with("/indicators", &format!("{entry} is off the allow list.")),
+        Ok(false) => redirect_with("/indicators", "Nothing changed."),
+        Err(watchfloor_service::ServiceError::Invalid(why)) => {
+            redirect_with("/indicators", &format!("Not saved: {why}."))
+        }
+        Err(e) => error_page(e.into()),
+    }
 }

@@ -66,7 +66,12 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/incidents/{id}/run", post(incident::run))
         .route("/dashboard", get(dashboard::page))
         .route("/indicators", get(indicators::list))
+        .route("/indicators/allow", post(indicators::change_allowlist))
         .route("/indicators/{type}/{value}", get(indicators::page))
+        .route(
+            "/indicators/{type}/{value}/verdict",
+            post(indicators::set_verdict),
+        )
         .route("/instances", get(admin::instances))
         .route("/instances/{name}/test", post(admin::test_instance))
         .route("/instances/{name}/fetch", post(admin::fetch_instance))

@@ -167,7 +167,7 @@ pub(super) fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
 pub(super) fn has_indicator(terms: &[watchfloor_core::query::Condition]) -> bool {
     fn any(t: &Term) -> bool {
         match t {
-            Term::Indicator(_) => true,
+            Term::Indicator(_) | Term::IndicatorVerdict(_) => true,
             Term::Any(inner) => inner.iter().any(any),
             _ => false,
         }
@@ -269,6 +269,17 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
                 q.push(if n == 0 { "" } else { ", " }).push_bind(form);
             }
             q.push("))");
+        }
+        // Verdicts are given per organization: the incident's own indicator rows meet them.
+        Term::IndicatorVerdict(v) => {
+            let ix = q.backend.index_schema();
+            q.push(format!(
+                "id IN (SELECT l.incident_id FROM {ix}indicator_links l JOIN indicator_verdicts v \
+                 ON v.value = l.value AND v.kind = l.kind AND v.organization = l.organization \
+                 WHERE v.verdict = "
+            ))
+            .push_bind(v.clone())
+            .push(")");
         }
         Term::Created(cmp, t) => {
             q.push(format!("created {} ", cmp.sql()).as_str())

@@ -9,11 +9,12 @@ use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 use super::{INCIDENT_COLUMNS, SqlStore, incident_from_row, parse_ts};
+use crate::base::ts;
 use crate::dialect::Sql;
 use crate::indicators::org_key;
 use crate::{
-    BoxFuture, IndicatorFilter, IndicatorStore, IndicatorSummary, RelatedIncident, Scope,
-    StoreError,
+    AllowEntry, BoxFuture, IndicatorFilter, IndicatorStore, IndicatorSummary, RelatedIncident,
+    Scope, StoreError, VerdictMark,
 };
 use watchfloor_core::incident::Incident;
 
@@ -48,11 +49,31 @@ fn push_orgs(q: &mut Sql, column: &str, orgs: &Option<Vec<String>>, inside: bool
 
 /// Per (kind, value): the rows of each organization (organization, first, last, incidents).
 type Rows = BTreeMap<(String, String), Vec<(String, String, String, i64)>>;
+/// Per (kind, value): each organization's verdict (organization, verdict, author, at).
+type Verdicts = BTreeMap<(String, String), Vec<(String, String, String, String)>>;
 
-/// Sums the rows of each indicator over the scope; counts the organizations outside it.
-fn summarize(rows: Rows, orgs: &Option<Vec<String>>) -> Result<Vec<IndicatorSummary>, StoreError> {
+/// Sums the rows of each indicator over the scope; counts the organizations outside it; takes
+/// the latest verdict given in the scope.
+fn summarize(
+    (rows, mut verdicts): (Rows, Verdicts),
+    orgs: &Option<Vec<String>>,
+) -> Result<Vec<IndicatorSummary>, StoreError> {
     let mut out = Vec::new();
     for ((kind, value), per_org) in rows {
+        let verdict = verdicts
+            .remove(&(kind.clone(), value.clone()))
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|(org, ..)| orgs.as_ref().is_none_or(|o| o.contains(org)))
+            .max_by(|a, b| a.3.cmp(&b.3))
+            .map(|(_, verdict, by, at)| {
+                Ok::<_, StoreError>(VerdictMark {
+                    verdict,
+                    by,
+                    at: parse_ts(&at)?,
+                })
+            })
+            .transpose()?;
         let mut first: Option<String> = None;
         let mut last: Option<String> = None;
         let mut incidents = 0;
@@ -75,16 +96,22 @@ fn summarize(rows: Rows, orgs: &Option<Vec<String>>) -> Result<Vec<IndicatorSumm
             last_seen: last.as_deref().map(parse_ts).transpose()?.unwrap_or(epoch),
             incidents,
             other_organizations: orgs.as_ref().map(|_| others),
+            verdict,
         });
     }
     Ok(out)
 }
 
 impl SqlStore {
-    /// Every organization's counts of the indicators `(kind, value)` (all kinds when none).
-    async fn rows_of(&self, wanted: &[(Option<String>, String)]) -> Result<Rows, StoreError> {
+    /// Every organization's counts of the indicators `(kind, value)` (all kinds when none),
+    /// and their verdicts.
+    async fn rows_of(
+        &self,
+        wanted: &[(Option<String>, String)],
+    ) -> Result<(Rows, Verdicts), StoreError> {
         let ix = self.backend.index_schema();
         let mut rows: Rows = BTreeMap::new();
+        let mut verdicts: Verdicts = BTreeMap::new();
         for (kind, value) in wanted {
             let mut q = self.sql(format!(
                 "SELECT kind, value, organization, MIN(occurred) AS first_seen, \
@@ -106,14 +133,135 @@ impl SqlStore {
                         r.try_get("incidents")?,
                     ));
             }
+            let mut q = self.sql(
+                "SELECT kind, value, organization, verdict, author, at \
+                 FROM indicator_verdicts WHERE value = ",
+            );
+            q.push_bind(value.clone());
+            if let Some(k) = kind {
+                q.push(" AND kind = ").push_bind(k.clone());
+            }
+            for r in q.build().fetch_all(&self.text_reads).await? {
+                verdicts
+                    .entry((r.try_get("kind")?, r.try_get("value")?))
+                    .or_default()
+                    .push((
+                        r.try_get("organization")?,
+                        r.try_get("verdict")?,
+                        r.try_get("author")?,
+                        r.try_get("at")?,
+                    ));
+            }
         }
-        Ok(rows)
+        Ok((rows, verdicts))
     }
 }
 
 impl IndicatorStore for SqlStore {
     fn reindex_indicators(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(SqlStore::reindex_indicators(self))
+    }
+
+    fn set_verdict<'a>(
+        &'a self,
+        scope: &'a Scope,
+        kind: &'a str,
+        value: &'a str,
+        verdict: Option<&'a str>,
+        author: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<usize, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(scope);
+            let ix = self.backend.index_schema();
+            // The organizations of the scope that hold it.
+            let mut q = self.sql(format!(
+                "SELECT DISTINCT organization FROM {ix}indicator_links WHERE value = "
+            ));
+            q.push_bind(value.to_string())
+                .push(" AND kind = ")
+                .push_bind(kind.to_string());
+            push_orgs(&mut q, "organization", &orgs, true);
+            let holders: Vec<String> = q.build_query_scalar().fetch_all(&self.text_reads).await?;
+            let mut tx = self.write().await?;
+            for org in &holders {
+                sqlx::query(
+                    "DELETE FROM indicator_verdicts WHERE value = $1 AND kind = $2 AND organization = $3",
+                )
+                .bind(value)
+                .bind(kind)
+                .bind(org)
+                .execute(&mut *tx)
+                .await?;
+                if let Some(v) = verdict {
+                    sqlx::query(
+                        "INSERT INTO indicator_verdicts (value, kind, organization, verdict, author, at) \
+                         VALUES ($1, $2, $3, $4, $5, $6)",
+                    )
+                    .bind(value)
+                    .bind(kind)
+                    .bind(org)
+                    .bind(v)
+                    .bind(author)
+                    .bind(ts(at))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+            tx.commit().await?;
+            Ok(holders.len())
+        })
+    }
+
+    fn allowlist(&self) -> BoxFuture<'_, Result<Vec<AllowEntry>, StoreError>> {
+        Box::pin(async move {
+            let rows: Vec<(String, String, String)> =
+                sqlx::query_as("SELECT entry, author, at FROM indicator_allowlist ORDER BY entry")
+                    .fetch_all(&self.pool)
+                    .await?;
+            rows.into_iter()
+                .map(|(entry, by, at)| {
+                    Ok(AllowEntry {
+                        entry,
+                        by,
+                        at: parse_ts(&at)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    fn change_allowlist<'a>(
+        &'a self,
+        entry: &'a str,
+        add: bool,
+        author: &'a str,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let changed = if add {
+                sqlx::query(
+                    "INSERT INTO indicator_allowlist (entry, author, at) VALUES ($1, $2, $3) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(entry)
+                .bind(author)
+                .bind(ts(at))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+            } else {
+                sqlx::query("DELETE FROM indicator_allowlist WHERE entry = $1")
+                    .bind(entry)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected()
+            };
+            tx.commit().await?;
+            Ok(changed > 0)
+        })
     }
 
     fn indicators<'a>(
@@ -266,6 +414,19 @@ impl IndicatorStore for SqlStore {
             .await?;
             let mut counts: std::collections::HashMap<i64, i64> = Default::default();
             for (value, kind, org) in &mine {
+                // An indicator judged benign relates nothing.
+                let verdict: Option<String> = sqlx::query_scalar(
+                    "SELECT verdict FROM indicator_verdicts \
+                     WHERE value = $1 AND kind = $2 AND organization = $3",
+                )
+                .bind(value)
+                .bind(kind)
+                .bind(org)
+                .fetch_optional(&self.text_reads)
+                .await?;
+                if verdict.as_deref() == Some("benign") {
+                    continue;
+                }
                 let holders: Vec<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                     "SELECT incident_id FROM {ix}indicator_links \
                      WHERE value = $1 AND kind = $2 AND organization = $3 LIMIT $4"

@@ -50,6 +50,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         13,
         include_str!("../../migrations/postgres/0013_indicator_links.sql"),
     ),
+    (
+        14,
+        include_str!("../../migrations/postgres/0014_indicator_verdicts.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

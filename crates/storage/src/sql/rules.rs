@@ -463,6 +463,7 @@ fn judged_alike(term: &Term) -> bool {
         Term::Name(_)
         | Term::Text(_)
         | Term::Indicator(_)
+        | Term::IndicatorVerdict(_)
         | Term::Created(..)
         | Term::Occurred(..) => false,
         Term::Any(terms) => terms.iter().all(judged_alike),

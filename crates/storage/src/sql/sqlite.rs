@@ -50,6 +50,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (21, include_str!("../../migrations/0021_sla_marks.sql")),
     (22, include_str!("../../migrations/0022_rule_ticks.sql")),
     (23, include_str!("../../migrations/0023_notifications.sql")),
+    (
+        24,
+        include_str!("../../migrations/0024_indicator_verdicts.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

@@ -155,6 +155,7 @@ async fn steps_committing_at_once_are_each_whole(s: SqlStore) {
 
 on_both!(
     indicators_are_kept_per_organization_and_follow_their_incidents,
+    verdicts_are_per_organization_and_the_allow_list_applies_from_then_on,
     the_indicator_term_reads_indexes,
     steps_committing_at_once_are_each_whole,
     open_incidents_are_read_for_mirroring_a_page_at_a_time,
@@ -2805,4 +2806,141 @@ async fn the_indicator_term_reads_indexes(s: SqlStore) {
             );
         }
     }
+}
+
+/// A verdict is given in the organizations of the giver's scope that hold the indicator (one
+/// organization's verdict says nothing to another's readers); `benign` relates nothing;
+/// `indicator.verdict:` finds the incidents; the allow list leaves values out of incidents
+/// stored from then on, and out of all on reindex.
+async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s: SqlStore) {
+    use crate::{IndicatorStore, Scope};
+    let batch = vec![
+        with_details("a1", 1, "Acme", "beacon to 203.0.113.7 and 198.51.100.1"),
+        with_details("a2", 2, "Acme", "again 203.0.113.7 and 198.51.100.1"),
+        with_details("g1", 3, "Globex", "Globex saw 203.0.113.7"),
+    ];
+    s.commit_fetch(target("t"), &batch, &json!({}))
+        .await
+        .unwrap();
+    let acme = Scope::Orgs(vec!["Acme".into()]);
+    let globex = Scope::Orgs(vec!["Globex".into()]);
+    let at = Utc::now();
+    let n = s
+        .set_verdict(&acme, "ip", "203.0.113.7", Some("malicious"), "alice", at)
+        .await
+        .unwrap();
+    assert_eq!(n, 1, "Acme's alone");
+    let mine = s
+        .indicator(&acme, "ip", "203.0.113.7")
+        .await
+        .unwrap()
+        .unwrap();
+    let v = mine.verdict.expect("Acme sees its verdict");
+    assert_eq!((v.verdict.as_str(), v.by.as_str()), ("malicious", "alice"));
+    let theirs = s
+        .indicator(&globex, "ip", "203.0.113.7")
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        theirs.verdict.is_none(),
+        "Globex's readers see no verdict of Acme's"
+    );
+    let query = |q: &str, scope: Scope| IncidentFilter {
+        scope,
+        conditions: watchfloor_core::query::parse(q).unwrap(),
+        ..IncidentFilter::default()
+    };
+    assert_eq!(
+        s.count_matching(&query("indicator.verdict:malicious", Scope::All))
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        s.count_matching(&query("indicator.verdict:malicious", globex.clone()))
+            .await
+            .unwrap(),
+        0
+    );
+
+    let a1 = s
+        .incident_by_external_id("fes", "a1")
+        .await
+        .unwrap()
+        .unwrap();
+    let related = s.related_incidents(&acme, a1.id, 10).await.unwrap();
+    assert_eq!(related.first().map(|r| r.shared), Some(2));
+    s.set_verdict(&acme, "ip", "198.51.100.1", Some("benign"), "alice", at)
+        .await
+        .unwrap();
+    s.set_verdict(&acme, "ip", "203.0.113.7", Some("benign"), "alice", at)
+        .await
+        .unwrap();
+    assert!(
+        s.related_incidents(&acme, a1.id, 10)
+            .await
+            .unwrap()
+            .is_empty(),
+        "benign relates nothing"
+    );
+    s.set_verdict(&acme, "ip", "203.0.113.7", None, "alice", at)
+        .await
+        .unwrap();
+    assert_eq!(
+        s.related_incidents(&acme, a1.id, 10).await.unwrap().len(),
+        1
+    );
+    assert!(
+        s.indicator(&acme, "ip", "203.0.113.7")
+            .await
+            .unwrap()
+            .unwrap()
+            .verdict
+            .is_none()
+    );
+
+    assert!(
+        s.change_allowlist("203.0.113.0/24", true, "root", at)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.change_allowlist("203.0.113.0/24", true, "root", at)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.allowlist().await.unwrap().len(), 1);
+    s.commit_fetch(
+        target("t"),
+        &[with_details("a3", 5, "Acme", "203.0.113.9")],
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.9")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.7")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    s.reindex_indicators().await.unwrap();
+    assert!(
+        s.indicator(&Scope::All, "ip", "203.0.113.7")
+            .await
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        s.change_allowlist("203.0.113.0/24", false, "root", at)
+            .await
+            .unwrap()
+    );
+    assert!(s.allowlist().await.unwrap().is_empty());
 }
