@@ -359,6 +359,19 @@ fn tokens(query: &str) -> Result<Vec<String>, QueryError> {
     Ok(out)
 }
 
+/// Whether any of `conditions` asks for an indicator's verdict (which only a search can
+/// judge: verdicts are stored, not in the incident).
+pub fn asks_verdict(conditions: &[Condition]) -> bool {
+    fn any(t: &Term) -> bool {
+        match t {
+            Term::IndicatorVerdict(_) => true,
+            Term::Any(inner) => inner.iter().any(any),
+            _ => false,
+        }
+    }
+    conditions.iter().any(|c| any(&c.term))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -508,17 +521,4 @@ mod tests {
             assert!(e.contains(says), "{query}: {e}");
         }
     }
-}
-
-/// Whether any of `conditions` asks for an indicator's verdict (which only a search can
-/// judge: verdicts are stored, not in the incident).
-pub fn asks_verdict(conditions: &[Condition]) -> bool {
-    fn any(t: &Term) -> bool {
-        match t {
-            Term::IndicatorVerdict(_) => true,
-            Term::Any(inner) => inner.iter().any(any),
-            _ => false,
-        }
-    }
-    conditions.iter().any(|c| any(&c.term))
 }
