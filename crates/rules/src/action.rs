@@ -7,8 +7,16 @@ use watchfloor_core::{CloseReason, Severity, Status};
 
 use crate::{Catalog, Template};
 
-/// Fields `link-duplicates` may compare.
-pub const DUPLICATE_KEYS: [&str; 5] = ["name", "organization", "type", "instance", "severity"];
+/// Fields `link-duplicates` may compare (`indicator`: the incidents share an indicator that
+/// is not judged benign).
+pub const DUPLICATE_KEYS: [&str; 6] = [
+    "name",
+    "organization",
+    "type",
+    "instance",
+    "severity",
+    "indicator",
+];
 
 /// One action of a rule.
 #[derive(Debug, Clone, PartialEq)]

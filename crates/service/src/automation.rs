@@ -834,8 +834,21 @@ impl Service {
             })
             .await
             .map_err(ServiceError::from)?;
+        // Incidents of its organization that share an indicator with it (none judged benign).
+        let sharing: std::collections::HashSet<i64> = if key.iter().any(|k| k == "indicator") {
+            self.store
+                .related_incidents(&Scope::All, incident.id, 1_000)
+                .await
+                .map_err(ServiceError::from)?
+                .into_iter()
+                .map(|r| r.incident.id)
+                .collect()
+        } else {
+            Default::default()
+        };
         let same = |other: &Incident| {
             key.iter().all(|k| match k.as_str() {
+                "indicator" => sharing.contains(&other.id),
                 "name" => other.name == incident.name,
                 "organization" => other.organization == incident.organization,
                 "type" => other.kind == incident.kind,

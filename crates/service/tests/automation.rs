@@ -283,6 +283,54 @@ actions = [{ action = "link-duplicates", key = ["name", "organization"], within 
             .as_str()
             .is_some_and(|t| t.contains(&format!("incident {second} was closed as a duplicate")))
     }));
+
+    // Keyed on a shared indicator: differently named incidents of one scanner are duplicates;
+    // one that shares only an address judged benign is not.
+    let rules = r#"
+[[rules]]
+name = "same-scanner"
+on = ["created"]
+actions = [{ action = "link-duplicates", key = ["indicator"], within = "1h" }]
+"#;
+    let s = setup(rules).await;
+    let made = async |name: &str, details: &str| {
+        s.service
+            .create(
+                &s.admin,
+                ManualIncident {
+                    name: name.into(),
+                    severity: Severity::Medium,
+                    organization: Some("Acme".into()),
+                    details: details.into(),
+                    ..ManualIncident::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    };
+    let first = made("Port scan", "from 203.0.113.7").await;
+    let other = made("Unrelated", "from 198.51.100.1").await;
+    s.settle().await;
+    s.service
+        .set_verdict(&s.admin, Some("ip"), "198.51.100.1", "benign")
+        .await
+        .unwrap();
+    let again = made("SSH brute force", "again 203.0.113.7").await;
+    let harmless = made("Login", "from 198.51.100.1").await;
+    s.settle().await;
+    let closed = s.store.incident(again).await.unwrap().unwrap();
+    assert_eq!(
+        closed.close_notes.as_deref(),
+        Some(format!("duplicate of incident {first}").as_str())
+    );
+    for open in [first, other, harmless] {
+        assert_ne!(
+            s.store.incident(open).await.unwrap().unwrap().status,
+            Status::Closed,
+            "{open}"
+        );
+    }
 }
 
 /// Regression guard for loops: two rules that change each other's field stop at depth 3,
