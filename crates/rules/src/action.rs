@@ -127,7 +127,7 @@ pub const CATALOG: [(&str, &[&str], &str); 11] = [
     (
         "link-duplicates",
         &["key", "within"],
-        "if an open incident of the same organization with the same `key` fields (`name`, `organization`, `type`, `instance`, `severity`) was made within `within` (default 1h) before this one, close this one as `Duplicate` and note the link on the first",
+        "if an open incident of the same organization with the same `key` fields (`name`, `organization`, `type`, `instance`, `severity`; `indicator`: they share an indicator not judged benign) was made within `within` (default 1h) before this one, close this one as `Duplicate` and note the link on the first",
     ),
     (
         "notify",
