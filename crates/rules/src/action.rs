@@ -35,10 +35,14 @@ pub enum Action {
         /// Also send it to the provider.
         mirror: bool,
     },
-    /// A provider command in the incident's context.
+    /// A provider command in the incident's context; with `${indicator.<type>}` in the line,
+    /// once per such indicator of the incident.
     Run {
         line: Template,
         instance: Option<String>,
+        /// How long a result is kept for the incident's organization, so that the same line
+        /// is not sent again meanwhile.
+        cache: Option<Duration>,
     },
     Close {
         reason: CloseReason,
@@ -116,8 +120,8 @@ pub const CATALOG: [(&str, &[&str], &str); 11] = [
     ),
     (
         "run",
-        &["line", "instance"],
-        "run a provider command in the incident, on its own instance unless `instance` says; values of `line` are templated one by one; outputs merge into the incident's context",
+        &["line", "instance", "cache"],
+        "run a provider command in the incident, on its own instance unless `instance` says; values of `line` are templated one by one; outputs merge into the incident's context. `${indicator.<type>}` in `line` runs it once per such indicator of the incident (at most 20); `cache = \"24h\"` keeps each result that long for the incident's organization, so the same line is answered from it instead of the provider",
     ),
     (
         "close",
@@ -166,7 +170,14 @@ fn text<'t>(table: &'t toml::Table, key: &str, action: &str) -> Result<&'t str, 
 }
 
 fn template(table: &toml::Table, key: &str, action: &str) -> Result<Template, Fail> {
-    Template::parse(text(table, key, action)?).map_err(|e| fail(key, e))
+    let t = Template::parse(text(table, key, action)?).map_err(|e| fail(key, e))?;
+    if t.indicator_kind().is_some() && action != "run" {
+        return Err(fail(
+            key,
+            "`${indicator.<type>}` is for a `run` line, which runs once per indicator",
+        ));
+    }
+    Ok(t)
 }
 
 impl Action {
@@ -260,7 +271,34 @@ impl Action {
                     None => None,
                     Some(_) => Some(text(table, "instance", name)?.to_string()),
                 };
-                Action::Run { line, instance }
+                let kinds: std::collections::BTreeSet<&str> = line
+                    .parts
+                    .iter()
+                    .filter_map(|p| match p {
+                        crate::Part::Ref(crate::Ref::Indicator(k)) => Some(k.as_str()),
+                        _ => None,
+                    })
+                    .collect();
+                if kinds.len() > 1 {
+                    return Err(fail(
+                        "line",
+                        "a line names one indicator type (it runs once per indicator of it)",
+                    ));
+                }
+                let cache = match table.get("cache") {
+                    None => None,
+                    Some(_) => {
+                        let c = text(table, "cache", name)?;
+                        Some(humantime::parse_duration(c.trim()).map_err(|e| {
+                            fail("cache", format!("`{c}` is not a duration such as 24h: {e}"))
+                        })?)
+                    }
+                };
+                Action::Run {
+                    line,
+                    instance,
+                    cache,
+                }
             }
             "close" => Action::Close {
                 reason: CloseReason::parse(text(table, "reason", name)?)
@@ -394,10 +432,17 @@ impl Action {
                     put("mirror", true.into());
                 }
             }
-            Action::Run { line, instance } => {
+            Action::Run {
+                line,
+                instance,
+                cache,
+            } => {
                 put("line", line.source.clone().into());
                 if let Some(i) = instance {
                     put("instance", i.clone().into());
+                }
+                if let Some(c) = cache {
+                    put("cache", humantime::format_duration(*c).to_string().into());
                 }
             }
             Action::Close { reason, notes } => {

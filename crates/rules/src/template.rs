@@ -17,6 +17,9 @@ pub enum Ref {
     Change { field: String, new: bool },
     /// `${<ContextKey>.<path>}`: known only when the rule runs.
     Context(String),
+    /// `${indicator.<type>}`: in a `run` line, each indicator of that type the incident holds,
+    /// one run each.
+    Indicator(String),
 }
 
 /// One piece of a template.
@@ -61,6 +64,14 @@ impl Template {
         })
     }
 
+    /// The indicator type the template names (`${indicator.ip}`), if it names one.
+    pub fn indicator_kind(&self) -> Option<&str> {
+        self.parts.iter().find_map(|p| match p {
+            Part::Ref(Ref::Indicator(k)) => Some(k.as_str()),
+            _ => None,
+        })
+    }
+
     /// Whether a reference reads the incident's context.
     pub fn needs_context(&self) -> bool {
         self.parts
@@ -96,6 +107,11 @@ fn reference(text: &str) -> Result<Ref, String> {
                 XSOAR_FIELDS.join(", ")
             )),
         };
+    }
+    if let Some(kind) = text.strip_prefix("indicator.") {
+        return watchfloor_indicators::Kind::parse(kind)
+            .map(|k| Ref::Indicator(k.as_str().to_string()))
+            .map_err(|e| format!("`${{{text}}}`: {e}"));
     }
     match text {
         "rule.name" => return Ok(Ref::RuleName),

@@ -123,6 +123,30 @@ fn each_mistake_is_named_with_its_rule_line_and_key() {
         ),
         (
             rule(
+                "on = [\"created\"]\nactions = [{ action = \"note\", text = \"${indicator.ip}\" }]",
+            ),
+            "rule `r`, line 4, `text`: `${indicator.<type>}` is for a `run` line, which runs once per indicator",
+        ),
+        (
+            rule(
+                "on = [\"created\"]\nactions = [{ action = \"run\", line = \"!cov-mgsec-get-aro query=${indicator.ip} b=${indicator.user}\" }]",
+            ),
+            "rule `r`, line 4, `line`: a line names one indicator type (it runs once per indicator of it)",
+        ),
+        (
+            rule(
+                "on = [\"created\"]\nactions = [{ action = \"run\", line = \"!cov-mgsec-get-aro query=${indicator.ip}\", cache = \"a day\" }]",
+            ),
+            "rule `r`, line 4, `cache`: `a day` is not a duration such as 24h",
+        ),
+        (
+            rule(
+                "on = [\"created\"]\nactions = [{ action = \"run\", line = \"!cov-mgsec-get-aro query=${indicator.hash}\" }]",
+            ),
+            "rule `r`, line 4, `line`: `${indicator.hash}`: `hash` is not an indicator type",
+        ),
+        (
+            rule(
                 "on = [\"created\"]\nwhen = \"indicator.verdict:malicious\"\nactions = [{ action = \"stop\" }]",
             ),
             "rule `r`, line 4, `when`: `indicator.verdict:` works in searches; a rule's condition cannot ask it yet",

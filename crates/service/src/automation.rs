@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use serde_json::{Value, json};
 use watchfloor_core::query::Condition;
 use watchfloor_core::{Change, CommandLine, Edit, Incident, Label, SlaState, Status};
-use watchfloor_rules::{Action, Mode, Pick, Rule, Template, Trigger};
+use watchfloor_rules::{Action, Mode, Pick, Ref, Rule, Template, Trigger};
 use watchfloor_storage::{
     Actor, Cause, IncidentFilter, Role, RuleEffect, RuleEvent, RuleWrite, Scope, StoreError, User,
 };
@@ -682,9 +682,50 @@ impl Service {
                 .map_err(ActionFailed::Reference)
         };
         match action {
-            Action::Run { line, instance } => {
-                self.run_for_rule(cause, rule, line, instance.as_deref(), &render)
+            Action::Run {
+                line,
+                instance,
+                cache,
+            } => {
+                let run = Run {
+                    rule,
+                    line,
+                    instance: instance.as_deref(),
+                    cache: *cache,
+                    incident,
+                };
+                let Some(kind) = line.indicator_kind() else {
+                    return self.run_for_rule(cause, &run, &render).await;
+                };
+                // Once per indicator of that type, each with a ledger row of its own.
+                let values: Vec<String> = self
+                    .store
+                    .incident_indicators(&Scope::All, incident.id)
                     .await
+                    .map_err(ServiceError::from)?
+                    .into_iter()
+                    .filter(|s| s.kind == kind)
+                    .map(|s| s.value)
+                    .take(RUNS_PER_ACTION)
+                    .collect();
+                for (n, value) in values.iter().enumerate() {
+                    let one = Cause {
+                        event: cause.event,
+                        rule: cause.rule,
+                        action: PER_INDICATOR + cause.action * RUNS_PER_ACTION as i64 + n as i64,
+                    };
+                    let render_one = |t: &Template| {
+                        t.render(&|r| match r {
+                            Ref::Indicator(_) => Ok(value.clone()),
+                            r => {
+                                resolve(r, rule, &cause.event.trigger, incident, &context, changes)
+                            }
+                        })
+                        .map_err(ActionFailed::Reference)
+                    };
+                    self.run_for_rule(&one, &run, &render_one).await?;
+                }
+                Ok(())
             }
             Action::LinkDuplicates { key, within } => {
                 self.link_duplicates(cause, incident, key, *within).await
@@ -778,11 +819,10 @@ impl Service {
     async fn run_for_rule(
         &self,
         cause: &Cause<'_>,
-        rule: &Rule,
-        line: &Template,
-        instance: Option<&str>,
+        run: &Run<'_>,
         render: &(dyn Fn(&Template) -> Result<String, ActionFailed> + Sync),
     ) -> Result<(), ActionFailed> {
+        let line = run.line;
         let mut parsed =
             CommandLine::parse(&line.source).map_err(|e| ActionFailed::Refused(e.to_string()))?;
         // Each value is filled in on its own: a value cannot add arguments.
@@ -800,14 +840,57 @@ impl Service {
         {
             return Ok(());
         }
-        let caller = rule_caller(&rule.name);
+        let caller = rule_caller(&run.rule.name);
         let shown = render(line).unwrap_or_else(|_| line.source.clone());
-        let (outcome, _) = self
-            .run_parsed_and_record(&caller, cause.event.incident_id, parsed, &shown, instance)
+        // A result kept for the incident's organization answers the same line again.
+        let org = run
+            .incident
+            .organization
+            .as_deref()
+            .unwrap_or_default()
+            .to_lowercase();
+        let instance = run.instance.unwrap_or_default();
+        if let Some(keep) = run.cache {
+            let since =
+                self.now() - chrono::TimeDelta::from_std(keep).unwrap_or(chrono::TimeDelta::MAX);
+            let kept = self
+                .store
+                .cached_run(&org, instance, &shown, since)
+                .await
+                .map_err(ServiceError::from)?;
+            if let Some(kept) = kept {
+                let mut body = kept.body;
+                body["cached"] = json!(kept.at);
+                let context = kept.context.as_object().cloned().unwrap_or_default();
+                self.store
+                    .record_command(cause.event.incident_id, &caller.name, &body, &context)
+                    .await
+                    .map_err(ServiceError::from)?;
+                return Ok(());
+            }
+        }
+        let (outcome, recorded) = self
+            .run_parsed_and_record(
+                &caller,
+                cause.event.incident_id,
+                parsed,
+                &shown,
+                run.instance,
+            )
             .await?;
-        // The war room holds the result either way; a failure also counts for the breaker.
-        if let Err(e) = outcome {
-            tracing::warn!(rule = %rule.name, error = %e, "a rule's command failed");
+        match outcome {
+            Ok(entry) => {
+                if run.cache.is_some() {
+                    let context = Value::Object(entry.entry_context());
+                    self.store
+                        .cache_run(&org, instance, &shown, &recorded.body, &context, self.now())
+                        .await
+                        .map_err(ServiceError::from)?;
+                }
+            }
+            // The war room holds the result either way; a failure also counts for the
+            // breaker, and is not kept.
+            Err(e) => tracing::warn!(rule = %run.rule.name, error = %e, "a rule's command failed"),
         }
         Ok(())
     }
@@ -880,6 +963,20 @@ impl Service {
             .map_err(ServiceError::from)?;
         Ok(())
     }
+}
+
+/// Runs of one `run` action at most, one per indicator of the type its line names.
+const RUNS_PER_ACTION: usize = 20;
+/// Where the ledger's action numbers of those runs start (an action's own are its index).
+const PER_INDICATOR: i64 = 1_000_000;
+
+/// One `run` action of a rule, for one incident.
+struct Run<'a> {
+    rule: &'a Rule,
+    line: &'a Template,
+    instance: Option<&'a str>,
+    cache: Option<std::time::Duration>,
+    incident: &'a Incident,
 }
 
 /// The caller a rule acts as: every organization, an analyst's rights, named `rule:NAME`.

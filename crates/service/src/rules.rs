@@ -370,6 +370,9 @@ pub(crate) fn resolve(
                 .unwrap_or_default()
                 .to_string())
         }
+        Ref::Indicator(kind) => Err(format!(
+            "`${{indicator.{kind}}}` is filled in by a run action, once per indicator"
+        )),
         Ref::Context(path) => {
             let values = crate::refs::context_values(context, path);
             match values.is_empty() {
@@ -417,12 +420,23 @@ pub(crate) fn describe(
             if *mirror { " sent to the provider" } else { "" },
             r(text)
         ),
-        Action::Run { line, instance } => format!(
-            "run {}{}",
-            r(line),
+        Action::Run {
+            line,
+            instance,
+            cache,
+        } => format!(
+            "run {}{}{}",
+            match line.indicator_kind() {
+                // Each indicator's line is shown when it runs.
+                Some(_) => line.source.clone(),
+                None => r(line),
+            },
             instance
                 .as_ref()
                 .map(|i| format!(" on {i}"))
+                .unwrap_or_default(),
+            cache
+                .map(|c| format!(" (results kept {})", humantime::format_duration(c)))
                 .unwrap_or_default()
         ),
         Action::Close { reason, notes } => format!(

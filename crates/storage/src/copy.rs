@@ -117,6 +117,17 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         ],
     ),
     (
+        "enrichment_cache",
+        &[
+            ("organization", Text),
+            ("instance", Text),
+            ("line", Text),
+            ("body", Text),
+            ("context", Text),
+            ("at", Text),
+        ],
+    ),
+    (
         "indicator_allowlist",
         &[("entry", Text), ("author", Text), ("at", Text)],
     ),

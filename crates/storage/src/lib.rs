@@ -698,6 +698,15 @@ pub struct VerdictMark {
     pub at: DateTime<Utc>,
 }
 
+/// A `run` result kept by a rule's `cache`: its war-room body, its context outputs, and when
+/// it was fetched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeptRun {
+    pub body: Value,
+    pub context: Value,
+    pub at: DateTime<Utc>,
+}
+
 /// An entry of the allow list.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AllowEntry {
@@ -780,6 +789,27 @@ pub trait IndicatorStore: Send + Sync {
         author: &'a str,
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
+
+    /// A `run` result kept for `organization`, `instance` and the line as sent, if it was kept
+    /// at or after `since`: its war-room body, its context outputs and when it was kept.
+    fn cached_run<'a>(
+        &'a self,
+        organization: &'a str,
+        instance: &'a str,
+        line: &'a str,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Option<KeptRun>, StoreError>>;
+
+    /// Keeps a `run` result (replacing an older one).
+    fn cache_run<'a>(
+        &'a self,
+        organization: &'a str,
+        instance: &'a str,
+        line: &'a str,
+        body: &'a Value,
+        context: &'a Value,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// The allow list's entries (values, networks, `*.domains` that are no indicators).
     fn allowlist(&self) -> BoxFuture<'_, Result<Vec<AllowEntry>, StoreError>>;

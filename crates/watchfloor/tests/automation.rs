@@ -308,3 +308,81 @@ async fn two_processes_on_postgresql_act_on_each_event_once() {
     let asked = organizations_listed(&sim);
     assert_eq!(asked, acme.len());
 }
+
+/// A `run` over each indicator with `cache`: every Acme incident's user is looked up, and the
+/// provider is asked once per user; the other incidents of that user get the kept answer,
+/// marked as such in their war rooms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_per_indicator_asks_the_provider_once_per_value() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "fetch_interval = \"1s\"\n");
+    let cfg = config.to_str().unwrap();
+    let rules = r#"
+[[rules]]
+name = "enrich-users"
+on = ["created"]
+when = "organization:Acme"
+actions = [{ action = "run", line = '!cov-mgsec-get-aro query="id=${indicator.user}"', cache = "24h" }]
+"#;
+    std::fs::write(dir.path().join("rules.toml"), rules).unwrap();
+    let imported = watchfloor(
+        dir.path(),
+        &["--config", cfg, "rules", "import", "rules.toml"],
+    );
+    assert_eq!(imported.code, 0, "{}", imported.stderr);
+    let serve = Served::start(
+        dir.path(),
+        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        None,
+        Stdio::null(),
+    );
+    let expected = sim
+        .aros()
+        .iter()
+        .filter(|a| a["organization"]["name"] == "Acme" && a["resolution"] == "Unresolved")
+        .count();
+    let ran = |entries: &[Value]| -> Vec<Value> {
+        entries
+            .iter()
+            .filter(|e| e["author"] == "rule:enrich-users" && e["kind"] == "command")
+            .cloned()
+            .collect()
+    };
+    let started = Instant::now();
+    let acme = loop {
+        let acme = incidents(dir.path(), cfg, "organization:Acme");
+        if acme.len() == expected && acme.iter().all(|(_, _, e)| !ran(e).is_empty()) {
+            break acme;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the rule did not finish: {acme:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(300));
+    };
+    let mut asked: std::collections::BTreeMap<String, usize> = Default::default();
+    let mut kept = 0;
+    for (id, _, entries) in &acme {
+        let runs = ran(entries);
+        assert_eq!(runs.len(), 1, "incident {id} names one user: {runs:#?}");
+        let line = runs[0]["body"]["command"].as_str().unwrap().to_string();
+        assert!(
+            line.contains("query=\"id=") || line.contains("query=id="),
+            "{line}"
+        );
+        match runs[0]["body"].get("cached") {
+            Some(_) => kept += 1,
+            None => *asked.entry(line).or_default() += 1,
+        }
+    }
+    assert!(
+        asked.values().all(|n| *n == 1),
+        "each line went to the provider once: {asked:#?}"
+    );
+    assert_eq!(asked.len() + kept, expected);
+    assert!(kept > 0, "some users repeat among {expected} incidents");
+    assert_eq!(serve.stop(), Some(0));
+}

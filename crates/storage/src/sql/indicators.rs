@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
+use serde_json::Value;
 use sqlx::Row;
 
 use super::{INCIDENT_COLUMNS, SqlStore, incident_from_row, parse_ts};
@@ -13,8 +14,8 @@ use crate::base::ts;
 use crate::dialect::Sql;
 use crate::indicators::org_key;
 use crate::{
-    AllowEntry, BoxFuture, IndicatorFilter, IndicatorStore, IndicatorSummary, RelatedIncident,
-    Scope, StoreError, VerdictMark,
+    AllowEntry, BoxFuture, IndicatorFilter, IndicatorStore, IndicatorSummary, KeptRun,
+    RelatedIncident, Scope, StoreError, VerdictMark,
 };
 use watchfloor_core::incident::Incident;
 
@@ -211,6 +212,75 @@ impl IndicatorStore for SqlStore {
             }
             tx.commit().await?;
             Ok(holders.len())
+        })
+    }
+
+    fn cached_run<'a>(
+        &'a self,
+        organization: &'a str,
+        instance: &'a str,
+        line: &'a str,
+        since: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Option<KeptRun>, StoreError>> {
+        Box::pin(async move {
+            let row: Option<(String, String, String)> = sqlx::query_as(
+                "SELECT body, context, at FROM enrichment_cache \
+                 WHERE organization = $1 AND instance = $2 AND line = $3 AND at >= $4",
+            )
+            .bind(organization)
+            .bind(instance)
+            .bind(line)
+            .bind(ts(since))
+            .fetch_optional(&self.pool)
+            .await?;
+            row.map(|(body, context, at)| {
+                let read = |t: &str| {
+                    serde_json::from_str::<Value>(t)
+                        .map_err(|e| StoreError::Corrupt(format!("a kept run result: {e}")))
+                };
+                Ok(KeptRun {
+                    body: read(&body)?,
+                    context: read(&context)?,
+                    at: parse_ts(&at)?,
+                })
+            })
+            .transpose()
+        })
+    }
+
+    fn cache_run<'a>(
+        &'a self,
+        organization: &'a str,
+        instance: &'a str,
+        line: &'a str,
+        body: &'a Value,
+        context: &'a Value,
+        at: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            sqlx::query(
+                "DELETE FROM enrichment_cache WHERE organization = $1 AND instance = $2 AND line = $3",
+            )
+            .bind(organization)
+            .bind(instance)
+            .bind(line)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO enrichment_cache (organization, instance, line, body, context, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+            )
+            .bind(organization)
+            .bind(instance)
+            .bind(line)
+            .bind(body.to_string())
+            .bind(context.to_string())
+            .bind(ts(at))
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            Ok(())
         })
     }
 

@@ -54,6 +54,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         14,
         include_str!("../../migrations/postgres/0014_indicator_verdicts.sql"),
     ),
+    (
+        15,
+        include_str!("../../migrations/postgres/0015_enrichment_cache.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

@@ -54,6 +54,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         24,
         include_str!("../../migrations/0024_indicator_verdicts.sql"),
     ),
+    (
+        25,
+        include_str!("../../migrations/0025_enrichment_cache.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
