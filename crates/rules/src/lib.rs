@@ -17,7 +17,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 pub use action::{ACTIONS, Action, Assign, CATALOG, Pick};
-pub use matcher::{matches, meets, names_organizations};
+pub use matcher::{matches, meets, meets_with, names_organizations};
 pub use template::{Part, Ref, Template};
 
 /// The fields a change has, as `changed = [...]` and `${change.<field>.old}` name them.
@@ -327,17 +327,9 @@ pub fn parse(text: &str, catalog: &Catalog<'_>) -> Result<Vec<Rule>, RuleErrors>
             .unwrap_or_default();
         if let Some(w) = &doc.when
             && !when.is_empty()
+            && let Err(e) = watchfloor_core::query::parse(&when)
         {
-            match watchfloor_core::query::parse(&when) {
-                Err(e) => fail("when", w.span().start, e.to_string()),
-                Ok(c) if watchfloor_core::query::asks_verdict(&c) => fail(
-                    "when",
-                    w.span().start,
-                    "`indicator.verdict:` works in searches; a rule's condition cannot ask it yet"
-                        .into(),
-                ),
-                Ok(_) => {}
-            }
+            fail("when", w.span().start, e.to_string());
         }
         let mode = match doc.mode.as_ref().map(|m| m.get_ref().as_str()) {
             None | Some("live") => Mode::Live,

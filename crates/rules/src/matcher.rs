@@ -20,7 +20,17 @@ pub fn matches(when: &str, incident: &Incident) -> bool {
 /// Whether `incident` meets every one of `conditions` (a condition parsed once for many
 /// incidents, with relative times taken from when it was parsed).
 pub fn meets(conditions: &[Condition], incident: &Incident) -> bool {
-    conditions.iter().all(|c| holds(c, incident))
+    meets_with(conditions, incident, &|_| false)
+}
+
+/// [`meets`], where `verdict(V)` says whether an indicator of the incident was judged V (the
+/// store knows: verdicts are not in the incident).
+pub fn meets_with(
+    conditions: &[Condition],
+    incident: &Incident,
+    verdict: &dyn Fn(&str) -> bool,
+) -> bool {
+    conditions.iter().all(|c| holds(c, incident, verdict))
 }
 
 /// The organizations a condition requires (its terms `organization:X` not negated).
@@ -36,8 +46,8 @@ pub fn names_organizations(when: &str) -> Vec<String> {
         .collect()
 }
 
-fn holds(c: &Condition, i: &Incident) -> bool {
-    term(&c.term, i) != c.negated
+fn holds(c: &Condition, i: &Incident, verdict: &dyn Fn(&str) -> bool) -> bool {
+    term(&c.term, i, verdict) != c.negated
 }
 
 fn contains(haystack: &str, needle: &str) -> bool {
@@ -54,7 +64,7 @@ fn compare(cmp: Cmp, value: DateTime<Utc>, to: DateTime<Utc>) -> bool {
     }
 }
 
-fn term(t: &Term, i: &Incident) -> bool {
+fn term(t: &Term, i: &Incident, verdict: &dyn Fn(&str) -> bool) -> bool {
     match t {
         Term::Status(s) => i.status == *s,
         Term::Severity(s) => i.severity == *s,
@@ -71,11 +81,10 @@ fn term(t: &Term, i: &Incident) -> bool {
             contains(&i.name, t) || contains(&i.details, t) || contains(&i.external_id, t)
         }
         Term::Indicator(v) => watchfloor_indicators::mentions(&i.name, &i.details, &i.raw, v),
-        // Refused in a rule's condition when it is read.
-        Term::IndicatorVerdict(_) => false,
+        Term::IndicatorVerdict(v) => verdict(v),
         Term::Created(cmp, at) => compare(*cmp, i.created, *at),
         Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
         Term::Nothing => false,
-        Term::Any(terms) => terms.iter().any(|t| term(t, i)),
+        Term::Any(terms) => terms.iter().any(|t| term(t, i, verdict)),
     }
 }

@@ -146,12 +146,6 @@ fn each_mistake_is_named_with_its_rule_line_and_key() {
             "rule `r`, line 4, `line`: `${indicator.hash}`: `hash` is not an indicator type",
         ),
         (
-            rule(
-                "on = [\"created\"]\nwhen = \"indicator.verdict:malicious\"\nactions = [{ action = \"stop\" }]",
-            ),
-            "rule `r`, line 4, `when`: `indicator.verdict:` works in searches; a rule's condition cannot ask it yet",
-        ),
-        (
             rule("on = [\"created\"]\nactions = [{ action = \"notify\", channel = \"pager\" }]"),
             "rule `r`, line 4, `channel`: no channel named `pager`; there are oncall",
         ),

@@ -345,7 +345,15 @@ impl Service {
                 Some(_) => continue,
                 None => {
                     let when = batch.when[n].as_deref();
-                    if !when.is_some_and(|c| watchfloor_rules::meets(c, incident)) {
+                    // Verdicts are the store's: read for a condition that asks one.
+                    let verdicts = match when {
+                        Some(c) if watchfloor_core::query::asks_verdict(c) => {
+                            self.store.incident_verdicts(incident.id).await?
+                        }
+                        _ => Vec::new(),
+                    };
+                    let judged = |v: &str| verdicts.iter().any(|x| x == v);
+                    if !when.is_some_and(|c| watchfloor_rules::meets_with(c, incident, &judged)) {
                         continue;
                     }
                     if event.depth >= MAX_DEPTH {

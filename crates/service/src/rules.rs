@@ -271,7 +271,20 @@ impl Service {
         let (_, rule) = self.rule(caller, name).await?;
         let incident = self.visible(caller, incident).await?;
         let context = self.store.context(incident.id).await?;
-        let matched = watchfloor_rules::matches(&rule.when, &incident);
+        // A stored rule's condition was read when it was imported; one that no longer reads
+        // matches nothing.
+        let matched = match watchfloor_core::query::parse(&rule.when) {
+            Ok(conditions) => {
+                let verdicts = match watchfloor_core::query::asks_verdict(&conditions) {
+                    true => self.store.incident_verdicts(incident.id).await?,
+                    false => Vec::new(),
+                };
+                watchfloor_rules::meets_with(&conditions, &incident, &|v: &str| {
+                    verdicts.iter().any(|x| x == v)
+                })
+            }
+            Err(_) => false,
+        };
         let actions = rule
             .actions
             .iter()

@@ -8,7 +8,7 @@ use serde_json::{Value, json};
 use watchfloor_core::{Change, CloseReason, Edit, Severity, SlaPolicy, Status};
 use watchfloor_service::{Caller, Service};
 use watchfloor_storage::prelude::*;
-use watchfloor_storage::{Actor, ManualIncident, Role, SqlStore};
+use watchfloor_storage::{Actor, ManualIncident, Role, Scope, SqlStore};
 
 struct Setup {
     service: Service,
@@ -622,4 +622,68 @@ async fn the_database_never_leaves_out_an_incident_a_rule_matches() {
         s.store.may_meet(&ids, &[vec![]]).await.unwrap().len(),
         ids.len()
     );
+}
+
+/// A rule's condition asks an indicator's verdict: an incident holding an address marked
+/// malicious in its organization matches; one made before the mark, or of another
+/// organization, does not.
+#[tokio::test]
+async fn a_rule_matches_an_indicators_verdict() {
+    let rules = r#"
+[[rules]]
+name = "known-bad"
+on = ["created"]
+when = 'indicator.verdict:malicious'
+actions = [{ action = "note", text = "holds a known-bad indicator" }]
+"#;
+    let s = setup(rules).await;
+    let made = async |org: &str, details: &str| {
+        s.service
+            .create(
+                &s.admin,
+                ManualIncident {
+                    name: "Beacon".into(),
+                    severity: Severity::Medium,
+                    organization: Some(org.into()),
+                    details: details.into(),
+                    ..ManualIncident::default()
+                },
+            )
+            .await
+            .unwrap()
+            .id
+    };
+    let before = made("Acme", "to 203.0.113.7").await;
+    s.settle().await;
+    let acme = Caller {
+        name: "ann".into(),
+        role: Role::Analyst,
+        scope: Scope::Orgs(vec!["Acme".into()]),
+        address: None,
+    };
+    s.service
+        .set_verdict(&acme, Some("ip"), "203.0.113.7", "malicious")
+        .await
+        .unwrap();
+    let after = made("Acme", "again 203.0.113.7").await;
+    let elsewhere = made("Globex", "also 203.0.113.7").await;
+    s.settle().await;
+    let noted = |wrote: Vec<(String, String, serde_json::Value)>| {
+        wrote.iter().any(|(_, kind, _)| kind == "note")
+    };
+    assert!(
+        noted(s.by_rules(after).await),
+        "the incident made after the mark"
+    );
+    assert!(!noted(s.by_rules(before).await), "made before it");
+    assert!(
+        !noted(s.by_rules(elsewhere).await),
+        "Acme's verdict is Acme's"
+    );
+    let plan = s
+        .service
+        .test_rule(&s.admin, "known-bad", after)
+        .await
+        .unwrap();
+    assert!(plan.matched);
 }

@@ -790,6 +790,10 @@ pub trait IndicatorStore: Send + Sync {
         at: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
 
+    /// The verdicts given to an incident's indicators in its organization.
+    fn incident_verdicts(&self, incident_id: i64)
+    -> BoxFuture<'_, Result<Vec<String>, StoreError>>;
+
     /// A `run` result kept for `organization`, `instance` and the line as sent, if it was kept
     /// at or after `since`: its war-room body, its context outputs and when it was kept.
     fn cached_run<'a>(

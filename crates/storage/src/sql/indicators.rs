@@ -215,6 +215,25 @@ impl IndicatorStore for SqlStore {
         })
     }
 
+    fn incident_verdicts(
+        &self,
+        incident_id: i64,
+    ) -> BoxFuture<'_, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let ix = self.backend.index_schema();
+            let found: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT DISTINCT v.verdict FROM {ix}indicator_links l JOIN indicator_verdicts v \
+                 ON v.value = l.value AND v.kind = l.kind AND v.organization = l.organization \
+                 WHERE l.incident_id = $1"
+            )))
+            .bind(incident_id)
+            .fetch_all(&self.text_reads)
+            .await?;
+            Ok(found)
+        })
+    }
+
     fn cached_run<'a>(
         &'a self,
         organization: &'a str,
