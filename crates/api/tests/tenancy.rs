@@ -69,25 +69,10 @@ impl World {
         let instances = [&fes as &dyn Running, &cov, &sym]
             .into_iter()
             .flat_map(|s| s.instances());
+        // The direct appliance serves one customer (its `organization`).
         for instance in instances {
-            for (name, contents) in &instance.files {
-                std::fs::write(dir.path().join(name), contents).unwrap();
-            }
-            let s = |v: &str| toml::Value::String(v.into());
-            text.push_str(&format!(
-                "[[instances]]\nname = {}\nintegration = {}\nfetch = true\nfirst_fetch = {}\n",
-                s(&instance.name),
-                s(instance.integration),
-                s(instance.first_fetch)
-            ));
-            // The direct appliance serves one customer.
-            if let Some(org) = instance.organization {
-                text.push_str(&format!("organization = {}\n", s(org)));
-            }
-            text.push_str("[instances.params]\n");
-            for (key, value) in &instance.params {
-                text.push_str(&format!("{key} = {value}\n"));
-            }
+            instance.write_files(dir.path()).unwrap();
+            text.push_str(&instance.toml());
         }
         let config = watchfloor_core::Config::parse(
             &dir.path().join("watchfloor.toml"),

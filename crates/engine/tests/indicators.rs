@@ -61,23 +61,8 @@ async fn each_providers_records_yield_their_mapped_indicators() {
         .flat_map(|s| s.instances())
         .collect();
     for instance in &instances {
-        for (name, contents) in &instance.files {
-            std::fs::write(dir.path().join(name), contents).unwrap();
-        }
-        let s = |v: &str| toml::Value::String(v.into());
-        text.push_str(&format!(
-            "[[instances]]\nname = {}\nintegration = {}\nfetch = true\nfirst_fetch = {}\n",
-            s(&instance.name),
-            s(instance.integration),
-            s(instance.first_fetch)
-        ));
-        if let Some(org) = instance.organization {
-            text.push_str(&format!("organization = {}\n", s(org)));
-        }
-        text.push_str("[instances.params]\n");
-        for (key, value) in &instance.params {
-            text.push_str(&format!("{key} = {value}\n"));
-        }
+        instance.write_files(dir.path()).unwrap();
+        text.push_str(&instance.toml());
     }
     // The simulators' networks are private: kept here, so that the mapped fields show.
     text.push_str("[indicators]\nexclude_reserved = false\n");

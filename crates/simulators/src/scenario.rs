@@ -37,6 +37,36 @@ pub struct SimInstance {
     pub organization: Option<&'static str>,
 }
 
+impl SimInstance {
+    /// Its `[[instances]]` block of a config file: fetching, its parameters.
+    pub fn toml(&self) -> String {
+        let string = |s: &str| toml::Value::String(s.into());
+        let mut out = format!(
+            "[[instances]]\nname = {}\nintegration = {}\nfetch = true\nfetch_interval = {}\nfirst_fetch = {}\n",
+            string(&self.name),
+            string(self.integration),
+            string(self.fetch_interval),
+            string(self.first_fetch),
+        );
+        if let Some(org) = self.organization {
+            out.push_str(&format!("organization = {}\n", string(org)));
+        }
+        out.push_str("[instances.params]\n");
+        for (key, value) in &self.params {
+            out.push_str(&format!("{key} = {value}\n"));
+        }
+        out
+    }
+
+    /// Writes the files its parameters name into `dir`, the config file's folder.
+    pub fn write_files(&self, dir: &std::path::Path) -> std::io::Result<()> {
+        for (name, contents) in &self.files {
+            std::fs::write(dir.join(name), contents)?;
+        }
+        Ok(())
+    }
+}
+
 /// A running simulator, as `simulate` and `demo` see it. Dropping it stops its servers.
 pub trait Running: Send + Sync {
     /// What serves where, e.g. `("FES Portal", "http://127.0.0.1:41234/v1")`.

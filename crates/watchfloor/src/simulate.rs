@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::Args;
-use watchfloor_simulators::{FaultSpec, Running, Scenario, SimInstance, SimOptions};
+use watchfloor_simulators::{FaultSpec, Running, Scenario, SimOptions};
 
 /// Options of `watchfloor simulate`.
 #[derive(Args, Debug)]
@@ -98,33 +98,11 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Vec<Box<dyn Running>>, Pa
                 .with_context(|| format!("cannot write {}", path.display()))?;
         }
         text.push('\n');
-        text.push_str(&instance_toml(&instance));
+        text.push_str(&instance.toml());
     }
     let config = args.dir.join("watchfloor.toml");
     std::fs::write(&config, text).with_context(|| format!("cannot write {}", config.display()))?;
     Ok((sims, config))
-}
-
-/// One `[[instances]]` block that fetches.
-fn instance_toml(instance: &SimInstance) -> String {
-    let string = |s: &str| toml::Value::String(s.into());
-    let mut out = format!(
-        "[[instances]]\nname = {}\nintegration = {}\nfetch = true\nfetch_interval = {}\nfirst_fetch = {}\n[instances.params]\n",
-        string(&instance.name),
-        string(instance.integration),
-        string(instance.fetch_interval),
-        string(instance.first_fetch),
-    );
-    if let Some(org) = instance.organization {
-        out.insert_str(
-            out.find("[instances.params]").unwrap_or(out.len()),
-            &format!("organization = {}\n", string(org)),
-        );
-    }
-    for (key, value) in &instance.params {
-        out.push_str(&format!("{key} = {value}\n"));
-    }
-    out
 }
 
 pub async fn simulate(args: SimulateArgs) -> anyhow::Result<std::process::ExitCode> {

@@ -2555,6 +2555,15 @@ async fn the_database_files_are_private() {
     }
 }
 
+/// Whether any organization holds the indicator.
+async fn held(s: &SqlStore, kind: &str, value: &str) -> bool {
+    use crate::IndicatorStore;
+    s.indicator(&crate::Scope::All, kind, value)
+        .await
+        .unwrap()
+        .is_some()
+}
+
 /// An incident of `org` whose details say `details`.
 fn with_details(id: &str, minute: u32, org: &str, details: &str) -> NewIncident {
     NewIncident {
@@ -2721,31 +2730,11 @@ async fn indicators_are_kept_per_organization_and_follow_their_incidents(s: SqlS
     )
     .await
     .unwrap();
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.9")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.7")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(!held(&s, "ip", "203.0.113.9").await);
+    assert!(held(&s, "ip", "203.0.113.7").await);
     s.reindex_indicators().await.unwrap();
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.7")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        s.indicator(&Scope::All, "md5", "d41d8cd98f00b204e9800998ecf8427e")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(!held(&s, "ip", "203.0.113.7").await);
+    assert!(held(&s, "md5", "d41d8cd98f00b204e9800998ecf8427e").await);
 }
 
 /// Regression (speed): `indicator:` in a search reads the indicator tables by the value's
@@ -2918,25 +2907,10 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
     )
     .await
     .unwrap();
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.9")
-            .await
-            .unwrap()
-            .is_none()
-    );
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.7")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(!held(&s, "ip", "203.0.113.9").await);
+    assert!(held(&s, "ip", "203.0.113.7").await);
     s.reindex_indicators().await.unwrap();
-    assert!(
-        s.indicator(&Scope::All, "ip", "203.0.113.7")
-            .await
-            .unwrap()
-            .is_none()
-    );
+    assert!(!held(&s, "ip", "203.0.113.7").await);
     assert!(
         s.change_allowlist("203.0.113.0/24", false, "root", at)
             .await
