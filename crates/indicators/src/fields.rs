@@ -18,22 +18,30 @@ const TEXT_BUDGET: usize = 1 << 20;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldMap {
     fields: Vec<(Vec<String>, Kind)>,
+    /// Fields whose text names no indicator (`display_url = "ignore"`: the provider's own
+    /// link to its record).
+    ignored: Vec<Vec<String>>,
 }
 
 impl FieldMap {
     /// The map as an integration's definition writes it: `{ "sourceIp" = "ip", "data.host" =
-    /// "host" }`. An unknown kind or an empty path is named in the error.
+    /// "host", "display_url" = "ignore" }`. An unknown kind or an empty path is named in the
+    /// error.
     pub fn parse(entries: &BTreeMap<String, String>) -> Result<FieldMap, String> {
-        let mut fields = Vec::new();
+        let mut map = FieldMap::default();
         for (path, kind) in entries {
-            let kind = Kind::parse(kind).map_err(|e| format!("field `{path}`: {e}"))?;
             let steps: Vec<String> = path.split('.').map(str::to_string).collect();
             if steps.iter().any(String::is_empty) {
                 return Err(format!("field `{path}`: a path is names joined by dots"));
             }
-            fields.push((steps, kind));
+            if kind.trim().eq_ignore_ascii_case("ignore") {
+                map.ignored.push(steps);
+                continue;
+            }
+            let kind = Kind::parse(kind).map_err(|e| format!("field `{path}`: {e}, or ignore"))?;
+            map.fields.push((steps, kind));
         }
-        Ok(FieldMap { fields })
+        Ok(map)
     }
 
     /// The fields, as paths, with their kinds.
@@ -165,8 +173,13 @@ impl Extractor {
         text.push('\n');
         text.push_str(details);
         text.push('\n');
+        let ignored = self
+            .maps
+            .get(integration)
+            .map(|m| m.ignored.as_slice())
+            .unwrap_or_default();
         match &raw {
-            Some(raw) => strings(raw, &mut text),
+            Some(raw) => strings_but(raw, &mut Vec::new(), ignored, &mut text),
             None => text.push_str(raw_json),
         }
         let cut = (0..=text.len().min(TEXT_BUDGET))
@@ -248,6 +261,33 @@ fn collect(v: &Value, path: &[String], out: &mut Vec<String>) {
         }
         (Value::String(s), None) => out.push(s.clone()),
         (Value::Number(n), None) => out.push(n.to_string()),
+        _ => {}
+    }
+}
+
+/// Every string in `v` but those at an `ignored` path (`at` is where `v` is), one per line,
+/// until the budget is spent.
+fn strings_but(v: &Value, at: &mut Vec<String>, ignored: &[Vec<String>], out: &mut String) {
+    if ignored.is_empty() {
+        return strings(v, out);
+    }
+    if out.len() >= TEXT_BUDGET || ignored.iter().any(|p| p == at) {
+        return;
+    }
+    match v {
+        Value::String(s) => {
+            out.push_str(s);
+            out.push('\n');
+        }
+        // Arrays are looked into, as field paths do.
+        Value::Array(items) => items.iter().for_each(|i| strings_but(i, at, ignored, out)),
+        Value::Object(map) => {
+            for (k, i) in map {
+                at.push(k.clone());
+                strings_but(i, at, ignored, out);
+                at.pop();
+            }
+        }
         _ => {}
     }
 }

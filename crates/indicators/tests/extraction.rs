@@ -357,6 +357,41 @@ fn mapped_fields_name_indicators_by_type() {
     // Another integration's records are read as text only.
     let plain = extractor.incident("other", "", "", &raw.to_string());
     assert!(!plain.iter().any(|i| i.kind == Kind::Host), "{plain:?}");
+    // A field the integration ignores is not read as text, wherever it is nested.
+    let map = FieldMap::parse(
+        &[
+            ("display_url".to_string(), "ignore".to_string()),
+            ("links.self".to_string(), "ignore".to_string()),
+        ]
+        .into(),
+    )
+    .unwrap();
+    let extractor = Extractor::new(
+        Exclusions::default_reserved(),
+        [("fes".to_string(), map)].into(),
+    );
+    let raw = serde_json::json!({
+        "display_url": "https://portal.example.org/aro/7",
+        "links": [{"self": "https://portal.example.org/x"}, {"other": "https://evil.example.org/y"}],
+        "details": "see https://bad.example.net/z",
+    });
+    let found: Vec<String> = extractor
+        .incident("fes", "", "", &raw.to_string())
+        .iter()
+        .map(|i| i.value.clone())
+        .collect();
+    assert!(
+        found.contains(&"https://bad.example.net/z".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"https://evil.example.org/y".to_string()),
+        "{found:?}"
+    );
+    assert!(
+        !found.iter().any(|v| v.contains("portal.example.org")),
+        "{found:?}"
+    );
     for bad in [("a..b", "ip"), ("x", "hash")] {
         assert!(FieldMap::parse(&[(bad.0.to_string(), bad.1.to_string())].into()).is_err());
     }
