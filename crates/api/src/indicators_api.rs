@@ -205,7 +205,9 @@ async fn disallow(
     } else {
         Err(ApiError(
             StatusCode::NOT_FOUND,
-            format!("`{entry}` is not on the allow list"),
+            format!(
+                "`{entry}` is not on the allow list; GET /api/v1/indicators/allowlist lists what is"
+            ),
         ))
     }
 }

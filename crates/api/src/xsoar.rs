@@ -276,28 +276,6 @@ async fn search(
     Ok(Json(json!({"data": data, "total": total})).into_response())
 }
 
-/// The words of an indicator query: split at spaces outside double quotes, which go.
-fn query_words(query: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut quoted = false;
-    for c in query.chars() {
-        match c {
-            '"' => quoted = !quoted,
-            c if c.is_whitespace() && !quoted => {
-                if !word.is_empty() {
-                    words.push(std::mem::take(&mut word));
-                }
-            }
-            c => word.push(c),
-        }
-    }
-    if !word.is_empty() {
-        words.push(word);
-    }
-    words
-}
-
 /// An indicator type as XSOAR names it.
 fn xsoar_indicator_type(kind: &str, value: &str) -> &'static str {
     match kind {
@@ -341,14 +319,16 @@ async fn search_indicators(
     let caller = Caller::of(&user);
     let query = given(&body, "query").and_then(Value::as_str).unwrap_or("");
     let (mut value, mut kinds, mut incident) = (None::<String>, None::<Vec<&str>>, None::<i64>);
-    for term in query_words(query) {
+    let words = query::words(query).map_err(|e| bad(format!("the indicator query: {e}")))?;
+    for word in &words {
+        let term = query::unquoted(word);
         let term = term.as_str();
-        match term.split_once(':') {
-            Some((k, v)) if k.eq_ignore_ascii_case("value") => value = Some(v.to_string()),
+        match word.split_once(':') {
+            Some((k, v)) if k.eq_ignore_ascii_case("value") => value = Some(query::unquoted(v)),
             Some((k, v))
                 if k.eq_ignore_ascii_case("type") || k.eq_ignore_ascii_case("indicator_type") =>
             {
-                kinds = Some(indicator_kinds(v)?)
+                kinds = Some(indicator_kinds(&query::unquoted(v))?)
             }
             Some((k, v)) if k.eq_ignore_ascii_case("investigationIDs") => {
                 incident =
@@ -403,10 +383,11 @@ async fn search_indicators(
     for s in found.into_iter().skip(page.saturating_mul(size)).take(size) {
         let ids: Vec<String> = state
             .service
-            .indicator(&caller, Some(&s.kind), &s.value)
-            .await
-            .map(|d| d.found_in.iter().map(|i| i.id.to_string()).collect())
-            .unwrap_or_default();
+            .indicator_incident_ids(&caller, &s.kind, &s.value)
+            .await?
+            .iter()
+            .map(i64::to_string)
+            .collect();
         objects.push(json!({
             "id": format!("{}:{}", s.kind, s.value),
             "value": s.value,

@@ -359,17 +359,33 @@ fn tokens(query: &str) -> Result<Vec<String>, QueryError> {
     Ok(out)
 }
 
+/// Whether any term of `conditions`, nested ones too, is one `is` picks.
+pub fn any_term(conditions: &[Condition], is: &dyn Fn(&Term) -> bool) -> bool {
+    fn any(t: &Term, is: &dyn Fn(&Term) -> bool) -> bool {
+        match t {
+            Term::Any(inner) => inner.iter().any(|t| any(t, is)),
+            t => is(t),
+        }
+    }
+    conditions.iter().any(|c| any(&c.term, is))
+}
+
 /// Whether any of `conditions` asks for an indicator's verdict (which only a search can
 /// judge: verdicts are stored, not in the incident).
 pub fn asks_verdict(conditions: &[Condition]) -> bool {
-    fn any(t: &Term) -> bool {
-        match t {
-            Term::IndicatorVerdict(_) => true,
-            Term::Any(inner) => inner.iter().any(any),
-            _ => false,
-        }
-    }
-    conditions.iter().any(|c| any(&c.term))
+    any_term(conditions, &|t| matches!(t, Term::IndicatorVerdict(_)))
+}
+
+/// The words of a query as this syntax reads them (split at spaces outside double quotes,
+/// the quotes kept), for queries of other things in the same syntax, such as XSOAR's
+/// indicator searches.
+pub fn words(query: &str) -> Result<Vec<String>, QueryError> {
+    tokens(query)
+}
+
+/// `value` without the double quotes around it, if it has them.
+pub fn unquoted(value: &str) -> String {
+    unquote(value)
 }
 
 #[cfg(test)]

@@ -134,10 +134,6 @@ impl Extractor {
         !self.on
     }
 
-    pub fn exclusions(&self) -> &Exclusions {
-        &self.exclusions
-    }
-
     /// The indicators of an incident of `integration`: its mapped fields first, then what its
     /// name, details and provider record (`raw_json`, as stored) hold as text; each once,
     /// sorted, without what is excluded. A host field holding an address is an address.

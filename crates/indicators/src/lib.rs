@@ -79,12 +79,6 @@ impl Kind {
     }
 }
 
-impl std::fmt::Display for Kind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// One indicator: its kind and its value, normalized (domains, e-mails and hashes in lower
 /// case, addresses as the standard library writes them, URLs as written after refanging).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]

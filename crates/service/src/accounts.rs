@@ -67,9 +67,14 @@ pub fn log_safe(value: &str) -> String {
 impl Service {
     /// Refuses all but admins.
     pub fn admin_only(&self, caller: &Caller) -> Result<(), ServiceError> {
+        self.admins_only(caller, "manage users")
+    }
+
+    /// Refuses all but admins, saying what only they do (`"keep the allow list"`).
+    pub fn admins_only(&self, caller: &Caller, what: &str) -> Result<(), ServiceError> {
         match caller.role {
             Role::Admin => Ok(()),
-            _ => Err(ServiceError::Forbidden("only admins manage users".into())),
+            _ => Err(ServiceError::Forbidden(format!("only admins {what}"))),
         }
     }
 

@@ -5,7 +5,7 @@
 use serde::Serialize;
 use watchfloor_core::Incident;
 use watchfloor_indicators::Kind;
-use watchfloor_storage::{AllowEntry, IndicatorFilter, IndicatorSummary, RelatedIncident, Role};
+use watchfloor_storage::{AllowEntry, IndicatorFilter, IndicatorSummary, RelatedIncident};
 
 use crate::{Caller, Service, ServiceError};
 
@@ -74,33 +74,65 @@ impl Service {
         kind_name: Option<&str>,
         value: &str,
     ) -> Result<IndicatorDetail, ServiceError> {
-        let not_found = || {
-            ServiceError::NotFound(format!(
-                "no indicator `{value}` in the incidents you can see"
-            ))
-        };
-        let kinds: Vec<String> = match kind_name {
-            Some(k) => vec![kind(k)?],
-            None => Kind::ALL.iter().map(|k| k.as_str().to_string()).collect(),
-        };
-        let forms = watchfloor_indicators::lookups(value);
-        for k in &kinds {
-            for form in &forms {
-                let Some(summary) = self.store.indicator(&caller.scope, k, form).await? else {
-                    continue;
-                };
-                let summary = self.shown(summary);
-                if summary.incidents == 0 && summary.other_organizations.unwrap_or(0) == 0 {
-                    continue;
+        let kind_name = kind_name.map(kind).transpose()?;
+        for form in watchfloor_indicators::lookups(value) {
+            let mut found = self
+                .store
+                .indicator(&caller.scope, kind_name.as_deref(), &form)
+                .await?;
+            // Seen only elsewhere as the first type, maybe in the caller's incidents as
+            // another: with counts off, the others are asked one by one.
+            if kind_name.is_none()
+                && !self.cross_org_counts
+                && found.as_ref().is_some_and(|s| s.incidents == 0)
+            {
+                found = None;
+                for k in Kind::ALL {
+                    let s = self
+                        .store
+                        .indicator(&caller.scope, Some(k.as_str()), &form)
+                        .await?;
+                    if let Some(s) = s.filter(|s| s.incidents > 0) {
+                        found = Some(s);
+                        break;
+                    }
                 }
-                let found_in = self
-                    .store
-                    .indicator_incidents(&caller.scope, k, form, INCIDENTS_SHOWN)
-                    .await?;
-                return Ok(IndicatorDetail { summary, found_in });
             }
+            let Some(summary) = found.map(|s| self.shown(s)) else {
+                continue;
+            };
+            if summary.incidents == 0 && summary.other_organizations.unwrap_or(0) == 0 {
+                continue;
+            }
+            let found_in = self
+                .store
+                .indicator_incidents(
+                    &caller.scope,
+                    &summary.kind,
+                    &summary.value,
+                    INCIDENTS_SHOWN,
+                )
+                .await?;
+            return Ok(IndicatorDetail { summary, found_in });
         }
-        Err(not_found())
+        Err(ServiceError::NotFound(format!(
+            "no indicator `{value}` in the incidents you can see; `watchfloor indicators list` (or GET /api/v1/indicators) lists them"
+        )))
+    }
+
+    /// The ids of the caller's incidents that hold one indicator (of this exact type and
+    /// value), latest first: what XSOAR's indicator search lists with each.
+    pub async fn indicator_incident_ids(
+        &self,
+        caller: &Caller,
+        kind: &str,
+        value: &str,
+    ) -> Result<Vec<i64>, ServiceError> {
+        let found = self
+            .store
+            .indicator_incidents(&caller.scope, kind, value, INCIDENTS_SHOWN)
+            .await?;
+        Ok(found.into_iter().map(|i| i.id).collect())
     }
 
     /// The indicators of an incident the caller may see, each counted over the caller's
@@ -172,7 +204,7 @@ impl Service {
     /// The allow list: values, networks and `*.domains` that are no indicators in incidents
     /// stored from when they were added (admins only: it holds for every organization).
     pub async fn allowlist(&self, caller: &Caller) -> Result<Vec<AllowEntry>, ServiceError> {
-        self.admin_only(caller)?;
+        self.admins_only(caller, "keep the allow list")?;
         Ok(self.store.allowlist().await?)
     }
 
@@ -184,7 +216,7 @@ impl Service {
         entry: &str,
         add: bool,
     ) -> Result<bool, ServiceError> {
-        self.admin_only(caller)?;
+        self.admins_only(caller, "keep the allow list")?;
         let entry = entry.trim().to_ascii_lowercase();
         if add {
             watchfloor_indicators::Exclusions::parse(std::slice::from_ref(&entry), false)
@@ -199,11 +231,7 @@ impl Service {
     /// Finds every incident's indicators again, with the exclusions set now (admins only:
     /// it reads every organization's incidents).
     pub async fn reindex_indicators(&self, caller: &Caller) -> Result<(), ServiceError> {
-        if caller.role != Role::Admin {
-            return Err(ServiceError::Forbidden(
-                "only admins reindex indicators".into(),
-            ));
-        }
+        self.admins_only(caller, "reindex indicators")?;
         self.store.reindex_indicators().await?;
         Ok(())
     }

@@ -283,6 +283,14 @@ const DRAIN_LOCK: i64 = 0x1d1c_a705;
 
 /// PostgreSQL: indexes every incident queued before the call.
 pub(crate) async fn drain(pool: &sqlx::AnyPool, state: &Indicators) -> Result<(), StoreError> {
+    // Nothing queued is the usual answer, read without a transaction or a lock (the task asks
+    // every second).
+    let queued: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM indicator_queue)")
+        .fetch_one(pool)
+        .await?;
+    if !queued {
+        return Ok(());
+    }
     let _turn = state.turn.lock().await;
     loop {
         let mut tx = pool.begin().await?;

@@ -741,12 +741,13 @@ pub trait IndicatorStore: Send + Sync {
         filter: &'a IndicatorFilter,
     ) -> BoxFuture<'a, Result<Vec<IndicatorSummary>, StoreError>>;
 
-    /// One indicator in the scope, or `None` when no organization saw it (one that only
-    /// organizations outside the scope saw has no incidents and their count).
+    /// One indicator in the scope (of any type when none is named: the first type, as they
+    /// are listed, that some organization saw it as), or `None` when no organization saw it
+    /// (one that only organizations outside the scope saw has no incidents and their count).
     fn indicator<'a>(
         &'a self,
         scope: &'a Scope,
-        kind: &'a str,
+        kind: Option<&'a str>,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Option<IndicatorSummary>, StoreError>>;
 

@@ -162,17 +162,12 @@ pub(super) fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
     out
 }
 
-/// Whether a filter asks for an indicator (read through the indicator tables, which on
-/// SQLite are in the full-text index's file), nested ones too.
+/// Whether a filter asks for an indicator or its verdict (read through the indicator tables,
+/// which on SQLite are in the full-text index's file), nested ones too.
 pub(super) fn has_indicator(terms: &[watchfloor_core::query::Condition]) -> bool {
-    fn any(t: &Term) -> bool {
-        match t {
-            Term::Indicator(_) | Term::IndicatorVerdict(_) => true,
-            Term::Any(inner) => inner.iter().any(any),
-            _ => false,
-        }
-    }
-    terms.iter().any(|c| any(&c.term))
+    watchfloor_core::query::any_term(terms, &|t| {
+        matches!(t, Term::Indicator(_) | Term::IndicatorVerdict(_))
+    })
 }
 
 /// The expression a sort field orders by; never NULL, so that keyset comparisons hold.

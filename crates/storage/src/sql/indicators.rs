@@ -105,7 +105,7 @@ fn summarize(
 
 impl SqlStore {
     /// Every organization's counts of the indicators `(kind, value)` (all kinds when none),
-    /// and their verdicts.
+    /// and their verdicts: two reads per 500 values, whatever their number.
     async fn rows_of(
         &self,
         wanted: &[(Option<String>, String)],
@@ -113,45 +113,54 @@ impl SqlStore {
         let ix = self.backend.index_schema();
         let mut rows: Rows = BTreeMap::new();
         let mut verdicts: Verdicts = BTreeMap::new();
-        for (kind, value) in wanted {
+        let values: std::collections::BTreeSet<&String> = wanted.iter().map(|(_, v)| v).collect();
+        let values: Vec<&String> = values.into_iter().collect();
+        // Read by value (the key's first column), kept if a wanted pair names its type.
+        let asked = |kind: &str, value: &str| {
+            wanted
+                .iter()
+                .any(|(k, v)| v == value && k.as_deref().is_none_or(|k| k == kind))
+        };
+        let push_values = |q: &mut Sql, chunk: &[&String]| {
+            q.push(" WHERE value IN (");
+            for (n, v) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " })
+                    .push_bind((*v).clone());
+            }
+            q.push(")");
+        };
+        for chunk in values.chunks(500) {
             let mut q = self.sql(format!(
                 "SELECT kind, value, organization, MIN(occurred) AS first_seen, \
-                 MAX(occurred) AS last_seen, COUNT(*) AS incidents \
-                 FROM {ix}indicator_links WHERE value = "
+                 MAX(occurred) AS last_seen, COUNT(*) AS incidents FROM {ix}indicator_links"
             ));
-            q.push_bind(value.clone());
-            if let Some(k) = kind {
-                q.push(" AND kind = ").push_bind(k.clone());
-            }
+            push_values(&mut q, chunk);
             q.push(" GROUP BY kind, value, organization");
             for r in q.build().fetch_all(&self.text_reads).await? {
-                rows.entry((r.try_get("kind")?, r.try_get("value")?))
-                    .or_default()
-                    .push((
+                let (kind, value): (String, String) = (r.try_get("kind")?, r.try_get("value")?);
+                if asked(&kind, &value) {
+                    rows.entry((kind, value)).or_default().push((
                         r.try_get("organization")?,
                         r.try_get("first_seen")?,
                         r.try_get("last_seen")?,
                         r.try_get("incidents")?,
                     ));
+                }
             }
             let mut q = self.sql(
-                "SELECT kind, value, organization, verdict, author, at \
-                 FROM indicator_verdicts WHERE value = ",
+                "SELECT kind, value, organization, verdict, author, at FROM indicator_verdicts",
             );
-            q.push_bind(value.clone());
-            if let Some(k) = kind {
-                q.push(" AND kind = ").push_bind(k.clone());
-            }
+            push_values(&mut q, chunk);
             for r in q.build().fetch_all(&self.text_reads).await? {
-                verdicts
-                    .entry((r.try_get("kind")?, r.try_get("value")?))
-                    .or_default()
-                    .push((
+                let (kind, value): (String, String) = (r.try_get("kind")?, r.try_get("value")?);
+                if asked(&kind, &value) {
+                    verdicts.entry((kind, value)).or_default().push((
                         r.try_get("organization")?,
                         r.try_get("verdict")?,
                         r.try_get("author")?,
                         r.try_get("at")?,
                     ));
+                }
             }
         }
         Ok((rows, verdicts))
@@ -414,18 +423,26 @@ impl IndicatorStore for SqlStore {
     fn indicator<'a>(
         &'a self,
         scope: &'a Scope,
-        kind: &'a str,
+        kind: Option<&'a str>,
         value: &'a str,
     ) -> BoxFuture<'a, Result<Option<IndicatorSummary>, StoreError>> {
         Box::pin(async move {
             self.catch_up_indicators().await?;
             let orgs = scope_orgs(scope);
             let rows = self
-                .rows_of(&[(Some(kind.to_string()), value.to_string())])
+                .rows_of(&[(kind.map(str::to_string), value.to_string())])
                 .await?;
+            // Of several types, the first as the types are listed.
+            let rank = |k: &str| {
+                watchfloor_indicators::Kind::ALL
+                    .iter()
+                    .position(|x| x.as_str() == k)
+                    .unwrap_or(usize::MAX)
+            };
             Ok(summarize(rows, &orgs)?
                 .into_iter()
-                .find(|s| s.incidents > 0 || s.other_organizations.unwrap_or(0) > 0))
+                .filter(|s| s.incidents > 0 || s.other_organizations.unwrap_or(0) > 0)
+                .min_by_key(|s| rank(&s.kind)))
         })
     }
 

@@ -2558,7 +2558,7 @@ async fn the_database_files_are_private() {
 /// Whether any organization holds the indicator.
 async fn held(s: &SqlStore, kind: &str, value: &str) -> bool {
     use crate::IndicatorStore;
-    s.indicator(&crate::Scope::All, kind, value)
+    s.indicator(&crate::Scope::All, Some(kind), value)
         .await
         .unwrap()
         .is_some()
@@ -2624,13 +2624,13 @@ async fn indicators_are_kept_per_organization_and_follow_their_incidents(s: SqlS
     );
 
     let ip = s
-        .indicator(&acme, "ip", "203.0.113.7")
+        .indicator(&acme, Some("ip"), "203.0.113.7")
         .await
         .unwrap()
         .unwrap();
     assert_eq!((ip.incidents, ip.other_organizations), (2, Some(1)));
     let admin_view = s
-        .indicator(&Scope::All, "ip", "203.0.113.7")
+        .indicator(&Scope::All, Some("ip"), "203.0.113.7")
         .await
         .unwrap()
         .unwrap();
@@ -2640,7 +2640,7 @@ async fn indicators_are_kept_per_organization_and_follow_their_incidents(s: SqlS
     );
     // Seen only elsewhere: no incident, the count alone.
     let hash = s
-        .indicator(&acme, "md5", "d41d8cd98f00b204e9800998ecf8427e")
+        .indicator(&acme, Some("md5"), "d41d8cd98f00b204e9800998ecf8427e")
         .await
         .unwrap()
         .unwrap();
@@ -2704,13 +2704,13 @@ async fn indicators_are_kept_per_organization_and_follow_their_incidents(s: SqlS
     // A deleted incident's indicators go with it.
     s.delete_incident(a1.id, "test").await.unwrap();
     let ip = s
-        .indicator(&acme, "ip", "203.0.113.7")
+        .indicator(&acme, Some("ip"), "203.0.113.7")
         .await
         .unwrap()
         .unwrap();
     assert_eq!(ip.incidents, 1);
     assert!(
-        s.indicator(&acme, "domain", "evil.example.com")
+        s.indicator(&acme, Some("domain"), "evil.example.com")
             .await
             .unwrap()
             .is_none()
@@ -2820,14 +2820,14 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
         .unwrap();
     assert_eq!(n, 1, "Acme's alone");
     let mine = s
-        .indicator(&acme, "ip", "203.0.113.7")
+        .indicator(&acme, Some("ip"), "203.0.113.7")
         .await
         .unwrap()
         .unwrap();
     let v = mine.verdict.expect("Acme sees its verdict");
     assert_eq!((v.verdict.as_str(), v.by.as_str()), ("malicious", "alice"));
     let theirs = s
-        .indicator(&globex, "ip", "203.0.113.7")
+        .indicator(&globex, Some("ip"), "203.0.113.7")
         .await
         .unwrap()
         .unwrap();
@@ -2881,7 +2881,7 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
         1
     );
     assert!(
-        s.indicator(&acme, "ip", "203.0.113.7")
+        s.indicator(&acme, Some("ip"), "203.0.113.7")
             .await
             .unwrap()
             .unwrap()
