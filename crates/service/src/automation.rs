@@ -6,6 +6,7 @@
 //! rule whose last [`BREAKER`] actions failed is disabled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use serde_json::{Value, json};
 use watchfloor_core::query::Condition;
@@ -24,16 +25,21 @@ pub const MAX_DEPTH: i64 = 3;
 pub const SCHEDULE_LIMIT: usize = 1_000;
 /// Events the rules worker takes at a time (see [`Service::run_rules`]).
 pub const BATCH: usize = 500;
-/// How long the rules worker waits after a batch of `handled` events: not at all while
-/// there were some (more may be waiting), a moment when the queue was empty. (Waiting after a
-/// short batch, so that the next gathers more, was measured: it added latency and saved
-/// the ingest nothing.)
+/// How long the rules worker waits after a batch of `handled` events: a moment when the
+/// queue was empty; a shorter one after a short batch, so that the next gathers more (each
+/// batch reads the rules, the ledger and the incidents once, and writes in one transaction:
+/// during a burst of fetches, fewer batches leave the database's one writer to the ingest);
+/// not at all after a long one (more may be waiting). See bench/RESULTS.md, "Automation rules".
 pub fn pause_after(handled: usize) -> std::time::Duration {
     match handled {
         0 => std::time::Duration::from_millis(50),
+        n if n < SHORT_BATCH => std::time::Duration::from_millis(20),
         _ => std::time::Duration::ZERO,
     }
 }
+
+/// Below this many events, a batch is short (see [`pause_after`]).
+const SHORT_BATCH: usize = 100;
 
 /// A rule whose last this many actions failed is disabled.
 pub const BREAKER: usize = 10;
@@ -239,20 +245,38 @@ impl Service {
         Ok(fired)
     }
 
-    /// The enabled rules, in run order (a stored rule that no longer reads is skipped).
-    async fn enabled_rules(&self) -> Result<Vec<Rule>, ServiceError> {
-        Ok(self
+    /// The enabled rules, in run order (a stored rule that no longer reads is skipped); parsed
+    /// again only when their stored text changed.
+    async fn enabled_rules(&self) -> Result<Arc<Vec<Rule>>, ServiceError> {
+        /// The enabled rules' stored texts, and the rules they read as.
+        type Parsed = (Vec<String>, Arc<Vec<Rule>>);
+        static PARSED: Mutex<Option<Parsed>> = Mutex::new(None);
+        let sources: Vec<String> = self
             .store
             .rules()
             .await?
             .into_iter()
             .filter(|r| r.enabled)
-            .filter_map(|r| {
-                watchfloor_rules::parse_stored(&r.source)
-                    .ok()
-                    .and_then(|mut r| r.pop())
-            })
-            .collect())
+            .map(|r| r.source)
+            .collect();
+        let mut parsed = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((key, rules)) = parsed.as_ref()
+            && *key == sources
+        {
+            return Ok(rules.clone());
+        }
+        let rules: Arc<Vec<Rule>> = Arc::new(
+            sources
+                .iter()
+                .filter_map(|source| {
+                    watchfloor_rules::parse_stored(source)
+                        .ok()
+                        .and_then(|mut r| r.pop())
+                })
+                .collect(),
+        );
+        *parsed = Some((sources, rules.clone()));
+        Ok(rules)
     }
 
     /// Runs the `schedule` rules that are due: each queues an event for every incident its
@@ -260,7 +284,7 @@ impl Service {
     pub async fn fire_schedules(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         let mut fired = 0;
-        for rule in self.enabled_rules().await? {
+        for rule in self.enabled_rules().await?.iter() {
             let (true, Some(every)) = (rule.on.contains(&Trigger::Schedule), rule.every) else {
                 continue;
             };

@@ -1479,7 +1479,15 @@ impl IncidentStore for SqlStore {
             let body =
                 serde_json::json!({"name": incident.name, "severity": incident.severity.label()});
             insert_entry(&mut tx, id, now, author, "created", &body).await?;
-            rules::queue_event(&mut tx, id, "created", &Value::Array(Vec::new()), 0).await?;
+            rules::queue_event(
+                &mut tx,
+                self.backend,
+                id,
+                "created",
+                &Value::Array(Vec::new()),
+                0,
+            )
+            .await?;
             let created = read_incident(&mut tx, self.backend, id).await?;
             tx.commit().await?;
             Ok(created)
@@ -1522,7 +1530,15 @@ impl IncidentStore for SqlStore {
                 {
                     queue_push(&mut tx, &before, &mirrored, now).await?;
                 }
-                rules::queue_event(&mut tx, id, rules::trigger_of(change), &moved, 0).await?;
+                rules::queue_event(
+                    &mut tx,
+                    self.backend,
+                    id,
+                    rules::trigger_of(change),
+                    &moved,
+                    0,
+                )
+                .await?;
                 before = read_incident(&mut tx, self.backend, id).await?;
             }
             tx.commit().await?;
@@ -1688,7 +1704,15 @@ impl IncidentStore for SqlStore {
                 };
                 queue_push(&mut tx, &incident, &note, now).await?;
             }
-            rules::queue_event(&mut tx, id, "note", &Value::Array(Vec::new()), 0).await?;
+            rules::queue_event(
+                &mut tx,
+                self.backend,
+                id,
+                "note",
+                &Value::Array(Vec::new()),
+                0,
+            )
+            .await?;
             tx.commit().await?;
             Ok(entry)
         })
@@ -1952,7 +1976,9 @@ impl OutboxStore for SqlStore {
                 )
                 .await
                 {
-                    Ok(moved) => rules::queue_event(&mut tx, id, "remote", &moved, 0).await?,
+                    Ok(moved) => {
+                        rules::queue_event(&mut tx, self.backend, id, "remote", &moved, 0).await?
+                    }
                     // The local change wins; the war room shows both.
                     Err(StoreError::Refused { error, .. }) => {
                         let body = serde_json::json!({"text": format!("the provider's change was not applied: {error}")});

@@ -281,7 +281,7 @@ impl SqlStore {
             Backend::Sqlite => added,
             Backend::Postgres => 0,
         };
-        if let Err(e) = super::rules::queue_created(&mut tx, &ids, newest).await {
+        if let Err(e) = super::rules::queue_created(&mut tx, self.backend(), &ids, newest).await {
             return all(e);
         }
         if let Err(e) = tx.commit().await {

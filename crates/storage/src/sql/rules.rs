@@ -1,6 +1,8 @@
 //! Automation rules as stored: their TOML in run order, enabled or not, each change audited in
 //! its own transaction.
 
+use std::sync::{Arc, Mutex, PoisonError};
+
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use sqlx::Row;
@@ -133,21 +135,34 @@ impl RuleStore for SqlStore {
         Box::pin(async move {
             let now = Utc::now();
             let mut tx = self.write().await?;
-            for write in writes {
-                match write {
-                    RuleWrite::Effect { cause, effect } => {
-                        effect_in(&mut tx, self.backend, cause, effect, sla, now).await?;
-                    }
-                    RuleWrite::Notify { cause, channel } => {
-                        notify_in(&mut tx, cause, channel, now).await?;
-                    }
+            let gate = gate(&mut tx).await?;
+            // The batch's ledger rows go first, in a few statements; then what each new one
+            // stands for (a row the ledger had already was done before).
+            let rows: Vec<(&Cause<'_>, &str, &str)> = writes
+                .iter()
+                .map(|write| match write {
+                    RuleWrite::Effect { cause, effect } => (cause, "acted", effect_detail(effect)),
+                    RuleWrite::Notify { cause, .. } => (cause, "acted", "notify"),
                     RuleWrite::Outcome {
                         cause,
                         outcome,
                         detail,
-                        entry,
-                    } => {
-                        outcome_in(&mut tx, cause, outcome, detail, *entry, now).await?;
+                        ..
+                    } => (cause, *outcome, *detail),
+                })
+                .collect();
+            let new = ledger_all(&mut tx, self.backend, &rows).await?;
+            for (write, _) in writes.iter().zip(new).filter(|(_, new)| *new) {
+                match write {
+                    RuleWrite::Effect { cause, effect } => {
+                        let gate = gate.as_deref();
+                        effect_of(&mut tx, self.backend, gate, cause, effect, sla, now).await?;
+                    }
+                    RuleWrite::Notify { cause, channel } => {
+                        notify_of(&mut tx, cause, channel, now).await?;
+                    }
+                    RuleWrite::Outcome { cause, entry, .. } => {
+                        entry_of(&mut tx, cause, *entry, now).await?;
                     }
                 }
             }
@@ -207,20 +222,18 @@ impl RuleStore for SqlStore {
                 let mut q = crate::dialect::Sql::new(
                     self.backend,
                     format!(
-                        "SELECT id FROM incidents WHERE id IN ({}) AND (",
-                        list.join(", ")
+                        "SELECT id{}",
+                        by_id(
+                            self.backend,
+                            &format!(
+                                "SELECT id AS picked_id FROM incidents WHERE id IN ({})",
+                                list.join(", ")
+                            )
+                        )
                     ),
                 );
-                for (n, set) in sets.iter().enumerate() {
-                    q.push(if n == 0 { "(1 = 1" } else { " OR (1 = 1" });
-                    let filter = crate::IncidentFilter {
-                        conditions: set.clone(),
-                        ..crate::IncidentFilter::default()
-                    };
-                    super::filter::push_filter(&mut q, &filter, &super::filter::Hints::default());
-                    q.push(")");
-                }
-                q.push(")");
+                let sets: Vec<&[Condition]> = sets.iter().map(Vec::as_slice).collect();
+                push_any_of(&mut q, &sets);
                 let found: Vec<i64> = q.build_query_scalar().fetch_all(&self.pool).await?;
                 out.extend(found);
             }
@@ -333,72 +346,216 @@ impl RuleStore for SqlStore {
     }
 }
 
-/// Whether any rule is enabled: events are queued only then, so that an install without rules
-/// pays nothing for them.
-pub(super) async fn rules_on(tx: &mut Tx) -> Result<bool, StoreError> {
-    let on: Option<i64> = sqlx::query_scalar("SELECT 1 FROM rules WHERE enabled = 1 LIMIT 1")
-        .fetch_optional(&mut **tx)
-        .await?;
-    Ok(on.is_some())
+/// The enabled rules as the queue sees them: an event is queued only when a rule listens to
+/// its trigger (and to the fields it changed) and the incident, as the event's transaction
+/// leaves it, may meet that rule's condition. Only the terms the database judges exactly as
+/// the rules' matcher does are kept (see [`judged_alike`]), so the queue holds every event a
+/// rule can act on; the worker judges the whole condition again when it acts.
+pub(super) struct Gate {
+    rules: Vec<(watchfloor_rules::Rule, Vec<Condition>)>,
 }
 
-/// Queues an event for the rules in `tx`, if a rule is enabled.
+impl Gate {
+    /// The condition sets of the rules `trigger` fires (changing `changed`): an incident must
+    /// meet one of them; none when no rule listens.
+    fn sets(&self, trigger: &str, changed: &Value) -> Vec<&[Condition]> {
+        let Ok(trigger) = watchfloor_rules::Trigger::parse(trigger) else {
+            return Vec::new();
+        };
+        let changed: Vec<String> = changed
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|c| c["field"].as_str().map(str::to_string))
+            .collect();
+        self.rules
+            .iter()
+            .filter(|(rule, _)| rule.fires_on(trigger, &changed))
+            .map(|(_, conditions)| conditions.as_slice())
+            .collect()
+    }
+}
+
+/// The gate of the rules enabled now, read in `tx`; none when no rule is enabled, so that an
+/// install without rules pays one short read per commit. Rules are parsed again only when
+/// their stored text changed.
+pub(super) async fn gate(tx: &mut Tx) -> Result<Option<Arc<Gate>>, StoreError> {
+    static CACHED: Mutex<Option<(String, Arc<Gate>)>> = Mutex::new(None);
+    let sources: Vec<String> =
+        sqlx::query_scalar("SELECT source FROM rules WHERE enabled = 1 ORDER BY position")
+            .fetch_all(&mut **tx)
+            .await?;
+    if sources.is_empty() {
+        return Ok(None);
+    }
+    let key = sources.join("\u{0}");
+    let mut cached = CACHED.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((k, gate)) = cached.as_ref()
+        && *k == key
+    {
+        return Ok(Some(gate.clone()));
+    }
+    // Times are left out of the kept terms, so the moment they are parsed at does not matter.
+    let now = Utc::now();
+    let rules = sources
+        .iter()
+        .filter_map(|source| watchfloor_rules::parse_stored(source).ok())
+        .flatten()
+        .filter_map(|rule| {
+            let conditions = match rule.when.trim() {
+                "" => Vec::new(),
+                text => watchfloor_core::query::parse_at(text, now).ok()?,
+            };
+            let kept = conditions
+                .into_iter()
+                .filter(|c| judged_alike(&c.term))
+                .collect();
+            Some((rule, kept))
+        })
+        .collect();
+    let gate = Arc::new(Gate { rules });
+    *cached = Some((key, gate.clone()));
+    Ok(Some(gate))
+}
+
+/// ` FROM` the incidents whose ids `ids` selects (as `picked_id`) ` WHERE 1 = 1`, read by id: SQLite is kept
+/// from reading a condition's index instead (which grows with the table) by joining in this
+/// order.
+fn by_id(backend: crate::Backend, ids: &str) -> String {
+    let join = match backend {
+        crate::Backend::Sqlite => "CROSS JOIN",
+        crate::Backend::Postgres => "JOIN",
+    };
+    format!(
+        " FROM ({ids}) AS picked {join} incidents ON incidents.id = picked.picked_id WHERE 1 = 1"
+    )
+}
+
+/// ` AND (` one of `sets` `)`, for a query over `incidents`.
+fn push_any_of(q: &mut crate::dialect::Sql, sets: &[&[Condition]]) {
+    q.push(" AND (");
+    for (n, set) in sets.iter().enumerate() {
+        q.push(if n == 0 { "(1 = 1" } else { " OR (1 = 1" });
+        let filter = crate::IncidentFilter {
+            conditions: set.to_vec(),
+            ..crate::IncidentFilter::default()
+        };
+        super::filter::push_filter(q, &filter, &super::filter::Hints::default());
+        q.push(")");
+    }
+    q.push(")");
+}
+
+/// Queues an event for the rules in `tx`, if a rule may act on it (see [`Gate`]).
 pub(super) async fn queue_event(
     tx: &mut Tx,
+    backend: crate::Backend,
     incident_id: i64,
     trigger: &str,
     changed: &Value,
     depth: i64,
 ) -> Result<(), StoreError> {
-    if !rules_on(tx).await? {
+    let gate = gate(tx).await?;
+    queue_event_in(
+        tx,
+        backend,
+        gate.as_deref(),
+        incident_id,
+        trigger,
+        changed,
+        depth,
+    )
+    .await
+}
+
+/// [`queue_event`] with the gate read already.
+async fn queue_event_in(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    gate: Option<&Gate>,
+    incident_id: i64,
+    trigger: &str,
+    changed: &Value,
+    depth: i64,
+) -> Result<(), StoreError> {
+    let Some(gate) = gate else {
+        return Ok(());
+    };
+    let sets = gate.sets(trigger, changed);
+    if sets.is_empty() {
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) VALUES ($1, $2, $3, $4, $5)",
-    )
-    .bind(incident_id)
-    .bind(trigger)
-    .bind(changed.to_string())
-    .bind(depth)
-    .bind(ts(Utc::now()))
-    .execute(&mut **tx)
-    .await?;
+    let mut q = crate::dialect::Sql::new(
+        backend,
+        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) SELECT id, ",
+    );
+    q.push_bind(trigger.to_string())
+        .push(", ")
+        .push_bind(changed.to_string())
+        .push(", ")
+        .push_bind(depth)
+        .push(", ")
+        .push_bind(ts(Utc::now()))
+        .push(" FROM incidents WHERE id = ")
+        .push_bind(incident_id);
+    if !sets.iter().any(|set| set.is_empty()) {
+        push_any_of(&mut q, &sets);
+    }
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
-/// Queues `created` events for incidents a fetch stored: by id on PostgreSQL, or the `newest`
-/// rows the transaction inserted on SQLite.
+/// Queues `created` events for incidents a fetch stored that a rule may act on: by id on
+/// PostgreSQL, or the `newest` rows the transaction inserted on SQLite.
 pub(super) async fn queue_created(
     tx: &mut Tx,
+    backend: crate::Backend,
     ids: &[i64],
     newest: usize,
 ) -> Result<(), StoreError> {
-    if (ids.is_empty() && newest == 0) || !rules_on(tx).await? {
+    if ids.is_empty() && newest == 0 {
         return Ok(());
     }
+    let Some(gate) = gate(tx).await? else {
+        return Ok(());
+    };
+    let sets = gate.sets("created", &Value::Array(Vec::new()));
+    if sets.is_empty() {
+        return Ok(());
+    }
+    let all = sets.iter().any(|set| set.is_empty());
     let now = ts(Utc::now());
+    let insert = |from: String| {
+        let mut q = crate::dialect::Sql::new(
+            backend,
+            "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) SELECT id, 'created', '[]', 0, ",
+        );
+        q.push_bind(now.clone()).push(from);
+        if !all {
+            push_any_of(&mut q, &sets);
+        }
+        q.push(" ORDER BY id");
+        q
+    };
     if !ids.is_empty() {
         for chunk in ids.chunks(1000) {
             let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
-            sqlx::query(sqlx::AssertSqlSafe(format!(
-                "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) \
-                 SELECT id, 'created', '[]', 0, $1 FROM incidents WHERE id IN ({}) ORDER BY id",
-                list.join(", ")
-            )))
-            .bind(&now)
-            .execute(&mut **tx)
-            .await?;
+            let q = insert(by_id(
+                backend,
+                &format!(
+                    "SELECT id AS picked_id FROM incidents WHERE id IN ({})",
+                    list.join(", ")
+                ),
+            ));
+            q.build().execute(&mut **tx).await?;
         }
         return Ok(());
     }
-    sqlx::query(
-        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) \
-         SELECT id, 'created', '[]', 0, $1 FROM (SELECT id FROM incidents ORDER BY id DESC LIMIT $2) AS n ORDER BY id",
-    )
-    .bind(&now)
-    .bind(newest as i64)
-    .execute(&mut **tx)
-    .await?;
+    let q = insert(by_id(
+        backend,
+        &format!("SELECT id AS picked_id FROM incidents ORDER BY id DESC LIMIT {newest}"),
+    ));
+    q.build().execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -415,37 +572,67 @@ pub(super) fn trigger_of(change: &Change) -> &'static str {
 /// records, once, that its rule matched the event, in the same transaction.
 async fn ledger(
     tx: &mut Tx,
+    backend: crate::Backend,
     cause: &Cause<'_>,
     outcome: &str,
     detail: &str,
 ) -> Result<bool, StoreError> {
-    if cause.action >= 0 {
-        sqlx::query(
-            "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
-             VALUES ($1, $2, -1, $3, 'matched', '', $4) ON CONFLICT (event_id, rule, action) DO NOTHING",
-        )
-        .bind(cause.event.id)
-        .bind(cause.rule)
-        .bind(cause.event.incident_id)
-        .bind(ts(Utc::now()))
-        .execute(&mut **tx)
-        .await?;
+    Ok(ledger_all(tx, backend, &[(cause, outcome, detail)]).await? == [true])
+}
+
+/// [`ledger`] for many rows, a few statements in all; whether each was new, in order.
+async fn ledger_all(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    rows: &[(&Cause<'_>, &str, &str)],
+) -> Result<Vec<bool>, StoreError> {
+    type Key = (i64, String, i64, String);
+    let at = ts(Utc::now());
+    let mut new = Vec::with_capacity(rows.len());
+    for chunk in rows.chunks(200) {
+        let mut q = crate::dialect::Sql::new(
+            backend,
+            "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) VALUES ",
+        );
+        // Each action's match marker comes before its row.
+        let values = chunk.iter().flat_map(|(cause, outcome, detail)| {
+            let marker = (cause.action >= 0).then_some((*cause, -1, "matched", ""));
+            marker
+                .into_iter()
+                .chain([(*cause, cause.action, *outcome, *detail)])
+        });
+        for (n, (cause, action, outcome, detail)) in values.enumerate() {
+            q.push(if n == 0 { "(" } else { ", (" });
+            q.push_bind(cause.event.id).push(", ");
+            q.push_bind(cause.rule.to_string()).push(", ");
+            q.push_bind(action).push(", ");
+            q.push_bind(cause.event.incident_id).push(", ");
+            q.push_bind(outcome.to_string()).push(", ");
+            q.push_bind(stored_text(detail)).push(", ");
+            q.push_bind(at.clone()).push(")");
+        }
+        q.push(
+            " ON CONFLICT (event_id, rule, action) DO NOTHING RETURNING event_id, rule, action, outcome",
+        );
+        let mut written: Vec<Key> = q.build_query_as().fetch_all(&mut **tx).await?;
+        for (cause, outcome, _) in chunk {
+            let key = (
+                cause.event.id,
+                cause.rule.to_string(),
+                cause.action,
+                outcome.to_string(),
+            );
+            // Taken, so that a cause twice in the rows is new only once.
+            match written.iter().position(|k| *k == key) {
+                Some(at) => {
+                    written.swap_remove(at);
+                    new.push(true);
+                }
+                None => new.push(false),
+            }
+        }
     }
-    let written = sqlx::query(
-        "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (event_id, rule, action) DO NOTHING",
-    )
-    .bind(cause.event.id)
-    .bind(cause.rule)
-    .bind(cause.action)
-    .bind(cause.event.incident_id)
-    .bind(outcome)
-    .bind(stored_text(detail))
-    .bind(ts(Utc::now()))
-    .execute(&mut **tx)
-    .await?
-    .rows_affected();
-    Ok(written > 0)
+    Ok(new)
 }
 
 /// Whether the database judges `term` exactly as the rules' matcher does: not for text and
@@ -484,16 +671,13 @@ async fn delete_events(tx: &mut Tx, ids: &[i64]) -> Result<(), StoreError> {
     Ok(())
 }
 
-/// Queues a notification in `tx` with its ledger row; false when its cause has one already.
-async fn notify_in(
+/// What a notify action does, its ledger row written.
+async fn notify_of(
     tx: &mut Tx,
     cause: &Cause<'_>,
     channel: &str,
     now: DateTime<Utc>,
-) -> Result<bool, StoreError> {
-    if !ledger(tx, cause, "acted", "notify").await? {
-        return Ok(false);
-    }
+) -> Result<(), StoreError> {
     super::notify::queue(
         tx,
         channel,
@@ -502,22 +686,33 @@ async fn notify_in(
         &cause.event.trigger,
         now,
     )
-    .await?;
-    Ok(true)
+    .await
 }
 
 /// Records an outcome in `tx`; false when its cause has one already.
 async fn outcome_in(
     tx: &mut Tx,
+    backend: crate::Backend,
     cause: &Cause<'_>,
     outcome: &str,
     detail: &str,
     entry: Option<(&str, &Value)>,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    if !ledger(tx, cause, outcome, detail).await? {
+    if !ledger(tx, backend, cause, outcome, detail).await? {
         return Ok(false);
     }
+    entry_of(tx, cause, entry, now).await?;
+    Ok(true)
+}
+
+/// An outcome's war-room entry, if it has one.
+async fn entry_of(
+    tx: &mut Tx,
+    cause: &Cause<'_>,
+    entry: Option<(&str, &Value)>,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if let Some((kind, body)) = entry {
         super::insert_entry(
             tx,
@@ -529,7 +724,7 @@ async fn outcome_in(
         )
         .await?;
     }
-    Ok(true)
+    Ok(())
 }
 
 /// Does an action's effect in `tx`, with its ledger row and the events it fires; false when
@@ -542,17 +737,37 @@ async fn effect_in(
     sla: &SlaPolicy,
     now: DateTime<Utc>,
 ) -> Result<bool, StoreError> {
-    let author = format!("rule:{}", cause.rule);
-    let id = cause.event.incident_id;
-    let depth = cause.event.depth + 1;
-    let detail = match effect {
+    if !ledger(tx, backend, cause, "acted", effect_detail(effect)).await? {
+        return Ok(false);
+    }
+    let gate = gate(tx).await?;
+    effect_of(tx, backend, gate.as_deref(), cause, effect, sla, now).await?;
+    Ok(true)
+}
+
+/// What an effect's ledger row says.
+fn effect_detail<'a>(effect: &RuleEffect<'a>) -> &'a str {
+    match effect {
         RuleEffect::Change(_) => "change",
         RuleEffect::Note { .. } => "note",
         RuleEffect::Entry { kind, .. } => kind,
-    };
-    if !ledger(tx, cause, "acted", detail).await? {
-        return Ok(false);
     }
+}
+
+/// What an action's effect does, its ledger row written: the change or entry, and the events
+/// it fires (through `gate`).
+async fn effect_of(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    gate: Option<&Gate>,
+    cause: &Cause<'_>,
+    effect: &RuleEffect<'_>,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    let author = format!("rule:{}", cause.rule);
+    let id = cause.event.incident_id;
+    let depth = cause.event.depth + 1;
     match effect {
         RuleEffect::Change(changes) => {
             let mut incident = super::read_incident(tx, backend, id).await?;
@@ -566,7 +781,7 @@ async fn effect_in(
                 {
                     super::queue_push(tx, &incident, &mirrored, now).await?;
                 }
-                queue_event(tx, id, trigger_of(change), &moved, depth).await?;
+                queue_event_in(tx, backend, gate, id, trigger_of(change), &moved, depth).await?;
                 if n + 1 < changes.len() {
                     incident = super::read_incident(tx, backend, id).await?;
                 }
@@ -584,13 +799,14 @@ async fn effect_in(
                     super::queue_push(tx, &incident, &note, now).await?;
                 }
             }
-            queue_event(tx, id, "note", &Value::Array(Vec::new()), depth).await?;
+            let none = Value::Array(Vec::new());
+            queue_event_in(tx, backend, gate, id, "note", &none, depth).await?;
         }
         RuleEffect::Entry { kind, body } => {
             super::insert_entry(tx, id, now, &author, kind, body).await?;
         }
     }
-    Ok(true)
+    Ok(())
 }
 
 fn event_from_row(r: &AnyRow) -> Result<RuleEvent, StoreError> {
@@ -643,7 +859,15 @@ impl SqlStore {
             .push_bind(filter.limit.unwrap_or(1_000) as i64);
         let ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
         for id in &ids {
-            queue_event(&mut tx, *id, "schedule", &Value::Array(Vec::new()), 0).await?;
+            queue_event(
+                &mut tx,
+                self.backend,
+                *id,
+                "schedule",
+                &Value::Array(Vec::new()),
+                0,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(Some(ids.len()))
@@ -662,7 +886,7 @@ impl SqlStore {
             SlaState::Ok => return Ok(0),
         };
         let mut tx = self.write().await?;
-        if !rules_on(&mut tx).await? {
+        if gate(&mut tx).await?.is_none() {
             return Ok(0);
         }
         let filter = crate::IncidentFilter {
@@ -683,7 +907,15 @@ impl SqlStore {
             .push(" RETURNING incident_id");
         let marked: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
         for id in &marked {
-            queue_event(&mut tx, *id, trigger, &Value::Array(Vec::new()), 0).await?;
+            queue_event(
+                &mut tx,
+                self.backend,
+                *id,
+                trigger,
+                &Value::Array(Vec::new()),
+                0,
+            )
+            .await?;
         }
         tx.commit().await?;
         Ok(marked.len())
@@ -718,7 +950,17 @@ impl SqlStore {
         entry: Option<(&str, &Value)>,
     ) -> Result<bool, StoreError> {
         let mut tx = self.write().await?;
-        if !outcome_in(&mut tx, cause, outcome, detail, entry, Utc::now()).await? {
+        if !outcome_in(
+            &mut tx,
+            self.backend,
+            cause,
+            outcome,
+            detail,
+            entry,
+            Utc::now(),
+        )
+        .await?
+        {
             return Ok(false);
         }
         tx.commit().await?;

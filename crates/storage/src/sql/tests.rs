@@ -181,7 +181,106 @@ on_both!(
     a_schedule_ticks_only_when_due,
     alternatives_are_searched_with_or,
     a_batch_of_rule_writes_is_written_whole_or_not_at_all,
+    only_events_a_rule_may_act_on_are_queued,
 );
+
+/// The queue holds an event only when an enabled rule listens to its trigger (and to the
+/// fields it changed) and the incident, as the event's transaction left it, may meet the
+/// rule's condition: a burst of incidents no rule can act on costs the rules worker nothing.
+async fn only_events_a_rule_may_act_on_are_queued(s: SqlStore) {
+    let rule = |name: &str, on: &str, when: &str| {
+        let source = format!(
+            "[[rules]]\nname = \"{name}\"\non = [\"{on}\"]\n{}when = '{when}'\nactions = [{{ action = \"label\", name = \"x\", value = \"y\" }}]\n",
+            if on == "changed" {
+                "changed = [\"severity\"]\n"
+            } else {
+                ""
+            }
+        );
+        assert!(watchfloor_rules::parse_stored(&source).is_ok(), "{source}");
+        crate::NewRule {
+            name: name.into(),
+            source,
+            enabled: true,
+        }
+    };
+    s.put_rules(
+        &crate::Actor::default(),
+        &[
+            // Text is judged by the worker only: every Globex incident may match.
+            rule("acme-high", "created", "organization:Acme severity:high"),
+            rule("globex-text", "changed", "organization:Globex port scan"),
+        ],
+        true,
+    )
+    .await
+    .unwrap();
+    let batch: Vec<NewIncident> = (0..8)
+        .map(|n| {
+            let severity = if n < 4 { Severity::High } else { Severity::Low };
+            incident(&format!("gate-{n}"), n, severity)
+        })
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    let queued = |events: Vec<crate::RuleEvent>| -> Vec<(String, i64)> {
+        events
+            .into_iter()
+            .map(|e| (e.trigger, e.incident_id))
+            .collect()
+    };
+    let by_name = s.incidents(&IncidentFilter::default()).await.unwrap();
+    let id = |name: &str| {
+        by_name
+            .iter()
+            .find(|i| i.name == format!("alert {name}"))
+            .unwrap()
+            .id
+    };
+    // Acme is even minutes; high the first four: gate-0 and gate-2 only.
+    assert_eq!(
+        queued(s.pending_events(100).await.unwrap()),
+        [
+            ("created".to_string(), id("gate-0")),
+            ("created".to_string(), id("gate-2"))
+        ]
+    );
+    let edit = |severity: Option<Severity>, owner: Option<&str>| {
+        Change::Update(watchfloor_core::Edit {
+            severity,
+            owner: owner.map(|o| Some(o.to_string())),
+            ..Default::default()
+        })
+    };
+    // An owner change fires no rule; a severity change of a Globex incident may; of an Acme
+    // incident no rule listens to changes.
+    for (name, change) in [
+        ("gate-1", edit(None, Some("dana"))),
+        ("gate-3", edit(Some(Severity::Critical), None)),
+        ("gate-4", edit(Some(Severity::Critical), None)),
+    ] {
+        s.change_incident(id(name), None, "dana", &change, &SLA)
+            .await
+            .unwrap();
+    }
+    let events = queued(s.pending_events(100).await.unwrap());
+    assert_eq!(events[2..], [("changed".to_string(), id("gate-3"))]);
+    // With the rules disabled, nothing is queued.
+    for name in ["acme-high", "globex-text"] {
+        s.set_rule_enabled(&crate::Actor::default(), name, false, None)
+            .await
+            .unwrap();
+    }
+    s.commit_fetch(
+        target(""),
+        &[incident("gate-8", 8, Severity::High)],
+        &json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.pending_events(100).await.unwrap().len(), 3);
+}
 
 /// The rules worker's writes of a batch commit together: when one is refused (the incident
 /// was closed meanwhile), none is written, and a write whose cause is in the ledger already
@@ -336,11 +435,21 @@ async fn a_schedule_ticks_only_when_due(s: SqlStore) {
     assert_eq!(scheduled, 4);
 }
 
-/// Stores one enabled rule named `name`: events are queued only while one is.
+/// Stores one enabled rule named `name` that listens to every trigger and every incident:
+/// events are queued only while one is.
 async fn enable_a_rule(s: &SqlStore, name: &str) {
+    let triggers: Vec<String> = watchfloor_rules::Trigger::ALL
+        .iter()
+        .map(|t| format!("{:?}", t.as_str()))
+        .collect();
+    let source = format!(
+        "[[rules]]\nname = {name:?}\non = [{}]\nevery = \"1h\"\nactions = [{{ action = \"label\", name = \"seen\", value = \"yes\" }}]\n",
+        triggers.join(", ")
+    );
+    assert!(watchfloor_rules::parse_stored(&source).is_ok(), "{source}");
     let rule = crate::NewRule {
         name: name.into(),
-        source: "[[rules]]".into(),
+        source,
         enabled: true,
     };
     s.put_rules(&crate::Actor::default(), &[rule], true)
@@ -1856,7 +1965,7 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
     ];
     // Today's commit asks whether a rule is enabled; schema 14 had no rules, so a stand-in
     // table answers "none" for the length of the commit.
-    sqlx::query("CREATE TABLE rules (enabled INTEGER NOT NULL)")
+    sqlx::query("CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)")
         .execute(old.pool())
         .await
         .unwrap();
