@@ -10,6 +10,7 @@ mod endpoint;
 mod error;
 mod indicators_api;
 mod notify_api;
+mod reports_api;
 mod routes;
 mod rules_api;
 mod server;

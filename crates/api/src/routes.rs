@@ -298,6 +298,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
     .chain(crate::rules_api::routes())
     .chain(crate::notify_api::routes())
     .chain(crate::indicators_api::routes())
+    .chain(crate::reports_api::routes())
     .collect()
 }
 

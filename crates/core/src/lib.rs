@@ -24,6 +24,7 @@ pub mod incident;
 pub mod lifecycle;
 pub mod metrics;
 pub mod query;
+pub mod report;
 pub mod secret;
 pub mod suggest;
 pub mod table;

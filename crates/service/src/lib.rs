@@ -23,6 +23,7 @@ pub mod login;
 pub mod notifications;
 pub mod queue;
 pub mod refs;
+pub mod reports;
 pub mod rules;
 pub mod tenancy;
 

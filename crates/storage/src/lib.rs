@@ -933,6 +933,14 @@ pub trait HealthStore: Send + Sync {
 
 /// The queue: incidents by filter, their counts, the filter counts and the dashboard.
 pub trait QueueStore: Send + Sync {
+    /// What a report reads of the incidents `filter` matches that were stored before `until`
+    /// (`fetched_since` is the period's start).
+    fn report_rows<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Vec<watchfloor_core::report::ReportRow>, StoreError>>;
+
     /// Incidents, newest occurrence first.
     fn incidents<'a>(
         &'a self,

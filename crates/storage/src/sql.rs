@@ -32,6 +32,7 @@ mod filter;
 mod indicators;
 mod notify;
 pub(crate) mod postgres;
+mod reports;
 mod rules;
 pub(crate) mod sqlite;
 
@@ -1122,6 +1123,14 @@ impl HealthStore for SqlStore {
 }
 
 impl QueueStore for SqlStore {
+    fn report_rows<'a>(
+        &'a self,
+        filter: &'a IncidentFilter,
+        until: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<Vec<watchfloor_core::report::ReportRow>, StoreError>> {
+        Box::pin(self.read_report_rows(filter, until))
+    }
+
     fn incidents<'a>(
         &'a self,
         filter: &'a IncidentFilter,

@@ -1,0 +1,326 @@
+//! Provider accountability figures: from each incident's provider and local timestamps, the
+//! volume, delivery lag, times to assign and close, escalation quality and SLA compliance of a
+//! period, as medians and 90th percentiles (see docs/reports.md for each definition).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{CloseReason, Severity};
+
+/// What a report reads of one incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReportRow {
+    pub instance: String,
+    pub organization: Option<String>,
+    pub kind: String,
+    pub severity: Severity,
+    /// The provider's creation time.
+    pub occurred: DateTime<Utc>,
+    /// When watchfloor first saw it (fetched, or made by hand).
+    pub created: DateTime<Utc>,
+    pub first_assigned: Option<DateTime<Utc>>,
+    pub closed: Option<DateTime<Utc>>,
+    pub close_reason: Option<CloseReason>,
+    pub sla_due: DateTime<Utc>,
+}
+
+/// How long something took over a set of incidents, in whole seconds.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Spread {
+    /// How many incidents it was measured on.
+    pub n: usize,
+    pub median_s: Option<i64>,
+    pub p90_s: Option<i64>,
+    pub max_s: Option<i64>,
+}
+
+impl Spread {
+    /// The spread of `seconds` (in any order).
+    pub fn of(mut seconds: Vec<i64>) -> Spread {
+        seconds.sort_unstable();
+        Spread {
+            n: seconds.len(),
+            median_s: percentile(&seconds, 50),
+            p90_s: percentile(&seconds, 90),
+            max_s: seconds.last().copied(),
+        }
+    }
+}
+
+/// The `p`th percentile of `sorted` by the nearest-rank method: the smallest value that at
+/// least `p` percent of the values are at or below; none of nothing.
+pub fn percentile(sorted: &[i64], p: u32) -> Option<i64> {
+    if sorted.is_empty() {
+        return None;
+    }
+    let rank = (sorted.len() * p.min(100) as usize).div_ceil(100).max(1);
+    sorted.get(rank - 1).copied()
+}
+
+/// The figures of a set of incidents first seen in a period that ends at `until`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Figures {
+    /// Incidents first seen in the period.
+    pub incidents: usize,
+    /// Of them, by severity (its label), most severe first.
+    pub by_severity: Vec<(String, usize)>,
+    /// The provider's creation to watchfloor's first sight.
+    pub delivery_lag: Spread,
+    /// First sight to the first owner, of those assigned by the period's end.
+    pub time_to_assign: Spread,
+    /// First sight to closed, of those closed by the period's end.
+    pub time_to_close: Spread,
+    /// Closed by the period's end.
+    pub closed: usize,
+    /// Of them, closed as False Positive or Duplicate.
+    pub false_positive_or_duplicate: usize,
+    /// That share of the closed, 0 to 1; none when none closed.
+    pub false_positive_share: Option<f64>,
+    /// Of the closed, closed by their SLA's due time.
+    pub closed_within_sla: usize,
+    /// That share of the closed; none when none closed.
+    pub sla_compliance: Option<f64>,
+    /// Still open at the period's end (closed later counts as open).
+    pub open_at_end: usize,
+    /// Of them, past their SLA's due time at the period's end.
+    pub open_breaches: usize,
+}
+
+impl Figures {
+    /// The figures of `rows` (incidents first seen in the period) at the period's end `until`.
+    pub fn of<'a>(rows: impl IntoIterator<Item = &'a ReportRow>, until: DateTime<Utc>) -> Figures {
+        let mut f = Figures::default();
+        let mut severities: BTreeMap<std::cmp::Reverse<u8>, (String, usize)> = BTreeMap::new();
+        let (mut lag, mut assign, mut close) = (Vec::new(), Vec::new(), Vec::new());
+        for row in rows {
+            f.incidents += 1;
+            let rank = std::cmp::Reverse((row.severity.value() * 2.0) as u8);
+            severities
+                .entry(rank)
+                .or_insert_with(|| (row.severity.label().to_string(), 0))
+                .1 += 1;
+            lag.push((row.created - row.occurred).num_seconds().max(0));
+            if let Some(at) = row.first_assigned.filter(|at| *at <= until) {
+                assign.push((at - row.created).num_seconds().max(0));
+            }
+            match row.closed.filter(|at| *at <= until) {
+                Some(at) => {
+                    f.closed += 1;
+                    close.push((at - row.created).num_seconds().max(0));
+                    if matches!(
+                        row.close_reason,
+                        Some(CloseReason::FalsePositive | CloseReason::Duplicate)
+                    ) {
+                        f.false_positive_or_duplicate += 1;
+                    }
+                    if at <= row.sla_due {
+                        f.closed_within_sla += 1;
+                    }
+                }
+                None => {
+                    f.open_at_end += 1;
+                    if row.sla_due < until {
+                        f.open_breaches += 1;
+                    }
+                }
+            }
+        }
+        f.by_severity = severities.into_values().collect();
+        f.delivery_lag = Spread::of(lag);
+        f.time_to_assign = Spread::of(assign);
+        f.time_to_close = Spread::of(close);
+        let share = |n: usize| (f.closed > 0).then(|| n as f64 / f.closed as f64);
+        f.false_positive_share = share(f.false_positive_or_duplicate);
+        f.sla_compliance = share(f.closed_within_sla);
+        f
+    }
+}
+
+/// One group's figures in a report: a provider instance, an organization or a type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub figures: Figures,
+}
+
+/// A report of a period: the figures of all its incidents, and per instance, organization and
+/// type.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Report {
+    /// The organization reported on; none for every organization the reader sees.
+    pub organization: Option<String>,
+    pub since: DateTime<Utc>,
+    pub until: DateTime<Utc>,
+    pub all: Figures,
+    pub by_instance: Vec<Group>,
+    pub by_organization: Vec<Group>,
+    pub by_type: Vec<Group>,
+}
+
+impl Report {
+    /// The report of `rows`, the incidents first seen in `[since, until)`.
+    pub fn of(
+        organization: Option<String>,
+        since: DateTime<Utc>,
+        until: DateTime<Utc>,
+        rows: &[ReportRow],
+    ) -> Report {
+        let group = |key: &dyn Fn(&ReportRow) -> String| -> Vec<Group> {
+            let mut groups: BTreeMap<String, Vec<&ReportRow>> = BTreeMap::new();
+            for row in rows {
+                groups.entry(key(row)).or_default().push(row);
+            }
+            groups
+                .into_iter()
+                .map(|(name, rows)| Group {
+                    name,
+                    figures: Figures::of(rows, until),
+                })
+                .collect()
+        };
+        Report {
+            organization,
+            since,
+            until,
+            all: Figures::of(rows, until),
+            by_instance: group(&|r| r.instance.clone()),
+            by_organization: group(&|r| r.organization.clone().unwrap_or_default()),
+            by_type: group(&|r| r.kind.clone()),
+        }
+    }
+}
+
+/// A report's period from `2026-11` (a month) or `2026-11-03` (a day), in UTC: its start and
+/// the start of the next.
+pub fn period(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    use chrono::{Months, NaiveDate, TimeDelta};
+    let bad = || format!("period {text:?} is neither a month (2026-11) nor a day (2026-11-03)");
+    let text = text.trim();
+    let (start, next) = if text.len() == 7 {
+        let start =
+            NaiveDate::parse_from_str(&format!("{text}-01"), "%Y-%m-%d").map_err(|_| bad())?;
+        (
+            start,
+            start.checked_add_months(Months::new(1)).ok_or_else(bad)?,
+        )
+    } else {
+        let start = NaiveDate::parse_from_str(text, "%Y-%m-%d").map_err(|_| bad())?;
+        (
+            start,
+            start
+                .checked_add_signed(TimeDelta::days(1))
+                .ok_or_else(bad)?,
+        )
+    };
+    let utc = |d: NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc()).ok_or_else(bad);
+    Ok((utc(start)?, utc(next)?))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The nearest-rank percentiles on a table of cases.
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let cases: &[(&[i64], Option<i64>, Option<i64>)] = &[
+            (&[], None, None),
+            (&[7], Some(7), Some(7)),
+            (&[5, 5, 5, 5], Some(5), Some(5)),
+            (&[1, 2], Some(1), Some(2)),
+            (&[1, 2, 3], Some(2), Some(3)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10], Some(5), Some(9)),
+            (&[1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11], Some(6), Some(10)),
+            // One stale incident does not move the median.
+            (&[60, 60, 60, 60, 86_400], Some(60), Some(86_400)),
+            (&[3, 3, 9, 9], Some(3), Some(9)),
+        ];
+        for (values, median, p90) in cases {
+            assert_eq!(percentile(values, 50), *median, "median of {values:?}");
+            assert_eq!(percentile(values, 90), *p90, "p90 of {values:?}");
+        }
+        assert_eq!(percentile(&[1, 2, 3], 0), Some(1));
+        assert_eq!(percentile(&[1, 2, 3], 100), Some(3));
+    }
+
+    fn at(s: &str) -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
+    }
+
+    fn row(created: &str, closed: Option<(&str, CloseReason)>, due: &str) -> ReportRow {
+        ReportRow {
+            instance: "fes".into(),
+            organization: Some("Acme".into()),
+            kind: "ARO".into(),
+            severity: Severity::High,
+            occurred: at(created) - chrono::TimeDelta::seconds(20),
+            created: at(created),
+            first_assigned: None,
+            closed: closed.map(|(t, _)| at(t)),
+            close_reason: closed.map(|(_, r)| r),
+            sla_due: at(due),
+        }
+    }
+
+    /// Incidents open at the period's end, or closed after it, count as open (and breached
+    /// when past due then), not as closed at the end; an empty period has no shares.
+    #[test]
+    fn figures_at_the_end_of_a_period() {
+        let until = at("2026-12-01T00:00:00Z");
+        let empty = Figures::of(&[], until);
+        assert_eq!(empty.incidents, 0);
+        assert_eq!(empty.sla_compliance, None);
+        assert_eq!(empty.delivery_lag, Spread::default());
+        let rows = [
+            row(
+                "2026-11-02T00:00:00Z",
+                Some(("2026-11-02T01:00:00Z", CloseReason::FalsePositive)),
+                "2026-11-02T04:00:00Z",
+            ),
+            row(
+                "2026-11-03T00:00:00Z",
+                Some(("2026-11-03T06:00:00Z", CloseReason::Resolved)),
+                "2026-11-03T04:00:00Z",
+            ),
+            // Closed after the period: open at its end, and past due then.
+            row(
+                "2026-11-30T00:00:00Z",
+                Some(("2026-12-02T00:00:00Z", CloseReason::Resolved)),
+                "2026-11-30T04:00:00Z",
+            ),
+            // Open, not yet due.
+            row("2026-11-30T22:00:00Z", None, "2026-12-01T02:00:00Z"),
+        ];
+        let f = Figures::of(&rows, until);
+        assert_eq!(f.incidents, 4);
+        assert_eq!(f.by_severity, [("High".to_string(), 4)]);
+        assert_eq!(f.delivery_lag.median_s, Some(20));
+        assert_eq!(f.closed, 2);
+        assert_eq!(f.time_to_close.median_s, Some(3_600));
+        assert_eq!(f.time_to_close.p90_s, Some(21_600));
+        assert_eq!(f.false_positive_share, Some(0.5));
+        assert_eq!(f.sla_compliance, Some(0.5));
+        assert_eq!((f.open_at_end, f.open_breaches), (2, 1));
+    }
+
+    #[test]
+    fn periods_are_months_or_days() {
+        assert_eq!(
+            period("2026-11").unwrap(),
+            (at("2026-11-01T00:00:00Z"), at("2026-12-01T00:00:00Z"))
+        );
+        assert_eq!(
+            period("2026-12").unwrap(),
+            (at("2026-12-01T00:00:00Z"), at("2027-01-01T00:00:00Z"))
+        );
+        assert_eq!(
+            period("2026-11-30").unwrap(),
+            (at("2026-11-30T00:00:00Z"), at("2026-12-01T00:00:00Z"))
+        );
+        for bad in ["2026-13", "november", "2026-11-31", ""] {
+            assert!(period(bad).unwrap_err().contains("period"), "{bad}");
+        }
+    }
+}

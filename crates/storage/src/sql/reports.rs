@@ -1,0 +1,48 @@
+//! What provider reports read of incidents: their provider and local timestamps, within the
+//! reader's scope.
+
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use watchfloor_core::report::ReportRow;
+use watchfloor_core::{CloseReason, Severity};
+
+use super::filter::{Hints, push_filter};
+use super::{SqlStore, parse_opt_ts, parse_ts};
+use crate::base::ts;
+use crate::{IncidentFilter, StoreError};
+
+impl SqlStore {
+    pub(super) async fn read_report_rows(
+        &self,
+        filter: &IncidentFilter,
+        until: DateTime<Utc>,
+    ) -> Result<Vec<ReportRow>, StoreError> {
+        let mut q = self.sql(
+            "SELECT instance, organization, type, severity, occurred, created, first_assigned, \
+             closed, close_reason, sla_due FROM incidents WHERE created < ",
+        );
+        q.push_bind(ts(until));
+        push_filter(&mut q, filter, &Hints::default());
+        let rows = q.build().fetch_all(self.reads(filter)).await?;
+        rows.iter()
+            .map(|r| {
+                let reason: Option<String> = r.try_get("close_reason")?;
+                let severity: f64 = r.try_get("severity")?;
+                let severity = Severity::from_value(severity)
+                    .ok_or_else(|| StoreError::Corrupt(format!("severity {severity}")))?;
+                Ok(ReportRow {
+                    instance: r.try_get("instance")?,
+                    organization: r.try_get("organization")?,
+                    kind: r.try_get("type")?,
+                    severity,
+                    occurred: parse_ts(&r.try_get::<String, _>("occurred")?)?,
+                    created: parse_ts(&r.try_get::<String, _>("created")?)?,
+                    first_assigned: parse_opt_ts(r.try_get("first_assigned")?)?,
+                    closed: parse_opt_ts(r.try_get("closed")?)?,
+                    close_reason: reason.and_then(|r| CloseReason::parse(&r).ok()),
+                    sla_due: parse_ts(&r.try_get::<String, _>("sla_due")?)?,
+                })
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,254 @@
+//! `watchfloor report`: the provider accountability figures of one organization (or of every
+//! organization `--as` sees) for a month or a day, as a table, CSV or JSON, read through the
+//! service.
+
+use chrono::{DateTime, Utc};
+use serde_json::{Value, json};
+use watchfloor_core::report::{Figures, Group, Report};
+use watchfloor_service::Service;
+
+use crate::Failure;
+use crate::output::headed_table;
+use crate::work::{ChangeOpts, caller_of, failed};
+
+/// How `report` prints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportOutput {
+    /// XSOAR's markdown tables.
+    Md,
+    /// One row per group (all, each instance, organization and type), for a spreadsheet.
+    Csv,
+    Json,
+}
+
+/// What `report` was asked.
+pub struct ReportArgs {
+    pub org: Option<String>,
+    pub period: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub as_user: Option<String>,
+    pub output: ReportOutput,
+}
+
+/// Runs `report`; the text to print.
+pub async fn run(service: &Service, args: ReportArgs) -> Result<String, Failure> {
+    let usage = |m: String| Failure::Usage(anyhow::anyhow!(m));
+    let now = Utc::now();
+    let (since, until) = match (&args.period, &args.since, &args.until) {
+        (Some(p), None, None) => watchfloor_core::report::period(p).map_err(usage)?,
+        (None, Some(s), u) => {
+            let time = |t: &str, what: &str| {
+                watchfloor_core::time::parse_time(t, now).map_err(|e| usage(format!("{what}: {e}")))
+            };
+            let until = u.as_deref().map(|u| time(u, "--until")).transpose()?;
+            (time(s, "--since")?, until.unwrap_or(now))
+        }
+        (None, None, _) => {
+            return Err(usage(
+                "say which period: --period 2026-11 (a month) or 2026-11-03 (a day), or --since"
+                    .into(),
+            ));
+        }
+        _ => {
+            return Err(usage(
+                "--period and --since/--until cannot be given together".into(),
+            ));
+        }
+    };
+    let caller = caller_of(
+        service.store(),
+        &ChangeOpts {
+            as_user: args.as_user,
+            if_version: None,
+        },
+    )
+    .await?;
+    let report = service
+        .report(&caller, args.org.as_deref(), since, until)
+        .await
+        .map_err(failed)?;
+    Ok(match args.output {
+        ReportOutput::Json => serde_json::to_string_pretty(&report)
+            .map_err(|e| Failure::Command(anyhow::anyhow!("cannot write the report: {e}")))?,
+        ReportOutput::Csv => csv(&report),
+        ReportOutput::Md => markdown(&report),
+    })
+}
+
+/// Every group of a report with what kind of group it is: all, instance, organization, type.
+fn groups(report: &Report) -> Vec<(&'static str, &str, &Figures)> {
+    let mut out = vec![("all", "", &report.all)];
+    for (what, list) in [
+        ("instance", &report.by_instance),
+        ("organization", &report.by_organization),
+        ("type", &report.by_type),
+    ] {
+        out.extend(
+            list.iter()
+                .map(|Group { name, figures }| (what, name.as_str(), figures)),
+        );
+    }
+    out
+}
+
+/// Seconds as a person reads them: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
+fn duration(seconds: Option<i64>) -> String {
+    let Some(s) = seconds else {
+        return "-".into();
+    };
+    match s {
+        s if s < 60 => format!("{s}s"),
+        s if s < 3_600 => format!("{}m {}s", s / 60, s % 60),
+        s if s < 86_400 => format!("{}h {}m", s / 3_600, s % 3_600 / 60),
+        s => format!("{}d {}h", s / 86_400, s % 86_400 / 3_600),
+    }
+}
+
+fn share(v: Option<f64>) -> String {
+    v.map(|v| format!("{:.1}%", v * 100.0))
+        .unwrap_or_else(|| "-".into())
+}
+
+fn period_of(report: &Report) -> String {
+    let day = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M").to_string();
+    format!("{} to {} UTC", day(report.since), day(report.until))
+}
+
+fn markdown(report: &Report) -> String {
+    let title = format!(
+        "Provider report: {}, {}",
+        report
+            .organization
+            .as_deref()
+            .unwrap_or("every organization"),
+        period_of(report)
+    );
+    let rows: Vec<Value> = groups(report)
+        .into_iter()
+        .map(|(what, name, f)| {
+            json!({
+                "Group": if what == "all" { "all".to_string() } else { format!("{what}: {name}") },
+                "Incidents": f.incidents,
+                "Delivery lag p50": duration(f.delivery_lag.median_s),
+                "Delivery lag p90": duration(f.delivery_lag.p90_s),
+                "Assign p50": duration(f.time_to_assign.median_s),
+                "Assign p90": duration(f.time_to_assign.p90_s),
+                "Close p50": duration(f.time_to_close.median_s),
+                "Close p90": duration(f.time_to_close.p90_s),
+                "Closed": f.closed,
+                "FP or duplicate": share(f.false_positive_share),
+                "Within SLA": share(f.sla_compliance),
+                "Open at end": f.open_at_end,
+                "Open past SLA": f.open_breaches,
+            })
+        })
+        .collect();
+    let mut text = headed_table(
+        &title,
+        rows,
+        &[
+            "Group",
+            "Incidents",
+            "Delivery lag p50",
+            "Delivery lag p90",
+            "Assign p50",
+            "Assign p90",
+            "Close p50",
+            "Close p90",
+            "Closed",
+            "FP or duplicate",
+            "Within SLA",
+            "Open at end",
+            "Open past SLA",
+        ],
+    );
+    let severities: Vec<Value> = report
+        .all
+        .by_severity
+        .iter()
+        .map(|(severity, n)| json!({"Severity": severity, "Incidents": n}))
+        .collect();
+    text.push('\n');
+    text.push_str(&headed_table(
+        "Incidents by severity",
+        severities,
+        &["Severity", "Incidents"],
+    ));
+    text
+}
+
+/// One CSV field: quoted when it must be, and a leading `=`, `+`, `-` or `@` (which a
+/// spreadsheet would run as a formula) kept as text.
+fn field(value: &str) -> String {
+    let value = match value.chars().next() {
+        Some('=' | '+' | '-' | '@') => format!("'{value}"),
+        _ => value.to_string(),
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+fn csv(report: &Report) -> String {
+    let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
+    let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    let mut out = String::from(
+        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
+    );
+    for (what, name, f) in groups(report) {
+        let cells = [
+            what.to_string(),
+            field(name),
+            f.incidents.to_string(),
+            secs(f.delivery_lag.median_s),
+            secs(f.delivery_lag.p90_s),
+            secs(f.time_to_assign.median_s),
+            secs(f.time_to_assign.p90_s),
+            secs(f.time_to_close.median_s),
+            secs(f.time_to_close.p90_s),
+            f.closed.to_string(),
+            f.false_positive_or_duplicate.to_string(),
+            ratio(f.false_positive_share),
+            f.closed_within_sla.to_string(),
+            ratio(f.sla_compliance),
+            f.open_at_end.to_string(),
+            f.open_breaches.to_string(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Provider text in a CSV cannot break a row or run as a spreadsheet formula.
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(field("Acme"), "Acme");
+        assert_eq!(field("Acme, Inc."), "\"Acme, Inc.\"");
+        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(field("a\nb"), "\"a\nb\"");
+    }
+
+    #[test]
+    fn durations_read_as_people_say_them() {
+        for (s, text) in [
+            (None, "-"),
+            (Some(0), "0s"),
+            (Some(59), "59s"),
+            (Some(725), "12m 5s"),
+            (Some(12_000), "3h 20m"),
+            (Some(187_200), "2d 4h"),
+        ] {
+            assert_eq!(duration(s), text);
+        }
+    }
+}
