@@ -43,28 +43,13 @@ async fn report(
     Extension(user): Extension<Arc<User>>,
     Query(p): Query<ReportParams>,
 ) -> Result<Response, ApiError> {
-    let bad = |m: String| ApiError(StatusCode::BAD_REQUEST, m);
-    let now = chrono::Utc::now();
-    let time = |t: &str, what: &str| {
-        watchfloor_core::time::parse_time(t, now).map_err(|e| bad(format!("{what}: {e}")))
-    };
-    let (since, until) = match (&p.period, &p.since, &p.until) {
-        (Some(period), None, None) => watchfloor_core::report::period(period).map_err(bad)?,
-        (None, Some(since), until) => (
-            time(since, "since")?,
-            until
-                .as_deref()
-                .map(|u| time(u, "until"))
-                .transpose()?
-                .unwrap_or(now),
-        ),
-        (None, None, _) => {
-            return Err(bad(
-                "say which period: period=2026-11 (a month) or 2026-11-03 (a day), or since= (and until=)".into(),
-            ));
-        }
-        _ => return Err(bad("period and since/until cannot be given together".into())),
-    };
+    let (since, until) = watchfloor_core::report::asked(
+        p.period.as_deref(),
+        p.since.as_deref(),
+        p.until.as_deref(),
+        chrono::Utc::now(),
+    )
+    .map_err(|m| ApiError(StatusCode::BAD_REQUEST, m))?;
     let report = state
         .service
         .report(&Caller::of(&user), p.org.as_deref(), since, until)

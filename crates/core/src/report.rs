@@ -218,6 +218,30 @@ pub fn period(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
     Ok((utc(start)?, utc(next)?))
 }
 
+/// A report's period as asked: a `period` (see [`period`]), or `since` (and `until`, default
+/// `now`) as [`crate::time::parse_time`] reads them; one way or the other, not both.
+pub fn asked(
+    period_text: Option<&str>,
+    since: Option<&str>,
+    until: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
+    let time =
+        |t: &str, what: &str| crate::time::parse_time(t, now).map_err(|e| format!("{what}: {e}"));
+    match (period_text, since, until) {
+        (Some(p), None, None) => period(p),
+        (None, Some(since), until) => Ok((
+            time(since, "since")?,
+            until.map(|u| time(u, "until")).transpose()?.unwrap_or(now),
+        )),
+        (None, None, _) => Err(
+            "say which period: a month (2026-11) or a day (2026-11-03), or since (and until)"
+                .into(),
+        ),
+        _ => Err("a period and since/until cannot be given together".into()),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

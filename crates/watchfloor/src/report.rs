@@ -33,29 +33,13 @@ pub struct ReportArgs {
 
 /// Runs `report`; the text to print.
 pub async fn run(service: &Service, args: ReportArgs) -> Result<String, Failure> {
-    let usage = |m: String| Failure::Usage(anyhow::anyhow!(m));
-    let now = Utc::now();
-    let (since, until) = match (&args.period, &args.since, &args.until) {
-        (Some(p), None, None) => watchfloor_core::report::period(p).map_err(usage)?,
-        (None, Some(s), u) => {
-            let time = |t: &str, what: &str| {
-                watchfloor_core::time::parse_time(t, now).map_err(|e| usage(format!("{what}: {e}")))
-            };
-            let until = u.as_deref().map(|u| time(u, "--until")).transpose()?;
-            (time(s, "--since")?, until.unwrap_or(now))
-        }
-        (None, None, _) => {
-            return Err(usage(
-                "say which period: --period 2026-11 (a month) or 2026-11-03 (a day), or --since"
-                    .into(),
-            ));
-        }
-        _ => {
-            return Err(usage(
-                "--period and --since/--until cannot be given together".into(),
-            ));
-        }
-    };
+    let (since, until) = watchfloor_core::report::asked(
+        args.period.as_deref(),
+        args.since.as_deref(),
+        args.until.as_deref(),
+        Utc::now(),
+    )
+    .map_err(|m| Failure::Usage(anyhow::anyhow!(m)))?;
     let caller = caller_of(
         service.store(),
         &ChangeOpts {
