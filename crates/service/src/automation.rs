@@ -6,7 +6,7 @@
 //! rule whose last [`BREAKER`] actions failed is disabled.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use serde_json::{Value, json};
 use watchfloor_core::query::Condition;
@@ -245,38 +245,9 @@ impl Service {
         Ok(fired)
     }
 
-    /// The enabled rules, in run order (a stored rule that no longer reads is skipped); parsed
-    /// again only when their stored text changed.
+    /// The enabled rules, in run order (a stored rule that no longer reads is skipped).
     async fn enabled_rules(&self) -> Result<Arc<Vec<Rule>>, ServiceError> {
-        /// The enabled rules' stored texts, and the rules they read as.
-        type Parsed = (Vec<String>, Arc<Vec<Rule>>);
-        static PARSED: Mutex<Option<Parsed>> = Mutex::new(None);
-        let sources: Vec<String> = self
-            .store
-            .rules()
-            .await?
-            .into_iter()
-            .filter(|r| r.enabled)
-            .map(|r| r.source)
-            .collect();
-        let mut parsed = PARSED.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some((key, rules)) = parsed.as_ref()
-            && *key == sources
-        {
-            return Ok(rules.clone());
-        }
-        let rules: Arc<Vec<Rule>> = Arc::new(
-            sources
-                .iter()
-                .filter_map(|source| {
-                    watchfloor_rules::parse_stored(source)
-                        .ok()
-                        .and_then(|mut r| r.pop())
-                })
-                .collect(),
-        );
-        *parsed = Some((sources, rules.clone()));
-        Ok(rules)
+        Ok(self.store.enabled_rules().await?)
     }
 
     /// Runs the `schedule` rules that are due: each queues an event for every incident its

@@ -36,7 +36,8 @@ impl Service {
             && !caller.scope.allows(Some(org))
         {
             return Err(ServiceError::Forbidden(format!(
-                "{} sees only the reports of its own organizations",
+                "{} sees only the reports of its own organizations: name one of them, or \
+                 no organization for all of them",
                 caller.name
             )));
         }

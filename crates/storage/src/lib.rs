@@ -1308,6 +1308,12 @@ pub trait RuleStore: Send + Sync {
     /// The rules, in order.
     fn rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>>;
 
+    /// The enabled rules as they read, in run order (a stored rule that no longer reads is
+    /// left out); parsed again only when their stored text changed.
+    fn enabled_rules(
+        &self,
+    ) -> BoxFuture<'_, Result<std::sync::Arc<Vec<watchfloor_rules::Rule>>, StoreError>>;
+
     /// Stores `rules`: with `replace`, they become the whole set; otherwise each replaces the
     /// rule of its name in its place, or is added after the others. Audited as `actor`'s.
     fn put_rules<'a>(

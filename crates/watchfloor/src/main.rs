@@ -123,25 +123,7 @@ enum Command {
     /// volume by severity, delivery lag, times to assign and close (medians and 90th
     /// percentiles), the share closed as false positive or duplicate, SLA compliance and open
     /// breaches; for all, and per instance, organization and type (docs/reports.md).
-    Report {
-        /// One organization (a user of some organizations may name only its own).
-        #[arg(long, value_name = "ORG")]
-        org: Option<String>,
-        /// A month (2026-11) or a day (2026-11-03), in UTC.
-        #[arg(long)]
-        period: Option<String>,
-        /// Instead of --period: from this time (e.g. `7 days`, or 2026-11-01T00:00:00Z)...
-        #[arg(long)]
-        since: Option<String>,
-        /// ...until this one (default: now).
-        #[arg(long)]
-        until: Option<String>,
-        /// Read as this user (that user's organizations only).
-        #[arg(long = "as", value_name = "USER")]
-        as_user: Option<String>,
-        #[arg(long, value_enum, default_value_t = report::ReportOutput::Md)]
-        output: report::ReportOutput,
-    },
+    Report(report::ReportArgs),
     /// The audit log, newest first: logins (with the address), sessions ended, API keys made
     /// and revoked, users made, changed, disabled and enabled.
     Audit {
@@ -572,23 +554,8 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)
         }
-        Command::Report {
-            org,
-            period,
-            since,
-            until,
-            as_user,
-            output,
-        } => {
+        Command::Report(args) => {
             let service = local_service(cli.config.as_deref(), cli.db.as_deref()).await?;
-            let args = report::ReportArgs {
-                org,
-                period,
-                since,
-                until,
-                as_user,
-                output,
-            };
             let text = report::run(&service, args).await?;
             say!("{}", text.trim_end());
             Ok(ExitCode::SUCCESS)

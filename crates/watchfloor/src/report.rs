@@ -22,12 +22,24 @@ pub enum ReportOutput {
 }
 
 /// What `report` was asked.
+#[derive(clap::Args)]
 pub struct ReportArgs {
+    /// One organization (a user of some organizations may name only its own).
+    #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
+    /// A month (2026-11) or a day (2026-11-03), in UTC.
+    #[arg(long)]
     pub period: Option<String>,
+    /// Instead of --period: from this time (e.g. `7 days`, or 2026-11-01T00:00:00Z)...
+    #[arg(long)]
     pub since: Option<String>,
+    /// ...until this one (default: now).
+    #[arg(long)]
     pub until: Option<String>,
+    /// Read as this user (that user's organizations only).
+    #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportOutput::Md)]
     pub output: ReportOutput,
 }
 

@@ -18,6 +18,15 @@ use crate::{
 };
 
 impl RuleStore for SqlStore {
+    fn enabled_rules(&self) -> BoxFuture<'_, Result<Arc<Vec<watchfloor_rules::Rule>>, StoreError>> {
+        Box::pin(async move {
+            let sources: Vec<String> = sqlx::query_scalar(ENABLED_SOURCES)
+                .fetch_all(&self.pool)
+                .await?;
+            Ok(Gate::of(sources).rules.clone())
+        })
+    }
+
     fn rules(&self) -> BoxFuture<'_, Result<Vec<StoredRule>, StoreError>> {
         Box::pin(async move {
             let rows = sqlx::query("SELECT * FROM rules ORDER BY position")
@@ -352,7 +361,11 @@ impl RuleStore for SqlStore {
 /// the rules' matcher does are kept (see [`judged_alike`]), so the queue holds every event a
 /// rule can act on; the worker judges the whole condition again when it acts.
 pub(super) struct Gate {
-    rules: Vec<(watchfloor_rules::Rule, Vec<Condition>)>,
+    /// The enabled rules that read, in run order.
+    rules: Arc<Vec<watchfloor_rules::Rule>>,
+    /// Each rule's terms the database judges; none for a rule whose condition does not
+    /// parse (it never runs).
+    kept: Vec<Option<Vec<Condition>>>,
 }
 
 impl Gate {
@@ -370,52 +383,64 @@ impl Gate {
             .collect();
         self.rules
             .iter()
+            .zip(&self.kept)
             .filter(|(rule, _)| rule.fires_on(trigger, &changed))
-            .map(|(_, conditions)| conditions.as_slice())
+            .filter_map(|(_, kept)| kept.as_deref())
             .collect()
+    }
+
+    /// The gate of the enabled rules' stored `sources` (in run order), parsed again only when
+    /// they changed.
+    fn of(sources: Vec<String>) -> Arc<Gate> {
+        static CACHED: Mutex<Option<(Vec<String>, Arc<Gate>)>> = Mutex::new(None);
+        let mut cached = CACHED.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some((key, gate)) = cached.as_ref()
+            && *key == sources
+        {
+            return gate.clone();
+        }
+        let rules: Vec<watchfloor_rules::Rule> = sources
+            .iter()
+            .filter_map(|source| watchfloor_rules::parse_stored(source).ok())
+            .flatten()
+            .collect();
+        // Times are left out of the kept terms, so the moment they are parsed at does not
+        // matter.
+        let now = Utc::now();
+        let kept = rules
+            .iter()
+            .map(|rule| {
+                let conditions = match rule.when.trim() {
+                    "" => Vec::new(),
+                    text => watchfloor_core::query::parse_at(text, now).ok()?,
+                };
+                Some(
+                    conditions
+                        .into_iter()
+                        .filter(|c| judged_alike(&c.term))
+                        .collect(),
+                )
+            })
+            .collect();
+        let gate = Arc::new(Gate {
+            rules: Arc::new(rules),
+            kept,
+        });
+        *cached = Some((sources, gate.clone()));
+        gate
     }
 }
 
+/// The enabled rules' stored texts, in run order.
+const ENABLED_SOURCES: &str = "SELECT source FROM rules WHERE enabled = 1 ORDER BY position";
+
 /// The gate of the rules enabled now, read in `tx`; none when no rule is enabled, so that an
-/// install without rules pays one short read per commit. Rules are parsed again only when
-/// their stored text changed.
+/// install without rules pays one short read per commit.
 pub(super) async fn gate(tx: &mut Tx) -> Result<Option<Arc<Gate>>, StoreError> {
-    static CACHED: Mutex<Option<(String, Arc<Gate>)>> = Mutex::new(None);
-    let sources: Vec<String> =
-        sqlx::query_scalar("SELECT source FROM rules WHERE enabled = 1 ORDER BY position")
-            .fetch_all(&mut **tx)
-            .await?;
-    if sources.is_empty() {
-        return Ok(None);
-    }
-    let key = sources.join("\u{0}");
-    let mut cached = CACHED.lock().unwrap_or_else(PoisonError::into_inner);
-    if let Some((k, gate)) = cached.as_ref()
-        && *k == key
-    {
-        return Ok(Some(gate.clone()));
-    }
-    // Times are left out of the kept terms, so the moment they are parsed at does not matter.
-    let now = Utc::now();
-    let rules = sources
-        .iter()
-        .filter_map(|source| watchfloor_rules::parse_stored(source).ok())
-        .flatten()
-        .filter_map(|rule| {
-            let conditions = match rule.when.trim() {
-                "" => Vec::new(),
-                text => watchfloor_core::query::parse_at(text, now).ok()?,
-            };
-            let kept = conditions
-                .into_iter()
-                .filter(|c| judged_alike(&c.term))
-                .collect();
-            Some((rule, kept))
-        })
-        .collect();
-    let gate = Arc::new(Gate { rules });
-    *cached = Some((key, gate.clone()));
-    Ok(Some(gate))
+    let sources: Vec<String> = sqlx::query_scalar(ENABLED_SOURCES)
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok((!sources.is_empty()).then(|| Gate::of(sources)))
 }
 
 /// ` FROM` the incidents whose ids `ids` selects (as `picked_id`) ` WHERE 1 = 1`, read by id: SQLite is kept
@@ -858,13 +883,16 @@ impl SqlStore {
         q.push(" ORDER BY id LIMIT ")
             .push_bind(filter.limit.unwrap_or(1_000) as i64);
         let ids: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        let gate = gate(&mut tx).await?;
+        let none = Value::Array(Vec::new());
         for id in &ids {
-            queue_event(
+            queue_event_in(
                 &mut tx,
                 self.backend,
+                gate.as_deref(),
                 *id,
                 "schedule",
-                &Value::Array(Vec::new()),
+                &none,
                 0,
             )
             .await?;
@@ -886,9 +914,9 @@ impl SqlStore {
             SlaState::Ok => return Ok(0),
         };
         let mut tx = self.write().await?;
-        if gate(&mut tx).await?.is_none() {
+        let Some(gate) = gate(&mut tx).await? else {
             return Ok(0);
-        }
+        };
         let filter = crate::IncidentFilter {
             sla: Some((state, now)),
             ..crate::IncidentFilter::default()
@@ -906,16 +934,9 @@ impl SqlStore {
             .push_bind(limit as i64)
             .push(" RETURNING incident_id");
         let marked: Vec<i64> = q.build_query_scalar().fetch_all(&mut *tx).await?;
+        let none = Value::Array(Vec::new());
         for id in &marked {
-            queue_event(
-                &mut tx,
-                self.backend,
-                *id,
-                trigger,
-                &Value::Array(Vec::new()),
-                0,
-            )
-            .await?;
+            queue_event_in(&mut tx, self.backend, Some(&gate), *id, trigger, &none, 0).await?;
         }
         tx.commit().await?;
         Ok(marked.len())
