@@ -33,7 +33,7 @@ fn incident(id: &str, org: &str, lag: i64) -> NewIncident {
             Severity::High
         },
         organization: Some(org.into()),
-        details: String::new(),
+        details: format!("beacon to {}-login.com", org.to_lowercase()),
         labels: Vec::new(),
         raw: json!({"id": id}),
     }
@@ -50,14 +50,19 @@ async fn get(url: &str, path: &str, key: &str) -> (u16, Value) {
     (status, resp.json().await.unwrap_or(Value::Null))
 }
 
-#[tokio::test]
-async fn figures_follow_the_incidents_times_within_the_callers_organizations() {
+struct Setup {
+    url: String,
+    alice: String,
+    root: String,
+    _dir: tempfile::TempDir,
+}
+
+/// On SQLite, or on a fresh PostgreSQL database: the incidents of [`LAGS`] fetched, a1 closed as a false positive and a2 resolved; alice an
+/// analyst of Acme, root an admin; the API served.
+async fn setup(postgres: Option<String>) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
-            .await
-            .unwrap(),
-    );
+    let url = postgres.unwrap_or_else(|| format!("sqlite://{}/wf.db", dir.path().display()));
+    let store = Arc::new(SqlStore::open(&url).await.unwrap());
     let sla = SlaPolicy::default();
     let batch: Vec<NewIncident> = LAGS
         .iter()
@@ -112,6 +117,23 @@ async fn figures_follow_the_incidents_times_within_the_callers_organizations() {
         ));
         url
     };
+    Setup {
+        url,
+        alice,
+        root,
+        _dir: dir,
+    }
+}
+
+#[tokio::test]
+async fn figures_follow_the_incidents_times_within_the_callers_organizations() {
+    // (The directory is bound, so it lives as long as the test.)
+    let Setup {
+        url,
+        alice,
+        root,
+        _dir,
+    } = setup(None).await;
     let until = (Utc::now() + TimeDelta::minutes(1)).to_rfc3339();
     let path = |org: &str| {
         format!(
@@ -178,4 +200,112 @@ async fn figures_follow_the_incidents_times_within_the_callers_organizations() {
         let (status, body) = get(&url, bad, &root).await;
         assert_eq!(status, 400, "{bad}: {body}");
     }
+}
+
+async fn text(url: &str, path: &str, key: &str) -> (u16, reqwest::header::HeaderMap, String) {
+    let resp = reqwest::Client::new()
+        .get(format!("{url}{path}"))
+        .header("Authorization", key)
+        .send()
+        .await
+        .unwrap();
+    let status = resp.status().as_u16();
+    let headers = resp.headers().clone();
+    (status, headers, resp.text().await.unwrap())
+}
+
+/// The customer report is one page that stands alone: no script, no asset from elsewhere,
+/// provider text escaped, a policy that allows its own style only; it and its incidents' CSV
+/// hold the caller's organization alone.
+#[tokio::test]
+async fn the_customer_report_is_one_escaped_page_of_the_callers_organization() {
+    customer_report_on(None).await;
+    if let Some(pg) = watchfloor_storage::test_cluster::fresh_database().await {
+        customer_report_on(Some(pg)).await;
+    }
+}
+
+async fn customer_report_on(postgres: Option<String>) {
+    // (The directory is bound, so it lives as long as the test.)
+    let Setup {
+        url,
+        alice,
+        root,
+        _dir,
+    } = setup(postgres).await;
+    let (status, headers, page) =
+        text(&url, "/api/v1/reports?since=1%20hour&format=html", &alice).await;
+    assert_eq!(status, 200, "{page}");
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let policy = headers["content-security-policy"].to_str().unwrap();
+    assert!(
+        policy.starts_with("default-src 'none'; style-src 'sha256-"),
+        "{policy}"
+    );
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    for absent in [
+        "<script",
+        "<link",
+        "<img",
+        "src=",
+        "href=",
+        "<b>a",
+        "Globex",
+        "globex-login.com",
+    ] {
+        assert!(!page.contains(absent), "{absent} in {page}");
+    }
+    // The titles, escaped, and the critical and high incidents with their outcomes.
+    assert!(page.contains("&lt;b&gt;a1&lt;/b&gt;"), "{page}");
+    assert!(page.contains("Security monitoring report: Acme"), "{page}");
+    let outcomes = page.matches("<td>False Positive</td>").count();
+    assert_eq!(outcomes, 1, "{page}");
+    assert_eq!(page.matches("<td>Open</td>").count(), 2, "{page}");
+    // The most frequent indicator of the period: the domain all four Acme incidents name.
+    assert!(
+        page.contains("acme-login.com</td><td class=\"num\">4</td>"),
+        "{page}"
+    );
+
+    let (status, _, csv) = text(
+        &url,
+        "/api/v1/reports?since=1%20hour&format=incidents-csv",
+        &alice,
+    )
+    .await;
+    assert_eq!(status, 200, "{csv}");
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 5, "{csv}");
+    assert!(lines[0].starts_with("id,title,organization,"), "{csv}");
+    assert!(lines[1..].iter().all(|l| l.contains(",Acme,")), "{csv}");
+    assert!(csv.contains(",False Positive,"), "{csv}");
+
+    // Another organization's is refused; an admin's holds both.
+    let (status, _, body) = text(
+        &url,
+        "/api/v1/reports?since=1%20hour&format=html&org=Globex",
+        &alice,
+    )
+    .await;
+    assert_eq!(status, 403, "{body}");
+    let (_, _, page) = text(&url, "/api/v1/reports?since=1%20hour&format=html", &root).await;
+    assert!(
+        page.contains("globex-login.com") && page.contains("every organization"),
+        "{page}"
+    );
+    let (status, _, body) = text(&url, "/api/v1/reports?since=1%20hour&format=pdf", &root).await;
+    assert_eq!(status, 400);
+    let error: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("format \"pdf\" is not one of"),
+        "{body}"
+    );
 }

@@ -12,6 +12,8 @@ use crate::{CloseReason, Severity};
 /// What a report reads of one incident.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ReportRow {
+    pub id: i64,
+    pub name: String,
     pub instance: String,
     pub organization: Option<String>,
     pub kind: String,
@@ -192,6 +194,225 @@ impl Report {
     }
 }
 
+impl Report {
+    /// Every group with what kind of group it is: all, instance, organization, type.
+    pub fn groups(&self) -> Vec<(&'static str, &str, &Figures)> {
+        let mut out = vec![("all", "", &self.all)];
+        for (what, list) in [
+            ("instance", &self.by_instance),
+            ("organization", &self.by_organization),
+            ("type", &self.by_type),
+        ] {
+            out.extend(
+                list.iter()
+                    .map(|Group { name, figures }| (what, name.as_str(), figures)),
+            );
+        }
+        out
+    }
+}
+
+/// One CSV field: quoted when it must be, and a leading `=`, `+`, `-` or `@` (which a
+/// spreadsheet would run as a formula) kept as text.
+pub fn csv_field(value: &str) -> String {
+    let value = match value.chars().next() {
+        Some('=' | '+' | '-' | '@') => format!("'{value}"),
+        _ => value.to_string(),
+    };
+    if value.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", value.replace('"', "\"\""))
+    } else {
+        value
+    }
+}
+
+/// A report as CSV: one row per group (all, each instance, organization and type).
+pub fn groups_csv(report: &Report) -> String {
+    let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
+    let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
+    let mut out = String::from(
+        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
+    );
+    for (what, name, f) in report.groups() {
+        let cells = [
+            what.to_string(),
+            csv_field(name),
+            f.incidents.to_string(),
+            secs(f.delivery_lag.median_s),
+            secs(f.delivery_lag.p90_s),
+            secs(f.time_to_assign.median_s),
+            secs(f.time_to_assign.p90_s),
+            secs(f.time_to_close.median_s),
+            secs(f.time_to_close.p90_s),
+            f.closed.to_string(),
+            f.false_positive_or_duplicate.to_string(),
+            ratio(f.false_positive_share),
+            f.closed_within_sla.to_string(),
+            ratio(f.sla_compliance),
+            f.open_at_end.to_string(),
+            f.open_breaches.to_string(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// The incidents of a report's period as CSV, one row each, with the times each figure is
+/// measured from (seconds, empty where not yet reached by the period's end `until`).
+pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
+    let mut out = String::from(
+        "id,title,organization,instance,type,severity,occurred,first_seen,first_assigned,closed,close_reason,sla_due,delivery_lag_s,time_to_assign_s,time_to_close_s,within_sla\n",
+    );
+    let time = |t: Option<DateTime<Utc>>| {
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default()
+    };
+    for r in rows {
+        let assigned = r.first_assigned.filter(|t| *t <= until);
+        let closed = r.closed.filter(|t| *t <= until);
+        let since_seen =
+            |t: Option<DateTime<Utc>>| t.map(|t| (t - r.created).num_seconds().max(0).to_string());
+        let cells = [
+            r.id.to_string(),
+            csv_field(&r.name),
+            csv_field(r.organization.as_deref().unwrap_or_default()),
+            csv_field(&r.instance),
+            csv_field(&r.kind),
+            r.severity.label().to_string(),
+            time(Some(r.occurred)),
+            time(Some(r.created)),
+            time(assigned),
+            time(closed),
+            closed
+                .and(r.close_reason)
+                .map(|c| c.as_str().to_string())
+                .unwrap_or_default(),
+            time(Some(r.sla_due)),
+            (r.created - r.occurred).num_seconds().max(0).to_string(),
+            since_seen(assigned).unwrap_or_default(),
+            since_seen(closed).unwrap_or_default(),
+            closed
+                .map(|t| (t <= r.sla_due).to_string())
+                .unwrap_or_default(),
+        ];
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+/// A critical or high incident of a customer report, with its outcome.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notable {
+    pub id: i64,
+    pub name: String,
+    pub organization: Option<String>,
+    pub severity: String,
+    pub created: DateTime<Utc>,
+    /// When it was closed, if by the period's end.
+    pub closed: Option<DateTime<Utc>>,
+    /// Its close reason, or `Open` at the period's end.
+    pub outcome: String,
+}
+
+/// An indicator that many of a period's incidents hold.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopIndicator {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+    pub incidents: i64,
+}
+
+/// A title and how many of a period's incidents bore it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TopTitle {
+    pub title: String,
+    pub incidents: usize,
+}
+
+/// A customer's report of a period: the figures, the period's critical and high incidents with
+/// their outcomes, its most frequent titles and indicators.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CustomerReport {
+    pub report: Report,
+    /// Critical first, then high; each by when it was first seen; at most [`MAX_NOTABLE`].
+    pub notable: Vec<Notable>,
+    /// How many critical and high incidents there were in all.
+    pub notable_total: usize,
+    pub top_titles: Vec<TopTitle>,
+    pub top_indicators: Vec<TopIndicator>,
+    /// Every incident of the period (for [`incidents_csv`]).
+    #[serde(skip)]
+    pub rows: Vec<ReportRow>,
+}
+
+/// The most critical and high incidents a customer report lists.
+pub const MAX_NOTABLE: usize = 500;
+/// How many titles and indicators a customer report names.
+pub const TOP: usize = 10;
+
+impl CustomerReport {
+    /// The report of `rows` (incidents first seen in the report's period) with the period's
+    /// most frequent indicators.
+    pub fn of(report: Report, rows: Vec<ReportRow>, top_indicators: Vec<TopIndicator>) -> Self {
+        let until = report.until;
+        let mut notable: Vec<&ReportRow> = rows
+            .iter()
+            .filter(|r| r.severity >= Severity::High)
+            .collect();
+        notable.sort_by(|a, b| {
+            b.severity
+                .cmp(&a.severity)
+                .then(a.created.cmp(&b.created))
+                .then(a.id.cmp(&b.id))
+        });
+        let notable_total = notable.len();
+        let notable = notable
+            .into_iter()
+            .take(MAX_NOTABLE)
+            .map(|r| {
+                let closed = r.closed.filter(|at| *at <= until);
+                Notable {
+                    id: r.id,
+                    name: r.name.clone(),
+                    organization: r.organization.clone(),
+                    severity: r.severity.label().to_string(),
+                    created: r.created,
+                    closed,
+                    outcome: match (closed, r.close_reason) {
+                        (Some(_), Some(reason)) => reason.as_str().to_string(),
+                        (Some(_), None) => "Closed".into(),
+                        (None, _) => "Open".into(),
+                    },
+                }
+            })
+            .collect();
+        let mut titles: BTreeMap<&str, usize> = BTreeMap::new();
+        for r in &rows {
+            *titles.entry(r.name.as_str()).or_default() += 1;
+        }
+        let mut top_titles: Vec<TopTitle> = titles
+            .into_iter()
+            .map(|(title, incidents)| TopTitle {
+                title: title.to_string(),
+                incidents,
+            })
+            .collect();
+        top_titles.sort_by(|a, b| b.incidents.cmp(&a.incidents).then(a.title.cmp(&b.title)));
+        top_titles.truncate(TOP);
+        CustomerReport {
+            report,
+            notable,
+            notable_total,
+            top_titles,
+            top_indicators,
+            rows,
+        }
+    }
+}
+
 /// A report's period from `2026-11` (a month) or `2026-11-03` (a day), in UTC: its start and
 /// the start of the next.
 pub fn period(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
@@ -275,6 +496,8 @@ mod tests {
 
     fn row(created: &str, closed: Option<(&str, CloseReason)>, due: &str) -> ReportRow {
         ReportRow {
+            id: 1,
+            name: "Suspicious login".into(),
             instance: "fes".into(),
             organization: Some("Acme".into()),
             kind: "ARO".into(),
@@ -327,6 +550,74 @@ mod tests {
         assert_eq!(f.false_positive_share, Some(0.5));
         assert_eq!(f.sla_compliance, Some(0.5));
         assert_eq!((f.open_at_end, f.open_breaches), (2, 1));
+    }
+
+    /// A customer report lists the critical and high incidents, most severe first, with their
+    /// outcome at the period's end, and the most frequent titles.
+    #[test]
+    fn a_customer_report_names_the_serious_incidents_and_frequent_titles() {
+        let until = at("2026-12-01T00:00:00Z");
+        let mut rows = vec![
+            row(
+                "2026-11-02T00:00:00Z",
+                Some(("2026-11-02T01:00:00Z", CloseReason::FalsePositive)),
+                "2026-11-02T04:00:00Z",
+            ),
+            row(
+                "2026-11-03T00:00:00Z",
+                Some(("2026-12-03T00:00:00Z", CloseReason::Resolved)),
+                "2026-11-03T04:00:00Z",
+            ),
+            row("2026-11-04T00:00:00Z", None, "2026-11-04T04:00:00Z"),
+            row("2026-11-05T00:00:00Z", None, "2026-11-05T04:00:00Z"),
+        ];
+        rows[1].severity = Severity::Critical;
+        rows[2].severity = Severity::Low;
+        rows[3].name = "Port scan".into();
+        for (n, r) in rows.iter_mut().enumerate() {
+            r.id = n as i64 + 1;
+        }
+        let since = at("2026-11-01T00:00:00Z");
+        let report = Report::of(Some("Acme".into()), since, until, &rows);
+        let c = CustomerReport::of(report, rows, vec![]);
+        let listed: Vec<(i64, &str, &str)> = c
+            .notable
+            .iter()
+            .map(|n| (n.id, n.severity.as_str(), n.outcome.as_str()))
+            .collect();
+        assert_eq!(
+            listed,
+            [
+                (2, "Critical", "Open"),
+                (1, "High", "False Positive"),
+                (4, "High", "Open")
+            ]
+        );
+        assert_eq!(c.notable_total, 3);
+        assert_eq!(
+            c.top_titles,
+            [
+                TopTitle {
+                    title: "Suspicious login".into(),
+                    incidents: 3
+                },
+                TopTitle {
+                    title: "Port scan".into(),
+                    incidents: 1
+                }
+            ]
+        );
+    }
+
+    /// Provider text in a CSV cannot break a row or run as a spreadsheet formula.
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        assert_eq!(csv_field("Acme"), "Acme");
+        assert_eq!(csv_field("Acme, Inc."), "\"Acme, Inc.\"");
+        assert_eq!(csv_field("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
+        assert_eq!(csv_field("a\nb"), "\"a\nb\"");
     }
 
     #[test]

@@ -735,6 +735,16 @@ pub struct RelatedIncident {
 
 /// Indicators found in incidents, kept per organization; every read takes the reader's scope.
 pub trait IndicatorStore: Send + Sync {
+    /// The indicators most of the scope's incidents with ids in `incidents` (first, last) hold,
+    /// of `organization` only when one is named; most held first, at most `limit`.
+    fn top_indicators<'a>(
+        &'a self,
+        scope: &'a Scope,
+        organization: Option<&'a str>,
+        incidents: (i64, i64),
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<watchfloor_core::report::TopIndicator>, StoreError>>;
+
     /// Indicators of the latest stored incidents first, summed over the scope's organizations.
     fn indicators<'a>(
         &'a self,

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
-use watchfloor_core::report::{Figures, Group, Report};
+use watchfloor_core::report::Report;
 use watchfloor_service::Service;
 
 use crate::Failure;
@@ -19,6 +19,11 @@ pub enum ReportOutput {
     /// One row per group (all, each instance, organization and type), for a spreadsheet.
     Csv,
     Json,
+    /// The customer report: one self-contained HTML page (no script, no other asset) that
+    /// prints to PDF from a browser.
+    Html,
+    /// The period's incidents, a row each, with the times each figure is measured from.
+    IncidentsCsv,
 }
 
 /// What `report` was asked.
@@ -60,32 +65,32 @@ pub async fn run(service: &Service, args: ReportArgs) -> Result<String, Failure>
         },
     )
     .await?;
-    let report = service
-        .report(&caller, args.org.as_deref(), since, until)
-        .await
-        .map_err(failed)?;
+    let org = args.org.as_deref();
+    let customer = || async {
+        service
+            .customer_report(&caller, org, since, until)
+            .await
+            .map_err(failed)
+    };
+    let report = || async {
+        service
+            .report(&caller, org, since, until)
+            .await
+            .map_err(failed)
+    };
     Ok(match args.output {
-        ReportOutput::Json => serde_json::to_string_pretty(&report)
+        ReportOutput::Html => {
+            watchfloor_api::report_page::customer_report_html(&customer().await?, Utc::now())
+        }
+        ReportOutput::IncidentsCsv => {
+            let c = customer().await?;
+            watchfloor_core::report::incidents_csv(&c.rows, c.report.until)
+        }
+        ReportOutput::Json => serde_json::to_string_pretty(&report().await?)
             .map_err(|e| Failure::Command(anyhow::anyhow!("cannot write the report: {e}")))?,
-        ReportOutput::Csv => csv(&report),
-        ReportOutput::Md => markdown(&report),
+        ReportOutput::Csv => watchfloor_core::report::groups_csv(&report().await?),
+        ReportOutput::Md => markdown(&report().await?),
     })
-}
-
-/// Every group of a report with what kind of group it is: all, instance, organization, type.
-fn groups(report: &Report) -> Vec<(&'static str, &str, &Figures)> {
-    let mut out = vec![("all", "", &report.all)];
-    for (what, list) in [
-        ("instance", &report.by_instance),
-        ("organization", &report.by_organization),
-        ("type", &report.by_type),
-    ] {
-        out.extend(
-            list.iter()
-                .map(|Group { name, figures }| (what, name.as_str(), figures)),
-        );
-    }
-    out
 }
 
 /// Seconds as a person reads them: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
@@ -120,7 +125,8 @@ fn markdown(report: &Report) -> String {
             .unwrap_or("every organization"),
         period_of(report)
     );
-    let rows: Vec<Value> = groups(report)
+    let rows: Vec<Value> = report
+        .groups()
         .into_iter()
         .map(|(what, name, f)| {
             json!({
@@ -174,65 +180,9 @@ fn markdown(report: &Report) -> String {
     text
 }
 
-/// One CSV field: quoted when it must be, and a leading `=`, `+`, `-` or `@` (which a
-/// spreadsheet would run as a formula) kept as text.
-fn field(value: &str) -> String {
-    let value = match value.chars().next() {
-        Some('=' | '+' | '-' | '@') => format!("'{value}"),
-        _ => value.to_string(),
-    };
-    if value.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", value.replace('"', "\"\""))
-    } else {
-        value
-    }
-}
-
-fn csv(report: &Report) -> String {
-    let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
-    let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
-    let mut out = String::from(
-        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
-    );
-    for (what, name, f) in groups(report) {
-        let cells = [
-            what.to_string(),
-            field(name),
-            f.incidents.to_string(),
-            secs(f.delivery_lag.median_s),
-            secs(f.delivery_lag.p90_s),
-            secs(f.time_to_assign.median_s),
-            secs(f.time_to_assign.p90_s),
-            secs(f.time_to_close.median_s),
-            secs(f.time_to_close.p90_s),
-            f.closed.to_string(),
-            f.false_positive_or_duplicate.to_string(),
-            ratio(f.false_positive_share),
-            f.closed_within_sla.to_string(),
-            ratio(f.sla_compliance),
-            f.open_at_end.to_string(),
-            f.open_breaches.to_string(),
-        ];
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Provider text in a CSV cannot break a row or run as a spreadsheet formula.
-    #[test]
-    fn csv_fields_are_quoted_and_never_formulas() {
-        assert_eq!(field("Acme"), "Acme");
-        assert_eq!(field("Acme, Inc."), "\"Acme, Inc.\"");
-        assert_eq!(field("say \"hi\""), "\"say \"\"hi\"\"\"");
-        assert_eq!(field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
-        assert_eq!(field("@SUM(A1)"), "'@SUM(A1)");
-        assert_eq!(field("a\nb"), "\"a\nb\"");
-    }
 
     #[test]
     fn durations_read_as_people_say_them() {

@@ -61,6 +61,22 @@ fn the_cli_reports_on_the_organizations_of_the_user_it_runs_as() {
     assert_eq!(body["all"]["incidents"], 2);
     assert!(!out.stdout.contains("calc"), "{}", out.stdout);
 
+    // The customer report and its incidents' CSV, of Acme alone.
+    let out = report(&["--as", "dana", "--output", "html"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("<!DOCTYPE html>"), "{}", out.stdout);
+    assert!(
+        out.stdout.contains("Security monitoring report: Acme")
+            && out.stdout.contains("Beacon again")
+            && !out.stdout.contains("Payroll")
+            && !out.stdout.contains("<script"),
+        "{}",
+        out.stdout
+    );
+    let out = report(&["--as", "dana", "--output", "incidents-csv"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stdout.lines().count(), 3, "{}", out.stdout);
+
     let out = report(&["--as", "dana", "--org", "Globex"]);
     assert_ne!(out.code, 0);
     assert!(out.stderr.contains("own organizations"), "{}", out.stderr);

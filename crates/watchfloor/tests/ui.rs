@@ -270,6 +270,32 @@ async fn an_incident_is_worked_in_the_browser() {
     b.wait_for_text("covalence-managed-security").await;
     b.screenshot(&shots.join("dashboard.png")).await;
 
+    // The Providers view: a month's figures per provider and organization, weekly trends.
+    b.goto(&format!("{}/reports", s.url)).await;
+    b.find("table.providers svg.spark rect").await;
+    let text = b.body_text().await;
+    assert!(
+        text.contains("fes") && text.contains("Acme") && text.contains("Globex"),
+        "{text}"
+    );
+    b.screenshot(&shots.join("providers.png")).await;
+    // The customer report: a page of its own whose style its policy allows, and where the
+    // hostile title is text and runs nothing.
+    b.goto(&format!("{}/reports/customer?org=Acme", s.url))
+        .await;
+    b.wait_for_text("Security monitoring report: Acme").await;
+    assert_eq!(b.dialog().await, None, "no script ran in the report");
+    let border = b
+        .script("return getComputedStyle(document.querySelector('.card')).borderTopStyle")
+        .await;
+    assert_eq!(border, "solid", "the inline style is allowed by its hash");
+    let text = b.body_text().await;
+    assert!(
+        text.contains("<img src=x onerror=alert(1)>") && !text.contains("Globex"),
+        "{text}"
+    );
+    b.screenshot(&shots.join("customer-report.png")).await;
+
     // An admin moves sam to another organization.
     b.goto(&format!("{}/users", s.url)).await;
     let orgs = b.find("input[form=access-sam]").await;
@@ -432,5 +458,18 @@ async fn an_analyst_sees_only_their_organization() {
     b.find("svg.chart").await;
     let text = b.body_text().await;
     assert!(text.contains("Acme") && !text.contains("Globex"), "{text}");
+    // The Providers view and the customer report hold Acme alone; Globex's are refused.
+    b.goto(&format!("{}/reports", s.url)).await;
+    b.find("table.providers").await;
+    let text = b.body_text().await;
+    assert!(text.contains("Acme") && !text.contains("Globex"), "{text}");
+    b.goto(&format!("{}/reports/customer", s.url)).await;
+    b.wait_for_text("Security monitoring report: Acme").await;
+    assert!(!b.body_text().await.contains("Globex"));
+    b.goto(&format!("{}/reports?org=Globex", s.url)).await;
+    b.wait_for_text("403").await;
+    b.goto(&format!("{}/reports/customer?org=Globex", s.url))
+        .await;
+    b.wait_for_text("403").await;
     s.serve.stop();
 }

@@ -18,6 +18,7 @@ use crate::{
     RelatedIncident, Scope, StoreError, VerdictMark,
 };
 use watchfloor_core::incident::Incident;
+use watchfloor_core::report::TopIndicator;
 
 /// Indicators shared with more incidents than this relate no incidents: a scanner's address
 /// in a hundred thousand incidents says nothing about any two of them.
@@ -168,6 +169,43 @@ impl SqlStore {
 }
 
 impl IndicatorStore for SqlStore {
+    fn top_indicators<'a>(
+        &'a self,
+        scope: &'a Scope,
+        organization: Option<&'a str>,
+        incidents: (i64, i64),
+        limit: usize,
+    ) -> BoxFuture<'a, Result<Vec<TopIndicator>, StoreError>> {
+        Box::pin(async move {
+            self.catch_up_indicators().await?;
+            let orgs = scope_orgs(scope);
+            let ix = self.backend.index_schema();
+            // By the incidents' index: the period's incidents are one range of ids.
+            let mut q = self.sql(format!(
+                "SELECT kind, value, COUNT(*) AS n FROM {ix}indicator_links WHERE incident_id >= "
+            ));
+            q.push_bind(incidents.0)
+                .push(" AND incident_id <= ")
+                .push_bind(incidents.1);
+            push_orgs(&mut q, "organization", &orgs, true);
+            if let Some(org) = organization {
+                q.push(" AND organization = ").push_bind(org_key(Some(org)));
+            }
+            q.push(" GROUP BY kind, value ORDER BY n DESC, kind, value LIMIT ")
+                .push_bind(limit as i64);
+            let rows = q.build().fetch_all(&self.text_reads).await?;
+            rows.iter()
+                .map(|r| {
+                    Ok(TopIndicator {
+                        kind: r.try_get("kind")?,
+                        value: r.try_get("value")?,
+                        incidents: r.try_get("n")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
     fn reindex_indicators(&self) -> BoxFuture<'_, Result<(), StoreError>> {
         Box::pin(SqlStore::reindex_indicators(self))
     }

@@ -18,7 +18,7 @@ impl SqlStore {
         until: DateTime<Utc>,
     ) -> Result<Vec<ReportRow>, StoreError> {
         let mut q = self.sql(
-            "SELECT instance, organization, type, severity, occurred, created, first_assigned, \
+            "SELECT id, name, instance, organization, type, severity, occurred, created, first_assigned, \
              closed, close_reason, sla_due FROM incidents WHERE created < ",
         );
         q.push_bind(ts(until));
@@ -31,6 +31,8 @@ impl SqlStore {
                 let severity = Severity::from_value(severity)
                     .ok_or_else(|| StoreError::Corrupt(format!("severity {severity}")))?;
                 Ok(ReportRow {
+                    id: r.try_get("id")?,
+                    name: r.try_get("name")?,
                     instance: r.try_get("instance")?,
                     organization: r.try_get("organization")?,
                     kind: r.try_get("type")?,
