@@ -10,7 +10,6 @@ mod endpoint;
 mod error;
 mod indicators_api;
 mod notify_api;
-pub mod report_page;
 mod reports_api;
 mod routes;
 mod rules_api;

@@ -8,11 +8,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use chrono::Utc;
 use watchfloor_core::report::{groups_csv, incidents_csv};
 
-use crate::report_page::customer_report_html;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, get};
 use axum::{Extension, Json};
 use serde::Deserialize;
+use watchfloor_notify::report_page::customer_report_html;
 use watchfloor_service::Caller;
 use watchfloor_storage::User;
 
@@ -22,15 +22,33 @@ use crate::state::AppState;
 
 /// The report routes, as the native API lists them.
 pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
-    vec![(
-        ep(
-            "GET",
-            "/api/v1/reports",
-            "?org=&since=&until=&period=&format=",
-            "the figures of the incidents first seen in a period (period=2026-11 or a day, or since= and until=, default now): volume by severity, delivery lag, times to assign and close (median, p90, max in seconds), false-positive share, SLA compliance and open breaches; for all, and per instance, organization and type; a user of some organizations may name only its own. format=json (the default), csv (a row per group), html (the customer report: one self-contained page with the critical and high incidents and the top titles and indicators) or incidents-csv (a row per incident)",
+    vec![
+        (
+            ep(
+                "GET",
+                "/api/v1/reports",
+                "?org=&since=&until=&period=&format=",
+                "the figures of the incidents first seen in a period (period=2026-11 or a day, or since= and until=, default now): volume by severity, delivery lag, times to assign and close (median, p90, max in seconds), false-positive share, SLA compliance and open breaches; for all, and per instance, organization and type; a user of some organizations may name only its own. format=json (the default), csv (a row per group), html (the customer report: one self-contained page with the critical and high incidents and the top titles and indicators) or incidents-csv (a row per incident)",
+            ),
+            get(report),
         ),
-        get(report),
-    )]
+        (
+            ep(
+                "GET",
+                "/api/v1/reports/sends",
+                "",
+                "the scheduled customer reports (`[[reports]]`) queued and sent, newest first: organization, channel, period, status (pending, sent, failed), attempts, the last error; users who see every organization only",
+            ),
+            get(sends),
+        ),
+    ]
+}
+
+async fn sends(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+) -> Result<Response, ApiError> {
+    Ok(Json(state.service.report_sends(&Caller::of(&user)).await?).into_response())
 }
 
 #[derive(Deserialize)]
@@ -114,10 +132,9 @@ async fn report(
     })
 }
 
-/// A served customer report's own policy: its inline style and nothing else (the UI's
-/// policy, set after, leaves a response's own alone).
-pub(crate) fn set_report_policy(answer: &mut Response) {
-    if let Ok(value) = HeaderValue::from_str(&crate::report_page::policy()) {
+/// A served customer report's own policy: its inline style and nothing else.
+fn set_report_policy(answer: &mut Response) {
+    if let Ok(value) = HeaderValue::from_str(&watchfloor_notify::report_page::policy()) {
         answer
             .headers_mut()
             .insert(header::CONTENT_SECURITY_POLICY, value);

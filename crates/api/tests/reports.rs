@@ -184,6 +184,11 @@ async fn figures_follow_the_incidents_times_within_the_callers_organizations() {
         .as_i64()
         .unwrap();
     assert!((7_200..=7_202).contains(&lag), "{lag}");
+    // Scheduled reports go to every organization's channels: the admin reads them, alice not.
+    let (status, body) = get(&url, "/api/v1/reports/sends", &root).await;
+    assert_eq!((status, body), (200, json!([])));
+    let (status, _) = get(&url, "/api/v1/reports/sends", &alice).await;
+    assert_eq!(status, 403);
     // A period before anything was stored is empty, with no shares.
     let (status, body) = get(&url, "/api/v1/reports?period=2020-01", &root).await;
     assert_eq!(status, 200);

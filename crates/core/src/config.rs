@@ -24,6 +24,7 @@ use crate::channel::ChannelConfig;
 use crate::definition::{IntegrationDef, ParamDef, ParamType};
 use crate::fetch::FetchSettings;
 use crate::lifecycle::SlaPolicy;
+use crate::report::{Every, ReportSchedule};
 use crate::secret::Secret;
 
 /// A config file that could not be used. The message names the file, the line and the key.
@@ -63,6 +64,8 @@ pub struct Config {
     pub lease: Option<Duration>,
     /// `[[channels]]`: where notifications go.
     pub channels: Vec<ChannelConfig>,
+    /// `[[reports]]`: customer reports sent on their own.
+    pub reports: Vec<ReportSchedule>,
     /// `[server] public_url`: where users reach the UI, for links in notifications.
     pub public_url: Option<String>,
     /// `[indicators]`.
@@ -91,6 +94,8 @@ pub struct Shared {
     pub lease: Option<Duration>,
     /// `[[channels]]`.
     pub channels: Vec<ChannelConfig>,
+    /// `[[reports]]`.
+    pub reports: Vec<ReportSchedule>,
     /// `[server] public_url`.
     pub public_url: Option<String>,
     /// `[indicators]`.
@@ -252,7 +257,78 @@ struct RawConfig {
     cluster: Option<RawCluster>,
     #[serde(default)]
     channels: Vec<Spanned<crate::channel::RawChannel>>,
+    #[serde(default)]
+    reports: Vec<Spanned<RawReport>>,
     indicators: Option<RawIndicators>,
+}
+
+/// `[[reports]]`: one organization's customer report, sent on its own.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawReport {
+    org: Spanned<String>,
+    every: Option<Spanned<String>>,
+    channel: Spanned<String>,
+}
+
+/// The `[[reports]]` entries, each naming a configured channel; or what is wrong.
+fn read_reports(
+    raw: &[Spanned<RawReport>],
+    channels: &[ChannelConfig],
+) -> Result<Vec<ReportSchedule>, (std::ops::Range<usize>, String, String)> {
+    let mut out: Vec<ReportSchedule> = Vec::new();
+    for (i, r) in raw.iter().enumerate() {
+        let r = r.get_ref();
+        let key = |k: &str| format!("reports[{i}].{k}");
+        let org = r.org.get_ref().trim().to_string();
+        if org.is_empty() {
+            return Err((
+                r.org.span(),
+                key("org"),
+                "a report names the organization it is about, e.g. \"Acme Corp\"".into(),
+            ));
+        }
+        let every = match r.every.as_ref().map(|e| e.get_ref().as_str()) {
+            None | Some("month") => Every::Month,
+            Some("day") => Every::Day,
+            Some(other) => {
+                return Err((
+                    r.every.as_ref().map(|e| e.span()).unwrap_or_default(),
+                    key("every"),
+                    format!("`{other}` is not how often a report goes: \"month\" or \"day\""),
+                ));
+            }
+        };
+        let channel = r.channel.get_ref().trim().to_string();
+        if !channels.iter().any(|c| c.name == channel) {
+            let known: Vec<&str> = channels.iter().map(|c| c.name.as_str()).collect();
+            return Err((
+                r.channel.span(),
+                key("channel"),
+                match known.is_empty() {
+                    true => format!("there is no channel `{channel}`: add it under [[channels]]"),
+                    false => format!(
+                        "there is no channel `{channel}`; the channels are: {}",
+                        known.join(", ")
+                    ),
+                },
+            ));
+        }
+        let schedule = ReportSchedule {
+            org,
+            every,
+            channel,
+        };
+        if out.contains(&schedule) {
+            return Err((
+                r.org.span(),
+                key("org"),
+                "this report is listed twice; it would be sent twice".into(),
+            ));
+        }
+        out.push(schedule);
+    }
+    Ok(out)
 }
 
 /// `[indicators]`: what is not an indicator, and what an analyst learns of other
@@ -693,6 +769,7 @@ impl Config {
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
             channels: &raw.channels,
+            reports: &raw.reports,
             indicators: raw.indicators.as_ref(),
         }
         .read(base_dir)
@@ -700,6 +777,7 @@ impl Config {
         Ok(Config {
             path: path.to_path_buf(),
             channels: shared.channels,
+            reports: shared.reports,
             public_url: shared.public_url,
             indicators: shared.indicators,
             listen: shared.listen,
@@ -726,6 +804,8 @@ impl Config {
             instances: Vec<NameOnly>,
             #[serde(default)]
             channels: Vec<Spanned<crate::channel::RawChannel>>,
+            #[serde(default)]
+            reports: Vec<Spanned<RawReport>>,
             indicators: Option<RawIndicators>,
         }
         #[derive(Deserialize)]
@@ -760,6 +840,7 @@ impl Config {
             retention: raw.retention.as_ref(),
             cluster: raw.cluster.as_ref(),
             channels: &raw.channels,
+            reports: &raw.reports,
             indicators: raw.indicators.as_ref(),
         }
         .read(base_dir)
@@ -792,6 +873,7 @@ impl Config {
             retention: self.retention,
             lease: self.lease,
             channels: self.channels.clone(),
+            reports: self.reports.clone(),
             public_url: self.public_url.clone(),
             indicators: self.indicators.clone(),
             instances: self
@@ -820,13 +902,16 @@ struct SharedSections<'a> {
     retention: Option<&'a RawRetention>,
     cluster: Option<&'a RawCluster>,
     channels: &'a [Spanned<crate::channel::RawChannel>],
+    reports: &'a [Spanned<RawReport>],
     indicators: Option<&'a RawIndicators>,
 }
 
 impl SharedSections<'_> {
     /// The sections' settings (no instances), or the span, key and message of what is wrong.
     fn read(self, base_dir: &Path) -> Result<Shared, (std::ops::Range<usize>, String, String)> {
+        let channels = crate::channel::read_channels(self.channels, base_dir)?;
         Ok(Shared {
+            reports: read_reports(self.reports, &channels)?,
             storage_url: Some(storage_url(
                 self.storage.map_or(DEFAULT_STORAGE, |s| s.url.as_str()),
                 base_dir,
@@ -844,7 +929,7 @@ impl SharedSections<'_> {
                 .transpose()?
                 .flatten(),
             lease: self.cluster.map(RawCluster::lease).transpose()?.flatten(),
-            channels: crate::channel::read_channels(self.channels, base_dir)?,
+            channels,
             public_url: self
                 .server
                 .map(RawServer::public_url)
@@ -1313,6 +1398,71 @@ description = "Skip TLS checks"
 
     /// `[[channels]]`: read with their defaults, secrets left to be read when used; every
     /// mistake named by its line and key.
+    /// `[[reports]]`: each names an organization and a configured channel; how often is a
+    /// month unless it says a day; every mistake is named by its line and key.
+    #[test]
+    fn scheduled_reports_are_read_and_their_errors_named() {
+        let hook = "[[channels]]\nname = \"acme-mail\"\nkind = \"webhook\"\nurl = \"https://hooks.example/x\"\n";
+        let ok = parse(&format!(
+            "{hook}[[reports]]\norg = \"Acme\"\nchannel = \"acme-mail\"\n\
+             [[reports]]\norg = \"Globex\"\nevery = \"day\"\nchannel = \"acme-mail\"\n"
+        ))
+        .unwrap();
+        assert_eq!(
+            ok.reports,
+            [
+                ReportSchedule {
+                    org: "Acme".into(),
+                    every: Every::Month,
+                    channel: "acme-mail".into()
+                },
+                ReportSchedule {
+                    org: "Globex".into(),
+                    every: Every::Day,
+                    channel: "acme-mail".into()
+                }
+            ]
+        );
+        let at = "config file /etc/wf/watchfloor.toml";
+        for (text, expected) in [
+            (
+                format!("{hook}[[reports]]\norg = \"Acme\"\nchannel = \"pager\"\n"),
+                "line 7, key `reports[0].channel`: there is no channel `pager`; the channels are: acme-mail",
+            ),
+            (
+                "[[reports]]\norg = \"Acme\"\nchannel = \"pager\"\n".to_string(),
+                "line 3, key `reports[0].channel`: there is no channel `pager`: add it under [[channels]]",
+            ),
+            (
+                format!(
+                    "{hook}[[reports]]\norg = \"Acme\"\nevery = \"week\"\nchannel = \"acme-mail\"\n"
+                ),
+                "line 7, key `reports[0].every`: `week` is not how often a report goes: \"month\" or \"day\"",
+            ),
+            (
+                format!("{hook}[[reports]]\norg = \" \"\nchannel = \"acme-mail\"\n"),
+                "line 6, key `reports[0].org`: a report names the organization it is about, e.g. \"Acme Corp\"",
+            ),
+            (
+                format!(
+                    "{hook}[[reports]]\norg = \"Acme\"\nchannel = \"acme-mail\"\n[[reports]]\norg = \"Acme\"\nchannel = \"acme-mail\"\n"
+                ),
+                "line 9, key `reports[1].org`: this report is listed twice; it would be sent twice",
+            ),
+        ] {
+            assert_eq!(
+                parse(&text).unwrap_err(),
+                format!("{at}, {expected}"),
+                "{text}"
+            );
+        }
+        let unknown = parse(&format!(
+            "{hook}[[reports]]\norg = \"Acme\"\nchannel = \"acme-mail\"\ncolour = \"red\"\n"
+        ))
+        .unwrap_err();
+        assert!(unknown.contains("colour"), "{unknown}");
+    }
+
     #[test]
     fn channels_are_read_and_their_errors_named() {
         let ok = parse(

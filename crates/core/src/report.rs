@@ -413,6 +413,54 @@ impl CustomerReport {
     }
 }
 
+/// How often a scheduled report goes out: `every = "month"` (the default) or `"day"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Every {
+    Month,
+    Day,
+}
+
+impl Every {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Every::Month => "month",
+            Every::Day => "day",
+        }
+    }
+}
+
+/// A `[[reports]]` entry: the customer report of `org`, sent through `channel` on the first
+/// day of each period, about the period just ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReportSchedule {
+    pub org: String,
+    pub every: Every,
+    pub channel: String,
+}
+
+impl ReportSchedule {
+    /// The period whose report is due at `now` (its name, start and end): the one that ended
+    /// when the current one began, while the current one is in its first day; none after.
+    pub fn due(&self, now: DateTime<Utc>) -> Option<(String, DateTime<Utc>, DateTime<Utc>)> {
+        use chrono::{Datelike, Months, TimeDelta};
+        let today = now.date_naive();
+        let (start, previous, name) = match self.every {
+            Every::Month => {
+                let start = today.with_day(1)?;
+                let previous = start.checked_sub_months(Months::new(1))?;
+                (start, previous, previous.format("%Y-%m").to_string())
+            }
+            Every::Day => {
+                let previous = today.pred_opt()?;
+                (today, previous, previous.format("%Y-%m-%d").to_string())
+            }
+        };
+        let utc = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
+        let (since, until) = (utc(previous)?, utc(start)?);
+        (now - until < TimeDelta::days(1)).then_some((name, since, until))
+    }
+}
+
 /// A report's period from `2026-11` (a month) or `2026-11-03` (a day), in UTC: its start and
 /// the start of the next.
 pub fn period(text: &str) -> Result<(DateTime<Utc>, DateTime<Utc>), String> {
@@ -618,6 +666,37 @@ mod tests {
         assert_eq!(csv_field("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
         assert_eq!(csv_field("@SUM(A1)"), "'@SUM(A1)");
         assert_eq!(csv_field("a\nb"), "\"a\nb\"");
+    }
+
+    /// A monthly report is due on the first day of the month, about the month before; a
+    /// daily one every day, about the day before.
+    #[test]
+    fn a_scheduled_report_is_due_on_the_first_day_of_a_period() {
+        let monthly = ReportSchedule {
+            org: "Acme".into(),
+            every: Every::Month,
+            channel: "mail".into(),
+        };
+        for (now, due) in [
+            ("2026-12-01T00:00:00Z", Some("2026-11")),
+            ("2026-12-01T23:59:59Z", Some("2026-11")),
+            ("2026-12-02T00:00:00Z", None),
+            ("2026-11-30T12:00:00Z", None),
+            ("2027-01-01T06:00:00Z", Some("2026-12")),
+        ] {
+            let got = monthly.due(at(now));
+            assert_eq!(got.as_ref().map(|d| d.0.as_str()), due, "{now}");
+            if let Some((name, since, until)) = got {
+                assert_eq!((since, until), period(&name).unwrap(), "{now}");
+            }
+        }
+        let daily = ReportSchedule {
+            every: Every::Day,
+            ..monthly
+        };
+        let (name, since, until) = daily.due(at("2026-12-06T15:00:00Z")).unwrap();
+        assert_eq!(name, "2026-12-05");
+        assert_eq!((since, until), period("2026-12-05").unwrap());
     }
 
     #[test]

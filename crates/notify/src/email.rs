@@ -5,7 +5,8 @@
 
 use std::time::Duration;
 
-use lettre::message::{Mailbox, MultiPart};
+use lettre::message::header::ContentType;
+use lettre::message::{Attachment, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -22,6 +23,17 @@ pub fn plain(m: &Outgoing) -> String {
         return "This is a test message from watchfloor: the channel works.\n".into();
     }
     let mut out = String::new();
+    if let Some(r) = &m.report {
+        out.push_str(&format!(
+            "The security monitoring report of {} for {} is attached (HTML; it prints to PDF from a browser), with its incidents as CSV.\n\n",
+            r.organization, r.period
+        ));
+        for line in &r.summary {
+            out.push_str(line);
+            out.push('\n');
+        }
+        return out;
+    }
     if m.digest {
         out.push_str(&format!(
             "{} incidents were notified while this channel was at its hourly limit:\n\n",
@@ -51,6 +63,9 @@ pub fn plain(m: &Outgoing) -> String {
 
 /// The HTML body, every provider value escaped.
 pub fn html(m: &Outgoing) -> String {
+    if let Some(r) = &m.report {
+        return r.html.clone();
+    }
     let e = escape::html;
     let mut out = String::from("<!doctype html><html><body style=\"font-family:sans-serif\">");
     out.push_str(&format!("<h3>{}</h3>", e(&m.subject())));
@@ -133,8 +148,20 @@ pub(crate) async fn send(channel: &ChannelConfig, m: &Outgoing) -> Result<(), Se
     for to in &channel.to {
         builder = builder.to(mailbox(to, "to")?);
     }
+    let body = MultiPart::alternative_plain_html(plain(m), html(m));
+    let body = match &m.report {
+        // The report's page is the HTML part; its incidents go along as a CSV file.
+        Some(r) => MultiPart::mixed().multipart(body).singlepart(
+            Attachment::new(format!("incidents-{}.csv", r.period)).body(
+                r.csv.clone(),
+                ContentType::parse("text/csv; charset=utf-8")
+                    .map_err(|e| SendError::Config(format!("cannot build the message: {e}")))?,
+            ),
+        ),
+        None => body,
+    };
     let email = builder
-        .multipart(MultiPart::alternative_plain_html(plain(m), html(m)))
+        .multipart(body)
         .map_err(|e| SendError::Config(format!("cannot build the message: {e}")))?;
     transport
         .build()

@@ -33,6 +33,16 @@ pub(crate) fn payload(kind: ChannelKind, m: &Outgoing) -> Value {
 }
 
 fn webhook(m: &Outgoing) -> Value {
+    if let Some(r) = &m.report {
+        return json!({
+            "delivery": m.id,
+            "kind": "report",
+            "summary": m.subject(),
+            "organization": r.organization,
+            "period": r.period,
+            "figures": r.figures,
+        });
+    }
     json!({
         "delivery": m.id,
         "kind": if m.test { "test" } else if m.digest { "digest" } else { "incident" },
@@ -54,6 +64,9 @@ fn webhook(m: &Outgoing) -> Value {
 
 /// One line per incident, its provider text escaped by `esc`.
 fn lines(m: &Outgoing, esc: fn(&str) -> String) -> Vec<String> {
+    if let Some(r) = &m.report {
+        return r.summary.iter().map(|l| esc(l)).collect();
+    }
     m.items
         .iter()
         .map(|i| {
@@ -196,6 +209,7 @@ mod tests {
             id: "n-1-2".into(),
             digest: false,
             test: false,
+            report: None,
             items: vec![Item {
                 incident_id: 7,
                 name: "<script>x</script> *bold*".into(),

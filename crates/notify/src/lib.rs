@@ -8,6 +8,7 @@
 mod email;
 pub mod escape;
 mod http;
+pub mod report_page;
 
 use serde::Serialize;
 use watchfloor_core::channel::{ChannelConfig, ChannelKind};
@@ -40,6 +41,24 @@ pub struct Outgoing {
     /// A `channels test` message, about no incident.
     pub test: bool,
     pub items: Vec<Item>,
+    /// A scheduled customer report, about no incident.
+    pub report: Option<Box<ReportMessage>>,
+}
+
+/// What a message carrying a customer report says: a summary, the report's page and its
+/// incidents' CSV (attached to an e-mail), and its figures (in a webhook's body).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportMessage {
+    pub organization: String,
+    /// `2026-11` or `2026-11-03`.
+    pub period: String,
+    /// Plain text, one figure a line; no provider text.
+    pub summary: Vec<String>,
+    #[serde(skip)]
+    pub html: String,
+    #[serde(skip)]
+    pub csv: String,
+    pub figures: serde_json::Value,
 }
 
 /// Why a message was not delivered: the receiver's answer, or why it could not be reached.
@@ -56,6 +75,13 @@ impl Outgoing {
     pub fn subject(&self) -> String {
         if self.test {
             return "watchfloor: a test message".into();
+        }
+        if let Some(r) = &self.report {
+            return format!(
+                "watchfloor report: {}, {}",
+                one_line(&r.organization),
+                r.period
+            );
         }
         match self.items.as_slice() {
             [one] => format!(

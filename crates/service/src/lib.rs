@@ -52,6 +52,8 @@ pub struct Service {
     limiter: Arc<login::Limiter>,
     /// The notification channels (the config's `[[channels]]`).
     channels: Arc<Vec<ChannelConfig>>,
+    /// The scheduled customer reports (the config's `[[reports]]`).
+    reports: Arc<Vec<watchfloor_core::report::ReportSchedule>>,
     /// Where users reach the UI (`[server] public_url`), for links in notifications.
     public_url: Option<Arc<str>>,
     /// What time it is: the system's clock, or a test's.
@@ -71,6 +73,7 @@ impl Service {
             engine: None,
             limiter: Arc::default(),
             channels: Arc::default(),
+            reports: Arc::default(),
             public_url: None,
             clock: Arc::new(Utc::now),
             claim: notifications::CLAIM,
@@ -93,6 +96,15 @@ impl Service {
     ) -> Service {
         self.channels = Arc::new(channels);
         self.public_url = public_url.map(Arc::from);
+        self
+    }
+
+    /// With scheduled customer reports (the config's `[[reports]]`), sent through the channels.
+    pub fn with_reports(
+        mut self,
+        reports: Vec<watchfloor_core::report::ReportSchedule>,
+    ) -> Service {
+        self.reports = Arc::new(reports);
         self
     }
 

@@ -108,6 +108,7 @@ impl Service {
             digest: false,
             test: true,
             items: Vec::new(),
+            report: None,
         };
         watchfloor_notify::send(channel, &message)
             .await
@@ -135,9 +136,17 @@ impl Service {
         Ok(self.store.notifications(&filter).await?)
     }
 
-    /// Plans and sends what is due on every channel; how many messages went out.
+    /// Sends the scheduled reports that are due, then plans and sends what is due on every
+    /// channel; how many messages went out.
     pub async fn deliver_notifications(&self) -> Result<usize, ServiceError> {
-        let mut sent = 0;
+        // Scheduled reports first; one that cannot be read or queued holds up no incident's.
+        let mut sent = match self.send_scheduled_reports().await {
+            Ok(n) => n,
+            Err(error) => {
+                tracing::error!(%error, "cannot send the scheduled reports; trying again");
+                0
+            }
+        };
         for channel in self.channels.iter() {
             let now = self.now();
             self.store
@@ -237,6 +246,7 @@ impl Service {
             digest: delivery.digest,
             test: false,
             items,
+            report: None,
         })
     }
 }

@@ -4,7 +4,8 @@
 
 use chrono::{DateTime, Utc};
 use watchfloor_core::report::{CustomerReport, Report, ReportRow, TOP};
-use watchfloor_storage::{IncidentFilter, Scope};
+use watchfloor_notify::{Outgoing, ReportMessage};
+use watchfloor_storage::{DeliveryOutcome, IncidentFilter, ReportSend, Role, Scope};
 
 use crate::{Caller, Service, ServiceError};
 
@@ -54,7 +55,7 @@ impl Service {
             _ => None,
         });
         // A period not yet over is judged now: what is open is not yet past due at its end.
-        let until = until.min(Utc::now()).max(since);
+        let until = until.min(self.now()).max(since);
         Ok((Report::of(named, since, until, &rows), rows))
     }
 
@@ -138,4 +139,124 @@ impl Service {
             })
             .collect())
     }
+
+    /// Queues the scheduled reports that are due (each organization, channel and period
+    /// once, whichever process finds it first), then sends those whose time has come; how
+    /// many went out. A report is read as a user of its organization alone would read it.
+    pub async fn send_scheduled_reports(&self) -> Result<usize, ServiceError> {
+        let now = self.now();
+        for schedule in self.reports.iter() {
+            if let Some((period, _, _)) = schedule.due(now) {
+                let send = ReportSend {
+                    id: report_send_id(&schedule.org, &schedule.channel, &period),
+                    organization: schedule.org.clone(),
+                    channel: schedule.channel.clone(),
+                    period,
+                    status: "pending".into(),
+                    attempts: 0,
+                    created: now,
+                    sent: None,
+                    last_error: None,
+                };
+                if self.store.queue_report_send(&send, now).await? {
+                    tracing::info!(organization = %send.organization, period = %send.period, channel = %send.channel, "a scheduled report is due");
+                }
+            }
+        }
+        let retry_at = now + chrono::TimeDelta::from_std(self.claim).unwrap_or_default();
+        let mut sent = 0;
+        for send in self.store.claim_report_sends(now, retry_at).await? {
+            let outcome = self.send_report(&send).await;
+            let now = self.now();
+            match outcome {
+                Ok(()) => {
+                    self.store
+                        .finish_report_send(&send.id, DeliveryOutcome::Sent, now)
+                        .await?;
+                    sent += 1;
+                }
+                Err((error, for_good)) => {
+                    tracing::warn!(report = %send.id, channel = %send.channel, %error, "a scheduled report was not sent");
+                    let give_up = self
+                        .channels()
+                        .iter()
+                        .find(|c| c.name == send.channel)
+                        .map(|c| c.give_up_after)
+                        .unwrap_or_default();
+                    let age = (now - send.created).to_std().unwrap_or_default();
+                    let outcome = match for_good || age >= give_up {
+                        true => DeliveryOutcome::Failed(&error),
+                        false => DeliveryOutcome::Retry(
+                            &error,
+                            now + chrono::TimeDelta::from_std(crate::notifications::backoff(
+                                send.attempts,
+                            ))
+                            .unwrap_or_default(),
+                        ),
+                    };
+                    self.store
+                        .finish_report_send(&send.id, outcome, now)
+                        .await?;
+                }
+            }
+        }
+        Ok(sent)
+    }
+
+    /// Reads and sends one scheduled report; on failure, why, and whether it is for good.
+    async fn send_report(&self, send: &ReportSend) -> Result<(), (String, bool)> {
+        let Some(channel) = self.channels().iter().find(|c| c.name == send.channel) else {
+            return Err((
+                format!("the channel `{}` is no longer configured", send.channel),
+                true,
+            ));
+        };
+        let (since, until) =
+            watchfloor_core::report::period(&send.period).map_err(|m| (m, true))?;
+        let caller = Caller {
+            name: format!("report:{}", send.organization),
+            role: Role::Analyst,
+            scope: Scope::Orgs(vec![send.organization.clone()]),
+            address: None,
+        };
+        let report = self
+            .customer_report(&caller, Some(&send.organization), since, until)
+            .await
+            .map_err(|e| (format!("cannot read the report: {e}"), false))?;
+        let message = Outgoing {
+            id: send.id.clone(),
+            digest: false,
+            test: false,
+            items: Vec::new(),
+            report: Some(Box::new(ReportMessage::of(
+                &report,
+                &send.organization,
+                &send.period,
+                self.now(),
+            ))),
+        };
+        watchfloor_notify::send(channel, &message)
+            .await
+            .map_err(|e| (e.to_string(), false))
+    }
+
+    /// The scheduled reports queued and sent, newest first (callers who see every
+    /// organization only).
+    pub async fn report_sends(&self, caller: &Caller) -> Result<Vec<ReportSend>, ServiceError> {
+        if caller.scope != Scope::All {
+            return Err(ServiceError::Forbidden(
+                "scheduled reports go to every organization's channels: only users who see all of them read them".into(),
+            ));
+        }
+        Ok(self.store.report_sends(200).await?)
+    }
+}
+
+/// A scheduled report's stable id: the same for one organization, channel and period in every
+/// process, so it is queued once and a receiver can drop a repeat by it.
+pub fn report_send_id(organization: &str, channel: &str, period: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(format!("{organization}\0{channel}\0{period}").as_bytes());
+    let hex: String = digest.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    format!("report-{period}-{hex}")
 }

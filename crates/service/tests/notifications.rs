@@ -498,3 +498,86 @@ async fn secrets_show_nowhere() {
     );
     let _ = TimeDelta::zero();
 }
+
+/// A `[[reports]]` schedule: on the first day of a period the report of the one just ended
+/// goes out once (one service finds it due; a second one on the same store sends nothing),
+/// with that organization's figures alone; a receiver that fails gets it again later under
+/// the same delivery id.
+#[tokio::test]
+async fn a_scheduled_report_goes_out_once_per_period_with_its_organization_alone() {
+    let hook = Receiver::start().await;
+    let s = setup(
+        vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
+        "",
+    )
+    .await;
+    let schedule = vec![watchfloor_core::report::ReportSchedule {
+        org: "Acme".into(),
+        every: watchfloor_core::report::Every::Day,
+        channel: "acme-hook".into(),
+    }];
+    let service = s.service.clone().with_reports(schedule.clone());
+    for (name, org) in [
+        ("Beacon <b>1</b>", "Acme"),
+        ("Beacon 2", "Acme"),
+        ("Payroll", "Globex"),
+    ] {
+        service
+            .create(
+                &s.admin,
+                ManualIncident {
+                    name: name.into(),
+                    severity: Severity::High,
+                    organization: Some(org.into()),
+                    ..ManualIncident::default()
+                },
+            )
+            .await
+            .unwrap();
+    }
+    // Tomorrow: today's report is due; the receiver is down at first.
+    s.clock.advance(Duration::from_secs(24 * 3600));
+    hook.failing.store(true, Ordering::SeqCst);
+    assert_eq!(service.deliver_notifications().await.unwrap(), 0);
+    let sends = service.report_sends(&s.admin).await.unwrap();
+    assert_eq!(sends.len(), 1);
+    assert_eq!(
+        (sends[0].status.as_str(), sends[0].attempts),
+        ("pending", 1)
+    );
+    assert!(sends[0].last_error.is_some());
+    // Another process on the same store finds it queued and claimed: nothing to send.
+    let other = Service::new(s.store.clone(), SlaPolicy::default())
+        .with_channels(
+            vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
+            None,
+        )
+        .with_reports(schedule)
+        .with_clock(s.clock.reader());
+    hook.failing.store(false, Ordering::SeqCst);
+    assert_eq!(other.deliver_notifications().await.unwrap(), 0);
+    assert!(hook.bodies().is_empty());
+    // After its backoff it goes, once.
+    s.clock.advance(Duration::from_secs(5 * 60));
+    assert_eq!(service.deliver_notifications().await.unwrap(), 1);
+    assert_eq!(other.deliver_notifications().await.unwrap(), 0);
+    assert_eq!(service.deliver_notifications().await.unwrap(), 0);
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    let body = &bodies[0];
+    assert_eq!(body["kind"], "report");
+    assert_eq!(body["organization"], "Acme");
+    assert_eq!(body["delivery"], sends[0].id);
+    assert_eq!(body["figures"]["all"]["incidents"], 2);
+    assert!(!body.to_string().contains("Globex"), "{body}");
+    let sends = service.report_sends(&s.admin).await.unwrap();
+    assert_eq!((sends[0].status.as_str(), sends[0].attempts), ("sent", 2));
+    // Only a caller who sees every organization reads them.
+    let alice = Caller {
+        name: "alice".into(),
+        role: Role::Analyst,
+        scope: watchfloor_storage::Scope::Orgs(vec!["Acme".into()]),
+        address: None,
+    };
+    assert!(service.report_sends(&alice).await.is_err());
+}

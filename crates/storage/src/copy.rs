@@ -132,6 +132,21 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
         &[("entry", Text), ("author", Text), ("at", Text)],
     ),
     (
+        "report_sends",
+        &[
+            ("id", Text),
+            ("organization", Text),
+            ("channel", Text),
+            ("period", Text),
+            ("status", Text),
+            ("attempts", Int),
+            ("next_attempt", Text),
+            ("created", Text),
+            ("sent", Text),
+            ("last_error", Text),
+        ],
+    ),
+    (
         "deliveries",
         &[
             ("id", Text),

@@ -1452,6 +1452,34 @@ pub trait RuleStore: Send + Sync {
 /// Notifications as stored: what `notify` actions queued (in their own transactions, through
 /// [`RuleWrite::Notify`]), and the deliveries that carry them, each with a stable id.
 pub trait NotifyStore: Send + Sync {
+    /// Records that a scheduled report is due (`id` names the organization, channel and
+    /// period); whether this call made it due (false: some process did already).
+    fn queue_report_send<'a>(
+        &'a self,
+        send: &'a ReportSend,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>>;
+
+    /// Scheduled reports waiting to be sent whose time has come, each claimed until
+    /// `retry_at` (one cut off mid-send is sent again then, under the same id); a report
+    /// another process claimed first is not among them.
+    fn claim_report_sends(
+        &self,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<ReportSend>, StoreError>>;
+
+    /// Records how sending a scheduled report went.
+    fn finish_report_send<'a>(
+        &'a self,
+        id: &'a str,
+        outcome: DeliveryOutcome<'a>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+
+    /// Scheduled reports, newest first.
+    fn report_sends(&self, limit: usize) -> BoxFuture<'_, Result<Vec<ReportSend>, StoreError>>;
+
     /// Gives the notifications of `channel` that wait for a delivery their deliveries, within
     /// its hourly limit: one each while they fit in what is left of it, else all together in
     /// one digest; none while the limit is used up. How many deliveries.
@@ -1506,6 +1534,23 @@ pub struct Delivery {
     pub attempts: i64,
     pub created: DateTime<Utc>,
     pub notifications: Vec<Notification>,
+}
+
+/// A scheduled customer report of one organization and period, to send through a channel.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReportSend {
+    /// Stable: `report-` and a digest of the organization, channel and period.
+    pub id: String,
+    pub organization: String,
+    pub channel: String,
+    /// `2026-11` or `2026-11-03`.
+    pub period: String,
+    /// `pending`, `sent` or `failed`.
+    pub status: String,
+    pub attempts: i64,
+    pub created: DateTime<Utc>,
+    pub sent: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
 }
 
 /// How a delivery attempt went.

@@ -202,6 +202,7 @@ pub async fn serve(
         .with_runner(runner.clone())
         .with_engine(engine.clone())
         .with_channels(shared.channels.clone(), shared.public_url.clone())
+        .with_reports(shared.reports.clone())
         .with_cross_org_counts(shared.indicators.cross_org_counts);
     if !shared.channels.is_empty() {
         tokio::spawn(deliver_notifications(

@@ -80,7 +80,7 @@ pub async fn run(service: &Service, args: ReportArgs) -> Result<String, Failure>
     };
     Ok(match args.output {
         ReportOutput::Html => {
-            watchfloor_api::report_page::customer_report_html(&customer().await?, Utc::now())
+            watchfloor_notify::report_page::customer_report_html(&customer().await?, Utc::now())
         }
         ReportOutput::IncidentsCsv => {
             let c = customer().await?;

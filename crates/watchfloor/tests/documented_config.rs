@@ -35,6 +35,7 @@ fn the_documented_example_config_is_valid() {
     );
     assert_eq!(config.lease, Some(std::time::Duration::from_secs(30)));
     assert_eq!(config.channels.len(), 2);
+    assert_eq!(config.reports.len(), 1);
     assert_eq!(config.public_url.as_deref(), Some("https://soc.example"));
 }
 

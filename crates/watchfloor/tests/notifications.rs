@@ -399,3 +399,110 @@ fn instances_health_names_a_channel_whose_delivery_failed_for_good() {
         out.stdout
     );
 }
+
+/// `[[reports]]` with two `serve` processes on one database: the report of the day just
+/// ended is mailed exactly once, its HTML part the customer report of its organization alone
+/// with provider text escaped, its incidents attached as CSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_report_is_mailed_once_by_two_serve_processes() {
+    let dir = tempfile::tempdir().unwrap();
+    let smtp = Smtp::start(dir.path());
+    let cfg = config(dir.path(), &smtp, PASSWORD);
+    let mut text = std::fs::read_to_string(&cfg).unwrap();
+    text.push_str("\n[[reports]]\norg = \"Acme\"\nevery = \"day\"\nchannel = \"plain\"\n");
+    std::fs::write(&cfg, text).unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let db = match watchfloor_storage::test_cluster::fresh_database().await {
+        Some(pg) => pg,
+        None => format!("sqlite://{}/wf.db", dir.path().display()),
+    };
+    for (name, org) in [
+        ("<script>alert(1)</script> Beacon", "Acme"),
+        ("Beacon again", "Acme"),
+        ("Payroll exfil", "Globex"),
+    ] {
+        let out = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "--db",
+                &db,
+                "incidents",
+                "create",
+                "--name",
+                name,
+                "--severity",
+                "high",
+                "--org",
+                org,
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    // They were first seen yesterday (the day whose report is due today).
+    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1))
+        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    sqlx::any::install_default_drivers();
+    let pool = sqlx::AnyPool::connect(&db).await.unwrap();
+    sqlx::query("UPDATE incidents SET created = $1, occurred = $1")
+        .bind(&yesterday)
+        .execute(&pool)
+        .await
+        .unwrap();
+    pool.close().await;
+
+    let serve = || {
+        Served::start(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "--db",
+                &db,
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+            ],
+            None,
+            Stdio::null(),
+        )
+    };
+    let (first, second) = (serve(), serve());
+    let mail = smtp.wait_for("eml", 1);
+    // Both keep running a while longer: nothing else arrives.
+    std::thread::sleep(Duration::from_secs(4));
+    for mut s in [first, second] {
+        sigterm(s.child.id());
+        let _ = s.child.wait();
+    }
+    let all = smtp.wait_for("eml", 1);
+    assert_eq!(all.len(), 1, "one report, once");
+    let m = &mail[0];
+    let period = (chrono::Utc::now() - chrono::TimeDelta::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let subject = header(m, "Subject").unwrap();
+    assert_eq!(subject, format!("watchfloor report: Acme, {period}"));
+    let decoded = quoted_printable_decode(m);
+    assert!(
+        decoded.contains("Security monitoring report: Acme"),
+        "{decoded}"
+    );
+    assert!(
+        decoded.contains("&lt;script&gt;alert(1)&lt;/script&gt; Beacon"),
+        "{decoded}"
+    );
+    assert!(!decoded.contains("Payroll"), "{decoded}");
+    let html = decoded
+        .split_once("Content-Type: text/html")
+        .and_then(|(_, rest)| rest.split_once("Content-Disposition: attachment"))
+        .map(|(html, _)| html)
+        .expect("an HTML part, then the attachment");
+    assert!(!html.contains("<script>"), "{html}");
+    assert!(decoded.contains("Incidents first seen: 2"), "{decoded}");
+    assert!(
+        decoded.contains(&format!("filename=\"incidents-{period}.csv\"")),
+        "{decoded}"
+    );
+}

@@ -17,8 +17,8 @@ use watchfloor_storage::User;
 
 use super::{Csrf, error_page, layout, span_text};
 use crate::error::ApiError;
-use crate::report_page::customer_report_html;
 use crate::state::AppState;
+use watchfloor_notify::report_page::customer_report_html;
 
 /// Weeks in the trend charts.
 const WEEKS: u32 = 12;
@@ -263,7 +263,12 @@ pub(crate) async fn customer_page(
                 customer_report_html(&c, Utc::now()),
             )
                 .into_response();
-            crate::reports_api::set_report_policy(&mut answer);
+            // Its own policy: its inline style and nothing else (the UI's is not set over it).
+            if let Ok(policy) = HeaderValue::from_str(&watchfloor_notify::report_page::policy()) {
+                answer
+                    .headers_mut()
+                    .insert(header::CONTENT_SECURITY_POLICY, policy);
+            }
             answer
         }
         Err(page) => page,

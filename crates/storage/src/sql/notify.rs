@@ -10,8 +10,25 @@ use super::{SqlStore, parse_ts};
 use crate::base::{Tx, ts};
 use crate::{
     BoxFuture, ChannelStats, Delivery, DeliveryOutcome, Notification, NotificationFilter,
-    NotifyStore, Scope, StoreError,
+    NotifyStore, ReportSend, Scope, StoreError,
 };
+
+const REPORT_SEND_COLUMNS: &str =
+    "id, organization, channel, period, status, attempts, created, sent, last_error";
+
+fn report_send_from_row(r: &AnyRow) -> Result<ReportSend, StoreError> {
+    Ok(ReportSend {
+        id: r.try_get("id")?,
+        organization: r.try_get("organization")?,
+        channel: r.try_get("channel")?,
+        period: r.try_get("period")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        created: parse_ts(&r.try_get::<String, _>("created")?)?,
+        sent: super::parse_opt_ts(r.try_get("sent")?)?,
+        last_error: r.try_get("last_error")?,
+    })
+}
 
 /// A channel's entry of `out`, made empty if it has none yet.
 fn stat(
@@ -80,6 +97,128 @@ pub(super) async fn queue(
 }
 
 impl NotifyStore for SqlStore {
+    fn queue_report_send<'a>(
+        &'a self,
+        send: &'a ReportSend,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<bool, StoreError>> {
+        Box::pin(async move {
+            // Asked every pass while it is due: a read answers, without the writer's lock.
+            let known: Option<String> =
+                sqlx::query_scalar("SELECT id FROM report_sends WHERE id = $1")
+                    .bind(&send.id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+            if known.is_some() {
+                return Ok(false);
+            }
+            let mut tx = self.write().await?;
+            let made = sqlx::query(
+                "INSERT INTO report_sends (id, organization, channel, period, status, attempts, \
+                 next_attempt, created) VALUES ($1, $2, $3, $4, 'pending', 0, $5, $5) \
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&send.id)
+            .bind(&send.organization)
+            .bind(&send.channel)
+            .bind(&send.period)
+            .bind(ts(now))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            Ok(made == 1)
+        })
+    }
+
+    fn claim_report_sends(
+        &self,
+        now: DateTime<Utc>,
+        retry_at: DateTime<Utc>,
+    ) -> BoxFuture<'_, Result<Vec<ReportSend>, StoreError>> {
+        Box::pin(async move {
+            let due: Vec<String> = sqlx::query_scalar(
+                "SELECT id FROM report_sends WHERE status = 'pending' AND next_attempt <= $1 \
+                 ORDER BY created, id LIMIT 20",
+            )
+            .bind(ts(now))
+            .fetch_all(&self.pool)
+            .await?;
+            let mut out = Vec::new();
+            for id in due {
+                let mut tx = self.write().await?;
+                // Claimed only if still due: of two processes, one moves it and one finds
+                // nothing to move.
+                let claimed = sqlx::query(
+                    "UPDATE report_sends SET next_attempt = $1, attempts = attempts + 1 \
+                     WHERE id = $2 AND status = 'pending' AND next_attempt <= $3",
+                )
+                .bind(ts(retry_at))
+                .bind(&id)
+                .bind(ts(now))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if claimed == 1 {
+                    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "SELECT {REPORT_SEND_COLUMNS} FROM report_sends WHERE id = $1"
+                    )))
+                    .bind(&id)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                    out.push(report_send_from_row(&row)?);
+                }
+                tx.commit().await?;
+            }
+            Ok(out)
+        })
+    }
+
+    fn finish_report_send<'a>(
+        &'a self,
+        id: &'a str,
+        outcome: DeliveryOutcome<'a>,
+        now: DateTime<Utc>,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        Box::pin(async move {
+            let mut tx = self.write().await?;
+            let q = match outcome {
+                DeliveryOutcome::Sent => sqlx::query(
+                    "UPDATE report_sends SET status = 'sent', sent = $1, last_error = NULL WHERE id = $2",
+                )
+                .bind(ts(now))
+                .bind(id),
+                DeliveryOutcome::Retry(error, at) => sqlx::query(
+                    "UPDATE report_sends SET next_attempt = $1, last_error = $2 WHERE id = $3",
+                )
+                .bind(ts(at))
+                .bind(crate::base::stored_text(error))
+                .bind(id),
+                DeliveryOutcome::Failed(error) => sqlx::query(
+                    "UPDATE report_sends SET status = 'failed', last_error = $1, sent = $2 WHERE id = $3",
+                )
+                .bind(crate::base::stored_text(error))
+                .bind(ts(now))
+                .bind(id),
+            };
+            q.execute(&mut *tx).await?;
+            tx.commit().await?;
+            Ok(())
+        })
+    }
+
+    fn report_sends(&self, limit: usize) -> BoxFuture<'_, Result<Vec<ReportSend>, StoreError>> {
+        Box::pin(async move {
+            let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {REPORT_SEND_COLUMNS} FROM report_sends ORDER BY created DESC, id DESC LIMIT $1"
+            )))
+            .bind(limit as i64)
+            .fetch_all(&self.pool)
+            .await?;
+            rows.iter().map(report_send_from_row).collect()
+        })
+    }
+
     fn plan_deliveries<'a>(
         &'a self,
         channel: &'a str,

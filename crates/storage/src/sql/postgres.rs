@@ -58,6 +58,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         15,
         include_str!("../../migrations/postgres/0015_enrichment_cache.sql"),
     ),
+    (
+        16,
+        include_str!("../../migrations/postgres/0016_report_sends.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

@@ -7,7 +7,7 @@ use maud::{DOCTYPE, Markup, PreEscaped, html};
 use sha2::{Digest, Sha256};
 use watchfloor_core::report::{CustomerReport, Figures, Group, MAX_NOTABLE, Spread};
 
-use crate::ui::span_text;
+use crate::ReportMessage;
 
 /// The page's whole style, inline so the file stands alone (a policy allows it by its hash).
 pub const STYLE: &str = "\
@@ -42,6 +42,21 @@ pub fn policy() -> String {
         "default-src 'none'; style-src {}; img-src data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
         style_source()
     )
+}
+
+/// "3d 4h", "2h 5m", "12m", "40s".
+pub fn span_text(secs: i64) -> String {
+    let secs = secs.abs();
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
 }
 
 fn time(t: Option<i64>) -> String {
@@ -209,4 +224,48 @@ pub fn customer_report_html(c: &CustomerReport, generated: DateTime<Utc>) -> Str
         }
     };
     page.into_string()
+}
+
+impl ReportMessage {
+    /// The message that carries `c`, the report of `organization`'s `period`.
+    pub fn of(
+        c: &CustomerReport,
+        organization: &str,
+        period: &str,
+        generated: DateTime<Utc>,
+    ) -> Self {
+        let f = &c.report.all;
+        let summary = vec![
+            format!("Incidents first seen: {}", f.incidents),
+            format!(
+                "Closed by the end: {} ({} false positive or duplicate, {} within SLA)",
+                f.closed,
+                share(f.false_positive_share),
+                share(f.sla_compliance)
+            ),
+            format!(
+                "Open at the end: {} ({} past SLA)",
+                f.open_at_end, f.open_breaches
+            ),
+            format!(
+                "Delivery lag: median {}, 90th percentile {}",
+                time(f.delivery_lag.median_s),
+                time(f.delivery_lag.p90_s)
+            ),
+            format!(
+                "Time to close: median {}, 90th percentile {}",
+                time(f.time_to_close.median_s),
+                time(f.time_to_close.p90_s)
+            ),
+            format!("Critical and high incidents: {}", c.notable_total),
+        ];
+        ReportMessage {
+            organization: organization.to_string(),
+            period: period.to_string(),
+            summary,
+            html: customer_report_html(c, generated),
+            csv: watchfloor_core::report::incidents_csv(&c.rows, c.report.until),
+            figures: serde_json::to_value(&c.report).unwrap_or_default(),
+        }
+    }
 }
