@@ -58,6 +58,12 @@ impl AppState {
         self
     }
 
+    /// With what the config says of the service (see [`watchfloor_service::Service::with_settings`]).
+    pub fn with_settings(mut self, shared: &watchfloor_core::Shared) -> Self {
+        self.service = self.service.with_settings(shared);
+        self
+    }
+
     /// With notification channels, and where the UI is for the links in their messages.
     pub fn with_channels(
         mut self,

@@ -110,6 +110,7 @@ impl App {
 /// An alert of `org`, as the `fes` instance fetches it.
 fn incident(id: &str, org: &str) -> NewIncident {
     NewIncident {
+        provider: Default::default(),
         external_id: id.into(),
         name: format!("alert {id}"),
         occurred: Utc::now(),

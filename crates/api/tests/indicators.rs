@@ -35,6 +35,7 @@ struct World {
 
 fn incident(id: &str, minute: u32, org: &str, name: &str, details: &str) -> NewIncident {
     NewIncident {
+        provider: Default::default(),
         external_id: id.into(),
         name: name.into(),
         occurred: format!("2024-05-01T08:{minute:02}:00Z").parse().unwrap(),

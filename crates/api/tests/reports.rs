@@ -24,6 +24,7 @@ const LAGS: [(&str, &str, i64); 5] = [
 
 fn incident(id: &str, org: &str, lag: i64) -> NewIncident {
     NewIncident {
+        provider: Default::default(),
         external_id: id.into(),
         name: format!("<b>{id}</b>"),
         occurred: Utc::now() - TimeDelta::seconds(lag),

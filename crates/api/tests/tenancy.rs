@@ -140,6 +140,7 @@ impl World {
             lease: None,
         };
         let other = NewIncident {
+            provider: Default::default(),
             external_id: "7781999".into(),
             name: "Incident: 7781999 (Initech's)".into(),
             occurred: chrono::Utc::now(),

@@ -123,6 +123,17 @@ pub struct Label {
     pub value: String,
 }
 
+/// The provider's own times of an alert, as its API gives them (see docs/reports.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct ProviderTimes {
+    /// When the provider last changed it: FES's `last_updated_time`, Covalence's
+    /// `lastAlertedTime`, Symantec's `UpdateTimestampGMT`.
+    pub updated: Option<DateTime<Utc>>,
+    /// When the provider resolved it, if it did: FES's `resolution_time` (or, without one,
+    /// `last_updated_time` of an ARO Resolved or Dismissed).
+    pub resolved: Option<DateTime<Utc>>,
+}
+
 /// An incident as an integration's fetch makes it from a provider alert.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct NewIncident {
@@ -136,6 +147,8 @@ pub struct NewIncident {
     pub labels: Vec<Label>,
     /// The provider's alert, unchanged but for text fields cut to [`MAX_RAW_TEXT`].
     pub raw: Value,
+    /// The provider's own times beyond its creation (`occurred`).
+    pub provider: ProviderTimes,
 }
 
 /// The longest name stored, in characters.
@@ -301,6 +314,7 @@ mod tests {
     fn oversized_text_is_cut_and_marked() {
         let huge = "é".repeat(MAX_DETAILS + 10);
         let inc = NewIncident {
+            provider: Default::default(),
             external_id: "a".into(),
             name: "n".repeat(MAX_NAME + 1),
             occurred: Utc::now(),

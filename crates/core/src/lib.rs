@@ -43,7 +43,7 @@ pub use context::ContextStore;
 pub use definition::{ArgDef, ArgType, CommandDef, IntegrationDef, OutputDef, ParamDef, ParamType};
 pub use entry::{Entry, Outputs};
 pub use fetch::{FetchSettings, SetAside, WindowCursor};
-pub use incident::{Incident, Label, NewIncident, Severity, Status};
+pub use incident::{Incident, Label, NewIncident, ProviderTimes, Severity, Status};
 pub use lifecycle::{
     Change, CloseReason, Edit, FieldChange, Lifecycle, LifecycleError, Mirrored, SlaPolicy,
     SlaState,

@@ -26,6 +26,8 @@ pub struct ReportRow {
     pub closed: Option<DateTime<Utc>>,
     pub close_reason: Option<CloseReason>,
     pub sla_due: DateTime<Utc>,
+    /// When the provider resolved it, if it did (FES).
+    pub provider_resolved: Option<DateTime<Utc>>,
 }
 
 /// How long something took over a set of incidents, in whole seconds.
@@ -70,6 +72,9 @@ pub struct Figures {
     pub by_severity: Vec<(String, usize)>,
     /// The provider's creation to watchfloor's first sight.
     pub delivery_lag: Spread,
+    /// The provider's creation to its own resolution, of those it resolved by the period's
+    /// end (FES).
+    pub provider_time_to_resolve: Spread,
     /// First sight to the first owner, of those assigned by the period's end.
     pub time_to_assign: Spread,
     /// First sight to closed, of those closed by the period's end.
@@ -96,6 +101,7 @@ impl Figures {
         let mut f = Figures::default();
         let mut severities: BTreeMap<std::cmp::Reverse<u8>, (String, usize)> = BTreeMap::new();
         let (mut lag, mut assign, mut close) = (Vec::new(), Vec::new(), Vec::new());
+        let mut resolve = Vec::new();
         for row in rows {
             f.incidents += 1;
             let rank = std::cmp::Reverse((row.severity.value() * 2.0) as u8);
@@ -104,6 +110,9 @@ impl Figures {
                 .or_insert_with(|| (row.severity.label().to_string(), 0))
                 .1 += 1;
             lag.push((row.created - row.occurred).num_seconds().max(0));
+            if let Some(at) = row.provider_resolved.filter(|at| *at <= until) {
+                resolve.push((at - row.occurred).num_seconds().max(0));
+            }
             if let Some(at) = row.first_assigned.filter(|at| *at <= until) {
                 assign.push((at - row.created).num_seconds().max(0));
             }
@@ -131,6 +140,7 @@ impl Figures {
         }
         f.by_severity = severities.into_values().collect();
         f.delivery_lag = Spread::of(lag);
+        f.provider_time_to_resolve = Spread::of(resolve);
         f.time_to_assign = Spread::of(assign);
         f.time_to_close = Spread::of(close);
         let share = |n: usize| (f.closed > 0).then(|| n as f64 / f.closed as f64);
@@ -145,6 +155,10 @@ impl Figures {
 pub struct Group {
     pub name: String,
     pub figures: Figures,
+    /// Of a provider instance: how often watchfloor fetches from it, in seconds. A delivery
+    /// lag up to this is our poll interval; beyond it, the provider's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub poll_interval_s: Option<u64>,
 }
 
 /// A report of a period: the figures of all its incidents, and per instance, organization and
@@ -179,6 +193,7 @@ impl Report {
                 .map(|(name, rows)| Group {
                     name,
                     figures: Figures::of(rows, until),
+                    poll_interval_s: None,
                 })
                 .collect()
         };
@@ -195,9 +210,10 @@ impl Report {
 }
 
 impl Report {
-    /// Every group with what kind of group it is: all, instance, organization, type.
-    pub fn groups(&self) -> Vec<(&'static str, &str, &Figures)> {
-        let mut out = vec![("all", "", &self.all)];
+    /// Every group with what kind of group it is (all, instance, organization, type), and a
+    /// provider instance's poll interval.
+    pub fn groups(&self) -> Vec<(&'static str, &str, &Figures, Option<u64>)> {
+        let mut out = vec![("all", "", &self.all, None)];
         for (what, list) in [
             ("instance", &self.by_instance),
             ("organization", &self.by_organization),
@@ -205,7 +221,7 @@ impl Report {
         ] {
             out.extend(
                 list.iter()
-                    .map(|Group { name, figures }| (what, name.as_str(), figures)),
+                    .map(|g| (what, g.name.as_str(), &g.figures, g.poll_interval_s)),
             );
         }
         out
@@ -231,15 +247,17 @@ pub fn groups_csv(report: &Report) -> String {
     let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
     let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let mut out = String::from(
-        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
+        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,provider_time_to_resolve_median_s,provider_time_to_resolve_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
     );
-    for (what, name, f) in report.groups() {
+    for (what, name, f, _) in report.groups() {
         let cells = [
             what.to_string(),
             csv_field(name),
             f.incidents.to_string(),
             secs(f.delivery_lag.median_s),
             secs(f.delivery_lag.p90_s),
+            secs(f.provider_time_to_resolve.median_s),
+            secs(f.provider_time_to_resolve.p90_s),
             secs(f.time_to_assign.median_s),
             secs(f.time_to_assign.p90_s),
             secs(f.time_to_close.median_s),
@@ -262,15 +280,16 @@ pub fn groups_csv(report: &Report) -> String {
 /// measured from (seconds, empty where not yet reached by the period's end `until`).
 pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
     let mut out = String::from(
-        "id,title,organization,instance,type,severity,occurred,first_seen,first_assigned,closed,close_reason,sla_due,delivery_lag_s,time_to_assign_s,time_to_close_s,within_sla\n",
+        "id,title,organization,instance,type,severity,occurred,first_seen,first_assigned,closed,close_reason,sla_due,provider_resolved,delivery_lag_s,provider_time_to_resolve_s,time_to_assign_s,time_to_close_s,within_sla\n",
     );
     let time = |t: Option<DateTime<Utc>>| {
-        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
             .unwrap_or_default()
     };
     for r in rows {
         let assigned = r.first_assigned.filter(|t| *t <= until);
         let closed = r.closed.filter(|t| *t <= until);
+        let resolved = r.provider_resolved.filter(|t| *t <= until);
         let since_seen =
             |t: Option<DateTime<Utc>>| t.map(|t| (t - r.created).num_seconds().max(0).to_string());
         let cells = [
@@ -289,7 +308,11 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
                 .map(|c| c.as_str().to_string())
                 .unwrap_or_default(),
             time(Some(r.sla_due)),
+            time(resolved),
             (r.created - r.occurred).num_seconds().max(0).to_string(),
+            resolved
+                .map(|t| (t - r.occurred).num_seconds().max(0).to_string())
+                .unwrap_or_default(),
             since_seen(assigned).unwrap_or_default(),
             since_seen(closed).unwrap_or_default(),
             closed
@@ -556,6 +579,7 @@ mod tests {
             closed: closed.map(|(t, _)| at(t)),
             close_reason: closed.map(|(_, r)| r),
             sla_due: at(due),
+            provider_resolved: None,
         }
     }
 
@@ -588,7 +612,13 @@ mod tests {
             // Open, not yet due.
             row("2026-11-30T22:00:00Z", None, "2026-12-01T02:00:00Z"),
         ];
+        let mut rows = rows;
+        // The provider resolved the first 10 minutes after making it; the third after the end.
+        rows[0].provider_resolved = Some(rows[0].occurred + chrono::TimeDelta::minutes(10));
+        rows[2].provider_resolved = Some(at("2026-12-01T00:00:01Z"));
         let f = Figures::of(&rows, until);
+        assert_eq!(f.provider_time_to_resolve.n, 1);
+        assert_eq!(f.provider_time_to_resolve.median_s, Some(600));
         assert_eq!(f.incidents, 4);
         assert_eq!(f.by_severity, [("High".to_string(), 4)]);
         assert_eq!(f.delivery_lag.median_s, Some(20));

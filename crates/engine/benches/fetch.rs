@@ -37,6 +37,7 @@ fn incidents(n: usize, prefix: &str, org: impl Fn(usize) -> usize) -> Vec<NewInc
     let start = Utc::now();
     (0..n)
         .map(|i| NewIncident {
+            provider: Default::default(),
             external_id: format!("{prefix}-{i}"),
             name: format!("[Org {}] [NETWORK] Port scan {i}", org(i)),
             occurred: start + TimeDelta::seconds(i as i64),
@@ -206,6 +207,7 @@ fn incidents_with_indicators(n: usize, prefix: &str) -> Vec<NewIncident> {
             let ip = format!("203.0.{}.{}", 113 + i % 8, i % 250);
             let domain = format!("c2-{}.example.org", i % 1_000);
             NewIncident {
+                provider: Default::default(),
                 external_id: format!("{prefix}-{i}"),
                 name: format!("[Org {}] [NETWORK] Outbound connection to {domain}", i % 50),
                 occurred: start + TimeDelta::seconds(i as i64),

@@ -152,6 +152,7 @@ impl Engine {
                                         seen,
                                         &[],
                                         None,
+                                        None,
                                         &self.sla,
                                     )
                                     .await
@@ -236,6 +237,7 @@ impl Engine {
                         &remote.seen,
                         &remote.notes,
                         close.as_ref(),
+                        remote.provider.as_ref(),
                         &self.sla,
                     )
                     .await

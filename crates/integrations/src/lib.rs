@@ -236,6 +236,8 @@ pub struct RemoteChange {
     pub notes: Vec<String>,
     /// The provider closed it.
     pub close: Option<(watchfloor_core::CloseReason, Option<String>)>,
+    /// The provider's own times as it gives them now, where its API has them.
+    pub provider: Option<watchfloor_core::ProviderTimes>,
 }
 
 /// The name of the command every integration has, which runs [`Instance::test`].

@@ -112,16 +112,22 @@ fn group_table(title: &str, groups: &[Group]) -> Markup {
             table {
                 thead { tr {
                     th { "Name" } th.num { "Incidents" } th.num { "Delivery lag p50" } th.num { "p90" }
-                    th.num { "Close p50" } th.num { "p90" } th.num { "Closed" } th.num { "FP or duplicate" }
+                    th.num { "Provider resolve p50" } th.num { "Close p50" } th.num { "p90" } th.num { "Closed" } th.num { "FP or duplicate" }
                     th.num { "Within SLA" } th.num { "Open past SLA" }
                 } }
                 tbody {
                     @for g in groups {
                         @let f = &g.figures;
                         tr {
-                            td.title { (if g.name.is_empty() { "(none)" } else { g.name.as_str() }) }
+                            td.title {
+                                (if g.name.is_empty() { "(none)" } else { g.name.as_str() })
+                                @if let Some(every) = g.poll_interval_s {
+                                    br; span.note { "fetched every " (span_text(every as i64)) }
+                                }
+                            }
                             td.num { (f.incidents) }
                             td.num { (time(f.delivery_lag.median_s)) } td.num { (time(f.delivery_lag.p90_s)) }
+                            td.num { (time(f.provider_time_to_resolve.median_s)) }
                             td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }
                             td.num { (f.closed) } td.num { (share(f.false_positive_share)) }
                             td.num { (share(f.sla_compliance)) } td.num { (f.open_breaches) }
@@ -170,6 +176,7 @@ pub fn customer_report_html(c: &CustomerReport, generated: DateTime<Utc>) -> Str
                     thead { tr { th { "Measure" } th.num { "Incidents" } th.num { "Median" } th.num { "90th percentile" } th.num { "Longest" } } }
                     tbody {
                         (spread_row("Delivery lag (provider's creation to first seen)", &f.delivery_lag))
+                        (spread_row("Provider's time to resolve (its creation to its resolution)", &f.provider_time_to_resolve))
                         (spread_row("Time to assign (first seen to first owner)", &f.time_to_assign))
                         (spread_row("Time to close (first seen to closed)", &f.time_to_close))
                     }
@@ -251,6 +258,11 @@ impl ReportMessage {
                 "Delivery lag: median {}, 90th percentile {}",
                 time(f.delivery_lag.median_s),
                 time(f.delivery_lag.p90_s)
+            ),
+            format!(
+                "Provider's time to resolve: median {}, 90th percentile {}",
+                time(f.provider_time_to_resolve.median_s),
+                time(f.provider_time_to_resolve.p90_s)
             ),
             format!(
                 "Time to close: median {}, 90th percentile {}",

@@ -45,6 +45,7 @@ fn incidents(prefix: &str, load: Load) -> Vec<NewIncident> {
     let start = Utc::now();
     (0..INCIDENTS)
         .map(|i| NewIncident {
+            provider: Default::default(),
             external_id: format!("{prefix}-{i}"),
             name: format!("[Org {}] [NETWORK] Port scan {i}", i % 10),
             occurred: start + TimeDelta::seconds(i as i64),

@@ -54,6 +54,8 @@ pub struct Service {
     channels: Arc<Vec<ChannelConfig>>,
     /// The scheduled customer reports (the config's `[[reports]]`).
     reports: Arc<Vec<watchfloor_core::report::ReportSchedule>>,
+    /// How often each fetching instance fetches, in seconds (the config's `fetch_interval`).
+    fetch_intervals: Arc<std::collections::BTreeMap<String, u64>>,
     /// Where users reach the UI (`[server] public_url`), for links in notifications.
     public_url: Option<Arc<str>>,
     /// What time it is: the system's clock, or a test's.
@@ -74,6 +76,7 @@ impl Service {
             limiter: Arc::default(),
             channels: Arc::default(),
             reports: Arc::default(),
+            fetch_intervals: Arc::default(),
             public_url: None,
             clock: Arc::new(Utc::now),
             claim: notifications::CLAIM,
@@ -97,6 +100,24 @@ impl Service {
         self.channels = Arc::new(channels);
         self.public_url = public_url.map(Arc::from);
         self
+    }
+
+    /// With what the config says of the service: the channels and the UI's address, the
+    /// scheduled reports, the instances' fetch intervals (for the reports' delivery lag) and
+    /// whether scoped analysts see counts of other organizations.
+    pub fn with_settings(self, shared: &watchfloor_core::Shared) -> Service {
+        let mut service = self
+            .with_channels(shared.channels.clone(), shared.public_url.clone())
+            .with_reports(shared.reports.clone())
+            .with_cross_org_counts(shared.indicators.cross_org_counts);
+        service.fetch_intervals = Arc::new(
+            shared
+                .instances
+                .iter()
+                .filter_map(|(name, every)| every.map(|e| (name.clone(), e.as_secs())))
+                .collect(),
+        );
+        service
     }
 
     /// With scheduled customer reports (the config's `[[reports]]`), sent through the channels.

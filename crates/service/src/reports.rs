@@ -56,7 +56,11 @@ impl Service {
         });
         // A period not yet over is judged now: what is open is not yet past due at its end.
         let until = until.min(self.now()).max(since);
-        Ok((Report::of(named, since, until, &rows), rows))
+        let mut report = Report::of(named, since, until, &rows);
+        for group in &mut report.by_instance {
+            group.poll_interval_s = self.fetch_intervals.get(&group.name).copied();
+        }
+        Ok((report, rows))
     }
 
     /// The report of the incidents first seen in `[since, until)` (see [`Service::report`]).

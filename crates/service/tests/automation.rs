@@ -178,6 +178,7 @@ async fn each_trigger_fires_its_rules() {
             &json!({}),
             &[],
             Some(&close()),
+            None,
             &SlaPolicy::default(),
         )
         .await

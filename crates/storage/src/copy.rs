@@ -211,6 +211,8 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("sla_due", Text),
             ("context", Text),
             ("remote_state", Text),
+            ("provider_updated", Text),
+            ("provider_resolved", Text),
         ],
     ),
     (
@@ -442,6 +444,7 @@ mod tests {
 
     fn alert(id: &str) -> NewIncident {
         NewIncident {
+            provider: Default::default(),
             external_id: id.into(),
             name: format!("<b>alert</b> {id}"),
             occurred: Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap(),

@@ -1161,6 +1161,7 @@ pub trait OutboxStore: Send + Sync {
     /// state the changes were found against, as [`Store::mirrored`] gave it), only if that is
     /// still the state stored: another process that found the same changes first recorded
     /// them, and they are not recorded twice. False when nothing was applied for that reason.
+    /// With `provider`, the provider's own times as read now are kept.
     #[allow(clippy::too_many_arguments)]
     fn remote_update<'a>(
         &'a self,
@@ -1170,6 +1171,7 @@ pub trait OutboxStore: Send + Sync {
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,
+        provider: Option<&'a watchfloor_core::ProviderTimes>,
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 }

@@ -1943,6 +1943,7 @@ impl OutboxStore for SqlStore {
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,
+        provider: Option<&'a watchfloor_core::ProviderTimes>,
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<bool, StoreError>> {
         Box::pin(async move {
@@ -1968,6 +1969,18 @@ impl OutboxStore for SqlStore {
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;
+            if let Some(p) = provider {
+                // Resolved as the provider says now: reopened there, resolved no longer.
+                sqlx::query(
+                    "UPDATE incidents SET provider_updated = COALESCE($1, provider_updated), \
+                     provider_resolved = $2 WHERE id = $3",
+                )
+                .bind(p.updated.map(ts))
+                .bind(p.resolved.map(ts))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            }
             for note in notes {
                 let body = serde_json::json!({"text": note});
                 insert_entry(&mut tx, id, now, &author, "sync-in", &body).await?;

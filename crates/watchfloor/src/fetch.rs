@@ -177,7 +177,7 @@ pub async fn serve(
             .check_secrets()
             .map_err(|e| anyhow!("channel {}: {e}", channel.name))?;
     }
-    let sla = shared.sla;
+    let sla = shared.sla.clone();
     let lease = shared
         .lease
         .unwrap_or(watchfloor_engine::sharing::DEFAULT_LEASE);
@@ -201,9 +201,7 @@ pub async fn serve(
     let service = watchfloor_service::Service::new(store.clone(), sla.clone())
         .with_runner(runner.clone())
         .with_engine(engine.clone())
-        .with_channels(shared.channels.clone(), shared.public_url.clone())
-        .with_reports(shared.reports.clone())
-        .with_cross_org_counts(shared.indicators.cross_org_counts);
+        .with_settings(&shared);
     if !shared.channels.is_empty() {
         tokio::spawn(deliver_notifications(
             service.clone().with_delivery_claim(lease),
@@ -228,8 +226,7 @@ pub async fn serve(
             let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())
                 .with_runner(runner.clone())
                 .with_engine(engine.clone())
-                .with_channels(shared.channels.clone(), shared.public_url.clone())
-                .with_cross_org_counts(shared.indicators.cross_org_counts);
+                .with_settings(&shared);
             if tls.is_some() {
                 state = state.over_tls();
             }

@@ -768,9 +768,7 @@ async fn local_service(
     let store = incidents::open_store(db.or(shared.storage_url.as_deref()), &shared.indicators)
         .await
         .map_err(usage)?;
-    Ok(watchfloor_service::Service::new(store, shared.sla.clone())
-        .with_channels(shared.channels.clone(), shared.public_url.clone())
-        .with_cross_org_counts(shared.indicators.cross_org_counts))
+    Ok(watchfloor_service::Service::new(store, shared.sla.clone()).with_settings(&shared))
 }
 
 fn shared_settings(config: Option<&Path>) -> Result<watchfloor_core::Shared, Failure> {
@@ -795,9 +793,7 @@ async fn incidents_command(
     };
     // The CLI runs on the machine itself: a local administrator, recorded as `--as`.
     let service = |store: Arc<watchfloor_storage::SqlStore>| {
-        watchfloor_service::Service::new(store, shared.sla.clone())
-            .with_channels(shared.channels.clone(), shared.public_url.clone())
-            .with_cross_org_counts(shared.indicators.cross_org_counts)
+        watchfloor_service::Service::new(store, shared.sla.clone()).with_settings(&shared)
     };
     Ok(match action {
         IncidentsAction::List {

@@ -128,12 +128,17 @@ fn markdown(report: &Report) -> String {
     let rows: Vec<Value> = report
         .groups()
         .into_iter()
-        .map(|(what, name, f)| {
+        .map(|(what, name, f, poll)| {
             json!({
-                "Group": if what == "all" { "all".to_string() } else { format!("{what}: {name}") },
+                "Group": match (what, poll) {
+                    ("all", _) => "all".to_string(),
+                    (_, Some(every)) => format!("{what}: {name} (fetched every {})", duration(Some(every as i64))),
+                    _ => format!("{what}: {name}"),
+                },
                 "Incidents": f.incidents,
                 "Delivery lag p50": duration(f.delivery_lag.median_s),
                 "Delivery lag p90": duration(f.delivery_lag.p90_s),
+                "Provider resolve p50": duration(f.provider_time_to_resolve.median_s),
                 "Assign p50": duration(f.time_to_assign.median_s),
                 "Assign p90": duration(f.time_to_assign.p90_s),
                 "Close p50": duration(f.time_to_close.median_s),
@@ -154,6 +159,7 @@ fn markdown(report: &Report) -> String {
             "Incidents",
             "Delivery lag p50",
             "Delivery lag p90",
+            "Provider resolve p50",
             "Assign p50",
             "Assign p90",
             "Close p50",

@@ -119,7 +119,7 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
         table.grid.providers {
             thead { tr {
                 th { "Provider instance" } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Lag p90" }
-                th.num { "Assign p50" } th.num { "Close p50" } th.num { "Close p90" } th.num { "FP or dup." }
+                th.num { "Resolved there p50" } th.num { "Assign p50" } th.num { "Close p50" } th.num { "Close p90" } th.num { "FP or dup." }
                 th.num { "Within SLA" } th.num { "Open past SLA" }
                 th { "Incidents / week" } th { "Lag p50 / week" } th { "Close p50 / week" }
             } }
@@ -128,9 +128,15 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
                     @let f = &g.figures;
                     @let t = trend(&g.name);
                     tr {
-                        td { (g.name) }
+                        td {
+                            (g.name)
+                            @if let Some(every) = g.poll_interval_s {
+                                " " span.hint title="a delivery lag up to this is our poll interval; beyond it, the provider's" { "fetched every " (span_text(every as i64)) }
+                            }
+                        }
                         td.num { (f.incidents) }
                         td.num { (time(f.delivery_lag.median_s)) } td.num { (time(f.delivery_lag.p90_s)) }
+                        td.num { (time(f.provider_time_to_resolve.median_s)) }
                         td.num { (time(f.time_to_assign.median_s)) }
                         td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }
                         td.num { (share(f.false_positive_share)) } td.num { (share(f.sla_compliance)) }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, NaiveDateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, describe, record_id};
-use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside};
+use watchfloor_core::{FetchSettings, Label, NewIncident, ProviderTimes, SetAside};
 
 use super::client::Portal;
 use crate::CommandError;
@@ -29,6 +29,25 @@ fn date(aro: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
             ),
         })?;
     Ok((id, created))
+}
+
+/// An ARO's own times beyond its creation: its last update, and when it was resolved
+/// (`resolution_time`; without one, the last update of an ARO Resolved or Dismissed). A time
+/// that is not one is left out.
+pub fn provider_times(aro: &Value) -> ProviderTimes {
+    let time = |key: &str| {
+        aro[key]
+            .as_str()
+            .and_then(|raw| NaiveDateTime::parse_from_str(raw, TIME_FORMAT).ok())
+            .map(|t| t.and_utc())
+    };
+    let resolved = matches!(aro["resolution"].as_str(), Some("Resolved" | "Dismissed"));
+    ProviderTimes {
+        updated: time("last_updated_time"),
+        resolved: resolved
+            .then(|| time("resolution_time").or_else(|| time("last_updated_time")))
+            .flatten(),
+    }
 }
 
 /// One fetch step.
@@ -126,6 +145,7 @@ fn incident(dated: &Dated<Value>, profiles: &BTreeMap<String, Value>) -> NewInci
         details,
         labels,
         raw: aro.clone(),
+        provider: provider_times(aro),
     }
 }
 

@@ -90,7 +90,8 @@ pub async fn pull(
     aro_id: &str,
     seen: &Value,
 ) -> Result<Option<RemoteChange>, CommandError> {
-    let now = state(&portal.aro(aro_id).await?);
+    let aro = portal.aro(aro_id).await?;
+    let now = state(&aro);
     let before = state(seen);
     if now == before {
         return Ok(None);
@@ -98,6 +99,7 @@ pub async fn pull(
     let text = crate::shown;
     let mut change = RemoteChange {
         seen: now.clone(),
+        provider: Some(super::fetch::provider_times(&aro)),
         ..RemoteChange::default()
     };
     for field in ["status", "resolution", "analyst_notes"] {

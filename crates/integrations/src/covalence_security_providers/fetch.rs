@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, describe, record_id};
-use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside};
+use watchfloor_core::{FetchSettings, Label, NewIncident, ProviderTimes, SetAside};
 
 use super::client::Covalence;
 use crate::CommandError;
@@ -28,6 +28,13 @@ fn date(alert: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
             ),
         })?;
     Ok((id, created))
+}
+
+/// When Covalence last alerted on it (`lastAlertedTime`, epoch seconds), if it says.
+fn alert_updated(alert: &Value) -> Option<DateTime<Utc>> {
+    alert["lastAlertedTime"]
+        .as_i64()
+        .and_then(|t| DateTime::from_timestamp(t, 0))
 }
 
 /// The broker's organizations, or "" for a direct appliance.
@@ -131,6 +138,10 @@ fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
             .to_string(),
         labels,
         raw: alert.clone(),
+        provider: ProviderTimes {
+            updated: alert_updated(&dated.item),
+            resolved: None,
+        },
     }
 }
 

@@ -59,5 +59,6 @@ pub async fn pull(
         seen,
         notes,
         close: None,
+        provider: None,
     }))
 }

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use watchfloor_core::fetch::{Dated, describe, record_id};
-use watchfloor_core::{FetchSettings, Label, NewIncident, SetAside, Severity};
+use watchfloor_core::{FetchSettings, Label, NewIncident, ProviderTimes, SetAside, Severity};
 
 use super::client::{Sws, utc_timestamp};
 use crate::CommandError;
@@ -107,6 +107,13 @@ fn incident(dated: &Dated<Value>) -> NewIncident {
             },
         ],
         raw: summary.clone(),
+        provider: ProviderTimes {
+            updated: dated.item["UpdateTimestampGMT"]
+                .as_str()
+                .and_then(|raw| DateTime::parse_from_rfc3339(&utc_timestamp(raw)).ok())
+                .map(|t| t.with_timezone(&Utc)),
+            resolved: None,
+        },
     }
 }
 

@@ -209,6 +209,52 @@ impl CovalenceManagedSecuritySimulator {
         Some(aro.clone())
     }
 
+    /// Adds an ARO made at `created` that the portal shows `visible_after` later and, with
+    /// `resolved`, that was resolved there at a set time (`Resolved` or `Dismissed`): the
+    /// known times of a report's figures. Returns it as stored.
+    pub fn add_aro_timed(
+        &self,
+        org_index: usize,
+        title: &str,
+        created: chrono::DateTime<Utc>,
+        visible_after: std::time::Duration,
+        resolved: Option<(chrono::DateTime<Utc>, &str)>,
+    ) -> Value {
+        let mut s = lock(&self.state);
+        let aro = s.new_aro(org_index, title, created.naive_utc());
+        let mut fields = Map::new();
+        let mut data = aro["data"].clone();
+        data["visible_at"] =
+            json!(ts(created.naive_utc()
+                + TimeDelta::from_std(visible_after)
+                    .unwrap_or(TimeDelta::zero())));
+        fields.insert("data".into(), data);
+        if let Some((at, resolution)) = resolved {
+            fields.insert("resolution".into(), json!(resolution));
+            fields.insert("status".into(), json!("Closed"));
+            fields.insert("last_updated_time".into(), json!(ts(at.naive_utc())));
+            fields.insert("resolution_time".into(), json!(ts(at.naive_utc())));
+        }
+        s.override_aro(&aro, fields)
+    }
+
+    /// Resolves an ARO "on the provider side" at a set time (`Resolved` or `Dismissed`), as
+    /// the portal's analysts would; returns it, if it exists.
+    pub fn resolve_aro_at(
+        &self,
+        id: &str,
+        at: chrono::DateTime<Utc>,
+        resolution: &str,
+    ) -> Option<Value> {
+        let mut s = lock(&self.state);
+        let aro = s.aro_mut(id)?;
+        aro["resolution"] = json!(resolution);
+        aro["status"] = json!("Closed");
+        aro["last_updated_time"] = json!(ts(at.naive_utc()));
+        aro["resolution_time"] = json!(ts(at.naive_utc()));
+        Some(aro.clone())
+    }
+
     /// Adds a new ARO whose `fields` replace the generated ones (a malformed time, a huge
     /// field, control characters: the hostile modes); returns it as stored.
     pub fn add_aro_with(&self, org_index: usize, title: &str, fields: Map<String, Value>) -> Value {

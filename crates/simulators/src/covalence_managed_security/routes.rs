@@ -383,6 +383,7 @@ async fn transition(
     aro["status"] = json!(status);
     aro["last_updated_time"] = json!(time);
     let closed = matches!(resolution, "Resolved" | "Dismissed");
+    aro["resolution_time"] = if closed { json!(time) } else { Value::Null };
     let aro = aro.clone();
     s.transitions.push((id.clone(), resolution.to_string()));
     if !comment.is_null() {

@@ -40,7 +40,7 @@ impl FetchCommit {
         for chunk in incidents.chunks(ROWS_PER_INSERT) {
             let mut q = store.sql(
                 "WITH v (external_id, name, occurred, severity, organization, details, labels, \
-                 raw_json, sla_due) AS (VALUES ",
+                 raw_json, sla_due, provider_updated, provider_resolved) AS (VALUES ",
             );
             for (n, inc) in chunk.iter().enumerate() {
                 let labels = serde_json::to_string(&inc.labels)
@@ -63,13 +63,17 @@ impl FetchCommit {
                     .push_bind(inc.raw.to_string())
                     .push(", ")
                     .push_bind(ts(target.sla.due(now_t, inc.severity)))
+                    .push(", ")
+                    .push_bind(inc.provider.updated.map(ts))
+                    .push(", ")
+                    .push_bind(inc.provider.resolved.map(ts))
                     .push(")");
             }
             // A deleted incident's tombstone keeps its alert out.
             q.push(
                 ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
-                 created, modified, severity, status, organization, details, labels, raw_json, sla_due) \
-                 SELECT ",
+                 created, modified, severity, status, organization, details, labels, raw_json, sla_due, \
+                 provider_updated, provider_resolved) SELECT ",
             )
             .push_bind(target.instance.to_string())
             .push(", ")
@@ -81,7 +85,8 @@ impl FetchCommit {
             .push(", ")
             .push_bind(now.clone())
             .push(
-                ", severity, 'pending', organization, details, labels, raw_json, sla_due FROM v \
+                ", severity, 'pending', organization, details, labels, raw_json, sla_due, \
+                 provider_updated, provider_resolved FROM v \
                  WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = ",
             )
             .push_bind(target.instance.to_string())

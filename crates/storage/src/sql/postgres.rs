@@ -62,6 +62,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         16,
         include_str!("../../migrations/postgres/0016_report_sends.sql"),
     ),
+    (
+        17,
+        include_str!("../../migrations/postgres/0017_provider_times.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
@@ -86,7 +90,7 @@ fn open_error(url: &str, message: String) -> StoreError {
     crate::base::open_error(&redact(url), message)
 }
 
-async fn connect(url: &str) -> Result<SqlStore, StoreError> {
+pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
     let options: sqlx::any::AnyConnectOptions = url
         .parse()

@@ -59,6 +59,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/0025_enrichment_cache.sql"),
     ),
     (26, include_str!("../../migrations/0026_report_sends.sql")),
+    (27, include_str!("../../migrations/0027_provider_times.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

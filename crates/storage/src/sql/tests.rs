@@ -8,6 +8,7 @@ use watchfloor_core::SlaState;
 
 fn incident(id: &str, minute: u32, severity: Severity) -> NewIncident {
     NewIncident {
+        provider: Default::default(),
         external_id: id.to_string(),
         name: format!("alert {id}"),
         occurred: DateTime::parse_from_rfc3339(&format!("2024-05-01T08:{minute:02}:00Z"))
@@ -572,6 +573,7 @@ async fn one_spelling_cannot_relabel_an_organization(s: SqlStore) {
     let batch: Vec<NewIncident> = [("a", "Acme"), ("b", "Acme"), ("c", "ACME"), ("d", "acme")]
         .into_iter()
         .map(|(id, org)| NewIncident {
+            provider: Default::default(),
             organization: Some(org.into()),
             ..incident(id, 0, Severity::Low)
         })
@@ -1260,9 +1262,18 @@ async fn a_remote_change_is_recorded_once(s: SqlStore) {
     let record = |found: &Mirrored| {
         let (s, found, now, notes) = (s.clone(), found.clone(), now.clone(), notes.clone());
         async move {
-            s.remote_update(found.id, "fes", Some(&found.seen), &now, &notes, None, &SLA)
-                .await
-                .unwrap()
+            s.remote_update(
+                found.id,
+                "fes",
+                Some(&found.seen),
+                &now,
+                &notes,
+                None,
+                None,
+                &SLA,
+            )
+            .await
+            .unwrap()
         }
     };
     assert!(record(&one).await);
@@ -1963,19 +1974,25 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         incident("delta-1", 1, Severity::Low),
         incident("delta-2", 2, Severity::Low),
     ];
-    // Today's commit asks whether a rule is enabled; schema 14 had no rules, so a stand-in
-    // table answers "none" for the length of the commit.
-    sqlx::query("CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)")
-        .execute(old.pool())
-        .await
-        .unwrap();
+    // Today's commit asks whether a rule is enabled and writes the provider's times; schema
+    // 14 had neither, so stand-ins answer "none" and take them for the length of the commit.
+    for stand_in in [
+        "CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)",
+        "ALTER TABLE incidents ADD COLUMN provider_updated TEXT",
+        "ALTER TABLE incidents ADD COLUMN provider_resolved TEXT",
+    ] {
+        sqlx::query(stand_in).execute(old.pool()).await.unwrap();
+    }
     old.commit_fetch(target(""), &batch, &json!({}))
         .await
         .unwrap();
-    sqlx::query("DROP TABLE rules")
-        .execute(old.pool())
-        .await
-        .unwrap();
+    for gone in [
+        "DROP TABLE rules",
+        "ALTER TABLE incidents DROP COLUMN provider_updated",
+        "ALTER TABLE incidents DROP COLUMN provider_resolved",
+    ] {
+        sqlx::query(gone).execute(old.pool()).await.unwrap();
+    }
     old.close().await;
     let s = SqlStore::open(&url).await.unwrap();
     let later: Vec<i64> = (15..=super::sqlite::MIGRATIONS.len() as i64).collect();
@@ -2562,6 +2579,7 @@ async fn writes_resume_after_the_disk_was_full() {
     .unwrap();
     let big: Vec<NewIncident> = (0..400)
         .map(|n| NewIncident {
+            provider: Default::default(),
             details: "x".repeat(4000),
             ..incident(&format!("big{n}"), 2, Severity::Low)
         })
@@ -2676,6 +2694,7 @@ async fn held(s: &SqlStore, kind: &str, value: &str) -> bool {
 /// An incident of `org` whose details say `details`.
 fn with_details(id: &str, minute: u32, org: &str, details: &str) -> NewIncident {
     NewIncident {
+        provider: Default::default(),
         organization: Some(org.to_string()),
         details: details.to_string(),
         ..incident(id, minute, Severity::High)
@@ -3026,4 +3045,91 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
             .unwrap()
     );
     assert!(s.allowlist().await.unwrap().is_empty());
+}
+
+/// Incidents stored before the provider's own times were kept get them from their raw
+/// records when the database is upgraded, on both backends; a value that is not a time, or a
+/// record that is not JSON, leaves them empty and the upgrade goes on.
+#[tokio::test]
+async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
+    const ROWS: [(&str, &str, Option<&str>, Option<&str>); 7] = [
+        (
+            "covalence-managed-security",
+            r#"{"resolution":"Resolved","last_updated_time":"2024-05-02 15:00:00","resolution_time":"2024-05-02 14:30:00"}"#,
+            Some("2024-05-02T15:00:00.000000Z"),
+            Some("2024-05-02T14:30:00.000000Z"),
+        ),
+        (
+            "covalence-managed-security",
+            r#"{"resolution":"Dismissed","last_updated_time":"2024-05-02 16:00:00"}"#,
+            Some("2024-05-02T16:00:00.000000Z"),
+            Some("2024-05-02T16:00:00.000000Z"),
+        ),
+        (
+            "covalence-managed-security",
+            r#"{"resolution":"Unresolved","last_updated_time":"2024-05-02 17:00:00"}"#,
+            Some("2024-05-02T17:00:00.000000Z"),
+            None,
+        ),
+        (
+            "covalence-managed-security",
+            r#"{"resolution":"Resolved","last_updated_time":"soon"}"#,
+            None,
+            None,
+        ),
+        ("covalence-managed-security", "not json {", None, None),
+        (
+            "covalence-security-providers",
+            r#"{"lastAlertedTime":1709280000}"#,
+            Some("2024-03-01T08:00:00.000000Z"),
+            None,
+        ),
+        (
+            "symantec-mss",
+            r#"{"UpdateTimestampGMT":"2024-05-02T13:56:00.000"}"#,
+            Some("2024-05-02T13:56:00.000000Z"),
+            None,
+        ),
+    ];
+    async fn check(old: SqlStore, migrations: &[(i64, &str)], url: &str) {
+        old.migrate(migrations).await.unwrap();
+        for (n, (integration, raw, _, _)) in ROWS.iter().enumerate() {
+            sqlx::query(
+                "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
+                 created, modified, severity, raw_json, sla_due) VALUES ('i', $1, $2, 'n', 't', \
+                 '2024-05-02T14:00:00.000000Z', '2024-05-02T14:00:00.000000Z', \
+                 '2024-05-02T14:00:00.000000Z', 1, $3, '2024-05-03T14:00:00.000000Z')",
+            )
+            .bind(*integration)
+            .bind(n.to_string())
+            .bind(*raw)
+            .execute(old.pool())
+            .await
+            .unwrap();
+        }
+        old.close().await;
+        let s = SqlStore::open(url).await.unwrap();
+        let got: Vec<(Option<String>, Option<String>)> =
+            sqlx::query_as("SELECT provider_updated, provider_resolved FROM incidents ORDER BY id")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        let want: Vec<(Option<String>, Option<String>)> = ROWS
+            .iter()
+            .map(|(_, _, u, r)| (u.map(str::to_string), r.map(str::to_string)))
+            .collect();
+        assert_eq!(got, want, "{url}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wf.db");
+    let url = format!("sqlite://{}", path.display());
+    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
+    let old = super::sqlite::connect(&url, &driver_url, None)
+        .await
+        .unwrap();
+    check(old, &super::sqlite::MIGRATIONS[..26], &url).await;
+    if let Some(pg) = crate::test_cluster::fresh_database().await {
+        let old = super::postgres::connect(&pg).await.unwrap();
+        check(old, &super::postgres::MIGRATIONS[..16], &pg).await;
+    }
 }
