@@ -23,6 +23,8 @@ pub struct ReportRow {
     /// When watchfloor first saw it (fetched, or made by hand).
     pub created: DateTime<Utc>,
     pub first_assigned: Option<DateTime<Utc>>,
+    /// When it first became active (was taken up).
+    pub first_active: Option<DateTime<Utc>>,
     pub closed: Option<DateTime<Utc>>,
     pub close_reason: Option<CloseReason>,
     pub sla_due: DateTime<Utc>,
@@ -75,6 +77,8 @@ pub struct Figures {
     /// The provider's creation to its own resolution, of those it resolved by the period's
     /// end (FES).
     pub provider_time_to_resolve: Spread,
+    /// First sight to first active (taken up), of those active by the period's end.
+    pub time_to_acknowledge: Spread,
     /// First sight to the first owner, of those assigned by the period's end.
     pub time_to_assign: Spread,
     /// First sight to closed, of those closed by the period's end.
@@ -101,7 +105,7 @@ impl Figures {
         let mut f = Figures::default();
         let mut severities: BTreeMap<std::cmp::Reverse<u8>, (String, usize)> = BTreeMap::new();
         let (mut lag, mut assign, mut close) = (Vec::new(), Vec::new(), Vec::new());
-        let mut resolve = Vec::new();
+        let (mut resolve, mut acknowledge) = (Vec::new(), Vec::new());
         for row in rows {
             f.incidents += 1;
             let rank = std::cmp::Reverse((row.severity.value() * 2.0) as u8);
@@ -112,6 +116,9 @@ impl Figures {
             lag.push((row.created - row.occurred).num_seconds().max(0));
             if let Some(at) = row.provider_resolved.filter(|at| *at <= until) {
                 resolve.push((at - row.occurred).num_seconds().max(0));
+            }
+            if let Some(at) = row.first_active.filter(|at| *at <= until) {
+                acknowledge.push((at - row.created).num_seconds().max(0));
             }
             if let Some(at) = row.first_assigned.filter(|at| *at <= until) {
                 assign.push((at - row.created).num_seconds().max(0));
@@ -141,6 +148,7 @@ impl Figures {
         f.by_severity = severities.into_values().collect();
         f.delivery_lag = Spread::of(lag);
         f.provider_time_to_resolve = Spread::of(resolve);
+        f.time_to_acknowledge = Spread::of(acknowledge);
         f.time_to_assign = Spread::of(assign);
         f.time_to_close = Spread::of(close);
         let share = |n: usize| (f.closed > 0).then(|| n as f64 / f.closed as f64);
@@ -247,7 +255,7 @@ pub fn groups_csv(report: &Report) -> String {
     let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
     let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let mut out = String::from(
-        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,provider_time_to_resolve_median_s,provider_time_to_resolve_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
+        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,provider_time_to_resolve_median_s,provider_time_to_resolve_p90_s,time_to_acknowledge_median_s,time_to_acknowledge_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
     );
     for (what, name, f, _) in report.groups() {
         let cells = [
@@ -258,6 +266,8 @@ pub fn groups_csv(report: &Report) -> String {
             secs(f.delivery_lag.p90_s),
             secs(f.provider_time_to_resolve.median_s),
             secs(f.provider_time_to_resolve.p90_s),
+            secs(f.time_to_acknowledge.median_s),
+            secs(f.time_to_acknowledge.p90_s),
             secs(f.time_to_assign.median_s),
             secs(f.time_to_assign.p90_s),
             secs(f.time_to_close.median_s),
@@ -280,7 +290,7 @@ pub fn groups_csv(report: &Report) -> String {
 /// measured from (seconds, empty where not yet reached by the period's end `until`).
 pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
     let mut out = String::from(
-        "id,title,organization,instance,type,severity,occurred,first_seen,first_assigned,closed,close_reason,sla_due,provider_resolved,delivery_lag_s,provider_time_to_resolve_s,time_to_assign_s,time_to_close_s,within_sla\n",
+        "id,title,organization,instance,type,severity,occurred,first_seen,first_active,first_assigned,closed,close_reason,sla_due,provider_resolved,delivery_lag_s,provider_time_to_resolve_s,time_to_acknowledge_s,time_to_assign_s,time_to_close_s,within_sla\n",
     );
     let time = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -288,6 +298,7 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
     };
     for r in rows {
         let assigned = r.first_assigned.filter(|t| *t <= until);
+        let active = r.first_active.filter(|t| *t <= until);
         let closed = r.closed.filter(|t| *t <= until);
         let resolved = r.provider_resolved.filter(|t| *t <= until);
         let since_seen =
@@ -301,6 +312,7 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
             r.severity.label().to_string(),
             time(Some(r.occurred)),
             time(Some(r.created)),
+            time(active),
             time(assigned),
             time(closed),
             closed
@@ -313,6 +325,7 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
             resolved
                 .map(|t| (t - r.occurred).num_seconds().max(0).to_string())
                 .unwrap_or_default(),
+            since_seen(active).unwrap_or_default(),
             since_seen(assigned).unwrap_or_default(),
             since_seen(closed).unwrap_or_default(),
             closed
@@ -576,6 +589,7 @@ mod tests {
             occurred: at(created) - chrono::TimeDelta::seconds(20),
             created: at(created),
             first_assigned: None,
+            first_active: None,
             closed: closed.map(|(t, _)| at(t)),
             close_reason: closed.map(|(_, r)| r),
             sla_due: at(due),

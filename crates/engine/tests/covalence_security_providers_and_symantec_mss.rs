@@ -242,6 +242,76 @@ async fn late_covalence_alerts_and_symantec_incidents_are_still_fetched() {
     set(&cov_ids);
 }
 
+/// Records made at set times (an alert, an incident ten minutes ago, shown 20 s after) are
+/// stored with the provider's creation time as it was set, and the report's delivery lag of
+/// each is first sight minus that time.
+#[tokio::test]
+async fn records_made_at_set_times_give_their_delivery_lag() {
+    use chrono::{TimeDelta, Utc};
+    let cov =
+        CovalenceSecurityProvidersSimulator::start(CovalenceSecurityProvidersOptions::default())
+            .await
+            .unwrap();
+    let sws = SymantecMssSimulator::start(SymantecMssOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cov-ca.pem"), &cov.ca_pem).unwrap();
+    std::fs::write(dir.path().join("sws-ca.pem"), &sws.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sws.client_p12).unwrap();
+    let config = format!(
+        "[[instances]]\nname = \"cov\"\nintegration = \"covalence-security-providers\"\nfetch = true\n\
+         first_fetch = \"1 day\"\n[instances.params]\nhost = \"{}\"\nusername = \"{}\"\npassword = \"{}\"\nca_file = \"cov-ca.pem\"\n\
+         [[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"1 day\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"sws-ca.pem\"\n",
+        cov.direct_url, cov.username, cov.password, sws.url, sws.passphrase
+    );
+    let (engine, store) = engine(&config, &dir).await;
+    let made = chrono::DateTime::from_timestamp(Utc::now().timestamp() - 600, 0).unwrap();
+    let late = std::time::Duration::from_secs(20);
+    let alert = cov.add_alert_timed("2019-004-DA", "made at a set time", made, late);
+    let number = sws.add_incident_timed("Emergency", "Made at a set time", made, late);
+    let stop = watch::channel(false).1;
+    for name in ["cov", "mss"] {
+        engine
+            .cycle(name, Steps::UntilCaughtUp, &|_| {}, &stop)
+            .await
+            .unwrap();
+    }
+    let since = Utc::now() - TimeDelta::hours(1);
+    let until = Utc::now() + TimeDelta::minutes(1);
+    for (instance, id) in [
+        ("cov", alert["id"].as_str().unwrap().to_string()),
+        ("mss", number.to_string()),
+    ] {
+        let stored = store
+            .incident_by_external_id(instance, &id)
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("{instance} {id} was not fetched"));
+        assert_eq!(stored.occurred, made, "{instance}");
+        let rows = store
+            .report_rows(
+                &IncidentFilter {
+                    instance: Some(instance.into()),
+                    fetched_since: Some(since),
+                    ..Default::default()
+                },
+                until,
+            )
+            .await
+            .unwrap();
+        let row = rows.iter().find(|r| r.id == stored.id).unwrap();
+        let figures = watchfloor_core::report::Figures::of([row], until);
+        assert_eq!(
+            figures.delivery_lag.median_s,
+            Some((stored.created - made).num_seconds()),
+            "{instance}"
+        );
+        assert!(figures.delivery_lag.median_s >= Some(600), "{instance}");
+    }
+}
+
 /// Symantec MSS mirroring: a close and a mirrored note each reach SWS once (a repeated sync
 /// pushes nothing); a remote Closed and a remote comment reach the incident, with nothing sent
 /// back. Regression (a reopen stayed local): reopening an incident, closed here or there,

@@ -177,6 +177,7 @@ pub fn customer_report_html(c: &CustomerReport, generated: DateTime<Utc>) -> Str
                     tbody {
                         (spread_row("Delivery lag (provider's creation to first seen)", &f.delivery_lag))
                         (spread_row("Provider's time to resolve (its creation to its resolution)", &f.provider_time_to_resolve))
+                        (spread_row("Time to acknowledge (first seen to taken up)", &f.time_to_acknowledge))
                         (spread_row("Time to assign (first seen to first owner)", &f.time_to_assign))
                         (spread_row("Time to close (first seen to closed)", &f.time_to_close))
                     }
@@ -263,6 +264,11 @@ impl ReportMessage {
                 "Provider's time to resolve: median {}, 90th percentile {}",
                 time(f.provider_time_to_resolve.median_s),
                 time(f.provider_time_to_resolve.p90_s)
+            ),
+            format!(
+                "Time to acknowledge: median {}, 90th percentile {}",
+                time(f.time_to_acknowledge.median_s),
+                time(f.time_to_acknowledge.p90_s)
             ),
             format!(
                 "Time to close: median {}, 90th percentile {}",

@@ -213,6 +213,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("remote_state", Text),
             ("provider_updated", Text),
             ("provider_resolved", Text),
+            ("first_active", Text),
         ],
     ),
     (

@@ -532,6 +532,11 @@ async fn apply_change(
     q.push_bind(ts(now)).push(", version = version + 1");
     if after.status != before_l.status {
         q.push(", status = ").push_bind(after.status.as_str());
+        if after.status == Status::Active {
+            q.push(", first_active = COALESCE(first_active, ")
+                .push_bind(ts(now))
+                .push(")");
+        }
     }
     if after.severity != before_l.severity {
         q.push(", severity = ").push_bind(after.severity.value());

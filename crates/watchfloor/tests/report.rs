@@ -214,6 +214,9 @@ async fn figures_equal_those_computed_from_the_simulators_known_times() {
     run(&["sync", "--instance", "fes"]);
     let a_id = id_of(&a).to_string();
     run(&["incidents", "close", &a_id, "--reason", "False Positive"]);
+    // D is taken up (made active), and stays open.
+    let d_id = id_of(&_d).to_string();
+    run(&["incidents", "update", &d_id, "--status", "active"]);
 
     let report: serde_json::Value =
         serde_json::from_str(&run(&["report", "--since", "1 hour", "--output", "json"])).unwrap();
@@ -268,6 +271,13 @@ async fn figures_equal_those_computed_from_the_simulators_known_times() {
     assert_eq!(all["false_positive_share"], 1.0 / 3.0);
     assert_eq!(all["closed_within_sla"], within);
     assert_eq!(all["open_at_end"], 1);
+    let d_row = rows
+        .iter()
+        .find(|r| r.starts_with(&format!("{d_id},")))
+        .unwrap();
+    let d_ack = (time(col(d_row, "first_active")) - time(col(d_row, "first_seen"))).num_seconds();
+    assert_eq!(all["time_to_acknowledge"]["n"], 1);
+    assert_eq!(all["time_to_acknowledge"]["median_s"], d_ack);
     // The provider's resolution times as stored.
     let b_row = rows
         .iter()

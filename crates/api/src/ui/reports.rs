@@ -71,7 +71,7 @@ fn spark(
     text: impl Fn(&Figures) -> String,
     class: &str,
 ) -> Markup {
-    let (w, h) = (WEEKS as f64 * 10.0, 28.0);
+    let (w, h) = (WEEKS as f64 * 7.0, 24.0);
     let values: Vec<Option<f64>> = weeks.iter().map(|(_, f)| f.and_then(&value)).collect();
     let max = values
         .iter()
@@ -85,7 +85,7 @@ fn spark(
             @for (n, ((week, f), v)) in weeks.iter().zip(&values).enumerate() {
                 @if let (Some(f), Some(v)) = (f, v) {
                     @let height = (v / max * (h - 2.0)).max(1.0);
-                    rect class=(class) x=(n as f64 * 10.0 + 1.0) y=(h - height) width="8" height=(height) {
+                    rect class=(class) x=(n as f64 * 7.0 + 1.0) y=(h - height) width="5" height=(height) {
                         title { "week of " (week) ": " (text(f)) }
                     }
                 }
@@ -119,9 +119,10 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
         table.grid.providers {
             thead { tr {
                 th { "Provider instance" } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Lag p90" }
-                th.num { "Resolved there p50" } th.num { "Assign p50" } th.num { "Close p50" } th.num { "Close p90" } th.num { "FP or dup." }
-                th.num { "Within SLA" } th.num { "Open past SLA" }
-                th { "Incidents / week" } th { "Lag p50 / week" } th { "Close p50 / week" }
+                th.num title="the provider's creation to its own resolution, median" { "Theirs to resolve" }
+                th.num { "Ack p50" } th.num { "Assign p50" } th.num { "Close p50" } th.num { "Close p90" }
+                th.num { "FP or dup." } th.num { "In SLA" } th.num { "Past SLA" }
+                th { "Incidents/wk" } th { "Lag p50/wk" } th { "Close p50/wk" }
             } }
             tbody {
                 @for g in &report.by_instance {
@@ -137,6 +138,7 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
                         td.num { (f.incidents) }
                         td.num { (time(f.delivery_lag.median_s)) } td.num { (time(f.delivery_lag.p90_s)) }
                         td.num { (time(f.provider_time_to_resolve.median_s)) }
+                        td.num { (time(f.time_to_acknowledge.median_s)) }
                         td.num { (time(f.time_to_assign.median_s)) }
                         td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }
                         td.num { (share(f.false_positive_share)) } td.num { (share(f.sla_compliance)) }
@@ -155,7 +157,7 @@ fn groups_table(first: &str, groups: &[Group]) -> Markup {
     html! {
         table.grid {
             thead { tr {
-                th { (first) } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Assign p50" }
+                th { (first) } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Ack p50" } th.num { "Assign p50" }
                 th.num { "Close p50" } th.num { "Close p90" } th.num { "Closed" } th.num { "FP or dup." }
                 th.num { "Within SLA" } th.num { "Open at end" } th.num { "Open past SLA" }
             } }
@@ -165,6 +167,7 @@ fn groups_table(first: &str, groups: &[Group]) -> Markup {
                     tr {
                         td { (if g.name.is_empty() { "(none)" } else { g.name.as_str() }) }
                         td.num { (f.incidents) } td.num { (time(f.delivery_lag.median_s)) }
+                        td.num { (time(f.time_to_acknowledge.median_s)) }
                         td.num { (time(f.time_to_assign.median_s)) }
                         td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }
                         td.num { (f.closed) } td.num { (share(f.false_positive_share)) }

@@ -217,6 +217,29 @@ impl CovalenceSecurityProvidersSimulator {
         s.add_alert(index, title)
     }
 
+    /// Adds an alert made at `created` to the appliance `cov_id`, shown `visible_after` later
+    /// (the known times that reports are tested against); returns it.
+    pub fn add_alert_timed(
+        &self,
+        cov_id: &str,
+        title: &str,
+        created: chrono::DateTime<chrono::Utc>,
+        visible_after: std::time::Duration,
+    ) -> Value {
+        let mut s = lock(&self.state);
+        let index = s
+            .appliances
+            .iter()
+            .position(|a| a.cov_id == cov_id)
+            .unwrap_or(0);
+        s.add_alert_at(
+            index,
+            title,
+            created.timestamp(),
+            visible_after.as_secs() as i64,
+        )
+    }
+
     /// Appliance ids and organizations: the direct appliance first, then the broker's.
     /// Changes an alert "on the provider side": `fields` replace its own. False if no
     /// appliance has it.

@@ -34,8 +34,13 @@ impl CovState {
 
     /// Adds an alert created now to appliance `index`; it shows after the late-arrival delay.
     pub(super) fn add_alert(&mut self, index: usize, title: &str) -> Value {
-        let index = index % self.appliances.len().max(1);
         let now = chrono::Utc::now().timestamp();
+        self.add_alert_at(index, title, now, self.late_arrival)
+    }
+
+    /// An alert made at `now` (epoch seconds), shown `late` seconds after.
+    pub(super) fn add_alert_at(&mut self, index: usize, title: &str, now: i64, late: i64) -> Value {
+        let index = index % self.appliances.len().max(1);
         let mut alert = seed_appliance(&mut self.rng, index, 1)
             .remove("alerts")
             .and_then(|mut a| a.pop())
@@ -44,7 +49,7 @@ impl CovState {
         alert["lastAlertedTime"] = json!(now);
         alert["analystTitle"] = json!(title);
         let id = alert["id"].as_str().unwrap_or_default().to_string();
-        self.visible_at.insert(id, now + self.late_arrival);
+        self.visible_at.insert(id, now + late);
         if let Some(list) = self.appliances[index].collections.get_mut("alerts") {
             list.push(alert.clone());
         }

@@ -119,6 +119,18 @@ struct SwsState {
 impl SwsState {
     /// Adds an incident created now, visible after the late-arrival delay; returns its number.
     fn add_incident(&mut self, severity: &str, classification: &str) -> u64 {
+        let late = self.late_arrival;
+        self.add_incident_at(severity, classification, Utc::now().naive_utc(), late)
+    }
+
+    /// Adds an incident created at `created`, visible `late` after; returns its number.
+    fn add_incident_at(
+        &mut self,
+        severity: &str,
+        classification: &str,
+        created: NaiveDateTime,
+        late: TimeDelta,
+    ) -> u64 {
         let mut inc = match self.incidents.last() {
             Some(last) => last.clone(),
             None => seeded_incidents(&SimOptions {
@@ -131,8 +143,8 @@ impl SwsState {
             .remove(0),
         };
         inc.number += 1;
-        inc.created = Utc::now().naive_utc();
-        inc.visible_at = inc.created + self.late_arrival;
+        inc.created = created;
+        inc.visible_at = inc.created + late;
         inc.updated = inc.created;
         inc.severity = severity.to_string();
         inc.classification = classification.to_string();
@@ -268,5 +280,22 @@ impl SymantecMssSimulator {
     /// Adds a new incident created now; returns its number.
     pub fn add_incident(&self, severity: &str, classification: &str) -> u64 {
         lock(&self.state).add_incident(severity, classification)
+    }
+
+    /// Adds an incident created at `created` and shown `visible_after` later (the known times
+    /// that reports are tested against); returns its number.
+    pub fn add_incident_timed(
+        &self,
+        severity: &str,
+        classification: &str,
+        created: chrono::DateTime<Utc>,
+        visible_after: std::time::Duration,
+    ) -> u64 {
+        lock(&self.state).add_incident_at(
+            severity,
+            classification,
+            created.naive_utc(),
+            TimeDelta::from_std(visible_after).unwrap_or(TimeDelta::zero()),
+        )
     }
 }

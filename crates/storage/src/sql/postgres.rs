@@ -66,6 +66,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         17,
         include_str!("../../migrations/postgres/0017_provider_times.sql"),
     ),
+    (
+        18,
+        include_str!("../../migrations/postgres/0018_first_active.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

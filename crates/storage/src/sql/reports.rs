@@ -19,7 +19,7 @@ impl SqlStore {
     ) -> Result<Vec<ReportRow>, StoreError> {
         let mut q = self.sql(
             "SELECT id, name, instance, organization, type, severity, occurred, created, first_assigned, \
-             closed, close_reason, sla_due, provider_resolved FROM incidents WHERE created < ",
+             closed, close_reason, sla_due, provider_resolved, first_active FROM incidents WHERE created < ",
         );
         q.push_bind(ts(until));
         push_filter(&mut q, filter, &Hints::default());
@@ -44,6 +44,7 @@ impl SqlStore {
                     close_reason: reason.and_then(|r| CloseReason::parse(&r).ok()),
                     sla_due: parse_ts(&r.try_get::<String, _>("sla_due")?)?,
                     provider_resolved: parse_opt_ts(r.try_get("provider_resolved")?)?,
+                    first_active: parse_opt_ts(r.try_get("first_active")?)?,
                 })
             })
             .collect()

@@ -60,6 +60,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (26, include_str!("../../migrations/0026_report_sends.sql")),
     (27, include_str!("../../migrations/0027_provider_times.sql")),
+    (28, include_str!("../../migrations/0028_first_active.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

@@ -3049,7 +3049,8 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
 
 /// Incidents stored before the provider's own times were kept get them from their raw
 /// records when the database is upgraded, on both backends; a value that is not a time, or a
-/// record that is not JSON, leaves them empty and the upgrade goes on.
+/// record that is not JSON, leaves them empty and the upgrade goes on. Those made active
+/// before learn when from their war room.
 #[tokio::test]
 async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
     const ROWS: [(&str, &str, Option<&str>, Option<&str>); 7] = [
@@ -3107,8 +3108,48 @@ async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
             .await
             .unwrap();
         }
+        // The first incident was made active by a change, then closed; the second reopened
+        // from closed; the others never were.
+        for (id, status, old_status, at) in [
+            (1, "closed", "pending", "2024-05-02T14:05:00.000000Z"),
+            (2, "active", "closed", "2024-05-02T14:07:00.000000Z"),
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "UPDATE incidents SET status = '{status}' WHERE id = {id}"
+            )))
+            .execute(old.pool())
+            .await
+            .unwrap();
+            let body = format!(
+                r#"{{"changes":[{{"field":"status","old":"{old_status}","new":"active"}}]}}"#
+            );
+            sqlx::query(
+                "INSERT INTO incident_entries (incident_id, created, author, kind, body) \
+                 VALUES ($1, $2, 'dana', 'change', $3)",
+            )
+            .bind(id as i64)
+            .bind(at)
+            .bind(body)
+            .execute(old.pool())
+            .await
+            .unwrap();
+        }
         old.close().await;
         let s = SqlStore::open(url).await.unwrap();
+        let active: Vec<Option<String>> =
+            sqlx::query_scalar("SELECT first_active FROM incidents ORDER BY id")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        assert_eq!(
+            active[..3],
+            [
+                Some("2024-05-02T14:05:00.000000Z".to_string()),
+                Some("2024-05-02T14:07:00.000000Z".to_string()),
+                None
+            ],
+            "{url}"
+        );
         let got: Vec<(Option<String>, Option<String>)> =
             sqlx::query_as("SELECT provider_updated, provider_resolved FROM incidents ORDER BY id")
                 .fetch_all(s.pool())
