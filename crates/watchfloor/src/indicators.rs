@@ -21,33 +21,42 @@ pub enum IndicatorsAction {
         /// One value only.
         #[arg(long, value_name = "V")]
         value: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 100)]
         limit: usize,
         /// Read as this user (that user's organizations only).
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// One indicator and the incidents that hold it (and, for a user of some organizations,
     /// how many other organizations saw it).
     Show {
+        /// The indicator, as incidents hold it (defanged forms are read too).
         value: String,
         /// Its type, when a value could be of several.
         #[arg(long = "type", value_name = "T")]
         kind: Option<String>,
+        /// Act as this user, as the war room and the audit log record (default: the OS user).
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// Gives an indicator a verdict in the organizations (of `--as`) that hold it:
     /// malicious, suspicious, benign (it then relates no incidents) or unknown (taken back).
     Verdict {
+        /// The indicator.
         value: String,
+        /// malicious, suspicious, benign or unknown.
         verdict: String,
+        /// Its type, when a value could be of several.
         #[arg(long = "type", value_name = "T")]
         kind: Option<String>,
+        /// Act as this user, as the war room and the audit log record (default: the OS user).
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
     },
@@ -65,18 +74,23 @@ pub enum IndicatorsAction {
 pub enum AllowAction {
     /// The entries, with who added each and when.
     List {
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// Adds an entry.
     Add {
+        /// A value, a network (10.0.0.0/8) or a *.domain.
         entry: String,
+        /// Act as this user, as the war room and the audit log record (default: the OS user).
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
     },
     /// Removes an entry.
     Remove {
+        /// The entry, as `indicators allow list` shows it.
         entry: String,
+        /// Act as this user, as the war room and the audit log record (default: the OS user).
         #[arg(long = "as", value_name = "USER")]
         as_user: Option<String>,
     },

@@ -13,6 +13,8 @@ mod report;
 mod rules;
 #[cfg(feature = "simulators")]
 mod simulate;
+#[cfg(test)]
+mod usage;
 mod users;
 mod work;
 
@@ -82,10 +84,12 @@ enum Command {
         #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
         listen: std::net::SocketAddr,
     },
-    /// Run the fetch scheduler: every instance with fetch = true, on its interval.
+    /// Run the service: fetch and mirror every instance on its interval, serve the web UI and
+    /// the HTTP API (with XSOAR's), run the rules and send notifications and reports, until
+    /// SIGTERM (which stops it within 2 s).
     Serve {
         /// Fetch cycles running at the same time.
-        #[arg(long, default_value_t = 4)]
+        #[arg(long, value_name = "N", default_value_t = 4)]
         concurrency: usize,
         /// Also serve the HTTP API on this address, e.g. 127.0.0.1:8080; overrides
         /// `[server] listen`.
@@ -128,16 +132,19 @@ enum Command {
     /// and revoked, users made, changed, disabled and enabled.
     Audit {
         /// Only events from this time on: e.g. `1 day`, or 2026-12-01T00:00:00Z.
-        #[arg(long)]
+        #[arg(long, value_name = "T")]
         since: Option<String>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 100)]
         limit: usize,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// Fetch incidents now, for one instance or every instance with fetch = true. Scopes that
     /// a running `serve` is fetching are left to it.
     Fetch {
+        /// Only this instance (default: every instance with fetch = true).
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// One fetch step per scope, rather than until caught up.
@@ -171,6 +178,7 @@ enum Command {
     },
     /// Write the integration reference docs (one markdown file per integration) into DIR.
     Docs {
+        /// Where to write them.
         #[arg(default_value = "docs/integrations")]
         dir: PathBuf,
     },
@@ -181,39 +189,45 @@ enum IncidentsAction {
     /// Incidents, newest first.
     List {
         /// pending, active or closed; several as a list: pending,active.
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         status: Option<String>,
         /// A severity label or number (Unknown, Informational, Low, Medium, High, Critical), a
         /// list (high,critical), or that level and above (high+).
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         severity: Option<String>,
         /// Organization name, in any case.
         #[arg(long)]
         org: Option<String>,
-        #[arg(long)]
+        /// Only this instance's incidents.
+        #[arg(long, value_name = "NAME")]
         instance: Option<String>,
         /// Occurred at or after: e.g. "3 days" or 2024-05-01T00:00:00Z.
-        #[arg(long)]
+        #[arg(long, value_name = "T")]
         since: Option<String>,
         /// Fetched (stored) at or after: e.g. "1 hour".
-        #[arg(long)]
+        #[arg(long, value_name = "T")]
         fetched_since: Option<String>,
-        #[arg(long)]
+        /// Only this user's incidents; "" for the unassigned.
+        #[arg(long, value_name = "USER")]
         owner: Option<String>,
         /// ok, at-risk or breached.
-        #[arg(long)]
+        #[arg(long, value_name = "ok|at-risk|breached")]
         sla: Option<String>,
         /// A search in XSOAR's query syntax: e.g. `-status:closed owner:"" phishing`.
-        #[arg(long, short, allow_hyphen_values = true)]
+        #[arg(long, value_name = "Q", short, allow_hyphen_values = true)]
         query: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 50)]
         limit: usize,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// One incident: its fields, lifecycle, SLA and latest war-room entries.
     Show {
+        /// The incident's ID, as `incidents list` shows it.
         id: i64,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
@@ -223,7 +237,7 @@ enum IncidentsAction {
         #[arg(long)]
         name: String,
         /// A severity label or number.
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         severity: String,
         /// The organization it belongs to (who may see it).
         #[arg(long)]
@@ -232,7 +246,7 @@ enum IncidentsAction {
         #[arg(long = "type", default_value = "Manual")]
         kind: String,
         /// Its description.
-        #[arg(long, default_value = "")]
+        #[arg(long, value_name = "TEXT", default_value = "")]
         details: String,
         #[command(flatten)]
         who: work::ChangeOpts,
@@ -242,13 +256,13 @@ enum IncidentsAction {
         /// The incident's ID, as `incidents list` shows it.
         id: i64,
         /// pending or active; closing takes `close`.
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         status: Option<String>,
         /// A severity label or number.
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         severity: Option<String>,
         /// The user to assign it to.
-        #[arg(long, conflicts_with = "unassign")]
+        #[arg(long, value_name = "USER", conflicts_with = "unassign")]
         owner: Option<String>,
         /// Remove the owner.
         #[arg(long)]
@@ -279,11 +293,11 @@ enum IncidentsAction {
         /// The incident's ID, as `incidents list` shows it.
         id: i64,
         /// Resolved, "False Positive", Duplicate or Other (any case; false-positive too).
-        #[arg(long)]
+        #[arg(long, value_name = "R")]
         reason: String,
         /// What was found and done, for the war room (and the provider, where the close is
         /// mirrored out).
-        #[arg(long)]
+        #[arg(long, value_name = "TEXT")]
         notes: Option<String>,
         #[command(flatten)]
         who: work::ChangeOpts,
@@ -306,11 +320,15 @@ enum IncidentsAction {
     Entries {
         /// The incident's ID, as `incidents list` shows it.
         id: i64,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// The incident's context as JSON.
-    Context { id: i64 },
+    Context {
+        /// The incident's ID, as `incidents list` shows it.
+        id: i64,
+    },
     /// Run a provider command in the incident's context: its result is a war-room entry and
     /// its outputs merge into the incident's context. It runs on the incident's own instance
     /// when that has the command.
@@ -319,8 +337,10 @@ enum IncidentsAction {
         id: i64,
         /// The command line, as `watchfloor run` takes it.
         line: String,
+        /// The instance to run on (default: the incident's own, or the one that has the command).
         #[arg(long, value_name = "NAME")]
         instance: Option<String>,
+        /// md: readable markdown; json: the whole entry; context: the entry context.
         #[arg(long, value_enum, default_value_t = Output::Auto)]
         output: Output,
         #[command(flatten)]
@@ -353,6 +373,7 @@ impl ListOutput {
 enum ClusterAction {
     /// The live processes, which fetch scopes and mirroring each holds, and lease ages.
     Status {
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
@@ -361,12 +382,16 @@ enum ClusterAction {
 #[derive(Subcommand)]
 enum InstancesAction {
     /// Run test-module on every instance, or on NAME, and print ok or the reason.
-    Test { name: Option<String> },
+    Test {
+        /// One instance (default: every instance).
+        name: Option<String>,
+    },
     /// List configured instances.
     List,
     /// Fetch health of every instance: last success, last error, consecutive failures. Exits 1
     /// when an instance is failing, or has not succeeded within three of its fetch intervals.
     Health {
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
@@ -1057,5 +1082,37 @@ mod tests {
         assert!(debug.starts_with("warn,watchfloor=debug,"), "{debug}");
         assert!(!debug.contains("sqlx") && !debug.contains("hyper"));
         assert_eq!(log_directives(Some("debug,sqlx=trace")), "debug,sqlx=trace");
+    }
+}
+
+#[cfg(test)]
+mod usage_tests {
+    use clap::CommandFactory;
+
+    /// Every option and argument of every command says what it is for in `--help`.
+    #[test]
+    fn every_option_has_help() {
+        let missing = crate::usage::undocumented(&crate::Cli::command());
+        assert!(missing.is_empty(), "no help text: {missing:#?}");
+    }
+
+    /// The README's usage block is the one the command-line definitions make.
+    #[cfg(feature = "simulators")]
+    #[test]
+    fn the_readme_usage_block_matches_the_definitions() {
+        let readme = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md"),
+        )
+        .unwrap();
+        let block = readme
+            .split("<!-- usage: made by `cargo test -p watchfloor usage`; do not edit -->\n```sh\n")
+            .nth(1)
+            .and_then(|rest| rest.split("```").next())
+            .expect("the README's usage block and its marker");
+        let want = crate::usage::lines(&crate::Cli::command()).join("\n") + "\n";
+        assert!(
+            block == want,
+            "the README's usage block is out of date; it should read:\n{want}"
+        );
     }
 }

@@ -14,26 +14,34 @@ pub enum ChannelsAction {
     /// The channels of the config file: kind, where they deliver (no secrets), the hourly
     /// limit, and their state (waiting, sent in the last hour, failed in the last day).
     List {
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// Sends a test message on a channel now; exits 1 with the receiver's error if it fails.
-    Test { name: String },
+    Test {
+        /// The channel's name, as `channels list` shows it.
+        name: String,
+    },
 }
 
 #[derive(clap::Subcommand)]
 pub enum NotificationsAction {
     /// Notifications, newest first.
     List {
-        #[arg(long)]
+        /// One channel only.
+        #[arg(long, value_name = "NAME")]
         channel: Option<String>,
         /// pending, sent or failed.
-        #[arg(long)]
+        #[arg(long, value_name = "S")]
         status: Option<String>,
-        #[arg(long)]
+        /// One incident's only (its ID).
+        #[arg(long, value_name = "ID")]
         incident: Option<i64>,
-        #[arg(long, default_value_t = 100)]
+        /// At most this many.
+        #[arg(long, value_name = "N", default_value_t = 100)]
         limit: usize,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },

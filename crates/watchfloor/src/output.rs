@@ -74,12 +74,19 @@ pub fn present_entry(entry: &watchfloor_core::Entry, table: bool, md: bool) -> S
     }
 }
 
-/// The terminal's width: `$COLUMNS`, else 100.
+/// The width tables are drawn to: `$COLUMNS` when set (to override), else the width of the
+/// terminal standard output is, else 100.
 fn terminal_width() -> usize {
-    std::env::var("COLUMNS")
-        .ok()
-        .and_then(|c| c.parse().ok())
+    let terminal = terminal_size::terminal_size_of(std::io::stdout()).map(|(w, _)| w.0);
+    width_of(std::env::var("COLUMNS").ok().as_deref(), terminal)
+}
+
+/// The width from `$COLUMNS` (if it is a width) and the terminal's (if there is one).
+fn width_of(columns: Option<&str>, terminal: Option<u16>) -> usize {
+    columns
+        .and_then(|c| c.trim().parse::<usize>().ok())
         .filter(|c| *c > 0)
+        .or(terminal.map(usize::from).filter(|w| *w > 0))
         .unwrap_or(100)
 }
 
@@ -94,4 +101,27 @@ pub fn headed_table(title: &str, rows: Vec<serde_json::Value>, headers: &[&str])
             ..watchfloor_core::table::TableOptions::default()
         },
     )
+}
+
+#[cfg(test)]
+mod tests {
+    /// `$COLUMNS` overrides the terminal's width; without either, tables are 100 wide.
+    #[test]
+    fn the_width_is_columns_else_the_terminals_else_100() {
+        for (columns, terminal, width) in [
+            (None, Some(180), 180),
+            (Some("72"), Some(180), 72),
+            (Some("wide"), Some(180), 180),
+            (Some("0"), Some(60), 60),
+            (None, None, 100),
+            (None, Some(0), 100),
+            (Some(" 90 "), None, 90),
+        ] {
+            assert_eq!(
+                super::width_of(columns, terminal),
+                width,
+                "{columns:?} {terminal:?}"
+            );
+        }
+    }
 }

@@ -33,17 +33,18 @@ pub struct ReportArgs {
     #[arg(long, value_name = "ORG")]
     pub org: Option<String>,
     /// A month (2026-11) or a day (2026-11-03), in UTC.
-    #[arg(long)]
+    #[arg(long, value_name = "P")]
     pub period: Option<String>,
     /// Instead of --period: from this time (e.g. `7 days`, or 2026-11-01T00:00:00Z)...
-    #[arg(long)]
+    #[arg(long, value_name = "T")]
     pub since: Option<String>,
     /// ...until this one (default: now).
-    #[arg(long)]
+    #[arg(long, value_name = "T")]
     pub until: Option<String>,
     /// Read as this user (that user's organizations only).
     #[arg(long = "as", value_name = "USER")]
     pub as_user: Option<String>,
+    /// md (tables), csv (a row per group), json, html (the customer report) or incidents-csv.
     #[arg(long, value_enum, default_value_t = ReportOutput::Md)]
     pub output: ReportOutput,
 }

@@ -15,45 +15,60 @@ pub enum RulesAction {
     /// Check a rule file whole, then store it: its rules replace those of the same names, or
     /// with --replace it becomes the whole set. Errors name the rule, line and key.
     Import {
+        /// The rule file (TOML, `[[rules]]`).
         file: PathBuf,
+        /// Make the file the whole set: rules not in it are removed.
         #[arg(long)]
         replace: bool,
     },
     /// Every rule as one file (to FILE, or standard output), as import takes it back.
     Export {
+        /// Where to write (default: standard output).
         file: Option<PathBuf>,
     },
     /// The rules in the order they run: name, triggers, mode, enabled.
     List {
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// One rule: its TOML, and whether it is enabled.
     Show {
+        /// The rule's name.
         name: String,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
+    /// Switch a rule on: it acts on events from now on.
     Enable {
+        /// The rule's name.
         name: String,
     },
+    /// Switch a rule off: it acts on nothing until enabled again.
     Disable {
+        /// The rule's name.
         name: String,
     },
     /// What the rule would do to an incident now, doing nothing.
     Test {
+        /// The rule's name.
         name: String,
-        #[arg(long)]
+        /// The incident's ID.
+        #[arg(long, value_name = "ID")]
         incident: i64,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },
     /// How many incidents created since T the rule's condition matches, with the first 20.
     Backtest {
+        /// The rule's name.
         name: String,
         /// e.g. `30 days` or 2026-11-01T00:00:00Z.
-        #[arg(long, default_value = "30 days")]
+        #[arg(long, value_name = "T", default_value = "30 days")]
         since: String,
+        /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
     },

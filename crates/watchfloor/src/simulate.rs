@@ -16,37 +16,37 @@ pub struct SimulateArgs {
     #[arg(long)]
     pub dir: PathBuf,
     /// Seed of the generated data; the same seed gives the same data.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub seed: u64,
     /// Organizations, for providers that have them (each simulator's default if not given).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub orgs: Option<usize>,
     /// Alerts per organization (each simulator's default if not given).
-    #[arg(long)]
+    #[arg(long, value_name = "N")]
     pub alerts_per_org: Option<usize>,
     /// Latency added to every provider request, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub latency_ms: u64,
     /// Answer the next N requests with 429 Too Many Requests.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub rate_limit: u32,
     /// Retry-After sent with each 429, in seconds.
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, value_name = "N", default_value_t = 1)]
     pub retry_after_secs: u64,
     /// Answer the next N requests with 503.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub server_errors: u32,
     /// Cut the JSON body of the next N responses short.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub malformed: u32,
     /// Fail this percentage of requests at random with 429 or 503.
-    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
+    #[arg(long, value_name = "N", default_value_t = 0, value_parser = clap::value_parser!(u8).range(0..=100))]
     pub failure_percent: u8,
     /// New alerts (every simulator) become visible this many seconds after their creation time.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub late_arrival_secs: u64,
     /// Add a new alert to every simulator every this many seconds (0: never).
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, value_name = "N", default_value_t = 0)]
     pub generate_every_secs: u64,
     /// Make the XML (SOAP) simulators send stray `&nbsp;`-style entities.
     #[arg(long)]

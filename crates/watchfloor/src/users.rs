@@ -15,34 +15,51 @@ pub enum UsersAction {
     /// Add a user. The password comes from standard input with --password-stdin; otherwise one
     /// is made and printed once.
     Create {
+        /// The user's name: letters, digits, `.`, `-`, `_` and `@`.
         name: String,
         /// admin, analyst or viewer.
-        #[arg(long)]
+        #[arg(long, value_name = "admin|analyst|viewer")]
         role: String,
         /// An organization the user sees (may be repeated); none: all.
-        #[arg(long = "org")]
+        #[arg(long = "org", value_name = "ORG")]
         orgs: Vec<String>,
+        /// Read the password from standard input (one line) instead of making one.
         #[arg(long)]
         password_stdin: bool,
     },
     /// The users, their roles and organizations.
     List,
     /// Disable a user, revoke its API keys and end its sessions.
-    Disable { name: String },
+    Disable {
+        /// The user.
+        name: String,
+    },
     /// Enable a disabled user again; its old keys stay revoked.
-    Enable { name: String },
+    Enable {
+        /// The user.
+        name: String,
+    },
     /// Make an API key for a user and print it, alone, once. Its other keys keep working
     /// unless --replace.
     ApiKey {
+        /// The user the key acts as.
         name: String,
         /// Revoke the user's other keys.
         #[arg(long)]
         replace: bool,
     },
     /// A user's API keys: id, when made, when revoked (never the keys themselves).
-    Keys { name: String },
+    Keys {
+        /// The user.
+        name: String,
+    },
     /// Revoke one API key of a user, by the id `users keys` shows.
-    RevokeKey { name: String, id: i64 },
+    RevokeKey {
+        /// The user.
+        name: String,
+        /// The key's id, as `users keys` shows it.
+        id: i64,
+    },
 }
 
 fn usage(message: String) -> Failure {

@@ -2149,3 +2149,47 @@ fn the_demo_opens_the_ui_with_a_login() {
     assert!(answer.contains("set-cookie: wf_session="), "{answer}");
     assert!(answer.contains("HttpOnly; SameSite=Strict"), "{answer}");
 }
+
+/// Regression (first hour): tables in a terminal are drawn to the terminal's width, not to 100
+/// columns unless `COLUMNS` is exported (bash does not export it); `COLUMNS` still overrides.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_fit_the_terminal_they_are_drawn_in() {
+    let (_sim, dir, config) = covalence_env().await;
+    let widest = |stty_cols: u16, columns: Option<&str>| -> (usize, String) {
+        let env = match columns {
+            Some(c) => format!("COLUMNS={c}"),
+            None => "-u COLUMNS".to_string(),
+        };
+        // `script` gives the command a terminal of its own, sized by `stty`.
+        let line = format!(
+            "stty cols {stty_cols} rows 50; env {env} {} --config {} run '!cov-secpr-list-alerts using=direct' --output table",
+            env!("CARGO_BIN_EXE_watchfloor"),
+            config.display()
+        );
+        let out = std::process::Command::new("script")
+            .args(["-qec", &line, "/dev/null"])
+            .current_dir(dir.path())
+            .env_remove("WATCHFLOOR_CONFIG")
+            .output()
+            .expect("script (util-linux) runs a command in a terminal");
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{text}");
+        let widest = text
+            .lines()
+            .map(|l| l.trim_end_matches('\r').chars().count())
+            .max()
+            .unwrap_or(0);
+        (widest, text)
+    };
+    // A table too wide for the terminal is shown a record at a time, a field a line.
+    let records = |text: &str| text.contains("\nAcknowledged Status: ");
+    let (_, text) = widest(70, None);
+    assert!(records(&text), "a 70-column terminal got a table:\n{text}");
+    let (wide, text) = widest(200, None);
+    assert!(
+        wide > 100 && wide <= 200 && !records(&text),
+        "a 200-column terminal got lines of at most {wide}:\n{text}"
+    );
+    let (_, text) = widest(200, Some("60"));
+    assert!(records(&text), "COLUMNS overrides the terminal:\n{text}");
+}
