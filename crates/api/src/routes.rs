@@ -111,7 +111,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "GET",
                 "/api/v1/incidents/facets",
                 "?status=&severity=&organization=&instance=&owner=&sla=&q=",
-                "the filter counts: for status, severity, organization, owner and instance, how many incidents each value has under the other filters (`{facets: {status: [{value, count}], ...}}`); `facets` is null when the filter has text or an SLA state",
+                "the filter counts: for status, severity, organization, owner and instance, how many incidents each value has under the other filters (`{facets: {status: [{value, count}], ...}}`); with text, a time or an SLA state in the filter they are counted among at most 10,000 matching incidents per list, and `sampled` says so when a list reached that",
             ),
             get(facets),
         ),
@@ -325,6 +325,7 @@ pub fn router(state: AppState) -> Router {
     open.route("/health/server", get(|| async { "ok" }))
         .merge(crate::ui::routes(state.clone()))
         .merge(api)
+        .fallback(crate::ui::not_found)
         .layer(middleware::from_fn(observe))
         .with_state(state)
 }
@@ -587,7 +588,7 @@ async fn facets(
             .map(|(value, count)| json!({"value": value, "count": count}))
             .collect()
     };
-    Ok(Json(json!({"facets": {
+    Ok(Json(json!({"sampled": f.sampled, "facets": {
         "status": list(f.status.into_iter().map(|(s, n)| (json!(s.as_str()), n)).collect()),
         "severity": list(f.severity.into_iter().map(|(s, n)| (json!(s.label()), n)).collect()),
         "organization": list(f.organization.into_iter().map(|(o, n)| (json!(o), n)).collect()),

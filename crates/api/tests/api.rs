@@ -1480,7 +1480,7 @@ async fn ui_sessions_forms_and_headers() {
 }
 
 /// The filter counts: each list counts under the other filters, within the reader's
-/// organizations; a text search has none (they are kept for the counted filters only).
+/// organizations; a text search's are counted among its matches.
 #[tokio::test]
 async fn filter_counts_respect_the_filter_and_the_reader() {
     let app = spawn_app().await;
@@ -1529,11 +1529,22 @@ async fn filter_counts_respect_the_filter_and_the_reader() {
             (json!("closed"), 1)
         ]
     );
-    let (status, text) = app
-        .get("/api/v1/incidents/facets?q=alert", Some(&admin))
-        .await;
-    assert_eq!((status, &text["facets"]), (200, &Value::Null), "{text}");
-    assert!(text["why"].as_str().unwrap().contains("text"));
+    // Regression (first hour: the counts vanished with text in the search): a search's
+    // counts are counted among its matches, within the reader's organizations.
+    let (status, text) = app.get("/api/v1/incidents/facets?q=a1", Some(&admin)).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(
+        pairs(&text, "status"),
+        [
+            (json!("pending"), 0),
+            (json!("active"), 0),
+            (json!("closed"), 1)
+        ]
+    );
+    assert_eq!(pairs(&text, "organization"), [(json!("Acme"), 1)]);
+    assert_eq!(text["sampled"], Value::Null);
+    let (_, theirs) = app.get("/api/v1/incidents/facets?q=g1", Some(&dana)).await;
+    assert_eq!(pairs(&theirs, "organization"), []);
     let (status, bad) = app
         .get("/api/v1/incidents/facets?status=nope", Some(&admin))
         .await;
@@ -1797,4 +1808,46 @@ async fn a_scoped_user_sees_no_instance_details() {
     let text = scoped.to_string();
     assert!(!text.contains("globex"), "{text}");
     assert!(text.contains("the last fetch failed"), "{text}");
+}
+
+/// Regressions (first hour): `/favicon.ico` answered 401; an address nothing answers had no
+/// navigation back (a browser now gets a page with it, a script JSON); the severity filter
+/// had no "High+".
+#[tokio::test]
+async fn small_ui_gaps_are_closed() {
+    let app = spawn_app().await;
+    app.key_for("root", Role::Admin, &[]).await;
+    let icon = app
+        .http
+        .get(format!("{}/favicon.ico", app.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(icon.status(), 200);
+    assert_eq!(icon.headers()["content-type"], "image/svg+xml");
+    assert!(icon.text().await.unwrap().starts_with("<svg"));
+
+    let page = app
+        .http
+        .get(format!("{}/no/such/page", app.url))
+        .header("Accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 404);
+    assert!(page.headers().contains_key("content-security-policy"));
+    let text = page.text().await.unwrap();
+    assert!(
+        text.contains("there is no page at /no/such/page") && text.contains("href=\"/reports\""),
+        "{text}"
+    );
+    let (status, body) = app.get("/api/v1/no-such-route", None).await;
+    assert_eq!(status, 404);
+    assert_eq!(body["code"], "not_found", "{body}");
+
+    let queue = app.ui_page("root", "/?severity=high%2B").await;
+    assert!(
+        queue.contains("<option value=\"high+\" selected>High+</option>"),
+        "{queue}"
+    );
 }

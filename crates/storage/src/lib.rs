@@ -426,11 +426,17 @@ pub struct Facets {
     pub owner: Vec<(Option<String>, u64)>,
     /// The most frequent, at most [`Facets::TOP`], most first; `""` is incidents made by hand.
     pub instance: Vec<(String, u64)>,
+    /// For a filter whose counts are not kept (text, times, SLA, query terms): the counts are
+    /// of at most this many matching incidents per list, and some list reached it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sampled: Option<usize>,
 }
 
 impl Facets {
     /// Organizations, owners and instances listed at most.
     pub const TOP: usize = 20;
+    /// Matching incidents counted at most per list when the counts are not kept.
+    pub const SAMPLE: usize = 10_000;
 
     /// Whether the counts can be read for this filter: its fields are the counted ones
     /// (status, severity, organization, owner, instance, and the reader's organizations).
@@ -966,8 +972,8 @@ pub trait QueueStore: Send + Sync {
     ) -> BoxFuture<'a, Result<usize, StoreError>>;
 
     /// The filter counts under `filter` (see [`Facets`]), read from counts kept as incidents
-    /// change, so as fast with a million incidents as with ten; `None` when the filter is not
-    /// [`Facets::countable`].
+    /// change, so as fast with a million incidents as with ten; when the filter is not
+    /// [`Facets::countable`], counted among at most [`Facets::SAMPLE`] matches per list.
     fn facets<'a>(
         &'a self,
         filter: &'a IncidentFilter,

@@ -1127,6 +1127,122 @@ impl HealthStore for SqlStore {
     }
 }
 
+impl SqlStore {
+    /// The filter counts of a filter they are not kept for: each list counted among at most
+    /// [`Facets::SAMPLE`] matching incidents, its own field left out of the filter (as the kept
+    /// counts do), organizations one whatever their case.
+    async fn sampled_facets(&self, filter: &IncidentFilter) -> Result<Facets, StoreError> {
+        let hints = Hints {
+            common: self.common_words(filter).await?,
+            ..Hints::default()
+        };
+        let base = IncidentFilter {
+            limit: None,
+            offset: None,
+            after: None,
+            ..filter.clone()
+        };
+        let mut out = Facets::default();
+        let mut reached = false;
+        for facet in ["status", "severity", "organization", "owner", "instance"] {
+            let mut f = base.clone();
+            match facet {
+                "status" => f.status.clear(),
+                "severity" => {
+                    f.severity.clear();
+                    f.min_severity = None;
+                }
+                "organization" => f.organization = None,
+                "owner" => f.owner = None,
+                _ => f.instance = None,
+            }
+            let mut q = self.sql(format!(
+                "SELECT CAST(value AS TEXT) AS value, CAST(COUNT(*) AS BIGINT) AS n FROM \
+                 (SELECT {facet} AS value FROM incidents WHERE 1 = 1"
+            ));
+            push_filter(&mut q, &f, &hints);
+            q.push(" LIMIT ")
+                .push_bind(Facets::SAMPLE as i64)
+                .push(") AS m GROUP BY value ORDER BY 2 DESC, 1");
+            let mut counts: Vec<(Option<String>, u64)> = Vec::new();
+            for row in q.build().fetch_all(self.reads(filter)).await? {
+                let value: Option<String> = row.try_get("value")?;
+                counts.push((value, row.try_get::<i64, _>("n")? as u64));
+            }
+            reached |= counts.iter().map(|(_, n)| n).sum::<u64>() >= Facets::SAMPLE as u64;
+            match facet {
+                "status" => {
+                    out.status = [Status::Pending, Status::Active, Status::Closed]
+                        .into_iter()
+                        .map(|s| {
+                            let n = counts
+                                .iter()
+                                .find(|(v, _)| v.as_deref() == Some(s.as_str()))
+                                .map_or(0, |(_, n)| *n);
+                            (s, n)
+                        })
+                        .collect();
+                }
+                "severity" => {
+                    out.severity = Severity::ALL
+                        .into_iter()
+                        .rev()
+                        .map(|s| {
+                            let n = counts
+                                .iter()
+                                .filter(|(v, _)| {
+                                    v.as_deref()
+                                        .and_then(|v| v.parse::<f64>().ok())
+                                        .and_then(Severity::from_value)
+                                        == Some(s)
+                                })
+                                .map(|(_, n)| *n)
+                                .sum();
+                            (s, n)
+                        })
+                        .collect();
+                }
+                "organization" => {
+                    // One entry per organization whatever its case, shown as most spell it.
+                    let mut merged: Vec<(String, u64, u64)> = Vec::new();
+                    for (v, n) in counts {
+                        let v = v.unwrap_or_default();
+                        match merged
+                            .iter_mut()
+                            .find(|(o, _, _)| o.eq_ignore_ascii_case(&v))
+                        {
+                            Some(m) => m.1 += n,
+                            None => merged.push((v, n, n)),
+                        }
+                    }
+                    merged.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                    out.organization = merged
+                        .into_iter()
+                        .take(Facets::TOP)
+                        .map(|(o, n, _)| (o, n))
+                        .collect();
+                }
+                "owner" => {
+                    out.owner = counts
+                        .into_iter()
+                        .take(Facets::TOP)
+                        .map(|(v, n)| (v.filter(|v| !v.is_empty()), n))
+                        .collect();
+                }
+                _ => {
+                    out.instance = counts
+                        .into_iter()
+                        .take(Facets::TOP)
+                        .map(|(v, n)| (v.unwrap_or_default(), n))
+                        .collect();
+                }
+            }
+        }
+        out.sampled = reached.then_some(Facets::SAMPLE);
+        Ok(out)
+    }
+}
+
 impl QueueStore for SqlStore {
     fn report_rows<'a>(
         &'a self,
@@ -1166,7 +1282,7 @@ impl QueueStore for SqlStore {
     ) -> BoxFuture<'a, Result<Option<Facets>, StoreError>> {
         Box::pin(async move {
             if !Facets::countable(filter) {
-                return Ok(None);
+                return self.sampled_facets(filter).await.map(Some);
             }
             // The queue asks the same counts again and again until something changes: they
             // are kept by the version of `incident_counts` (read first, so that counts are

@@ -7,7 +7,7 @@ use axum::Extension;
 use axum::extract::{ConnectInfo, Path, RawQuery, State};
 use axum::http::StatusCode;
 use axum::response::Response;
-use maud::html;
+use maud::{Markup, html};
 use watchfloor_storage::{Role, User};
 
 use super::{
@@ -66,7 +66,7 @@ pub(crate) async fn instances(
                         td { @if let Some(i) = &inst { (format!("{:?}", i.mirror).to_ascii_lowercase()) } }
                         td { (h.and_then(|h| h.last_success).map(when).unwrap_or_else(|| "never".into())) }
                         td.error {
-                            (h.and_then(|h| h.last_error.clone()).unwrap_or_default())
+                            (long_text(&h.and_then(|h| h.last_error.clone()).unwrap_or_default()))
                             @if let Some(h) = h.filter(|h| h.scopes.len() > 1) {
                                 @let failing = h.scopes.iter().filter(|s| s.consecutive_failures > 0).count();
                                 @if failing > 0 { br; span.hint { (failing) " of " (h.scopes.len()) " scopes failing" } }
@@ -104,7 +104,7 @@ pub(crate) async fn instances(
                             td { (c.name) } td { (c.kind) } td { (c.target) } td.num { (c.max_per_hour) }
                             td.num { (c.stats.waiting) } td.num { (c.stats.sent_last_hour) }
                             td.num class=[(c.stats.failed_last_day > 0).then_some("bad")] { (c.stats.failed_last_day) }
-                            td.error { (c.stats.last_error.clone().unwrap_or_default()) @if let Some(t) = c.stats.last_error_at { " · " (when(t)) } }
+                            td.error { (long_text(&c.stats.last_error.clone().unwrap_or_default())) @if let Some(t) = c.stats.last_error_at { " · " (when(t)) } }
                             @if user.role == Role::Admin {
                                 td.actions {
                                     form method="post" action={ "/channels/" (c.name) "/test" } {
@@ -123,6 +123,21 @@ pub(crate) async fn instances(
 
 fn humantime_secs(secs: u64) -> String {
     super::span_text(secs as i64)
+}
+
+/// A provider's error as a cell shows it: up to 160 characters, the whole text a click away,
+/// so that a long one keeps the row's buttons on screen.
+fn long_text(text: &str) -> Markup {
+    const SHOWN: usize = 160;
+    match text.char_indices().nth(SHOWN) {
+        None => html! { (text) },
+        Some((cut, _)) => html! {
+            details.long {
+                summary { (&text[..cut]) "…" }
+                (text)
+            }
+        },
+    }
 }
 
 /// An instance action's answer: the outcome on the instances page, or an error page when the
@@ -575,4 +590,28 @@ pub(crate) async fn audit(
         @if events.is_empty() { p.hint { "No events." } }
     };
     layout("Audit log", &user, &csrf, "Audit", body)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression (first hour): a long error pushed the Test and Fetch-now buttons off
+    /// screen; it now shows its start, the whole text a click away, escaped either way.
+    #[test]
+    fn a_long_error_shows_its_start_and_keeps_the_whole() {
+        assert_eq!(
+            super::long_text("refused <b>").into_string(),
+            "refused &lt;b&gt;"
+        );
+        let long = format!("{}<tail>", "x".repeat(400));
+        let cell = super::long_text(&long).into_string();
+        assert!(
+            cell.starts_with("<details class=\"long\"><summary>"),
+            "{cell}"
+        );
+        assert!(
+            cell.contains(&format!("{}…</summary>", "x".repeat(160))),
+            "{cell}"
+        );
+        assert!(cell.ends_with("&lt;tail&gt;</details>"), "{cell}");
+    }
 }

@@ -40,6 +40,34 @@ use watchfloor_service::accounts::LoginRefused;
 const COOKIE: &str = "wf_session";
 const CSS: &str = include_str!("../../assets/app.css");
 const JS: &str = include_str!("../../assets/app.js");
+const ICON: &str = include_str!("../../assets/icon.svg");
+
+/// An address no page or route answers: a page with the navigation for a browser, JSON for
+/// everyone else (scripts, demisto-py).
+pub(crate) async fn not_found(req: Request) -> Response {
+    let path = req.uri().path().to_string();
+    let browser = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        .is_some_and(|a| a.contains("text/html"));
+    if browser {
+        let mut page = error_page(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("there is no page at {path}"),
+        ));
+        add_security_headers(&mut page);
+        return page;
+    }
+    (
+        StatusCode::NOT_FOUND,
+        axum::Json(serde_json::json!({
+            "error": format!("there is no route {path}: see /api/v1/openapi.json"),
+            "code": "not_found",
+        })),
+    )
+        .into_response()
+}
 
 /// The CSRF token of a session: derived from its secret token, so nothing more is stored, and
 /// unknown to any page that cannot read the HttpOnly cookie.
@@ -97,6 +125,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/login", get(login_page).post(login))
         .route("/assets/app.css", get(|| asset(CSS, "text/css")))
         .route("/assets/app.js", get(|| asset(JS, "text/javascript")))
+        .route("/favicon.ico", get(|| asset(ICON, "image/svg+xml")))
         .merge(pages)
         .layer(middleware::from_fn(security_headers))
 }
@@ -115,6 +144,11 @@ async fn asset(body: &'static str, kind: &'static str) -> Response {
 /// No script but the binary's own, no inline script or style, no framing, no referrer.
 async fn security_headers(req: Request, next: Next) -> Response {
     let mut answer = next.run(req).await;
+    add_security_headers(&mut answer);
+    answer
+}
+
+fn add_security_headers(answer: &mut Response) {
     let headers = answer.headers_mut();
     // A page with its own policy (the customer report) keeps it.
     headers
@@ -132,7 +166,6 @@ async fn security_headers(req: Request, next: Next) -> Response {
         HeaderValue::from_static("no-referrer"),
     );
     headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    answer
 }
 
 fn cookie_value<'a>(req: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
@@ -242,6 +275,7 @@ pub(crate) fn layout(
                 meta charset="utf-8";
                 meta name="viewport" content="width=device-width, initial-scale=1";
                 title { (title) " · watchfloor" }
+                link rel="icon" href="/favicon.ico" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/app.css";
                 script src="/assets/app.js" defer {}
             }
@@ -296,9 +330,20 @@ pub(crate) fn error_page(e: ApiError) -> Response {
             head {
                 meta charset="utf-8";
                 title { "Error · watchfloor" }
+                link rel="icon" href="/favicon.ico" type="image/svg+xml";
                 link rel="stylesheet" href="/assets/app.css";
             }
             body {
+                header.top {
+                    a.brand href="/" { "watchfloor" }
+                    nav {
+                        a href="/" { "Queue" }
+                        a href="/dashboard" { "Dashboard" }
+                        a href="/reports" { "Providers" }
+                        a href="/indicators" { "Indicators" }
+                        a href="/instances" { "Instances" }
+                    }
+                }
                 main.narrow {
                     h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
                     p.error { (message) }

@@ -109,7 +109,7 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> Markup
     html! {
         select name=(name) {
             @for (value, label) in options {
-                option value=(value) selected[current.unwrap_or("") == *value] { (label) }
+                option value=(value) selected[current.unwrap_or("").eq_ignore_ascii_case(value)] { (label) }
             }
         }
     }
@@ -180,6 +180,9 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
                     }
                 }
             }
+            @if let Some(n) = f.sampled {
+                span.hint title="this search's counts are not kept: they are counted among its first matches" { "counts of the first " (n) " matches" }
+            }
             span.facet {
                 span.label { "Owner" }
                 @for (o, n) in &f.owner {
@@ -236,8 +239,10 @@ pub(crate) async fn page(
     };
     let mut next = list.clone();
     next.after = page.next.clone();
+    // Each level alone, then each level and above (as the CLI's `--severity high+`).
     let severities: Vec<(&str, &str)> = std::iter::once(("", "any severity"))
         .chain(Severity::ALL.iter().map(|s| (s.label(), s.label())))
+        .chain([("high+", "High+"), ("medium+", "Medium+"), ("low+", "Low+")])
         .collect();
     let newest = page
         .incidents
