@@ -1851,3 +1851,41 @@ async fn small_ui_gaps_are_closed() {
         "{queue}"
     );
 }
+
+/// Regression (first hour): the owner field took any name. The incident page offers the
+/// users the incident may be assigned to (enabled, seeing its organization), and the service
+/// refuses any other owner, from the API as from the page.
+#[tokio::test]
+async fn owners_are_users_who_can_work_the_incident() {
+    let app = spawn_app().await;
+    let root = app.key_for("root", Role::Admin, &[]).await;
+    app.key_for("dana", Role::Analyst, &["acme"]).await;
+    app.key_for("sam", Role::Analyst, &["globex"]).await;
+    let a1 = app.id_of("a1").await;
+    let page = app.ui_page("root", &format!("/incidents/{a1}")).await;
+    let offered = page
+        .split("<datalist id=\"assignable\">")
+        .nth(1)
+        .and_then(|rest| rest.split("</datalist>").next())
+        .unwrap_or_else(|| panic!("{page}"));
+    assert!(
+        offered.contains("value=\"dana\"") && offered.contains("value=\"root\""),
+        "{offered}"
+    );
+    assert!(!offered.contains("value=\"sam\""), "{offered}");
+    for (owner, says) in [
+        ("sam", "sam cannot see this incident's organization"),
+        ("nobody", "there is no user nobody"),
+    ] {
+        let (status, body) = app
+            .send(
+                "PATCH",
+                &format!("/api/v1/incidents/{a1}"),
+                &root,
+                json!({"owner": owner}),
+            )
+            .await;
+        assert_eq!(status, 400, "{owner}: {body}");
+        assert!(body["error"].as_str().unwrap().contains(says), "{body}");
+    }
+}

@@ -2,7 +2,7 @@
 //! note, war-room entries, delete, and one change to many. Each rule is here once.
 
 use serde_json::Value;
-use watchfloor_core::{Change, Incident};
+use watchfloor_core::{Change, Edit, Incident};
 use watchfloor_storage::{ManualIncident, Role, Scope, WarRoomEntry};
 
 use crate::error::no_nul;
@@ -67,6 +67,14 @@ impl Service {
         )?;
         no_nul("the owner", incident.owner.as_deref().unwrap_or_default())?;
         no_labels_with_nul(&incident.labels)?;
+        if let Some(owner) = &incident.owner {
+            let as_change = Change::Update(Edit {
+                owner: Some(Some(owner.clone())),
+                ..Edit::default()
+            });
+            self.check_owner(&as_change, incident.organization.as_deref())
+                .await?;
+        }
         Ok(self
             .store
             .create_incident(&incident, &caller.name, &self.sla)
@@ -82,12 +90,62 @@ impl Service {
         version: Option<i64>,
         change: &Change,
     ) -> Result<Incident, ServiceError> {
-        self.changeable(caller, id).await?;
+        let incident = self.changeable(caller, id).await?;
         check_change(change)?;
+        self.check_owner(change, incident.organization.as_deref())
+            .await?;
         Ok(self
             .store
             .change_incident(id, version, &caller.name, change, &self.sla)
             .await?)
+    }
+
+    /// The users an incident may be assigned to (enabled, and seeing its organization), by
+    /// name: what the UI offers as one types an owner.
+    pub async fn assignable(&self, caller: &Caller, id: i64) -> Result<Vec<String>, ServiceError> {
+        let incident = self.visible(caller, id).await?;
+        let org = incident.organization.as_deref();
+        Ok(self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .filter(|u| !u.disabled && Scope::of(u).allows(org))
+            .map(|u| u.name)
+            .collect())
+    }
+
+    /// Refuses an owner who is no user, is disabled, or cannot see the incident's
+    /// organization: a name that nobody can act as would leave the incident with no one.
+    async fn check_owner(
+        &self,
+        change: &Change,
+        organization: Option<&str>,
+    ) -> Result<(), ServiceError> {
+        let Change::Update(Edit {
+            owner: Some(Some(owner)),
+            ..
+        }) = change
+        else {
+            return Ok(());
+        };
+        let Some(user) = self.store.user(owner).await? else {
+            return Err(ServiceError::Invalid(format!(
+                "there is no user {owner}: assign the incident to one of `users list`"
+            )));
+        };
+        if user.disabled {
+            return Err(ServiceError::Invalid(format!(
+                "{owner} is disabled: assign the incident to a user who can work it"
+            )));
+        }
+        if !Scope::of(&user).allows(organization) {
+            return Err(ServiceError::Invalid(format!(
+                "{owner} cannot see this incident's organization ({}): assign it to a user of that organization",
+                organization.unwrap_or("none")
+            )));
+        }
+        Ok(())
     }
 
     /// Several changes to one incident, all of them or none.
@@ -98,8 +156,12 @@ impl Service {
         version: Option<i64>,
         changes: &[Change],
     ) -> Result<Incident, ServiceError> {
-        self.changeable(caller, id).await?;
+        let incident = self.changeable(caller, id).await?;
         changes.iter().try_for_each(check_change)?;
+        for change in changes {
+            self.check_owner(change, incident.organization.as_deref())
+                .await?;
+        }
         Ok(self
             .store
             .change_incident_all(id, version, &caller.name, changes, &self.sla)

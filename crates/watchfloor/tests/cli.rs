@@ -1220,6 +1220,29 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
         assert_eq!(out.code, 0, "{}", out.stderr);
         assert_eq!(out.stdout.trim(), says);
     };
+    // Regression (first hour: `owner: bob → nosuchuser` was accepted): an owner is a user
+    // who is enabled and sees the incident's organization.
+    let org = first["organization"].as_str().unwrap().to_string();
+    create_user_with_password(dir.path(), cfg, "dana", "analyst", &[], "a-long-password");
+    create_user_with_password(
+        dir.path(),
+        cfg,
+        "otto",
+        "analyst",
+        &["--org", "Not-Theirs"],
+        "a-long-password",
+    );
+    for (owner, says) in [
+        ("nosuchuser", "there is no user nosuchuser"),
+        (
+            "otto",
+            &format!("otto cannot see this incident's organization ({org})"),
+        ),
+    ] {
+        let out = wf(&["incidents", "update", &id, "--owner", owner]);
+        assert_eq!(out.code, 2, "{owner}: {}", out.stderr);
+        assert!(out.stderr.contains(says), "{owner}: {}", out.stderr);
+    }
     ok(
         wf(&[
             "incidents",

@@ -94,42 +94,44 @@ pub(crate) async fn page(
         Ok(i) => i,
         Err(e) => return error_page(e.into()),
     };
-    let (entries, context, health, pending, (acted, notified, indicators, related)) = match async {
-        let entries = state.service.entries(&caller, id).await?;
-        let context = state.service.context(&caller, id).await?;
-        let health = state.service.health(&caller).await?;
-        let pending = if i.is_manual() {
-            Vec::new()
-        } else {
-            state.store.incident_pushes(id).await.map_err(internal)?
+    let (entries, context, health, pending, (acted, notified, indicators, related, assignable)) =
+        match async {
+            let entries = state.service.entries(&caller, id).await?;
+            let context = state.service.context(&caller, id).await?;
+            let health = state.service.health(&caller).await?;
+            let pending = if i.is_manual() {
+                Vec::new()
+            } else {
+                state.store.incident_pushes(id).await.map_err(internal)?
+            };
+            let acted = state.service.rules_of_incident(&caller, id).await?;
+            let notified = state
+                .service
+                .notifications(
+                    &caller,
+                    watchfloor_storage::NotificationFilter {
+                        incident: Some(id),
+                        limit: Some(20),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let indicators = state.service.incident_indicators(&caller, id).await?;
+            let related = state.service.related_incidents(&caller, id, 20).await?;
+            let assignable = state.service.assignable(&caller, id).await?;
+            Ok::<_, ApiError>((
+                entries,
+                context,
+                health,
+                pending,
+                (acted, notified, indicators, related, assignable),
+            ))
+        }
+        .await
+        {
+            Ok(all) => all,
+            Err(e) => return error_page(e),
         };
-        let acted = state.service.rules_of_incident(&caller, id).await?;
-        let notified = state
-            .service
-            .notifications(
-                &caller,
-                watchfloor_storage::NotificationFilter {
-                    incident: Some(id),
-                    limit: Some(20),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        let indicators = state.service.incident_indicators(&caller, id).await?;
-        let related = state.service.related_incidents(&caller, id, 20).await?;
-        Ok::<_, ApiError>((
-            entries,
-            context,
-            health,
-            pending,
-            (acted, notified, indicators, related),
-        ))
-    }
-    .await
-    {
-        Ok(all) => all,
-        Err(e) => return error_page(e),
-    };
     let health = health.into_iter().find(|h| h.instance == i.instance);
     let can_change = user.role != Role::Viewer;
     let now = Utc::now();
@@ -222,7 +224,8 @@ pub(crate) async fn page(
                         label { "Severity" select name="severity" {
                             @for s in Severity::ALL { option value=(s.label()) selected[s == i.severity] { (s.label()) } }
                         } }
-                        label { "Owner" input name="owner" value=(i.owner.clone().unwrap_or_default()) placeholder="unassigned"; }
+                        label { "Owner" input name="owner" value=(i.owner.clone().unwrap_or_default()) placeholder="unassigned" list="assignable" autocomplete="off"; }
+                        datalist #assignable { @for name in &assignable { option value=(name) {} } }
                         label { "Type" input name="type" value=(i.kind); }
                         label { "Add label" input name="label" placeholder="type: value"; }
                         button type="submit" { "Save" }
