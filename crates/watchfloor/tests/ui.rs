@@ -107,6 +107,9 @@ async fn column(b: &Browser, n: usize) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_incident_is_worked_in_the_browser() {
+    if !can_run("the browser tests", browser_missing()) {
+        return;
+    }
     let s = setup().await;
     let b = Browser::start().await;
     let shots = screenshots();
@@ -422,6 +425,9 @@ async fn an_incident_is_worked_in_the_browser() {
 /// address, not on the dashboard.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_analyst_sees_only_their_organization() {
+    if !can_run("the browser tests", browser_missing()) {
+        return;
+    }
     let s = setup().await;
     let b = Browser::start().await;
     log_in(&b, &s.url, "dana").await;

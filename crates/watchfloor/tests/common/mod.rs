@@ -153,6 +153,81 @@ pub fn sigterm(pid: u32) {
         .status();
 }
 
+/// Whether tests must have every tool they use (CI: `WATCHFLOOR_TEST_TOOLS=require`), rather
+/// than skip where one is missing.
+pub fn tools_required() -> bool {
+    std::env::var("WATCHFLOOR_TEST_TOOLS").is_ok_and(|v| v == "require")
+}
+
+/// Whether a test can run: yes when nothing is `missing`; else, in CI, it fails; elsewhere it
+/// says in one line (past the test harness's capture) what to install, and is skipped.
+pub fn can_run(test: &str, missing: Option<String>) -> bool {
+    let Some(what) = missing else { return true };
+    if tools_required() {
+        panic!("{test}: missing {what}, which CI requires");
+    }
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "skipped {test}: missing {what}");
+    false
+}
+
+/// What the browser tests lack, if anything: Debian's Chromium and its chromedriver.
+pub fn browser_missing() -> Option<String> {
+    let on_path = |program: &str| {
+        Command::new(program)
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    (!Path::new("/usr/bin/chromium").exists() || !on_path("chromedriver")).then(|| {
+        "Chromium and chromedriver (Debian: apt-get install chromium chromium-driver)".to_string()
+    })
+}
+
+/// The tests' Python (see [`python`]), or what is missing to make it.
+pub fn python_or_missing() -> Result<PathBuf, String> {
+    let usable = |p: &PathBuf| {
+        Command::new(p)
+            .args(["-c", "import demisto_client, aiosmtpd"])
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let found = std::panic::catch_unwind(python).and_then(|p| {
+        if usable(&p) {
+            Ok(p)
+        } else {
+            Err(Box::new(format!(
+                "{} cannot import demisto_client and aiosmtpd",
+                p.display()
+            )))
+        }
+    });
+    found.map_err(|e| {
+        let why = e
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| e.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_default();
+        format!(
+            "Python 3 with venv and PyPI access for demisto-py and aiosmtpd (Debian: apt-get install python3-venv): {why}"
+        )
+    })
+}
+
+/// The tests' Python, or `None` after [`can_run`] said why it is skipped.
+pub fn python_for(test: &str) -> Option<PathBuf> {
+    match python_or_missing() {
+        Ok(p) => Some(p),
+        Err(why) => {
+            can_run(test, Some(why));
+            None
+        }
+    }
+}
+
 /// The Python of the tests' virtual environment (demisto-py, aiosmtpd): `WATCHFLOOR_PYTHON` if
 /// set, else `target/demisto-venv`, made or completed here from `xsoar/requirements.txt` when
 /// one of them is missing (`.ci/run` makes it beforehand).
@@ -177,6 +252,7 @@ pub fn python() -> PathBuf {
         let made = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
+            .stderr(Stdio::null())
             .status()
             .expect("python3 runs: install Python 3.10 or later, or set WATCHFLOOR_PYTHON");
         assert!(
