@@ -296,9 +296,15 @@ impl Lifecycle {
                 if self.status != Status::Closed {
                     return Err(LifecycleError::NotClosed);
                 }
+                // The close was: its reason and notes go to the war room's history, not the
+                // incident's current state.
                 set("status", Some("closed".into()), Some("active".into()));
+                set("close reason", shown(&self.close_reason), None);
+                set("close notes", self.close_notes.clone(), None);
                 self.status = Status::Active;
                 self.closed = None;
+                self.close_reason = None;
+                self.close_notes = None;
             }
         }
         if moved.is_empty() {
@@ -487,11 +493,18 @@ mod tests {
         );
         assert_eq!(inc.apply(&close, t(31)), Err(LifecycleError::AlreadyClosed));
         assert_eq!(inc.apply(&reassign, t(31)), Err(LifecycleError::Closed));
+        // Regression (first hour: the close reason and notes still showed after a reopen):
+        // they leave the current state, and the war room keeps them.
         assert_eq!(
             moved(&inc.apply(&Change::Reopen, t(40)).unwrap()),
-            ["status: closed -> active"]
+            [
+                "status: closed -> active",
+                "close reason: False Positive -> -",
+                "close notes: scanner -> -"
+            ]
         );
         assert_eq!((inc.status, inc.closed), (Status::Active, None));
+        assert_eq!((inc.close_reason, inc.close_notes.as_deref()), (None, None));
         assert_eq!(
             inc.apply(&Change::Reopen, t(41)),
             Err(LifecycleError::NotClosed)

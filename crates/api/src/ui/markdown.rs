@@ -19,6 +19,9 @@ pub fn to_html(text: &str) -> String {
     let events = Parser::new_ext(text, options).filter_map(|event| match event {
         // Raw HTML is text here.
         Event::Html(html) | Event::InlineHtml(html) => Some(Event::Text(html)),
+        // Providers write a field a line ("Category: ...\nSource IP: ..."): a line break in
+        // their text stays one.
+        Event::SoftBreak => Some(Event::HardBreak),
         Event::Start(Tag::Link {
             link_type,
             dest_url,
@@ -117,6 +120,17 @@ mod tests {
             "|A|B|\n|---|---|\n|<b>x</b>|2|",
             &["<table>", "<td>&lt;b&gt;x&lt;/b&gt;</td>"],
             &["<b>"],
+        );
+    }
+
+    /// Regression (first hour: Symantec's details ran together on one line): a provider's
+    /// line breaks stay line breaks.
+    #[test]
+    fn each_line_of_provider_text_stays_a_line() {
+        check(
+            "Category: Malware\nSource IP: 203.0.113.7\nCountry: <Nowhere>",
+            &["Category: Malware<br />\nSource IP: 203.0.113.7<br />\nCountry: &lt;Nowhere&gt;"],
+            &["<Nowhere>"],
         );
     }
 }
