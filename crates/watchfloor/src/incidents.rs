@@ -121,7 +121,7 @@ pub async fn show(
         ),
         ("Status", json!(incident.status.as_str())),
         ("Occurred", json!(incident.occurred.to_rfc3339())),
-        ("Created", json!(incident.created.to_rfc3339())),
+        ("Stored", json!(incident.created.to_rfc3339())),
         ("Modified", json!(incident.modified.to_rfc3339())),
         ("Organization", json!(incident.organization)),
         ("Owner", json!(incident.owner)),
@@ -133,9 +133,11 @@ pub async fn show(
         (
             "SLA",
             json!(format!(
-                "{} (due {})",
+                "{} (due {}, counted from when watchfloor stored it)",
                 incident.sla_state(now).as_str(),
-                incident.sla_due.to_rfc3339()
+                incident
+                    .sla_due
+                    .format(watchfloor_core::terminal::TIME_FORMAT)
             )),
         ),
         ("Closed", json!(incident.closed.map(|t| t.to_rfc3339()))),

@@ -1339,6 +1339,22 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
     );
     let show = wf(&["incidents", "show", &id]);
     assert!(show.stdout.contains("| Owner | dana |"), "{}", show.stdout);
+    // Regression (first hour): the SLA's due time was `...T16:11:13.815504+00:00`, and which
+    // clock it counts from went unsaid.
+    let sla = show
+        .stdout
+        .lines()
+        .find(|l| l.starts_with("| SLA |"))
+        .unwrap_or_else(|| panic!("{}", show.stdout));
+    assert!(
+        sla.contains("counted from when watchfloor stored it") && !sla.contains("+00:00"),
+        "{sla}"
+    );
+    let due = sla.split("due ").nth(1).unwrap().split(',').next().unwrap();
+    assert!(
+        chrono::NaiveDateTime::parse_from_str(due, "%Y-%m-%d %H:%M:%SZ").is_ok(),
+        "{due}"
+    );
     assert!(
         show.stdout.contains("Latest war-room entries (4 in all)"),
         "{}",

@@ -129,6 +129,19 @@ async fn an_incident_is_worked_in_the_browser() {
         "the hostile title shows as text: {titles:?}"
     );
     b.screenshot(&shots.join("queue.png")).await;
+    // Regression (first hour: a 947-day-old alert showed "3h 55m left"): the seeded AROs
+    // occurred in 2024 and were stored now, and their age says both clocks; the ARO made now
+    // has one.
+    let ages = column(&b, 9).await;
+    let old: Vec<&String> = ages.iter().filter(|a| a.contains("d ")).collect();
+    assert!(
+        old.len() >= 5
+            && old
+                .iter()
+                .all(|a| a.contains("\nstored ") && a.ends_with(" ago")),
+        "{ages:?}"
+    );
+    assert!(ages.iter().any(|a| !a.contains("stored")), "{ages:?}");
 
     // Filter by organization: the URL keeps it.
     let org = b.find("form.filters input[name=organization]").await;

@@ -397,7 +397,12 @@ pub(crate) fn sla_cell(i: &watchfloor_core::Incident, now: DateTime<Utc>) -> Mar
         SlaState::Ok if i.closed.is_some() => ("sla ok", "met".to_string()),
         SlaState::Ok => ("sla ok", format!("{} left", span_text(left))),
     };
-    html! { span class=(class) title=(i.sla_due.format(watchfloor_core::terminal::TIME_FORMAT).to_string()) { (text) } }
+    let title = format!(
+        "due {}, counted from when watchfloor stored it ({})",
+        when(i.sla_due),
+        when(i.created)
+    );
+    html! { span class=(class) title=(title) { (text) } }
 }
 
 pub(crate) fn when(t: DateTime<Utc>) -> String {

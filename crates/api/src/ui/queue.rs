@@ -98,7 +98,14 @@ pub(crate) fn rows(incidents: &[Incident]) -> Markup {
                 td { (if i.is_manual() { "manual" } else { i.instance.as_str() }) }
                 td { (status_badge(i.status)) }
                 td { (i.owner.as_deref().unwrap_or("")) }
-                td.num title=(super::when(i.occurred)) { (span_text((now - i.occurred).num_seconds())) }
+                // Two clocks: the age counts from when the provider made it, the SLA from
+                // when watchfloor stored it; where they differ, the cell says both.
+                td.num title={ "occurred " (super::when(i.occurred)) " · stored " (super::when(i.created)) } {
+                    (span_text((now - i.occurred).num_seconds()))
+                    @if (i.created - i.occurred).num_seconds() > 3_600 {
+                        br; span.hint.stored { "stored " (span_text((now - i.created).num_seconds())) " ago" }
+                    }
+                }
                 td { (sla_cell(i, now)) }
             }
         }
