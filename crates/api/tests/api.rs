@@ -1816,7 +1816,6 @@ async fn a_scoped_user_sees_no_instance_details() {
 #[tokio::test]
 async fn small_ui_gaps_are_closed() {
     let app = spawn_app().await;
-    app.key_for("root", Role::Admin, &[]).await;
     let icon = app
         .http
         .get(format!("{}/favicon.ico", app.url))
@@ -1845,6 +1844,33 @@ async fn small_ui_gaps_are_closed() {
     assert_eq!(status, 404);
     assert_eq!(body["code"], "not_found", "{body}");
 
+    // The war room reads newest first, or oldest first as the CLI does.
+    let root = app.key_for("root", Role::Admin, &[]).await;
+    let a1 = app.id_of("a1").await;
+    for text in ["the first note", "the second note"] {
+        let (status, body) = app
+            .send(
+                "POST",
+                &format!("/api/v1/incidents/{a1}/notes"),
+                &root,
+                json!({ "text": text }),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+    }
+    let order = |page: &str| {
+        let (first, second) = (
+            page.find("the first note").unwrap(),
+            page.find("the second note").unwrap(),
+        );
+        first < second
+    };
+    let newest = app.ui_page("root", &format!("/incidents/{a1}")).await;
+    assert!(!order(&newest), "newest first by default");
+    let oldest = app
+        .ui_page("root", &format!("/incidents/{a1}?order=oldest"))
+        .await;
+    assert!(order(&oldest), "oldest first when asked");
     let queue = app.ui_page("root", "/?severity=high%2B").await;
     assert!(
         queue.contains("<option value=\"high+\" selected>High+</option>"),

@@ -316,10 +316,13 @@ enum IncidentsAction {
         #[command(flatten)]
         who: work::ChangeOpts,
     },
-    /// The war room, oldest first.
+    /// The war room, oldest first (or --newest-first).
     Entries {
         /// The incident's ID, as `incidents list` shows it.
         id: i64,
+        /// Newest first, as the UI reads them (default: oldest first).
+        #[arg(long)]
+        newest_first: bool,
         /// How to print: auto (a table on a terminal, markdown when piped), table, md or json.
         #[arg(long, value_enum, default_value_t = ListOutput::Auto)]
         output: ListOutput,
@@ -875,12 +878,19 @@ async fn incidents_command(
                     .map_err(usage)?,
             )
         }
-        IncidentsAction::Entries { id, output } => {
+        IncidentsAction::Entries {
+            id,
+            newest_first,
+            output,
+        } => {
             let store = store_for(db, config).await?;
-            let entries = service(store)
+            let mut entries = service(store)
                 .entries(&work::local(None), id)
                 .await
                 .map_err(work::failed)?;
+            if newest_first {
+                entries.reverse();
+            }
             output.present(
                 work::entries(id, &entries, output == ListOutput::Json)
                     .map_err(Failure::Command)?,

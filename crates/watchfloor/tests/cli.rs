@@ -1331,6 +1331,27 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
             {"field": "owner", "old": null, "new": "dana"}
         ])
     );
+    // Oldest first, or newest first as the UI reads them.
+    let ids_of = |args: &[&str]| -> Vec<i64> {
+        let out = wf(args);
+        serde_json::from_str::<Vec<Value>>(&out.stdout)
+            .unwrap()
+            .iter()
+            .map(|e| e["id"].as_i64().unwrap())
+            .collect()
+    };
+    let oldest = ids_of(&["incidents", "entries", &id, "--output", "json"]);
+    let mut newest = ids_of(&[
+        "incidents",
+        "entries",
+        &id,
+        "--newest-first",
+        "--output",
+        "json",
+    ]);
+    assert!(oldest.len() >= 4 && oldest.is_sorted(), "{oldest:?}");
+    newest.reverse();
+    assert_eq!(newest, oldest);
     let table = wf(&["incidents", "entries", &id]);
     assert!(
         table.stdout.contains("close reason: - → False Positive"),

@@ -90,6 +90,7 @@ pub(crate) async fn page(
     RawQuery(query): RawQuery,
 ) -> Response {
     let caller = Caller::of(&user);
+    let oldest_first = super::query_value(query.as_deref(), "order").as_deref() == Some("oldest");
     let i = match state.service.visible(&caller, id).await {
         Ok(i) => i,
         Err(e) => return error_page(e.into()),
@@ -198,7 +199,16 @@ pub(crate) async fn page(
                         div.md { (raw(markdown::to_html(c.body["text"].as_str().unwrap_or_default()))) }
                     }
                 }
-                h2 { "War room" }
+                h2 {
+                    "War room "
+                    // Newest first by default; the CLI's `incidents entries` reads oldest first,
+                    // and either can read the other way.
+                    @if oldest_first {
+                        a.hint href={ "/incidents/" (i.id) "?order=newest" } { "(oldest first · newest first)" }
+                    } @else {
+                        a.hint href={ "/incidents/" (i.id) "?order=oldest" } { "(newest first · oldest first)" }
+                    }
+                }
                 @if can_change {
                     form.note method="post" action=(action("note")) {
                         (csrf_field(&csrf))
@@ -210,7 +220,10 @@ pub(crate) async fn page(
                         button type="submit" { "Add note" }
                     }
                 }
-                ol.timeline { @for e in entries.iter().rev() { (entry(e)) } }
+                ol.timeline {
+                    @if oldest_first { @for e in &entries { (entry(e)) } }
+                    @else { @for e in entries.iter().rev() { (entry(e)) } }
+                }
             }
             aside.side {
                 h2 { "Fields" }
