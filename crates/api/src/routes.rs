@@ -406,27 +406,45 @@ async fn observe(mut req: Request, next: Next) -> Response {
 /// The native API as an OpenAPI 3.1 document, made from [`native`].
 pub fn openapi_document() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
+    let error = json!({"$ref": "#/components/schemas/Error"});
+    let answer = |description: &str, schema: &serde_json::Value| json!({"description": description, "content": {"application/json": {"schema": schema}}});
     for e in endpoints() {
-        let parameters: Vec<serde_json::Value> = e
+        let (query, body) = takes_of(e.takes);
+        let mut parameters: Vec<serde_json::Value> = e
             .path
             .split('/')
             .filter_map(|seg| seg.strip_prefix('{')?.strip_suffix('}'))
             .map(|name| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string"}}))
             .collect();
+        parameters.extend(query.iter().map(|name| {
+            json!({"name": name, "in": "query", "required": false, "schema": {"type": "string"}})
+        }));
         let mut operation = json!({
             "summary": e.summary,
+            "operationId": format!("{} {}", e.method.to_ascii_lowercase(), e.path),
             "parameters": parameters,
             "responses": {
-                "200": {"description": "done"},
-                "400": {"description": "the request is wrong: `{error, code}` says how"},
+                "200": answer("done", &json!({})),
+                "400": answer("the request is wrong: `error` says how", &error),
             },
         });
+        if let Some(fields) = body {
+            let properties: serde_json::Map<String, serde_json::Value> =
+                fields.into_iter().map(|f| (f, json!({}))).collect();
+            operation["requestBody"] = json!({
+                "required": true,
+                "content": {"application/json": {"schema": {"type": "object", "properties": properties}}},
+            });
+        }
         if !e.takes.is_empty() {
             operation["description"] = json!(format!("Takes {}", e.takes));
         }
         if e.authenticated {
             operation["security"] = json!([{"apiKey": []}]);
-            operation["responses"]["401"] = json!({"description": "no valid key"});
+            operation["responses"]["401"] = answer("no valid key or session", &error);
+            operation["responses"]["403"] = answer("the caller may not do this", &error);
+            operation["responses"]["404"] =
+                answer("no such record in the caller's organizations", &error);
         }
         let item = paths.entry(e.path).or_insert_with(|| json!({}));
         item[e.method.to_ascii_lowercase()] = operation;
@@ -435,8 +453,43 @@ pub fn openapi_document() -> serde_json::Value {
         "openapi": "3.1.0",
         "info": {"title": "watchfloor", "version": env!("CARGO_PKG_VERSION")},
         "paths": paths,
-        "components": {"securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}}},
+        "components": {
+            "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}},
+            "schemas": {"Error": {
+                "type": "object",
+                "required": ["error", "code"],
+                "properties": {
+                    "error": {"type": "string", "description": "what failed and what to do"},
+                    "code": {"type": "string", "description": "bad_request, unauthorized, forbidden, not_found, conflict or internal"},
+                },
+            }},
+        },
     })
+}
+
+/// What a route's `takes` names: its query parameters (`?a=&b=`), or its JSON body's fields
+/// (`{"a", "b"}`).
+fn takes_of(takes: &str) -> (Vec<String>, Option<Vec<String>>) {
+    let takes = takes.trim();
+    if let Some(query) = takes.strip_prefix('?') {
+        let names = query
+            .split('&')
+            .filter_map(|p| p.split('=').next())
+            .map(str::trim)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string)
+            .collect();
+        return (names, None);
+    }
+    if let Some(fields) = takes.strip_prefix('{').and_then(|t| t.strip_suffix('}')) {
+        let names = fields
+            .split(',')
+            .map(|f| f.trim().trim_matches('"').to_string())
+            .filter(|f| !f.is_empty())
+            .collect();
+        return (Vec::new(), Some(names));
+    }
+    (Vec::new(), None)
 }
 
 async fn openapi() -> Json<serde_json::Value> {

@@ -190,7 +190,10 @@ pub fn browser_missing() -> Option<String> {
 pub fn python_or_missing() -> Result<PathBuf, String> {
     let usable = |p: &PathBuf| {
         Command::new(p)
-            .args(["-c", "import demisto_client, aiosmtpd"])
+            .args([
+                "-c",
+                "import demisto_client, aiosmtpd, openapi_spec_validator",
+            ])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
@@ -200,7 +203,7 @@ pub fn python_or_missing() -> Result<PathBuf, String> {
             Ok(p)
         } else {
             Err(Box::new(format!(
-                "{} cannot import demisto_client and aiosmtpd",
+                "{} cannot import demisto_client, aiosmtpd and openapi_spec_validator",
                 p.display()
             )))
         }
@@ -240,7 +243,10 @@ pub fn python() -> PathBuf {
     let python = venv.join("bin/python");
     let complete = || {
         Command::new(&python)
-            .args(["-c", "import demisto_client, aiosmtpd"])
+            .args([
+                "-c",
+                "import demisto_client, aiosmtpd, openapi_spec_validator",
+            ])
             .stderr(Stdio::null())
             .status()
             .is_ok_and(|s| s.success())
