@@ -127,6 +127,22 @@ pub fn parse_time(input: &str, now: DateTime<Utc>) -> Result<DateTime<Utc>, Stri
     TimeSpec::parse(input).map(|t| t.at(now))
 }
 
+/// A length of time as the UI and reports say it: "3d 4h", "2h 5m", "12m", "40s" (the sign
+/// left out).
+pub fn span_text(secs: i64) -> String {
+    let secs = secs.abs();
+    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
+    if d > 0 {
+        format!("{d}d {h}h")
+    } else if h > 0 {
+        format!("{h}h {m}m")
+    } else if m > 0 {
+        format!("{m}m")
+    } else {
+        format!("{secs}s")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

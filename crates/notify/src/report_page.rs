@@ -44,20 +44,7 @@ pub fn policy() -> String {
     )
 }
 
-/// "3d 4h", "2h 5m", "12m", "40s".
-pub fn span_text(secs: i64) -> String {
-    let secs = secs.abs();
-    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{secs}s")
-    }
-}
+use watchfloor_core::time::span_text;
 
 fn time(t: Option<i64>) -> String {
     t.map(span_text).unwrap_or_else(|| "—".into())

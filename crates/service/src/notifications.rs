@@ -28,6 +28,26 @@ pub fn backoff(attempts: i64) -> Duration {
     Duration::from_secs((30u64 << doublings).min(3600))
 }
 
+/// What a failed send leads to: another attempt after [`backoff`], or, once it has been
+/// tried for `give_up_after` since `created`, failed for good.
+pub(crate) fn after_failure<'a>(
+    error: &'a str,
+    created: chrono::DateTime<chrono::Utc>,
+    attempts: i64,
+    give_up_after: Duration,
+    now: chrono::DateTime<chrono::Utc>,
+) -> DeliveryOutcome<'a> {
+    let age = (now - created).to_std().unwrap_or_default();
+    if age >= give_up_after {
+        DeliveryOutcome::Failed(error)
+    } else {
+        DeliveryOutcome::Retry(
+            error,
+            now + chrono::TimeDelta::from_std(backoff(attempts)).unwrap_or_default(),
+        )
+    }
+}
+
 /// A channel as the CLI, the API and the UI show it: no secret, no token-bearing URL.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChannelView {
@@ -171,15 +191,13 @@ impl Service {
                     Err(e) => {
                         let error = e.to_string();
                         tracing::warn!(channel = %channel.name, delivery = %delivery.id, %error, "a notification was not delivered");
-                        let age = (now - delivery.created).to_std().unwrap_or_default();
-                        let outcome = match age >= channel.give_up_after {
-                            true => DeliveryOutcome::Failed(&error),
-                            false => DeliveryOutcome::Retry(
-                                &error,
-                                now + chrono::TimeDelta::from_std(backoff(delivery.attempts))
-                                    .unwrap_or_default(),
-                            ),
-                        };
+                        let outcome = after_failure(
+                            &error,
+                            delivery.created,
+                            delivery.attempts,
+                            channel.give_up_after,
+                            now,
+                        );
                         self.store
                             .finish_delivery(&delivery.id, outcome, now)
                             .await?;

@@ -187,15 +187,14 @@ impl Service {
                         .find(|c| c.name == send.channel)
                         .map(|c| c.give_up_after)
                         .unwrap_or_default();
-                    let age = (now - send.created).to_std().unwrap_or_default();
-                    let outcome = match for_good || age >= give_up {
+                    let outcome = match for_good {
                         true => DeliveryOutcome::Failed(&error),
-                        false => DeliveryOutcome::Retry(
+                        false => crate::notifications::after_failure(
                             &error,
-                            now + chrono::TimeDelta::from_std(crate::notifications::backoff(
-                                send.attempts,
-                            ))
-                            .unwrap_or_default(),
+                            send.created,
+                            send.attempts,
+                            give_up,
+                            now,
                         ),
                     };
                     self.store

@@ -371,20 +371,7 @@ pub(crate) fn status_badge(s: Status) -> Markup {
     html! { span class=(class) { (s.as_str()) } }
 }
 
-/// "3d 4h", "12m", "40s".
-pub(crate) fn span_text(secs: i64) -> String {
-    let secs = secs.abs();
-    let (d, h, m) = (secs / 86400, secs % 86400 / 3600, secs % 3600 / 60);
-    if d > 0 {
-        format!("{d}d {h}h")
-    } else if h > 0 {
-        format!("{h}h {m}m")
-    } else if m > 0 {
-        format!("{m}m")
-    } else {
-        format!("{secs}s")
-    }
-}
+pub(crate) use watchfloor_core::time::span_text;
 
 /// The SLA of an incident as a coloured cell: time left, or how long since it ran out.
 pub(crate) fn sla_cell(i: &watchfloor_core::Incident, now: DateTime<Utc>) -> Markup {
