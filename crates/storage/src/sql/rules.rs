@@ -161,11 +161,36 @@ impl RuleStore for SqlStore {
                 })
                 .collect();
             let new = ledger_all(&mut tx, self.backend, &rows).await?;
+            // The incidents the batch's effects change are read together, once, under the
+            // write lock; each change is then made to the incident as the last one left it.
+            let touched: Vec<i64> = writes
+                .iter()
+                .zip(&new)
+                .filter(|(_, new)| **new)
+                .filter_map(|(write, _)| match write {
+                    RuleWrite::Effect {
+                        cause,
+                        effect: RuleEffect::Change(_) | RuleEffect::Note { mirror: true, .. },
+                    } => Some(cause.event.incident_id),
+                    _ => None,
+                })
+                .collect();
+            let mut known = read_incidents(&mut tx, self.backend, &touched).await?;
             for (write, _) in writes.iter().zip(new).filter(|(_, new)| *new) {
                 match write {
                     RuleWrite::Effect { cause, effect } => {
                         let gate = gate.as_deref();
-                        effect_of(&mut tx, self.backend, gate, cause, effect, sla, now).await?;
+                        effect_of(
+                            &mut tx,
+                            self.backend,
+                            gate,
+                            &mut known,
+                            cause,
+                            effect,
+                            sla,
+                            now,
+                        )
+                        .await?;
                     }
                     RuleWrite::Notify { cause, channel } => {
                         notify_of(&mut tx, cause, channel, now).await?;
@@ -766,8 +791,48 @@ async fn effect_in(
         return Ok(false);
     }
     let gate = gate(tx).await?;
-    effect_of(tx, backend, gate.as_deref(), cause, effect, sla, now).await?;
+    let mut known = std::collections::HashMap::new();
+    effect_of(
+        tx,
+        backend,
+        gate.as_deref(),
+        &mut known,
+        cause,
+        effect,
+        sla,
+        now,
+    )
+    .await?;
     Ok(true)
+}
+
+/// Incidents by id, read in one statement within `tx` (locked for it on PostgreSQL); those
+/// gone are left out.
+async fn read_incidents(
+    tx: &mut Tx,
+    backend: crate::Backend,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Incident>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    let mut ids = ids.to_vec();
+    ids.sort_unstable();
+    ids.dedup();
+    for chunk in ids.chunks(500) {
+        let list: Vec<String> = chunk.iter().map(i64::to_string).collect();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM incidents WHERE id IN ({}) ORDER BY id{}",
+            super::INCIDENT_COLUMNS,
+            list.join(", "),
+            backend.for_update()
+        )))
+        .fetch_all(&mut **tx)
+        .await?;
+        for row in &rows {
+            let incident = super::incident_from_row(row)?;
+            out.insert(incident.id, incident);
+        }
+    }
+    Ok(out)
 }
 
 /// What an effect's ledger row says.
@@ -781,10 +846,12 @@ fn effect_detail<'a>(effect: &RuleEffect<'a>) -> &'a str {
 
 /// What an action's effect does, its ledger row written: the change or entry, and the events
 /// it fires (through `gate`).
+#[allow(clippy::too_many_arguments)]
 async fn effect_of(
     tx: &mut Tx,
     backend: crate::Backend,
     gate: Option<&Gate>,
+    known: &mut std::collections::HashMap<i64, Incident>,
     cause: &Cause<'_>,
     effect: &RuleEffect<'_>,
     sla: &SlaPolicy,
@@ -795,8 +862,11 @@ async fn effect_of(
     let depth = cause.event.depth + 1;
     match effect {
         RuleEffect::Change(changes) => {
-            let mut incident = super::read_incident(tx, backend, id).await?;
-            for (n, change) in changes.iter().enumerate() {
+            let mut incident = match known.remove(&id) {
+                Some(incident) => incident,
+                None => super::read_incident(tx, backend, id).await?,
+            };
+            for change in changes.iter() {
                 let moved = super::apply_change(
                     tx, backend, &incident, &author, change, sla, "change", now,
                 )
@@ -807,16 +877,24 @@ async fn effect_of(
                     super::queue_push(tx, &incident, &mirrored, now).await?;
                 }
                 queue_event_in(tx, backend, gate, id, trigger_of(change), &moved, depth).await?;
-                if n + 1 < changes.len() {
-                    incident = super::read_incident(tx, backend, id).await?;
-                }
+                // The incident as the change left it, for the next change (as the store wrote
+                // it: the lifecycle is the one `apply_change` applied).
+                let mut after = incident.lifecycle();
+                after
+                    .apply(change, now)
+                    .map_err(|error| StoreError::Refused { id, error })?;
+                incident.set_lifecycle(after, sla, now);
             }
+            known.insert(id, incident);
         }
         RuleEffect::Note { text, mirror } => {
             let body = serde_json::json!({"text": text, "mirror": mirror});
             super::insert_entry(tx, id, now, &author, "note", &body).await?;
             if *mirror {
-                let incident = super::read_incident(tx, backend, id).await?;
+                let incident = match known.get(&id) {
+                    Some(incident) => incident.clone(),
+                    None => super::read_incident(tx, backend, id).await?,
+                };
                 if !incident.is_manual() {
                     let note = super::ToProvider::Note {
                         text: text.to_string(),
