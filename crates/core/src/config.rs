@@ -539,6 +539,7 @@ impl RawServer {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawSla {
+    from: Option<Spanned<String>>,
     critical: Option<Spanned<String>>,
     high: Option<Spanned<String>>,
     medium: Option<Spanned<String>>,
@@ -550,6 +551,21 @@ impl RawSla {
     /// The policy, each duration over the default; an error names the key.
     fn policy(&self) -> Result<SlaPolicy, (std::ops::Range<usize>, String, String)> {
         let mut policy = SlaPolicy::default();
+        if let Some(from) = &self.from {
+            policy.from = match from.get_ref().as_str() {
+                "stored" => crate::lifecycle::SlaFrom::Stored,
+                "occurred" => crate::lifecycle::SlaFrom::Occurred,
+                other => {
+                    return Err((
+                        from.span(),
+                        "sla.from".into(),
+                        format!(
+                            "`{other}` is not when an SLA starts: \"stored\" (when watchfloor stored the incident) or \"occurred\" (when the provider made it)"
+                        ),
+                    ));
+                }
+            };
+        }
         for (key, value, slot) in [
             ("critical", &self.critical, &mut policy.critical),
             ("high", &self.high, &mut policy.high),
@@ -1398,6 +1414,21 @@ description = "Skip TLS checks"
 
     /// `[[channels]]`: read with their defaults, secrets left to be read when used; every
     /// mistake named by its line and key.
+    /// `[sla] from`: the time starts when watchfloor stores an incident (the default) or when
+    /// it occurred; anything else is named by its line and key.
+    #[test]
+    fn the_sla_starts_when_stored_or_when_it_occurred() {
+        use crate::lifecycle::SlaFrom;
+        assert_eq!(parse("").unwrap().sla.from, SlaFrom::Stored);
+        let occurred = parse("[sla]\nfrom = \"occurred\"\nhigh = \"2h\"\n").unwrap();
+        assert_eq!(occurred.sla.from, SlaFrom::Occurred);
+        assert_eq!(occurred.sla.high, Duration::from_secs(7200));
+        assert_eq!(
+            parse("[sla]\nfrom = \"later\"\n").unwrap_err(),
+            "config file /etc/wf/watchfloor.toml, line 2, key `sla.from`: `later` is not when an SLA starts: \"stored\" (when watchfloor stored the incident) or \"occurred\" (when the provider made it)"
+        );
+    }
+
     /// `[[reports]]`: each names an organization and a configured channel; how often is a
     /// month unless it says a day; every mistake is named by its line and key.
     #[test]

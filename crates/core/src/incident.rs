@@ -262,7 +262,7 @@ impl Incident {
     /// Takes the fields of `after` (a lifecycle change applied at `now`), with the SLA deadline
     /// its severity gives under `sla`, as the store would have them.
     pub fn set_lifecycle(&mut self, after: Lifecycle, sla: &SlaPolicy, now: DateTime<Utc>) {
-        self.sla_due = sla.due(self.created, after.severity);
+        self.sla_due = sla.due(sla.start(self.created, self.occurred), after.severity);
         self.status = after.status;
         self.severity = after.severity;
         self.owner = after.owner;

@@ -45,8 +45,8 @@ pub use entry::{Entry, Outputs};
 pub use fetch::{FetchSettings, SetAside, WindowCursor};
 pub use incident::{Incident, Label, NewIncident, ProviderTimes, Severity, Status};
 pub use lifecycle::{
-    Change, CloseReason, Edit, FieldChange, Lifecycle, LifecycleError, Mirrored, SlaPolicy,
-    SlaState,
+    Change, CloseReason, Edit, FieldChange, Lifecycle, LifecycleError, Mirrored, SlaFrom,
+    SlaPolicy, SlaState,
 };
 pub use secret::Secret;
 pub use tenancy::{InstanceWide, OrgBy, Tenancy};

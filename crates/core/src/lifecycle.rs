@@ -317,6 +317,9 @@ impl Lifecycle {
 /// How long an incident of each severity may stay open: `[sla]` in the config file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SlaPolicy {
+    /// When the time starts: when watchfloor stored the incident (the default) or when it
+    /// occurred at the provider.
+    pub from: SlaFrom,
     pub critical: Duration,
     pub high: Duration,
     pub medium: Duration,
@@ -330,6 +333,7 @@ impl Default for SlaPolicy {
     fn default() -> Self {
         let hours = |h: u64| Duration::from_secs(h * 3600);
         SlaPolicy {
+            from: SlaFrom::Stored,
             critical: hours(1),
             high: hours(4),
             medium: hours(24),
@@ -337,6 +341,16 @@ impl Default for SlaPolicy {
             informational: hours(168),
         }
     }
+}
+
+/// Where an incident's SLA time starts (`[sla] from`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SlaFrom {
+    /// When watchfloor stored it (fetched, or made by hand).
+    #[default]
+    Stored,
+    /// When it occurred at the provider: an alert fetched late is as late as it is.
+    Occurred,
 }
 
 /// Where an incident stands against its SLA.
@@ -382,9 +396,18 @@ impl SlaPolicy {
     }
 
     /// When an incident created at `created` with `severity` is due.
-    pub fn due(&self, created: DateTime<Utc>, severity: Severity) -> DateTime<Utc> {
+    /// When an incident stored at `created` that occurred at `occurred` starts its time.
+    pub fn start(&self, created: DateTime<Utc>, occurred: DateTime<Utc>) -> DateTime<Utc> {
+        match self.from {
+            SlaFrom::Stored => created,
+            SlaFrom::Occurred => occurred,
+        }
+    }
+
+    /// When an incident of `severity` whose time starts at `start` is due.
+    pub fn due(&self, start: DateTime<Utc>, severity: Severity) -> DateTime<Utc> {
         let allowed = TimeDelta::from_std(self.allowed(severity)).unwrap_or(TimeDelta::MAX);
-        created
+        start
             .checked_add_signed(allowed)
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }

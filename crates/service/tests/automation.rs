@@ -440,6 +440,7 @@ async fn sla_triggers_fire_once_per_incident() {
     let service = Service::new(
         s.store.clone(),
         SlaPolicy {
+            from: Default::default(),
             critical: two,
             high: two,
             medium: two,

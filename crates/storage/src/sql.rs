@@ -540,8 +540,9 @@ async fn apply_change(
     }
     if after.severity != before_l.severity {
         q.push(", severity = ").push_bind(after.severity.value());
-        q.push(", sla_due = ")
-            .push_bind(ts(sla.due(before.created, after.severity)));
+        q.push(", sla_due = ").push_bind(ts(
+            sla.due(sla.start(before.created, before.occurred), after.severity)
+        ));
     }
     if after.owner != before_l.owner {
         q.push(", owner = ").push_bind(after.owner.clone());
@@ -1590,7 +1591,10 @@ impl IncidentStore for SqlStore {
             .bind(incident.owner.as_ref().map(|_| ts(now)))
             .bind(&incident.details)
             .bind(labels)
-            .bind(ts(sla.due(now, incident.severity)))
+            .bind(ts(sla.due(
+                sla.start(now, incident.occurred.unwrap_or(now)),
+                incident.severity,
+            )))
             .fetch_one(&mut *tx)
             .await?;
             sqlx::query("UPDATE incidents SET external_id = $1 WHERE id = $2")

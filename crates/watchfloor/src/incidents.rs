@@ -133,11 +133,15 @@ pub async fn show(
         (
             "SLA",
             json!(format!(
-                "{} (due {}, counted from when watchfloor stored it)",
+                "{} (due {}, counted from when {})",
                 incident.sla_state(now).as_str(),
                 incident
                     .sla_due
-                    .format(watchfloor_core::terminal::TIME_FORMAT)
+                    .format(watchfloor_core::terminal::TIME_FORMAT),
+                match service.sla().from {
+                    watchfloor_core::SlaFrom::Stored => "watchfloor stored it",
+                    watchfloor_core::SlaFrom::Occurred => "it occurred",
+                }
             )),
         ),
         ("Closed", json!(incident.closed.map(|t| t.to_rfc3339()))),

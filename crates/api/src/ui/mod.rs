@@ -385,9 +385,10 @@ pub(crate) fn sla_cell(i: &watchfloor_core::Incident, now: DateTime<Utc>) -> Mar
         SlaState::Ok => ("sla ok", format!("{} left", span_text(left))),
     };
     let title = format!(
-        "due {}, counted from when watchfloor stored it ({})",
+        "due {} · stored {} · occurred {} (the SLA counts from one of them, as [sla] from says)",
         when(i.sla_due),
-        when(i.created)
+        when(i.created),
+        when(i.occurred)
     );
     html! { span class=(class) title=(title) { (text) } }
 }

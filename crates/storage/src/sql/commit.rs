@@ -62,7 +62,9 @@ impl FetchCommit {
                     .push(", ")
                     .push_bind(inc.raw.to_string())
                     .push(", ")
-                    .push_bind(ts(target.sla.due(now_t, inc.severity)))
+                    .push_bind(ts(target
+                        .sla
+                        .due(target.sla.start(now_t, inc.occurred), inc.severity)))
                     .push(", ")
                     .push_bind(inc.provider.updated.map(ts))
                     .push(", ")

@@ -3196,3 +3196,64 @@ async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
         check(old, &super::postgres::MIGRATIONS[..16], &pg).await;
     }
 }
+
+/// Regression (first hour: a 947-day-old alert showed "3h 55m left"): with `[sla] from =
+/// "occurred"`, a fetched incident is due its severity's time after it occurred, and a
+/// severity change counts from then too; by default from when it was stored.
+#[tokio::test]
+async fn the_sla_counts_from_when_the_incident_occurred_when_so_configured() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+        .await
+        .unwrap();
+    let occurred_sla = SlaPolicy {
+        from: watchfloor_core::SlaFrom::Occurred,
+        ..SlaPolicy::default()
+    };
+    for (instance, sla) in [("stored", SlaPolicy::default()), ("occurred", occurred_sla)] {
+        let mut old = incident(instance, 0, Severity::High);
+        old.occurred = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap()
+            - chrono::TimeDelta::days(947);
+        s.commit_fetch(
+            FetchTarget {
+                instance,
+                sla: &sla,
+                ..target("")
+            },
+            &[old.clone()],
+            &json!({}),
+        )
+        .await
+        .unwrap();
+        let stored = s
+            .incident_by_external_id(instance, instance)
+            .await
+            .unwrap()
+            .unwrap();
+        let start = match instance {
+            "stored" => stored.created,
+            _ => old.occurred,
+        };
+        assert_eq!(
+            stored.sla_due,
+            start + chrono::TimeDelta::hours(4),
+            "{instance}"
+        );
+        let lower = Change::Update(Edit {
+            severity: Some(Severity::Low),
+            ..Edit::default()
+        });
+        let changed = s
+            .change_incident(stored.id, None, "dana", &lower, &sla)
+            .await
+            .unwrap();
+        assert_eq!(
+            changed.sla_due,
+            start + chrono::TimeDelta::hours(72),
+            "{instance}"
+        );
+        if instance == "occurred" {
+            assert_eq!(changed.sla_state(Utc::now()), SlaState::Breached);
+        }
+    }
+}
