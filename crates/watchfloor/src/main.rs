@@ -363,6 +363,15 @@ enum ListOutput {
 }
 
 impl ListOutput {
+    /// Whether markdown is drawn for a terminal (a table, or by default on a terminal).
+    fn draws(self) -> bool {
+        match self {
+            ListOutput::Table => true,
+            ListOutput::Auto => std::io::IsTerminal::is_terminal(&std::io::stdout()),
+            ListOutput::Md | ListOutput::Json => false,
+        }
+    }
+
     /// Markdown as this output shows it.
     fn present(self, text: String) -> String {
         match self {
@@ -892,7 +901,7 @@ async fn incidents_command(
                 entries.reverse();
             }
             output.present(
-                work::entries(id, &entries, output == ListOutput::Json)
+                work::entries(id, &entries, output == ListOutput::Json, output.draws())
                     .map_err(Failure::Command)?,
             )
         }

@@ -90,6 +90,34 @@ fn width_of(columns: Option<&str>, terminal: Option<u16>) -> usize {
         .unwrap_or(100)
 }
 
+/// Markdown as a terminal shows text: the words, emphasis marks dropped, code as it is, a link
+/// as its text and its address, a list item a line; raw HTML stays text.
+pub fn markdown_as_text(markdown: &str) -> String {
+    use pulldown_cmark::{Event, Parser, Tag, TagEnd};
+    let mut out = String::new();
+    let mut links: Vec<String> = Vec::new();
+    for event in Parser::new(markdown) {
+        match event {
+            Event::Text(t) | Event::Code(t) | Event::Html(t) | Event::InlineHtml(t) => {
+                out.push_str(&t)
+            }
+            Event::SoftBreak | Event::HardBreak => out.push('\n'),
+            Event::Start(Tag::Link { dest_url, .. }) => links.push(dest_url.to_string()),
+            Event::End(TagEnd::Link) => {
+                if let Some(url) = links.pop() {
+                    out.push_str(&format!(" ({url})"));
+                }
+            }
+            Event::Start(Tag::Item) => out.push_str("- "),
+            Event::End(
+                TagEnd::Paragraph | TagEnd::Item | TagEnd::Heading(_) | TagEnd::CodeBlock,
+            ) => out.push('\n'),
+            _ => {}
+        }
+    }
+    out.trim_end().to_string()
+}
+
 /// Rows as XSOAR's markdown table under `title`, with these columns in this order.
 pub fn headed_table(title: &str, rows: Vec<serde_json::Value>, headers: &[&str]) -> String {
     let headers: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
@@ -105,6 +133,27 @@ pub fn headed_table(title: &str, rows: Vec<serde_json::Value>, headers: &[&str])
 
 #[cfg(test)]
 mod tests {
+    /// Regression (first hour: the war room read as raw markdown in the CLI): a note's markdown
+    /// reads as text in a terminal.
+    #[test]
+    fn markdown_reads_as_text() {
+        for (md, text) in [
+            ("plain", "plain"),
+            ("**bold** and _it_", "bold and it"),
+            (
+                "see [the runbook](https://wiki/r)",
+                "see the runbook (https://wiki/r)",
+            ),
+            ("`whoami` ran", "whoami ran"),
+            ("one\ntwo", "one\ntwo"),
+            ("- a\n- b", "- a\n- b"),
+            ("<b>x</b>", "<b>x</b>"),
+            ("para\n\nnext", "para\nnext"),
+        ] {
+            assert_eq!(super::markdown_as_text(md), text, "{md:?}");
+        }
+    }
+
     /// `$COLUMNS` overrides the terminal's width; without either, tables are 100 wide.
     #[test]
     fn the_width_is_columns_else_the_terminals_else_100() {

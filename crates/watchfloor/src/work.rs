@@ -133,14 +133,34 @@ pub async fn change(
 }
 
 /// The war room as a table (or JSON), oldest first.
-pub fn entries(id: i64, entries: &[WarRoomEntry], json_out: bool) -> anyhow::Result<String> {
+pub fn entries(
+    id: i64,
+    entries: &[WarRoomEntry],
+    json_out: bool,
+    drawn: bool,
+) -> anyhow::Result<String> {
     if json_out {
         return Ok(serde_json::to_string_pretty(&entries)?);
     }
-    Ok(entries_table(
-        &format!("War room of incident {id}"),
-        entries,
-    ))
+    let title = format!("War room of incident {id}");
+    if !drawn {
+        return Ok(entries_table(&title, entries));
+    }
+    // For a terminal, each entry's markdown reads as text: emphasis marks dropped, a link as
+    // its text and address.
+    let plain: Vec<WarRoomEntry> = entries
+        .iter()
+        .map(|e| {
+            let mut e = e.clone();
+            if e.kind == "note" {
+                let text =
+                    crate::output::markdown_as_text(e.body["text"].as_str().unwrap_or_default());
+                e.body["text"] = serde_json::Value::String(text);
+            }
+            e
+        })
+        .collect();
+    Ok(entries_table(&title, &plain))
 }
 
 /// Entries as a markdown table: when, who, what kind, and what.

@@ -1331,6 +1331,21 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
             {"field": "owner", "old": null, "new": "dana"}
         ])
     );
+    // A note's markdown reads as text in a terminal's table, and as written in markdown.
+    let noted = wf(&[
+        "incidents",
+        "note",
+        &id,
+        "Reimaged **WS-1**, see [runbook](https://wiki/r)",
+    ]);
+    assert_eq!(noted.code, 0, "{}", noted.stderr);
+    let drawn = wf(&["incidents", "entries", &id, "--output", "table"]).stdout;
+    assert!(
+        drawn.contains("Reimaged WS-1, see runbook (https://wiki/r)"),
+        "{drawn}"
+    );
+    let md = wf(&["incidents", "entries", &id, "--output", "md"]).stdout;
+    assert!(md.contains("Reimaged **WS-1**"), "{md}");
     // Oldest first, or newest first as the UI reads them.
     let ids_of = |args: &[&str]| -> Vec<i64> {
         let out = wf(args);
@@ -1377,7 +1392,7 @@ async fn an_incident_is_worked_to_its_close_from_the_cli() {
         "{due}"
     );
     assert!(
-        show.stdout.contains("Latest war-room entries (4 in all)"),
+        show.stdout.contains("Latest war-room entries (5 in all)"),
         "{}",
         show.stdout
     );
