@@ -641,7 +641,14 @@ impl Config {
         let raw: RawConfig = toml::from_str(text).map_err(|e| {
             let span = e.span().unwrap_or(0..0);
             let key = key_at(text, span.start);
-            err(span, key, e.message().trim_end().to_string())
+            let message = e.message().trim_end().to_string();
+            // An XSOAR parameter written above `[instances.params]` gets the same hint as one
+            // written under it.
+            let hint = key
+                .as_deref()
+                .filter(|k| k.starts_with("instances"))
+                .and_then(|_| xsoar_hint(&message, integrations));
+            err(span, key, hint.unwrap_or(message))
         })?;
         let base_dir = path.parent().unwrap_or(Path::new("."));
         let mut instances: Vec<InstanceConfig> = Vec::new();
@@ -1092,6 +1099,20 @@ fn storage_url(url: &str, base_dir: &Path) -> String {
 
 /// The key a parse error points at, as `table.key`, read from the text: the key on the error's
 /// line, under the last table header before it.
+/// For serde's "unknown field `X`" of an instance, where X is an XSOAR pack's parameter: what
+/// to write here instead, as the pack's docs say.
+fn xsoar_hint(message: &str, integrations: &[&IntegrationDef]) -> Option<String> {
+    let field = message.strip_prefix("unknown field `")?.split('`').next()?;
+    integrations.iter().find_map(|def| {
+        def.xsoar_params.iter().find(|x| x.name == field).map(|x| {
+            format!(
+                "`{}` is the XSOAR pack's name; here write {} (docs/integrations/{}.md, \"Moving from XSOAR\")",
+                x.name, x.here, def.id
+            )
+        })
+    })
+}
+
 fn key_at(text: &str, offset: usize) -> Option<String> {
     let before = text.get(..offset).unwrap_or(text);
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);

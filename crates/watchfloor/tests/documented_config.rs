@@ -84,4 +84,20 @@ fn xsoar_parameter_names_say_what_to_write_instead() {
             "{err}"
         );
     }
+    // Regression: written above `[instances.params]`, among the instance's settings, an XSOAR
+    // parameter got serde's generic "unknown field"; it gets the same hint.
+    let text = "[[instances]]\nname = \"i\"\nintegration = \"covalence-managed-security\"\nisFetch = true\n[instances.params]\n";
+    let err = watchfloor_core::Config::parse(
+        Path::new("watchfloor.toml"),
+        text,
+        &watchfloor_integrations::definitions(),
+        &|_| None,
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("line 4")
+            && err.contains("`isFetch` is the XSOAR pack's name; here write `fetch = true` above `[instances.params]`"),
+        "{err}"
+    );
 }
