@@ -689,15 +689,8 @@ impl Config {
             for (key, value) in &inst.params {
                 let key_path = format!("instances[{i}].params.{}", key.get_ref());
                 let Some(pdef) = def.param(key.get_ref()) else {
-                    if let Some(x) = def.xsoar_params.iter().find(|x| x.name == *key.get_ref()) {
-                        return Err(err(
-                            key.span(),
-                            Some(key_path),
-                            format!(
-                                "`{}` is the XSOAR pack's name; here write {} (docs/integrations/{}.md, \"Moving from XSOAR\")",
-                                x.name, x.here, def.id
-                            ),
-                        ));
+                    if let Some(hint) = xsoar_param_hint(def, key.get_ref()) {
+                        return Err(err(key.span(), Some(key_path), hint));
                     }
                     if INSTANCE_SETTINGS.contains(&key.get_ref().as_str()) {
                         return Err(err(
@@ -1099,18 +1092,24 @@ fn storage_url(url: &str, base_dir: &Path) -> String {
 
 /// The key a parse error points at, as `table.key`, read from the text: the key on the error's
 /// line, under the last table header before it.
-/// For serde's "unknown field `X`" of an instance, where X is an XSOAR pack's parameter: what
-/// to write here instead, as the pack's docs say.
+/// If `name` is one of the XSOAR pack's parameters: what to write here instead, as the pack's
+/// docs say.
+fn xsoar_param_hint(def: &IntegrationDef, name: &str) -> Option<String> {
+    def.xsoar_params.iter().find(|x| x.name == name).map(|x| {
+        format!(
+            "`{}` is the XSOAR pack's name; here write {} (docs/integrations/{}.md, \"Moving from XSOAR\")",
+            x.name, x.here, def.id
+        )
+    })
+}
+
+/// For serde's "unknown field `X`" of an instance, where X is an XSOAR pack's parameter: the
+/// same hint as under `[instances.params]`.
 fn xsoar_hint(message: &str, integrations: &[&IntegrationDef]) -> Option<String> {
     let field = message.strip_prefix("unknown field `")?.split('`').next()?;
-    integrations.iter().find_map(|def| {
-        def.xsoar_params.iter().find(|x| x.name == field).map(|x| {
-            format!(
-                "`{}` is the XSOAR pack's name; here write {} (docs/integrations/{}.md, \"Moving from XSOAR\")",
-                x.name, x.here, def.id
-            )
-        })
-    })
+    integrations
+        .iter()
+        .find_map(|def| xsoar_param_hint(def, field))
 }
 
 fn key_at(text: &str, offset: usize) -> Option<String> {

@@ -103,16 +103,14 @@ impl Figures {
     /// The figures of `rows` (incidents first seen in the period) at the period's end `until`.
     pub fn of<'a>(rows: impl IntoIterator<Item = &'a ReportRow>, until: DateTime<Utc>) -> Figures {
         let mut f = Figures::default();
-        let mut severities: BTreeMap<std::cmp::Reverse<u8>, (String, usize)> = BTreeMap::new();
+        let mut severities: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
         let (mut lag, mut assign, mut close) = (Vec::new(), Vec::new(), Vec::new());
         let (mut resolve, mut acknowledge) = (Vec::new(), Vec::new());
         for row in rows {
             f.incidents += 1;
-            let rank = std::cmp::Reverse((row.severity.value() * 2.0) as u8);
-            severities
-                .entry(rank)
-                .or_insert_with(|| (row.severity.label().to_string(), 0))
-                .1 += 1;
+            *severities
+                .entry(std::cmp::Reverse(row.severity))
+                .or_default() += 1;
             lag.push((row.created - row.occurred).num_seconds().max(0));
             if let Some(at) = row.provider_resolved.filter(|at| *at <= until) {
                 resolve.push((at - row.occurred).num_seconds().max(0));
@@ -145,7 +143,10 @@ impl Figures {
                 }
             }
         }
-        f.by_severity = severities.into_values().collect();
+        f.by_severity = severities
+            .into_iter()
+            .map(|(s, n)| (s.0.label().to_string(), n))
+            .collect();
         f.delivery_lag = Spread::of(lag);
         f.provider_time_to_resolve = Spread::of(resolve);
         f.time_to_acknowledge = Spread::of(acknowledge);
@@ -456,15 +457,6 @@ pub enum Every {
     Day,
 }
 
-impl Every {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Every::Month => "month",
-            Every::Day => "day",
-        }
-    }
-}
-
 /// A `[[reports]]` entry: the customer report of `org`, sent through `channel` on the first
 /// day of each period, about the period just ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -475,25 +467,19 @@ pub struct ReportSchedule {
 }
 
 impl ReportSchedule {
-    /// The period whose report is due at `now` (its name, start and end): the one that ended
+    /// The period whose report is due at `now`, as [`period`] reads it: the one that ended
     /// when the current one began, while the current one is in its first day; none after.
-    pub fn due(&self, now: DateTime<Utc>) -> Option<(String, DateTime<Utc>, DateTime<Utc>)> {
-        use chrono::{Datelike, Months, TimeDelta};
+    pub fn due(&self, now: DateTime<Utc>) -> Option<String> {
+        use chrono::{Datelike, Months};
         let today = now.date_naive();
-        let (start, previous, name) = match self.every {
-            Every::Month => {
-                let start = today.with_day(1)?;
-                let previous = start.checked_sub_months(Months::new(1))?;
-                (start, previous, previous.format("%Y-%m").to_string())
-            }
-            Every::Day => {
-                let previous = today.pred_opt()?;
-                (today, previous, previous.format("%Y-%m-%d").to_string())
-            }
-        };
-        let utc = |d: chrono::NaiveDate| d.and_hms_opt(0, 0, 0).map(|t| t.and_utc());
-        let (since, until) = (utc(previous)?, utc(start)?);
-        (now - until < TimeDelta::days(1)).then_some((name, since, until))
+        match self.every {
+            Every::Month => (today.day() == 1).then(|| {
+                today
+                    .checked_sub_months(Months::new(1))
+                    .map(|previous| previous.format("%Y-%m").to_string())
+            })?,
+            Every::Day => today.pred_opt().map(|d| d.format("%Y-%m-%d").to_string()),
+        }
     }
 }
 
@@ -729,18 +715,19 @@ mod tests {
             ("2027-01-01T06:00:00Z", Some("2026-12")),
         ] {
             let got = monthly.due(at(now));
-            assert_eq!(got.as_ref().map(|d| d.0.as_str()), due, "{now}");
-            if let Some((name, since, until)) = got {
-                assert_eq!((since, until), period(&name).unwrap(), "{now}");
+            assert_eq!(got.as_deref(), due, "{now}");
+            if let Some(name) = got {
+                let (_, until) = period(&name).unwrap();
+                assert!(until <= at(now), "{now}: the period is over");
             }
         }
         let daily = ReportSchedule {
             every: Every::Day,
             ..monthly
         };
-        let (name, since, until) = daily.due(at("2026-12-06T15:00:00Z")).unwrap();
+        let name = daily.due(at("2026-12-06T15:00:00Z")).unwrap();
         assert_eq!(name, "2026-12-05");
-        assert_eq!((since, until), period("2026-12-05").unwrap());
+        assert_eq!(period(&name).unwrap().1, at("2026-12-06T00:00:00Z"));
     }
 
     #[test]

@@ -46,7 +46,8 @@ pub fn policy() -> String {
 
 use watchfloor_core::time::span_text;
 
-fn time(t: Option<i64>) -> String {
+/// A time in seconds as the report says it, or a dash for none.
+pub fn time(t: Option<i64>) -> String {
     t.map(span_text).unwrap_or_else(|| "—".into())
 }
 
@@ -230,6 +231,13 @@ impl ReportMessage {
         generated: DateTime<Utc>,
     ) -> Self {
         let f = &c.report.all;
+        let spread = |what: &str, s: &Spread| {
+            format!(
+                "{what}: median {}, 90th percentile {}",
+                time(s.median_s),
+                time(s.p90_s)
+            )
+        };
         let summary = vec![
             format!("Incidents first seen: {}", f.incidents),
             format!(
@@ -242,26 +250,10 @@ impl ReportMessage {
                 "Open at the end: {} ({} past SLA)",
                 f.open_at_end, f.open_breaches
             ),
-            format!(
-                "Delivery lag: median {}, 90th percentile {}",
-                time(f.delivery_lag.median_s),
-                time(f.delivery_lag.p90_s)
-            ),
-            format!(
-                "Provider's time to resolve: median {}, 90th percentile {}",
-                time(f.provider_time_to_resolve.median_s),
-                time(f.provider_time_to_resolve.p90_s)
-            ),
-            format!(
-                "Time to acknowledge: median {}, 90th percentile {}",
-                time(f.time_to_acknowledge.median_s),
-                time(f.time_to_acknowledge.p90_s)
-            ),
-            format!(
-                "Time to close: median {}, 90th percentile {}",
-                time(f.time_to_close.median_s),
-                time(f.time_to_close.p90_s)
-            ),
+            spread("Delivery lag", &f.delivery_lag),
+            spread("Provider's time to resolve", &f.provider_time_to_resolve),
+            spread("Time to acknowledge", &f.time_to_acknowledge),
+            spread("Time to close", &f.time_to_close),
             format!("Critical and high incidents: {}", c.notable_total),
         ];
         ReportMessage {

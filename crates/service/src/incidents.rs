@@ -68,11 +68,7 @@ impl Service {
         no_nul("the owner", incident.owner.as_deref().unwrap_or_default())?;
         no_labels_with_nul(&incident.labels)?;
         if let Some(owner) = &incident.owner {
-            let as_change = Change::Update(Edit {
-                owner: Some(Some(owner.clone())),
-                ..Edit::default()
-            });
-            self.check_owner(&as_change, incident.organization.as_deref())
+            self.check_owner(owner, incident.organization.as_deref())
                 .await?;
         }
         Ok(self
@@ -92,8 +88,10 @@ impl Service {
     ) -> Result<Incident, ServiceError> {
         let incident = self.changeable(caller, id).await?;
         check_change(change)?;
-        self.check_owner(change, incident.organization.as_deref())
-            .await?;
+        if let Some(owner) = owner_of(change) {
+            self.check_owner(owner, incident.organization.as_deref())
+                .await?;
+        }
         Ok(self
             .store
             .change_incident(id, version, &caller.name, change, &self.sla)
@@ -119,16 +117,9 @@ impl Service {
     /// organization: a name that nobody can act as would leave the incident with no one.
     async fn check_owner(
         &self,
-        change: &Change,
+        owner: &str,
         organization: Option<&str>,
     ) -> Result<(), ServiceError> {
-        let Change::Update(Edit {
-            owner: Some(Some(owner)),
-            ..
-        }) = change
-        else {
-            return Ok(());
-        };
         let Some(user) = self.store.user(owner).await? else {
             return Err(ServiceError::Invalid(format!(
                 "there is no user {owner}: assign the incident to one of `users list`"
@@ -158,8 +149,8 @@ impl Service {
     ) -> Result<Incident, ServiceError> {
         let incident = self.changeable(caller, id).await?;
         changes.iter().try_for_each(check_change)?;
-        for change in changes {
-            self.check_owner(change, incident.organization.as_deref())
+        for owner in changes.iter().filter_map(owner_of) {
+            self.check_owner(owner, incident.organization.as_deref())
                 .await?;
         }
         Ok(self
@@ -263,6 +254,17 @@ impl Service {
     pub async fn context(&self, caller: &Caller, id: i64) -> Result<Value, ServiceError> {
         self.visible(caller, id).await?;
         Ok(self.store.context(id).await?)
+    }
+}
+
+/// The owner a change assigns, if it assigns one.
+fn owner_of(change: &Change) -> Option<&str> {
+    match change {
+        Change::Update(Edit {
+            owner: Some(Some(owner)),
+            ..
+        }) => Some(owner),
+        _ => None,
     }
 }
 

@@ -65,7 +65,7 @@ pub struct ChannelView {
 impl Service {
     /// Only callers who see every organization read channels: they carry every one's
     /// incidents.
-    fn may_read_channels(&self, caller: &Caller) -> Result<(), ServiceError> {
+    pub(crate) fn may_read_channels(&self, caller: &Caller) -> Result<(), ServiceError> {
         match caller.scope {
             Scope::All => Ok(()),
             Scope::Orgs(_) => Err(ServiceError::Forbidden(
@@ -74,7 +74,7 @@ impl Service {
         }
     }
 
-    fn channel(&self, name: &str) -> Result<&ChannelConfig, ServiceError> {
+    pub(crate) fn channel(&self, name: &str) -> Result<&ChannelConfig, ServiceError> {
         self.channels
             .iter()
             .find(|c| c.name == name)

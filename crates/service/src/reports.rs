@@ -150,7 +150,7 @@ impl Service {
     pub async fn send_scheduled_reports(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         for schedule in self.reports.iter() {
-            if let Some((period, _, _)) = schedule.due(now) {
+            if let Some(period) = schedule.due(now) {
                 let send = ReportSend {
                     id: report_send_id(&schedule.org, &schedule.channel, &period),
                     organization: schedule.org.clone(),
@@ -182,9 +182,7 @@ impl Service {
                 Err((error, for_good)) => {
                     tracing::warn!(report = %send.id, channel = %send.channel, %error, "a scheduled report was not sent");
                     let give_up = self
-                        .channels()
-                        .iter()
-                        .find(|c| c.name == send.channel)
+                        .channel(&send.channel)
                         .map(|c| c.give_up_after)
                         .unwrap_or_default();
                     let outcome = match for_good {
@@ -208,12 +206,9 @@ impl Service {
 
     /// Reads and sends one scheduled report; on failure, why, and whether it is for good.
     async fn send_report(&self, send: &ReportSend) -> Result<(), (String, bool)> {
-        let Some(channel) = self.channels().iter().find(|c| c.name == send.channel) else {
-            return Err((
-                format!("the channel `{}` is no longer configured", send.channel),
-                true,
-            ));
-        };
+        let channel = self
+            .channel(&send.channel)
+            .map_err(|e| (e.to_string(), true))?;
         let (since, until) =
             watchfloor_core::report::period(&send.period).map_err(|m| (m, true))?;
         let caller = Caller {
@@ -246,11 +241,7 @@ impl Service {
     /// The scheduled reports queued and sent, newest first (callers who see every
     /// organization only).
     pub async fn report_sends(&self, caller: &Caller) -> Result<Vec<ReportSend>, ServiceError> {
-        if caller.scope != Scope::All {
-            return Err(ServiceError::Forbidden(
-                "scheduled reports go to every organization's channels: only users who see all of them read them".into(),
-            ));
-        }
+        self.may_read_channels(caller)?;
         Ok(self.store.report_sends(200).await?)
     }
 }

@@ -508,6 +508,7 @@ fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo
 
 /// Applies a lifecycle change to `before` inside a transaction: the new fields, a version
 /// bump, the SLA due time for the new severity, and an entry of `kind` listing what moved.
+/// Returns what moved and the lifecycle as written.
 #[allow(clippy::too_many_arguments)]
 async fn apply_change(
     tx: &mut Tx,
@@ -518,7 +519,7 @@ async fn apply_change(
     sla: &SlaPolicy,
     kind: &str,
     now: DateTime<Utc>,
-) -> Result<Value, StoreError> {
+) -> Result<(Value, watchfloor_core::Lifecycle), StoreError> {
     let id = before.id;
     let mut after = before.lifecycle();
     let moved = after
@@ -575,7 +576,7 @@ async fn apply_change(
     let moved = serde_json::to_value(&moved).map_err(|e| StoreError::Database(e.to_string()))?;
     let body = serde_json::json!({"changes": moved});
     insert_entry(tx, id, now, author, kind, &body).await?;
-    Ok(moved)
+    Ok((moved, after))
 }
 
 /// Queues a push of an incident's change to its provider.
@@ -1145,21 +1146,27 @@ impl SqlStore {
         };
         let mut out = Facets::default();
         let mut reached = false;
-        for facet in ["status", "severity", "organization", "owner", "instance"] {
+        for (facet, column) in [
+            (Facet::Status, "status"),
+            (Facet::Severity, "severity"),
+            (Facet::Organization, "organization"),
+            (Facet::Owner, "owner"),
+            (Facet::Instance, "instance"),
+        ] {
             let mut f = base.clone();
             match facet {
-                "status" => f.status.clear(),
-                "severity" => {
+                Facet::Status => f.status.clear(),
+                Facet::Severity => {
                     f.severity.clear();
                     f.min_severity = None;
                 }
-                "organization" => f.organization = None,
-                "owner" => f.owner = None,
-                _ => f.instance = None,
+                Facet::Organization => f.organization = None,
+                Facet::Owner => f.owner = None,
+                Facet::Instance => f.instance = None,
             }
             let mut q = self.sql(format!(
                 "SELECT CAST(value AS TEXT) AS value, CAST(COUNT(*) AS BIGINT) AS n FROM \
-                 (SELECT {facet} AS value FROM incidents WHERE 1 = 1"
+                 (SELECT {column} AS value FROM incidents WHERE 1 = 1"
             ));
             push_filter(&mut q, &f, &hints);
             q.push(" LIMIT ")
@@ -1172,7 +1179,7 @@ impl SqlStore {
             }
             reached |= counts.iter().map(|(_, n)| n).sum::<u64>() >= Facets::SAMPLE as u64;
             match facet {
-                "status" => {
+                Facet::Status => {
                     out.status = [Status::Pending, Status::Active, Status::Closed]
                         .into_iter()
                         .map(|s| {
@@ -1184,7 +1191,7 @@ impl SqlStore {
                         })
                         .collect();
                 }
-                "severity" => {
+                Facet::Severity => {
                     out.severity = Severity::ALL
                         .into_iter()
                         .rev()
@@ -1203,7 +1210,7 @@ impl SqlStore {
                         })
                         .collect();
                 }
-                "organization" => {
+                Facet::Organization => {
                     // One entry per organization whatever its case, shown as most spell it.
                     let mut merged: Vec<(String, u64, u64)> = Vec::new();
                     for (v, n) in counts {
@@ -1223,14 +1230,14 @@ impl SqlStore {
                         .map(|(o, n, _)| (o, n))
                         .collect();
                 }
-                "owner" => {
+                Facet::Owner => {
                     out.owner = counts
                         .into_iter()
                         .take(Facets::TOP)
                         .map(|(v, n)| (v.filter(|v| !v.is_empty()), n))
                         .collect();
                 }
-                _ => {
+                Facet::Instance => {
                     out.instance = counts
                         .into_iter()
                         .take(Facets::TOP)
@@ -1648,7 +1655,7 @@ impl IncidentStore for SqlStore {
                 });
             }
             for change in changes {
-                let moved = apply_change(
+                let (moved, _) = apply_change(
                     &mut tx,
                     self.backend,
                     &before,
@@ -2123,7 +2130,7 @@ impl OutboxStore for SqlStore {
                 )
                 .await
                 {
-                    Ok(moved) => {
+                    Ok((moved, _)) => {
                         rules::queue_event(&mut tx, self.backend, id, "remote", &moved, 0).await?
                     }
                     // The local change wins; the war room shows both.

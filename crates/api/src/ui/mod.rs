@@ -253,6 +253,15 @@ impl FormData {
     }
 }
 
+/// The pages every user has, as the navigation lists them.
+const NAV: [(&str, &str); 5] = [
+    ("/", "Queue"),
+    ("/dashboard", "Dashboard"),
+    ("/reports", "Providers"),
+    ("/indicators", "Indicators"),
+    ("/instances", "Instances"),
+];
+
 /// A page with the header and navigation.
 pub(crate) fn layout(
     title: &str,
@@ -261,13 +270,6 @@ pub(crate) fn layout(
     active: &str,
     body: Markup,
 ) -> Response {
-    let nav = [
-        ("/", "Queue"),
-        ("/dashboard", "Dashboard"),
-        ("/reports", "Providers"),
-        ("/indicators", "Indicators"),
-        ("/instances", "Instances"),
-    ];
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -283,7 +285,7 @@ pub(crate) fn layout(
                 header.top {
                     a.brand href="/" { "watchfloor" }
                     nav {
-                        @for (href, name) in nav {
+                        @for (href, name) in NAV {
                             a href=(href) class=[(active == name).then_some("active")] { (name) }
                         }
                         @if Scope::of(user) == Scope::All {
@@ -336,13 +338,7 @@ pub(crate) fn error_page(e: ApiError) -> Response {
             body {
                 header.top {
                     a.brand href="/" { "watchfloor" }
-                    nav {
-                        a href="/" { "Queue" }
-                        a href="/dashboard" { "Dashboard" }
-                        a href="/reports" { "Providers" }
-                        a href="/indicators" { "Indicators" }
-                        a href="/instances" { "Instances" }
-                    }
+                    nav { @for (href, name) in NAV { a href=(href) { (name) } } }
                 }
                 main.narrow {
                     h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }

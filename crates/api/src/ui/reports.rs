@@ -18,7 +18,7 @@ use watchfloor_storage::User;
 use super::{Csrf, error_page, layout, span_text};
 use crate::error::ApiError;
 use crate::state::AppState;
-use watchfloor_notify::report_page::customer_report_html;
+use watchfloor_notify::report_page::{customer_report_html, time};
 
 /// Weeks in the trend charts.
 const WEEKS: u32 = 12;
@@ -53,10 +53,6 @@ impl ReportQuery {
         q.append_pair("period", period);
         format!("{path}?{}", q.finish())
     }
-}
-
-fn time(t: Option<i64>) -> String {
-    t.map(span_text).unwrap_or_else(|| "—".into())
 }
 
 fn share(v: Option<f64>) -> String {

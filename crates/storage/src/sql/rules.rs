@@ -867,7 +867,7 @@ async fn effect_of(
                 None => super::read_incident(tx, backend, id).await?,
             };
             for change in changes.iter() {
-                let moved = super::apply_change(
+                let (moved, after) = super::apply_change(
                     tx, backend, &incident, &author, change, sla, "change", now,
                 )
                 .await?;
@@ -877,12 +877,7 @@ async fn effect_of(
                     super::queue_push(tx, &incident, &mirrored, now).await?;
                 }
                 queue_event_in(tx, backend, gate, id, trigger_of(change), &moved, depth).await?;
-                // The incident as the change left it, for the next change (as the store wrote
-                // it: the lifecycle is the one `apply_change` applied).
-                let mut after = incident.lifecycle();
-                after
-                    .apply(change, now)
-                    .map_err(|error| StoreError::Refused { id, error })?;
+                // The incident as the change left it, for the next change.
                 incident.set_lifecycle(after, sla, now);
             }
             known.insert(id, incident);
