@@ -2,10 +2,10 @@
 //!
 //! Headers come from the first row's keys, sorted, unless given. `remove_null` drops columns that
 //! are empty (`""`, null, `[]`, `{}`) in every row. Cells format dicts as `k: v` lines and lists as
-//! `,`-joined Python `str()` items; line breaks become `<br/>`, and `|` and backticks are escaped.
-//! Provider data reaches these cells, so cells and headers also escape HTML (`&`, `<`, `>`) and
-//! link brackets: a hostile title can neither break the table nor inject markup. XSOAR itself
-//! escapes only `|` and backticks.
+//! `,`-joined Python `str()` items; line breaks become `<br/>`, and `|` and backticks are escaped,
+//! as XSOAR does, and nothing else: the bytes are XSOAR's. The one addition is that a backslash
+//! written just before `|` or a backtick is escaped too, so provider text cannot split a cell.
+//! Where tables are shown (terminal, UI), raw HTML reads as text and provider links do not work.
 
 use serde::Deserialize;
 use serde_json::{Map, Value};
@@ -199,20 +199,25 @@ pub fn escape_html(s: &str) -> String {
         .replace('>', "&gt;")
 }
 
-/// Escapes a cell: `&`, `<` and `>` become HTML entities and `[`/`]` get a backslash, so provider
-/// text cannot inject HTML or links; line breaks become [`CELL_BREAK`]; `|` and backticks get a
-/// backslash, as in XSOAR.
+/// Escapes a cell as XSOAR's `tableToMarkdown` does: line breaks become [`CELL_BREAK`], and `|`
+/// and backticks get a backslash. One addition keeps the table whole: a backslash the provider
+/// wrote just before `|` or a backtick is itself escaped, so it cannot cancel that escape and
+/// split the cell. Everything else (`&`, `<`, `>`, `[`, `]`, other backslashes) is kept as
+/// written; where the table is shown, raw HTML reads as text and provider links do not work.
 pub fn escape(s: &str) -> String {
-    escape_html(s)
-        // First, so a backslash the provider sent cannot cancel the escapes below.
-        .replace('\\', "\\\\")
-        .replace('[', "\\[")
-        .replace(']', "\\]")
-        .replace("\r\n", "\n")
-        .replace('\r', "\n")
-        .replace('\n', CELL_BREAK)
-        .replace('|', "\\|")
-        .replace('`', "\\`")
+    let s = s.replace("\r\n", "\n").replace('\r', "\n");
+    let mut out = String::with_capacity(s.len() + 8);
+    let mut chars = s.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' if matches!(chars.peek(), Some('|' | '`')) => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            '`' => out.push_str("\\`"),
+            '\n' => out.push_str(CELL_BREAK),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escapes text shown as a markdown block (not a table cell): HTML, backslashes, link brackets,
@@ -436,17 +441,39 @@ mod tests {
         );
     }
 
-    /// Regression (hardening 5): a backslash-escaped link `\[click me\](...)` came out as
-    /// `\\[click me\\](...)`, which renders as a live link; a backslash before a backtick
-    /// opened a code span.
+    /// Regression (hardening 5): a backslash before a `|` or a backtick cancelled its escape,
+    /// so provider text could split a cell or open a code span.
     #[test]
     fn a_provider_backslash_cannot_cancel_an_escape() {
         check(
             "",
-            json!([{"t": "\\[click me\\](http://evil.example/phish) \\`code"}]),
+            json!([{"t": "a\\|b \\`code"}]),
             TableOptions::default(),
-            "|t|\n|---|\n| \\\\\\[click me\\\\\\](http://evil.example/phish) \\\\\\`code |\n",
+            "|t|\n|---|\n| a\\\\\\|b \\\\\\`code |\n",
         );
+    }
+
+    /// Cells keep XSOAR's bytes: `tableToMarkdown` escapes only line breaks, `|` and backticks,
+    /// so Windows paths, JSON lists and HTML-looking text read as the provider wrote them
+    /// (issue 33, point 1: `C:\\Windows` came out as `C:\\\\Windows`, `[` as `\\[`).
+    #[test]
+    fn cells_keep_xsoars_bytes() {
+        for (cell, expected) in [
+            (
+                "C:\\Windows\\System32\\cmd.exe",
+                "C:\\Windows\\System32\\cmd.exe",
+            ),
+            ("[\"1235\", \"123456\"]", "[\"1235\", \"123456\"]"),
+            ("[{}]", "[{}]"),
+            ("a & <b> -> c", "a & <b> -> c"),
+            ("\\\\server\\share", "\\\\server\\share"),
+            ("one|two", "one\\|two"),
+            ("`x`", "\\`x\\`"),
+            ("l1\r\nl2\rl3\nl4", "l1<br/>l2<br/>l3<br/>l4"),
+            ("trailing\\", "trailing\\"),
+        ] {
+            assert_eq!(escape(cell), expected, "{cell:?}");
+        }
     }
 
     /// Regression (hardening 7): details shown by `incidents show` kept links live.
@@ -481,19 +508,22 @@ mod tests {
         );
     }
 
+    /// Hostile text cannot break the table: a `|` or a line break stays in its cell, a backtick
+    /// opens no code span. HTML and links stay as written, as in XSOAR; the UI shows raw HTML
+    /// as text and provider links as text (see `ui::markdown`).
     #[test]
-    fn escapes_attacker_controlled_cells() {
+    fn attacker_controlled_cells_stay_in_their_cell() {
         check(
             "",
             json!([{"title": "a|b `rm -rf` <script>\r\nline2 [x](http://evil) &amp;"}]),
             TableOptions::default(),
-            "|title|\n|---|\n| a\\|b \\`rm -rf\\` &lt;script&gt;<br/>line2 \\[x\\](http://evil) &amp;amp; |\n",
+            "|title|\n|---|\n| a\\|b \\`rm -rf\\` <script><br/>line2 [x](http://evil) &amp; |\n",
         );
         check(
             "",
             json!([{"a|b<i>": 1}]),
             TableOptions::default(),
-            "|a\\|b&lt;i&gt;|\n|---|\n| 1 |\n",
+            "|a\\|b<i>|\n|---|\n| 1 |\n",
         );
     }
 

@@ -65,9 +65,14 @@ pub fn unescape(s: &str) -> String {
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => match chars.next() {
-                Some(next) => out.push(next),
-                None => out.push('\\'),
+            // As in CommonMark, a backslash escapes ASCII punctuation only: `C:\Windows` keeps
+            // its backslash.
+            '\\' => match chars.clone().next() {
+                Some(next) if next.is_ascii_punctuation() => {
+                    out.push(next);
+                    chars.next();
+                }
+                _ => out.push('\\'),
             },
             c => out.push(c),
         }
@@ -298,6 +303,12 @@ mod tests {
             "### AROs\n|ID|Title|\n|---|---|\n| a1 | x -&gt; y \\| \\[z\\] |\n| a22 | 1<br/>2 |\n",
             80,
             "AROs\nID   Title\n───  ────────────\na1   x -> y | [z]\na22  1\n     2\n",
+        );
+        // Backslashes that escape nothing stay (a Windows path).
+        check(
+            "|Path|\n|---|\n| C:\\Windows\\cmd.exe \\| x |\n",
+            80,
+            "Path\n──────────────────────\nC:\\Windows\\cmd.exe | x\n",
         );
         check(
             "### Incidents\n**No entries.**\n",

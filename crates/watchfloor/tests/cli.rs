@@ -670,7 +670,7 @@ async fn every_covalence_command_runs_from_the_cli_in_both_modes() {
         orgs.stdout
     );
     assert!(
-        orgs.stdout.contains("Soylent &amp; Sons &lt;Foods&gt;"),
+        orgs.stdout.contains("| Soylent & Sons <Foods> |"),
         "{}",
         orgs.stdout
     );

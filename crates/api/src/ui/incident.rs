@@ -72,7 +72,7 @@ fn entry(e: &WarRoomEntry) -> Markup {
             }
             @if e.kind == "command" {
                 div.command { code { (e.body["command"].as_str().unwrap_or_default()) } }
-                div.md { (raw(markdown::to_html(e.body["text"].as_str().unwrap_or_default()))) }
+                div.md { (raw(markdown::command_html(e.body["text"].as_str().unwrap_or_default()))) }
             } @else if e.kind == "note" || e.kind == "chat" {
                 div.md { (raw(markdown::to_html(e.body["text"].as_str().unwrap_or_default()))) }
             } @else {
@@ -196,7 +196,7 @@ pub(crate) async fn page(
                 @if let Some(c) = last_command {
                     div.result {
                         div.meta { "Last: " code { (c.body["command"].as_str().unwrap_or_default()) } " · " (when(c.created)) }
-                        div.md { (raw(markdown::to_html(c.body["text"].as_str().unwrap_or_default()))) }
+                        div.md { (raw(markdown::command_html(c.body["text"].as_str().unwrap_or_default()))) }
                     }
                 }
                 h2 {

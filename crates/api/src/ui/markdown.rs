@@ -10,12 +10,25 @@ fn safe_url(url: &str) -> bool {
     lower.starts_with("http://") || lower.starts_with("https://") || lower.starts_with("mailto:")
 }
 
-/// `text` (markdown) as HTML that runs nothing.
+/// `text` (markdown) as HTML that runs nothing: a person's note, whose http, https and mailto
+/// links work.
 pub fn to_html(text: &str) -> String {
+    render(text, true)
+}
+
+/// A command's result as HTML that runs nothing and links nowhere. Its tables hold provider
+/// text as XSOAR wrote it (brackets unescaped), so a link in it shows as its text and its
+/// target, to read, not to follow.
+pub fn command_html(text: &str) -> String {
+    render(text, false)
+}
+
+fn render(text: &str, links: bool) -> String {
     let mut options = Options::empty();
     options.insert(Options::ENABLE_TABLES);
     options.insert(Options::ENABLE_STRIKETHROUGH);
     let mut in_unsafe_link = 0usize;
+    let mut pending_targets: Vec<CowStr<'_>> = Vec::new();
     let events = Parser::new_ext(text, options).filter_map(|event| match event {
         // Raw HTML is text here.
         Event::Html(html) | Event::InlineHtml(html) => Some(Event::Text(html)),
@@ -28,7 +41,10 @@ pub fn to_html(text: &str) -> String {
             title,
             id,
         }) => {
-            if safe_url(&dest_url) {
+            if !links {
+                pending_targets.push(dest_url);
+                None
+            } else if safe_url(&dest_url) {
                 Some(Event::Start(Tag::Link {
                     link_type,
                     dest_url,
@@ -40,13 +56,19 @@ pub fn to_html(text: &str) -> String {
                 None
             }
         }
+        Event::End(TagEnd::Link) if !links => pending_targets
+            .pop()
+            .map(|target| Event::Text(CowStr::from(format!(" ({target})")))),
         Event::End(TagEnd::Link) if in_unsafe_link > 0 => {
             in_unsafe_link -= 1;
             None
         }
         // An image is a link to it, if its target is safe, else its description alone.
         Event::Start(Tag::Image { dest_url, .. }) => {
-            if safe_url(&dest_url) {
+            if !links {
+                pending_targets.push(dest_url);
+                None
+            } else if safe_url(&dest_url) {
                 Some(Event::Start(Tag::Link {
                     link_type: LinkType::Inline,
                     dest_url,
@@ -59,7 +81,11 @@ pub fn to_html(text: &str) -> String {
             }
         }
         Event::End(TagEnd::Image) => {
-            if in_unsafe_link > 0 {
+            if !links {
+                pending_targets
+                    .pop()
+                    .map(|target| Event::Text(CowStr::from(format!(" ({target})"))))
+            } else if in_unsafe_link > 0 {
                 in_unsafe_link -= 1;
                 None
             } else {
@@ -120,6 +146,38 @@ mod tests {
             "|A|B|\n|---|---|\n|<b>x</b>|2|",
             &["<table>", "<td>&lt;b&gt;x&lt;/b&gt;</td>"],
             &["<b>"],
+        );
+    }
+
+    /// Command results keep provider brackets as XSOAR does (issue 33), so a link written by a
+    /// provider shows as text with its target and cannot be clicked.
+    #[test]
+    fn provider_links_in_command_results_cannot_be_followed() {
+        for (markdown, shown) in [
+            (
+                "|t|\n|---|\n| [click me](http://evil.example/phish) |\n",
+                "click me (http://evil.example/phish)",
+            ),
+            (
+                "see [x](javascript:alert(1))",
+                "see x (javascript:alert(1))",
+            ),
+            (
+                "![logo](https://example.com/a.png)",
+                "logo (https://example.com/a.png)",
+            ),
+            (
+                "[a [nested](https://b.example)](https://c.example)",
+                "nested (https://b.example)",
+            ),
+        ] {
+            let html = command_html(markdown);
+            assert!(html.contains(shown), "{markdown:?} → {html:?}");
+            assert!(!html.contains("<a") && !html.contains("<img"), "{html:?}");
+        }
+        // A note's links still work.
+        assert!(
+            to_html("[docs](https://example.com)").contains("<a href=\"https://example.com\">")
         );
     }
 

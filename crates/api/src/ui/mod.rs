@@ -1,7 +1,8 @@
 //! The analysts' web UI: server-rendered pages on the same listener, users and rules as the API.
 //!
 //! Pages are HTML made with `maud`, which escapes every value it is given; provider markdown
-//! goes through [`markdown::to_html`]. Forms post and redirect, so every action works without
+//! goes through [`markdown::to_html`], command results through [`markdown::command_html`],
+//! which shows a provider's links as text. Forms post and redirect, so every action works without
 //! script; `assets/app.js` adds keyboard moves, live queue updates and command completion. A
 //! strict Content-Security-Policy allows only the binary's own script and style. A login gives
 //! an HttpOnly, SameSite=Strict session cookie (Secure under TLS), and every form carries a

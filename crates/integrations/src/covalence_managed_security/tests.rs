@@ -311,9 +311,7 @@ async fn comment_is_stored_and_the_context_gets_the_aro() {
         ))
         .await;
     assert!(
-        entry
-            .readable
-            .contains("Called &lt;b&gt;the&lt;/b&gt; site lead"),
+        entry.readable.contains("Called <b>the</b> site lead"),
         "{}",
         entry.readable
     );

@@ -3,7 +3,6 @@
 
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use watchfloor_core::table::escape;
 use watchfloor_core::{Args, CommandDef, Entry};
 
 use super::client::Covalence;
@@ -377,7 +376,8 @@ impl CovalenceSecurityProvidersInstance {
         } else {
             "Internal network set as"
         };
-        let readable = format!("{verb} {} with notes \"{}\"", escape(cidr), escape(notes));
+        // The reference's sentence, byte for byte: where it is shown, raw HTML reads as text.
+        let readable = format!("{verb} {cidr} with notes \"{notes}\"");
         let context = if written.len() == 1 {
             written[0].clone()
         } else {

@@ -238,11 +238,11 @@ async fn summaries_match_the_reference_and_details_keeps_everything() {
             "type"
         ]
     );
-    // Provider text is escaped in the table.
+    // Provider text keeps XSOAR's bytes in the table; its `|` cannot split the cell.
     let all = app.run("direct", "!cov-secpr-list-alerts").await;
     assert!(
         all.readable
-            .contains("Script injection &lt;script&gt;alert(1)&lt;/script&gt; \\| in title"),
+            .contains("Script injection <script>alert(1)</script> \\| in title"),
         "{}",
         all.readable
     );
@@ -351,7 +351,7 @@ async fn a_network_set_shows_in_the_next_list_without_wiping_the_others() {
         .await;
     assert_eq!(
         set.readable,
-        "Internal network set as 10.99.0.0/16 with notes \"Lab \\| &lt;b&gt;new&lt;/b&gt;\""
+        "Internal network set as 10.99.0.0/16 with notes \"Lab | <b>new</b>\""
     );
     assert_eq!(
         set.entry_context(),
@@ -744,4 +744,24 @@ async fn every_alert_field_is_a_declared_output() {
     );
     assert!(missing.is_empty(), "undeclared outputs: {missing:?}");
     assert!(declared.len() >= 55, "{}", declared.len());
+}
+
+/// Issue 33, point 1: a Windows path read `C:\\Windows\\...` in the table, as every backslash was
+/// escaped; XSOAR's `tableToMarkdown` keeps it as written. Golden bytes of one whole table.
+#[tokio::test]
+async fn a_process_table_keeps_xsoars_bytes() {
+    let app = spawn().await;
+    let entry = app
+        .run(
+            "direct",
+            "!cov-secpr-search-endpoint-process name=chrome.exe advanced_filter=username=jdoe",
+        )
+        .await;
+    assert_eq!(
+        entry.readable,
+        "### Endpoint Process\n\
+         |Commandline|Firstseentime|Lastseentime|Processpath|Username|\n\
+         |---|---|---|---|---|\n\
+         | chrome.exe -NoProfile | 2024-05-01T08:00:00.000Z | 2024-05-02T08:00:00.000Z | C:\\Windows\\System32\\chrome.exe | jdoe |\n"
+    );
 }

@@ -544,7 +544,7 @@ mod golden {
                 "### Incident query\n\
                  |Incident Number|Time Created|Status|Classification|Assigned Person|Description|Analyst Assessment|Number of Analyzed Signatures|Signatures|Related Incidents|Comment|\n\
                  |---|---|---|---|---|---|---|---|---|---|---|\n\
-                 | 565656 | 2017-12-20T09:53:18.185Z |  | Activity Summary - Scans for Web Servers |  | Scans for Web Servers have been detected | Lorem ipsum dolor sit amet, consectetur adipisicing elit. | 5 | \\[{}\\] | \\[\"1235\", \"123456\", \"123457\"\\] | CommentTest |\n",
+                 | 565656 | 2017-12-20T09:53:18.185Z |  | Activity Summary - Scans for Web Servers |  | Scans for Web Servers have been detected | Lorem ipsum dolor sit amet, consectetur adipisicing elit. | 5 | [{}] | [\"1235\", \"123456\", \"123457\"] | CommentTest |\n",
                 all.join(", ")
             )
         );

@@ -161,9 +161,9 @@ async fn an_incident_with_several_comments_signatures_and_attachments() {
     // only one: quirk 8); the signatures as the reference's `json.dumps`.
     assert!(
         entry.readable.contains(
-            "| Note 1 on &lt;Outbound Malware Callback&gt; &amp; follow-up,<br/>Note 2 on"
+            "| Note 1 on <Outbound Malware Callback> & follow-up,<br/>Note 2 on"
         ) && entry.readable.contains(
-            "\\[{\"SourceIPString\": \"203.0.113.154\", \"SignatureName\": \"SQLi Attempt\", \"VendorSignature\": \"SIG-1723\", \"NumberBlocked\": \"0\", \"NumberNotBlocked\": \"2\"}\\]"
+            "[{\"SourceIPString\": \"203.0.113.154\", \"SignatureName\": \"SQLi Attempt\", \"VendorSignature\": \"SIG-1723\", \"NumberBlocked\": \"0\", \"NumberNotBlocked\": \"2\"}]"
         ),
         "{}",
         entry.readable
