@@ -353,6 +353,61 @@ pub(crate) mod test_support {
         }
     }
 
+    /// Every path in `value` (an object or a list of them), as `a`, `a.b`, `a.b.c`: keys of
+    /// nested objects and of objects in lists, as XSOAR's context paths name them.
+    pub fn paths(value: &Value) -> std::collections::BTreeSet<String> {
+        fn walk(v: &Value, prefix: &str, out: &mut std::collections::BTreeSet<String>) {
+            match v {
+                Value::Object(o) => {
+                    for (k, v) in o {
+                        let path = if prefix.is_empty() {
+                            k.clone()
+                        } else {
+                            format!("{prefix}.{k}")
+                        };
+                        out.insert(path.clone());
+                        walk(v, &path, out);
+                    }
+                }
+                Value::Array(items) => items.iter().for_each(|i| walk(i, prefix, out)),
+                _ => {}
+            }
+        }
+        let mut out = std::collections::BTreeSet::new();
+        walk(value, "", &mut out);
+        out
+    }
+
+    /// Checks a command's declared outputs against the context of whole records: every path
+    /// the context has is declared (or is the parent of declared paths), and every declared
+    /// path is in the context. The error names what is missing on either side.
+    pub fn outputs_declared(
+        command: &watchfloor_core::CommandDef,
+        contexts: &[Value],
+    ) -> Result<(), String> {
+        let prefix = format!("{}.", command.outputs_prefix.as_deref().unwrap_or_default());
+        let declared: std::collections::BTreeSet<String> = command
+            .outputs
+            .iter()
+            .map(|o| o.path.strip_prefix(&prefix).unwrap_or(&o.path).to_string())
+            .collect();
+        let seen: std::collections::BTreeSet<String> = contexts.iter().flat_map(paths).collect();
+        let is_parent = |p: &String| declared.iter().any(|d| d.starts_with(&format!("{p}.")));
+        let undeclared: Vec<&String> = seen
+            .iter()
+            .filter(|p| !declared.contains(*p) && !is_parent(p))
+            .collect();
+        let unseen: Vec<&String> = declared.iter().filter(|d| !seen.contains(*d)).collect();
+        if undeclared.is_empty() && unseen.is_empty() {
+            Ok(())
+        } else {
+            Err(format!(
+                "{}: undeclared outputs {undeclared:?}; declared but never in the context {unseen:?}",
+                command.name
+            ))
+        }
+    }
+
     use std::path::PathBuf;
     use std::sync::atomic::{AtomicUsize, Ordering};
 

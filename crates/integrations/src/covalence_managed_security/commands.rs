@@ -79,7 +79,7 @@ impl Instance for CovalenceManagedSecurityInstance {
                     Output::new(json!(orgs), json!(orgs))
                 }
                 "cov-mgsec-transition-aro" => self.transition_aro(args).await?,
-                "cov-mgsec-comment-aro" => self.comment_aro(command, args).await?,
+                "cov-mgsec-comment-aro" => self.comment_aro(args).await?,
                 "cov-mgsec-list-escalation-contacts" => self.escalation_contacts(args).await?,
                 "cov-mgsec-list-key-contacts" => self.key_contacts(args).await?,
                 "cov-mgsec-list-language" => self.language(args).await?,
@@ -306,37 +306,23 @@ impl CovalenceManagedSecurityInstance {
         Ok(Output::new(shape_aro(&aro, args.bool("details")), aro))
     }
 
-    async fn comment_aro(&self, command: &CommandDef, args: &Args) -> Result<Output, CommandError> {
-        let aro_id = arg(args, "aro_id")?;
+    /// The comment as the portal answers it, in the table and the context, as the reference
+    /// gave it (at its own keyed prefix, not among AROs).
+    async fn comment_aro(&self, args: &Args) -> Result<Output, CommandError> {
         let comment = self
             .portal
             .comment(
-                aro_id,
+                arg(args, "aro_id")?,
                 arg(args, "comment")?,
                 args.bool("is_comment_sensitive"),
             )
             .await?;
-        let shown: Map<String, Value> = ["id", "aro_id", "text", "sensitive", "created_time"]
-            .iter()
-            .filter_map(|k| comment.get(*k).map(|v| (k.to_string(), v.clone())))
-            .collect();
-        // The comment is on the provider now: a failed refresh of the ARO is a warning, not a
-        // failure of the command.
-        let (context, note) = match self.portal.aro(aro_id).await {
-            Ok(aro) => (shape_aro(&aro, args.bool("details")), None),
-            Err(e) => (
-                Value::Null,
-                Some(format!(
-                    "The comment was added, but reading the ARO back failed, so the context was not updated: {e}"
-                )),
-            ),
-        };
-        Ok(Output {
-            context,
-            readable: Some(command.readable(&Value::Object(shown))),
-            note,
-            raw: comment,
-        })
+        if !comment.is_object() {
+            return Err(CommandError::Provider(
+                "FES Portal answered the comment without a comment object".into(),
+            ));
+        }
+        Ok(Output::new(comment.clone(), comment))
     }
 
     async fn escalation_contacts(&self, args: &Args) -> Result<Output, CommandError> {

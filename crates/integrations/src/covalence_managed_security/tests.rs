@@ -275,6 +275,40 @@ async fn transition_changes_the_aro_and_a_later_get_aro_shows_it() {
         "{}",
         entry.readable
     );
+    // Issue 33, point 2: the whole ARO, as the reference returned it, so a playbook can read
+    // `last_updated_time` after a transition; details=false gives the summary.
+    assert!(
+        aro["last_updated_time"].is_string()
+            && aro["resolution_time"].is_string()
+            && aro["resolution_duration_seconds"].is_number()
+            && aro["steps"].is_array(),
+        "{aro}"
+    );
+    assert!(
+        entry.readable.contains("|Last Updated Time|"),
+        "{}",
+        entry.readable
+    );
+    let summary = app
+        .run(&format!(
+            "!cov-mgsec-transition-aro aro_id={id} resolution=Resolved details=false"
+        ))
+        .await;
+    let summary = &context(&summary)["FESPortal.ARO(val.ID && val.ID == obj.ID)"];
+    let mut keys: Vec<&String> = summary.as_object().unwrap().keys().collect();
+    keys.sort();
+    assert_eq!(
+        keys,
+        [
+            "ID",
+            "organization",
+            "resolution",
+            "severity",
+            "status",
+            "title",
+            "type"
+        ]
+    );
     let comments = app.sim.comments(&id);
     assert_eq!(comments.len(), 1);
     assert_eq!(
@@ -301,33 +335,11 @@ async fn transition_changes_the_aro_and_a_later_get_aro_shows_it() {
     );
 }
 
+/// Issue 33, point 3: the context held a re-read ARO, so the pack's `text` and `author.*`
+/// paths were absent. The comment object is the result, in the table and the context, and the
+/// ARO is not read again (one request, as the reference).
 #[tokio::test]
-async fn comment_is_stored_and_the_context_gets_the_aro() {
-    let app = spawn().await;
-    let id = app.aro_ids("Unresolved")[1].clone();
-    let entry = app
-        .run(&format!(
-            r#"!cov-mgsec-comment-aro aro_id={id} comment="Called <b>the</b> site lead""#
-        ))
-        .await;
-    assert!(
-        entry.readable.contains("Called <b>the</b> site lead"),
-        "{}",
-        entry.readable
-    );
-    assert_eq!(
-        context(&entry)["FESPortal.ARO(val.ID && val.ID == obj.ID)"]["ID"],
-        id.as_str()
-    );
-    let stored = app.sim.comments(&id);
-    assert_eq!((stored.len(), &stored[0]["sensitive"]), (1, &json!(false)));
-    assert_eq!(entry.raw["id"], stored[0]["id"]);
-}
-
-/// XSOAR fidelity 5: the comment is on the provider once it is posted, so a failed read-back
-/// of the ARO is a warning on a successful command, not an error that invites a second post.
-#[tokio::test]
-async fn a_failed_refresh_after_a_comment_is_a_warning() {
+async fn a_comment_is_stored_and_the_result_is_the_comment() {
     let app = spawn().await;
     let id = app.aro_ids("Unresolved")[1].clone();
     app.run("!cov-mgsec-list-org").await; // looks up the provider id first
@@ -340,30 +352,36 @@ async fn a_failed_refresh_after_a_comment_is_a_warning() {
             .sum()
     };
     let reads_before = aro_reads();
-    app.sim.faults.set(FaultSpec {
-        server_errors: 100,
-        only_path: Some("/aros".into()),
-        ..FaultSpec::default()
-    });
     let entry = app
         .run(&format!(
-            "!cov-mgsec-comment-aro aro_id={id} comment=posted"
+            r#"!cov-mgsec-comment-aro aro_id={id} comment="Called <b>the</b> site lead""#
         ))
         .await;
-    assert!(aro_reads() > reads_before, "the ARO was read back");
-    assert_eq!(app.sim.comments(&id).len(), 1, "the comment is stored");
+    assert_eq!(aro_reads(), reads_before, "the ARO is not read back");
     assert!(
-        entry.readable.contains("posted"),
-        "the comment is shown: {}",
-        entry.readable
-    );
-    assert!(
-        entry
-            .readable
-            .contains("The comment was added, but reading the ARO back failed"),
+        entry.readable.starts_with("### ARO\n")
+            && entry.readable.contains("| Called <b>the</b> site lead |"),
         "{}",
         entry.readable
     );
+    let stored = app.sim.comments(&id);
+    assert_eq!((stored.len(), &stored[0]["sensitive"]), (1, &json!(false)));
+    let ctx = context(&entry);
+    let comment = &ctx["FESPortal.AROComment(val.id && val.id == obj.id)"];
+    assert_eq!(comment, &stored[0], "the whole comment");
+    assert_eq!(
+        (
+            comment["text"].as_str(),
+            comment["aro_id"].as_str(),
+            comment["author"]["email"].as_str()
+        ),
+        (
+            Some("Called <b>the</b> site lead"),
+            Some(id.as_str()),
+            Some("analyst@mssp.example")
+        )
+    );
+    assert_eq!(entry.raw, stored[0]);
 }
 
 #[tokio::test]
@@ -1296,4 +1314,72 @@ async fn key_contacts_of_the_same_type_are_both_kept() {
         .filter_map(|c| c["first_name"].as_str())
         .collect();
     assert_eq!(names, ["Dana", "Sam"]);
+}
+
+/// Issue 33, points 2, 3 and 5: every field of every record a command returns (whole, with
+/// `details=true` where it applies) is a declared output, and every declared output is in the
+/// context; transition-aro once declared 4 of the ARO's paths.
+#[tokio::test]
+async fn every_field_of_every_record_is_a_declared_output() {
+    let app = spawn().await;
+    let def = super::definition();
+    let org = app.org_id(0);
+    let aro = app.aro_ids("Unresolved")[0].clone();
+    let other = app.aro_ids("Unresolved")[1].clone();
+    let mut failures = Vec::new();
+    for (command, line) in [
+        (
+            "cov-mgsec-get-aro",
+            r#"!cov-mgsec-get-aro query="status=Open" details=true"#.to_string(),
+        ),
+        ("cov-mgsec-list-org", "!cov-mgsec-list-org".to_string()),
+        (
+            "cov-mgsec-transition-aro",
+            format!("!cov-mgsec-transition-aro aro_id={aro} resolution=Resolved"),
+        ),
+        (
+            "cov-mgsec-comment-aro",
+            format!("!cov-mgsec-comment-aro aro_id={other} comment=seen is_comment_sensitive=true"),
+        ),
+        (
+            "cov-mgsec-list-escalation-contacts",
+            format!("!cov-mgsec-list-escalation-contacts org_id={org}"),
+        ),
+        (
+            "cov-mgsec-list-key-contacts",
+            format!("!cov-mgsec-list-key-contacts org_id={org}"),
+        ),
+        (
+            "cov-mgsec-list-language",
+            format!("!cov-mgsec-list-language org_id={org}"),
+        ),
+        (
+            "cov-mgsec-broker-list-org",
+            "!cov-mgsec-broker-list-org".to_string(),
+        ),
+        (
+            "cov-mgsec-broker-endpoint-action-by-host",
+            format!(
+                "!cov-mgsec-broker-endpoint-action-by-host action_type=ISOLATE org_id={org} host_identifier=WS-0192"
+            ),
+        ),
+        (
+            "cov-mgsec-broker-endpoint-action-by-aro",
+            format!("!cov-mgsec-broker-endpoint-action-by-aro action_type=RESTART aro_id={aro}"),
+        ),
+        (
+            "cov-mgsec-broker-cloud-action-by-aro",
+            format!("!cov-mgsec-broker-cloud-action-by-aro action_type=DISABLE_USER aro_id={aro}"),
+        ),
+    ] {
+        let entry = app.run(&line).await;
+        let value = entry.outputs.map(|o| o.value).unwrap_or_default();
+        assert!(!value.is_null(), "{line} gave no context");
+        if let Err(e) =
+            crate::test_support::outputs_declared(def.command(command).unwrap(), &[value])
+        {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

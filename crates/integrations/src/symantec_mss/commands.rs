@@ -244,13 +244,26 @@ impl SymantecMssInstance {
         Ok(incident_entry(command, &inc))
     }
 
-    /// Updates an incident's workflow. SWS takes every field at once, so values left out come
-    /// from the current workflow, which is queried only when one is needed.
-    pub(super) async fn update_workflow(
+    /// Updates an incident's workflow, for mirroring: an update SWS does not confirm is an error,
+    /// so the push is tried again.
+    pub(super) async fn confirmed_update(
         &self,
         number: &str,
         w: &Workflow<'_>,
     ) -> Result<(), CommandError> {
+        if self.update_workflow(number, w).await? {
+            Ok(())
+        } else {
+            Err(CommandError::Provider(format!(
+                "Symantec MSS did not confirm the update of incident {number}"
+            )))
+        }
+    }
+
+    /// Updates an incident's workflow; whether SWS confirmed it (`true`). SWS takes every field
+    /// at once, so values left out come from the current workflow, which is queried only when
+    /// one is needed.
+    async fn update_workflow(&self, number: &str, w: &Workflow<'_>) -> Result<bool, CommandError> {
         let (mut status, mut resolution, mut severity) = (
             w.status.map(str::to_string),
             w.resolution.map(str::to_string),
@@ -303,12 +316,7 @@ impl SymantecMssInstance {
                 ("Comments", w.comments),
             ])
             .await?;
-        if !confirmed {
-            return Err(CommandError::Provider(format!(
-                "Symantec MSS did not confirm the update of incident {number}"
-            )));
-        }
-        Ok(())
+        Ok(confirmed)
     }
 
     /// Updates the workflow (the update-incident command).
@@ -320,20 +328,27 @@ impl SymantecMssInstance {
                     .into(),
             ));
         }
-        self.update_workflow(
-            arg(args, "number")?,
-            &Workflow {
-                status: args.str("status"),
-                resolution: args.str("resolution"),
-                severity: args.str("severity"),
-                org,
-                person,
-                reference: args.str("reference"),
-                comments: args.str("comments"),
-            },
-        )
-        .await?;
-        let message = "Updated successfully";
+        let confirmed = self
+            .update_workflow(
+                arg(args, "number")?,
+                &Workflow {
+                    status: args.str("status"),
+                    resolution: args.str("resolution"),
+                    severity: args.str("severity"),
+                    org,
+                    person,
+                    reference: args.str("reference"),
+                    comments: args.str("comments"),
+                },
+            )
+            .await?;
+        // As the reference: SWS answering `false` is a result that says so, not an error, so a
+        // playbook goes on and can branch on it.
+        let message = if confirmed {
+            "Updated successfully"
+        } else {
+            "Update failed"
+        };
         Ok(command.entry_with_readable(
             command.readable(&json!([{"Update status": message}])),
             Value::Null,

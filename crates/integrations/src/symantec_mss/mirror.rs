@@ -75,7 +75,7 @@ impl SymantecMssInstance {
                     ..Workflow::default()
                 };
                 crate::in_time(send_by)?;
-                self.update_workflow(number, &workflow).await?;
+                self.confirmed_update(number, &workflow).await?;
                 format!("incident {number} closed as {wanted} in Symantec MSS")
             }
             Outgoing::Reopen => {
@@ -94,7 +94,7 @@ impl SymantecMssInstance {
                     ..Workflow::default()
                 };
                 crate::in_time(send_by)?;
-                self.update_workflow(number, &workflow).await?;
+                self.confirmed_update(number, &workflow).await?;
                 format!(
                     "incident {number} opened again in Symantec MSS (status Open, resolution Unresolved)"
                 )
@@ -112,7 +112,7 @@ impl SymantecMssInstance {
                     ..Workflow::default()
                 };
                 crate::in_time(send_by)?;
-                self.update_workflow(number, &workflow).await?;
+                self.confirmed_update(number, &workflow).await?;
                 format!("the note was added to incident {number} as a workflow comment")
             }
         };

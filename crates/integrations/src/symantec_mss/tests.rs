@@ -574,3 +574,84 @@ async fn a_push_too_late_writes_nothing() {
         Some("contained")
     );
 }
+
+/// Issue 33, point 5: every field of every incident in the context is a declared output, and
+/// every declared output is in the context (an incident with several comments, signatures and
+/// attachments, one with none, and the list).
+#[tokio::test]
+async fn every_field_of_every_record_is_a_declared_output() {
+    let app = spawn().await;
+    let def = super::definition();
+    let list = app
+        .run("!symantec-mss-incidents-list time=\"2024-05-01T00:00:00Z\"")
+        .await;
+    let mut failures = Vec::new();
+    if let Err(e) = crate::test_support::outputs_declared(
+        def.command("symantec-mss-incidents-list").unwrap(),
+        &[list.outputs.unwrap().value],
+    ) {
+        failures.push(e);
+    }
+    let mut incidents = Vec::new();
+    for number in ["7781200", "7781203", "7781205"] {
+        let entry = app
+            .run(&format!("!symantec-mss-get-incident number={number}"))
+            .await;
+        incidents.push(entry.outputs.unwrap().value);
+    }
+    if let Err(e) = crate::test_support::outputs_declared(
+        def.command("symantec-mss-get-incident").unwrap(),
+        &incidents,
+    ) {
+        failures.push(e);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Issue 33, point 4: SWS answering `false` to an update made the command fail (exit 1), and
+/// stopped a playbook. As the reference, the result says "Update failed" and is not an error;
+/// the incident is as it was. A mirrored close that SWS declines is still an error, so it is
+/// tried again.
+#[tokio::test]
+async fn an_update_sws_declines_says_update_failed() {
+    let app = spawn().await;
+    let before = app.sim.incident(7_781_202).unwrap();
+    app.sim.decline_updates(7_781_202, true);
+    let entry = app
+        .run("!symantec-mss-update-incident number=7781202 status=Closed resolution=Resolved")
+        .await;
+    assert_eq!(
+        entry.readable,
+        "|Update status|\n|---|\n| Update failed |\n"
+    );
+    assert_eq!(entry.raw, json!("Update failed"));
+    assert!(entry.entry_context().is_empty());
+    assert_eq!(
+        app.sim.incident(7_781_202).unwrap(),
+        before,
+        "nothing changed"
+    );
+    assert_eq!(app.sim.workflow_updates(), 0);
+
+    let instance = app.runner.instance("mss").unwrap().instance;
+    let close = crate::Outgoing::Close {
+        reason: watchfloor_core::CloseReason::Resolved,
+        notes: None,
+    };
+    let soon = Some(std::time::Instant::now() + std::time::Duration::from_secs(60));
+    let err = instance.push("7781202", &close, soon).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("did not confirm the update of incident 7781202"),
+        "{err}"
+    );
+    app.sim.decline_updates(7_781_202, false);
+    let ok = app
+        .run("!symantec-mss-update-incident number=7781202 status=Closed resolution=Resolved")
+        .await;
+    assert_eq!(
+        ok.readable,
+        "|Update status|\n|---|\n| Updated successfully |\n"
+    );
+    assert_eq!(app.sim.workflow_updates(), 1);
+}

@@ -397,6 +397,7 @@ async fn transition(
     let mut out = public_aro(&aro);
     if let Some(o) = out.as_object_mut() {
         o.insert("attachments".into(), json!([]));
+        o.insert("data".into(), json!({}));
         o.insert("external_ticket".into(), Value::Null);
         o.insert("frameworks".into(), json!([]));
         o.insert("insights".into(), json!([]));

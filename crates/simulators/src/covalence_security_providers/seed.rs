@@ -106,7 +106,17 @@ pub(super) fn seed_appliance(
                 "sourceCiscoUmbrellaTopLevelDomainRanking": null, "sourceMajesticMillionTopLevelDomainRanking": null,
                 "sourceGeoX": null, "sourceGeoY": null, "destGeoX": null, "destGeoY": null, "isFavorite": false,
                 "alertCount": 1 + rng.below(3), "acknowledgedStatus": if n % 4 == 0 { "Acknowledged" } else { "None" },
-                "blacklistDetails": null, "sigEvalDetails": null, "sourceIpAttributes": [], "destIpAttributes": [],
+                // Blacklist and Signature alerts say why; attributes on some (no draw from the
+                // generator, so every other value stays as seeded).
+                "blacklistDetails": if n % 3 == 2 {
+                    json!({"blacklistedEntity": dst, "bytesIn": 1200 + n, "bytesOut": 300 + n,
+                           "listLabels": ["Known C2"], "listUuids": ["6f1c2d3e-0000-4000-8000-00000000c2c2"]})
+                } else { Value::Null },
+                "sigEvalDetails": if n % 3 == 1 {
+                    json!({"id": 2_013_028 + n, "message": "ET POLICY Outbound connection to a suspicious host"})
+                } else { Value::Null },
+                "sourceIpAttributes": if n % 2 == 0 { json!([{"k": "asset", "t": "string", "v": "workstation"}]) } else { json!([]) },
+                "destIpAttributes": if n % 3 == 2 { json!([{"k": "reputation", "t": "string", "v": "malicious"}]) } else { json!([]) },
             })
         })
         .collect();

@@ -111,6 +111,8 @@ struct Incident {
 struct SwsState {
     /// Workflow updates applied.
     updates: usize,
+    /// Updates SWS declines: it answers `false` and changes nothing.
+    declined_updates: std::collections::HashSet<u64>,
     incidents: Vec<Incident>,
     stray_entities: bool,
     late_arrival: TimeDelta,
@@ -174,6 +176,7 @@ impl SymantecMssSimulator {
         faults.set(opts.faults.clone());
         let state = Arc::new(Mutex::new(SwsState {
             updates: 0,
+            declined_updates: Default::default(),
             incidents: seeded_incidents(&opts),
             stray_entities: opts.setup.stray_entities,
             late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
@@ -269,6 +272,18 @@ impl SymantecMssSimulator {
             .find(|i| i.number == number)
             .map(|i| i.comments.iter().map(|c| c.1.clone()).collect())
             .unwrap_or_default()
+    }
+
+    /// From now on SWS answers `false` to workflow updates of `number` (or again `true`, with
+    /// `decline = false`) and leaves the incident as it is: the answer the reference turned into
+    /// an "Update failed" entry.
+    pub fn decline_updates(&self, number: u64, decline: bool) {
+        let mut s = lock(&self.state);
+        if decline {
+            s.declined_updates.insert(number);
+        } else {
+            s.declined_updates.remove(&number);
+        }
     }
 
     /// How many workflow updates were applied (requests cut off before the service acted are

@@ -342,6 +342,9 @@ fn update(s: &mut SwsState, op: &Element) -> Response {
             "An incident is assigned to an organization or a person, not both",
         );
     }
+    if s.declined_updates.contains(&n) {
+        return envelope("UpdateIncidentWorkflow", "false");
+    }
     let Some(inc) = s.incidents.iter_mut().find(|i| i.number == n) else {
         return fault("Sender", &format!("Incident {n} was not found"));
     };
