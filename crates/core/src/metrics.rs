@@ -31,6 +31,10 @@ pub const SYNC_CYCLES: Counter = Counter {
     name: "watchfloor_sync_cycles_total",
     help: "Mirroring cycles by instance and outcome (ok or failed).",
 };
+pub const SYNC_REQUESTS: Counter = Counter {
+    name: "watchfloor_sync_provider_requests_total",
+    help: "Requests sent to providers by mirroring cycles, by instance: per cycle, divide by watchfloor_sync_cycles_total.",
+};
 pub const HTTP_REQUESTS: Counter = Counter {
     name: "watchfloor_http_requests_total",
     help: "HTTP requests served, by method, route and status.",

@@ -8,8 +8,9 @@ use watchfloor_storage::PushOutcome;
 
 use crate::{Engine, EngineError};
 
-/// Open incidents read per page when reading the provider's state.
-const MIRROR_PAGE: usize = 500;
+/// Open incidents read per batch when reading the provider's state: the store reads them a
+/// page at a time, and the integration reads a batch's alerts in bulk where it can.
+const MIRROR_PAGE: usize = 5_000;
 
 /// What a sync cycle did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -23,6 +24,8 @@ pub struct SyncReport {
     /// Nothing was done: another process holds the instance's mirroring (its id, and how
     /// long its lease has left).
     pub held_by: Option<(String, std::time::Duration)>,
+    /// Requests sent to the provider (pushes, and reading the open incidents' state).
+    pub requests: u64,
 }
 
 impl Engine {
@@ -37,7 +40,7 @@ impl Engine {
                 let Some(lease) = sharing.claim(crate::sharing::Work::Sync, &key).await else {
                     return Ok(SyncReport::default());
                 };
-                let result = self.sync_once(name, Some(&lease)).await;
+                let result = self.counted_sync(name, Some(&lease)).await;
                 match &result {
                     Err(EngineError::Store {
                         error: watchfloor_storage::StoreError::Fenced(_),
@@ -78,7 +81,19 @@ impl Engine {
                 ..SyncReport::default()
             });
         }
-        self.sync_once(name, None).await
+        self.counted_sync(name, None).await
+    }
+
+    /// [`Engine::sync_once`], with the provider requests it sent in its report and metrics.
+    async fn counted_sync(
+        &self,
+        name: &str,
+        lease: Option<&watchfloor_storage::Lease>,
+    ) -> Result<SyncReport, EngineError> {
+        let (result, requests) =
+            watchfloor_integrations::count_requests(self.sync_once(name, lease)).await;
+        watchfloor_core::metrics::SYNC_REQUESTS.add(&[("instance", name)], requests);
+        result.map(|report| SyncReport { requests, ..report })
     }
 
     async fn sync_once(
@@ -203,26 +218,34 @@ impl Engine {
                 .map_err(store_err)?;
             let last_page = page.len() < MIRROR_PAGE;
             after = page.last().map_or(after, |m| m.id);
-            for m in page {
-                let pulled = inst
-                    .instance
-                    .pull(&m.external_id, &m.seen)
-                    .await
-                    .map_err(|error| EngineError::Sync {
-                        instance: name.to_string(),
-                        message: format!("mirroring: reading {} failed: {error}", m.external_id),
-                    });
-                let pulled = match pulled {
-                    Ok(p) => p,
-                    Err(e) => {
-                        self.store
-                            .record_failure(name, &e.to_string())
-                            .await
-                            .map_err(store_err)?;
-                        return Err(e);
-                    }
-                };
-                let Some(remote) = pulled else { continue };
+            let open: Vec<watchfloor_integrations::OpenAlert> = page
+                .iter()
+                .map(|m| watchfloor_integrations::OpenAlert {
+                    external_id: m.external_id.clone(),
+                    occurred: m.occurred,
+                    seen: m.seen.clone(),
+                })
+                .collect();
+            let pulled = inst
+                .instance
+                .pull_many(&open)
+                .await
+                .map_err(|error| EngineError::Sync {
+                    instance: name.to_string(),
+                    message: format!("mirroring: reading the provider's state failed: {error}"),
+                });
+            let pulled = match pulled {
+                Ok(p) => p,
+                Err(e) => {
+                    self.store
+                        .record_failure(name, &e.to_string())
+                        .await
+                        .map_err(store_err)?;
+                    return Err(e);
+                }
+            };
+            for (m, remote) in page.iter().zip(pulled) {
+                let Some(remote) = remote else { continue };
                 let close = remote
                     .close
                     .map(|(reason, notes)| watchfloor_core::Change::Close { reason, notes });

@@ -1009,3 +1009,101 @@ async fn aros_with_nul_in_their_titles_arrive_on_both_databases() {
         );
     }
 }
+
+/// Issue 34: incoming mirroring read each open incident's ARO alone, one request per open
+/// incident per cycle. It now lists the open AROs of the incidents' time span, 500 a page: over
+/// 200 organizations it makes at most 1/100 of the per-incident pattern's requests (counted
+/// at the simulator, both patterns in one run), and a change made at the provider (a
+/// resolution, new analyst notes, Help Requested) is seen in the next cycle, once.
+#[tokio::test]
+async fn mirroring_reads_open_aros_in_bulk_and_still_sees_each_change() {
+    let s = setup(
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                orgs: 200,
+                aros_per_org: 40,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "fetch_limit = 10000\n",
+    )
+    .await;
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    s.assert_exactly_once().await;
+    let open = s.store.incidents(&IncidentFilter::default()).await.unwrap();
+    assert!(open.len() >= 5_000, "{} open incidents", open.len());
+    let aro_requests = || -> usize {
+        s.sim
+            .faults
+            .request_counts()
+            .iter()
+            .filter(|(path, _)| path.ends_with("/aros"))
+            .map(|(_, n)| n)
+            .sum()
+    };
+
+    // The per-incident pattern, for comparison: one request per open incident.
+    let instance = s.runner.instance("fes").unwrap().instance;
+    let alerts: Vec<watchfloor_integrations::OpenAlert> = open
+        .iter()
+        .map(|i| watchfloor_integrations::OpenAlert {
+            external_id: i.external_id.clone(),
+            occurred: i.occurred,
+            seen: i.raw.clone(),
+        })
+        .collect();
+    let before = aro_requests();
+    let each = watchfloor_integrations::pull_each(instance, &alerts)
+        .await
+        .unwrap();
+    let per_incident = aro_requests() - before;
+    assert_eq!(per_incident, open.len());
+    assert!(each.iter().all(Option::is_none), "nothing changed yet");
+
+    let before = aro_requests();
+    let quiet = s.engine.sync("fes").await.unwrap();
+    let bulk = aro_requests() - before;
+    assert_eq!(quiet.pulled, 0);
+    assert_eq!(
+        quiet.requests as usize, bulk,
+        "the report counts what the simulator saw"
+    );
+    assert!(
+        bulk * 100 <= per_incident,
+        "bulk {bulk} requests against {per_incident} one by one"
+    );
+
+    let set = |id: &str, pairs: &[(&str, &str)]| {
+        let fields: serde_json::Map<String, Value> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), Value::from(*v)))
+            .collect();
+        s.sim.update_aro(id, fields).unwrap();
+    };
+    let (resolved, noted, helped) = (&open[10], &open[2_000], &open[4_999]);
+    set(
+        &resolved.external_id,
+        &[("resolution", "Resolved"), ("status", "Closed")],
+    );
+    set(&noted.external_id, &[("analyst_notes", "Host reimaged.")]);
+    set(&helped.external_id, &[("resolution", "Help Requested")]);
+    let before = aro_requests();
+    let changed = s.engine.sync("fes").await.unwrap();
+    let requests = aro_requests() - before;
+    assert_eq!(changed.pulled, 3, "each change in one cycle");
+    assert!(requests * 100 <= per_incident, "{requests} requests");
+    let closed = s.store.incident(resolved.id).await.unwrap().unwrap();
+    assert_eq!(closed.status, watchfloor_core::Status::Closed);
+    for inc in [noted, helped] {
+        let entries = s.store.entries(inc.id).await.unwrap();
+        assert_eq!(
+            entries.iter().filter(|e| e.kind == "sync-in").count(),
+            1,
+            "{}",
+            inc.external_id
+        );
+    }
+    let again = s.engine.sync("fes").await.unwrap();
+    assert_eq!(again.pulled, 0, "each change once");
+}

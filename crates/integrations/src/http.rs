@@ -486,6 +486,7 @@ impl HttpClient {
                 }
             };
             let sent = std::time::Instant::now();
+            crate::counted_request();
             let latency = |outcome: &str| {
                 watchfloor_core::metrics::PROVIDER_LATENCY.observe(
                     &[("service", self.service), ("outcome", outcome)],

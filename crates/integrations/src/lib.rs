@@ -163,6 +163,17 @@ pub trait Instance: Send + Sync {
         Box::pin(async { Ok(None) })
     }
 
+    /// Reads the provider's state of many open incidents and says, for each in order, what
+    /// changed since its `seen`. Integrations whose list API can show many alerts at once read
+    /// them in pages (one request for hundreds of incidents) and fall back to [`Instance::pull`]
+    /// only for alerts the list cannot show; this default reads each alone.
+    fn pull_many<'a>(
+        &'a self,
+        open: &'a [OpenAlert],
+    ) -> BoxFuture<'a, Result<Vec<Option<RemoteChange>>, CommandError>> {
+        Box::pin(pull_each(self, open))
+    }
+
     /// The cursor scopes of a fetch: one per organization in broker mode, else just "".
     fn fetch_scopes(&self) -> BoxFuture<'_, Result<Vec<String>, CommandError>> {
         Box::pin(async { Ok(vec![String::new()]) })
@@ -225,6 +236,49 @@ pub(crate) fn shown(v: &serde_json::Value) -> String {
         serde_json::Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+tokio::task_local! {
+    static PROVIDER_REQUESTS: std::cell::Cell<u64>;
+}
+
+/// Runs `work`, counting the requests it sends to providers (each attempt, retries included).
+pub async fn count_requests<F: std::future::Future>(work: F) -> (F::Output, u64) {
+    PROVIDER_REQUESTS
+        .scope(std::cell::Cell::new(0), async move {
+            let out = work.await;
+            (out, PROVIDER_REQUESTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
+/// Counts one request to a provider, if [`count_requests`] is counting.
+pub(crate) fn counted_request() {
+    let _ = PROVIDER_REQUESTS.try_with(|n| n.set(n.get() + 1));
+}
+
+/// An open incident as mirroring reads it: its alert, when that occurred (the provider's
+/// creation time, which list filters take), and the provider state last seen.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OpenAlert {
+    pub external_id: String,
+    pub occurred: chrono::DateTime<chrono::Utc>,
+    pub seen: serde_json::Value,
+}
+
+/// [`Instance::pull`] for each of `open`, in order: the per-incident pattern.
+pub async fn pull_each<I: Instance + ?Sized>(
+    instance: &I,
+    open: &[OpenAlert],
+) -> Result<Vec<Option<RemoteChange>>, CommandError> {
+    let mut out = Vec::with_capacity(open.len());
+    for alert in open {
+        let pulled = instance.pull(&alert.external_id, &alert.seen).await;
+        out.push(pulled.map_err(|e| {
+            CommandError::Provider(format!("reading alert {}: {e}", alert.external_id))
+        })?);
+    }
+    Ok(out)
 }
 
 /// What changed at the provider since the state last seen.

@@ -492,6 +492,8 @@ pub enum PushOutcome {
 pub struct Mirrored {
     pub id: i64,
     pub external_id: String,
+    /// When the alert occurred, as fetched: list filters read by it.
+    pub occurred: DateTime<Utc>,
     pub seen: Value,
 }
 

@@ -2045,7 +2045,7 @@ impl OutboxStore for SqlStore {
             // The page's ids first: ordering them sorts numbers, not every open incident's raw
             // JSON, which on a large instance held the whole instance in memory.
             let rows = sqlx::query(
-                "SELECT id, external_id, COALESCE(remote_state, raw_json) AS seen FROM incidents \
+                "SELECT id, external_id, occurred, COALESCE(remote_state, raw_json) AS seen FROM incidents \
                  WHERE id IN (SELECT id FROM incidents WHERE instance = $1 AND status != 'closed' \
                  AND id > $2 ORDER BY id LIMIT $3) ORDER BY id",
             )
@@ -2059,6 +2059,7 @@ impl OutboxStore for SqlStore {
                     Ok(Mirrored {
                         id: r.try_get("id")?,
                         external_id: r.try_get("external_id")?,
+                        occurred: parse_ts(&r.try_get::<String, _>("occurred")?)?,
                         seen: serde_json::from_str(&r.try_get::<String, _>("seen")?)
                             .map_err(|e| StoreError::Corrupt(format!("remote state: {e}")))?,
                     })

@@ -466,10 +466,11 @@ pub async fn sync(
                 left.as_secs()
             ),
             Ok(r) => crate::say!(
-                "{name}: {} pushed, {} not sent, {} incidents changed at the provider",
+                "{name}: {} pushed, {} not sent, {} incidents changed at the provider ({} provider requests)",
                 r.pushed,
                 r.skipped,
-                r.pulled
+                r.pulled,
+                r.requests
             ),
             Err(e) => {
                 failed = true;

@@ -152,6 +152,13 @@ impl Instance for CovalenceManagedSecurityInstance {
         Box::pin(super::mirror::pull(&self.portal, external_id, seen))
     }
 
+    fn pull_many<'a>(
+        &'a self,
+        open: &'a [crate::OpenAlert],
+    ) -> BoxFuture<'a, Result<Vec<Option<crate::RemoteChange>>, CommandError>> {
+        Box::pin(super::mirror::pull_many(&self.portal, open))
+    }
+
     fn fetch<'a>(
         &'a self,
         _scope: &'a str,

@@ -1,15 +1,29 @@
 //! Mirroring with the FES Portal. Out: a close transitions the ARO (to the resolution the
 //! instance's `close_resolutions` gives its reason) with the close notes as its comment, a
-//! reopen transitions it back to Unresolved, and a mirrored note becomes an ARO comment. In: an open incident's ARO is re-read; a remote
-//! resolution closes it, and changes of status or analyst notes become war-room entries. The
-//! documented API cannot list an ARO's comments, so remote comments are not mirrored in.
+//! reopen transitions it back to Unresolved, and a mirrored note becomes an ARO comment. In:
+//! open incidents' AROs are read in bulk ([`pull_many`]); a remote resolution closes an
+//! incident, and changes of status or analyst notes become war-room entries. The documented
+//! API cannot list an ARO's comments, so remote comments are not mirrored in.
+
+use std::collections::HashMap;
 
 use serde_json::{Value, json};
 use watchfloor_core::CloseReason;
 
 use super::client::Portal;
 use super::config::CloseResolutions;
-use crate::{CommandError, Outgoing, Pushed, RemoteChange};
+use crate::{CommandError, OpenAlert, Outgoing, Pushed, RemoteChange};
+
+/// The resolutions of an ARO that is still open: what the bulk read lists.
+const OPEN_RESOLUTIONS: [&str; 2] = ["Unresolved", "Help Requested"];
+/// Fewer open incidents than this in a time span are read one by one: a listing would cost
+/// as much.
+const BULK_MIN: usize = 4;
+/// A span's listing may hold this many times its open incidents (AROs of other batches, or
+/// open at the provider but closed here) before the span is split in two.
+const LISTING_SLACK: usize = 4;
+/// The portal's `since`/`until` format (UTC).
+const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// The part of an ARO that mirrors in.
 fn state(aro: &Value) -> Value {
@@ -85,21 +99,82 @@ pub async fn push(
     }
 }
 
+/// Reads the state of `open` AROs, in order. The open AROs of each time span are listed
+/// (`resolution`, `since`, `until`, 500 a page), a span at a time, so a hundred thousand open
+/// incidents cost a few hundred requests rather than one each; a span whose listing holds far
+/// more than its incidents is split in two. An ARO the listings do not show (resolved or
+/// dismissed since, or in a span too small to list) is read alone.
+pub async fn pull_many(
+    portal: &Portal,
+    open: &[OpenAlert],
+) -> Result<Vec<Option<RemoteChange>>, CommandError> {
+    let mut order: Vec<usize> = (0..open.len()).collect();
+    order.sort_by_key(|&n| open[n].occurred);
+    let mut listed: HashMap<String, Value> = HashMap::new();
+    let mut spans = vec![(0, order.len())];
+    while let Some((start, end)) = spans.pop() {
+        let span = &order[start..end];
+        if span.len() < BULK_MIN {
+            continue;
+        }
+        let (first, last) = (open[span[0]].occurred, open[span[span.len() - 1]].occurred);
+        let cap = LISTING_SLACK * span.len() + 500;
+        let mut cut = false;
+        for resolution in OPEN_RESOLUTIONS {
+            let filters = [
+                ("resolution".to_string(), resolution.to_string()),
+                ("since".to_string(), first.format(TIME_FORMAT).to_string()),
+                (
+                    "until".to_string(),
+                    (last + chrono::TimeDelta::seconds(1))
+                        .format(TIME_FORMAT)
+                        .to_string(),
+                ),
+            ];
+            let page = portal.newest_aros(&filters, cap).await?;
+            cut |= page.more;
+            for aro in page.items {
+                if let Some(id) = aro["ID"].as_str() {
+                    listed.insert(id.to_string(), aro);
+                }
+            }
+        }
+        if cut {
+            let middle = start + (end - start) / 2;
+            spans.push((start, middle));
+            spans.push((middle, end));
+        }
+    }
+    let mut out = Vec::with_capacity(open.len());
+    for alert in open {
+        out.push(match listed.get(&alert.external_id) {
+            Some(aro) => compare(aro, &alert.seen),
+            None => pull(portal, &alert.external_id, &alert.seen).await?,
+        });
+    }
+    Ok(out)
+}
+
 pub async fn pull(
     portal: &Portal,
     aro_id: &str,
     seen: &Value,
 ) -> Result<Option<RemoteChange>, CommandError> {
     let aro = portal.aro(aro_id).await?;
-    let now = state(&aro);
+    Ok(compare(&aro, seen))
+}
+
+/// What changed in `aro` since `seen`, if anything.
+fn compare(aro: &Value, seen: &Value) -> Option<RemoteChange> {
+    let now = state(aro);
     let before = state(seen);
     if now == before {
-        return Ok(None);
+        return None;
     }
     let text = crate::shown;
     let mut change = RemoteChange {
         seen: now.clone(),
-        provider: Some(super::fetch::provider_times(&aro)),
+        provider: Some(super::fetch::provider_times(aro)),
         ..RemoteChange::default()
     };
     for field in ["status", "resolution", "analyst_notes"] {
@@ -122,5 +197,5 @@ pub async fn pull(
         )),
         _ => None,
     };
-    Ok(Some(change))
+    Some(change)
 }

@@ -88,6 +88,8 @@ struct FesState {
     provider: Value,
     orgs: Vec<Value>,
     aros: Vec<Value>,
+    /// Where each ARO is in `aros`, by its ID: a portal answers `id=` without a scan.
+    by_id: std::collections::HashMap<String, usize>,
     comments: Vec<Value>,
     escalation_lists: Vec<Value>,
     rng: Rng,
@@ -274,16 +276,13 @@ fn ts(t: NaiveDateTime) -> String {
 }
 
 fn sort_newest_first(aros: &mut [Value]) {
-    aros.sort_by(|a, b| {
-        let key = |v: &Value| {
-            (
-                v["creation_time"].as_str().unwrap_or_default().to_string(),
-                v["serial_id"]
-                    .as_str()
-                    .and_then(|s| s.parse::<u64>().ok())
-                    .unwrap_or(0),
-            )
-        };
-        key(b).cmp(&key(a))
+    aros.sort_by_cached_key(|v| {
+        std::cmp::Reverse((
+            v["creation_time"].as_str().unwrap_or_default().to_string(),
+            v["serial_id"]
+                .as_str()
+                .and_then(|s| s.parse::<u64>().ok())
+                .unwrap_or(0),
+        ))
     });
 }

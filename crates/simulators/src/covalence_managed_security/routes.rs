@@ -213,9 +213,13 @@ async fn list_aros(
                     || (key == "organization_id" && aro["organization"]["ID"] == want)
             }
         };
-    let mut aros: Vec<Value> = s
-        .aros
-        .iter()
+    // `id=` is looked up, as a portal's index would, rather than scanned for.
+    let candidates: Box<dyn Iterator<Item = &Value>> =
+        match params.get("id").and_then(Value::as_str) {
+            Some(id) => Box::new(s.by_id.get(id).and_then(|&at| s.aros.get(at)).into_iter()),
+            None => Box::new(s.aros.iter()),
+        };
+    let mut aros: Vec<Value> = candidates
         .filter(|a| {
             field_matches(a, "resolution", &a["resolution"])
                 && field_matches(a, "status", &a["status"])

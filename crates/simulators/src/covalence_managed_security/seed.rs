@@ -135,6 +135,7 @@ impl FesState {
             provider,
             orgs,
             aros: Vec::new(),
+            by_id: Default::default(),
             comments: Vec::new(),
             escalation_lists,
             rng,
@@ -211,13 +212,14 @@ impl FesState {
             "data": {"host": host, "user": format!("{user}@{}", org["email"].as_str().unwrap_or("").trim_start_matches("soc@")),
                      "visible_at": ts(created + self.late_arrival)},
         });
+        self.by_id.insert(id.clone(), self.aros.len());
         self.aros.push(aro.clone());
         aro
     }
 
     /// Replaces fields of a stored ARO (found by its id); returns it as stored.
     pub(super) fn override_aro(&mut self, aro: &Value, fields: Map<String, Value>) -> Value {
-        let Some(stored) = self.aros.iter_mut().find(|a| a["ID"] == aro["ID"]) else {
+        let Some(stored) = aro["ID"].as_str().and_then(|id| self.aro_mut(id)) else {
             return aro.clone();
         };
         for (k, v) in fields {
@@ -227,7 +229,8 @@ impl FesState {
     }
 
     pub(super) fn aro_mut(&mut self, id: &str) -> Option<&mut Value> {
-        self.aros.iter_mut().find(|a| a["ID"] == id)
+        let at = *self.by_id.get(id)?;
+        self.aros.get_mut(at)
     }
 
     pub(super) fn org(&self, id: &str) -> Option<&Value> {
