@@ -722,10 +722,13 @@ async fn mirror_bench() -> String {
     };
     const ORGS: usize = 200;
     const PER_ORG: usize = 750;
+    const LATENCY_MS: u64 = 20;
     let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions {
         setup: CovalenceManagedSecuritySetup {
             orgs: ORGS,
             aros_per_org: PER_ORG,
+            // 150,000 AROs over about 500 days, all of them in the past.
+            minutes_apart: 5,
             ..Default::default()
         },
         ..Default::default()
@@ -758,12 +761,13 @@ async fn mirror_bench() -> String {
         .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &stop)
         .await
         .expect("fetch");
+    let storage = storage_per_incident(&dir.path().join("mirror.db")).await;
     let mut open = Vec::new();
-    let mut after = 0;
+    let mut after = None;
     loop {
         let page = store.mirrored("fes", after, 10_000).await.expect("open");
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = Some((last.occurred, last.id));
         open.extend(
             page.into_iter()
                 .map(|m| watchfloor_integrations::OpenAlert {
@@ -813,7 +817,10 @@ async fn mirror_bench() -> String {
          | bulk: the open AROs of the incidents' time span, 500 a page | {} | {:.2} s |\n\
          | bulk, after 3 AROs changed at the provider ({} seen) | {} | {:.2} s |\n\
          | one read per open incident (XSOAR's `get-remote-data` pattern) | {each_requests} | {:.2} s |\n\
-         requests: bulk / per incident = 1/{:.0}; cycle time: per incident / bulk = {:.1}x ({seen_each} changes seen one by one)\n",
+         requests: bulk / per incident = 1/{:.0}; cycle time: per incident / bulk = {:.1}x ({seen_each} changes seen one by one)\n\
+         (The simulator answers from memory with no network between: each page of a listing costs it a scan of every ARO, and one ARO by id a lookup. \
+         With {LATENCY_MS} ms a request, as to a provider over the Internet, the requests alone take {:.1} s in bulk and {:.0} s one by one, computed: requests x latency, one at a time.)\n\
+         storage of the fetched incidents (FES records): {storage}\n",
         open.len(),
         quiet.requests,
         bulk_time.as_secs_f64(),
@@ -823,5 +830,62 @@ async fn mirror_bench() -> String {
         each_time.as_secs_f64(),
         each_requests as f64 / quiet.requests.max(1) as f64,
         each_time.as_secs_f64() / bulk_time.as_secs_f64(),
+        quiet.requests as f64 * LATENCY_MS as f64 / 1000.0,
+        each_requests as f64 * LATENCY_MS as f64 / 1000.0,
     )
+}
+
+/// Bytes per incident of the incidents table and its indexes in the SQLite file at `path`
+/// (SQLite's own page accounting, `dbstat`), and of the whole file.
+async fn storage_per_incident(path: &std::path::Path) -> String {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}?mode=ro", path.display()))
+        .await
+        .expect("read the store");
+    let incidents: i64 = sqlx::query_scalar("SELECT count(*) FROM incidents")
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
+    let per = |bytes: i64| bytes as f64 / incidents.max(1) as f64;
+    let sizes: Result<Vec<(String, i64)>, _> = sqlx::query_as(
+        "SELECT s.name, SUM(s.pgsize) FROM dbstat AS s \
+         LEFT JOIN sqlite_schema AS m ON m.name = s.name \
+         WHERE s.name = 'incidents' OR m.tbl_name = 'incidents' GROUP BY s.name",
+    )
+    .fetch_all(&mut conn)
+    .await;
+    let page_size: i64 = sqlx::query_scalar("PRAGMA page_size")
+        .fetch_one(&mut conn)
+        .await
+        .expect("page size");
+    let pages: i64 = sqlx::query_scalar("PRAGMA page_count")
+        .fetch_one(&mut conn)
+        .await
+        .expect("pages");
+    let whole = format!(
+        "the whole file {:.0} bytes per incident",
+        per(page_size * pages)
+    );
+    match sizes {
+        Ok(sizes) => {
+            let table: i64 = sizes
+                .iter()
+                .filter(|(n, _)| n == "incidents")
+                .map(|(_, b)| b)
+                .sum();
+            let indexes: i64 = sizes
+                .iter()
+                .filter(|(n, _)| n != "incidents")
+                .map(|(_, b)| b)
+                .sum();
+            format!(
+                "{:.0} bytes per incident ({:.0} table, {:.0} its {} indexes) over {incidents} incidents; {whole}",
+                per(table + indexes),
+                per(table),
+                per(indexes),
+                sizes.len().saturating_sub(1)
+            )
+        }
+        Err(e) => format!("{whole} (no page accounting: {e})"),
+    }
 }

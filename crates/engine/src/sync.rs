@@ -209,7 +209,7 @@ impl Engine {
             });
         }
         // The open incidents a page at a time: memory stays bounded however many there are.
-        let mut after = 0;
+        let mut after = None;
         while inst.mirror.incoming() && support.incoming {
             let page = self
                 .store
@@ -217,7 +217,7 @@ impl Engine {
                 .await
                 .map_err(store_err)?;
             let last_page = page.len() < MIRROR_PAGE;
-            after = page.last().map_or(after, |m| m.id);
+            after = page.last().map_or(after, |m| Some((m.occurred, m.id)));
             let open: Vec<watchfloor_integrations::OpenAlert> = page
                 .iter()
                 .map(|m| watchfloor_integrations::OpenAlert {

@@ -1154,11 +1154,13 @@ pub trait OutboxStore: Send + Sync {
     ) -> BoxFuture<'a, Result<(), StoreError>>;
 
     /// Open incidents of an instance, to read their state from the provider: up to `limit`
-    /// of them after id `after`, in id order, so that a sync reads them a page at a time.
+    /// of them after `after` (an occurrence and an id), in order of occurrence, so that a sync
+    /// reads them a page at a time and each page spans a stretch of time that a provider's list
+    /// can cover.
     fn mirrored<'a>(
         &'a self,
         instance: &'a str,
-        after: i64,
+        after: Option<(DateTime<Utc>, i64)>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>>;
 

@@ -2038,19 +2038,23 @@ impl OutboxStore for SqlStore {
     fn mirrored<'a>(
         &'a self,
         instance: &'a str,
-        after: i64,
+        after: Option<(DateTime<Utc>, i64)>,
         limit: usize,
     ) -> BoxFuture<'a, Result<Vec<Mirrored>, StoreError>> {
         Box::pin(async move {
-            // The page's ids first: ordering them sorts numbers, not every open incident's raw
-            // JSON, which on a large instance held the whole instance in memory.
+            // The page's keys first (the (instance, occurred, id) index): ordering them sorts
+            // keys, not every open incident's raw JSON, which on a large instance held the
+            // whole instance in memory.
+            let (occurred, id) = after.map_or((String::new(), 0), |(t, id)| (ts(t), id));
             let rows = sqlx::query(
                 "SELECT id, external_id, occurred, COALESCE(remote_state, raw_json) AS seen FROM incidents \
                  WHERE id IN (SELECT id FROM incidents WHERE instance = $1 AND status != 'closed' \
-                 AND id > $2 ORDER BY id LIMIT $3) ORDER BY id",
+                 AND (occurred > $2 OR (occurred = $2 AND id > $3)) ORDER BY occurred, id LIMIT $4) \
+                 ORDER BY occurred, id",
             )
             .bind(instance)
-            .bind(after)
+            .bind(occurred)
+            .bind(id)
             .bind(limit as i64)
             .fetch_all(&self.pool)
             .await?;

@@ -56,6 +56,10 @@ const CLOUD_ACTIONS: [&str; 3] = ["disable_user", "enable_user", "revoke_session
 pub struct CovalenceManagedSecuritySetup {
     pub orgs: usize,
     pub aros_per_org: usize,
+    /// Minutes between one seeded ARO's creation and the next's, from 2024-05-01 08:00 UTC
+    /// (a few more at random): 37 by default. Many AROs need fewer, or the newest are created
+    /// in the future, which no fetch reads yet.
+    pub minutes_apart: i64,
     /// The API key the simulator accepts.
     pub api_key: String,
 }
@@ -65,6 +69,7 @@ impl Default for CovalenceManagedSecuritySetup {
         CovalenceManagedSecuritySetup {
             orgs: 3,
             aros_per_org: 4,
+            minutes_apart: 37,
             api_key: "sim-fes-api-key".to_string(),
         }
     }
@@ -275,8 +280,9 @@ fn ts(t: NaiveDateTime) -> String {
     t.format(TIME_FORMAT).to_string()
 }
 
-fn sort_newest_first(aros: &mut [Value]) {
+fn sort_newest_first<T: std::borrow::Borrow<Value>>(aros: &mut [T]) {
     aros.sort_by_cached_key(|v| {
+        let v = v.borrow();
         std::cmp::Reverse((
             v["creation_time"].as_str().unwrap_or_default().to_string(),
             v["serial_id"]

@@ -126,10 +126,11 @@ async fn provider_orgs(State(app): State<AppState>, Path(pid): Path<String>) -> 
 /// Pages `items` with `limit` (default 25, at most 500) and `page` (from 1).
 /// With `endless` (a hostile mode), every page says there is another, and pages past the data
 /// repeat its first item under a new id.
-fn page_envelope(
-    items: Vec<Value>,
+fn page_envelope<T>(
+    items: &[T],
     params: &Map<String, Value>,
     endless: bool,
+    shown: impl Fn(&T) -> Value,
 ) -> Result<Value, ApiError> {
     let number = |key: &str, default: usize| -> Result<usize, ApiError> {
         match params.get(key).and_then(Value::as_str) {
@@ -146,11 +147,12 @@ fn page_envelope(
     let page = number("page", 1)?;
     let total = items.len();
     let pages = total.div_ceil(per_page).max(1);
-    let first = items.first().cloned();
+    let first = items.first().map(&shown);
     let mut slice: Vec<Value> = items
-        .into_iter()
+        .iter()
         .skip((page - 1) * per_page)
         .take(per_page)
+        .map(&shown)
         .collect();
     if endless
         && slice.is_empty()
@@ -219,7 +221,11 @@ async fn list_aros(
             Some(id) => Box::new(s.by_id.get(id).and_then(|&at| s.aros.get(at)).into_iter()),
             None => Box::new(s.aros.iter()),
         };
-    let mut aros: Vec<Value> = candidates
+    let (since_text, until_text) = (
+        since.map(|t| t.format(TIME_FORMAT).to_string()),
+        until.map(|t| t.format(TIME_FORMAT).to_string()),
+    );
+    let mut aros: Vec<&Value> = candidates
         .filter(|a| {
             field_matches(a, "resolution", &a["resolution"])
                 && field_matches(a, "status", &a["status"])
@@ -233,43 +239,58 @@ async fn list_aros(
                 .is_none_or(|v| v <= now_text.as_str())
         })
         .filter(|a| {
-            let created = a["creation_time"]
-                .as_str()
-                .and_then(|t| NaiveDateTime::parse_from_str(t, TIME_FORMAT).ok());
-            // A poisoned record (a time that is not one) matches every window, as a
-            // portal that cannot compare it would send it.
-            created.is_none()
-                || (since.is_none_or(|s| created.is_some_and(|c| c >= s))
-                    && until.is_none_or(|u| created.is_some_and(|c| c <= u)))
+            // The portal's own format compares as text; anything else is parsed. A poisoned
+            // record (a time that is not one) matches every window, as a portal that cannot
+            // compare it would send it.
+            let text = a["creation_time"].as_str().unwrap_or_default();
+            if well_formed(text) {
+                since_text.as_deref().is_none_or(|s| text >= s)
+                    && until_text.as_deref().is_none_or(|u| text <= u)
+            } else {
+                let created = NaiveDateTime::parse_from_str(text, TIME_FORMAT).ok();
+                created.is_none()
+                    || (since.is_none_or(|s| created.is_some_and(|c| c >= s))
+                        && until.is_none_or(|u| created.is_some_and(|c| c <= u)))
+            }
         })
-        .map(public_aro)
         .collect();
     sort_newest_first(&mut aros);
     let faults = app.faults.get();
-    if faults.nul_in_text {
-        for aro in &mut aros {
-            if let Some(title) = aro["title"].as_str() {
-                aro["title"] = Value::String(format!("nul\u{0}{title}"));
-            }
+    let huge_id = (faults.huge_record_mib > 0)
+        .then(|| s.aros.last().map(|a| a["ID"].clone()))
+        .flatten();
+    let pad = "p".repeat(faults.pad_records_kib as usize * 1024);
+    let huge = "h".repeat(faults.huge_record_mib as usize * 1024 * 1024);
+    // Only the page asked for is copied and shown: a listing of thousands costs its page.
+    let shown = |aro: &&Value| {
+        let mut aro = public_aro(aro);
+        if faults.nul_in_text
+            && let Some(title) = aro["title"].as_str()
+        {
+            aro["title"] = Value::String(format!("nul\u{0}{title}"));
         }
-    }
-    if faults.pad_records_kib > 0 {
-        let pad = "p".repeat(faults.pad_records_kib as usize * 1024);
-        for aro in &mut aros {
-            pad_details(aro, &pad);
+        if !pad.is_empty() {
+            pad_details(&mut aro, &pad);
         }
-    }
-    if faults.huge_record_mib > 0
-        && let Some(last_id) = s.aros.last().map(|a| a["ID"].clone())
-        && let Some(huge) = aros.iter_mut().find(|a| a["ID"] == last_id)
-    {
-        pad_details(
-            huge,
-            &"h".repeat(faults.huge_record_mib as usize * 1024 * 1024),
-        );
-    }
-    let endless = faults.endless_pages;
-    Ok(Json(page_envelope(aros, &params, endless)?).into_response())
+        if huge_id.as_ref().is_some_and(|id| aro["ID"] == *id) {
+            pad_details(&mut aro, &huge);
+        }
+        aro
+    };
+    Ok(Json(page_envelope(&aros, &params, faults.endless_pages, shown)?).into_response())
+}
+
+/// Whether `text` is a time in the portal's format (`2024-05-02 14:03:11`), which compares as
+/// text in time order.
+fn well_formed(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() == 19
+        && b.iter().enumerate().all(|(n, c)| match n {
+            4 | 7 => *c == b'-',
+            10 => *c == b' ',
+            13 | 16 => *c == b':',
+            _ => c.is_ascii_digit(),
+        })
 }
 
 /// Appends `pad` to an ARO's details.
@@ -309,12 +330,11 @@ async fn escalation_lists(
 /// The items whose `field` equals the query parameter of the same name (all if absent), paged.
 fn filtered_page(items: &[Value], params: &Map<String, Value>, field: &str) -> ApiResult {
     let wanted = params.get(field).and_then(Value::as_str);
-    let matching: Vec<Value> = items
+    let matching: Vec<&Value> = items
         .iter()
         .filter(|item| wanted.is_none_or(|w| item[field] == w))
-        .cloned()
         .collect();
-    Ok(Json(page_envelope(matching, params, false)?).into_response())
+    Ok(Json(page_envelope(&matching, params, false, |v| (*v).clone())?).into_response())
 }
 
 fn now() -> String {

@@ -149,7 +149,7 @@ impl FesState {
         let total = opts.setup.orgs * opts.setup.aros_per_org;
         for n in 0..total {
             let org = n % opts.setup.orgs.max(1);
-            let minutes = 37 * n as i64 + state.rng.below(20) as i64;
+            let minutes = opts.setup.minutes_apart * n as i64 + state.rng.below(20) as i64;
             let title = TITLES[(n * 5 + org) % TITLES.len()];
             let created = base + TimeDelta::minutes(minutes);
             state.new_aro(org, title, created);

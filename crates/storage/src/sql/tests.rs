@@ -1013,7 +1013,7 @@ async fn open_incidents_are_read_for_mirroring_a_page_at_a_time(s: SqlStore) {
     s.commit_fetch(target(""), &batch, &json!({}))
         .await
         .unwrap();
-    let all = s.mirrored("fes", 0, 100).await.unwrap();
+    let all = s.mirrored("fes", None, 100).await.unwrap();
     assert_eq!(all.len(), 5);
     s.change_incident(
         all[1].id,
@@ -1025,11 +1025,11 @@ async fn open_incidents_are_read_for_mirroring_a_page_at_a_time(s: SqlStore) {
     .await
     .unwrap();
     let mut pages = Vec::new();
-    let mut after = 0;
+    let mut after = None;
     loop {
         let page = s.mirrored("fes", after, 2).await.unwrap();
         let Some(last) = page.last() else { break };
-        after = last.id;
+        after = Some((last.occurred, last.id));
         pages.push(
             page.iter()
                 .map(|m| m.external_id.clone())
@@ -1042,7 +1042,7 @@ async fn open_incidents_are_read_for_mirroring_a_page_at_a_time(s: SqlStore) {
         "the closed one left out"
     );
     assert_eq!(all[0].seen, json!({"id": "m0"}));
-    assert!(s.mirrored("other", 0, 10).await.unwrap().is_empty());
+    assert!(s.mirrored("other", None, 10).await.unwrap().is_empty());
 }
 
 async fn leases_pass_on_only_when_they_expire(s: SqlStore) {
@@ -1254,8 +1254,8 @@ async fn a_remote_change_is_recorded_once(s: SqlStore) {
         .await
         .unwrap();
     let (one, two) = (
-        s.mirrored("fes", 0, 10).await.unwrap().remove(0),
-        s.mirrored("fes", 0, 10).await.unwrap().remove(0),
+        s.mirrored("fes", None, 10).await.unwrap().remove(0),
+        s.mirrored("fes", None, 10).await.unwrap().remove(0),
     );
     let now = json!({"status": "Acknowledged"});
     let notes = ["FES Portal: status Open → Acknowledged".to_string()];
@@ -1280,7 +1280,7 @@ async fn a_remote_change_is_recorded_once(s: SqlStore) {
     assert!(!record(&two).await, "found against a state now gone");
     let entries = s.entries(one.id).await.unwrap();
     assert_eq!(entries.len(), 1, "{entries:?}");
-    assert_eq!(s.mirrored("fes", 0, 10).await.unwrap()[0].seen, now);
+    assert_eq!(s.mirrored("fes", None, 10).await.unwrap()[0].seen, now);
 }
 
 fn close(reason: CloseReason, notes: &str) -> Change {
