@@ -13,6 +13,16 @@ pub struct Endpoint {
     pub takes: &'static str,
     /// Whether it needs an API key or a session.
     pub authenticated: bool,
+    /// What it answers, in the notation of [`crate::schemas`]: `Incident`, `201 Entry`,
+    /// `204`, `text`.
+    pub returns: &'static str,
+}
+
+impl Endpoint {
+    /// This route answers `returns` (see [`crate::schemas::answer`]).
+    pub(crate) const fn returns(self, returns: &'static str) -> Endpoint {
+        Endpoint { returns, ..self }
+    }
 }
 
 pub(crate) const fn ep(
@@ -27,6 +37,7 @@ pub(crate) const fn ep(
         summary,
         takes,
         authenticated: true,
+        returns: "",
     }
 }
 

@@ -30,7 +30,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators",
                 "?type=&value=&limit=",
                 "indicators in the caller's incidents, those of the latest stored incidents first: type, value, incidents, first and last seen (and other_organizations, a count, for a user of some organizations)",
-            ),
+            ).returns("Indicators"),
             get(list),
         ),
         (
@@ -39,7 +39,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/{type}/{value}",
                 "",
                 "one indicator and the caller's incidents that hold it (found_in); 404 if none of them does and no other organization saw it",
-            ),
+            ).returns("Indicator"),
             get(show),
         ),
         (
@@ -48,7 +48,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/{type}/{value}/verdict",
                 "{verdict}",
                 "give an indicator a verdict in the caller's organizations that hold it: malicious, suspicious, benign (it then relates no incidents) or unknown (taken back); not viewers",
-            ),
+            ).returns("Indicator"),
             post(verdict),
         ),
         (
@@ -57,7 +57,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/allowlist",
                 "",
                 "the allow list: values, networks and *.domains that are no indicators (admins)",
-            ),
+            ).returns("Allowlist"),
             get(allowlist),
         ),
         (
@@ -66,7 +66,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/allowlist",
                 "{entry}",
                 "add an allow-list entry, applied to incidents stored from then on (admins)",
-            ),
+            ).returns("201 AllowlistAdded"),
             post(allow),
         ),
         (
@@ -75,7 +75,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/allowlist/{entry}",
                 "",
                 "remove an allow-list entry (admins): 204, or 404 if it was not there",
-            ),
+            ).returns("204"),
             axum::routing::delete(disallow),
         ),
         (
@@ -84,7 +84,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/indicators/reindex",
                 "",
                 "find every incident's indicators again with the exclusions as configured now (admins)",
-            ),
+            ).returns("204"),
             post(reindex),
         ),
         (
@@ -93,7 +93,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}/indicators",
                 "",
                 "an incident's indicators, each with the caller's incidents that hold it, and the incidents that share indicators with it (related)",
-            ),
+            ).returns("IncidentIndicators"),
             get(of_incident),
         ),
     ]

@@ -13,6 +13,7 @@ mod notify_api;
 mod reports_api;
 mod routes;
 mod rules_api;
+pub mod schemas;
 mod server;
 mod state;
 pub mod tls;

@@ -26,7 +26,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/channels",
                 "",
                 "the notification channels: kind, where they deliver (no secrets), hourly limit, waiting, sent in the last hour, failed in the last day, last error (users who see every organization)",
-            ),
+            ).returns("Channels"),
             get(list),
         ),
         (
@@ -35,7 +35,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/channels/{name}/test",
                 "",
                 "send a test message on a channel now (admins): 204, or 502 with the receiver's error",
-            ),
+            ).returns("204"),
             post(test),
         ),
         (
@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/notifications",
                 "?channel=&status=&incident=&limit=",
                 "notifications of the incidents the caller sees, newest first; status is pending, sent or failed",
-            ),
+            ).returns("Notifications"),
             get(notifications),
         ),
     ]

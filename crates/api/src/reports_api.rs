@@ -29,7 +29,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/reports",
                 "?org=&since=&until=&period=&format=",
                 "the figures of the incidents first seen in a period (period=2026-11 or a day, or since= and until=, default now): volume by severity, delivery lag, times to assign and close (median, p90, max in seconds), false-positive share, SLA compliance and open breaches; for all, and per instance, organization and type; a user of some organizations may name only its own. format=json (the default), csv (a row per group), html (the customer report: one self-contained page with the critical and high incidents and the top titles and indicators) or incidents-csv (a row per incident)",
-            ),
+            ).returns("Report"),
             get(report),
         ),
         (
@@ -38,7 +38,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/reports/sends",
                 "",
                 "the scheduled customer reports (`[[reports]]`) queued and sent, newest first: organization, channel, period, status (pending, sent, failed), attempts, the last error; users who see every organization only",
-            ),
+            ).returns("[ReportSend]"),
             get(sends),
         ),
     ]

@@ -27,15 +27,15 @@ use crate::endpoint::{ep, public};
 fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
     vec![
         (
-            public("GET", "/healthz", "", "alive"),
+            public("GET", "/healthz", "", "alive").returns("text"),
             get(|| async { "ok" }),
         ),
         (
-            public("GET", "/readyz", "", "the store can write"),
+            public("GET", "/readyz", "", "the store can write").returns("text"),
             get(ready),
         ),
         (
-            public("GET", "/metrics", "", "Prometheus metrics"),
+            public("GET", "/metrics", "", "Prometheus metrics").returns("text"),
             get(metrics),
         ),
         (
@@ -44,7 +44,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/openapi.json",
                 "",
                 "this API as an OpenAPI document",
-            ),
+            ).returns("object"),
             get(openapi),
         ),
         (
@@ -53,21 +53,21 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/login",
                 r#"{"name", "password"}"#,
                 "a 12-hour session used like a key: `{\"token\", \"expires\"}`",
-            ),
+            ).returns("Session"),
             post(login),
         ),
         (
-            ep("POST", "/api/v1/logout", "", "ends the session"),
+            ep("POST", "/api/v1/logout", "", "ends the session").returns("204"),
             post(logout),
         ),
-        (ep("GET", "/api/v1/me", "", "the caller"), get(me)),
+        (ep("GET", "/api/v1/me", "", "the caller").returns("User"), get(me)),
         (
             ep(
                 "GET",
                 "/api/v1/instances",
                 "",
                 "the configured instances: integration, fetch, mirroring and health",
-            ),
+            ).returns("[Instance]"),
             get(instances),
         ),
         (
@@ -76,7 +76,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/instances/health",
                 "",
                 "each instance's health",
-            ),
+            ).returns("[Health]"),
             get(health),
         ),
         (
@@ -85,7 +85,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/instances/{name}/test",
                 "",
                 "run test-module: `{ok, message}`",
-            ),
+            ).returns("TestResult"),
             post(test_instance),
         ),
         (
@@ -94,7 +94,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/instances/{name}/fetch",
                 "",
                 "fetch now, until caught up: `{new_incidents, steps, held}` (`held`: scopes left to the process that holds them)",
-            ),
+            ).returns("FetchResult"),
             post(fetch_now),
         ),
         (
@@ -103,7 +103,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents",
                 "?status=&severity=&organization=&instance=&owner=&sla=&q=&sort=&order=&after=&count=&limit=",
                 "the queue, newest first: `{data, next}`, and with `count=true` `total` (up to 10,000) and `total_capped`; `q` is XSOAR's query syntax, `after` the `next` of the page before",
-            ),
+            ).returns("IncidentPage"),
             get(list),
         ),
         (
@@ -112,7 +112,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/facets",
                 "?status=&severity=&organization=&instance=&owner=&sla=&q=",
                 "the filter counts: for status, severity, organization, owner and instance, how many incidents each value has under the other filters (`{facets: {status: [{value, count}], ...}}`); with text, a time or an SLA state in the filter they are counted among at most 10,000 matching incidents per list, and `sampled` says so when a list reached that",
-            ),
+            ).returns("Facets"),
             get(facets),
         ),
         (
@@ -121,7 +121,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents",
                 r#"{"name", "severity", "organization", "type", "details"}"#,
                 "make an incident",
-            ),
+            ).returns("201 Incident"),
             post(create),
         ),
         (
@@ -130,11 +130,11 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/bulk",
                 r#"{"ids", "action", "owner", "reason", "notes"}"#,
                 "one change to many incidents, `action` being `assign` or `close`: `{changed, failed}`",
-            ),
+            ).returns("BulkResult"),
             post(bulk),
         ),
         (
-            ep("GET", "/api/v1/incidents/{id}", "", "one incident"),
+            ep("GET", "/api/v1/incidents/{id}", "", "one incident").returns("Incident"),
             get(one),
         ),
         (
@@ -143,7 +143,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}",
                 r#"{"status", "severity", "owner", "type", "labels", "version"}"#,
                 "change its fields",
-            ),
+            ).returns("Incident"),
             patch(update),
         ),
         (
@@ -152,11 +152,11 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}",
                 "",
                 "delete it (its alert is never fetched again)",
-            ),
+            ).returns("204"),
             delete_route(delete),
         ),
         (
-            ep("GET", "/api/v1/incidents/{id}/context", "", "its context"),
+            ep("GET", "/api/v1/incidents/{id}/context", "", "its context").returns("object"),
             get(context),
         ),
         (
@@ -165,7 +165,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}/close",
                 r#"{"reason", "notes", "version"}"#,
                 "close it",
-            ),
+            ).returns("Incident"),
             post(close),
         ),
         (
@@ -174,7 +174,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}/reopen",
                 r#"{"version"}"#,
                 "reopen it",
-            ),
+            ).returns("Incident"),
             post(reopen),
         ),
         (
@@ -183,11 +183,11 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}/notes",
                 r#"{"text", "mirror"}"#,
                 "add a note, sent to the provider with `mirror`",
-            ),
+            ).returns("201 Entry"),
             post(note),
         ),
         (
-            ep("GET", "/api/v1/incidents/{id}/entries", "", "the war room"),
+            ep("GET", "/api/v1/incidents/{id}/entries", "", "the war room").returns("[Entry]"),
             get(entries),
         ),
         (
@@ -196,7 +196,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/incidents/{id}/run",
                 r#"{"line", "instance"}"#,
                 "a provider command in the incident's context",
-            ),
+            ).returns("CommandEntry"),
             post(run_in_incident),
         ),
         (
@@ -205,7 +205,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/commands",
                 "",
                 "the integrations' commands, arguments and outputs",
-            ),
+            ).returns("[Integration]"),
             get(commands),
         ),
         (
@@ -214,11 +214,11 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/commands/run",
                 r#"{"line", "instance"}"#,
                 "a command on its own (users who see every organization)",
-            ),
+            ).returns("CommandEntry"),
             post(run_command),
         ),
         (
-            ep("GET", "/api/v1/users", "", "the users (admins)"),
+            ep("GET", "/api/v1/users", "", "the users (admins)").returns("[User]"),
             get(users),
         ),
         (
@@ -227,7 +227,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users",
                 r#"{"name", "role", "orgs", "password"}"#,
                 "make a user (admins); a made password is in this answer only",
-            ),
+            ).returns("201 NewUser"),
             post(create_user),
         ),
         (
@@ -236,7 +236,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}",
                 r#"{"role", "orgs"}"#,
                 "set a user's role and organizations (admins)",
-            ),
+            ).returns("User"),
             patch(set_user_access),
         ),
         (
@@ -245,7 +245,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}/disable",
                 "",
                 "disable a user and revoke its keys (admins)",
-            ),
+            ).returns("204"),
             post(disable_user),
         ),
         (
@@ -254,7 +254,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}/enable",
                 "",
                 "enable a disabled user; its old keys stay revoked (admins)",
-            ),
+            ).returns("204"),
             post(enable_user),
         ),
         (
@@ -263,7 +263,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}/api-key",
                 r#"{"replace"}"#,
                 "a new API key, in this answer only: `{key, id}`; `replace` revokes the user's others (admins)",
-            ),
+            ).returns("201 NewApiKey"),
             post(user_api_key),
         ),
         (
@@ -272,7 +272,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}/api-keys",
                 "",
                 "the user's API keys: id, created, revoked; never the keys (admins)",
-            ),
+            ).returns("ApiKeys"),
             get(user_api_keys),
         ),
         (
@@ -281,7 +281,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/users/{name}/api-keys/{id}",
                 "",
                 "revoke one API key (admins)",
-            ),
+            ).returns("204"),
             delete_route(revoke_api_key),
         ),
         (
@@ -290,7 +290,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/audit",
                 "?since=&limit=",
                 "the audit log, newest first: logins, sessions, keys and users (admins)",
-            ),
+            ).returns("AuditLog"),
             get(audit),
         ),
     ]
@@ -408,6 +408,16 @@ pub fn openapi_document() -> serde_json::Value {
     let mut paths = serde_json::Map::new();
     let error = json!({"$ref": "#/components/schemas/Error"});
     let answer = |description: &str, schema: &serde_json::Value| json!({"description": description, "content": {"application/json": {"schema": schema}}});
+    let done = |returns: &str| {
+        let (status, body) = crate::schemas::answer(returns);
+        let answer = match body {
+            Some((media, schema)) => {
+                json!({"description": "done", "content": {media: {"schema": schema}}})
+            }
+            None => json!({"description": "done, with no body"}),
+        };
+        (status, answer)
+    };
     for e in endpoints() {
         let (query, body) = takes_of(e.takes);
         let mut parameters: Vec<serde_json::Value> = e
@@ -424,10 +434,22 @@ pub fn openapi_document() -> serde_json::Value {
             "operationId": format!("{} {}", e.method.to_ascii_lowercase(), e.path),
             "parameters": parameters,
             "responses": {
-                "200": answer("done", &json!({})),
                 "400": answer("the request is wrong: `error` says how", &error),
+                "409": answer("the record changed since it was read (a stale `version`), or it cannot change so: `error` says why", &error),
+                "422": answer("the change is refused (say, a closed incident's fields): `error` says why", &error),
+                "502": answer("the provider or the receiver failed: `error` has its own message", &error),
+                "503": answer("the store is not available now", &error),
             },
         });
+        if e.path == "/api/v1/login" {
+            operation["responses"]["401"] = answer("the name or the password is wrong", &error);
+            operation["responses"]["429"] = answer(
+                "too many failed logins: wait the `Retry-After` seconds",
+                &error,
+            );
+        }
+        let (status, ok) = done(e.returns);
+        operation["responses"][status] = ok;
         if let Some(fields) = body {
             let properties: serde_json::Map<String, serde_json::Value> =
                 fields.into_iter().map(|f| (f, json!({}))).collect();
@@ -455,14 +477,7 @@ pub fn openapi_document() -> serde_json::Value {
         "paths": paths,
         "components": {
             "securitySchemes": {"apiKey": {"type": "apiKey", "in": "header", "name": "Authorization"}},
-            "schemas": {"Error": {
-                "type": "object",
-                "required": ["error", "code"],
-                "properties": {
-                    "error": {"type": "string", "description": "what failed and what to do"},
-                    "code": {"type": "string", "description": "bad_request, unauthorized, forbidden, not_found, conflict or internal"},
-                },
-            }},
+            "schemas": crate::schemas::components(),
         },
     })
 }

@@ -26,7 +26,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules",
                 "",
                 "the rules in run order, with what each did in the last day (users who see every organization)",
-            ),
+            ).returns("Rules"),
             get(list),
         ),
         (
@@ -35,7 +35,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/import",
                 r#"{"toml", "replace"}"#,
                 "check a rule file whole, then store it; `replace` makes it the whole set (admins): `{imported}`, or 400 naming each rule, line and key",
-            ),
+            ).returns("RulesImported"),
             post(import),
         ),
         (
@@ -44,7 +44,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/export",
                 "",
                 "every rule as one TOML file, as import takes it back",
-            ),
+            ).returns("text"),
             get(export),
         ),
         (
@@ -53,7 +53,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/{name}",
                 "",
                 "one rule: its TOML, state, and what it did in the last hour and day",
-            ),
+            ).returns("Rule"),
             get(show),
         ),
         (
@@ -62,7 +62,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/{name}/enable",
                 "",
                 "enable a rule (admins)",
-            ),
+            ).returns("204"),
             post(enable),
         ),
         (
@@ -71,7 +71,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/{name}/disable",
                 "",
                 "disable a rule (admins)",
-            ),
+            ).returns("204"),
             post(disable),
         ),
         (
@@ -80,7 +80,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/{name}/test",
                 r#"{"incident"}"#,
                 "what the rule would do to an incident now, doing nothing: `{matched, actions}`",
-            ),
+            ).returns("RuleTest"),
             post(test),
         ),
         (
@@ -89,7 +89,7 @@ pub(crate) fn routes() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "/api/v1/rules/{name}/backtest",
                 "?since=",
                 "how many incidents made since `since` (default 30 days) the rule's condition matches, and the first 20",
-            ),
+            ).returns("Backtest"),
             get(backtest),
         ),
     ]
