@@ -4,6 +4,7 @@
 //! Integrations never touch storage: they turn arguments into provider requests and provider
 //! responses into [`Entry`]s.
 
+pub mod bulk;
 pub mod covalence_managed_security;
 pub mod covalence_security_providers;
 pub mod fetch;

@@ -5,8 +5,6 @@
 //! incident, and changes of status or analyst notes become war-room entries. The documented
 //! API cannot list an ARO's comments, so remote comments are not mirrored in.
 
-use std::collections::HashMap;
-
 use serde_json::{Value, json};
 use watchfloor_core::CloseReason;
 
@@ -16,12 +14,6 @@ use crate::{CommandError, OpenAlert, Outgoing, Pushed, RemoteChange};
 
 /// The resolutions of an ARO that is still open: what the bulk read lists.
 const OPEN_RESOLUTIONS: [&str; 2] = ["Unresolved", "Help Requested"];
-/// Fewer open incidents than this in a time span are read one by one: a listing would cost
-/// as much.
-const BULK_MIN: usize = 4;
-/// A span's listing may hold this many times its open incidents (AROs of other batches, or
-/// open at the provider but closed here) before the span is split in two.
-const LISTING_SLACK: usize = 4;
 /// The portal's `since`/`until` format (UTC).
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
@@ -99,27 +91,21 @@ pub async fn push(
     }
 }
 
-/// Reads the state of `open` AROs, in order. The open AROs of each time span are listed
-/// (`resolution`, `since`, `until`, 500 a page), a span at a time, so a hundred thousand open
-/// incidents cost a few hundred requests rather than one each; a span whose listing holds far
-/// more than its incidents is split in two. An ARO the listings do not show (resolved or
-/// dismissed since, or in a span too small to list) is read alone.
+/// Reads the state of `open` AROs, in order. The open AROs of each stretch of time the
+/// incidents span are listed (`resolution`, `since`, `until`, 500 a page; see
+/// [`crate::bulk`]), so a hundred thousand open incidents cost a few hundred requests rather
+/// than one each. An ARO the listings do not show (resolved or dismissed since, or in a
+/// stretch too small to list) is read alone.
 pub async fn pull_many(
     portal: &Portal,
     open: &[OpenAlert],
 ) -> Result<Vec<Option<RemoteChange>>, CommandError> {
-    let mut order: Vec<usize> = (0..open.len()).collect();
-    order.sort_by_key(|&n| open[n].occurred);
-    let mut listed: HashMap<String, Value> = HashMap::new();
-    let mut spans = vec![(0, order.len())];
-    while let Some((start, end)) = spans.pop() {
-        let span = &order[start..end];
-        if span.len() < BULK_MIN {
-            continue;
-        }
-        let (first, last) = (open[span[0]].occurred, open[span[span.len() - 1]].occurred);
-        let cap = LISTING_SLACK * span.len() + 500;
-        let mut cut = false;
+    let refs: Vec<&OpenAlert> = open.iter().collect();
+    let listed = crate::bulk::read_spans(&refs, |first, last, cap| async move {
+        let mut listed = crate::bulk::Listed {
+            alerts: Vec::new(),
+            cut: false,
+        };
         for resolution in OPEN_RESOLUTIONS {
             let filters = [
                 ("resolution".to_string(), resolution.to_string()),
@@ -132,19 +118,16 @@ pub async fn pull_many(
                 ),
             ];
             let page = portal.newest_aros(&filters, cap).await?;
-            cut |= page.more;
-            for aro in page.items {
-                if let Some(id) = aro["ID"].as_str() {
-                    listed.insert(id.to_string(), aro);
-                }
-            }
+            listed.cut |= page.more;
+            listed.alerts.extend(
+                page.items
+                    .into_iter()
+                    .filter_map(|aro| Some((aro["ID"].as_str()?.to_string(), aro))),
+            );
         }
-        if cut {
-            let middle = start + (end - start) / 2;
-            spans.push((start, middle));
-            spans.push((middle, end));
-        }
-    }
+        Ok(listed)
+    })
+    .await?;
     let mut out = Vec::with_capacity(open.len());
     for alert in open {
         out.push(match listed.get(&alert.external_id) {

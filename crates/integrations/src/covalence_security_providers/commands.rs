@@ -255,6 +255,13 @@ impl Instance for CovalenceSecurityProvidersInstance {
         Box::pin(super::mirror::pull(&self.client, external_id, seen))
     }
 
+    fn pull_many<'a>(
+        &'a self,
+        open: &'a [crate::OpenAlert],
+    ) -> BoxFuture<'a, Result<Vec<Option<crate::RemoteChange>>, CommandError>> {
+        Box::pin(super::mirror::pull_many(&self.client, open))
+    }
+
     fn fetch<'a>(
         &'a self,
         scope: &'a str,

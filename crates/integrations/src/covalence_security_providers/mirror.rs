@@ -1,12 +1,77 @@
 //! Mirroring with Covalence, incoming only: the appliance API has no way to change an alert,
-//! so nothing goes out. An open incident's alert is re-read (by id, on its organization's
-//! appliances in broker mode); changes of its acknowledgement or assignee become war-room
-//! entries. Covalence alerts have no closed state, so nothing closes an incident from there.
+//! so nothing goes out. Open incidents' alerts are read in bulk, each organization's by the
+//! stretches of time they span (`alertTimeMin`, `alertTimeMax`, 500 a page, on its appliances
+//! in broker mode), and an alert those listings do not show is read alone by id; changes of
+//! its acknowledgement or assignee become war-room entries. Covalence alerts have no closed
+//! state, so nothing closes an incident from there.
+
+use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
 use super::client::Covalence;
-use crate::{CommandError, RemoteChange};
+use crate::{CommandError, OpenAlert, RemoteChange};
+
+/// The appliances' `alertTimeMin`/`alertTimeMax` format (UTC).
+const TIME_FORMAT: &str = "%Y-%m-%dT%H:%M:%S";
+
+/// Reads the state of `open` alerts, in order: each organization's by the stretches of time
+/// they span (see [`crate::bulk`]), the rest one by one.
+pub async fn pull_many(
+    client: &Covalence,
+    open: &[OpenAlert],
+) -> Result<Vec<Option<RemoteChange>>, CommandError> {
+    let mut by_org: BTreeMap<Option<&str>, Vec<&OpenAlert>> = BTreeMap::new();
+    for alert in open {
+        by_org
+            .entry(alert.seen["org_name"].as_str())
+            .or_default()
+            .push(alert);
+    }
+    let mut listed = std::collections::HashMap::new();
+    for (org, alerts) in by_org {
+        let found = crate::bulk::read_spans(&alerts, |first, last, cap| async move {
+            let query = &[
+                (
+                    "alertTimeMin".to_string(),
+                    first.format(TIME_FORMAT).to_string(),
+                ),
+                (
+                    "alertTimeMax".to_string(),
+                    (last + chrono::TimeDelta::seconds(1))
+                        .format(TIME_FORMAT)
+                        .to_string(),
+                ),
+            ];
+            let cap = cap as u64;
+            let alerts = client
+                .fan_out(org, |a| async move {
+                    client
+                        .list(&a, "/rest/v1/alerts", query, Some(cap + 1), 0)
+                        .await
+                })
+                .await?;
+            let cut = alerts.len() as u64 > cap;
+            Ok(crate::bulk::Listed {
+                alerts: alerts
+                    .into_iter()
+                    .filter_map(|a| Some((a["id"].as_str()?.to_string(), a)))
+                    .collect(),
+                cut,
+            })
+        })
+        .await?;
+        listed.extend(found);
+    }
+    let mut out = Vec::with_capacity(open.len());
+    for alert in open {
+        out.push(match listed.get(&alert.external_id) {
+            Some(now) => compare(now, &alert.seen),
+            None => pull(client, &alert.external_id, &alert.seen).await?,
+        });
+    }
+    Ok(out)
+}
 
 /// The alert fields that mirror in.
 const FIELDS: [&str; 2] = ["acknowledgedStatus", "assignee"];
@@ -36,9 +101,15 @@ pub async fn pull(
     let Some(alert) = found.into_iter().find(|a| a["id"] == id) else {
         return Ok(None);
     };
-    let (now, before) = (state(&alert), state(seen));
+    Ok(compare(&alert, seen))
+}
+
+/// What changed in `alert` since `seen`, if anything.
+fn compare(alert: &Value, seen: &Value) -> Option<RemoteChange> {
+    let org = seen["org_name"].as_str();
+    let (now, before) = (state(alert), state(seen));
     if now == before {
-        return Ok(None);
+        return None;
     }
     let shown = crate::shown;
     let notes = FIELDS
@@ -55,10 +126,10 @@ pub async fn pull(
     // Keep the organization, so the next read goes to the same appliances.
     let mut seen = now;
     seen["org_name"] = json!(org);
-    Ok(Some(RemoteChange {
+    Some(RemoteChange {
         seen,
         notes,
         close: None,
         provider: None,
-    }))
+    })
 }
