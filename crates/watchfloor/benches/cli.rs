@@ -31,9 +31,19 @@ async fn main() {
     let store = SqlStore::open(&url).await.expect("store");
     let started = Instant::now();
     store.fill_synthetic(n).await.expect("fill");
+    let filled = started.elapsed();
+    store.close().await;
+    let store = SqlStore::open_read_only(&url).await.expect("store");
+    let bytes: u64 = std::fs::read_dir(dir.path())
+        .expect("the store's directory")
+        .filter_map(|e| e.ok()?.metadata().ok())
+        .map(|m| m.len())
+        .sum();
     println!(
-        "stored {n} incidents in {:.1} s",
-        started.elapsed().as_secs_f64()
+        "stored {n} incidents in {:.1} s: {:.0} MB on disk with the text index ({:.0} bytes each)",
+        filled.as_secs_f64(),
+        bytes as f64 / 1e6,
+        bytes as f64 / n as f64
     );
     let config = dir.path().join("watchfloor.toml");
     std::fs::write(&config, format!("[storage]\nurl = \"{url}\"\n")).expect("config");
