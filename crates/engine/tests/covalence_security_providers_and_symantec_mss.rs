@@ -574,3 +574,74 @@ async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
         assert_eq!(last.kind, "sync-skipped");
     }
 }
+
+/// Issue 34: SWS incidents were each read with `IncidentWorkflowQuery` every cycle. After the
+/// first read of each (its baseline), a cycle lists the incidents from the oldest open one on
+/// and reads only those whose update time moved: a quiet cycle makes a few requests, and a
+/// workflow changed in SWS is still seen in the next cycle, once.
+#[tokio::test]
+async fn symantec_reads_only_incidents_the_list_says_changed() {
+    let sim = SymantecMssSimulator::start(SymantecMssOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
+    let config = format!(
+        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n",
+        sim.url, sim.passphrase
+    );
+    let start = chrono::Utc::now() - chrono::TimeDelta::days(2);
+    for n in 0..30 {
+        sim.add_incident_timed(
+            ["Emergency", "Critical"][n % 2],
+            "Scan",
+            start + chrono::TimeDelta::minutes(n as i64 * 7),
+            std::time::Duration::ZERO,
+        );
+    }
+    let (engine, store) = engine(&config, &dir).await;
+    engine
+        .cycle(
+            "mss",
+            Steps::UntilCaughtUp,
+            &|_| {},
+            &watch::channel(false).1,
+        )
+        .await
+        .unwrap();
+    let open = store.incidents(&IncidentFilter::default()).await.unwrap();
+    assert!(open.len() >= 30, "{} incidents", open.len());
+    let first = engine.sync("mss").await.unwrap();
+    assert!(
+        first.requests as usize >= open.len(),
+        "the first cycle reads each workflow: {}",
+        first.requests
+    );
+    let quiet = engine.sync("mss").await.unwrap();
+    assert_eq!(quiet.pulled, 0);
+    assert!(
+        quiet.requests * 4 <= open.len() as u64,
+        "{} requests for {} open incidents",
+        quiet.requests,
+        open.len()
+    );
+    let changed = &open[open.len() / 2];
+    let number = changed.external_id.parse::<u64>().unwrap();
+    assert!(sim.set_workflow(number, "In Progress", "Unresolved", Some("Looking")));
+    let report = engine.sync("mss").await.unwrap();
+    assert_eq!(report.pulled, 1);
+    let said: Vec<String> = store
+        .entries(changed.id)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.body["text"].as_str().map(str::to_string))
+        .collect();
+    assert!(
+        said.contains(&"Symantec MSS comment: Looking".to_string()),
+        "{said:?}"
+    );
+    assert_eq!(engine.sync("mss").await.unwrap().pulled, 0, "seen once");
+}

@@ -111,6 +111,13 @@ impl Instance for SymantecMssInstance {
         Box::pin(self.pull_change(external_id, seen))
     }
 
+    fn pull_many<'a>(
+        &'a self,
+        open: &'a [crate::OpenAlert],
+    ) -> BoxFuture<'a, Result<Vec<Option<crate::RemoteChange>>, CommandError>> {
+        Box::pin(self.pull_many_changes(open))
+    }
+
     /// IncidentGetList with the instance's severities, over mutual TLS.
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(async move {

@@ -4,12 +4,19 @@
 //! In: a remote Closed closes the local incident, and new remote comments become war-room
 //! entries. Comments can be read back, so a repeated push never adds a comment twice.
 
+use std::collections::HashMap;
+
 use serde_json::{Value, json};
 use watchfloor_core::CloseReason;
 use watchfloor_core::xml::Element;
 
 use super::commands::{SymantecMssInstance, Workflow};
-use crate::{CommandError, Outgoing, Pushed, RemoteChange};
+use crate::{CommandError, OpenAlert, Outgoing, Pushed, RemoteChange};
+
+/// Summaries `IncidentGetList` sends at most in one answer.
+const LIST_PAGE: u32 = 500;
+/// Answers of `IncidentGetList` one bulk read asks for at most.
+const LIST_PAGES: usize = 200;
 
 /// The SWS resolution a close reason maps to.
 pub fn resolution(reason: CloseReason) -> &'static str {
@@ -163,6 +170,78 @@ impl SymantecMssInstance {
             ));
         }
         Ok(Some(self.closing(change, &now, &before)))
+    }
+
+    /// Reads the state of `open` incidents, in order. SWS lists incidents with the time each
+    /// was last updated (`UpdateTimestampGMT`) but without their workflow, so the list, from
+    /// the oldest open incident on, says which changed; only those, and incidents never read
+    /// before (their first read is the baseline) or not in the list, are read one by one
+    /// (`IncidentWorkflowQuery`).
+    pub(super) async fn pull_many_changes(
+        &self,
+        open: &[OpenAlert],
+    ) -> Result<Vec<Option<RemoteChange>>, CommandError> {
+        let mut updated: HashMap<String, String> = HashMap::new();
+        if let (Some(first), Some(last)) = (
+            open.iter().map(|a| a.occurred).min(),
+            open.iter().map(|a| a.occurred).max(),
+        ) && open.len() >= crate::bulk::BULK_MIN
+        {
+            let mut start = first;
+            for _ in 0..LIST_PAGES {
+                let page = self
+                    .sws()
+                    .incidents(start, &[], None, Some(LIST_PAGE))
+                    .await?;
+                let mut newest = start;
+                for summary in &page {
+                    if let (Some(number), Some(at)) = (
+                        summary["IncidentNumber"].as_str(),
+                        summary["UpdateTimestampGMT"].as_str(),
+                    ) {
+                        updated.insert(number.to_string(), at.to_string());
+                    }
+                    let created = summary["TimeCreated"].as_str().and_then(|t| {
+                        chrono::DateTime::parse_from_rfc3339(&super::client::utc_timestamp(t)).ok()
+                    });
+                    if let Some(created) = created {
+                        newest = newest.max(created.with_timezone(&chrono::Utc));
+                    }
+                }
+                // A short answer is the last; so is one that does not move past its start
+                // (more than a page created at one instant: those are read one by one).
+                if page.len() < LIST_PAGE as usize || newest <= start || newest > last {
+                    break;
+                }
+                start = newest;
+            }
+        }
+        let mut out = Vec::with_capacity(open.len());
+        for alert in open {
+            let listed = updated.get(&alert.external_id);
+            if listed.is_some() && alert.seen["updated"].as_str() == listed.map(String::as_str) {
+                out.push(None);
+                continue;
+            }
+            let change = self.pull_change(&alert.external_id, &alert.seen).await?;
+            // Remember the update time the list gave, so the next cycle can tell from the list.
+            out.push(match (change, listed) {
+                (Some(mut change), Some(at)) => {
+                    change.seen["updated"] = json!(at);
+                    Some(change)
+                }
+                (None, Some(at)) => {
+                    let mut seen = alert.seen.clone();
+                    seen["updated"] = json!(at);
+                    Some(RemoteChange {
+                        seen,
+                        ..RemoteChange::default()
+                    })
+                }
+                (change, None) => change,
+            });
+        }
+        Ok(out)
     }
 
     /// Adds the close to `change` if the workflow became Closed.
