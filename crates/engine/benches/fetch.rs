@@ -15,6 +15,9 @@
 //! 4. Shared work: the same first cycle on PostgreSQL by one, two and three engines that share
 //!    the organizations under leases, as `serve` processes do (here in one process, each engine
 //!    with its own connections and leases).
+//! 6. Ingest into a full store (`ingest-at-size`): the same 100,000 new incidents in batches of
+//!    200 into a store that already holds `WATCHFLOOR_BENCH_INCIDENTS` (default 1,000,000)
+//!    synthetic incidents, against an empty one, alternating runs on fresh stores.
 //! 5. Mirroring in: one cycle over 100,000 open FES incidents of 200 organizations, reading
 //!    the open AROs in bulk, against the per-incident pattern (one read per open incident, as
 //!    XSOAR's `get-remote-data`): provider requests and cycle time, and a cycle after three
@@ -632,6 +635,9 @@ async fn main() {
     if wants("broker") {
         println!("{}", broker_bench().await);
     }
+    if wants("ingest-at-size") {
+        println!("{}", ingest_at_size_bench().await);
+    }
     if wants("mirror") {
         println!("{}", mirror_bench().await);
     }
@@ -888,4 +894,52 @@ async fn storage_per_incident(path: &std::path::Path) -> String {
         }
         Err(e) => format!("{whole} (no page accounting: {e})"),
     }
+}
+
+/// Ingest of 100,000 new incidents (batches of 200 of one organization) into a store that
+/// holds `WATCHFLOOR_BENCH_INCIDENTS` incidents already, against an empty store: the median of
+/// three runs each, alternating, on fresh stores.
+async fn ingest_at_size_bench() -> String {
+    let n: usize = std::env::var("WATCHFLOOR_BENCH_INCIDENTS")
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(1_000_000);
+    let batched = incidents(100_000, "b", |i| i / 200 % 50);
+    let mut empty = Vec::new();
+    let mut full = Vec::new();
+    let mut fill_time = Duration::ZERO;
+    for run in 0..3 {
+        for filled in [false, true] {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let url = format!("sqlite://{}/size{run}.db", dir.path().display());
+            let store = SqlStore::open(&url).await.expect("store");
+            if filled {
+                let started = Instant::now();
+                store.fill_synthetic(n).await.expect("fill");
+                searchable(&store).await;
+                fill_time = started.elapsed();
+            }
+            let (rate, added) = ingest(&store, &batched, 200).await;
+            assert_eq!(added, batched.len());
+            if filled {
+                full.push(rate)
+            } else {
+                empty.push(rate)
+            }
+            store.close().await;
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let (e, f) = (median(&mut empty), median(&mut full));
+    format!(
+        "ingest into a full store (SQLite; 100,000 new, batches of 200 of one org; the median of 3 runs each, alternating)\n\
+         - into an empty store: {e:.0}/s\n\
+         - into a store of {n} incidents (filled in {:.0} s): {f:.0}/s\n\
+         - full / empty: {:.2}x (target: at least 0.8x)\n",
+        fill_time.as_secs_f64(),
+        f / e
+    )
 }
