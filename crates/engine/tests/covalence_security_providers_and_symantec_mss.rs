@@ -312,6 +312,43 @@ async fn records_made_at_set_times_give_their_delivery_lag() {
     }
 }
 
+/// The `mss` instance's config for `sim` (its CA and certificate written into `dir`), with
+/// `severities` as given.
+fn mss_config(sim: &SymantecMssSimulator, dir: &tempfile::TempDir, severities: &str) -> String {
+    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
+    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
+    format!(
+        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
+         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n\
+         severities = \"{severities}\"\n",
+        sim.url, sim.passphrase
+    )
+}
+
+/// The texts of an incident's war-room entries, oldest first.
+async fn said(store: &SqlStore, id: i64) -> Vec<String> {
+    store
+        .entries(id)
+        .await
+        .unwrap()
+        .iter()
+        .filter_map(|e| e.body["text"].as_str().map(str::to_string))
+        .collect()
+}
+
+/// Fetches `name` until caught up.
+async fn fetched(engine: &Engine, name: &str) {
+    engine
+        .cycle(
+            name,
+            Steps::UntilCaughtUp,
+            &|_| {},
+            &watch::channel(false).1,
+        )
+        .await
+        .unwrap();
+}
+
 /// Symantec MSS mirroring: a close and a mirrored note each reach SWS once (a repeated sync
 /// pushes nothing); a remote Closed and a remote comment reach the incident, with nothing sent
 /// back. Regression (a reopen stayed local): reopening an incident, closed here or there,
@@ -323,24 +360,9 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
-    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
-    let config = format!(
-        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
-         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n\
-         severities = \"Emergency,Critical,Warning\"\n",
-        sim.url, sim.passphrase
-    );
+    let config = mss_config(&sim, &dir, "Emergency,Critical,Warning");
     let (engine, store) = engine(&config, &dir).await;
-    engine
-        .cycle(
-            "mss",
-            Steps::UntilCaughtUp,
-            &|_| {},
-            &watch::channel(false).1,
-        )
-        .await
-        .unwrap();
+    fetched(&engine, "mss").await;
     let all = store.incidents(&IncidentFilter::default()).await.unwrap();
     let (a, b, c) = (&all[0], &all[1], &all[2]);
     let others = &all[3..6];
@@ -438,13 +460,7 @@ async fn symantec_closes_notes_and_remote_changes_mirror_once() {
         (local.status, local.close_reason),
         (Status::Closed, Some(CloseReason::Resolved))
     );
-    let said: Vec<String> = store
-        .entries(c.id)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|e| e.body["text"].as_str().map(str::to_string))
-        .collect();
+    let said = said(&store, c.id).await;
     assert!(
         said.contains(&"Symantec MSS comment: Blocked at the firewall".to_string()),
         "{said:?}"
@@ -530,13 +546,7 @@ async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
         fields.insert("assignee".into(), "jdoe".into());
         assert!(sim.update_alert(&first.external_id, fields));
         assert_eq!(engine.sync(name).await.unwrap().pulled, 1, "{name}");
-        let said: Vec<String> = store
-            .entries(first.id)
-            .await
-            .unwrap()
-            .iter()
-            .filter_map(|e| e.body["text"].as_str().map(str::to_string))
-            .collect();
+        let said = said(&store, first.id).await;
         assert!(
             said.iter()
                 .any(|t| t.starts_with("Covalence: acknowledgedStatus")
@@ -585,13 +595,7 @@ async fn symantec_reads_only_incidents_the_list_says_changed() {
         .await
         .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    std::fs::write(dir.path().join("ca.pem"), &sim.ca_pem).unwrap();
-    std::fs::write(dir.path().join("client.p12"), &sim.client_p12).unwrap();
-    let config = format!(
-        "[[instances]]\nname = \"mss\"\nintegration = \"symantec-mss\"\nfetch = true\nfirst_fetch = \"2024-04-01T00:00:00Z\"\n\
-         [instances.params]\nserver = \"{}\"\ncertificate_file = \"client.p12\"\npassphrase = \"{}\"\nca_file = \"ca.pem\"\n",
-        sim.url, sim.passphrase
-    );
+    let config = mss_config(&sim, &dir, "Emergency,Critical");
     let start = chrono::Utc::now() - chrono::TimeDelta::days(2);
     for n in 0..30 {
         sim.add_incident_timed(
@@ -602,15 +606,7 @@ async fn symantec_reads_only_incidents_the_list_says_changed() {
         );
     }
     let (engine, store) = engine(&config, &dir).await;
-    engine
-        .cycle(
-            "mss",
-            Steps::UntilCaughtUp,
-            &|_| {},
-            &watch::channel(false).1,
-        )
-        .await
-        .unwrap();
+    fetched(&engine, "mss").await;
     let open = store.incidents(&IncidentFilter::default()).await.unwrap();
     assert!(open.len() >= 30, "{} incidents", open.len());
     let first = engine.sync("mss").await.unwrap();
@@ -632,13 +628,7 @@ async fn symantec_reads_only_incidents_the_list_says_changed() {
     assert!(sim.set_workflow(number, "In Progress", "Unresolved", Some("Looking")));
     let report = engine.sync("mss").await.unwrap();
     assert_eq!(report.pulled, 1);
-    let said: Vec<String> = store
-        .entries(changed.id)
-        .await
-        .unwrap()
-        .iter()
-        .filter_map(|e| e.body["text"].as_str().map(str::to_string))
-        .collect();
+    let said = said(&store, changed.id).await;
     assert!(
         said.contains(&"Symantec MSS comment: Looking".to_string()),
         "{said:?}"
