@@ -7,7 +7,8 @@
 //! numbers and a provider report of one organization's month (200 ms).
 //!
 //! `WATCHFLOOR_BENCH_INCIDENTS` (default 1,000,000) and `WATCHFLOOR_BENCH_SECONDS` (default 10
-//! per case) change the size and the length. `WATCHFLOOR_BENCH_MATRIX=1` adds one client's
+//! per case) change the size and the length; `WATCHFLOOR_BENCH_DATABASE=postgres` runs it on
+//! PostgreSQL (a private cluster) instead of SQLite. `WATCHFLOOR_BENCH_MATRIX=1` adds one client's
 //! latency for every filter alone and combined, in three sorts, on the first and a deep page.
 
 use std::sync::Arc;
@@ -371,11 +372,16 @@ async fn main() {
     let n = env_or("WATCHFLOOR_BENCH_INCIDENTS", 1_000_000);
     let length = Duration::from_secs(env_or("WATCHFLOOR_BENCH_SECONDS", 10) as u64);
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(
-        SqlStore::open(&format!("sqlite://{}/wf.db", dir.path().display()))
+    // SQLite by default; `WATCHFLOOR_BENCH_DATABASE=postgres` runs it on PostgreSQL in a
+    // private cluster (its programs installed, as the tests use them).
+    let url = match std::env::var("WATCHFLOOR_BENCH_DATABASE").as_deref() {
+        Ok("postgres") => watchfloor_storage::test_cluster::fresh_database()
             .await
-            .unwrap(),
-    );
+            .expect("PostgreSQL's programs are installed"),
+        _ => format!("sqlite://{}/wf.db", dir.path().display()),
+    };
+    let store = Arc::new(SqlStore::open(&url).await.unwrap());
+    println!("database: {:?}", store.backend());
     let started = Instant::now();
     store.fill_synthetic(n).await.unwrap();
     println!(
