@@ -242,7 +242,7 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
         // page at once where the index would list every match first; so does text with no
         // word in it (punctuation alone).
         Term::Text(t) if t.chars().any(char::is_alphanumeric) && !common.contains(t) => {
-            q.backend.push_text_match(q, t);
+            q.backend.push_rare_text_match(q, t);
         }
         Term::Text(t) => {
             let pattern = contains(t);
