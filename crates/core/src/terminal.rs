@@ -1,5 +1,6 @@
 //! XSOAR markdown as a person reads it in a terminal: titles without `#`, tables as aligned
-//! columns with the markdown escapes undone (`&lt;` is `<`, `\|` is `|`, `<br/>` a line break),
+//! columns with the markdown escapes undone (`\|` is `|`, `<br/>` a line break, and an entity
+//! such as `&lt;` its character, as a markdown renderer reads them),
 //! cells wrapped to the terminal's width, and tables too wide for it shown one record at a
 //! time, and moments in one format ([`TIME_FORMAT`]) whatever the provider sent. Scripts and golden tests keep the markdown (`--output md`); control characters are made
 //! visible by [`crate::table::terminal_safe`] on the way out.
@@ -58,7 +59,9 @@ pub fn render_with_keys(markdown: &str, width: usize, keys: &[String]) -> String
     out
 }
 
-/// Undoes the markdown and HTML escapes of `table::escape` and `escape_markdown`.
+/// Undoes the markdown escapes of `table::escape` (`\|`, `` \` ``, `<br/>`) and the HTML and
+/// markdown escapes of `escape_markdown`; a backslash before anything but ASCII punctuation
+/// stays, as CommonMark reads it.
 pub fn unescape(s: &str) -> String {
     let s = s.replace(CELL_BREAK, "\n");
     let mut out = String::with_capacity(s.len());
