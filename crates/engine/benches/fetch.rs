@@ -768,6 +768,7 @@ async fn mirror_bench() -> String {
         .await
         .expect("fetch");
     let storage = storage_per_incident(&dir.path().join("mirror.db")).await;
+    let before = storage_before_packing(&runner, dir.path()).await;
     let mut open = Vec::new();
     let mut after = None;
     loop {
@@ -826,7 +827,9 @@ async fn mirror_bench() -> String {
          requests: bulk / per incident = 1/{:.0}; cycle time: per incident / bulk = {:.1}x ({seen_each} changes seen one by one)\n\
          (The simulator answers from memory with no network between: each page of a listing costs it a scan of every ARO, and one ARO by id a lookup. \
          With {LATENCY_MS} ms a request, as to a provider over the Internet, the requests alone take {:.1} s in bulk and {:.0} s one by one, computed: requests x latency, one at a time.)\n\
-         storage of the fetched incidents (FES records): {storage}\n",
+         storage of the fetched incidents (FES records), SQLite:\n\
+         - records packed (as stored now): {storage}\n\
+         {before}",
         open.len(),
         quiet.requests,
         bulk_time.as_secs_f64(),
@@ -838,6 +841,73 @@ async fn mirror_bench() -> String {
         each_time.as_secs_f64() / bulk_time.as_secs_f64(),
         quiet.requests as f64 * LATENCY_MS as f64 / 1000.0,
         each_requests as f64 * LATENCY_MS as f64 / 1000.0,
+    )
+}
+
+/// The same fetch into a store that keeps raw records and labels as text, as stores did
+/// before records were packed; then that store upgraded: its rows packed by the store's own
+/// rewrite, batch by batch, timed.
+async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> String {
+    let path = dir.join("unpacked.db");
+    let store = Arc::new(
+        SqlStore::open(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("store")
+            .unpacked_for_comparison(),
+    );
+    let engine = Engine::new(runner.clone(), store.clone());
+    let stop = watch::channel(false).1;
+    engine
+        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &stop)
+        .await
+        .expect("fetch");
+    let before = storage_per_incident(&path).await;
+    // As an upgrade finds a store of that layout: every row to pack.
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open");
+        sqlx::query("UPDATE record_repack SET upto = (SELECT MAX(id) FROM incidents), done = 0")
+            .execute(&mut conn)
+            .await
+            .expect("upgrade");
+        conn.close().await.expect("close");
+    }
+    let started = Instant::now();
+    let (mut packed, mut batches, mut longest) = (0, 0, Duration::ZERO);
+    loop {
+        let one = Instant::now();
+        let (n, more) = store.repack_step(500).await.expect("repack");
+        longest = longest.max(one.elapsed());
+        packed += n;
+        batches += 1;
+        if !more {
+            break;
+        }
+    }
+    let took = started.elapsed();
+    let after = storage_per_incident(&path).await;
+    // Rows shrunk in place leave their pages part empty until SQLite's VACUUM rewrites the file.
+    store.close().await;
+    {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+            .await
+            .expect("open");
+        sqlx::query("VACUUM")
+            .execute(&mut conn)
+            .await
+            .expect("vacuum");
+        conn.close().await.expect("close");
+    }
+    let vacuumed = storage_per_incident(&path).await;
+    format!(
+        "- raw record and labels as text (the layout before): {before}\n\
+         - that store upgraded: {packed} rows packed in {batches} transactions of 500 in {:.1} s, the longest {:.0} ms; then {after}\n\
+         - and after SQLite's `VACUUM`: {vacuumed}\n",
+        took.as_secs_f64(),
+        longest.as_secs_f64() * 1000.0
     )
 }
 

@@ -14,9 +14,10 @@ enum Kind {
     Int,
     Real,
     Text,
+    Blob,
 }
 
-use Kind::{Int, Real, Text};
+use Kind::{Blob, Int, Real, Text};
 
 /// The tables that hold state, parents before children, with their columns. (Caches, such as
 /// the full-text index, rebuild themselves.)
@@ -214,8 +215,10 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("provider_updated", Text),
             ("provider_resolved", Text),
             ("first_active", Text),
+            ("record", Blob),
         ],
     ),
+    ("record_repack", &[("upto", Int), ("done", Int)]),
     (
         "incident_entries",
         &[
@@ -308,6 +311,7 @@ enum Cell {
     Int(Option<i64>),
     Real(Option<f64>),
     Text(Option<String>),
+    Blob(Option<Vec<u8>>),
 }
 
 /// Copies every table of `from` into `to`, keeping ids, in one transaction on `to`. A target
@@ -350,6 +354,7 @@ pub async fn copy(from: &SqlStore, to: &SqlStore, replace: bool) -> Result<CopyR
                         Int => row.try_get(*name).map(Cell::Int),
                         Real => row.try_get(*name).map(Cell::Real),
                         Text => row.try_get(*name).map(Cell::Text),
+                        Blob => row.try_get(*name).map(Cell::Blob),
                     }
                     .map_err(|e| StoreError::Corrupt(format!("{table}.{name}: {e}")))?;
                     cells.push(cell);
@@ -427,6 +432,7 @@ async fn insert(
                 Cell::Int(v) => q.push_bind(v),
                 Cell::Real(v) => q.push_bind(v),
                 Cell::Text(v) => q.push_bind(v),
+                Cell::Blob(v) => q.push_bind(v),
             };
         }
         q.push(")");

@@ -205,20 +205,24 @@ const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', id, 'instan
      'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
      'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
      'status', status, 'organization', organization, 'owner', owner, 'details', details, \
-     'labels', json(labels), 'raw', json(raw_json), 'version', version, 'closed', closed, \
+     'labels', CASE WHEN record IS NULL THEN json(labels) END, \
+     'raw', CASE WHEN record IS NULL THEN json(raw_json) END, 'record', CASE WHEN record IS NOT NULL THEN hex(record) END, \
+     'version', version, 'closed', closed, \
      'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
      'sla_due', sla_due)) FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
-     created, modified, severity, status, organization, owner, details, labels, raw_json, version, \
+     created, modified, severity, status, organization, owner, details, labels, raw_json, record, version, \
      closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
 
 const POSTGRES_PAGE: &str = "SELECT COALESCE(CAST(json_agg(json_build_object('id', id, 'instance', instance, \
      'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
      'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
      'status', status, 'organization', organization, 'owner', owner, 'details', details, \
-     'labels', CAST(labels AS json), 'raw', CAST(raw_json AS json), 'version', version, 'closed', closed, \
+     'labels', CASE WHEN record IS NULL THEN CAST(labels AS json) END, \
+     'raw', CASE WHEN record IS NULL THEN CAST(raw_json AS json) END, 'record', encode(record, 'hex'), \
+     'version', version, 'closed', closed, \
      'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
      'sla_due', sla_due)) AS text), '[]') FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
-     created, modified, severity, status, organization, owner, details, labels, raw_json, version, \
+     created, modified, severity, status, organization, owner, details, labels, raw_json, record, version, \
      closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
 
 /// A query being built: its text, with `$n` for each value bound so far, and the values.

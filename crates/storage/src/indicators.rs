@@ -117,7 +117,7 @@ struct Source {
     occurred: String,
 }
 
-const SOURCE_COLUMNS: &str = "id, organization, integration, name, details, raw_json, occurred";
+const SOURCE_COLUMNS: &str = "id, organization, integration, name, details, raw_json, labels, remote_state, record, occurred";
 
 fn source(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
     Ok(Source {
@@ -126,7 +126,12 @@ fn source(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
         integration: r.try_get("integration")?,
         name: r.try_get("name")?,
         details: r.try_get("details")?,
-        raw_json: r.try_get("raw_json")?,
+        // A record that is not JSON (kept as it came, from before records were packed) is
+        // searched as text.
+        raw_json: match crate::record::from_row(r) {
+            Ok(record) => record.raw.to_string(),
+            Err(_) => r.try_get("raw_json")?,
+        },
         occurred: r.try_get("occurred")?,
     })
 }

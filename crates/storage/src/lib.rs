@@ -12,6 +12,7 @@ mod copy;
 mod counts;
 mod dialect;
 mod indicators;
+mod record;
 mod search;
 mod sql;
 #[doc(hidden)]

@@ -32,12 +32,14 @@ mod filter;
 mod indicators;
 mod notify;
 pub(crate) mod postgres;
+mod repack;
 mod reports;
 mod rules;
 pub(crate) mod sqlite;
 
 use crate::base::{Tx, check_lease, open_error, stored_text, ts};
 use crate::counts::{Counted, count_new, recount};
+use crate::record;
 use filter::{
     COMMON, CommonWords, Facet, Hints, filter_key, push_counted_filters, push_filter, sort_column,
     sort_page, texts,
@@ -85,6 +87,8 @@ pub struct SqlStore {
     pub(crate) text_reads: AnyPool,
     /// What extracts indicators, and PostgreSQL's drain of them.
     pub(crate) indicators: std::sync::Arc<crate::indicators::Indicators>,
+    /// Whether fetches store records packed (always, but in a benchmark's comparison).
+    pub(crate) pack: bool,
 }
 
 /// How long a search text's commonness is trusted.
@@ -92,8 +96,8 @@ const COMMON_TTL: Duration = Duration::from_secs(300);
 
 /// The columns of an incident, as every read of whole incidents selects them.
 const INCIDENT_COLUMNS: &str = "id, instance, integration, external_id, name, type, occurred, \
-     created, modified, severity, status, organization, owner, details, labels, raw_json, version, \
-     closed, close_reason, close_notes, first_assigned, sla_due";
+     created, modified, severity, status, organization, owner, details, labels, raw_json, record, \
+     version, closed, close_reason, close_notes, first_assigned, sla_due";
 
 impl SqlStore {
     pub(crate) fn new(pool: AnyPool, writer: AnyPool, backend: Backend) -> SqlStore {
@@ -108,7 +112,18 @@ impl SqlStore {
             text: crate::search::TextIndex::InTable,
             text_reads: pool,
             indicators: Default::default(),
+            pack: true,
         }
+    }
+
+    /// This store, fetching into the layout stores had before records were packed (raw
+    /// record and labels as text): for a benchmark to measure both side by side. Rows
+    /// written so are packed by [`SqlStore::repack_step`] only if the database was
+    /// upgraded with them in it.
+    #[doc(hidden)]
+    pub fn unpacked_for_comparison(mut self) -> SqlStore {
+        self.pack = false;
+        self
     }
 
     pub(crate) fn pool(&self) -> &AnyPool {
@@ -366,8 +381,14 @@ struct StoredIncident {
     organization: Option<String>,
     owner: Option<String>,
     details: String,
-    labels: Vec<Label>,
-    raw: Value,
+    /// Labels and raw record of a row not packed yet (see [`crate::record`]).
+    #[serde(default)]
+    labels: Option<Vec<Label>>,
+    #[serde(default)]
+    raw: Option<Value>,
+    /// A packed row's record, in hex.
+    #[serde(default)]
+    record: Option<String>,
     version: i64,
     closed: Option<String>,
     close_reason: Option<String>,
@@ -378,6 +399,16 @@ struct StoredIncident {
 
 impl StoredIncident {
     fn into_incident(self) -> Result<Incident, StoreError> {
+        let (labels, raw) = match &self.record {
+            Some(hex) => {
+                let r = record::unpack_hex(hex)?;
+                (r.labels, r.raw)
+            }
+            None => (
+                self.labels.unwrap_or_default(),
+                self.raw.unwrap_or(Value::Null),
+            ),
+        };
         let severity = Severity::from_value(self.severity)
             .ok_or_else(|| StoreError::Corrupt(format!("severity {}", self.severity)))?;
         Ok(Incident {
@@ -396,8 +427,8 @@ impl StoredIncident {
             organization: self.organization,
             owner: self.owner,
             details: self.details,
-            labels: self.labels,
-            raw: self.raw,
+            labels,
+            raw,
             version: self.version,
             closed: parse_opt_ts(self.closed)?,
             close_reason: self
@@ -411,9 +442,37 @@ impl StoredIncident {
     }
 }
 
+/// The record of incident `id`, read in `tx`.
+pub(crate) async fn read_record(tx: &mut Tx, id: i64) -> Result<record::Record, StoreError> {
+    let row =
+        sqlx::query("SELECT record, raw_json, labels, remote_state FROM incidents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut **tx)
+            .await?
+            .ok_or(StoreError::NoIncident(id))?;
+    record::from_row(&row)
+}
+
+/// Stores `record` as incident `id`'s, packed (a row not packed yet is packed by this).
+pub(crate) async fn write_record(
+    tx: &mut Tx,
+    id: i64,
+    integration: &str,
+    record: &record::Record,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE incidents SET record = $1, raw_json = '', labels = '', remote_state = NULL \
+         WHERE id = $2",
+    )
+    .bind(record::pack(integration, &record.borrowed())?)
+    .bind(id)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
 fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
-    let labels: String = row.try_get("labels")?;
-    let raw: String = row.try_get("raw_json")?;
+    let record = record::from_row(row)?;
     StoredIncident {
         id: row.try_get("id")?,
         instance: row.try_get("instance")?,
@@ -429,10 +488,9 @@ fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
         organization: row.try_get("organization")?,
         owner: row.try_get("owner")?,
         details: row.try_get("details")?,
-        labels: serde_json::from_str::<Vec<Label>>(&labels)
-            .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?,
-        raw: serde_json::from_str(&raw)
-            .map_err(|e| StoreError::Corrupt(format!("raw JSON: {e}")))?,
+        labels: Some(record.labels),
+        raw: Some(record.raw),
+        record: None,
         version: row.try_get("version")?,
         closed: row.try_get("closed")?,
         close_reason: row.try_get("close_reason")?,
@@ -555,11 +613,6 @@ async fn apply_change(
     if after.kind != before_l.kind {
         q.push(", type = ").push_bind(after.kind.clone());
     }
-    if after.labels != before_l.labels {
-        let labels = serde_json::to_string(&after.labels)
-            .map_err(|e| StoreError::Database(e.to_string()))?;
-        q.push(", labels = ").push_bind(labels);
-    }
     if after.close_reason != before_l.close_reason {
         q.push(", close_reason = ")
             .push_bind(after.close_reason.map(|r| r.as_str()));
@@ -573,6 +626,12 @@ async fn apply_change(
     }
     q.push(" WHERE id = ").push_bind(id);
     q.build().execute(&mut **tx).await?;
+    // Labels are kept in the packed record.
+    if after.labels != before_l.labels {
+        let mut record = read_record(tx, id).await?;
+        record.labels = after.labels.clone();
+        write_record(tx, id, &before.integration, &record).await?;
+    }
     let moved = serde_json::to_value(&moved).map_err(|e| StoreError::Database(e.to_string()))?;
     let body = serde_json::json!({"changes": moved});
     insert_entry(tx, id, now, author, kind, &body).await?;
@@ -1580,12 +1639,18 @@ impl IncidentStore for SqlStore {
             let now = Utc::now();
             let mut tx = self.write().await?;
             // Manual incidents belong to no instance; their external id is their own id.
-            let labels = serde_json::to_string(&incident.labels)
-                .map_err(|e| StoreError::Corrupt(format!("labels: {e}")))?;
+            let record = record::pack(
+                "",
+                &record::RecordRef {
+                    raw: &Value::Object(Default::default()),
+                    labels: &incident.labels,
+                    seen: None,
+                },
+            )?;
             let id: i64 = sqlx::query_scalar(
                 "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, created, modified, \
-                 severity, status, organization, owner, first_assigned, details, labels, raw_json, sla_due) \
-                 VALUES ('', '', '', $1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, $11, '{}', $12) RETURNING id",
+                 severity, status, organization, owner, first_assigned, details, labels, raw_json, record, sla_due) \
+                 VALUES ('', '', '', $1, $2, $3, $4, $5, $6, 'pending', $7, $8, $9, $10, '', '', $11, $12) RETURNING id",
             )
             .bind(&incident.name)
             .bind(&incident.kind)
@@ -1597,7 +1662,7 @@ impl IncidentStore for SqlStore {
             .bind(&incident.owner)
             .bind(incident.owner.as_ref().map(|_| ts(now)))
             .bind(&incident.details)
-            .bind(labels)
+            .bind(record)
             .bind(ts(sla.due(
                 sla.start(now, incident.occurred.unwrap_or(now)),
                 incident.severity,
@@ -2047,7 +2112,7 @@ impl OutboxStore for SqlStore {
             // whole instance in memory.
             let (occurred, id) = after.map_or((String::new(), 0), |(t, id)| (ts(t), id));
             let rows = sqlx::query(
-                "SELECT id, external_id, occurred, COALESCE(remote_state, raw_json) AS seen FROM incidents \
+                "SELECT id, external_id, occurred, record, raw_json, labels, remote_state FROM incidents \
                  WHERE id IN (SELECT id FROM incidents WHERE instance = $1 AND status != 'closed' \
                  AND (occurred > $2 OR (occurred = $2 AND id > $3)) ORDER BY occurred, id LIMIT $4) \
                  ORDER BY occurred, id",
@@ -2064,8 +2129,10 @@ impl OutboxStore for SqlStore {
                         id: r.try_get("id")?,
                         external_id: r.try_get("external_id")?,
                         occurred: parse_ts(&r.try_get::<String, _>("occurred")?)?,
-                        seen: serde_json::from_str(&r.try_get::<String, _>("seen")?)
-                            .map_err(|e| StoreError::Corrupt(format!("remote state: {e}")))?,
+                        seen: {
+                            let record = record::from_row(r)?;
+                            record.seen.unwrap_or(record.raw)
+                        },
                     })
                 })
                 .collect()
@@ -2088,24 +2155,12 @@ impl OutboxStore for SqlStore {
             let author = format!("sync:{instance}");
             let mut tx = self.write().await?;
             let before = read_incident(&mut tx, self.backend, id).await?;
-            if let Some(since) = since {
-                let stored: String = sqlx::query_scalar(
-                    "SELECT COALESCE(remote_state, raw_json) FROM incidents WHERE id = $1",
-                )
-                .bind(id)
-                .fetch_one(&mut *tx)
-                .await?;
-                let stored: Value = serde_json::from_str(&stored)
-                    .map_err(|e| StoreError::Corrupt(format!("remote state: {e}")))?;
-                if stored != *since {
-                    return Ok(false);
-                }
+            let mut record = read_record(&mut tx, id).await?;
+            if since.is_some_and(|since| record.seen() != since) {
+                return Ok(false);
             }
-            sqlx::query("UPDATE incidents SET remote_state = $1 WHERE id = $2")
-                .bind(seen.to_string())
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
+            record.seen = (*seen != record.raw).then(|| seen.clone());
+            write_record(&mut tx, id, &before.integration, &record).await?;
             if let Some(p) = provider {
                 // Resolved as the provider says now: reopened there, resolved no longer.
                 sqlx::query(

@@ -40,11 +40,25 @@ impl FetchCommit {
         for chunk in incidents.chunks(ROWS_PER_INSERT) {
             let mut q = store.sql(
                 "WITH v (external_id, name, occurred, severity, organization, details, labels, \
-                 raw_json, sla_due, provider_updated, provider_resolved) AS (VALUES ",
+                 raw_json, record, sla_due, provider_updated, provider_resolved) AS (VALUES ",
             );
             for (n, inc) in chunk.iter().enumerate() {
-                let labels = serde_json::to_string(&inc.labels)
-                    .map_err(|e| StoreError::Database(e.to_string()))?;
+                // Packed here, before the write turn, as the statement is built.
+                let (labels, raw, record) = if store.pack {
+                    let record = crate::record::pack(
+                        target.integration,
+                        &crate::record::RecordRef {
+                            raw: &inc.raw,
+                            labels: &inc.labels,
+                            seen: None,
+                        },
+                    )?;
+                    (String::new(), String::new(), Some(record))
+                } else {
+                    let labels = serde_json::to_string(&inc.labels)
+                        .map_err(|e| StoreError::Database(e.to_string()))?;
+                    (labels, inc.raw.to_string(), None)
+                };
                 q.push(if n == 0 { "(" } else { ", (" })
                     .push_bind(stored_text(&inc.external_id))
                     .push(", ")
@@ -60,7 +74,9 @@ impl FetchCommit {
                     .push(", ")
                     .push_bind(labels)
                     .push(", ")
-                    .push_bind(inc.raw.to_string())
+                    .push_bind(raw)
+                    .push(", ")
+                    .push_bind(record)
                     .push(", ")
                     .push_bind(ts(target
                         .sla
@@ -74,8 +90,8 @@ impl FetchCommit {
             // A deleted incident's tombstone keeps its alert out.
             q.push(
                 ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
-                 created, modified, severity, status, organization, details, labels, raw_json, sla_due, \
-                 provider_updated, provider_resolved) SELECT ",
+                 created, modified, severity, status, organization, details, labels, raw_json, record, \
+                 sla_due, provider_updated, provider_resolved) SELECT ",
             )
             .push_bind(target.instance.to_string())
             .push(", ")
@@ -87,7 +103,7 @@ impl FetchCommit {
             .push(", ")
             .push_bind(now.clone())
             .push(
-                ", severity, 'pending', organization, details, labels, raw_json, sla_due, \
+                ", severity, 'pending', organization, details, labels, raw_json, record, sla_due, \
                  provider_updated, provider_resolved FROM v \
                  WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = ",
             )

@@ -70,6 +70,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         18,
         include_str!("../../migrations/postgres/0018_first_active.sql"),
     ),
+    (
+        19,
+        include_str!("../../migrations/postgres/0019_packed_records.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
@@ -127,6 +131,7 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
     store.applied = store.migrate(MIGRATIONS).await?;
     store.check_version(&redact(url), MIGRATIONS).await?;
     store.indicators.start_drain(store.pool.clone());
+    super::repack::start(store.writer.clone(), Backend::Postgres);
     Ok(store)
 }
 

@@ -61,6 +61,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (26, include_str!("../../migrations/0026_report_sends.sql")),
     (27, include_str!("../../migrations/0027_provider_times.sql")),
     (28, include_str!("../../migrations/0028_first_active.sql")),
+    (29, include_str!("../../migrations/0029_packed_records.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -241,6 +242,7 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
         match attempt.await {
             Ok(store) => {
                 store.check_version(url, MIGRATIONS).await?;
+                super::repack::start(store.writer.clone(), Backend::Sqlite);
                 return Ok(store);
             }
             Err(e) if is_busy(&e) && started.elapsed() < BUSY_TIMEOUT => {

@@ -1981,6 +1981,7 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         "CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)",
         "ALTER TABLE incidents ADD COLUMN provider_updated TEXT",
         "ALTER TABLE incidents ADD COLUMN provider_resolved TEXT",
+        "ALTER TABLE incidents ADD COLUMN record BLOB",
     ] {
         sqlx::query(stand_in).execute(old.pool()).await.unwrap();
     }
@@ -1988,6 +1989,9 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         .await
         .unwrap();
     for gone in [
+        // As schema 14 kept them (their records are empty: this test is about text).
+        "UPDATE incidents SET raw_json = '{}', labels = '[]'",
+        "ALTER TABLE incidents DROP COLUMN record",
         "DROP TABLE rules",
         "ALTER TABLE incidents DROP COLUMN provider_updated",
         "ALTER TABLE incidents DROP COLUMN provider_resolved",
@@ -3300,5 +3304,155 @@ async fn the_sla_counts_from_when_the_incident_occurred_when_so_configured() {
         if instance == "occurred" {
             assert_eq!(changed.sla_state(Utc::now()), SlaState::Breached);
         }
+    }
+}
+
+/// Incidents stored before records were packed are read as they were, packed in the
+/// background after the upgrade a batch per transaction (the upgrade itself rewrites no
+/// row), and read the same once packed, on both backends: raw record, labels and the
+/// mirrored state. A record stored damaged stays as it was and does not stop the others.
+#[tokio::test]
+async fn records_stored_before_packing_are_packed_in_batches_and_read_the_same() {
+    const ROWS: i64 = 1_203;
+    fn raw(n: i64) -> Value {
+        json!({"ID": format!("aro-{n}"), "title": format!("<b>alert</b> {n}"), "steps": [n, null]})
+    }
+    async fn check(old: SqlStore, migrations: &[(i64, &str)], latest: &[(i64, &str)], url: &str) {
+        old.migrate(migrations).await.unwrap();
+        for n in 1..=ROWS {
+            let (raw_json, remote) = match n {
+                7 => ("not json {".to_string(), None),
+                9 => (
+                    raw(n).to_string(),
+                    Some(json!({"resolution": "Resolved"}).to_string()),
+                ),
+                _ => (raw(n).to_string(), None),
+            };
+            sqlx::query(
+                "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
+                 created, modified, severity, labels, raw_json, remote_state, sla_due) VALUES \
+                 ('fes', 'covalence-managed-security', $1, 'n', 't', '2024-05-02T14:00:00.000000Z', \
+                 '2024-05-02T14:00:00.000000Z', '2024-05-02T14:00:00.000000Z', 1, $2, $3, $4, \
+                 '2024-05-03T14:00:00.000000Z')",
+            )
+            .bind(format!("aro-{n}"))
+            .bind(format!(r#"[{{"type":"n","value":"{n}"}}]"#))
+            .bind(raw_json)
+            .bind(remote)
+            .execute(old.pool())
+            .await
+            .unwrap();
+        }
+        // (The damaged one is closed: mirroring an open one fails, as it did before.)
+        sqlx::query("UPDATE incidents SET status = 'closed' WHERE id = 7")
+            .execute(old.pool())
+            .await
+            .unwrap();
+        // The upgrade adds the column and rewrites nothing.
+        old.migrate(latest).await.unwrap();
+        let unpacked: i64 =
+            sqlx::query_scalar("SELECT count(*) FROM incidents WHERE record IS NULL")
+                .fetch_one(old.pool())
+                .await
+                .unwrap();
+        assert_eq!(unpacked, ROWS, "{url}");
+        let expect = |inc: &Incident| {
+            let n = inc.id;
+            assert_eq!(inc.raw, raw(n), "{url}");
+            assert_eq!(
+                inc.labels,
+                vec![Label {
+                    kind: "n".into(),
+                    value: n.to_string()
+                }],
+                "{url}"
+            );
+        };
+        let mirrored = |s: &SqlStore| {
+            let s = s.clone();
+            async move {
+                let seen = s.mirrored("fes", None, 20).await.unwrap();
+                assert_eq!(seen[7].seen, json!({"resolution": "Resolved"}));
+                assert_eq!(seen[8].seen, raw(10));
+            }
+        };
+        // A row read unpacked, then the first batches packed, and read alike.
+        expect(&old.incident(3).await.unwrap().unwrap());
+        mirrored(&old).await;
+        assert_eq!(old.repack_step(500).await.unwrap(), (499, true), "{url}");
+        assert_eq!(old.repack_step(500).await.unwrap(), (500, true), "{url}");
+        expect(&old.incident(3).await.unwrap().unwrap());
+        mirrored(&old).await;
+        let (raw_json, labels): (String, String) =
+            sqlx::query_as("SELECT raw_json, labels FROM incidents WHERE id = 3")
+                .fetch_one(old.pool())
+                .await
+                .unwrap();
+        assert_eq!((raw_json.as_str(), labels.as_str()), ("", ""), "{url}");
+        old.close().await;
+        // The next start goes on in the background and packs the rest.
+        let s = SqlStore::open(url).await.unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            let left: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM incidents WHERE record IS NULL")
+                    .fetch_one(s.pool())
+                    .await
+                    .unwrap();
+            if left == 1 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "{left} left: {url}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        assert_eq!(s.repack_step(500).await.unwrap(), (0, false), "{url}");
+        for id in [1, 3, 9, 500, 501, 1_000, 1_001, ROWS] {
+            expect(&s.incident(id).await.unwrap().unwrap());
+        }
+        mirrored(&s).await;
+        // The damaged one stays as stored, read with the same error as before.
+        let damaged = s.incident(7).await.unwrap_err().to_string();
+        assert!(damaged.contains("raw JSON"), "{damaged}");
+        // A page of the queue, built in SQL, reads packed rows too.
+        let page = s
+            .incidents(&IncidentFilter {
+                limit: Some(3),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(page.len(), 3);
+        page.iter().for_each(expect);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wf.db");
+    let url = format!("sqlite://{}", path.display());
+    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
+    let old = super::sqlite::connect(&url, &driver_url, None)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(old.pool())
+        .await
+        .unwrap();
+    check(
+        old,
+        &super::sqlite::MIGRATIONS[..28],
+        super::sqlite::MIGRATIONS,
+        &url,
+    )
+    .await;
+    if let Some(pg) = crate::test_cluster::fresh_database().await {
+        let old = super::postgres::connect(&pg).await.unwrap();
+        check(
+            old,
+            &super::postgres::MIGRATIONS[..18],
+            super::postgres::MIGRATIONS,
+            &pg,
+        )
+        .await;
     }
 }
