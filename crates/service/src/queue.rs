@@ -213,20 +213,28 @@ impl Service {
     ) -> Result<Dashboard, ServiceError> {
         let now = chrono::Utc::now();
         let stats = self.store.dashboard(&caller.scope, since).await?;
-        // Open incidents per SLA state: breached and at risk counted side by side (each reads
-        // only its part of the SLA index); the rest of the open ones are within their SLA.
-        let open_in = |sla: SlaState| IncidentFilter {
+        // Open incidents per SLA state: those not yet due and those at risk counted side by
+        // side, each reading the SLA index from now on only; the other open ones are past due.
+        // (Counting the breached ones read every one of them: 350 ms at ten million.)
+        let open = IncidentFilter {
             scope: caller.scope.clone(),
             status: vec![Status::Pending, Status::Active],
-            sla: Some((sla, now)),
             ..IncidentFilter::default()
         };
-        let (breached, at_risk) = (open_in(SlaState::Breached), open_in(SlaState::AtRisk));
-        let (breached, at_risk) = tokio::try_join!(
-            self.store.count_matching(&breached),
+        let not_due = IncidentFilter {
+            due_from: Some(now),
+            ..open.clone()
+        };
+        let at_risk = IncidentFilter {
+            sla: Some((SlaState::AtRisk, now)),
+            ..open
+        };
+        let (not_due, at_risk) = tokio::try_join!(
+            self.store.count_matching(&not_due),
             self.store.count_matching(&at_risk),
         )?;
-        let within = stats.open.saturating_sub(breached + at_risk);
+        let breached = stats.open.saturating_sub(not_due);
+        let within = not_due.saturating_sub(at_risk);
         Ok(Dashboard {
             stats,
             sla: [

@@ -233,6 +233,10 @@ pub struct IncidentFilter {
     pub owner: Option<String>,
     /// With the time it is judged at (now, unless a test says otherwise).
     pub sla: Option<(SlaState, DateTime<Utc>)>,
+    /// Not closed and not yet due at this time (at risk or within their SLA, were they
+    /// judged then): what the SLA index holds from then on, so counted without reading the
+    /// incidents already past due.
+    pub due_from: Option<DateTime<Utc>>,
     /// Occurred at or after.
     pub since: Option<DateTime<Utc>>,
     /// Stored (fetched or created) at or after.
@@ -444,6 +448,7 @@ impl Facets {
     /// Text, SLA, time and query terms are not counted ahead.
     pub fn countable(filter: &IncidentFilter) -> bool {
         filter.sla.is_none()
+            && filter.due_from.is_none()
             && filter.since.is_none()
             && filter.fetched_since.is_none()
             && filter.conditions.is_empty()

@@ -81,6 +81,10 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
             }
         }
     }
+    if let Some(t) = filter.due_from {
+        q.push(" AND closed IS NULL AND sla_due >= ")
+            .push_bind(ts(t));
+    }
     if let Some(t) = filter.since {
         q.push(" AND occurred >= ").push_bind(ts(t));
     }
@@ -119,6 +123,7 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
 pub(super) fn filter_key(filter: &IncidentFilter) -> String {
     let matching = IncidentFilter {
         sla: filter.sla.map(|(state, _)| (state, DateTime::UNIX_EPOCH)),
+        due_from: filter.due_from.map(|_| DateTime::UNIX_EPOCH),
         sort: crate::Sort::default(),
         after: None,
         offset: None,

@@ -2280,6 +2280,21 @@ async fn filter_counts_follow_every_change(s: SqlStore) {
             })
             .await
             .unwrap();
+        // Incidents stored per day and severity: every one of the scope, each counted once.
+        let mut by_day = std::collections::BTreeMap::new();
+        for i in &all {
+            *by_day
+                .entry((i.created.format("%Y-%m-%d").to_string(), i.severity))
+                .or_insert(0) += 1;
+        }
+        assert_eq!(
+            board.created_by_day,
+            by_day
+                .into_iter()
+                .map(|((d, s), n)| (d, s, n))
+                .collect::<Vec<_>>(),
+            "{scope:?}"
+        );
         let open = all.iter().filter(|i| i.status != Status::Closed);
         let tally = |key: &dyn Fn(&Incident) -> String| {
             let mut m = std::collections::BTreeMap::<String, usize>::new();
