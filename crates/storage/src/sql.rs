@@ -858,6 +858,27 @@ impl SqlStore {
             self.catch_up_indicators().await?;
             caught_up = true;
         }
+        for value in filter::indicators(filter.conditions.iter().map(|c| c.term.clone())) {
+            let key = filter::common_indicator_key(&value);
+            let count = async {
+                let ix = self.backend.index_schema();
+                let mut q = self.sql(format!(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM {ix}indicator_links WHERE value IN ("
+                ));
+                for (n, form) in watchfloor_indicators::lookups(&value)
+                    .into_iter()
+                    .enumerate()
+                {
+                    q.push(if n == 0 { "" } else { ", " }).push_bind(form);
+                }
+                q.push(format!(") LIMIT {}) AS found", COMMON + 1));
+                let n: i64 = q.build_query_scalar().fetch_one(&self.text_reads).await?;
+                Ok(n as usize)
+            };
+            if self.more_than_common(key.clone(), count).await? {
+                common.insert(key);
+            }
+        }
         for text in texts(filter.conditions.iter().map(|c| c.term.clone())) {
             if !text.chars().any(char::is_alphanumeric) {
                 continue;
@@ -884,22 +905,25 @@ impl SqlStore {
     }
 
     /// Adds `n` synthetic incidents of instance `synthetic`, in one statement, for benchmarks
-    /// and load tests: a minute apart (closer for more than 2.6 million, so that all occurred
-    /// before October 2025), across 200 organizations, every severity and status, a quarter
-    /// unassigned.
+    /// and load tests: a minute apart (closer for more than 2.6 million, so that they span at
+    /// most five years), the newest a minute ago, across 200 organizations, every severity and
+    /// status, a quarter unassigned.
     pub async fn fill_synthetic(&self, n: usize) -> Result<(), StoreError> {
         let mut tx = self.write().await?;
         let fill = match self.backend {
             Backend::Sqlite => sqlite::FILL_SYNTHETIC,
             Backend::Postgres => postgres::FILL_SYNTHETIC,
         };
-        // A minute apart, or closer where a minute would reach past October 2025: a real store's
-        // incidents all occurred in the past (at ten million, a minute apart ran to 2039, and
-        // "SLA breached" found none among the newest 6 million).
+        // A minute apart, or closer for more than 2.6 million (five years), the newest a
+        // minute ago: a real store's incidents all occurred in the past, and its last days
+        // hold some (at ten million, a minute apart from 2020 ran to 2039, and "SLA breached"
+        // walked the newest 6 million to find any).
         let step = (160_000_000 / n.max(1) as i64).clamp(1, 60);
+        let first = Utc::now().timestamp() - step * n as i64;
         sqlx::query(fill)
             .bind(n as i64)
             .bind(step)
+            .bind(first)
             .execute(&mut *tx)
             .await?;
         recount(&mut tx).await?;

@@ -167,6 +167,24 @@ pub(super) fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
     out
 }
 
+/// The indicator values a filter asks for, nested ones too.
+pub(super) fn indicators(terms: impl Iterator<Item = Term>) -> Vec<String> {
+    let mut out = Vec::new();
+    for term in terms {
+        match term {
+            Term::Indicator(v) => out.push(v),
+            Term::Any(inner) => out.extend(indicators(inner.into_iter())),
+            _ => {}
+        }
+    }
+    out
+}
+
+/// How an indicator is kept among the common search texts (see [`CommonWords`]).
+pub(super) fn common_indicator_key(value: &str) -> String {
+    format!("indicator:{value}")
+}
+
 /// Whether a filter asks for an indicator or its verdict (read through the indicator tables,
 /// which on SQLite are in the full-text index's file), nested ones too.
 pub(super) fn has_indicator(terms: &[watchfloor_core::query::Condition]) -> bool {
@@ -259,11 +277,20 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
                     .push(" ESCAPE '\\'");
             }
         }
-        // An indicator of any type, under each form its value may be kept in.
+        // An indicator of any type, under each form its value may be kept in. One that many
+        // incidents have is tested on each incident met in the queue's order, which finds a
+        // page soon, where reading every match first and sorting them took 270 ms for 40,000
+        // matches at ten million (SQLite: `+id` keeps the list from choosing the rows).
         Term::Indicator(v) => {
             let ix = q.backend.index_schema();
+            let plus = if q.backend == Backend::Sqlite && common.contains(&common_indicator_key(v))
+            {
+                "+"
+            } else {
+                ""
+            };
             q.push(format!(
-                "id IN (SELECT incident_id FROM {ix}indicator_links WHERE value IN ("
+                "{plus}id IN (SELECT incident_id FROM {ix}indicator_links WHERE value IN ("
             ));
             for (n, form) in watchfloor_indicators::lookups(v).into_iter().enumerate() {
                 q.push(if n == 0 { "" } else { ", " }).push_bind(form);

@@ -26,10 +26,13 @@ pub(crate) async fn step(
     batch: i64,
 ) -> Result<(u64, bool), StoreError> {
     let mut tx = writer.begin_with(backend.begin_write()).await?;
-    let Some((upto, done)) =
-        sqlx::query_as::<_, (i64, i64)>("SELECT upto, done FROM record_repack")
-            .fetch_optional(&mut *tx)
-            .await?
+    // Processes sharing a PostgreSQL database take turns on the next batch.
+    let Some((upto, done)) = sqlx::query_as::<_, (i64, i64)>(sqlx::AssertSqlSafe(format!(
+        "SELECT upto, done FROM record_repack{}",
+        backend.for_update()
+    )))
+    .fetch_optional(&mut *tx)
+    .await?
     else {
         return Ok((0, false));
     };
