@@ -904,6 +904,36 @@ impl SqlStore {
         Ok(common)
     }
 
+    /// Which of `incidents` the instance has stored already, by external id (as stored), on
+    /// SQLite: a fetch step that reads a window again is mostly such, and they need not be
+    /// packed and written to be dropped (the same 100,000 again: 122,000/s packed, 415,000/s
+    /// left out). One stored meanwhile is still dropped by the insert's key. Not asked on
+    /// PostgreSQL, whose planner, with no statistics yet for a growing table, read the whole
+    /// table for it (new incidents: 12,500/s became 2,900/s).
+    async fn stored_of(
+        &self,
+        instance: &str,
+        incidents: &[NewIncident],
+    ) -> Result<std::collections::HashSet<String>, StoreError> {
+        let mut stored = std::collections::HashSet::new();
+        if self.backend != Backend::Sqlite {
+            return Ok(stored);
+        }
+        for chunk in incidents.chunks(500) {
+            let mut q = self.sql("SELECT external_id FROM incidents WHERE instance = ");
+            q.push_bind(instance.to_string())
+                .push(" AND external_id IN (");
+            for (n, inc) in chunk.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " })
+                    .push_bind(stored_text(&inc.external_id));
+            }
+            q.push(")");
+            let found: Vec<String> = q.build_query_scalar().fetch_all(&self.pool).await?;
+            stored.extend(found);
+        }
+        Ok(stored)
+    }
+
     /// Adds `n` synthetic incidents of instance `synthetic`, in one statement, for benchmarks
     /// and load tests: a minute apart (closer for more than 2.6 million, so that they span at
     /// most five years), the newest a minute ago, across 200 organizations, every severity and
@@ -952,7 +982,8 @@ impl FetchStore for SqlStore {
         cursor: &'a Value,
     ) -> BoxFuture<'a, Result<usize, StoreError>> {
         Box::pin(async move {
-            let step = FetchCommit::new(self, &target, incidents, cursor)?;
+            let stored = self.stored_of(target.instance, incidents).await?;
+            let step = FetchCommit::new(self, &target, incidents, &stored, cursor)?;
             match self.backend {
                 // Writers take turns on SQLite: steps that wait are written together.
                 Backend::Sqlite => self.commit_in_turn(step).await,

@@ -24,13 +24,19 @@ pub(crate) struct FetchCommit {
 }
 
 impl FetchCommit {
-    /// The step that stores `incidents` (new ones only) with `cursor`, for `target`.
+    /// The step that stores `incidents` (new ones only: those whose external id is in
+    /// `stored` are left out before they are packed) with `cursor`, for `target`.
     pub(crate) fn new(
         store: &SqlStore,
         target: &FetchTarget<'_>,
         incidents: &[NewIncident],
+        stored: &std::collections::HashSet<String>,
         cursor: &Value,
     ) -> Result<FetchCommit, StoreError> {
+        let incidents: Vec<&NewIncident> = incidents
+            .iter()
+            .filter(|i| !stored.contains(&stored_text(&i.external_id)))
+            .collect();
         let now_t = Utc::now();
         let now = ts(now_t);
         // Many rows per statement: a statement's fixed cost, paid once per batch. The
