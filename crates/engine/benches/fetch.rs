@@ -863,17 +863,11 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
         .expect("fetch");
     let before = storage_per_incident(&path).await;
     // As an upgrade finds a store of that layout: every row to pack.
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("open");
-        sqlx::query("UPDATE record_repack SET upto = (SELECT MAX(id) FROM incidents), done = 0")
-            .execute(&mut conn)
-            .await
-            .expect("upgrade");
-        conn.close().await.expect("close");
-    }
+    run_sql(
+        &path,
+        "UPDATE record_repack SET upto = (SELECT MAX(id) FROM incidents), done = 0",
+    )
+    .await;
     let started = Instant::now();
     let (mut packed, mut batches, mut longest) = (0, 0, Duration::ZERO);
     loop {
@@ -890,17 +884,7 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
     let after = storage_per_incident(&path).await;
     // Rows shrunk in place leave their pages part empty until SQLite's VACUUM rewrites the file.
     store.close().await;
-    {
-        use sqlx::Connection;
-        let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-            .await
-            .expect("open");
-        sqlx::query("VACUUM")
-            .execute(&mut conn)
-            .await
-            .expect("vacuum");
-        conn.close().await.expect("close");
-    }
+    run_sql(&path, "VACUUM").await;
     let vacuumed = storage_per_incident(&path).await;
     format!(
         "- raw record and labels as text (the layout before): {before}\n\
@@ -909,6 +893,19 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
         took.as_secs_f64(),
         longest.as_secs_f64() * 1000.0
     )
+}
+
+/// Runs one statement on the SQLite file at `path`, on a connection of its own.
+async fn run_sql(path: &std::path::Path, statement: &'static str) {
+    use sqlx::Connection;
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    sqlx::query(statement)
+        .execute(&mut conn)
+        .await
+        .unwrap_or_else(|e| panic!("{statement}: {e}"));
+    conn.close().await.expect("close");
 }
 
 /// Bytes per incident of the incidents table and its indexes in the SQLite file at `path`
