@@ -761,12 +761,7 @@ async fn mirror_bench() -> String {
             .await
             .expect("store"),
     );
-    let engine = Engine::new(runner.clone(), store.clone());
-    let stop = watch::channel(false).1;
-    engine
-        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &stop)
-        .await
-        .expect("fetch");
+    let engine = fetch_fes(&runner, &store).await;
     let storage = storage_per_incident(&dir.path().join("mirror.db")).await;
     let before = storage_before_packing(&runner, dir.path()).await;
     let mut open = Vec::new();
@@ -855,12 +850,7 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
             .expect("store")
             .unpacked_for_comparison(),
     );
-    let engine = Engine::new(runner.clone(), store.clone());
-    let stop = watch::channel(false).1;
-    engine
-        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &stop)
-        .await
-        .expect("fetch");
+    fetch_fes(runner, &store).await;
     let before = storage_per_incident(&path).await;
     // As an upgrade finds a store of that layout: every row to pack.
     run_sql(
@@ -893,6 +883,17 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
         took.as_secs_f64(),
         longest.as_secs_f64() * 1000.0
     )
+}
+
+/// An engine on `store` that has fetched everything the `fes` instance holds.
+async fn fetch_fes(runner: &Arc<Runner>, store: &Arc<SqlStore>) -> Engine {
+    let engine = Engine::new(runner.clone(), store.clone());
+    let stop = watch::channel(false).1;
+    engine
+        .cycle("fes", Steps::UntilCaughtUp, &|_| {}, &stop)
+        .await
+        .expect("fetch");
+    engine
 }
 
 /// Runs one statement on the SQLite file at `path`, on a connection of its own.

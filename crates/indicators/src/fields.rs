@@ -147,9 +147,26 @@ impl Extractor {
         if !self.on {
             return Vec::new();
         }
-        let raw: Option<Value> = serde_json::from_str(raw_json).ok();
+        match serde_json::from_str::<Value>(raw_json) {
+            Ok(raw) => self.incident_with(integration, name, details, Ok(&raw)),
+            Err(_) => self.incident_with(integration, name, details, Err(raw_json)),
+        }
+    }
+
+    /// [`Extractor::incident`] of a provider record read already: parsed (`Ok`), or text
+    /// that is not JSON (`Err`), searched as it is.
+    pub fn incident_with(
+        &self,
+        integration: &str,
+        name: &str,
+        details: &str,
+        raw: Result<&Value, &str>,
+    ) -> Vec<Indicator> {
+        if !self.on {
+            return Vec::new();
+        }
         let mut found: Vec<Indicator> = Vec::new();
-        if let (Some(map), Some(raw)) = (self.maps.get(integration), raw.as_ref()) {
+        if let (Some(map), Ok(raw)) = (self.maps.get(integration), raw) {
             for (path, kind) in &map.fields {
                 let mut values = Vec::new();
                 collect(raw, path, &mut values);
@@ -174,9 +191,9 @@ impl Extractor {
             .get(integration)
             .map(|m| m.ignored.as_slice())
             .unwrap_or_default();
-        match &raw {
-            Some(raw) => strings_but(raw, &mut Vec::new(), ignored, &mut text),
-            None => text.push_str(raw_json),
+        match raw {
+            Ok(raw) => strings_but(raw, &mut Vec::new(), ignored, &mut text),
+            Err(raw_json) => text.push_str(raw_json),
         }
         let cut = (0..=text.len().min(TEXT_BUDGET))
             .rev()

@@ -113,7 +113,8 @@ struct Source {
     integration: String,
     name: String,
     details: String,
-    raw_json: String,
+    /// The provider record, or (stored before records were packed) text that is not JSON.
+    raw: Result<serde_json::Value, String>,
     occurred: String,
 }
 
@@ -128,9 +129,9 @@ fn source(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
         details: r.try_get("details")?,
         // A record that is not JSON (kept as it came, from before records were packed) is
         // searched as text.
-        raw_json: match crate::record::from_row(r) {
-            Ok(record) => record.raw.to_string(),
-            Err(_) => r.try_get("raw_json")?,
+        raw: match crate::record::from_row(r) {
+            Ok(record) => Ok(record.raw),
+            Err(_) => Err(r.try_get("raw_json")?),
         },
         occurred: r.try_get("occurred")?,
     })
@@ -234,7 +235,8 @@ async fn add(
     let links = tokio::task::spawn_blocking(move || {
         let mut links: Vec<Link> = Vec::new();
         for s in sources {
-            let found = extractor.incident(&s.integration, &s.name, &s.details, &s.raw_json);
+            let raw = s.raw.as_ref().map_err(String::as_str);
+            let found = extractor.incident_with(&s.integration, &s.name, &s.details, raw);
             for i in allowed.keep(found) {
                 links.push((
                     i.value,

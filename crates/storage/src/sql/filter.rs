@@ -156,25 +156,30 @@ pub(super) const COMMON: i64 = 2000;
 
 /// The search texts of a filter, nested ones too.
 pub(super) fn texts(terms: impl Iterator<Item = Term>) -> Vec<String> {
-    let mut out = Vec::new();
-    for term in terms {
-        match term {
-            Term::Text(t) => out.push(t),
-            Term::Any(inner) => out.extend(texts(inner.into_iter())),
-            _ => {}
-        }
-    }
-    out
+    collect_terms(terms, &|t| match t {
+        Term::Text(t) => Some(t),
+        _ => None,
+    })
 }
 
 /// The indicator values a filter asks for, nested ones too.
 pub(super) fn indicators(terms: impl Iterator<Item = Term>) -> Vec<String> {
+    collect_terms(terms, &|t| match t {
+        Term::Indicator(v) => Some(v),
+        _ => None,
+    })
+}
+
+/// What `pick` takes of a filter's terms, those nested in alternatives too.
+fn collect_terms(
+    terms: impl Iterator<Item = Term>,
+    pick: &dyn Fn(Term) -> Option<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for term in terms {
         match term {
-            Term::Indicator(v) => out.push(v),
-            Term::Any(inner) => out.extend(indicators(inner.into_iter())),
-            _ => {}
+            Term::Any(inner) => out.extend(collect_terms(inner.into_iter(), pick)),
+            other => out.extend(pick(other)),
         }
     }
     out

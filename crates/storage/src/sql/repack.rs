@@ -73,9 +73,18 @@ pub(crate) async fn step(
 }
 
 /// Packs every row left, a batch at a time with a pause between, until none is left or the
-/// store is closed. Started by each open that migrates.
+/// store is closed. Started by each open.
 pub(crate) fn start(writer: AnyPool, backend: Backend) {
     tokio::spawn(async move {
+        // Every open starts this, commands that only list incidents too: once everything is
+        // packed, one read says so, without taking the write lock.
+        let left: Result<Option<(i64, i64)>, _> =
+            sqlx::query_as("SELECT upto, done FROM record_repack")
+                .fetch_optional(&writer)
+                .await;
+        if !matches!(left, Ok(Some((upto, done))) if done < upto) {
+            return;
+        }
         let mut total = 0;
         loop {
             match step(&writer, backend, BATCH).await {

@@ -38,6 +38,22 @@ async fn store() -> (SqlStore, tempfile::TempDir) {
     (SqlStore::open(&url).await.unwrap(), dir)
 }
 
+/// A SQLite database `wf.db` in `dir`, in WAL mode as `open` makes it but with no
+/// migration applied (a test applies the old schema it needs), and its URL.
+async fn old_sqlite(dir: &std::path::Path) -> (SqlStore, String) {
+    let path = dir.join("wf.db");
+    let url = format!("sqlite://{}", path.display());
+    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
+    let old = super::sqlite::connect(&url, &driver_url, None)
+        .await
+        .unwrap();
+    sqlx::query("PRAGMA journal_mode = WAL")
+        .execute(old.pool())
+        .await
+        .unwrap();
+    (old, url)
+}
+
 /// A store on a new PostgreSQL database of the test cluster, if there is one.
 async fn pg_store() -> Option<SqlStore> {
     let url = crate::test_cluster::fresh_database().await?;
@@ -1960,16 +1976,7 @@ async fn text_search_follows_every_change(s: SqlStore) {
 #[tokio::test]
 async fn an_upgraded_database_finds_its_incidents_by_text() {
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wf.db");
-    let url = format!("sqlite://{}", path.display());
-    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
-    let old = super::sqlite::connect(&url, &driver_url, None)
-        .await
-        .unwrap();
-    sqlx::query("PRAGMA journal_mode = WAL")
-        .execute(old.pool())
-        .await
-        .unwrap();
+    let (old, url) = old_sqlite(dir.path()).await;
     old.migrate(&super::sqlite::MIGRATIONS[..14]).await.unwrap();
     let batch = [
         incident("delta-1", 1, Severity::Low),
@@ -3248,12 +3255,7 @@ async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
         assert_eq!(got, want, "{url}");
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wf.db");
-    let url = format!("sqlite://{}", path.display());
-    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
-    let old = super::sqlite::connect(&url, &driver_url, None)
-        .await
-        .unwrap();
+    let (old, url) = old_sqlite(dir.path()).await;
     check(old, &super::sqlite::MIGRATIONS[..26], &url).await;
     if let Some(pg) = crate::test_cluster::fresh_database().await {
         let old = super::postgres::connect(&pg).await.unwrap();
@@ -3443,16 +3445,7 @@ async fn records_stored_before_packing_are_packed_in_batches_and_read_the_same()
         page.iter().for_each(expect);
     }
     let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("wf.db");
-    let url = format!("sqlite://{}", path.display());
-    let driver_url = format!("sqlite://{}?mode=rwc", path.display());
-    let old = super::sqlite::connect(&url, &driver_url, None)
-        .await
-        .unwrap();
-    sqlx::query("PRAGMA journal_mode = WAL")
-        .execute(old.pool())
-        .await
-        .unwrap();
+    let (old, url) = old_sqlite(dir.path()).await;
     check(
         old,
         &super::sqlite::MIGRATIONS[..28],
