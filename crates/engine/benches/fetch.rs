@@ -179,15 +179,16 @@ async fn raw_ceiling(path: &std::path::Path, all: &[NewIncident], batch: usize) 
         .expect("ceiling database");
     sqlx::query(
         "CREATE TABLE incidents (id INTEGER PRIMARY KEY, instance TEXT NOT NULL, integration TEXT NOT NULL, \
-         external_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, occurred TEXT NOT NULL, \
-         created TEXT NOT NULL, modified TEXT NOT NULL, severity REAL NOT NULL, status TEXT NOT NULL, \
+         external_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, occurred INTEGER NOT NULL, \
+         created INTEGER NOT NULL, modified INTEGER NOT NULL, severity REAL NOT NULL, status TEXT NOT NULL, \
          organization TEXT, details TEXT NOT NULL, labels TEXT NOT NULL, raw_json TEXT NOT NULL, \
-         sla_due TEXT NOT NULL, UNIQUE (instance, external_id))",
+         sla_due INTEGER NOT NULL, UNIQUE (instance, external_id))",
     )
     .execute(&mut conn)
     .await
     .expect("ceiling table");
-    let ts = |t: chrono::DateTime<Utc>| t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    // Times as the store keeps them: integer microseconds.
+    let ts = |t: chrono::DateTime<Utc>| t.timestamp_micros();
     let started = Instant::now();
     for chunk in all.chunks(batch) {
         let now = ts(Utc::now());
@@ -202,15 +203,15 @@ async fn raw_ceiling(path: &std::path::Path, all: &[NewIncident], batch: usize) 
                 .push_bind(&i.name)
                 .push_bind("Bench")
                 .push_bind(ts(i.occurred))
-                .push_bind(now.clone())
-                .push_bind(now.clone())
+                .push_bind(now)
+                .push_bind(now)
                 .push_bind(i.severity.value())
                 .push_bind("pending")
                 .push_bind(&i.organization)
                 .push_bind(&i.details)
                 .push_bind(serde_json::to_string(&i.labels).expect("labels"))
                 .push_bind(i.raw.to_string())
-                .push_bind(now.clone());
+                .push_bind(now);
         });
         q.push(" ON CONFLICT (instance, external_id) DO NOTHING");
         let mut tx = conn.begin().await.expect("begin");
@@ -823,7 +824,7 @@ async fn mirror_bench() -> String {
          (The simulator answers from memory with no network between: each page of a listing costs it a scan of every ARO, and one ARO by id a lookup. \
          With {LATENCY_MS} ms a request, as to a provider over the Internet, the requests alone take {:.1} s in bulk and {:.0} s one by one, computed: requests x latency, one at a time.)\n\
          storage of the fetched incidents (FES records), SQLite:\n\
-         - records packed (as stored now): {storage}\n\
+         - as stored now (records packed, times as integers): {storage}\n\
          {before}",
         open.len(),
         quiet.requests,
@@ -839,20 +840,27 @@ async fn mirror_bench() -> String {
     )
 }
 
-/// The same fetch into a store that keeps raw records and labels as text, as stores did
-/// before records were packed; then that store upgraded: its rows packed by the store's own
-/// rewrite, batch by batch, timed.
+/// The same fetch into a store of the layout before (raw records and labels as JSON text,
+/// an incident's times as 27-byte text); then that store upgraded as a store of that layout
+/// is: its table rebuilt with integer times at open (migration 30, timed: it holds the write
+/// lock), and its rows packed by the store's own rewrite, batch by batch, timed.
 async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> String {
     let path = dir.join("unpacked.db");
+    let url = format!("sqlite://{}", path.display());
     let store = Arc::new(
-        SqlStore::open(&format!("sqlite://{}", path.display()))
+        SqlStore::open(&url)
             .await
             .expect("store")
             .unpacked_for_comparison(),
     );
     fetch_fes(runner, &store).await;
+    store.close().await;
+    with_text_times(&path).await;
     let before = storage_per_incident(&path).await;
-    // As an upgrade finds a store of that layout: every row to pack.
+    // As an upgrade finds a store of that layout: times to rebuild, every row to pack.
+    let started = Instant::now();
+    let store = Arc::new(SqlStore::open(&url).await.expect("upgrade"));
+    let rebuilt = started.elapsed();
     run_sql(
         &path,
         "UPDATE record_repack SET upto = (SELECT MAX(id) FROM incidents), done = 0",
@@ -877,12 +885,70 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
     run_sql(&path, "VACUUM").await;
     let vacuumed = storage_per_incident(&path).await;
     format!(
-        "- raw record and labels as text (the layout before): {before}\n\
-         - that store upgraded: {packed} rows packed in {batches} transactions of 500 in {:.1} s, the longest {:.0} ms; then {after}\n\
+        "- the layout before (raw record and labels as JSON text, times as text): {before}\n\
+         - that store upgraded: its table rebuilt with integer times at open in {:.1} s (one transaction), \
+         then {packed} rows packed in {batches} transactions of 500 in {:.1} s, the longest {:.0} ms; then {after}\n\
          - and after SQLite's `VACUUM`: {vacuumed}\n",
+        rebuilt.as_secs_f64(),
         took.as_secs_f64(),
         longest.as_secs_f64() * 1000.0
     )
+}
+
+/// Turns the SQLite store at `path` back into the layout before migration 30: an incident's
+/// times as fixed-width text (`2024-05-01T08:00:00.000000Z`), the table rebuilt in id order
+/// with the same indexes, and migration 30 marked not applied, so that the next open applies
+/// it as an upgrade would.
+async fn with_text_times(path: &std::path::Path) {
+    use sqlx::Connection;
+    let migration = include_str!("../../storage/migrations/0030_integer_times.sql");
+    let indexes = &migration[migration
+        .find("CREATE INDEX incidents_instance")
+        .expect("the migration's indexes")
+        ..migration
+            .find("CREATE TRIGGER")
+            .expect("the migration's triggers")];
+    let text = |c: &str| {
+        format!(
+            "strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000, 'unixepoch') || printf('.%06dZ', {c} % 1000000)"
+        )
+    };
+    let script = format!(
+        "PRAGMA foreign_keys = OFF; BEGIN; \
+         CREATE TABLE incidents_text (id INTEGER PRIMARY KEY AUTOINCREMENT, instance TEXT NOT NULL, \
+         integration TEXT NOT NULL, external_id TEXT NOT NULL, name TEXT NOT NULL, type TEXT NOT NULL, \
+         occurred TEXT NOT NULL, created TEXT NOT NULL, modified TEXT NOT NULL, severity REAL NOT NULL, \
+         status TEXT NOT NULL DEFAULT 'pending', organization TEXT, owner TEXT, \
+         details TEXT NOT NULL DEFAULT '', labels TEXT NOT NULL DEFAULT '[]', raw_json TEXT NOT NULL, \
+         version INTEGER NOT NULL DEFAULT 1, closed TEXT, close_reason TEXT, close_notes TEXT, \
+         first_assigned TEXT, sla_due TEXT, context TEXT NOT NULL DEFAULT '{{}}', remote_state TEXT, \
+         provider_updated TEXT, provider_resolved TEXT, first_active TEXT, record BLOB, \
+         UNIQUE (instance, external_id)); \
+         INSERT INTO incidents_text SELECT id, instance, integration, external_id, name, type, \
+         {occurred}, {created}, {modified}, severity, status, organization, owner, details, labels, \
+         raw_json, version, {closed}, close_reason, close_notes, {first_assigned}, {sla_due}, context, \
+         remote_state, {provider_updated}, {provider_resolved}, {first_active}, record \
+         FROM incidents ORDER BY id; \
+         DROP TABLE incidents; ALTER TABLE incidents_text RENAME TO incidents; {indexes} \
+         DELETE FROM schema_version WHERE version = 30; COMMIT;",
+        occurred = text("occurred"),
+        created = text("created"),
+        modified = text("modified"),
+        closed = text("closed"),
+        first_assigned = text("first_assigned"),
+        sla_due = text("sla_due"),
+        provider_updated = text("provider_updated"),
+        provider_resolved = text("provider_resolved"),
+        first_active = text("first_active"),
+    );
+    let mut conn = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .expect("open");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(script))
+        .execute(&mut conn)
+        .await
+        .expect("the layout before");
+    conn.close().await.expect("close");
 }
 
 /// An engine on `store` that has fetched everything the `fes` instance holds.

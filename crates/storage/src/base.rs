@@ -11,11 +11,29 @@ use crate::{Lease, StoreError};
 /// Incidents a fetch commit inserts per statement.
 pub(crate) const ROWS_PER_INSERT: usize = 200;
 
-/// A timestamp as stored: fixed-width UTC text with microseconds
-/// (`2024-05-01T08:00:00.000000Z`), so that text order is time order. Written without a
+/// A timestamp as the tables other than `incidents` store it (see [`micros`] for an
+/// incident's): fixed-width UTC text with microseconds (`2024-05-01T08:00:00.000000Z`), so
+/// that text order is time order. Written without a
 /// format string, which chrono would parse on every call (a tenth of ingest's time).
 pub(crate) fn ts(t: DateTime<Utc>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// An incident's time as stored (its nine time columns, since migration 30): microseconds
+/// since 1970-01-01 UTC. Eight bytes where the text took 27, in the row and in each index.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// An incident's stored time, read back.
+pub(crate) fn from_micros(us: i64) -> Result<DateTime<Utc>, StoreError> {
+    DateTime::from_timestamp_micros(us)
+        .ok_or_else(|| StoreError::Corrupt(format!("time {us} is out of range")))
+}
+
+/// An incident's stored time that may be unset, read back.
+pub(crate) fn opt_micros(us: Option<i64>) -> Result<Option<DateTime<Utc>>, StoreError> {
+    us.map(from_micros).transpose()
 }
 
 pub(crate) fn open_error(url: &str, message: String) -> StoreError {

@@ -60,13 +60,22 @@ impl Backend {
         }
     }
 
-    /// Seconds since an epoch of a stored timestamp (fixed-width UTC text), as a float.
+    /// Seconds since the Unix epoch of an incident's stored time (integer microseconds), as
+    /// a float.
     pub fn seconds(self, expr: &str) -> String {
         match self {
-            Backend::Sqlite => format!("(julianday({expr}) * 86400.0)"),
-            Backend::Postgres => {
-                format!("CAST(EXTRACT(EPOCH FROM CAST({expr} AS timestamptz)) AS DOUBLE PRECISION)")
-            }
+            Backend::Sqlite => format!("({expr} / 1000000.0)"),
+            Backend::Postgres => format!("(CAST({expr} AS DOUBLE PRECISION) / 1000000)"),
+        }
+    }
+
+    /// The UTC day (`YYYY-MM-DD`) of an incident's stored time.
+    pub fn day(self, expr: &str) -> String {
+        match self {
+            Backend::Sqlite => format!("date({expr} / 1000000, 'unixepoch')"),
+            Backend::Postgres => format!(
+                "to_char(to_timestamp({expr} / 1000000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+            ),
         }
     }
 

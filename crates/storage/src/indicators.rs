@@ -133,7 +133,8 @@ fn source(r: &sqlx::any::AnyRow) -> Result<Source, StoreError> {
             Ok(record) => Ok(record.raw),
             Err(_) => Err(r.try_get("raw_json")?),
         },
-        occurred: r.try_get("occurred")?,
+        // Links keep the time as text, as the other tables do.
+        occurred: crate::base::ts(crate::base::from_micros(r.try_get("occurred")?)?),
     })
 }
 

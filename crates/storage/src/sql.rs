@@ -37,7 +37,7 @@ mod reports;
 mod rules;
 pub(crate) mod sqlite;
 
-use crate::base::{Tx, check_lease, open_error, stored_text, ts};
+use crate::base::{Tx, check_lease, from_micros, micros, open_error, stored_text, ts};
 use crate::counts::{Counted, count_new, recount};
 use crate::record;
 use filter::{
@@ -196,6 +196,31 @@ impl SqlStore {
                 "CREATE TABLE IF NOT EXISTS schema_version (version BIGINT PRIMARY KEY, applied TEXT NOT NULL)"
             }
         };
+        // SQLite rebuilds a table by dropping it and renaming a new one in its place, which
+        // with foreign keys on would delete (or refuse to drop) what refers to its rows: keys
+        // are off while migrations run on the one write connection, and checked after.
+        let sqlite = self.backend == Backend::Sqlite;
+        if sqlite {
+            sqlx::query("PRAGMA foreign_keys = OFF")
+                .execute(&self.writer)
+                .await?;
+        }
+        let result = self.migrate_each(migrations, create, &mut applied).await;
+        if sqlite {
+            sqlx::query("PRAGMA foreign_keys = ON")
+                .execute(&self.writer)
+                .await?;
+        }
+        result?;
+        Ok(applied)
+    }
+
+    async fn migrate_each(
+        &self,
+        migrations: &[(i64, &str)],
+        create: &'static str,
+        applied: &mut Vec<i64>,
+    ) -> Result<(), StoreError> {
         for (version, sql) in migrations {
             let mut tx = self.write().await?;
             if self.backend == Backend::Postgres {
@@ -219,6 +244,19 @@ impl SqlStore {
                     version: *version,
                     message: e.to_string(),
                 })?;
+            if self.backend == Backend::Sqlite {
+                let broken: Option<String> = sqlx::query_scalar(
+                    "SELECT \"table\" || ' row ' || rowid FROM pragma_foreign_key_check LIMIT 1",
+                )
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(broken) = broken {
+                    return Err(StoreError::Migration {
+                        version: *version,
+                        message: format!("it left {broken} referring to a row that is gone"),
+                    });
+                }
+            }
             sqlx::query("INSERT INTO schema_version (version, applied) VALUES ($1, $2)")
                 .bind(version)
                 .bind(ts(Utc::now()))
@@ -227,7 +265,7 @@ impl SqlStore {
             tx.commit().await?;
             applied.push(*version);
         }
-        Ok(applied)
+        Ok(())
     }
 
     /// Opens the database at `url`, creating it and applying pending migrations as needed:
@@ -373,9 +411,9 @@ struct StoredIncident {
     name: String,
     #[serde(rename = "type")]
     kind: String,
-    occurred: String,
-    created: String,
-    modified: String,
+    occurred: i64,
+    created: i64,
+    modified: i64,
     severity: f64,
     status: String,
     organization: Option<String>,
@@ -390,11 +428,11 @@ struct StoredIncident {
     #[serde(default)]
     record: Option<String>,
     version: i64,
-    closed: Option<String>,
+    closed: Option<i64>,
     close_reason: Option<String>,
     close_notes: Option<String>,
-    first_assigned: Option<String>,
-    sla_due: String,
+    first_assigned: Option<i64>,
+    sla_due: i64,
 }
 
 impl StoredIncident {
@@ -418,9 +456,9 @@ impl StoredIncident {
             external_id: self.external_id,
             name: self.name,
             kind: self.kind,
-            occurred: parse_ts(&self.occurred)?,
-            created: parse_ts(&self.created)?,
-            modified: parse_ts(&self.modified)?,
+            occurred: from_micros(self.occurred)?,
+            created: from_micros(self.created)?,
+            modified: from_micros(self.modified)?,
             severity,
             severity_label: severity.label(),
             status: Status::parse(&self.status).map_err(StoreError::Corrupt)?,
@@ -430,14 +468,14 @@ impl StoredIncident {
             labels,
             raw,
             version: self.version,
-            closed: parse_opt_ts(self.closed)?,
+            closed: self.closed.map(from_micros).transpose()?,
             close_reason: self
                 .close_reason
                 .map(|r| CloseReason::parse(&r).map_err(StoreError::Corrupt))
                 .transpose()?,
             close_notes: self.close_notes,
-            first_assigned: parse_opt_ts(self.first_assigned)?,
-            sla_due: parse_ts(&self.sla_due)?,
+            first_assigned: self.first_assigned.map(from_micros).transpose()?,
+            sla_due: from_micros(self.sla_due)?,
         })
     }
 }
@@ -588,19 +626,19 @@ async fn apply_change(
     // facet counts) do not fire for, say, a label.
     let before_l = before.lifecycle();
     let mut q = crate::dialect::Sql::new(backend, "UPDATE incidents SET modified = ");
-    q.push_bind(ts(now)).push(", version = version + 1");
+    q.push_bind(micros(now)).push(", version = version + 1");
     if after.status != before_l.status {
         q.push(", status = ").push_bind(after.status.as_str());
         if after.status == Status::Active {
             q.push(", first_active = COALESCE(first_active, ")
-                .push_bind(ts(now))
+                .push_bind(micros(now))
                 .push(")");
         }
     }
     if after.severity != before_l.severity {
         q.push(", severity = ").push_bind(after.severity.value());
-        q.push(", sla_due = ").push_bind(ts(
-            sla.due(sla.start(before.created, before.occurred), after.severity)
+        q.push(", sla_due = ").push_bind(micros(
+            sla.due(sla.start(before.created, before.occurred), after.severity),
         ));
     }
     if after.owner != before_l.owner {
@@ -608,7 +646,7 @@ async fn apply_change(
     }
     if after.first_assigned != before_l.first_assigned {
         q.push(", first_assigned = ")
-            .push_bind(after.first_assigned.map(ts));
+            .push_bind(after.first_assigned.map(micros));
     }
     if after.kind != before_l.kind {
         q.push(", type = ").push_bind(after.kind.clone());
@@ -622,7 +660,7 @@ async fn apply_change(
             .push_bind(after.close_notes.clone());
     }
     if after.closed != before_l.closed {
-        q.push(", closed = ").push_bind(after.closed.map(ts));
+        q.push(", closed = ").push_bind(after.closed.map(micros));
     }
     q.push(" WHERE id = ").push_bind(id);
     q.build().execute(&mut **tx).await?;
@@ -1578,7 +1616,7 @@ impl QueueStore for SqlStore {
             // are read through its index, a row each, and reading them twice (for the days,
             // then for the times) took 320 ms at ten million.
             let mut q = self.sql(format!(
-                "SELECT substr(created, 1, 10) AS day, severity, \
+                "SELECT {day} AS day, severity, \
                  COALESCE(NULLIF(integration, ''), '(manual)'), \
                  COALESCE(NULLIF(organization, ''), '(none)'), \
                  SUM({assigned} - {created}), COUNT(first_assigned), \
@@ -1586,10 +1624,11 @@ impl QueueStore for SqlStore {
                 assigned = self.backend.seconds("first_assigned"),
                 closed = self.backend.seconds("closed"),
                 created = self.backend.seconds("created"),
+                day = self.backend.day("created"),
             ));
             push_filter(&mut q, &scoped, &Hints::default());
             q.push(" AND created >= ")
-                .push_bind(ts(since))
+                .push_bind(micros(since))
                 .push(" GROUP BY 1, 2, 3, 4");
             // Time to assign summed and counted, the same to close, and incidents.
             type Sums = (Option<f64>, i64, Option<f64>, i64, i64);
@@ -1725,16 +1764,16 @@ impl IncidentStore for SqlStore {
             )
             .bind(&incident.name)
             .bind(&incident.kind)
-            .bind(ts(incident.occurred.unwrap_or(now)))
-            .bind(ts(now))
-            .bind(ts(now))
+            .bind(micros(incident.occurred.unwrap_or(now)))
+            .bind(micros(now))
+            .bind(micros(now))
             .bind(incident.severity.value())
             .bind(&incident.organization)
             .bind(&incident.owner)
-            .bind(incident.owner.as_ref().map(|_| ts(now)))
+            .bind(incident.owner.as_ref().map(|_| micros(now)))
             .bind(&incident.details)
             .bind(record)
-            .bind(ts(sla.due(
+            .bind(micros(sla.due(
                 sla.start(now, incident.occurred.unwrap_or(now)),
                 incident.severity,
             )))
@@ -1932,7 +1971,7 @@ impl IncidentStore for SqlStore {
                  AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id AND done IS NULL) \
                  LIMIT $2",
             )
-            .bind(ts(before))
+            .bind(micros(before))
             .bind(limit as i64)
             .execute(&mut *tx)
             .await?
@@ -2181,7 +2220,7 @@ impl OutboxStore for SqlStore {
             // The page's keys first (the (instance, occurred, id) index): ordering them sorts
             // keys, not every open incident's raw JSON, which on a large instance held the
             // whole instance in memory.
-            let (occurred, id) = after.map_or((String::new(), 0), |(t, id)| (ts(t), id));
+            let (occurred, id) = after.map_or((i64::MIN, 0), |(t, id)| (micros(t), id));
             let rows = sqlx::query(
                 "SELECT id, external_id, occurred, record, raw_json, labels, remote_state FROM incidents \
                  WHERE id IN (SELECT id FROM incidents WHERE instance = $1 AND status != 'closed' \
@@ -2199,7 +2238,7 @@ impl OutboxStore for SqlStore {
                     Ok(Mirrored {
                         id: r.try_get("id")?,
                         external_id: r.try_get("external_id")?,
-                        occurred: parse_ts(&r.try_get::<String, _>("occurred")?)?,
+                        occurred: from_micros(r.try_get("occurred")?)?,
                         seen: {
                             let record = record::from_row(r)?;
                             record.seen.unwrap_or(record.raw)
@@ -2238,8 +2277,8 @@ impl OutboxStore for SqlStore {
                     "UPDATE incidents SET provider_updated = COALESCE($1, provider_updated), \
                      provider_resolved = $2 WHERE id = $3",
                 )
-                .bind(p.updated.map(ts))
-                .bind(p.resolved.map(ts))
+                .bind(p.updated.map(micros))
+                .bind(p.resolved.map(micros))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

@@ -985,8 +985,7 @@ async fn serve_purges_incidents_closed_before_the_retention_period() {
     // Closed 40 days ago, as far as the database knows.
     let db = format!("sqlite://{}/wf.db", dir.path().display());
     let pool = sqlx::SqlitePool::connect(&db).await.unwrap();
-    let aged = (chrono::Utc::now() - chrono::TimeDelta::days(40))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let aged = (chrono::Utc::now() - chrono::TimeDelta::days(40)).timestamp_micros();
     sqlx::query("UPDATE incidents SET closed = ?1 WHERE id = ?2")
         .bind(aged)
         .bind(old.parse::<i64>().unwrap())

@@ -450,12 +450,11 @@ async fn a_scheduled_report_is_mailed_once_by_two_serve_processes() {
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
     // They were first seen yesterday (the day whose report is due today).
-    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1))
-        .to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
+    let yesterday = (chrono::Utc::now() - chrono::TimeDelta::days(1)).timestamp_micros();
     sqlx::any::install_default_drivers();
     let pool = sqlx::AnyPool::connect(&db).await.unwrap();
     sqlx::query("UPDATE incidents SET created = $1, occurred = $1")
-        .bind(&yesterday)
+        .bind(yesterday)
         .execute(&pool)
         .await
         .unwrap();

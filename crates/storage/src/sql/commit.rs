@@ -7,7 +7,7 @@ use sqlx::Row;
 use watchfloor_core::{NewIncident, Status};
 
 use super::SqlStore;
-use crate::base::{ROWS_PER_INSERT, Tx, check_lease, stored_text, ts};
+use crate::base::{ROWS_PER_INSERT, Tx, check_lease, micros, stored_text, ts};
 use crate::counts::{Counted, count_new, count_newest};
 use crate::dialect::{Backend, Sql};
 use crate::{FetchTarget, Lease, StoreError};
@@ -38,7 +38,8 @@ impl FetchCommit {
             .filter(|i| !stored.contains(&stored_text(&i.external_id)))
             .collect();
         let now_t = Utc::now();
-        let now = ts(now_t);
+        let now = micros(now_t);
+        let updated = ts(now_t);
         // Many rows per statement: a statement's fixed cost, paid once per batch. The
         // statements are built before the write lock is taken, so that one scope's batch
         // is prepared while another's commits.
@@ -70,7 +71,7 @@ impl FetchCommit {
                     .push(", ")
                     .push_bind(stored_text(&inc.name))
                     .push(", ")
-                    .push_bind(ts(inc.occurred))
+                    .push_bind(micros(inc.occurred))
                     .push(", ")
                     .push_bind(inc.severity.value())
                     .push(", ")
@@ -84,13 +85,15 @@ impl FetchCommit {
                     .push(", ")
                     .push_bind(record)
                     .push(", ")
-                    .push_bind(ts(target
-                        .sla
-                        .due(target.sla.start(now_t, inc.occurred), inc.severity)))
+                    .push_bind(micros(
+                        target
+                            .sla
+                            .due(target.sla.start(now_t, inc.occurred), inc.severity),
+                    ))
                     .push(", ")
-                    .push_bind(inc.provider.updated.map(ts))
+                    .push_bind(inc.provider.updated.map(micros))
                     .push(", ")
-                    .push_bind(inc.provider.resolved.map(ts))
+                    .push_bind(inc.provider.resolved.map(micros))
                     .push(")");
             }
             // A deleted incident's tombstone keeps its alert out.
@@ -105,9 +108,9 @@ impl FetchCommit {
             .push(", external_id, name, ")
             .push_bind(target.incident_type.to_string())
             .push(", occurred, ")
-            .push_bind(now.clone())
+            .push_bind(now)
             .push(", ")
-            .push_bind(now.clone())
+            .push_bind(now)
             .push(
                 ", severity, 'pending', organization, details, labels, raw_json, record, sla_due, \
                  provider_updated, provider_resolved FROM v \
@@ -130,7 +133,7 @@ impl FetchCommit {
             instance: target.instance.to_string(),
             scope: target.scope.to_string(),
             cursor: cursor.to_string(),
-            now,
+            now: updated,
         })
     }
 }

@@ -6,7 +6,7 @@ use chrono::DateTime;
 use watchfloor_core::query::Term;
 use watchfloor_core::{Incident, SlaState};
 
-use crate::base::ts;
+use crate::base::micros;
 use crate::dialect::{Backend, Sql};
 use crate::{IncidentFilter, KeyValue, SortField};
 
@@ -47,25 +47,25 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
     if let Some((state, now)) = filter.sla {
         // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
         // incident is judged at is when it closed, or now.
-        let now = ts(now);
+        let now = micros(now);
         let at = |q: &mut Sql| {
-            let now = q.param(now.clone());
+            let now = q.param(now);
             q.push(backend.seconds(&format!("COALESCE(closed, {now})")));
         };
         let due = backend.seconds("sla_due");
         let risk_starts = format!("{due} - ({due} - {}) / 4", backend.seconds("created"));
         match state {
-            // Timestamps are fixed-width text, so they compare as text: no date arithmetic
-            // per row, and the columns are read from the index.
+            // Times are integers, compared as stored: no date arithmetic per row, and the
+            // columns are read from the index.
             SlaState::Breached => {
-                q.push(" AND COALESCE(closed, ").push_bind(now.clone());
+                q.push(" AND COALESCE(closed, ").push_bind(now);
                 q.push(") > sla_due");
             }
             SlaState::AtRisk => {
-                // Open and not yet due, said first as text, so that the SLA index's range
+                // Open and not yet due, said first as a plain comparison, so that the SLA index's range
                 // from now on is what is read.
                 q.push(" AND closed IS NULL AND sla_due >= ")
-                    .push_bind(now.clone());
+                    .push_bind(now);
                 q.push(" AND ");
                 at(q);
                 q.push(format!(" <= {due} AND "));
@@ -83,13 +83,13 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
     }
     if let Some(t) = filter.due_from {
         q.push(" AND closed IS NULL AND sla_due >= ")
-            .push_bind(ts(t));
+            .push_bind(micros(t));
     }
     if let Some(t) = filter.since {
-        q.push(" AND occurred >= ").push_bind(ts(t));
+        q.push(" AND occurred >= ").push_bind(micros(t));
     }
     if let Some(t) = filter.fetched_since {
-        q.push(" AND created >= ").push_bind(ts(t));
+        q.push(" AND created >= ").push_bind(micros(t));
     }
     for c in &filter.conditions {
         // A negated term is false where the field is NULL too (`-owner:bob` keeps unassigned).
@@ -217,7 +217,7 @@ pub(super) fn sort_column(field: SortField) -> &'static str {
 
 pub(super) fn push_key(q: &mut Sql, value: &KeyValue) {
     match value {
-        KeyValue::Time(t) => q.push_bind(ts(*t)),
+        KeyValue::Time(t) => q.push_bind(micros(*t)),
         KeyValue::Int(n) => q.push_bind(*n),
         KeyValue::Real(r) => q.push_bind(*r),
         KeyValue::Text(t) => q.push_bind(t.clone()),
@@ -315,11 +315,11 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
         }
         Term::Created(cmp, t) => {
             q.push(format!("created {} ", cmp.sql()).as_str())
-                .push_bind(ts(*t));
+                .push_bind(micros(*t));
         }
         Term::Occurred(cmp, t) => {
             q.push(format!("occurred {} ", cmp.sql()).as_str())
-                .push_bind(ts(*t));
+                .push_bind(micros(*t));
         }
         Term::Nothing => {
             q.push("FALSE");

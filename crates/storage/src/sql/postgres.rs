@@ -74,6 +74,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         19,
         include_str!("../../migrations/postgres/0019_packed_records.sql"),
     ),
+    (
+        20,
+        include_str!("../../migrations/postgres/0020_integer_times.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.
@@ -150,16 +154,16 @@ pub(crate) const FILL_SYNTHETIC: &str = "INSERT INTO incidents (instance, integr
      SELECT 'synthetic', 'synthetic', 's' || x, \
       'Alert ' || x || CASE x % 4 WHEN 0 THEN ' port scan' WHEN 1 THEN ' phishing mail' \
         WHEN 2 THEN ' malware beacon' ELSE ' impossible travel' END, 'Synthetic', \
-      to_char(to_timestamp($3 + x * $2) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
-      to_char(to_timestamp($3 + x * $2) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
-      to_char(to_timestamp($3 + x * $2) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z', \
+      ($3 + x * $2) * 1000000, \
+      ($3 + x * $2) * 1000000, \
+      ($3 + x * $2) * 1000000, \
       CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
         WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
       CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
       'Org ' || (c % 200), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x || \
         CASE WHEN x % 10 = 0 THEN ' from 198.51.100.' || (x % 250) ELSE '' END, '[]', '{}', \
-      to_char(to_timestamp($3 + x * $2 + 86400) AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS') || '.000000Z' \
+      ($3 + x * $2 + 86400) * 1000000 \
      FROM (SELECT x, (x * 2654435761) % 1000003 AS a, (x * 40503) % 999983 AS b, \
       (x * 97) % 1009 AS c, (x * 7919) % 10007 AS d FROM generate_series(1, $1) AS k(x)) AS h";
 

@@ -6,9 +6,9 @@ use sqlx::Row;
 use watchfloor_core::report::ReportRow;
 use watchfloor_core::{CloseReason, Severity};
 
+use super::SqlStore;
 use super::filter::{Hints, push_filter};
-use super::{SqlStore, parse_opt_ts, parse_ts};
-use crate::base::ts;
+use crate::base::{from_micros, micros, opt_micros};
 use crate::{IncidentFilter, StoreError};
 
 impl SqlStore {
@@ -21,7 +21,7 @@ impl SqlStore {
             "SELECT id, name, instance, organization, type, severity, occurred, created, first_assigned, \
              closed, close_reason, sla_due, provider_resolved, first_active FROM incidents WHERE created < ",
         );
-        q.push_bind(ts(until));
+        q.push_bind(micros(until));
         push_filter(&mut q, filter, &Hints::default());
         let rows = q.build().fetch_all(self.reads(filter)).await?;
         rows.iter()
@@ -37,14 +37,14 @@ impl SqlStore {
                     organization: r.try_get("organization")?,
                     kind: r.try_get("type")?,
                     severity,
-                    occurred: parse_ts(&r.try_get::<String, _>("occurred")?)?,
-                    created: parse_ts(&r.try_get::<String, _>("created")?)?,
-                    first_assigned: parse_opt_ts(r.try_get("first_assigned")?)?,
-                    closed: parse_opt_ts(r.try_get("closed")?)?,
+                    occurred: from_micros(r.try_get("occurred")?)?,
+                    created: from_micros(r.try_get("created")?)?,
+                    first_assigned: opt_micros(r.try_get("first_assigned")?)?,
+                    closed: opt_micros(r.try_get("closed")?)?,
                     close_reason: reason.and_then(|r| CloseReason::parse(&r).ok()),
-                    sla_due: parse_ts(&r.try_get::<String, _>("sla_due")?)?,
-                    provider_resolved: parse_opt_ts(r.try_get("provider_resolved")?)?,
-                    first_active: parse_opt_ts(r.try_get("first_active")?)?,
+                    sla_due: from_micros(r.try_get("sla_due")?)?,
+                    provider_resolved: opt_micros(r.try_get("provider_resolved")?)?,
+                    first_active: opt_micros(r.try_get("first_active")?)?,
                 })
             })
             .collect()

@@ -62,6 +62,7 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (27, include_str!("../../migrations/0027_provider_times.sql")),
     (28, include_str!("../../migrations/0028_first_active.sql")),
     (29, include_str!("../../migrations/0029_packed_records.sql")),
+    (30, include_str!("../../migrations/0030_integer_times.sql")),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
@@ -308,14 +309,14 @@ pub(crate) const FILL_SYNTHETIC: &str = "WITH RECURSIVE k(x) AS (SELECT 1 UNION 
      SELECT 'synthetic', 'synthetic', 's' || x, \
       'Alert ' || x || CASE x % 4 WHEN 0 THEN ' port scan' WHEN 1 THEN ' phishing mail' \
         WHEN 2 THEN ' malware beacon' ELSE ' impossible travel' END, 'Synthetic', \
-      strftime('%Y-%m-%dT%H:%M:%S', $3 + x * $2, 'unixepoch') || '.000000Z', \
-      strftime('%Y-%m-%dT%H:%M:%S', $3 + x * $2, 'unixepoch') || '.000000Z', \
-      strftime('%Y-%m-%dT%H:%M:%S', $3 + x * $2, 'unixepoch') || '.000000Z', \
+      ($3 + x * $2) * 1000000, \
+      ($3 + x * $2) * 1000000, \
+      ($3 + x * $2) * 1000000, \
       CASE WHEN b % 100 < 10 THEN 0 WHEN b % 100 < 35 THEN 0.5 WHEN b % 100 < 65 THEN 1 \
         WHEN b % 100 < 85 THEN 2 WHEN b % 100 < 97 THEN 3 ELSE 4 END, \
       CASE WHEN a % 100 < 70 THEN 'closed' WHEN a % 100 < 85 THEN 'pending' ELSE 'active' END, \
       'Org ' || (c % 200), CASE WHEN a % 100 >= 70 AND a % 100 < 85 THEN NULL ELSE 'analyst' || (d % 7) END, \
       'Synthetic alert number ' || x || \
         CASE WHEN x % 10 = 0 THEN ' from 198.51.100.' || (x % 250) ELSE '' END, '[]', '{}', \
-      strftime('%Y-%m-%dT%H:%M:%S', $3 + x * $2 + 86400, 'unixepoch') || '.000000Z' \
+      ($3 + x * $2 + 86400) * 1000000 \
      FROM h";

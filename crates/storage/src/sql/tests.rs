@@ -1996,8 +1996,14 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         .await
         .unwrap();
     for gone in [
-        // As schema 14 kept them (their records are empty: this test is about text).
+        // As schema 14 kept them (their records are empty: this test is about text), times
+        // as text.
         "UPDATE incidents SET raw_json = '{}', labels = '[]'",
+        "UPDATE incidents SET \
+         occurred = strftime('%Y-%m-%dT%H:%M:%S', occurred / 1000000, 'unixepoch') || '.000000Z', \
+         created = strftime('%Y-%m-%dT%H:%M:%S', created / 1000000, 'unixepoch') || '.000000Z', \
+         modified = strftime('%Y-%m-%dT%H:%M:%S', modified / 1000000, 'unixepoch') || '.000000Z', \
+         sla_due = strftime('%Y-%m-%dT%H:%M:%S', sla_due / 1000000, 'unixepoch') || '.000000Z'",
         "ALTER TABLE incidents DROP COLUMN record",
         "DROP TABLE rules",
         "ALTER TABLE incidents DROP COLUMN provider_updated",
@@ -3229,28 +3235,29 @@ async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
         }
         old.close().await;
         let s = SqlStore::open(url).await.unwrap();
-        let active: Vec<Option<String>> =
+        let active: Vec<Option<i64>> =
             sqlx::query_scalar("SELECT first_active FROM incidents ORDER BY id")
                 .fetch_all(s.pool())
                 .await
                 .unwrap();
+        let at = |t: &str| Some(crate::base::micros(t.parse().unwrap()));
         assert_eq!(
             active[..3],
             [
-                Some("2024-05-02T14:05:00.000000Z".to_string()),
-                Some("2024-05-02T14:07:00.000000Z".to_string()),
+                at("2024-05-02T14:05:00.000000Z"),
+                at("2024-05-02T14:07:00.000000Z"),
                 None
             ],
             "{url}"
         );
-        let got: Vec<(Option<String>, Option<String>)> =
+        let got: Vec<(Option<i64>, Option<i64>)> =
             sqlx::query_as("SELECT provider_updated, provider_resolved FROM incidents ORDER BY id")
                 .fetch_all(s.pool())
                 .await
                 .unwrap();
-        let want: Vec<(Option<String>, Option<String>)> = ROWS
+        let want: Vec<(Option<i64>, Option<i64>)> = ROWS
             .iter()
-            .map(|(_, _, u, r)| (u.map(str::to_string), r.map(str::to_string)))
+            .map(|(_, _, u, r)| (u.and_then(at), r.and_then(at)))
             .collect();
         assert_eq!(got, want, "{url}");
     }
@@ -3533,4 +3540,154 @@ async fn a_common_indicator_is_tested_in_the_queues_order() {
             && !plan.contains("SEARCH incidents USING INTEGER PRIMARY KEY"),
         "{plan}"
     );
+}
+
+/// An upgrade turns an incident's stored times from text into integer microseconds (SQLite
+/// rebuilds the table, PostgreSQL changes the columns' type), on both backends: every time
+/// reads back to the microsecond, unset ones stay unset, the war room and the ids go on
+/// (a deleted last incident's id is not given again), and the rebuilt table's triggers,
+/// indexes and filters work on the new values.
+#[tokio::test]
+async fn an_upgrade_keeps_every_incident_time_to_the_microsecond() {
+    fn at(t: &str) -> DateTime<Utc> {
+        t.parse().unwrap()
+    }
+    async fn check(old: SqlStore, before: &[(i64, &str)], url: &str) {
+        old.migrate(before).await.unwrap();
+        for (n, occurred, closed) in [
+            (1, "2024-05-02T14:00:00.123456Z", None),
+            (
+                2,
+                "2024-05-01T09:30:00.000001Z",
+                Some("2024-05-03T10:00:00.500000Z"),
+            ),
+            (3, "2024-05-04T00:00:00.000000Z", None),
+        ] {
+            sqlx::query(
+                "INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
+                 created, modified, severity, status, organization, raw_json, sla_due, closed, \
+                 first_assigned, first_active, provider_updated, provider_resolved) VALUES \
+                 ('fes', 'covalence-managed-security', $1, $2, 't', $3, \
+                 '2024-05-04T08:00:00.654321Z', '2024-05-04T08:00:01.000000Z', 3, $4, 'Acme', '{}', \
+                 '2024-05-04T12:00:00.654321Z', $5, $6, $6, $6, $5)",
+            )
+            .bind(format!("aro-{n}"))
+            .bind(format!("Beacon {n}"))
+            .bind(occurred)
+            .bind(if closed.is_some() { "closed" } else { "pending" })
+            .bind(closed)
+            .bind(closed.map(|_| "2024-05-02T11:11:11.111111Z"))
+            .execute(old.pool())
+            .await
+            .unwrap();
+        }
+        sqlx::query(
+            "INSERT INTO incident_entries (incident_id, created, author, kind, body) \
+             VALUES (1, '2024-05-04T08:00:00.000000Z', 'dana', 'note', '{\"text\":\"kept\"}')",
+        )
+        .execute(old.pool())
+        .await
+        .unwrap();
+        sqlx::query("DELETE FROM incidents WHERE id = 3")
+            .execute(old.pool())
+            .await
+            .unwrap();
+        old.close().await;
+
+        let s = SqlStore::open(url).await.unwrap();
+        let one = s.incident(1).await.unwrap().unwrap();
+        assert_eq!(one.occurred, at("2024-05-02T14:00:00.123456Z"), "{url}");
+        assert_eq!(one.created, at("2024-05-04T08:00:00.654321Z"), "{url}");
+        assert_eq!(one.modified, at("2024-05-04T08:00:01Z"), "{url}");
+        assert_eq!(one.sla_due, at("2024-05-04T12:00:00.654321Z"), "{url}");
+        assert_eq!((one.closed, one.first_assigned), (None, None), "{url}");
+        let two = s.incident(2).await.unwrap().unwrap();
+        assert_eq!(two.occurred, at("2024-05-01T09:30:00.000001Z"), "{url}");
+        assert_eq!(two.closed, Some(at("2024-05-03T10:00:00.5Z")), "{url}");
+        assert_eq!(
+            two.first_assigned,
+            Some(at("2024-05-02T11:11:11.111111Z")),
+            "{url}"
+        );
+        let provider: (Option<i64>, Option<i64>, Option<i64>) = sqlx::query_as(
+            "SELECT first_active, provider_updated, provider_resolved FROM incidents WHERE id = 2",
+        )
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+        let micros = |t: &str| Some(crate::base::micros(at(t)));
+        assert_eq!(
+            provider,
+            (
+                micros("2024-05-02T11:11:11.111111Z"),
+                micros("2024-05-02T11:11:11.111111Z"),
+                micros("2024-05-03T10:00:00.5Z")
+            ),
+            "{url}"
+        );
+        let entries = s.entries(1).await.unwrap();
+        assert_eq!(entries.len(), 1, "{url}");
+        assert_eq!(entries[0].body, json!({"text": "kept"}), "{url}");
+
+        // The queue's order and time filters compare the new values.
+        let ids = |filter: IncidentFilter| {
+            let s = s.clone();
+            async move {
+                s.incidents(&filter)
+                    .await
+                    .unwrap()
+                    .iter()
+                    .map(|i| i.id)
+                    .collect::<Vec<_>>()
+            }
+        };
+        assert_eq!(ids(IncidentFilter::default()).await, [1, 2], "{url}");
+        let since = IncidentFilter {
+            since: Some(at("2024-05-02T14:00:00.123456Z")),
+            ..IncidentFilter::default()
+        };
+        assert_eq!(ids(since).await, [1], "{url}");
+        let breached = IncidentFilter {
+            sla: Some((SlaState::Breached, at("2024-05-04T12:00:00.654322Z"))),
+            ..IncidentFilter::default()
+        };
+        assert_eq!(ids(breached).await, [1], "{url}");
+
+        // New incidents take ids after the deleted one; the counts' triggers still follow.
+        let made = s
+            .create_incident(
+                &ManualIncident {
+                    name: "After".into(),
+                    severity: Severity::Low,
+                    kind: "Manual".into(),
+                    ..Default::default()
+                },
+                "dana",
+                &SLA,
+            )
+            .await
+            .unwrap();
+        assert!(made.id > 3, "{url}: id {} given again", made.id);
+        let activate = Change::Update(watchfloor_core::lifecycle::Edit {
+            status: Some(Status::Active),
+            ..Default::default()
+        });
+        s.change_incident(1, None, "dana", &activate, &SLA)
+            .await
+            .unwrap();
+        let active = IncidentFilter {
+            status: vec![Status::Active],
+            ..IncidentFilter::default()
+        };
+        assert_eq!(s.count_matching(&active).await.unwrap(), 1, "{url}");
+        assert_eq!(ids(active).await, [1], "{url}");
+        s.close().await;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (old, url) = old_sqlite(dir.path()).await;
+    check(old, &super::sqlite::MIGRATIONS[..29], &url).await;
+    if let Some(pg) = crate::test_cluster::fresh_database().await {
+        let old = super::postgres::connect(&pg).await.unwrap();
+        check(old, &super::postgres::MIGRATIONS[..19], &pg).await;
+    }
 }
