@@ -64,8 +64,7 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
             SlaState::AtRisk => {
                 // Open and not yet due, said first as a plain comparison, so that the SLA index's range
                 // from now on is what is read.
-                q.push(" AND closed IS NULL AND sla_due >= ")
-                    .push_bind(now);
+                q.push(" AND closed IS NULL AND sla_due >= ").push_bind(now);
                 q.push(" AND ");
                 at(q);
                 q.push(format!(" <= {due} AND "));

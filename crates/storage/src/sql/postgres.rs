@@ -78,6 +78,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         20,
         include_str!("../../migrations/postgres/0020_integer_times.sql"),
     ),
+    (
+        21,
+        include_str!("../../migrations/postgres/0021_organization_filters.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

@@ -175,6 +175,7 @@ on_both!(
     verdicts_are_per_organization_and_the_allow_list_applies_from_then_on,
     the_indicator_term_reads_indexes,
     a_rare_word_is_found_by_the_text_index,
+    one_organizations_filtered_queue_is_read_in_its_order,
     steps_committing_at_once_are_each_whole,
     open_incidents_are_read_for_mirroring_a_page_at_a_time,
     leases_pass_on_only_when_they_expire,
@@ -3020,6 +3021,64 @@ async fn a_rare_word_is_found_by_the_text_index(s: SqlStore) {
     assert!(
         plan.contains("Bitmap Index Scan on incidents_search")
             && !plan.contains("Index Scan Backward using incidents_occurred"),
+        "{plan}"
+    );
+}
+
+/// Regression (PostgreSQL, 46.9 ms p99 for the filtered page under 32 clients at a million
+/// incidents): one organization's queue filtered by status and severity ANDed the
+/// organization's and the severity's bitmaps, and read the rows of the organization's
+/// high-severity incidents to test their status. The filters are now tested on the
+/// organization index's entries, and only matching rows are read.
+async fn one_organizations_filtered_queue_is_read_in_its_order(s: SqlStore) {
+    s.fill_synthetic(20_000).await.unwrap();
+    let filter = IncidentFilter {
+        status: vec![Status::Active],
+        severity: vec![Severity::High],
+        organization: Some("org 6".into()),
+        limit: Some(50),
+        ..IncidentFilter::default()
+    };
+    let found = s.incidents(&filter).await.unwrap();
+    // (Org 6 has five active incidents of high severity among the 20,000.)
+    assert_eq!(found.len(), 5);
+    assert!(found.iter().all(|i| i.status == Status::Active
+        && i.severity == Severity::High
+        && i.organization.as_deref() == Some("Org 6")));
+    assert!(
+        found
+            .windows(2)
+            .all(|w| (w[0].occurred, w[0].id) > (w[1].occurred, w[1].id))
+    );
+    if s.backend == Backend::Sqlite {
+        return; // SQLite's plans are pinned by `queue_filters_use_an_index`.
+    }
+    sqlx::query("ANALYZE").execute(&s.pool).await.unwrap();
+    let q = s.page_query(
+        &filter,
+        &Hints::default(),
+        "EXPLAIN SELECT id FROM incidents WHERE 1 = 1",
+        "",
+    );
+    let mut tx = s.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let plan: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
+    let plan = plan.join("\n");
+    // Every filter is an index condition on the organization's index: only matching rows
+    // are read, in the queue's order or (when few match) sorted after.
+    let tested_on_entries = plan.lines().any(|l| {
+        l.contains("Index Cond: ((lower(organization)")
+            && l.contains("(status = ")
+            && l.contains("(severity = ")
+    });
+    assert!(
+        plan.contains("on incidents_organization")
+            && tested_on_entries
+            && !plan.contains("BitmapAnd")
+            && !plan.contains("Filter:"),
         "{plan}"
     );
 }
