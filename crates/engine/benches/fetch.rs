@@ -195,14 +195,7 @@ async fn raw_ceiling(
     .await
     .expect("ceiling table");
     if with_indexes {
-        // The store's own index statements, from the migration that made them last.
-        let migration = include_str!("../../storage/migrations/0030_integer_times.sql");
-        let indexes = &migration[migration
-            .find("CREATE INDEX incidents_instance")
-            .expect("the migration's indexes")
-            ..migration
-                .find("CREATE TRIGGER")
-                .expect("the migration's triggers")];
+        let indexes = store_indexes();
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "ALTER TABLE incidents ADD COLUMN owner TEXT; \
              ALTER TABLE incidents ADD COLUMN closed INTEGER; {indexes}"
@@ -923,19 +916,25 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
     )
 }
 
+/// The statements that make the incidents table's indexes on SQLite, as the store's migration
+/// that made them last has them.
+fn store_indexes() -> &'static str {
+    let migration = include_str!("../../storage/migrations/0030_integer_times.sql");
+    &migration[migration
+        .find("CREATE INDEX incidents_instance")
+        .expect("the migration's indexes")
+        ..migration
+            .find("CREATE TRIGGER")
+            .expect("the migration's triggers")]
+}
+
 /// Turns the SQLite store at `path` back into the layout before migration 30: an incident's
 /// times as fixed-width text (`2024-05-01T08:00:00.000000Z`), the table rebuilt in id order
 /// with the same indexes, and migration 30 marked not applied, so that the next open applies
 /// it as an upgrade would.
 async fn with_text_times(path: &std::path::Path) {
     use sqlx::Connection;
-    let migration = include_str!("../../storage/migrations/0030_integer_times.sql");
-    let indexes = &migration[migration
-        .find("CREATE INDEX incidents_instance")
-        .expect("the migration's indexes")
-        ..migration
-            .find("CREATE TRIGGER")
-            .expect("the migration's triggers")];
+    let indexes = store_indexes();
     let text = |c: &str| {
         format!(
             "strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000, 'unixepoch') || printf('.%06dZ', {c} % 1000000)"

@@ -60,6 +60,24 @@ async fn pg_store() -> Option<SqlStore> {
     Some(SqlStore::open(&url).await.unwrap())
 }
 
+/// PostgreSQL's plan for the page of `filter` (its ids), with whole-table reads off: at a test's
+/// size a whole table is cheaper than any index, and the test is which index serves.
+async fn pg_plan(s: &SqlStore, filter: &IncidentFilter) -> String {
+    let q = s.page_query(
+        filter,
+        &Hints::default(),
+        "EXPLAIN SELECT id FROM incidents WHERE 1 = 1",
+        "",
+    );
+    let mut tx = s.pool.begin().await.unwrap();
+    sqlx::query("SET LOCAL enable_seqscan = off")
+        .execute(&mut *tx)
+        .await
+        .unwrap();
+    let plan: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
+    plan.join("\n")
+}
+
 /// The store suite: each test runs on SQLite and on PostgreSQL, so that the two backends
 /// cannot drift.
 /// Timestamps keep the one stored format (text order is time order), whatever the
@@ -3004,20 +3022,7 @@ async fn a_rare_word_is_found_by_the_text_index(s: SqlStore) {
         return; // SQLite's text index is a table of its own, always read first.
     }
     sqlx::query("ANALYZE").execute(&s.pool).await.unwrap();
-    let q = s.page_query(
-        &filter,
-        &Hints::default(),
-        "EXPLAIN SELECT id FROM incidents WHERE 1 = 1",
-        "",
-    );
-    let mut tx = s.pool.begin().await.unwrap();
-    // At this size a whole table is cheaper than any index; the test is which index serves.
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let plan: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
-    let plan = plan.join("\n");
+    let plan = pg_plan(&s, &filter).await;
     assert!(
         plan.contains("Bitmap Index Scan on incidents_search")
             && !plan.contains("Index Scan Backward using incidents_occurred"),
@@ -3054,19 +3059,7 @@ async fn one_organizations_filtered_queue_is_read_in_its_order(s: SqlStore) {
         return; // SQLite's plans are pinned by `queue_filters_use_an_index`.
     }
     sqlx::query("ANALYZE").execute(&s.pool).await.unwrap();
-    let q = s.page_query(
-        &filter,
-        &Hints::default(),
-        "EXPLAIN SELECT id FROM incidents WHERE 1 = 1",
-        "",
-    );
-    let mut tx = s.pool.begin().await.unwrap();
-    sqlx::query("SET LOCAL enable_seqscan = off")
-        .execute(&mut *tx)
-        .await
-        .unwrap();
-    let plan: Vec<String> = q.build_query_scalar().fetch_all(&mut *tx).await.unwrap();
-    let plan = plan.join("\n");
+    let plan = pg_plan(&s, &filter).await;
     // Every filter is an index condition on the organization's index: only matching rows
     // are read, in the queue's order or (when few match) sorted after.
     let tested_on_entries = plan.lines().any(|l| {
