@@ -4,7 +4,8 @@
 -- their times as text. SQLite cannot change a column's type, so the table is rebuilt: a new
 -- one filled from the old, which is then dropped, and the indexes and triggers made again.
 -- This one runs with foreign keys off (see `SqlStore::migrate`), holds the write lock while it
--- copies (about 1.5 s per 100,000 incidents) and needs the table's size again on disk.
+-- copies (about 3 s per 100,000 incidents on two cores) and needs the table's size again on
+-- disk.
 CREATE TABLE incidents_next (
     id                 INTEGER PRIMARY KEY AUTOINCREMENT,
     instance           TEXT NOT NULL,

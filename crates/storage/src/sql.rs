@@ -37,7 +37,7 @@ mod reports;
 mod rules;
 pub(crate) mod sqlite;
 
-use crate::base::{Tx, check_lease, from_micros, micros, open_error, stored_text, ts};
+use crate::base::{Tx, check_lease, from_micros, micros, open_error, opt_micros, stored_text, ts};
 use crate::counts::{Counted, count_new, recount};
 use crate::record;
 use filter::{
@@ -257,7 +257,11 @@ impl SqlStore {
                 if let Some(broken) = broken {
                     return Err(StoreError::Migration {
                         version: *version,
-                        message: format!("it left {broken} referring to a row that is gone"),
+                        message: format!(
+                            "it left {broken} referring to a row that is gone; nothing was \
+                             changed: keep running the version before, and report this with \
+                             the database's schema (`sqlite3 FILE .schema`)"
+                        ),
                     });
                 }
             }
@@ -472,13 +476,13 @@ impl StoredIncident {
             labels,
             raw,
             version: self.version,
-            closed: self.closed.map(from_micros).transpose()?,
+            closed: opt_micros(self.closed)?,
             close_reason: self
                 .close_reason
                 .map(|r| CloseReason::parse(&r).map_err(StoreError::Corrupt))
                 .transpose()?,
             close_notes: self.close_notes,
-            first_assigned: self.first_assigned.map(from_micros).transpose()?,
+            first_assigned: opt_micros(self.first_assigned)?,
             sla_due: from_micros(self.sla_due)?,
         })
     }
@@ -905,15 +909,10 @@ impl SqlStore {
             let count = async {
                 let ix = self.backend.index_schema();
                 let mut q = self.sql(format!(
-                    "SELECT COUNT(*) FROM (SELECT 1 FROM {ix}indicator_links WHERE value IN ("
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM {ix}indicator_links WHERE "
                 ));
-                for (n, form) in watchfloor_indicators::lookups(&value)
-                    .into_iter()
-                    .enumerate()
-                {
-                    q.push(if n == 0 { "" } else { ", " }).push_bind(form);
-                }
-                q.push(format!(") LIMIT {}) AS found", COMMON + 1));
+                filter::push_lookups(&mut q, &value);
+                q.push(format!(" LIMIT {}) AS found", COMMON + 1));
                 let n: i64 = q.build_query_scalar().fetch_one(&self.text_reads).await?;
                 Ok(n as usize)
             };
@@ -1617,8 +1616,9 @@ impl QueueStore for SqlStore {
                 .unwrap_or_default();
             // The period's incidents read once, grouped by day, severity, provider and
             // organization together, and summed each way here: one organization's incidents
-            // are read through its index, a row each, and reading them twice (for the days,
-            // then for the times) took 320 ms at ten million.
+            // are read through its index (which tells the period on its entries), a row each,
+            // and reading them twice (for the days, then for the times) took 320 ms at ten
+            // million.
             let mut q = self.sql(format!(
                 "SELECT {day} AS day, severity, \
                  COALESCE(NULLIF(integration, ''), '(manual)'), \

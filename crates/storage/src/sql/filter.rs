@@ -232,6 +232,18 @@ pub(super) fn contains(text: &str) -> String {
     format!("%{escaped}%")
 }
 
+/// `value IN (...)` over every form an indicator's value may be kept in.
+pub(super) fn push_lookups(q: &mut Sql, value: &str) {
+    q.push("value IN (");
+    for (n, form) in watchfloor_indicators::lookups(value)
+        .into_iter()
+        .enumerate()
+    {
+        q.push(if n == 0 { "" } else { ", " }).push_bind(form);
+    }
+    q.push(")");
+}
+
 pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
     match term {
         Term::Status(s) => {
@@ -294,12 +306,10 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
                 ""
             };
             q.push(format!(
-                "{plus}id IN (SELECT incident_id FROM {ix}indicator_links WHERE value IN ("
+                "{plus}id IN (SELECT incident_id FROM {ix}indicator_links WHERE "
             ));
-            for (n, form) in watchfloor_indicators::lookups(v).into_iter().enumerate() {
-                q.push(if n == 0 { "" } else { ", " }).push_bind(form);
-            }
-            q.push("))");
+            push_lookups(q, v);
+            q.push(")");
         }
         // Verdicts are given per organization: the incident's own indicator rows meet them.
         Term::IndicatorVerdict(v) => {
