@@ -41,8 +41,8 @@ use crate::base::{Tx, check_lease, from_micros, micros, open_error, opt_micros, 
 use crate::counts::{Counted, count_new, recount};
 use crate::record;
 use filter::{
-    COMMON, CommonWords, Facet, Hints, filter_key, push_counted_filters, push_filter, sort_column,
-    sort_page, texts,
+    COMMON, CommonWords, Facet, Hints, KeysetPart, filter_key, keyset_in_parts,
+    push_counted_filters, push_filter, sort_column, sort_page, texts,
 };
 
 /// Set-aside records kept per instance, the newest.
@@ -1430,20 +1430,39 @@ impl QueueStore for SqlStore {
     ) -> BoxFuture<'a, Result<Vec<Incident>, StoreError>> {
         Box::pin(async move {
             let (broad, narrow) = self.steer(filter).await?;
-            let hints = Hints {
+            let mut hints = Hints {
                 common: self.common_words(filter).await?,
                 broad,
                 narrow,
+                keyset: KeysetPart::Whole,
             };
-            let q = self.page_query(filter, &hints, self.backend.page_as_json(), ") AS page");
-            let text: String = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
-            let stored: Vec<StoredIncident> = serde_json::from_str(&text)
-                .map_err(|e| StoreError::Corrupt(format!("incident page: {e}")))?;
-            let mut page = stored
-                .into_iter()
-                .map(StoredIncident::into_incident)
-                .collect::<Result<Vec<_>, _>>()?;
-            sort_page(&mut page, filter.sort);
+            let parts: &[KeysetPart] = if keyset_in_parts(self.backend, filter, narrow) {
+                &[KeysetPart::Tie, KeysetPart::Beyond]
+            } else {
+                &[KeysetPart::Whole]
+            };
+            let mut page = Vec::new();
+            for &part in parts {
+                let limit = filter.limit.map(|n| n.saturating_sub(page.len()));
+                if limit == Some(0) {
+                    break;
+                }
+                hints.keyset = part;
+                let f = IncidentFilter {
+                    limit,
+                    ..filter.clone()
+                };
+                let q = self.page_query(&f, &hints, self.backend.page_as_json(), ") AS page");
+                let text: String = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
+                let stored: Vec<StoredIncident> = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("incident page: {e}")))?;
+                let mut rows = stored
+                    .into_iter()
+                    .map(StoredIncident::into_incident)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sort_page(&mut rows, filter.sort);
+                page.extend(rows);
+            }
             Ok(page)
         })
     }

@@ -101,19 +101,63 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
         q.push(if c.negated { "), FALSE)" } else { ")" });
     }
     if let Some(after) = &filter.after {
-        q.push(" AND (");
-        // Sorted by occurrence, the filters' indexes are in that order and the keyset is a
-        // range in them; in the other sorts it would steer SQLite to walk the sort's index.
-        if hints.narrow && backend == Backend::Sqlite && filter.sort.field != SortField::Occurred {
-            q.push("+");
+        let beyond = if filter.sort.ascending { ">" } else { "<" };
+        let column = sort_column(filter.sort.field);
+        match hints.keyset {
+            KeysetPart::Whole => {
+                q.push(" AND (");
+                // Sorted by occurrence, the filters' indexes are in that order and the keyset
+                // is a range in them; in the other sorts it would steer SQLite to walk the
+                // sort's index.
+                if hints.narrow
+                    && backend == Backend::Sqlite
+                    && filter.sort.field != SortField::Occurred
+                {
+                    q.push("+");
+                }
+                q.push(format!("{column}, id) {beyond} ("));
+                push_key(q, &after.value);
+                q.push(", ").push_bind(after.id).push(")");
+            }
+            KeysetPart::Tie => {
+                q.push(format!(" AND {column} = "));
+                push_key(q, &after.value);
+                q.push(format!(" AND id {beyond} ")).push_bind(after.id);
+            }
+            KeysetPart::Beyond => {
+                q.push(format!(" AND {column} {beyond} "));
+                push_key(q, &after.value);
+            }
         }
-        q.push(sort_column(filter.sort.field));
-        q.push(", id) ");
-        q.push(if filter.sort.ascending { ">" } else { "<" });
-        q.push(" (");
-        push_key(q, &after.value);
-        q.push(", ").push_bind(after.id).push(")");
     }
+}
+
+/// Which rows past a page's keyset a read takes. SQLite ranges an index on the first column
+/// of a row-value comparison only: `(severity, id) < (?, ?)` walks from the top of the
+/// cursor's severity and skips every entry above the cursor's id (at a million, 24 ms for a
+/// cursor deep in one severity, 2 ms near its top). A sort whose column repeats reads its
+/// next page in two parts, each a range of the sort's index: the cursor's own value below
+/// its id, then the values beyond.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) enum KeysetPart {
+    /// `(column, id)` past the cursor's, in one comparison.
+    #[default]
+    Whole,
+    /// The cursor's value of the sort column, ids past the cursor's.
+    Tie,
+    /// Values of the sort column past the cursor's.
+    Beyond,
+}
+
+/// Whether a page past a keyset is read in two parts ([`KeysetPart`]): on SQLite, in a sort
+/// whose column repeats and whose index holds `id` next, unless the filter's matches are
+/// read through their own index and sorted ([`Hints::narrow`]) or the page is an offset.
+pub(super) fn keyset_in_parts(backend: Backend, filter: &IncidentFilter, narrow: bool) -> bool {
+    backend == Backend::Sqlite
+        && filter.after.is_some()
+        && filter.offset.is_none()
+        && !narrow
+        && matches!(filter.sort.field, SortField::Severity | SortField::SlaDue)
 }
 
 /// What a filter matches, as a key for the judgements and counts kept about it: the filter
@@ -148,6 +192,8 @@ pub(super) struct Hints {
     /// index and sort them, even on a later page (whose keyset would otherwise steer SQLite to
     /// walk the sort's index from there).
     pub(super) narrow: bool,
+    /// Which rows past the page's keyset are read.
+    pub(super) keyset: KeysetPart,
 }
 
 /// Above this many full-text matches, a text is common.
