@@ -8,7 +8,9 @@
 //!
 //! `WATCHFLOOR_BENCH_INCIDENTS` (default 1,000,000) and `WATCHFLOOR_BENCH_SECONDS` (default 10
 //! per case) change the size and the length; `WATCHFLOOR_BENCH_DATABASE=postgres` runs it on
-//! PostgreSQL (a private cluster) instead of SQLite. `WATCHFLOOR_BENCH_MATRIX=1` adds one client's
+//! PostgreSQL (a private cluster, with a quarter of the machine's memory as shared buffers;
+//! `WATCHFLOOR_PG_SETTINGS="name=value ..."` sets others) instead of SQLite.
+//! `WATCHFLOOR_BENCH_MATRIX=1` adds one client's
 //! latency for every filter alone and combined, in three sorts, on the first and a deep page.
 
 use std::sync::Arc;
@@ -378,10 +380,26 @@ async fn main() {
     let dir = tempfile::tempdir().unwrap();
     // SQLite by default; `WATCHFLOOR_BENCH_DATABASE=postgres` runs it on PostgreSQL in a
     // private cluster (its programs installed, as the tests use them).
+    // The private cluster gets a quarter of the machine's memory as shared buffers, as a
+    // server of its own would (the tests' 32 MB made every page read a system call);
+    // `WATCHFLOOR_PG_SETTINGS` overrides.
     let url = match std::env::var("WATCHFLOOR_BENCH_DATABASE").as_deref() {
-        Ok("postgres") => watchfloor_storage::test_cluster::fresh_database()
-            .await
-            .expect("PostgreSQL's programs are installed"),
+        Ok("postgres") => {
+            let quarter_mb = std::fs::read_to_string("/proc/meminfo")
+                .ok()
+                .and_then(|m| {
+                    let kb = m.lines().find(|l| l.starts_with("MemTotal:"))?;
+                    kb.split_whitespace().nth(1)?.parse::<u64>().ok()
+                })
+                .map_or(1024, |kb| kb / 1024 / 4);
+            let settings = watchfloor_storage::test_cluster::set_default_settings(&format!(
+                "shared_buffers={quarter_mb}MB"
+            ));
+            println!("server settings: {settings}");
+            watchfloor_storage::test_cluster::fresh_database()
+                .await
+                .expect("PostgreSQL's programs are installed")
+        }
         _ => format!("sqlite://{}/wf.db", dir.path().display()),
     };
     let store = Arc::new(SqlStore::open(&url).await.unwrap());

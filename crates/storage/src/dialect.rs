@@ -79,15 +79,6 @@ impl Backend {
         }
     }
 
-    /// The start of a query that returns one page of incidents as a single JSON array text;
-    /// the filter follows (after `WHERE 1 = 1`), then ORDER BY, LIMIT and `) AS page`.
-    pub fn page_as_json(self) -> &'static str {
-        match self {
-            Backend::Sqlite => SQLITE_PAGE,
-            Backend::Postgres => POSTGRES_PAGE,
-        }
-    }
-
     /// The words of a search text as the full-text index's query: a phrase whose last word is
     /// a prefix ("phish" finds "phishing").
     pub fn text_query(self, text: &str) -> String {
@@ -210,7 +201,9 @@ impl Backend {
     }
 }
 
-const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', id, 'instance', instance, \
+/// The start of a query that returns one page of incidents as a single JSON array text, on
+/// SQLite; the filter follows (after `WHERE 1 = 1`), then ORDER BY, LIMIT and `) AS page`.
+pub(crate) const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', id, 'instance', instance, \
      'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
      'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
      'status', status, 'organization', organization, 'owner', owner, 'details', details, \
@@ -219,18 +212,6 @@ const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', id, 'instan
      'version', version, 'closed', closed, \
      'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
      'sla_due', sla_due)) FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
-     created, modified, severity, status, organization, owner, details, labels, raw_json, record, version, \
-     closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
-
-const POSTGRES_PAGE: &str = "SELECT COALESCE(CAST(json_agg(json_build_object('id', id, 'instance', instance, \
-     'integration', integration, 'external_id', external_id, 'name', name, 'type', type, \
-     'occurred', occurred, 'created', created, 'modified', modified, 'severity', severity, \
-     'status', status, 'organization', organization, 'owner', owner, 'details', details, \
-     'labels', CASE WHEN record IS NULL THEN CAST(labels AS json) END, \
-     'raw', CASE WHEN record IS NULL THEN CAST(raw_json AS json) END, 'record', encode(record, 'hex'), \
-     'version', version, 'closed', closed, \
-     'close_reason', close_reason, 'close_notes', close_notes, 'first_assigned', first_assigned, \
-     'sla_due', sla_due)) AS text), '[]') FROM (SELECT id, instance, integration, external_id, name, type, occurred, \
      created, modified, severity, status, organization, owner, details, labels, raw_json, record, version, \
      closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
 

@@ -15,7 +15,7 @@ use watchfloor_core::{
 
 use watchfloor_core::SetAside;
 
-use crate::dialect::{Backend, Sql};
+use crate::dialect::{Backend, SQLITE_PAGE, Sql};
 use crate::{
     AccountStore, FetchStore, HealthStore, IncidentStore, LeaseStore, OutboxStore, QueueStore,
 };
@@ -734,7 +734,42 @@ async fn insert_entry(
     })
 }
 
+/// The columns of a page of incidents, read as rows (PostgreSQL).
+const PAGE_ROWS: &str = "SELECT id, instance, integration, external_id, name, type, occurred, \
+     created, modified, severity, status, organization, owner, details, labels, raw_json, record, \
+     version, closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
+
 impl SqlStore {
+    /// One page of `filter`'s incidents, in its order. SQLite builds the page as one JSON text
+    /// (one value through the driver, rather than two dozen per row); PostgreSQL sends rows, as
+    /// building JSON there took a third of its time per page (`json_build_object` looks up
+    /// each argument's type on every row, and a packed record goes as hex).
+    async fn read_page(
+        &self,
+        filter: &IncidentFilter,
+        hints: &Hints,
+    ) -> Result<Vec<Incident>, StoreError> {
+        match self.backend {
+            Backend::Sqlite => {
+                let q = self.page_query(filter, hints, SQLITE_PAGE, ") AS page");
+                let text: String = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
+                let stored: Vec<StoredIncident> = serde_json::from_str(&text)
+                    .map_err(|e| StoreError::Corrupt(format!("incident page: {e}")))?;
+                let mut page = stored
+                    .into_iter()
+                    .map(StoredIncident::into_incident)
+                    .collect::<Result<Vec<_>, _>>()?;
+                sort_page(&mut page, filter.sort);
+                Ok(page)
+            }
+            Backend::Postgres => {
+                let q = self.page_query(filter, hints, PAGE_ROWS, "");
+                let rows = q.build().fetch_all(self.reads(filter)).await?;
+                rows.iter().map(incident_from_row).collect()
+            }
+        }
+    }
+
     /// The query of one page of `filter`: `head`, the filter, its order and limits, `tail`.
     fn page_query(&self, filter: &IncidentFilter, hints: &Hints, head: &str, tail: &str) -> Sql {
         let mut q = self.sql(head);
@@ -1452,16 +1487,7 @@ impl QueueStore for SqlStore {
                     limit,
                     ..filter.clone()
                 };
-                let q = self.page_query(&f, &hints, self.backend.page_as_json(), ") AS page");
-                let text: String = q.build_query_scalar().fetch_one(self.reads(filter)).await?;
-                let stored: Vec<StoredIncident> = serde_json::from_str(&text)
-                    .map_err(|e| StoreError::Corrupt(format!("incident page: {e}")))?;
-                let mut rows = stored
-                    .into_iter()
-                    .map(StoredIncident::into_incident)
-                    .collect::<Result<Vec<_>, _>>()?;
-                sort_page(&mut rows, filter.sort);
-                page.extend(rows);
+                page.extend(self.read_page(&f, &hints).await?);
             }
             Ok(page)
         })

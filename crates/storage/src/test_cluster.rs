@@ -138,12 +138,27 @@ fn start() -> Result<TestCluster, String> {
         ));
     }
     let port = free_port()?;
+    let mut extra = String::new();
+    for setting in settings().split_whitespace() {
+        let plain = setting.split_once('=').is_some_and(|(k, v)| {
+            !k.is_empty()
+                && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        });
+        if !plain {
+            return Err(format!(
+                "WATCHFLOOR_PG_SETTINGS: `{setting}` is not a name=value setting (letters, digits, `_` in the name; `.`, `-`, `_` too in the value)"
+            ));
+        }
+        extra.push_str(&format!(" -c {setting}"));
+    }
     // The shell starts the server, then waits for its input to close, which happens when this
     // process ends however it ends; then it stops the server and removes the directory.
     let script = format!(
         "\"$0\" -D \"$1/data\" -p {port} -k \"$1\" -c listen_addresses=127.0.0.1 -c fsync=off \
          -c synchronous_commit=off -c full_page_writes=off -c max_connections=300 \
-         -c shared_buffers=32MB > \"$1/server.log\" 2>&1 & pid=$!; read x; kill -INT $pid; wait $pid; rm -rf \"$1\""
+         -c shared_buffers=32MB{extra} > \"$1/server.log\" 2>&1 & pid=$!; read x; kill -INT $pid; wait $pid; rm -rf \"$1\""
     );
     let mut keeper = as_server_user(Path::new("/bin/sh"), root)
         .arg("-c")
@@ -171,6 +186,25 @@ fn start() -> Result<TestCluster, String> {
         port,
         _keeper: Mutex::new(keeper),
     })
+}
+
+static SETTINGS: OnceLock<String> = OnceLock::new();
+
+/// Server settings beyond the tests' own, as `name=value` words: `$WATCHFLOOR_PG_SETTINGS`,
+/// else what [`set_default_settings`] gave, else none.
+fn settings() -> String {
+    std::env::var("WATCHFLOOR_PG_SETTINGS")
+        .ok()
+        .or_else(|| SETTINGS.get().cloned())
+        .unwrap_or_default()
+}
+
+/// Gives the cluster settings where `$WATCHFLOOR_PG_SETTINGS` gives none (a benchmark sizes
+/// the buffers of a server that has the machine to itself; the tests keep 32 MB). Called
+/// before the cluster starts; returns the settings the cluster runs with.
+pub fn set_default_settings(settings_: &str) -> String {
+    let _ = SETTINGS.set(settings_.to_string());
+    settings()
 }
 
 /// The process's cluster, started on first use, or why there is none.
