@@ -797,7 +797,7 @@ async fn mirror_bench() -> String {
                 .map(|m| watchfloor_integrations::OpenAlert {
                     external_id: m.external_id,
                     occurred: m.occurred,
-                    seen: m.seen,
+                    seen: m.seen.expect("a stored record that reads"),
                 }),
         );
     }

@@ -458,7 +458,7 @@ impl Engine {
                             let _permit = permits.acquire().await;
                             let fetched = engine.cycle(&name, Steps::UntilCaughtUp, &|_| {}, &stop).await;
                             match engine.sync(&name).await {
-                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, "mirroring cycle done"),
+                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, unreadable = s.unreadable, "mirroring cycle done"),
                                 Ok(_) => {}
                                 Err(error) => tracing::warn!(instance = %name, %error, "mirroring cycle failed"),
                             }
@@ -515,7 +515,7 @@ impl Engine {
                         {
                             let _permit = permits.acquire().await;
                             match engine.sync(&name).await {
-                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, "mirroring cycle done"),
+                                Ok(s) if s != SyncReport::default() => tracing::info!(instance = %name, pushed = s.pushed, pulled = s.pulled, pending = s.pending, unreadable = s.unreadable, "mirroring cycle done"),
                                 Ok(_) => {}
                                 Err(error) => tracing::warn!(instance = %name, %error, "mirroring cycle failed"),
                             }

@@ -26,6 +26,8 @@ pub struct SyncReport {
     pub held_by: Option<(String, std::time::Duration)>,
     /// Requests sent to the provider (pushes, and reading the open incidents' state).
     pub requests: u64,
+    /// Open incidents passed over because their stored record cannot be read.
+    pub unreadable: usize,
 }
 
 impl Engine {
@@ -218,12 +220,28 @@ impl Engine {
                 .map_err(store_err)?;
             let last_page = page.len() < MIRROR_PAGE;
             after = page.last().map_or(after, |m| Some((m.occurred, m.id)));
-            let open: Vec<watchfloor_integrations::OpenAlert> = page
+            // An incident whose stored record cannot be read is passed over (and said so):
+            // the rest of the instance is still mirrored.
+            let mut readable = Vec::with_capacity(page.len());
+            for m in &page {
+                match &m.seen {
+                    Ok(seen) => readable.push((m, seen)),
+                    Err(error) => {
+                        report.unreadable += 1;
+                        tracing::warn!(
+                            instance = %name,
+                            incident = m.id,
+                            "mirroring passes over an incident whose stored record cannot be read: {error}"
+                        );
+                    }
+                }
+            }
+            let open: Vec<watchfloor_integrations::OpenAlert> = readable
                 .iter()
-                .map(|m| watchfloor_integrations::OpenAlert {
+                .map(|(m, seen)| watchfloor_integrations::OpenAlert {
                     external_id: m.external_id.clone(),
                     occurred: m.occurred,
-                    seen: m.seen.clone(),
+                    seen: (*seen).clone(),
                 })
                 .collect();
             let pulled = inst
@@ -244,7 +262,7 @@ impl Engine {
                     return Err(e);
                 }
             };
-            for (m, remote) in page.iter().zip(pulled) {
+            for ((m, seen), remote) in readable.iter().zip(pulled) {
                 let Some(remote) = remote else { continue };
                 let close = remote
                     .close
@@ -256,7 +274,7 @@ impl Engine {
                     .remote_update(
                         m.id,
                         name,
-                        Some(&m.seen),
+                        Some(*seen),
                         &remote.seen,
                         &remote.notes,
                         close.as_ref(),

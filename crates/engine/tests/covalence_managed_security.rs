@@ -1107,3 +1107,49 @@ async fn mirroring_reads_open_aros_in_bulk_and_still_sees_each_change() {
     let again = s.engine.sync("fes").await.unwrap();
     assert_eq!(again.pulled, 0, "each change once");
 }
+
+/// Regression: an open incident whose stored record could not be read (a damaged row) failed
+/// its instance's whole mirroring page, so no change of any incident after it was seen again.
+/// It is passed over and counted; the others' changes arrive.
+#[tokio::test]
+async fn a_damaged_stored_record_is_passed_over_and_the_others_mirror() {
+    use sqlx::Connection;
+    let s = setup(
+        CovalenceManagedSecurityOptions {
+            setup: CovalenceManagedSecuritySetup {
+                orgs: 2,
+                aros_per_org: 5,
+                ..Default::default()
+            },
+            ..Default::default()
+        },
+        "",
+    )
+    .await;
+    s.cycle(Steps::UntilCaughtUp).await.unwrap();
+    let open = s.store.incidents(&IncidentFilter::default()).await.unwrap();
+    assert!(open.len() >= 3, "{} open incidents", open.len());
+    // The oldest open incident, first in mirroring's order, is damaged on disk.
+    let damaged = open.iter().min_by_key(|i| (i.occurred, i.id)).unwrap();
+    let changed = open.iter().find(|i| i.id != damaged.id).unwrap();
+    let mut db = sqlx::SqliteConnection::connect(&format!(
+        "sqlite://{}",
+        s._dir.path().join("wf.db").display()
+    ))
+    .await
+    .unwrap();
+    sqlx::query("UPDATE incidents SET record = x'ff0001' WHERE id = ?")
+        .bind(damaged.id)
+        .execute(&mut db)
+        .await
+        .unwrap();
+    db.close().await.unwrap();
+    let mut notes = serde_json::Map::new();
+    notes.insert("analyst_notes".into(), Value::from("Host reimaged."));
+    s.sim.update_aro(&changed.external_id, notes).unwrap();
+
+    let report = s.engine.sync("fes").await.unwrap();
+    assert_eq!((report.pulled, report.unreadable), (1, 1), "{report:?}");
+    let entries = s.store.entries(changed.id).await.unwrap();
+    assert_eq!(entries.iter().filter(|e| e.kind == "sync-in").count(), 1);
+}

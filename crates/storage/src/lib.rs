@@ -500,7 +500,9 @@ pub struct Mirrored {
     pub external_id: String,
     /// When the alert occurred, as fetched: list filters read by it.
     pub occurred: DateTime<Utc>,
-    pub seen: Value,
+    /// The state last seen, or why the stored record cannot be read (a damaged row is
+    /// passed over, and the rest of the page is mirrored).
+    pub seen: Result<Value, String>,
 }
 
 /// What a user may do.

@@ -2288,10 +2288,9 @@ impl OutboxStore for SqlStore {
                         id: r.try_get("id")?,
                         external_id: r.try_get("external_id")?,
                         occurred: from_micros(r.try_get("occurred")?)?,
-                        seen: {
-                            let record = record::from_row(r)?;
-                            record.seen.unwrap_or(record.raw)
-                        },
+                        seen: record::from_row(r)
+                            .map(|record| record.seen.unwrap_or(record.raw))
+                            .map_err(|e| e.to_string()),
                     })
                 })
                 .collect()

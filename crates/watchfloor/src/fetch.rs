@@ -465,13 +465,21 @@ pub async fn sync(
                 "{name}: skipped: process {holder} is mirroring it (a serve, most likely); let it, or run sync again once it has stopped (its lease ends within {}s)",
                 left.as_secs()
             ),
-            Ok(r) => crate::say!(
-                "{name}: {} pushed, {} not sent, {} incidents changed at the provider ({} provider requests)",
-                r.pushed,
-                r.skipped,
-                r.pulled,
-                r.requests
-            ),
+            Ok(r) => {
+                crate::say!(
+                    "{name}: {} pushed, {} not sent, {} incidents changed at the provider ({} provider requests)",
+                    r.pushed,
+                    r.skipped,
+                    r.pulled,
+                    r.requests
+                );
+                if r.unreadable > 0 {
+                    crate::say!(
+                        "{name}: {} open incidents passed over: their stored record cannot be read (the log names them); restore them from a backup, or close them",
+                        r.unreadable
+                    );
+                }
+            }
             Err(e) => {
                 failed = true;
                 eprintln!(
