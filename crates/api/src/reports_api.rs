@@ -132,8 +132,9 @@ async fn report(
     })
 }
 
-/// A served customer report's own policy: its inline style and nothing else.
-fn set_report_policy(answer: &mut Response) {
+/// A served customer report's own policy: its inline style and nothing else (the UI's is not
+/// set over it). The API's and the UI's report pages both set it here.
+pub(crate) fn set_report_policy(answer: &mut Response) {
     if let Ok(value) = HeaderValue::from_str(&watchfloor_notify::report_page::policy()) {
         answer
             .headers_mut()

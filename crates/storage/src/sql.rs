@@ -444,12 +444,15 @@ struct StoredIncident {
 }
 
 impl StoredIncident {
+    /// The incident. A packed record that cannot be read (a damaged row) leaves the incident
+    /// without its labels and raw record, and says so in the log, rather than failing every
+    /// page and list it is on.
     fn into_incident(self) -> Result<Incident, StoreError> {
         let (labels, raw) = match &self.record {
-            Some(hex) => {
-                let r = record::unpack_hex(hex)?;
-                (r.labels, r.raw)
-            }
+            Some(hex) => match record::unpack_hex(hex) {
+                Ok(r) => (r.labels, r.raw),
+                Err(e) => without_record(self.id, &e),
+            },
             None => (
                 self.labels.unwrap_or_default(),
                 self.raw.unwrap_or(Value::Null),
@@ -488,6 +491,16 @@ impl StoredIncident {
     }
 }
 
+/// What an incident whose stored record cannot be read (`error`) is shown with: no labels and
+/// no raw record, and a line in the log.
+fn without_record(id: i64, error: &StoreError) -> (Vec<Label>, Value) {
+    tracing::warn!(
+        incident = id,
+        "an incident's stored record cannot be read; it is shown without it: {error}"
+    );
+    (Vec::new(), Value::Null)
+}
+
 /// The record of incident `id`, read in `tx`.
 pub(crate) async fn read_record(tx: &mut Tx, id: i64) -> Result<record::Record, StoreError> {
     let row =
@@ -518,9 +531,13 @@ pub(crate) async fn write_record(
 }
 
 fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
-    let record = record::from_row(row)?;
+    let id = row.try_get("id")?;
+    let (labels, raw) = match record::from_row(row) {
+        Ok(r) => (r.labels, r.raw),
+        Err(e) => without_record(id, &e),
+    };
     StoredIncident {
-        id: row.try_get("id")?,
+        id,
         instance: row.try_get("instance")?,
         integration: row.try_get("integration")?,
         external_id: row.try_get("external_id")?,
@@ -534,8 +551,8 @@ fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
         organization: row.try_get("organization")?,
         owner: row.try_get("owner")?,
         details: row.try_get("details")?,
-        labels: Some(record.labels),
-        raw: Some(record.raw),
+        labels: Some(labels),
+        raw: Some(raw),
         record: None,
         version: row.try_get("version")?,
         closed: row.try_get("closed")?,

@@ -94,17 +94,9 @@ pub async fn run(service: &Service, args: ReportArgs) -> Result<String, Failure>
     })
 }
 
-/// Seconds as a person reads them: `45s`, `12m 5s`, `3h 20m`, `2d 4h`.
+/// Seconds as the UI and the reports say them (`45s`, `12m`, `3h 20m`, `2d 4h`), or `-`.
 fn duration(seconds: Option<i64>) -> String {
-    let Some(s) = seconds else {
-        return "-".into();
-    };
-    match s {
-        s if s < 60 => format!("{s}s"),
-        s if s < 3_600 => format!("{}m {}s", s / 60, s % 60),
-        s if s < 86_400 => format!("{}h {}m", s / 3_600, s % 3_600 / 60),
-        s => format!("{}d {}h", s / 86_400, s % 86_400 / 3_600),
-    }
+    seconds.map_or_else(|| "-".into(), watchfloor_core::time::span_text)
 }
 
 fn share(v: Option<f64>) -> String {
@@ -199,7 +191,7 @@ mod tests {
             (None, "-"),
             (Some(0), "0s"),
             (Some(59), "59s"),
-            (Some(725), "12m 5s"),
+            (Some(725), "12m"),
             (Some(12_000), "3h 20m"),
             (Some(187_200), "2d 4h"),
         ] {

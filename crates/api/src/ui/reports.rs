@@ -268,12 +268,7 @@ pub(crate) async fn customer_page(
                 customer_report_html(&c, Utc::now()),
             )
                 .into_response();
-            // Its own policy: its inline style and nothing else (the UI's is not set over it).
-            if let Ok(policy) = HeaderValue::from_str(&watchfloor_notify::report_page::policy()) {
-                answer
-                    .headers_mut()
-                    .insert(header::CONTENT_SECURITY_POLICY, policy);
-            }
+            crate::reports_api::set_report_policy(&mut answer);
             answer
         }
         Err(page) => page,
