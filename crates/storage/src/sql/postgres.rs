@@ -106,6 +106,18 @@ fn open_error(url: &str, message: String) -> StoreError {
     crate::base::open_error(&redact(url), message)
 }
 
+/// What every connection sets for its session. The store's reads are short and many at once;
+/// PostgreSQL's planner, which guesses that 2% of a large table matches a text search, would
+/// otherwise compile a page's query to machine code (JIT) and start two worker processes for
+/// it: at ten million incidents a rare word's page took 55 ms alone and 500 ms under 32
+/// clients, and 3 ms without them.
+async fn session_settings(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
+    use sqlx::Executor;
+    conn.execute("SET jit = off; SET max_parallel_workers_per_gather = 0")
+        .await?;
+    Ok(())
+}
+
 pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
     let options: sqlx::any::AnyConnectOptions = url
@@ -126,6 +138,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     let _ = first.close().await;
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
+        .after_connect(|conn, _| Box::pin(async move { session_settings(conn).await }))
         .acquire_timeout(crate::ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
