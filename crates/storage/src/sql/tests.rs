@@ -60,6 +60,21 @@ async fn pg_store() -> Option<SqlStore> {
     Some(SqlStore::open(&url).await.unwrap())
 }
 
+/// SQLite's plan for the page of `filter` (its ids) with `hints`, its steps joined by `; `.
+async fn sqlite_plan(s: &SqlStore, filter: &IncidentFilter, hints: &Hints) -> String {
+    let q = s.page_query(
+        filter,
+        hints,
+        "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
+        "",
+    );
+    let rows = q.build().fetch_all(&s.pool).await.unwrap();
+    rows.iter()
+        .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 /// PostgreSQL's plan for the page of `filter` (its ids), with whole-table reads off: at a test's
 /// size a whole table is cheaper than any index, and the test is which index serves.
 async fn pg_plan(s: &SqlStore, filter: &IncidentFilter) -> String {
@@ -1659,24 +1674,8 @@ async fn combined_filters_are_tested_on_index_entries() {
             limit: Some(50),
             ..filter.clone()
         };
-        let q = s.page_query(
-            &f,
-            &Hints::default(),
-            "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
-            "",
-        );
-        let plan: Vec<String> = q
-            .build()
-            .fetch_all(&s.pool)
-            .await
-            .unwrap()
-            .iter()
-            .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-            .collect();
-        assert!(
-            plan.iter().any(|p| p.contains("COVERING INDEX")),
-            "{sort:?}: {plan:?}"
-        );
+        let plan = sqlite_plan(&s, &f, &Hints::default()).await;
+        assert!(plan.contains("COVERING INDEX"), "{sort:?}: {plan}");
     }
 }
 
@@ -1764,17 +1763,7 @@ async fn broad_filters_walk_the_sort_index() {
                 narrow,
                 ..Hints::default()
             };
-            let q = s.page_query(
-                &filter,
-                &hints,
-                "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
-                "",
-            );
-            let rows = q.build().fetch_all(&s.pool).await.unwrap();
-            rows.iter()
-                .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                .collect::<Vec<_>>()
-                .join("; ")
+            sqlite_plan(&s, &filter, &hints).await
         }
     };
     let sorted = |field: SortField, f: IncidentFilter| IncidentFilter {
@@ -1961,24 +1950,13 @@ async fn a_later_page_in_a_repeating_sort_starts_at_its_cursor() {
         let next = s.incidents(&later).await.unwrap();
         assert_eq!(ids(&next), ids(&all[end - 9..end + 41]), "{field:?}");
         let plan = |keyset: KeysetPart| {
-            let s = s.clone();
-            let later = later.clone();
+            let (s, later) = (s.clone(), later.clone());
             async move {
                 let hints = Hints {
                     keyset,
                     ..Hints::default()
                 };
-                let q = s.page_query(
-                    &later,
-                    &hints,
-                    "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
-                    "",
-                );
-                let rows = q.build().fetch_all(&s.pool).await.unwrap();
-                rows.iter()
-                    .map(|r| r.try_get::<String, _>("detail").unwrap_or_default())
-                    .collect::<Vec<_>>()
-                    .join("; ")
+                sqlite_plan(&s, &later, &hints).await
             }
         };
         let tie = plan(KeysetPart::Tie).await;
