@@ -457,8 +457,8 @@ pub enum Every {
     Day,
 }
 
-/// A `[[reports]]` entry: the customer report of `org`, sent through `channel` on the first
-/// day of each period, about the period just ended.
+/// A `[[reports]]` entry: the customer report of `org`, sent through `channel` once each
+/// period has ended, about that period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportSchedule {
     pub org: String,
@@ -468,16 +468,17 @@ pub struct ReportSchedule {
 
 impl ReportSchedule {
     /// The period whose report is due at `now`, as [`period`] reads it: the one that ended
-    /// when the current one began, while the current one is in its first day; none after.
+    /// when the current one began. A month's report stays due all the next month, so that a
+    /// process that was down on the first day sends it late rather than never (each period
+    /// is sent once: the sends are recorded under a key of organization, channel and period).
     pub fn due(&self, now: DateTime<Utc>) -> Option<String> {
         use chrono::{Datelike, Months};
         let today = now.date_naive();
         match self.every {
-            Every::Month => (today.day() == 1).then(|| {
-                today
-                    .checked_sub_months(Months::new(1))
-                    .map(|previous| previous.format("%Y-%m").to_string())
-            })?,
+            Every::Month => today
+                .with_day(1)?
+                .checked_sub_months(Months::new(1))
+                .map(|previous| previous.format("%Y-%m").to_string()),
             Every::Day => today.pred_opt().map(|d| d.format("%Y-%m-%d").to_string()),
         }
     }
@@ -698,10 +699,11 @@ mod tests {
         assert_eq!(csv_field("a\nb"), "\"a\nb\"");
     }
 
-    /// A monthly report is due on the first day of the month, about the month before; a
-    /// daily one every day, about the day before.
+    /// A monthly report is due from the first day of the month, about the month before; a
+    /// daily one every day, about the day before. Regression: a month's report was due only
+    /// on the first day, so a process that was down that day never sent it.
     #[test]
-    fn a_scheduled_report_is_due_on_the_first_day_of_a_period() {
+    fn a_scheduled_report_is_due_once_its_period_is_over() {
         let monthly = ReportSchedule {
             org: "Acme".into(),
             every: Every::Month,
@@ -710,9 +712,11 @@ mod tests {
         for (now, due) in [
             ("2026-12-01T00:00:00Z", Some("2026-11")),
             ("2026-12-01T23:59:59Z", Some("2026-11")),
-            ("2026-12-02T00:00:00Z", None),
-            ("2026-11-30T12:00:00Z", None),
+            ("2026-12-02T00:00:00Z", Some("2026-11")),
+            ("2026-12-31T23:59:59Z", Some("2026-11")),
+            ("2026-11-30T12:00:00Z", Some("2026-10")),
             ("2027-01-01T06:00:00Z", Some("2026-12")),
+            ("2027-03-31T06:00:00Z", Some("2027-02")),
         ] {
             let got = monthly.due(at(now));
             assert_eq!(got.as_deref(), due, "{now}");

@@ -499,8 +499,7 @@ async fn secrets_show_nowhere() {
     let _ = TimeDelta::zero();
 }
 
-/// A `[[reports]]` schedule: on the first day of a period the report of the one just ended
-/// goes out once (one service finds it due; a second one on the same store sends nothing),
+/// A `[[reports]]` schedule: once a period is over, its report goes out once (one service finds it due; a second one on the same store sends nothing),
 /// with that organization's figures alone; a receiver that fails gets it again later under
 /// the same delivery id.
 #[tokio::test]
@@ -580,4 +579,48 @@ async fn a_scheduled_report_goes_out_once_per_period_with_its_organization_alone
         address: None,
     };
     assert!(service.report_sends(&alice).await.is_err());
+}
+
+/// Regression: a month's report was due only on the month's first day, so a process that was
+/// down that day never sent it. It stays due all the next month and goes out once, late.
+#[tokio::test]
+async fn a_months_report_missed_on_its_first_day_goes_out_late_once() {
+    use chrono::Datelike;
+    let hook = Receiver::start().await;
+    let s = setup(
+        vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
+        "",
+    )
+    .await;
+    let service = s
+        .service
+        .clone()
+        .with_reports(vec![watchfloor_core::report::ReportSchedule {
+            org: "Acme".into(),
+            every: watchfloor_core::report::Every::Month,
+            channel: "acme-hook".into(),
+        }]);
+    // Past the first day, whatever day the test runs on.
+    let now = s.clock.reader()();
+    if now.day() == 1 {
+        s.clock.advance(Duration::from_secs(24 * 3600));
+    }
+    let now = s.clock.reader()();
+    let month = now
+        .date_naive()
+        .with_day(1)
+        .unwrap()
+        .checked_sub_months(chrono::Months::new(1))
+        .unwrap()
+        .format("%Y-%m")
+        .to_string();
+    assert_eq!(service.deliver_notifications().await.unwrap(), 1);
+    s.clock.advance(Duration::from_secs(3600));
+    assert_eq!(service.deliver_notifications().await.unwrap(), 0);
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(
+        (bodies[0]["kind"].as_str(), bodies[0]["period"].as_str()),
+        (Some("report"), Some(month.as_str()))
+    );
 }
