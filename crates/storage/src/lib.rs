@@ -1106,9 +1106,10 @@ pub trait IncidentStore: Send + Sync {
         mirror: bool,
     ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
 
-    /// Purges incidents closed before `before`, with their war rooms, at most `limit` at a
-    /// time; a provider incident leaves a tombstone so it is never fetched again, and one with a
-    /// push still waiting is kept until it is sent. Returns how many were purged.
+    /// Purges incidents closed before `before`, with their war rooms, what rules did with
+    /// them and their notifications, at most `limit` at a time; a provider incident leaves a
+    /// tombstone so it is never fetched again, and one with a push or a notification still
+    /// waiting is kept until it is sent. Returns how many were purged.
     fn purge_closed(
         &self,
         before: DateTime<Utc>,

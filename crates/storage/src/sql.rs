@@ -2043,10 +2043,12 @@ impl IncidentStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query("DELETE FROM purging").execute(&mut *tx).await?;
+            // An incident waits while a push or a notification of it is still to go out.
             let chosen = sqlx::query(
                 "INSERT INTO purging (id) SELECT id FROM incidents \
                  WHERE status = 'closed' AND closed < $1 \
                  AND NOT EXISTS (SELECT 1 FROM outbox WHERE outbox.incident_id = incidents.id AND done IS NULL) \
+                 AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.incident_id = incidents.id AND n.status = 'pending') \
                  LIMIT $2",
             )
             .bind(micros(before))
@@ -2063,7 +2065,24 @@ impl IncidentStore for SqlStore {
             .bind(&now)
             .execute(&mut *tx)
             .await?;
-            for table in ["incident_entries", "outbox"] {
+            // A delivery goes with the last of its notifications (a digest that also carries
+            // incidents kept stays).
+            sqlx::query(
+                "DELETE FROM deliveries WHERE status <> 'pending' AND id IN \
+                 (SELECT delivery FROM notifications WHERE incident_id IN (SELECT id FROM purging)) \
+                 AND NOT EXISTS (SELECT 1 FROM notifications n WHERE n.channel = deliveries.channel \
+                 AND n.delivery = deliveries.id AND n.incident_id NOT IN (SELECT id FROM purging))",
+            )
+            .execute(&mut *tx)
+            .await?;
+            // What rules did with it, and what it still had queued for them, go too.
+            for table in [
+                "incident_entries",
+                "outbox",
+                "notifications",
+                "rule_ledger",
+                "rule_events",
+            ] {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DELETE FROM {table} WHERE incident_id IN (SELECT id FROM purging)"
                 )))

@@ -82,6 +82,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         21,
         include_str!("../../migrations/postgres/0021_organization_filters.sql"),
     ),
+    (
+        22,
+        include_str!("../../migrations/postgres/0022_rule_ledger_incident.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most.

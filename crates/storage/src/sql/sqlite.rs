@@ -63,6 +63,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
     (28, include_str!("../../migrations/0028_first_active.sql")),
     (29, include_str!("../../migrations/0029_packed_records.sql")),
     (30, include_str!("../../migrations/0030_integer_times.sql")),
+    (
+        31,
+        include_str!("../../migrations/0031_rule_ledger_incident.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

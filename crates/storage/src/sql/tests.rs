@@ -2579,6 +2579,43 @@ async fn retention_purges_old_closed_incidents_and_keeps_tombstones(s: SqlStore)
     s.finish_push(sent, "fes", &PushOutcome::Pushed("ok".into()))
         .await
         .unwrap();
+    // What rules did with incident 1 and its sent notification, and a notification of
+    // incident 4 (closed too) still waiting to go out.
+    let four = incident("d", 4, Severity::Low);
+    s.commit_fetch(target(""), std::slice::from_ref(&four), &json!({}))
+        .await
+        .unwrap();
+    s.change_incident(4, None, "t", &close, &SLA).await.unwrap();
+    let pushes = s.pending_pushes("fes").await.unwrap();
+    let push = pushes.iter().find(|p| p.incident_id == 4).unwrap();
+    s.finish_push(push, "fes", &PushOutcome::Pushed("ok".into()))
+        .await
+        .unwrap();
+    for sql in [
+        "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
+         VALUES (7, 'r', 0, 1, 'acted', '', '2024-05-01T08:00:00.000000Z')",
+        "INSERT INTO rule_ledger (event_id, rule, action, incident_id, outcome, detail, at) \
+         VALUES (8, 'r', 0, 3, 'acted', '', '2024-05-01T08:00:00.000000Z')",
+        "INSERT INTO rule_events (incident_id, trigger, changed, depth, created) \
+         VALUES (1, 'updated', '[]', 0, '2024-05-01T08:00:00.000000Z')",
+        "INSERT INTO deliveries (id, channel, digest, status, attempts, next_attempt, created) \
+         VALUES ('d1', 'mail', 0, 'sent', 1, '2024-05-01T08:00:00.000000Z', '2024-05-01T08:00:00.000000Z')",
+        "INSERT INTO notifications (channel, incident_id, rule, trigger, created, delivery, status) \
+         VALUES ('mail', 1, 'r', 'updated', '2024-05-01T08:00:00.000000Z', 'd1', 'sent')",
+        "INSERT INTO notifications (channel, incident_id, rule, trigger, created, status) \
+         VALUES ('mail', 4, 'r', 'updated', '2024-05-01T08:00:00.000000Z', 'pending')",
+    ] {
+        sqlx::query(sql).execute(&s.pool).await.unwrap();
+    }
+    let count = |sql: &'static str| {
+        let s = s.clone();
+        async move {
+            sqlx::query_scalar::<_, i64>(sql)
+                .fetch_one(&s.pool)
+                .await
+                .unwrap()
+        }
+    };
     let later = Utc::now() + chrono::TimeDelta::days(1);
     assert_eq!(
         s.purge_closed(Utc::now() - chrono::TimeDelta::days(1), 100)
@@ -2590,10 +2627,34 @@ async fn retention_purges_old_closed_incidents_and_keeps_tombstones(s: SqlStore)
     assert_eq!(
         s.purge_closed(later, 100).await.unwrap(),
         1,
-        "b waits for its push"
+        "b waits for its push, d for its notification"
     );
     assert!(s.incident(1).await.unwrap().is_none());
     assert!(s.incident(2).await.unwrap().is_some());
+    assert!(s.incident(4).await.unwrap().is_some());
+    // Regression: the rule ledger, the rule queue and the notifications of a purged incident
+    // were never purged.
+    assert_eq!(
+        count("SELECT COUNT(*) FROM rule_ledger WHERE incident_id = 1").await,
+        0
+    );
+    assert_eq!(
+        count("SELECT COUNT(*) FROM rule_ledger").await,
+        1,
+        "3's stays"
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM rule_events").await, 0);
+    assert_eq!(
+        count("SELECT COUNT(*) FROM notifications WHERE incident_id = 1").await,
+        0
+    );
+    assert_eq!(count("SELECT COUNT(*) FROM deliveries").await, 0);
+    sqlx::query("UPDATE notifications SET status = 'sent' WHERE incident_id = 4")
+        .execute(&s.pool)
+        .await
+        .unwrap();
+    assert_eq!(s.purge_closed(later, 100).await.unwrap(), 1, "d once sent");
+    assert_eq!(count("SELECT COUNT(*) FROM notifications").await, 0);
     assert!(
         s.incident(3).await.unwrap().is_some(),
         "open incidents stay"
