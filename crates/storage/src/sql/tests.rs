@@ -3120,32 +3120,25 @@ async fn the_indicator_term_reads_indexes(s: SqlStore) {
         ..IncidentFilter::default()
     };
     assert_eq!(s.count_matching(&filter).await.unwrap(), 80);
-    let explain = match s.backend {
-        Backend::Sqlite => "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
-        Backend::Postgres => "EXPLAIN SELECT id FROM incidents WHERE 1 = 1",
-    };
-    let q = s.page_query(&filter, &Hints::default(), explain, "");
-    let plan: Vec<String> = match s.backend {
-        Backend::Sqlite => q
+    let plan = match s.backend {
+        // On the connections that attach the indicator tables' file.
+        Backend::Sqlite => s
+            .page_query(
+                &filter,
+                &Hints::default(),
+                "EXPLAIN QUERY PLAN SELECT id FROM incidents WHERE 1 = 1",
+                "",
+            )
             .build()
             .fetch_all(&s.text_reads)
             .await
             .unwrap()
             .iter()
             .map(|r| r.try_get::<String, _>("detail").unwrap())
-            .collect(),
-        // At this size a whole table is cheaper than an index, and the planner says so: the
-        // test is that an index serves each step when one is worth reading.
-        Backend::Postgres => {
-            let mut tx = s.pool.begin().await.unwrap();
-            sqlx::query("SET LOCAL enable_seqscan = off")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            q.build_query_scalar().fetch_all(&mut *tx).await.unwrap()
-        }
+            .collect::<Vec<_>>()
+            .join("\n"),
+        Backend::Postgres => pg_plan(&s, &filter).await,
     };
-    let plan = plan.join("\n");
     match s.backend {
         Backend::Sqlite => {
             assert!(
