@@ -558,8 +558,35 @@ fn incident_from_row(row: &AnyRow) -> Result<Incident, StoreError> {
         Ok(r) => (r.labels, r.raw),
         Err(e) => without_record(id, &e),
     };
+    incident_with(row, labels, raw)
+}
+
+/// Incident `id` and its record, read in `tx` from one row (the record unpacked once), the
+/// row locked for the change to come. A record that cannot be read fails the read: the change
+/// would write it.
+async fn read_incident_and_record(
+    tx: &mut Tx,
+    backend: Backend,
+    id: i64,
+) -> Result<(Incident, record::Record), StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INCIDENT_COLUMNS}, remote_state FROM incidents WHERE id = $1{}",
+        backend.for_update()
+    )))
+    .bind(id)
+    .fetch_optional(&mut **tx)
+    .await?
+    .ok_or(StoreError::NoIncident(id))?;
+    let record = record::from_row(&row)?;
+    let incident = incident_with(&row, record.labels.clone(), record.raw.clone())?;
+    Ok((incident, record))
+}
+
+/// The incident of `row` (its columns as `INCIDENT_COLUMNS` names them), with the labels and
+/// raw record read from it.
+fn incident_with(row: &AnyRow, labels: Vec<Label>, raw: Value) -> Result<Incident, StoreError> {
     StoredIncident {
-        id,
+        id: row.try_get("id")?,
         instance: row.try_get("instance")?,
         integration: row.try_get("integration")?,
         external_id: row.try_get("external_id")?,
@@ -2382,8 +2409,7 @@ impl OutboxStore for SqlStore {
             let now = Utc::now();
             let author = format!("sync:{instance}");
             let mut tx = self.write().await?;
-            let before = read_incident(&mut tx, self.backend, id).await?;
-            let mut record = read_record(&mut tx, id).await?;
+            let (before, mut record) = read_incident_and_record(&mut tx, self.backend, id).await?;
             if since.is_some_and(|since| record.seen() != since) {
                 return Ok(false);
             }
