@@ -86,10 +86,6 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../migrations/postgres/0022_rule_ledger_incident.sql"),
     ),
-    (
-        23,
-        include_str!("../../migrations/postgres/0023_sort_index_filters.sql"),
-    ),
 ];
 
 /// Connections each process keeps to the database at most.
