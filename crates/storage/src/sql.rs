@@ -569,14 +569,7 @@ async fn read_incident_and_record(
     backend: Backend,
     id: i64,
 ) -> Result<(Incident, record::Record), StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {INCIDENT_COLUMNS}, remote_state FROM incidents WHERE id = $1{}",
-        backend.for_update()
-    )))
-    .bind(id)
-    .fetch_optional(&mut **tx)
-    .await?
-    .ok_or(StoreError::NoIncident(id))?;
+    let row = locked_row(tx, backend, id).await?;
     let record = record::from_row(&row)?;
     let incident = incident_with(&row, record.labels.clone(), record.raw.clone())?;
     Ok((incident, record))
@@ -652,15 +645,20 @@ async fn enabled_user_id(tx: &mut Tx, name: &str) -> Result<i64, StoreError> {
 
 /// One incident, read inside a transaction.
 async fn read_incident(tx: &mut Tx, backend: Backend, id: i64) -> Result<Incident, StoreError> {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1{}",
+    incident_from_row(&locked_row(tx, backend, id).await?)
+}
+
+/// Incident `id`'s row (`INCIDENT_COLUMNS` and `remote_state`, which a row stored before
+/// records were packed keeps its provider state in), read in `tx` and locked for a change.
+async fn locked_row(tx: &mut Tx, backend: Backend, id: i64) -> Result<AnyRow, StoreError> {
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INCIDENT_COLUMNS}, remote_state FROM incidents WHERE id = $1{}",
         backend.for_update()
     )))
     .bind(id)
     .fetch_optional(&mut **tx)
     .await?
-    .ok_or(StoreError::NoIncident(id))?;
-    incident_from_row(&row)
+    .ok_or(StoreError::NoIncident(id))
 }
 
 /// A process as `processes` rows are selected: id, host, pid, started_ms, seen_ms.
