@@ -798,10 +798,10 @@ async fn insert_entry(
     })
 }
 
-/// The columns of a page of incidents, read as rows (PostgreSQL).
-const PAGE_ROWS: &str = "SELECT id, instance, integration, external_id, name, type, occurred, \
-     created, modified, severity, status, organization, owner, details, labels, raw_json, record, \
-     version, closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
+/// The start of a page of incidents read as rows (PostgreSQL): the columns every read of an
+/// incident takes.
+static PAGE_ROWS: std::sync::LazyLock<String> =
+    std::sync::LazyLock::new(|| format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE 1 = 1"));
 
 impl SqlStore {
     /// One page of `filter`'s incidents, in its order. SQLite builds the page as one JSON text
@@ -827,7 +827,7 @@ impl SqlStore {
                 Ok(page)
             }
             Backend::Postgres => {
-                let q = self.page_query(filter, hints, PAGE_ROWS, "");
+                let q = self.page_query(filter, hints, &PAGE_ROWS, "");
                 let rows = q.build().fetch_all(self.reads(filter)).await?;
                 rows.iter().map(incident_from_row).collect()
             }

@@ -202,8 +202,8 @@ fn settings() -> String {
 /// Gives the cluster settings where `$WATCHFLOOR_PG_SETTINGS` gives none (a benchmark sizes
 /// the buffers of a server that has the machine to itself; the tests keep 32 MB). Called
 /// before the cluster starts; returns the settings the cluster runs with.
-pub fn set_default_settings(settings_: &str) -> String {
-    let _ = SETTINGS.set(settings_.to_string());
+pub fn set_default_settings(given: &str) -> String {
+    let _ = SETTINGS.set(given.to_string());
     settings()
 }
 
