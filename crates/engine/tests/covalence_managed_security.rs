@@ -578,6 +578,56 @@ mod mirroring {
         }
     }
 
+    /// Regression (a close sent twice under shared work): the lease check ran once, before a
+    /// push's first attempt; a retry after a 503 or a rate limit went out after the lease had
+    /// passed to another process, which had found the ARO unresolved and closed it too (the
+    /// portal saw two transitions). Every attempt of a push's write is now fenced by
+    /// `send_by`, and a retry that could only go out after it is not waited for.
+    #[tokio::test]
+    async fn a_pushs_retry_is_not_sent_after_its_hold_on_the_mirroring_runs_out() {
+        let (s, all) = fetched().await;
+        let aro = &all[0].external_id;
+        let change = watchfloor_integrations::Outgoing::Close {
+            reason: CloseReason::Resolved,
+            notes: None,
+        };
+        let instance = s.runner.instance("fes").unwrap().instance;
+        let refuse_once = || {
+            s.sim.faults.set(FaultSpec {
+                server_errors: 1,
+                only_path: Some("/transition".into()),
+                ..FaultSpec::default()
+            })
+        };
+        // The first attempt meets a 503; the retry (250 ms later) would come after the fence.
+        refuse_once();
+        let started = std::time::Instant::now();
+        let by = started + Duration::from_millis(150);
+        let err = instance.push(aro, &change, Some(by)).await.unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("was not sent: this process's hold on the instance's mirroring ran out"),
+            "{err}"
+        );
+        assert!(
+            started.elapsed() < Duration::from_millis(250),
+            "no retry waited for"
+        );
+        assert_eq!(transitions(&s, aro), 0, "nothing reached the portal");
+        // A fence already passed sends nothing at all.
+        let err = instance
+            .push(aro, &change, Some(std::time::Instant::now()))
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("was not sent"), "{err}");
+        assert_eq!(transitions(&s, aro), 0);
+        // Time enough: the retry goes out, once.
+        refuse_once();
+        let by = std::time::Instant::now() + Duration::from_secs(5);
+        instance.push(aro, &change, Some(by)).await.unwrap();
+        assert_eq!(s.sim.transitions(aro), ["Resolved"]);
+    }
+
     /// A close with each reason reaches the provider exactly once, as the mapped resolution
     /// with the notes; a mirrored note arrives once as a comment, an unmirrored one never.
     #[tokio::test]

@@ -83,6 +83,14 @@ pub enum HttpError {
         method: Method,
         endpoint: String,
     },
+    #[error(
+        "{service} {method} {endpoint} was not sent: this process's hold on the instance's mirroring ran out before the change could be sent; the process that holds it now sends it"
+    )]
+    NotSentInTime {
+        service: &'static str,
+        method: Method,
+        endpoint: String,
+    },
     #[error("cannot set up the {service} client: {message}")]
     Setup {
         service: &'static str,
@@ -440,8 +448,17 @@ impl HttpClient {
         let endpoint = path.to_string();
         let started = std::time::Instant::now();
         let mut attempt = 0;
+        let late = |method: &Method, endpoint: &str| HttpError::NotSentInTime {
+            service: self.service,
+            method: method.clone(),
+            endpoint: endpoint.to_string(),
+        };
         loop {
             attempt += 1;
+            // A push's write goes out only before its fence, retries included (`fenced`).
+            if crate::send_by().is_some_and(|by| std::time::Instant::now() >= by) {
+                return Err(late(&method, &endpoint));
+            }
             // The client's timeout bounds each attempt; the budget bounds them all.
             let remaining = self.budget.saturating_sub(started.elapsed());
             let mut req = self
@@ -570,6 +587,10 @@ impl HttpClient {
                     },
                     None => failure,
                 });
+            }
+            if crate::send_by().is_some_and(|by| std::time::Instant::now() + delay >= by) {
+                tracing::info!(service = self.service, %method, endpoint = %endpoint, attempts = attempt, error = %failure, "not retried: the push's hold on the mirroring runs out first");
+                return Err(late(&method, &endpoint));
             }
             tracing::debug!(service = self.service, %method, endpoint = %endpoint, attempt, delay_ms = delay.as_millis() as u64, error = %failure, "retrying request");
             tokio::time::sleep(delay).await;

@@ -141,7 +141,7 @@ pub trait Instance: Send + Sync {
 
     /// Pushes a local change to the provider's alert `external_id`. Pushing what the provider
     /// already has must be harmless: a push can be repeated after a crash. Nothing is written
-    /// to the provider after `send_by` (see [`in_time`]).
+    /// to the provider after `send_by` (see [`fenced`]).
     fn push<'a>(
         &'a self,
         _external_id: &'a str,
@@ -217,17 +217,22 @@ pub struct Pushed {
     pub seen: Option<serde_json::Value>,
 }
 
-/// Called right before a push writes to the provider: refuses once `send_by` has passed. A
-/// process that shares the work may then have lost its hold on the instance's mirroring (it
-/// was paused, say, between reading the alert and writing it), and the process that holds it
-/// now sends the change itself; two writers would send it twice.
-pub(crate) fn in_time(send_by: Option<std::time::Instant>) -> Result<(), CommandError> {
-    match send_by {
-        Some(by) if std::time::Instant::now() >= by => Err(CommandError::Provider(
-            "not sent: this process's hold on the instance's mirroring ran out before the change could be sent; the process that holds it now sends it".into(),
-        )),
-        _ => Ok(()),
-    }
+/// Runs `write`, the request(s) by which a push changes the provider's alert, with `send_by`
+/// as a fence: every attempt, retries included, is refused once it has passed
+/// ([`HttpError::NotSentInTime`](crate::http::HttpError::NotSentInTime)). A process that
+/// shares the work may then have lost its hold on the instance's mirroring (it was paused,
+/// say, between reading the alert and writing it, or waited out a rate limit), and the process
+/// that holds it now sends the change itself; two writers would send it twice.
+pub(crate) async fn fenced<F: std::future::Future>(
+    send_by: Option<std::time::Instant>,
+    write: F,
+) -> F::Output {
+    SEND_BY.scope(send_by, write).await
+}
+
+/// The fence of the write being sent, if any (see [`fenced`]).
+pub(crate) fn send_by() -> Option<std::time::Instant> {
+    SEND_BY.try_with(|by| *by).ok().flatten()
 }
 
 /// A provider value as a war-room entry shows it: text as it is, nothing as `-`.
@@ -241,6 +246,7 @@ pub(crate) fn shown(v: &serde_json::Value) -> String {
 
 tokio::task_local! {
     static PROVIDER_REQUESTS: std::cell::Cell<u64>;
+    static SEND_BY: Option<std::time::Instant>;
 }
 
 /// Runs `work`, counting the requests it sends to providers (each attempt, retries included).

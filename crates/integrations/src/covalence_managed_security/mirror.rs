@@ -50,8 +50,7 @@ pub async fn push(
                 _ => String::new(),
             };
             let body = Portal::transition_body(wanted, notes.as_deref().map(|n| (n, false)));
-            crate::in_time(send_by)?;
-            let aro = portal.transition(aro_id, &body).await?;
+            let aro = crate::fenced(send_by, portal.transition(aro_id, &body)).await?;
             Ok(Pushed {
                 text: format!("ARO {aro_id} transitioned to {wanted} in the FES Portal{was}"),
                 seen: aro.is_object().then(|| state(&aro)),
@@ -71,8 +70,7 @@ pub async fn push(
                 None => String::new(),
             };
             let body = Portal::transition_body("Unresolved", None);
-            crate::in_time(send_by)?;
-            let aro = portal.transition(aro_id, &body).await?;
+            let aro = crate::fenced(send_by, portal.transition(aro_id, &body)).await?;
             Ok(Pushed {
                 text: format!(
                     "ARO {aro_id} transitioned back to Unresolved in the FES Portal{was}"
@@ -81,8 +79,7 @@ pub async fn push(
             })
         }
         Outgoing::Note { text } => {
-            crate::in_time(send_by)?;
-            portal.comment(aro_id, text, false).await?;
+            crate::fenced(send_by, portal.comment(aro_id, text, false)).await?;
             Ok(Pushed {
                 text: format!("the note was added to ARO {aro_id} as a comment"),
                 seen: None,

@@ -81,8 +81,7 @@ impl SymantecMssInstance {
                     comments: notes.as_deref(),
                     ..Workflow::default()
                 };
-                crate::in_time(send_by)?;
-                self.confirmed_update(number, &workflow).await?;
+                crate::fenced(send_by, self.confirmed_update(number, &workflow)).await?;
                 format!("incident {number} closed as {wanted} in Symantec MSS")
             }
             Outgoing::Reopen => {
@@ -100,8 +99,7 @@ impl SymantecMssInstance {
                     resolution: Some("Unresolved"),
                     ..Workflow::default()
                 };
-                crate::in_time(send_by)?;
-                self.confirmed_update(number, &workflow).await?;
+                crate::fenced(send_by, self.confirmed_update(number, &workflow)).await?;
                 format!(
                     "incident {number} opened again in Symantec MSS (status Open, resolution Unresolved)"
                 )
@@ -118,8 +116,7 @@ impl SymantecMssInstance {
                     comments: Some(text),
                     ..Workflow::default()
                 };
-                crate::in_time(send_by)?;
-                self.confirmed_update(number, &workflow).await?;
+                crate::fenced(send_by, self.confirmed_update(number, &workflow)).await?;
                 format!("the note was added to incident {number} as a workflow comment")
             }
         };
