@@ -5,7 +5,8 @@
 //! the name, details or provider id as text, and a leading `-` negates a term. Values with
 //! spaces are quoted. `created` and `occurred` take a comparison (`created:>=2024-05-01`, or
 //! relative to now, `created:<-15m`). `a OR b` is one condition of alternatives (OR binds
-//! tighter than the implicit AND), and so is a group `(a OR b)`, which a `-` negates whole.
+//! tighter than the implicit AND); parentheses group terms, nested up to [`MAX_DEPTH`], and
+//! `-` or `NOT` negates a term or a group whole.
 
 use chrono::{DateTime, Utc};
 
@@ -37,8 +38,12 @@ pub enum Term {
     /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
     /// no jobs and no archive, so scripts that exclude them (`-category:job`) keep working.
     Nothing,
-    /// Any of these terms; none matches nothing. Made by XSOAR's list filters (`id: [..]`).
+    /// Any of these terms; none matches nothing. Made by XSOAR's list filters (`id: [..]`)
+    /// and by `OR`.
     Any(Vec<Term>),
+    /// Every one of these conditions: a group of terms joined by AND (`(a b)`), or one
+    /// negated term among alternatives (`a OR -b`).
+    All(Vec<Condition>),
 }
 
 /// How a time term compares.
@@ -105,127 +110,222 @@ pub fn parse_at(query: &str, now: DateTime<Utc>) -> Result<Vec<Condition>, Query
             "the search has a NUL character, which no incident holds: remove it".into(),
         ));
     }
-    let mut conditions: Vec<Condition> = Vec::new();
-    // Inside parentheses: the group's terms, and whether the group is negated.
-    let mut group: Option<(Vec<Term>, bool)> = None;
-    // The last condition (or the group's last term) is joined to the next by OR.
-    let mut or_pending = false;
-    let mut terms = 0;
-    for token in tokens(query)? {
-        let (negated, body) = match token.strip_prefix('-') {
-            Some(rest) if !rest.is_empty() => (true, rest.to_string()),
-            _ => (false, token),
-        };
-        if !negated && matches!(body.as_str(), "AND" | "and" | "&&") {
-            if group.is_some() {
-                return Err(QueryError(
-                    "inside parentheses, join terms with OR; terms outside them are joined by AND"
-                        .into(),
-                ));
-            }
-            continue;
-        }
-        if !negated && matches!(body.as_str(), "OR" | "or" | "||") {
-            let open = group.as_ref().is_some_and(|(t, _)| !t.is_empty());
-            if or_pending || (!open && conditions.is_empty()) {
-                return Err(QueryError("`OR` needs a term on each side".into()));
-            }
-            or_pending = true;
-            continue;
-        }
-        if matches!(body.as_str(), "NOT" | "not") {
-            return Err(QueryError(
-                "`NOT` is not supported: negate a term or a group with a leading `-`".into(),
-            ));
-        }
-        if body == "(" {
-            if group.is_some() {
-                return Err(QueryError("parentheses cannot be nested".into()));
-            }
-            if or_pending {
-                return Err(QueryError(
-                    "a group cannot follow `OR`: put the alternatives in one group".into(),
-                ));
-            }
-            group = Some((Vec::new(), negated));
-            continue;
-        }
-        if body == ")" {
-            let Some((members, negated_group)) = group.take() else {
-                return Err(QueryError("a `)` has no `(` before it".into()));
-            };
-            if members.is_empty() || or_pending {
-                return Err(QueryError("a group needs terms joined by OR".into()));
-            }
-            let term = match members.len() {
-                1 => members.into_iter().next().unwrap_or(Term::Nothing),
-                _ => Term::Any(members),
-            };
-            conditions.push(Condition {
-                term,
-                negated: negated_group,
-            });
-            continue;
-        }
-        let term = match split_field(&body) {
-            Some((field, value)) => term(&field, &value, now)?,
-            None => Term::Text(unquote(&body)),
-        };
-        terms += 1;
-        if terms > MAX_TERMS {
-            return Err(QueryError(format!(
-                "the search has more than {MAX_TERMS} terms; narrow it to fewer"
-            )));
-        }
-        let joined = std::mem::take(&mut or_pending);
-        if (negated || conditions.last().is_some_and(|c| c.negated)) && joined && group.is_none() {
-            return Err(QueryError(
-                "a term joined by OR cannot be negated on its own: negate the group, -(a OR b)"
-                    .into(),
-            ));
-        }
-        match group.as_mut() {
-            Some(_) if negated => {
-                return Err(QueryError(
-                    "a term inside parentheses cannot be negated on its own: negate the group, -(a OR b)"
-                        .into(),
-                ));
-            }
-            Some((members, _)) => {
-                if !members.is_empty() && !joined {
-                    return Err(QueryError(
-                        "inside parentheses, join terms with OR; terms outside them are joined by AND"
-                            .into(),
-                    ));
-                }
-                members.push(term);
-            }
-            None if joined => {
-                let last = conditions.pop().map(|c| c.term).unwrap_or(Term::Nothing);
-                let mut any = match last {
-                    Term::Any(members) => members,
-                    other => vec![other],
-                };
-                any.push(term);
-                conditions.push(Condition {
-                    term: Term::Any(any),
-                    negated: false,
-                });
-            }
-            None => conditions.push(Condition { term, negated }),
-        }
-    }
-    if group.is_some() {
-        return Err(QueryError("a `(` is not closed".into()));
-    }
-    if or_pending {
-        return Err(QueryError("`OR` needs a term on each side".into()));
+    let mut parser = Parser {
+        tokens: tokens(query)?,
+        at: 0,
+        now,
+        terms: 0,
+        depth: 0,
+    };
+    let mut conditions = Vec::new();
+    for node in parser.conjunction(false)? {
+        conjoin(node, &mut conditions);
     }
     Ok(conditions)
 }
 
 /// The most terms one search takes (the databases refuse expressions much deeper).
 pub const MAX_TERMS: usize = 100;
+
+/// How deep parentheses may nest.
+pub const MAX_DEPTH: usize = 8;
+
+/// A query as read, before it is said as conditions.
+enum Node {
+    Term(Term),
+    Not(Box<Node>),
+    All(Vec<Node>),
+    Any(Vec<Node>),
+}
+
+/// A recursive descent over the tokens: a conjunction of disjunctions of (negated) terms and
+/// groups; `OR` binds tighter than `AND`, which is implicit between terms.
+struct Parser {
+    tokens: Vec<String>,
+    at: usize,
+    now: DateTime<Utc>,
+    terms: usize,
+    depth: usize,
+}
+
+fn is_and(token: &str) -> bool {
+    matches!(token, "AND" | "and" | "&&")
+}
+
+fn is_or(token: &str) -> bool {
+    matches!(token, "OR" | "or" | "||")
+}
+
+fn is_not(token: &str) -> bool {
+    matches!(token, "NOT" | "not")
+}
+
+impl Parser {
+    fn peek(&self) -> Option<&str> {
+        self.tokens.get(self.at).map(String::as_str)
+    }
+
+    /// Terms and groups up to the end, or (`inside` a group) up to its `)`.
+    fn conjunction(&mut self, inside: bool) -> Result<Vec<Node>, QueryError> {
+        let mut nodes = Vec::new();
+        loop {
+            match self.peek() {
+                None if inside => return Err(QueryError("a `(` is not closed".into())),
+                None => return Ok(nodes),
+                Some(")") if inside => return Ok(nodes),
+                Some(")") => return Err(QueryError("a `)` has no `(` before it".into())),
+                Some(t) if is_and(t) => {
+                    if nodes.is_empty() || self.tokens.get(self.at + 1).is_none_or(|t| t == ")") {
+                        return Err(QueryError("`AND` needs a term on each side".into()));
+                    }
+                    self.at += 1;
+                }
+                Some(t) if is_or(t) => {
+                    return Err(QueryError("`OR` needs a term on each side".into()));
+                }
+                Some(_) => nodes.push(self.disjunction()?),
+            }
+        }
+    }
+
+    /// One term or group, or several joined by `OR`.
+    fn disjunction(&mut self) -> Result<Node, QueryError> {
+        let mut alternatives = vec![self.unary()?];
+        while self.peek().is_some_and(is_or) {
+            self.at += 1;
+            if self
+                .peek()
+                .is_none_or(|t| t == ")" || is_or(t) || is_and(t))
+            {
+                return Err(QueryError("`OR` needs a term on each side".into()));
+            }
+            alternatives.push(self.unary()?);
+        }
+        Ok(match alternatives.len() {
+            1 => alternatives.remove(0),
+            _ => Node::Any(alternatives),
+        })
+    }
+
+    /// A term, a group, or either negated (`-term`, `-(...)`, `NOT ...`).
+    fn unary(&mut self) -> Result<Node, QueryError> {
+        let Some(token) = self.tokens.get(self.at).cloned() else {
+            return Err(QueryError(
+                "the search ends where a term was expected".into(),
+            ));
+        };
+        self.at += 1;
+        if is_not(&token) {
+            if self
+                .peek()
+                .is_none_or(|t| t == ")" || is_or(t) || is_and(t))
+            {
+                return Err(QueryError("`NOT` needs a term or a group after it".into()));
+            }
+            return Ok(Node::Not(Box::new(self.unary()?)));
+        }
+        if token == "(" || token == "-(" {
+            self.depth += 1;
+            if self.depth > MAX_DEPTH {
+                return Err(QueryError(format!(
+                    "parentheses nest deeper than {MAX_DEPTH}: simplify the search"
+                )));
+            }
+            let mut inner = self.conjunction(true)?;
+            self.at += 1;
+            self.depth -= 1;
+            let group = match inner.len() {
+                0 => return Err(QueryError("a group `()` has no terms".into())),
+                1 => inner.remove(0),
+                _ => Node::All(inner),
+            };
+            return Ok(match token.as_str() {
+                "-(" => Node::Not(Box::new(group)),
+                _ => group,
+            });
+        }
+        if token == ")" {
+            return Err(QueryError("a `)` has no `(` before it".into()));
+        }
+        let (negated, body) = match token.strip_prefix('-') {
+            Some(rest) if !rest.is_empty() => (true, rest),
+            _ => (false, token.as_str()),
+        };
+        let term = match split_field(body) {
+            Some((field, value)) => term(&field, &value, self.now)?,
+            None => Term::Text(unquote(body)),
+        };
+        self.terms += 1;
+        if self.terms > MAX_TERMS {
+            return Err(QueryError(format!(
+                "the search has more than {MAX_TERMS} terms; narrow it to fewer"
+            )));
+        }
+        Ok(match negated {
+            true => Node::Not(Box::new(Node::Term(term))),
+            false => Node::Term(term),
+        })
+    }
+}
+
+/// Adds `node` to a conjunction of conditions: a group of terms that must all hold adds each.
+fn conjoin(node: Node, conditions: &mut Vec<Condition>) {
+    match node {
+        Node::All(nodes) => nodes.into_iter().for_each(|n| conjoin(n, conditions)),
+        other => conditions.push(condition(other)),
+    }
+}
+
+/// `node` as one condition.
+fn condition(node: Node) -> Condition {
+    match node {
+        Node::Term(term) => Condition {
+            term,
+            negated: false,
+        },
+        Node::Not(inner) => {
+            let c = condition(*inner);
+            Condition {
+                negated: !c.negated,
+                ..c
+            }
+        }
+        Node::Any(nodes) => {
+            let mut terms = Vec::new();
+            for n in nodes {
+                alternative(n, &mut terms);
+            }
+            Condition {
+                term: Term::Any(terms),
+                negated: false,
+            }
+        }
+        Node::All(nodes) => {
+            let mut conditions = Vec::new();
+            for n in nodes {
+                conjoin(n, &mut conditions);
+            }
+            Condition {
+                term: Term::All(conditions),
+                negated: false,
+            }
+        }
+    }
+}
+
+/// Adds `node` to a list of alternatives: alternatives of its own add each.
+fn alternative(node: Node, terms: &mut Vec<Term>) {
+    match node {
+        Node::Any(nodes) => nodes.into_iter().for_each(|n| alternative(n, terms)),
+        other => match condition(other) {
+            Condition {
+                term,
+                negated: false,
+            } => terms.push(term),
+            negated => terms.push(Term::All(vec![negated])),
+        },
+    }
+}
 
 /// `field:value` if the token has an unquoted colon before any quote.
 fn split_field(token: &str) -> Option<(String, String)> {
@@ -364,6 +464,7 @@ pub fn any_term(conditions: &[Condition], is: &dyn Fn(&Term) -> bool) -> bool {
     fn any(t: &Term, is: &dyn Fn(&Term) -> bool) -> bool {
         match t {
             Term::Any(inner) => inner.iter().any(|t| any(t, is)),
+            Term::All(inner) => inner.iter().any(|c| any(&c.term, is)),
             t => is(t),
         }
     }
@@ -490,6 +591,64 @@ mod tests {
         );
     }
 
+    /// Groups nest, hold terms joined by AND, and `-` or `NOT` negates a term or a group,
+    /// alone or among alternatives.
+    #[test]
+    fn reads_nested_groups_and_not() {
+        let t = |s: &str| Term::Text(s.into());
+        let yes = |term: Term| Condition {
+            term,
+            negated: false,
+        };
+        let no = |term: Term| Condition {
+            term,
+            negated: true,
+        };
+        let org = |o: &str| Term::Organization(o.into());
+        assert_eq!(
+            parse("severity:high (org:acme OR (org:globex type:phishing))").unwrap(),
+            [
+                yes(Term::Severity(Severity::High)),
+                yes(Term::Any(vec![
+                    org("acme"),
+                    Term::All(vec![yes(org("globex")), yes(Term::Kind("phishing".into()))]),
+                ])),
+            ]
+        );
+        // NOT is `-`; a group of terms that must all hold is its terms, unless negated.
+        assert_eq!(parse("NOT a").unwrap(), parse("-a").unwrap());
+        assert_eq!(parse("(a b) c").unwrap(), parse("a b c").unwrap());
+        assert_eq!(parse("(a AND b)").unwrap(), parse("a b").unwrap());
+        assert_eq!(parse("((a OR b))").unwrap(), parse("a OR b").unwrap());
+        assert_eq!(parse("NOT -a").unwrap(), parse("a").unwrap());
+        assert_eq!(
+            parse("NOT (a b)").unwrap(),
+            [no(Term::All(vec![yes(t("a")), yes(t("b"))]))]
+        );
+        assert_eq!(
+            parse("a OR -b OR NOT (c OR d)").unwrap(),
+            [yes(Term::Any(vec![
+                t("a"),
+                Term::All(vec![no(t("b"))]),
+                Term::All(vec![no(Term::Any(vec![t("c"), t("d")]))]),
+            ]))]
+        );
+        assert_eq!(
+            parse("-(a OR (b -c))").unwrap(),
+            [no(Term::Any(vec![
+                t("a"),
+                Term::All(vec![yes(t("b")), no(t("c"))]),
+            ]))]
+        );
+        // Alternatives of alternatives are one list.
+        assert_eq!(
+            parse("a OR (b OR c)").unwrap(),
+            [yes(Term::Any(vec![t("a"), t("b"), t("c")]))]
+        );
+        let deep = format!("{}a{}", "(".repeat(MAX_DEPTH), ")".repeat(MAX_DEPTH));
+        assert_eq!(parse(&deep).unwrap(), [yes(t("a"))]);
+    }
+
     #[test]
     fn reads_time_comparisons() {
         let c = parse("created:>=\"2024-05-01T00:00:00\"").unwrap();
@@ -523,13 +682,21 @@ mod tests {
             ("id:abc", "an incident id is a number"),
             ("a OR", "`OR` needs a term on each side"),
             ("OR a", "`OR` needs a term on each side"),
-            ("(a b)", "inside parentheses, join terms with OR"),
-            ("((a OR b))", "parentheses cannot be nested"),
             ("(a OR b", "a `(` is not closed"),
+            ("((a OR b)", "a `(` is not closed"),
             ("a)", "a `)` has no `(`"),
-            ("-a OR b", "cannot be negated on its own"),
-            ("(a OR -b)", "cannot be negated on its own"),
-            ("NOT a", "`NOT` is not supported"),
+            ("(a))", "a `)` has no `(`"),
+            ("()", "a group `()` has no terms"),
+            ("a OR ()", "a group `()` has no terms"),
+            ("NOT", "`NOT` needs a term or a group after it"),
+            ("a NOT", "`NOT` needs a term or a group after it"),
+            ("(NOT)", "`NOT` needs a term or a group after it"),
+            ("NOT OR a", "`NOT` needs a term or a group after it"),
+            ("AND a", "`AND` needs a term on each side"),
+            ("(a AND)", "`AND` needs a term on each side"),
+            ("a OR AND b", "`OR` needs a term on each side"),
+            ("(a OR)", "`OR` needs a term on each side"),
+            ("((((((((( a )))))))))", "parentheses nest deeper than 8"),
             ("name:\"open", "a quote is not closed"),
             ("created:>=yesterdayish", "is not a time"),
         ] {

@@ -86,5 +86,6 @@ fn term(t: &Term, i: &Incident, verdict: &dyn Fn(&str) -> bool) -> bool {
         Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
         Term::Nothing => false,
         Term::Any(terms) => terms.iter().any(|t| term(t, i, verdict)),
+        Term::All(conditions) => conditions.iter().all(|c| holds(c, i, verdict)),
     }
 }

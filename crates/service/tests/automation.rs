@@ -592,6 +592,11 @@ async fn the_database_never_leaves_out_an_incident_a_rule_matches() {
         "-owner:gina -organization:acme",
         "organization:Acme OR organization:Initech",
         "-(organization:Acme OR name:malware)",
+        "severity:critical (organization:acme OR (organization:globex owner:gina))",
+        "organization:Acme OR -owner:gina",
+        "NOT (organization:acme \"port scan\")",
+        "-(owner:gina OR (organization:initech -name:malware))",
+        "(owner:gina OR (status:pending -id:1)) -id:2",
         "created:<-15m",
         "created:>-15m status:pending",
         "type:unclassified",
@@ -614,7 +619,14 @@ async fn the_database_never_leaves_out_an_incident_a_rule_matches() {
             expected.iter().all(|id| may.contains(id)),
             "`{when}`: the rules match {expected:?}, the database offered {may:?}"
         );
-        if ["organization:acme", "severity:critical owner:gina", "id:3"].contains(&when) {
+        if [
+            "organization:acme",
+            "severity:critical owner:gina",
+            "id:3",
+            "(owner:gina OR (status:pending -id:1)) -id:2",
+        ]
+        .contains(&when)
+        {
             assert_eq!(may, expected, "`{when}` is judged alike");
         }
     }

@@ -91,14 +91,8 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
         q.push(" AND created >= ").push_bind(micros(t));
     }
     for c in &filter.conditions {
-        // A negated term is false where the field is NULL too (`-owner:bob` keeps unassigned).
-        q.push(if c.negated {
-            " AND NOT COALESCE(("
-        } else {
-            " AND ("
-        });
-        push_term(q, &c.term, common);
-        q.push(if c.negated { "), FALSE)" } else { ")" });
+        q.push(" AND ");
+        push_condition(q, c, common);
     }
     if let Some(after) = &filter.after {
         let beyond = if filter.sort.ascending { ">" } else { "<" };
@@ -215,7 +209,7 @@ pub(super) fn indicators(terms: impl Iterator<Item = Term>) -> Vec<String> {
     })
 }
 
-/// What `pick` takes of a filter's terms, those nested in alternatives too.
+/// What `pick` takes of a filter's terms, those nested in groups too.
 fn collect_terms(
     terms: impl Iterator<Item = Term>,
     pick: &dyn Fn(Term) -> Option<String>,
@@ -224,6 +218,10 @@ fn collect_terms(
     for term in terms {
         match term {
             Term::Any(inner) => out.extend(collect_terms(inner.into_iter(), pick)),
+            Term::All(inner) => {
+                let terms: Vec<Term> = inner.into_iter().map(|c| c.term).collect();
+                out.extend(collect_terms(terms.into_iter(), pick));
+            }
             other => out.extend(pick(other)),
         }
     }
@@ -389,7 +387,29 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
                 q.push(")");
             }
         }
+        Term::All(conditions) if conditions.is_empty() => {
+            q.push("TRUE");
+        }
+        Term::All(conditions) => {
+            for (n, c) in conditions.iter().enumerate() {
+                q.push(if n == 0 { "" } else { " AND " });
+                push_condition(q, c, common);
+            }
+        }
     }
+}
+
+/// One condition, in parentheses. A negated term is false where the field is NULL too
+/// (`-owner:bob` keeps unassigned); elsewhere NULL stays as false as it is (SQL's AND and OR
+/// treat it so), up to the next negation.
+pub(super) fn push_condition(
+    q: &mut Sql,
+    c: &watchfloor_core::query::Condition,
+    common: &CommonWords,
+) {
+    q.push(if c.negated { "NOT COALESCE((" } else { "(" });
+    push_term(q, &c.term, common);
+    q.push(if c.negated { "), FALSE)" } else { ")" });
 }
 
 /// Which of the counted filters a facet counts by.

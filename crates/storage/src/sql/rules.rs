@@ -704,6 +704,7 @@ fn judged_alike(term: &Term) -> bool {
         | Term::Created(..)
         | Term::Occurred(..) => false,
         Term::Any(terms) => terms.iter().all(judged_alike),
+        Term::All(conditions) => conditions.iter().all(|c| judged_alike(&c.term)),
     }
 }
 

@@ -407,7 +407,8 @@ async fn a_batch_of_rule_writes_is_written_whole_or_not_at_all(s: SqlStore) {
     assert_eq!(read.len(), 2);
 }
 
-/// Searches with `OR` and groups: `x a OR b` is x and (a or b), on both databases.
+/// Searches with `OR` and groups: `x a OR b` is x and (a or b), groups nest and `NOT` negates,
+/// on both databases.
 async fn alternatives_are_searched_with_or(s: SqlStore) {
     let batch: Vec<NewIncident> = (0..6)
         .map(|n| incident(&format!("or-{n}"), n, Severity::ALL[n as usize]))
@@ -444,6 +445,33 @@ async fn alternatives_are_searched_with_or(s: SqlStore) {
     assert_eq!(
         found("-(organization:Acme OR severity:critical)").await,
         ["or-1", "or-3"]
+    );
+    // Nested groups, AND inside them, and NOT.
+    assert_eq!(
+        found("(organization:Acme severity:low) OR (organization:Globex severity:critical)").await,
+        ["or-2", "or-5"]
+    );
+    assert_eq!(
+        found("severity:high OR (organization:Globex (severity:informational OR severity:medium))")
+            .await,
+        ["or-1", "or-3", "or-4"]
+    );
+    assert_eq!(
+        found("organization:Acme OR -severity:critical").await,
+        ["or-0", "or-1", "or-2", "or-3", "or-4"]
+    );
+    assert_eq!(
+        found("NOT (organization:Acme OR (organization:Globex -severity:critical))").await,
+        ["or-5"]
+    );
+    // Nobody owns them: `owner:bob` is false (not unknown) under a negation, however deep.
+    assert_eq!(
+        found("NOT (owner:bob OR severity:low)").await,
+        ["or-0", "or-1", "or-3", "or-4", "or-5"]
+    );
+    assert_eq!(
+        found("NOT (organization:Acme (owner:bob OR severity:low))").await,
+        ["or-0", "or-1", "or-3", "or-4", "or-5"]
     );
 }
 
