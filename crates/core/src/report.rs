@@ -482,7 +482,29 @@ impl ReportSchedule {
             Every::Day => today.pred_opt().map(|d| d.format("%Y-%m-%d").to_string()),
         }
     }
+
+    /// The periods before the one [`due`](Self::due) names whose reports may still go out
+    /// late, newest first: a day's, the [`DAYS_SENT_LATE`] days before yesterday; none for a
+    /// month (its report stays due all the next month). The sender sends those after the
+    /// newest one it has sent, so a process down for days catches up and a new schedule
+    /// does not send a week of reports.
+    pub fn late(&self, now: DateTime<Utc>) -> Vec<String> {
+        match self.every {
+            Every::Month => Vec::new(),
+            Every::Day => (2..2 + DAYS_SENT_LATE)
+                .filter_map(|back| {
+                    now.date_naive()
+                        .checked_sub_signed(chrono::TimeDelta::days(back))
+                })
+                .map(|d| d.format("%Y-%m-%d").to_string())
+                .collect(),
+        }
+    }
 }
+
+/// How many days before yesterday a day's report may still go out late (see
+/// [`ReportSchedule::late`]).
+pub const DAYS_SENT_LATE: i64 = 7;
 
 /// A report's period from `2026-11` (a month) or `2026-11-03` (a day), in UTC: its start and
 /// the start of the next.
@@ -727,11 +749,24 @@ mod tests {
         }
         let daily = ReportSchedule {
             every: Every::Day,
-            ..monthly
+            ..monthly.clone()
         };
         let name = daily.due(at("2026-12-06T15:00:00Z")).unwrap();
         assert_eq!(name, "2026-12-05");
         assert_eq!(period(&name).unwrap().1, at("2026-12-06T00:00:00Z"));
+        assert!(monthly.late(at("2026-12-06T15:00:00Z")).is_empty());
+        assert_eq!(
+            daily.late(at("2026-12-06T15:00:00Z")),
+            [
+                "2026-12-04",
+                "2026-12-03",
+                "2026-12-02",
+                "2026-12-01",
+                "2026-11-30",
+                "2026-11-29",
+                "2026-11-28"
+            ]
+        );
     }
 
     #[test]

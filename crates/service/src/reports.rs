@@ -150,9 +150,21 @@ impl Service {
     pub async fn send_scheduled_reports(&self) -> Result<usize, ServiceError> {
         let now = self.now();
         for schedule in self.reports.iter() {
-            if let Some(period) = schedule.due(now) {
+            let id = |period: &str| report_send_id(&schedule.org, &schedule.channel, period);
+            // Days missed while no process ran: those after the newest one queued.
+            let late = schedule.late(now);
+            let mut periods = Vec::new();
+            if !late.is_empty() {
+                let ids: Vec<String> = late.iter().map(|p| id(p)).collect();
+                let known = self.store.report_sends_known(&ids).await?;
+                if let Some(newest) = ids.iter().position(|i| known.contains(i)) {
+                    periods.extend(late[..newest].iter().rev().cloned());
+                }
+            }
+            periods.extend(schedule.due(now));
+            for period in periods {
                 let send = ReportSend {
-                    id: report_send_id(&schedule.org, &schedule.channel, &period),
+                    id: id(&period),
                     organization: schedule.org.clone(),
                     channel: schedule.channel.clone(),
                     period,

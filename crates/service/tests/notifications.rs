@@ -581,6 +581,51 @@ async fn a_scheduled_report_goes_out_once_per_period_with_its_organization_alone
     assert!(service.report_sends(&alice).await.is_err());
 }
 
+/// A day's report missed while no process ran (four days down) goes out late, once each, for
+/// every day after the last one sent; a new daily schedule sends only yesterday's.
+/// Regression: a day's report was due during the next day only, so those days were never sent.
+#[tokio::test]
+async fn days_reports_missed_while_down_go_out_late_once_each() {
+    let hook = Receiver::start().await;
+    let s = setup(
+        vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
+        "",
+    )
+    .await;
+    let service = s
+        .service
+        .clone()
+        .with_reports(vec![watchfloor_core::report::ReportSchedule {
+            org: "Acme".into(),
+            every: watchfloor_core::report::Every::Day,
+            channel: "acme-hook".into(),
+        }]);
+    let day = |back: i64| {
+        (s.clock.reader()().date_naive() - chrono::TimeDelta::days(back))
+            .format("%Y-%m-%d")
+            .to_string()
+    };
+    let mut expected = vec![day(1)];
+    assert_eq!(
+        service.deliver_notifications().await.unwrap(),
+        1,
+        "only yesterday's"
+    );
+    s.clock.advance(Duration::from_secs(4 * 24 * 3600));
+    expected.extend([day(4), day(3), day(2), day(1)]);
+    assert_eq!(service.deliver_notifications().await.unwrap(), 4);
+    s.clock.advance(Duration::from_secs(3600));
+    assert_eq!(service.deliver_notifications().await.unwrap(), 0);
+    let mut periods: Vec<String> = hook
+        .bodies()
+        .iter()
+        .map(|b| b["period"].as_str().unwrap().to_string())
+        .collect();
+    periods.sort();
+    expected.sort();
+    assert_eq!(periods, expected);
+}
+
 /// Regression: a month's report was due only on the month's first day, so a process that was
 /// down that day never sent it. It stays due all the next month and goes out once, late.
 #[tokio::test]

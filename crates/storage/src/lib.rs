@@ -1481,6 +1481,12 @@ pub trait NotifyStore: Send + Sync {
         now: DateTime<Utc>,
     ) -> BoxFuture<'a, Result<bool, StoreError>>;
 
+    /// Which of these scheduled report sends are recorded (queued, sent or given up on).
+    fn report_sends_known<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>>;
+
     /// Scheduled reports waiting to be sent whose time has come, each claimed until
     /// `retry_at` (one cut off mid-send is sent again then, under the same id); a report
     /// another process claimed first is not among them.

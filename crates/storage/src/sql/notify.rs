@@ -131,6 +131,23 @@ impl NotifyStore for SqlStore {
         })
     }
 
+    fn report_sends_known<'a>(
+        &'a self,
+        ids: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<String>, StoreError>> {
+        Box::pin(async move {
+            if ids.is_empty() {
+                return Ok(Vec::new());
+            }
+            let mut q = self.sql("SELECT id FROM report_sends WHERE id IN (");
+            for (n, id) in ids.iter().enumerate() {
+                q.push(if n == 0 { "" } else { ", " }).push_bind(id.clone());
+            }
+            q.push(")");
+            Ok(q.build_query_scalar().fetch_all(&self.pool).await?)
+        })
+    }
+
     fn claim_report_sends(
         &self,
         now: DateTime<Utc>,
