@@ -450,6 +450,86 @@ fn any_of(
     Ok(())
 }
 
+/// XSOAR's `filter.period` (`{"by": "day", "fromValue": 7}`: the last seven days) as
+/// conditions on its `field` (`created` unless named; `occurred` and `closed` too): from
+/// `fromValue` units before `now` (`byFrom` names the unit, else `by`), to `toValue` units
+/// before it (`byTo`, else `by`) if given.
+fn period(f: &Value, now: DateTime<Utc>) -> Result<Vec<Condition>, ApiError> {
+    let Some(p) = given(f, "period") else {
+        return Ok(Vec::new());
+    };
+    if !p.is_object() {
+        return Err(bad(
+            "`filter.period` must be an object, e.g. {\"by\": \"day\", \"fromValue\": 7}",
+        ));
+    }
+    let term: fn(query::Cmp, DateTime<Utc>) -> Term = match given_str(p, "field")?
+        .unwrap_or("created")
+    {
+        "" | "created" => Term::Created,
+        "occurred" => Term::Occurred,
+        "closed" => Term::Closed,
+        other => {
+            return Err(bad(format!(
+                "`filter.period.field` {other:?} is not a time to filter on: use created, occurred or closed"
+            )));
+        }
+    };
+    let mut out = Vec::new();
+    for (value_key, unit_key, cmp) in [
+        ("fromValue", "byFrom", query::Cmp::AtOrAfter),
+        ("toValue", "byTo", query::Cmp::AtOrBefore),
+    ] {
+        let Some(value) = given(p, value_key) else {
+            continue;
+        };
+        let n = value.as_u64().ok_or_else(|| {
+            bad(format!(
+                "`filter.period.{value_key}` must be a whole number of units, 0 or more"
+            ))
+        })?;
+        let unit = match given_str(p, unit_key)?.filter(|u| !u.is_empty()) {
+            Some(unit) => unit,
+            None => given_str(p, "by")?.unwrap_or_default(),
+        };
+        let back = |seconds: u64| {
+            n.checked_mul(seconds)
+                .and_then(|s| i64::try_from(s).ok())
+                .and_then(chrono::TimeDelta::try_seconds)
+                .and_then(|d| now.checked_sub_signed(d))
+        };
+        let months = |m: u64| {
+            n.checked_mul(m)
+                .and_then(|m| u32::try_from(m).ok())
+                .and_then(|m| now.checked_sub_months(chrono::Months::new(m)))
+        };
+        let at = match unit.trim_end_matches('s') {
+            "minute" => back(60),
+            "hour" => back(3600),
+            "day" => back(86_400),
+            "week" => back(7 * 86_400),
+            "month" => months(1),
+            "year" => months(12),
+            "" => {
+                return Err(bad(format!(
+                    "`filter.period` has `{value_key}` but no unit: add `by` (minute, hour, day, week, month or year)"
+                )));
+            }
+            other => {
+                return Err(bad(format!(
+                    "`filter.period` unit {other:?} is not one: use minute, hour, day, week, month or year"
+                )));
+            }
+        }
+        .ok_or_else(|| bad(format!("`filter.period.{value_key}` reaches too far back")))?;
+        out.push(Condition {
+            term: term(cmp, at),
+            negated: false,
+        });
+    }
+    Ok(out)
+}
+
 /// An XSOAR `IncidentFilter` as a store filter, in the caller's scope.
 /// XSOAR's filter read into a store filter, before it is scoped to the caller.
 fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
@@ -497,17 +577,35 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
         levels.into_iter().map(Term::Severity).collect(),
         false,
     )?;
-    for (key, cmp) in [
-        ("fromDate", query::Cmp::AtOrAfter),
-        ("toDate", query::Cmp::AtOrBefore),
-    ] {
+    type Bound = fn(query::Cmp, DateTime<Utc>) -> Term;
+    let bounds: [(&str, query::Cmp, Bound); 4] = [
+        ("fromDate", query::Cmp::AtOrAfter, Term::Created),
+        ("toDate", query::Cmp::AtOrBefore, Term::Created),
+        ("fromClosedDate", query::Cmp::AtOrAfter, Term::Closed),
+        ("toClosedDate", query::Cmp::AtOrBefore, Term::Closed),
+    ];
+    for (key, cmp, term) in bounds {
         if let Some(t) = given_str(f, key)?.filter(|t| !t.starts_with("0001-01-01")) {
             let at = watchfloor_core::time::moment(t)
                 .ok_or_else(|| bad(format!("`filter.{key}` {t:?} is not a time")))?;
             conditions.push(Condition {
-                term: Term::Created(cmp, at),
+                term: term(cmp, at),
                 negated: false,
             });
+        }
+    }
+    conditions.extend(period(f, Utc::now())?);
+    // Ignored, these would answer another question than the one asked.
+    if given(f, "andOp") == Some(&Value::Bool(false)) {
+        return Err(bad(
+            "`filter.andOp` false (any of the filter's fields) is not supported: send one search per field, or join terms with OR in `filter.query`",
+        ));
+    }
+    for key in ["searchAfter", "searchBefore"] {
+        if given(f, key).is_some_and(|v| v.as_array().is_none_or(|a| !a.is_empty())) {
+            return Err(bad(format!(
+                "`filter.{key}` is not supported: page with `filter.page` and `filter.size`"
+            )));
         }
     }
     let sort = match given(f, "sort")

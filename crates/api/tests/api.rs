@@ -1915,3 +1915,101 @@ async fn owners_are_users_who_can_work_the_incident() {
         assert!(body["error"].as_str().unwrap().contains(says), "{body}");
     }
 }
+
+/// XSOAR's search filter reads `fromClosedDate`/`toClosedDate` and `period`, and refuses
+/// what it cannot answer as asked (`andOp` false, `searchAfter`). Regression: they were not
+/// read, so a script asking for the last day's incidents, or the week's closes, got all.
+#[tokio::test]
+async fn xsoar_search_reads_closed_dates_and_periods() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    assert_eq!(app.close(app.id_of("a1").await, &admin).await, 200);
+    let now = Utc::now();
+    let at = |t: chrono::DateTime<Utc>| t.to_rfc3339();
+    let hour_ago = at(now - chrono::TimeDelta::hours(1));
+    let search = |filter: Value| {
+        let app = &app;
+        let admin = &admin;
+        async move {
+            let mut filter = filter;
+            filter["size"] = json!(50);
+            let (status, body) = app
+                .send(
+                    "POST",
+                    "/incidents/search",
+                    admin,
+                    json!({ "filter": filter }),
+                )
+                .await;
+            match status {
+                200 => {
+                    let mut names: Vec<String> = body["data"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|i| i["name"].as_str().unwrap().replace("alert ", ""))
+                        .collect();
+                    names.sort();
+                    Ok(names)
+                }
+                _ => Err((
+                    status,
+                    body["error"].as_str().unwrap_or_default().to_string(),
+                )),
+            }
+        }
+    };
+    let all: Vec<&str> = vec!["a1", "a2", "g1"];
+    for (filter, expected) in [
+        (json!({"fromClosedDate": hour_ago}), vec!["a1"]),
+        (json!({"toClosedDate": hour_ago}), Vec::<&str>::new()),
+        (json!({"query": "closed:>-1h"}), vec!["a1"]),
+        (json!({"query": "-closed:>-1h"}), vec!["a2", "g1"]),
+        (
+            json!({"period": {"by": "day", "fromValue": 1}}),
+            all.clone(),
+        ),
+        (
+            json!({"period": {"by": "days", "fromValue": 2, "toValue": 1}}),
+            vec![],
+        ),
+        (
+            json!({"period": {"field": "closed", "by": "hour", "fromValue": 1}}),
+            vec!["a1"],
+        ),
+        (
+            json!({"period": {"byFrom": "minutes", "fromValue": 5, "field": "occurred"}}),
+            all.clone(),
+        ),
+        (json!({"andOp": true, "searchAfter": []}), all.clone()),
+    ] {
+        let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+        assert_eq!(search(filter.clone()).await, Ok(expected), "{filter}");
+    }
+    for (filter, says) in [
+        (
+            json!({"period": {"by": "fortnight", "fromValue": 1}}),
+            "\"fortnight\" is not one",
+        ),
+        (json!({"period": {"fromValue": 1}}), "no unit"),
+        (
+            json!({"period": {"by": "day", "fromValue": -1}}),
+            "whole number",
+        ),
+        (
+            json!({"period": {"field": "modified", "by": "day", "fromValue": 1}}),
+            "created, occurred or closed",
+        ),
+        (
+            json!({"period": {"by": "year", "fromValue": 1000000}}),
+            "too far back",
+        ),
+        (json!({"andOp": false}), "`filter.andOp` false"),
+        (json!({"searchAfter": ["x"]}), "page with `filter.page`"),
+        (json!({"fromClosedDate": "soon"}), "is not a time"),
+    ] {
+        let (status, body) = search(filter.clone()).await.unwrap_err();
+        assert_eq!(status, 400, "{filter}: {body}");
+        assert!(body.contains(says), "{filter}: {body}");
+    }
+}

@@ -3,7 +3,7 @@
 //!
 //! A query is a conjunction of conditions. `field:value` matches a field, a bare word matches
 //! the name, details or provider id as text, and a leading `-` negates a term. Values with
-//! spaces are quoted. `created` and `occurred` take a comparison (`created:>=2024-05-01`, or
+//! spaces are quoted. `created`, `occurred` and `closed` take a comparison (`created:>=2024-05-01`, or
 //! relative to now, `created:<-15m`). `a OR b` is one condition of alternatives (OR binds
 //! tighter than the implicit AND); parentheses group terms, nested up to [`MAX_DEPTH`], and
 //! `-` or `NOT` negates a term or a group whole.
@@ -35,6 +35,8 @@ pub enum Term {
     IndicatorVerdict(String),
     Created(Cmp, DateTime<Utc>),
     Occurred(Cmp, DateTime<Utc>),
+    /// When it was closed; an open incident matches no `closed:` comparison.
+    Closed(Cmp, DateTime<Utc>),
     /// A term no incident matches, such as `category:job` or `status:archive`: watchfloor has
     /// no jobs and no archive, so scripts that exclude them (`-category:job`) keep working.
     Nothing,
@@ -82,7 +84,7 @@ pub struct QueryError(String);
 
 /// The fields a query knows, for messages.
 pub const FIELDS: &str =
-    "status, severity, owner, type, name, id, organization, instance, created, occurred";
+    "status, severity, owner, type, name, id, organization, instance, created, occurred, closed";
 
 /// The items of a comma-separated filter value (`pending,active`), each read by `parse`; none
 /// when the value is absent or empty. Queue filters of the CLI and the APIs take lists so.
@@ -379,12 +381,12 @@ fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> 
             }
         },
         "category" => Term::Nothing,
-        "created" | "occurred" => {
+        f @ ("created" | "occurred" | "closed") => {
             let (cmp, at) = comparison(&value, now).map_err(bad)?;
-            if field.eq_ignore_ascii_case("created") {
-                Term::Created(cmp, at)
-            } else {
-                Term::Occurred(cmp, at)
+            match f {
+                "created" => Term::Created(cmp, at),
+                "occurred" => Term::Occurred(cmp, at),
+                _ => Term::Closed(cmp, at),
             }
         }
         _ => {
@@ -655,6 +657,11 @@ mod tests {
         assert_eq!(
             c[0].term,
             Term::Created(Cmp::AtOrAfter, "2024-05-01T00:00:00Z".parse().unwrap())
+        );
+        let c = parse("closed:<2024-06-01").unwrap();
+        assert_eq!(
+            c[0].term,
+            Term::Closed(Cmp::Before, "2024-06-01T00:00:00Z".parse().unwrap())
         );
         // Relative to now, as rules write "older than 15 minutes".
         let before = Utc::now() - chrono::TimeDelta::minutes(15);

@@ -84,6 +84,7 @@ fn term(t: &Term, i: &Incident, verdict: &dyn Fn(&str) -> bool) -> bool {
         Term::IndicatorVerdict(v) => verdict(v),
         Term::Created(cmp, at) => compare(*cmp, i.created, *at),
         Term::Occurred(cmp, at) => compare(*cmp, i.occurred, *at),
+        Term::Closed(cmp, at) => i.closed.is_some_and(|closed| compare(*cmp, closed, *at)),
         Term::Nothing => false,
         Term::Any(terms) => terms.iter().any(|t| term(t, i, verdict)),
         Term::All(conditions) => conditions.iter().all(|c| holds(c, i, verdict)),

@@ -374,6 +374,10 @@ pub(super) fn push_term(q: &mut Sql, term: &Term, common: &CommonWords) {
             q.push(format!("occurred {} ", cmp.sql()).as_str())
                 .push_bind(micros(*t));
         }
+        Term::Closed(cmp, t) => {
+            q.push(format!("closed {} ", cmp.sql()).as_str())
+                .push_bind(micros(*t));
+        }
         Term::Nothing => {
             q.push("FALSE");
         }

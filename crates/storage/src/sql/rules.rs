@@ -702,7 +702,8 @@ fn judged_alike(term: &Term) -> bool {
         | Term::Indicator(_)
         | Term::IndicatorVerdict(_)
         | Term::Created(..)
-        | Term::Occurred(..) => false,
+        | Term::Occurred(..)
+        | Term::Closed(..) => false,
         Term::Any(terms) => terms.iter().all(judged_alike),
         Term::All(conditions) => conditions.iter().all(|c| judged_alike(&c.term)),
     }

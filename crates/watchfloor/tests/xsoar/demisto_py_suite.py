@@ -101,6 +101,16 @@ ids = [int(i.id) for i in paged[0] + page2.data]
 check("pages follow each other in order", ids == sorted(ids) and len(set(ids)) == 4, ids)
 ok, why = fails_with(400, lambda: search(admin, "colour:red"))
 check("a query it cannot read is a 400", ok, why)
+recent = search(admin, "", period=api.Period(by="day", from_value=1))
+check("period: made within the last day", inc.id in [i.id for i in recent.data], recent.total)
+before = search(admin, "", period=api.Period(by="day", from_value=3, to_value=2))
+check("period: none made two to three days ago", before.total == 0, before.total)
+open_since = search(admin, "", from_closed_date=datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1))
+check("fromClosedDate: nothing closed yet", open_since.total == 0, open_since.total)
+nested = search(admin, "NOT (owner:root OR (type:nothing-such -severity:low))")
+check("NOT and nested groups", inc.id not in [i.id for i in nested.data] and nested.total >= 3, nested.total)
+ok, why = fails_with(400, lambda: search(admin, "", and_op=False))
+check("andOp false is a 400, not another answer", ok, why)
 
 # Update with the right version, then with a stale one, then forced.
 upd = admin.create_incident(
