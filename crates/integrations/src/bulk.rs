@@ -24,7 +24,8 @@ pub struct Listed {
     pub cut: bool,
 }
 
-/// The alerts the listings of `open`'s stretches of time show, by id. `list(first, last, cap)`
+/// The alerts of `open` that the listings of their stretches of time show, by id (the others
+/// a listing shows are dropped as it is read). `list(first, last, cap)`
 /// lists the alerts that occurred from `first` to `last` (both included), at most `cap`.
 pub async fn read_spans<F, Fut>(
     open: &[&OpenAlert],
@@ -34,6 +35,9 @@ where
     F: Fn(DateTime<Utc>, DateTime<Utc>, usize) -> Fut,
     Fut: Future<Output = Result<Listed, CommandError>>,
 {
+    // Only the alerts asked for are kept: a listing shows others of the same stretch too.
+    let wanted: std::collections::HashSet<&str> =
+        open.iter().map(|a| a.external_id.as_str()).collect();
     let mut order: Vec<&OpenAlert> = open.to_vec();
     order.sort_by_key(|a| a.occurred);
     let mut found = HashMap::new();
@@ -45,7 +49,12 @@ where
         }
         let (first, last) = (span[0].occurred, span[span.len() - 1].occurred);
         let listed = list(first, last, LISTING_SLACK * span.len() + 500).await?;
-        found.extend(listed.alerts);
+        found.extend(
+            listed
+                .alerts
+                .into_iter()
+                .filter(|(id, _)| wanted.contains(id.as_str())),
+        );
         if listed.cut {
             let middle = start + (end - start) / 2;
             spans.push((start, middle));

@@ -175,6 +175,15 @@ pub trait Instance: Send + Sync {
         Box::pin(pull_each(self, open))
     }
 
+    /// What [`Instance::pull_many`] compares of an open incident's stored state (the state
+    /// last seen, or before its first sync the fetched record): mirroring holds thousands of
+    /// them at once, and a whole record is several kilobytes in memory. It must be idempotent,
+    /// and `pull_many` must find the same changes from it as from the whole; this default
+    /// keeps everything.
+    fn mirror_state(&self, seen: serde_json::Value) -> serde_json::Value {
+        seen
+    }
+
     /// The cursor scopes of a fetch: one per organization in broker mode, else just "".
     fn fetch_scopes(&self) -> BoxFuture<'_, Result<Vec<String>, CommandError>> {
         Box::pin(async { Ok(vec![String::new()]) })

@@ -505,6 +505,30 @@ pub struct Mirrored {
     pub seen: Result<Value, String>,
 }
 
+/// The state a provider's change was found against (see [`Store::remote_update`]): the
+/// stored state as [`Store::mirrored`] gave it, after `kept` took what mirroring compares of
+/// it (an integration's `mirror_state`), since a sync holds thousands and not whole records.
+#[derive(Clone, Copy)]
+pub struct Since<'a> {
+    pub found: &'a Value,
+    pub kept: &'a (dyn Fn(Value) -> Value + Send + Sync),
+}
+
+impl<'a> Since<'a> {
+    /// The state found, whole.
+    pub fn whole(found: &'a Value) -> Self {
+        Since {
+            found,
+            kept: &|v| v,
+        }
+    }
+
+    /// Whether `stored` is still the state the change was found against.
+    pub fn holds(&self, stored: &Value) -> bool {
+        (self.kept)(stored.clone()) == *self.found
+    }
+}
+
 /// What a user may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -1177,16 +1201,16 @@ pub trait OutboxStore: Send + Sync {
     /// war-room entries (`sync-in`), and `change` if any, which is never pushed back. A change
     /// the lifecycle refuses (say, the incident was closed here first, and that close is not
     /// pushed yet) is recorded as an entry, and the local state stays. With `since` (the
-    /// state the changes were found against, as [`Store::mirrored`] gave it), only if that is
-    /// still the state stored: another process that found the same changes first recorded
-    /// them, and they are not recorded twice. False when nothing was applied for that reason.
+    /// state the changes were found against, from [`Store::mirrored`]), only if that is still
+    /// the state stored: another process that found the same changes first recorded them, and
+    /// they are not recorded twice. False when nothing was applied for that reason.
     /// With `provider`, the provider's own times as read now are kept.
     #[allow(clippy::too_many_arguments)]
     fn remote_update<'a>(
         &'a self,
         id: i64,
         instance: &'a str,
-        since: Option<&'a Value>,
+        since: Option<Since<'a>>,
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,

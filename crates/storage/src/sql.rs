@@ -2396,7 +2396,7 @@ impl OutboxStore for SqlStore {
         &'a self,
         id: i64,
         instance: &'a str,
-        since: Option<&'a Value>,
+        since: Option<crate::Since<'a>>,
         seen: &'a Value,
         notes: &'a [String],
         change: Option<&'a Change>,
@@ -2408,7 +2408,7 @@ impl OutboxStore for SqlStore {
             let author = format!("sync:{instance}");
             let mut tx = self.write().await?;
             let (before, mut record) = read_incident_and_record(&mut tx, self.backend, id).await?;
-            if since.is_some_and(|since| record.seen() != since) {
+            if since.is_some_and(|since| !since.holds(record.seen())) {
                 return Ok(false);
             }
             record.seen = (*seen != record.raw).then(|| seen.clone());

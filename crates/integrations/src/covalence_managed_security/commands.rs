@@ -159,6 +159,10 @@ impl Instance for CovalenceManagedSecurityInstance {
         Box::pin(super::mirror::pull_many(&self.portal, open))
     }
 
+    fn mirror_state(&self, seen: Value) -> Value {
+        super::mirror::state(&seen)
+    }
+
     fn fetch<'a>(
         &'a self,
         _scope: &'a str,

@@ -18,7 +18,7 @@ const OPEN_RESOLUTIONS: [&str; 2] = ["Unresolved", "Help Requested"];
 const TIME_FORMAT: &str = "%Y-%m-%d %H:%M:%S";
 
 /// The part of an ARO that mirrors in.
-fn state(aro: &Value) -> Value {
+pub(super) fn state(aro: &Value) -> Value {
     json!({
         "resolution": aro["resolution"],
         "status": aro["status"],

@@ -262,6 +262,10 @@ impl Instance for CovalenceSecurityProvidersInstance {
         Box::pin(super::mirror::pull_many(&self.client, open))
     }
 
+    fn mirror_state(&self, seen: Value) -> Value {
+        super::mirror::mirror_state(&seen)
+    }
+
     fn fetch<'a>(
         &'a self,
         scope: &'a str,

@@ -55,7 +55,8 @@ pub async fn pull_many(
             Ok(crate::bulk::Listed {
                 alerts: alerts
                     .into_iter()
-                    .filter_map(|a| Some((a["id"].as_str()?.to_string(), a)))
+                    // What is compared, not the whole alert: a page's listings hold thousands.
+                    .filter_map(|a| Some((a["id"].as_str()?.to_string(), state(&a))))
                     .collect(),
                 cut,
             })
@@ -83,6 +84,16 @@ fn state(alert: &Value) -> Value {
             .map(|f| (f.to_string(), alert[*f].clone()))
             .collect(),
     )
+}
+
+/// What mirroring compares of a stored state or fetched alert: the fields that mirror in, and
+/// the organization, whose appliances a read goes to.
+pub(super) fn mirror_state(seen: &Value) -> Value {
+    let mut kept = state(seen);
+    if let Some(org) = seen.get("org_name") {
+        kept["org_name"] = org.clone();
+    }
+    kept
 }
 
 pub async fn pull(
@@ -132,4 +143,32 @@ fn compare(alert: &Value, seen: &Value) -> Option<RemoteChange> {
         close: None,
         provider: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Regression (a sync after a backfill took `serve` to 300 MB): mirroring held a batch of
+    /// 5,000 whole alerts, and its listings' whole alerts beside them. What it keeps of one is
+    /// what it compares, and comparing that finds what comparing the whole alert found.
+    #[test]
+    fn mirroring_keeps_only_what_it_compares() {
+        let raw = json!({
+            "id": "a1", "org_name": "Acme", "acknowledgedStatus": "None", "assignee": null,
+            "title": "Port scan", "analystDescription": "x".repeat(2000), "destIp": "10.0.0.1",
+        });
+        let kept = mirror_state(&raw);
+        assert_eq!(
+            kept,
+            json!({"acknowledgedStatus": "None", "assignee": null, "org_name": "Acme"})
+        );
+        assert_eq!(mirror_state(&kept), kept, "idempotent");
+        let mut now = raw.clone();
+        now["assignee"] = json!("dana");
+        let (whole, part) = (compare(&now, &raw), compare(&state(&now), &kept));
+        assert_eq!(whole, part);
+        assert_eq!(whole.unwrap().seen["org_name"], "Acme");
+        assert_eq!(compare(&raw, &kept), None);
+    }
 }

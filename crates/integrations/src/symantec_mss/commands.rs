@@ -118,6 +118,10 @@ impl Instance for SymantecMssInstance {
         Box::pin(self.pull_many_changes(open))
     }
 
+    fn mirror_state(&self, seen: Value) -> Value {
+        super::mirror::mirror_state(seen)
+    }
+
     /// IncidentGetList with the instance's severities, over mutual TLS.
     fn test(&self) -> BoxFuture<'_, Result<(), CommandError>> {
         Box::pin(async move {

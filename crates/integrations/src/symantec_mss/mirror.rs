@@ -46,6 +46,15 @@ fn state(inc: &Element) -> Value {
     json!({"status": field("Status"), "resolution": field("Resolution"), "comments": comments})
 }
 
+/// What mirroring compares of a stored state: all of a workflow state read before; of a
+/// fetched summary (no workflow: its first read is the baseline), nothing.
+pub(super) fn mirror_state(seen: Value) -> Value {
+    match seen.get("comments") {
+        Some(_) => seen,
+        None => json!({}),
+    }
+}
+
 fn comments(seen: &Value) -> Vec<&str> {
     seen["comments"]
         .as_array()
@@ -259,6 +268,21 @@ impl SymantecMssInstance {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What mirroring keeps of a stored state: a fetched summary (no workflow read yet) as
+    /// nothing, which still reads as the first read; a workflow state whole.
+    #[test]
+    fn mirroring_keeps_a_state_and_drops_a_summary() {
+        let summary =
+            json!({"IncidentNumber": "7781200", "UpdateTimestampGMT": "2024-05-02T13:56:00.000"});
+        assert_eq!(mirror_state(summary), json!({}));
+        assert!(
+            json!({}).get("comments").is_none(),
+            "the first read is the baseline"
+        );
+        let state = json!({"status": "Open", "resolution": "Unresolved", "comments": ["x"], "updated": "t"});
+        assert_eq!(mirror_state(state.clone()), state);
+    }
 
     #[test]
     fn close_reasons_map_to_resolutions() {

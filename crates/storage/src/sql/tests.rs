@@ -1372,7 +1372,7 @@ async fn a_remote_change_is_recorded_once(s: SqlStore) {
             s.remote_update(
                 found.id,
                 "fes",
-                found.seen.as_ref().ok(),
+                found.seen.as_ref().ok().map(crate::Since::whole),
                 &now,
                 &notes,
                 None,
