@@ -581,11 +581,8 @@ async fn a_scheduled_report_goes_out_once_per_period_with_its_organization_alone
     assert!(service.report_sends(&alice).await.is_err());
 }
 
-/// A day's report missed while no process ran (four days down) goes out late, once each, for
-/// every day after the last one sent; a new daily schedule sends only yesterday's.
-/// Regression: a day's report was due during the next day only, so those days were never sent.
-#[tokio::test]
-async fn days_reports_missed_while_down_go_out_late_once_each() {
+/// A webhook receiver, and a service that sends Acme's report to it every `every`.
+async fn acme_reports(every: watchfloor_core::report::Every) -> (Receiver, Setup, Service) {
     let hook = Receiver::start().await;
     let s = setup(
         vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
@@ -597,9 +594,18 @@ async fn days_reports_missed_while_down_go_out_late_once_each() {
         .clone()
         .with_reports(vec![watchfloor_core::report::ReportSchedule {
             org: "Acme".into(),
-            every: watchfloor_core::report::Every::Day,
+            every,
             channel: "acme-hook".into(),
         }]);
+    (hook, s, service)
+}
+
+/// A day's report missed while no process ran (four days down) goes out late, once each, for
+/// every day after the last one sent; a new daily schedule sends only yesterday's.
+/// Regression: a day's report was due during the next day only, so those days were never sent.
+#[tokio::test]
+async fn days_reports_missed_while_down_go_out_late_once_each() {
+    let (hook, s, service) = acme_reports(watchfloor_core::report::Every::Day).await;
     let day = |back: i64| {
         (s.clock.reader()().date_naive() - chrono::TimeDelta::days(back))
             .format("%Y-%m-%d")
@@ -631,20 +637,7 @@ async fn days_reports_missed_while_down_go_out_late_once_each() {
 #[tokio::test]
 async fn a_months_report_missed_on_its_first_day_goes_out_late_once() {
     use chrono::Datelike;
-    let hook = Receiver::start().await;
-    let s = setup(
-        vec![channel("acme-hook", ChannelKind::Webhook, &hook.url, 30)],
-        "",
-    )
-    .await;
-    let service = s
-        .service
-        .clone()
-        .with_reports(vec![watchfloor_core::report::ReportSchedule {
-            org: "Acme".into(),
-            every: watchfloor_core::report::Every::Month,
-            channel: "acme-hook".into(),
-        }]);
+    let (hook, s, service) = acme_reports(watchfloor_core::report::Every::Month).await;
     // Past the first day, whatever day the test runs on.
     let now = s.clock.reader()();
     if now.day() == 1 {
