@@ -176,12 +176,9 @@ impl Parser {
                 None => return Ok(nodes),
                 Some(")") if inside => return Ok(nodes),
                 Some(")") => return Err(QueryError("a `)` has no `(` before it".into())),
-                Some(t) if is_and(t) => {
-                    if nodes.is_empty() || self.tokens.get(self.at + 1).is_none_or(|t| t == ")") {
-                        return Err(QueryError("`AND` needs a term on each side".into()));
-                    }
-                    self.at += 1;
-                }
+                // Terms are joined by AND anyway; a dangling one, as scripts that join optional
+                // parts leave, is passed over.
+                Some(t) if is_and(t) => self.at += 1,
                 Some(t) if is_or(t) => {
                     return Err(QueryError("`OR` needs a term on each side".into()));
                 }
@@ -621,6 +618,9 @@ mod tests {
         assert_eq!(parse("NOT a").unwrap(), parse("-a").unwrap());
         assert_eq!(parse("(a b) c").unwrap(), parse("a b c").unwrap());
         assert_eq!(parse("(a AND b)").unwrap(), parse("a b").unwrap());
+        // A dangling AND, as scripts that join optional parts leave, is passed over.
+        assert_eq!(parse("AND a AND").unwrap(), parse("a").unwrap());
+        assert_eq!(parse("(a AND) b").unwrap(), parse("a b").unwrap());
         assert_eq!(parse("((a OR b))").unwrap(), parse("a OR b").unwrap());
         assert_eq!(parse("NOT -a").unwrap(), parse("a").unwrap());
         assert_eq!(
@@ -699,8 +699,6 @@ mod tests {
             ("a NOT", "`NOT` needs a term or a group after it"),
             ("(NOT)", "`NOT` needs a term or a group after it"),
             ("NOT OR a", "`NOT` needs a term or a group after it"),
-            ("AND a", "`AND` needs a term on each side"),
-            ("(a AND)", "`AND` needs a term on each side"),
             ("a OR AND b", "`OR` needs a term on each side"),
             ("(a OR)", "`OR` needs a term on each side"),
             ("((((((((( a )))))))))", "parentheses nest deeper than 8"),
