@@ -463,18 +463,14 @@ fn period(f: &Value, now: DateTime<Utc>) -> Result<Vec<Condition>, ApiError> {
             "`filter.period` must be an object, e.g. {\"by\": \"day\", \"fromValue\": 7}",
         ));
     }
-    let term: fn(query::Cmp, DateTime<Utc>) -> Term = match given_str(p, "field")?
-        .unwrap_or("created")
-    {
-        "" | "created" => Term::Created,
-        "occurred" => Term::Occurred,
-        "closed" => Term::Closed,
-        other => {
-            return Err(bad(format!(
-                "`filter.period.field` {other:?} is not a time to filter on: use created, occurred or closed"
-            )));
-        }
-    };
+    let field = given_str(p, "field")?
+        .filter(|f| !f.is_empty())
+        .unwrap_or("created");
+    let term = query::time_term(field).ok_or_else(|| {
+        bad(format!(
+            "`filter.period.field` {field:?} is not a time to filter on: use created, occurred or closed"
+        ))
+    })?;
     let mut out = Vec::new();
     for (value_key, unit_key, cmp) in [
         ("fromValue", "byFrom", query::Cmp::AtOrAfter),
@@ -530,7 +526,6 @@ fn period(f: &Value, now: DateTime<Utc>) -> Result<Vec<Condition>, ApiError> {
     Ok(out)
 }
 
-/// An XSOAR `IncidentFilter` as a store filter, in the caller's scope.
 /// XSOAR's filter read into a store filter, before it is scoped to the caller.
 fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
     let mut conditions =
@@ -577,8 +572,7 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
         levels.into_iter().map(Term::Severity).collect(),
         false,
     )?;
-    type Bound = fn(query::Cmp, DateTime<Utc>) -> Term;
-    let bounds: [(&str, query::Cmp, Bound); 4] = [
+    let bounds: [(&str, query::Cmp, query::TimeTerm); 4] = [
         ("fromDate", query::Cmp::AtOrAfter, Term::Created),
         ("toDate", query::Cmp::AtOrBefore, Term::Created),
         ("fromClosedDate", query::Cmp::AtOrAfter, Term::Closed),
@@ -595,7 +589,7 @@ fn filter_of(f: &Value) -> Result<IncidentFilter, ApiError> {
         }
     }
     conditions.extend(period(f, Utc::now())?);
-    // Ignored, these would answer another question than the one asked.
+    // Refused, not ignored: ignored, they would answer another question than the one asked.
     if given(f, "andOp") == Some(&Value::Bool(false)) {
         return Err(bad(
             "`filter.andOp` false (any of the filter's fields) is not supported: send one search per field, or join terms with OR in `filter.query`",

@@ -48,6 +48,19 @@ pub enum Term {
     All(Vec<Condition>),
 }
 
+/// A term comparing one of an incident's times, made from how it compares and with what.
+pub type TimeTerm = fn(Cmp, DateTime<Utc>) -> Term;
+
+/// The term of a time field a query (or XSOAR's filter) names: `created`, `occurred`, `closed`.
+pub fn time_term(field: &str) -> Option<TimeTerm> {
+    match field {
+        "created" => Some(Term::Created),
+        "occurred" => Some(Term::Occurred),
+        "closed" => Some(Term::Closed),
+        _ => None,
+    }
+}
+
 /// How a time term compares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cmp {
@@ -167,6 +180,12 @@ impl Parser {
         self.tokens.get(self.at).map(String::as_str)
     }
 
+    /// Whether a term or a group comes next (not the end, a `)` or an operator).
+    fn operand_follows(&self) -> bool {
+        self.peek()
+            .is_some_and(|t| t != ")" && !is_or(t) && !is_and(t))
+    }
+
     /// Terms and groups up to the end, or (`inside` a group) up to its `)`.
     fn conjunction(&mut self, inside: bool) -> Result<Vec<Node>, QueryError> {
         let mut nodes = Vec::new();
@@ -192,10 +211,7 @@ impl Parser {
         let mut alternatives = vec![self.unary()?];
         while self.peek().is_some_and(is_or) {
             self.at += 1;
-            if self
-                .peek()
-                .is_none_or(|t| t == ")" || is_or(t) || is_and(t))
-            {
+            if !self.operand_follows() {
                 return Err(QueryError("`OR` needs a term on each side".into()));
             }
             alternatives.push(self.unary()?);
@@ -215,10 +231,7 @@ impl Parser {
         };
         self.at += 1;
         if is_not(&token) {
-            if self
-                .peek()
-                .is_none_or(|t| t == ")" || is_or(t) || is_and(t))
-            {
+            if !self.operand_follows() {
                 return Err(QueryError("`NOT` needs a term or a group after it".into()));
             }
             return Ok(Node::Not(Box::new(self.unary()?)));
@@ -346,7 +359,12 @@ fn unquote(s: &str) -> String {
 fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> {
     let value = unquote(raw);
     let bad = |e: String| QueryError(format!("`{field}:{raw}`: {e}"));
-    Ok(match field.to_ascii_lowercase().as_str() {
+    let field_name = field.to_ascii_lowercase();
+    if let Some(time) = time_term(&field_name) {
+        let (cmp, at) = comparison(&value, now).map_err(bad)?;
+        return Ok(time(cmp, at));
+    }
+    Ok(match field_name.as_str() {
         "status" => match value.to_ascii_lowercase().as_str() {
             "archive" | "3" => Term::Nothing,
             "0" => Term::Status(Status::Pending),
@@ -378,14 +396,6 @@ fn term(field: &str, raw: &str, now: DateTime<Utc>) -> Result<Term, QueryError> 
             }
         },
         "category" => Term::Nothing,
-        f @ ("created" | "occurred" | "closed") => {
-            let (cmp, at) = comparison(&value, now).map_err(bad)?;
-            match f {
-                "created" => Term::Created(cmp, at),
-                "occurred" => Term::Occurred(cmp, at),
-                _ => Term::Closed(cmp, at),
-            }
-        }
         _ => {
             return Err(QueryError(format!(
                 "`{field}` is not a field to search: use {FIELDS}, or words alone to search text"

@@ -214,17 +214,15 @@ fn collect_terms(
     terms: impl Iterator<Item = Term>,
     pick: &dyn Fn(Term) -> Option<String>,
 ) -> Vec<String> {
-    let mut out = Vec::new();
-    for term in terms {
+    fn collect(term: Term, pick: &dyn Fn(Term) -> Option<String>, out: &mut Vec<String>) {
         match term {
-            Term::Any(inner) => out.extend(collect_terms(inner.into_iter(), pick)),
-            Term::All(inner) => {
-                let terms: Vec<Term> = inner.into_iter().map(|c| c.term).collect();
-                out.extend(collect_terms(terms.into_iter(), pick));
-            }
+            Term::Any(inner) => inner.into_iter().for_each(|t| collect(t, pick, out)),
+            Term::All(inner) => inner.into_iter().for_each(|c| collect(c.term, pick, out)),
             other => out.extend(pick(other)),
         }
     }
+    let mut out = Vec::new();
+    terms.for_each(|t| collect(t, pick, &mut out));
     out
 }
 
