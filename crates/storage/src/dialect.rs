@@ -272,6 +272,16 @@ impl Sql {
         (sqlx::AssertSqlSafe(self.text), self.args)
     }
 
+    /// The query for PostgreSQL's own driver (its values converted as `Any`'s driver would).
+    pub(crate) fn build_postgres(
+        self,
+    ) -> Result<sqlx::query::Query<'static, sqlx::Postgres, sqlx::postgres::PgArguments>, sqlx::Error>
+    {
+        let (text, args) = self.parts();
+        let args = args.convert_into().map_err(sqlx::Error::Encode)?;
+        Ok(sqlx::query_with(text, args))
+    }
+
     pub fn build(self) -> sqlx::query::Query<'static, Any, AnyArguments> {
         let (text, args) = self.parts();
         sqlx::query_with(text, args)

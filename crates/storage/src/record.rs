@@ -228,17 +228,13 @@ pub(crate) fn from_columns(
 }
 
 /// The record of an incident's row: packed, or in its text columns if not packed yet.
-pub(crate) fn from_row(row: &sqlx::any::AnyRow) -> Result<Record, StoreError> {
-    use sqlx::Row;
-    match row.try_get::<Option<Vec<u8>>, _>("record")? {
+pub(crate) fn from_row<R: crate::sql::IncidentRow>(row: &R) -> Result<Record, StoreError> {
+    match row.bytes_or_null("record")? {
         Some(packed) => unpack(&packed),
         None => from_columns(
-            &row.try_get::<String, _>("raw_json")?,
-            &row.try_get::<String, _>("labels")?,
-            row.try_get::<Option<String>, _>("remote_state")
-                .ok()
-                .flatten()
-                .as_deref(),
+            &row.text("raw_json")?,
+            &row.text("labels")?,
+            row.text_or_null("remote_state").ok().flatten().as_deref(),
         ),
     }
 }

@@ -86,10 +86,17 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         22,
         include_str!("../../migrations/postgres/0022_rule_ledger_incident.sql"),
     ),
+    (
+        23,
+        include_str!("../../migrations/postgres/0023_organization_triage.sql"),
+    ),
 ];
 
-/// Connections each process keeps to the database at most.
+/// Connections each process keeps to the database at most, besides `PAGE_CONNECTIONS`.
 const MAX_CONNECTIONS: u32 = 8;
+
+/// Connections each process keeps at most for reading pages of incidents.
+const PAGE_CONNECTIONS: u32 = 8;
 
 pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
@@ -115,12 +122,7 @@ fn open_error(url: &str, message: String) -> StoreError {
 /// otherwise compile a page's query to machine code (JIT) and start two worker processes for
 /// it: at ten million incidents a rare word's page took 55 ms alone and 500 ms under 32
 /// clients, and 3 ms without them.
-async fn session_settings(conn: &mut sqlx::AnyConnection) -> Result<(), sqlx::Error> {
-    use sqlx::Executor;
-    conn.execute("SET jit = off; SET max_parallel_workers_per_gather = 0")
-        .await?;
-    Ok(())
-}
+const SESSION_SETTINGS: &str = "SET jit = off; SET max_parallel_workers_per_gather = 0";
 
 pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     sqlx::any::install_default_drivers();
@@ -142,12 +144,32 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
     let _ = first.close().await;
     let pool = AnyPoolOptions::new()
         .max_connections(MAX_CONNECTIONS)
-        .after_connect(|conn, _| Box::pin(async move { session_settings(conn).await }))
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(SESSION_SETTINGS).await.map(drop)
+            })
+        })
         .acquire_timeout(crate::ACQUIRE_TIMEOUT)
         .connect_with(options)
         .await
         .map_err(refused)?;
-    Ok(SqlStore::new(pool.clone(), pool, Backend::Postgres))
+    let page_options: sqlx::postgres::PgConnectOptions = url
+        .parse()
+        .map_err(|e: sqlx::Error| open_error(url, e.to_string()))?;
+    let pages = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(PAGE_CONNECTIONS)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                use sqlx::Executor;
+                conn.execute(SESSION_SETTINGS).await.map(drop)
+            })
+        })
+        .acquire_timeout(crate::ACQUIRE_TIMEOUT)
+        .connect_lazy_with(page_options.disable_statement_logging());
+    let mut store = SqlStore::new(pool.clone(), pool, Backend::Postgres);
+    store.pages = Some(pages);
+    Ok(store)
 }
 
 /// Opens the database at `url` (which must exist) and applies pending migrations.

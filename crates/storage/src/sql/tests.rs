@@ -3247,15 +3247,15 @@ async fn one_organizations_filtered_queue_is_read_in_its_order(s: SqlStore) {
     }
     sqlx::query("ANALYZE").execute(&s.pool).await.unwrap();
     let plan = pg_plan(&s, &filter).await;
-    // Every filter is an index condition on the organization's index: only matching rows
-    // are read, in the queue's order or (when few match) sorted after.
+    // Every filter is a key of the organization's triage index, before the time: only the
+    // matching entries are read, in the queue's order or (when few match, as here) sorted after.
     let tested_on_entries = plan.lines().any(|l| {
         l.contains("Index Cond: ((lower(organization)")
             && l.contains("(status = ")
             && l.contains("(severity = ")
     });
     assert!(
-        plan.contains("on incidents_organization")
+        plan.contains("on incidents_organization_triage")
             && tested_on_entries
             && !plan.contains("BitmapAnd")
             && !plan.contains("Filter:"),
@@ -3962,6 +3962,24 @@ async fn postgres_connections_read_without_jit_or_parallel_workers() {
             .fetch_one(&mut **conn)
             .await
             .unwrap();
+        assert_eq!((jit.as_str(), workers.as_str()), ("off", "0"));
+    }
+    // The connections that read pages, too.
+    let pages = s
+        .pages
+        .as_ref()
+        .expect("PostgreSQL reads pages on its own driver");
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        held.push(pages.acquire().await.unwrap());
+    }
+    for conn in &mut held {
+        let (jit, workers): (String, String) = sqlx::query_as(
+            "SELECT current_setting('jit'), current_setting('max_parallel_workers_per_gather')",
+        )
+        .fetch_one(&mut **conn)
+        .await
+        .unwrap();
         assert_eq!((jit.as_str(), workers.as_str()), ("off", "0"));
     }
 }
