@@ -95,8 +95,9 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
 /// Connections each process keeps to the database at most, besides `PAGE_CONNECTIONS`.
 const MAX_CONNECTIONS: u32 = 8;
 
-/// Connections each process keeps at most for reading pages of incidents.
-const PAGE_CONNECTIONS: u32 = 8;
+/// Connections each process keeps at most for reading pages of incidents (8 served no more
+/// pages than 4 under 32 clients on two cores: bench/RESULTS.md).
+const PAGE_CONNECTIONS: u32 = 4;
 
 pub(crate) fn is_postgres(url: &str) -> bool {
     url.starts_with("postgres://") || url.starts_with("postgresql://")
