@@ -588,7 +588,8 @@ async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
 /// Issue 34: SWS incidents were each read with `IncidentWorkflowQuery` every cycle. After the
 /// first read of each (its baseline), a cycle lists the incidents from the oldest open one on
 /// and reads only those whose update time moved: a quiet cycle makes a few requests, and a
-/// workflow changed in SWS is still seen in the next cycle, once.
+/// workflow changed in SWS is still seen in the next cycle, once; and one closed there keeps
+/// the list's update time as the provider's resolution.
 #[tokio::test]
 async fn symantec_reads_only_incidents_the_list_says_changed() {
     let sim = SymantecMssSimulator::start(SymantecMssOptions::default())
@@ -634,4 +635,22 @@ async fn symantec_reads_only_incidents_the_list_says_changed() {
         "{said:?}"
     );
     assert_eq!(engine.sync("mss").await.unwrap().pulled, 0, "seen once");
+    // Closed at Symantec: closed here, and the list's update time kept as the provider's
+    // resolution (the workflow carries no time).
+    assert!(sim.set_workflow(number, "Closed", "Resolved", None));
+    let resolved_at = sim.updated(number).unwrap();
+    assert_eq!(engine.sync("mss").await.unwrap().pulled, 1);
+    let rows = store
+        .report_rows(&IncidentFilter::default(), chrono::Utc::now())
+        .await
+        .unwrap();
+    let row = rows.iter().find(|r| r.id == changed.id).unwrap();
+    assert!(row.closed.is_some(), "closed as Symantec closed it");
+    assert_eq!(row.provider_resolved, Some(resolved_at));
+    let open_rows = rows.iter().filter(|r| r.closed.is_none());
+    assert!(open_rows.clone().count() >= 30);
+    assert!(
+        open_rows.map(|r| r.provider_resolved).all(|r| r.is_none()),
+        "no open incident is resolved at the provider"
+    );
 }

@@ -2,7 +2,10 @@
 //! mapped resolution and the close notes as its comment; a reopen sends status Open and
 //! resolution Unresolved; a mirrored note is a workflow comment.
 //! In: a remote Closed closes the local incident, and new remote comments become war-room
-//! entries. Comments can be read back, so a repeated push never adds a comment twice.
+//! entries. Comments can be read back, so a repeated push never adds a comment twice. Where
+//! the incident list was read (bulk mirroring), its `UpdateTimestampGMT` is kept as the
+//! provider's last update, and, of an incident found Closed, as its resolution: the workflow
+//! itself carries no time.
 
 use std::collections::HashMap;
 
@@ -44,6 +47,19 @@ fn state(inc: &Element) -> Value {
         })
         .unwrap_or_default();
     json!({"status": field("Status"), "resolution": field("Resolution"), "comments": comments})
+}
+
+/// The provider's times from a listed `UpdateTimestampGMT`: its last update, and if the
+/// workflow is `closed`, when it was resolved (the last update of a Closed incident, as FES's
+/// last update of a resolved ARO without a resolution time).
+fn provider_times(updated: &str, closed: bool) -> watchfloor_core::ProviderTimes {
+    let updated = chrono::DateTime::parse_from_rfc3339(&super::client::utc_timestamp(updated))
+        .ok()
+        .map(|t| t.with_timezone(&chrono::Utc));
+    watchfloor_core::ProviderTimes {
+        updated,
+        resolved: updated.filter(|_| closed),
+    }
 }
 
 /// What mirroring compares of a stored state: all of a workflow state read before; of a
@@ -230,16 +246,19 @@ impl SymantecMssInstance {
                 continue;
             }
             let change = self.pull_change(&alert.external_id, &alert.seen).await?;
-            // Remember the update time the list gave, so the next cycle can tell from the list.
+            // Remember the update time the list gave, so the next cycle can tell from the list;
+            // it is the provider's last update, and the resolution of one found Closed.
             out.push(match (change, listed) {
                 (Some(mut change), Some(at)) => {
                     change.seen["updated"] = json!(at);
+                    change.provider = Some(provider_times(at, change.seen["status"] == "Closed"));
                     Some(change)
                 }
                 (None, Some(at)) => {
                     let mut seen = alert.seen.clone();
                     seen["updated"] = json!(at);
                     Some(RemoteChange {
+                        provider: Some(provider_times(at, seen["status"] == "Closed")),
                         seen,
                         ..RemoteChange::default()
                     })

@@ -264,6 +264,19 @@ impl SymantecMssSimulator {
         true
     }
 
+    /// When an incident was last updated, as its `UpdateTimestampGMT` says (to the
+    /// millisecond).
+    pub fn updated(&self, number: u64) -> Option<chrono::DateTime<Utc>> {
+        lock(&self.state)
+            .incidents
+            .iter()
+            .find(|i| i.number == number)
+            .map(|i| {
+                let ms = i.updated.and_utc().timestamp_millis();
+                chrono::DateTime::from_timestamp_millis(ms).unwrap_or_default()
+            })
+    }
+
     /// The comments of an incident, oldest first.
     pub fn comments(&self, number: u64) -> Vec<String> {
         lock(&self.state)
