@@ -119,8 +119,8 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             ep(
                 "POST",
                 "/api/v1/incidents",
-                r#"{"name", "severity", "organization", "type", "details"}"#,
-                "make an incident",
+                r#"{"name", "severity", "organization", "type", "details", "raw"}"#,
+                "make an incident; `raw`, any JSON, is kept as its source record (searched for indicators, shown as a fetched incident's is)",
             ).returns("201 Incident"),
             post(create),
         ),
@@ -754,6 +754,8 @@ struct CreateBody {
     kind: Option<String>,
     #[serde(default)]
     details: String,
+    #[serde(default)]
+    raw: Option<serde_json::Value>,
 }
 
 async fn create(
@@ -768,6 +770,7 @@ async fn create(
         organization: body.organization,
         kind: body.kind.unwrap_or_else(|| "Manual".into()),
         details: body.details,
+        raw: body.raw.filter(|r| !r.is_null()),
         ..Default::default()
     };
     let created = state.service.create(&Caller::of(&user), incident).await?;

@@ -104,7 +104,12 @@ fn incident_json(state: &AppState, i: &Incident) -> Value {
         "dueDate": time(i.sla_due),
         "details": i.details,
         "labels": i.labels,
-        "rawJSON": if manual { String::new() } else { i.raw.to_string() },
+        // A manual incident's record is empty unless its creator gave one.
+        "rawJSON": if manual && i.raw.as_object().is_some_and(|o| o.is_empty()) {
+            String::new()
+        } else {
+            i.raw.to_string()
+        },
         "CustomFields": custom,
         "sourceBrand": if manual { "Manual" } else { i.integration.as_str() },
         "sourceInstance": i.instance,
@@ -205,6 +210,17 @@ fn labels(body: &Value) -> Result<Vec<Label>, ApiError> {
         })
         .transpose()
         .map(Option::unwrap_or_default)
+}
+
+/// The source record a create gives as `rawJSON`: a string of JSON, as XSOAR takes it (an
+/// empty one is none).
+fn raw_json(body: &Value) -> Result<Option<Value>, ApiError> {
+    match given_str(body, "rawJSON")? {
+        None | Some("") => Ok(None),
+        Some(text) => serde_json::from_str(text)
+            .map(Some)
+            .map_err(|e| bad(format!("`rawJSON` must be a string of JSON: {e}"))),
+    }
 }
 
 fn close_reason(body: &Value) -> Result<CloseReason, ApiError> {
@@ -654,6 +670,7 @@ async fn create(state: &AppState, user: &User, body: &Value) -> Result<Incident,
             .filter(|o| !o.is_empty())
             .map(str::to_string),
         labels: labels(body)?,
+        raw: raw_json(body)?,
     };
     Ok(state.service.create(&Caller::of(user), incident).await?)
 }

@@ -620,7 +620,19 @@ async fn scoping_holds_on_every_route() {
         )
         .await;
     assert_eq!(status, 201, "{created}");
+    assert_eq!(created["raw"], json!({}), "none given, none kept");
     let id = created["id"].as_i64().unwrap();
+    // A source record given is kept as the incident's raw record.
+    let source = json!({"alert": {"src": "198.51.100.77", "tags": ["<b>x</b>"]}});
+    let (status, sourced) = app
+        .send(
+            "POST",
+            "/api/v1/incidents",
+            &dana,
+            json!({"name": "From a script", "severity": "low", "organization": "Acme", "raw": source}),
+        )
+        .await;
+    assert_eq!((status, &sourced["raw"]), (201, &source), "{sourced}");
     // Regression (hardening 27.15): a case variant split an organization's incidents; it is
     // spelled as the creator's organization is.
     let (status, variant) = app

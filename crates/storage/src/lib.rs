@@ -590,6 +590,9 @@ pub struct ManualIncident {
     /// Assigned from the start.
     pub owner: Option<String>,
     pub labels: Vec<Label>,
+    /// The source record it was made from (XSOAR's `rawJSON`), kept as a fetched incident's
+    /// raw record is: shown with it, and searched for indicators. None: an empty object.
+    pub raw: Option<Value>,
 }
 
 /// One war-room entry: who, when, what kind, and its body. Entries are never edited.

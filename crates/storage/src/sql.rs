@@ -1933,10 +1933,11 @@ impl IncidentStore for SqlStore {
             let now = Utc::now();
             let mut tx = self.write().await?;
             // Manual incidents belong to no instance; their external id is their own id.
+            let empty = Value::Object(Default::default());
             let record = record::pack(
                 "",
                 &record::RecordRef {
-                    raw: &Value::Object(Default::default()),
+                    raw: incident.raw.as_ref().unwrap_or(&empty),
                     labels: &incident.labels,
                     seen: None,
                 },

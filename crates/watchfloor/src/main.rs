@@ -248,6 +248,10 @@ enum IncidentsAction {
         /// Its description.
         #[arg(long, value_name = "TEXT", default_value = "")]
         details: String,
+        /// The source record it was made from, as JSON (`@FILE` reads a file): kept as a
+        /// fetched incident's raw record, and searched for indicators.
+        #[arg(long, value_name = "JSON")]
+        raw: Option<String>,
         #[command(flatten)]
         who: work::ChangeOpts,
     },
@@ -919,8 +923,10 @@ async fn incidents_command(
             org,
             kind,
             details,
+            raw,
             who,
         } => {
+            let raw = raw.map(|r| raw_record(&r)).transpose()?;
             let incident = watchfloor_storage::ManualIncident {
                 name,
                 severity: watchfloor_core::Severity::parse(&severity)
@@ -928,6 +934,7 @@ async fn incidents_command(
                 organization: org,
                 kind,
                 details,
+                raw,
                 ..Default::default()
             };
             let store = writer().await?;
@@ -1134,4 +1141,17 @@ mod usage_tests {
             "the README's usage block is out of date; it should read:\n{want}"
         );
     }
+}
+
+/// The `--raw` of `incidents create`: JSON, or `@FILE` to read it from a file.
+fn raw_record(given: &str) -> Result<serde_json::Value, Failure> {
+    let (text, from) = match given.strip_prefix('@') {
+        Some(path) => (
+            std::fs::read_to_string(path)
+                .map_err(|e| usage(anyhow!("cannot read --raw file {path}: {e}")))?,
+            format!("the file {path}"),
+        ),
+        None => (given.to_string(), "--raw".to_string()),
+    };
+    serde_json::from_str(&text).map_err(|e| usage(anyhow!("{from} is not JSON: {e}")))
 }

@@ -322,3 +322,95 @@ fn the_cli_reads_indicators_as_the_user_it_runs_as() {
     let reindexed = watchfloor(dir.path(), &["--config", on, "indicators", "reindex"]);
     assert_eq!(reindexed.code, 0, "{}", reindexed.stderr);
 }
+
+/// `incidents create --raw` keeps the source record it is given (JSON, or `@FILE`), shows it
+/// as a fetched incident's, and its indicators are found; JSON it cannot read is a usage error
+/// that says so, and makes nothing.
+#[test]
+fn an_incident_made_by_hand_keeps_its_source_record() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("wf.toml");
+    std::fs::write(&cfg, "[storage]\nurl = \"sqlite://wf.db\"\n").unwrap();
+    let cfg = cfg.to_str().unwrap();
+    let source = r#"{"alert": {"src": "198.51.100.77", "note": "<b>bold</b>"}}"#;
+    let file = dir.path().join("source.json");
+    std::fs::write(&file, source).unwrap();
+    let create = |raw: &str| {
+        watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "incidents",
+                "create",
+                "--name",
+                "From a script",
+                "--severity",
+                "low",
+                "--org",
+                "Acme",
+                "--raw",
+                raw,
+            ],
+        )
+    };
+    for raw in [source.to_string(), format!("@{}", file.display())] {
+        let out = create(&raw);
+        assert_eq!(out.code, 0, "{}", out.stderr);
+    }
+    let list = json(&watchfloor(
+        dir.path(),
+        &["--config", cfg, "incidents", "list", "--output", "json"],
+    ));
+    let incidents = list.as_array().unwrap();
+    assert_eq!(incidents.len(), 2, "{list}");
+    let expected: Value = serde_json::from_str(source).unwrap();
+    for incident in incidents {
+        let id = incident["id"].as_i64().unwrap().to_string();
+        let shown = json(&watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                cfg,
+                "incidents",
+                "show",
+                &id,
+                "--output",
+                "json",
+            ],
+        ));
+        assert_eq!(shown["raw"], expected, "{shown}");
+        assert_eq!(shown["indicators"][0]["value"], "198.51.100.77", "{shown}");
+    }
+    let found = json(&watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            cfg,
+            "indicators",
+            "show",
+            "198.51.100.77",
+            "--output",
+            "json",
+        ],
+    ));
+    assert_eq!(
+        found["found_in"].as_array().map(Vec::len),
+        Some(2),
+        "{found}"
+    );
+    for bad in ["{not json", "@/no/such/file.json"] {
+        let out = create(bad);
+        assert_eq!(out.code, 2, "{bad}: {}", out.stderr);
+        assert!(out.stderr.contains("--raw"), "{}", out.stderr);
+    }
+    let list = json(&watchfloor(
+        dir.path(),
+        &["--config", cfg, "incidents", "list", "--output", "json"],
+    ));
+    assert_eq!(
+        list.as_array().unwrap().len(),
+        2,
+        "nothing made of bad input"
+    );
+}

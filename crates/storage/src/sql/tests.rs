@@ -2074,6 +2074,7 @@ async fn text_search_follows_every_change(s: SqlStore) {
         occurred: None,
         owner: None,
         labels: vec![],
+        raw: None,
     };
     let made = s.create_incident(&manual, "ana", &SLA).await.unwrap();
     assert_eq!(
@@ -2391,6 +2392,7 @@ async fn filter_counts_follow_every_change(s: SqlStore) {
         occurred: None,
         owner: Some("dana".into()),
         labels: vec![],
+        raw: None,
     };
     s.create_incident(&manual, "dana", &SLA).await.unwrap();
     let edit = |e: Edit| Change::Update(e);

@@ -9,8 +9,10 @@ Each check prints a line; the first failure raises and exits non-zero.
 """
 
 import datetime
+import json
 import os
 import sys
+import time
 
 import demisto_client
 import demisto_client.demisto_api as api
@@ -207,6 +209,27 @@ for other in others:
 # XSOAR 8 mode puts /xsoar before every path.
 x8 = client(os.environ["WF_ADMIN_KEY"], auth_id="1")
 check("the /xsoar prefix works", search(x8, "").total == len(all_ids))
+
+# A script's own source record, kept as XSOAR keeps it, and searched for indicators.
+source = '{"alert": {"src": "198.51.100.77", "rule": "<script>alert(1)</script>"}}'
+sourced = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(
+        name="From a script's own source", severity=1, raw_json=source,
+        custom_fields={"organization": "Acme"},
+    )
+)
+check("create keeps rawJSON", json.loads(sourced.raw_json) == json.loads(source), sourced.raw_json)
+check("one made without rawJSON has none", loaded["rawJSON"] == "", loaded["rawJSON"])
+ok, why = fails_with(400, lambda: admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(name="bad source", raw_json="{not json")))
+check("rawJSON that is not JSON is a 400", ok, why)
+deadline = time.time() + 20
+while True:
+    holders = [i for o in indicators(acme, "value:198.51.100.77").ioc_objects for i in o["investigationIDs"]]
+    if sourced.id in holders or time.time() > deadline:
+        break
+    time.sleep(0.2)
+check("the indicators in rawJSON are found", holders == [sourced.id], holders)
 
 # Batch close, then search again.
 closed = admin.close_incidents_batch(
