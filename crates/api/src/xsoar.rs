@@ -126,11 +126,7 @@ fn incident_json(state: &AppState, i: &Incident) -> Value {
 /// A war-room entry in XSOAR's shape: type 1 (4 for a failed command), with its category.
 fn entry_json(e: &WarRoomEntry) -> Value {
     let failed = e.body["failed"] == true;
-    let category = match e.kind.as_str() {
-        "note" | "chat" => "chat",
-        "command" => "commandAndResults",
-        _ => "incidentInfo",
-    };
+    let category = entry_category(e);
     let format = match (e.kind.as_str(), e.body["format"].as_str()) {
         (_, Some(f)) => f.to_string(),
         ("command" | "note" | "chat", _) => "markdown".into(),
@@ -153,6 +149,15 @@ fn entry_json(e: &WarRoomEntry) -> Value {
         "version": 1,
         "parentContent": e.body["command"].as_str().unwrap_or_default(),
     })
+}
+
+/// An entry's category, as XSOAR names it.
+fn entry_category(e: &WarRoomEntry) -> &'static str {
+    match e.kind.as_str() {
+        "note" | "chat" => "chat",
+        "command" => "commandAndResults",
+        _ => "incidentInfo",
+    }
 }
 
 /// A field of a request body, with `null` taken as not given.
@@ -954,19 +959,19 @@ async fn investigation(
     let id = incident_id(&Value::String(id), "id")?;
     let caller = Caller::of(&user);
     let incident = state.service.visible(&caller, id).await?;
-    let entries = state.service.entries(&caller, id).await?;
+    let all = state.service.entries(&caller, id).await?;
+    let wanted = match &body {
+        Some(Json(filter)) => EntryFilter::read(filter)?,
+        None => EntryFilter::default(),
+    };
+    let entries: Vec<&WarRoomEntry> = all.iter().filter(|e| wanted.keeps(e)).collect();
     let total = entries.len();
-    let keep = body
-        .as_ref()
-        .and_then(|b| given(&b.0, "pageSize"))
-        .and_then(Value::as_u64)
-        .map_or(total, |n| n as usize);
+    let keep = wanted.page_size.unwrap_or(total);
     let shown: Vec<Value> = entries[total.saturating_sub(keep)..]
         .iter()
-        .map(entry_json)
+        .map(|e| entry_json(e))
         .collect();
-    let users: std::collections::BTreeSet<&str> =
-        entries.iter().map(|e| e.author.as_str()).collect();
+    let users: std::collections::BTreeSet<&str> = all.iter().map(|e| e.author.as_str()).collect();
     Ok(Json(json!({
         "id": id.to_string(),
         "name": incident.name,
@@ -977,6 +982,70 @@ async fn investigation(
         "total": total,
     }))
     .into_response())
+}
+
+/// The entry filter of `POST /investigation/{id}`: `pageSize` (the latest so many), and which
+/// entries: `categories` (of XSOAR's: `chats`, `notes`, `commandAndResults`, `incidentInfo`;
+/// the others name kinds of entry watchfloor has none of), `users` (their authors), `tags`
+/// (entries have none) and `fromTime` (made at or after).
+#[derive(Default)]
+struct EntryFilter {
+    page_size: Option<usize>,
+    categories: Option<Vec<String>>,
+    users: Option<Vec<String>>,
+    tagged: bool,
+    from: Option<DateTime<Utc>>,
+}
+
+impl EntryFilter {
+    fn read(body: &Value) -> Result<EntryFilter, ApiError> {
+        let list = |key: &str| -> Result<Option<Vec<String>>, ApiError> {
+            match given(body, key) {
+                None => Ok(None),
+                Some(Value::Array(items)) if items.is_empty() => Ok(None),
+                Some(v) => serde_json::from_value(v.clone())
+                    .map(Some)
+                    .map_err(|_| bad(format!("`{key}` must be a list of strings"))),
+            }
+        };
+        let page_size = match given(body, "pageSize") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .ok_or_else(|| bad("`pageSize` must be a whole number"))?
+                    as usize,
+            ),
+        };
+        let from = given_str(body, "fromTime")?
+            .filter(|t| !t.is_empty() && !t.starts_with("0001-01-01"))
+            .map(|t| {
+                watchfloor_core::time::moment(t)
+                    .ok_or_else(|| bad(format!("`fromTime` {t:?} is not a time")))
+            })
+            .transpose()?;
+        Ok(EntryFilter {
+            page_size,
+            categories: list("categories")?,
+            users: list("users")?,
+            tagged: list("tags")?.is_some(),
+            from,
+        })
+    }
+
+    fn keeps(&self, e: &WarRoomEntry) -> bool {
+        let category = |c: &String| match c.as_str() {
+            "notes" => e.kind == "note",
+            "chats" => entry_category(e) == "chat",
+            other => entry_category(e) == other,
+        };
+        !self.tagged
+            && self
+                .categories
+                .as_ref()
+                .is_none_or(|c| c.iter().any(category))
+            && self.users.as_ref().is_none_or(|u| u.contains(&e.author))
+            && self.from.is_none_or(|from| e.created >= from)
+    }
 }
 
 /// `POST /investigation/{id}/context`: the incident's context.

@@ -72,3 +72,42 @@ pub(crate) async fn check_lease(
 pub(crate) fn stored_text(s: &str) -> String {
     s.replace('\0', "\u{FFFD}")
 }
+
+/// A row that holds an incident's columns, as either driver gives it: `Any`'s, or (for
+/// PostgreSQL's pages) PostgreSQL's own, which decodes a column where it lies rather than
+/// copying every value of every row first.
+pub(crate) trait IncidentRow {
+    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
+    fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
+    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
+    fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
+    fn real(&self, column: &str) -> Result<f64, sqlx::Error>;
+    fn bytes_or_null(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
+}
+
+macro_rules! incident_row {
+    ($row:ty) => {
+        impl IncidentRow for $row {
+            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn real(&self, column: &str) -> Result<f64, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+            fn bytes_or_null(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
+                sqlx::Row::try_get(self, column)
+            }
+        }
+    };
+}
+incident_row!(sqlx::any::AnyRow);
+incident_row!(sqlx::postgres::PgRow);

@@ -228,7 +228,7 @@ pub(crate) fn from_columns(
 }
 
 /// The record of an incident's row: packed, or in its text columns if not packed yet.
-pub(crate) fn from_row<R: crate::sql::IncidentRow>(row: &R) -> Result<Record, StoreError> {
+pub(crate) fn from_row<R: crate::base::IncidentRow>(row: &R) -> Result<Record, StoreError> {
     match row.bytes_or_null("record")? {
         Some(packed) => unpack(&packed),
         None => from_columns(

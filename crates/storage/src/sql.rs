@@ -560,7 +560,7 @@ pub(crate) async fn write_record(
     Ok(())
 }
 
-fn incident_from_row<R: IncidentRow>(row: &R) -> Result<Incident, StoreError> {
+fn incident_from_row<R: crate::base::IncidentRow>(row: &R) -> Result<Incident, StoreError> {
     let id = row.int("id")?;
     let (labels, raw) = match record::from_row(row) {
         Ok(r) => (r.labels, r.raw),
@@ -583,48 +583,9 @@ async fn read_incident_and_record(
     Ok((incident, record))
 }
 
-/// A row that holds an incident's columns, as either driver gives it: `Any`'s, or (for
-/// PostgreSQL's pages) PostgreSQL's own, which decodes a column where it lies rather than
-/// copying every value of every row first.
-pub(crate) trait IncidentRow {
-    fn text(&self, column: &str) -> Result<String, sqlx::Error>;
-    fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error>;
-    fn int(&self, column: &str) -> Result<i64, sqlx::Error>;
-    fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error>;
-    fn real(&self, column: &str) -> Result<f64, sqlx::Error>;
-    fn bytes_or_null(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error>;
-}
-
-macro_rules! incident_row {
-    ($row:ty) => {
-        impl IncidentRow for $row {
-            fn text(&self, column: &str) -> Result<String, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn text_or_null(&self, column: &str) -> Result<Option<String>, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn int(&self, column: &str) -> Result<i64, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn int_or_null(&self, column: &str) -> Result<Option<i64>, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn real(&self, column: &str) -> Result<f64, sqlx::Error> {
-                self.try_get(column)
-            }
-            fn bytes_or_null(&self, column: &str) -> Result<Option<Vec<u8>>, sqlx::Error> {
-                self.try_get(column)
-            }
-        }
-    };
-}
-incident_row!(AnyRow);
-incident_row!(sqlx::postgres::PgRow);
-
 /// The incident of `row` (its columns as `INCIDENT_COLUMNS` names them), with the labels and
 /// raw record read from it.
-fn incident_with<R: IncidentRow>(
+fn incident_with<R: crate::base::IncidentRow>(
     row: &R,
     labels: Vec<Label>,
     raw: Value,

@@ -159,6 +159,21 @@ wr, status, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {"page
 kinds = [(e["category"], e["contents"]) for e in wr["entries"]]
 check("the war room has the note and the chat", ("chat", "called the user") in kinds and ("chat", "chat line") in kinds, kinds)
 check("every entry has an id of n@incident", all(e["id"].endswith("@" + inc.id) for e in wr["entries"]), wr)
+
+# War-room filters, as scripts that poll a war room send them.
+def war_room(c, inc_id, **filters):
+    answer, _, _ = c.generic_request(f"/investigation/{inc_id}", "POST", filters, response_type="object")
+    return [e["contents"] for e in answer["entries"]], answer["total"]
+notes_only, total = war_room(admin, inc.id, categories=["notes"])
+check("categories notes: the note alone", (notes_only, total) == (["called the user"], 1), notes_only)
+chats, _ = war_room(admin, inc.id, categories=["chats"], users=["root"])
+check("categories chats by root: the note and the chat", chats == ["called the user", "chat line"], chats)
+later = (datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(hours=1)).isoformat()
+check("fromTime after the last entry: none", war_room(admin, inc.id, fromTime=later) == ([], 0))
+check("entries have no tags", war_room(admin, inc.id, tags=["evidence"]) == ([], 0))
+check("another author's: none", war_room(admin, inc.id, users=["someone-else"]) == ([], 0))
+ok, why = fails_with(400, lambda: admin.generic_request(f"/investigation/{inc.id}", "POST", {"fromTime": "yesterday-ish"}))
+check("a fromTime that is no time is a 400", ok, why)
 wr2, _, _ = admin.generic_request(f"/investigation/{fetched_id}", "POST", {}, response_type="object")
 check("the command is in the fetched incident's war room", any(e["category"] == "commandAndResults" for e in wr2["entries"]), wr2)
 ctx, _, _ = admin.generic_request(f"/investigation/{fetched_id}/context", "POST", {"query": "${.}"}, response_type="object")
