@@ -75,6 +75,18 @@ impl Clock {
     fn advance(&self, d: Duration) {
         self.0.fetch_add(d.as_nanos() as i64, Ordering::SeqCst);
     }
+    /// Moves on to the next noon (UTC), so that a test that moves by the hour does not cross
+    /// a day or a month by the time of day it runs at.
+    fn to_next_noon(&self) {
+        let now = self.reader()();
+        let noon = now.date_naive().and_hms_opt(12, 0, 0).unwrap().and_utc();
+        let next = if noon > now {
+            noon
+        } else {
+            noon + chrono::TimeDelta::days(1)
+        };
+        self.advance((next - now).to_std().unwrap());
+    }
     fn reader(&self) -> Arc<dyn Fn() -> DateTime<Utc> + Send + Sync> {
         let at = self.0.clone();
         Arc::new(move || DateTime::from_timestamp_nanos(at.load(Ordering::SeqCst)))
@@ -581,7 +593,8 @@ async fn a_scheduled_report_goes_out_once_per_period_with_its_organization_alone
     assert!(service.report_sends(&alice).await.is_err());
 }
 
-/// A webhook receiver, and a service that sends Acme's report to it every `every`.
+/// A webhook receiver, and a service that sends Acme's report to it every `every`, its clock
+/// at noon.
 async fn acme_reports(every: watchfloor_core::report::Every) -> (Receiver, Setup, Service) {
     let hook = Receiver::start().await;
     let s = setup(
@@ -589,6 +602,9 @@ async fn acme_reports(every: watchfloor_core::report::Every) -> (Receiver, Setup
         "",
     )
     .await;
+    // Regression: run between 23:00 and midnight (UTC), the hour these tests move on crossed
+    // into the next day, whose report then fell due.
+    s.clock.to_next_noon();
     let service = s
         .service
         .clone()
