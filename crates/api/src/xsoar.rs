@@ -31,6 +31,7 @@ pub fn routes() -> Router<AppState> {
         .route("/indicators/search", post(search_indicators))
         .route("/incident", post(create_or_update))
         .route("/incident/close", post(close_one))
+        .route("/incident/investigate", post(investigate))
         .route("/incident/batchClose", post(batch_close))
         .route("/incident/batchDelete", post(batch_delete))
         .route("/incident/load/{id}", get(load))
@@ -789,6 +790,35 @@ async fn close_one(
         .change(&Caller::of(&user), id, version, &close_change(&body)?)
         .await?;
     Ok(Json(incident_json(&state, &closed)).into_response())
+}
+
+/// `POST /incident/investigate`: `{id}`. Starts working an incident, as XSOAR's does: a
+/// pending incident becomes active (recorded for the caller); an active one stays as it is;
+/// a closed one is refused (reopen it first). Answers the incident.
+async fn investigate(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let id = incident_id(given(&body, "id").unwrap_or(&Value::Null), "id")?;
+    let caller = Caller::of(&user);
+    let current = state.service.changeable(&caller, id).await?;
+    let incident = match current.status {
+        Status::Pending => {
+            let start = Change::Update(Edit {
+                status: Some(Status::Active),
+                ..Edit::default()
+            });
+            state.service.change(&caller, id, None, &start).await?
+        }
+        Status::Active => current,
+        Status::Closed => {
+            return Err(bad(format!(
+                "incident {id} is closed: reopen it (status 1) before investigating it"
+            )));
+        }
+    };
+    Ok(Json(incident_json(&state, &incident)).into_response())
 }
 
 /// The incidents a batch names: its `ids`, or with `all`, what its `filter` matches.

@@ -839,17 +839,12 @@ impl SqlStore {
                 Ok(page)
             }
             Backend::Postgres => {
+                let pages = self.pages.as_ref().ok_or_else(|| {
+                    StoreError::Database("the store has no connections for pages".into())
+                })?;
                 let q = self.page_query(filter, hints, &PAGE_ROWS, "");
-                match &self.pages {
-                    Some(pages) => {
-                        let rows = q.build_postgres()?.fetch_all(pages).await?;
-                        rows.iter().map(incident_from_row).collect()
-                    }
-                    None => {
-                        let rows = q.build().fetch_all(self.reads(filter)).await?;
-                        rows.iter().map(incident_from_row).collect()
-                    }
-                }
+                let rows = q.build_postgres()?.fetch_all(pages).await?;
+                rows.iter().map(incident_from_row).collect()
             }
         }
     }

@@ -225,6 +225,20 @@ for other in others:
 x8 = client(os.environ["WF_ADMIN_KEY"], auth_id="1")
 check("the /xsoar prefix works", search(x8, "").total == len(all_ids))
 
+# Starting work on an incident, as XSOAR's investigate does.
+fresh = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(
+        name="To investigate", severity=1, custom_fields={"organization": "Acme"}
+    )
+)
+check("a new incident is pending", fresh.status == 0, fresh.status)
+ok, why = fails_with(403, lambda: viewer.generic_request("/incident/investigate", "POST", {"id": fresh.id}))
+check("a viewer cannot investigate", ok, why)
+started, status, _ = acme.generic_request("/incident/investigate", "POST", {"id": fresh.id}, response_type="object")
+check("investigate makes it active", status == 200 and started["status"] == 1, started)
+again, _, _ = acme.generic_request("/incident/investigate", "POST", {"id": fresh.id}, response_type="object")
+check("investigating an active one changes nothing", again["version"] == started["version"], again)
+
 # A script's own source record, kept as XSOAR keeps it, and searched for indicators.
 source = '{"alert": {"src": "198.51.100.77", "rule": "<script>alert(1)</script>"}}'
 sourced = admin.create_incident(
