@@ -718,6 +718,10 @@ async fn update(
             )));
         }
     }
+    // The source record too: sent back as loaded (or re-serialized), it is the same JSON.
+    if raw_json(body)?.is_some_and(|raw| raw != current.raw) {
+        return Err(bad("`rawJSON` cannot be changed once an incident exists"));
+    }
     if organization(body)?.is_some_and(|o| Some(o.as_str()) != current.organization.as_deref()) {
         return Err(bad(
             "`CustomFields.organization` cannot be changed once an incident exists",

@@ -248,6 +248,15 @@ sourced = admin.create_incident(
     )
 )
 check("create keeps rawJSON", json.loads(sourced.raw_json) == json.loads(source), sourced.raw_json)
+resent = admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(
+        id=sourced.id, version=sourced.version, severity=2, raw_json=json.dumps(json.loads(source), indent=1)
+    )
+)
+check("an update that sends rawJSON back as it was goes through", resent.severity == 2, resent)
+ok, why = fails_with(400, lambda: admin.create_incident(
+    create_incident_request=api.CreateIncidentRequest(id=sourced.id, version=-1, raw_json='{"other": 1}')))
+check("an update cannot change rawJSON", ok, why)
 check("one made without rawJSON has none", loaded["rawJSON"] == "", loaded["rawJSON"])
 ok, why = fails_with(400, lambda: admin.create_incident(
     create_incident_request=api.CreateIncidentRequest(name="bad source", raw_json="{not json")))
