@@ -142,18 +142,25 @@ impl Sws {
     }
 }
 
-/// A timestamp as explicit UTC (`…Z`): SWS writes UTC without an offset, and an offset, if any,
-/// is converted. Text that is not a timestamp is kept as it is.
-pub fn utc_timestamp(raw: &str) -> String {
-    let parsed = chrono::DateTime::parse_from_rfc3339(raw)
+/// A timestamp of SWS's, to the millisecond as SWS keeps them: UTC written without an
+/// offset, or with one, which is converted.
+pub fn utc_time(raw: &str) -> Option<chrono::DateTime<Utc>> {
+    use chrono::SubsecRound;
+    chrono::DateTime::parse_from_rfc3339(raw)
         .map(|t| t.with_timezone(&Utc))
         .ok()
         .or_else(|| {
             chrono::NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S%.f")
                 .ok()
                 .map(|t| t.and_utc())
-        });
-    match parsed {
+        })
+        .map(|t| t.trunc_subsecs(3))
+}
+
+/// A timestamp as explicit UTC (`…Z`, see [`utc_time`]). Text that is not a timestamp is
+/// kept as it is.
+pub fn utc_timestamp(raw: &str) -> String {
+    match utc_time(raw) {
         Some(t) => t.format("%Y-%m-%dT%H:%M:%S%.3fZ").to_string(),
         None => raw.to_string(),
     }

@@ -6,7 +6,7 @@ use watchfloor_core::table::python_json_dumps;
 use watchfloor_core::xml::Element;
 use watchfloor_core::{Args, CommandDef, Entry};
 
-use super::client::{Sws, utc_timestamp};
+use super::client::{Sws, utc_time, utc_timestamp};
 use super::config::Settings;
 use crate::{BoxFuture, CommandError, Instance, required as arg};
 
@@ -221,11 +221,7 @@ impl SymantecMssInstance {
             let newest = page
                 .iter()
                 .filter_map(|i| i["TimeCreated"].as_str())
-                .filter_map(|t| {
-                    chrono::DateTime::parse_from_rfc3339(&utc_timestamp(t))
-                        .ok()
-                        .map(|t| t.with_timezone(&Utc))
-                })
+                .filter_map(utc_time)
                 .max();
             for inc in page {
                 let number = inc["IncidentNumber"]

@@ -7,7 +7,7 @@ use serde_json::Value;
 use watchfloor_core::fetch::{Dated, describe, record_id};
 use watchfloor_core::{FetchSettings, Label, NewIncident, ProviderTimes, SetAside, Severity};
 
-use super::client::{Sws, utc_timestamp};
+use super::client::{Sws, utc_time};
 use crate::CommandError;
 use crate::fetch::{FetchBatch, Read, windowed};
 
@@ -19,8 +19,7 @@ fn date(summary: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
     let id = record_id(summary, "IncidentNumber")?;
     let created = summary["TimeCreated"]
         .as_str()
-        .and_then(|raw| DateTime::parse_from_rfc3339(&utc_timestamp(raw)).ok())
-        .map(|t| t.with_timezone(&Utc))
+        .and_then(utc_time)
         .ok_or_else(|| SetAside {
             id: id.clone(),
             reason: format!(
@@ -108,10 +107,7 @@ fn incident(dated: &Dated<Value>) -> NewIncident {
         ],
         raw: summary.clone(),
         provider: ProviderTimes {
-            updated: dated.item["UpdateTimestampGMT"]
-                .as_str()
-                .and_then(|raw| DateTime::parse_from_rfc3339(&utc_timestamp(raw)).ok())
-                .map(|t| t.with_timezone(&Utc)),
+            updated: dated.item["UpdateTimestampGMT"].as_str().and_then(utc_time),
             resolved: None,
         },
     }

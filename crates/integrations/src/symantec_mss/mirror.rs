@@ -53,9 +53,7 @@ fn state(inc: &Element) -> Value {
 /// workflow is `closed`, when it was resolved (the last update of a Closed incident, as FES's
 /// last update of a resolved ARO without a resolution time).
 fn provider_times(updated: &str, closed: bool) -> watchfloor_core::ProviderTimes {
-    let updated = chrono::DateTime::parse_from_rfc3339(&super::client::utc_timestamp(updated))
-        .ok()
-        .map(|t| t.with_timezone(&chrono::Utc));
+    let updated = super::client::utc_time(updated);
     watchfloor_core::ProviderTimes {
         updated,
         resolved: updated.filter(|_| closed),
@@ -223,11 +221,11 @@ impl SymantecMssInstance {
                     ) {
                         updated.insert(number.to_string(), at.to_string());
                     }
-                    let created = summary["TimeCreated"].as_str().and_then(|t| {
-                        chrono::DateTime::parse_from_rfc3339(&super::client::utc_timestamp(t)).ok()
-                    });
-                    if let Some(created) = created {
-                        newest = newest.max(created.with_timezone(&chrono::Utc));
+                    if let Some(created) = summary["TimeCreated"]
+                        .as_str()
+                        .and_then(super::client::utc_time)
+                    {
+                        newest = newest.max(created);
                     }
                 }
                 // A short answer is the last; so is one that does not move past its start
