@@ -770,7 +770,7 @@ async fn create(
         organization: body.organization,
         kind: body.kind.unwrap_or_else(|| "Manual".into()),
         details: body.details,
-        raw: body.raw.filter(|r| !r.is_null()),
+        raw: body.raw,
         ..Default::default()
     };
     let created = state.service.create(&Caller::of(&user), incident).await?;

@@ -798,7 +798,7 @@ async fn close_one(
 
 /// `POST /incident/investigate`: `{id}`. Starts working an incident, as XSOAR's does: a
 /// pending incident becomes active (recorded for the caller); an active one stays as it is;
-/// a closed one is refused (reopen it first). Answers the incident.
+/// a closed one is refused by the lifecycle, as any edit of it is. Answers the incident.
 async fn investigate(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
@@ -807,20 +807,14 @@ async fn investigate(
     let id = incident_id(given(&body, "id").unwrap_or(&Value::Null), "id")?;
     let caller = Caller::of(&user);
     let current = state.service.changeable(&caller, id).await?;
-    let incident = match current.status {
-        Status::Pending => {
-            let start = Change::Update(Edit {
-                status: Some(Status::Active),
-                ..Edit::default()
-            });
-            state.service.change(&caller, id, None, &start).await?
-        }
-        Status::Active => current,
-        Status::Closed => {
-            return Err(bad(format!(
-                "incident {id} is closed: reopen it (status 1) before investigating it"
-            )));
-        }
+    let incident = if current.status == Status::Active {
+        current
+    } else {
+        let start = Change::Update(Edit {
+            status: Some(Status::Active),
+            ..Edit::default()
+        });
+        state.service.change(&caller, id, None, &start).await?
     };
     Ok(Json(incident_json(&state, &incident)).into_response())
 }

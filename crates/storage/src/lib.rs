@@ -591,7 +591,8 @@ pub struct ManualIncident {
     pub owner: Option<String>,
     pub labels: Vec<Label>,
     /// The source record it was made from (XSOAR's `rawJSON`), kept as a fetched incident's
-    /// raw record is: shown with it, and searched for indicators. None: an empty object.
+    /// raw record is: shown with it, and searched for indicators. None (or null): an empty
+    /// object.
     pub raw: Option<Value>,
 }
 

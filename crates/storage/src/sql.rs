@@ -1893,7 +1893,11 @@ impl IncidentStore for SqlStore {
             let record = record::pack(
                 "",
                 &record::RecordRef {
-                    raw: incident.raw.as_ref().unwrap_or(&empty),
+                    raw: incident
+                        .raw
+                        .as_ref()
+                        .filter(|r| !r.is_null())
+                        .unwrap_or(&empty),
                     labels: &incident.labels,
                     seen: None,
                 },

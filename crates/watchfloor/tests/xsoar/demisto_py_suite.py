@@ -282,5 +282,7 @@ check("search again finds them closed", {inc.id, fetched_id} <= {i.id for i in a
 reloaded, _, _ = admin.generic_request(f"/incident/load/{fetched_id}", "GET", response_type="object")
 check("the close reason and notes are kept", reloaded["closeReason"] == "Resolved" and reloaded["closeNotes"] == "done", reloaded)
 check("no success answer carries an `error` key", "error" not in reloaded)
+ok, why = fails_with(422, lambda: admin.generic_request("/incident/investigate", "POST", {"id": inc.id}))
+check("a closed incident is not investigated before it is reopened", ok, why)
 print("all checks passed")
 sys.stdout.flush()
