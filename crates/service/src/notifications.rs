@@ -159,8 +159,19 @@ impl Service {
     /// Sends the scheduled reports that are due, then plans and sends what is due on every
     /// channel; how many messages went out.
     pub async fn deliver_notifications(&self) -> Result<usize, ServiceError> {
+        self.deliver_notifications_until(&tokio::sync::watch::channel(false).1)
+            .await
+    }
+
+    /// As [`Service::deliver_notifications`], until `stop` turns true: a message being sent
+    /// then is let finish and recorded (its receiver has it: it must not go out again), and
+    /// those claimed but not yet tried are left due at once for the next process.
+    pub async fn deliver_notifications_until(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<usize, ServiceError> {
         // Scheduled reports first; one that cannot be read or queued holds up no incident's.
-        let mut sent = match self.send_scheduled_reports().await {
+        let mut sent = match self.send_scheduled_reports(stop).await {
             Ok(n) => n,
             Err(error) => {
                 tracing::error!(%error, "cannot send the scheduled reports; trying again");
@@ -168,6 +179,9 @@ impl Service {
             }
         };
         for channel in self.channels.iter() {
+            if *stop.borrow() {
+                break;
+            }
             let now = self.now();
             self.store
                 .plan_deliveries(&channel.name, channel.max_per_hour, now)
@@ -177,8 +191,17 @@ impl Service {
                 .store
                 .claim_deliveries(&channel.name, now, retry_at, PER_PASS)
                 .await?;
-            for delivery in due {
-                let message = self.message(&delivery).await?;
+            for (n, delivery) in due.iter().enumerate() {
+                if *stop.borrow() {
+                    let now = self.now();
+                    for untried in &due[n..] {
+                        self.store
+                            .finish_delivery(&untried.id, DeliveryOutcome::Untried(now), now)
+                            .await?;
+                    }
+                    break;
+                }
+                let message = self.message(delivery).await?;
                 let outcome = watchfloor_notify::send(channel, &message).await;
                 let now = self.now();
                 match outcome {

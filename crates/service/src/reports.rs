@@ -147,7 +147,12 @@ impl Service {
     /// Queues the scheduled reports that are due (each organization, channel and period
     /// once, whichever process finds it first), then sends those whose time has come; how
     /// many went out. A report is read as a user of its organization alone would read it.
-    pub async fn send_scheduled_reports(&self) -> Result<usize, ServiceError> {
+    /// Once `stop` turns true, a report being sent is let finish and recorded, and those
+    /// claimed but not yet tried are left due.
+    pub(crate) async fn send_scheduled_reports(
+        &self,
+        stop: &tokio::sync::watch::Receiver<bool>,
+    ) -> Result<usize, ServiceError> {
         let now = self.now();
         for schedule in self.reports.iter() {
             let id = |period: &str| report_send_id(&schedule.org, &schedule.channel, period);
@@ -181,8 +186,18 @@ impl Service {
         }
         let retry_at = now + chrono::TimeDelta::from_std(self.claim).unwrap_or_default();
         let mut sent = 0;
-        for send in self.store.claim_report_sends(now, retry_at).await? {
-            let outcome = self.send_report(&send).await;
+        let claimed = self.store.claim_report_sends(now, retry_at).await?;
+        for (n, send) in claimed.iter().enumerate() {
+            if *stop.borrow() {
+                let now = self.now();
+                for untried in &claimed[n..] {
+                    self.store
+                        .finish_report_send(&untried.id, DeliveryOutcome::Untried(now), now)
+                        .await?;
+                }
+                break;
+            }
+            let outcome = self.send_report(send).await;
             let now = self.now();
             match outcome {
                 Ok(()) => {

@@ -22,18 +22,23 @@ use watchfloor_storage::{Actor, ManualIncident, NotificationFilter, Role, SqlSto
 struct Receiver {
     got: Arc<Mutex<Vec<(HeaderMap, Value)>>>,
     failing: Arc<AtomicBool>,
+    /// Turned true as the first message arrives, if set: a stop that lands mid-send.
+    stop_at_first: Arc<Mutex<Option<tokio::sync::watch::Sender<bool>>>>,
     url: String,
 }
 
 impl Receiver {
     async fn start() -> Receiver {
         let mut r = Receiver::default();
-        let (got, failing) = (r.got.clone(), r.failing.clone());
+        let (got, failing, stop) = (r.got.clone(), r.failing.clone(), r.stop_at_first.clone());
         let app = axum::Router::new().route(
             "/hook/{token}",
             axum::routing::post(move |headers: HeaderMap, body: Bytes| {
-                let (got, failing) = (got.clone(), failing.clone());
+                let (got, failing, stop) = (got.clone(), failing.clone(), stop.clone());
                 async move {
+                    if let Some(stop) = stop.lock().unwrap().take() {
+                        let _ = stop.send(true);
+                    }
                     if failing.load(Ordering::SeqCst) {
                         return StatusCode::SERVICE_UNAVAILABLE;
                     }
@@ -331,6 +336,37 @@ async fn an_outage_delays_notifications_and_loses_none() {
 
 /// A delivery that keeps failing past `give_up_after` fails for good: an entry on its
 /// incident, a failed line in the channel's state.
+/// A stop that lands while a message is being sent: that one is recorded as sent, no other
+/// is tried, and those the pass had claimed are due again at once (not after their claim).
+#[tokio::test]
+async fn a_stop_mid_pass_records_the_message_sent_and_leaves_the_rest_due() {
+    let hook = Receiver::start().await;
+    let s = setup(
+        vec![channel("hook", ChannelKind::Webhook, &hook.url, 1000)],
+        &notify_rule("hook"),
+    )
+    .await;
+    for n in 0..3 {
+        s.create(&format!("critical {n}"), Severity::Critical).await;
+    }
+    while s.service.run_rules(500).await.unwrap() > 0 {}
+    let (stop, stopping) = tokio::sync::watch::channel(false);
+    *hook.stop_at_first.lock().unwrap() = Some(stop);
+    let sent = s
+        .service
+        .deliver_notifications_until(&stopping)
+        .await
+        .unwrap();
+    assert_eq!((sent, hook.bodies().len()), (1, 1));
+    let state = s.service.channel_views(&s.admin).await.unwrap();
+    assert_eq!(state[0].stats.waiting, 2, "{state:?}");
+    // The clock has not moved: the two are due now.
+    assert_eq!(s.service.deliver_notifications().await.unwrap(), 2);
+    let named = named(&hook.bodies());
+    assert_eq!(named.len(), 3);
+    assert!(named.values().all(|n| *n == 1), "{named:?}");
+}
+
 #[tokio::test]
 async fn a_delivery_that_fails_for_good_is_said_on_the_incident() {
     let hook = Receiver::start().await;

@@ -1616,6 +1616,9 @@ pub enum DeliveryOutcome<'a> {
     Retry(&'a str, DateTime<Utc>),
     /// Failed for good.
     Failed(&'a str),
+    /// Claimed but not tried, the process stopping: due again at this time, the claim's
+    /// attempt not counted.
+    Untried(DateTime<Utc>),
 }
 
 /// One notification a rule asked for.

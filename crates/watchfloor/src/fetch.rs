@@ -202,14 +202,14 @@ pub async fn serve(
         .with_runner(runner.clone())
         .with_engine(engine.clone())
         .with_settings(&shared);
-    if !shared.channels.is_empty() {
+    let notifier = (!shared.channels.is_empty()).then(|| {
         tokio::spawn(deliver_notifications(
             service.clone().with_delivery_claim(lease),
             sharing.id().to_string(),
             lease,
             stop.clone(),
-        ));
-    }
+        ))
+    });
     tokio::spawn(run_rules(
         service,
         sharing.id().to_string(),
@@ -267,6 +267,10 @@ pub async fn serve(
                 http.abort();
             }
         }
+    }
+    if let Some(notifier) = notifier {
+        // It bounds its own grace (from the same signal); this only waits for it to end.
+        let _ = tokio::time::timeout(NOTIFY_GRACE, notifier).await;
     }
     crate::tell!("stopped");
     Ok(ExitCode::SUCCESS)
@@ -379,9 +383,14 @@ async fn run_rules(
     }
 }
 
+/// How long a message being sent at a stop has to be answered and recorded.
+const NOTIFY_GRACE: std::time::Duration = std::time::Duration::from_millis(1200);
+
 /// Delivers notifications until the stop, while this process holds the `notify` lease (one
-/// process of a cluster at a time). A stop or a kill mid-send leaves the delivery claimed; it
-/// is sent again once its claim lapses, under the same id, so that a receiver can drop it.
+/// process of a cluster at a time). A stop lets the message being sent finish and be recorded
+/// (within [`NOTIFY_GRACE`]) and takes no other. A kill mid-send, or a receiver slower than
+/// the grace, leaves the delivery claimed; it is sent again once its claim lapses, under the
+/// same id, so that a receiver can drop it.
 async fn deliver_notifications(
     service: watchfloor_service::Service,
     holder: String,
@@ -393,9 +402,18 @@ async fn deliver_notifications(
         let wait = if !notify.held(&service).await {
             lease / 4
         } else {
+            let stopping = stop.clone();
+            let pass = service.deliver_notifications_until(&stopping);
+            tokio::pin!(pass);
             let sent = tokio::select! {
-                sent = service.deliver_notifications() => sent,
-                _ = stop.wait_for(|s| *s) => return,
+                sent = &mut pass => sent,
+                // (The signal's guard is dropped before the wait below: it is not `Send`.)
+                _ = async { stop.wait_for(|s| *s).await.is_ok() } => {
+                    if tokio::time::timeout(NOTIFY_GRACE, pass).await.is_err() {
+                        tracing::info!("stopping: a notification still being sent is cut short; it is sent again later under the same id");
+                    }
+                    return;
+                }
             };
             if let Err(error) = sent {
                 tracing::error!(%error, "cannot deliver notifications; trying again");

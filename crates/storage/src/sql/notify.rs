@@ -217,6 +217,11 @@ impl NotifyStore for SqlStore {
                 .bind(crate::base::stored_text(error))
                 .bind(ts(now))
                 .bind(id),
+                DeliveryOutcome::Untried(at) => sqlx::query(
+                    "UPDATE report_sends SET next_attempt = $1, attempts = attempts - 1 WHERE id = $2",
+                )
+                .bind(ts(at))
+                .bind(id),
             };
             q.execute(&mut *tx).await?;
             tx.commit().await?;
@@ -399,6 +404,15 @@ impl NotifyStore for SqlStore {
                         .bind(id)
                         .execute(&mut *tx)
                         .await?;
+                }
+                DeliveryOutcome::Untried(at) => {
+                    sqlx::query(
+                        "UPDATE deliveries SET next_attempt = $1, attempts = attempts - 1 WHERE id = $2",
+                    )
+                    .bind(ts(at))
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
                 }
                 DeliveryOutcome::Retry(error, at) => {
                     sqlx::query(
