@@ -2137,13 +2137,17 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
     ];
     // Today's commit asks whether a rule is enabled and writes the provider's times; schema
     // 14 had neither, so stand-ins answer "none" and take them for the length of the commit.
+    // The schema is edited on one connection throughout, so that no other connection of the
+    // pool, opened before, can run an edit against the schema it read then (a rare failure:
+    // `no such column: "record"` on the DROP below).
+    let mut edits = old.pool().acquire().await.unwrap();
     for stand_in in [
         "CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)",
         "ALTER TABLE incidents ADD COLUMN provider_updated TEXT",
         "ALTER TABLE incidents ADD COLUMN provider_resolved TEXT",
         "ALTER TABLE incidents ADD COLUMN record BLOB",
     ] {
-        sqlx::query(stand_in).execute(old.pool()).await.unwrap();
+        sqlx::query(stand_in).execute(&mut *edits).await.unwrap();
     }
     old.commit_fetch(target(""), &batch, &json!({}))
         .await
@@ -2162,8 +2166,9 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         "ALTER TABLE incidents DROP COLUMN provider_updated",
         "ALTER TABLE incidents DROP COLUMN provider_resolved",
     ] {
-        sqlx::query(gone).execute(old.pool()).await.unwrap();
+        sqlx::query(gone).execute(&mut *edits).await.unwrap();
     }
+    drop(edits);
     old.close().await;
     let s = SqlStore::open(&url).await.unwrap();
     let later: Vec<i64> = (15..=super::sqlite::MIGRATIONS.len() as i64).collect();
