@@ -203,7 +203,77 @@ async fn steps_committing_at_once_are_each_whole(s: SqlStore) {
     assert_eq!(counted, 8 * 30, "the filter counts took every step");
 }
 
+/// Who a key or a session belongs to is remembered for a moment (every request asks), but
+/// a change through the store applies to the next request at once: a revoked key, an ended
+/// session, a disabled user, a user's new role and organizations.
+async fn a_change_to_a_caller_applies_to_the_next_request(s: SqlStore) {
+    let actor = Actor::default();
+    s.create_user(&actor, "erin", Role::Analyst, &["Acme".into()], "hash")
+        .await
+        .unwrap();
+    let key = s
+        .add_api_key(&actor, "erin", "key-hash", false)
+        .await
+        .unwrap();
+    let future = Utc::now() + chrono::TimeDelta::hours(1);
+    s.add_session(&actor, "erin", "session-hash", future)
+        .await
+        .unwrap();
+    let by_key = s.user_by_key("key-hash").await.unwrap().unwrap();
+    assert_eq!(
+        (by_key.role, by_key.orgs.clone()),
+        (Role::Analyst, vec!["Acme".to_string()])
+    );
+    assert!(s.user_by_session("session-hash").await.unwrap().is_some());
+
+    s.set_user_access(&actor, "erin", Role::Viewer, &["Globex".into()])
+        .await
+        .unwrap();
+    for user in [
+        s.user_by_key("key-hash").await.unwrap().unwrap(),
+        s.user_by_session("session-hash").await.unwrap().unwrap(),
+    ] {
+        assert_eq!(
+            (user.role, user.orgs),
+            (Role::Viewer, vec!["Globex".to_string()])
+        );
+    }
+    assert!(s.revoke_api_key(&actor, "erin", key).await.unwrap());
+    assert_eq!(s.user_by_key("key-hash").await.unwrap(), None);
+    s.end_session(&actor, "session-hash").await.unwrap();
+    assert_eq!(s.user_by_session("session-hash").await.unwrap(), None);
+
+    s.add_api_key(&actor, "erin", "second-key", false)
+        .await
+        .unwrap();
+    assert!(s.user_by_key("second-key").await.unwrap().is_some());
+    s.disable_user(&actor, "erin").await.unwrap();
+    assert_eq!(s.user_by_key("second-key").await.unwrap(), None);
+}
+
+/// A change made by another process sharing the database applies within a second.
+#[tokio::test]
+async fn a_key_revoked_by_another_process_is_refused_within_a_second() {
+    let (s, dir) = store().await;
+    let other = SqlStore::open(&format!("sqlite://{}/nested/wf.db", dir.path().display()))
+        .await
+        .unwrap();
+    let actor = Actor::default();
+    s.create_user(&actor, "erin", Role::Analyst, &[], "hash")
+        .await
+        .unwrap();
+    let key = s
+        .add_api_key(&actor, "erin", "key-hash", false)
+        .await
+        .unwrap();
+    assert!(s.user_by_key("key-hash").await.unwrap().is_some());
+    assert!(other.revoke_api_key(&actor, "erin", key).await.unwrap());
+    tokio::time::sleep(callers::FRESH).await;
+    assert_eq!(s.user_by_key("key-hash").await.unwrap(), None);
+}
+
 on_both!(
+    a_change_to_a_caller_applies_to_the_next_request,
     indicators_are_kept_per_organization_and_follow_their_incidents,
     verdicts_are_per_organization_and_the_allow_list_applies_from_then_on,
     the_indicator_term_reads_indexes,

@@ -1,0 +1,73 @@
+//! Who an API key or a session token belongs to, as read a moment ago: every API request
+//! authenticates, and on PostgreSQL each read of it is a round trip that cost about a tenth of
+//! a queue page's. An answer is trusted for [`FRESH`]; a change to users, keys or sessions made
+//! through this store forgets every answer once it has committed, so it applies here at once
+//! and in another process sharing the database within [`FRESH`].
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use crate::User;
+
+/// How long an answer is trusted.
+pub(crate) const FRESH: Duration = Duration::from_secs(1);
+/// Answers kept at most; beyond it the oldest are not looked for, they are all forgotten.
+const MOST: usize = 10_000;
+
+/// Which kind of credential a hash is of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Credential {
+    Key,
+    Session,
+}
+
+#[derive(Default)]
+pub(crate) struct Callers {
+    inner: Mutex<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    /// Bumped by every change: an answer read before one is not kept after it.
+    generation: u64,
+    known: HashMap<(Credential, String), (Instant, User)>,
+}
+
+impl Callers {
+    fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The user a credential was found to belong to less than [`FRESH`] ago; otherwise the
+    /// generation to [`Callers::keep`] a fresh answer under.
+    pub(crate) fn known(&self, kind: Credential, hash: &str) -> Result<User, u64> {
+        let inner = self.inner();
+        match inner.known.get(&(kind, hash.to_string())) {
+            Some((at, user)) if at.elapsed() < FRESH => Ok(user.clone()),
+            _ => Err(inner.generation),
+        }
+    }
+
+    /// Keeps an answer read at `generation`, unless a change has come since (it may be older
+    /// than the change). Only users found are kept: a refused credential is read each time.
+    pub(crate) fn keep(&self, kind: Credential, hash: &str, generation: u64, user: &User) {
+        let mut inner = self.inner();
+        if inner.generation != generation {
+            return;
+        }
+        if inner.known.len() >= MOST {
+            inner.known.clear();
+        }
+        inner
+            .known
+            .insert((kind, hash.to_string()), (Instant::now(), user.clone()));
+    }
+
+    /// Forgets every answer: users, keys or sessions changed.
+    pub(crate) fn forget(&self) {
+        let mut inner = self.inner();
+        inner.generation += 1;
+        inner.known.clear();
+    }
+}
