@@ -992,13 +992,19 @@ async fn investigation(
         Some(Json(filter)) => EntryFilter::read(filter)?,
         None => EntryFilter::default(),
     };
-    let entries: Vec<&WarRoomEntry> = all.iter().filter(|e| wanted.keeps(e)).collect();
+    wanted.check(id)?;
+    let entries: Vec<&WarRoomEntry> = all
+        .iter()
+        .filter(|e| wanted.keeps(e) && wanted.in_range(e))
+        .collect();
     let total = entries.len();
     let keep = wanted.page_size.unwrap_or(total);
-    let shown: Vec<Value> = entries[total.saturating_sub(keep)..]
-        .iter()
-        .map(|e| entry_json(e))
-        .collect();
+    // The latest so many; after `firstID`, the earliest so many (the page that follows it).
+    let shown = match wanted.after {
+        Some(_) => &entries[..keep.min(total)],
+        None => &entries[total.saturating_sub(keep)..],
+    };
+    let shown: Vec<Value> = shown.iter().map(|e| entry_json(e)).collect();
     let users: std::collections::BTreeSet<&str> = all.iter().map(|e| e.author.as_str()).collect();
     Ok(Json(json!({
         "id": id.to_string(),
@@ -1012,10 +1018,11 @@ async fn investigation(
     .into_response())
 }
 
-/// The entry filter of `POST /investigation/{id}`: `pageSize` (the latest so many), and which
+/// The entry filter of `POST /investigation/{id}`: `pageSize` (the latest so many), which
 /// entries: `categories` (of XSOAR's: `chats`, `notes`, `commandAndResults`, `incidentInfo`;
 /// the others name kinds of entry watchfloor has none of), `users` (their authors), `tags`
-/// (entries have none) and `fromTime` (made at or after).
+/// (entries have none) and `fromTime` (made at or after); and paging by entry id: `lastId`
+/// (the page before that entry, older) and `firstID` (the page after it, newer).
 #[derive(Default)]
 struct EntryFilter {
     page_size: Option<usize>,
@@ -1023,6 +1030,32 @@ struct EntryFilter {
     users: Option<Vec<String>>,
     tagged: bool,
     from: Option<DateTime<Utc>>,
+    /// `lastId`: entries before this one.
+    before: Option<(i64, i64)>,
+    /// `firstID`: entries after this one.
+    after: Option<(i64, i64)>,
+}
+
+/// An entry id as XSOAR gives it, `N@INVESTIGATION` (or `N` alone): its number and, if
+/// given, its investigation. Empty is none.
+fn entry_ref(body: &Value, key: &str) -> Result<Option<(i64, i64)>, ApiError> {
+    let wrong = || bad(format!("`{key}` must be an entry id such as \"3@42\""));
+    let text = match given(body, key) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => n.to_string(),
+        Some(Value::String(t)) if t.trim().is_empty() => return Ok(None),
+        Some(Value::String(t)) => t.trim().to_string(),
+        Some(_) => return Err(wrong()),
+    };
+    let (number, investigation) = match text.split_once('@') {
+        Some((n, i)) => (n, Some(i)),
+        None => (text.as_str(), None),
+    };
+    let number = number.parse::<i64>().map_err(|_| wrong())?;
+    let investigation = investigation
+        .map(|i| i.parse::<i64>().map_err(|_| wrong()))
+        .transpose()?;
+    Ok(Some((number, investigation.unwrap_or(-1))))
 }
 
 impl EntryFilter {
@@ -1057,7 +1090,29 @@ impl EntryFilter {
             users: list("users")?,
             tagged: list("tags")?.is_some(),
             from,
+            before: entry_ref(body, "lastId")?,
+            after: entry_ref(body, "firstID")?,
         })
+    }
+
+    /// Refuses an entry id of another investigation than `id`'s as `lastId` or `firstID`.
+    fn check(&self, id: i64) -> Result<(), ApiError> {
+        for (key, given) in [("lastId", self.before), ("firstID", self.after)] {
+            if let Some((n, investigation)) = given
+                && investigation != -1
+                && investigation != id
+            {
+                return Err(bad(format!(
+                    "`{key}` {n}@{investigation} is an entry of investigation {investigation}, not {id}"
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether an entry is within `lastId` and `firstID`.
+    fn in_range(&self, e: &WarRoomEntry) -> bool {
+        self.before.is_none_or(|(n, _)| e.id < n) && self.after.is_none_or(|(n, _)| e.id > n)
     }
 
     fn keeps(&self, e: &WarRoomEntry) -> bool {

@@ -174,6 +174,17 @@ check("entries have no tags", war_room(admin, inc.id, tags=["evidence"]) == ([],
 check("another author's: none", war_room(admin, inc.id, users=["someone-else"]) == ([], 0))
 ok, why = fails_with(400, lambda: admin.generic_request(f"/investigation/{inc.id}", "POST", {"fromTime": "yesterday-ish"}))
 check("a fromTime that is no time is a 400", ok, why)
+# Paging by entry id: the latest page, then the one before it (lastId), then back (firstID).
+every, _, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {}, response_type="object")
+ids = [e["id"] for e in every["entries"]]
+latest, _, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {"pageSize": 1}, response_type="object")
+check("pageSize 1: the latest entry", [e["id"] for e in latest["entries"]] == ids[-1:], latest)
+older, _, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {"pageSize": 1, "lastId": ids[-1]}, response_type="object")
+check("lastId: the page before that entry", [e["id"] for e in older["entries"]] == ids[-2:-1], (older, ids))
+newer, _, _ = admin.generic_request(f"/investigation/{inc.id}", "POST", {"pageSize": 5, "firstID": ids[0]}, response_type="object")
+check("firstID: the page after that entry", [e["id"] for e in newer["entries"]] == ids[1:6], (newer, ids))
+ok, why = fails_with(400, lambda: admin.generic_request(f"/investigation/{inc.id}", "POST", {"lastId": "1@" + fetched_id}))
+check("another investigation's entry id is a 400", ok, why)
 wr2, _, _ = admin.generic_request(f"/investigation/{fetched_id}", "POST", {}, response_type="object")
 check("the command is in the fetched incident's war room", any(e["category"] == "commandAndResults" for e in wr2["entries"]), wr2)
 ctx, _, _ = admin.generic_request(f"/investigation/{fetched_id}/context", "POST", {"query": "${.}"}, response_type="object")
