@@ -95,7 +95,7 @@ pub struct SqlStore {
     /// whose rows are decoded where they lie (`Any`'s copied each row's every value and
     /// column name first: 7% of the machine under 32 clients).
     pub(crate) pages: Option<sqlx::PgPool>,
-    /// Who API keys and session tokens belonged to a moment ago (`callers.rs`).
+    /// Who API keys and session tokens belonged to a moment ago, on PostgreSQL (`callers.rs`).
     pub(crate) callers: std::sync::Arc<callers::Callers>,
 }
 
@@ -122,7 +122,7 @@ impl SqlStore {
             indicators: Default::default(),
             pack: true,
             pages: None,
-            callers: Default::default(),
+            callers: std::sync::Arc::new(callers::Callers::new(backend == Backend::Postgres)),
         }
     }
 

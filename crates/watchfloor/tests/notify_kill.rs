@@ -105,21 +105,12 @@ fn notifying(dir: &std::path::Path, url: &str, cluster: &str) -> String {
     cfg
 }
 
-/// Regression: a stop (SIGTERM) cut a delivery off between the receiver's answer and its
-/// record, so the notification stayed claimed and went out again after a restart. Now the
-/// message being sent finishes and is recorded as sent, within the 2 s stop; those not yet
-/// tried go out after the restart, each once.
-#[test]
-fn a_stop_mid_send_records_what_the_receiver_took() {
-    let dir = tempfile::tempdir().unwrap();
-    let (url, taken, arrived) = receiver();
-    let cfg = notifying(dir.path(), &url, "");
-    let cfg = cfg.as_str();
-    const N: usize = 3;
-    for n in 0..N {
+/// `n` high incidents, made from the CLI: `incident 0` and on.
+fn create_incidents(dir: &std::path::Path, cfg: &str, n: usize) {
+    for n in 0..n {
         let name = format!("incident {n}");
         let out = watchfloor(
-            dir.path(),
+            dir,
             &[
                 "--config",
                 cfg,
@@ -133,6 +124,20 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
         );
         assert_eq!(out.code, 0, "{}", out.stderr);
     }
+}
+
+/// Regression: a stop (SIGTERM) cut a delivery off between the receiver's answer and its
+/// record, so the notification stayed claimed and went out again after a restart. Now the
+/// message being sent finishes and is recorded as sent, within the 2 s stop; those not yet
+/// tried go out after the restart, each once.
+#[test]
+fn a_stop_mid_send_records_what_the_receiver_took() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, taken, arrived) = receiver();
+    let cfg = notifying(dir.path(), &url, "");
+    let cfg = cfg.as_str();
+    const N: usize = 3;
+    create_incidents(dir.path(), cfg, N);
     let served = Served::start(
         dir.path(),
         &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
@@ -211,23 +216,7 @@ fn killed_while_delivering_serve_loses_no_notification() {
     let cfg = notifying(dir.path(), &url, "[cluster]\nlease = \"1s\"\n");
     let cfg = cfg.as_str();
     const N: i64 = 30;
-    for n in 0..N {
-        let name = format!("incident {n}");
-        let out = watchfloor(
-            dir.path(),
-            &[
-                "--config",
-                cfg,
-                "incidents",
-                "create",
-                "--name",
-                &name,
-                "--severity",
-                "high",
-            ],
-        );
-        assert_eq!(out.code, 0, "{}", out.stderr);
-    }
+    create_incidents(dir.path(), cfg, N as usize);
     let mut rng = 0x2545_f491_4f6c_dd1du64;
     let mut kills = 0;
     let started = Instant::now();

@@ -1,8 +1,10 @@
-//! Who an API key or a session token belongs to, as read a moment ago: every API request
-//! authenticates, and on PostgreSQL each read of it is a round trip that cost about a tenth of
-//! a queue page's. An answer is trusted for [`FRESH`]; a change to users, keys or sessions made
-//! through this store forgets every answer once it has committed, so it applies here at once
-//! and in another process sharing the database within [`FRESH`].
+//! Who an API key or a session token belongs to, as read a moment ago, on PostgreSQL: every
+//! API request authenticates, and there each read of it is a round trip that cost about a
+//! tenth of a queue page's. An answer is trusted for [`FRESH`]; a change to users, keys or
+//! sessions made through this store forgets every answer once it has committed, so it applies
+//! here at once and in another process sharing the database within [`FRESH`]. SQLite's read
+//! is local and cheap: there nothing is remembered, and a change made by another process (the
+//! CLI beside `serve`) applies to the next request.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -22,8 +24,9 @@ pub(crate) enum Credential {
     Session,
 }
 
-#[derive(Default)]
 pub(crate) struct Callers {
+    /// Whether answers are remembered at all (PostgreSQL).
+    remember: bool,
     inner: Mutex<Inner>,
 }
 
@@ -35,6 +38,13 @@ struct Inner {
 }
 
 impl Callers {
+    pub(crate) fn new(remember: bool) -> Callers {
+        Callers {
+            remember,
+            inner: Mutex::default(),
+        }
+    }
+
     fn inner(&self) -> std::sync::MutexGuard<'_, Inner> {
         self.inner.lock().unwrap_or_else(|e| e.into_inner())
     }
@@ -43,6 +53,9 @@ impl Callers {
     /// generation to [`Callers::keep`] a fresh answer under.
     pub(crate) fn known(&self, kind: Credential, hash: &str) -> Result<User, u64> {
         let inner = self.inner();
+        if !self.remember {
+            return Err(inner.generation);
+        }
         match inner.known.get(&(kind, hash.to_string())) {
             Some((at, user)) if at.elapsed() < FRESH => Ok(user.clone()),
             _ => Err(inner.generation),
@@ -53,7 +66,7 @@ impl Callers {
     /// than the change). Only users found are kept: a refused credential is read each time.
     pub(crate) fn keep(&self, kind: Credential, hash: &str, generation: u64, user: &User) {
         let mut inner = self.inner();
-        if inner.generation != generation {
+        if !self.remember || inner.generation != generation {
             return;
         }
         if inner.known.len() >= MOST {
