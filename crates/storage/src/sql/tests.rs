@@ -203,18 +203,23 @@ async fn steps_committing_at_once_are_each_whole(s: SqlStore) {
     assert_eq!(counted, 8 * 30, "the filter counts took every step");
 }
 
-/// Who a key or a session belongs to is remembered for a moment (every request asks), but
-/// a change through the store applies to the next request at once: a revoked key, an ended
+/// Analyst `erin` of `orgs`, with the API key whose hash is `key-hash`: the key's id.
+async fn analyst_with_key(s: &SqlStore, orgs: &[String]) -> i64 {
+    let actor = Actor::default();
+    s.create_user(&actor, "erin", Role::Analyst, orgs, "hash")
+        .await
+        .unwrap();
+    s.add_api_key(&actor, "erin", "key-hash", false)
+        .await
+        .unwrap()
+}
+
+/// Who a key or a session belongs to is remembered for a moment on PostgreSQL (every request
+/// asks), but a change through the store applies to the next request at once: a revoked key, an ended
 /// session, a disabled user, a user's new role and organizations.
 async fn a_change_to_a_caller_applies_to_the_next_request(s: SqlStore) {
     let actor = Actor::default();
-    s.create_user(&actor, "erin", Role::Analyst, &["Acme".into()], "hash")
-        .await
-        .unwrap();
-    let key = s
-        .add_api_key(&actor, "erin", "key-hash", false)
-        .await
-        .unwrap();
+    let key = analyst_with_key(&s, &["Acme".into()]).await;
     let future = Utc::now() + chrono::TimeDelta::hours(1);
     s.add_session(&actor, "erin", "session-hash", future)
         .await
@@ -255,13 +260,7 @@ async fn a_change_to_a_caller_applies_to_the_next_request(s: SqlStore) {
 /// is refused by `s` after `wait`.
 async fn revoked_elsewhere(s: SqlStore, other: SqlStore, wait: Duration) {
     let actor = Actor::default();
-    s.create_user(&actor, "erin", Role::Analyst, &[], "hash")
-        .await
-        .unwrap();
-    let key = s
-        .add_api_key(&actor, "erin", "key-hash", false)
-        .await
-        .unwrap();
+    let key = analyst_with_key(&s, &[]).await;
     assert!(s.user_by_key("key-hash").await.unwrap().is_some());
     assert!(other.revoke_api_key(&actor, "erin", key).await.unwrap());
     tokio::time::sleep(wait).await;
