@@ -105,6 +105,16 @@ fn notifying(dir: &std::path::Path, url: &str, cluster: &str) -> String {
     cfg
 }
 
+/// `watchfloor serve` with the config `cfg`, its log at warnings.
+fn serving(dir: &std::path::Path, cfg: &str) -> Served {
+    Served::start(
+        dir,
+        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
+        Some("warn"),
+        Stdio::null(),
+    )
+}
+
 /// `n` high incidents, made from the CLI: `incident 0` and on.
 fn create_incidents(dir: &std::path::Path, cfg: &str, n: usize) {
     for n in 0..n {
@@ -138,12 +148,7 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
     let cfg = cfg.as_str();
     const N: usize = 3;
     create_incidents(dir.path(), cfg, N);
-    let served = Served::start(
-        dir.path(),
-        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
-        Some("warn"),
-        Stdio::null(),
-    );
+    let served = serving(dir.path(), cfg);
     let started = Instant::now();
     while arrived.load(Ordering::SeqCst) == 0 {
         assert!(
@@ -183,12 +188,7 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
         "the message the receiver took is recorded as sent: {after_stop:?}"
     );
     // Restarted, it sends the others at once (nothing left claimed) and that one not again.
-    let served = Served::start(
-        dir.path(),
-        &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
-        Some("warn"),
-        Stdio::null(),
-    );
+    let served = serving(dir.path(), cfg);
     let started = Instant::now();
     while taken.lock().unwrap().len() < N {
         assert!(
@@ -235,12 +235,7 @@ fn killed_while_delivering_serve_loses_no_notification() {
             started.elapsed() < Duration::from_secs(180),
             "only {done} of {N} arrived"
         );
-        let served = Served::start(
-            dir.path(),
-            &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
-            Some("warn"),
-            Stdio::null(),
-        );
+        let served = serving(dir.path(), cfg);
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
