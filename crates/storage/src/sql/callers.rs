@@ -18,10 +18,10 @@ pub(crate) const FRESH: Duration = Duration::from_secs(1);
 const MOST: usize = 10_000;
 
 /// Which kind of credential a hash is of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Credential {
-    Key,
-    Session,
+    Key = 0,
+    Session = 1,
 }
 
 pub(crate) struct Callers {
@@ -34,7 +34,9 @@ pub(crate) struct Callers {
 struct Inner {
     /// Bumped by every change: an answer read before one is not kept after it.
     generation: u64,
-    known: HashMap<(Credential, String), (Instant, User)>,
+    /// By credential kind (`Credential as usize`), then hash: looked up by `&str`, with no
+    /// key made for each request.
+    known: [HashMap<String, (Instant, User)>; 2],
 }
 
 impl Callers {
@@ -56,7 +58,7 @@ impl Callers {
         if !self.remember {
             return Err(inner.generation);
         }
-        match inner.known.get(&(kind, hash.to_string())) {
+        match inner.known[kind as usize].get(hash) {
             Some((at, user)) if at.elapsed() < FRESH => Ok(user.clone()),
             _ => Err(inner.generation),
         }
@@ -69,18 +71,17 @@ impl Callers {
         if !self.remember || inner.generation != generation {
             return;
         }
-        if inner.known.len() >= MOST {
-            inner.known.clear();
+        let known = &mut inner.known[kind as usize];
+        if known.len() >= MOST {
+            known.clear();
         }
-        inner
-            .known
-            .insert((kind, hash.to_string()), (Instant::now(), user.clone()));
+        known.insert(hash.to_string(), (Instant::now(), user.clone()));
     }
 
     /// Forgets every answer: users, keys or sessions changed.
     pub(crate) fn forget(&self) {
         let mut inner = self.inner();
         inner.generation += 1;
-        inner.known.clear();
+        inner.known.iter_mut().for_each(HashMap::clear);
     }
 }
