@@ -32,6 +32,7 @@ pub fn routes() -> Router<AppState> {
         .route("/incident", post(create_or_update))
         .route("/incident/close", post(close_one))
         .route("/incident/investigate", post(investigate))
+        .route("/incident/batch", post(batch_update))
         .route("/incident/batchClose", post(batch_close))
         .route("/incident/batchDelete", post(batch_delete))
         .route("/incident/load/{id}", get(load))
@@ -841,16 +842,113 @@ async fn batch_close(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let change = close_change(&body)?;
-    let ids = batch_ids(&state, &user, &body).await?;
-    let (closed, refused) = state
+    batch_change(&state, &user, &body, &change).await
+}
+
+/// `POST /incident/batch` (demisto-py's `create_incidents_batch`, which XSOAR's bulk edit
+/// sends): sets the fields of `data` on each incident named (`ids`, or with `all`, what
+/// `filter` matches); those that cannot be changed (closed, not found, or not the caller's)
+/// are counted in `notUpdated`.
+async fn batch_update(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Json(body): Json<Value>,
+) -> Result<Response, ApiError> {
+    let change = batch_edit(&body)?;
+    batch_change(&state, &user, &body, &change).await
+}
+
+/// One change to each incident a batch names, answered as XSOAR's batch calls answer: the
+/// changed incidents, and how many were not.
+async fn batch_change(
+    state: &AppState,
+    user: &User,
+    body: &Value,
+    change: &Change,
+) -> Result<Response, ApiError> {
+    let ids = batch_ids(state, user, body).await?;
+    let (changed, refused) = state
         .service
-        .change_many(&Caller::of(&user), &ids, &change)
+        .change_many(&Caller::of(user), &ids, change)
         .await?;
-    let data: Vec<Value> = closed.iter().map(|i| incident_json(&state, i)).collect();
+    let data: Vec<Value> = changed.iter().map(|i| incident_json(state, i)).collect();
     Ok(
         Json(json!({"data": data, "total": data.len(), "notUpdated": refused.len()}))
             .into_response(),
     )
+}
+
+/// The fields a batch edit may set, in its `data`.
+const BATCH_FIELDS: &str = "severity, owner, type, status or labels";
+
+/// The change `POST /incident/batch` asks for: its `data` (`severity`, `owner`, an empty one
+/// unassigns, `type`, `status` 0 or 1, `labels` to add), or a close (`status` 2 alone, with
+/// `closeReason` and `closeNotes` in `data` or beside it). Fields fixed once an incident
+/// exists, and fields watchfloor does not keep, are refused by name rather than dropped.
+fn batch_edit(body: &Value) -> Result<Change, ApiError> {
+    let data = match given(body, "data") {
+        None => &Value::Null,
+        Some(d @ Value::Object(_)) => d,
+        Some(_) => return Err(bad("`data` must be an object of the fields to set")),
+    };
+    let keys: Vec<&str> = data
+        .as_object()
+        .map(|o| o.keys().map(String::as_str).collect())
+        .unwrap_or_default();
+    for key in &keys {
+        match *key {
+            "severity" | "owner" | "type" | "status" | "labels" | "closeReason" | "closeNotes" => {}
+            "name" | "details" | "rawJSON" | "occurred" | "organization" => {
+                return Err(bad(format!(
+                    "`data.{key}` cannot be changed once an incident exists"
+                )));
+            }
+            other => {
+                return Err(bad(format!(
+                    "`data.{other}` is not a field a batch edit sets: give {BATCH_FIELDS}"
+                )));
+            }
+        }
+    }
+    if given(body, "CustomFields")
+        .and_then(Value::as_object)
+        .is_some_and(|c| !c.is_empty())
+    {
+        return Err(bad(
+            "`CustomFields` cannot be set in a batch: watchfloor keeps only `organization`, which does not change once an incident exists",
+        ));
+    }
+    let wanted = given(data, "status").map(status).transpose()?;
+    if wanted == Some(Status::Closed) {
+        if let Some(other) = keys
+            .iter()
+            .find(|k| !matches!(**k, "status" | "closeReason" | "closeNotes"))
+        {
+            return Err(bad(format!(
+                "a batch that closes (`status` 2) sets nothing else: send `data.{other}` in a batch of its own first"
+            )));
+        }
+        let from = |key: &str| given(data, key).map_or(body, |_| data);
+        return Ok(Change::Close {
+            reason: close_reason(from("closeReason"))?,
+            notes: given_str(from("closeNotes"), "closeNotes")?.map(str::to_string),
+        });
+    }
+    let edit = Edit {
+        status: wanted,
+        severity: given(data, "severity").map(severity).transpose()?,
+        owner: given_str(data, "owner")?.map(|o| Some(o.to_string()).filter(|o| !o.is_empty())),
+        kind: given_str(data, "type")?
+            .filter(|t| !t.is_empty())
+            .map(str::to_string),
+        labels: labels(data)?,
+    };
+    if edit == Edit::default() {
+        return Err(bad(format!(
+            "the batch sets nothing: give `data` with {BATCH_FIELDS}"
+        )));
+    }
+    Ok(Change::Update(edit))
 }
 
 /// `POST /incident/batchDelete`.

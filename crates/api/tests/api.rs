@@ -451,6 +451,7 @@ async fn every_route_refuses_a_missing_or_revoked_key() {
         ("POST", "/incidents/search".to_string()),
         ("POST", "/incident".to_string()),
         ("POST", "/incident/close".to_string()),
+        ("POST", "/incident/batch".to_string()),
         ("POST", "/incident/batchClose".to_string()),
         ("POST", "/incident/batchDelete".to_string()),
         ("GET", format!("/incident/load/{id}")),
@@ -478,6 +479,111 @@ async fn every_route_refuses_a_missing_or_revoked_key() {
             );
         }
     }
+}
+
+/// XSOAR's bulk edit (`POST /incident/batch`) sets its `data` on each incident named, counts
+/// those it could not change, closes with `status` 2, and refuses by name what it cannot set.
+#[tokio::test]
+async fn xsoar_batch_edit_sets_its_data_on_each_incident_named() {
+    let app = spawn_app().await;
+    let admin = app.key_for("root", Role::Admin, &[]).await;
+    app.key_for("dana", Role::Analyst, &["Acme", "Globex"])
+        .await;
+    let (a1, g1) = (app.id_of("a1").await, app.id_of("g1").await);
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/incident/batch",
+            &admin,
+            json!({"ids": [a1.to_string(), g1, "999999"], "data": {"severity": 4, "owner": "dana", "type": "Phishing"}, "CustomFields": {}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(
+        (answer["total"].clone(), answer["notUpdated"].clone()),
+        (json!(2), json!(1))
+    );
+    for id in [a1, g1] {
+        let i = app.store.incident(id).await.unwrap().unwrap();
+        assert_eq!(
+            (i.severity, i.owner.as_deref(), i.kind.as_str()),
+            (Severity::Critical, Some("dana"), "Phishing")
+        );
+    }
+    // An empty owner unassigns; status 2 alone closes, with the batch's reason.
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/incident/batch",
+            &admin,
+            json!({"ids": [a1], "data": {"owner": ""}}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(app.store.incident(a1).await.unwrap().unwrap().owner, None);
+    let (status, answer) = app
+        .send(
+            "POST",
+            "/incident/batch",
+            &admin,
+            json!({"ids": [a1], "data": {"status": 2}, "closeReason": "Resolved", "closeNotes": "bulk"}),
+        )
+        .await;
+    assert_eq!(status, 200, "{answer}");
+    let closed = app.store.incident(a1).await.unwrap().unwrap();
+    assert_eq!(
+        (
+            closed.close_reason.map(|r| r.as_str()),
+            closed.close_notes.as_deref()
+        ),
+        (Some("Resolved"), Some("bulk"))
+    );
+    // A closed incident is not edited: counted, not changed.
+    let (_, answer) = app
+        .send(
+            "POST",
+            "/incident/batch",
+            &admin,
+            json!({"ids": [a1], "data": {"severity": 1}}),
+        )
+        .await;
+    assert_eq!(answer["notUpdated"], json!(1), "{answer}");
+    for (body, says) in [
+        (
+            json!({"ids": [g1], "data": {"name": "renamed"}}),
+            "`data.name` cannot be changed",
+        ),
+        (
+            json!({"ids": [g1], "data": {"phase": "x"}}),
+            "`data.phase` is not a field a batch edit sets",
+        ),
+        (json!({"ids": [g1], "data": {}}), "the batch sets nothing"),
+        (json!({"ids": [g1]}), "the batch sets nothing"),
+        (
+            json!({"ids": [g1], "data": "severity=4"}),
+            "`data` must be an object",
+        ),
+        (
+            json!({"ids": [g1], "data": {"severity": 9}}),
+            "not on XSOAR's scale",
+        ),
+        (
+            json!({"ids": [g1], "data": {"status": 2, "owner": "x"}}),
+            "sets nothing else: send `data.owner`",
+        ),
+        (
+            json!({"ids": [g1], "data": {"severity": 1}, "CustomFields": {"organization": "Acme"}}),
+            "`CustomFields` cannot be set",
+        ),
+    ] {
+        let (status, answer) = app
+            .send("POST", "/incident/batch", &admin, body.clone())
+            .await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(answer.to_string().contains(says), "{body}: {answer}");
+    }
+    let g = app.store.incident(g1).await.unwrap().unwrap();
+    assert_eq!((g.severity, g.closed), (Severity::Critical, None));
 }
 
 /// An analyst of one organization gets nothing of another through any route; a viewer changes
@@ -570,6 +676,14 @@ async fn scoping_holds_on_every_route() {
             json!({"all": true, "filter": {"query": "organization:globex"}}),
         ),
         ("/incident/batchDelete", json!({"ids": [g]})),
+        (
+            "/incident/batch",
+            json!({"ids": [g], "data": {"severity": 4}}),
+        ),
+        (
+            "/incident/batch",
+            json!({"all": true, "filter": {"query": "organization:globex"}, "data": {"owner": "dana"}}),
+        ),
     ] {
         let (status, answer) = app.send("POST", path, &dana, body).await;
         assert_eq!(status, 200, "{path}: {answer}");
@@ -581,15 +695,10 @@ async fn scoping_holds_on_every_route() {
             .collect();
         assert!(!ids.contains(&g.as_str()), "{path}: {answer}");
     }
-    assert!(
-        app.store
-            .incident(globex)
-            .await
-            .unwrap()
-            .unwrap()
-            .closed
-            .is_none()
-    );
+    let untouched = app.store.incident(globex).await.unwrap().unwrap();
+    assert!(untouched.closed.is_none());
+    assert_ne!(untouched.severity, Severity::Critical);
+    assert_ne!(untouched.owner.as_deref(), Some("dana"));
     let (status, _) = app
         .send(
             "POST",

@@ -280,6 +280,23 @@ while True:
     time.sleep(0.2)
 check("the indicators in rawJSON are found", holders == [sourced.id], holders)
 
+# Batch edit (XSOAR's bulk edit): `data` set on each incident named, the rest counted.
+edited = admin.create_incidents_batch(
+    update_data_batch=api.UpdateDataBatch(
+        ids=[inc.id, fetched_id, "999999"], data={"severity": 3, "owner": "root"}
+    )
+)
+check("batch edit changes both", sorted(i.id for i in edited.data) == sorted([inc.id, fetched_id]) and all(i.severity == 3 and i.owner == "root" for i in edited.data), edited)
+check("batch edit counts what it could not change", edited.not_updated == 1, edited.not_updated)
+check("search finds the batch's edit", {inc.id, fetched_id} <= {i.id for i in search(admin, "severity:high owner:root").data})
+ok, why = fails_with(400, lambda: admin.create_incidents_batch(
+    update_data_batch=api.UpdateDataBatch(ids=[inc.id], data={"name": "renamed"})))
+check("batch edit cannot rename", ok, why)
+acme_edit = acme.create_incidents_batch(
+    update_data_batch=api.UpdateDataBatch(ids=[next(iter(others))], data={"severity": 1})
+)
+check("an analyst's batch edit leaves another organization's incident alone", acme_edit.total == 0 and acme_edit.not_updated == 1, acme_edit)
+
 # Batch close, then search again.
 closed = admin.close_incidents_batch(
     update_data_batch=api.UpdateDataBatch(
