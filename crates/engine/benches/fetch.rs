@@ -121,7 +121,7 @@ async fn ingest_scopes(store: &SqlStore, all: &[NewIncident], batch: usize) -> (
 /// Ingest rates on one store: new in batches (each of one organization, as a fetch step of one
 /// scope is; then of scopes committing at once, as the engine fetches them; then of 50
 /// organizations mixed), duplicates, and new one per transaction.
-async fn ingest_rates(url: &str) -> [f64; 7] {
+async fn ingest_rates(url: &str) -> [f64; 8] {
     let store = SqlStore::open(url).await.expect("store");
     let batched = incidents(100_000, "b", |i| i / 200 % 50);
     let scoped = incidents(100_000, "c", |i| i % SCOPE_CONCURRENCY);
@@ -137,16 +137,31 @@ async fn ingest_rates(url: &str) -> [f64; 7] {
     assert_eq!(dup_added, 0, "every duplicate dropped");
     let (single_rate, _) = ingest(&store, &single, 1).await;
     // The raw ceiling beside it, on SQLite, for the first rows: the same 100,000 in batches
-    // of 200, into a file next to the store's; then again with the store's indexes.
-    let (ceiling, indexed) = match url.strip_prefix("sqlite://") {
+    // of 200, into a file next to the store's; then again with the store's indexes, and with
+    // the nine it had before the triage index.
+    let (ceiling, indexed, nine) = match url.strip_prefix("sqlite://") {
         Some(path) => {
             let path = std::path::Path::new(path);
+            let ten = store_indexes();
             (
-                raw_ceiling(&path.with_extension("ceiling.db"), &batched, 200, false).await,
-                raw_ceiling(&path.with_extension("indexed.db"), &batched, 200, true).await,
+                raw_ceiling(&path.with_extension("ceiling.db"), &batched, 200, None).await,
+                raw_ceiling(
+                    &path.with_extension("indexed.db"),
+                    &batched,
+                    200,
+                    Some(&ten),
+                )
+                .await,
+                raw_ceiling(
+                    &path.with_extension("nine.db"),
+                    &batched,
+                    200,
+                    Some(nine_indexes()),
+                )
+                .await,
             )
         }
-        None => (f64::NAN, f64::NAN),
+        None => (f64::NAN, f64::NAN, f64::NAN),
     };
     [
         batched_rate,
@@ -156,6 +171,7 @@ async fn ingest_rates(url: &str) -> [f64; 7] {
         single_rate,
         ceiling,
         indexed,
+        nine,
     ]
 }
 
@@ -163,14 +179,14 @@ async fn ingest_rates(url: &str) -> [f64; 7] {
 /// batches of `batch` per transaction (one multi-row INSERT each), into a table with only the
 /// (instance, external id) key: no other index, no search, no counts, no cursor. The same
 /// connection settings as the store's (WAL, `synchronous = NORMAL`, in-memory statement
-/// journals). Incidents per second. With `with_indexes`, the table has the store's nine
-/// indexes too (and the two columns they name that these rows leave empty): what the indexes
-/// cost, told apart from what the store does besides.
+/// journals). Incidents per second. With `indexes` (statements that make them), the table has
+/// those of the store too (and the two columns they name that these rows leave empty): what
+/// the indexes cost, told apart from what the store does besides.
 async fn raw_ceiling(
     path: &std::path::Path,
     all: &[NewIncident],
     batch: usize,
-    with_indexes: bool,
+    indexes: Option<&str>,
 ) -> f64 {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
     use sqlx::{Connection, QueryBuilder};
@@ -194,8 +210,7 @@ async fn raw_ceiling(
     .execute(&mut conn)
     .await
     .expect("ceiling table");
-    if with_indexes {
-        let indexes = store_indexes();
+    if let Some(indexes) = indexes {
         sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
             "ALTER TABLE incidents ADD COLUMN owner TEXT; \
              ALTER TABLE incidents ADD COLUMN closed INTEGER; {indexes}"
@@ -240,7 +255,7 @@ async fn raw_ceiling(
 
 /// Each rate's median over `RUNS` runs on fresh stores (this machine's runs differ by a
 /// tenth or more).
-async fn median_rates(urls: Vec<String>) -> [f64; 7] {
+async fn median_rates(urls: Vec<String>) -> [f64; 8] {
     let mut runs = Vec::new();
     for url in urls {
         runs.push(ingest_rates(&url).await);
@@ -298,7 +313,8 @@ async fn ingest_bench() -> String {
         "- batches of 200 vs one at a time on SQLite: {:.1}x\n\
          - SQLite, batches of one org against the 50,000/s target: {:.2}x\n\
          - SQLite's raw ceiling for the same 100,000 rows (the same driver and settings, batches of 200, a table with only the (instance, external id) key: no other index, search or counts): {:.0}/s; ingest of one org's batches is {:.2}x of it (the median of {RUNS} runs each)\n\
-         - the same ceiling with the store's nine indexes on its table (still no search, counts, cursor or packing): {:.0}/s, {:.2}x of the raw ceiling; ingest is {:.2}x of it\n",
+         - the same ceiling with the store's ten indexes on its table (still no search, counts, cursor or packing): {:.0}/s, {:.2}x of the raw ceiling; ingest is {:.2}x of it\n\
+         - the same with the nine indexes before the triage index (migration 32): {:.0}/s, {:.2}x of the raw ceiling; the tenth index costs the indexed ceiling {:.2}x\n",
         sqlite[0] / sqlite[4],
         sqlite[0] / 50_000.0,
         sqlite[5],
@@ -306,6 +322,9 @@ async fn ingest_bench() -> String {
         sqlite[6],
         sqlite[6] / sqlite[5],
         sqlite[0] / sqlite[6],
+        sqlite[7],
+        sqlite[7] / sqlite[5],
+        sqlite[6] / sqlite[7],
     );
     out
 }
@@ -916,9 +935,9 @@ async fn storage_before_packing(runner: &Arc<Runner>, dir: &std::path::Path) -> 
     )
 }
 
-/// The statements that make the incidents table's indexes on SQLite, as the store's migration
-/// that made them last has them.
-fn store_indexes() -> &'static str {
+/// The statements that make the incidents table's first nine indexes on SQLite, as migration
+/// 30, which made them last, has them.
+fn nine_indexes() -> &'static str {
     let migration = include_str!("../../storage/migrations/0030_integer_times.sql");
     &migration[migration
         .find("CREATE INDEX incidents_instance")
@@ -928,13 +947,26 @@ fn store_indexes() -> &'static str {
             .expect("the migration's triggers")]
 }
 
+/// The statements that make the incidents table's indexes on SQLite: the nine, and migration
+/// 32's triage index.
+fn store_indexes() -> String {
+    let nine = nine_indexes();
+    let triage = include_str!("../../storage/migrations/0032_organization_triage.sql");
+    let triage = &triage[triage
+        .find("CREATE INDEX incidents_organization_triage")
+        .expect("the triage index")..];
+    let triage = &triage[..=triage.find(';').expect("the triage index's end")];
+    format!("{nine}\n{triage}")
+}
+
 /// Turns the SQLite store at `path` back into the layout before migration 30: an incident's
 /// times as fixed-width text (`2024-05-01T08:00:00.000000Z`), the table rebuilt in id order
-/// with the same indexes, and migration 30 marked not applied, so that the next open applies
-/// it as an upgrade would.
+/// with the nine indexes it had then, and migrations 30 and 32 (which rebuilt the table, then
+/// added an index to it) marked not applied, so that the next open applies them as an upgrade
+/// would.
 async fn with_text_times(path: &std::path::Path) {
     use sqlx::Connection;
-    let indexes = store_indexes();
+    let indexes = nine_indexes();
     let text = |c: &str| {
         format!(
             "strftime('%Y-%m-%dT%H:%M:%S', {c} / 1000000, 'unixepoch') || printf('.%06dZ', {c} % 1000000)"
@@ -957,7 +989,7 @@ async fn with_text_times(path: &std::path::Path) {
          remote_state, {provider_updated}, {provider_resolved}, {first_active}, record \
          FROM incidents ORDER BY id; \
          DROP TABLE incidents; ALTER TABLE incidents_text RENAME TO incidents; {indexes} \
-         DELETE FROM schema_version WHERE version = 30; COMMIT;",
+         DELETE FROM schema_version WHERE version IN (30, 32); COMMIT;",
         occurred = text("occurred"),
         created = text("created"),
         modified = text("modified"),

@@ -67,6 +67,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         31,
         include_str!("../../migrations/0031_rule_ledger_incident.sql"),
     ),
+    (
+        32,
+        include_str!("../../migrations/0032_organization_triage.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.
