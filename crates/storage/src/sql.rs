@@ -894,14 +894,10 @@ impl SqlStore {
         {
             return Ok((broad, false));
         }
-        // One organization's incidents of one status and one severity, by occurrence: the
-        // triage index holds them in that order, however many match (migration 32); a `+` on
-        // either would keep it out.
-        if sort == SortField::Occurred
-            && filter.organization.is_some()
-            && filter.status.len() == 1
-            && filter.severity.len() == 1
-        {
+        // One organization's open incidents of one status and one severity, by occurrence:
+        // the triage index holds them in that order, however many match; a `+` on either
+        // would keep it out.
+        if filter::triage_view(self.backend, filter) {
             return Ok((broad, false));
         }
         // Status, organization, instance and owner have indexes in occurrence order; severity

@@ -30,6 +30,17 @@ pub(super) fn sort_page(page: &mut [Incident], sort: crate::Sort) {
     });
 }
 
+/// One organization's open incidents of one status and one severity, by occurrence: on SQLite
+/// read from the triage index (migration 32), which holds open incidents only and which a query
+/// uses only when it says so, as the index does (`status <> 'closed'`).
+pub(super) fn triage_view(backend: Backend, filter: &IncidentFilter) -> bool {
+    backend == Backend::Sqlite
+        && filter.sort.field == SortField::Occurred
+        && filter.organization.is_some()
+        && filter.severity.len() == 1
+        && matches!(filter.status.as_slice(), [s] if *s != watchfloor_core::Status::Closed)
+}
+
 /// The WHERE clauses of an incident filter (after `WHERE 1 = 1`).
 pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
     let backend = q.backend;
@@ -44,6 +55,9 @@ pub(super) fn push_filter(q: &mut Sql, filter: &IncidentFilter, hints: &Hints) {
         }
     };
     push_counted_filters(q, filter, None, &column);
+    if triage_view(backend, filter) {
+        q.push(" AND status <> 'closed'");
+    }
     if let Some((state, now)) = filter.sla {
         // The same rule as `watchfloor_core::lifecycle::sla_state`, in SQL: the time an
         // incident is judged at is when it closed, or now.
