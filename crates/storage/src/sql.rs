@@ -97,6 +97,8 @@ pub struct SqlStore {
     pub(crate) pages: Option<sqlx::PgPool>,
     /// Who API keys and session tokens belonged to a moment ago, on PostgreSQL (`callers.rs`).
     pub(crate) callers: std::sync::Arc<callers::Callers>,
+    /// PostgreSQL: the connection that hears other processes' changes to callers.
+    pub(crate) listen: Option<sqlx::PgPool>,
 }
 
 /// How long a search text's commonness is trusted.
@@ -123,7 +125,19 @@ impl SqlStore {
             pack: true,
             pages: None,
             callers: std::sync::Arc::new(callers::Callers::new(backend == Backend::Postgres)),
+            listen: None,
         }
+    }
+
+    /// Commits a change to users, keys or sessions, and forgets the callers remembered in
+    /// this process and (PostgreSQL, told as the transaction commits) in every other.
+    async fn commit_callers_change(&self, mut tx: Tx) -> Result<(), StoreError> {
+        if self.backend == Backend::Postgres {
+            sqlx::query(callers::NOTIFY).execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        self.callers.forget();
+        Ok(())
     }
 
     /// This store, fetching into the layout stores had before records were packed (raw
@@ -344,6 +358,9 @@ impl SqlStore {
         self.text_reads.close().await;
         if let Some(pages) = &self.pages {
             pages.close().await;
+        }
+        if let Some(listen) = &self.listen {
+            listen.close().await;
         }
     }
 
@@ -2746,8 +2763,7 @@ impl AccountStore for SqlStore {
                 .await?;
             let user = user_from_row(&row)?;
             audit::record(&mut tx, actor, "user_changed", name, &access(role, orgs)).await?;
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(user)
         })
     }
@@ -2784,8 +2800,7 @@ impl AccountStore for SqlStore {
                 counted(sessions, "session ended", "sessions ended")
             );
             audit::record(&mut tx, actor, "user_disabled", name, &detail).await?;
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(())
         })
     }
@@ -2803,8 +2818,7 @@ impl AccountStore for SqlStore {
                 .execute(&mut *tx)
                 .await?;
             audit::record(&mut tx, actor, "user_enabled", name, "").await?;
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(())
         })
     }
@@ -2847,8 +2861,7 @@ impl AccountStore for SqlStore {
                 false => format!("key {key_id}"),
             };
             audit::record(&mut tx, actor, "api_key_created", name, &detail).await?;
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(key_id)
         })
     }
@@ -2907,8 +2920,7 @@ impl AccountStore for SqlStore {
                 )
                 .await?;
             }
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(revoked)
         })
     }
@@ -3004,8 +3016,7 @@ impl AccountStore for SqlStore {
             if ended > 0 {
                 audit::record(&mut tx, actor, "logout", &actor.name, "").await?;
             }
-            tx.commit().await?;
-            self.callers.forget();
+            self.commit_callers_change(tx).await?;
             Ok(())
         })
     }

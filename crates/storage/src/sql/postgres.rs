@@ -167,9 +167,16 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
             })
         })
         .acquire_timeout(crate::ACQUIRE_TIMEOUT)
-        .connect_lazy_with(page_options.disable_statement_logging());
+        .connect_lazy_with(page_options.clone().disable_statement_logging());
+    let listen = sqlx::postgres::PgPoolOptions::new()
+        .max_connections(1)
+        .idle_timeout(None)
+        .max_lifetime(None)
+        .acquire_timeout(crate::ACQUIRE_TIMEOUT)
+        .connect_lazy_with(page_options.clone());
     let mut store = SqlStore::new(pool.clone(), pool, Backend::Postgres);
     store.pages = Some(pages);
+    store.listen = Some(listen);
     Ok(store)
 }
 
@@ -180,6 +187,9 @@ pub(crate) async fn open(url: &str) -> Result<SqlStore, StoreError> {
     store.check_version(&redact(url), MIGRATIONS).await?;
     store.indicators.start_drain(store.pool.clone());
     super::repack::start(store.writer.clone(), Backend::Postgres);
+    if let Some(listen) = &store.listen {
+        super::callers::listen(listen.clone(), std::sync::Arc::downgrade(&store.callers));
+    }
     Ok(store)
 }
 
