@@ -148,7 +148,7 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
     let cfg = cfg.as_str();
     const N: usize = 3;
     create_incidents(dir.path(), cfg, N);
-    let served = serving(dir.path(), cfg);
+    let mut served = serving(dir.path(), cfg);
     let started = Instant::now();
     while arrived.load(Ordering::SeqCst) == 0 {
         assert!(
@@ -158,10 +158,9 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
         std::thread::sleep(Duration::from_millis(5));
     }
     // The receiver holds its answer for 300 ms: the stop lands mid-send.
-    let mut child = served.child;
     let stopping = Instant::now();
-    sigterm(child.id());
-    let _ = child.wait();
+    sigterm(served.child.id());
+    let _ = served.child.wait();
     let took = stopping.elapsed();
     assert!(took < Duration::from_secs(2), "the stop took {took:?}");
     assert_eq!(taken.lock().unwrap().len(), 1, "one message was being sent");
@@ -188,7 +187,7 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
         "the message the receiver took is recorded as sent: {after_stop:?}"
     );
     // Restarted, it sends the others at once (nothing left claimed) and that one not again.
-    let served = serving(dir.path(), cfg);
+    let mut served = serving(dir.path(), cfg);
     let started = Instant::now();
     while taken.lock().unwrap().len() < N {
         assert!(
@@ -199,9 +198,8 @@ fn a_stop_mid_send_records_what_the_receiver_took() {
         std::thread::sleep(Duration::from_millis(20));
     }
     std::thread::sleep(Duration::from_millis(1500));
-    let mut child = served.child;
-    sigterm(child.id());
-    let _ = child.wait();
+    sigterm(served.child.id());
+    let _ = served.child.wait();
     let taken = taken.lock().unwrap().clone();
     let mut incidents: Vec<i64> = taken.iter().flat_map(|(_, i)| i.clone()).collect();
     incidents.sort();
@@ -235,11 +233,11 @@ fn killed_while_delivering_serve_loses_no_notification() {
             started.elapsed() < Duration::from_secs(180),
             "only {done} of {N} arrived"
         );
-        let served = serving(dir.path(), cfg);
+        let mut served = serving(dir.path(), cfg);
         rng ^= rng << 13;
         rng ^= rng >> 7;
         rng ^= rng << 17;
-        let mut child = served.child;
+        let child = &mut served.child;
         if kills < 12 {
             std::thread::sleep(Duration::from_millis(200 + rng % 1500));
             child.kill().unwrap();

@@ -28,7 +28,7 @@ async fn serve_stops_within_two_seconds_while_a_provider_is_failing() {
     let dir = tempfile::tempdir().unwrap();
     let config = fes_fetch_config(dir.path(), &sim, "");
     let cfg = config.to_str().unwrap();
-    let serve = Served::start(
+    let mut serve = Served::start(
         dir.path(),
         &["--config", cfg, "serve", "--listen", "127.0.0.1:0"],
         None,
@@ -43,7 +43,7 @@ async fn serve_stops_within_two_seconds_while_a_provider_is_failing() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let mut child = serve.child;
+    let child = &mut serve.child;
     let asked = Instant::now();
     sigterm(child.id());
     let status = loop {

@@ -120,6 +120,17 @@ impl Served {
     }
 }
 
+/// A test that fails before `stop` leaves no `serve` running behind it (one did, holding its
+/// port and a core, until the machine was looked at).
+impl Drop for Served {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
 /// Creates a user with a password given on standard input.
 pub fn create_user_with_password(
     dir: &Path,
