@@ -173,7 +173,7 @@ pub(crate) async fn connect(url: &str) -> Result<SqlStore, StoreError> {
         .idle_timeout(None)
         .max_lifetime(None)
         .acquire_timeout(crate::ACQUIRE_TIMEOUT)
-        .connect_lazy_with(page_options.clone());
+        .connect_lazy_with(page_options);
     let mut store = SqlStore::new(pool.clone(), pool, Backend::Postgres);
     store.pages = Some(pages);
     store.listen = Some(listen);
