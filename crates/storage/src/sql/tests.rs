@@ -256,16 +256,11 @@ async fn a_change_to_a_caller_applies_to_the_next_request(s: SqlStore) {
     assert_eq!(s.user_by_key("second-key").await.unwrap(), None);
 }
 
-/// On SQLite a change made by another process (the CLI beside `serve`) applies to the next
-/// request: nothing is remembered there. (Two stores on one database, as two processes: a key
-/// used in `s`, then revoked in `other`.)
-#[tokio::test]
-async fn a_key_revoked_by_another_process_is_refused_at_once_on_sqlite() {
-    let (s, dir) = store().await;
-    let other = SqlStore::open(&format!("sqlite://{}/nested/wf.db", dir.path().display()))
-        .await
-        .unwrap();
-    let key = analyst_with_key(&s, &[]).await;
+/// Two stores on one database, as two processes: a key is used in `s` (when is returned),
+/// then revoked in `other`.
+async fn used_here_revoked_there(s: &SqlStore, other: &SqlStore) -> std::time::Instant {
+    let key = analyst_with_key(s, &[]).await;
+    let used = std::time::Instant::now();
     assert!(s.user_by_key("key-hash").await.unwrap().is_some());
     assert!(
         other
@@ -273,6 +268,18 @@ async fn a_key_revoked_by_another_process_is_refused_at_once_on_sqlite() {
             .await
             .unwrap()
     );
+    used
+}
+
+/// On SQLite a change made by another process (the CLI beside `serve`) applies to the next
+/// request: nothing is remembered there.
+#[tokio::test]
+async fn a_key_revoked_by_another_process_is_refused_at_once_on_sqlite() {
+    let (s, dir) = store().await;
+    let other = SqlStore::open(&format!("sqlite://{}/nested/wf.db", dir.path().display()))
+        .await
+        .unwrap();
+    used_here_revoked_there(&s, &other).await;
     assert_eq!(s.user_by_key("key-hash").await.unwrap(), None);
 }
 
@@ -291,15 +298,7 @@ async fn a_key_revoked_by_another_process_is_refused_at_once_on_postgres() {
         assert!(std::time::Instant::now() < deadline, "never listening");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    let key = analyst_with_key(&s, &[]).await;
-    let read = std::time::Instant::now();
-    assert!(s.user_by_key("key-hash").await.unwrap().is_some());
-    assert!(
-        other
-            .revoke_api_key(&Actor::default(), "erin", key)
-            .await
-            .unwrap()
-    );
+    let read = used_here_revoked_there(&s, &other).await;
     while s.user_by_key("key-hash").await.unwrap().is_some() {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
