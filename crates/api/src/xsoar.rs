@@ -21,7 +21,7 @@ use watchfloor_storage::{IncidentFilter, ManualIncident, Sort, SortField, User, 
 
 use watchfloor_service::Caller;
 
-use crate::error::{ApiError, internal};
+use crate::error::ApiError;
 use crate::state::AppState;
 
 /// The routes, to be mounted at `/` and at `/xsoar`, behind API-key authentication.
@@ -263,12 +263,12 @@ async fn search(
     Json(body): Json<Value>,
 ) -> Result<Response, ApiError> {
     let f = given(&body, "filter").cloned().unwrap_or(json!({}));
-    let filter = state.service.scoped(&Caller::of(&user), filter_of(&f)?);
+    let caller = Caller::of(&user);
+    let filter = filter_of(&f)?;
     let total = state
-        .store
-        .count_matching(&filter)
-        .await
-        .map_err(internal)?;
+        .service
+        .count_matching(&caller, filter.clone())
+        .await?;
     let size = given(&f, "size").and_then(Value::as_u64).unwrap_or(0);
     let total_only = given(&f, "totalOnly") == Some(&Value::Bool(true));
     // As XSOAR: no size, no rows (only the total).
@@ -286,14 +286,16 @@ async fn search(
                 ))
             })?;
         let rows = state
-            .store
-            .incidents(&IncidentFilter {
-                offset: Some(offset),
-                limit: Some(size),
-                ..filter
-            })
-            .await
-            .map_err(internal)?;
+            .service
+            .matching(
+                &caller,
+                IncidentFilter {
+                    offset: Some(offset),
+                    limit: Some(size),
+                    ..filter
+                },
+            )
+            .await?;
         rows.iter().map(|i| incident_json(&state, i)).collect()
     };
     Ok(Json(json!({"data": data, "total": total})).into_response())
@@ -826,9 +828,9 @@ async fn batch_ids(state: &AppState, user: &User, body: &Value) -> Result<Vec<i6
         let f = given(body, "filter").cloned().unwrap_or(json!({}));
         let filter = IncidentFilter {
             limit: Some(watchfloor_service::incidents::MAX_BATCH),
-            ..state.service.scoped(&Caller::of(user), filter_of(&f)?)
+            ..filter_of(&f)?
         };
-        let found = state.store.incidents(&filter).await.map_err(internal)?;
+        let found = state.service.matching(&Caller::of(user), filter).await?;
         return Ok(found.iter().map(|i| i.id).collect());
     }
     each(body, "ids", |v| incident_id(v, "ids"))

@@ -136,6 +136,28 @@ impl Service {
         }
     }
 
+    /// Incidents matching `filter` within the caller's organizations, in its order and
+    /// limits (XSOAR's search and batch calls read through here).
+    pub async fn matching(
+        &self,
+        caller: &Caller,
+        filter: IncidentFilter,
+    ) -> Result<Vec<Incident>, ServiceError> {
+        Ok(self.store.incidents(&self.scoped(caller, filter)).await?)
+    }
+
+    /// How many incidents match `filter` within the caller's organizations.
+    pub async fn count_matching(
+        &self,
+        caller: &Caller,
+        filter: IncidentFilter,
+    ) -> Result<usize, ServiceError> {
+        Ok(self
+            .store
+            .count_matching(&self.scoped(caller, filter))
+            .await?)
+    }
+
     /// One page of the queue: `limit` (default 50, at most 1,000) incidents after the
     /// `after` cursor, and with `count` how many match in all (up to [`TOTAL_CAP`]).
     pub async fn queue_page(
