@@ -14,7 +14,7 @@ use serde_json::json;
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, Status};
 use watchfloor_storage::{IncidentFilter, Role, User};
 
-use watchfloor_service::{Caller, QueueParams, queue::TOTAL_CAP};
+use watchfloor_service::{Caller, QueueParams, Selection, queue::TOTAL_CAP};
 
 pub(crate) use crate::error::{ApiError, command_failed, internal, run_failed};
 pub(crate) use crate::state::AppState;
@@ -128,8 +128,8 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             ep(
                 "POST",
                 "/api/v1/incidents/bulk",
-                r#"{"ids", "action", "owner", "reason", "notes"}"#,
-                "one change to many incidents, `action` being `assign` or `close`: `{changed, failed}`",
+                r#"{"ids" or "filter", "action", "owner", "reason", "notes", "status", "severity", "type", "labels", "dry_run"}"#,
+                "one change to many incidents, by `ids` or by `filter` (the queue's filters, at most 10,000 matches); `action` is `assign`, `close`, `reopen` or `edit`: `{changed, failed}`; with `dry_run`, `{dry_run, selected}` and nothing changes",
             ).returns("BulkResult"),
             post(bulk),
         ),
@@ -983,37 +983,119 @@ async fn entries(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct BulkBody {
-    ids: Vec<i64>,
-    /// `assign` (with `owner`, or null to unassign) or `close` (with `reason`, `notes`).
+    /// The incidents, by id; or else `filter`.
+    ids: Option<Vec<i64>>,
+    /// Every incident these queue filters match (as `GET /api/v1/incidents` takes them), at
+    /// most 10,000.
+    filter: Option<QueueParams>,
+    /// `assign` (with `owner`, or null to unassign), `close` (with `reason`, `notes`),
+    /// `reopen`, or `edit` (with any of `status`, `severity`, `owner`, `type`, `labels`).
     action: String,
     #[serde(default, deserialize_with = "some_or_null")]
     owner: Option<Option<String>>,
     reason: Option<String>,
     notes: Option<String>,
+    status: Option<String>,
+    severity: Option<String>,
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    labels: Option<Vec<Label>>,
+    /// Change nothing: answer which incidents the change would be tried on.
+    #[serde(default)]
+    dry_run: bool,
 }
 
-/// One change to many incidents. Each goes through the same rules as a change to one; the
-/// answer lists the changed incidents and, for each of the others, why not.
+impl BulkBody {
+    /// The change `action` asks for, refusing a field that action does not take.
+    fn change(self) -> Result<Change, String> {
+        let given = [
+            ("owner", self.owner.is_some()),
+            ("reason", self.reason.is_some()),
+            ("notes", self.notes.is_some()),
+            ("status", self.status.is_some()),
+            ("severity", self.severity.is_some()),
+            ("type", self.kind.is_some()),
+            ("labels", self.labels.is_some()),
+        ];
+        let takes: &[&str] = match self.action.as_str() {
+            "assign" => &["owner"],
+            "close" => &["reason", "notes"],
+            "reopen" => &[],
+            "edit" => &["owner", "status", "severity", "type", "labels"],
+            other => {
+                return Err(format!(
+                    "`action` {other:?}: use assign, close, reopen or edit"
+                ));
+            }
+        };
+        if let Some((field, _)) = given.iter().find(|(f, set)| *set && !takes.contains(f)) {
+            return Err(format!(
+                "`{field}` is not part of action `{}`: it takes {}",
+                self.action,
+                match takes {
+                    [] => "nothing more".to_string(),
+                    fields => fields.join(", "),
+                }
+            ));
+        }
+        Ok(match self.action.as_str() {
+            "assign" => Change::Update(Edit {
+                owner: Some(self.owner.flatten()),
+                ..Edit::default()
+            }),
+            "close" => Change::Close {
+                reason: CloseReason::parse(self.reason.as_deref().unwrap_or_default())?,
+                notes: self.notes,
+            },
+            "reopen" => Change::Reopen,
+            _ => {
+                if !given.iter().any(|(_, set)| *set) {
+                    return Err(
+                        "an edit sets at least one of status, severity, owner, type, labels".into(),
+                    );
+                }
+                Change::Update(Edit {
+                    status: self.status.as_deref().map(Status::parse).transpose()?,
+                    severity: self.severity.as_deref().map(Severity::parse).transpose()?,
+                    owner: self.owner,
+                    kind: self.kind,
+                    labels: self.labels.unwrap_or_default(),
+                })
+            }
+        })
+    }
+}
+
+/// One change to many incidents, named by id or by the queue's filters. Each goes through the
+/// same rules as a change to one; the answer lists the changed incidents and, for each of the
+/// others, why not. With `dry_run`, nothing changes and the answer lists the incidents the
+/// change would be tried on.
 async fn bulk(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
     Json(body): Json<BulkBody>,
 ) -> Result<Response, ApiError> {
     let bad = |e: String| ApiError(StatusCode::BAD_REQUEST, e);
-    let change = match body.action.as_str() {
-        "assign" => Change::Update(Edit {
-            owner: Some(body.owner.flatten()),
-            ..Edit::default()
-        }),
-        "close" => Change::Close {
-            reason: CloseReason::parse(body.reason.as_deref().unwrap_or_default()).map_err(bad)?,
-            notes: body.notes,
-        },
-        other => return Err(bad(format!("`action` {other:?}: use assign or close"))),
+    let selection = match (body.ids.clone(), body.filter.clone()) {
+        (Some(ids), None) => Selection::Ids(ids),
+        (None, Some(filter)) => Selection::Matching(Box::new(filter)),
+        _ => {
+            return Err(bad(
+                "give the incidents either by `ids` or by `filter`, one of the two".into(),
+            ));
+        }
     };
+    let dry_run = body.dry_run;
+    let change = body.change().map_err(bad)?;
+    let caller = Caller::of(&user);
+    if dry_run {
+        state.service.may_change(&caller)?;
+        let selected = state.service.preview(&caller, &selection).await?;
+        return Ok(Json(json!({"dry_run": true, "selected": selected})).into_response());
+    }
     let (changed, failed) = state
         .service
-        .change_many(&Caller::of(&user), &body.ids, &change)
+        .change_selected(&caller, &selection, &change)
         .await?;
     let failed: Vec<serde_json::Value> = failed
         .into_iter()

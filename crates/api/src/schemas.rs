@@ -163,7 +163,12 @@ pub fn components() -> Map<String, Value> {
         ),
         (
             "BulkResult",
-            obj(&[("changed", "[Incident]"), ("failed", "[object]")]),
+            obj(&[
+                ("changed?", "[Incident]"),
+                ("failed?", "[object]"),
+                ("dry_run?", "boolean"),
+                ("selected?", "[Incident]"),
+            ]),
         ),
         (
             "User",

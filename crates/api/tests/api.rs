@@ -1241,6 +1241,186 @@ async fn bulk_changes_follow_the_rules_of_one() {
     assert_eq!(app.store.incident(g1).await.unwrap().unwrap().owner, None);
 }
 
+/// A bulk change by `filter` takes every match within the caller's organizations and no
+/// other; a dry run changes nothing; each action takes its own fields, and a selection must
+/// say which incidents, by one of `ids` or `filter`, and not the whole queue.
+#[tokio::test]
+async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
+    let app = spawn_app().await;
+    let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
+    let root = app.key_for("root", Role::Admin, &[]).await;
+    let (a1, a2, g1) = (
+        app.id_of("a1").await,
+        app.id_of("a2").await,
+        app.id_of("g1").await,
+    );
+    let bulk = async |key: &str, body: serde_json::Value| {
+        app.send("POST", "/api/v1/incidents/bulk", key, body).await
+    };
+    let ids = |body: &serde_json::Value, key: &str| -> Vec<i64> {
+        let mut ids: Vec<i64> = body[key]
+            .as_array()
+            .unwrap_or_else(|| panic!("{body}"))
+            .iter()
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect();
+        ids.sort();
+        ids
+    };
+    // A dry run lists what the change would be tried on, and changes nothing.
+    let every_high = json!({"severity": "high"});
+    let (status, body) = bulk(
+        &dana,
+        json!({"filter": every_high, "action": "edit", "severity": "low", "dry_run": true}),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (ids(&body, "selected"), &body["dry_run"]),
+        (vec![a1, a2], &json!(true))
+    );
+    assert_eq!(
+        app.store.incident(a1).await.unwrap().unwrap().severity,
+        Severity::High
+    );
+    // The same filter from an Acme analyst leaves Globex's match alone.
+    let (status, body) = bulk(
+        &dana,
+        json!({"filter": every_high, "action": "edit", "severity": "low", "labels": [{"type": "triage", "value": "bulk"}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, ids(&body, "changed")),
+        (200, vec![a1, a2]),
+        "{body}"
+    );
+    let a2_now = app.store.incident(a2).await.unwrap().unwrap();
+    assert_eq!(a2_now.severity, Severity::Low);
+    assert!(
+        a2_now
+            .labels
+            .iter()
+            .any(|l| l.kind == "triage" && l.value == "bulk")
+    );
+    assert_eq!(
+        app.store.incident(g1).await.unwrap().unwrap().severity,
+        Severity::High
+    );
+    // Close every match of a search, then reopen them by id.
+    let (status, body) = bulk(
+        &dana,
+        json!({"filter": {"q": "severity:low -status:closed"}, "action": "close", "reason": "Resolved", "notes": "seen"}),
+    )
+    .await;
+    assert_eq!(
+        (status, ids(&body, "changed")),
+        (200, vec![a1, a2]),
+        "{body}"
+    );
+    let (status, body) = bulk(&dana, json!({"ids": [a1, a2], "action": "reopen"})).await;
+    assert_eq!(
+        (status, ids(&body, "changed")),
+        (200, vec![a1, a2]),
+        "{body}"
+    );
+    assert_eq!(
+        app.store.incident(a1).await.unwrap().unwrap().status,
+        watchfloor_core::Status::Active
+    );
+    // What is refused, and why.
+    for (body, says) in [
+        (
+            json!({"filter": {}, "action": "reopen"}),
+            "an empty filter would take every incident",
+        ),
+        (
+            json!({"filter": {"sort": "severity", "q": " "}, "action": "reopen"}),
+            "an empty filter would take every incident",
+        ),
+        (
+            json!({"ids": [a1], "filter": {"q": "x"}, "action": "reopen"}),
+            "either by `ids` or by `filter`",
+        ),
+        (
+            json!({"action": "reopen"}),
+            "either by `ids` or by `filter`",
+        ),
+        (
+            json!({"filter": {"q": "x", "limit": 5}, "action": "reopen"}),
+            "leave out `after`, `limit`",
+        ),
+        (
+            json!({"ids": [a1], "action": "assign", "severity": "low"}),
+            "`severity` is not part of action `assign`: it takes owner",
+        ),
+        (
+            json!({"ids": [a1], "action": "reopen", "notes": "x"}),
+            "`notes` is not part of action `reopen`: it takes nothing more",
+        ),
+        (
+            json!({"ids": [a1], "action": "edit"}),
+            "an edit sets at least one of",
+        ),
+        (
+            json!({"ids": [a1], "action": "edit", "severity": "urgent"}),
+            "urgent",
+        ),
+        (
+            json!({"ids": [a1], "action": "merge"}),
+            "use assign, close, reopen or edit",
+        ),
+    ] {
+        let (status, answer) = bulk(&root, body.clone()).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert!(
+            answer["error"].as_str().unwrap_or_default().contains(says),
+            "{body}: {answer}"
+        );
+    }
+    // Nothing above changed Globex's incident, nor did the refused requests change Acme's.
+    let g1_now = app.store.incident(g1).await.unwrap().unwrap();
+    assert_eq!((g1_now.version, g1_now.severity), (1, Severity::High));
+}
+
+/// A filter that matches more than a bulk change takes is refused whole, rather than changing
+/// the first 10,000 and leaving the rest.
+#[tokio::test]
+async fn a_bulk_change_refuses_more_matches_than_it_takes() {
+    let app = spawn_app().await;
+    let root = app.key_for("root", Role::Admin, &[]).await;
+    let many: Vec<NewIncident> = (0..=watchfloor_service::incidents::MAX_BATCH)
+        .map(|i| incident(&format!("big-{i}"), "Big"))
+        .collect();
+    for batch in many.chunks(2_000) {
+        fetch(&app.store, batch).await;
+    }
+    let (status, body) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &root,
+            json!({"filter": {"organization": "big"}, "action": "close", "reason": "Duplicate"}),
+        )
+        .await;
+    assert_eq!(status, 400, "{body}");
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("more than 10000 incidents match: narrow the filter"),
+        "{body}"
+    );
+    let (_, open) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &root,
+            json!({"filter": {"organization": "big", "status": "closed"}, "action": "reopen", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(open["selected"], json!([]), "none was closed");
+}
+
 /// Admins manage users over the API; others cannot, and a made password or key is shown once.
 #[tokio::test]
 async fn admins_manage_users() {

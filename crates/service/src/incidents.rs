@@ -6,7 +6,7 @@ use watchfloor_core::{Change, Edit, Incident};
 use watchfloor_storage::{ManualIncident, Role, Scope, WarRoomEntry};
 
 use crate::error::no_nul;
-use crate::{Caller, Service, ServiceError};
+use crate::{Caller, QueueParams, Service, ServiceError};
 
 impl Service {
     /// The incident, if the caller may see it: another organization's incident does not
@@ -186,6 +186,95 @@ impl Service {
         Ok((changed, refused))
     }
 
+    /// The incidents a selection names, as ids: given ids once each, in their order; a
+    /// filter's matches within the caller's organizations, in the queue's order. A filter
+    /// that names nothing to match by, that pages (`after`, `limit`), or that matches more
+    /// than [`MAX_BATCH`] incidents is refused, so that no change reaches further than asked
+    /// or stops halfway.
+    pub async fn selected(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+    ) -> Result<Vec<i64>, ServiceError> {
+        Ok(match selection {
+            Selection::Ids(ids) => {
+                let mut seen = std::collections::HashSet::new();
+                ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+            }
+            Selection::Matching(_) => self
+                .preview(caller, selection)
+                .await?
+                .iter()
+                .map(|i| i.id)
+                .collect(),
+        })
+    }
+
+    /// The incidents a selection names that the caller may see: what a change to them
+    /// would be tried on (each still goes through the lifecycle rules when changed).
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+    ) -> Result<Vec<Incident>, ServiceError> {
+        match selection {
+            Selection::Ids(ids) => {
+                if ids.len() > MAX_BATCH {
+                    return Err(ServiceError::Invalid(format!(
+                        "at most {MAX_BATCH} incidents at once"
+                    )));
+                }
+                let mut seen = std::collections::HashSet::new();
+                let mut found = Vec::new();
+                for &id in ids.iter().filter(|id| seen.insert(**id)) {
+                    match self.visible(caller, id).await {
+                        Ok(incident) => found.push(incident),
+                        Err(ServiceError::NotFound(_)) => {}
+                        Err(e) => return Err(e),
+                    }
+                }
+                Ok(found)
+            }
+            Selection::Matching(q) => {
+                if q.selects_nothing() {
+                    return Err(ServiceError::Invalid(
+                        "choose incidents by id or by at least one filter: an empty filter would take every incident".into(),
+                    ));
+                }
+                if q.after.is_some() || q.limit.is_some() || q.count {
+                    return Err(ServiceError::Invalid(
+                        "a change to many takes every incident its filter matches: leave out `after`, `limit` and `count`".into(),
+                    ));
+                }
+                let filter = watchfloor_storage::IncidentFilter {
+                    limit: Some(MAX_BATCH + 1),
+                    ..q.filter(caller)?
+                };
+                let found = self.store.incidents(&filter).await?;
+                if found.len() > MAX_BATCH {
+                    return Err(ServiceError::Invalid(format!(
+                        "more than {MAX_BATCH} incidents match: narrow the filter (an organization, a severity or a time) and change them in parts"
+                    )));
+                }
+                Ok(found)
+            }
+        }
+    }
+
+    /// One change to each incident a selection names ([`Service::selected`]), as
+    /// [`Service::change_many`] makes it.
+    pub async fn change_selected(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        change: &Change,
+    ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
+        self.may_change(caller)?;
+        check_change(change)?;
+        let ids = self.selected(caller, selection).await?;
+        self.change_many(caller, &ids, change).await
+    }
+
     /// A note in the war room; with `mirror`, it also goes to the provider.
     pub async fn note(
         &self,
@@ -255,6 +344,15 @@ impl Service {
         self.visible(caller, id).await?;
         Ok(self.store.context(id).await?)
     }
+}
+
+/// Which incidents one change to many is for.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Selection {
+    /// These, by id.
+    Ids(Vec<i64>),
+    /// Every incident a queue filter matches, as `incidents list` and the queue read them.
+    Matching(Box<QueueParams>),
 }
 
 /// The owner a change assigns, if it assigns one.

@@ -68,6 +68,24 @@ fn text(v: &Option<String>) -> Option<&str> {
 }
 
 impl QueueParams {
+    /// Whether it names nothing to match by (sorting, paging and counting aside): the
+    /// whole queue, which a change to many refuses to take.
+    pub fn selects_nothing(&self) -> bool {
+        [
+            &self.status,
+            &self.severity,
+            &self.organization,
+            &self.instance,
+            &self.owner,
+            &self.sla,
+            &self.since,
+            &self.fetched_since,
+            &self.q,
+        ]
+        .iter()
+        .all(|v| text(v).is_none())
+    }
+
     /// The store's filter within `caller`'s organizations (without its keyset or limit).
     pub fn filter(&self, caller: &Caller) -> Result<IncidentFilter, ServiceError> {
         let bad = ServiceError::Invalid;

@@ -255,10 +255,14 @@ enum IncidentsAction {
         #[command(flatten)]
         who: work::ChangeOpts,
     },
-    /// Change an incident's status (pending or active), severity, owner, type or labels.
+    /// Change incidents' status (pending or active), severity, owner, type or labels: by ID,
+    /// or every match of --query.
     Update {
-        /// The incident's ID, as `incidents list` shows it.
-        id: i64,
+        /// The incidents' IDs, as `incidents list` shows them.
+        #[arg(value_name = "ID", required_unless_present = "query")]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        select: work::SelectOpts,
         /// pending or active; closing takes `close`.
         #[arg(long, value_name = "S")]
         status: Option<String>,
@@ -292,10 +296,14 @@ enum IncidentsAction {
         #[command(flatten)]
         who: work::ChangeOpts,
     },
-    /// Close an incident with a reason: Resolved, False Positive, Duplicate or Other.
+    /// Close incidents with a reason (Resolved, False Positive, Duplicate or Other): by ID, or
+    /// every match of --query.
     Close {
-        /// The incident's ID, as `incidents list` shows it.
-        id: i64,
+        /// The incidents' IDs, as `incidents list` shows them.
+        #[arg(value_name = "ID", required_unless_present = "query")]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        select: work::SelectOpts,
         /// Resolved, "False Positive", Duplicate or Other (any case; false-positive too).
         #[arg(long, value_name = "R")]
         reason: String,
@@ -306,10 +314,13 @@ enum IncidentsAction {
         #[command(flatten)]
         who: work::ChangeOpts,
     },
-    /// Reopen a closed incident.
+    /// Reopen closed incidents: by ID, or every match of --query.
     Reopen {
-        /// The incident's ID, as `incidents list` shows it.
-        id: i64,
+        /// The incidents' IDs, as `incidents list` shows them.
+        #[arg(value_name = "ID", required_unless_present = "query")]
+        ids: Vec<i64>,
+        #[command(flatten)]
+        select: work::SelectOpts,
         #[command(flatten)]
         who: work::ChangeOpts,
     },
@@ -946,7 +957,8 @@ async fn incidents_command(
             format!("created incident {}", created.id)
         }
         IncidentsAction::Update {
-            id,
+            ids,
+            select,
             status,
             severity,
             owner,
@@ -957,17 +969,12 @@ async fn incidents_command(
         } => {
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
-            work::change(
-                writer().await?,
-                &shared.sla,
-                id,
-                &who,
-                &watchfloor_core::Change::Update(edit),
-            )
-            .await?
+            let change = watchfloor_core::Change::Update(edit);
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
         IncidentsAction::Close {
-            id,
+            ids,
+            select,
             reason,
             notes,
             who,
@@ -975,17 +982,11 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            work::change(writer().await?, &shared.sla, id, &who, &change).await?
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
-        IncidentsAction::Reopen { id, who } => {
-            work::change(
-                writer().await?,
-                &shared.sla,
-                id,
-                &who,
-                &watchfloor_core::Change::Reopen,
-            )
-            .await?
+        IncidentsAction::Reopen { ids, select, who } => {
+            let change = watchfloor_core::Change::Reopen;
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
         IncidentsAction::Note {
             id,

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, table_to_markdown};
 use watchfloor_core::{Change, Edit, Label, Severity, Status};
-use watchfloor_service::{Caller, Service, ServiceError};
+use watchfloor_service::{Caller, QueueParams, Selection, Service, ServiceError};
 use watchfloor_storage::{Store, WarRoomEntry};
 
 use crate::Failure;
@@ -18,6 +18,24 @@ pub struct ChangeOpts {
     /// Refuse the change unless the incident is still at this version.
     #[arg(long, value_name = "VERSION")]
     pub if_version: Option<i64>,
+}
+
+/// Which incidents a change to many is for, besides their IDs.
+#[derive(clap::Args, Debug)]
+pub struct SelectOpts {
+    /// Every incident this search matches (XSOAR's query syntax, as `incidents list --query`
+    /// takes it), at most 10,000: e.g. `organization:acme severity:low -status:closed`.
+    #[arg(
+        long,
+        short,
+        value_name = "Q",
+        allow_hyphen_values = true,
+        conflicts_with = "ids"
+    )]
+    pub query: Option<String>,
+    /// Change nothing: list the incidents the change would be tried on.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 impl ChangeOpts {
@@ -130,6 +148,78 @@ pub async fn change(
         "incident {id} {what} (now version {})",
         changed.version
     ))
+}
+
+/// Applies a change to one incident, to several by ID, or to every match of `--query`, and
+/// says what it did. One incident answers as [`change`] does; several list what changed, and
+/// the incidents refused with why, which makes the command fail (exit 2) though the others
+/// changed.
+pub async fn change_each(
+    store: std::sync::Arc<watchfloor_storage::SqlStore>,
+    sla: &watchfloor_core::SlaPolicy,
+    ids: Vec<i64>,
+    select: &SelectOpts,
+    opts: &ChangeOpts,
+    change: &Change,
+) -> Result<String, Failure> {
+    let selection = match &select.query {
+        Some(q) => Selection::Matching(Box::new(QueueParams {
+            q: Some(q.clone()),
+            ..QueueParams::default()
+        })),
+        None if ids.len() == 1 && !select.dry_run => {
+            return self::change(store, sla, ids[0], opts, change).await;
+        }
+        None => Selection::Ids(ids),
+    };
+    if opts.if_version.is_some() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "--if-version holds for one incident: change several without it"
+        )));
+    }
+    let caller = caller_of(&*store, opts).await?;
+    let service = Service::new(store, sla.clone());
+    let (done, undone) = match change {
+        Change::Close { .. } => ("closed", "close"),
+        Change::Reopen => ("reopened", "reopen"),
+        Change::Update(_) => ("updated", "update"),
+    };
+    if select.dry_run {
+        service.may_change(&caller).map_err(failed)?;
+        let selected = service.preview(&caller, &selection).await.map_err(failed)?;
+        let table =
+            crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
+        return Ok(format!(
+            "would {undone} {} (nothing changed; each is tried through the same rules as one)\n\n{table}",
+            count(selected.len())
+        ));
+    }
+    let (changed, refused) = service
+        .change_selected(&caller, &selection, change)
+        .await
+        .map_err(failed)?;
+    let ids: Vec<String> = changed.iter().map(|i| i.id.to_string()).collect();
+    let mut said = match refused.len() {
+        0 => format!("{done} {}", count(changed.len())),
+        n => format!("{done} {} of {}", changed.len(), count(changed.len() + n)),
+    };
+    if !ids.is_empty() {
+        said.push_str(&format!(": {}", ids.join(", ")));
+    }
+    if refused.is_empty() {
+        return Ok(said);
+    }
+    for (_, why) in &refused {
+        said.push_str(&format!("\nnot {done}: {why}"));
+    }
+    Err(Failure::Usage(anyhow::anyhow!(said)))
+}
+
+fn count(n: usize) -> String {
+    match n {
+        1 => "1 incident".into(),
+        n => format!("{n} incidents"),
+    }
 }
 
 /// The war room as a table (or JSON), oldest first.

@@ -1705,6 +1705,136 @@ async fn queue_filters_read_as_analysts_write_them() {
     );
 }
 
+/// A change to many from the CLI: a dry run lists what a search matches and changes nothing;
+/// `--query` closes every match and no other incident; several IDs change what can be changed
+/// and name the rest, failing with exit 2; an empty search is refused rather than taken as
+/// the whole queue.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_incidents_are_changed_at_once_from_the_cli() {
+    let sim = CovalenceManagedSecuritySimulator::start(CovalenceManagedSecurityOptions::default())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = fes_fetch_config(dir.path(), &sim, "");
+    let cfg = config.to_str().unwrap();
+    let wf = |args: &[&str]| {
+        let mut all = vec!["--config", cfg, "incidents"];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    assert_eq!(watchfloor(dir.path(), &["--config", cfg, "fetch"]).code, 0);
+    let all = stored(dir.path(), &config);
+    let acme: Vec<i64> = all
+        .iter()
+        .filter(|i| i["organization"] == "Acme")
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    let other = all
+        .iter()
+        .find(|i| i["organization"] != "Acme")
+        .map(|i| i["id"].as_i64().unwrap())
+        .unwrap();
+    assert!(acme.len() > 1 && acme.len() < all.len());
+    let closed = || {
+        stored(dir.path(), &config)
+            .iter()
+            .filter(|i| i["status"] == "closed")
+            .map(|i| i["id"].as_i64().unwrap())
+            .collect::<Vec<_>>()
+    };
+    let acme_query = "organization:acme -status:closed";
+
+    let dry = wf(&[
+        "close",
+        "--query",
+        acme_query,
+        "--reason",
+        "resolved",
+        "--dry-run",
+    ]);
+    assert_eq!(dry.code, 0, "{}", dry.stderr);
+    assert!(
+        dry.stdout.starts_with(&format!(
+            "would close {} incidents (nothing changed",
+            acme.len()
+        )),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(
+        dry.stdout.matches("| Acme |").count(),
+        acme.len(),
+        "{}",
+        dry.stdout
+    );
+    assert_eq!(closed(), Vec::<i64>::new());
+
+    let out = wf(&[
+        "close",
+        "-q",
+        acme_query,
+        "--reason",
+        "duplicate",
+        "--notes",
+        "one campaign",
+        "--as",
+        "lead",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("closed {} incidents: ", acme.len())),
+        "{}",
+        out.stdout
+    );
+    let mut now_closed = closed();
+    now_closed.sort();
+    let mut want = acme.clone();
+    want.sort();
+    assert_eq!(now_closed, want);
+    let entries = wf(&["entries", &acme[0].to_string(), "--output", "json"]);
+    assert!(
+        entries.stdout.contains("\"lead\"") && entries.stdout.contains("one campaign"),
+        "{}",
+        entries.stdout
+    );
+
+    // By ID: the closed one reopens, the open one cannot, and the command says so.
+    let (a, o) = (acme[0].to_string(), other.to_string());
+    let out = wf(&["reopen", &a, &o]);
+    assert_eq!(out.code, 2, "{}", out.stdout);
+    assert!(
+        out.stderr
+            .contains(&format!("reopened 1 of 2 incidents: {a}"))
+            && out.stderr.contains(&format!(
+                "not reopened: incident {o}: the incident is not closed"
+            )),
+        "{}",
+        out.stderr
+    );
+    assert!(!closed().contains(&acme[0]));
+
+    for (args, says) in [
+        (
+            vec!["update", "--query", " ", "--severity", "high"],
+            "an empty filter would take every incident",
+        ),
+        (
+            vec!["update", &a, "--query", "x", "--severity", "high"],
+            "cannot be used with",
+        ),
+        (
+            vec!["update", &a, &o, "--severity", "high", "--if-version", "1"],
+            "--if-version holds for one incident",
+        ),
+        (vec!["close", "--reason", "resolved"], "required"),
+    ] {
+        let out = wf(&args);
+        assert_eq!(out.code, 2, "{args:?}: {}", out.stdout);
+        assert!(out.stderr.contains(says), "{args:?}: {}", out.stderr);
+    }
+}
+
 /// Regression (first hour): `instances health` had no JSON and exited 0 with an instance
 /// failing, so monitoring could not use it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

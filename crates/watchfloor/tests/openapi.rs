@@ -192,6 +192,8 @@ async fn real_answers_match_the_documented_response_schemas() {
     };
     let test_rule = format!(r#"{{"incident": {id}}}"#);
     let bulk = format!(r#"{{"ids": [{other}], "action": "assign", "owner": "root"}}"#);
+    let bulk_dry_run =
+        r#"{"filter": {"q": "-status:closed"}, "action": "reopen", "dry_run": true}"#;
     let delete = format!("/api/v1/incidents/{gone}");
     for (method, route, path, body) in [
         ("GET", "/healthz", "", ""),
@@ -336,6 +338,7 @@ async fn real_answers_match_the_documented_response_schemas() {
         ),
         ("GET", "/api/v1/reports/sends", "", ""),
         ("POST", "/api/v1/incidents/bulk", "", &bulk),
+        ("POST", "/api/v1/incidents/bulk", "", bulk_dry_run),
         ("DELETE", "/api/v1/incidents/{id}", &delete, ""),
     ] {
         let path = one(if path.is_empty() { route } else { path });

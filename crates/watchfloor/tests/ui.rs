@@ -281,6 +281,34 @@ async fn an_incident_is_worked_in_the_browser() {
     b.keys("a").await;
     b.wait_for_text("1 changed.").await;
 
+    // Every match of the queue's filters: one organization's open incidents set to Low, asked
+    // once more (how many, and which) before anything changes.
+    let low = format!("{}/?organization=Globex&severity=Low", s.url);
+    b.goto(&low).await;
+    let low_already = b.find_all("table.queue tbody tr").await.len();
+    b.goto(&format!("{}/?organization=Globex", s.url)).await;
+    let globex = b.find_all("table.queue tbody tr").await.len();
+    assert!(globex > low_already);
+    b.click(&b.find("form.bulk input[name=all]").await).await;
+    b.click(&b.find("form.bulk select[name=severity]").await)
+        .await;
+    b.click(&b.find("form.bulk option[value=Low]").await).await;
+    b.click(&b.find("form.bulk button[value=severity]").await)
+        .await;
+    b.wait_for_text(&format!("Set severity Low: {globex} incidents"))
+        .await;
+    assert_eq!(
+        b.find_all("table.queue tbody tr").await.len(),
+        globex.min(20)
+    );
+    b.screenshot(&shots.join("bulk-confirm.png")).await;
+    b.click(&b.find("form.confirm button").await).await;
+    // Those already Low are named as not changed, each through the rules of one.
+    b.wait_for_text(&format!("{} changed.", globex - low_already))
+        .await;
+    b.goto(&low).await;
+    assert_eq!(b.find_all("table.queue tbody tr").await.len(), globex);
+
     b.goto(&format!("{}/dashboard", s.url)).await;
     b.find("svg.chart").await;
     b.wait_for_text("covalence-managed-security").await;

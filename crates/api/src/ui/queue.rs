@@ -1,5 +1,6 @@
 //! The queue, the home page: the incidents the user may see, filtered, sorted and paged as the
-//! URL says, with bulk assign and close, live updates and keyboard moves.
+//! URL says, with bulk changes (to the selected incidents or to every match), live updates and
+//! keyboard moves.
 
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
     span_text, status_badge,
 };
-use watchfloor_service::{Caller, QueueParams as ListQuery};
+use watchfloor_service::{Caller, QueueParams as ListQuery, Selection};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -276,16 +277,27 @@ pub(crate) async fn page(
         form #bulk .bulk method="post" action="/queue/bulk" {
             (csrf_field(&csrf))
             input type="hidden" name="back" value=(url(list));
+            input type="hidden" name="filter" value=(selection_filter(list));
             @if user.role != Role::Viewer {
-                span { "Selected: " }
+                span { "Selected" }
+                label.all title="change every incident these filters match (at most 10,000), asked once more before anything changes" {
+                    input type="checkbox" name="all" value="1";
+                    " or every match:"
+                }
                 button type="submit" name="action" value="assign-me" { "Assign to me" }
                 input name="owner" placeholder="owner" aria-label="assign to";
                 button type="submit" name="action" value="assign" { "Assign" }
+                select name="severity" aria-label="severity to set" {
+                    option value="" { "severity…" }
+                    @for s in Severity::ALL.iter().rev() { option value=(s.label()) { (s.label()) } }
+                }
+                button type="submit" name="action" value="severity" { "Set severity" }
                 select name="reason" aria-label="close reason" {
                     @for r in CloseReason::ALL { option value=(r.as_str()) { (r.as_str()) } }
                 }
                 input name="notes" placeholder="close notes" aria-label="close notes";
                 button type="submit" name="action" value="close" { "Close" }
+                button type="submit" name="action" value="reopen" { "Reopen" }
             }
             span.hint { "j/k move · Enter open · a assign to me · c close · / search" }
         }
@@ -338,7 +350,66 @@ pub(crate) async fn fresh(
     Json(json!({"new": new, "rows": rows(&page.incidents).into_string()})).into_response()
 }
 
-/// Bulk assign and close: each selected incident goes through the same rules as one.
+/// The queue's filters as a bulk change over every match takes them: what the page shows,
+/// unpaged.
+fn selection_filter(list: &ListQuery) -> String {
+    let mut q = effective(list);
+    q.limit = None;
+    q.after = None;
+    q.count = false;
+    serde_urlencoded::to_string(&q).unwrap_or_default()
+}
+
+/// The change a bulk form's `action` asks for.
+fn bulk_change(form: &FormData, user: &User) -> Result<Change, String> {
+    let text = |key: &str| form.get(key).unwrap_or_default().trim().to_string();
+    Ok(match form.get("action").unwrap_or_default() {
+        "assign-me" => Change::Update(Edit {
+            owner: Some(Some(user.name.clone())),
+            ..Edit::default()
+        }),
+        "assign" => Change::Update(Edit {
+            owner: Some(Some(text("owner")).filter(|o| !o.is_empty())),
+            ..Edit::default()
+        }),
+        "severity" if text("severity").is_empty() => {
+            return Err("Choose the severity to set first.".into());
+        }
+        "severity" => Change::Update(Edit {
+            severity: Some(Severity::parse(&text("severity"))?),
+            ..Edit::default()
+        }),
+        "close" => Change::Close {
+            reason: CloseReason::parse(&text("reason"))?,
+            notes: Some(text("notes")).filter(|n| !n.is_empty()),
+        },
+        "reopen" => Change::Reopen,
+        other => return Err(format!("Unknown action {other:?}.")),
+    })
+}
+
+/// What a bulk change does, in words for its confirmation.
+fn describe(change: &Change) -> String {
+    match change {
+        Change::Update(Edit {
+            owner: Some(Some(owner)),
+            ..
+        }) => format!("Assign to {owner}"),
+        Change::Update(Edit {
+            owner: Some(None), ..
+        }) => "Unassign".into(),
+        Change::Update(Edit {
+            severity: Some(s), ..
+        }) => format!("Set severity {}", s.label()),
+        Change::Update(_) => "Change".into(),
+        Change::Close { reason, .. } => format!("Close as {}", reason.as_str()),
+        Change::Reopen => "Reopen".into(),
+    }
+}
+
+/// Bulk assign, severity, close and reopen: each selected incident goes through the same
+/// rules as one. With `all`, the change is for every incident the queue's filters match, and
+/// is shown for confirmation (how many, and the first of them) before anything changes.
 pub(crate) async fn bulk(
     State(state): State<AppState>,
     Extension(user): Extension<Arc<User>>,
@@ -350,40 +421,45 @@ pub(crate) async fn bulk(
         Err(refused) => return refused,
     };
     let back = super::back_to(&form, "/");
-    let ids: Vec<i64> = form.all("id").filter_map(|v| v.parse().ok()).collect();
-    if ids.is_empty() {
-        return redirect_with(&back, "Select incidents first.");
-    }
-    let change = match form.get("action").unwrap_or_default() {
-        "assign-me" => Change::Update(Edit {
-            owner: Some(Some(user.name.clone())),
-            ..Edit::default()
-        }),
-        "assign" => {
-            let owner = form.get("owner").unwrap_or_default().trim();
-            Change::Update(Edit {
-                owner: Some(Some(owner.to_string()).filter(|o| !o.is_empty())),
-                ..Edit::default()
-            })
-        }
-        "close" => match CloseReason::parse(form.get("reason").unwrap_or_default()) {
-            Ok(reason) => Change::Close {
-                reason,
-                notes: form
-                    .get("notes")
-                    .filter(|n| !n.trim().is_empty())
-                    .map(str::to_string),
-            },
-            Err(e) => return redirect_with(&back, &e),
-        },
-        other => return redirect_with(&back, &format!("Unknown action {other:?}.")),
+    let change = match bulk_change(&form, &user) {
+        Ok(change) => change,
+        Err(e) => return redirect_with(&back, &e),
     };
+    let caller = Caller::of(&user);
+    let selection = if form.get("all") == Some("1") {
+        match serde_urlencoded::from_str::<ListQuery>(form.get("filter").unwrap_or_default()) {
+            Ok(filter) => Selection::Matching(Box::new(filter)),
+            Err(e) => {
+                return redirect_with(
+                    &back,
+                    &format!("The queue's filters were not understood ({e})."),
+                );
+            }
+        }
+    } else {
+        let ids: Vec<i64> = form.all("id").filter_map(|v| v.parse().ok()).collect();
+        if ids.is_empty() {
+            return redirect_with(&back, "Select incidents first, or tick every match.");
+        }
+        Selection::Ids(ids)
+    };
+    if matches!(selection, Selection::Matching(_)) && form.get("confirm") != Some("1") {
+        let selected = match state.service.may_change(&caller) {
+            Ok(()) => state.service.preview(&caller, &selection).await,
+            Err(e) => Err(e),
+        };
+        return match selected {
+            Ok(selected) => confirm_page(&user, &csrf, &form, &change, &selected),
+            Err(e) => redirect_with(&back, &format!("{e}.")),
+        };
+    }
     let (done, refused) = match state
         .service
-        .change_many(&Caller::of(&user), &ids, &change)
+        .change_selected(&caller, &selection, &change)
         .await
     {
         Ok((changed, refused)) => (changed.len(), refused),
+        Err(e) if e.is_callers() => return redirect_with(&back, &format!("{e}.")),
         Err(e) => return error_page(e.into()),
     };
     let refused: Vec<String> = refused
@@ -395,4 +471,41 @@ pub(crate) async fn bulk(
         message.push_str(&format!(" Not changed: {}", refused.join("; ")));
     }
     redirect_with(&back, &message)
+}
+
+/// The page that asks once more before a change to every match: how many, the first of them,
+/// and the same form again with `confirm`.
+fn confirm_page(
+    user: &User,
+    csrf: &Csrf,
+    form: &FormData,
+    change: &Change,
+    selected: &[Incident],
+) -> Response {
+    const SHOWN: usize = 20;
+    let back = super::back_to(form, "/");
+    let what = describe(change);
+    let body = html! {
+        h1 { (what) ": " (selected.len()) " incidents" }
+        @if selected.is_empty() {
+            p.empty { "No incidents match these filters." }
+            p { a href=(back) { "Back to the queue" } }
+        } @else {
+            p { "Every incident the queue's filters match, each through the same rules as a change to one (a closed incident is not closed again):" }
+            table.queue.preview { tbody { (rows(&selected[..selected.len().min(SHOWN)])) } }
+            @if selected.len() > SHOWN { p.hint { "and " (selected.len() - SHOWN) " more" } }
+            form.confirm method="post" action="/queue/bulk" {
+                (csrf_field(csrf))
+                @for key in ["back", "filter", "action", "owner", "severity", "reason", "notes"] {
+                    @if let Some(v) = form.get(key) { input type="hidden" name=(key) value=(v); }
+                }
+                input type="hidden" name="all" value="1";
+                input type="hidden" name="confirm" value="1";
+                button type="submit" { (what) " " (selected.len()) " incidents" }
+                " "
+                a href=(back) { "Cancel" }
+            }
+        }
+    };
+    layout("Change every match", user, csrf, "Queue", body)
 }
