@@ -872,6 +872,15 @@ async fn incidents_command(
                 )));
             }
             let store = store_for(db, config).await?;
+            // `--owner ""` is the unassigned, as the query's `owner:""` (the API and the UI
+            // take an empty owner as no filter, as a form's empty box sends it).
+            let (owner, query) = match owner {
+                Some(o) if o.trim().is_empty() => (
+                    None,
+                    Some(format!("owner:\"\" {}", query.unwrap_or_default())),
+                ),
+                owner => (owner, query),
+            };
             let params = watchfloor_service::QueueParams {
                 status,
                 severity,
@@ -970,7 +979,11 @@ async fn incidents_command(
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Update(edit);
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            shown(
+                &select,
+                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
+                    .await?,
+            )
         }
         IncidentsAction::Close {
             ids,
@@ -982,11 +995,19 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            shown(
+                &select,
+                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
+                    .await?,
+            )
         }
         IncidentsAction::Reopen { ids, select, who } => {
             let change = watchfloor_core::Change::Reopen;
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            shown(
+                &select,
+                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
+                    .await?,
+            )
         }
         IncidentsAction::Note {
             id,
@@ -1033,6 +1054,14 @@ async fn incidents_command(
             format!("deleted incident {id}; its alert will not be fetched again")
         }
     })
+}
+
+/// What a change to many says: a dry run's table drawn for a terminal, as `incidents list`'s.
+fn shown(select: &work::SelectOpts, said: String) -> String {
+    match select.dry_run {
+        true => ListOutput::Auto.present(said),
+        false => said,
+    }
 }
 
 /// The config file: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.

@@ -1675,6 +1675,29 @@ async fn queue_filters_read_as_analysts_write_them() {
     assert_eq!(count(&["--status", "pending,active"]), all.len());
     assert_eq!(count(&["--fetched-since", "1 hour"]), all.len());
     assert_eq!(count(&["--fetched-since", "2099-01-01"]), 0);
+    // Regression (first hour: `--owner ""`, which the help gives for the unassigned, listed
+    // every incident).
+    let first = all[0]["id"].as_i64().unwrap().to_string();
+    create_user_with_password(dir.path(), cfg, "dana", "analyst", &[], "a-long-password");
+    let assigned = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            cfg,
+            "incidents",
+            "update",
+            &first,
+            "--owner",
+            "dana",
+        ],
+    );
+    assert_eq!(assigned.code, 0, "{}", assigned.stderr);
+    assert_eq!(count(&["--owner", ""]), all.len() - 1);
+    assert_eq!(
+        count(&["--owner", "", "--query", "-status:closed"]),
+        all.len() - 1
+    );
+    assert_eq!(count(&["--owner", "dana"]), 1);
     let not_acme = all.len() - acme;
     assert_eq!(
         count(&["--query", "-organization:acme -status:closed"]),

@@ -309,6 +309,17 @@ async fn an_incident_is_worked_in_the_browser() {
     b.goto(&low).await;
     assert_eq!(b.find_all("table.queue tbody tr").await.len(), globex);
 
+    // The owner counts' "unassigned" is a filter too (regression: it was plain text, and the
+    // owner box's empty value is no filter).
+    b.goto(&s.url).await;
+    let owners = column(&b, 8).await;
+    assert!(owners.iter().any(|o| !o.is_empty()), "{owners:?}");
+    let unassigned = owners.iter().filter(|o| o.is_empty()).count();
+    b.click(&b.find("span.facet a[href*='owner%3A%22%22']").await)
+        .await;
+    b.find("span.facet a.on[href*='owner%3A%22%22']").await;
+    assert_eq!(column(&b, 8).await, vec![String::new(); unassigned]);
+
     b.goto(&format!("{}/dashboard", s.url)).await;
     b.find("svg.chart").await;
     b.wait_for_text("covalence-managed-security").await;

@@ -123,6 +123,9 @@ fn select(name: &str, current: Option<&str>, options: &[(&str, &str)]) -> Markup
     }
 }
 
+/// The search term of the unassigned incidents.
+const UNASSIGNED: &str = "owner:\"\"";
+
 /// `on`, the class of the value a filter is set to.
 fn on(set: bool) -> Option<&'static str> {
     set.then_some("on")
@@ -157,6 +160,10 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
         .map(|(_, n)| n)
         .sum();
     let current_status = list.status.as_deref().unwrap_or("");
+    let unassigned = list
+        .q
+        .as_deref()
+        .is_some_and(|q| q.split_whitespace().any(|t| t == UNASSIGNED));
     html! {
         div.facets {
             span.facet {
@@ -198,7 +205,13 @@ fn facet_bar(list: &ListQuery, f: &Facets) -> Markup {
                         Some(o) => a class=[on(list.owner.as_deref() == Some(o.as_str()))] href=(link(&|l| l.owner = Some(o.clone()))) {
                             (o) " " span.n { (count(*n)) }
                         },
-                        None => span.muted { "unassigned " span.n { (count(*n)) } },
+                        // The owner filter's empty box is no filter; the search's term is
+                        // the unassigned.
+                        None => a class=[on(unassigned)] href=(link(&|l| if !unassigned {
+                            l.q = Some(format!("{} {UNASSIGNED}", l.q.as_deref().unwrap_or_default()).trim().to_string());
+                        })) {
+                            "unassigned " span.n { (count(*n)) }
+                        },
                     }
                 }
             }
