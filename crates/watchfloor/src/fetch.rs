@@ -159,7 +159,7 @@ pub async fn serve(
     store: Arc<SqlStore>,
     shared: watchfloor_core::Shared,
     concurrency: usize,
-    listen: Option<std::net::SocketAddr>,
+    listener: Option<tokio::net::TcpListener>,
     tls: Option<watchfloor_api::tls::Acceptor>,
 ) -> anyhow::Result<ExitCode> {
     let names = runner
@@ -167,7 +167,7 @@ pub async fn serve(
         .iter()
         .map(|s| s.to_string())
         .collect::<Vec<_>>();
-    if names.is_empty() && listen.is_none() {
+    if names.is_empty() && listener.is_none() {
         return Err(anyhow!(
             "no instance has fetch = true and no --listen address: nothing to serve"
         ));
@@ -216,11 +216,8 @@ pub async fn serve(
         lease,
         stop.clone(),
     ));
-    let http = match listen {
-        Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("cannot listen on {addr}; is another server there?"))?;
+    let http = match listener {
+        Some(listener) => {
             let scheme = if tls.is_some() { "https" } else { "http" };
             crate::tell!("API on {scheme}://{}", listener.local_addr()?);
             let mut state = watchfloor_api::AppState::new(store.clone(), sla.clone())

@@ -652,7 +652,18 @@ async fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
                 .map(|t| watchfloor_api::tls::acceptor(&t.cert, &t.key))
                 .transpose()
                 .map_err(|e| usage(anyhow!("[server] TLS: {e}")))?;
-            fetch::serve(Arc::new(runner), store, shared, concurrency, listen, tls)
+            let listener = match listen {
+                Some(addr) => Some(
+                    tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| {
+                            format!("cannot listen on {addr}; is another server there?")
+                        })
+                        .map_err(usage)?,
+                ),
+                None => None,
+            };
+            fetch::serve(Arc::new(runner), store, shared, concurrency, listener, tls)
                 .await
                 .map_err(usage)
         }

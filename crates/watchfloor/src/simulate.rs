@@ -141,7 +141,7 @@ pub async fn demo(
     };
     let (sims, config) = start(&args).await?;
     let examples: Vec<String> = sims.iter().flat_map(|s| s.examples()).collect();
-    let (runner, storage_url, sla) = {
+    let (runner, shared) = {
         let defs = watchfloor_integrations::definitions();
         let cfg = watchfloor_core::Config::load(&config, &defs)?;
         (
@@ -149,8 +149,7 @@ pub async fn demo(
                 watchfloor_integrations::builtin(),
                 &cfg,
             )?),
-            cfg.storage_url,
-            cfg.sla,
+            cfg.shared(),
         )
     };
     let first = examples
@@ -166,10 +165,8 @@ pub async fn demo(
                 .with_context(|| format!("cannot reset the demo database {}", file.display()))?;
         }
     }
-    let store = crate::incidents::open_store(storage_url.as_deref(), &Default::default()).await?;
-    let engine = Arc::new(
-        watchfloor_engine::Engine::new(runner.clone(), store.clone()).with_sla(sla.clone()),
-    );
+    let store =
+        crate::incidents::open_store(shared.storage_url.as_deref(), &shared.indicators).await?;
     // The UI and the API, with an admin and an analyst of one organization to log in as.
     let setup = watchfloor_storage::Actor::new("demo setup", None);
     let (_, admin_password) = watchfloor_api::auth::new_user(
@@ -190,6 +187,18 @@ pub async fn demo(
         None,
     )
     .await?;
+    // Rules, so that the first fetch is already worked on as `serve` works it.
+    let rules = dir.join("rules.toml");
+    std::fs::write(&rules, DEMO_RULES)
+        .with_context(|| format!("cannot write {}", rules.display()))?;
+    watchfloor_service::Service::new(store.clone(), shared.sla.clone())
+        .import_rules(
+            &watchfloor_service::Caller::local("demo setup"),
+            DEMO_RULES,
+            true,
+        )
+        .await
+        .context("the demo's rules")?;
     let listener = match tokio::net::TcpListener::bind(listen).await {
         Ok(l) => l,
         // Something else has the port: any free one will do for a demo.
@@ -198,30 +207,26 @@ pub async fn demo(
             .with_context(|| format!("cannot listen on {}", listen.ip()))?,
     };
     let address = listener.local_addr()?;
-    let state = watchfloor_api::AppState::new(store.clone(), sla)
-        .with_runner(runner.clone())
-        .with_engine(engine.clone());
-    let (ui_stop_tx, mut ui_stop) = tokio::sync::watch::channel(false);
-    let ui = tokio::spawn(watchfloor_api::serve(listener, state, async move {
-        let _ = ui_stop.wait_for(|s| *s).await;
-    }));
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
     let mut fetched = Vec::new();
-    for name in runner.fetching_instances() {
-        match engine
-            .cycle(
-                name,
-                watchfloor_engine::Steps::UntilCaughtUp,
-                &|_| {},
-                &stop,
-            )
-            .await
-        {
-            Ok(r) => fetched.push(format!("{name}: {} incidents", r.new_incidents)),
-            Err(e) => fetched.push(format!("{name}: {e}")),
+    {
+        let engine = watchfloor_engine::Engine::new(runner.clone(), store.clone())
+            .with_sla(shared.sla.clone());
+        let (_keep, stop) = tokio::sync::watch::channel(false);
+        for name in runner.fetching_instances() {
+            match engine
+                .cycle(
+                    name,
+                    watchfloor_engine::Steps::UntilCaughtUp,
+                    &|_| {},
+                    &stop,
+                )
+                .await
+            {
+                Ok(r) => fetched.push(format!("{name}: {} incidents", r.new_incidents)),
+                Err(e) => fetched.push(format!("{name}: {e}")),
+            }
         }
     }
-    let scheduler = tokio::spawn(engine.clone().serve(4, stop));
     let me = std::env::args()
         .next()
         .unwrap_or_else(|| "watchfloor".into());
@@ -232,6 +237,10 @@ pub async fn demo(
         "Fetched into {} (a fresh database each run): {}. The scheduler keeps fetching, and every simulator adds an alert every 30s.\n",
         dir.join("watchfloor.db").display(),
         fetched.join("; ")
+    );
+    say!(
+        "A rule from {} works each incident as it arrives (Acme's critical ones go to analyst, made active and noted): see the Rules page, or `{me} --config {cfg} rules list`.\n",
+        rules.display()
     );
     say!(
         "The web UI: http://{address}/\n  log in as admin, password {}\n  or as analyst (organization Acme only), password {}\n",
@@ -246,21 +255,36 @@ pub async fn demo(
     say!("  {me} --config {cfg} instances test");
     say!("  {me} --config {cfg} incidents list --severity critical");
     say!("  {me} --config {cfg} incidents show 1");
+    say!(
+        "  {me} --config {cfg} incidents close --query 'organization:globex severity:low' --reason duplicate --dry-run"
+    );
     say!("  {me} --config {cfg} instances health");
     say!("  {me} commands\n");
     say!("Press Ctrl-C to stop.");
-    tokio::signal::ctrl_c()
-        .await
-        .context("cannot listen for Ctrl-C")?;
-    // Stop fetching and serving before the simulators go away.
-    let _ = stop_tx.send(true);
-    let _ = ui_stop_tx.send(true);
-    let _ = scheduler.await;
-    let _ = ui.await;
+    // From here the demo is `serve`: fetching and mirroring, the UI and the API, the rules and
+    // any channels of the config, until Ctrl-C.
+    let ended = crate::fetch::serve(runner, store, shared, 4, Some(listener), None).await;
     drop(sims);
-    say!("stopped");
-    Ok(std::process::ExitCode::SUCCESS)
+    ended
 }
+
+/// The rules the demo starts with (written beside its config, as `rules import` takes them).
+const DEMO_RULES: &str = r#"# The demo's rules: they work each incident as it arrives, as `watchfloor serve` runs them.
+# Change them on the Rules page, or edit this file and `watchfloor rules import` it.
+
+[[rules]]
+name = "acme-critical-to-analyst"
+on = ["created"]
+when = 'organization:Acme severity:critical owner:""'
+actions = [
+  { action = "assign", to = "analyst" },
+  { action = "status", to = "active" },
+  { action = "note", text = "Critical for Acme: given to its analyst by ${rule.name}." },
+]
+
+# More to start from: docs/rules/ (escalation, assignment per organization, enrichment,
+# duplicates, stale incidents).
+"#;
 
 async fn wait_for_ctrl_c(sims: Vec<Box<dyn Running>>) -> anyhow::Result<std::process::ExitCode> {
     tokio::signal::ctrl_c()

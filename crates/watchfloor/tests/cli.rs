@@ -2323,6 +2323,95 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     );
 }
 
+/// Regression (first hour): the demo fetched and served but ran no rules, so a rule made on
+/// its Rules page never acted. It now runs as `serve` does, with a rule of its own that works
+/// the first fetch: Acme's critical incidents are the analyst's, active, with a note.
+#[test]
+fn the_demo_runs_its_rules_on_what_it_fetches() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let demo = dir.path().join("demo");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "demo",
+            "--dir",
+            demo.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let said: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("Press Ctrl-C"))
+        .collect();
+    assert!(
+        said.iter().any(|l| l.starts_with("A rule from ")),
+        "{said:?}"
+    );
+    let config = demo.join("watchfloor.toml");
+    let critical = || -> Vec<Value> {
+        let out = watchfloor(
+            dir.path(),
+            &[
+                "--config",
+                config.to_str().unwrap(),
+                "incidents",
+                "list",
+                "--org",
+                "acme",
+                "--severity",
+                "critical",
+                "--output",
+                "json",
+            ],
+        );
+        assert_eq!(out.code, 0, "{}", out.stderr);
+        serde_json::from_str(&out.stdout).unwrap()
+    };
+    let started = std::time::Instant::now();
+    let worked = loop {
+        let found = critical();
+        if !found.is_empty()
+            && found
+                .iter()
+                .all(|i| i["owner"] == "analyst" && i["status"] == "active")
+        {
+            break found;
+        }
+        if started.elapsed() > std::time::Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("the demo's rule did not work its incidents: {found:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    };
+    let entries = watchfloor(
+        dir.path(),
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "incidents",
+            "entries",
+            &worked[0]["id"].to_string(),
+            "--output",
+            "json",
+        ],
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        entries
+            .stdout
+            .contains("given to its analyst by acme-critical-to-analyst"),
+        "{}",
+        entries.stdout
+    );
+}
+
 /// `demo` serves the web UI and prints its address and a login that works.
 #[test]
 fn the_demo_opens_the_ui_with_a_login() {
