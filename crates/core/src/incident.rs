@@ -132,6 +132,10 @@ pub struct ProviderTimes {
     /// When the provider resolved it, if it did: FES's `resolution_time` (or, without one,
     /// `last_updated_time` of an ARO Resolved or Dismissed).
     pub resolved: Option<DateTime<Utc>>,
+    /// When the provider was first seen to have acknowledged it: Covalence's
+    /// `acknowledgedStatus` turning `Acknowledged`, which carries no time, as mirroring saw
+    /// it (within one mirroring interval). None for an alert fetched already acknowledged.
+    pub acknowledged: Option<DateTime<Utc>>,
 }
 
 /// An incident as an integration's fetch makes it from a provider alert.

@@ -30,6 +30,8 @@ pub struct ReportRow {
     pub sla_due: DateTime<Utc>,
     /// When the provider resolved it, if it did (FES).
     pub provider_resolved: Option<DateTime<Utc>>,
+    /// When the provider was first seen to have acknowledged it (Covalence).
+    pub provider_acknowledged: Option<DateTime<Utc>>,
 }
 
 /// How long something took over a set of incidents, in whole seconds.
@@ -77,6 +79,9 @@ pub struct Figures {
     /// The provider's creation to its own resolution, of those it resolved by the period's
     /// end (FES).
     pub provider_time_to_resolve: Spread,
+    /// The provider's creation to its acknowledgement as mirroring first saw it, of those it
+    /// acknowledged by the period's end (Covalence).
+    pub provider_time_to_acknowledge: Spread,
     /// First sight to first active (taken up), of those active by the period's end.
     pub time_to_acknowledge: Spread,
     /// First sight to the first owner, of those assigned by the period's end.
@@ -106,6 +111,7 @@ impl Figures {
         let mut severities: BTreeMap<std::cmp::Reverse<Severity>, usize> = BTreeMap::new();
         let (mut lag, mut assign, mut close) = (Vec::new(), Vec::new(), Vec::new());
         let (mut resolve, mut acknowledge) = (Vec::new(), Vec::new());
+        let mut provider_acknowledge = Vec::new();
         for row in rows {
             f.incidents += 1;
             *severities
@@ -114,6 +120,9 @@ impl Figures {
             lag.push((row.created - row.occurred).num_seconds().max(0));
             if let Some(at) = row.provider_resolved.filter(|at| *at <= until) {
                 resolve.push((at - row.occurred).num_seconds().max(0));
+            }
+            if let Some(at) = row.provider_acknowledged.filter(|at| *at <= until) {
+                provider_acknowledge.push((at - row.occurred).num_seconds().max(0));
             }
             if let Some(at) = row.first_active.filter(|at| *at <= until) {
                 acknowledge.push((at - row.created).num_seconds().max(0));
@@ -149,6 +158,7 @@ impl Figures {
             .collect();
         f.delivery_lag = Spread::of(lag);
         f.provider_time_to_resolve = Spread::of(resolve);
+        f.provider_time_to_acknowledge = Spread::of(provider_acknowledge);
         f.time_to_acknowledge = Spread::of(acknowledge);
         f.time_to_assign = Spread::of(assign);
         f.time_to_close = Spread::of(close);
@@ -256,7 +266,7 @@ pub fn groups_csv(report: &Report) -> String {
     let secs = |s: Option<i64>| s.map(|s| s.to_string()).unwrap_or_default();
     let ratio = |v: Option<f64>| v.map(|v| format!("{v:.4}")).unwrap_or_default();
     let mut out = String::from(
-        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,provider_time_to_resolve_median_s,provider_time_to_resolve_p90_s,time_to_acknowledge_median_s,time_to_acknowledge_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches\n",
+        "group,name,incidents,delivery_lag_median_s,delivery_lag_p90_s,provider_time_to_resolve_median_s,provider_time_to_resolve_p90_s,time_to_acknowledge_median_s,time_to_acknowledge_p90_s,time_to_assign_median_s,time_to_assign_p90_s,time_to_close_median_s,time_to_close_p90_s,closed,false_positive_or_duplicate,false_positive_share,closed_within_sla,sla_compliance,open_at_end,open_breaches,provider_time_to_acknowledge_median_s,provider_time_to_acknowledge_p90_s\n",
     );
     for (what, name, f, _) in report.groups() {
         let cells = [
@@ -280,6 +290,8 @@ pub fn groups_csv(report: &Report) -> String {
             ratio(f.sla_compliance),
             f.open_at_end.to_string(),
             f.open_breaches.to_string(),
+            secs(f.provider_time_to_acknowledge.median_s),
+            secs(f.provider_time_to_acknowledge.p90_s),
         ];
         out.push_str(&cells.join(","));
         out.push('\n');
@@ -291,7 +303,7 @@ pub fn groups_csv(report: &Report) -> String {
 /// measured from (seconds, empty where not yet reached by the period's end `until`).
 pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
     let mut out = String::from(
-        "id,title,organization,instance,type,severity,occurred,first_seen,first_active,first_assigned,closed,close_reason,sla_due,provider_resolved,delivery_lag_s,provider_time_to_resolve_s,time_to_acknowledge_s,time_to_assign_s,time_to_close_s,within_sla\n",
+        "id,title,organization,instance,type,severity,occurred,first_seen,first_active,first_assigned,closed,close_reason,sla_due,provider_resolved,delivery_lag_s,provider_time_to_resolve_s,time_to_acknowledge_s,time_to_assign_s,time_to_close_s,within_sla,provider_acknowledged,provider_time_to_acknowledge_s\n",
     );
     let time = |t: Option<DateTime<Utc>>| {
         t.map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true))
@@ -302,6 +314,7 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
         let active = r.first_active.filter(|t| *t <= until);
         let closed = r.closed.filter(|t| *t <= until);
         let resolved = r.provider_resolved.filter(|t| *t <= until);
+        let acknowledged = r.provider_acknowledged.filter(|t| *t <= until);
         let since_seen =
             |t: Option<DateTime<Utc>>| t.map(|t| (t - r.created).num_seconds().max(0).to_string());
         let cells = [
@@ -331,6 +344,10 @@ pub fn incidents_csv(rows: &[ReportRow], until: DateTime<Utc>) -> String {
             since_seen(closed).unwrap_or_default(),
             closed
                 .map(|t| (t <= r.sla_due).to_string())
+                .unwrap_or_default(),
+            time(acknowledged),
+            acknowledged
+                .map(|t| (t - r.occurred).num_seconds().max(0).to_string())
                 .unwrap_or_default(),
         ];
         out.push_str(&cells.join(","));
@@ -603,6 +620,7 @@ mod tests {
             close_reason: closed.map(|(_, r)| r),
             sla_due: at(due),
             provider_resolved: None,
+            provider_acknowledged: None,
         }
     }
 
@@ -637,11 +655,21 @@ mod tests {
         ];
         let mut rows = rows;
         // The provider resolved the first 10 minutes after making it; the third after the end.
+        // It acknowledged the second 3 minutes after making it; the third after the end too.
         rows[0].provider_resolved = Some(rows[0].occurred + chrono::TimeDelta::minutes(10));
+        rows[1].provider_acknowledged = Some(rows[1].occurred + chrono::TimeDelta::minutes(3));
+        rows[2].provider_acknowledged = Some(at("2026-12-01T00:00:01Z"));
         rows[2].provider_resolved = Some(at("2026-12-01T00:00:01Z"));
         let f = Figures::of(&rows, until);
         assert_eq!(f.provider_time_to_resolve.n, 1);
         assert_eq!(f.provider_time_to_resolve.median_s, Some(600));
+        assert_eq!(
+            (
+                f.provider_time_to_acknowledge.n,
+                f.provider_time_to_acknowledge.median_s
+            ),
+            (1, Some(180))
+        );
         assert_eq!(f.incidents, 4);
         assert_eq!(f.by_severity, [("High".to_string(), 4)]);
         assert_eq!(f.delivery_lag.median_s, Some(20));

@@ -545,7 +545,35 @@ async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
         fields.insert("acknowledgedStatus".into(), "Acknowledged".into());
         fields.insert("assignee".into(), "jdoe".into());
         assert!(sim.update_alert(&first.external_id, fields));
+        let before_sync = chrono::Utc::now();
         assert_eq!(engine.sync(name).await.unwrap().pulled, 1, "{name}");
+        // The acknowledgement is given the time mirroring saw it (Covalence gives none), for
+        // the provider's time to acknowledge; an alert acknowledged before it was fetched has
+        // no time made up for it.
+        let acknowledged = async || {
+            let rows = store
+                .report_rows(
+                    &IncidentFilter {
+                        instance: Some(name.into()),
+                        ..Default::default()
+                    },
+                    chrono::Utc::now(),
+                )
+                .await
+                .unwrap();
+            let others = rows
+                .iter()
+                .filter(|r| r.id != first.id)
+                .all(|r| r.provider_acknowledged.is_none());
+            let first = rows.iter().find(|r| r.id == first.id).unwrap();
+            (first.provider_acknowledged, others)
+        };
+        let (at, others) = acknowledged().await;
+        let at = at.expect("the acknowledgement's time is kept");
+        assert!(
+            at >= before_sync && at <= chrono::Utc::now() && others,
+            "{name}"
+        );
         let said = said(&store, first.id).await;
         assert!(
             said.iter()
@@ -570,6 +598,14 @@ async fn covalence_acknowledgements_mirror_in_and_nothing_goes_out() {
             "{name}: {} requests for {open} open incidents",
             quiet.requests
         );
+        // Taken back and acknowledged again: the first acknowledgement's time stays.
+        for status in ["None", "Acknowledged"] {
+            let mut fields = serde_json::Map::new();
+            fields.insert("acknowledgedStatus".into(), status.into());
+            assert!(sim.update_alert(&first.external_id, fields));
+            assert_eq!(engine.sync(name).await.unwrap().pulled, 1, "{name}");
+        }
+        assert_eq!(acknowledged().await.0, Some(at), "{name}");
         let close = Change::Close {
             reason: CloseReason::Resolved,
             notes: None,

@@ -100,7 +100,7 @@ fn group_table(title: &str, groups: &[Group]) -> Markup {
             table {
                 thead { tr {
                     th { "Name" } th.num { "Incidents" } th.num { "Delivery lag p50" } th.num { "p90" }
-                    th.num { "Provider resolve p50" } th.num { "Close p50" } th.num { "p90" } th.num { "Closed" } th.num { "FP or duplicate" }
+                    th.num { "Provider resolve p50" } th.num { "Provider ack p50" } th.num { "Close p50" } th.num { "p90" } th.num { "Closed" } th.num { "FP or duplicate" }
                     th.num { "Within SLA" } th.num { "Open past SLA" }
                 } }
                 tbody {
@@ -116,6 +116,7 @@ fn group_table(title: &str, groups: &[Group]) -> Markup {
                             td.num { (f.incidents) }
                             td.num { (time(f.delivery_lag.median_s)) } td.num { (time(f.delivery_lag.p90_s)) }
                             td.num { (time(f.provider_time_to_resolve.median_s)) }
+                            td.num { (time(f.provider_time_to_acknowledge.median_s)) }
                             td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }
                             td.num { (f.closed) } td.num { (share(f.false_positive_share)) }
                             td.num { (share(f.sla_compliance)) } td.num { (f.open_breaches) }
@@ -165,6 +166,7 @@ pub fn customer_report_html(c: &CustomerReport, generated: DateTime<Utc>) -> Str
                     tbody {
                         (spread_row("Delivery lag (provider's creation to first seen)", &f.delivery_lag))
                         (spread_row("Provider's time to resolve (its creation to its resolution)", &f.provider_time_to_resolve))
+                        (spread_row("Provider's time to acknowledge (its creation to its acknowledgement seen)", &f.provider_time_to_acknowledge))
                         (spread_row("Time to acknowledge (first seen to taken up)", &f.time_to_acknowledge))
                         (spread_row("Time to assign (first seen to first owner)", &f.time_to_assign))
                         (spread_row("Time to close (first seen to closed)", &f.time_to_close))
@@ -252,6 +254,10 @@ impl ReportMessage {
             ),
             spread("Delivery lag", &f.delivery_lag),
             spread("Provider's time to resolve", &f.provider_time_to_resolve),
+            spread(
+                "Provider's time to acknowledge",
+                &f.provider_time_to_acknowledge,
+            ),
             spread("Time to acknowledge", &f.time_to_acknowledge),
             spread("Time to close", &f.time_to_close),
             format!("Critical and high incidents: {}", c.notable_total),

@@ -214,6 +214,7 @@ const TABLES: &[(&str, &[(&str, Kind)])] = &[
             ("remote_state", Text),
             ("provider_updated", Int),
             ("provider_resolved", Int),
+            ("provider_acknowledged", Int),
             ("first_active", Int),
             ("record", Blob),
         ],

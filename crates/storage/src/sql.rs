@@ -2470,13 +2470,16 @@ impl OutboxStore for SqlStore {
             record.seen = (*seen != record.raw).then(|| seen.clone());
             write_record(&mut tx, id, &before.integration, &record).await?;
             if let Some(p) = provider {
-                // Resolved as the provider says now: reopened there, resolved no longer.
+                // Resolved as the provider says now: reopened there, resolved no longer. The
+                // first acknowledgement seen is kept.
                 sqlx::query(
                     "UPDATE incidents SET provider_updated = COALESCE($1, provider_updated), \
-                     provider_resolved = $2 WHERE id = $3",
+                     provider_resolved = $2, \
+                     provider_acknowledged = COALESCE(provider_acknowledged, $3) WHERE id = $4",
                 )
                 .bind(p.updated.map(micros))
                 .bind(p.resolved.map(micros))
+                .bind(p.acknowledged.map(micros))
                 .bind(id)
                 .execute(&mut *tx)
                 .await?;

@@ -114,8 +114,9 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
     html! {
         table.grid.providers {
             thead { tr {
-                th { "Provider instance" } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Lag p90" }
-                th.num title="the provider's creation to its own resolution, median" { "Theirs to resolve" }
+                th { "Instance" } th.num { "Incidents" } th.num { "Lag p50" } th.num { "Lag p90" }
+                th.num title="the provider's creation to its own resolution, median" { "Theirs to" br; "resolve" }
+                th.num title="the provider's creation to its acknowledgement as mirroring first saw it, median (Covalence)" { "Theirs to" br; "ack" }
                 th.num { "Ack p50" } th.num { "Assign p50" } th.num { "Close p50" } th.num { "Close p90" }
                 th.num { "FP or dup." } th.num { "In SLA" } th.num { "Past SLA" }
                 th { "Incidents/wk" } th { "Lag p50/wk" } th { "Close p50/wk" }
@@ -134,6 +135,7 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
                         td.num { (f.incidents) }
                         td.num { (time(f.delivery_lag.median_s)) } td.num { (time(f.delivery_lag.p90_s)) }
                         td.num { (time(f.provider_time_to_resolve.median_s)) }
+                        td.num { (time(f.provider_time_to_acknowledge.median_s)) }
                         td.num { (time(f.time_to_acknowledge.median_s)) }
                         td.num { (time(f.time_to_assign.median_s)) }
                         td.num { (time(f.time_to_close.median_s)) } td.num { (time(f.time_to_close.p90_s)) }

@@ -47,6 +47,7 @@ pub fn provider_times(aro: &Value) -> ProviderTimes {
         resolved: resolved
             .then(|| time("resolution_time").or_else(|| time("last_updated_time")))
             .flatten(),
+        acknowledged: None,
     }
 }
 

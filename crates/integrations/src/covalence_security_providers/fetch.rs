@@ -31,7 +31,7 @@ fn date(alert: &Value) -> Result<(String, DateTime<Utc>), SetAside> {
 }
 
 /// When Covalence last alerted on it (`lastAlertedTime`, epoch seconds), if it says.
-fn alert_updated(alert: &Value) -> Option<DateTime<Utc>> {
+pub(super) fn alert_updated(alert: &Value) -> Option<DateTime<Utc>> {
     alert["lastAlertedTime"]
         .as_i64()
         .and_then(|t| DateTime::from_timestamp(t, 0))
@@ -141,6 +141,7 @@ fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
         provider: ProviderTimes {
             updated: alert_updated(&dated.item),
             resolved: None,
+            acknowledged: None,
         },
     }
 }

@@ -134,6 +134,14 @@ fn compare(alert: &Value, seen: &Value) -> Option<RemoteChange> {
             )
         })
         .collect();
+    // The acknowledgement carries no time: it is given the time mirroring first saw it.
+    let acknowledged = |state: &Value| state["acknowledgedStatus"] == "Acknowledged";
+    let provider =
+        (acknowledged(&now) && !acknowledged(&before)).then(|| watchfloor_core::ProviderTimes {
+            updated: super::fetch::alert_updated(alert),
+            resolved: None,
+            acknowledged: Some(chrono::Utc::now()),
+        });
     // Keep the organization, so the next read goes to the same appliances.
     let mut seen = now;
     seen["org_name"] = json!(org);
@@ -141,7 +149,7 @@ fn compare(alert: &Value, seen: &Value) -> Option<RemoteChange> {
         seen,
         notes,
         close: None,
-        provider: None,
+        provider,
     })
 }
 

@@ -109,6 +109,7 @@ fn incident(dated: &Dated<Value>) -> NewIncident {
         provider: ProviderTimes {
             updated: dated.item["UpdateTimestampGMT"].as_str().and_then(utc_time),
             resolved: None,
+            acknowledged: None,
         },
     }
 }

@@ -57,6 +57,7 @@ fn provider_times(updated: &str, closed: bool) -> watchfloor_core::ProviderTimes
     watchfloor_core::ProviderTimes {
         updated,
         resolved: updated.filter(|_| closed),
+        acknowledged: None,
     }
 }
 

@@ -90,6 +90,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         23,
         include_str!("../../migrations/postgres/0023_organization_triage.sql"),
     ),
+    (
+        24,
+        include_str!("../../migrations/postgres/0024_provider_acknowledged.sql"),
+    ),
 ];
 
 /// Connections each process keeps to the database at most, besides `PAGE_CONNECTIONS`.

@@ -19,7 +19,8 @@ impl SqlStore {
     ) -> Result<Vec<ReportRow>, StoreError> {
         let mut q = self.sql(
             "SELECT id, name, instance, organization, type, severity, occurred, created, first_assigned, \
-             closed, close_reason, sla_due, provider_resolved, first_active FROM incidents WHERE created < ",
+             closed, close_reason, sla_due, provider_resolved, provider_acknowledged, first_active \
+             FROM incidents WHERE created < ",
         );
         q.push_bind(micros(until));
         push_filter(&mut q, filter, &Hints::default());
@@ -44,6 +45,7 @@ impl SqlStore {
                     close_reason: reason.and_then(|r| CloseReason::parse(&r).ok()),
                     sla_due: from_micros(r.try_get("sla_due")?)?,
                     provider_resolved: opt_micros(r.try_get("provider_resolved")?)?,
+                    provider_acknowledged: opt_micros(r.try_get("provider_acknowledged")?)?,
                     first_active: opt_micros(r.try_get("first_active")?)?,
                 })
             })

@@ -71,6 +71,10 @@ pub(crate) const MIGRATIONS: &[(i64, &str)] = &[
         32,
         include_str!("../../migrations/0032_organization_triage.sql"),
     ),
+    (
+        33,
+        include_str!("../../migrations/0033_provider_acknowledged.sql"),
+    ),
 ];
 
 /// How long a writer waits for another process's write to finish before it gives up.

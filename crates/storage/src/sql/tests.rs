@@ -3555,7 +3555,8 @@ async fn verdicts_are_per_organization_and_the_allow_list_applies_from_then_on(s
 /// Incidents stored before the provider's own times were kept get them from their raw
 /// records when the database is upgraded, on both backends; a value that is not a time, or a
 /// record that is not JSON, leaves them empty and the upgrade goes on. Those made active
-/// before learn when from their war room.
+/// before learn when from their war room, and so do Covalence alerts whose acknowledgement was
+/// mirrored in.
 #[tokio::test]
 async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
     const ROWS: [(&str, &str, Option<&str>, Option<&str>); 7] = [
@@ -3639,14 +3640,57 @@ async fn an_upgrade_fills_the_providers_times_from_the_raw_records() {
             .await
             .unwrap();
         }
+        // The Covalence alert's acknowledgement was mirrored in twice (taken back between),
+        // after its assignee; the same words on another integration's incident are not one.
+        for (id, at, text) in [
+            (
+                6,
+                "2024-05-02T14:08:00.000000Z",
+                "Covalence: assignee - → jdoe",
+            ),
+            (
+                6,
+                "2024-05-02T14:09:00.123456Z",
+                "Covalence: acknowledgedStatus None → Acknowledged",
+            ),
+            (
+                6,
+                "2024-05-02T15:09:00.000000Z",
+                "Covalence: acknowledgedStatus None → Acknowledged",
+            ),
+            (
+                1,
+                "2024-05-02T14:09:00.000000Z",
+                "Covalence: acknowledgedStatus None → Acknowledged",
+            ),
+        ] {
+            sqlx::query(
+                "INSERT INTO incident_entries (incident_id, created, author, kind, body) \
+                 VALUES ($1, $2, 'sync:i', 'sync-in', $3)",
+            )
+            .bind(id as i64)
+            .bind(at)
+            .bind(serde_json::json!({ "text": text }).to_string())
+            .execute(old.pool())
+            .await
+            .unwrap();
+        }
         old.close().await;
         let s = SqlStore::open(url).await.unwrap();
+        let acknowledged: Vec<Option<i64>> =
+            sqlx::query_scalar("SELECT provider_acknowledged FROM incidents ORDER BY id")
+                .fetch_all(s.pool())
+                .await
+                .unwrap();
+        let at = |t: &str| Some(crate::base::micros(t.parse().unwrap()));
+        let mut want = vec![None; ROWS.len()];
+        want[5] = at("2024-05-02T14:09:00.123456Z");
+        assert_eq!(acknowledged, want, "{url}");
         let active: Vec<Option<i64>> =
             sqlx::query_scalar("SELECT first_active FROM incidents ORDER BY id")
                 .fetch_all(s.pool())
                 .await
                 .unwrap();
-        let at = |t: &str| Some(crate::base::micros(t.parse().unwrap()));
         assert_eq!(
             active[..3],
             [

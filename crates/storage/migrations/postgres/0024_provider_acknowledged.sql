@@ -1,0 +1,13 @@
+-- When the provider was first seen to have acknowledged an incident (Covalence's
+-- `acknowledgedStatus` turning `Acknowledged`, which carries no time of its own): the
+-- provider's time to acknowledge, in reports. Mirroring keeps it from here on; incidents whose
+-- acknowledgement was mirrored in before get the time of the war-room entry that recorded it.
+-- (Microseconds since 1970-01-01 UTC, as an incident's other times.)
+ALTER TABLE incidents ADD COLUMN provider_acknowledged BIGINT;
+UPDATE incidents
+SET provider_acknowledged = (
+    SELECT CAST(EXTRACT(EPOCH FROM CAST(MIN(e.created) AS timestamptz)) * 1000000 AS BIGINT)
+    FROM incident_entries e
+    WHERE e.incident_id = incidents.id AND e.kind = 'sync-in'
+      AND e.body LIKE '%"Covalence: acknowledgedStatus % → Acknowledged"%')
+WHERE integration = 'covalence-security-providers';
