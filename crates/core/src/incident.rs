@@ -134,7 +134,7 @@ pub struct ProviderTimes {
     pub resolved: Option<DateTime<Utc>>,
     /// When the provider was first seen to have acknowledged it: Covalence's
     /// `acknowledgedStatus` turning `Acknowledged`, which carries no time, as mirroring saw
-    /// it (within one mirroring interval). None for an alert fetched already acknowledged.
+    /// it (within one mirroring interval), or the fetch of an alert acknowledged already.
     pub acknowledged: Option<DateTime<Utc>>,
 }
 

@@ -141,7 +141,8 @@ fn incident(dated: &Dated<Value>, org: Option<&str>) -> NewIncident {
         provider: ProviderTimes {
             updated: alert_updated(&dated.item),
             resolved: None,
-            acknowledged: None,
+            // Acknowledged before it was first seen: at most now (its time is not given).
+            acknowledged: (alert["acknowledgedStatus"] == "Acknowledged").then(Utc::now),
         },
     }
 }

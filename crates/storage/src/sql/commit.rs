@@ -47,7 +47,8 @@ impl FetchCommit {
         for chunk in incidents.chunks(ROWS_PER_INSERT) {
             let mut q = store.sql(
                 "WITH v (external_id, name, occurred, severity, organization, details, labels, \
-                 raw_json, record, sla_due, provider_updated, provider_resolved) AS (VALUES ",
+                 raw_json, record, sla_due, provider_updated, provider_resolved, \
+                 provider_acknowledged) AS (VALUES ",
             );
             for (n, inc) in chunk.iter().enumerate() {
                 // Packed here, before the write turn, as the statement is built.
@@ -94,13 +95,15 @@ impl FetchCommit {
                     .push_bind(inc.provider.updated.map(micros))
                     .push(", ")
                     .push_bind(inc.provider.resolved.map(micros))
+                    .push(", ")
+                    .push_bind(inc.provider.acknowledged.map(micros))
                     .push(")");
             }
             // A deleted incident's tombstone keeps its alert out.
             q.push(
                 ") INSERT INTO incidents (instance, integration, external_id, name, type, occurred, \
                  created, modified, severity, status, organization, details, labels, raw_json, record, \
-                 sla_due, provider_updated, provider_resolved) SELECT ",
+                 sla_due, provider_updated, provider_resolved, provider_acknowledged) SELECT ",
             )
             .push_bind(target.instance.to_string())
             .push(", ")
@@ -113,7 +116,7 @@ impl FetchCommit {
             .push_bind(now)
             .push(
                 ", severity, 'pending', organization, details, labels, raw_json, record, sla_due, \
-                 provider_updated, provider_resolved FROM v \
+                 provider_updated, provider_resolved, provider_acknowledged FROM v \
                  WHERE NOT EXISTS (SELECT 1 FROM tombstones t WHERE t.instance = ",
             )
             .push_bind(target.instance.to_string())

@@ -2254,6 +2254,7 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         "CREATE TABLE rules (enabled INTEGER NOT NULL, source TEXT, position INTEGER)",
         "ALTER TABLE incidents ADD COLUMN provider_updated TEXT",
         "ALTER TABLE incidents ADD COLUMN provider_resolved TEXT",
+        "ALTER TABLE incidents ADD COLUMN provider_acknowledged INTEGER",
         "ALTER TABLE incidents ADD COLUMN record BLOB",
     ] {
         sqlx::query(stand_in).execute(&mut *edits).await.unwrap();
@@ -2274,6 +2275,7 @@ async fn an_upgraded_database_finds_its_incidents_by_text() {
         "DROP TABLE rules",
         "ALTER TABLE incidents DROP COLUMN provider_updated",
         "ALTER TABLE incidents DROP COLUMN provider_resolved",
+        "ALTER TABLE incidents DROP COLUMN provider_acknowledged",
     ] {
         sqlx::query(gone).execute(&mut *edits).await.unwrap();
     }
