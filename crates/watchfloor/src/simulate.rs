@@ -191,12 +191,16 @@ pub async fn demo(
     let rules = dir.join("rules.toml");
     std::fs::write(&rules, DEMO_RULES)
         .with_context(|| format!("cannot write {}", rules.display()))?;
-    watchfloor_service::Service::new(store.clone(), shared.sla.clone())
-        .import_rules(
-            &watchfloor_service::Caller::local("demo setup"),
-            DEMO_RULES,
-            true,
-        )
+    // The demo's setup acts through the service as an administrator on the machine does.
+    let engine = Arc::new(
+        watchfloor_engine::Engine::new(runner.clone(), store.clone()).with_sla(shared.sla.clone()),
+    );
+    let service = watchfloor_service::Service::new(store.clone(), shared.sla.clone())
+        .with_runner(runner.clone())
+        .with_engine(engine);
+    let setup_caller = watchfloor_service::Caller::local("demo setup");
+    service
+        .import_rules(&setup_caller, DEMO_RULES, true)
         .await
         .context("the demo's rules")?;
     let listener = match tokio::net::TcpListener::bind(listen).await {
@@ -208,23 +212,10 @@ pub async fn demo(
     };
     let address = listener.local_addr()?;
     let mut fetched = Vec::new();
-    {
-        let engine = watchfloor_engine::Engine::new(runner.clone(), store.clone())
-            .with_sla(shared.sla.clone());
-        let (_keep, stop) = tokio::sync::watch::channel(false);
-        for name in runner.fetching_instances() {
-            match engine
-                .cycle(
-                    name,
-                    watchfloor_engine::Steps::UntilCaughtUp,
-                    &|_| {},
-                    &stop,
-                )
-                .await
-            {
-                Ok(r) => fetched.push(format!("{name}: {} incidents", r.new_incidents)),
-                Err(e) => fetched.push(format!("{name}: {e}")),
-            }
+    for name in runner.fetching_instances() {
+        match service.fetch_instance(&setup_caller, name).await? {
+            Ok(r) => fetched.push(format!("{name}: {} incidents", r.new_incidents)),
+            Err(e) => fetched.push(format!("{name}: {e}")),
         }
     }
     let me = std::env::args()

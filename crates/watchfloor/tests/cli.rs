@@ -2323,36 +2323,43 @@ async fn serve_speaks_https_with_the_configured_certificate() {
     );
 }
 
+/// `demo` in `DIR/demo` on a free port, and what it says until it is ready (up to "Press
+/// Ctrl-C").
+fn start_demo(dir: &Path) -> (std::process::Child, Vec<String>) {
+    use std::io::BufRead;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
+        .args([
+            "demo",
+            "--dir",
+            dir.join("demo").to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .current_dir(dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let said = std::io::BufReader::new(child.stdout.take().unwrap())
+        .lines()
+        .map_while(Result::ok)
+        .take_while(|l| !l.starts_with("Press Ctrl-C"))
+        .collect();
+    (child, said)
+}
+
 /// Regression (first hour): the demo fetched and served but ran no rules, so a rule made on
 /// its Rules page never acted. It now runs as `serve` does, with a rule of its own that works
 /// the first fetch: Acme's critical incidents are the analyst's, active, with a note.
 #[test]
 fn the_demo_runs_its_rules_on_what_it_fetches() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let demo = dir.path().join("demo");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args([
-            "demo",
-            "--dir",
-            demo.to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let said: Vec<String> = std::io::BufReader::new(child.stdout.take().unwrap())
-        .lines()
-        .map_while(Result::ok)
-        .take_while(|l| !l.starts_with("Press Ctrl-C"))
-        .collect();
+    let (mut child, said) = start_demo(dir.path());
     assert!(
         said.iter().any(|l| l.starts_with("A rule from ")),
         "{said:?}"
     );
+    let demo = dir.path().join("demo");
     let config = demo.join("watchfloor.toml");
     let critical = || -> Vec<Value> {
         let out = watchfloor(
@@ -2415,31 +2422,17 @@ fn the_demo_runs_its_rules_on_what_it_fetches() {
 /// `demo` serves the web UI and prints its address and a login that works.
 #[test]
 fn the_demo_opens_the_ui_with_a_login() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_watchfloor"))
-        .args([
-            "demo",
-            "--dir",
-            dir.path().join("demo").to_str().unwrap(),
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .current_dir(dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let (mut child, said) = start_demo(dir.path());
+    let mut lines = said.iter();
     let address = lines
         .by_ref()
-        .map_while(Result::ok)
         .find_map(|l| {
             l.strip_prefix("The web UI: http://")
                 .map(|a| a.trim_end_matches('/').to_string())
         })
         .expect("the UI's address");
-    let login = lines.next().unwrap().unwrap();
+    let login = lines.next().unwrap();
     let password = login
         .strip_prefix("  log in as admin, password ")
         .unwrap_or_else(|| panic!("{login}"))
