@@ -1369,6 +1369,15 @@ async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
             json!({"ids": [a1], "action": "merge"}),
             "use assign, close, reopen or edit",
         ),
+        // An owner who is no user fails the request whole, and its dry run as it would.
+        (
+            json!({"ids": [a1, a2], "action": "assign", "owner": "nobody"}),
+            "there is no user nobody",
+        ),
+        (
+            json!({"filter": {"q": "alert"}, "action": "edit", "owner": "nobody", "dry_run": true}),
+            "there is no user nobody",
+        ),
     ] {
         let (status, answer) = bulk(&root, body.clone()).await;
         assert_eq!(status, 400, "{body}: {answer}");

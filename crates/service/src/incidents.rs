@@ -120,6 +120,18 @@ impl Service {
         owner: &str,
         organization: Option<&str>,
     ) -> Result<(), ServiceError> {
+        let user = self.working_user(owner).await?;
+        if !Scope::of(&user).allows(organization) {
+            return Err(ServiceError::Invalid(format!(
+                "{owner} cannot see this incident's organization ({}): assign it to a user of that organization",
+                organization.unwrap_or("none")
+            )));
+        }
+        Ok(())
+    }
+
+    /// The user `owner` names, if enabled: someone who can work an incident.
+    async fn working_user(&self, owner: &str) -> Result<watchfloor_storage::User, ServiceError> {
         let Some(user) = self.store.user(owner).await? else {
             return Err(ServiceError::Invalid(format!(
                 "there is no user {owner}: assign the incident to one of `users list`"
@@ -130,11 +142,18 @@ impl Service {
                 "{owner} is disabled: assign the incident to a user who can work it"
             )));
         }
-        if !Scope::of(&user).allows(organization) {
-            return Err(ServiceError::Invalid(format!(
-                "{owner} cannot see this incident's organization ({}): assign it to a user of that organization",
-                organization.unwrap_or("none")
-            )));
+        Ok(user)
+    }
+
+    /// What a change to many can be refused for before any incident is read: the caller's
+    /// role, text the store could not keep, and an owner who is no user or is disabled (whether
+    /// the owner sees each incident's organization is still asked of each). A dry run asks
+    /// this too, so that it fails as the change would.
+    pub async fn check_many(&self, caller: &Caller, change: &Change) -> Result<(), ServiceError> {
+        self.may_change(caller)?;
+        check_change(change)?;
+        if let Some(owner) = owner_of(change) {
+            self.working_user(owner).await?;
         }
         Ok(())
     }
@@ -269,8 +288,7 @@ impl Service {
         selection: &Selection,
         change: &Change,
     ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
-        self.may_change(caller)?;
-        check_change(change)?;
+        self.check_many(caller, change).await?;
         let ids = self.selected(caller, selection).await?;
         self.change_many(caller, &ids, change).await
     }

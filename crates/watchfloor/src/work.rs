@@ -185,7 +185,7 @@ pub async fn change_each(
         Change::Update(_) => ("updated", "update"),
     };
     if select.dry_run {
-        service.may_change(&caller).map_err(failed)?;
+        service.check_many(&caller, change).await.map_err(failed)?;
         let selected = service.preview(&caller, &selection).await.map_err(failed)?;
         let table =
             crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
