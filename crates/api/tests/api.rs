@@ -1392,7 +1392,7 @@ async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
 }
 
 /// A filter that matches more than a bulk change takes is refused whole, rather than changing
-/// the first 10,000 and leaving the rest.
+/// the first 10,000 and leaving the rest: ours, and XSOAR's batch calls with `all`.
 #[tokio::test]
 async fn a_bulk_change_refuses_more_matches_than_it_takes() {
     let app = spawn_app().await;
@@ -1428,6 +1428,40 @@ async fn a_bulk_change_refuses_more_matches_than_it_takes() {
         )
         .await;
     assert_eq!(open["selected"], json!([]), "none was closed");
+    // XSOAR's batch calls with `all` too (they closed the first 10,000 and said nothing of the
+    // rest).
+    for (path, body) in [
+        (
+            "/incident/batchClose",
+            json!({"all": true, "filter": {"query": "organization:big"}, "closeReason": "Duplicate"}),
+        ),
+        (
+            "/incident/batch",
+            json!({"all": true, "filter": {"query": "organization:big"}, "data": {"severity": 1}}),
+        ),
+    ] {
+        let (status, answer) = app.send("POST", path, &root, body).await;
+        assert_eq!(status, 400, "{path}: {answer}");
+        assert!(
+            answer
+                .to_string()
+                .contains("more than 10000 incidents match `filter`"),
+            "{path}: {answer}"
+        );
+    }
+    let (_, open) = app
+        .send(
+            "POST",
+            "/api/v1/incidents/bulk",
+            &root,
+            json!({"filter": {"organization": "big", "status": "closed"}, "action": "reopen", "dry_run": true}),
+        )
+        .await;
+    assert_eq!(
+        open["selected"],
+        json!([]),
+        "none was closed by XSOAR's calls either"
+    );
 }
 
 /// Admins manage users over the API; others cannot, and a made password or key is shown once.
