@@ -102,7 +102,7 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
                 "GET",
                 "/api/v1/incidents",
                 "?status=&severity=&organization=&instance=&owner=&sla=&q=&sort=&order=&after=&count=&limit=",
-                "the queue, newest first: `{data, next}`, and with `count=true` `total` (up to 10,000) and `total_capped`; `q` is XSOAR's query syntax, `after` the `next` of the page before",
+                "the queue, newest first: `{data, next}`, and with `count=true` `total` (up to 10,000) and `total_capped`; `q` is XSOAR's query syntax (`q=owner:\"\"` for the unassigned; an empty `owner=` is no filter), `after` the `next` of the page before",
             ).returns("IncidentPage"),
             get(list),
         ),
