@@ -24,6 +24,9 @@ function queue() {
     const row = rows()[current];
     if (!row || !bulk) return;
     rows().forEach((r) => { r.querySelector("input[type=checkbox]").checked = r === row; });
+    // A key acts on the row it is on, never on every match.
+    const every = bulk.querySelector("input[name=all]");
+    if (every) every.checked = false;
     const button = bulk.querySelector(`button[value="${action}"]`);
     if (button) button.click();
   };
@@ -95,4 +98,14 @@ function closeDialog() {
   }
 }
 
-document.addEventListener("DOMContentLoaded", () => { queue(); consoleCompletion(); closeDialog(); });
+// A change to every match can take seconds: its button says so, and is not pressed twice.
+function confirmWorking() {
+  document.querySelectorAll("form.confirm").forEach((form) => form.addEventListener("submit", () => {
+    const button = form.querySelector("button");
+    if (button) { button.disabled = true; button.textContent = "Working…"; }
+  }));
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  queue(); consoleCompletion(); closeDialog(); confirmWorking();
+});

@@ -274,9 +274,12 @@ async fn an_incident_is_worked_in_the_browser() {
         .await;
     b.wait_for_text("2 changed.").await;
 
-    // Keyboard: j moves, a assigns to me.
+    // Keyboard: j moves, a assigns to me: the row it is on, even with "every match" ticked.
     b.goto(&s.url).await;
     b.find("table.queue").await;
+    b.click(&b.find("form.bulk input[name=all]").await).await;
+    // (Keys typed into a form's field are the field's: focus leaves the box first.)
+    b.click(&b.find("form.bulk span.hint").await).await;
     b.keys("j").await;
     b.keys("a").await;
     b.wait_for_text("1 changed.").await;
