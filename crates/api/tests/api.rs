@@ -77,6 +77,15 @@ impl App {
             .id
     }
 
+    /// The ids of the fixture's incidents: Acme's a1 and a2, and Globex's g1.
+    async fn fixture_ids(&self) -> (i64, i64, i64) {
+        (
+            self.id_of("a1").await,
+            self.id_of("a2").await,
+            self.id_of("g1").await,
+        )
+    }
+
     /// A UI page as `user` (password `pw`, as `key_for` makes it) sees it, logged in as the
     /// browser's login does.
     async fn ui_page(&self, user: &str, path: &str) -> String {
@@ -1165,11 +1174,7 @@ async fn bulk_changes_follow_the_rules_of_one() {
     let app = spawn_app().await;
     let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
     let vera = app.key_for("vera", Role::Viewer, &[]).await;
-    let (a1, a2, g1) = (
-        app.id_of("a1").await,
-        app.id_of("a2").await,
-        app.id_of("g1").await,
-    );
+    let (a1, a2, g1) = app.fixture_ids().await;
     let (status, body) = app
         .send(
             "POST",
@@ -1249,11 +1254,7 @@ async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
     let app = spawn_app().await;
     let dana = app.key_for("dana", Role::Analyst, &["Acme"]).await;
     let root = app.key_for("root", Role::Admin, &[]).await;
-    let (a1, a2, g1) = (
-        app.id_of("a1").await,
-        app.id_of("a2").await,
-        app.id_of("g1").await,
-    );
+    let (a1, a2, g1) = app.fixture_ids().await;
     let bulk = async |key: &str, body: serde_json::Value| {
         app.send("POST", "/api/v1/incidents/bulk", key, body).await
     };
