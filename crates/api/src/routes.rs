@@ -1089,8 +1089,7 @@ async fn bulk(
     let change = body.change().map_err(bad)?;
     let caller = Caller::of(&user);
     if dry_run {
-        state.service.check_many(&caller, &change).await?;
-        let selected = state.service.preview(&caller, &selection).await?;
+        let selected = state.service.preview(&caller, &selection, &change).await?;
         return Ok(Json(json!({"dry_run": true, "selected": selected})).into_response());
     }
     let (changed, failed) = state

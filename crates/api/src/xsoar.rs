@@ -827,18 +827,15 @@ async fn batch_ids(state: &AppState, user: &User, body: &Value) -> Result<Vec<i6
     if given(body, "all") == Some(&Value::Bool(true)) {
         const MAX: usize = watchfloor_service::incidents::MAX_BATCH;
         let f = given(body, "filter").cloned().unwrap_or(json!({}));
-        let filter = IncidentFilter {
-            limit: Some(MAX + 1),
-            ..filter_of(&f)?
-        };
-        let found = state.service.matching(&Caller::of(user), filter).await?;
         // Changing the first 10,000 and answering as if that were all would leave the rest
         // unchanged with nothing to say so.
-        if found.len() > MAX {
-            return Err(bad(format!(
+        let found = state
+            .service
+            .matching_at_most(&Caller::of(user), filter_of(&f)?, MAX)
+            .await?
+            .ok_or_else(|| bad(format!(
                 "more than {MAX} incidents match `filter`: narrow it (an organization, a severity or a time) and send the batch in parts"
-            )));
-        }
+            )))?;
         return Ok(found.iter().map(|i| i.id).collect());
     }
     each(body, "ids", |v| incident_id(v, "ids"))

@@ -149,7 +149,7 @@ impl Service {
     /// role, text the store could not keep, and an owner who is no user or is disabled (whether
     /// the owner sees each incident's organization is still asked of each). A dry run asks
     /// this too, so that it fails as the change would.
-    pub async fn check_many(&self, caller: &Caller, change: &Change) -> Result<(), ServiceError> {
+    async fn check_many(&self, caller: &Caller, change: &Change) -> Result<(), ServiceError> {
         self.may_change(caller)?;
         check_change(change)?;
         if let Some(owner) = owner_of(change) {
@@ -210,18 +210,15 @@ impl Service {
     /// that names nothing to match by, that pages (`after`, `limit`), or that matches more
     /// than [`MAX_BATCH`] incidents is refused, so that no change reaches further than asked
     /// or stops halfway.
-    pub async fn selected(
+    async fn selected(
         &self,
         caller: &Caller,
         selection: &Selection,
     ) -> Result<Vec<i64>, ServiceError> {
         Ok(match selection {
-            Selection::Ids(ids) => {
-                let mut seen = std::collections::HashSet::new();
-                ids.iter().copied().filter(|id| seen.insert(*id)).collect()
-            }
+            Selection::Ids(ids) => once_each(ids),
             Selection::Matching(_) => self
-                .preview(caller, selection)
+                .selection(caller, selection)
                 .await?
                 .iter()
                 .map(|i| i.id)
@@ -229,9 +226,8 @@ impl Service {
         })
     }
 
-    /// The incidents a selection names that the caller may see: what a change to them
-    /// would be tried on (each still goes through the lifecycle rules when changed).
-    pub async fn preview(
+    /// The incidents a selection names that the caller may see.
+    async fn selection(
         &self,
         caller: &Caller,
         selection: &Selection,
@@ -243,9 +239,8 @@ impl Service {
                         "at most {MAX_BATCH} incidents at once"
                     )));
                 }
-                let mut seen = std::collections::HashSet::new();
                 let mut found = Vec::new();
-                for &id in ids.iter().filter(|id| seen.insert(**id)) {
+                for id in once_each(ids) {
                     match self.visible(caller, id).await {
                         Ok(incident) => found.push(incident),
                         Err(ServiceError::NotFound(_)) => {}
@@ -265,19 +260,26 @@ impl Service {
                         "a change to many takes every incident its filter matches: leave out `after`, `limit` and `count`".into(),
                     ));
                 }
-                let filter = watchfloor_storage::IncidentFilter {
-                    limit: Some(MAX_BATCH + 1),
-                    ..q.filter(caller)?
-                };
-                let found = self.store.incidents(&filter).await?;
-                if found.len() > MAX_BATCH {
-                    return Err(ServiceError::Invalid(format!(
+                self.matching_at_most(caller, q.filter(caller)?, MAX_BATCH)
+                    .await?
+                    .ok_or_else(|| ServiceError::Invalid(format!(
                         "more than {MAX_BATCH} incidents match: narrow the filter (an organization, a severity or a time) and change them in parts"
-                    )));
-                }
-                Ok(found)
+                    )))
             }
         }
+    }
+
+    /// What a change to many would be tried on, changing nothing: refused as the change would
+    /// be ([`Service::check_many`]), else the incidents the selection names that the caller
+    /// may see (each still goes through the lifecycle rules when changed).
+    pub async fn preview(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        change: &Change,
+    ) -> Result<Vec<Incident>, ServiceError> {
+        self.check_many(caller, change).await?;
+        self.selection(caller, selection).await
     }
 
     /// One change to each incident a selection names ([`Service::selected`]), as
@@ -362,6 +364,12 @@ impl Service {
         self.visible(caller, id).await?;
         Ok(self.store.context(id).await?)
     }
+}
+
+/// `ids` without repeats, in their order.
+fn once_each(ids: &[i64]) -> Vec<i64> {
+    let mut seen = std::collections::HashSet::new();
+    ids.iter().copied().filter(|id| seen.insert(*id)).collect()
 }
 
 /// Which incidents one change to many is for.

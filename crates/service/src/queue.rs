@@ -164,6 +164,23 @@ impl Service {
         Ok(self.store.incidents(&self.scoped(caller, filter)).await?)
     }
 
+    /// Every incident matching `filter` within the caller's organizations, if there are at
+    /// most `most` of them (`None` when more match): what a change to many takes whole or not
+    /// at all.
+    pub async fn matching_at_most(
+        &self,
+        caller: &Caller,
+        filter: IncidentFilter,
+        most: usize,
+    ) -> Result<Option<Vec<Incident>>, ServiceError> {
+        let filter = IncidentFilter {
+            limit: Some(most + 1),
+            ..filter
+        };
+        let found = self.matching(caller, filter).await?;
+        Ok((found.len() <= most).then_some(found))
+    }
+
     /// How many incidents match `filter` within the caller's organizations.
     pub async fn count_matching(
         &self,

@@ -185,8 +185,10 @@ pub async fn change_each(
         Change::Update(_) => ("updated", "update"),
     };
     if select.dry_run {
-        service.check_many(&caller, change).await.map_err(failed)?;
-        let selected = service.preview(&caller, &selection).await.map_err(failed)?;
+        let selected = service
+            .preview(&caller, &selection, change)
+            .await
+            .map_err(failed)?;
         let table =
             crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
         return Ok(format!(

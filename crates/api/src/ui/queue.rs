@@ -457,11 +457,7 @@ pub(crate) async fn bulk(
         Selection::Ids(ids)
     };
     if matches!(selection, Selection::Matching(_)) && form.get("confirm") != Some("1") {
-        let selected = match state.service.check_many(&caller, &change).await {
-            Ok(()) => state.service.preview(&caller, &selection).await,
-            Err(e) => Err(e),
-        };
-        return match selected {
+        return match state.service.preview(&caller, &selection, &change).await {
             Ok(selected) => confirm_page(&user, &csrf, &form, &change, &selected),
             Err(e) => redirect_with(&back, &format!("{e}.")),
         };
