@@ -990,11 +990,7 @@ async fn incidents_command(
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Update(edit);
-            shown(
-                &select,
-                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
-                    .await?,
-            )
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
         IncidentsAction::Close {
             ids,
@@ -1006,19 +1002,11 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            shown(
-                &select,
-                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
-                    .await?,
-            )
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
         IncidentsAction::Reopen { ids, select, who } => {
             let change = watchfloor_core::Change::Reopen;
-            shown(
-                &select,
-                work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change)
-                    .await?,
-            )
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
         }
         IncidentsAction::Note {
             id,
@@ -1065,14 +1053,6 @@ async fn incidents_command(
             format!("deleted incident {id}; its alert will not be fetched again")
         }
     })
-}
-
-/// What a change to many says: a dry run's table drawn for a terminal, as `incidents list`'s.
-fn shown(select: &work::SelectOpts, said: String) -> String {
-    match select.dry_run {
-        true => ListOutput::Auto.present(said),
-        false => said,
-    }
 }
 
 /// The config file: --config, then $WATCHFLOOR_CONFIG (both via clap), then ./watchfloor.toml.

@@ -139,15 +139,20 @@ pub async fn change(
         .change(&caller, id, opts.if_version, change)
         .await
         .map_err(failed)?;
-    let what = match change {
-        Change::Close { .. } => "closed",
-        Change::Reopen => "reopened",
-        Change::Update(_) => "updated",
-    };
+    let (what, _) = words(change);
     Ok(format!(
         "incident {id} {what} (now version {})",
         changed.version
     ))
+}
+
+/// What a change did and does, as the CLI says it: `closed`, `close`.
+fn words(change: &Change) -> (&'static str, &'static str) {
+    match change {
+        Change::Close { .. } => ("closed", "close"),
+        Change::Reopen => ("reopened", "reopen"),
+        Change::Update(_) => ("updated", "update"),
+    }
 }
 
 /// Applies a change to one incident, to several by ID, or to every match of `--query`, and
@@ -179,11 +184,7 @@ pub async fn change_each(
     }
     let caller = caller_of(&*store, opts).await?;
     let service = Service::new(store, sla.clone());
-    let (done, undone) = match change {
-        Change::Close { .. } => ("closed", "close"),
-        Change::Reopen => ("reopened", "reopen"),
-        Change::Update(_) => ("updated", "update"),
-    };
+    let (done, undone) = words(change);
     if select.dry_run {
         let selected = service
             .preview(&caller, &selection, change)
@@ -191,9 +192,14 @@ pub async fn change_each(
             .map_err(failed)?;
         let table =
             crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
-        return Ok(format!(
-            "would {undone} {} (nothing changed; each is tried through the same rules as one)\n\n{table}",
-            count(selected.len())
+        // The table drawn for a terminal, as `incidents list` draws it.
+        return Ok(crate::output::present(
+            format!(
+                "would {undone} {} (nothing changed; each is tried through the same rules as one)\n\n{table}",
+                count(selected.len())
+            ),
+            false,
+            false,
         ));
     }
     let (changed, refused) = service
