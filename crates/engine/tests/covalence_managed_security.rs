@@ -716,6 +716,15 @@ mod mirroring {
                 .iter()
                 .any(|e| e.body["changes"][0]["new"] == "closed")
         );
+        // Regression (a mirrored change read as its JSON in the war room, the CLI and
+        // XSOAR's entries): it reads as a change made here does.
+        let said: Vec<String> = entries.iter().map(|e| e.text()).collect();
+        assert!(
+            said.iter()
+                .any(|t| t.lines().any(|l| l == "status: pending → closed")),
+            "{said:?}"
+        );
+        assert!(said.iter().all(|t| !t.contains('{')), "{said:?}");
         s.engine.sync("fes").await.unwrap();
         assert_eq!(transitions(&s, &inc.external_id), 0, "no echo");
         assert!(s.sim.comments(&inc.external_id).is_empty());

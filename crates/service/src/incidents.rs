@@ -121,13 +121,7 @@ impl Service {
         organization: Option<&str>,
     ) -> Result<(), ServiceError> {
         let user = self.working_user(owner).await?;
-        if !Scope::of(&user).allows(organization) {
-            return Err(ServiceError::Invalid(format!(
-                "{owner} cannot see this incident's organization ({}): assign it to a user of that organization",
-                organization.unwrap_or("none")
-            )));
-        }
-        Ok(())
+        owner_sees(&user, organization)
     }
 
     /// The user `owner` names, if enabled: someone who can work an incident.
@@ -193,40 +187,92 @@ impl Service {
                 "at most {MAX_BATCH} incidents at once"
             )));
         }
+        let mut seen = Vec::with_capacity(ids.len());
+        for &id in ids {
+            seen.push(match self.visible(caller, id).await {
+                Ok(incident) => Ok(incident),
+                Err(e) if e.is_callers() => Err((id, e.to_string())),
+                Err(e) => return Err(e),
+            });
+        }
+        self.change_seen(caller, seen, change).await
+    }
+
+    /// [`Service::change_many`] for incidents already read within the caller's scope (or, for
+    /// an id, why it cannot be: refused as it is). The rules of a change to one, each asked
+    /// once where its answer is the same for every incident (the change's text, the owner),
+    /// then each incident's own (whether the owner sees it, the lifecycle), and the change
+    /// itself, many to a transaction. Every refusal says what a change to one would say.
+    async fn change_seen(
+        &self,
+        caller: &Caller,
+        seen: Vec<Result<Incident, (i64, String)>>,
+        change: &Change,
+    ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
+        self.may_change(caller)?;
+        if seen.len() > MAX_BATCH {
+            return Err(ServiceError::Invalid(format!(
+                "at most {MAX_BATCH} incidents at once"
+            )));
+        }
+        let mut for_all = check_change(change).err().map(|e| e.to_string());
+        let mut owner = None;
+        if let (None, Some(name)) = (&for_all, owner_of(change)) {
+            match self.working_user(name).await {
+                Ok(user) => owner = Some(user),
+                Err(e) if e.is_callers() => for_all = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        }
+        // Each incident's id and refusal, or None for one to change.
+        let mut refusals: Vec<(i64, Option<String>)> = Vec::with_capacity(seen.len());
+        let mut to_change = Vec::new();
+        for incident in seen {
+            let allowed = match incident {
+                Ok(incident) => match (&for_all, &owner) {
+                    (Some(why), _) => Err((incident.id, why.clone())),
+                    (None, Some(user)) => owner_sees(user, incident.organization.as_deref())
+                        .map(|()| incident.id)
+                        .map_err(|e| (incident.id, e.to_string())),
+                    (None, None) => Ok(incident.id),
+                },
+                Err(refused) => Err(refused),
+            };
+            match allowed {
+                Ok(id) => {
+                    to_change.push(id);
+                    refusals.push((id, None));
+                }
+                Err((id, why)) => refusals.push((id, Some(why))),
+            }
+        }
+        let mut results = self
+            .store
+            .change_incidents(&to_change, &caller.name, change, &self.sla)
+            .await?
+            .into_iter();
         let mut changed = Vec::new();
         let mut refused = Vec::new();
-        for &id in ids {
-            match self.change(caller, id, None, change).await {
+        for (id, refusal) in refusals {
+            let outcome = match refusal {
+                Some(why) => Err(why),
+                None => match results.next() {
+                    Some(Ok(incident)) => Ok(incident),
+                    Some(Err(e)) => Err(ServiceError::from(e).to_string()),
+                    None => Err("the store did not answer for it".into()),
+                },
+            };
+            match outcome {
                 Ok(incident) => changed.push(incident),
-                Err(e) if e.is_callers() => refused.push((id, e.to_string())),
-                Err(e) => return Err(e),
+                Err(why) => refused.push((id, why)),
             }
         }
         Ok((changed, refused))
     }
 
-    /// The incidents a selection names, as ids: given ids once each, in their order; a
-    /// filter's matches within the caller's organizations, in the queue's order. A filter
-    /// that names nothing to match by, that pages (`after`, `limit`), or that matches more
-    /// than [`MAX_BATCH`] incidents is refused, so that no change reaches further than asked
-    /// or stops halfway.
-    async fn selected(
-        &self,
-        caller: &Caller,
-        selection: &Selection,
-    ) -> Result<Vec<i64>, ServiceError> {
-        Ok(match selection {
-            Selection::Ids(ids) => once_each(ids),
-            Selection::Matching(_) => self
-                .selection(caller, selection)
-                .await?
-                .iter()
-                .map(|i| i.id)
-                .collect(),
-        })
-    }
-
-    /// The incidents a selection names that the caller may see.
+    /// The incidents a selection names that the caller may see. A filter that names nothing
+    /// to match by, that pages (`after`, `limit`), or that matches more than [`MAX_BATCH`]
+    /// incidents is refused, so that no change reaches further than asked or stops halfway.
     async fn selection(
         &self,
         caller: &Caller,
@@ -282,8 +328,10 @@ impl Service {
         self.selection(caller, selection).await
     }
 
-    /// One change to each incident a selection names ([`Service::selected`]), as
-    /// [`Service::change_many`] makes it.
+    /// One change to each incident a selection names, as [`Service::change_many`] makes it:
+    /// given ids once each, in their order (one the caller cannot see is refused as not
+    /// found); a filter's matches within the caller's organizations, in the queue's order, as
+    /// [`Service::selection`] takes them.
     pub async fn change_selected(
         &self,
         caller: &Caller,
@@ -291,8 +339,14 @@ impl Service {
         change: &Change,
     ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
         self.check_many(caller, change).await?;
-        let ids = self.selected(caller, selection).await?;
-        self.change_many(caller, &ids, change).await
+        match selection {
+            Selection::Ids(ids) => self.change_many(caller, &once_each(ids), change).await,
+            Selection::Matching(_) => {
+                let matches = self.selection(caller, selection).await?;
+                self.change_seen(caller, matches.into_iter().map(Ok).collect(), change)
+                    .await
+            }
+        }
     }
 
     /// A note in the war room; with `mirror`, it also goes to the provider.
@@ -379,6 +433,21 @@ pub enum Selection {
     Ids(Vec<i64>),
     /// Every incident a queue filter matches, as `incidents list` and the queue read them.
     Matching(Box<QueueParams>),
+}
+
+/// Refuses an owner who cannot see `organization`: nobody could work the incident.
+fn owner_sees(
+    user: &watchfloor_storage::User,
+    organization: Option<&str>,
+) -> Result<(), ServiceError> {
+    if !Scope::of(user).allows(organization) {
+        return Err(ServiceError::Invalid(format!(
+            "{} cannot see this incident's organization ({}): assign it to a user of that organization",
+            user.name,
+            organization.unwrap_or("none")
+        )));
+    }
+    Ok(())
 }
 
 /// The owner a change assigns, if it assigns one.

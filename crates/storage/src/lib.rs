@@ -609,10 +609,11 @@ pub struct WarRoomEntry {
 }
 
 impl WarRoomEntry {
-    /// One line of what an entry says.
+    /// One line of what an entry says. A change (`change`, or `sync-in` when mirroring brought
+    /// it) reads as one `field: old → new` line per field.
     pub fn text(&self) -> String {
         match self.kind.as_str() {
-            "change" => self.body["changes"]
+            "change" | "sync-in" if self.body["changes"].is_array() => self.body["changes"]
                 .as_array()
                 .into_iter()
                 .flatten()
@@ -1100,6 +1101,18 @@ pub trait IncidentStore: Send + Sync {
         changes: &'a [Change],
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<Incident, StoreError>>;
+
+    /// Applies one change to each of `ids`, as [`Store::change_incident`] applies it to one,
+    /// many to a transaction: the result of each, in order. An incident the lifecycle refuses
+    /// the change, or that no longer exists, is its own error and leaves the others; any other
+    /// failure fails the call (the transactions before it stay committed).
+    fn change_incidents<'a>(
+        &'a self,
+        ids: &'a [i64],
+        author: &'a str,
+        change: &'a Change,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Vec<Result<Incident, StoreError>>, StoreError>>;
 
     /// Adds an entry to an incident's war room.
     fn add_entry<'a>(

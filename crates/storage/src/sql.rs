@@ -695,6 +695,30 @@ async fn locked_row(tx: &mut Tx, backend: Backend, id: i64) -> Result<AnyRow, St
     .ok_or(StoreError::NoIncident(id))
 }
 
+/// The incidents of `ids` that exist, read in `tx` and locked for a change (in id order, as
+/// every change to many locks them, so that two of them wait for each other rather than
+/// deadlock), by id.
+async fn locked_incidents(
+    tx: &mut Tx,
+    backend: Backend,
+    ids: &[i64],
+) -> Result<std::collections::HashMap<i64, Incident>, StoreError> {
+    if ids.is_empty() {
+        return Ok(Default::default());
+    }
+    let list: Vec<String> = ids.iter().map(i64::to_string).collect();
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {INCIDENT_COLUMNS}, remote_state FROM incidents WHERE id IN ({}) ORDER BY id{}",
+        list.join(", "),
+        backend.for_update()
+    )))
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|row| incident_from_row(row).map(|i| (i.id, i)))
+    .collect()
+}
+
 /// A process as `processes` rows are selected: id, host, pid, started_ms, seen_ms.
 type ProcessRow = (String, String, i64, i64, i64);
 
@@ -706,6 +730,46 @@ fn process_from((id, host, pid, started_ms, seen_ms): ProcessRow) -> ProcessInfo
         started_ms,
         seen_ms,
     }
+}
+
+/// How many incidents one transaction of a change to many changes: few enough that the
+/// write turn it holds (on SQLite, every writer's) stays short.
+const CHANGES_PER_TRANSACTION: usize = 200;
+
+/// Applies `changes` to incident `id` in `tx`, as [`IncidentStore::change_incident_all`]
+/// describes: each with its entry, its push to the provider and its rule event. A refusal
+/// comes before anything is written.
+#[allow(clippy::too_many_arguments)]
+async fn change_in(
+    tx: &mut Tx,
+    backend: Backend,
+    id: i64,
+    expected_version: Option<i64>,
+    author: &str,
+    changes: &[Change],
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<Incident, StoreError> {
+    let mut before = read_incident(tx, backend, id).await?;
+    if let Some(expected) = expected_version.filter(|v| *v != before.version) {
+        return Err(StoreError::Conflict {
+            id,
+            expected,
+            found: before.version,
+        });
+    }
+    for change in changes {
+        let (moved, _) =
+            apply_change(tx, backend, &before, author, change, sla, "change", now).await?;
+        if let Some(mirrored) = ToProvider::of_change(change)
+            && !before.is_manual()
+        {
+            queue_push(tx, &before, &mirrored, now).await?;
+        }
+        rules::queue_event(tx, backend, id, rules::trigger_of(change), &moved, 0).await?;
+        before = read_incident(tx, backend, id).await?;
+    }
+    Ok(before)
 }
 
 /// Applies a lifecycle change to `before` inside a transaction: the new fields, a version
@@ -2000,46 +2064,92 @@ impl IncidentStore for SqlStore {
         sla: &'a SlaPolicy,
     ) -> BoxFuture<'a, Result<Incident, StoreError>> {
         Box::pin(async move {
-            let now = Utc::now();
             let mut tx = self.write().await?;
-            let mut before = read_incident(&mut tx, self.backend, id).await?;
-            if let Some(expected) = expected_version.filter(|v| *v != before.version) {
-                return Err(StoreError::Conflict {
-                    id,
-                    expected,
-                    found: before.version,
-                });
-            }
-            for change in changes {
-                let (moved, _) = apply_change(
-                    &mut tx,
-                    self.backend,
-                    &before,
-                    author,
-                    change,
-                    sla,
-                    "change",
-                    now,
-                )
-                .await?;
-                if let Some(mirrored) = ToProvider::of_change(change)
-                    && !before.is_manual()
-                {
-                    queue_push(&mut tx, &before, &mirrored, now).await?;
-                }
-                rules::queue_event(
-                    &mut tx,
-                    self.backend,
-                    id,
-                    rules::trigger_of(change),
-                    &moved,
-                    0,
-                )
-                .await?;
-                before = read_incident(&mut tx, self.backend, id).await?;
-            }
+            let after = change_in(
+                &mut tx,
+                self.backend,
+                id,
+                expected_version,
+                author,
+                changes,
+                sla,
+                Utc::now(),
+            )
+            .await?;
             tx.commit().await?;
-            Ok(before)
+            Ok(after)
+        })
+    }
+
+    fn change_incidents<'a>(
+        &'a self,
+        ids: &'a [i64],
+        author: &'a str,
+        change: &'a Change,
+        sla: &'a SlaPolicy,
+    ) -> BoxFuture<'a, Result<Vec<Result<Incident, StoreError>>, StoreError>> {
+        Box::pin(async move {
+            let backend = self.backend;
+            let mut results = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(CHANGES_PER_TRANSACTION) {
+                let now = Utc::now();
+                let mut tx = self.write().await?;
+                // What a change to one reads per incident is read once for the chunk: the
+                // incidents before, the rules' gate, the incidents after.
+                let before = locked_incidents(&mut tx, backend, chunk).await?;
+                let gate = rules::gate(&mut tx).await?;
+                let mut outcomes = Vec::with_capacity(chunk.len());
+                for &id in chunk {
+                    let Some(before) = before.get(&id) else {
+                        outcomes.push(Err(StoreError::NoIncident(id)));
+                        continue;
+                    };
+                    // A refusal comes before anything is written, so the others of the
+                    // transaction go on without it; any other failure ends the transaction,
+                    // and what it held is not stored.
+                    let moved = match apply_change(
+                        &mut tx, backend, before, author, change, sla, "change", now,
+                    )
+                    .await
+                    {
+                        Ok((moved, _)) => moved,
+                        Err(e @ StoreError::Refused { .. }) => {
+                            outcomes.push(Err(e));
+                            continue;
+                        }
+                        Err(e) => return Err(e),
+                    };
+                    if let Some(mirrored) = ToProvider::of_change(change)
+                        && !before.is_manual()
+                    {
+                        queue_push(&mut tx, before, &mirrored, now).await?;
+                    }
+                    rules::queue_event_in(
+                        &mut tx,
+                        backend,
+                        gate.as_deref(),
+                        id,
+                        rules::trigger_of(change),
+                        &moved,
+                        0,
+                    )
+                    .await?;
+                    outcomes.push(Ok(id));
+                }
+                let changed: Vec<i64> = outcomes
+                    .iter()
+                    .filter_map(|o| o.as_ref().ok())
+                    .copied()
+                    .collect();
+                let mut after = locked_incidents(&mut tx, backend, &changed).await?;
+                tx.commit().await?;
+                for outcome in outcomes {
+                    results.push(
+                        outcome.and_then(|id| after.remove(&id).ok_or(StoreError::NoIncident(id))),
+                    );
+                }
+            }
+            Ok(results)
         })
     }
 

@@ -519,7 +519,7 @@ pub(super) async fn queue_event(
 }
 
 /// [`queue_event`] with the gate read already.
-async fn queue_event_in(
+pub(super) async fn queue_event_in(
     tx: &mut Tx,
     backend: crate::Backend,
     gate: Option<&Gate>,

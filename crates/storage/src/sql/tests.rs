@@ -327,6 +327,7 @@ on_both!(
     incidents_and_cursor_commit_together_and_duplicates_are_dropped,
     health_counts_failures_until_a_success,
     changes_are_versioned_and_recorded_in_the_war_room,
+    a_change_to_many_is_each_a_change_to_one,
     a_deleted_incident_is_not_fetched_again,
     sla_filters_follow_the_clock,
     common_and_rare_words_are_found_either_way,
@@ -1511,6 +1512,91 @@ fn assign(owner: &str) -> Change {
         owner: Some(Some(owner.into())),
         ..Default::default()
     })
+}
+
+/// One change to many incidents, over several transactions, does to each what a change to
+/// one does (a new version, its entry, its push to the provider, its rule event), in the
+/// order asked; an incident the lifecycle refuses, or one that does not exist, is its own
+/// error and the others are changed.
+async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
+    let batch: Vec<NewIncident> = (0..450)
+        .map(|n| incident(&format!("many-{n}"), n % 60, Severity::Low))
+        .collect();
+    s.commit_fetch(target(""), &batch, &json!({}))
+        .await
+        .unwrap();
+    enable_a_rule(&s, "r").await;
+    let mut ids: Vec<i64> = s
+        .incidents(&IncidentFilter {
+            limit: Some(1_000),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .iter()
+        .map(|i| i.id)
+        .collect();
+    assert_eq!(ids.len(), 450);
+    let closed_before = ids[300];
+    s.change_incident(
+        closed_before,
+        None,
+        "sam",
+        &close(CloseReason::Other, "x"),
+        &SLA,
+    )
+    .await
+    .unwrap();
+    let pushes_before = s.pending_pushes("fes").await.unwrap().len();
+    let events_before = s.pending_events(10_000).await.unwrap().len();
+    let gone = ids.iter().max().unwrap() + 1_000;
+    ids.insert(7, gone);
+    let results = s
+        .change_incidents(
+            &ids,
+            "dana",
+            &close(CloseReason::Duplicate, "one campaign"),
+            &SLA,
+        )
+        .await
+        .unwrap();
+    assert_eq!(results.len(), ids.len());
+    for (id, result) in ids.iter().zip(&results) {
+        match result {
+            Ok(incident) => {
+                assert_eq!(incident.id, *id, "in the order asked");
+                assert_eq!(
+                    (incident.status, incident.close_reason, incident.version),
+                    (Status::Closed, Some(CloseReason::Duplicate), 2)
+                );
+                let entries = s.entries(*id).await.unwrap();
+                assert_eq!(entries.len(), 1, "one entry each");
+                assert_eq!(
+                    (entries[0].author.as_str(), entries[0].kind.as_str()),
+                    ("dana", "change")
+                );
+            }
+            Err(StoreError::Refused { id: refused, .. }) => assert_eq!(*refused, closed_before),
+            Err(StoreError::NoIncident(missing)) => assert_eq!(*missing, gone),
+            Err(e) => panic!("{id}: {e}"),
+        }
+    }
+    assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 449);
+    assert_eq!(
+        s.incident(closed_before).await.unwrap().unwrap().version,
+        2,
+        "the refused incident is left as it was"
+    );
+    assert_eq!(
+        s.pending_pushes("fes").await.unwrap().len() - pushes_before,
+        449,
+        "a push each"
+    );
+    assert_eq!(
+        s.pending_events(10_000).await.unwrap().len() - events_before,
+        449,
+        "a rule event each"
+    );
 }
 
 /// Every change is an entry with its author and old → new values; a change against a
