@@ -49,6 +49,10 @@ pub struct SimOptions<S> {
     pub late_arrival: Duration,
     /// Add a new alert this often.
     pub generate_every: Option<Duration>,
+    /// When the newest seeded alert was created, about: the seeded data is moved to end then
+    /// (`demo` gives now, so that its queue's ages, lags and reports read as a live one's).
+    /// Unset, it starts on 2024-05-01, where tests and the docs' examples expect it.
+    pub seeded_until: Option<chrono::DateTime<chrono::Utc>>,
     pub setup: S,
 }
 
@@ -59,6 +63,7 @@ impl<S: Default> Default for SimOptions<S> {
             faults: FaultSpec::default(),
             late_arrival: Duration::ZERO,
             generate_every: None,
+            seeded_until: None,
             setup: S::default(),
         }
     }

@@ -117,6 +117,7 @@ impl SimOptions<()> {
             faults: self.faults.clone(),
             late_arrival: self.late_arrival,
             generate_every: self.generate_every,
+            seeded_until: self.seeded_until,
             setup,
         }
     }

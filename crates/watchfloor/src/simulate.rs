@@ -51,6 +51,10 @@ pub struct SimulateArgs {
     /// Make the XML (SOAP) simulators send stray `&nbsp;`-style entities.
     #[arg(long)]
     pub stray_entities: bool,
+    /// Seed the alerts of the last few hours, the newest made now, rather than from
+    /// 2024-05-01, where the docs' examples expect them.
+    #[arg(long)]
+    pub recent: bool,
 }
 
 /// Starts every simulator and writes `dir/watchfloor.toml` with the instances that point at
@@ -74,6 +78,7 @@ async fn start(args: &SimulateArgs) -> anyhow::Result<(Vec<Box<dyn Running>>, Pa
             late_arrival: Duration::from_secs(args.late_arrival_secs),
             generate_every: (args.generate_every_secs > 0)
                 .then(|| Duration::from_secs(args.generate_every_secs)),
+            seeded_until: args.recent.then(chrono::Utc::now),
             setup: (),
         },
         orgs: args.orgs,
@@ -138,6 +143,7 @@ pub async fn demo(
         late_arrival_secs: 0,
         generate_every_secs: 30,
         stray_entities: false,
+        recent: true,
     };
     let (sims, config) = start(&args).await?;
     let examples: Vec<String> = sims.iter().flat_map(|s| s.examples()).collect();

@@ -2419,6 +2419,58 @@ fn the_demo_runs_its_rules_on_what_it_fetches() {
     );
 }
 
+/// Regression (first hour): the demo's alerts were seeded on 2024-05-01, so its queue showed
+/// ages of 950 days and its Providers view lags of 950 days. They are of the last hours now,
+/// and the example that names a date names theirs.
+#[test]
+fn the_demos_alerts_are_of_the_last_hours() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut child, said) = start_demo(dir.path());
+    let config = dir.path().join("demo").join("watchfloor.toml");
+    let run = |args: &[&str]| {
+        let mut all = vec!["--config", config.to_str().unwrap()];
+        all.extend_from_slice(args);
+        watchfloor(dir.path(), &all)
+    };
+    let listed = run(&["incidents", "list", "--limit", "1000", "--output", "json"]);
+    let today = chrono::Utc::now().format("%Y-%m-%d").to_string();
+    let dated = said
+        .iter()
+        .find_map(|l| l.split('\'').nth(1).filter(|c| c.contains(" time=")))
+        .map(str::to_string);
+    let dated_out = dated.as_deref().map(|line| run(&["run", line]));
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(listed.code, 0, "{}", listed.stderr);
+    let incidents: Vec<Value> = serde_json::from_str(&listed.stdout).unwrap();
+    assert!(incidents.len() > 50, "{}", incidents.len());
+    let now = chrono::Utc::now();
+    for incident in &incidents {
+        let occurred: chrono::DateTime<chrono::Utc> =
+            incident["occurred"].as_str().unwrap().parse().unwrap();
+        assert!(
+            occurred > now - chrono::TimeDelta::hours(12)
+                && occurred <= now + chrono::TimeDelta::minutes(1),
+            "{incident}"
+        );
+    }
+    let dated = dated.expect("an example with a date");
+    let yesterday = (now - chrono::TimeDelta::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    assert!(
+        dated.contains(&format!("time={today}")) || dated.contains(&format!("time={yesterday}")),
+        "{dated}"
+    );
+    let dated_out = dated_out.unwrap();
+    assert_eq!(dated_out.code, 0, "{}", dated_out.stderr);
+    assert!(
+        dated_out.stdout.contains("| 7781200 |"),
+        "{}",
+        dated_out.stdout
+    );
+}
+
 /// `demo` serves the web UI and prints its address and a login that works.
 #[test]
 fn the_demo_opens_the_ui_with_a_login() {

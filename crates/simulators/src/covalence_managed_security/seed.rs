@@ -144,9 +144,15 @@ impl FesState {
             transitions: Vec::new(),
             late_arrival: TimeDelta::from_std(opts.late_arrival).unwrap_or(TimeDelta::zero()),
         };
-        let base = NaiveDateTime::parse_from_str("2024-05-01 08:00:00", TIME_FORMAT)
-            .expect("valid base time");
         let total = opts.setup.orgs * opts.setup.aros_per_org;
+        // The newest is at most 19 minutes past its place in the spacing.
+        let span =
+            TimeDelta::minutes(opts.setup.minutes_apart * total.saturating_sub(1) as i64 + 19);
+        let base = match opts.seeded_until {
+            Some(until) => until.naive_utc() - span,
+            None => NaiveDateTime::parse_from_str("2024-05-01 08:00:00", TIME_FORMAT)
+                .expect("valid base time"),
+        };
         for n in 0..total {
             let org = n % opts.setup.orgs.max(1);
             let minutes = opts.setup.minutes_apart * n as i64 + state.rng.below(20) as i64;

@@ -8,16 +8,26 @@ impl CovState {
         let mut rng = Rng::new(opts.seed ^ 0xc0fa_1e4c_e000);
         let extra = (4..=opts.setup.broker_orgs)
             .map(|n| (format!("2019-005-{n:03}"), format!("Org {n:03}")));
-        let appliances = APPLIANCES
+        let all: Vec<(String, String)> = APPLIANCES
             .iter()
             .map(|(id, org)| (id.to_string(), org.to_string()))
             .chain(extra)
+            .collect();
+        // The newest seeded alert is at most this long after the base (see `seed_appliance`).
+        let span = all.len().saturating_sub(1) as i64 * 97
+            + opts.setup.alerts_per_appliance.saturating_sub(1) as i64 * 600
+            + 299;
+        let base = opts
+            .seeded_until
+            .map_or(BASE_EPOCH, |until| until.timestamp() - span);
+        let appliances = all
+            .into_iter()
             .enumerate()
             .map(|(i, (cov_id, org))| Appliance {
                 cov_id,
                 org,
                 logins: 0,
-                collections: seed_appliance(&mut rng, i, opts.setup.alerts_per_appliance),
+                collections: seed_appliance(&mut rng, i, opts.setup.alerts_per_appliance, base),
             })
             .collect();
         CovState {
@@ -41,7 +51,7 @@ impl CovState {
     /// An alert made at `now` (epoch seconds), shown `late` seconds after.
     pub(super) fn add_alert_at(&mut self, index: usize, title: &str, now: i64, late: i64) -> Value {
         let index = index % self.appliances.len().max(1);
-        let mut alert = seed_appliance(&mut self.rng, index, 1)
+        let mut alert = seed_appliance(&mut self.rng, index, 1, BASE_EPOCH)
             .remove("alerts")
             .and_then(|mut a| a.pop())
             .unwrap_or_default();
@@ -76,17 +86,19 @@ pub(super) const DOMAINS: [&str; 5] = [
 ];
 pub(super) const VENDORS: [&str; 3] = ["Dell Inc.", "LENOVO", "HP"];
 
+/// Appliance `index`'s collections, its `alerts` created from `base` (epoch seconds) on.
 pub(super) fn seed_appliance(
     rng: &mut Rng,
     index: usize,
     alerts: usize,
+    base: i64,
 ) -> HashMap<&'static str, Vec<Value>> {
     let net = 10 + index;
     let ip = |rng: &mut Rng| format!("10.{net}.{}.{}", rng.below(4), 2 + rng.below(250));
     let mut c: HashMap<&'static str, Vec<Value>> = HashMap::new();
     let alert_list = (0..alerts)
         .map(|n| {
-            let created = BASE_EPOCH + (index as i64) * 97 + (n as i64) * 600 + rng.below(300) as i64;
+            let created = base + (index as i64) * 97 + (n as i64) * 600 + rng.below(300) as i64;
             let (src, dst) = (ip(rng), ip(rng));
             let title = ALERT_TITLES[(n + index) % ALERT_TITLES.len()];
             let host = format!("HOST-{}", rng.below(90) + 10);

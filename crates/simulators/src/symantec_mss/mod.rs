@@ -77,6 +77,8 @@ pub struct SymantecMssSimulator {
     pub faults: Faults,
     ca: SimCa,
     state: Shared,
+    /// When the first seeded incident was created.
+    seeded_from: NaiveDateTime,
     /// Held so the server stops when the simulator is dropped.
     _servers: Servers,
 }
@@ -174,6 +176,7 @@ impl SymantecMssSimulator {
             .map_err(std::io::Error::other)?;
         let faults = Faults::default();
         faults.set(opts.faults.clone());
+        let seeded_from = seed::seeded_from(&opts);
         let state = Arc::new(Mutex::new(SwsState {
             updates: 0,
             declined_updates: Default::default(),
@@ -202,6 +205,7 @@ impl SymantecMssSimulator {
             faults,
             ca,
             state,
+            seeded_from,
             _servers: servers,
         })
     }

@@ -54,12 +54,13 @@ impl Running for SymantecMssSimulator {
     }
 
     fn examples(&self) -> Vec<String> {
-        [
-            "!symantec-mss-incidents-list time=2024-05-01 severities=Critical,Emergency",
-            "!symantec-mss-get-incident number=7781203",
-            "!symantec-mss-update-incident number=7781203 status=Closed resolution=Resolved comments=Handled",
+        vec![
+            format!(
+                "!symantec-mss-incidents-list time={} severities=Critical,Emergency",
+                self.seeded_from.format("%Y-%m-%d")
+            ),
+            "!symantec-mss-get-incident number=7781203".into(),
+            "!symantec-mss-update-incident number=7781203 status=Closed resolution=Resolved comments=Handled".into(),
         ]
-        .map(str::to_string)
-        .to_vec()
     }
 }

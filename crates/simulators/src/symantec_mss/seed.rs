@@ -11,10 +11,23 @@ pub(super) const CLASSIFICATIONS: [(&str, &str); 5] = [
     ("Authorized Scanner <internal> & co", "Authorized Activity"),
 ];
 
+/// When the first seeded incident was created: 2024-05-02 08:00, or, with `seeded_until`,
+/// so that the newest (23 minutes apart, and up to a second) was created then.
+pub(super) fn seeded_from(opts: &SimOptions<SymantecMssSetup>) -> NaiveDateTime {
+    match opts.seeded_until {
+        Some(until) => {
+            until.naive_utc()
+                - TimeDelta::minutes(23 * opts.setup.incidents.saturating_sub(1) as i64)
+                - TimeDelta::seconds(1)
+        }
+        None => NaiveDateTime::parse_from_str("2024-05-02 08:00:00", "%Y-%m-%d %H:%M:%S")
+            .expect("valid base time"),
+    }
+}
+
 pub(super) fn seeded_incidents(opts: &SimOptions<SymantecMssSetup>) -> Vec<Incident> {
     let mut rng = Rng::new(opts.seed ^ 0x5e5_5e5);
-    let base = NaiveDateTime::parse_from_str("2024-05-02 08:00:00", "%Y-%m-%d %H:%M:%S")
-        .expect("valid base time");
+    let base = seeded_from(opts);
     (0..opts.setup.incidents)
         .map(|n| {
             let created = base
