@@ -332,6 +332,8 @@ pub fn router(state: AppState) -> Router {
 
 /// A request the framework refused before a handler ran (a query string or body that does
 /// not read as the route's) is answered as every error is, `{error, code}`, with where to look.
+/// A body of the wrong shape is a bad request (400, `bad_request`), as the handlers' own checks
+/// answer it; the framework says 422, which here means a change the lifecycle refuses.
 async fn json_errors(req: Request, next: Next) -> Response {
     let answer = next.run(req).await;
     let plain = answer
@@ -341,7 +343,10 @@ async fn json_errors(req: Request, next: Next) -> Response {
     if !(answer.status().is_client_error() && plain) {
         return answer;
     }
-    let status = answer.status();
+    let status = match answer.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        other => other,
+    };
     let body = axum::body::to_bytes(answer.into_body(), 64 * 1024)
         .await
         .unwrap_or_default();
