@@ -128,8 +128,8 @@ fn native() -> Vec<(Endpoint, MethodRouter<AppState>)> {
             ep(
                 "POST",
                 "/api/v1/incidents/bulk",
-                r#"{"ids" or "filter", "action", "owner", "reason", "notes", "status", "severity", "type", "labels", "dry_run"}"#,
-                "one change to many incidents, by `ids` or by `filter` (the queue's filters, at most 10,000 matches); `action` is `assign`, `close`, `reopen` or `edit`: `{changed, failed}`; with `dry_run`, `{dry_run, selected}` and nothing changes",
+                r#"{"ids" or "filter", "action", "owner", "reason", "notes", "status", "severity", "type", "labels", "text", "mirror", "dry_run"}"#,
+                "one change to many incidents, by `ids` or by `filter` (the queue's filters, at most 10,000 matches); `action` is `assign`, `close`, `reopen`, `edit` or `note` (the same note on each): `{changed, failed}`; with `dry_run`, `{dry_run, selected}` and nothing changes",
             ).returns("BulkResult"),
             post(bulk),
         ),
@@ -994,7 +994,8 @@ struct BulkBody {
     /// most 10,000.
     filter: Option<QueueParams>,
     /// `assign` (with `owner`, or null to unassign), `close` (with `reason`, `notes`),
-    /// `reopen`, or `edit` (with any of `status`, `severity`, `owner`, `type`, `labels`).
+    /// `reopen`, `edit` (with any of `status`, `severity`, `owner`, `type`, `labels`), or
+    /// `note` (with `text`, and `mirror` to send it to the provider too).
     action: String,
     #[serde(default, deserialize_with = "some_or_null")]
     owner: Option<Option<String>>,
@@ -1005,14 +1006,22 @@ struct BulkBody {
     #[serde(rename = "type")]
     kind: Option<String>,
     labels: Option<Vec<Label>>,
+    text: Option<String>,
+    mirror: Option<bool>,
     /// Change nothing: answer which incidents the change would be tried on.
     #[serde(default)]
     dry_run: bool,
 }
 
+/// What a bulk request does to each incident.
+enum BulkAction {
+    Change(Change),
+    Note { text: String, mirror: bool },
+}
+
 impl BulkBody {
     /// The change `action` asks for, refusing a field that action does not take.
-    fn change(self) -> Result<Change, String> {
+    fn action(self) -> Result<BulkAction, String> {
         let given = [
             ("owner", self.owner.is_some()),
             ("reason", self.reason.is_some()),
@@ -1021,15 +1030,18 @@ impl BulkBody {
             ("severity", self.severity.is_some()),
             ("type", self.kind.is_some()),
             ("labels", self.labels.is_some()),
+            ("text", self.text.is_some()),
+            ("mirror", self.mirror.is_some()),
         ];
         let takes: &[&str] = match self.action.as_str() {
             "assign" => &["owner"],
             "close" => &["reason", "notes"],
             "reopen" => &[],
             "edit" => &["owner", "status", "severity", "type", "labels"],
+            "note" => &["text", "mirror"],
             other => {
                 return Err(format!(
-                    "`action` {other:?}: use assign, close, reopen or edit"
+                    "`action` {other:?}: use assign, close, reopen, edit or note"
                 ));
             }
         };
@@ -1043,7 +1055,13 @@ impl BulkBody {
                 }
             ));
         }
-        Ok(match self.action.as_str() {
+        Ok(BulkAction::Change(match self.action.as_str() {
+            "note" => {
+                return Ok(BulkAction::Note {
+                    text: self.text.ok_or("a note needs its `text`")?,
+                    mirror: self.mirror.unwrap_or(false),
+                });
+            }
             "assign" => Change::Update(Edit {
                 owner: Some(self.owner.flatten()),
                 ..Edit::default()
@@ -1067,7 +1085,7 @@ impl BulkBody {
                     labels: self.labels.unwrap_or_default(),
                 })
             }
-        })
+        }))
     }
 }
 
@@ -1091,16 +1109,26 @@ async fn bulk(
         }
     };
     let dry_run = body.dry_run;
-    let change = body.change().map_err(bad)?;
+    let action = body.action().map_err(bad)?;
     let caller = Caller::of(&user);
+    let service = &state.service;
     if dry_run {
-        let selected = state.service.preview(&caller, &selection, &change).await?;
+        let selected = match &action {
+            BulkAction::Change(change) => service.preview(&caller, &selection, change).await?,
+            BulkAction::Note { text, .. } => {
+                service.preview_note(&caller, &selection, text).await?
+            }
+        };
         return Ok(Json(json!({"dry_run": true, "selected": selected})).into_response());
     }
-    let (changed, failed) = state
-        .service
-        .change_selected(&caller, &selection, &change)
-        .await?;
+    let (changed, failed) = match &action {
+        BulkAction::Change(change) => service.change_selected(&caller, &selection, change).await?,
+        BulkAction::Note { text, mirror } => {
+            service
+                .note_selected(&caller, &selection, text, *mirror)
+                .await?
+        }
+    };
     let failed: Vec<serde_json::Value> = failed
         .into_iter()
         .map(|(id, error)| json!({"id": id, "error": error}))

@@ -1332,6 +1332,35 @@ async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
         app.store.incident(a1).await.unwrap().unwrap().status,
         watchfloor_core::Status::Active
     );
+    // The same note on every match, and on none of another organization; its dry run adds
+    // none.
+    let note = |dry_run: bool| json!({"filter": {"q": "alert"}, "action": "note", "text": "part of campaign #812", "dry_run": dry_run});
+    let notes_of = async |id: i64| {
+        app.store
+            .entries(id)
+            .await
+            .unwrap()
+            .iter()
+            .filter(|e| e.kind == "note" && e.text() == "part of campaign #812")
+            .map(|e| e.author.clone())
+            .collect::<Vec<_>>()
+    };
+    let (status, body) = bulk(&dana, note(true)).await;
+    assert_eq!(
+        (status, ids(&body, "selected")),
+        (200, vec![a1, a2]),
+        "{body}"
+    );
+    assert!(notes_of(a1).await.is_empty());
+    let (status, body) = bulk(&dana, note(false)).await;
+    assert_eq!(
+        (status, ids(&body, "changed")),
+        (200, vec![a1, a2]),
+        "{body}"
+    );
+    for (id, authors) in [(a1, vec!["dana"]), (a2, vec!["dana"]), (g1, vec![])] {
+        assert_eq!(notes_of(id).await, authors, "incident {id}");
+    }
     // What is refused, and why.
     for (body, says) in [
         (
@@ -1372,7 +1401,19 @@ async fn bulk_changes_by_filter_take_every_match_the_caller_may_see() {
         ),
         (
             json!({"ids": [a1], "action": "merge"}),
-            "use assign, close, reopen or edit",
+            "use assign, close, reopen, edit or note",
+        ),
+        (
+            json!({"ids": [a1], "action": "note"}),
+            "a note needs its `text`",
+        ),
+        (
+            json!({"ids": [a1], "action": "note", "text": "  ", "dry_run": true}),
+            "the note is empty",
+        ),
+        (
+            json!({"ids": [a1], "action": "note", "text": "x", "owner": "dana"}),
+            "`owner` is not part of action `note`: it takes text, mirror",
         ),
         // An owner who is no user fails the request whole, and its dry run as it would.
         (

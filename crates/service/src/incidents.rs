@@ -182,6 +182,13 @@ impl Service {
         change: &Change,
     ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
         self.may_change(caller)?;
+        let seen = self.seen_ids(caller, ids).await?;
+        self.change_seen(caller, seen, change).await
+    }
+
+    /// Each of `ids` read within the caller's scope, or why it cannot be (one of another
+    /// organization is not found); at most [`MAX_BATCH`] of them.
+    async fn seen_ids(&self, caller: &Caller, ids: &[i64]) -> Result<Vec<Seen>, ServiceError> {
         if ids.len() > MAX_BATCH {
             return Err(ServiceError::Invalid(format!(
                 "at most {MAX_BATCH} incidents at once"
@@ -195,7 +202,26 @@ impl Service {
                 Err(e) => return Err(e),
             });
         }
-        self.change_seen(caller, seen, change).await
+        Ok(seen)
+    }
+
+    /// The incidents a selection names, as a change to many takes them: given ids once each,
+    /// in their order, each read within the caller's scope or refused as not found; a
+    /// filter's matches, as [`Service::selection`] takes them.
+    async fn seen(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+    ) -> Result<Vec<Seen>, ServiceError> {
+        match selection {
+            Selection::Ids(ids) => self.seen_ids(caller, &once_each(ids)).await,
+            Selection::Matching(_) => Ok(self
+                .selection(caller, selection)
+                .await?
+                .into_iter()
+                .map(Ok)
+                .collect()),
+        }
     }
 
     /// [`Service::change_many`] for incidents already read within the caller's scope (or, for
@@ -206,7 +232,7 @@ impl Service {
     async fn change_seen(
         &self,
         caller: &Caller,
-        seen: Vec<Result<Incident, (i64, String)>>,
+        seen: Vec<Seen>,
         change: &Change,
     ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
         self.may_change(caller)?;
@@ -339,14 +365,8 @@ impl Service {
         change: &Change,
     ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
         self.check_many(caller, change).await?;
-        match selection {
-            Selection::Ids(ids) => self.change_many(caller, &once_each(ids), change).await,
-            Selection::Matching(_) => {
-                let matches = self.selection(caller, selection).await?;
-                self.change_seen(caller, matches.into_iter().map(Ok).collect(), change)
-                    .await
-            }
-        }
+        let seen = self.seen(caller, selection).await?;
+        self.change_seen(caller, seen, change).await
     }
 
     /// A note in the war room; with `mirror`, it also goes to the provider.
@@ -357,12 +377,87 @@ impl Service {
         text: &str,
         mirror: bool,
     ) -> Result<WarRoomEntry, ServiceError> {
-        self.changeable(caller, id).await?;
-        if text.trim().is_empty() {
-            return Err(ServiceError::Invalid("the note is empty".into()));
+        self.note_at(caller, id, None, text, mirror).await
+    }
+
+    /// [`Service::note`], refused if the incident changed since `version` (a note changes no
+    /// field, so it leaves the version as it is).
+    pub async fn note_at(
+        &self,
+        caller: &Caller,
+        id: i64,
+        version: Option<i64>,
+        text: &str,
+        mirror: bool,
+    ) -> Result<WarRoomEntry, ServiceError> {
+        let incident = self.changeable(caller, id).await?;
+        check_note(text)?;
+        if let Some(expected) = version.filter(|v| *v != incident.version) {
+            return Err(watchfloor_storage::StoreError::Conflict {
+                id,
+                expected,
+                found: incident.version,
+            }
+            .into());
         }
-        no_nul("the note", text)?;
         Ok(self.store.add_note(id, &caller.name, text, mirror).await?)
+    }
+
+    /// The same note on each incident a selection names (as [`Service::change_selected`]
+    /// takes them), as [`Service::note`] adds it to one, many to a transaction: the incidents
+    /// noted, and for each of the others why not. A note no incident may take (empty, or from
+    /// a viewer) is refused whole.
+    pub async fn note_selected(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        text: &str,
+        mirror: bool,
+    ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
+        self.may_change(caller)?;
+        check_note(text)?;
+        let mut noted = Vec::new();
+        let mut refused = Vec::new();
+        let mut to_note = Vec::new();
+        let mut order = Vec::new();
+        for seen in self.seen(caller, selection).await? {
+            match seen {
+                Ok(incident) => {
+                    to_note.push(incident.id);
+                    order.push(Ok(incident));
+                }
+                Err(why) => order.push(Err(why)),
+            }
+        }
+        let mut results = self
+            .store
+            .add_notes(&to_note, &caller.name, text, mirror)
+            .await?
+            .into_iter();
+        for outcome in order {
+            match outcome {
+                Ok(incident) => match results.next() {
+                    Some(Ok(_)) => noted.push(incident),
+                    Some(Err(e)) => refused.push((incident.id, ServiceError::from(e).to_string())),
+                    None => refused.push((incident.id, "the store did not answer for it".into())),
+                },
+                Err(why) => refused.push(why),
+            }
+        }
+        Ok((noted, refused))
+    }
+
+    /// What a note on many would be added to, adding none: refused as the note would be,
+    /// else the incidents the selection names that the caller may see.
+    pub async fn preview_note(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        text: &str,
+    ) -> Result<Vec<Incident>, ServiceError> {
+        self.may_change(caller)?;
+        check_note(text)?;
+        self.selection(caller, selection).await
     }
 
     /// Another kind of war-room entry (XSOAR's chat and formatted entries).
@@ -424,6 +519,18 @@ impl Service {
 fn once_each(ids: &[i64]) -> Vec<i64> {
     let mut seen = std::collections::HashSet::new();
     ids.iter().copied().filter(|id| seen.insert(*id)).collect()
+}
+
+/// An incident of a change to many, read within the caller's scope, or its id and why it
+/// cannot be changed.
+type Seen = Result<Incident, (i64, String)>;
+
+/// Refuses a note no incident could take: empty, or text the store could not keep.
+fn check_note(text: &str) -> Result<(), ServiceError> {
+    if text.trim().is_empty() {
+        return Err(ServiceError::Invalid("the note is empty".into()));
+    }
+    no_nul("the note", text)
 }
 
 /// Which incidents one change to many is for.

@@ -1147,6 +1147,17 @@ pub trait IncidentStore: Send + Sync {
         mirror: bool,
     ) -> BoxFuture<'a, Result<WarRoomEntry, StoreError>>;
 
+    /// Adds the same note to each of `ids`, as [`Store::add_note`] adds it to one, many to a
+    /// transaction: each entry, in order, or for an incident that does not exist its error
+    /// (any other failure fails the call; the transactions before it stay committed).
+    fn add_notes<'a>(
+        &'a self,
+        ids: &'a [i64],
+        author: &'a str,
+        text: &'a str,
+        mirror: bool,
+    ) -> BoxFuture<'a, Result<Vec<Result<WarRoomEntry, StoreError>>, StoreError>>;
+
     /// Purges incidents closed before `before`, with their war rooms, what rules did with
     /// them and their notifications, at most `limit` at a time; a provider incident leaves a
     /// tombstone so it is never fetched again, and one with a push or a notification still

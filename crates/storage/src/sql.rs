@@ -2344,6 +2344,54 @@ impl IncidentStore for SqlStore {
         })
     }
 
+    fn add_notes<'a>(
+        &'a self,
+        ids: &'a [i64],
+        author: &'a str,
+        text: &'a str,
+        mirror: bool,
+    ) -> BoxFuture<'a, Result<Vec<Result<WarRoomEntry, StoreError>>, StoreError>> {
+        Box::pin(async move {
+            let backend = self.backend;
+            let body = serde_json::json!({"text": text, "mirror": mirror});
+            let note = ToProvider::Note {
+                text: text.to_string(),
+            };
+            let mut results = Vec::with_capacity(ids.len());
+            for chunk in ids.chunks(CHANGES_PER_TRANSACTION) {
+                let now = Utc::now();
+                let mut tx = self.write().await?;
+                let incidents = locked_incidents(&mut tx, backend, chunk).await?;
+                let gate = rules::gate(&mut tx).await?;
+                let mut noted = Vec::with_capacity(chunk.len());
+                for &id in chunk {
+                    let Some(incident) = incidents.get(&id) else {
+                        noted.push(Err(StoreError::NoIncident(id)));
+                        continue;
+                    };
+                    let entry = insert_entry(&mut tx, id, now, author, "note", &body).await?;
+                    if mirror && !incident.is_manual() {
+                        queue_push(&mut tx, incident, &note, now).await?;
+                    }
+                    rules::queue_event_in(
+                        &mut tx,
+                        backend,
+                        gate.as_deref(),
+                        id,
+                        "note",
+                        &Value::Array(Vec::new()),
+                        0,
+                    )
+                    .await?;
+                    noted.push(Ok(entry));
+                }
+                tx.commit().await?;
+                results.extend(noted);
+            }
+            Ok(results)
+        })
+    }
+
     fn context(&self, id: i64) -> BoxFuture<'_, Result<Value, StoreError>> {
         Box::pin(async move {
             let text: Option<String> =

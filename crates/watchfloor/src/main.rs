@@ -284,12 +284,18 @@ enum IncidentsAction {
         #[command(flatten)]
         who: work::ChangeOpts,
     },
-    /// Add a note to the war room.
+    /// Add a note to the war room: of incidents by ID, or of every match of --query.
     Note {
-        /// The incident's ID, as `incidents list` shows it.
-        id: i64,
-        /// The note's text (markdown).
-        text: String,
+        /// The incidents' IDs, as `incidents list` shows them (none with --query), then the
+        /// note's text (markdown, quoted as one word).
+        #[arg(
+            value_name = "[ID]... TEXT",
+            num_args = 1..,
+            required = true
+        )]
+        words: Vec<String>,
+        #[command(flatten)]
+        select: work::SelectOpts,
         /// Send the note to the provider too, where the instance mirrors out.
         #[arg(long)]
         mirror: bool,
@@ -990,7 +996,15 @@ async fn incidents_command(
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Update(edit);
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            work::change_each(
+                writer().await?,
+                &shared.sla,
+                ids,
+                &select,
+                &who,
+                work::ToEach::Change(&change),
+            )
+            .await?
         }
         IncidentsAction::Close {
             ids,
@@ -1002,25 +1016,37 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            work::change_each(
+                writer().await?,
+                &shared.sla,
+                ids,
+                &select,
+                &who,
+                work::ToEach::Change(&change),
+            )
+            .await?
         }
         IncidentsAction::Reopen { ids, select, who } => {
             let change = watchfloor_core::Change::Reopen;
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, &change).await?
+            work::change_each(
+                writer().await?,
+                &shared.sla,
+                ids,
+                &select,
+                &who,
+                work::ToEach::Change(&change),
+            )
+            .await?
         }
         IncidentsAction::Note {
-            id,
-            text,
+            words,
+            select,
             mirror,
             who,
         } => {
-            let store = writer().await?;
-            let caller = work::caller_of(&*store, &who).await?;
-            let entry = service(store)
-                .note(&caller, id, &text, mirror)
-                .await
-                .map_err(work::failed)?;
-            format!("noted on incident {id} (entry {})", entry.id)
+            let (ids, text) = work::ids_then_text(&words).map_err(usage)?;
+            let note = work::ToEach::Note { text, mirror };
+            work::change_each(writer().await?, &shared.sla, ids, &select, &who, note).await?
         }
         IncidentsAction::Run {
             id,

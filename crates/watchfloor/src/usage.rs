@@ -56,7 +56,11 @@ fn shown(arg: &clap::Arg) -> String {
             .map(|n| n.to_string())
             .unwrap_or_else(|| arg.get_id().as_str().to_uppercase())
     };
-    let repeated = matches!(arg.get_action(), ArgAction::Append);
+    // A value name that says how it repeats (`[ID]... TEXT`) is shown as it is.
+    let repeated = matches!(arg.get_action(), ArgAction::Append)
+        && !arg
+            .get_value_names()
+            .is_some_and(|names| names.iter().any(|n| n.contains("...")));
     let body = match arg.get_long() {
         None => value(),
         Some(long) => match arg.get_action() {

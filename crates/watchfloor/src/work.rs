@@ -25,13 +25,7 @@ pub struct ChangeOpts {
 pub struct SelectOpts {
     /// Every incident this search matches (XSOAR's query syntax, as `incidents list --query`
     /// takes it), at most 10,000: e.g. `organization:acme severity:low -status:closed`.
-    #[arg(
-        long,
-        short,
-        value_name = "Q",
-        allow_hyphen_values = true,
-        conflicts_with = "ids"
-    )]
+    #[arg(long, short, value_name = "Q", allow_hyphen_values = true)]
     pub query: Option<String>,
     /// Change nothing: list the incidents the change would be tried on.
     #[arg(long)]
@@ -146,6 +140,41 @@ pub async fn change(
     ))
 }
 
+/// `incidents note`'s words: the incidents' IDs, then the note's text (the last word).
+pub fn ids_then_text(words: &[String]) -> anyhow::Result<(Vec<i64>, &str)> {
+    let Some((text, ids)) = words.split_last() else {
+        anyhow::bail!("give the note's text");
+    };
+    let ids = ids
+        .iter()
+        .map(|id| {
+            id.parse::<i64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "`{id}` is not an incident ID: give IDs, then the note's text quoted as one word"
+                )
+            })
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok((ids, text))
+}
+
+/// Adds a note to one incident and says so.
+async fn note(
+    store: std::sync::Arc<watchfloor_storage::SqlStore>,
+    sla: &watchfloor_core::SlaPolicy,
+    id: i64,
+    opts: &ChangeOpts,
+    text: &str,
+    mirror: bool,
+) -> Result<String, Failure> {
+    let caller = caller_of(&*store, opts).await?;
+    let entry = Service::new(store, sla.clone())
+        .note_at(&caller, id, opts.if_version, text, mirror)
+        .await
+        .map_err(failed)?;
+    Ok(format!("noted on incident {id} (entry {})", entry.id))
+}
+
 /// What a change did and does, as the CLI says it: `closed`, `close`.
 fn words(change: &Change) -> (&'static str, &'static str) {
     match change {
@@ -155,25 +184,55 @@ fn words(change: &Change) -> (&'static str, &'static str) {
     }
 }
 
-/// Applies a change to one incident, to several by ID, or to every match of `--query`, and
-/// says what it did. One incident answers as [`change`] does; several list what changed, and
-/// the incidents refused with why, which makes the command fail (exit 2) though the others
-/// changed.
+/// What `change_each` does to each incident: a change, or the same note.
+#[derive(Clone, Copy)]
+pub enum ToEach<'a> {
+    Change(&'a Change),
+    Note { text: &'a str, mirror: bool },
+}
+
+impl ToEach<'_> {
+    /// What it did and does, as the CLI says it: `closed`, `close`.
+    fn words(self) -> (&'static str, &'static str) {
+        match self {
+            ToEach::Change(change) => words(change),
+            ToEach::Note { .. } => ("noted", "note"),
+        }
+    }
+}
+
+/// Applies a change (or a note) to one incident, to several by ID, or to every match of
+/// `--query`, and says what it did. One incident answers as [`change`] does; several list
+/// what changed, and the incidents refused with why, which makes the command fail (exit 2)
+/// though the others changed.
 pub async fn change_each(
     store: std::sync::Arc<watchfloor_storage::SqlStore>,
     sla: &watchfloor_core::SlaPolicy,
     ids: Vec<i64>,
     select: &SelectOpts,
     opts: &ChangeOpts,
-    change: &Change,
+    what: ToEach<'_>,
 ) -> Result<String, Failure> {
+    if select.query.is_some() && !ids.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "give the incidents by ID or by --query, not both"
+        )));
+    }
+    if select.query.is_none() && ids.is_empty() {
+        return Err(Failure::Usage(anyhow::anyhow!(
+            "give the incidents' IDs, or --query for every match of a search"
+        )));
+    }
     let selection = match &select.query {
         Some(q) => Selection::Matching(Box::new(QueueParams {
             q: Some(q.clone()),
             ..QueueParams::default()
         })),
         None if ids.len() == 1 && !select.dry_run => {
-            return self::change(store, sla, ids[0], opts, change).await;
+            return match what {
+                ToEach::Change(change) => self::change(store, sla, ids[0], opts, change).await,
+                ToEach::Note { text, mirror } => note(store, sla, ids[0], opts, text, mirror).await,
+            };
         }
         None => Selection::Ids(ids),
     };
@@ -184,12 +243,13 @@ pub async fn change_each(
     }
     let caller = caller_of(&*store, opts).await?;
     let service = Service::new(store, sla.clone());
-    let (done, undone) = words(change);
+    let (done, undone) = what.words();
     if select.dry_run {
-        let selected = service
-            .preview(&caller, &selection, change)
-            .await
-            .map_err(failed)?;
+        let selected = match what {
+            ToEach::Change(change) => service.preview(&caller, &selection, change).await,
+            ToEach::Note { text, .. } => service.preview_note(&caller, &selection, text).await,
+        }
+        .map_err(failed)?;
         let table =
             crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
         // The table drawn for a terminal, as `incidents list` draws it.
@@ -202,10 +262,15 @@ pub async fn change_each(
             false,
         ));
     }
-    let (changed, refused) = service
-        .change_selected(&caller, &selection, change)
-        .await
-        .map_err(failed)?;
+    let (changed, refused) = match what {
+        ToEach::Change(change) => service.change_selected(&caller, &selection, change).await,
+        ToEach::Note { text, mirror } => {
+            service
+                .note_selected(&caller, &selection, text, mirror)
+                .await
+        }
+    }
+    .map_err(failed)?;
     let ids: Vec<String> = changed.iter().map(|i| i.id.to_string()).collect();
     let mut said = match refused.len() {
         0 => format!("{done} {}", count(changed.len())),

@@ -1837,6 +1837,54 @@ async fn many_incidents_are_changed_at_once_from_the_cli() {
     );
     assert!(!closed().contains(&acme[0]));
 
+    // The same note on every match of a search (closed incidents take notes too), and on
+    // several by ID.
+    let noted = |id: &str, text: &str| {
+        let entries = wf(&["entries", id, "--output", "json"]);
+        let entries: Vec<Value> = serde_json::from_str(&entries.stdout).unwrap();
+        entries
+            .iter()
+            .filter(|e| e["kind"] == "note" && e["body"]["text"] == text)
+            .count()
+    };
+    let out = wf(&[
+        "note",
+        "-q",
+        "organization:acme",
+        "tracked in #812",
+        "--as",
+        "lead",
+    ]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout
+            .starts_with(&format!("noted {} incidents: ", acme.len())),
+        "{}",
+        out.stdout
+    );
+    for id in &acme {
+        assert_eq!(
+            noted(&id.to_string(), "tracked in #812"),
+            1,
+            "incident {id}"
+        );
+    }
+    assert_eq!(noted(&o, "tracked in #812"), 0, "not Acme's");
+    let out = wf(&["note", &a, &o, "called both sites"]);
+    assert_eq!(
+        (out.code, out.stdout.trim()),
+        (0, format!("noted 2 incidents: {a}, {o}").as_str()),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(
+        (
+            noted(&a, "called both sites"),
+            noted(&o, "called both sites")
+        ),
+        (1, 1)
+    );
+
     for (args, says) in [
         (
             vec!["update", "--query", " ", "--severity", "high"],
@@ -1844,7 +1892,18 @@ async fn many_incidents_are_changed_at_once_from_the_cli() {
         ),
         (
             vec!["update", &a, "--query", "x", "--severity", "high"],
-            "cannot be used with",
+            "by ID or by --query, not both",
+        ),
+        (vec!["note", "only the text"], "give the incidents' IDs"),
+        (vec!["note", "abc", "text"], "`abc` is not an incident ID"),
+        (
+            vec!["note", &a, "-q", "x", "text"],
+            "by ID or by --query, not both",
+        ),
+        (vec!["note", &a, "  "], "the note is empty"),
+        (
+            vec!["note", &a, "stale", "--if-version", "99"],
+            "changed since you read it",
         ),
         (
             vec!["update", &a, &o, "--severity", "high", "--if-version", "1"],

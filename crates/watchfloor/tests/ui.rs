@@ -312,6 +312,24 @@ async fn an_incident_is_worked_in_the_browser() {
     b.goto(&low).await;
     assert_eq!(b.find_all("table.queue tbody tr").await.len(), globex);
 
+    // The same note on every match, shown as text on the confirmation, then in each war room.
+    b.goto(&format!("{}/?organization=Globex", s.url)).await;
+    b.click(&b.find("form.bulk input[name=all]").await).await;
+    let note = "Tracked in <b>#812</b>";
+    b.type_into(&b.find("form.bulk input[name=note]").await, note)
+        .await;
+    b.click(&b.find("form.bulk button[value=note]").await).await;
+    b.wait_for_text(&format!("Add the note to: {globex} incidents"))
+        .await;
+    b.wait_for_text(&format!("The note: {note}")).await;
+    b.click(&b.find("form.confirm button").await).await;
+    b.wait_for_text(&format!("{globex} noted.")).await;
+    let first = b
+        .find("table.queue tbody tr td a[href^='/incidents/']")
+        .await;
+    b.click(&first).await;
+    b.wait_for_text(note).await;
+
     // The owner counts' "unassigned" is a filter too (regression: it was plain text, and the
     // owner box's empty value is no filter).
     b.goto(&s.url).await;

@@ -311,6 +311,8 @@ pub(crate) async fn page(
                 input name="notes" placeholder="close notes" aria-label="close notes";
                 button type="submit" name="action" value="close" { "Close" }
                 button type="submit" name="action" value="reopen" { "Reopen" }
+                input name="note" placeholder="note (markdown)" aria-label="note to add";
+                button type="submit" name="action" value="note" { "Add note" }
             }
             span.hint { "j/k move · Enter open · a assign to me · c close · / search" }
         }
@@ -374,35 +376,51 @@ fn selection_filter(list: &ListQuery) -> String {
 }
 
 /// The change a bulk form's `action` asks for.
-fn bulk_change(form: &FormData, user: &User) -> Result<Change, String> {
+/// What the queue's bulk form does to each incident: a change, or the same note.
+enum BulkAction {
+    Change(Change),
+    Note(String),
+}
+
+fn bulk_action(form: &FormData, user: &User) -> Result<BulkAction, String> {
     let text = |key: &str| form.get(key).unwrap_or_default().trim().to_string();
-    Ok(match form.get("action").unwrap_or_default() {
-        "assign-me" => Change::Update(Edit {
-            owner: Some(Some(user.name.clone())),
-            ..Edit::default()
-        }),
-        "assign" => Change::Update(Edit {
-            owner: Some(Some(text("owner")).filter(|o| !o.is_empty())),
-            ..Edit::default()
-        }),
-        "severity" if text("severity").is_empty() => {
-            return Err("Choose the severity to set first.".into());
-        }
-        "severity" => Change::Update(Edit {
-            severity: Some(Severity::parse(&text("severity"))?),
-            ..Edit::default()
-        }),
-        "close" => Change::Close {
-            reason: CloseReason::parse(&text("reason"))?,
-            notes: Some(text("notes")).filter(|n| !n.is_empty()),
+    Ok(BulkAction::Change(
+        match form.get("action").unwrap_or_default() {
+            "note" if text("note").is_empty() => {
+                return Err("Write the note to add first.".into());
+            }
+            "note" => return Ok(BulkAction::Note(text("note"))),
+            "assign-me" => Change::Update(Edit {
+                owner: Some(Some(user.name.clone())),
+                ..Edit::default()
+            }),
+            "assign" => Change::Update(Edit {
+                owner: Some(Some(text("owner")).filter(|o| !o.is_empty())),
+                ..Edit::default()
+            }),
+            "severity" if text("severity").is_empty() => {
+                return Err("Choose the severity to set first.".into());
+            }
+            "severity" => Change::Update(Edit {
+                severity: Some(Severity::parse(&text("severity"))?),
+                ..Edit::default()
+            }),
+            "close" => Change::Close {
+                reason: CloseReason::parse(&text("reason"))?,
+                notes: Some(text("notes")).filter(|n| !n.is_empty()),
+            },
+            "reopen" => Change::Reopen,
+            other => return Err(format!("Unknown action {other:?}.")),
         },
-        "reopen" => Change::Reopen,
-        other => return Err(format!("Unknown action {other:?}.")),
-    })
+    ))
 }
 
 /// What a bulk change does, in words for its confirmation.
-fn describe(change: &Change) -> String {
+fn describe(action: &BulkAction) -> String {
+    let change = match action {
+        BulkAction::Change(change) => change,
+        BulkAction::Note(_) => return "Add the note to".into(),
+    };
     match change {
         Change::Update(Edit {
             owner: Some(Some(owner)),
@@ -434,8 +452,8 @@ pub(crate) async fn bulk(
         Err(refused) => return refused,
     };
     let back = super::back_to(&form, "/");
-    let change = match bulk_change(&form, &user) {
-        Ok(change) => change,
+    let action = match bulk_action(&form, &user) {
+        Ok(action) => action,
         Err(e) => return redirect_with(&back, &e),
     };
     let caller = Caller::of(&user);
@@ -456,17 +474,26 @@ pub(crate) async fn bulk(
         }
         Selection::Ids(ids)
     };
+    let service = &state.service;
     if matches!(selection, Selection::Matching(_)) && form.get("confirm") != Some("1") {
-        return match state.service.preview(&caller, &selection, &change).await {
-            Ok(selected) => confirm_page(&user, &csrf, &form, &change, &selected),
+        let selected = match &action {
+            BulkAction::Change(change) => service.preview(&caller, &selection, change).await,
+            BulkAction::Note(text) => service.preview_note(&caller, &selection, text).await,
+        };
+        return match selected {
+            Ok(selected) => confirm_page(&user, &csrf, &form, &action, &selected),
             Err(e) => redirect_with(&back, &format!("{e}.")),
         };
     }
-    let (done, refused) = match state
-        .service
-        .change_selected(&caller, &selection, &change)
-        .await
-    {
+    let done = match &action {
+        BulkAction::Change(change) => service.change_selected(&caller, &selection, change).await,
+        BulkAction::Note(text) => {
+            service
+                .note_selected(&caller, &selection, text, false)
+                .await
+        }
+    };
+    let (done, refused) = match done {
         Ok((changed, refused)) => (changed.len(), refused),
         Err(e) if e.is_callers() => return redirect_with(&back, &format!("{e}.")),
         Err(e) => return error_page(e.into()),
@@ -475,9 +502,13 @@ pub(crate) async fn bulk(
         .into_iter()
         .map(|(id, why)| format!("#{id}: {why}"))
         .collect();
-    let mut message = format!("{done} changed.");
+    let (done_word, not_word) = match action {
+        BulkAction::Change(_) => ("changed", "Not changed"),
+        BulkAction::Note(_) => ("noted", "Not noted"),
+    };
+    let mut message = format!("{done} {done_word}.");
     if !refused.is_empty() {
-        message.push_str(&format!(" Not changed: {}", refused.join("; ")));
+        message.push_str(&format!(" {not_word}: {}", refused.join("; ")));
     }
     redirect_with(&back, &message)
 }
@@ -488,12 +519,12 @@ fn confirm_page(
     user: &User,
     csrf: &Csrf,
     form: &FormData,
-    change: &Change,
+    action: &BulkAction,
     selected: &[Incident],
 ) -> Response {
     const SHOWN: usize = 20;
     let back = super::back_to(form, "/");
-    let what = describe(change);
+    let what = describe(action);
     let body = html! {
         h1 { (what) ": " (selected.len()) " incidents" }
         @if selected.is_empty() {
@@ -505,7 +536,8 @@ fn confirm_page(
             @if selected.len() > SHOWN { p.hint { "and " (selected.len() - SHOWN) " more" } }
             form.confirm method="post" action="/queue/bulk" {
                 (csrf_field(csrf))
-                @for key in ["back", "filter", "action", "owner", "severity", "reason", "notes"] {
+                @if let BulkAction::Note(text) = action { p { "The note: " q { (text) } } }
+                @for key in ["back", "filter", "action", "owner", "severity", "reason", "notes", "note"] {
                     @if let Some(v) = form.get(key) { input type="hidden" name=(key) value=(v); }
                 }
                 input type="hidden" name="all" value="1";

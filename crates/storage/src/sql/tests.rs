@@ -1597,6 +1597,31 @@ async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
         449,
         "a rule event each"
     );
+    // The same note on many: an entry, a push and a rule event each; one gone is its own error.
+    let some = [ids[0], gone, ids[1]];
+    let notes = s
+        .add_notes(&some, "dana", "one campaign", true)
+        .await
+        .unwrap();
+    assert!(matches!(notes[1], Err(StoreError::NoIncident(n)) if n == gone));
+    for (id, note) in [(ids[0], &notes[0]), (ids[1], &notes[2])] {
+        let note = note.as_ref().unwrap();
+        assert_eq!((note.incident_id, note.kind.as_str()), (id, "note"));
+        assert_eq!(
+            s.entries(id).await.unwrap().len(),
+            2,
+            "the close and the note"
+        );
+    }
+    assert_eq!(
+        s.pending_pushes("fes").await.unwrap().len() - pushes_before,
+        451,
+        "a push for each mirrored note"
+    );
+    assert_eq!(
+        s.pending_events(10_000).await.unwrap().len() - events_before,
+        451
+    );
 }
 
 /// Every change is an entry with its author and old → new values; a change against a
