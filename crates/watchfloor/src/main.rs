@@ -860,6 +860,10 @@ async fn incidents_command(
             .await
             .map_err(usage)
     };
+    // A change (or a note) to the incidents given by ID or by `--query`.
+    let each = async |ids, select: &work::SelectOpts, who: &work::ChangeOpts, what| {
+        work::change_each(writer().await?, &shared.sla, ids, select, who, what).await
+    };
     // The CLI runs on the machine itself: a local administrator, recorded as `--as`.
     let service = |store: Arc<watchfloor_storage::SqlStore>| {
         watchfloor_service::Service::new(store, shared.sla.clone()).with_settings(&shared)
@@ -996,15 +1000,7 @@ async fn incidents_command(
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Update(edit);
-            work::change_each(
-                writer().await?,
-                &shared.sla,
-                ids,
-                &select,
-                &who,
-                work::ToEach::Change(&change),
-            )
-            .await?
+            each(ids, &select, &who, work::ToEach::Change(&change)).await?
         }
         IncidentsAction::Close {
             ids,
@@ -1016,27 +1012,11 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            work::change_each(
-                writer().await?,
-                &shared.sla,
-                ids,
-                &select,
-                &who,
-                work::ToEach::Change(&change),
-            )
-            .await?
+            each(ids, &select, &who, work::ToEach::Change(&change)).await?
         }
         IncidentsAction::Reopen { ids, select, who } => {
             let change = watchfloor_core::Change::Reopen;
-            work::change_each(
-                writer().await?,
-                &shared.sla,
-                ids,
-                &select,
-                &who,
-                work::ToEach::Change(&change),
-            )
-            .await?
+            each(ids, &select, &who, work::ToEach::Change(&change)).await?
         }
         IncidentsAction::Note {
             words,
@@ -1046,7 +1026,7 @@ async fn incidents_command(
         } => {
             let (ids, text) = work::ids_then_text(&words).map_err(usage)?;
             let note = work::ToEach::Note { text, mirror };
-            work::change_each(writer().await?, &shared.sla, ids, &select, &who, note).await?
+            each(ids, &select, &who, note).await?
         }
         IncidentsAction::Run {
             id,
