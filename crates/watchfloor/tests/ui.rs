@@ -491,6 +491,55 @@ async fn an_incident_is_worked_in_the_browser() {
     );
     assert!(!page.contains("ui-canary-hook-secret"));
     b.screenshot(&shots.join("instances.png")).await;
+
+    // Notifications: a rule sends each note on the hostile incident to the hook (which is not
+    // there); the Notifications page, linked from the channels, lists it, its incident's
+    // title as text.
+    b.goto(&format!("{}/rules", s.url)).await;
+    b.script(
+        "document.querySelector('form.editor textarea').value += \
+         '\\n[[rules]]\\nname = \"notes-to-hook\"\\non = [\"note\"]\\nwhen = \"Pwned\"\\n\
+         actions = [{ action = \"notify\", channel = \"soc-hook\" }]\\n'",
+    )
+    .await;
+    b.click(&b.find("form.editor button[type=submit]").await)
+        .await;
+    b.wait_for_text("Saved 2 rules.").await;
+    b.goto(&format!("{}/?q=Pwned&status=all", s.url)).await;
+    b.click(&b.find("table.queue tbody td.name a").await).await;
+    b.type_into(&b.find("form.note textarea").await, "For the hook")
+        .await;
+    b.click(&b.find("form.note button").await).await;
+    b.wait_for_text("Note added").await;
+    b.goto(&format!("{}/instances", s.url)).await;
+    b.click(&b.find("a[href='/notifications']").await).await;
+    let started = Instant::now();
+    while b.find_all("table.notifications tbody tr").await.is_empty() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "the rule's notification never showed"
+        );
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        b.goto(&format!("{}/notifications", s.url)).await;
+    }
+    let page = b.body_text().await;
+    assert!(
+        page.contains("notes-to-hook") && page.contains("<script>alert(2)</script>"),
+        "{page}"
+    );
+    assert_eq!(
+        b.dialog().await,
+        None,
+        "no script ran on the notifications page"
+    );
+    b.goto(&format!("{}/notifications?status=sent", s.url))
+        .await;
+    b.wait_for_text("No notifications.").await;
+    b.goto(&format!("{}/notifications?status=pending,failed", s.url))
+        .await;
+    b.wait_for_text("not a notification status").await;
+    b.goto(&format!("{}/notifications", s.url)).await;
+    b.screenshot(&shots.join("notifications.png")).await;
     s.serve.stop();
 }
 

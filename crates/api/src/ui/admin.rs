@@ -92,6 +92,7 @@ pub(crate) async fn instances(
         }
         @if !channels.is_empty() {
             h2 { "Notification channels" }
+            p { a href="/notifications" { "What was sent, and what failed" } }
             table.grid {
                 thead { tr {
                     th { "Channel" } th { "Kind" } th { "Delivers to" } th { "Per hour at most" }
@@ -543,6 +544,89 @@ pub(crate) async fn revoke_key(
         Ok(()) => redirect_with(&back, &format!("Revoked key {id} of {name}.")),
         Err(e) => redirect_with(&back, &e.to_string()),
     }
+}
+
+/// The notifications of the incidents the user sees, newest first: `?channel=`, `?status=`
+/// (pending, sent or failed) and `?incident=` narrow them, as `notifications list` does.
+pub(crate) async fn notifications(
+    State(state): State<AppState>,
+    Extension(user): Extension<Arc<User>>,
+    Extension(csrf): Extension<Csrf>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    let given =
+        |key: &str| super::query_value(query.as_deref(), key).filter(|v| !v.trim().is_empty());
+    let (channel, status) = (given("channel"), given("status"));
+    let incident = match given("incident")
+        .map(|v| v.trim().parse::<i64>())
+        .transpose()
+    {
+        Ok(id) => id,
+        Err(_) => {
+            return error_page(ApiError(
+                StatusCode::BAD_REQUEST,
+                "incident: give an incident's number".into(),
+            ));
+        }
+    };
+    let caller = Caller::of(&user);
+    let filter = watchfloor_storage::NotificationFilter {
+        channel: channel.clone(),
+        status: status.clone(),
+        incident,
+        limit: Some(500),
+        ..Default::default()
+    };
+    let found = match state.service.notifications(&caller, filter).await {
+        Ok(found) => found,
+        Err(e) => return error_page(e.into()),
+    };
+    // The channels to choose from: the configured ones for those who read channels, else
+    // those of the notifications found.
+    let mut channels: Vec<String> = match state.service.channel_views(&caller).await {
+        Ok(views) => views.into_iter().map(|c| c.name).collect(),
+        Err(_) => found.iter().map(|n| n.channel.clone()).collect(),
+    };
+    channels.sort();
+    channels.dedup();
+    let body = html! {
+        h1 { "Notifications" }
+        form.fields.inline method="get" action="/notifications" {
+            label { "Channel"
+                select name="channel" {
+                    option value="" { "any" }
+                    @for c in &channels { option value=(c) selected[channel.as_deref() == Some(c.as_str())] { (c) } }
+                }
+            }
+            label { "Status"
+                select name="status" {
+                    option value="" { "any" }
+                    @for s in ["pending", "sent", "failed"] { option value=(s) selected[status.as_deref() == Some(s)] { (s) } }
+                }
+            }
+            label { "Incident" input name="incident" size="8" value=[incident] placeholder="number"; }
+            button type="submit" { "Show" }
+        }
+        p.hint { "What rules sent, or are to send, about the incidents you see, newest first; at most 500. Channels and their last errors are on the Instances page." }
+        table.grid.notifications {
+            thead { tr { th { "Queued" } th { "Incident" } th { "Organization" } th { "Channel" } th { "Rule" } th { "On" } th { "Status" } } }
+            tbody {
+                @for n in &found {
+                    tr class=[(n.status == "failed").then_some("bad")] {
+                        td { (when(n.created)) }
+                        td { a href={ "/incidents/" (n.incident_id) } { "#" (n.incident_id) " " (n.incident_name) } }
+                        td { (n.organization.as_deref().unwrap_or("")) }
+                        td { (n.channel) }
+                        td { (n.rule) }
+                        td { (n.trigger) }
+                        td { (n.status) }
+                    }
+                }
+            }
+        }
+        @if found.is_empty() { p.hint { "No notifications." } }
+    };
+    layout("Notifications", &user, &csrf, "Instances", body)
 }
 
 /// The audit log (admins): `?since=` a time, as the CLI takes it.

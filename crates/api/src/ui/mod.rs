@@ -109,6 +109,7 @@ pub fn routes(state: AppState) -> Router<AppState> {
         .route("/instances/{name}/test", post(admin::test_instance))
         .route("/instances/{name}/fetch", post(admin::fetch_instance))
         .route("/channels/{name}/test", post(admin::test_channel))
+        .route("/notifications", get(admin::notifications))
         .route("/users", get(admin::users).post(admin::create_user))
         .route("/users/{name}/access", post(admin::set_access))
         .route("/users/{name}/api-key", post(admin::api_key))
