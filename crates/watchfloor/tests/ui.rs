@@ -582,6 +582,14 @@ async fn an_analyst_sees_only_their_organization() {
     let globex = body["data"][0]["id"].as_i64().unwrap();
     b.goto(&format!("{}/incidents/{globex}", s.url)).await;
     b.wait_for_text("404").await;
+    // Regression (first hour): an error page lost the signed-in user's navigation (their
+    // name, Log out); it keeps it, and says no more than "no incident".
+    let page = b.body_text().await;
+    assert!(
+        page.contains("dana · analyst") && page.contains("Log out"),
+        "{page}"
+    );
+    assert!(page.contains(&format!("no incident {globex}")), "{page}");
     b.goto(&format!("{}/dashboard", s.url)).await;
     b.find("svg.chart").await;
     let text = b.body_text().await;

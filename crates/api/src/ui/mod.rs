@@ -188,9 +188,21 @@ async fn session(State(state): State<AppState>, mut req: Request, next: Next) ->
     };
     match state.service.session_user(&token).await {
         Ok(Some(user)) => {
-            req.extensions_mut().insert(Arc::new(user));
-            req.extensions_mut().insert(Csrf(csrf_of(&token)));
-            next.run(req).await
+            let user = Arc::new(user);
+            let csrf = Csrf(csrf_of(&token));
+            req.extensions_mut().insert(user.clone());
+            req.extensions_mut().insert(csrf.clone());
+            let answer = next.run(req).await;
+            // An error page, drawn where no user was at hand, keeps the signed-in user's
+            // navigation.
+            match answer.extensions().get::<ErrorShown>() {
+                Some(ErrorShown(status, message)) => {
+                    let mut page = layout("Error", &user, &csrf, "", error_body(*status, message));
+                    *page.status_mut() = *status;
+                    page
+                }
+                None => answer,
+            }
         }
         Ok(None) => {
             let mut answer = Redirect::to("/login?expired=1").into_response();
@@ -325,9 +337,24 @@ fn html_response(status: StatusCode, page: Markup) -> Response {
         .into_response()
 }
 
+/// What an error page said, on its answer, so that a signed-in user's page can be drawn again
+/// with their navigation.
+#[derive(Clone)]
+struct ErrorShown(StatusCode, String);
+
+/// The body of an error page: the status, what failed, and the way back.
+fn error_body(status: StatusCode, message: &str) -> Markup {
+    html! {
+        h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
+        p.error { (message) }
+        p { a href="/" { "Back to the queue" } }
+    }
+}
+
 /// An error as a page that says what to do; the status stays the API's.
 pub(crate) fn error_page(e: ApiError) -> Response {
     let ApiError(status, message) = e;
+    let shown = ErrorShown(status, message.clone());
     let page = html! {
         (DOCTYPE)
         html lang="en" {
@@ -342,15 +369,13 @@ pub(crate) fn error_page(e: ApiError) -> Response {
                     a.brand href="/" { "watchfloor" }
                     nav { @for (href, name) in NAV { a href=(href) { (name) } } }
                 }
-                main.narrow {
-                    h1 { (status.as_u16()) " " (status.canonical_reason().unwrap_or("")) }
-                    p.error { (message) }
-                    p { a href="/" { "Back to the queue" } }
-                }
+                main.narrow { (error_body(status, &message)) }
             }
         }
     };
-    html_response(status, page)
+    let mut answer = html_response(status, page);
+    answer.extensions_mut().insert(shown);
+    answer
 }
 
 /// A hidden CSRF field for a form.
