@@ -2096,14 +2096,23 @@ impl IncidentStore for SqlStore {
                 let mut tx = self.write().await?;
                 // What a change to one reads per incident is read once for the chunk: the
                 // incidents before, the rules' gate, the incidents after.
-                let before = locked_incidents(&mut tx, backend, chunk).await?;
+                let mut before = locked_incidents(&mut tx, backend, chunk).await?;
                 let gate = rules::gate(&mut tx).await?;
                 let mut outcomes = Vec::with_capacity(chunk.len());
                 for &id in chunk {
-                    let Some(before) = before.get(&id) else {
-                        outcomes.push(Err(StoreError::NoIncident(id)));
-                        continue;
+                    // An id given twice is changed from the state the first change left.
+                    let before = match before.remove(&id) {
+                        Some(found) => found,
+                        None => match read_incident(&mut tx, backend, id).await {
+                            Ok(found) => found,
+                            Err(e @ StoreError::NoIncident(_)) => {
+                                outcomes.push(Err(e));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        },
                     };
+                    let before = &before;
                     // A refusal comes before anything is written, so the others of the
                     // transaction go on without it; any other failure ends the transaction,
                     // and what it held is not stored.
@@ -2141,11 +2150,13 @@ impl IncidentStore for SqlStore {
                     .filter_map(|o| o.as_ref().ok())
                     .copied()
                     .collect();
-                let mut after = locked_incidents(&mut tx, backend, &changed).await?;
+                let after = locked_incidents(&mut tx, backend, &changed).await?;
                 tx.commit().await?;
                 for outcome in outcomes {
                     results.push(
-                        outcome.and_then(|id| after.remove(&id).ok_or(StoreError::NoIncident(id))),
+                        outcome.and_then(|id| {
+                            after.get(&id).cloned().ok_or(StoreError::NoIncident(id))
+                        }),
                     );
                 }
             }

@@ -1551,6 +1551,10 @@ async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
     let events_before = s.pending_events(10_000).await.unwrap().len();
     let gone = ids.iter().max().unwrap() + 1_000;
     ids.insert(7, gone);
+    // One given twice in a transaction is changed from the state the first change left: its
+    // second close is refused, not written again.
+    let twice = ids[20];
+    ids.insert(30, twice);
     let results = s
         .change_incidents(
             &ids,
@@ -1576,12 +1580,15 @@ async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
                     ("dana", "change")
                 );
             }
-            Err(StoreError::Refused { id: refused, .. }) => assert_eq!(*refused, closed_before),
+            Err(StoreError::Refused { id: refused, .. }) => {
+                assert!([closed_before, twice].contains(refused), "{refused}")
+            }
             Err(StoreError::NoIncident(missing)) => assert_eq!(*missing, gone),
             Err(e) => panic!("{id}: {e}"),
         }
     }
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 449);
+    assert!(matches!(results[30], Err(StoreError::Refused { id, .. }) if id == twice));
     assert_eq!(
         s.incident(closed_before).await.unwrap().unwrap().version,
         2,
