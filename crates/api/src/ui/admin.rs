@@ -52,7 +52,7 @@ pub(crate) async fn instances(
         table.grid {
             thead { tr {
                 th { "Instance" } th { "Integration" } th { "Fetch" } th { "Mirroring" }
-                th { "Last success" } th { "Last error" } th { "Failures in a row" } th { "Last cycle" }
+                th { "Last success" } th { "Last error" } th.num { "Failures in a row" } th { "Last cycle" }
                 @if acts { th {} }
             } }
             tbody {
@@ -95,8 +95,8 @@ pub(crate) async fn instances(
             p { a href="/notifications" { "What was sent, and what failed" } }
             table.grid {
                 thead { tr {
-                    th { "Channel" } th { "Kind" } th { "Delivers to" } th { "Per hour at most" }
-                    th { "Waiting" } th { "Sent in the last hour" } th { "Failed in the last day" } th { "Last error" }
+                    th { "Channel" } th { "Kind" } th { "Delivers to" } th.num { "Per hour at most" }
+                    th.num { "Waiting" } th.num { "Sent in the last hour" } th.num { "Failed in the last day" } th { "Last error" }
                     @if user.role == Role::Admin { th {} }
                 } }
                 tbody {
@@ -496,7 +496,7 @@ pub(crate) async fn keys(
         h1 { "API keys of " (name) }
         p.hint { "Keys are shown once, when made; here only their ids and dates." }
         table.grid {
-            thead { tr { th { "Key" } th { "Made" } th { "Revoked" } th {} } }
+            thead { tr { th.num { "Key" } th { "Made" } th { "Revoked" } th {} } }
             tbody {
                 @for k in &keys {
                     tr {

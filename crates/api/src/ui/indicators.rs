@@ -61,7 +61,7 @@ pub(crate) fn of_incident(found: &[IndicatorSummary], related: &[RelatedIncident
             p.hint { "No indicators found in this incident." }
         } @else {
             table.grid.indicators {
-                thead { tr { th { "Type" } th { "Value" } th { "Other incidents" } th { "Elsewhere" } } }
+                thead { tr { th { "Type" } th { "Value" } th.num { "Other incidents" } th { "Elsewhere" } } }
                 tbody {
                     @for s in found {
                         @let others = s.incidents.saturating_sub(1);
@@ -80,7 +80,7 @@ pub(crate) fn of_incident(found: &[IndicatorSummary], related: &[RelatedIncident
         @if !related.is_empty() {
             h2 { "Related incidents" }
             table.grid.related {
-                thead { tr { th { "ID" } th { "Severity" } th { "Name" } th { "Status" } th { "Shared" } } }
+                thead { tr { th.num { "ID" } th { "Severity" } th { "Name" } th { "Status" } th.num { "Shared" } } }
                 tbody {
                     @for r in related {
                         tr {
@@ -150,7 +150,7 @@ pub(crate) async fn list(
             p.hint { "No indicators in the incidents you can see." }
         } @else {
             table.grid {
-                thead { tr { th { "Type" } th { "Value" } th { "Incidents" } th { "First seen" } th { "Last seen" } th { "Elsewhere" } } }
+                thead { tr { th { "Type" } th { "Value" } th.num { "Incidents" } th { "First seen" } th { "Last seen" } th { "Elsewhere" } } }
                 tbody {
                     @for s in &found {
                         tr {
@@ -245,7 +245,7 @@ pub(crate) async fn page(
         @if !found.found_in.is_empty() {
             p { a href=(queue_href(&s.value)) { "Open in the queue" } }
             table.grid {
-                thead { tr { th { "ID" } th { "Severity" } th { "Name" } th { "Organization" } th { "Status" } th { "Occurred" } } }
+                thead { tr { th.num { "ID" } th { "Severity" } th { "Name" } th { "Organization" } th { "Status" } th { "Occurred" } } }
                 tbody {
                     @for i in &found.found_in {
                         tr {

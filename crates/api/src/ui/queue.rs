@@ -322,7 +322,8 @@ pub(crate) async fn page(
                 tr {
                     th { input type="checkbox" #select-all aria-label="select all"; }
                     @for (field, label) in COLUMNS {
-                        th {
+                        // The number and the age are right-aligned, as their cells are.
+                        th class=[matches!(field, "id" | "occurred").then_some("num")] {
                             @if field.is_empty() { (label) } @else { a href=(sort_link(field)) { (label) } }
                         }
                     }
