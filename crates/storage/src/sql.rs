@@ -786,6 +786,23 @@ async fn apply_change(
     kind: &str,
     now: DateTime<Utc>,
 ) -> Result<(Value, watchfloor_core::Lifecycle), StoreError> {
+    let (moved, after) = write_change(tx, backend, before, change, sla, now).await?;
+    let body = serde_json::json!({"changes": moved});
+    insert_entry(tx, before.id, now, author, kind, &body).await?;
+    Ok((moved, after))
+}
+
+/// [`apply_change`] but its entry: the lifecycle's rules (a refusal comes before anything
+/// is written), the new fields, the version and the SLA due time. Returns what moved, for
+/// the entry, and the lifecycle as written.
+async fn write_change(
+    tx: &mut Tx,
+    backend: Backend,
+    before: &Incident,
+    change: &Change,
+    sla: &SlaPolicy,
+    now: DateTime<Utc>,
+) -> Result<(Value, watchfloor_core::Lifecycle), StoreError> {
     let id = before.id;
     let mut after = before.lifecycle();
     let moved = after
@@ -841,9 +858,74 @@ async fn apply_change(
         write_record(tx, id, &before.integration, &record).await?;
     }
     let moved = serde_json::to_value(&moved).map_err(|e| StoreError::Database(e.to_string()))?;
-    let body = serde_json::json!({"changes": moved});
-    insert_entry(tx, id, now, author, kind, &body).await?;
     Ok((moved, after))
+}
+
+/// Appends war-room entries of `kind` by `author` made at `at`, each an incident's id and
+/// body, in one statement.
+async fn insert_entries(
+    tx: &mut Tx,
+    backend: Backend,
+    at: DateTime<Utc>,
+    author: &str,
+    kind: &str,
+    entries: &[(i64, Value)],
+) -> Result<(), StoreError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    let mut q = crate::dialect::Sql::new(
+        backend,
+        "INSERT INTO incident_entries (incident_id, created, author, kind, body) VALUES ",
+    );
+    for (n, (id, body)) in entries.iter().enumerate() {
+        q.push(if n == 0 { "(" } else { ", (" })
+            .push_bind(*id)
+            .push(", ")
+            .push_bind(ts(at))
+            .push(", ")
+            .push_bind(author.to_string())
+            .push(", ")
+            .push_bind(kind.to_string())
+            .push(", ")
+            .push_bind(body.to_string())
+            .push(")");
+    }
+    q.build().execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Queues pushes of incidents' changes to their providers, in one statement.
+async fn queue_pushes(
+    tx: &mut Tx,
+    backend: Backend,
+    pushes: &[(Incident, ToProvider)],
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    if pushes.is_empty() {
+        return Ok(());
+    }
+    let mut q = crate::dialect::Sql::new(
+        backend,
+        "INSERT INTO outbox (incident_id, instance, external_id, kind, body, created) VALUES ",
+    );
+    for (n, (incident, change)) in pushes.iter().enumerate() {
+        q.push(if n == 0 { "(" } else { ", (" })
+            .push_bind(incident.id)
+            .push(", ")
+            .push_bind(incident.instance.clone())
+            .push(", ")
+            .push_bind(incident.external_id.clone())
+            .push(", ")
+            .push_bind(change.kind())
+            .push(", ")
+            .push_bind(change.body().to_string())
+            .push(", ")
+            .push_bind(ts(now))
+            .push(")");
+    }
+    q.build().execute(&mut **tx).await?;
+    Ok(())
 }
 
 /// Queues a push of an incident's change to its provider.
@@ -2099,6 +2181,9 @@ impl IncidentStore for SqlStore {
                 let mut before = locked_incidents(&mut tx, backend, chunk).await?;
                 let gate = rules::gate(&mut tx).await?;
                 let mut outcomes = Vec::with_capacity(chunk.len());
+                // The entries and pushes are written for the chunk at its end, in order.
+                let mut entries = Vec::with_capacity(chunk.len());
+                let mut pushes = Vec::new();
                 for &id in chunk {
                     // An id given twice is changed from the state the first change left.
                     let before = match before.remove(&id) {
@@ -2112,27 +2197,18 @@ impl IncidentStore for SqlStore {
                             Err(e) => return Err(e),
                         },
                     };
-                    let before = &before;
                     // A refusal comes before anything is written, so the others of the
                     // transaction go on without it; any other failure ends the transaction,
                     // and what it held is not stored.
-                    let moved = match apply_change(
-                        &mut tx, backend, before, author, change, sla, "change", now,
-                    )
-                    .await
-                    {
-                        Ok((moved, _)) => moved,
-                        Err(e @ StoreError::Refused { .. }) => {
-                            outcomes.push(Err(e));
-                            continue;
-                        }
-                        Err(e) => return Err(e),
-                    };
-                    if let Some(mirrored) = ToProvider::of_change(change)
-                        && !before.is_manual()
-                    {
-                        queue_push(&mut tx, before, &mirrored, now).await?;
-                    }
+                    let moved =
+                        match write_change(&mut tx, backend, &before, change, sla, now).await {
+                            Ok((moved, _)) => moved,
+                            Err(e @ StoreError::Refused { .. }) => {
+                                outcomes.push(Err(e));
+                                continue;
+                            }
+                            Err(e) => return Err(e),
+                        };
                     rules::queue_event_in(
                         &mut tx,
                         backend,
@@ -2143,8 +2219,16 @@ impl IncidentStore for SqlStore {
                         0,
                     )
                     .await?;
+                    entries.push((id, serde_json::json!({ "changes": moved })));
+                    if let Some(mirrored) = ToProvider::of_change(change)
+                        && !before.is_manual()
+                    {
+                        pushes.push((before, mirrored));
+                    }
                     outcomes.push(Ok(id));
                 }
+                insert_entries(&mut tx, backend, now, author, "change", &entries).await?;
+                queue_pushes(&mut tx, backend, &pushes, now).await?;
                 let changed: Vec<i64> = outcomes
                     .iter()
                     .filter_map(|o| o.as_ref().ok())

@@ -1579,6 +1579,11 @@ async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
                     (entries[0].author.as_str(), entries[0].kind.as_str()),
                     ("dana", "change")
                 );
+                assert!(
+                    entries[0].text().starts_with("status: pending → closed\n"),
+                    "{}",
+                    entries[0].text()
+                );
             }
             Err(StoreError::Refused { id: refused, .. }) => {
                 assert!([closed_before, twice].contains(refused), "{refused}")
@@ -1594,10 +1599,18 @@ async fn a_change_to_many_is_each_a_change_to_one(s: SqlStore) {
         2,
         "the refused incident is left as it was"
     );
-    assert_eq!(
-        s.pending_pushes("fes").await.unwrap().len() - pushes_before,
-        449,
-        "a push each"
+    let pushes = s.pending_pushes("fes").await.unwrap();
+    assert_eq!(pushes.len() - pushes_before, 449, "a push each");
+    let pushed: std::collections::HashSet<i64> = pushes.iter().map(|p| p.incident_id).collect();
+    assert_eq!(pushed.len(), pushes.len(), "one push per incident");
+    assert!(
+        pushes[pushes_before..].iter().all(|p| matches!(
+            p.change(),
+            Ok(watchfloor_core::Mirrored::Close { reason: CloseReason::Duplicate, ref notes })
+                if notes.as_deref() == Some("one campaign")
+        )),
+        "{:?}",
+        pushes.last()
     );
     assert_eq!(
         s.pending_events(10_000).await.unwrap().len() - events_before,
