@@ -590,6 +590,10 @@ async fn an_analyst_sees_only_their_organization() {
         "{page}"
     );
     assert!(page.contains(&format!("no incident {globex}")), "{page}");
+    // So does the page of an address nothing answers.
+    b.goto(&format!("{}/nowhere", s.url)).await;
+    b.wait_for_text("there is no page at /nowhere").await;
+    assert!(b.body_text().await.contains("dana · analyst"));
     b.goto(&format!("{}/dashboard", s.url)).await;
     b.find("svg.chart").await;
     let text = b.body_text().await;

@@ -43,9 +43,9 @@ const CSS: &str = include_str!("../../assets/app.css");
 const JS: &str = include_str!("../../assets/app.js");
 const ICON: &str = include_str!("../../assets/icon.svg");
 
-/// An address no page or route answers: a page with the navigation for a browser, JSON for
-/// everyone else (scripts, demisto-py).
-pub(crate) async fn not_found(req: Request) -> Response {
+/// An address no page or route answers: a page with the navigation (a signed-in user's, if
+/// the browser has a session) for a browser, JSON for everyone else (scripts, demisto-py).
+pub(crate) async fn not_found(State(state): State<AppState>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let browser = req
         .headers()
@@ -53,10 +53,21 @@ pub(crate) async fn not_found(req: Request) -> Response {
         .and_then(|a| a.to_str().ok())
         .is_some_and(|a| a.contains("text/html"));
     if browser {
-        let mut page = error_page(ApiError(
-            StatusCode::NOT_FOUND,
-            format!("there is no page at {path}"),
-        ));
+        let message = format!("there is no page at {path}");
+        let user = match cookie_value(req.headers(), COOKIE) {
+            Some(token) => state
+                .service
+                .session_user(token)
+                .await
+                .ok()
+                .flatten()
+                .map(|user| (user, Csrf(csrf_of(token)))),
+            None => None,
+        };
+        let mut page = match user {
+            Some((user, csrf)) => user_error_page(&user, &csrf, StatusCode::NOT_FOUND, &message),
+            None => error_page(ApiError(StatusCode::NOT_FOUND, message)),
+        };
         add_security_headers(&mut page);
         return page;
     }
@@ -197,9 +208,7 @@ async fn session(State(state): State<AppState>, mut req: Request, next: Next) ->
             // navigation.
             match answer.extensions().get::<ErrorShown>() {
                 Some(ErrorShown(status, message)) => {
-                    let mut page = layout("Error", &user, &csrf, "", error_body(*status, message));
-                    *page.status_mut() = *status;
-                    page
+                    user_error_page(&user, &csrf, *status, message)
                 }
                 None => answer,
             }
@@ -349,6 +358,13 @@ fn error_body(status: StatusCode, message: &str) -> Markup {
         p.error { (message) }
         p { a href="/" { "Back to the queue" } }
     }
+}
+
+/// An error page for a signed-in user, with their navigation.
+fn user_error_page(user: &User, csrf: &Csrf, status: StatusCode, message: &str) -> Response {
+    let mut page = layout("Error", user, csrf, "", error_body(status, message));
+    *page.status_mut() = status;
+    page
 }
 
 /// An error as a page that says what to do; the status stays the API's.
