@@ -26,7 +26,7 @@ pub struct SyncReport {
     pub skipped: usize,
     /// Pushes that failed and wait for the next cycle.
     pub pending: usize,
-    /// Incidents whose provider state changed.
+    /// Incidents whose provider state changed (a first read, the baseline, is not counted).
     pub pulled: usize,
     /// Nothing was done: another process holds the instance's mirroring (its id, and how
     /// long its lease has left).
@@ -297,6 +297,7 @@ impl Engine {
                     )
                     .await
                     .map_err(store_err)?
+                    && !remote.baseline
                 {
                     report.pulled += 1;
                 }

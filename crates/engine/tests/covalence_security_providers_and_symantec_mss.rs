@@ -681,6 +681,18 @@ async fn symantec_reads_only_incidents_the_list_says_changed() {
         "the first cycle reads each workflow: {}",
         first.requests
     );
+    // Regression (`sync` said every open incident "changed at the provider" on its first
+    // cycle): the first read of each is its baseline; only those found closed there changed.
+    let closed_there = store
+        .incidents(&IncidentFilter {
+            status: vec![watchfloor_core::Status::Closed],
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .len();
+    assert!(closed_there < open.len());
+    assert_eq!(first.pulled, closed_there, "{first:?}");
     let quiet = engine.sync("mss").await.unwrap();
     assert_eq!(quiet.pulled, 0);
     assert!(

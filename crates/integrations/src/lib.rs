@@ -308,6 +308,10 @@ pub struct RemoteChange {
     pub close: Option<(watchfloor_core::CloseReason, Option<String>)>,
     /// The provider's own times as it gives them now, where its API has them.
     pub provider: Option<watchfloor_core::ProviderTimes>,
+    /// Only the state to compare with next time, nothing changed at the provider: the first
+    /// read of a record, or what a list told of one unchanged. Recorded, not counted as a
+    /// change.
+    pub baseline: bool,
 }
 
 /// The name of the command every integration has, which runs [`Instance::test`].

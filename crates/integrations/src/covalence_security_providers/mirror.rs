@@ -150,6 +150,7 @@ fn compare(alert: &Value, seen: &Value) -> Option<RemoteChange> {
         notes,
         close: None,
         provider,
+        baseline: false,
     })
 }
 

@@ -163,6 +163,7 @@ impl SymantecMssInstance {
             let closed = now["status"] == "Closed";
             let baseline = RemoteChange {
                 seen: now.clone(),
+                baseline: !closed,
                 ..RemoteChange::default()
             };
             return Ok(Some(if closed {
@@ -259,6 +260,7 @@ impl SymantecMssInstance {
                     Some(RemoteChange {
                         provider: Some(provider_times(at, seen["status"] == "Closed")),
                         seen,
+                        baseline: true,
                         ..RemoteChange::default()
                     })
                 }
