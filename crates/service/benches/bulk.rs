@@ -1,8 +1,9 @@
-//! Bulk change benchmark, run with `cargo bench -p watchfloor-service --bench bulk`: closing
-//! and assigning the 10,000 incidents a filter matches (the most one change to many takes) in
-//! one `Service::change_selected`, against the same 10,000 changed one `Service::change` each
-//! (what a script of single calls, or the bulk change before it was batched, costs); side by
-//! side in one run, on fresh SQLite stores holding 12,000 incidents of two organizations.
+//! Bulk change benchmark, run with `cargo bench -p watchfloor-service --bench bulk`: closing,
+//! assigning and noting the 10,000 incidents a filter matches (the most one change to many
+//! takes) in one `Service::change_selected` (or `note_selected`), against the same 10,000
+//! changed one `Service::change` (or `note`) each (what a script of single calls, or the bulk
+//! change before it was batched, costs); side by side in one run, on fresh SQLite stores
+//! holding 12,000 incidents of two organizations.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -84,56 +85,101 @@ fn globex() -> Selection {
     }))
 }
 
-/// The time to apply `change` to the 10,000 Globex incidents: one call for all of them, or
-/// one call each. Checks that each was changed once, and no Acme incident.
-async fn time(change: &Change, all_at_once: bool) -> Duration {
+/// What is done to each incident.
+enum What {
+    Change(Change),
+    /// The same note.
+    Note,
+}
+
+const NOTE: &str = "part of campaign #812";
+
+/// The time to do `what` to the 10,000 Globex incidents: one call for all of them, or one
+/// call each. Checks that each was changed (or noted) once, and no Acme incident.
+async fn time(what: &What, all_at_once: bool) -> Duration {
     let (service, store, _dir) = fresh().await;
     let caller = Caller::local("bench");
     let started = Instant::now();
-    let changed = if all_at_once {
-        let (changed, refused) = service
-            .change_selected(&caller, &globex(), change)
-            .await
-            .unwrap();
-        assert!(refused.is_empty(), "{:?}", &refused[..refused.len().min(3)]);
-        changed.len()
-    } else {
-        let matches = service.preview(&caller, &globex(), change).await.unwrap();
-        for incident in &matches {
-            service
-                .change(&caller, incident.id, None, change)
+    let done = match (what, all_at_once) {
+        (What::Change(change), true) => {
+            let (changed, refused) = service
+                .change_selected(&caller, &globex(), change)
                 .await
                 .unwrap();
+            assert!(refused.is_empty(), "{:?}", &refused[..refused.len().min(3)]);
+            changed.len()
         }
-        matches.len()
+        (What::Note, true) => {
+            let (noted, refused) = service
+                .note_selected(&caller, &globex(), NOTE, false)
+                .await
+                .unwrap();
+            assert!(refused.is_empty(), "{:?}", &refused[..refused.len().min(3)]);
+            noted.len()
+        }
+        (what, false) => {
+            let matches = match what {
+                What::Change(change) => service.preview(&caller, &globex(), change).await,
+                What::Note => service.preview_note(&caller, &globex(), NOTE).await,
+            }
+            .unwrap();
+            for incident in &matches {
+                match what {
+                    What::Change(change) => {
+                        service
+                            .change(&caller, incident.id, None, change)
+                            .await
+                            .unwrap();
+                    }
+                    What::Note => {
+                        service
+                            .note(&caller, incident.id, NOTE, false)
+                            .await
+                            .unwrap();
+                    }
+                }
+            }
+            matches.len()
+        }
     };
     let took = started.elapsed();
-    assert_eq!(changed, MATCHED);
-    let versions = |org: &str| {
+    assert_eq!(done, MATCHED);
+    let of = |org: &str| {
         let filter = IncidentFilter {
             organization: Some(org.into()),
             limit: Some(MATCHED + OTHERS),
             ..Default::default()
         };
         let store = store.clone();
-        async move {
-            let mut v: Vec<i64> = store
-                .incidents(&filter)
-                .await
-                .unwrap()
-                .iter()
-                .map(|i| i.version)
-                .collect();
-            v.dedup();
-            (v, store.incidents(&filter).await.unwrap().len())
-        }
+        async move { store.incidents(&filter).await.unwrap() }
     };
-    assert_eq!(
-        versions("Globex").await,
-        (vec![2], MATCHED),
-        "each changed once"
-    );
-    assert_eq!(versions("Acme").await, (vec![1], OTHERS), "none changed");
+    match what {
+        What::Change(_) => {
+            let versions = |incidents: Vec<watchfloor_core::Incident>| {
+                let mut v: Vec<i64> = incidents.iter().map(|i| i.version).collect();
+                v.dedup();
+                (v, incidents.len())
+            };
+            assert_eq!(
+                versions(of("Globex").await),
+                (vec![2], MATCHED),
+                "each changed once"
+            );
+            assert_eq!(
+                versions(of("Acme").await),
+                (vec![1], OTHERS),
+                "none changed"
+            );
+        }
+        What::Note => {
+            for (org, notes) in [("Globex", 1), ("Acme", 0)] {
+                for incident in of(org).await {
+                    let entries = store.entries(incident.id).await.unwrap();
+                    assert_eq!(entries.len(), notes, "{org} #{}", incident.id);
+                }
+            }
+        }
+    }
     took
 }
 
@@ -158,12 +204,16 @@ async fn main() {
          change to many against one change each; fresh SQLite stores, the median of {RUNS} runs.\n\n\
          | change | one call | one call each | ratio |\n|---|---|---|---|\n"
     );
-    for (name, change) in [("close", &close), ("assign", &assign)] {
+    for (name, what) in [
+        ("close", What::Change(close)),
+        ("assign", What::Change(assign)),
+        ("note", What::Note),
+    ] {
         let mut bulk = Vec::new();
         let mut each = Vec::new();
         for _ in 0..RUNS {
-            bulk.push(time(change, true).await);
-            each.push(time(change, false).await);
+            bulk.push(time(&what, true).await);
+            each.push(time(&what, false).await);
         }
         let (bulk, each) = (median(bulk), median(each));
         let line = format!(
