@@ -129,7 +129,8 @@ fn providers_table(report: &Report, weeks: &[Report]) -> Markup {
                         td {
                             (g.name)
                             @if let Some(every) = g.poll_interval_s {
-                                " " span.hint title="a delivery lag up to this is our poll interval; beyond it, the provider's" { "fetched every " (span_text(every as i64)) }
+                                // On a line of its own, so that the table fits a screen.
+                                br; span.hint title="a delivery lag up to this is our poll interval; beyond it, the provider's" { "fetched every " (span_text(every as i64)) }
                             }
                         }
                         td.num { (f.incidents) }
