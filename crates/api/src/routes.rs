@@ -14,7 +14,7 @@ use serde_json::json;
 use watchfloor_core::{Change, CloseReason, Edit, Incident, Label, Severity, Status};
 use watchfloor_storage::{IncidentFilter, Role, User};
 
-use watchfloor_service::{Caller, QueueParams, Selection, queue::TOTAL_CAP};
+use watchfloor_service::{Caller, QueueParams, Selection, ToEach, queue::TOTAL_CAP};
 
 pub(crate) use crate::error::{ApiError, command_failed, internal, run_failed};
 pub(crate) use crate::state::AppState;
@@ -1013,15 +1013,9 @@ struct BulkBody {
     dry_run: bool,
 }
 
-/// What a bulk request does to each incident.
-enum BulkAction {
-    Change(Change),
-    Note { text: String, mirror: bool },
-}
-
 impl BulkBody {
     /// The change `action` asks for, refusing a field that action does not take.
-    fn action(self) -> Result<BulkAction, String> {
+    fn action(self) -> Result<ToEach, String> {
         let given = [
             ("owner", self.owner.is_some()),
             ("reason", self.reason.is_some()),
@@ -1055,9 +1049,9 @@ impl BulkBody {
                 }
             ));
         }
-        Ok(BulkAction::Change(match self.action.as_str() {
+        Ok(ToEach::Change(match self.action.as_str() {
             "note" => {
-                return Ok(BulkAction::Note {
+                return Ok(ToEach::Note {
                     text: self.text.ok_or("a note needs its `text`")?,
                     mirror: self.mirror.unwrap_or(false),
                 });
@@ -1111,24 +1105,17 @@ async fn bulk(
     let dry_run = body.dry_run;
     let action = body.action().map_err(bad)?;
     let caller = Caller::of(&user);
-    let service = &state.service;
     if dry_run {
-        let selected = match &action {
-            BulkAction::Change(change) => service.preview(&caller, &selection, change).await?,
-            BulkAction::Note { text, .. } => {
-                service.preview_note(&caller, &selection, text).await?
-            }
-        };
+        let selected = state
+            .service
+            .preview_each(&caller, &selection, &action)
+            .await?;
         return Ok(Json(json!({"dry_run": true, "selected": selected})).into_response());
     }
-    let (changed, failed) = match &action {
-        BulkAction::Change(change) => service.change_selected(&caller, &selection, change).await?,
-        BulkAction::Note { text, mirror } => {
-            service
-                .note_selected(&caller, &selection, text, *mirror)
-                .await?
-        }
-    };
+    let (changed, failed) = state
+        .service
+        .to_each_selected(&caller, &selection, &action)
+        .await?;
     let failed: Vec<serde_json::Value> = failed
         .into_iter()
         .map(|(id, error)| json!({"id": id, "error": error}))

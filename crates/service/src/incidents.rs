@@ -460,6 +460,36 @@ impl Service {
         self.selection(caller, selection).await
     }
 
+    /// `what` to each incident a selection names: [`Service::change_selected`] or
+    /// [`Service::note_selected`].
+    pub async fn to_each_selected(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        what: &ToEach,
+    ) -> Result<(Vec<Incident>, Vec<(i64, String)>), ServiceError> {
+        match what {
+            ToEach::Change(change) => self.change_selected(caller, selection, change).await,
+            ToEach::Note { text, mirror } => {
+                self.note_selected(caller, selection, text, *mirror).await
+            }
+        }
+    }
+
+    /// What [`Service::to_each_selected`] would be tried on, doing nothing:
+    /// [`Service::preview`] or [`Service::preview_note`].
+    pub async fn preview_each(
+        &self,
+        caller: &Caller,
+        selection: &Selection,
+        what: &ToEach,
+    ) -> Result<Vec<Incident>, ServiceError> {
+        match what {
+            ToEach::Change(change) => self.preview(caller, selection, change).await,
+            ToEach::Note { text, .. } => self.preview_note(caller, selection, text).await,
+        }
+    }
+
     /// Another kind of war-room entry (XSOAR's chat and formatted entries).
     pub async fn add_entry(
         &self,
@@ -531,6 +561,14 @@ fn check_note(text: &str) -> Result<(), ServiceError> {
         return Err(ServiceError::Invalid("the note is empty".into()));
     }
     no_nul("the note", text)
+}
+
+/// What a change to many does to each incident: a lifecycle change, or the same note (with
+/// `mirror`, sent to the provider too).
+#[derive(Debug, Clone, PartialEq)]
+pub enum ToEach {
+    Change(Change),
+    Note { text: String, mirror: bool },
 }
 
 /// Which incidents one change to many is for.

@@ -36,7 +36,7 @@ use watchfloor_integrations::Runner;
 use watchfloor_storage::{Actor, Role, Scope, Store, User};
 
 pub use error::ServiceError;
-pub use incidents::Selection;
+pub use incidents::{Selection, ToEach};
 pub use queue::{QueuePage, QueueParams};
 
 /// The rules every front end shares, over one store: cheap to clone.

@@ -861,8 +861,11 @@ async fn incidents_command(
             .map_err(usage)
     };
     // A change (or a note) to the incidents given by ID or by `--query`.
-    let each = async |ids, select: &work::SelectOpts, who: &work::ChangeOpts, what| {
-        work::change_each(writer().await?, &shared.sla, ids, select, who, what).await
+    let each = async |ids,
+                      select: &work::SelectOpts,
+                      who: &work::ChangeOpts,
+                      what: watchfloor_service::ToEach| {
+        work::change_each(writer().await?, &shared.sla, ids, select, who, &what).await
     };
     // The CLI runs on the machine itself: a local administrator, recorded as `--as`.
     let service = |store: Arc<watchfloor_storage::SqlStore>| {
@@ -1000,7 +1003,13 @@ async fn incidents_command(
             let edit = work::edit(status, severity, owner, unassign, kind, labels)
                 .map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Update(edit);
-            each(ids, &select, &who, work::ToEach::Change(&change)).await?
+            each(
+                ids,
+                &select,
+                &who,
+                watchfloor_service::ToEach::Change(change),
+            )
+            .await?
         }
         IncidentsAction::Close {
             ids,
@@ -1012,11 +1021,22 @@ async fn incidents_command(
             let reason =
                 watchfloor_core::CloseReason::parse(&reason).map_err(|e| usage(anyhow!(e)))?;
             let change = watchfloor_core::Change::Close { reason, notes };
-            each(ids, &select, &who, work::ToEach::Change(&change)).await?
+            each(
+                ids,
+                &select,
+                &who,
+                watchfloor_service::ToEach::Change(change),
+            )
+            .await?
         }
         IncidentsAction::Reopen { ids, select, who } => {
-            let change = watchfloor_core::Change::Reopen;
-            each(ids, &select, &who, work::ToEach::Change(&change)).await?
+            each(
+                ids,
+                &select,
+                &who,
+                watchfloor_service::ToEach::Change(watchfloor_core::Change::Reopen),
+            )
+            .await?
         }
         IncidentsAction::Note {
             words,
@@ -1025,7 +1045,10 @@ async fn incidents_command(
             who,
         } => {
             let (ids, text) = work::ids_then_text(&words).map_err(usage)?;
-            let note = work::ToEach::Note { text, mirror };
+            let note = watchfloor_service::ToEach::Note {
+                text: text.to_string(),
+                mirror,
+            };
             each(ids, &select, &who, note).await?
         }
         IncidentsAction::Run {

@@ -4,7 +4,7 @@
 use serde_json::{Value, json};
 use watchfloor_core::table::{TableOptions, table_to_markdown};
 use watchfloor_core::{Change, Edit, Label, Severity, Status};
-use watchfloor_service::{Caller, QueueParams, Selection, Service, ServiceError};
+use watchfloor_service::{Caller, QueueParams, Selection, Service, ServiceError, ToEach};
 use watchfloor_storage::{Store, WarRoomEntry};
 
 use crate::Failure;
@@ -184,20 +184,11 @@ fn words(change: &Change) -> (&'static str, &'static str) {
     }
 }
 
-/// What `change_each` does to each incident: a change, or the same note.
-#[derive(Clone, Copy)]
-pub enum ToEach<'a> {
-    Change(&'a Change),
-    Note { text: &'a str, mirror: bool },
-}
-
-impl ToEach<'_> {
-    /// What it did and does, as the CLI says it: `closed`, `close`.
-    fn words(self) -> (&'static str, &'static str) {
-        match self {
-            ToEach::Change(change) => words(change),
-            ToEach::Note { .. } => ("noted", "note"),
-        }
+/// What a change to many did and does, as the CLI says it: `closed`, `close`.
+fn words_of(what: &ToEach) -> (&'static str, &'static str) {
+    match what {
+        ToEach::Change(change) => words(change),
+        ToEach::Note { .. } => ("noted", "note"),
     }
 }
 
@@ -211,7 +202,7 @@ pub async fn change_each(
     ids: Vec<i64>,
     select: &SelectOpts,
     opts: &ChangeOpts,
-    what: ToEach<'_>,
+    what: &ToEach,
 ) -> Result<String, Failure> {
     if select.query.is_some() && !ids.is_empty() {
         return Err(Failure::Usage(anyhow::anyhow!(
@@ -231,7 +222,9 @@ pub async fn change_each(
         None if ids.len() == 1 && !select.dry_run => {
             return match what {
                 ToEach::Change(change) => self::change(store, sla, ids[0], opts, change).await,
-                ToEach::Note { text, mirror } => note(store, sla, ids[0], opts, text, mirror).await,
+                ToEach::Note { text, mirror } => {
+                    note(store, sla, ids[0], opts, text, *mirror).await
+                }
             };
         }
         None => Selection::Ids(ids),
@@ -243,13 +236,12 @@ pub async fn change_each(
     }
     let caller = caller_of(&*store, opts).await?;
     let service = Service::new(store, sla.clone());
-    let (done, undone) = what.words();
+    let (done, undone) = words_of(what);
     if select.dry_run {
-        let selected = match what {
-            ToEach::Change(change) => service.preview(&caller, &selection, change).await,
-            ToEach::Note { text, .. } => service.preview_note(&caller, &selection, text).await,
-        }
-        .map_err(failed)?;
+        let selected = service
+            .preview_each(&caller, &selection, what)
+            .await
+            .map_err(failed)?;
         let table =
             crate::incidents::list(&selected, selected.len(), false).map_err(Failure::Command)?;
         // The table drawn for a terminal, as `incidents list` draws it.
@@ -262,15 +254,10 @@ pub async fn change_each(
             false,
         ));
     }
-    let (changed, refused) = match what {
-        ToEach::Change(change) => service.change_selected(&caller, &selection, change).await,
-        ToEach::Note { text, mirror } => {
-            service
-                .note_selected(&caller, &selection, text, mirror)
-                .await
-        }
-    }
-    .map_err(failed)?;
+    let (changed, refused) = service
+        .to_each_selected(&caller, &selection, what)
+        .await
+        .map_err(failed)?;
     let ids: Vec<String> = changed.iter().map(|i| i.id.to_string()).collect();
     let mut said = match refused.len() {
         0 => format!("{done} {}", count(changed.len())),

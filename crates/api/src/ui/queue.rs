@@ -17,7 +17,7 @@ use super::{
     Csrf, FormData, csrf_field, error_page, flash, layout, redirect_with, severity_chip, sla_cell,
     span_text, status_badge,
 };
-use watchfloor_service::{Caller, QueueParams as ListQuery, Selection};
+use watchfloor_service::{Caller, QueueParams as ListQuery, Selection, ToEach};
 
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -377,20 +377,20 @@ fn selection_filter(list: &ListQuery) -> String {
 }
 
 /// The change a bulk form's `action` asks for.
-/// What the queue's bulk form does to each incident: a change, or the same note.
-enum BulkAction {
-    Change(Change),
-    Note(String),
-}
-
-fn bulk_action(form: &FormData, user: &User) -> Result<BulkAction, String> {
+/// What the queue's bulk form does to each incident: a change, or the same note (kept here).
+fn bulk_action(form: &FormData, user: &User) -> Result<ToEach, String> {
     let text = |key: &str| form.get(key).unwrap_or_default().trim().to_string();
-    Ok(BulkAction::Change(
+    Ok(ToEach::Change(
         match form.get("action").unwrap_or_default() {
             "note" if text("note").is_empty() => {
                 return Err("Write the note to add first.".into());
             }
-            "note" => return Ok(BulkAction::Note(text("note"))),
+            "note" => {
+                return Ok(ToEach::Note {
+                    text: text("note"),
+                    mirror: false,
+                });
+            }
             "assign-me" => Change::Update(Edit {
                 owner: Some(Some(user.name.clone())),
                 ..Edit::default()
@@ -417,10 +417,10 @@ fn bulk_action(form: &FormData, user: &User) -> Result<BulkAction, String> {
 }
 
 /// What a bulk change does, in words for its confirmation.
-fn describe(action: &BulkAction) -> String {
+fn describe(action: &ToEach) -> String {
     let change = match action {
-        BulkAction::Change(change) => change,
-        BulkAction::Note(_) => return "Add the note to".into(),
+        ToEach::Change(change) => change,
+        ToEach::Note { .. } => return "Add the note to".into(),
     };
     match change {
         Change::Update(Edit {
@@ -477,24 +477,12 @@ pub(crate) async fn bulk(
     };
     let service = &state.service;
     if matches!(selection, Selection::Matching(_)) && form.get("confirm") != Some("1") {
-        let selected = match &action {
-            BulkAction::Change(change) => service.preview(&caller, &selection, change).await,
-            BulkAction::Note(text) => service.preview_note(&caller, &selection, text).await,
-        };
-        return match selected {
+        return match service.preview_each(&caller, &selection, &action).await {
             Ok(selected) => confirm_page(&user, &csrf, &form, &action, &selected),
             Err(e) => redirect_with(&back, &format!("{e}.")),
         };
     }
-    let done = match &action {
-        BulkAction::Change(change) => service.change_selected(&caller, &selection, change).await,
-        BulkAction::Note(text) => {
-            service
-                .note_selected(&caller, &selection, text, false)
-                .await
-        }
-    };
-    let (done, refused) = match done {
+    let (done, refused) = match service.to_each_selected(&caller, &selection, &action).await {
         Ok((changed, refused)) => (changed.len(), refused),
         Err(e) if e.is_callers() => return redirect_with(&back, &format!("{e}.")),
         Err(e) => return error_page(e.into()),
@@ -504,8 +492,8 @@ pub(crate) async fn bulk(
         .map(|(id, why)| format!("#{id}: {why}"))
         .collect();
     let (done_word, not_word) = match action {
-        BulkAction::Change(_) => ("changed", "Not changed"),
-        BulkAction::Note(_) => ("noted", "Not noted"),
+        ToEach::Change(_) => ("changed", "Not changed"),
+        ToEach::Note { .. } => ("noted", "Not noted"),
     };
     let mut message = format!("{done} {done_word}.");
     if !refused.is_empty() {
@@ -520,7 +508,7 @@ fn confirm_page(
     user: &User,
     csrf: &Csrf,
     form: &FormData,
-    action: &BulkAction,
+    action: &ToEach,
     selected: &[Incident],
 ) -> Response {
     const SHOWN: usize = 20;
@@ -537,7 +525,7 @@ fn confirm_page(
             @if selected.len() > SHOWN { p.hint { "and " (selected.len() - SHOWN) " more" } }
             form.confirm method="post" action="/queue/bulk" {
                 (csrf_field(csrf))
-                @if let BulkAction::Note(text) = action { p { "The note: " q { (text) } } }
+                @if let ToEach::Note { text, .. } = action { p { "The note: " q { (text) } } }
                 @for key in ["back", "filter", "action", "owner", "severity", "reason", "notes", "note"] {
                     @if let Some(v) = form.get(key) { input type="hidden" name=(key) value=(v); }
                 }
