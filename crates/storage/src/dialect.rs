@@ -215,6 +215,27 @@ pub(crate) const SQLITE_PAGE: &str = "SELECT json_group_array(json_object('id', 
      created, modified, severity, status, organization, owner, details, labels, raw_json, record, version, \
      closed, close_reason, close_notes, first_assigned, sla_due FROM incidents WHERE 1 = 1";
 
+/// A row being bound by [`Sql::push_row`].
+pub struct Row<'a> {
+    sql: &'a mut Sql,
+    n: usize,
+}
+
+impl Row<'_> {
+    /// Binds the row's next value.
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: Encode<'static, Any> + Type<Any>,
+    {
+        if self.n > 0 {
+            self.sql.push(", ");
+        }
+        self.n += 1;
+        self.sql.push_bind(value);
+        self
+    }
+}
+
 /// A query being built: its text, with `$n` for each value bound so far, and the values.
 pub struct Sql {
     pub backend: Backend,
@@ -246,6 +267,14 @@ impl Sql {
         let placeholder = self.param(value);
         self.text.push_str(&placeholder);
         self
+    }
+
+    /// One row of a multi-row `VALUES`, `(v1, v2, ...)`, after a comma unless it is the
+    /// first: `values` binds each of its values in order.
+    pub fn push_row(&mut self, first: bool, values: impl FnOnce(&mut Row<'_>)) -> &mut Self {
+        self.push(if first { "(" } else { ", (" });
+        values(&mut Row { sql: self, n: 0 });
+        self.push(")")
     }
 
     /// Binds a value and returns its placeholder, to be pushed next: values bind in the

@@ -879,17 +879,13 @@ async fn insert_entries(
         "INSERT INTO incident_entries (incident_id, created, author, kind, body) VALUES ",
     );
     for (n, (id, body)) in entries.iter().enumerate() {
-        q.push(if n == 0 { "(" } else { ", (" })
-            .push_bind(*id)
-            .push(", ")
-            .push_bind(ts(at))
-            .push(", ")
-            .push_bind(author.to_string())
-            .push(", ")
-            .push_bind(kind.to_string())
-            .push(", ")
-            .push_bind(body.to_string())
-            .push(")");
+        q.push_row(n == 0, |row| {
+            row.bind(*id)
+                .bind(ts(at))
+                .bind(author.to_string())
+                .bind(kind.to_string())
+                .bind(body.to_string());
+        });
     }
     q.build().execute(&mut **tx).await?;
     Ok(())
@@ -910,19 +906,14 @@ async fn queue_pushes(
         "INSERT INTO outbox (incident_id, instance, external_id, kind, body, created) VALUES ",
     );
     for (n, (incident, change)) in pushes.iter().enumerate() {
-        q.push(if n == 0 { "(" } else { ", (" })
-            .push_bind(incident.id)
-            .push(", ")
-            .push_bind(incident.instance.clone())
-            .push(", ")
-            .push_bind(incident.external_id.clone())
-            .push(", ")
-            .push_bind(change.kind())
-            .push(", ")
-            .push_bind(change.body().to_string())
-            .push(", ")
-            .push_bind(ts(now))
-            .push(")");
+        q.push_row(n == 0, |row| {
+            row.bind(incident.id)
+                .bind(incident.instance.clone())
+                .bind(incident.external_id.clone())
+                .bind(change.kind())
+                .bind(change.body().to_string())
+                .bind(ts(now));
+        });
     }
     q.build().execute(&mut **tx).await?;
     Ok(())
